@@ -1,0 +1,52 @@
+"""Who an actor is to a case: the roles they hold on it, and what they may see."""
+
+from __future__ import annotations
+
+from closedloop.engine.definition import TransitionSpec, Workflow
+from closedloop.engine.model import Actor, Case, ReporterContact
+from closedloop.engine.privacy import masked
+
+
+def roles_on(workflow: Workflow, case: Case, actor: Actor) -> frozenset[str]:
+    """The workflow roles ``actor`` holds with respect to ``case``."""
+    held = set()
+    for role in workflow.roles:
+        match role.kind:
+            case "global":
+                holds = role.name in actor.roles
+            case "reporter":
+                holds = actor.id == case.reporter_id
+            case "lead_unit":
+                holds = case.lead_unit is not None and case.lead_unit in actor.units
+            case "co_unit":
+                holds = not actor.units.isdisjoint(case.co_units)
+        if holds:
+            held.add(role.name)
+    return frozenset(held)
+
+
+def can_see(workflow: Workflow, case: Case, actor: Actor) -> bool:
+    """Whether ``actor`` may see ``case`` at all.
+
+    Holders of a ``sees_all`` global role see every case; everyone else sees the cases
+    they are related to (as reporter, lead unit or co-unit member).
+    """
+    held = roles_on(workflow, case, actor)
+    return any(
+        (workflow.role(name).kind != "global") or workflow.role(name).sees_all for name in held
+    )
+
+
+def acting_role(transition: TransitionSpec, held: frozenset[str]) -> str | None:
+    """The first role of ``transition`` the actor holds (recorded in the audit event)."""
+    return next((role for role in transition.roles if role in held), None)
+
+
+def contact_for(
+    workflow: Workflow, case: Case, viewer: Actor, contact: ReporterContact | None
+) -> ReporterContact | None:
+    """The contact data as ``viewer`` may see it: in full or masked."""
+    if contact is None:
+        return None
+    entitled = roles_on(workflow, case, viewer) & set(workflow.privacy.full_contact)
+    return contact if entitled else masked(contact)

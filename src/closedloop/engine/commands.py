@@ -1,0 +1,147 @@
+"""Pure command logic: from a case and a command to the next case and its audit event.
+
+Nothing here reads a store or a clock; :mod:`closedloop.engine.service` supplies the
+case, the time and the actor, and persists what comes back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from closedloop.engine import audit
+from closedloop.engine.definition import TransitionSpec, Workflow
+from closedloop.engine.machine import CompiledMachine
+from closedloop.engine.model import JSON, Actor, AuditEvent, Case, Location
+from closedloop.engine.registry import Context
+from closedloop.engine.validation import SETTABLE_FIELDS
+from closedloop.errors import GuardRejected
+
+
+@dataclass(frozen=True, slots=True)
+class NewReport:
+    """A checked report, ready to become a case."""
+
+    case_id: str
+    reporter: Actor
+    description: str
+    location: Location
+    category: str | None
+    channel: str
+
+
+def open_case(workflow: Workflow, report: NewReport, now: datetime) -> tuple[Case, AuditEvent]:
+    """The first version of a case and its ``report`` event."""
+    initial = workflow.initial
+    case = Case(
+        id=report.case_id,
+        workflow=workflow.name,
+        state=initial.name,
+        version=1,
+        reported_at=now,
+        updated_at=now,
+        reporter_id=report.reporter.id,
+        channel=report.channel,
+        description=report.description,
+        location=report.location,
+        category=report.category,
+        waiting_on=initial.owner,
+        clock=initial.clock,
+        clock_started_at=now,
+    )
+    event = audit.seal(
+        case_id=case.id,
+        seq=1,
+        at=now,
+        actor=report.reporter.id,
+        role="reporter",
+        trigger="report",
+        from_state=None,
+        to_state=case.state,
+        payload={},
+        reason=None,
+        changes=audit.changes(None, case),
+        prev_hash=audit.GENESIS,
+    )
+    return case, event
+
+
+def check_guards(ctx: Context, workflow: Workflow) -> None:
+    """Run the transition's guards in order.
+
+    Raises:
+        GuardRejected: the first guard that refuses, with its reason.
+    """
+    for name in ctx.transition.guards:
+        refusal = workflow.registry.guard(name)(ctx)
+        if refusal is not None:
+            raise GuardRejected(ctx.case.id, ctx.case.state, ctx.transition.name, name, refusal)
+
+
+def apply_transition(
+    machine: CompiledMachine, ctx: Context, *, role: str, prev_hash: str
+) -> tuple[Case, AuditEvent]:
+    """The case after ``ctx.transition`` and the audit event that records it."""
+    case, transition = ctx.case, ctx.transition
+    dest = machine.fire(case.id, case.state, transition.name)
+    state = machine.workflow.state(dest)
+    update: dict[str, Any] = {
+        "state": dest,
+        "version": case.version + 1,
+        "updated_at": ctx.now,
+        "waiting_on": state.owner,
+        "clock": state.clock,
+    }
+    if dest != case.state or state.final:
+        update["clock_started_at"] = None if state.final else ctx.now
+    update.update(_updates(machine.workflow, ctx))
+    new = Case.model_validate({**case.model_dump(), **update})
+    reason = ctx.payload.get("reason")
+    event = audit.seal(
+        case_id=case.id,
+        seq=new.version,
+        at=ctx.now,
+        actor=ctx.actor.id,
+        role=role,
+        trigger=transition.name,
+        from_state=case.state,
+        to_state=dest,
+        payload=dict(ctx.payload),
+        reason=reason if isinstance(reason, str) else None,
+        changes=audit.changes(case, new),
+        prev_hash=prev_hash,
+    )
+    return new, event
+
+
+def _updates(workflow: Workflow, ctx: Context) -> dict[str, Any]:
+    transition: TransitionSpec = ctx.transition
+    pending: dict[str, JSON] = {}
+    for target, field in transition.sets.items():
+        if field in ctx.payload:
+            pending[target] = ctx.payload[field]
+    pending.update(transition.marks)
+    for name in transition.effects:
+        pending.update(workflow.registry.effect(name)(ctx))
+    return _split(ctx.case, pending, transition.counts)
+
+
+def _split(case: Case, pending: Mapping[str, JSON], counts: tuple[str, ...]) -> dict[str, Any]:
+    """Route updates to case fields or attributes; ``None`` removes an attribute."""
+    update: dict[str, Any] = {}
+    attributes = dict(case.attributes)
+    for target, value in pending.items():
+        if target in SETTABLE_FIELDS:
+            update[target] = tuple(value or ()) if target == "co_units" else value
+        elif value is None:
+            attributes.pop(target, None)
+        else:
+            attributes[target] = value
+    counters = dict(case.counters)
+    for name in counts:
+        counters[name] = counters.get(name, 0) + 1
+    update["attributes"] = attributes
+    update["counters"] = counters
+    return update

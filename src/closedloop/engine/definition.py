@@ -1,0 +1,286 @@
+"""Workflow definitions: states, transitions, roles and clocks, as declarative data.
+
+A definition is loaded with :meth:`Workflow.from_yaml`, :meth:`Workflow.from_json` or
+:meth:`Workflow.from_dict` and validated eagerly: a definition that loads is a closed
+loop (see :mod:`closedloop.engine.validation`). Guards and effects are named; their
+code lives in a :class:`~closedloop.engine.registry.Registry`, never in strings that
+are imported.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import ValidationError as PydanticValidationError
+
+from closedloop.engine.registry import DEFAULT_REGISTRY, Registry
+from closedloop.errors import InvalidWorkflow
+
+FieldType = Literal["text", "code", "int", "number", "bool", "choice", "codes", "datetime"]
+RoleKind = Literal["global", "reporter", "lead_unit", "co_unit"]
+
+
+class _Definition(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class FieldSpec(_Definition):
+    """A payload field a transition accepts.
+
+    ``text`` is free text (normalised, length-limited); ``code`` a short identifier
+    such as a category code or unit id; ``codes`` a list of those; ``choice`` one of
+    ``choices``.
+    """
+
+    type: FieldType = "text"
+    required: bool = False
+    choices: tuple[str, ...] = ()
+    max_length: int = Field(default=4000, ge=1, le=100_000)
+    default: str | int | float | bool | None = None
+
+
+class RoleSpec(_Definition):
+    """A role named by transitions.
+
+    ``global`` roles are held by actors (``Actor.roles``); the other kinds are
+    relations to a case: its ``reporter``, a member of its ``lead_unit`` or of one of
+    its ``co_unit``\\ s. ``sees_all`` lets holders of a global role see every case.
+    """
+
+    name: str = Field(min_length=1)
+    kind: RoleKind = "global"
+    sees_all: bool = False
+
+
+class ClockSpec(_Definition):
+    """A named clock that runs while a case waits in a state."""
+
+    name: str = Field(min_length=1)
+    duration: str = Field(min_length=1)
+    calendar: str | None = None
+
+
+class StateSpec(_Definition):
+    """A state. Every non-final state names the clock that runs in it and its owner."""
+
+    name: str = Field(min_length=1)
+    initial: bool = False
+    final: bool = False
+    clock: str | None = None
+    owner: str | None = None
+    description: str = ""
+
+
+class TransitionSpec(_Definition):
+    """A named transition (the trigger) from one or more states to one state."""
+
+    name: str = Field(min_length=1)
+    source: tuple[str, ...] = Field(alias="from", min_length=1)
+    dest: str = Field(alias="to", min_length=1)
+    roles: tuple[str, ...] = Field(min_length=1)
+    fields: dict[str, FieldSpec] = Field(default_factory=dict)
+    sets: dict[str, str] = Field(default_factory=dict)
+    """Case attribute to set ← payload field supplying the value."""
+    marks: dict[str, str | int | float | bool | None] = Field(default_factory=dict)
+    """Attributes set to fixed values (``None`` clears one)."""
+    counts: tuple[str, ...] = ()
+    """Case counters this transition increments."""
+    guards: tuple[str, ...] = ()
+    effects: tuple[str, ...] = ()
+    description: str = ""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+class PrivacySpec(_Definition):
+    """Who sees a reporter's contact data in full; everyone else sees it masked."""
+
+    full_contact: tuple[str, ...] = ("reporter", "dispatcher", "assignee")
+
+
+class Workflow(_Definition):
+    """A validated workflow definition. Build one with ``from_yaml``/``from_json``/``from_dict``."""
+
+    name: str = Field(min_length=1)
+    version: str = "1"
+    description: str = ""
+    roles: tuple[RoleSpec, ...]
+    clocks: tuple[ClockSpec, ...]
+    states: tuple[StateSpec, ...]
+    transitions: tuple[TransitionSpec, ...]
+    privacy: PrivacySpec = PrivacySpec()
+    _registry: Registry = PrivateAttr(default_factory=lambda: DEFAULT_REGISTRY)
+
+    # -- loading -----------------------------------------------------------------------
+
+    @classmethod
+    def from_dict(
+        cls, data: Any, *, registry: Registry | None = None, source: str | None = None
+    ) -> Workflow:
+        """Build and validate a workflow from plain data.
+
+        Args:
+            data: The definition as dicts and lists (as YAML or JSON would give).
+            registry: Guards and effects the definition may name; the built-in ones
+                by default.
+            source: Where the data came from, for error messages.
+
+        Raises:
+            InvalidWorkflow: listing every problem found, each with its path.
+        """
+        from closedloop.engine.validation import check_workflow
+
+        if not isinstance(data, Mapping):
+            raise InvalidWorkflow(
+                [f"<root>: expected a mapping, got {type(data).__name__}"], source=source
+            )
+        try:
+            workflow = cls.model_validate(dict(data))
+        except PydanticValidationError as exc:
+            raise InvalidWorkflow(_pydantic_problems(exc), source=source) from None
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise InvalidWorkflow([f"<root>: {exc}"], source=source) from None
+        registry = registry or DEFAULT_REGISTRY
+        problems = check_workflow(workflow, registry)
+        if problems:
+            raise InvalidWorkflow(problems, source=source)
+        workflow._registry = registry
+        return workflow
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, *, registry: Registry | None = None) -> Workflow:
+        """Load a workflow from a YAML file; duplicate keys are reported as problems.
+
+        Raises:
+            InvalidWorkflow: the file is unreadable, not YAML, or not a valid workflow.
+        """
+        text = _read(path)
+        try:
+            data = yaml.load(text, Loader=_StrictLoader)
+        except yaml.YAMLError as exc:
+            raise InvalidWorkflow([f"<yaml>: {exc}"], source=str(path)) from None
+        return cls.from_dict(data, registry=registry, source=str(path))
+
+    @classmethod
+    def from_json(cls, text_or_path: str | Path, *, registry: Registry | None = None) -> Workflow:
+        """Load a workflow from JSON text or a ``.json`` file path.
+
+        Raises:
+            InvalidWorkflow: not JSON (duplicate keys included) or not a valid workflow.
+        """
+        source: str | None = None
+        text = str(text_or_path)
+        if isinstance(text_or_path, Path) or not text.lstrip().startswith("{"):
+            source = str(text_or_path)
+            text = _read(text_or_path)
+        try:
+            data = json.loads(text, object_pairs_hook=_unique_pairs)
+        except (json.JSONDecodeError, _DuplicateKey) as exc:
+            raise InvalidWorkflow([f"<json>: {exc}"], source=source) from None
+        return cls.from_dict(data, registry=registry, source=source)
+
+    # -- lookups -------------------------------------------------------------------------
+
+    @property
+    def registry(self) -> Registry:
+        """The guards and effects this workflow was validated against."""
+        return self._registry
+
+    @cached_property
+    def initial(self) -> StateSpec:
+        """The initial state."""
+        return next(s for s in self.states if s.initial)
+
+    def state(self, name: str) -> StateSpec:
+        """The state called ``name`` (KeyError if undeclared)."""
+        return self._states[name]
+
+    def transition(self, name: str) -> TransitionSpec:
+        """The transition called ``name`` (KeyError if undeclared)."""
+        return self._transitions[name]
+
+    def role(self, name: str) -> RoleSpec:
+        """The role called ``name`` (KeyError if undeclared)."""
+        return self._roles[name]
+
+    def clock(self, name: str) -> ClockSpec:
+        """The clock called ``name`` (KeyError if undeclared)."""
+        return self._clocks[name]
+
+    def transitions_from(self, state: str) -> tuple[TransitionSpec, ...]:
+        """The transitions whose sources include ``state``, in declaration order."""
+        return tuple(t for t in self.transitions if state in t.source)
+
+    @cached_property
+    def _states(self) -> dict[str, StateSpec]:
+        return {s.name: s for s in self.states}
+
+    @cached_property
+    def _transitions(self) -> dict[str, TransitionSpec]:
+        return {t.name: t for t in self.transitions}
+
+    @cached_property
+    def _roles(self) -> dict[str, RoleSpec]:
+        return {r.name: r for r in self.roles}
+
+    @cached_property
+    def _clocks(self) -> dict[str, ClockSpec]:
+        return {c.name: c for c in self.clocks}
+
+
+def _read(path: str | Path) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidWorkflow([f"<file>: cannot read: {exc}"], source=str(path)) from None
+
+
+def _pydantic_problems(exc: PydanticValidationError) -> list[str]:
+    problems = []
+    for error in exc.errors(include_url=False):
+        path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error["loc"])
+        problems.append(f"{path.lstrip('.') or '<root>'}: {error['msg']}")
+    return problems
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise _DuplicateKey(f"duplicate key {key!r}")
+        result[key] = value
+    return result
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """A safe YAML loader that refuses duplicate mapping keys instead of keeping the last."""
+
+
+def _construct_unique_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    loader.flatten_mapping(node)
+    result: dict[Any, Any] = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if key in result:
+            mark = key_node.start_mark
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r} (line {mark.line + 1})", mark
+            )
+        result[key] = loader.construct_object(value_node, deep=True)
+    return result
+
+
+_StrictLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
+    _construct_unique_mapping,
+)

@@ -1,0 +1,99 @@
+"""Durations as workflows write them: ``2 hours``, ``4 working hours``, ``5 working days``.
+
+A duration is either natural (elapsed wall time, whatever the calendar says) or
+working (counted on a :class:`~closedloop.engine.ports.WorkCalendar`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+from fractions import Fraction
+from typing import Literal
+
+from closedloop.errors import ValidationError
+
+Unit = Literal["minutes", "hours", "days"]
+
+_UNITS: dict[str, Unit] = {
+    "minute": "minutes",
+    "minutes": "minutes",
+    "min": "minutes",
+    "hour": "hours",
+    "hours": "hours",
+    "h": "hours",
+    "day": "days",
+    "days": "days",
+    "d": "days",
+}
+_PATTERN = re.compile(
+    r"^\s*(?P<amount>\d+(?:\.\d+)?)\s*(?P<working>working\s+)?(?P<unit>[a-z]+)\s*$"
+)
+_SECONDS: dict[Unit, int] = {"minutes": 60, "hours": 3600, "days": 86400}
+
+
+@dataclass(frozen=True, slots=True)
+class Duration:
+    """An amount of time in one unit, natural or counted in working time.
+
+    Args:
+        amount: How many units; may be fractional (``0.7`` of a limit).
+        unit: ``minutes``, ``hours`` or ``days``.
+        working: Counted on a working calendar rather than in natural time.
+    """
+
+    amount: Fraction
+    unit: Unit
+    working: bool = False
+
+    @classmethod
+    def parse(cls, text: str) -> Duration:
+        """Parse ``"2 hours"``, ``"4 working hours"``, ``"5 working days"``.
+
+        Raises:
+            ValidationError: the text is not a duration; the message lists the units.
+        """
+        match = _PATTERN.match(text.lower()) if isinstance(text, str) else None
+        unit = _UNITS.get(match["unit"]) if match else None
+        if match is None or unit is None:
+            raise ValidationError(
+                [
+                    (
+                        "duration",
+                        f"{text!r} is not a duration; write '<number> [working] "
+                        "<minutes|hours|days>', for example '5 working days'",
+                    )
+                ],
+                subject="duration",
+            )
+        return cls(Fraction(match["amount"]), unit, working=bool(match["working"]))
+
+    def scaled(self, factor: Fraction | float) -> Duration:
+        """This duration multiplied by ``factor`` (for warning fractions)."""
+        return Duration(self.amount * Fraction(factor), self.unit, self.working)
+
+    def plus(self, other: Duration) -> Duration:
+        """The sum of two durations of the same kind (for approved extensions).
+
+        Raises:
+            ValidationError: the two differ in unit or in being working time.
+        """
+        if (other.unit, other.working) != (self.unit, self.working):
+            raise ValidationError(
+                [("duration", f"cannot add {other} to {self}: units differ")],
+                subject="duration",
+            )
+        return Duration(self.amount + other.amount, self.unit, self.working)
+
+    def as_timedelta(self) -> timedelta:
+        """The natural length, counting a day as 24 hours."""
+        return timedelta(seconds=float(self.amount * _SECONDS[self.unit]))
+
+    def __str__(self) -> str:
+        amount = (
+            str(self.amount.numerator)
+            if self.amount.denominator == 1
+            else f"{float(self.amount):g}"
+        )
+        return f"{amount} {'working ' if self.working else ''}{self.unit}"

@@ -1,0 +1,245 @@
+"""What users submit, checked before anything is written.
+
+Text is normalised to NFC; control characters other than newline and tab, lone
+surrogates and bidirectional override/isolate characters are refused; lengths and
+payload size and depth are bounded. Every refusal is a
+:class:`~closedloop.errors.ValidationError` naming the field.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import unicodedata
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from closedloop.engine.definition import FieldSpec, TransitionSpec
+from closedloop.engine.model import JSON, Location, ReporterContact
+from closedloop.errors import ValidationError
+
+MAX_DESCRIPTION = 4000
+"""Open311's limit for a report's description, in characters."""
+MAX_PAYLOAD_BYTES = 16_384
+MAX_PAYLOAD_DEPTH = 4
+MAX_CODES = 50
+
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}$")
+_PHONE = re.compile(r"^\+?[0-9][0-9 \-]{2,30}$")
+_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,189}$")
+
+Errors = list[tuple[str, str]]
+
+
+def text(value: Any, field: str, errors: Errors, *, max_length: int, multiline: bool) -> str:
+    """``value`` as clean NFC text; problems are added to ``errors``."""
+    if not isinstance(value, str):
+        errors.append((field, f"must be text, got {type(value).__name__}"))
+        return ""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        errors.append((field, "contains a lone surrogate; text must be valid Unicode"))
+        return ""
+    clean = unicodedata.normalize("NFC", value)
+    allowed = "\n\t" if multiline else ""
+    for char in clean:
+        if unicodedata.category(char) == "Cc" and char not in allowed:
+            errors.append((field, f"contains control character U+{ord(char):04X}; not allowed"))
+            return ""
+        if char in _BIDI_CONTROLS:
+            errors.append((field, f"contains bidirectional control U+{ord(char):04X}"))
+            return ""
+    if len(clean) > max_length:
+        errors.append((field, f"is {len(clean)} characters long; at most {max_length} allowed"))
+    return clean
+
+
+def code(value: Any, field: str, errors: Errors) -> str:
+    """``value`` as a short identifier (a category code, a unit id, a channel)."""
+    if not isinstance(value, str) or not _CODE.match(value):
+        errors.append(
+            (field, f"{_show(value)} is not a code; use letters, digits and . _ : - (max 128)")
+        )
+        return ""
+    return value
+
+
+def optional_code(value: Any, field: str, errors: Errors) -> str | None:
+    """Like :func:`code`, but ``None`` passes."""
+    return None if value is None else code(value, field, errors)
+
+
+def location(value: Any, errors: Errors) -> Location:
+    """A :class:`Location` from a Location, an address string, a mapping or ``None``."""
+    if value is None:
+        return Location()
+    if isinstance(value, str):
+        value = {"address": value}
+    if isinstance(value, Location):
+        value = value.model_dump()
+    if not isinstance(value, Mapping):
+        errors.append(
+            ("location", f"must be an address, a mapping or a Location, got {_show(value)}")
+        )
+        return Location()
+    data = dict(value)
+    unknown = set(data) - {"address", "area", "lat", "long"}
+    if unknown:
+        errors.append(
+            ("location", f"unknown fields {sorted(unknown)}; allowed: address, area, lat, long")
+        )
+    if data.get("address") is not None:
+        data["address"] = text(
+            data["address"], "location.address", errors, max_length=500, multiline=False
+        )
+    if data.get("area") is not None:
+        data["area"] = code(data["area"], "location.area", errors)
+    for axis, limit in (("lat", 90), ("long", 180)):
+        number = data.get(axis)
+        if number is not None and (_not_number(number) or abs(number) > limit):
+            errors.append((f"location.{axis}", f"must be a number between -{limit} and {limit}"))
+    if errors:
+        return Location()
+    return Location(**{k: data.get(k) for k in ("address", "area", "lat", "long")})
+
+
+def contact(value: Any, errors: Errors) -> ReporterContact | None:
+    """A reporter's contact data, checked field by field."""
+    if value is None:
+        return None
+    if isinstance(value, ReporterContact):
+        value = value.model_dump()
+    if not isinstance(value, Mapping) or set(value) - {"name", "phone", "email"}:
+        errors.append(("contact", "must have only the fields name, phone, email"))
+        return None
+    name, phone, email = value.get("name"), value.get("phone"), value.get("email")
+    if name is not None:
+        name = text(name, "contact.name", errors, max_length=100, multiline=False)
+    if phone is not None and (not isinstance(phone, str) or not _PHONE.match(phone)):
+        errors.append(("contact.phone", "must be digits, spaces or '-', optionally after '+'"))
+    if email is not None and (not isinstance(email, str) or not _EMAIL.match(email)):
+        errors.append(("contact.email", "must be an address like name@example.org"))
+    return None if errors else ReporterContact(name=name, phone=phone, email=email)
+
+
+def payload(transition: TransitionSpec, raw: Mapping[str, Any]) -> dict[str, JSON]:
+    """The payload of ``transition``, checked against its declared fields.
+
+    Raises:
+        ValidationError: unknown, missing or malformed fields, all listed.
+    """
+    errors: Errors = []
+    _check_shape(raw, errors)
+    if errors:
+        raise ValidationError(errors, subject=f"payload of {transition.name!r}")
+    unknown = sorted(set(raw) - set(transition.fields))
+    for name in unknown:
+        allowed = ", ".join(sorted(transition.fields)) or "none"
+        errors.append((name, f"is not a field of {transition.name!r}; fields: {allowed}"))
+    result: dict[str, JSON] = {}
+    for name, spec in transition.fields.items():
+        if raw.get(name) is None:
+            if spec.required:
+                errors.append((name, "is required"))
+            elif spec.default is not None:
+                result[name] = spec.default
+            continue
+        result[name] = _value(raw[name], name, spec, errors)
+    if errors:
+        raise ValidationError(errors, subject=f"payload of {transition.name!r}")
+    return result
+
+
+def _value(value: Any, field: str, spec: FieldSpec, errors: Errors) -> JSON:
+    match spec.type:
+        case "text":
+            return text(value, field, errors, max_length=spec.max_length, multiline=True)
+        case "code":
+            return code(value, field, errors)
+        case "codes":
+            return _codes(value, field, errors)
+        case "choice":
+            if value not in spec.choices:
+                errors.append((field, f"{_show(value)} is not one of {list(spec.choices)}"))
+            return value if isinstance(value, str) else None
+        case "bool":
+            if not isinstance(value, bool):
+                errors.append((field, f"must be true or false, got {_show(value)}"))
+            return value if isinstance(value, bool) else None
+        case "int":
+            if isinstance(value, bool) or not isinstance(value, int) or abs(value) > 2**53:
+                errors.append((field, f"must be a whole number, got {_show(value)}"))
+            return value if isinstance(value, int) else None
+        case "number":
+            if _not_number(value):
+                errors.append((field, f"must be a finite number, got {_show(value)}"))
+            return value if not _not_number(value) else None
+        case "datetime":
+            return _instant(value, field, errors)
+    raise AssertionError(spec.type)  # pragma: no cover - FieldType is closed
+
+
+def _codes(value: Any, field: str, errors: Errors) -> list[str]:
+    if not isinstance(value, list | tuple) or len(value) > MAX_CODES:
+        errors.append((field, f"must be a list of at most {MAX_CODES} codes"))
+        return []
+    items = [code(item, f"{field}[{i}]", errors) for i, item in enumerate(value)]
+    if len(set(items)) != len(items):
+        errors.append((field, "lists a code twice"))
+    return items
+
+
+def _instant(value: Any, field: str, errors: Errors) -> str | None:
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            errors.append((field, f"{_show(value)} is not an ISO 8601 instant"))
+            return None
+    if not isinstance(value, datetime) or value.tzinfo is None:
+        errors.append((field, "must be a timezone-aware datetime or ISO 8601 instant"))
+        return None
+    return value.astimezone(UTC).isoformat()
+
+
+def _not_number(value: Any) -> bool:
+    return isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value)
+
+
+def _check_shape(raw: Any, errors: Errors) -> None:
+    if not isinstance(raw, Mapping):
+        errors.append(("<payload>", "must be a mapping of field names to values"))
+        return
+    for depth, node in _walk(raw, 1):
+        if depth > MAX_PAYLOAD_DEPTH:
+            errors.append(("<payload>", f"is nested deeper than {MAX_PAYLOAD_DEPTH} levels"))
+            return
+        if isinstance(node, Mapping) and not all(isinstance(k, str) for k in node):
+            errors.append(("<payload>", "has a key that is not text"))
+            return
+    try:
+        size = len(json.dumps(raw, default=str, ensure_ascii=False).encode("utf-8", "replace"))
+    except (TypeError, ValueError):
+        errors.append(("<payload>", "is not JSON-compatible data"))
+        return
+    if size > MAX_PAYLOAD_BYTES:
+        errors.append(("<payload>", f"is {size} bytes; at most {MAX_PAYLOAD_BYTES} allowed"))
+
+
+def _walk(node: Any, depth: int) -> Iterator[tuple[int, Any]]:
+    yield depth, node
+    if depth > MAX_PAYLOAD_DEPTH:
+        return
+    children = node.values() if isinstance(node, Mapping) else node
+    if isinstance(node, Mapping | list | tuple):
+        for child in children:
+            yield from _walk(child, depth + 1)
+
+
+def _show(value: Any) -> str:
+    shown = repr(value)
+    return shown if len(shown) <= 40 else shown[:37] + "..."

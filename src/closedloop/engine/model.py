@@ -1,0 +1,138 @@
+"""The domain values: actors, cases, their reporters' contact data and audit events.
+
+Everything here is an immutable value. A :class:`Case` is rebuilt from its
+:class:`AuditEvent` records (see :mod:`closedloop.engine.audit`), so every field that
+a transition can change is plain JSON-compatible data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+JSON = Any
+"""A JSON-compatible value (str, int, float, bool, None, list or dict of those)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Someone (or something) acting on cases.
+
+    Args:
+        id: Stable identifier of the person or system, as the host knows it.
+        roles: Global roles held, such as ``dispatcher`` or ``supervisor``.
+        units: Units the actor belongs to; membership of a case's lead unit makes the
+            actor its ``assignee``.
+    """
+
+    id: str
+    roles: frozenset[str] = field(default_factory=frozenset)
+    units: frozenset[str] = field(default_factory=frozenset)
+
+    def __post_init__(self) -> None:
+        from closedloop.errors import ValidationError
+
+        if not isinstance(self.id, str) or not self.id.strip():
+            raise ValidationError([("actor.id", "must be a non-empty string")], subject="actor")
+        # Accept any iterable of names but keep the value hashable and immutable.
+        object.__setattr__(self, "roles", frozenset(self.roles))
+        object.__setattr__(self, "units", frozenset(self.units))
+
+
+SYSTEM = Actor("system", roles=frozenset({"system"}))
+"""The engine itself, when it acts on a timer (a breach, an auto-close)."""
+
+
+class _Value(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Location(_Value):
+    """Where a report is about: an address, an area/grid code, coordinates."""
+
+    address: str | None = None
+    area: str | None = None
+    lat: float | None = Field(default=None, ge=-90, le=90)
+    long: float | None = Field(default=None, ge=-180, le=180)
+
+
+class ReporterContact(_Value):
+    """Personal data of a reporter; stored apart from the case and masked when shown."""
+
+    name: str | None = None
+    phone: str | None = None
+    email: str | None = None
+
+
+class Case(_Value):
+    """A snapshot of one case at one version.
+
+    ``contact`` is not part of the case body: the store keeps it apart, the audit
+    trail never contains it, and :meth:`closedloop.Engine.get` fills it in, masked
+    according to the viewer.
+    """
+
+    id: str
+    workflow: str
+    state: str
+    version: int
+    reported_at: datetime
+    updated_at: datetime
+    reporter_id: str
+    channel: str
+    description: str
+    location: Location = Location()
+    category: str | None = None
+    urgency: str | None = None
+    lead_unit: str | None = None
+    co_units: tuple[str, ...] = ()
+    waiting_on: str | None = None
+    """The role that must act next (``None`` once the case is final)."""
+    clock: str | None = None
+    """The clock that runs while the case waits in its state (``None`` once final)."""
+    clock_started_at: datetime | None = None
+    counters: dict[str, int] = Field(default_factory=dict)
+    """Counts kept by the workflow, such as ``returns`` and ``reworks``."""
+    attributes: dict[str, JSON] = Field(default_factory=dict)
+    """Values the workflow's transitions recorded, by name (results, reasons, flags)."""
+    contact: ReporterContact | None = None
+
+    def counter(self, name: str) -> int:
+        """The value of a workflow counter, zero when never counted."""
+        return self.counters.get(name, 0)
+
+
+BODY_EXCLUDE = frozenset({"contact", "version"})
+"""Case fields that audit events never carry: personal data, and the version (the
+event's sequence number is the version)."""
+
+
+class AuditEvent(_Value):
+    """One change of one case, hash-chained to the previous change of that case."""
+
+    case_id: str
+    seq: int
+    at: datetime
+    actor: str
+    role: str | None
+    trigger: str
+    from_state: str | None
+    to_state: str
+    payload: dict[str, JSON] = Field(default_factory=dict)
+    reason: str | None = None
+    changes: dict[str, JSON] = Field(default_factory=dict)
+    prev_hash: str
+    hash: str
+
+
+class Unit(_Value):
+    """An organisational unit that can own cases."""
+
+    id: str
+    name: str
+    level: str = "street"
+    parent: str | None = None
+    areas: tuple[str, ...] = ()

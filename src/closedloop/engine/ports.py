@@ -1,0 +1,185 @@
+"""The ports: what the engine needs from the outside world, as ``typing.Protocol``\\ s.
+
+Adapters in :mod:`closedloop.adapters` implement these. Each method's docstring names
+what it raises; adapters translate their driver's errors into these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from types import TracebackType
+from typing import Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict
+
+from closedloop.engine.durations import Duration
+from closedloop.engine.model import Actor, AuditEvent, Case, ReporterContact, Unit
+
+
+class IdempotencyRecord(BaseModel):
+    """The first result of a command sent with an idempotency key."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    key: str
+    fingerprint: str
+    case_id: str
+    version: int
+
+
+class CaseTransaction(Protocol):
+    """A unit of work over the case store.
+
+    Used as a context manager: leaving the block without :meth:`commit` rolls back
+    everything written in it. Reads see the transaction's own writes.
+    """
+
+    def __enter__(self) -> CaseTransaction: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    def get_case(self, case_id: str) -> Case | None:
+        """The stored case (without contact data), or ``None`` if there is none."""
+        ...
+
+    def get_contact(self, case_id: str) -> ReporterContact | None:
+        """The reporter's contact data for the case, or ``None``."""
+        ...
+
+    def get_events(self, case_id: str) -> list[AuditEvent]:
+        """The audit events of the case in stored order (oldest first)."""
+        ...
+
+    def add_case(self, case: Case, contact: ReporterContact | None, event: AuditEvent) -> None:
+        """Insert a new case with its first event.
+
+        Raises:
+            ConcurrentModification: a case with that id exists already.
+        """
+        ...
+
+    def update_case(self, case: Case, expected_version: int, event: AuditEvent) -> None:
+        """Replace the case if its stored version is ``expected_version``; append the event.
+
+        Raises:
+            ConcurrentModification: the stored version differs (checked at commit at
+                the latest).
+        """
+        ...
+
+    def get_idempotency(self, key: str) -> IdempotencyRecord | None:
+        """The record stored under ``key``, or ``None``."""
+        ...
+
+    def put_idempotency(self, record: IdempotencyRecord) -> None:
+        """Remember the first result of a keyed command.
+
+        Raises:
+            ConcurrentModification: another command with this key committed first.
+        """
+        ...
+
+    def commit(self) -> None:
+        """Make every write of this transaction durable, atomically.
+
+        Raises:
+            ConcurrentModification: an optimistic version check failed; nothing was
+                written.
+            StoreError: the backend failed; nothing was written.
+        """
+        ...
+
+    def rollback(self) -> None:
+        """Discard every write of this transaction."""
+        ...
+
+
+class CaseStore(Protocol):
+    """Durable home of cases, their audit events, contact data and idempotency keys."""
+
+    def transaction(self) -> CaseTransaction:
+        """Open a unit of work; see :class:`CaseTransaction`."""
+        ...
+
+    def case_ids(self) -> Sequence[str]:
+        """Every stored case id, oldest first (for tools and tests, not hot paths)."""
+        ...
+
+
+@runtime_checkable
+class Clock(Protocol):
+    """Where the engine gets the time; always timezone-aware."""
+
+    def now(self) -> datetime:
+        """The current instant, timezone-aware."""
+        ...
+
+
+class WorkCalendar(Protocol):
+    """Counts time the way a deadline is counted: natural, working days or hours.
+
+    All instants in and out are timezone-aware.
+    """
+
+    @property
+    def name(self) -> str:
+        """A name to record on cases and in audit events."""
+        ...
+
+    def add(self, start: datetime, duration: Duration) -> datetime:
+        """The due instant of ``duration`` counted from ``start``.
+
+        Raises:
+            CalendarNotCovered: the count reaches a day with no calendar data.
+        """
+        ...
+
+    def working_time(self, start: datetime, end: datetime) -> timedelta:
+        """How much counted time lies between ``start`` and ``end``.
+
+        Raises:
+            CalendarNotCovered: the interval reaches a day with no calendar data.
+        """
+        ...
+
+    def advance(self, start: datetime, amount: timedelta) -> datetime:
+        """The earliest instant ``t`` with ``working_time(start, t) == amount``.
+
+        Raises:
+            CalendarNotCovered: the count reaches a day with no calendar data.
+        """
+        ...
+
+
+class Directory(Protocol):
+    """Who belongs to which unit, which units exist and which areas they serve."""
+
+    def unit(self, unit_id: str) -> Unit:
+        """The unit with that id.
+
+        Raises:
+            UnknownName: no such unit.
+        """
+        ...
+
+    def units(self) -> Sequence[Unit]:
+        """Every unit."""
+        ...
+
+    def has_area(self, code: str) -> bool:
+        """Whether the area or grid code is known."""
+        ...
+
+    def members(self, unit_id: str) -> frozenset[str]:
+        """The actor ids of the unit's members (empty for an unknown unit)."""
+        ...
+
+    def actor(self, actor_id: str) -> Actor | None:
+        """The actor with its roles and units, or ``None`` if unknown."""
+        ...

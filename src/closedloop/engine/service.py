@@ -1,0 +1,294 @@
+"""The Engine: the service a host application calls.
+
+Each command is one transaction: load the case, authorise the actor, check the
+payload and guards, apply the transition, append the audit event, commit with an
+optimistic version check. A command that fails writes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from closedloop.engine import audit, inputs
+from closedloop.engine.access import acting_role, can_see, contact_for, roles_on
+from closedloop.engine.clock import SystemClock, utc
+from closedloop.engine.commands import NewReport, apply_transition, check_guards, open_case
+from closedloop.engine.definition import TransitionSpec, Workflow
+from closedloop.engine.machine import CompiledMachine
+from closedloop.engine.model import Actor, AuditEvent, Case, Location, ReporterContact
+from closedloop.engine.ports import CaseStore, CaseTransaction, Clock, IdempotencyRecord
+from closedloop.engine.registry import Context
+from closedloop.errors import (
+    CaseNotFound,
+    ConcurrentModification,
+    IdempotencyConflict,
+    PermissionDenied,
+    TransitionNotAllowed,
+    ValidationError,
+)
+
+
+def _new_id() -> str:
+    return uuid.uuid4().hex
+
+
+class Engine:
+    """Runs cases of one workflow through their loop, on a store, with a clock.
+
+    Args:
+        workflow: The validated workflow definition, e.g. ``workflows.standard()``.
+        store: Where cases live (``InMemoryStore()`` for tests, ``SQLStore(url)``).
+        clock: Where time comes from; the system UTC clock by default.
+        id_factory: Makes new case ids; random UUIDs by default.
+    """
+
+    def __init__(
+        self,
+        workflow: Workflow,
+        *,
+        store: CaseStore,
+        clock: Clock | None = None,
+        id_factory: Callable[[], str] = _new_id,
+    ) -> None:
+        self._workflow = workflow
+        self._machine = CompiledMachine(workflow)
+        self._store = store
+        self._clock: Clock = clock or SystemClock()
+        self._new_id = id_factory
+
+    @property
+    def workflow(self) -> Workflow:
+        """The workflow this engine runs."""
+        return self._workflow
+
+    @property
+    def store(self) -> CaseStore:
+        """The store this engine writes to."""
+        return self._store
+
+    # -- commands ------------------------------------------------------------------------
+
+    def report(
+        self,
+        reporter: Actor,
+        *,
+        description: str,
+        location: Location | str | Mapping[str, Any] | None = None,
+        category: str | None = None,
+        channel: str = "hotline",
+        contact: ReporterContact | Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Case:
+        """Open a case for a report; the reporter is the only one who can confirm it.
+
+        Raises:
+            ValidationError: a field is missing or malformed; the error names it.
+            IdempotencyConflict: the key was used for a different report.
+        """
+        report, checked_contact = self._check_report(
+            reporter, description, location, category, channel, contact
+        )
+        fingerprint = _fingerprint(
+            "report", reporter.id, description, location, category, channel, contact
+        )
+        with self._store.transaction() as tx:
+            first = self._first_result(tx, idempotency_key, fingerprint, reporter)
+            if first is not None:
+                return first
+            case, event = open_case(self._workflow, report, self._now())
+            tx.add_case(case, checked_contact, event)
+            self._remember(tx, idempotency_key, fingerprint, case)
+            tx.commit()
+        return self._shown(case, reporter, checked_contact)
+
+    def trigger(
+        self,
+        case_id: str,
+        name: str,
+        *,
+        by: Actor,
+        expected_version: int | None = None,
+        idempotency_key: str | None = None,
+        **payload: Any,
+    ) -> Case:
+        """Fire the trigger ``name`` on a case as actor ``by`` with ``payload``.
+
+        Raises:
+            CaseNotFound: no such case, or ``by`` may not see it.
+            ConcurrentModification: ``expected_version`` is stale, or another writer
+                committed first.
+            TransitionNotAllowed: ``name`` cannot fire from the case's state.
+            PermissionDenied: ``by`` holds none of the roles that may fire it.
+            ValidationError: the payload is malformed; the error names each field.
+            GuardRejected: a guard refused, with its reason.
+            IdempotencyConflict: the key was used for a different command.
+        """
+        fingerprint = _fingerprint("trigger", case_id, name, by.id, payload)
+        with self._store.transaction() as tx:
+            first = self._first_result(tx, idempotency_key, fingerprint, by)
+            if first is not None:
+                return first
+            case = self._visible(tx, case_id, by)
+            if expected_version is not None and expected_version != case.version:
+                raise ConcurrentModification(case_id, expected_version, case.version)
+            transition, role = self._authorise(case, name, by)
+            ctx = Context(case, by, inputs.payload(transition, payload), self._now(), transition)
+            check_guards(ctx, self._workflow)
+            head = tx.get_events(case_id)[-1].hash
+            new, event = apply_transition(self._machine, ctx, role=role, prev_hash=head)
+            tx.update_case(new, case.version, event)
+            self._remember(tx, idempotency_key, fingerprint, new)
+            contact = tx.get_contact(case_id)
+            tx.commit()
+        return self._shown(new, by, contact)
+
+    # -- queries -------------------------------------------------------------------------
+
+    def allowed(self, case_id: str, actor: Actor) -> tuple[str, ...]:
+        """The triggers ``actor`` may fire on the case now (roles and guards pass).
+
+        Raises:
+            CaseNotFound: no such case, or ``actor`` may not see it.
+        """
+        with self._store.transaction() as tx:
+            case = self._visible(tx, case_id, actor)
+        held = roles_on(self._workflow, case, actor)
+        now = self._now()
+        result = []
+        for transition in self._workflow.transitions_from(case.state):
+            if acting_role(transition, held) is None:
+                continue
+            ctx = Context(case, actor, {}, now, transition)
+            if all(self._workflow.registry.guard(g)(ctx) is None for g in transition.guards):
+                result.append(transition.name)
+        return tuple(result)
+
+    def get(self, case_id: str, *, viewer: Actor) -> Case:
+        """The case as ``viewer`` may see it, contact data masked unless entitled.
+
+        Raises:
+            CaseNotFound: no such case, or ``viewer`` may not see it.
+        """
+        with self._store.transaction() as tx:
+            case = self._visible(tx, case_id, viewer)
+            contact = tx.get_contact(case_id)
+        return self._shown(case, viewer, contact)
+
+    def history(self, case_id: str, *, viewer: Actor | None = None) -> list[AuditEvent]:
+        """The audit events of the case, oldest first.
+
+        Args:
+            viewer: When given, the case must be visible to this actor.
+
+        Raises:
+            CaseNotFound: no such case, or ``viewer`` may not see it.
+        """
+        with self._store.transaction() as tx:
+            if viewer is not None:
+                self._visible(tx, case_id, viewer)
+            elif tx.get_case(case_id) is None:
+                raise CaseNotFound(case_id)
+            return tx.get_events(case_id)
+
+    def verify(self, case_id: str) -> audit.AuditReport:
+        """Check the case's audit chain and that replaying it gives the stored case.
+
+        Raises:
+            CaseNotFound: no such case.
+        """
+        with self._store.transaction() as tx:
+            case = tx.get_case(case_id)
+            if case is None:
+                raise CaseNotFound(case_id)
+            events = tx.get_events(case_id)
+        return audit.verify_chain(case_id, events, case)
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _now(self) -> Any:
+        return utc(self._clock.now(), "clock.now()")
+
+    def _check_report(
+        self,
+        reporter: Actor,
+        description: Any,
+        location: Any,
+        category: Any,
+        channel: Any,
+        contact: Any,
+    ) -> tuple[NewReport, ReporterContact | None]:
+        if not isinstance(reporter, Actor):
+            raise ValidationError([("reporter", "must be an Actor")], subject="report")
+        errors: inputs.Errors = []
+        text = inputs.text(
+            description, "description", errors, max_length=inputs.MAX_DESCRIPTION, multiline=True
+        )
+        if not errors and not text.strip():
+            errors.append(("description", "must not be empty"))
+        report = NewReport(
+            case_id=self._new_id(),
+            reporter=reporter,
+            description=text,
+            location=inputs.location(location, errors),
+            category=inputs.optional_code(category, "category", errors),
+            channel=inputs.code(channel, "channel", errors),
+        )
+        checked_contact = inputs.contact(contact, errors)
+        if errors:
+            raise ValidationError(errors, subject="report")
+        return report, checked_contact
+
+    def _visible(self, tx: CaseTransaction, case_id: str, actor: Actor) -> Case:
+        case = tx.get_case(case_id) if isinstance(case_id, str) else None
+        if case is None or not can_see(self._workflow, case, actor):
+            raise CaseNotFound(str(case_id))
+        return case
+
+    def _authorise(self, case: Case, name: str, actor: Actor) -> tuple[TransitionSpec, str]:
+        declared = {t.name: t for t in self._workflow.transitions_from(case.state)}
+        transition = declared.get(name)
+        if transition is None:
+            raise TransitionNotAllowed(case.id, case.state, str(name), declared)
+        role = acting_role(transition, roles_on(self._workflow, case, actor))
+        if role is None:
+            raise PermissionDenied(case.id, name, actor.id, transition.roles)
+        return transition, role
+
+    def _shown(self, case: Case, viewer: Actor, contact: ReporterContact | None) -> Case:
+        shown = contact_for(self._workflow, case, viewer, contact)
+        return case.model_copy(update={"contact": shown})
+
+    def _first_result(
+        self, tx: CaseTransaction, key: str | None, fingerprint: str, viewer: Actor
+    ) -> Case | None:
+        if key is None:
+            return None
+        if not isinstance(key, str) or not 0 < len(key) <= 200:
+            raise ValidationError(
+                [("idempotency_key", "must be text of 1 to 200 characters")], subject="command"
+            )
+        record = tx.get_idempotency(key)
+        if record is None:
+            return None
+        if record.fingerprint != fingerprint:
+            raise IdempotencyConflict(key)
+        events = tx.get_events(record.case_id)[: record.version]
+        return self._shown(audit.replay(events), viewer, tx.get_contact(record.case_id))
+
+    @staticmethod
+    def _remember(tx: CaseTransaction, key: str | None, fingerprint: str, case: Case) -> None:
+        if key is not None:
+            tx.put_idempotency(
+                IdempotencyRecord(
+                    key=key, fingerprint=fingerprint, case_id=case.id, version=case.version
+                )
+            )
+
+
+def _fingerprint(*parts: Any) -> str:
+    text = json.dumps(parts, sort_keys=True, default=repr, ensure_ascii=True)
+    return hashlib.sha256(text.encode("ascii")).hexdigest()

@@ -1,0 +1,196 @@
+"""Eager validation of workflow definitions: a definition that loads is a closed loop.
+
+:func:`check_workflow` returns every problem it finds, each with its path, so that
+:class:`~closedloop.errors.InvalidWorkflow` can list them all at once.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter, deque
+from collections.abc import Iterable, Iterator
+
+from closedloop.engine.definition import FieldSpec, TransitionSpec, Workflow
+from closedloop.engine.durations import Duration
+from closedloop.engine.model import Case
+from closedloop.engine.registry import Registry
+from closedloop.errors import ValidationError
+
+NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+RESERVED_TRIGGERS = frozenset({"report"})
+"""Trigger names the engine uses itself (a case's first event is ``report``)."""
+SETTABLE_FIELDS = frozenset({"category", "urgency", "lead_unit", "co_units"})
+"""Case fields a transition may set; any other target is kept in ``Case.attributes``."""
+
+
+def check_workflow(workflow: Workflow, registry: Registry) -> list[str]:
+    """Every problem of ``workflow``, each prefixed with its path; empty when valid."""
+    problems: list[str] = []
+    problems += _duplicates(workflow)
+    problems += _states(workflow)
+    problems += _clocks(workflow)
+    for index, transition in enumerate(workflow.transitions):
+        where = f"transitions[{index}] ({transition.name})"
+        problems += _transition(workflow, registry, transition, where)
+    for index, role in enumerate(workflow.privacy.full_contact):
+        if role not in _names(workflow.roles):
+            problems.append(f"privacy.full_contact[{index}]: unknown role {role!r}")
+    if not problems:  # graph checks need a structurally sound definition
+        problems += _graph(workflow)
+    return problems
+
+
+def _names(items: Iterable[object]) -> set[str]:
+    return {getattr(item, "name") for item in items}  # noqa: B009 - any named spec
+
+
+def _duplicates(workflow: Workflow) -> Iterator[str]:
+    for section in ("states", "transitions", "roles", "clocks"):
+        items = getattr(workflow, section)
+        for index, item in enumerate(items):
+            if not NAME.match(item.name):
+                yield (
+                    f"{section}[{index}].name: {item.name!r} is not a valid name; use "
+                    "lowercase letters, digits and '_', starting with a letter"
+                )
+        counts = Counter(item.name for item in items)
+        for name, count in counts.items():
+            if count > 1:
+                yield f"{section}: duplicate name {name!r} ({count} times)"
+
+
+def _states(workflow: Workflow) -> Iterator[str]:
+    initial = [s.name for s in workflow.states if s.initial]
+    if len(initial) != 1:
+        yield f"states: exactly one initial state is required, found {len(initial)}: {initial}"
+    if not any(s.final for s in workflow.states):
+        yield "states: at least one final state is required"
+    roles, clocks = _names(workflow.roles), _names(workflow.clocks)
+    for index, state in enumerate(workflow.states):
+        where = f"states[{index}] ({state.name})"
+        if state.final:
+            if state.initial:
+                yield f"{where}: a final state cannot be the initial state"
+            if state.clock or state.owner:
+                yield f"{where}: a final state has no clock and no owner"
+            if workflow.transitions_from(state.name):
+                yield f"{where}: a final state cannot have outgoing transitions"
+            continue
+        if state.clock is None:
+            yield f"{where}.clock: a waiting state must name the clock that runs in it"
+        elif state.clock not in clocks:
+            yield f"{where}.clock: unknown clock {state.clock!r}; declared: {sorted(clocks)}"
+        if state.owner is None:
+            yield f"{where}.owner: a waiting state must name the role that acts next"
+        elif state.owner not in roles:
+            yield f"{where}.owner: unknown role {state.owner!r}; declared: {sorted(roles)}"
+
+
+def _clocks(workflow: Workflow) -> Iterator[str]:
+    for index, clock in enumerate(workflow.clocks):
+        try:
+            Duration.parse(clock.duration)
+        except ValidationError as exc:
+            yield f"clocks[{index}] ({clock.name}).duration: {exc.errors[0][1]}"
+
+
+def _transition(
+    workflow: Workflow, registry: Registry, transition: TransitionSpec, where: str
+) -> Iterator[str]:
+    states, roles = _names(workflow.states), _names(workflow.roles)
+    if transition.name in RESERVED_TRIGGERS:
+        yield f"{where}.name: {transition.name!r} is reserved for the engine"
+    for index, source in enumerate(transition.source):
+        if source not in states:
+            yield f"{where}.from[{index}]: unknown state {source!r}; declared: {sorted(states)}"
+    if transition.dest not in states:
+        yield f"{where}.to: unknown state {transition.dest!r}; declared: {sorted(states)}"
+    for index, role in enumerate(transition.roles):
+        if role not in roles:
+            yield f"{where}.roles[{index}]: unknown role {role!r}; declared: {sorted(roles)}"
+    for kind, names, known in (
+        ("guards", transition.guards, registry.guards),
+        ("effects", transition.effects, registry.effects),
+    ):
+        for index, name in enumerate(names):
+            if name not in known:
+                yield (
+                    f"{where}.{kind}[{index}]: unknown {kind[:-1]} {name!r}; "
+                    f"registered: {sorted(known)}"
+                )
+    for name, spec in transition.fields.items():
+        yield from _field(f"{where}.fields.{name}", name, spec)
+    yield from _targets(transition, where)
+
+
+def _field(where: str, name: str, spec: FieldSpec) -> Iterator[str]:
+    if not NAME.match(name):
+        yield f"{where}: {name!r} is not a valid field name"
+    if spec.type == "choice" and not spec.choices:
+        yield f"{where}.choices: a choice field needs at least one choice"
+    if spec.type != "choice" and spec.choices:
+        yield f"{where}.choices: only choice fields take choices"
+    if spec.default is not None and spec.type == "choice" and spec.default not in spec.choices:
+        yield f"{where}.default: {spec.default!r} is not one of {list(spec.choices)}"
+    if spec.required and spec.default is not None:
+        yield f"{where}: a required field cannot have a default"
+
+
+def _targets(transition: TransitionSpec, where: str) -> Iterator[str]:
+    reserved = set(Case.model_fields) - SETTABLE_FIELDS
+    for section, targets in (("sets", transition.sets), ("marks", transition.marks)):
+        for target in targets:
+            if target in reserved:
+                yield (
+                    f"{where}.{section}.{target}: case field {target!r} cannot be set by a "
+                    f"transition; settable: {sorted(SETTABLE_FIELDS)} or any other name"
+                )
+            elif not NAME.match(target):
+                yield f"{where}.{section}.{target}: {target!r} is not a valid name"
+    for target, field in transition.sets.items():
+        if field not in transition.fields:
+            yield (
+                f"{where}.sets.{target}: field {field!r} is not a field of this transition; "
+                f"fields: {sorted(transition.fields)}"
+            )
+    for index, counter in enumerate(transition.counts):
+        if not NAME.match(counter):
+            yield f"{where}.counts[{index}]: {counter!r} is not a valid counter name"
+
+
+def _graph(workflow: Workflow) -> Iterator[str]:
+    forward: dict[str, set[str]] = {s.name: set() for s in workflow.states}
+    backward: dict[str, set[str]] = {s.name: set() for s in workflow.states}
+    for transition in workflow.transitions:
+        for source in transition.source:
+            forward[source].add(transition.dest)
+            backward[transition.dest].add(source)
+    reachable = _closure([workflow.initial.name], forward)
+    finishing = _closure([s.name for s in workflow.states if s.final], backward)
+    for index, state in enumerate(workflow.states):
+        where = f"states[{index}] ({state.name})"
+        if state.name not in reachable:
+            yield f"{where}: unreachable from the initial state {workflow.initial.name!r}"
+        if not state.final and state.name not in finishing:
+            yield f"{where}: cannot reach any final state (a trap: cases would never close)"
+        if not state.final and state.owner and not _owner_can_act(workflow, state.name):
+            yield (
+                f"{where}.owner: the case waits on {state.owner!r}, but no transition out of "
+                f"{state.name!r} may be fired by {state.owner!r}"
+            )
+
+
+def _owner_can_act(workflow: Workflow, state: str) -> bool:
+    owner = workflow.state(state).owner
+    return any(owner in t.roles for t in workflow.transitions_from(state))
+
+
+def _closure(start: Iterable[str], edges: dict[str, set[str]]) -> set[str]:
+    seen = set(start)
+    queue = deque(seen)
+    while queue:
+        for nxt in edges[queue.popleft()]:
+            if nxt not in seen:
+                seen.add(nxt)
+                queue.append(nxt)
+    return seen

@@ -1,0 +1,65 @@
+"""``ManualClock``: time that moves only when a test says so."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+from closedloop.engine.clock import utc
+from closedloop.errors import ValidationError
+
+
+class ManualClock:
+    """A clock for tests: starts at ``start`` and moves by :meth:`advance` or :meth:`set`.
+
+    Args:
+        start: The first instant; timezone-aware. Defaults to 2026-01-05 09:00 UTC.
+    """
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self._now = (
+            utc(start, "start") if start is not None else datetime(2026, 1, 5, 9, tzinfo=UTC)
+        )
+        self._lock = threading.Lock()
+
+    def now(self) -> datetime:
+        """The current (manual) instant."""
+        with self._lock:
+            return self._now
+
+    def advance(
+        self,
+        delta: timedelta | None = None,
+        *,
+        days: float = 0,
+        hours: float = 0,
+        minutes: float = 0,
+        seconds: float = 0,
+    ) -> datetime:
+        """Move forward by ``delta`` and/or the keyword amounts; returns the new instant.
+
+        Raises:
+            ValidationError: the move would go backwards.
+        """
+        step = (delta or timedelta()) + timedelta(
+            days=days, hours=hours, minutes=minutes, seconds=seconds
+        )
+        if step < timedelta(0):
+            raise ValidationError([("delta", "a clock only moves forward")], subject="clock")
+        with self._lock:
+            self._now += step
+            return self._now
+
+    def set(self, instant: datetime) -> datetime:
+        """Jump to ``instant`` (timezone-aware, not before now); returns it.
+
+        Raises:
+            NaiveDatetime: ``instant`` has no time zone.
+            ValidationError: ``instant`` is before the current instant.
+        """
+        target = utc(instant, "instant")
+        with self._lock:
+            if target < self._now:
+                raise ValidationError([("instant", "a clock only moves forward")], subject="clock")
+            self._now = target
+            return self._now

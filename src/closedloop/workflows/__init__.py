@@ -1,0 +1,28 @@
+"""Built-in workflow definitions, shipped as package data."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+import yaml
+
+from closedloop.engine.definition import Workflow
+from closedloop.engine.registry import Registry
+
+__all__ = ["standard", "standard_yaml"]
+
+
+def standard_yaml() -> str:
+    """The text of the standard workflow (``workflows/standard.yaml``), to copy and adapt."""
+    return resources.files(__package__).joinpath("standard.yaml").read_text(encoding="utf-8")
+
+
+def standard(*, registry: Registry | None = None) -> Workflow:
+    """The standard six-step loop: report, classify, assign, handle, feedback, confirm.
+
+    Args:
+        registry: Guards and effects to validate against; the built-in ones by default.
+    """
+    return Workflow.from_dict(
+        yaml.safe_load(standard_yaml()), registry=registry, source="closedloop:standard.yaml"
+    )
