@@ -223,3 +223,21 @@ class StoreError(ClosedLoopError):
 
 class StoreUnavailable(StoreError, ConnectionError):
     """The storage backend cannot be reached."""
+
+
+class LeaseLost(StoreError):
+    """A claimed due point or message was taken over after its lease expired."""
+
+    def __init__(self, item_id: str) -> None:
+        self.item_id = item_id
+        super().__init__(
+            f"the lease on {item_id!r} was lost to another worker; its result was discarded"
+        )
+
+
+class MessageNotFound(StoreError, LookupError):
+    """No outbox message (or dead letter) with that id."""
+
+    def __init__(self, message_id: str) -> None:
+        self.message_id = message_id
+        super().__init__(f"no dead-lettered message {message_id!r}")

@@ -48,5 +48,5 @@ def contact_for(
     """The contact data as ``viewer`` may see it: in full or masked."""
     if contact is None:
         return None
-    entitled = roles_on(workflow, case, viewer) & set(workflow.privacy.full_contact)
+    entitled = roles_on(workflow, case, viewer) & workflow.full_contact_roles
     return contact if entitled else masked(contact)

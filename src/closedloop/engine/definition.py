@@ -99,9 +99,13 @@ class TransitionSpec(_Definition):
 
 
 class PrivacySpec(_Definition):
-    """Who sees a reporter's contact data in full; everyone else sees it masked."""
+    """Who sees a reporter's contact data in full; everyone else sees it masked.
 
-    full_contact: tuple[str, ...] = ("reporter", "dispatcher", "assignee")
+    When ``full_contact`` is not given: the reporter, members of the lead unit and a
+    global ``dispatcher`` role if the workflow declares one.
+    """
+
+    full_contact: tuple[str, ...] | None = None
 
 
 class Workflow(_Definition):
@@ -212,6 +216,17 @@ class Workflow(_Definition):
     def clock(self, name: str) -> ClockSpec:
         """The clock called ``name`` (KeyError if undeclared)."""
         return self._clocks[name]
+
+    @cached_property
+    def full_contact_roles(self) -> frozenset[str]:
+        """The roles that see a reporter's contact data unmasked."""
+        if self.privacy.full_contact is not None:
+            return frozenset(self.privacy.full_contact)
+        return frozenset(
+            r.name
+            for r in self.roles
+            if r.kind in ("reporter", "lead_unit") or (r.kind, r.name) == ("global", "dispatcher")
+        )
 
     def transitions_from(self, state: str) -> tuple[TransitionSpec, ...]:
         """The transitions whose sources include ``state``, in declaration order."""

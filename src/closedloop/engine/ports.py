@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
@@ -26,6 +26,52 @@ class IdempotencyRecord(BaseModel):
     fingerprint: str
     case_id: str
     version: int
+
+
+DueKind = Literal["warning", "breach", "escalation", "expiry"]
+OutboxStatus = Literal["pending", "delivered", "dead", "disabled"]
+
+
+class DuePoint(BaseModel):
+    """A durable timer: at ``due_at`` the engine applies one effect to one case.
+
+    Identified by ``id`` (``case_id/clock/kind/level/generation``), so re-scheduling the
+    same deadline is idempotent. ``lease_*`` are set while a sweeper holds a claim.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str
+    case_id: str
+    clock: str
+    kind: DueKind
+    level: int = 0
+    due_at: datetime
+    lease_owner: str | None = None
+    lease_expires_at: datetime | None = None
+    lease_token: str | None = None
+
+
+class OutboxMessage(BaseModel):
+    """A notification written in the same transaction as the change that caused it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str
+    """Stable across retries: receivers use it as the idempotency key."""
+    case_id: str | None
+    event: str
+    channel: str
+    recipient: str
+    payload: dict[str, Any]
+    status: OutboxStatus = "pending"
+    attempts: int = 0
+    next_attempt_at: datetime
+    last_error: str | None = None
+    created_at: datetime
+    lease_owner: str | None = None
+    lease_expires_at: datetime | None = None
+    lease_token: str | None = None
 
 
 class CaseTransaction(Protocol):
@@ -85,6 +131,27 @@ class CaseTransaction(Protocol):
         """
         ...
 
+    def get_due_points(self, case_id: str) -> list[DuePoint]:
+        """The case's live due points, earliest first."""
+        ...
+
+    def replace_due_points(self, case_id: str, points: Sequence[DuePoint]) -> None:
+        """Make ``points`` the case's live due points; the others are cancelled."""
+        ...
+
+    def complete_due(self, point: DuePoint) -> None:
+        """Mark a claimed due point done, in this transaction.
+
+        Raises:
+            LeaseLost: the point's lease token is no longer the current one (another
+                sweeper took it over); the transaction must roll back.
+        """
+        ...
+
+    def add_outbox(self, messages: Sequence[OutboxMessage]) -> None:
+        """Stage notifications; they exist if and only if this transaction commits."""
+        ...
+
     def commit(self) -> None:
         """Make every write of this transaction durable, atomically.
 
@@ -109,6 +176,50 @@ class CaseStore(Protocol):
 
     def case_ids(self) -> Sequence[str]:
         """Every stored case id, oldest first (for tools and tests, not hot paths)."""
+        ...
+
+    def claim_due(
+        self, now: datetime, *, owner: str, lease: timedelta, limit: int
+    ) -> list[DuePoint]:
+        """Lease up to ``limit`` due points with ``due_at <= now``, earliest first.
+
+        Points whose lease has expired are claimable again. Each claim gets a new
+        token; the claim is committed before this returns. Uses an index on
+        ``due_at``: the cost follows the number due, not the number open.
+        """
+        ...
+
+    def next_due_at(self) -> datetime | None:
+        """The earliest ``due_at`` of any live due point, or ``None``."""
+        ...
+
+    def claim_outbox(
+        self, now: datetime, *, owner: str, lease: timedelta, limit: int
+    ) -> list[OutboxMessage]:
+        """Lease up to ``limit`` pending messages due for an attempt; count the attempt now."""
+        ...
+
+    def finish_outbox(
+        self,
+        message: OutboxMessage,
+        *,
+        status: OutboxStatus,
+        error: str | None = None,
+        next_attempt_at: datetime | None = None,
+    ) -> bool:
+        """Record an attempt's outcome; ``False`` (and no change) if the lease was lost."""
+        ...
+
+    def dead_letters(self, *, limit: int = 100) -> list[OutboxMessage]:
+        """Messages that reached their attempt limit, oldest first."""
+        ...
+
+    def requeue(self, message_id: str, *, now: datetime) -> None:
+        """Put a dead letter back as pending with its attempts reset.
+
+        Raises:
+            LookupError-derived ClosedLoopError: no such dead letter.
+        """
         ...
 
 

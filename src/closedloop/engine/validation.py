@@ -32,7 +32,7 @@ def check_workflow(workflow: Workflow, registry: Registry) -> list[str]:
     for index, transition in enumerate(workflow.transitions):
         where = f"transitions[{index}] ({transition.name})"
         problems += _transition(workflow, registry, transition, where)
-    for index, role in enumerate(workflow.privacy.full_contact):
+    for index, role in enumerate(workflow.privacy.full_contact or ()):
         if role not in _names(workflow.roles):
             problems.append(f"privacy.full_contact[{index}]: unknown role {role!r}")
     if not problems:  # graph checks need a structurally sound definition

@@ -1,0 +1,141 @@
+"""Hypothesis strategies for closedloop workflows: actors, reports and payloads.
+
+Requires ``hypothesis`` (in the ``dev`` extra). The strategies draw mostly valid
+values with a share of invalid ones, so that refusals are exercised too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from hypothesis import strategies as st
+
+from closedloop.engine.definition import FieldSpec, TransitionSpec, Workflow
+from closedloop.engine.model import Actor, Case
+
+UNITS: tuple[str, ...] = ("u1", "u2", "water", "street_s1")
+"""Unit ids the generated payloads and actors share, so assignees exist."""
+CODES: tuple[str, ...] = (*UNITS, "01", "01.01", "02.03", "case-1")
+REPORTERS: tuple[Actor, ...] = (Actor("citizen-a"), Actor("citizen-b"))
+
+
+def actors(workflow: Workflow, directory: Any = None) -> st.SearchStrategy[Actor]:
+    """Actors who may matter to ``workflow``: one per global role, unit members, citizens.
+
+    Args:
+        workflow: The workflow whose global roles are drawn.
+        directory: When given (a ``Directory``), its units' members are drawn too.
+    """
+    return st.sampled_from(actor_pool(workflow, directory))
+
+
+def actor_pool(workflow: Workflow, directory: Any = None) -> list[Actor]:
+    """The fixed list that :func:`actors` samples from."""
+    pool: list[Actor] = [
+        Actor(f"{role.name}-1", roles=frozenset({role.name}))
+        for role in workflow.roles
+        if role.kind == "global"
+    ]
+    pool += [Actor(f"member-{unit}", units=frozenset({unit})) for unit in UNITS]
+    if directory is not None:
+        for unit in directory.units():
+            pool += [
+                actor
+                for member in sorted(directory.members(unit.id))
+                if (actor := directory.actor(member)) is not None
+            ]
+    return [*pool, *REPORTERS]
+
+
+def texts(*, max_size: int = 60) -> st.SearchStrategy[str]:
+    """Mostly plain text, sometimes hostile: controls, bidi marks, surrogates, long."""
+    plain = st.text(
+        st.characters(codec="utf-8", exclude_categories=("Cc", "Cs")), min_size=1, max_size=max_size
+    )
+    hostile = st.text(min_size=0, max_size=max_size)
+    return st.one_of(*[plain] * 18, hostile, st.just("界" * 4001))
+
+
+def fitting_actors(
+    workflow: Workflow, case: Case, transition: TransitionSpec, pool: Sequence[Actor]
+) -> st.SearchStrategy[Actor]:
+    """Actors holding one of ``transition``'s roles on ``case`` (so commands can succeed)."""
+    by_id = {actor.id: actor for actor in pool}
+    fitting: list[Actor] = []
+    for name in transition.roles:
+        kind = workflow.role(name).kind
+        if kind == "global":
+            fitting.append(Actor(f"{name}-1", roles=frozenset({name})))
+        elif kind == "reporter":
+            fitting.append(by_id.get(case.reporter_id, Actor(case.reporter_id)))
+        elif kind == "lead_unit" and case.lead_unit:
+            fitting.append(Actor(f"member-{case.lead_unit}", units=frozenset({case.lead_unit})))
+        elif kind == "co_unit" and case.co_units:
+            fitting.append(Actor(f"member-{case.co_units[0]}", units=frozenset(case.co_units[:1])))
+    return st.sampled_from(fitting or list(pool))
+
+
+def reports() -> st.SearchStrategy[dict[str, Any]]:
+    """Keyword arguments for ``Engine.report`` (description, location, category, channel)."""
+    return st.fixed_dictionaries(
+        {"description": texts(max_size=120)},
+        optional={
+            "location": st.one_of(
+                texts(max_size=40),
+                st.fixed_dictionaries({"area": st.sampled_from(["D1.S1.C1.G01", "D1.S2"])}),
+            ),
+            "category": st.sampled_from(["01.01", "02.03", "bad code"]),
+            "channel": st.sampled_from(["hotline", "app", "grid"]),
+        },
+    )
+
+
+def payloads(workflow: Workflow, transition: TransitionSpec) -> st.SearchStrategy[dict[str, Any]]:
+    """Payloads for ``transition``: valid ones, and now and then one field wrong or extra."""
+    del workflow  # the transition carries its fields; kept for a uniform signature
+    required = {n: _value(s) for n, s in transition.fields.items() if s.required}
+    optional = {n: _value(s) for n, s in transition.fields.items() if not s.required}
+    valid = st.fixed_dictionaries(required, optional=optional)
+    junk = st.dictionaries(
+        st.sampled_from([*transition.fields, "unexpected"]),
+        st.one_of(st.none(), st.integers(), st.text(max_size=5), st.lists(st.integers(), max_size=2)),
+        max_size=3,
+    )
+    return st.one_of(*[valid] * 9, junk)
+
+
+def _value(spec: FieldSpec) -> st.SearchStrategy[Any]:
+    match spec.type:
+        case "text":
+            return texts(max_size=min(spec.max_length, 60))
+        case "code":
+            return st.sampled_from(CODES)
+        case "codes":
+            return st.lists(st.sampled_from(UNITS), max_size=2, unique=True)
+        case "choice":
+            return st.sampled_from(spec.choices)
+        case "bool":
+            return st.booleans()
+        case "int":
+            return st.integers(-1000, 1000)
+        case "number":
+            return st.floats(-1e6, 1e6, allow_nan=False)
+        case "datetime":
+            return st.datetimes(
+                min_value=datetime(2020, 1, 1), max_value=datetime(2030, 1, 1), timezones=st.just(UTC)
+            )
+    raise AssertionError(spec.type)  # pragma: no cover - FieldType is closed
+
+
+def triggers(workflow: Workflow, state: str) -> st.SearchStrategy[str]:
+    """A trigger name: usually one declared from ``state`` that leads on to a waiting
+    state (so that examples get deep into the loop), sometimes any at all."""
+    declared: Sequence[str] = [t.name for t in workflow.transitions_from(state)]
+    onward = [n for n in declared if not workflow.state(workflow.transition(n).dest).final]
+    every = st.sampled_from([t.name for t in workflow.transitions])
+    if not declared:
+        return every
+    choices = [st.sampled_from(declared)] * 2 + ([st.sampled_from(onward)] * 3 if onward else [])
+    return st.one_of(*choices, every)

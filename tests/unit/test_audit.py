@@ -1,0 +1,112 @@
+"""The audit trail: one event per change, a hash chain that catches tampering, replay."""
+
+from __future__ import annotations
+
+from closedloop import Case, Engine
+from closedloop.adapters.memory import InMemoryStore
+from closedloop.engine.audit import GENESIS, body, replay
+from tests.cast import CITIZEN, DISPATCHER, WATER
+
+
+def closed_case(engine: Engine) -> Case:
+    case = engine.report(
+        CITIZEN,
+        description="污水外溢 sewage overflowing",
+        location={"address": "2 Oak St", "area": "D1.S1.C1"},
+        contact={"name": "王小明", "phone": "13900001111"},
+    )
+    case = engine.trigger(case.id, "classify", by=DISPATCHER, category="01.02", urgency="urgent")
+    case = engine.trigger(case.id, "dispatch", by=DISPATCHER, unit="water", co_units=["street_s1"])
+    case = engine.trigger(case.id, "accept", by=WATER)
+    case = engine.trigger(case.id, "request_info", by=WATER, question="Which drain?")
+    case = engine.trigger(case.id, "provide_info", by=CITIZEN, info="The one by the school")
+    case = engine.trigger(case.id, "submit_result", by=WATER, result="Pipe cleared")
+    case = engine.trigger(case.id, "feedback", by=DISPATCHER, message="Cleared")
+    return engine.trigger(case.id, "confirm", by=CITIZEN, rating="satisfied")
+
+
+def rows(engine: Engine, case_id: str) -> list[str]:
+    store = engine.store
+    assert isinstance(store, InMemoryStore)
+    return store._rows.events[case_id]
+
+
+def test_each_change_is_one_chained_event(memory_engine: Engine) -> None:
+    case = closed_case(memory_engine)
+    events = memory_engine.history(case.id)
+    assert [e.seq for e in events] == list(range(1, case.version + 1))
+    assert events[0].prev_hash == GENESIS
+    assert all(b.prev_hash == a.hash for a, b in zip(events, events[1:], strict=False))
+    assert [e.trigger for e in events][:3] == ["report", "classify", "dispatch"]
+    assert memory_engine.verify(case.id).ok
+
+
+def test_replay_rebuilds_the_stored_case(memory_engine: Engine) -> None:
+    case = closed_case(memory_engine)
+    rebuilt = replay(memory_engine.history(case.id))
+    stored = memory_engine.get(case.id, viewer=DISPATCHER)
+    assert body(rebuilt) == body(stored)
+    assert rebuilt.version == stored.version == case.version
+    assert rebuilt.attributes == {"result": "Pipe cleared", "feedback": "Cleared", "rating": "satisfied"}
+
+
+def test_contact_data_never_enters_the_trail(memory_engine: Engine) -> None:
+    case = closed_case(memory_engine)
+    trail = "".join(rows(memory_engine, case.id))
+    assert "王小明" not in trail
+    assert "13900001111" not in trail
+
+
+def test_a_flipped_byte_is_detected(memory_engine: Engine) -> None:
+    case = closed_case(memory_engine)
+    events = rows(memory_engine, case.id)
+    flipped = events[2].replace('"unit":"water"', '"unit":"watex"')
+    assert flipped != events[2]
+    events[2] = flipped
+    report = memory_engine.verify(case.id)
+    assert not report.ok
+    assert "event 3: content does not match its hash (it was changed)" in report.problems
+
+
+def test_a_changed_result_is_detected_even_with_a_recomputed_hash(memory_engine: Engine) -> None:
+    from closedloop.engine.audit import event_hash
+    from closedloop.engine.model import AuditEvent
+
+    case = closed_case(memory_engine)
+    events = rows(memory_engine, case.id)
+    forged = AuditEvent.model_validate_json(events[6])
+    forged = forged.model_copy(update={"payload": {"result": "Nothing to do"}})
+    events[6] = forged.model_copy(update={"hash": event_hash(forged)}).model_dump_json()
+    report = memory_engine.verify(case.id)
+    assert not report.ok
+    assert "event 8: does not link to the previous event's hash" in report.problems
+
+
+def test_a_removed_event_is_detected(memory_engine: Engine) -> None:
+    case = closed_case(memory_engine)
+    del rows(memory_engine, case.id)[4]
+    problems = memory_engine.verify(case.id).problems
+    assert "event 5: has sequence 6 (an event was removed or moved)" in problems
+
+
+def test_a_removed_last_event_is_detected(memory_engine: Engine) -> None:
+    case = closed_case(memory_engine)
+    rows(memory_engine, case.id).pop()
+    problems = memory_engine.verify(case.id).problems
+    assert problems == (f"the case is at version {case.version} but {case.version - 1} events are stored",)
+
+
+def test_reordered_events_are_detected(memory_engine: Engine) -> None:
+    case = closed_case(memory_engine)
+    events = rows(memory_engine, case.id)
+    events[2], events[3] = events[3], events[2]
+    problems = memory_engine.verify(case.id).problems
+    assert "event 3: has sequence 4 (an event was removed or moved)" in problems
+    assert "event 4: has sequence 3 (an event was removed or moved)" in problems
+
+
+def test_an_untouched_trail_verifies_and_reports_its_length(memory_engine: Engine) -> None:
+    case = closed_case(memory_engine)
+    report = memory_engine.verify(case.id)
+    assert (report.ok, report.events, report.problems) == (True, case.version, ())
+    assert bool(report)
