@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from closedloop import Case, Engine
 from closedloop.adapters.memory import InMemoryStore
 from closedloop.engine.audit import GENESIS, body, replay
@@ -36,7 +38,7 @@ def test_each_change_is_one_chained_event(memory_engine: Engine) -> None:
     events = memory_engine.history(case.id)
     assert [e.seq for e in events] == list(range(1, case.version + 1))
     assert events[0].prev_hash == GENESIS
-    assert all(b.prev_hash == a.hash for a, b in zip(events, events[1:], strict=False))
+    assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(events))
     assert [e.trigger for e in events][:3] == ["report", "classify", "dispatch"]
     assert memory_engine.verify(case.id).ok
 
@@ -47,7 +49,11 @@ def test_replay_rebuilds_the_stored_case(memory_engine: Engine) -> None:
     stored = memory_engine.get(case.id, viewer=DISPATCHER)
     assert body(rebuilt) == body(stored)
     assert rebuilt.version == stored.version == case.version
-    assert rebuilt.attributes == {"result": "Pipe cleared", "feedback": "Cleared", "rating": "satisfied"}
+    assert rebuilt.attributes == {
+        "result": "Pipe cleared",
+        "feedback": "Cleared",
+        "rating": "satisfied",
+    }
 
 
 def test_contact_data_never_enters_the_trail(memory_engine: Engine) -> None:
@@ -93,7 +99,9 @@ def test_a_removed_last_event_is_detected(memory_engine: Engine) -> None:
     case = closed_case(memory_engine)
     rows(memory_engine, case.id).pop()
     problems = memory_engine.verify(case.id).problems
-    assert problems == (f"the case is at version {case.version} but {case.version - 1} events are stored",)
+    assert problems == (
+        f"the case is at version {case.version} but {case.version - 1} events are stored",
+    )
 
 
 def test_reordered_events_are_detected(memory_engine: Engine) -> None:

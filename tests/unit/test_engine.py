@@ -66,7 +66,9 @@ def test_undeclared_trigger_names_state_and_allowed(engine: Engine) -> None:
 def test_guard_refusal_says_why_and_changes_nothing(engine: Engine) -> None:
     case = dispatched(engine)
     case = engine.trigger(case.id, "accept", by=WATER)
-    engine.trigger(case.id, "request_extension", by=WATER, duration="2 working days", reason="parts")
+    engine.trigger(
+        case.id, "request_extension", by=WATER, duration="2 working days", reason="parts"
+    )
     before = snapshot(engine, case.id)
     with pytest.raises(GuardRejected) as raised:
         engine.trigger(case.id, "request_extension", by=WATER, duration="1 working day", reason="x")
@@ -177,13 +179,12 @@ def test_two_transactions_on_one_version_cannot_both_win() -> None:
     loaded = [tx.get_case(case.id) for tx in (first, second)]
     assert [c.version if c else None for c in loaded] == [3, 3]
     engine.trigger(case.id, "accept", by=WATER)  # a third writer commits first
+    stale = loaded[0]
+    assert stale is not None
+    event = engine.history(case.id)[-1]
+    # A stale transaction's write fails at the latest on commit.
     with pytest.raises(ConcurrentModification):
-        # A stale transaction's write fails at the latest on commit.
-        stale = loaded[0]
-        assert stale is not None
-        event = engine.history(case.id)[-1]
         first.update_case(stale.model_copy(update={"version": 4}), 3, event)
-        first.commit()
     second.rollback()
     assert len(engine.history(case.id)) == 4
 
@@ -255,7 +256,11 @@ def test_contact_masked_for_everyone_else(engine: Engine) -> None:
     for viewer in (SUPERVISOR, STREET):  # a supervisor; a co-unit member
         contact = engine.get(case.id, viewer=viewer).contact
         assert contact is not None
-        assert (contact.name, contact.phone, contact.email) == ("李*", "138****5678", "l***@example.org")
+        assert (contact.name, contact.phone, contact.email) == (
+            "李*",
+            "138****5678",
+            "l***@example.org",
+        )
 
 
 def test_a_case_you_may_not_see_is_indistinguishable_from_a_missing_one(engine: Engine) -> None:
@@ -266,7 +271,9 @@ def test_a_case_you_may_not_see_is_indistinguishable_from_a_missing_one(engine: 
             engine.get(case.id, viewer=actor)
         with pytest.raises(CaseNotFound) as missing:
             engine.get("no-such-case", viewer=actor)
-        assert str(hidden.value).replace(case.id, "X") == str(missing.value).replace("no-such-case", "X")
+        assert str(hidden.value).replace(case.id, "X") == str(missing.value).replace(
+            "no-such-case", "X"
+        )
         with pytest.raises(CaseNotFound):
             engine.trigger(case.id, "cancel", by=actor)
         with pytest.raises(CaseNotFound):
@@ -293,7 +300,7 @@ def test_allowed_lists_what_this_actor_may_fire_now(engine: Engine) -> None:
 
 class NaiveClock:
     def now(self) -> datetime:
-        return datetime(2026, 1, 5, 9, 0)  # noqa: DTZ001 - deliberately naive
+        return datetime(2026, 1, 5, 9, 0)
 
 
 def test_a_naive_clock_is_refused() -> None:
@@ -309,7 +316,7 @@ def test_manual_clock_moves_forward_only() -> None:
     with pytest.raises(ValidationError):
         clock.advance(timedelta(seconds=-1))
     with pytest.raises(NaiveDatetime):
-        clock.set(datetime(2026, 3, 3))  # noqa: DTZ001 - deliberately naive
+        clock.set(datetime(2026, 3, 3))
 
 
 def test_events_carry_the_clock_time(engine: Engine, clock: ManualClock) -> None:

@@ -71,17 +71,21 @@ def test_two_initial_states_and_no_final_state() -> None:
 def test_unreachable_state() -> None:
     data = minimal()
     data["states"].append({"name": "island", "owner": "clerk", "clock": "wait"})
-    data["transitions"].append({"name": "leave", "from": ["island"], "to": "done", "roles": ["clerk"]})
-    assert problems_of(data) == (
-        "states[2] (island): unreachable from the initial state 'open'",
+    data["transitions"].append(
+        {"name": "leave", "from": ["island"], "to": "done", "roles": ["clerk"]}
     )
+    assert problems_of(data) == ("states[2] (island): unreachable from the initial state 'open'",)
 
 
 def test_trap_state_cannot_reach_final() -> None:
     data = minimal()
     data["states"].append({"name": "limbo", "owner": "clerk", "clock": "wait"})
-    data["transitions"].append({"name": "park", "from": ["open"], "to": "limbo", "roles": ["clerk"]})
-    data["transitions"].append({"name": "spin", "from": ["limbo"], "to": "limbo", "roles": ["clerk"]})
+    data["transitions"].append(
+        {"name": "park", "from": ["open"], "to": "limbo", "roles": ["clerk"]}
+    )
+    data["transitions"].append(
+        {"name": "spin", "from": ["limbo"], "to": "limbo", "roles": ["clerk"]}
+    )
     (problem,) = problems_of(data)
     assert problem.startswith("states[2] (limbo): cannot reach any final state")
 
@@ -142,9 +146,16 @@ def test_duplicate_names_in_every_section() -> None:
     data["roles"].append({"name": "clerk"})
     data["clocks"].append({"name": "wait", "duration": "1 hour"})
     data["states"].append({"name": "done", "final": True})
-    data["transitions"].append({"name": "finish", "from": ["open"], "to": "done", "roles": ["clerk"]})
+    data["transitions"].append(
+        {"name": "finish", "from": ["open"], "to": "done", "roles": ["clerk"]}
+    )
     problems = problems_of(data)
-    for section, name in (("roles", "clerk"), ("clocks", "wait"), ("states", "done"), ("transitions", "finish")):
+    for section, name in (
+        ("roles", "clerk"),
+        ("clocks", "wait"),
+        ("states", "done"),
+        ("transitions", "finish"),
+    ):
         assert f"{section}: duplicate name {name!r} (2 times)" in problems
 
 
@@ -190,7 +201,9 @@ def test_bad_duration_and_unknown_privacy_role() -> None:
     data["clocks"][0]["duration"] = "soon"
     data["privacy"] = {"full_contact": ["mayor"]}
     problems = problems_of(data)
-    assert any(p.startswith("clocks[0] (wait).duration: 'soon' is not a duration") for p in problems)
+    assert any(
+        p.startswith("clocks[0] (wait).duration: 'soon' is not a duration") for p in problems
+    )
     assert "privacy.full_contact[0]: unknown role 'mayor'" in problems
 
 

@@ -127,9 +127,11 @@ def workflow_state_machine(
                 state = workflow.state(case.state)  # KeyError: an undeclared state
                 assert events[-1].to_state == case.state
                 if state.final:
-                    assert case.clock is None and case.waiting_on is None, "a final case waits"
+                    assert case.clock is None, "a final case has a running clock"
+                    assert case.waiting_on is None, "a final case waits on someone"
                 else:
-                    assert case.waiting_on == state.owner and case.clock == state.clock
+                    assert case.waiting_on == state.owner
+                    assert case.clock == state.clock
                     assert case.clock_started_at is not None, "a waiting case has no clock"
 
         def _command(self, case_id: str, name: str, actor: Actor, payload: Any) -> None:
@@ -153,7 +155,8 @@ def workflow_state_machine(
             except ClosedLoopError:
                 assert set(self.store.case_ids()) == known, "a refused report was stored"
                 return
-            assert case.version == 1 and case.state == workflow.initial.name
+            assert case.version == 1
+            assert case.state == workflow.initial.name
             self.versions[case.id] = case.version
 
         def _footprint(self, case_id: str) -> tuple[int, str, int]:

@@ -100,7 +100,9 @@ def payloads(workflow: Workflow, transition: TransitionSpec) -> st.SearchStrateg
     valid = st.fixed_dictionaries(required, optional=optional)
     junk = st.dictionaries(
         st.sampled_from([*transition.fields, "unexpected"]),
-        st.one_of(st.none(), st.integers(), st.text(max_size=5), st.lists(st.integers(), max_size=2)),
+        st.one_of(
+            st.none(), st.integers(), st.text(max_size=5), st.lists(st.integers(), max_size=2)
+        ),
         max_size=3,
     )
     return st.one_of(*[valid] * 9, junk)
@@ -124,7 +126,9 @@ def _value(spec: FieldSpec) -> st.SearchStrategy[Any]:
             return st.floats(-1e6, 1e6, allow_nan=False)
         case "datetime":
             return st.datetimes(
-                min_value=datetime(2020, 1, 1), max_value=datetime(2030, 1, 1), timezones=st.just(UTC)
+                min_value=datetime(2020, 1, 1),
+                max_value=datetime(2030, 1, 1),
+                timezones=st.just(UTC),
             )
     raise AssertionError(spec.type)  # pragma: no cover - FieldType is closed
 
