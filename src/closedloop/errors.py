@@ -75,6 +75,19 @@ class UnknownName(DefinitionError, LookupError):
         super().__init__(f"unknown {kind} {name!r}; known: {shown}")
 
 
+class MissingDependency(DefinitionError, ImportError):
+    """An optional package needed by the chosen feature is not installed."""
+
+    def __init__(self, package: str, extra: str, feature: str) -> None:
+        self.package = package
+        self.extra = extra
+        self.feature = feature
+        super().__init__(
+            f"{feature} needs the package {package!r}; install it with "
+            f"pip install 'closedloop[{extra}]'"
+        )
+
+
 # -- cases ---------------------------------------------------------------------------
 
 

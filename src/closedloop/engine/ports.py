@@ -7,7 +7,7 @@ what it raises; adapters translate their driver's errors into these.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from types import TracebackType
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -264,6 +264,13 @@ class WorkCalendar(Protocol):
 
         Raises:
             CalendarNotCovered: the count reaches a day with no calendar data.
+        """
+        ...
+
+    def fallback_days(self, start: datetime, end: datetime) -> tuple[date, ...]:
+        """The days in ``[start, end)`` answered by the calendar's fallback policy, not data.
+
+        The engine records them on the case, so a guess is never silent.
         """
         ...
 
