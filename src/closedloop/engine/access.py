@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from closedloop.engine.definition import TransitionSpec, Workflow
+from closedloop.engine.definition import Workflow
 from closedloop.engine.model import Actor, Case, ReporterContact
 from closedloop.engine.privacy import masked
 
@@ -35,11 +35,6 @@ def can_see(workflow: Workflow, case: Case, actor: Actor) -> bool:
     return any(
         (workflow.role(name).kind != "global") or workflow.role(name).sees_all for name in held
     )
-
-
-def acting_role(transition: TransitionSpec, held: frozenset[str]) -> str | None:
-    """The first role of ``transition`` the actor holds (recorded in the audit event)."""
-    return next((role for role in transition.roles if role in held), None)
 
 
 def contact_for(

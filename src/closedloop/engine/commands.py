@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from closedloop.engine import audit
+from closedloop.engine.deadlines import Timekeeper
 from closedloop.engine.definition import TransitionSpec, Workflow
 from closedloop.engine.machine import CompiledMachine
 from closedloop.engine.model import JSON, Actor, AuditEvent, Case, Location
@@ -32,8 +33,10 @@ class NewReport:
     channel: str
 
 
-def open_case(workflow: Workflow, report: NewReport, now: datetime) -> tuple[Case, AuditEvent]:
-    """The first version of a case and its ``report`` event."""
+def open_case(
+    workflow: Workflow, timekeeper: Timekeeper, report: NewReport, now: datetime
+) -> tuple[Case, AuditEvent]:
+    """The first version of a case, its clock started, and its ``report`` event."""
     initial = workflow.initial
     case = Case(
         id=report.case_id,
@@ -48,9 +51,8 @@ def open_case(workflow: Workflow, report: NewReport, now: datetime) -> tuple[Cas
         location=report.location,
         category=report.category,
         waiting_on=initial.owner,
-        clock=initial.clock,
-        clock_started_at=now,
     )
+    case = case.model_copy(update={"deadline": timekeeper.start(case, now)})
     event = audit.seal(
         case_id=case.id,
         seq=1,
@@ -81,36 +83,58 @@ def check_guards(ctx: Context, workflow: Workflow) -> None:
 
 
 def apply_transition(
-    machine: CompiledMachine, ctx: Context, *, role: str, prev_hash: str
+    machine: CompiledMachine, timekeeper: Timekeeper, ctx: Context, *, role: str, prev_hash: str
 ) -> tuple[Case, AuditEvent]:
     """The case after ``ctx.transition`` and the audit event that records it."""
     case, transition = ctx.case, ctx.transition
     dest = machine.fire(case.id, case.state, transition.name)
-    state = machine.workflow.state(dest)
     update: dict[str, Any] = {
         "state": dest,
-        "version": case.version + 1,
-        "updated_at": ctx.now,
-        "waiting_on": state.owner,
-        "clock": state.clock,
+        "waiting_on": machine.workflow.state(dest).owner,
+        **_updates(machine.workflow, ctx),
     }
-    if dest != case.state or state.final:
-        update["clock_started_at"] = None if state.final else ctx.now
-    update.update(_updates(machine.workflow, ctx))
     new = Case.model_validate({**case.model_dump(), **update})
+    new = new.model_copy(update={"deadline": timekeeper.after(case, new, transition, ctx.now)})
     reason = ctx.payload.get("reason")
-    event = audit.seal(
-        case_id=case.id,
-        seq=new.version,
-        at=ctx.now,
+    return record(
+        case,
+        new,
         actor=ctx.actor.id,
-        role=role,
+        now=ctx.now,
+        payload=ctx.payload,
         trigger=transition.name,
-        from_state=case.state,
-        to_state=dest,
-        payload=dict(ctx.payload),
+        role=role,
         reason=reason if isinstance(reason, str) else None,
-        changes=audit.changes(case, new),
+        prev_hash=prev_hash,
+    )
+
+
+def record(
+    old: Case,
+    new: Case,
+    *,
+    actor: str,
+    now: datetime,
+    payload: Mapping[str, JSON],
+    trigger: str,
+    role: str,
+    reason: str | None,
+    prev_hash: str,
+) -> tuple[Case, AuditEvent]:
+    """Give ``new`` the next version and time, and seal the event that records the change."""
+    new = new.model_copy(update={"version": old.version + 1, "updated_at": now})
+    event = audit.seal(
+        case_id=old.id,
+        seq=new.version,
+        at=now,
+        actor=actor,
+        role=role,
+        trigger=trigger,
+        from_state=old.state,
+        to_state=new.state,
+        payload=dict(payload),
+        reason=reason,
+        changes=audit.changes(old, new),
         prev_hash=prev_hash,
     )
     return new, event

@@ -58,12 +58,52 @@ class RoleSpec(_Definition):
     sees_all: bool = False
 
 
+class SlaRow(_Definition):
+    """A limit for cases of a category (prefix: ``01`` covers ``01.02``) and urgency.
+
+    The most specific matching row wins (longest category, then a stated urgency).
+    """
+
+    category: str | None = None
+    urgency: str | None = None
+    duration: str = Field(min_length=1)
+    calendar: str | None = None
+
+
+class EscalationStep(_Definition):
+    """A rung of the escalation ladder, counted from the breach of the clock."""
+
+    after: str = "0 hours"
+    supervise: bool = False
+    """Set the supervision flag (督办) on the case."""
+    notify: tuple[str, ...] = ()
+    """Who is told: ``lead_unit``, ``supervising_unit``, ``parent_unit`` or a role."""
+
+
+class ExpirySpec(_Definition):
+    """A transition the engine fires as ``system`` when the clock has run out."""
+
+    trigger: str = Field(min_length=1)
+    after: str = "0 hours"
+    reason: str = Field(min_length=1)
+
+
 class ClockSpec(_Definition):
-    """A named clock that runs while a case waits in a state."""
+    """A named clock that runs while a case waits in a state.
+
+    ``duration`` is the default limit; ``sla`` rows refine it by category and urgency.
+    ``calendar`` names one of the engine's calendars (its default calendar if unset).
+    A yellow warning falls at ``warn_at`` of the allowed time (limit plus approved
+    extensions); breach is red; then the ``escalation`` ladder; then ``on_expiry``.
+    """
 
     name: str = Field(min_length=1)
     duration: str = Field(min_length=1)
     calendar: str | None = None
+    sla: tuple[SlaRow, ...] = ()
+    warn_at: float = Field(default=0.7, gt=0, lt=1)
+    escalation: tuple[EscalationStep, ...] = ()
+    on_expiry: ExpirySpec | None = None
 
 
 class StateSpec(_Definition):
@@ -75,6 +115,14 @@ class StateSpec(_Definition):
     clock: str | None = None
     owner: str | None = None
     description: str = ""
+
+
+class RoleRule(_Definition):
+    """Stricter roles once a counter has reached a value (a second extension: supervisor)."""
+
+    counter: str
+    at_least: int = Field(ge=1)
+    roles: tuple[str, ...] = Field(min_length=1)
 
 
 class TransitionSpec(_Definition):
@@ -93,6 +141,11 @@ class TransitionSpec(_Definition):
     """Case counters this transition increments."""
     guards: tuple[str, ...] = ()
     effects: tuple[str, ...] = ()
+    role_rules: tuple[RoleRule, ...] = ()
+    """When a rule's counter has reached ``at_least``, only its roles may fire this."""
+    extends_clock: str | None = None
+    """An attribute path (``extension_request.duration``) whose duration this
+    transition adds to the running clock."""
     description: str = ""
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
@@ -227,6 +280,14 @@ class Workflow(_Definition):
             for r in self.roles
             if r.kind in ("reporter", "lead_unit") or (r.kind, r.name) == ("global", "dispatcher")
         )
+
+    def roles_for(self, transition: TransitionSpec, counters: Mapping[str, int]) -> tuple[str, ...]:
+        """The roles that may fire ``transition`` on a case with these counters."""
+        roles = transition.roles
+        for rule in transition.role_rules:
+            if counters.get(rule.counter, 0) >= rule.at_least:
+                roles = rule.roles
+        return roles
 
     def transitions_from(self, state: str) -> tuple[TransitionSpec, ...]:
         """The transitions whose sources include ``state``, in declaration order."""

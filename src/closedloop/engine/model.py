@@ -8,13 +8,23 @@ a transition can change is plain JSON-compatible data.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
+from datetime import UTC, date, datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 JSON = Any
 """A JSON-compatible value (str, int, float, bool, None, list or dict of those)."""
+
+
+def _utc(value: datetime) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("a naive datetime is not an instant; give it a time zone")
+    return value.astimezone(UTC)
+
+
+Instant = Annotated[datetime, AfterValidator(_utc)]
+"""A timezone-aware datetime, kept in UTC (so hashes and stores agree on its text)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +77,32 @@ class ReporterContact(_Value):
     email: str | None = None
 
 
+Warning = Literal["none", "yellow", "red"]
+
+
+class Deadline(_Value):
+    """The clock of the state a case waits in, with its due and warning instants.
+
+    ``paused_at`` is set while the clock is paused (awaiting information, suspended);
+    ``paused_seconds`` is the counted time already spent paused, by which ``due_at``
+    and ``warn_at`` have been moved. ``fallback_days`` are days the calendar answered by
+    its fallback policy instead of holiday data.
+    """
+
+    clock: str
+    calendar: str
+    started_at: Instant
+    limit: str
+    extensions: tuple[str, ...] = ()
+    due_at: Instant
+    warn_at: Instant
+    paused_at: Instant | None = None
+    paused_seconds: float = 0.0
+    warning: Warning = "none"
+    escalation: int = 0
+    fallback_days: tuple[date, ...] = ()
+
+
 class Case(_Value):
     """A snapshot of one case at one version.
 
@@ -79,8 +115,8 @@ class Case(_Value):
     workflow: str
     state: str
     version: int
-    reported_at: datetime
-    updated_at: datetime
+    reported_at: Instant
+    updated_at: Instant
     reporter_id: str
     channel: str
     description: str
@@ -91,9 +127,10 @@ class Case(_Value):
     co_units: tuple[str, ...] = ()
     waiting_on: str | None = None
     """The role that must act next (``None`` once the case is final)."""
-    clock: str | None = None
-    """The clock that runs while the case waits in its state (``None`` once final)."""
-    clock_started_at: datetime | None = None
+    deadline: Deadline | None = None
+    """The clock running while the case waits in its state (``None`` once final)."""
+    supervised: bool = False
+    """The supervision flag (督办), set by an escalation step."""
     counters: dict[str, int] = Field(default_factory=dict)
     """Counts kept by the workflow, such as ``returns`` and ``reworks``."""
     attributes: dict[str, JSON] = Field(default_factory=dict)
@@ -115,7 +152,7 @@ class AuditEvent(_Value):
 
     case_id: str
     seq: int
-    at: datetime
+    at: Instant
     actor: str
     role: str | None
     trigger: str

@@ -14,7 +14,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 from pydantic import BaseModel, ConfigDict
 
 from closedloop.engine.durations import Duration
-from closedloop.engine.model import Actor, AuditEvent, Case, ReporterContact, Unit
+from closedloop.engine.model import Actor, AuditEvent, Case, Instant, ReporterContact, Unit
 
 
 class IdempotencyRecord(BaseModel):
@@ -46,9 +46,9 @@ class DuePoint(BaseModel):
     clock: str
     kind: DueKind
     level: int = 0
-    due_at: datetime
+    due_at: Instant
     lease_owner: str | None = None
-    lease_expires_at: datetime | None = None
+    lease_expires_at: Instant | None = None
     lease_token: str | None = None
 
 
@@ -66,11 +66,11 @@ class OutboxMessage(BaseModel):
     payload: dict[str, Any]
     status: OutboxStatus = "pending"
     attempts: int = 0
-    next_attempt_at: datetime
+    next_attempt_at: Instant
     last_error: str | None = None
-    created_at: datetime
+    created_at: Instant
     lease_owner: str | None = None
-    lease_expires_at: datetime | None = None
+    lease_expires_at: Instant | None = None
     lease_token: str | None = None
 
 

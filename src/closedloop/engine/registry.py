@@ -18,8 +18,9 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from closedloop.engine.durations import Duration
 from closedloop.engine.model import Actor, Case
-from closedloop.errors import UnknownName
+from closedloop.errors import UnknownName, ValidationError
 
 if TYPE_CHECKING:
     from closedloop.engine.definition import TransitionSpec
@@ -131,7 +132,29 @@ def _no_lead_unit(ctx: Context) -> str | None:
     return None if not ctx.case.lead_unit else "the case has a lead unit; use rework"
 
 
+def _before_due(ctx: Context) -> str | None:
+    deadline = ctx.case.deadline
+    if deadline is None or ctx.now < deadline.due_at:
+        return None
+    return f"the deadline ({deadline.due_at.isoformat()}) has passed; ask before it"
+
+
+def _extension_fits(ctx: Context) -> str | None:
+    deadline = ctx.case.deadline
+    if deadline is None:
+        return "the case has no running clock to extend"
+    if "duration" not in ctx.payload:  # asked by allowed(): the field itself is required
+        return None
+    try:
+        Duration.parse(deadline.limit).plus(Duration.parse(ctx.payload["duration"]))
+    except ValidationError as exc:
+        return f"{exc.errors[0][1]} (the clock's limit is {deadline.limit})"
+    return None
+
+
 BUILTIN_GUARDS: Mapping[str, Guard] = {
+    "before_due": _before_due,
+    "extension_fits": _extension_fits,
     "actor_is_reporter": _actor_is_reporter,
     "has_lead_unit": _has_lead_unit,
     "no_lead_unit": _no_lead_unit,

@@ -1,8 +1,10 @@
 """The Engine: the service a host application calls.
 
 Each command is one transaction: load the case, authorise the actor, check the
-payload and guards, apply the transition, append the audit event, commit with an
-optimistic version check. A command that fails writes nothing.
+payload and guards, apply the transition, append the audit event, reschedule the
+case's timers, commit with an optimistic version check. A command that fails writes
+nothing. ``tick`` applies the timers that have come due, each in a transaction of its
+own, exactly once however many engines sweep the same store.
 """
 
 from __future__ import annotations
@@ -11,21 +13,40 @@ import hashlib
 import json
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from closedloop.engine import audit, inputs
-from closedloop.engine.access import acting_role, can_see, contact_for, roles_on
+from closedloop.engine.access import can_see, contact_for, roles_on
+from closedloop.engine.calendars import NaturalCalendar
 from closedloop.engine.clock import SystemClock, utc
-from closedloop.engine.commands import NewReport, apply_transition, check_guards, open_case
+from closedloop.engine.commands import (
+    NewReport,
+    apply_transition,
+    check_guards,
+    open_case,
+    record,
+)
+from closedloop.engine.deadlines import Timekeeper
 from closedloop.engine.definition import TransitionSpec, Workflow
 from closedloop.engine.machine import CompiledMachine
-from closedloop.engine.model import Actor, AuditEvent, Case, Location, ReporterContact
-from closedloop.engine.ports import CaseStore, CaseTransaction, Clock, IdempotencyRecord
+from closedloop.engine.model import SYSTEM, Actor, AuditEvent, Case, Location, ReporterContact
+from closedloop.engine.ports import (
+    CaseStore,
+    CaseTransaction,
+    Clock,
+    DuePoint,
+    IdempotencyRecord,
+    WorkCalendar,
+)
 from closedloop.engine.registry import Context
 from closedloop.errors import (
     CaseNotFound,
     ConcurrentModification,
+    GuardRejected,
     IdempotencyConflict,
+    LeaseLost,
     PermissionDenied,
     TransitionNotAllowed,
     ValidationError,
@@ -36,6 +57,16 @@ def _new_id() -> str:
     return uuid.uuid4().hex
 
 
+@dataclass(frozen=True, slots=True)
+class TickReport:
+    """What one ``tick`` did: timers applied, found stale (the deadline had moved), and
+    left for a later tick (another writer won, or the expiry action was refused)."""
+
+    applied: int = 0
+    stale: int = 0
+    deferred: int = 0
+
+
 class Engine:
     """Runs cases of one workflow through their loop, on a store, with a clock.
 
@@ -43,7 +74,14 @@ class Engine:
         workflow: The validated workflow definition, e.g. ``workflows.standard()``.
         store: Where cases live (``InMemoryStore()`` for tests, ``SQLStore(url)``).
         clock: Where time comes from; the system UTC clock by default.
+        calendar: The calendar for clocks that name none; natural time by default.
+        calendars: Further calendars by name, for clocks and SLA rows that name one.
         id_factory: Makes new case ids; random UUIDs by default.
+        worker_id: Names this engine on the leases it takes; random by default.
+        lease: How long a claimed timer is held before another engine may take it.
+
+    Raises:
+        UnknownName: a clock of the workflow names a calendar not given here.
     """
 
     def __init__(
@@ -52,13 +90,23 @@ class Engine:
         *,
         store: CaseStore,
         clock: Clock | None = None,
+        calendar: WorkCalendar | None = None,
+        calendars: Mapping[str, WorkCalendar] | None = None,
         id_factory: Callable[[], str] = _new_id,
+        worker_id: str | None = None,
+        lease: timedelta = timedelta(minutes=5),
     ) -> None:
         self._workflow = workflow
         self._machine = CompiledMachine(workflow)
         self._store = store
         self._clock: Clock = clock or SystemClock()
+        default = calendar or NaturalCalendar()
+        self._timekeeper = Timekeeper(
+            workflow, {**(calendars or {}), default.name: default}, default.name
+        )
         self._new_id = id_factory
+        self._worker = worker_id or f"engine-{uuid.uuid4().hex[:12]}"
+        self._lease = lease
 
     @property
     def workflow(self) -> Workflow:
@@ -99,8 +147,9 @@ class Engine:
             first = self._first_result(tx, idempotency_key, fingerprint, reporter)
             if first is not None:
                 return first
-            case, event = open_case(self._workflow, report, self._now())
+            case, event = open_case(self._workflow, self._timekeeper, report, self._now())
             tx.add_case(case, checked_contact, event)
+            tx.replace_due_points(case.id, self._timekeeper.due_points(case))
             self._remember(tx, idempotency_key, fingerprint, case)
             tx.commit()
         return self._shown(case, reporter, checked_contact)
@@ -137,14 +186,34 @@ class Engine:
                 raise ConcurrentModification(case_id, expected_version, case.version)
             transition, role = self._authorise(case, name, by)
             ctx = Context(case, by, inputs.payload(transition, payload), self._now(), transition)
-            check_guards(ctx, self._workflow)
-            head = tx.get_events(case_id)[-1].hash
-            new, event = apply_transition(self._machine, ctx, role=role, prev_hash=head)
-            tx.update_case(new, case.version, event)
+            new = self._apply(tx, ctx, role)
             self._remember(tx, idempotency_key, fingerprint, new)
             contact = tx.get_contact(case_id)
             tx.commit()
         return self._shown(new, by, contact)
+
+    # -- timers --------------------------------------------------------------------------
+
+    def tick(self, now: datetime | None = None, *, batch: int = 100) -> TickReport:
+        """Apply every timer due at ``now`` (the clock's time by default), earliest first.
+
+        Each timer is claimed with a lease and applied in its own transaction with the
+        claim's completion, so its effect happens once even when several engines tick
+        the same store, and a timer that came due while no engine ran fires on the next
+        tick. A timer never fires before its ``due_at``.
+        """
+        at = utc(now, "now") if now is not None else self._now()
+        totals = [0, 0, 0]
+        while True:
+            points = self._store.claim_due(at, owner=self._worker, lease=self._lease, limit=batch)
+            for point in points:
+                totals[self._fire(point, at)] += 1
+            if len(points) < batch:
+                return TickReport(*totals)
+
+    def next_due_at(self) -> datetime | None:
+        """When the earliest pending timer falls due (for schedulers to sleep until)."""
+        return self._store.next_due_at()
 
     # -- queries -------------------------------------------------------------------------
 
@@ -160,7 +229,7 @@ class Engine:
         now = self._now()
         result = []
         for transition in self._workflow.transitions_from(case.state):
-            if acting_role(transition, held) is None:
+            if held.isdisjoint(self._workflow.roles_for(transition, case.counters)):
                 continue
             ctx = Context(case, actor, {}, now, transition)
             if all(self._workflow.registry.guard(g)(ctx) is None for g in transition.guards):
@@ -209,7 +278,58 @@ class Engine:
 
     # -- internals -----------------------------------------------------------------------
 
-    def _now(self) -> Any:
+    def _apply(self, tx: CaseTransaction, ctx: Context, role: str) -> Case:
+        check_guards(ctx, self._workflow)
+        head = tx.get_events(ctx.case.id)[-1].hash
+        new, event = apply_transition(
+            self._machine, self._timekeeper, ctx, role=role, prev_hash=head
+        )
+        tx.update_case(new, ctx.case.version, event)
+        tx.replace_due_points(new.id, self._timekeeper.due_points(new))
+        return new
+
+    def _fire(self, point: DuePoint, now: datetime) -> int:
+        """Apply one claimed timer; 0 applied, 1 stale, 2 deferred (see TickReport)."""
+        try:
+            with self._store.transaction() as tx:
+                tx.complete_due(point)  # first: a lost lease means another engine has it
+                case = tx.get_case(point.case_id)
+                live = {p.id for p in self._timekeeper.due_points(case)} if case else set()
+                outcome = 1
+                if case is not None and point.id in live:
+                    self._fire_on(tx, case, point, now)
+                    outcome = 0
+                tx.commit()
+                return outcome
+        except (ConcurrentModification, LeaseLost, GuardRejected):
+            return 2  # the lease runs out and a later tick tries again
+
+    def _fire_on(self, tx: CaseTransaction, case: Case, point: DuePoint, now: datetime) -> None:
+        if point.kind == "expiry":
+            assert case.deadline is not None
+            expiry = self._workflow.clock(case.deadline.clock).on_expiry
+            assert expiry is not None
+            transition = self._workflow.transition(expiry.trigger)
+            payload = inputs.payload(transition, {"reason": expiry.reason})
+            self._apply(tx, Context(case, SYSTEM, payload, now, transition), "system")
+            return
+        trigger, updates, payload = self._timekeeper.effect(case, point)
+        payload["due_at"] = point.due_at.isoformat()
+        new, event = record(
+            case,
+            case.model_copy(update=updates),
+            actor=SYSTEM.id,
+            now=now,
+            payload=payload,
+            trigger=trigger,
+            role="system",
+            reason=None,
+            prev_hash=tx.get_events(case.id)[-1].hash,
+        )
+        tx.update_case(new, case.version, event)
+        tx.replace_due_points(new.id, self._timekeeper.due_points(new))
+
+    def _now(self) -> datetime:
         return utc(self._clock.now(), "clock.now()")
 
     def _check_report(
@@ -253,9 +373,10 @@ class Engine:
         transition = declared.get(name)
         if transition is None:
             raise TransitionNotAllowed(case.id, case.state, str(name), declared)
-        role = acting_role(transition, roles_on(self._workflow, case, actor))
+        roles = self._workflow.roles_for(transition, case.counters)
+        role = next((r for r in roles if r in roles_on(self._workflow, case, actor)), None)
         if role is None:
-            raise PermissionDenied(case.id, name, actor.id, transition.roles)
+            raise PermissionDenied(case.id, name, actor.id, roles)
         return transition, role
 
     def _shown(self, case: Case, viewer: Actor, contact: ReporterContact | None) -> Case:

@@ -17,8 +17,8 @@ from closedloop.engine.registry import Registry
 from closedloop.errors import ValidationError
 
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
-RESERVED_TRIGGERS = frozenset({"report"})
-"""Trigger names the engine uses itself (a case's first event is ``report``)."""
+RESERVED_TRIGGERS = frozenset({"report", "warn", "breach", "escalate"})
+"""Trigger names the engine records itself: a case's first event, and its timers."""
 SETTABLE_FIELDS = frozenset({"category", "urgency", "lead_unit", "co_units"})
 """Case fields a transition may set; any other target is kept in ``Case.attributes``."""
 
@@ -88,10 +88,31 @@ def _states(workflow: Workflow) -> Iterator[str]:
 
 def _clocks(workflow: Workflow) -> Iterator[str]:
     for index, clock in enumerate(workflow.clocks):
-        try:
-            Duration.parse(clock.duration)
-        except ValidationError as exc:
-            yield f"clocks[{index}] ({clock.name}).duration: {exc.errors[0][1]}"
+        where = f"clocks[{index}] ({clock.name})"
+        texts = [("duration", clock.duration)]
+        texts += [(f"sla[{i}].duration", row.duration) for i, row in enumerate(clock.sla)]
+        texts += [(f"escalation[{i}].after", step.after) for i, step in enumerate(clock.escalation)]
+        if clock.on_expiry:
+            texts.append(("on_expiry.after", clock.on_expiry.after))
+            yield from _expiry(workflow, clock.name, clock.on_expiry.trigger, f"{where}.on_expiry")
+        for path, text in texts:
+            try:
+                Duration.parse(text)
+            except ValidationError as exc:
+                yield f"{where}.{path}: {exc.errors[0][1]}"
+
+
+def _expiry(workflow: Workflow, clock: str, trigger: str, where: str) -> Iterator[str]:
+    transition = next((t for t in workflow.transitions if t.name == trigger), None)
+    if transition is None:
+        yield f"{where}.trigger: unknown transition {trigger!r}"
+        return
+    system = [r.name for r in workflow.roles if r.name == "system" and r.kind == "global"]
+    if not system or "system" not in transition.roles:
+        yield f"{where}.trigger: {trigger!r} must be fireable by the global role 'system'"
+    waiting = {s.name for s in workflow.states if s.clock == clock}
+    if not waiting <= set(transition.source):
+        yield f"{where}.trigger: {trigger!r} must leave every state timed by {clock!r}"
 
 
 def _transition(
@@ -118,6 +139,14 @@ def _transition(
                     f"{where}.{kind}[{index}]: unknown {kind[:-1]} {name!r}; "
                     f"registered: {sorted(known)}"
                 )
+    for index, rule in enumerate(transition.role_rules):
+        for role in rule.roles:
+            if role not in roles:
+                yield f"{where}.role_rules[{index}]: unknown role {role!r}; declared: {sorted(roles)}"
+    if transition.extends_clock is not None and not all(
+        NAME.match(part) for part in transition.extends_clock.split(".")
+    ):
+        yield f"{where}.extends_clock: {transition.extends_clock!r} is not an attribute path"
     for name, spec in transition.fields.items():
         yield from _field(f"{where}.fields.{name}", name, spec)
     yield from _targets(transition, where)

@@ -127,12 +127,12 @@ def workflow_state_machine(
                 state = workflow.state(case.state)  # KeyError: an undeclared state
                 assert events[-1].to_state == case.state
                 if state.final:
-                    assert case.clock is None, "a final case has a running clock"
+                    assert case.deadline is None, "a final case has a running clock"
                     assert case.waiting_on is None, "a final case waits on someone"
                 else:
-                    assert case.waiting_on == state.owner
-                    assert case.clock == state.clock
-                    assert case.clock_started_at is not None, "a waiting case has no clock"
+                    assert case.waiting_on == state.owner, "a waiting case has no owner"
+                    assert case.deadline is not None, "a waiting case has no clock"
+                    assert case.deadline.clock == state.clock
 
         def _command(self, case_id: str, name: str, actor: Actor, payload: Any) -> None:
             before = self._footprint(case_id)

@@ -1,0 +1,231 @@
+"""Deadlines: when a waiting case is due, when it warns, and the timers that fire.
+
+A case waiting in a state has a :class:`~closedloop.engine.model.Deadline` for that
+state's clock. The limit comes from the clock (refined by its SLA rows for the case's
+category and urgency) plus approved extensions, counted on the clock's calendar from
+the moment the case entered the state. While ``case.attributes["paused"]`` is set
+(awaiting information, suspended) the clock is paused: on resume the counted time spent
+paused moves the due and warning instants by exactly that much.
+
+From a deadline come the case's due points (durable timers): a yellow warning at
+``warn_at`` (by default 70% of the allowed time), the breach (red) at ``due_at``, the
+rungs of the escalation ladder counted from the breach, and an optional expiry action.
+Everything here is pure; the Engine stores the points and applies them on ``tick``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from closedloop.engine.definition import ClockSpec, SlaRow, TransitionSpec, Workflow
+from closedloop.engine.durations import Duration
+from closedloop.engine.model import Case, Deadline
+from closedloop.engine.ports import DueKind, DuePoint, WorkCalendar
+from closedloop.errors import UnknownName, ValidationError
+
+
+class Timekeeper:
+    """Computes deadlines and due points for one workflow on named calendars.
+
+    Args:
+        workflow: Whose clocks to keep.
+        calendars: Calendars by name; clocks and SLA rows refer to these names.
+        default: The name of the calendar for clocks that name none.
+
+    Raises:
+        UnknownName: a clock or SLA row names a calendar that is not given.
+    """
+
+    def __init__(
+        self, workflow: Workflow, calendars: Mapping[str, WorkCalendar], default: str
+    ) -> None:
+        self._workflow = workflow
+        self._calendars = dict(calendars)
+        self._default = default
+        for clock in workflow.clocks:
+            for name in [clock.calendar, *(row.calendar for row in clock.sla)]:
+                self.calendar(name)
+
+    def calendar(self, name: str | None) -> WorkCalendar:
+        """The calendar called ``name`` (the default one for ``None``)."""
+        try:
+            return self._calendars[name or self._default]
+        except KeyError:
+            raise UnknownName("calendar", str(name), self._calendars) from None
+
+    # -- deadlines -------------------------------------------------------------------------
+
+    def start(self, case: Case, now: datetime) -> Deadline | None:
+        """The deadline of a case that has just entered its state (``None`` if final)."""
+        state = self._workflow.state(case.state)
+        if state.final or state.clock is None:
+            return None
+        clock = self._workflow.clock(state.clock)
+        limit, calendar = _limit(clock, case)
+        draft = Deadline(
+            clock=clock.name,
+            calendar=calendar or self._default,
+            started_at=now,
+            limit=limit,
+            due_at=now,
+            warn_at=now,
+        )
+        return self._scheduled(draft, now)
+
+    def after(
+        self, old: Case, new: Case, transition: TransitionSpec, now: datetime
+    ) -> Deadline | None:
+        """The deadline of ``new``, reached from ``old`` by ``transition`` at ``now``."""
+        state = self._workflow.state(new.state)
+        if state.final:
+            return None
+        deadline = old.deadline
+        if new.state != old.state or deadline is None or deadline.clock != state.clock:
+            deadline = self.start(new, now)
+            if deadline is None:  # pragma: no cover - non-final states have clocks
+                return None
+        if transition.extends_clock:
+            extension = _lookup(old.attributes, transition.extends_clock)
+            deadline = self._extended(deadline, extension, now)
+        return self._paused_or_resumed(deadline, bool(new.attributes.get("paused")), now)
+
+    def _extended(self, deadline: Deadline, extension: Any, now: datetime) -> Deadline:
+        if not isinstance(extension, str):
+            raise ValidationError([("extension", "no requested duration to grant")], subject="extension")
+        extended = deadline.model_copy(update={"extensions": (*deadline.extensions, extension)})
+        return self._scheduled(extended, now)
+
+    def _paused_or_resumed(self, deadline: Deadline, paused: bool, now: datetime) -> Deadline:
+        if paused and deadline.paused_at is None:
+            return deadline.model_copy(update={"paused_at": now})
+        if not paused and deadline.paused_at is not None:
+            spent = self.calendar(deadline.calendar).working_time(deadline.paused_at, now)
+            resumed = deadline.model_copy(
+                update={
+                    "paused_at": None,
+                    "paused_seconds": deadline.paused_seconds + spent.total_seconds(),
+                }
+            )
+            return self._scheduled(resumed, now)
+        return deadline
+
+    def _scheduled(self, deadline: Deadline, now: datetime) -> Deadline:
+        """``deadline`` with due and warning instants computed, warning level adjusted."""
+        allowed = _allowed(deadline)
+        fraction = self._workflow.clock(deadline.clock).warn_at
+        due = self._counted(deadline, allowed)
+        warn = self._counted(deadline, allowed.scaled(fraction))
+        warning = deadline.warning
+        if now < due and warning == "red":
+            warning = "yellow" if warn <= now else "none"
+        elif now < warn:
+            warning = "none"
+        fallback = self.calendar(deadline.calendar).fallback_days(deadline.started_at, due)
+        return deadline.model_copy(
+            update={"due_at": due, "warn_at": warn, "warning": warning, "fallback_days": fallback}
+        )
+
+    def _counted(self, deadline: Deadline, amount: Duration) -> datetime:
+        """``amount`` counted from the clock's start, shifted by the time spent paused."""
+        calendar = self.calendar(deadline.calendar)
+        paused = timedelta(seconds=deadline.paused_seconds)
+        counted = calendar.advance(calendar.add(deadline.started_at, amount), paused)
+        return counted.astimezone(UTC)  # calendars answer in their zone; cases keep UTC
+
+    def _after_breach(self, deadline: Deadline, after: str) -> datetime:
+        """The instant ``after`` the breach. In the limit's own unit it is counted on from
+        the start (so days after a due time at 24:00 begin with the next day); otherwise
+        from the due instant."""
+        extra = Duration.parse(after)
+        try:
+            return self._counted(deadline, _allowed(deadline).plus(extra))
+        except ValidationError:  # units differ: count from the due instant itself
+            return self.calendar(deadline.calendar).add(deadline.due_at, extra).astimezone(UTC)
+
+    # -- due points ------------------------------------------------------------------------
+
+    def due_points(self, case: Case) -> list[DuePoint]:
+        """The timers the case needs now, earliest first (none while paused or final)."""
+        deadline = case.deadline
+        if deadline is None or deadline.paused_at is not None:
+            return []
+        clock = self._workflow.clock(deadline.clock)
+        points: list[tuple[DueKind, int, datetime]] = []
+        if deadline.warning == "none" and deadline.warn_at < deadline.due_at:
+            points.append(("warning", 0, deadline.warn_at))
+        if deadline.warning != "red":
+            points.append(("breach", 0, deadline.due_at))
+        for level, step in enumerate(clock.escalation, start=1):
+            if deadline.escalation < level:
+                points.append(("escalation", level, self._after_breach(deadline, step.after)))
+        if clock.on_expiry:
+            points.append(("expiry", 0, self._after_breach(deadline, clock.on_expiry.after)))
+        made = [_point(case.id, deadline, kind, level, at) for kind, level, at in points]
+        return sorted(made, key=lambda p: (p.due_at, p.id))
+
+    def effect(self, case: Case, point: DuePoint) -> tuple[str, dict[str, Any], dict[str, Any]]:
+        """What firing ``point`` does: the audit trigger, the case updates, the payload."""
+        deadline = case.deadline
+        assert deadline is not None  # due_points() yields points only for running clocks
+        clock = self._workflow.clock(deadline.clock)
+        if point.kind == "warning":
+            return "warn", {"deadline": deadline.model_copy(update={"warning": "yellow"})}, {}
+        if point.kind == "breach":
+            return "breach", {"deadline": deadline.model_copy(update={"warning": "red"})}, {}
+        step = clock.escalation[point.level - 1]
+        updates: dict[str, Any] = {"deadline": deadline.model_copy(update={"escalation": point.level})}
+        if step.supervise:
+            updates["supervised"] = True
+        return "escalate", updates, {"level": point.level, "notify": list(step.notify)}
+
+
+def _allowed(deadline: Deadline) -> Duration:
+    """The limit plus every approved extension."""
+    allowed = Duration.parse(deadline.limit)
+    for extension in deadline.extensions:
+        allowed = allowed.plus(Duration.parse(extension))
+    return allowed
+
+
+def _limit(clock: ClockSpec, case: Case) -> tuple[str, str | None]:
+    """The limit and calendar for ``case``: the most specific matching SLA row, or the default."""
+    best: SlaRow | None = None
+    best_rank = (-1, -1)
+    for row in clock.sla:
+        if row.urgency is not None and row.urgency != case.urgency:
+            continue
+        if row.category is not None and not _covers(row.category, case.category):
+            continue
+        rank = (len(row.category or ""), int(row.urgency is not None))
+        if rank > best_rank:
+            best, best_rank = row, rank
+    if best is None:
+        return clock.duration, clock.calendar
+    return best.duration, best.calendar or clock.calendar
+
+
+def _covers(prefix: str, category: str | None) -> bool:
+    return category is not None and (category == prefix or category.startswith(prefix + "."))
+
+
+def _lookup(attributes: Mapping[str, Any], path: str) -> Any:
+    value: Any = attributes
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, Mapping) else None
+    return value
+
+
+def _point(case_id: str, deadline: Deadline, kind: DueKind, level: int, at: datetime) -> DuePoint:
+    # The instant is part of the id: a moved deadline is a new timer, the old one cancelled.
+    at = at.astimezone(UTC)
+    started, stamp = deadline.started_at.isoformat(), at.isoformat()
+    return DuePoint(
+        id=f"{case_id}/{deadline.clock}/{started}/{kind}/{level}/{stamp}",
+        case_id=case_id,
+        clock=deadline.clock,
+        kind=kind,
+        level=level,
+        due_at=at,
+    )

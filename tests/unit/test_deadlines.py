@@ -1,0 +1,236 @@
+"""Deadlines on cases: working-day clocks, warnings, extensions, pauses, the ladder, expiry."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+import yaml
+
+from closedloop import Case, Engine, GuardRejected, PermissionDenied, Workflow, workflows
+from closedloop.adapters.memory import InMemoryStore
+from closedloop.engine.calendars import ChineseHolidays, WorkingCalendar
+from closedloop.engine.ports import CaseStore
+from closedloop.errors import CalendarNotCovered
+from closedloop.testing import ManualClock
+from tests.cast import CITIZEN, DISPATCHER, SUPERVISOR, WATER
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def local(*args: int) -> datetime:
+    return datetime(*args, tzinfo=SHANGHAI)
+
+
+def workflow_with(**clock_changes: dict[str, Any]) -> Workflow:
+    """The standard workflow with some clocks changed, e.g. handling={"duration": ...}."""
+    data = yaml.safe_load(workflows.standard_yaml())
+    for clock in data["clocks"]:
+        clock.update(clock_changes.get(clock["name"], {}))
+    return Workflow.from_dict(data)
+
+
+HANDLING_10 = {"duration": "10 working days", "calendar": "cn", "sla": []}
+
+
+def engine_on(
+    workflow: Workflow, clock: ManualClock, store: CaseStore | None = None
+) -> Engine:
+    cn = WorkingCalendar("cn", timezone="Asia/Shanghai", days=ChineseHolidays())
+    return Engine(workflow, store=store or InMemoryStore(), clock=clock, calendars={"cn": cn})
+
+
+def accepted(engine: Engine, **classify: Any) -> Case:
+    case = engine.report(CITIZEN, description="路面塌陷 road surface collapsed")
+    case = engine.trigger(case.id, "classify", by=DISPATCHER, **{"category": "03.01", **classify})
+    case = engine.trigger(case.id, "dispatch", by=DISPATCHER, unit="water")
+    return engine.trigger(case.id, "accept", by=WATER)
+
+
+def system_events(engine: Engine, case_id: str) -> list[tuple[str, Any]]:
+    return [
+        (e.trigger, e.payload.get("level"))
+        for e in engine.history(case_id)
+        if e.actor == "system"
+    ]
+
+
+def test_yellow_at_seventy_percent_of_ten_working_days() -> None:
+    clock = ManualClock(local(2026, 11, 2, 10))  # a Monday
+    engine = engine_on(workflow_with(handling=HANDLING_10), clock)
+    case = accepted(engine)
+    assert case.deadline is not None
+    assert case.deadline.due_at == local(2026, 11, 17)  # end of the 10th working day, 11-16
+    assert case.deadline.warn_at == local(2026, 11, 12)  # end of the 7th, 11-11
+    clock.set(local(2026, 11, 11, 23, 59))
+    engine.tick()
+    assert system_events(engine, case.id) == []
+    clock.set(local(2026, 11, 12))
+    assert engine.tick().applied == 1
+    assert system_events(engine, case.id) == [("warn", None)]
+    assert engine.get(case.id, viewer=DISPATCHER).deadline.warning == "yellow"  # type: ignore[union-attr]
+
+
+def test_an_approved_extension_moves_yellow_and_red() -> None:
+    clock = ManualClock(local(2026, 11, 2, 10))
+    engine = engine_on(workflow_with(handling=HANDLING_10), clock)
+    case = accepted(engine)
+    clock.set(local(2026, 11, 12, 9))
+    engine.tick()  # yellow fires at 11-12 00:00
+    case = engine.trigger(
+        case.id, "request_extension", by=WATER, duration="5 working days", reason="pipes ordered"
+    )
+    case = engine.trigger(case.id, "approve_extension", by=DISPATCHER)
+    deadline = case.deadline
+    assert deadline is not None
+    assert deadline.extensions == ("5 working days",)
+    assert deadline.due_at == local(2026, 11, 24)  # 5 more working days: 17-20, 23
+    assert deadline.warn_at == local(2026, 11, 17, 12)  # 70% of 15 days = 10.5 days
+    assert deadline.warning == "none"  # the warning time moved past now
+    clock.set(local(2026, 11, 17, 11, 59))
+    engine.tick()
+    assert system_events(engine, case.id) == [("warn", None)]
+    clock.set(local(2026, 11, 24))
+    engine.tick()
+    assert system_events(engine, case.id) == [("warn", None), ("warn", None), ("breach", None), ("escalate", 1)]
+
+
+def test_second_extension_needs_a_supervisor_and_late_requests_are_refused() -> None:
+    clock = ManualClock(local(2026, 11, 2, 10))
+    engine = engine_on(workflow_with(handling=HANDLING_10), clock)
+    case = accepted(engine)
+    ask = {"duration": "2 working days", "reason": "weather"}
+    engine.trigger(case.id, "request_extension", by=WATER, **ask)
+    engine.trigger(case.id, "approve_extension", by=DISPATCHER)
+    case = engine.trigger(case.id, "request_extension", by=WATER, **ask)
+    with pytest.raises(PermissionDenied) as denied:
+        engine.trigger(case.id, "approve_extension", by=DISPATCHER)
+    assert denied.value.roles == ("supervisor",)
+    assert engine.get(case.id, viewer=DISPATCHER).version == case.version
+    case = engine.trigger(case.id, "approve_extension", by=SUPERVISOR)
+    assert case.counter("extensions") == 2
+    assert case.deadline is not None
+    clock.set(case.deadline.due_at + timedelta(minutes=1))
+    with pytest.raises(GuardRejected) as late:
+        engine.trigger(case.id, "request_extension", by=WATER, **ask)
+    assert late.value.guard == "before_due"
+
+
+def test_an_extension_in_another_unit_is_refused() -> None:
+    clock = ManualClock(local(2026, 11, 2, 10))
+    engine = engine_on(workflow_with(handling=HANDLING_10), clock)
+    case = accepted(engine)
+    with pytest.raises(GuardRejected, match="units differ"):
+        engine.trigger(case.id, "request_extension", by=WATER, duration="3 hours", reason="x")
+
+
+def test_awaiting_information_moves_the_due_time_by_the_pause() -> None:
+    clock = ManualClock(local(2026, 11, 2, 10))
+    engine = engine_on(workflow_with(handling=HANDLING_10), clock)
+    case = accepted(engine)
+    assert case.deadline is not None
+    before = case.deadline.due_at
+    case = engine.trigger(case.id, "request_info", by=WATER, question="Which side of the road?")
+    assert case.deadline is not None and case.deadline.paused_at == clock.now()
+    clock.set(local(2026, 11, 5, 10))  # three working days later
+    case = engine.trigger(case.id, "provide_info", by=CITIZEN, info="North side")
+    assert case.deadline is not None
+    assert before == local(2026, 11, 17)
+    assert case.deadline.due_at == local(2026, 11, 20)  # exactly three working days later
+    assert case.deadline.paused_seconds == timedelta(days=3).total_seconds()
+
+
+def test_no_timer_runs_while_paused() -> None:
+    clock = ManualClock(local(2026, 11, 2, 10))
+    engine = engine_on(workflow_with(handling=HANDLING_10), clock)
+    case = accepted(engine)
+    engine.trigger(case.id, "request_suspension", by=WATER, reason="road closed for works")
+    engine.trigger(case.id, "approve_suspension", by=SUPERVISOR)
+    clock.set(local(2026, 12, 20))
+    assert engine.tick().applied == 0
+    assert system_events(engine, case.id) == []
+
+
+def test_engine_down_for_days_then_hourly_ticks_fire_each_point_once_in_order() -> None:
+    clock = ManualClock(local(2026, 11, 2, 10))
+    engine = engine_on(workflow_with(handling=HANDLING_10), clock)
+    case = accepted(engine)
+    due = local(2026, 11, 17)
+    level_two = local(2026, 11, 24)  # breach + 5 working days: 17, 18, 19, 20, 23
+    clock.set(local(2026, 11, 18, 10))  # first tick after the engine was down
+    while clock.now() < local(2026, 11, 26):
+        engine.tick()
+        engine.tick()  # a tick that arrives twice changes nothing
+        clock.advance(hours=1)
+    fired = [e for e in engine.history(case.id) if e.actor == "system"]
+    assert [(e.trigger, e.payload.get("level")) for e in fired] == [
+        ("warn", None), ("breach", None), ("escalate", 1), ("escalate", 2),
+    ]  # fmt: skip
+    for event in fired:
+        assert event.at >= datetime.fromisoformat(event.payload["due_at"])
+    assert datetime.fromisoformat(fired[1].payload["due_at"]) == due
+    assert datetime.fromisoformat(fired[3].payload["due_at"]) == level_two
+    assert fired[3].at < level_two + timedelta(hours=1)
+    final = engine.get(case.id, viewer=DISPATCHER)
+    assert final.supervised
+    assert final.deadline is not None and final.deadline.escalation == 2
+    assert engine.verify(case.id).ok
+
+
+def test_auto_close_on_expiry_records_who_and_why() -> None:
+    reason = "no answer within 3 working days of the feedback"
+    workflow = workflow_with(
+        confirmation={
+            "on_expiry": {"trigger": "close_unconfirmed", "after": "0 hours", "reason": reason}
+        }
+    )
+    clock = ManualClock(local(2026, 11, 2, 10))
+    engine = engine_on(workflow, clock)
+    case = accepted(engine)
+    engine.trigger(case.id, "submit_result", by=WATER, result="Road patched")
+    case = engine.trigger(case.id, "feedback", by=DISPATCHER)
+    assert case.deadline is not None
+    clock.set(case.deadline.due_at + timedelta(hours=1))
+    engine.tick()
+    closed = engine.get(case.id, viewer=DISPATCHER)
+    last = engine.history(case.id)[-1]
+    assert closed.state == "closed"
+    assert closed.attributes["confirmed"] is False
+    assert (last.trigger, last.actor, last.role, last.reason) == (
+        "close_unconfirmed", "system", "system", reason,
+    )  # fmt: skip
+    assert closed.deadline is None
+
+
+def test_an_emergency_runs_in_natural_time_on_a_working_calendar() -> None:
+    clock = ManualClock(local(2026, 11, 22, 23))  # a Sunday, 23:00
+    engine = engine_on(workflow_with(handling={"calendar": "cn"}), clock)
+    case = accepted(engine, urgency="emergency")
+    assert case.deadline is not None
+    assert (case.deadline.limit, case.deadline.due_at) == ("2 hours", local(2026, 11, 23, 1))
+
+
+def test_a_due_time_beyond_the_holiday_data_is_refused_and_nothing_is_written() -> None:
+    last = ChineseHolidays().last_year
+    clock = ManualClock(local(last, 12, 28, 10))
+    engine = engine_on(workflow_with(handling=HANDLING_10), clock)
+    case = engine.report(CITIZEN, description="late in the year")
+    case = engine.trigger(case.id, "classify", by=DISPATCHER, category="03.01")
+    case = engine.trigger(case.id, "dispatch", by=DISPATCHER, unit="water")
+    with pytest.raises(CalendarNotCovered):
+        engine.trigger(case.id, "accept", by=WATER)
+    assert engine.get(case.id, viewer=DISPATCHER).state == "assigned"
+    assert len(engine.history(case.id)) == case.version
+
+
+def test_final_cases_have_no_timers() -> None:
+    clock = ManualClock(local(2026, 11, 2, 10))
+    engine = engine_on(workflow_with(handling=HANDLING_10), clock)
+    case = engine.report(CITIZEN, description="duplicate")
+    case = engine.trigger(case.id, "reject", by=DISPATCHER, reason="not a public matter")
+    assert case.deadline is None
+    clock.set(local(2026, 12, 31))
+    assert engine.tick().applied == 0
+    assert engine.next_due_at() is None
