@@ -35,9 +35,7 @@ def workflow_with(**clock_changes: dict[str, Any]) -> Workflow:
 HANDLING_10 = {"duration": "10 working days", "calendar": "cn", "sla": []}
 
 
-def engine_on(
-    workflow: Workflow, clock: ManualClock, store: CaseStore | None = None
-) -> Engine:
+def engine_on(workflow: Workflow, clock: ManualClock, store: CaseStore | None = None) -> Engine:
     cn = WorkingCalendar("cn", timezone="Asia/Shanghai", days=ChineseHolidays())
     return Engine(workflow, store=store or InMemoryStore(), clock=clock, calendars={"cn": cn})
 
@@ -51,9 +49,7 @@ def accepted(engine: Engine, **classify: Any) -> Case:
 
 def system_events(engine: Engine, case_id: str) -> list[tuple[str, Any]]:
     return [
-        (e.trigger, e.payload.get("level"))
-        for e in engine.history(case_id)
-        if e.actor == "system"
+        (e.trigger, e.payload.get("level")) for e in engine.history(case_id) if e.actor == "system"
     ]
 
 
@@ -94,7 +90,12 @@ def test_an_approved_extension_moves_yellow_and_red() -> None:
     assert system_events(engine, case.id) == [("warn", None)]
     clock.set(local(2026, 11, 24))
     engine.tick()
-    assert system_events(engine, case.id) == [("warn", None), ("warn", None), ("breach", None), ("escalate", 1)]
+    assert system_events(engine, case.id) == [
+        ("warn", None),
+        ("warn", None),
+        ("breach", None),
+        ("escalate", 1),
+    ]
 
 
 def test_second_extension_needs_a_supervisor_and_late_requests_are_refused() -> None:

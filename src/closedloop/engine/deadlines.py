@@ -93,7 +93,9 @@ class Timekeeper:
 
     def _extended(self, deadline: Deadline, extension: Any, now: datetime) -> Deadline:
         if not isinstance(extension, str):
-            raise ValidationError([("extension", "no requested duration to grant")], subject="extension")
+            raise ValidationError(
+                [("extension", "no requested duration to grant")], subject="extension"
+            )
         extended = deadline.model_copy(update={"extensions": (*deadline.extensions, extension)})
         return self._scheduled(extended, now)
 
@@ -157,9 +159,11 @@ class Timekeeper:
             points.append(("warning", 0, deadline.warn_at))
         if deadline.warning != "red":
             points.append(("breach", 0, deadline.due_at))
-        for level, step in enumerate(clock.escalation, start=1):
-            if deadline.escalation < level:
-                points.append(("escalation", level, self._after_breach(deadline, step.after)))
+        if deadline.escalation < len(clock.escalation):
+            # Only the next rung: the ladder is climbed in order, one rung after another.
+            level = deadline.escalation + 1
+            after = clock.escalation[level - 1].after
+            points.append(("escalation", level, self._after_breach(deadline, after)))
         if clock.on_expiry:
             points.append(("expiry", 0, self._after_breach(deadline, clock.on_expiry.after)))
         made = [_point(case.id, deadline, kind, level, at) for kind, level, at in points]
@@ -175,7 +179,9 @@ class Timekeeper:
         if point.kind == "breach":
             return "breach", {"deadline": deadline.model_copy(update={"warning": "red"})}, {}
         step = clock.escalation[point.level - 1]
-        updates: dict[str, Any] = {"deadline": deadline.model_copy(update={"escalation": point.level})}
+        updates: dict[str, Any] = {
+            "deadline": deadline.model_copy(update={"escalation": point.level})
+        }
         if step.supervise:
             updates["supervised"] = True
         return "escalate", updates, {"level": point.level, "notify": list(step.notify)}

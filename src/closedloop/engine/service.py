@@ -206,10 +206,10 @@ class Engine:
         totals = [0, 0, 0]
         while True:
             points = self._store.claim_due(at, owner=self._worker, lease=self._lease, limit=batch)
+            if not points:  # firing a rung can schedule the next one, due already
+                return TickReport(*totals)
             for point in points:
                 totals[self._fire(point, at)] += 1
-            if len(points) < batch:
-                return TickReport(*totals)
 
     def next_due_at(self) -> datetime | None:
         """When the earliest pending timer falls due (for schedulers to sleep until)."""
