@@ -134,7 +134,8 @@ def test_awaiting_information_moves_the_due_time_by_the_pause() -> None:
     assert case.deadline is not None
     before = case.deadline.due_at
     case = engine.trigger(case.id, "request_info", by=WATER, question="Which side of the road?")
-    assert case.deadline is not None and case.deadline.paused_at == clock.now()
+    assert case.deadline is not None
+    assert case.deadline.paused_at == clock.now()
     clock.set(local(2026, 11, 5, 10))  # three working days later
     case = engine.trigger(case.id, "provide_info", by=CITIZEN, info="North side")
     assert case.deadline is not None
@@ -176,7 +177,8 @@ def test_engine_down_for_days_then_hourly_ticks_fire_each_point_once_in_order() 
     assert fired[3].at < level_two + timedelta(hours=1)
     final = engine.get(case.id, viewer=DISPATCHER)
     assert final.supervised
-    assert final.deadline is not None and final.deadline.escalation == 2
+    assert final.deadline is not None
+    assert final.deadline.escalation == 2
     assert engine.verify(case.id).ok
 
 
