@@ -13,6 +13,7 @@ from tests.cast import (
     CITIZEN,
     DISPATCHER,
     GRID_WORKER,
+    STREET,
     SUPERVISOR,
     SYSTEM_ACTOR,
     VERIFIER,
@@ -49,6 +50,7 @@ ROLE_ACTORS: dict[str, Actor] = {
     "system": SYSTEM_ACTOR,
     "grid_worker": GRID_WORKER,
     "assignee": WATER,
+    "co_unit": STREET,
 }
 SAMPLES: dict[str, Any] = {
     "category": "01.01",
@@ -60,9 +62,11 @@ SAMPLES: dict[str, Any] = {
 
 def sample(transition: TransitionSpec) -> dict[str, Any]:
     """A valid payload: every required field filled with a plausible value."""
+    if transition.name == "redispatch":  # a return approved goes to another unit
+        return {"unit": "street_s1", "reason": "the street owns this pavement"}
     payload: dict[str, Any] = {}
     for name, spec in transition.fields.items():
-        if not spec.required:
+        if not spec.required and name != "unit":  # no responsibility list: name the unit
             continue
         if spec.type == "choice":
             payload[name] = spec.choices[0]
@@ -86,10 +90,10 @@ def denied_actor(transition: TransitionSpec, reporter: Actor) -> Actor:
     return next(actor for actor, held in options if not held & set(transition.roles))
 
 
-def fire(engine: Engine, case: Case, trigger: str, reporter: Actor) -> Case:
+def fire(engine: Engine, case: Case, trigger: str, reporter: Actor, **extra: Any) -> Case:
     transition = WORKFLOW.transition(trigger)
     by = actor_for(transition.roles[0], reporter)
-    return engine.trigger(case.id, trigger, by=by, **sample(transition))
+    return engine.trigger(case.id, trigger, by=by, **{**sample(transition), **extra})
 
 
 def case_in(engine: Engine, state: str, trigger: str) -> tuple[Case, Actor]:
@@ -100,7 +104,10 @@ def case_in(engine: Engine, state: str, trigger: str) -> tuple[Case, Actor]:
     if trigger == "reopen":  # needs a case without a lead unit
         steps = [] if state == "reported" else ["answer"]
     for step in [*steps, *SETUP.get(trigger, [])]:
-        case = fire(engine, case, step, reporter)
+        extra = {}
+        if step == "dispatch" and trigger == "complete_subtask":
+            extra = {"co_units": ["street_s1"]}  # a co-unit with a subtask to complete
+        case = fire(engine, case, step, reporter, **extra)
     return case, reporter
 
 

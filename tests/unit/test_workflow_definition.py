@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from closedloop import InvalidWorkflow, Registry, Workflow, workflows
-from closedloop.engine.registry import BUILTIN_GUARDS, Context
+from closedloop.engine.registry import Context
 
 
 def minimal() -> dict[str, Any]:
@@ -228,7 +228,7 @@ def test_custom_guard_from_a_registry() -> None:
     data = copy.deepcopy(minimal())
     data["transitions"][0]["guards"] = ["weekday_only"]
     problems_of(data)  # unknown in the default registry
-    registry = Registry(guards={**BUILTIN_GUARDS, "weekday_only": weekday_only})
+    registry = Registry.default().extended(guards={"weekday_only": weekday_only})
     workflow = Workflow.from_dict(data, registry=registry)
     assert workflow.registry.guard("weekday_only") is weekday_only
 

@@ -87,11 +87,13 @@ def apply_transition(
 ) -> tuple[Case, AuditEvent]:
     """The case after ``ctx.transition`` and the audit event that records it."""
     case, transition = ctx.case, ctx.transition
-    dest = machine.fire(case.id, case.state, transition.name)
+    changes = _updates(machine.workflow, ctx)
+    dest = _destination(machine.workflow, ctx, changes["counters"])
+    dest = machine.fire(case.id, case.state, transition.name, dest)
     update: dict[str, Any] = {
         "state": dest,
         "waiting_on": machine.workflow.state(dest).owner,
-        **_updates(machine.workflow, ctx),
+        **changes,
     }
     new = Case.model_validate({**case.model_dump(), **update})
     new = new.model_copy(update={"deadline": timekeeper.after(case, new, transition, ctx.now)})
@@ -138,6 +140,16 @@ def record(
         prev_hash=prev_hash,
     )
     return new, event
+
+
+def _destination(workflow: Workflow, ctx: Context, counters: Mapping[str, int]) -> str:
+    """``to``, unless a diversion's condition holds (the first that does wins)."""
+    for divert in ctx.transition.divert:
+        if divert.guard is not None and workflow.registry.guard(divert.guard)(ctx) is None:
+            return divert.to
+        if divert.counter is not None and counters.get(divert.counter, 0) >= (divert.at_least or 0):
+            return divert.to
+    return ctx.transition.dest
 
 
 def _updates(workflow: Workflow, ctx: Context) -> dict[str, Any]:

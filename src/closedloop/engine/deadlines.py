@@ -83,13 +83,24 @@ class Timekeeper:
             return None
         deadline = old.deadline
         if new.state != old.state or deadline is None or deadline.clock != state.clock:
-            deadline = self.start(new, now)
-            if deadline is None:  # pragma: no cover - non-final states have clocks
-                return None
+            deadline = self._entered(old.deadline, new, transition, now)
         if transition.extends_clock:
             extension = _lookup(old.attributes, transition.extends_clock)
             deadline = self._extended(deadline, extension, now)
         return self._paused_or_resumed(deadline, bool(new.attributes.get("paused")), now)
+
+    def _entered(
+        self, left: Deadline | None, new: Case, transition: TransitionSpec, now: datetime
+    ) -> Deadline:
+        """The deadline on entering ``new.state``: a resumed clock, or a fresh one."""
+        kept = left.model_copy(update={"previous": None}) if left is not None else None
+        resumed = left.previous if left is not None else None
+        clock = self._workflow.state(new.state).clock
+        if transition.restores_clock and resumed is not None and resumed.clock == clock:
+            return self._scheduled(resumed.model_copy(update={"previous": kept}), now)
+        fresh = self.start(new, now)
+        assert fresh is not None  # non-final states have clocks
+        return fresh.model_copy(update={"previous": kept})
 
     def _extended(self, deadline: Deadline, extension: Any, now: datetime) -> Deadline:
         if not isinstance(extension, str):

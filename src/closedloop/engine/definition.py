@@ -19,7 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 from pydantic import ValidationError as PydanticValidationError
 
-from closedloop.engine.registry import DEFAULT_REGISTRY, Registry
+from closedloop.engine.registry import Registry
 from closedloop.errors import InvalidWorkflow
 
 FieldType = Literal["text", "code", "int", "number", "bool", "choice", "codes", "datetime"]
@@ -125,6 +125,19 @@ class RoleRule(_Definition):
     roles: tuple[str, ...] = Field(min_length=1)
 
 
+class Divert(_Definition):
+    """Another destination, taken when its condition holds (checked in order).
+
+    The condition is a named ``guard`` that passes, or a ``counter`` of the case that
+    has reached ``at_least`` once this transition's ``counts`` are applied.
+    """
+
+    to: str = Field(min_length=1)
+    guard: str | None = None
+    counter: str | None = None
+    at_least: int | None = Field(default=None, ge=1)
+
+
 class TransitionSpec(_Definition):
     """A named transition (the trigger) from one or more states to one state."""
 
@@ -143,6 +156,11 @@ class TransitionSpec(_Definition):
     effects: tuple[str, ...] = ()
     role_rules: tuple[RoleRule, ...] = ()
     """When a rule's counter has reached ``at_least``, only its roles may fire this."""
+    restores_clock: bool = False
+    """Resume the clock the case had before its last change of state (a rejected
+    return goes back to the same unit with its sign-for clock still running)."""
+    divert: tuple[Divert, ...] = ()
+    """Destinations other than ``to``, each with the condition that selects it."""
     extends_clock: str | None = None
     """An attribute path (``extension_request.duration``) whose duration this
     transition adds to the running clock."""
@@ -172,7 +190,7 @@ class Workflow(_Definition):
     states: tuple[StateSpec, ...]
     transitions: tuple[TransitionSpec, ...]
     privacy: PrivacySpec = PrivacySpec()
-    _registry: Registry = PrivateAttr(default_factory=lambda: DEFAULT_REGISTRY)
+    _registry: Registry = PrivateAttr(default_factory=Registry.default)
 
     # -- loading -----------------------------------------------------------------------
 
@@ -203,7 +221,7 @@ class Workflow(_Definition):
             raise InvalidWorkflow(_pydantic_problems(exc), source=source) from None
         except (TypeError, ValueError, RecursionError) as exc:
             raise InvalidWorkflow([f"<root>: {exc}"], source=source) from None
-        registry = registry or DEFAULT_REGISTRY
+        registry = registry or Registry.default()
         problems = check_workflow(workflow, registry)
         if problems:
             raise InvalidWorkflow(problems, source=source)
@@ -269,6 +287,10 @@ class Workflow(_Definition):
     def clock(self, name: str) -> ClockSpec:
         """The clock called ``name`` (KeyError if undeclared)."""
         return self._clocks[name]
+
+    def destinations(self, transition: TransitionSpec) -> tuple[str, ...]:
+        """Every state ``transition`` may lead to: ``to`` first, then its diversions."""
+        return (transition.dest, *(d.to for d in transition.divert))
 
     @cached_property
     def full_contact_roles(self) -> frozenset[str]:

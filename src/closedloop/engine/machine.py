@@ -33,8 +33,9 @@ class CompiledMachine:
             model=None,
             states=[state.name for state in workflow.states],
             transitions=[
-                {"trigger": t.name, "source": list(t.source), "dest": t.dest}
+                {"trigger": _edge(t.name, dest), "source": list(t.source), "dest": dest}
                 for t in workflow.transitions
+                for dest in workflow.destinations(t)
             ],
             initial=workflow.initial.name,
             auto_transitions=False,
@@ -53,13 +54,17 @@ class CompiledMachine:
         """The triggers declared from ``state``, in declaration order."""
         return tuple(t.name for t in self._workflow.transitions_from(state))
 
-    def fire(self, case_id: str, state: str, trigger: str) -> str:
-        """The state reached by firing ``trigger`` from ``state``.
+    def fire(self, case_id: str, state: str, trigger: str, dest: str | None = None) -> str:
+        """The state reached by firing ``trigger`` from ``state`` (towards ``dest``, one of
+        its declared destinations, when the transition can divert).
 
         Raises:
             TransitionNotAllowed: ``trigger`` is not declared from ``state``.
         """
-        event = self._machine.events.get(trigger)
+        spec = next((t for t in self._workflow.transitions if t.name == trigger), None)
+        event = None
+        if spec is not None:
+            event = self._machine.events.get(_edge(trigger, dest or spec.dest))
         if event is None:
             raise TransitionNotAllowed(case_id, state, trigger, self.triggers(state))
         token = _Token()
@@ -72,3 +77,8 @@ class CompiledMachine:
             finally:
                 self._machine.remove_model(token)
         return str(token.state)
+
+
+def _edge(trigger: str, dest: str) -> str:
+    """The machine's event for one destination of a trigger (a trigger may divert)."""
+    return f"{trigger}->{dest}"

@@ -101,6 +101,8 @@ class Deadline(_Value):
     warning: Warning = "none"
     escalation: int = 0
     fallback_days: tuple[date, ...] = ()
+    previous: Deadline | None = None
+    """The clock the case left when it entered this state, kept so that it can resume."""
 
 
 class Case(_Value):

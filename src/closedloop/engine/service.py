@@ -36,11 +36,13 @@ from closedloop.engine.ports import (
     CaseStore,
     CaseTransaction,
     Clock,
+    Directory,
     DuePoint,
     IdempotencyRecord,
     WorkCalendar,
 )
-from closedloop.engine.registry import Context
+from closedloop.engine.registry import Context, Services
+from closedloop.engine.responsibility import ResponsibilityList
 from closedloop.errors import (
     CaseNotFound,
     ConcurrentModification,
@@ -76,6 +78,9 @@ class Engine:
         clock: Where time comes from; the system UTC clock by default.
         calendar: The calendar for clocks that name none; natural time by default.
         calendars: Further calendars by name, for clocks and SLA rows that name one.
+        responsibilities: The responsibility list that ``dispatch`` routes by; without
+            one, dispatchers name the unit.
+        directory: Units and members, to check unit ids; the list's by default.
         id_factory: Makes new case ids; random UUIDs by default.
         worker_id: Names this engine on the leases it takes; random by default.
         lease: How long a claimed timer is held before another engine may take it.
@@ -92,6 +97,8 @@ class Engine:
         clock: Clock | None = None,
         calendar: WorkCalendar | None = None,
         calendars: Mapping[str, WorkCalendar] | None = None,
+        responsibilities: ResponsibilityList | None = None,
+        directory: Directory | None = None,
         id_factory: Callable[[], str] = _new_id,
         worker_id: str | None = None,
         lease: timedelta = timedelta(minutes=5),
@@ -104,6 +111,9 @@ class Engine:
         self._timekeeper = Timekeeper(
             workflow, {**(calendars or {}), default.name: default}, default.name
         )
+        if directory is None and responsibilities is not None:
+            directory = responsibilities.directory
+        self._services = Services(responsibilities, directory, default)
         self._new_id = id_factory
         self._worker = worker_id or f"engine-{uuid.uuid4().hex[:12]}"
         self._lease = lease
@@ -185,7 +195,7 @@ class Engine:
             if expected_version is not None and expected_version != case.version:
                 raise ConcurrentModification(case_id, expected_version, case.version)
             transition, role = self._authorise(case, name, by)
-            ctx = Context(case, by, inputs.payload(transition, payload), self._now(), transition)
+            ctx = self._context(case, by, inputs.payload(transition, payload), transition)
             new = self._apply(tx, ctx, role)
             self._remember(tx, idempotency_key, fingerprint, new)
             contact = tx.get_contact(case_id)
@@ -231,7 +241,7 @@ class Engine:
         for transition in self._workflow.transitions_from(case.state):
             if held.isdisjoint(self._workflow.roles_for(transition, case.counters)):
                 continue
-            ctx = Context(case, actor, {}, now, transition)
+            ctx = Context(case, actor, {}, now, transition, self._services)
             if all(self._workflow.registry.guard(g)(ctx) is None for g in transition.guards):
                 result.append(transition.name)
         return tuple(result)
@@ -278,6 +288,11 @@ class Engine:
 
     # -- internals -----------------------------------------------------------------------
 
+    def _context(
+        self, case: Case, actor: Actor, payload: dict[str, Any], transition: TransitionSpec
+    ) -> Context:
+        return Context(case, actor, payload, self._now(), transition, self._services)
+
     def _apply(self, tx: CaseTransaction, ctx: Context, role: str) -> Case:
         check_guards(ctx, self._workflow)
         head = tx.get_events(ctx.case.id)[-1].hash
@@ -311,7 +326,9 @@ class Engine:
             assert expiry is not None
             transition = self._workflow.transition(expiry.trigger)
             payload = inputs.payload(transition, {"reason": expiry.reason})
-            self._apply(tx, Context(case, SYSTEM, payload, now, transition), "system")
+            self._apply(
+                tx, Context(case, SYSTEM, payload, now, transition, self._services), "system"
+            )
             return
         trigger, updates, payload = self._timekeeper.effect(case, point)
         payload["due_at"] = point.due_at.isoformat()

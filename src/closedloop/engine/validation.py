@@ -10,7 +10,7 @@ import re
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator
 
-from closedloop.engine.definition import FieldSpec, TransitionSpec, Workflow
+from closedloop.engine.definition import Divert, FieldSpec, TransitionSpec, Workflow
 from closedloop.engine.durations import Duration
 from closedloop.engine.model import Case
 from closedloop.engine.registry import Registry
@@ -126,6 +126,8 @@ def _transition(
             yield f"{where}.from[{index}]: unknown state {source!r}; declared: {sorted(states)}"
     if transition.dest not in states:
         yield f"{where}.to: unknown state {transition.dest!r}; declared: {sorted(states)}"
+    for index, divert in enumerate(transition.divert):
+        yield from _divert(divert, registry, states, f"{where}.divert[{index}]")
     for index, role in enumerate(transition.roles):
         if role not in roles:
             yield f"{where}.roles[{index}]: unknown role {role!r}; declared: {sorted(roles)}"
@@ -142,7 +144,10 @@ def _transition(
     for index, rule in enumerate(transition.role_rules):
         for role in rule.roles:
             if role not in roles:
-                yield f"{where}.role_rules[{index}]: unknown role {role!r}; declared: {sorted(roles)}"
+                yield (
+                    f"{where}.role_rules[{index}]: unknown role {role!r}; "
+                    f"declared: {sorted(roles)}"
+                )
     if transition.extends_clock is not None and not all(
         NAME.match(part) for part in transition.extends_clock.split(".")
     ):
@@ -150,6 +155,18 @@ def _transition(
     for name, spec in transition.fields.items():
         yield from _field(f"{where}.fields.{name}", name, spec)
     yield from _targets(transition, where)
+
+
+def _divert(divert: Divert, registry: Registry, states: set[str], where: str) -> Iterator[str]:
+    if divert.to not in states:
+        yield f"{where}.to: unknown state {divert.to!r}; declared: {sorted(states)}"
+    by_guard = divert.guard is not None
+    by_counter = divert.counter is not None and divert.at_least is not None
+    if by_guard == by_counter or (divert.counter is None) != (divert.at_least is None):
+        yield f"{where}: give either a guard, or a counter with at_least"
+    if divert.guard is not None and divert.guard not in registry.guards:
+        known = sorted(registry.guards)
+        yield f"{where}.guard: unknown guard {divert.guard!r}; registered: {known}"
 
 
 def _field(where: str, name: str, spec: FieldSpec) -> Iterator[str]:
@@ -192,8 +209,9 @@ def _graph(workflow: Workflow) -> Iterator[str]:
     backward: dict[str, set[str]] = {s.name: set() for s in workflow.states}
     for transition in workflow.transitions:
         for source in transition.source:
-            forward[source].add(transition.dest)
-            backward[transition.dest].add(source)
+            for dest in workflow.destinations(transition):
+                forward[source].add(dest)
+                backward[dest].add(source)
     reachable = _closure([workflow.initial.name], forward)
     finishing = _closure([s.name for s in workflow.states if s.final], backward)
     for index, state in enumerate(workflow.states):

@@ -46,9 +46,9 @@ from fractions import Fraction
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from closedloop.engine.durations import Duration
-from closedloop.engine.calendars.sources import HolidaySource
 from closedloop.engine.calendars.local_time import LocalTimeline, require_aware
+from closedloop.engine.calendars.sources import HolidaySource
+from closedloop.engine.durations import Duration
 from closedloop.errors import CalendarNotCovered, ValidationError
 
 Fallback = Literal["weekdays"]

@@ -1,0 +1,244 @@
+"""Dispatch by the responsibility list, returns, and co-handling subtasks.
+
+Guards and effects the standard workflow's assignment steps use:
+
+* ``dispatch`` routes the case through the engine's responsibility list for its
+  category and area at the time of dispatch. The routing (entry, list version,
+  explanation, gap flag) is kept on the case, so a later list does not move it. A
+  dispatcher may name another unit only with a reason, recorded as an override.
+* When the list finds two equally specific entries, the dispatch diverts to
+  arbitration (guard ``routing_disputed``); nothing is guessed.
+* ``redispatch`` (a return approved) must name another unit; the misdirect is
+  recorded against the dispatcher who sent it, not against the unit that returned it.
+* Co-units get subtasks when the case is assigned; they start when the lead unit
+  accepts (a subtask that depends on another starts when that one is done), and the
+  lead unit cannot submit its result while a mandatory subtask is open.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from closedloop.engine.durations import Duration
+from closedloop.engine.registry import Context, Effect, Guard
+from closedloop.errors import ClosedLoopError
+
+
+def resolve(ctx: Context) -> Any:
+    """The list's routing for the case now, or ``None`` when it cannot be asked.
+
+    Raises:
+        ClosedLoopError: the list refuses the category or area.
+    """
+    duties = ctx.services.responsibilities
+    case = ctx.case
+    if duties is None or case.category is None or case.location.area is None:
+        return None
+    return duties.resolve(case.category, case.location.area, ctx.now)
+
+
+def _unknown_unit(ctx: Context, unit: str) -> str | None:
+    directory = ctx.services.directory
+    if directory is None:
+        return None
+    try:
+        directory.unit(unit)
+    except ClosedLoopError as exc:
+        return str(exc)
+    return None
+
+
+# -- guards ------------------------------------------------------------------------------
+
+
+def _routable(ctx: Context) -> str | None:
+    unit = ctx.payload.get("unit")
+    try:
+        routing = resolve(ctx)
+    except ClosedLoopError as exc:
+        return f"the responsibility list cannot route this case: {exc}"
+    if unit is None:
+        if routing is not None:
+            return None
+        if ctx.services.responsibilities is None:
+            return "no responsibility list is configured: name the unit"
+        return "the case needs a category and an area to be routed: name the unit"
+    if routing is not None and routing.lead_unit != unit and not ctx.payload.get("reason"):
+        listed = routing.lead_unit or "arbitration"
+        return f"the list gives {listed!r}; overriding it with {unit!r} needs a reason"
+    return _unknown_unit(ctx, unit)
+
+
+def _routing_disputed(ctx: Context) -> str | None:
+    if "unit" in ctx.payload:
+        return "the dispatcher named the unit"
+    routing = resolve(ctx)
+    return None if routing is not None and routing.needs_arbitration else "the list decides"
+
+
+def _another_unit(ctx: Context) -> str | None:
+    unit = ctx.payload.get("unit")
+    if unit is not None and unit == ctx.case.lead_unit:
+        return f"{unit!r} returned the case; approve the return with another unit"
+    return _unknown_unit(ctx, unit) if unit is not None else None
+
+
+def _subtasks_done(ctx: Context) -> str | None:
+    open_ = [t["unit"] for t in _subtasks(ctx) if t["mandatory"] and t["status"] != "done"]
+    return f"mandatory co-unit subtasks are open: {', '.join(open_)}" if open_ else None
+
+
+def _has_active_subtask(ctx: Context) -> str | None:
+    if _own_active(ctx) is None:
+        return "none of the actor's units has an active subtask on this case"
+    return None
+
+
+GUARDS: Mapping[str, Guard] = {
+    "routable": _routable,
+    "routing_disputed": _routing_disputed,
+    "another_unit": _another_unit,
+    "subtasks_done": _subtasks_done,
+    "has_active_subtask": _has_active_subtask,
+}
+
+
+# -- effects -----------------------------------------------------------------------------
+
+
+def _route(ctx: Context) -> Mapping[str, Any]:
+    named = ctx.payload.get("unit")
+    routing = resolve(ctx)
+    record: dict[str, Any] = {"by": ctx.actor.id, "at": ctx.now.isoformat()}
+    if routing is not None:
+        record.update(
+            entry=routing.entry_id,
+            list_version=routing.list_version,
+            explanation=routing.explanation,
+            gap=routing.gap,
+            lead_unit=routing.lead_unit,
+            candidates=list(routing.candidates),
+            supervising_unit=routing.supervising_unit,
+        )
+    if named is not None:
+        record["override"] = routing is not None and named != routing.lead_unit
+        record["reason"] = ctx.payload.get("reason")
+        return _assigned(ctx, named, _named_co_units(ctx), record)
+    assert routing is not None  # the routable guard ran first
+    if routing.needs_arbitration:
+        return {"lead_unit": None, "co_units": (), "routing": record, "dispatched_by": ctx.actor.id}
+    co_units = [c.model_dump(mode="json") for c in routing.co_units]
+    return _assigned(ctx, routing.lead_unit, co_units, record)
+
+
+def _assign_named(ctx: Context) -> Mapping[str, Any]:
+    """Assign to the unit the payload names (a redispatch, an arbiter's decision)."""
+    record = {"by": ctx.actor.id, "at": ctx.now.isoformat(), "reason": ctx.payload.get("reason")}
+    return _assigned(ctx, ctx.payload["unit"], _named_co_units(ctx), record)
+
+
+def _named_co_units(ctx: Context) -> list[dict[str, Any]]:
+    return [{"unit": unit, "duty": ""} for unit in ctx.payload.get("co_units", ())]
+
+
+def _assigned(
+    ctx: Context, unit: str, co_units: Sequence[Mapping[str, Any]], record: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Updates giving the case to ``unit``, with a waiting subtask per co-unit.
+
+    A co-unit spec has ``unit`` and ``duty``, and may have ``mandatory`` (default
+    true), ``after`` (a co-unit whose subtask must be done first) and ``within`` (a
+    duration from activation).
+    """
+    subtasks = [
+        {
+            "unit": co["unit"],
+            "duty": co.get("duty", ""),
+            "mandatory": co.get("mandatory", True),
+            "after": co.get("after"),
+            "within": co.get("within"),
+            "status": "waiting",
+            "due_at": None,
+        }
+        for co in co_units
+        if co["unit"] != unit
+    ]
+    return {
+        "lead_unit": unit,
+        "co_units": [t["unit"] for t in subtasks],
+        "routing": dict(record),
+        "subtasks": subtasks or None,
+        "dispatched_by": ctx.actor.id,
+    }
+
+
+def _record_misdirect(ctx: Context) -> Mapping[str, Any]:
+    misdirects = list(ctx.case.attributes.get("misdirects", ()))
+    misdirects.append(
+        {
+            "dispatcher": ctx.case.attributes.get("dispatched_by"),
+            "unit": ctx.case.lead_unit,
+            "at": ctx.now.isoformat(),
+        }
+    )
+    return {"misdirects": misdirects}
+
+
+def _activate_subtasks(ctx: Context) -> Mapping[str, Any]:
+    tasks = _subtasks(ctx)
+    if not tasks:
+        return {}
+    done = {t["unit"] for t in tasks if t["status"] == "done"}
+    return {"subtasks": [_activated(ctx, t, done) for t in tasks]}
+
+
+def _complete_subtask(ctx: Context) -> Mapping[str, Any]:
+    own = _own_active(ctx)
+    assert own is not None  # the has_active_subtask guard ran first
+    tasks = []
+    for task in _subtasks(ctx):
+        if task["unit"] == own["unit"]:
+            due = task["due_at"] or _case_due(ctx)
+            late = due is not None and ctx.now > datetime.fromisoformat(due)
+            task = {**task, "status": "done", "done_at": ctx.now.isoformat(), "late": late}
+            task["result"] = ctx.payload.get("result")
+        tasks.append(task)
+    done = {t["unit"] for t in tasks if t["status"] == "done"}
+    return {"subtasks": [_activated(ctx, t, done) for t in tasks]}
+
+
+def _activated(ctx: Context, task: dict[str, Any], done: set[str]) -> dict[str, Any]:
+    if task["status"] != "waiting" or (task.get("after") and task["after"] not in done):
+        return task
+    due = None
+    if task.get("within") and ctx.services.calendar is not None:
+        at = ctx.services.calendar.add(ctx.now, Duration.parse(task["within"]))
+        due = at.astimezone(UTC).isoformat()
+    return {**task, "status": "active", "activated_at": ctx.now.isoformat(), "due_at": due}
+
+
+def _subtasks(ctx: Context) -> list[dict[str, Any]]:
+    return [dict(t) for t in ctx.case.attributes.get("subtasks") or ()]
+
+
+def _own_active(ctx: Context) -> dict[str, Any] | None:
+    return next(
+        (t for t in _subtasks(ctx) if t["status"] == "active" and t["unit"] in ctx.actor.units),
+        None,
+    )
+
+
+def _case_due(ctx: Context) -> str | None:
+    deadline = ctx.case.deadline
+    return deadline.due_at.isoformat() if deadline is not None else None
+
+
+EFFECTS: Mapping[str, Effect] = {
+    "route": _route,
+    "assign_named_unit": _assign_named,
+    "record_misdirect": _record_misdirect,
+    "activate_subtasks": _activate_subtasks,
+    "complete_subtask": _complete_subtask,
+}
