@@ -7,30 +7,18 @@ case, the time and the actor, and persists what comes back.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from closedloop.engine import audit
 from closedloop.engine.deadlines import Timekeeper
 from closedloop.engine.definition import TransitionSpec, Workflow
+from closedloop.engine.inputs import NewReport
 from closedloop.engine.machine import CompiledMachine
-from closedloop.engine.model import JSON, Actor, AuditEvent, Case, Location
+from closedloop.engine.model import JSON, AuditEvent, Case
 from closedloop.engine.registry import Context
 from closedloop.engine.validation import SETTABLE_FIELDS
 from closedloop.errors import GuardRejected
-
-
-@dataclass(frozen=True, slots=True)
-class NewReport:
-    """A checked report, ready to become a case."""
-
-    case_id: str
-    reporter: Actor
-    description: str
-    location: Location
-    category: str | None
-    channel: str
 
 
 def open_case(

@@ -13,11 +13,12 @@ import math
 import re
 import unicodedata
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from closedloop.engine.definition import FieldSpec, TransitionSpec
-from closedloop.engine.model import JSON, Location, ReporterContact
+from closedloop.engine.model import JSON, Actor, Location, ReporterContact
 from closedloop.errors import ValidationError
 
 MAX_DESCRIPTION = 4000
@@ -32,6 +33,52 @@ _PHONE = re.compile(r"^\+?[0-9][0-9 \-]{2,30}$")
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,189}$")
 
 Errors = list[tuple[str, str]]
+
+
+@dataclass(frozen=True, slots=True)
+class NewReport:
+    """A checked report, ready to become a case."""
+
+    case_id: str
+    reporter: Actor
+    description: str
+    location: Location
+    category: str | None
+    channel: str
+
+
+def report(
+    case_id: str,
+    reporter: Any,
+    description: Any,
+    location_: Any,
+    category: Any,
+    channel: Any,
+    contact_: Any,
+) -> tuple[NewReport, ReporterContact | None]:
+    """A checked report and its reporter's contact data.
+
+    Raises:
+        ValidationError: every field that is missing or malformed.
+    """
+    if not isinstance(reporter, Actor):
+        raise ValidationError([("reporter", "must be an Actor")], subject="report")
+    errors: Errors = []
+    clean = text(description, "description", errors, max_length=MAX_DESCRIPTION, multiline=True)
+    if not errors and not clean.strip():
+        errors.append(("description", "must not be empty"))
+    checked = NewReport(
+        case_id=case_id,
+        reporter=reporter,
+        description=clean,
+        location=location(location_, errors),
+        category=optional_code(category, "category", errors),
+        channel=code(channel, "channel", errors),
+    )
+    checked_contact = contact(contact_, errors)
+    if errors:
+        raise ValidationError(errors, subject="report")
+    return checked, checked_contact
 
 
 def text(value: Any, field: str, errors: Errors, *, max_length: int, multiline: bool) -> str:

@@ -22,7 +22,6 @@ from closedloop.engine.access import can_see, contact_for, roles_on
 from closedloop.engine.calendars import NaturalCalendar
 from closedloop.engine.clock import SystemClock, utc
 from closedloop.engine.commands import (
-    NewReport,
     apply_transition,
     check_guards,
     open_case,
@@ -147,8 +146,8 @@ class Engine:
             ValidationError: a field is missing or malformed; the error names it.
             IdempotencyConflict: the key was used for a different report.
         """
-        report, checked_contact = self._check_report(
-            reporter, description, location, category, channel, contact
+        report, checked_contact = inputs.report(
+            self._new_id(), reporter, description, location, category, channel, contact
         )
         fingerprint = _fingerprint(
             "report", reporter.id, description, location, category, channel, contact
@@ -348,36 +347,6 @@ class Engine:
 
     def _now(self) -> datetime:
         return utc(self._clock.now(), "clock.now()")
-
-    def _check_report(
-        self,
-        reporter: Actor,
-        description: Any,
-        location: Any,
-        category: Any,
-        channel: Any,
-        contact: Any,
-    ) -> tuple[NewReport, ReporterContact | None]:
-        if not isinstance(reporter, Actor):
-            raise ValidationError([("reporter", "must be an Actor")], subject="report")
-        errors: inputs.Errors = []
-        text = inputs.text(
-            description, "description", errors, max_length=inputs.MAX_DESCRIPTION, multiline=True
-        )
-        if not errors and not text.strip():
-            errors.append(("description", "must not be empty"))
-        report = NewReport(
-            case_id=self._new_id(),
-            reporter=reporter,
-            description=text,
-            location=inputs.location(location, errors),
-            category=inputs.optional_code(category, "category", errors),
-            channel=inputs.code(channel, "channel", errors),
-        )
-        checked_contact = inputs.contact(contact, errors)
-        if errors:
-            raise ValidationError(errors, subject="report")
-        return report, checked_contact
 
     def _visible(self, tx: CaseTransaction, case_id: str, actor: Actor) -> Case:
         case = tx.get_case(case_id) if isinstance(case_id, str) else None
