@@ -7,13 +7,32 @@ from __future__ import annotations
 
 from closedloop import workflows
 from closedloop.engine.audit import AuditReport
+from closedloop.engine.calendars import (
+    ChineseHolidays,
+    CountryHolidays,
+    HolidayTable,
+    LayeredHolidays,
+    NaturalCalendar,
+    WorkingCalendar,
+)
 from closedloop.engine.clock import SystemClock
 from closedloop.engine.definition import Workflow
+from closedloop.engine.directory import InMemoryDirectory
 from closedloop.engine.durations import Duration
-from closedloop.engine.model import SYSTEM, Actor, AuditEvent, Case, Location, ReporterContact
+from closedloop.engine.duties import CategoryCatalog, ResponsibilityList, Routing
+from closedloop.engine.model import (
+    SYSTEM,
+    Actor,
+    AuditEvent,
+    Case,
+    Deadline,
+    Location,
+    ReporterContact,
+)
 from closedloop.engine.registry import Context, Registry
-from closedloop.engine.service import Engine
+from closedloop.engine.service import Engine, TickReport
 from closedloop.errors import (
+    CalendarNotCovered,
     CaseError,
     CaseNotFound,
     ClosedLoopError,
@@ -22,6 +41,8 @@ from closedloop.errors import (
     GuardRejected,
     IdempotencyConflict,
     InputError,
+    InvalidDirectory,
+    InvalidResponsibilityList,
     InvalidWorkflow,
     PermissionDenied,
     StoreError,
@@ -34,27 +55,42 @@ __all__ = [
     "Actor",
     "AuditEvent",
     "AuditReport",
+    "CalendarNotCovered",
     "Case",
     "CaseError",
     "CaseNotFound",
+    "CategoryCatalog",
+    "ChineseHolidays",
     "ClosedLoopError",
     "ConcurrentModification",
     "Context",
+    "CountryHolidays",
+    "Deadline",
     "DefinitionError",
     "Duration",
     "Engine",
     "GuardRejected",
+    "HolidayTable",
     "IdempotencyConflict",
+    "InMemoryDirectory",
     "InputError",
+    "InvalidDirectory",
+    "InvalidResponsibilityList",
     "InvalidWorkflow",
+    "LayeredHolidays",
     "Location",
+    "NaturalCalendar",
     "PermissionDenied",
     "Registry",
     "ReporterContact",
+    "ResponsibilityList",
+    "Routing",
     "StoreError",
     "SystemClock",
+    "TickReport",
     "TransitionNotAllowed",
     "ValidationError",
     "Workflow",
+    "WorkingCalendar",
     "workflows",
 ]

@@ -19,6 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 from pydantic import ValidationError as PydanticValidationError
 
+from closedloop.engine.loading import parse_yaml
 from closedloop.engine.registry import Registry
 from closedloop.errors import InvalidWorkflow
 
@@ -237,7 +238,7 @@ class Workflow(_Definition):
         """
         text = _read(path)
         try:
-            data = yaml.load(text, Loader=_StrictLoader)
+            data = parse_yaml(text)
         except yaml.YAMLError as exc:
             raise InvalidWorkflow([f"<yaml>: {exc}"], source=str(path)) from None
         return cls.from_dict(data, registry=registry, source=str(path))
@@ -358,27 +359,3 @@ def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
             raise _DuplicateKey(f"duplicate key {key!r}")
         result[key] = value
     return result
-
-
-class _StrictLoader(yaml.SafeLoader):
-    """A safe YAML loader that refuses duplicate mapping keys instead of keeping the last."""
-
-
-def _construct_unique_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-    loader.flatten_mapping(node)
-    result: dict[Any, Any] = {}
-    for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        if key in result:
-            mark = key_node.start_mark
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r} (line {mark.line + 1})", mark
-            )
-        result[key] = loader.construct_object(value_node, deep=True)
-    return result
-
-
-_StrictLoader.add_constructor(
-    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
-    _construct_unique_mapping,
-)

@@ -294,6 +294,10 @@ class Directory(Protocol):
         """Whether the area or grid code is known."""
         ...
 
+    def areas(self) -> Sequence[str]:
+        """Every known area and grid code."""
+        ...
+
     def members(self, unit_id: str) -> frozenset[str]:
         """The actor ids of the unit's members (empty for an unknown unit)."""
         ...

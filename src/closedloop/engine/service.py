@@ -29,6 +29,7 @@ from closedloop.engine.commands import (
 )
 from closedloop.engine.deadlines import Timekeeper
 from closedloop.engine.definition import TransitionSpec, Workflow
+from closedloop.engine.duties.responsibility_list import ResponsibilityList
 from closedloop.engine.machine import CompiledMachine
 from closedloop.engine.model import SYSTEM, Actor, AuditEvent, Case, Location, ReporterContact
 from closedloop.engine.ports import (
@@ -41,7 +42,6 @@ from closedloop.engine.ports import (
     WorkCalendar,
 )
 from closedloop.engine.registry import Context, Services
-from closedloop.engine.responsibility import ResponsibilityList
 from closedloop.errors import (
     CaseNotFound,
     ConcurrentModification,

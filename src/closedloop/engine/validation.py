@@ -145,8 +145,7 @@ def _transition(
         for role in rule.roles:
             if role not in roles:
                 yield (
-                    f"{where}.role_rules[{index}]: unknown role {role!r}; "
-                    f"declared: {sorted(roles)}"
+                    f"{where}.role_rules[{index}]: unknown role {role!r}; declared: {sorted(roles)}"
                 )
     if transition.extends_clock is not None and not all(
         NAME.match(part) for part in transition.extends_clock.split(".")

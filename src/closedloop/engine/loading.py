@@ -1,0 +1,155 @@
+"""Reading the directory, category and responsibility-list files.
+
+Loaders report every problem of a file at once, so each item is validated on its own
+and pydantic's errors are turned into one line per problem, prefixed with where the
+item sits (``units[3]``, ``row 7``). Codes such as ``01.02`` must be quoted in YAML,
+where ``01.02`` unquoted is the number 1.02; the message says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel
+from pydantic import ValidationError as PydanticValidationError
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+_QUOTE_HINT = " (quote codes and versions in YAML, e.g. '01.02', or YAML reads a number)"
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """A safe loader that refuses duplicate mapping keys instead of keeping the last."""
+
+
+def _unique_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    loader.flatten_mapping(node)
+    result: dict[Any, Any] = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if key in result:
+            mark = key_node.start_mark
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r} (line {mark.line + 1})", mark
+            )
+        result[key] = loader.construct_object(value_node, deep=True)
+    return result
+
+
+_StrictLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
+    _unique_mapping,
+)
+
+
+def parse_yaml(text: str) -> Any:
+    """The YAML document in ``text``, refusing duplicate keys.
+
+    Raises:
+        yaml.YAMLError: not YAML, or a mapping repeats a key.
+    """
+    # _StrictLoader is a SafeLoader: no arbitrary objects are constructed.
+    return yaml.load(text, Loader=_StrictLoader)
+
+
+def read_yaml(path: str | Path) -> tuple[Any, list[str]]:
+    """The document in ``path`` and, if it cannot be parsed, the reason as a problem.
+
+    Raises:
+        OSError: the file cannot be read.
+    """
+    text = Path(path).read_text(encoding="utf-8")
+    try:
+        return parse_yaml(text), []
+    except yaml.YAMLError as exc:
+        return None, [f"not valid YAML: {exc}"]
+
+
+def mapping_problems(
+    data: object, *, required: Iterable[str], optional: Iterable[str]
+) -> list[str]:
+    """Problems of the top-level mapping of a document: its type and its keys."""
+    if not isinstance(data, Mapping):
+        return [f"the document must be a mapping, got {type(data).__name__}"]
+    known = set(required) | set(optional)
+    problems = [f"missing top-level key {key!r}" for key in required if key not in data]
+    problems += [
+        f"unknown top-level key {key!r}; known: {', '.join(sorted(known))}"
+        for key in data
+        if key not in known
+    ]
+    return problems
+
+
+def section(data: Mapping[str, Any], key: str, problems: list[str]) -> list[Any]:
+    """The list under ``key`` (empty when absent); a non-list is a problem."""
+    value = data.get(key, [])
+    if value is None:
+        return []
+    if not isinstance(value, Sequence) or isinstance(value, str):
+        problems.append(f"{key}: must be a list, got {type(value).__name__}")
+        return []
+    return list(value)
+
+
+def validate_items(
+    model: type[ModelT],
+    items: Iterable[tuple[str, object]],
+    problems: list[str],
+) -> list[tuple[str, ModelT]]:
+    """Each ``(where, raw)`` item validated as ``model``; failures go to ``problems``."""
+    valid: list[tuple[str, ModelT]] = []
+    for where, raw in items:
+        try:
+            valid.append((where, model.model_validate(raw)))
+        except PydanticValidationError as exc:
+            problems.extend(describe(exc, where))
+    return valid
+
+
+def validate_one(
+    model: type[ModelT], raw: object, where: str, problems: list[str]
+) -> ModelT | None:
+    """``raw`` validated as ``model``, or ``None`` with its problems recorded."""
+    valid = validate_items(model, [(where, raw)], problems)
+    return valid[0][1] if valid else None
+
+
+def describe(exc: PydanticValidationError, where: str) -> list[str]:
+    """One line per error of ``exc``, each prefixed with ``where`` and the field path."""
+    lines = []
+    for error in exc.errors(include_url=False):
+        path = _path(error["loc"])
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "string_type" and isinstance(error["input"], int | float):
+            message += _QUOTE_HINT
+        if error["type"] == "model_type":
+            message = f"must be a mapping, got {type(error['input']).__name__}"
+        field = f"{path}: " if path else ""
+        lines.append(f"{where}: {field}{message}")
+    return lines
+
+
+def _path(loc: Sequence[int | str]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def labelled(
+    items: Sequence[object], key: str, label: Callable[[int, object], str] | None = None
+) -> list[tuple[str, object]]:
+    """``items`` of section ``key`` paired with where they sit: ``key[i]`` (and the id)."""
+    return [((label or _default_label(key))(index, raw), raw) for index, raw in enumerate(items)]
+
+
+def _default_label(key: str) -> Callable[[int, object], str]:
+    def label(index: int, raw: object) -> str:
+        ident = raw.get("id") if isinstance(raw, Mapping) else None
+        return f"{key}[{index}] ({ident})" if isinstance(ident, str) else f"{key}[{index}]"
+
+    return label
