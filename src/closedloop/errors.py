@@ -254,3 +254,48 @@ class MessageNotFound(StoreError, LookupError):
     def __init__(self, message_id: str) -> None:
         self.message_id = message_id
         super().__init__(f"no dead-lettered message {message_id!r}")
+
+
+# -- delivery ------------------------------------------------------------------------
+
+
+class DeliveryError(ClosedLoopError):
+    """A notification could not be delivered through its channel."""
+
+
+class DeliveryFailed(DeliveryError):
+    """This attempt failed; the message stays in the outbox and is retried."""
+
+    def __init__(self, channel: str, message_id: str, reason: str) -> None:
+        self.channel = channel
+        self.message_id = message_id
+        self.reason = reason
+        super().__init__(f"{channel} delivery of {message_id!r} failed: {reason}")
+
+
+class EndpointGone(DeliveryError):
+    """The endpoint refuses messages for good (HTTP 410); it is not retried."""
+
+    def __init__(self, channel: str, endpoint: str) -> None:
+        self.channel = channel
+        self.endpoint = endpoint
+        super().__init__(f"{channel} endpoint {endpoint!r} is gone (it answered 410); disabled")
+
+
+class UnsafeTarget(DeliveryError, ValueError):
+    """A webhook URL points somewhere the library refuses to send to."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        self.url = url
+        self.reason = reason
+        super().__init__(
+            f"refusing to send to {url!r}: {reason}; allow it explicitly if it is yours"
+        )
+
+
+class SignatureInvalid(ClosedLoopError, ValueError):
+    """A received webhook's signature, id or timestamp does not verify."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"webhook signature does not verify: {reason}")

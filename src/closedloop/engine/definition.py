@@ -170,6 +170,26 @@ class TransitionSpec(_Definition):
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
 
+class TemplateSpec(_Definition):
+    """The words of a notification, as ``string.Template`` text (``${case_id}``)."""
+
+    subject: str = Field(min_length=1)
+    body: str = Field(min_length=1)
+    format: Literal["text", "html"] = "text"
+
+
+class NotificationRule(_Definition):
+    """On these ``events``, tell these recipients through ``channel`` with ``template``.
+
+    (The key is not ``on``: YAML 1.1 reads a bare ``on`` as the boolean true.)
+    """
+
+    events: tuple[str, ...] = Field(min_length=1)
+    to: tuple[str, ...] = Field(min_length=1)
+    channel: str = Field(min_length=1)
+    template: str = Field(min_length=1)
+
+
 class PrivacySpec(_Definition):
     """Who sees a reporter's contact data in full; everyone else sees it masked.
 
@@ -191,6 +211,8 @@ class Workflow(_Definition):
     states: tuple[StateSpec, ...]
     transitions: tuple[TransitionSpec, ...]
     privacy: PrivacySpec = PrivacySpec()
+    notifications: tuple[NotificationRule, ...] = ()
+    templates: dict[str, TemplateSpec] = Field(default_factory=dict)
     _registry: Registry = PrivateAttr(default_factory=Registry.default)
 
     # -- loading -----------------------------------------------------------------------

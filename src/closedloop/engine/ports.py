@@ -74,6 +74,29 @@ class OutboxMessage(BaseModel):
     lease_token: str | None = None
 
 
+class Notification(BaseModel):
+    """One message to deliver, as a channel adapter receives it.
+
+    ``id`` is stable across retries (receivers de-duplicate on it); ``attempt``
+    counts from 1. ``recipient`` is a logical address: ``unit:<id>``, ``actor:<id>``,
+    ``role:<name>`` or ``reporter``. For the reporter, ``contact`` carries the contact
+    data, read at delivery time and never stored in the outbox.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str
+    case_id: str | None
+    event: str
+    channel: str
+    recipient: str
+    subject: str
+    body: str
+    data: dict[str, Any]
+    attempt: int
+    contact: ReporterContact | None = None
+
+
 class CaseTransaction(Protocol):
     """A unit of work over the case store.
 
@@ -271,6 +294,25 @@ class WorkCalendar(Protocol):
         """The days in ``[start, end)`` answered by the calendar's fallback policy, not data.
 
         The engine records them on the case, so a guess is never silent.
+        """
+        ...
+
+
+class Notifier(Protocol):
+    """A channel that delivers notifications (webhook, email, SMS gateway, ...).
+
+    ``send`` returns when the message was accepted by the channel. It raises
+    ``DeliveryFailed`` for a failure worth retrying and ``EndpointGone`` when the
+    endpoint says it will never accept messages again; any other exception is
+    treated as a retryable failure.
+    """
+
+    def send(self, notification: Notification) -> None:
+        """Deliver one notification.
+
+        Raises:
+            DeliveryFailed: not delivered this time; the outbox retries later.
+            EndpointGone: the endpoint is gone for good; the message is not retried.
         """
         ...
 

@@ -9,15 +9,14 @@ own, exactly once however many engines sweep the same store.
 
 from __future__ import annotations
 
-import hashlib
-import json
+import random
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from closedloop.engine import audit, inputs
+from closedloop.engine import audit, idempotency, inputs, notifications
 from closedloop.engine.access import can_see, contact_for, roles_on
 from closedloop.engine.calendars import NaturalCalendar
 from closedloop.engine.clock import SystemClock, utc
@@ -29,6 +28,7 @@ from closedloop.engine.commands import (
 )
 from closedloop.engine.deadlines import Timekeeper
 from closedloop.engine.definition import TransitionSpec, Workflow
+from closedloop.engine.delivery import Deliverer, DeliveryReport, RetryPolicy
 from closedloop.engine.duties.responsibility_list import ResponsibilityList
 from closedloop.engine.machine import CompiledMachine
 from closedloop.engine.model import SYSTEM, Actor, AuditEvent, Case, Location, ReporterContact
@@ -38,7 +38,8 @@ from closedloop.engine.ports import (
     Clock,
     Directory,
     DuePoint,
-    IdempotencyRecord,
+    Notifier,
+    OutboxMessage,
     WorkCalendar,
 )
 from closedloop.engine.registry import Context, Services
@@ -46,11 +47,9 @@ from closedloop.errors import (
     CaseNotFound,
     ConcurrentModification,
     GuardRejected,
-    IdempotencyConflict,
     LeaseLost,
     PermissionDenied,
     TransitionNotAllowed,
-    ValidationError,
 )
 
 
@@ -80,9 +79,14 @@ class Engine:
         responsibilities: The responsibility list that ``dispatch`` routes by; without
             one, dispatchers name the unit.
         directory: Units and members, to check unit ids; the list's by default.
+        notifier: Delivers the outbox: one notifier for every channel, or notifiers by
+            channel name (``"*"`` for the rest).
+        retry: Attempts, backoff and jitter for deliveries.
         id_factory: Makes new case ids; random UUIDs by default.
         worker_id: Names this engine on the leases it takes; random by default.
-        lease: How long a claimed timer is held before another engine may take it.
+        lease: How long a claimed timer or message is held before another engine may
+            take it over.
+        seed: Seeds the jitter of retries (for reproducible tests and simulations).
 
     Raises:
         UnknownName: a clock of the workflow names a calendar not given here.
@@ -99,8 +103,11 @@ class Engine:
         responsibilities: ResponsibilityList | None = None,
         directory: Directory | None = None,
         id_factory: Callable[[], str] = _new_id,
+        notifier: Notifier | Mapping[str, Notifier] | None = None,
+        retry: RetryPolicy | None = None,
         worker_id: str | None = None,
         lease: timedelta = timedelta(minutes=5),
+        seed: int | None = None,
     ) -> None:
         self._workflow = workflow
         self._machine = CompiledMachine(workflow)
@@ -116,6 +123,17 @@ class Engine:
         self._new_id = id_factory
         self._worker = worker_id or f"engine-{uuid.uuid4().hex[:12]}"
         self._lease = lease
+        channels = (
+            notifier if isinstance(notifier, Mapping) else {"*": notifier} if notifier else {}
+        )
+        self._deliverer = Deliverer(
+            store,
+            channels,
+            owner=self._worker,
+            lease=lease,
+            policy=retry or RetryPolicy(),
+            rng=random.Random(seed),
+        )
 
     @property
     def workflow(self) -> Workflow:
@@ -149,17 +167,17 @@ class Engine:
         report, checked_contact = inputs.report(
             self._new_id(), reporter, description, location, category, channel, contact
         )
-        fingerprint = _fingerprint(
+        digest = idempotency.fingerprint(
             "report", reporter.id, description, location, category, channel, contact
         )
         with self._store.transaction() as tx:
-            first = self._first_result(tx, idempotency_key, fingerprint, reporter)
+            first = idempotency.first_result(tx, idempotency_key, digest)
             if first is not None:
-                return first
+                return self._shown(first, reporter, tx.get_contact(first.id))
             case, event = open_case(self._workflow, self._timekeeper, report, self._now())
             tx.add_case(case, checked_contact, event)
-            tx.replace_due_points(case.id, self._timekeeper.due_points(case))
-            self._remember(tx, idempotency_key, fingerprint, case)
+            self._save_side_effects(tx, case, event)
+            idempotency.remember(tx, idempotency_key, digest, case)
             tx.commit()
         return self._shown(case, reporter, checked_contact)
 
@@ -185,18 +203,18 @@ class Engine:
             GuardRejected: a guard refused, with its reason.
             IdempotencyConflict: the key was used for a different command.
         """
-        fingerprint = _fingerprint("trigger", case_id, name, by.id, payload)
+        digest = idempotency.fingerprint("trigger", case_id, name, by.id, payload)
         with self._store.transaction() as tx:
-            first = self._first_result(tx, idempotency_key, fingerprint, by)
+            first = idempotency.first_result(tx, idempotency_key, digest)
             if first is not None:
-                return first
+                return self._shown(first, by, tx.get_contact(first.id))
             case = self._visible(tx, case_id, by)
             if expected_version is not None and expected_version != case.version:
                 raise ConcurrentModification(case_id, expected_version, case.version)
             transition, role = self._authorise(case, name, by)
             ctx = self._context(case, by, inputs.payload(transition, payload), transition)
             new = self._apply(tx, ctx, role)
-            self._remember(tx, idempotency_key, fingerprint, new)
+            idempotency.remember(tx, idempotency_key, digest, new)
             contact = tx.get_contact(case_id)
             tx.commit()
         return self._shown(new, by, contact)
@@ -219,6 +237,23 @@ class Engine:
                 return TickReport(*totals)
             for point in points:
                 totals[self._fire(point, at)] += 1
+
+    def deliver(self, now: datetime | None = None, *, batch: int = 50) -> DeliveryReport:
+        """Send the notifications due at ``now``; see :mod:`closedloop.engine.delivery`."""
+        at = utc(now, "now") if now is not None else self._now()
+        return self._deliverer.deliver(at, batch=batch)
+
+    def dead_letters(self, *, limit: int = 100) -> list[OutboxMessage]:
+        """Notifications that reached the attempt limit, oldest first."""
+        return self._store.dead_letters(limit=limit)
+
+    def requeue(self, message_id: str) -> None:
+        """Put a dead letter back in the outbox with its attempts reset.
+
+        Raises:
+            MessageNotFound: no dead letter with that id.
+        """
+        self._store.requeue(message_id, now=self._now())
 
     def next_due_at(self) -> datetime | None:
         """When the earliest pending timer falls due (for schedulers to sleep until)."""
@@ -299,8 +334,26 @@ class Engine:
             self._machine, self._timekeeper, ctx, role=role, prev_hash=head
         )
         tx.update_case(new, ctx.case.version, event)
-        tx.replace_due_points(new.id, self._timekeeper.due_points(new))
+        self._save_side_effects(tx, new, event)
         return new
+
+    def _save_side_effects(
+        self, tx: CaseTransaction, case: Case, event: AuditEvent, notify: tuple[str, ...] = ()
+    ) -> None:
+        """Reschedule the case's timers and write the notifications its change calls for."""
+        tx.replace_due_points(case.id, self._timekeeper.due_points(case))
+        duties = self._services.responsibilities
+        tx.add_outbox(
+            notifications.messages(
+                self._workflow,
+                case,
+                event,
+                now=event.at,
+                directory=self._services.directory,
+                categories=duties.categories if duties is not None else None,
+                extra_targets=notify,
+            )
+        )
 
     def _fire(self, point: DuePoint, now: datetime) -> int:
         """Apply one claimed timer; 0 applied, 1 stale, 2 deferred (see TickReport)."""
@@ -342,8 +395,12 @@ class Engine:
             reason=None,
             prev_hash=tx.get_events(case.id)[-1].hash,
         )
+        notify: tuple[str, ...] = ()
+        if point.kind == "escalation" and case.deadline is not None:
+            step = self._workflow.clock(case.deadline.clock).escalation[point.level - 1]
+            notify = step.notify
         tx.update_case(new, case.version, event)
-        tx.replace_due_points(new.id, self._timekeeper.due_points(new))
+        self._save_side_effects(tx, new, event, notify)
 
     def _now(self) -> datetime:
         return utc(self._clock.now(), "clock.now()")
@@ -368,34 +425,3 @@ class Engine:
     def _shown(self, case: Case, viewer: Actor, contact: ReporterContact | None) -> Case:
         shown = contact_for(self._workflow, case, viewer, contact)
         return case.model_copy(update={"contact": shown})
-
-    def _first_result(
-        self, tx: CaseTransaction, key: str | None, fingerprint: str, viewer: Actor
-    ) -> Case | None:
-        if key is None:
-            return None
-        if not isinstance(key, str) or not 0 < len(key) <= 200:
-            raise ValidationError(
-                [("idempotency_key", "must be text of 1 to 200 characters")], subject="command"
-            )
-        record = tx.get_idempotency(key)
-        if record is None:
-            return None
-        if record.fingerprint != fingerprint:
-            raise IdempotencyConflict(key)
-        events = tx.get_events(record.case_id)[: record.version]
-        return self._shown(audit.replay(events), viewer, tx.get_contact(record.case_id))
-
-    @staticmethod
-    def _remember(tx: CaseTransaction, key: str | None, fingerprint: str, case: Case) -> None:
-        if key is not None:
-            tx.put_idempotency(
-                IdempotencyRecord(
-                    key=key, fingerprint=fingerprint, case_id=case.id, version=case.version
-                )
-            )
-
-
-def _fingerprint(*parts: Any) -> str:
-    text = json.dumps(parts, sort_keys=True, default=repr, ensure_ascii=True)
-    return hashlib.sha256(text.encode("ascii")).hexdigest()

@@ -35,6 +35,9 @@ def check_workflow(workflow: Workflow, registry: Registry) -> list[str]:
     for index, role in enumerate(workflow.privacy.full_contact or ()):
         if role not in _names(workflow.roles):
             problems.append(f"privacy.full_contact[{index}]: unknown role {role!r}")
+    from closedloop.engine.notifications import rule_problems
+
+    problems += rule_problems(workflow)
     if not problems:  # graph checks need a structurally sound definition
         problems += _graph(workflow)
     return problems

@@ -1,0 +1,140 @@
+"""Delivering the outbox: at least once, with a stable id, retries and dead letters.
+
+Each sweep claims due messages with a lease (the store counts the attempt at claim
+time, so a message that kills its worker still reaches the limit), sends each through
+its channel's notifier and records the outcome: delivered; retried later with
+exponential backoff and jitter; disabled when the endpoint is gone; or dead-lettered
+after ``max_attempts``, to be inspected and re-queued. A worker whose lease expired
+has its late outcome discarded by the store.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from closedloop.engine.ports import CaseStore, Notification, Notifier, OutboxMessage
+from closedloop.errors import EndpointGone
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryReport:
+    """What one delivery sweep did."""
+
+    delivered: int = 0
+    retried: int = 0
+    dead: int = 0
+    disabled: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How often and how far apart a message is tried.
+
+    Args:
+        max_attempts: Attempts before a message becomes a dead letter.
+        first_delay: The wait after the first failure; it doubles per attempt.
+        max_delay: The longest wait between two attempts.
+        jitter: The fraction of the wait drawn at random (spreads retries out).
+    """
+
+    max_attempts: int = 8
+    first_delay: timedelta = timedelta(seconds=30)
+    max_delay: timedelta = timedelta(hours=1)
+    jitter: float = 0.2
+
+    def delay(self, attempts: int, rng: random.Random) -> timedelta:
+        """The wait before attempt ``attempts + 1``."""
+        base: timedelta = min(self.first_delay * (2 ** max(attempts - 1, 0)), self.max_delay)
+        return base * (1 - self.jitter * rng.random())
+
+
+class Deliverer:
+    """Sends claimed outbox messages through the notifiers of their channels.
+
+    Args:
+        store: Where the outbox lives.
+        channels: Notifiers by channel name; ``"*"`` serves channels not named.
+        owner: Names this worker on its leases.
+        lease: How long a claim is held.
+        policy: Retries and dead letters.
+        rng: Randomness for jitter (seed it in tests).
+    """
+
+    def __init__(
+        self,
+        store: CaseStore,
+        channels: Mapping[str, Notifier],
+        *,
+        owner: str,
+        lease: timedelta,
+        policy: RetryPolicy,
+        rng: random.Random,
+    ) -> None:
+        self._store = store
+        self._channels = dict(channels)
+        self._owner = owner
+        self._lease = lease
+        self._policy = policy
+        self._rng = rng
+
+    def deliver(self, now: datetime, *, batch: int) -> DeliveryReport:
+        """Send every message due at ``now``, a batch of claims at a time."""
+        counts = {"delivered": 0, "retried": 0, "dead": 0, "disabled": 0}
+        while True:
+            claimed = self._store.claim_outbox(
+                now, owner=self._owner, lease=self._lease, limit=batch
+            )
+            if not claimed:
+                return DeliveryReport(**counts)
+            for message in claimed:
+                counts[self._send(message, now)] += 1
+
+    def _send(self, message: OutboxMessage, now: datetime) -> str:
+        if message.attempts > self._policy.max_attempts:  # its worker died mid-send
+            self._finish(message, "dead", "attempt limit reached")
+            return "dead"
+        notifier = self._channels.get(message.channel) or self._channels.get("*")
+        try:
+            if notifier is None:
+                raise LookupError(f"no notifier for channel {message.channel!r}")
+            notifier.send(self._notification(message))
+        except EndpointGone as exc:
+            self._finish(message, "disabled", str(exc))
+            return "disabled"
+        except Exception as exc:  # every failure is recorded and retried, never lost
+            error = f"{type(exc).__name__}: {exc}"
+            if message.attempts >= self._policy.max_attempts:
+                self._finish(message, "dead", error)
+                return "dead"
+            wait = self._policy.delay(message.attempts, self._rng)
+            self._store.finish_outbox(
+                message, status="pending", error=error, next_attempt_at=now + wait
+            )
+            return "retried"
+        self._finish(message, "delivered", None)
+        return "delivered"
+
+    def _finish(self, message: OutboxMessage, status: str, error: str | None) -> None:
+        self._store.finish_outbox(message, status=status, error=error)  # type: ignore[arg-type]
+
+    def _notification(self, message: OutboxMessage) -> Notification:
+        contact = None
+        if message.recipient == "reporter" and message.case_id is not None:
+            with self._store.transaction() as tx:
+                contact = tx.get_contact(message.case_id)
+        payload = message.payload
+        return Notification(
+            id=message.id,
+            case_id=message.case_id,
+            event=message.event,
+            channel=message.channel,
+            recipient=message.recipient,
+            subject=payload["subject"],
+            body=payload["body"],
+            data=payload.get("data", {}),
+            attempt=message.attempts,
+            contact=contact,
+        )

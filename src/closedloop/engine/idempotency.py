@@ -1,0 +1,48 @@
+"""Idempotent commands: a key sent twice with the same command gives the first result."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from closedloop.engine import audit
+from closedloop.engine.model import Case
+from closedloop.engine.ports import CaseTransaction, IdempotencyRecord
+from closedloop.errors import IdempotencyConflict, ValidationError
+
+
+def fingerprint(*parts: Any) -> str:
+    """A digest of a command (its kind, target, actor and payload) to compare retries by."""
+    text = json.dumps(parts, sort_keys=True, default=repr, ensure_ascii=True)
+    return hashlib.sha256(text.encode("ascii")).hexdigest()
+
+
+def first_result(tx: CaseTransaction, key: str | None, digest: str) -> Case | None:
+    """The case as the first command with ``key`` left it, or ``None`` for a new key.
+
+    Raises:
+        ValidationError: the key is not text of 1 to 200 characters.
+        IdempotencyConflict: the key was used for a different command.
+    """
+    if key is None:
+        return None
+    if not isinstance(key, str) or not 0 < len(key) <= 200:
+        raise ValidationError(
+            [("idempotency_key", "must be text of 1 to 200 characters")], subject="command"
+        )
+    record = tx.get_idempotency(key)
+    if record is None:
+        return None
+    if record.fingerprint != digest:
+        raise IdempotencyConflict(key)
+    return audit.replay(tx.get_events(record.case_id)[: record.version])
+
+
+def remember(tx: CaseTransaction, key: str | None, digest: str, case: Case) -> None:
+    """Record ``case`` as the result of the command with ``key`` (if any)."""
+    if key is not None:
+        record = IdempotencyRecord(
+            key=key, fingerprint=digest, case_id=case.id, version=case.version
+        )
+        tx.put_idempotency(record)

@@ -1,0 +1,174 @@
+"""Notification rules: which event tells whom, through which channel, in which words.
+
+A workflow's ``notifications`` rules are turned into outbox messages in the same
+transaction as the change that caused them, so a message exists if and only if the
+change committed. Texts are rendered with ``string.Template`` (no code execution);
+a template in ``html`` format has every value HTML-escaped. A reporter's contact data
+is never rendered or stored: the ``reporter`` recipient is resolved when delivering.
+
+Recipients (``to``): ``lead_unit``, ``co_units``, ``supervising_unit`` (from the
+case's routing), ``parent_unit`` (the lead unit's parent in the directory),
+``reporter``, or ``role:<name>``. An escalation rung's ``notify`` adds to the
+recipients of the rules for ``escalate``.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
+from string import Template
+from typing import Any
+
+from closedloop.engine.definition import NotificationRule, Workflow
+from closedloop.engine.model import AuditEvent, Case
+from closedloop.engine.ports import OutboxMessage
+from closedloop.errors import ClosedLoopError
+
+ENGINE_EVENTS = frozenset({"report", "warn", "breach", "escalate"})
+"""Events a rule may name besides the workflow's transitions."""
+TARGETS = frozenset({"lead_unit", "co_units", "supervising_unit", "parent_unit", "reporter"})
+VARIABLES = frozenset(
+    {
+        "case_id", "event", "state", "category", "category_name", "urgency", "description",
+        "address", "area", "lead_unit", "actor", "reason", "due_at", "level", "seq",
+    }
+)  # fmt: skip
+"""The names a template may use, as ``${name}``."""
+
+
+def rule_problems(workflow: Workflow) -> Iterator[str]:
+    """Every problem of the workflow's notification rules and templates."""
+    events = ENGINE_EVENTS | {t.name for t in workflow.transitions}
+    roles = {r.name for r in workflow.roles}
+    for index, rule in enumerate(workflow.notifications):
+        where = f"notifications[{index}]"
+        for name in rule.events:
+            if name not in events:
+                known = sorted(ENGINE_EVENTS)
+                yield f"{where}.events: unknown event {name!r}; events: transitions and {known}"
+        for target in rule.to:
+            role = target.removeprefix("role:")
+            if target not in TARGETS and not (target.startswith("role:") and role in roles):
+                yield f"{where}.to: {target!r} is not {sorted(TARGETS)} or role:<declared role>"
+        if rule.template not in workflow.templates:
+            yield f"{where}.template: unknown template {rule.template!r}"
+    for name, spec in workflow.templates.items():
+        for part in ("subject", "body"):
+            template = Template(getattr(spec, part))
+            if not template.is_valid():
+                yield f"templates.{name}.{part}: not a valid template (write $$ for a dollar sign)"
+                continue
+            unknown = set(template.get_identifiers()) - VARIABLES
+            if unknown:
+                yield (
+                    f"templates.{name}.{part}: unknown names {sorted(unknown)}; "
+                    f"known: {sorted(VARIABLES)}"
+                )
+
+
+def messages(
+    workflow: Workflow,
+    case: Case,
+    event: AuditEvent,
+    *,
+    now: datetime,
+    directory: Any = None,
+    categories: Any = None,
+    extra_targets: Sequence[str] = (),
+) -> list[OutboxMessage]:
+    """The outbox messages that ``event`` on ``case`` calls for, by the workflow's rules."""
+    result: list[OutboxMessage] = []
+    values: dict[str, str] | None = None
+    for index, rule in enumerate(workflow.notifications):
+        if event.trigger not in rule.events:
+            continue
+        values = values or _values(case, event, categories)
+        targets = [*rule.to, *(extra_targets if event.trigger == "escalate" else ())]
+        for recipient in dict.fromkeys(_recipients(case, targets, directory)):
+            result.append(_message(workflow, rule, index, case, event, recipient, values, now))
+    return result
+
+
+def _message(
+    workflow: Workflow,
+    rule: NotificationRule,
+    index: int,
+    case: Case,
+    event: AuditEvent,
+    recipient: str,
+    values: Mapping[str, str],
+    now: datetime,
+) -> OutboxMessage:
+    spec = workflow.templates[rule.template]
+    shown = {k: html.escape(v) for k, v in values.items()} if spec.format == "html" else values
+    return OutboxMessage(
+        id=f"{case.id}/{event.seq}/{index}/{recipient}",
+        case_id=case.id,
+        event=event.trigger,
+        channel=rule.channel,
+        recipient=recipient,
+        payload={
+            "subject": Template(spec.subject).substitute(values),  # a header: never HTML
+            "body": Template(spec.body).substitute(shown),
+            "format": spec.format,
+            "data": {k: values[k] for k in ("case_id", "event", "state", "seq", "due_at")},
+        },
+        next_attempt_at=now,
+        created_at=now,
+    )
+
+
+def _recipients(case: Case, targets: Sequence[str], directory: Any) -> Iterator[str]:
+    routing = case.attributes.get("routing") or {}
+    for target in targets:
+        if target == "lead_unit" and case.lead_unit:
+            yield f"unit:{case.lead_unit}"
+        elif target == "co_units":
+            yield from (f"unit:{unit}" for unit in case.co_units)
+        elif target == "supervising_unit" and routing.get("supervising_unit"):
+            yield f"unit:{routing['supervising_unit']}"
+        elif target == "parent_unit" and case.lead_unit and directory is not None:
+            parent = _parent(directory, case.lead_unit)
+            if parent:
+                yield f"unit:{parent}"
+        elif target == "reporter":
+            yield "reporter"
+        elif target.startswith("role:"):
+            yield target
+
+
+def _parent(directory: Any, unit: str) -> str | None:
+    try:
+        parent: str | None = directory.unit(unit).parent
+    except ClosedLoopError:
+        return None
+    return parent
+
+
+def _values(case: Case, event: AuditEvent, categories: Any) -> dict[str, str]:
+    deadline = case.deadline
+    name = ""
+    if categories is not None and case.category is not None:
+        try:
+            name = str(categories.get(case.category).name)
+        except ClosedLoopError:
+            name = ""
+    raw: dict[str, Any] = {
+        "case_id": case.id,
+        "event": event.trigger,
+        "state": case.state,
+        "category": case.category,
+        "category_name": name or case.category,
+        "urgency": case.urgency,
+        "description": case.description,
+        "address": case.location.address,
+        "area": case.location.area,
+        "lead_unit": case.lead_unit,
+        "actor": event.actor,
+        "reason": event.reason,
+        "due_at": deadline.due_at.isoformat() if deadline else event.payload.get("due_at"),
+        "level": event.payload.get("level"),
+        "seq": event.seq,
+    }
+    return {key: "" if value is None else str(value) for key, value in raw.items()}

@@ -1,0 +1,149 @@
+"""Notifications through the outbox: written with the change, delivered at least once."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+
+from closedloop import Case, Engine, GuardRejected, workflows
+from closedloop.engine.delivery import DeliveryReport, RetryPolicy
+from closedloop.engine.ports import CaseStore, Notification
+from closedloop.errors import DeliveryFailed, EndpointGone
+from closedloop.testing import ManualClock
+from tests.cast import CITIZEN, DISPATCHER, WATER
+from tests.conftest import Backend
+
+
+class Inbox:
+    """A notifier that keeps what it was given and fails when told to."""
+
+    def __init__(self) -> None:
+        self.received: list[Notification] = []
+        self.failures: list[Exception] = []
+        self._lock = threading.Lock()
+
+    def send(self, notification: Notification) -> None:
+        with self._lock:
+            if self.failures:
+                raise self.failures.pop(0)
+            self.received.append(notification)
+
+
+def engine_on(store: CaseStore, clock: ManualClock, inbox: Inbox, **kwargs: object) -> Engine:
+    return Engine(workflows.standard(), store=store, clock=clock, notifier=inbox, seed=7, **kwargs)  # type: ignore[arg-type]
+
+
+def dispatched(engine: Engine) -> Case:
+    case = engine.report(
+        CITIZEN,
+        description="井盖缺失 manhole cover missing",
+        location={"address": "9 Pine Rd", "area": "D1.S1"},
+        contact={"name": "李雷", "phone": "13812345678", "email": "lilei@example.org"},
+    )
+    case = engine.trigger(case.id, "classify", by=DISPATCHER, category="01.01")
+    return engine.trigger(case.id, "dispatch", by=DISPATCHER, unit="water")
+
+
+def test_a_committed_change_is_delivered_once_with_its_id(backend: Backend) -> None:
+    inbox, clock = Inbox(), ManualClock()
+    engine = engine_on(backend.fresh(), clock, inbox)
+    case = dispatched(engine)
+    assert engine.deliver().delivered == 1
+    assert engine.deliver().delivered == 0  # nothing twice
+    (sent,) = inbox.received
+    assert (sent.event, sent.recipient, sent.attempt) == ("dispatch", "unit:water", 1)
+    assert sent.id == f"{case.id}/3/0/unit:water"
+    assert "井盖缺失" in sent.body and "已派至贵单位" in sent.body
+    assert sent.contact is None  # units are not sent the reporter's contact data
+
+
+def test_a_refused_command_writes_no_notification(backend: Backend) -> None:
+    inbox, clock = Inbox(), ManualClock()
+    engine = engine_on(backend.fresh(), clock, inbox)
+    case = engine.report(CITIZEN, description="x")
+    case = engine.trigger(case.id, "classify", by=DISPATCHER, category="01.01")
+    with pytest.raises(GuardRejected):
+        engine.trigger(case.id, "dispatch", by=DISPATCHER)  # no list and no unit
+    assert engine.deliver().delivered == 0
+    assert inbox.received == []
+
+
+def test_the_reporter_gets_contact_data_only_at_delivery(backend: Backend) -> None:
+    inbox, clock = Inbox(), ManualClock()
+    store = backend.fresh()
+    engine = engine_on(store, clock, inbox)
+    case = dispatched(engine)
+    case = engine.trigger(case.id, "accept", by=WATER)
+    engine.trigger(case.id, "request_info", by=WATER, question="Which side of the road?")
+    engine.deliver()
+    to_reporter = [n for n in inbox.received if n.recipient == "reporter"]
+    assert [n.event for n in to_reporter] == ["request_info"]
+    assert to_reporter[0].contact is not None
+    assert to_reporter[0].contact.email == "lilei@example.org"
+    assert "13812345678" not in to_reporter[0].body
+
+
+def test_failures_are_retried_with_backoff_then_dead_lettered_and_requeued(
+    backend: Backend,
+) -> None:
+    inbox, clock = Inbox(), ManualClock()
+    policy = RetryPolicy(max_attempts=3, first_delay=timedelta(minutes=1), jitter=0)
+    engine = engine_on(backend.fresh(), clock, inbox, retry=policy)
+    dispatched(engine)
+    inbox.failures = [DeliveryFailed("notify", "m", "500")] * 3
+    assert engine.deliver().retried == 1
+    assert engine.deliver().retried == 0  # not before the backoff
+    clock.advance(minutes=1)
+    assert engine.deliver().retried == 1
+    clock.advance(minutes=1, seconds=59)
+    assert engine.deliver().retried == 0  # the second wait is two minutes
+    clock.advance(seconds=1)
+    assert engine.deliver().dead == 1
+    (dead,) = engine.dead_letters()
+    assert (dead.status, dead.attempts) == ("dead", 3)
+    assert dead.last_error is not None and "500" in dead.last_error
+    clock.advance(hours=5)
+    assert engine.deliver().delivered == 0  # dead letters stay dead
+    engine.requeue(dead.id)
+    assert engine.deliver().delivered == 1
+    assert engine.dead_letters() == []
+    assert inbox.received[0].id == dead.id
+
+
+def test_a_gone_endpoint_is_not_retried(backend: Backend) -> None:
+    inbox, clock = Inbox(), ManualClock()
+    engine = engine_on(backend.fresh(), clock, inbox)
+    dispatched(engine)
+    inbox.failures = [EndpointGone("notify", "https://hooks.example.org/x")]
+    assert engine.deliver().disabled == 1
+    clock.advance(days=1)
+    assert engine.deliver() == DeliveryReport()
+    assert inbox.received == []
+
+
+def test_a_plain_exception_from_a_channel_is_recorded_and_retried(backend: Backend) -> None:
+    inbox, clock = Inbox(), ManualClock()
+    engine = engine_on(backend.fresh(), clock, inbox)
+    dispatched(engine)
+    inbox.failures = [RuntimeError("socket closed")]
+    assert engine.deliver().retried == 1
+    clock.advance(hours=1)
+    assert engine.deliver().delivered == 1
+
+
+def test_warnings_breach_and_escalation_are_told(backend: Backend) -> None:
+    inbox, clock = Inbox(), ManualClock()
+    engine = engine_on(backend.fresh(), clock, inbox)
+    case = dispatched(engine)
+    engine.trigger(case.id, "accept", by=WATER)
+    clock.advance(days=10)
+    engine.tick()
+    engine.deliver()
+    events = [(n.event, n.recipient) for n in inbox.received]
+    assert ("warn", "unit:water") in events
+    assert ("breach", "unit:water") in events
+    assert ("escalate", "unit:water") in events
+    escalation = next(n for n in inbox.received if n.event == "escalate")
+    assert "level 1" in escalation.subject
