@@ -55,7 +55,8 @@ def test_a_committed_change_is_delivered_once_with_its_id(backend: Backend) -> N
     (sent,) = inbox.received
     assert (sent.event, sent.recipient, sent.attempt) == ("dispatch", "unit:water", 1)
     assert sent.id == f"{case.id}/3/0/unit:water"
-    assert "井盖缺失" in sent.body and "已派至贵单位" in sent.body
+    assert "井盖缺失" in sent.body
+    assert "已派至贵单位" in sent.body
     assert sent.contact is None  # units are not sent the reporter's contact data
 
 
@@ -103,7 +104,8 @@ def test_failures_are_retried_with_backoff_then_dead_lettered_and_requeued(
     assert engine.deliver().dead == 1
     (dead,) = engine.dead_letters()
     assert (dead.status, dead.attempts) == ("dead", 3)
-    assert dead.last_error is not None and "500" in dead.last_error
+    assert dead.last_error is not None
+    assert "500" in dead.last_error
     clock.advance(hours=5)
     assert engine.deliver().delivered == 0  # dead letters stay dead
     engine.requeue(dead.id)
