@@ -12,7 +12,6 @@ from __future__ import annotations
 import random
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -24,30 +23,27 @@ from closedloop.engine.commands import (
     apply_transition,
     check_guards,
     open_case,
-    record,
 )
 from closedloop.engine.deadlines import Timekeeper
 from closedloop.engine.definition import TransitionSpec, Workflow
 from closedloop.engine.delivery import Deliverer, DeliveryReport, RetryPolicy
 from closedloop.engine.duties.responsibility_list import ResponsibilityList
 from closedloop.engine.machine import CompiledMachine
-from closedloop.engine.model import SYSTEM, Actor, AuditEvent, Case, Location, ReporterContact
+from closedloop.engine.model import Actor, AuditEvent, Case, Location, ReporterContact
 from closedloop.engine.ports import (
     CaseStore,
     CaseTransaction,
     Clock,
     Directory,
-    DuePoint,
     Notifier,
     OutboxMessage,
     WorkCalendar,
 )
 from closedloop.engine.registry import Context, Services
+from closedloop.engine.ticking import TickReport, TimerSweep
 from closedloop.errors import (
     CaseNotFound,
     ConcurrentModification,
-    GuardRejected,
-    LeaseLost,
     PermissionDenied,
     TransitionNotAllowed,
 )
@@ -55,16 +51,6 @@ from closedloop.errors import (
 
 def _new_id() -> str:
     return uuid.uuid4().hex
-
-
-@dataclass(frozen=True, slots=True)
-class TickReport:
-    """What one ``tick`` did: timers applied, found stale (the deadline had moved), and
-    left for a later tick (another writer won, or the expiry action was refused)."""
-
-    applied: int = 0
-    stale: int = 0
-    deferred: int = 0
 
 
 class Engine:
@@ -126,6 +112,7 @@ class Engine:
         channels = (
             notifier if isinstance(notifier, Mapping) else {"*": notifier} if notifier else {}
         )
+        self._timers = TimerSweep(self, owner=self._worker, lease=lease)
         self._deliverer = Deliverer(
             store,
             channels,
@@ -230,13 +217,7 @@ class Engine:
         tick. A timer never fires before its ``due_at``.
         """
         at = utc(now, "now") if now is not None else self._now()
-        totals = [0, 0, 0]
-        while True:
-            points = self._store.claim_due(at, owner=self._worker, lease=self._lease, limit=batch)
-            if not points:  # firing a rung can schedule the next one, due already
-                return TickReport(*totals)
-            for point in points:
-                totals[self._fire(point, at)] += 1
+        return self._timers.tick(at, batch=batch)
 
     def deliver(self, now: datetime | None = None, *, batch: int = 50) -> DeliveryReport:
         """Send the notifications due at ``now``; see :mod:`closedloop.engine.delivery`."""
@@ -354,53 +335,6 @@ class Engine:
                 extra_targets=notify,
             )
         )
-
-    def _fire(self, point: DuePoint, now: datetime) -> int:
-        """Apply one claimed timer; 0 applied, 1 stale, 2 deferred (see TickReport)."""
-        try:
-            with self._store.transaction() as tx:
-                tx.complete_due(point)  # first: a lost lease means another engine has it
-                case = tx.get_case(point.case_id)
-                live = {p.id for p in self._timekeeper.due_points(case)} if case else set()
-                outcome = 1
-                if case is not None and point.id in live:
-                    self._fire_on(tx, case, point, now)
-                    outcome = 0
-                tx.commit()
-                return outcome
-        except (ConcurrentModification, LeaseLost, GuardRejected):
-            return 2  # the lease runs out and a later tick tries again
-
-    def _fire_on(self, tx: CaseTransaction, case: Case, point: DuePoint, now: datetime) -> None:
-        if point.kind == "expiry":
-            assert case.deadline is not None
-            expiry = self._workflow.clock(case.deadline.clock).on_expiry
-            assert expiry is not None
-            transition = self._workflow.transition(expiry.trigger)
-            payload = inputs.payload(transition, {"reason": expiry.reason})
-            self._apply(
-                tx, Context(case, SYSTEM, payload, now, transition, self._services), "system"
-            )
-            return
-        trigger, updates, payload = self._timekeeper.effect(case, point)
-        payload["due_at"] = point.due_at.isoformat()
-        new, event = record(
-            case,
-            case.model_copy(update=updates),
-            actor=SYSTEM.id,
-            now=now,
-            payload=payload,
-            trigger=trigger,
-            role="system",
-            reason=None,
-            prev_hash=tx.get_events(case.id)[-1].hash,
-        )
-        notify: tuple[str, ...] = ()
-        if point.kind == "escalation" and case.deadline is not None:
-            step = self._workflow.clock(case.deadline.clock).escalation[point.level - 1]
-            notify = step.notify
-        tx.update_case(new, case.version, event)
-        self._save_side_effects(tx, new, event, notify)
 
     def _now(self) -> datetime:
         return utc(self._clock.now(), "clock.now()")
