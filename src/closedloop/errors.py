@@ -288,9 +288,7 @@ class UnsafeTarget(DeliveryError, ValueError):
     def __init__(self, url: str, reason: str) -> None:
         self.url = url
         self.reason = reason
-        super().__init__(
-            f"refusing to send to {url!r}: {reason}; allow it explicitly if it is yours"
-        )
+        super().__init__(f"refusing to send to {url!r}: {reason}")
 
 
 class SignatureInvalid(ClosedLoopError, ValueError):

@@ -1,0 +1,303 @@
+"""Email over SMTP: the :class:`SMTPNotifier` channel, standard library only.
+
+Messages are built with :class:`email.message.EmailMessage` under the ``SMTP`` policy:
+UTF-8 subjects become encoded words, UTF-8 bodies are base64, so Chinese text arrives
+intact through any relay. No field can add a header: a subject's line breaks are
+folded to spaces, and an address that is not one plain ``local@domain`` is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import smtplib
+import ssl
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.policy import SMTP as SMTP_POLICY
+from email.utils import formatdate
+from typing import Literal
+
+from closedloop.engine.ports import Notification
+from closedloop.errors import DeliveryFailed, ValidationError
+
+__all__ = ["AddressBook", "SMTPNotifier", "Security"]
+
+Security = Literal["starttls", "ssl", "none"]
+AddressBook = Mapping[str, str | Iterable[str]] | Callable[[str], str | Iterable[str]]
+"""Logical recipient (``unit:water``, ``role:dispatcher``) to email address(es)."""
+
+_PLAIN_ADDRESS = re.compile(r"[^\s@<>,;:\"()\[\]\\]+@[^\s@<>,;:\"()\[\]\\]+")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")
+_TOKEN = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_REMEMBERED = 10_000
+
+
+def plain_address(text: object) -> str:
+    """``text`` if it is one plain ``local@domain`` address, with nothing around it.
+
+    Raises:
+        ValueError: it is not (a display name, a list, a line break, a bracket...).
+    """
+    if not isinstance(text, str) or not _PLAIN_ADDRESS.fullmatch(text):
+        raise ValueError("not one plain local@domain address")
+    try:
+        parsed = Address(addr_spec=text)
+    except Exception as exc:  # the parser raises ValueError, IndexError, HeaderParseError
+        raise ValueError("not one plain local@domain address") from exc
+    return parsed.addr_spec
+
+
+def one_line(text: str) -> str:
+    """``text`` with every line break and control character turned into a space."""
+    return _CONTROL.sub(" ", text)
+
+
+def _as_list(value: str | Iterable[str]) -> list[str]:
+    return [value] if isinstance(value, str) else list(value)
+
+
+def _checked_book(addresses: AddressBook) -> AddressBook:
+    if callable(addresses):
+        return addresses
+    problems: list[tuple[str, str]] = []
+    for recipient, value in addresses.items():
+        for index, text in enumerate(_as_list(value)):
+            try:
+                plain_address(text)
+            except ValueError as exc:
+                problems.append((f"addresses[{recipient!r}][{index}]", str(exc)))
+    if problems:
+        raise ValidationError(problems, subject="SMTPNotifier addresses")
+    return {key: tuple(_as_list(value)) for key, value in addresses.items()}
+
+
+def _checked_sender(sender: str) -> tuple[str, str]:
+    """The ``From`` header value and the envelope sender of ``sender``."""
+    problem = ValidationError(
+        [("sender", "must be 'local@domain' or 'Display Name <local@domain>' on one line")]
+    )
+    if not isinstance(sender, str) or _CONTROL.search(sender):
+        raise problem
+    probe = EmailMessage(policy=SMTP_POLICY)
+    try:
+        probe["From"] = sender
+        header = probe["From"]
+        (mailbox,) = header.addresses
+        envelope = plain_address(mailbox.addr_spec)
+    except Exception as exc:
+        raise problem from exc
+    if header.defects:
+        raise problem
+    return str(header), envelope
+
+
+class _Sent:
+    """Which addresses already took each recent notification, so a retry skips them."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._done: OrderedDict[str, set[str]] = OrderedDict()
+
+    def pending(self, message_id: str, addresses: Iterable[str]) -> list[str]:
+        with self._lock:
+            done = self._done.get(message_id, set())
+            return [a for a in addresses if a not in done]
+
+    def record(self, message_id: str, addresses: Iterable[str]) -> None:
+        with self._lock:
+            self._done.setdefault(message_id, set()).update(addresses)
+            self._done.move_to_end(message_id)
+            while len(self._done) > _REMEMBERED:
+                self._done.popitem(last=False)
+
+
+class SMTPNotifier:
+    """Sends each notification as a plain-text UTF-8 email.
+
+    The reporter's address comes from ``notification.contact``; every other logical
+    recipient is looked up in ``addresses``. With ``bcc=False`` each address gets its
+    own message (``To:`` that address); with ``bcc=True`` one message goes to all of
+    them as blind copies (``To: undisclosed-recipients:;``), so no recipient learns the
+    others. Every message carries a ``Message-ID`` derived from the notification id
+    (the same on every retry) and ``Auto-Submitted: auto-generated``.
+
+    Every failure raises :class:`~closedloop.errors.DeliveryFailed`, also a server's
+    permanent (5xx) refusal of a recipient and a recipient without an address: the
+    outbox retries, and after its attempt limit the message waits as a dead letter
+    where an operator sees it, instead of a warning vanishing. Addresses that accepted
+    a message are remembered (in this process), so a retry goes only to the rest.
+    Failure reasons name codes, never addresses: they are stored with the outbox row.
+
+    Args:
+        host: The SMTP server.
+        port: Its port (587 for STARTTLS, 465 for SSL, 25 for a relay).
+        sender: ``From``: ``hotline@city.example`` or ``市民热线 <hotline@city.example>``.
+        addresses: A mapping or a callable from logical recipient to address(es).
+        security: ``starttls`` (refuses to send if the server does not offer it),
+            ``ssl`` (TLS from the first byte) or ``none`` (a trusted local relay).
+        username: Login name, if the server needs one (not with ``security="none"``).
+        password: Login password.
+        timeout: Seconds allowed for each network operation.
+        bcc: One blind-copy message per notification instead of one per address.
+        ssl_context: TLS settings (a private CA, say); verified defaults otherwise.
+
+    Raises:
+        ValidationError: an argument is not acceptable, listed by field.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        sender: str,
+        addresses: AddressBook,
+        security: Security = "starttls",
+        username: str | None = None,
+        password: str | None = None,
+        timeout: float = 10.0,
+        bcc: bool = False,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        problems: list[tuple[str, str]] = []
+        if security not in ("starttls", "ssl", "none"):
+            problems.append(("security", "must be 'starttls', 'ssl' or 'none'"))
+        if username is not None and security == "none":
+            problems.append(
+                ("username", "a login over security='none' sends the password in clear")
+            )
+        if not timeout > 0:
+            problems.append(("timeout", "must be a positive number of seconds"))
+        if problems:
+            raise ValidationError(problems, subject="SMTPNotifier settings")
+        self._from, self._envelope_sender = _checked_sender(sender)
+        self._book = _checked_book(addresses)
+        self._host = host
+        self._port = port
+        self._security = security
+        self._login = (username, password or "") if username is not None else None
+        self._timeout = float(timeout)
+        self._bcc = bcc
+        self._context = ssl_context
+        self._sent = _Sent()
+
+    def send(self, notification: Notification) -> None:
+        """Email one notification to every address of its recipient.
+
+        Raises:
+            DeliveryFailed: the recipient has no usable address, the server could not
+                be reached or refused, or some addresses did not accept it.
+        """
+        addresses = self._sent.pending(notification.id, self._addresses(notification))
+        if not addresses:
+            return  # every address took it on an earlier attempt
+        batches = [addresses] if self._bcc else [[a] for a in addresses]
+        refused: list[str] = []
+        try:
+            with self._connect() as smtp:
+                for batch in batches:
+                    refused += self._transmit(smtp, notification, batch)
+        except (smtplib.SMTPException, OSError) as exc:
+            raise self._failed(notification, _describe(exc)) from exc
+        if refused:
+            shown = ", ".join(refused)
+            reason = f"{len(refused)} of {len(addresses)} address(es) refused ({shown})"
+            raise self._failed(notification, reason)
+
+    def _transmit(
+        self, smtp: smtplib.SMTP, notification: Notification, batch: list[str]
+    ) -> list[str]:
+        """Send one message to ``batch``; the refusal codes of the addresses that refused."""
+        message = self._message(notification, None if self._bcc else batch[0])
+        try:
+            refusals = smtp.send_message(message, self._envelope_sender, batch)
+            rejected = {address: code for address, (code, _) in refusals.items()}
+        except smtplib.SMTPRecipientsRefused as exc:
+            rejected = {address: code for address, (code, _) in exc.recipients.items()}
+        except smtplib.SMTPDataError as exc:  # the message itself was refused, for all
+            rejected = dict.fromkeys(batch, exc.smtp_code)
+        self._sent.record(notification.id, [a for a in batch if a not in rejected])
+        return [str(code) for code in rejected.values()]
+
+    def _addresses(self, notification: Notification) -> list[str]:
+        recipient = notification.recipient
+        try:
+            if recipient == "reporter":
+                email = notification.contact.email if notification.contact else None
+                found = [email] if email else []
+            elif callable(self._book):
+                found = _as_list(self._book(recipient))
+            else:
+                found = _as_list(self._book.get(recipient, ()))
+            checked = [plain_address(text) for text in found]
+        except Exception as exc:  # a host's lookup may fail any way; it stays retryable
+            reason = f"the address of {recipient!r} is not usable ({type(exc).__name__})"
+            raise self._failed(notification, reason) from exc
+        if not checked:
+            raise self._failed(notification, f"no email address for {recipient!r}")
+        return list(dict.fromkeys(checked))
+
+    def _message(self, notification: Notification, to: str | None) -> EmailMessage:
+        message = EmailMessage(policy=SMTP_POLICY)
+        message["From"] = self._from
+        message["To"] = to if to is not None else "undisclosed-recipients:;"
+        message["Subject"] = one_line(notification.subject)
+        message["Date"] = formatdate(usegmt=True)
+        message["Message-ID"] = f"<{_token(notification.id)}@{self._domain}>"
+        message["X-Closedloop-Id"] = _token(notification.id)
+        message["Auto-Submitted"] = "auto-generated"
+        body = notification.body
+        message.set_content(body, charset="utf-8", cte=None if body.isascii() else "base64")
+        return message
+
+    @property
+    def _domain(self) -> str:
+        domain = self._envelope_sender.rpartition("@")[2]
+        try:
+            return domain.encode("idna").decode("ascii")
+        except UnicodeError:
+            return "closedloop.invalid"
+
+    def _connect(self) -> smtplib.SMTP:
+        context = self._context or ssl.create_default_context()
+        smtp: smtplib.SMTP
+        if self._security == "ssl":
+            smtp = smtplib.SMTP_SSL(self._host, self._port, timeout=self._timeout, context=context)
+        else:
+            smtp = smtplib.SMTP(self._host, self._port, timeout=self._timeout)
+        try:
+            if self._security == "starttls":
+                smtp.starttls(context=context)  # SMTPNotSupportedError: never fall back
+            if self._login is not None:
+                smtp.login(*self._login)
+        except BaseException:
+            smtp.close()
+            raise
+        return smtp
+
+    @staticmethod
+    def _failed(notification: Notification, reason: str) -> DeliveryFailed:
+        return DeliveryFailed(notification.channel, notification.id, reason)
+
+
+def _token(message_id: str) -> str:
+    """``message_id`` if it is safe inside a header, otherwise a digest of it."""
+    if _TOKEN.fullmatch(message_id):
+        return message_id
+    return hashlib.sha256(message_id.encode("utf-8")).hexdigest()[:40]
+
+
+def _describe(exc: BaseException) -> str:
+    """A reason without addresses (the server's text may echo them)."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        codes = sorted({str(code) for code, _ in exc.recipients.values()})
+        return f"every address refused ({', '.join(codes)})"
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return f"{type(exc).__name__} {exc.smtp_code}"
+    if isinstance(exc, smtplib.SMTPNotSupportedError):
+        return f"the server does not support it: {exc}"
+    return f"{type(exc).__name__}: {exc}"[:300]
