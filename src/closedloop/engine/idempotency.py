@@ -7,14 +7,25 @@ import json
 from typing import Any
 
 from closedloop.engine import audit
-from closedloop.engine.model import Case
+from closedloop.engine.model import Case, printable
 from closedloop.engine.ports import CaseTransaction, IdempotencyRecord
 from closedloop.errors import IdempotencyConflict, ValidationError
 
 
 def fingerprint(*parts: Any) -> str:
-    """A digest of a command (its kind, target, actor and payload) to compare retries by."""
-    text = json.dumps(parts, sort_keys=True, default=repr, ensure_ascii=True)
+    """A digest of a command (its kind, target, actor and payload) to compare retries by.
+
+    Raises:
+        ValidationError: the command holds data that is not JSON-compatible (a cycle,
+            keys of mixed types).
+    """
+    try:
+        text = json.dumps(parts, sort_keys=True, default=repr, ensure_ascii=True)
+    except (TypeError, ValueError, RecursionError):
+        raise ValidationError(
+            [("<payload>", "is not JSON-compatible data (a cycle, or keys that are not text)")],
+            subject="command",
+        ) from None
     return hashlib.sha256(text.encode("ascii")).hexdigest()
 
 
@@ -27,9 +38,10 @@ def first_result(tx: CaseTransaction, key: str | None, digest: str) -> Case | No
     """
     if key is None:
         return None
-    if not isinstance(key, str) or not 0 < len(key) <= 200:
+    if not printable(key, 200):
         raise ValidationError(
-            [("idempotency_key", "must be text of 1 to 200 characters")], subject="command"
+            [("idempotency_key", "must be 1 to 200 printable characters of valid Unicode")],
+            subject="command",
         )
     record = tx.get_idempotency(key)
     if record is None:

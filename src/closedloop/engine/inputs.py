@@ -134,11 +134,12 @@ def location(value: Any, errors: Errors) -> Location:
         )
         return Location()
     data = dict(value)
-    unknown = set(data) - {"address", "area", "lat", "long"}
-    if unknown:
+    unknown = {str(key) for key in data} - {"address", "area", "lat", "long"}
+    if unknown or not all(isinstance(key, str) for key in data):
         errors.append(
             ("location", f"unknown fields {sorted(unknown)}; allowed: address, area, lat, long")
         )
+        return Location()
     if data.get("address") is not None:
         data["address"] = text(
             data["address"], "location.address", errors, max_length=500, multiline=False
@@ -250,7 +251,11 @@ def _instant(value: Any, field: str, errors: Errors) -> str | None:
     if not isinstance(value, datetime) or value.tzinfo is None:
         errors.append((field, "must be a timezone-aware datetime or ISO 8601 instant"))
         return None
-    return value.astimezone(UTC).isoformat()
+    try:
+        return value.astimezone(UTC).isoformat()
+    except OverflowError:
+        errors.append((field, "is outside the years 1 to 9999 once converted to UTC"))
+        return None
 
 
 def _not_number(value: Any) -> bool:

@@ -27,6 +27,17 @@ Instant = Annotated[datetime, AfterValidator(_utc)]
 """A timezone-aware datetime, kept in UTC (so hashes and stores agree on its text)."""
 
 
+def printable(value: object, limit: int) -> bool:
+    """Whether ``value`` is text of 1 to ``limit`` printable characters, valid in UTF-8."""
+    if not isinstance(value, str) or not 0 < len(value) <= limit:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return value.isprintable()
+
+
 @dataclass(frozen=True, slots=True)
 class Actor:
     """Someone (or something) acting on cases.
@@ -45,8 +56,11 @@ class Actor:
     def __post_init__(self) -> None:
         from closedloop.errors import ValidationError
 
-        if not isinstance(self.id, str) or not self.id.strip():
-            raise ValidationError([("actor.id", "must be a non-empty string")], subject="actor")
+        if not printable(self.id, 200) or not self.id.strip():
+            raise ValidationError(
+                [("actor.id", "must be 1 to 200 printable characters of valid Unicode")],
+                subject="actor",
+            )
         # Accept any iterable of names but keep the value hashable and immutable.
         object.__setattr__(self, "roles", frozenset(self.roles))
         object.__setattr__(self, "units", frozenset(self.units))
