@@ -1,0 +1,91 @@
+"""The reporting period: a half-open span of time, and the zone its days are counted in."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+
+from closedloop.engine.model import Instant
+
+
+class Period(BaseModel):
+    """The span ``[start, end)`` that a report covers.
+
+    An instant equal to ``end`` belongs to the next period, so consecutive weeks
+    neither overlap nor leave a gap.
+
+    Attributes:
+        start: The first instant of the period (timezone-aware; kept in UTC).
+        end: The first instant after the period.
+        timezone: The IANA zone whose midnights cut the period into days, for the
+            per-day series; ``"UTC"`` by default.
+
+    Raises:
+        pydantic.ValidationError: an instant is naive, ``end`` is not after
+            ``start``, or the zone is unknown.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    start: Instant
+    end: Instant
+    timezone: str = "UTC"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        _zone(value)
+        return value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Period:
+        if self.end <= self.start:
+            raise ValueError("a period must end after it starts")
+        return self
+
+    @classmethod
+    def days(cls, first: date, last: date, *, timezone: str = "UTC") -> Period:
+        """The whole days ``first`` to ``last`` (both included), in ``timezone``.
+
+        Raises:
+            ValueError: the zone is unknown, or ``last`` is before ``first``.
+
+        >>> Period.days(date(2026, 3, 2), date(2026, 3, 8), timezone="Asia/Shanghai").start
+        datetime.datetime(2026, 3, 1, 16, 0, tzinfo=datetime.timezone.utc)
+        """
+        zone = _zone(timezone)
+        start = datetime.combine(first, time(0), tzinfo=zone)
+        end = datetime.combine(last + timedelta(days=1), time(0), tzinfo=zone)
+        return cls(start=start, end=end, timezone=timezone)
+
+    @classmethod
+    def week(cls, first: date, *, timezone: str = "UTC") -> Period:
+        """The seven days from ``first`` (usually a Monday), in ``timezone``."""
+        return cls.days(first, first + timedelta(days=6), timezone=timezone)
+
+    def __contains__(self, at: object) -> bool:
+        """Whether the instant ``at`` lies in ``[start, end)``."""
+        return isinstance(at, datetime) and self.start <= at < self.end
+
+    def local_days(self) -> Iterator[date]:
+        """Every local day the period touches, in order."""
+        zone = ZoneInfo(self.timezone)
+        day = self.start.astimezone(zone).date()
+        last = (self.end - timedelta(microseconds=1)).astimezone(zone).date()
+        while day <= last:
+            yield day
+            day += timedelta(days=1)
+
+    def local_day(self, at: datetime) -> date:
+        """The local day of the instant ``at``."""
+        return at.astimezone(ZoneInfo(self.timezone)).date()
+
+
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {name!r}") from exc
