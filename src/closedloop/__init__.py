@@ -30,7 +30,8 @@ from closedloop.engine.model import (
     ReporterContact,
 )
 from closedloop.engine.registry import Context, Registry
-from closedloop.engine.service import Engine, TickReport
+from closedloop.engine.service import Engine
+from closedloop.engine.ticking import TickReport
 from closedloop.errors import (
     CalendarNotCovered,
     CaseError,

@@ -1,20 +1,25 @@
-"""``InMemoryStore``: the reference CaseStore, for tests and for trying things out.
-
-It keeps rows as JSON text, as a database would, so nothing a caller holds can
-change what is stored, and every value makes the same round trip it makes in SQL.
-Commits are atomic and checked optimistically under one lock, so threads see the
-same outcomes as with a real database: success or ``ConcurrentModification``.
-"""
+"""The in-memory store itself: its rows, the store-level claims and the commit."""
 
 from __future__ import annotations
 
 import threading
+import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from types import TracebackType
+from datetime import datetime, timedelta
 
+from closedloop.adapters.memory.transaction import InMemoryTransaction
+from closedloop.adapters.rules import (
+    CaseFilter,
+    CasePage,
+    bad_cursor,
+    check_claim,
+    check_page,
+)
+from closedloop.engine.clock import utc
 from closedloop.engine.model import AuditEvent, Case, ReporterContact
-from closedloop.engine.ports import IdempotencyRecord
-from closedloop.errors import ConcurrentModification
+from closedloop.engine.ports import DuePoint, IdempotencyRecord, OutboxMessage, OutboxStatus
+from closedloop.errors import ConcurrentModification, LeaseLost, MessageNotFound
 
 
 @dataclass
@@ -23,6 +28,10 @@ class _Rows:
     contacts: dict[str, str] = field(default_factory=dict)
     events: dict[str, list[str]] = field(default_factory=dict)
     idempotency: dict[str, str] = field(default_factory=dict)
+    due: dict[str, DuePoint] = field(default_factory=dict)
+    """Every due point by id; those in ``done`` have fired and never fire again."""
+    done: set[str] = field(default_factory=set)
+    outbox: dict[str, str] = field(default_factory=dict)
 
 
 class InMemoryStore:
@@ -32,31 +41,189 @@ class InMemoryStore:
         self._rows = _Rows()
         self._lock = threading.Lock()
 
-    def transaction(self) -> InMemoryTransaction:
-        """Open a unit of work; it rolls back unless committed."""
-        return InMemoryTransaction(self)
+    def transaction(self, *, read_only: bool = False) -> InMemoryTransaction:
+        """Open a unit of work; it rolls back unless committed.
+
+        Args:
+            read_only: The transaction only reads; committing a write raises
+                ``StoreError``, as the SQL store does at the write.
+        """
+        return InMemoryTransaction(self, read_only=read_only)
 
     def case_ids(self) -> list[str]:
         """Every case id, in the order the cases were added."""
         with self._lock:
             return list(self._rows.cases)
 
+    def close(self) -> None:
+        """Nothing to release; present so every store can be closed alike."""
+
+    # -- queries ---------------------------------------------------------------------
+
+    def find_cases(
+        self,
+        *,
+        state: str | Sequence[str] | None = None,
+        lead_unit: str | None = None,
+        category: str | None = None,
+        area: str | None = None,
+        warning_level: str | None = None,
+        overdue_at: datetime | None = None,
+        after: str | None = None,
+        limit: int = 50,
+    ) -> CasePage:
+        """Cases matching every given criterion, oldest first, one page at a time.
+
+        Raises:
+            ValidationError: ``limit`` is not between 1 and 1000, or ``after`` is not
+                a cursor this store returned.
+            NaiveDatetime: ``overdue_at`` has no time zone.
+        """
+        where = CaseFilter.of(state, lead_unit, category, area, warning_level, overdue_at)
+        start = _cursor(after, limit)
+        with self._lock:
+            rows = list(self._rows.cases.values())[start:]
+        found: list[tuple[int, Case]] = []
+        for index, row in enumerate(rows, start=start):
+            case = Case.model_validate_json(row)
+            if where.matches(case):
+                found.append((index, case))
+                if len(found) > limit:
+                    break
+        page = found[:limit]
+        more = len(found) > limit
+        return CasePage(tuple(c for _, c in page), str(page[-1][0] + 1) if more else None)
+
+    def count_cases(
+        self,
+        *,
+        state: str | Sequence[str] | None = None,
+        lead_unit: str | None = None,
+        category: str | None = None,
+        area: str | None = None,
+        warning_level: str | None = None,
+        overdue_at: datetime | None = None,
+    ) -> int:
+        """How many cases match every given criterion (see :meth:`find_cases`)."""
+        where = CaseFilter.of(state, lead_unit, category, area, warning_level, overdue_at)
+        with self._lock:
+            rows = list(self._rows.cases.values())
+        return sum(1 for row in rows if where.matches(Case.model_validate_json(row)))
+
+    # -- due points ------------------------------------------------------------------
+
+    def claim_due(
+        self, now: datetime, *, owner: str, lease: timedelta, limit: int
+    ) -> list[DuePoint]:
+        """Lease up to ``limit`` live points due at ``now`` whose lease is free or expired."""
+        now = check_claim(now, lease, limit)
+        token, expires = uuid.uuid4().hex, now + lease
+        with self._lock:
+            rows = self._rows
+            due = sorted(
+                (
+                    p
+                    for p in rows.due.values()
+                    if p.id not in rows.done and p.due_at <= now and _claimable(p, now)
+                ),
+                key=lambda p: (p.due_at, p.id),
+            )[:limit]
+            held = {"lease_owner": owner, "lease_expires_at": expires, "lease_token": token}
+            claimed = [p.model_copy(update=held) for p in due]
+            rows.due.update((p.id, p) for p in claimed)
+        return claimed
+
+    def next_due_at(self) -> datetime | None:
+        """The earliest ``due_at`` of any live due point."""
+        with self._lock:
+            live = (p.due_at for p in self._rows.due.values() if p.id not in self._rows.done)
+            return min(live, default=None)
+
+    # -- outbox ----------------------------------------------------------------------
+
+    def claim_outbox(
+        self, now: datetime, *, owner: str, lease: timedelta, limit: int
+    ) -> list[OutboxMessage]:
+        """Lease up to ``limit`` pending messages due at ``now``; each attempt is counted."""
+        now = check_claim(now, lease, limit)
+        token, expires = uuid.uuid4().hex, now + lease
+        with self._lock:
+            pending = [
+                m
+                for m in map(OutboxMessage.model_validate_json, self._rows.outbox.values())
+                if m.status == "pending" and m.next_attempt_at <= now and _claimable(m, now)
+            ]
+            pending.sort(key=lambda m: (m.next_attempt_at, m.created_at, m.id))
+            claimed = [
+                m.model_copy(
+                    update={
+                        "attempts": m.attempts + 1,
+                        "lease_owner": owner,
+                        "lease_expires_at": expires,
+                        "lease_token": token,
+                    }
+                )
+                for m in pending[:limit]
+            ]
+            self._rows.outbox.update((m.id, m.model_dump_json()) for m in claimed)
+        return claimed
+
+    def finish_outbox(
+        self,
+        message: OutboxMessage,
+        *,
+        status: OutboxStatus,
+        error: str | None = None,
+        next_attempt_at: datetime | None = None,
+    ) -> bool:
+        """Record an attempt's outcome unless the lease on ``message`` was lost."""
+        retry_at = None if next_attempt_at is None else utc(next_attempt_at, "next_attempt_at")
+        with self._lock:
+            row = self._rows.outbox.get(message.id)
+            current = None if row is None else OutboxMessage.model_validate_json(row)
+            if not _holds_lease(current, message):
+                return False
+            assert current is not None  # for mypy: _holds_lease checked it
+            finished = current.model_copy(
+                update={
+                    "status": status,
+                    "last_error": error,
+                    "next_attempt_at": retry_at or current.next_attempt_at,
+                    "lease_owner": None,
+                    "lease_expires_at": None,
+                    "lease_token": None,
+                }
+            )
+            self._rows.outbox[message.id] = finished.model_dump_json()
+        return True
+
+    def dead_letters(self, *, limit: int = 100) -> list[OutboxMessage]:
+        """Messages finished as ``dead``, oldest first."""
+        with self._lock:
+            rows = list(self._rows.outbox.values())
+        dead = [m for m in map(OutboxMessage.model_validate_json, rows) if m.status == "dead"]
+        return sorted(dead, key=lambda m: (m.created_at, m.id))[:limit]
+
+    def requeue(self, message_id: str, *, now: datetime) -> None:
+        """Make a dead letter pending again, due at ``now``, with its attempts reset.
+
+        Raises:
+            MessageNotFound: no dead letter has that id.
+        """
+        now = utc(now, "now")
+        with self._lock:
+            row = self._rows.outbox.get(message_id)
+            message = None if row is None else OutboxMessage.model_validate_json(row)
+            if message is None or message.status != "dead":
+                raise MessageNotFound(message_id)
+            update = {"status": "pending", "attempts": 0, "next_attempt_at": now}
+            self._rows.outbox[message_id] = message.model_copy(update=update).model_dump_json()
+
     # Used by InMemoryTransaction only.
     def _apply(self, tx: InMemoryTransaction) -> None:
         with self._lock:
+            self._check(tx)
             rows = self._rows
-            for case, _ in tx.added.values():
-                if case.id in rows.cases:
-                    raise ConcurrentModification(case.id, 0, _version(rows.cases[case.id]))
-            for case_id, expected in tx.expected.items():
-                current = rows.cases.get(case_id)
-                if current is None or _version(current) != expected:
-                    actual = None if current is None else _version(current)
-                    raise ConcurrentModification(case_id, expected, actual)
-            for key in tx.idempotency:
-                if key in rows.idempotency:
-                    record = IdempotencyRecord.model_validate_json(rows.idempotency[key])
-                    raise ConcurrentModification(record.case_id, 0, None)
             for case, contact in tx.added.values():
                 if contact is not None:
                     rows.contacts[case.id] = contact.model_dump_json()
@@ -67,6 +234,65 @@ class InMemoryStore:
                 rows.events[case_id].extend(e.model_dump_json() for e in events)
             for key, record in tx.idempotency.items():
                 rows.idempotency[key] = record.model_dump_json()
+            rows.done.update(tx.completed)
+            for case_id, points in tx.due_plans.items():
+                self._replace_due(case_id, points)
+            rows.outbox.update((m.id, m.model_dump_json()) for m in tx.outbox.values())
+
+    def _check(self, tx: InMemoryTransaction) -> None:
+        rows = self._rows
+        for case, _ in tx.added.values():
+            if case.id in rows.cases:
+                raise ConcurrentModification(case.id, 0, _version(rows.cases[case.id]))
+        for case_id, expected in tx.expected.items():
+            current = rows.cases.get(case_id)
+            if current is None or _version(current) != expected:
+                actual = None if current is None else _version(current)
+                raise ConcurrentModification(case_id, expected, actual)
+        for key in tx.idempotency:
+            if key in rows.idempotency:
+                record = IdempotencyRecord.model_validate_json(rows.idempotency[key])
+                raise ConcurrentModification(record.case_id, 0, None)
+        for point in tx.completed.values():
+            stored = rows.due.get(point.id)
+            if stored is None or point.id in rows.done or stored.lease_token != point.lease_token:
+                raise LeaseLost(point.id)
+        for message in tx.outbox.values():
+            if message.id in rows.outbox:
+                raise ConcurrentModification(message.case_id or message.id, 0, None)
+
+    def _replace_due(self, case_id: str, points: Sequence[DuePoint]) -> None:
+        rows = self._rows
+        for point in self._merged_due(case_id, points, live_only=False):
+            rows.due[point.id] = point
+        wanted = {p.id for p in points}
+        for gone in [p.id for p in self._live_due(case_id) if p.id not in wanted]:
+            del rows.due[gone]
+
+    def _live_due(self, case_id: str) -> list[DuePoint]:
+        done = self._rows.done
+        return [p for p in self._rows.due.values() if p.case_id == case_id and p.id not in done]
+
+    def _merged_due(
+        self, case_id: str, points: Sequence[DuePoint], *, live_only: bool = True
+    ) -> list[DuePoint]:
+        """``points`` as they would be stored: leases kept, fired points left as they are."""
+        stored = {p.id: p for p in self._rows.due.values() if p.case_id == case_id}
+        merged = []
+        for point in points:
+            if point.id in self._rows.done:
+                if not live_only:
+                    merged.append(stored[point.id])
+                continue
+            held = stored.get(point.id)
+            lease = (held.lease_owner, held.lease_expires_at, held.lease_token) if held else None
+            owner, expires, token = lease or (None, None, None)
+            merged.append(
+                point.model_copy(
+                    update={"lease_owner": owner, "lease_expires_at": expires, "lease_token": token}
+                )
+            )
+        return merged
 
     def _read_case(self, case_id: str) -> Case | None:
         with self._lock:
@@ -78,101 +304,43 @@ class InMemoryStore:
             row = self._rows.contacts.get(case_id)
         return None if row is None else ReporterContact.model_validate_json(row)
 
+    def _read_idempotency(self, key: str) -> IdempotencyRecord | None:
+        with self._lock:
+            row = self._rows.idempotency.get(key)
+        return None if row is None else IdempotencyRecord.model_validate_json(row)
+
     def _read_events(self, case_id: str) -> list[AuditEvent]:
         with self._lock:
             rows = list(self._rows.events.get(case_id, ()))
         return [AuditEvent.model_validate_json(row) for row in rows]
 
-    def _read_idempotency(self, key: str) -> IdempotencyRecord | None:
+    def _read_due(self, case_id: str, points: Sequence[DuePoint] | None) -> list[DuePoint]:
         with self._lock:
-            row = self._rows.idempotency.get(key)
-        return None if row is None else IdempotencyRecord.model_validate_json(row)
+            live = self._live_due(case_id) if points is None else self._merged_due(case_id, points)
+        return sorted(live, key=lambda p: (p.due_at, p.id))
 
 
 def _version(row: str) -> int:
     return Case.model_validate_json(row).version
 
 
-class InMemoryTransaction:
-    """A unit of work over an :class:`InMemoryStore`; reads see its own writes."""
+def _claimable(item: DuePoint | OutboxMessage, now: datetime) -> bool:
+    return item.lease_expires_at is None or item.lease_expires_at <= now
 
-    def __init__(self, store: InMemoryStore) -> None:
-        self._store = store
-        self.added: dict[str, tuple[Case, ReporterContact | None]] = {}
-        self.cases: dict[str, Case] = {}
-        self.expected: dict[str, int] = {}
-        self.events: dict[str, list[AuditEvent]] = {}
-        self.idempotency: dict[str, IdempotencyRecord] = {}
-        self._done = False
 
-    def __enter__(self) -> InMemoryTransaction:
-        return self
+def _holds_lease(current: OutboxMessage | None, message: OutboxMessage) -> bool:
+    return (
+        current is not None
+        and current.status == "pending"
+        and message.lease_token is not None
+        and current.lease_token == message.lease_token
+    )
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if not self._done:
-            self.rollback()
 
-    def get_case(self, case_id: str) -> Case | None:
-        """The case as this transaction sees it."""
-        if case_id in self.cases:
-            return self.cases[case_id]
-        return self._store._read_case(case_id)
-
-    def get_contact(self, case_id: str) -> ReporterContact | None:
-        """The reporter's contact data."""
-        if case_id in self.added:
-            return self.added[case_id][1]
-        return self._store._read_contact(case_id)
-
-    def get_events(self, case_id: str) -> list[AuditEvent]:
-        """Stored events followed by this transaction's new ones."""
-        stored = [] if case_id in self.added else self._store._read_events(case_id)
-        return stored + list(self.events.get(case_id, ()))
-
-    def add_case(self, case: Case, contact: ReporterContact | None, event: AuditEvent) -> None:
-        """Stage a new case with its first event."""
-        if case.id in self.cases or self._store._read_case(case.id) is not None:
-            raise ConcurrentModification(case.id, 0, None)
-        self.added[case.id] = (case, contact)
-        self.cases[case.id] = case
-        self.events[case.id] = [event]
-
-    def update_case(self, case: Case, expected_version: int, event: AuditEvent) -> None:
-        """Stage a new version; the version check happens now and again at commit."""
-        current = self.get_case(case.id)
-        if current is None or current.version != expected_version:
-            actual = None if current is None else current.version
-            raise ConcurrentModification(case.id, expected_version, actual)
-        if case.id not in self.added:
-            self.expected.setdefault(case.id, expected_version)
-        self.cases[case.id] = case
-        self.events.setdefault(case.id, []).append(event)
-
-    def get_idempotency(self, key: str) -> IdempotencyRecord | None:
-        """The record under ``key``, staged or stored."""
-        return self.idempotency.get(key) or self._store._read_idempotency(key)
-
-    def put_idempotency(self, record: IdempotencyRecord) -> None:
-        """Stage a record; a key taken meanwhile fails the commit."""
-        self.idempotency[record.key] = record
-
-    def commit(self) -> None:
-        """Apply every staged write atomically, or none."""
-        try:
-            self._store._apply(self)
-        finally:
-            self._done = True
-
-    def rollback(self) -> None:
-        """Discard every staged write."""
-        self.added.clear()
-        self.cases.clear()
-        self.expected.clear()
-        self.events.clear()
-        self.idempotency.clear()
-        self._done = True
+def _cursor(after: str | None, limit: int) -> int:
+    check_page(limit)
+    if after is None:
+        return 0
+    if not (after.isascii() and after.isdigit()):
+        raise bad_cursor()
+    return int(after)

@@ -1,0 +1,153 @@
+"""Making and configuring the SQLAlchemy engine for each supported backend.
+
+SQLite: WAL (readers never block the writer), ``foreign_keys=ON``, a busy timeout,
+and ``BEGIN IMMEDIATE`` for every write transaction. Taking the write lock at the
+start matters: a transaction that read first and asks for the lock later fails at
+once with "database is locked" when another writer got in between, whatever the
+timeout; asking first makes writers queue, and the version check decides.
+
+PostgreSQL (psycopg 3): write transactions run at the server's default, READ
+COMMITTED, where a guarded ``UPDATE ... WHERE version = :expected`` waits for a
+concurrent writer and then sees its result (zero rows: a conflict); read-only
+transactions run at REPEATABLE READ so that all their reads agree.
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import Any, Literal
+
+from sqlalchemy import URL, Connection, Engine, RootTransaction, create_engine, event, make_url
+from sqlalchemy import exc as sa_exc
+
+from closedloop.errors import StoreError
+
+READ_ONLY = "closedloop_read_only"
+"""Connection execution option: the transaction about to begin only reads."""
+
+Synchronous = Literal["FULL", "NORMAL"]
+
+# Engines given to more than one store (or to a store and ``upgrade``) get our SQLite
+# hooks once: a second BEGIN would fail inside the first.
+_configured: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
+def make_engine(
+    target: str | URL | Engine, *, busy_timeout: float, synchronous: Synchronous
+) -> tuple[Engine, bool]:
+    """The engine for ``target`` and whether the store owns (and so disposes) it.
+
+    Raises:
+        StoreError: the URL is malformed, names an unsupported backend or an
+            in-memory SQLite database, or its driver is not installed.
+    """
+    if isinstance(target, Engine):
+        engine, owned = target, False
+    else:
+        engine, owned = _create(target, busy_timeout), True
+    name = engine.dialect.name
+    if name == "sqlite":
+        _check_sqlite_file(engine.url)
+        _configure_sqlite(engine, busy_timeout, synchronous)
+    elif name != "postgresql":
+        raise _unsupported(name)
+    return engine, owned
+
+
+def _create(target: str | URL, busy_timeout: float) -> Engine:
+    try:
+        url = make_url(target)
+    except sa_exc.ArgumentError as exc:
+        raise StoreError(f"not a database URL: {target!r}") from exc
+    backend = url.get_backend_name()
+    if backend not in ("sqlite", "postgresql"):
+        raise _unsupported(backend)
+    if url.drivername == "postgresql":
+        # A plain postgresql:// URL means psycopg 3 here (SQLAlchemy would pick psycopg2).
+        url = url.set(drivername="postgresql+psycopg")
+    options: dict[str, Any] = {}
+    if backend == "sqlite":
+        options["connect_args"] = {"timeout": busy_timeout}
+    try:
+        return create_engine(url, **options)
+    except ModuleNotFoundError as exc:
+        raise StoreError(
+            f"the driver for {url.drivername!r} is not installed"
+            + (": pip install 'closedloop[postgres]'" if backend == "postgresql" else "")
+        ) from exc
+    except sa_exc.SQLAlchemyError as exc:
+        raise StoreError(f"cannot use the database URL {url!r}: {exc}") from exc
+
+
+def _unsupported(name: str) -> StoreError:
+    return StoreError(f"unsupported database {name!r}: SQLStore supports SQLite and PostgreSQL")
+
+
+def _check_sqlite_file(url: URL) -> None:
+    database = url.database or ""
+    if database in ("", ":memory:") or "mode=memory" in str(url):
+        # Each pooled connection would see its own empty database.
+        raise StoreError(
+            "SQLStore needs a SQLite file, not an in-memory database; "
+            "use InMemoryStore for a store that lives in memory"
+        )
+
+
+def _configure_sqlite(engine: Engine, busy_timeout: float, synchronous: Synchronous) -> None:
+    if engine in _configured:
+        return
+    _configured.add(engine)
+    pragmas = (
+        f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}",
+        "PRAGMA journal_mode = WAL",
+        "PRAGMA foreign_keys = ON",
+        f"PRAGMA synchronous = {synchronous}",
+    )
+
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Stop pysqlite from issuing its own (deferred) BEGIN; on_begin issues ours.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            for pragma in pragmas:  # busy_timeout first: switching to WAL may wait
+                cursor.execute(pragma)
+        finally:
+            cursor.close()
+
+    def on_begin(connection: Connection) -> None:
+        read_only = connection.get_execution_options().get(READ_ONLY, False)
+        # A deferred BEGIN gives a reader a stable snapshot without taking the write lock.
+        # Straight to the driver: this runs for every transaction, and SQLAlchemy's
+        # statement machinery would cost more than the BEGIN itself.
+        connection.connection.driver_connection.execute(  # type: ignore[union-attr]
+            "BEGIN" if read_only else "BEGIN IMMEDIATE"
+        )
+
+    event.listen(engine, "connect", on_connect)
+    event.listen(engine, "begin", on_begin)
+
+
+def connect(engine: Engine, *, read_only: bool) -> Connection:
+    """A connection for one transaction (not yet begun); read-only ones read a snapshot.
+
+    Raises:
+        sqlalchemy.exc.SQLAlchemyError: the database cannot be reached (callers
+            translate it).
+    """
+    connection = engine.connect()
+    if read_only and engine.dialect.name == "postgresql":
+        return connection.execution_options(
+            isolation_level="REPEATABLE READ", postgresql_readonly=True
+        )
+    return connection
+
+
+def begin(connection: Connection, *, write: bool) -> RootTransaction:
+    """Begin a transaction on ``connection``: on SQLite a reader's or the writer's.
+
+    Raises:
+        sqlalchemy.exc.SQLAlchemyError: the database failed (callers translate it).
+    """
+    if connection.dialect.name == "sqlite":
+        connection.execution_options(**{READ_ONLY: not write})
+    return connection.begin()

@@ -1,0 +1,115 @@
+"""Domain values to table rows and back; the only place that knows both shapes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import RowMapping
+
+from closedloop.adapters.rules import warning_level_of
+from closedloop.engine.model import BODY_EXCLUDE, AuditEvent, Case, ReporterContact
+from closedloop.engine.ports import DuePoint, IdempotencyRecord, OutboxMessage
+
+LIVE = "live"
+"""Status of a due point that has not fired yet."""
+DONE = "done"
+"""Status of a due point that fired; it never fires again."""
+
+_LEASE = ("lease_owner", "lease_expires_at", "lease_token")
+
+
+def case_values(case: Case) -> dict[str, Any]:
+    """The ``cases`` row of ``case``: queryable columns plus the body as JSON."""
+    deadline = case.deadline
+    return {
+        "id": case.id,
+        "workflow": case.workflow,
+        "state": case.state,
+        "category": case.category,
+        "area": case.location.area,
+        "lead_unit": case.lead_unit,
+        "urgency": case.urgency,
+        "version": case.version,
+        "reporter_id": case.reporter_id,
+        "channel": case.channel,
+        "reported_at": case.reported_at,
+        "updated_at": case.updated_at,
+        "clock": None if deadline is None else deadline.clock,
+        "warning_level": warning_level_of(case),
+        "due_at": None if deadline is None else deadline.due_at,
+        "paused_at": None if deadline is None else deadline.paused_at,
+        # The version lives in its own column, the contact in its own table.
+        "body": case.model_dump(mode="json", exclude=set(BODY_EXCLUDE)),
+    }
+
+
+def case_from_row(body: Mapping[str, Any], version: int) -> Case:
+    """The case stored as ``body`` at ``version``."""
+    return Case.model_validate({**body, "version": version})
+
+
+def event_values(event: AuditEvent) -> dict[str, Any]:
+    """The ``case_events`` row of ``event``."""
+    return _with_json(event, "payload", "changes")
+
+
+def event_from_row(row: RowMapping) -> AuditEvent:
+    """The audit event stored in ``row``."""
+    return AuditEvent.model_validate(dict(row))
+
+
+def contact_values(case_id: str, contact: ReporterContact) -> dict[str, Any]:
+    """The ``reporter_contacts`` row of a case's reporter."""
+    return {"case_id": case_id, **contact.model_dump()}
+
+
+def contact_from_row(row: RowMapping) -> ReporterContact:
+    """The contact data stored in ``row``."""
+    return ReporterContact.model_validate({k: v for k, v in row.items() if k != "case_id"})
+
+
+def joined_contact(row: RowMapping) -> ReporterContact | None:
+    """The contact data in a case row joined with its contact row (``None`` if none)."""
+    if row["case_id"] is None:
+        return None
+    return ReporterContact(name=row["name"], phone=row["phone"], email=row["email"])
+
+
+def idempotency_values(record: IdempotencyRecord) -> dict[str, Any]:
+    """The ``idempotency_keys`` row of ``record``."""
+    return record.model_dump()
+
+
+def idempotency_from_row(row: RowMapping) -> IdempotencyRecord:
+    """The record stored in ``row``."""
+    return IdempotencyRecord.model_validate(dict(row))
+
+
+def due_values(point: DuePoint) -> dict[str, Any]:
+    """The ``due_points`` row of a newly scheduled point: live, not leased."""
+    values = point.model_dump(exclude=set(_LEASE))
+    return {**values, "status": LIVE, **dict.fromkeys(_LEASE)}
+
+
+def due_from_row(row: RowMapping) -> DuePoint:
+    """The due point stored in ``row``."""
+    return DuePoint.model_validate({k: v for k, v in row.items() if k != "status"})
+
+
+def outbox_values(message: OutboxMessage) -> dict[str, Any]:
+    """The ``outbox`` row of ``message``."""
+    return _with_json(message, "payload")
+
+
+def outbox_from_row(row: RowMapping) -> OutboxMessage:
+    """The message stored in ``row``."""
+    return OutboxMessage.model_validate(dict(row))
+
+
+def _with_json(model: AuditEvent | OutboxMessage, *json_fields: str) -> dict[str, Any]:
+    # Instants stay datetimes for their typed columns; JSON columns get JSON data, so a
+    # value pydantic can encode (an instant inside a payload) is stored as it encodes.
+    values = model.model_dump()
+    values.update(model.model_dump(mode="json", include=set(json_fields)))
+    return values

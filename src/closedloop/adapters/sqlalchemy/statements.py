@@ -1,0 +1,87 @@
+"""The statements of a case transaction, built once.
+
+SQLAlchemy caches a statement's compiled form by its structure; building each one
+once also spares the per-call cost of constructing and hashing it, which on the hot
+path of a command is a good part of the store's overhead.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from closedloop.adapters.sqlalchemy.rows import DONE, LIVE
+from closedloop.adapters.sqlalchemy.tables import (
+    case_events,
+    cases,
+    due_points,
+    idempotency_keys,
+    outbox,
+    reporter_contacts,
+)
+
+CONTACT_COLUMNS = [c for c in reporter_contacts.c if c.name != "case_id"]
+CASE = (
+    select(cases.c.body, cases.c.version, reporter_contacts.c.case_id, *CONTACT_COLUMNS)
+    .outerjoin(reporter_contacts, reporter_contacts.c.case_id == cases.c.id)
+    .where(cases.c.id == bindparam("case_id"))
+)
+"""The case with its contact data: a command that reads one usually needs the other."""
+VERSION = select(cases.c.version).where(cases.c.id == bindparam("case_id"))
+VERSIONS = select(cases.c.id, cases.c.version).where(
+    cases.c.id.in_(bindparam("case_ids", expanding=True))
+)
+CONTACT = select(reporter_contacts).where(reporter_contacts.c.case_id == bindparam("case_id"))
+EVENTS = (
+    select(case_events)
+    .where(case_events.c.case_id == bindparam("case_id"))
+    .order_by(case_events.c.seq)
+)
+IDEMPOTENCY = select(idempotency_keys).where(idempotency_keys.c.key == bindparam("key"))
+
+ADD_CASE = insert(cases)
+ADD_CONTACT = insert(reporter_contacts)
+ADD_EVENT = insert(case_events)
+ADD_IDEMPOTENCY = insert(idempotency_keys)
+ADD_OUTBOX = insert(outbox)
+UPDATE_CASE = update(cases).where(
+    cases.c.id == bindparam("case_id"), cases.c.version == bindparam("expected")
+)
+
+DUE_COLUMNS = [c for c in due_points.c if c.name != "status"]
+LIVE_DUE = (
+    select(*DUE_COLUMNS)
+    .where(due_points.c.case_id == bindparam("case_id"), due_points.c.status == LIVE)
+    .order_by(due_points.c.due_at, due_points.c.id)
+)
+DROP_DUE = delete(due_points).where(
+    due_points.c.case_id == bindparam("case_id"),
+    due_points.c.status == LIVE,
+    due_points.c.id.not_in(bindparam("keep", expanding=True)),
+)
+COMPLETE_DUE = (
+    update(due_points)
+    .where(
+        due_points.c.id == bindparam("point_id"),
+        due_points.c.status == LIVE,
+        due_points.c.lease_token.is_not_distinct_from(bindparam("token")),
+    )
+    .values(status=DONE)
+)
+
+
+def _schedule_due(dialect: Any) -> Any:
+    # Insert new points; move a live one to its new instant but keep its lease (its
+    # holder may still complete it); leave a fired one fired.
+    statement = dialect.insert(due_points)
+    return statement.on_conflict_do_update(
+        index_elements=[due_points.c.id],
+        set_={name: statement.excluded[name] for name in ("clock", "kind", "level", "due_at")},
+        where=due_points.c.status == LIVE,
+    )
+
+
+SCHEDULE_DUE = {"sqlite": _schedule_due(sqlite), "postgresql": _schedule_due(postgresql)}
+"""The upsert of due points, by dialect name (``ON CONFLICT`` is not in Core's insert)."""

@@ -1,0 +1,236 @@
+"""``SQLStore``: the CaseStore on SQLite (embedded default) or PostgreSQL (many processes)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from typing import TypeVar
+
+from sqlalchemy import URL, Connection, Engine, select
+
+from closedloop.adapters.rules import CaseFilter, CasePage, check_claim
+from closedloop.adapters.sqlalchemy import leases, queries
+from closedloop.adapters.sqlalchemy.engines import Synchronous, begin, connect, make_engine
+from closedloop.adapters.sqlalchemy.failures import retrying, translated
+from closedloop.adapters.sqlalchemy.schema import prepare as prepare_schema
+from closedloop.adapters.sqlalchemy.tables import cases
+from closedloop.adapters.sqlalchemy.transaction import SQLTransaction
+from closedloop.engine.clock import utc
+from closedloop.engine.ports import DuePoint, OutboxMessage, OutboxStatus
+from closedloop.errors import MessageNotFound, StoreError
+
+T = TypeVar("T")
+
+_CASE_IDS = select(cases.c.id).order_by(cases.c.row_id)
+
+
+class SQLStore:
+    """A CaseStore in a SQL database: a SQLite file, or PostgreSQL through psycopg 3.
+
+    On an empty database the store creates its tables and records the schema revision;
+    on a database of another revision it refuses to start (run :func:`upgrade`).
+
+    Args:
+        url_or_engine: A database URL (``sqlite:///cases.db``,
+            ``postgresql://user@host/db``; a plain ``postgresql://`` uses psycopg 3),
+            or a SQLAlchemy ``Engine`` (configured in place for SQLite; not disposed
+            by :meth:`close`).
+        schema: PostgreSQL schema to keep the tables in (created if missing); the
+            database's default when ``None``. Not available on SQLite.
+        create_schema: Create the tables on an empty database. With ``False`` an
+            empty database is an error (for deployments that migrate explicitly).
+        busy_timeout: SQLite: seconds a writer waits for the write lock.
+        synchronous: SQLite: ``"FULL"`` syncs every commit to disk (a commit survives
+            power loss); ``"NORMAL"`` is several times faster and survives a crash of
+            the process but may lose the last commits on power loss.
+        retries: How many times a claim or finish runs before a serialization
+            failure or deadlock is given up on (PostgreSQL).
+
+    Raises:
+        StoreUnavailable: the database cannot be reached.
+        StoreError: the URL is unusable, or the schema is of another revision.
+    """
+
+    def __init__(
+        self,
+        url_or_engine: str | URL | Engine,
+        *,
+        schema: str | None = None,
+        create_schema: bool = True,
+        busy_timeout: float = 30.0,
+        synchronous: Synchronous = "FULL",
+        retries: int = 5,
+    ) -> None:
+        engine, self._owned = make_engine(
+            url_or_engine, busy_timeout=busy_timeout, synchronous=synchronous
+        )
+        self._base = engine
+        if schema is not None and engine.dialect.name != "postgresql":
+            self.close()
+            raise StoreError("schema= is only available on PostgreSQL")
+        # Tables are defined without a schema; this maps them into ``schema`` on execution.
+        self._engine = (
+            engine
+            if schema is None
+            else engine.execution_options(schema_translate_map={None: schema})
+        )
+        self._retries = max(1, retries)
+        try:
+            prepare_schema(self._engine, schema, create=create_schema)
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine (with the schema mapping applied)."""
+        return self._engine
+
+    def transaction(self, *, read_only: bool = False) -> SQLTransaction:
+        """Open a unit of work; it rolls back unless committed.
+
+        Args:
+            read_only: The transaction only reads. It then takes no write lock on
+                SQLite and reads one consistent snapshot on both backends.
+        """
+        return SQLTransaction(self._engine, read_only=read_only)
+
+    def case_ids(self) -> list[str]:
+        """Every case id, oldest first."""
+        return self._read("list cases", lambda c: list(c.execute(_CASE_IDS).scalars()))
+
+    def close(self) -> None:
+        """Release the connections (only those of an engine this store created)."""
+        if self._owned:
+            self._base.dispose()
+
+    # -- queries ---------------------------------------------------------------------
+
+    def find_cases(
+        self,
+        *,
+        state: str | Sequence[str] | None = None,
+        lead_unit: str | None = None,
+        category: str | None = None,
+        area: str | None = None,
+        warning_level: str | None = None,
+        overdue_at: datetime | None = None,
+        after: str | None = None,
+        limit: int = 50,
+    ) -> CasePage:
+        """Cases matching every given criterion, oldest first, one page at a time.
+
+        Args:
+            state: A state, or several (any of them).
+            lead_unit: The unit that leads the case.
+            category: The case's category code.
+            area: The area or grid code of the case's location.
+            warning_level: ``"yellow"`` or ``"red"``.
+            overdue_at: Only cases whose breach deadline is at or before this instant.
+            after: The ``next_cursor`` of the previous page.
+            limit: The page size, 1 to 1000.
+
+        Raises:
+            ValidationError: ``limit`` is out of range or ``after`` is not a cursor.
+            NaiveDatetime: ``overdue_at`` has no time zone.
+        """
+        where = CaseFilter.of(state, lead_unit, category, area, warning_level, overdue_at)
+        return self._read(
+            "find cases", lambda c: queries.find_cases(c, where, after=after, limit=limit)
+        )
+
+    def count_cases(
+        self,
+        *,
+        state: str | Sequence[str] | None = None,
+        lead_unit: str | None = None,
+        category: str | None = None,
+        area: str | None = None,
+        warning_level: str | None = None,
+        overdue_at: datetime | None = None,
+    ) -> int:
+        """How many cases match every given criterion (see :meth:`find_cases`)."""
+        where = CaseFilter.of(state, lead_unit, category, area, warning_level, overdue_at)
+        return self._read("count cases", lambda c: queries.count_cases(c, where))
+
+    # -- due points and outbox -------------------------------------------------------
+
+    def claim_due(
+        self, now: datetime, *, owner: str, lease: timedelta, limit: int
+    ) -> list[DuePoint]:
+        """Lease up to ``limit`` due points with ``due_at <= now``, earliest first.
+
+        Points whose lease expired are claimable again; every claim gets a new token
+        and is committed before this returns.
+        """
+        now = check_claim(now, lease, limit)
+        return self._write(
+            "claim due points",
+            lambda c: leases.claim_due(c, now, owner=owner, lease=lease, limit=limit),
+        )
+
+    def next_due_at(self) -> datetime | None:
+        """The earliest ``due_at`` of any live due point, or ``None``."""
+        return self._read("find the next due point", leases.next_due_at)
+
+    def claim_outbox(
+        self, now: datetime, *, owner: str, lease: timedelta, limit: int
+    ) -> list[OutboxMessage]:
+        """Lease up to ``limit`` pending messages due for an attempt; count the attempt now."""
+        now = check_claim(now, lease, limit)
+        return self._write(
+            "claim outbox messages",
+            lambda c: leases.claim_outbox(c, now, owner=owner, lease=lease, limit=limit),
+        )
+
+    def finish_outbox(
+        self,
+        message: OutboxMessage,
+        *,
+        status: OutboxStatus,
+        error: str | None = None,
+        next_attempt_at: datetime | None = None,
+    ) -> bool:
+        """Record an attempt's outcome; ``False`` (and no change) if the lease was lost."""
+        retry_at = None if next_attempt_at is None else utc(next_attempt_at, "next_attempt_at")
+        return self._write(
+            "finish an outbox message",
+            lambda c: leases.finish_outbox(
+                c, message, status=status, error=error, next_attempt_at=retry_at
+            ),
+        )
+
+    def dead_letters(self, *, limit: int = 100) -> list[OutboxMessage]:
+        """Messages finished as ``dead``, oldest first."""
+        return self._read("list dead letters", lambda c: leases.dead_letters(c, limit=limit))
+
+    def requeue(self, message_id: str, *, now: datetime) -> None:
+        """Put a dead letter back as pending, due at ``now``, with its attempts reset.
+
+        Raises:
+            MessageNotFound: no dead letter has that id.
+        """
+        now = utc(now, "now")
+        if not self._write("requeue a message", lambda c: leases.requeue(c, message_id, now=now)):
+            raise MessageNotFound(message_id)
+
+    # -- internals -------------------------------------------------------------------
+
+    def _read(self, action: str, work: Callable[[Connection], T]) -> T:
+        with (
+            translated(action),
+            connect(self._engine, read_only=True) as connection,
+            begin(connection, write=False),
+        ):
+            return work(connection)
+
+    def _write(self, action: str, work: Callable[[Connection], T]) -> T:
+        def attempt() -> T:
+            with (
+                connect(self._engine, read_only=False) as connection,
+                begin(connection, write=True),
+            ):
+                return work(connection)
+
+        with translated(action):
+            return retrying(attempt, attempts=self._retries)

@@ -1,0 +1,332 @@
+"""``SQLTransaction``: one database transaction behind the CaseTransaction port.
+
+Writes go to the database as they are made, inside the open transaction, so reads
+see them and the database enforces keys as it goes; nothing is durable until
+:meth:`SQLTransaction.commit`. The optimistic check is the ``UPDATE``'s own
+``WHERE version = :expected``: zero rows means another writer got there first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection, CursorResult, Executable, RootTransaction
+from sqlalchemy import exc as sa_exc
+
+from closedloop.adapters.sqlalchemy import rows
+from closedloop.adapters.sqlalchemy import statements as sql
+from closedloop.adapters.sqlalchemy.engines import begin, connect
+from closedloop.adapters.sqlalchemy.failures import is_busy, translate, translated
+from closedloop.engine.clock import utc
+from closedloop.engine.model import AuditEvent, Case, ReporterContact
+from closedloop.engine.ports import DuePoint, IdempotencyRecord, OutboxMessage
+from closedloop.errors import (
+    CaseNotFound,
+    ClosedLoopError,
+    ConcurrentModification,
+    LeaseLost,
+    StoreError,
+    ValidationError,
+)
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+
+class SQLTransaction:
+    """A unit of work over a :class:`~closedloop.adapters.sqlalchemy.SQLStore`.
+
+    Rolls back on leaving its ``with`` block unless :meth:`commit` was called.
+    """
+
+    def __init__(self, engine: Engine, *, read_only: bool = False) -> None:
+        self._engine = engine
+        self._read_only = read_only
+        self._connection: Connection | None = None
+        self._transaction: RootTransaction | None = None
+        self._finished = False
+        self._writing = False
+        self._versions: dict[str, int] = {}
+        self._read_versions: dict[str, int] = {}
+        self._contacts: dict[str, ReporterContact | None] = {}
+
+    def __enter__(self) -> SQLTransaction:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._finished:
+            return
+        if exc is None:
+            self.rollback()
+            return
+        # Already failing: a second failure while rolling back must not hide the first.
+        # The connection is closed either way, and the database discards the work.
+        with suppress(ClosedLoopError):
+            self.rollback()
+
+    # -- reads -----------------------------------------------------------------------
+
+    def get_case(self, case_id: str) -> Case | None:
+        """The stored case (contact data not included), or ``None``."""
+        with self._errors("read a case", case_id):
+            row = self._conn().execute(sql.CASE, {"case_id": case_id}).first()
+        if row is None:
+            return None
+        self._versions.setdefault(case_id, row.version)
+        if not self._writing:
+            self._read_versions.setdefault(case_id, row.version)
+        self._contacts[case_id] = rows.joined_contact(row._mapping)
+        return rows.case_from_row(row.body, row.version)
+
+    def get_contact(self, case_id: str) -> ReporterContact | None:
+        """The reporter's contact data for the case, or ``None``."""
+        if case_id in self._contacts:
+            return self._contacts[case_id]  # read with the case, in this transaction
+        with self._errors("read contact data", case_id):
+            row = self._conn().execute(sql.CONTACT, {"case_id": case_id}).mappings().first()
+        return None if row is None else rows.contact_from_row(row)
+
+    def get_events(self, case_id: str) -> list[AuditEvent]:
+        """The case's audit events, oldest first."""
+        with self._errors("read audit events", case_id):
+            found = self._conn().execute(sql.EVENTS, {"case_id": case_id}).mappings().all()
+        return [rows.event_from_row(row) for row in found]
+
+    def get_idempotency(self, key: str) -> IdempotencyRecord | None:
+        """The record stored under ``key``, or ``None``."""
+        with translated("read an idempotency key"):
+            row = self._conn().execute(sql.IDEMPOTENCY, {"key": key}).mappings().first()
+        return None if row is None else rows.idempotency_from_row(row)
+
+    def get_due_points(self, case_id: str) -> list[DuePoint]:
+        """The case's live due points, earliest first."""
+        with self._errors("read due points", case_id):
+            found = self._conn().execute(sql.LIVE_DUE, {"case_id": case_id}).mappings().all()
+        return [rows.due_from_row(row) for row in found]
+
+    # -- writes ----------------------------------------------------------------------
+
+    def add_case(self, case: Case, contact: ReporterContact | None, event: AuditEvent) -> None:
+        """Insert a new case with its contact data and first event.
+
+        Raises:
+            ConcurrentModification: a case with that id exists already.
+        """
+        exists = _conflict(case.id, 0)
+        with self._errors("add a case", case.id, conflict=exists, duplicate=exists):
+            self._write(sql.ADD_CASE, rows.case_values(case))
+            if contact is not None:
+                self._write(sql.ADD_CONTACT, rows.contact_values(case.id, contact))
+            self._write(sql.ADD_EVENT, rows.event_values(event))
+        self._contacts[case.id] = contact
+        self._versions[case.id] = case.version
+
+    def update_case(self, case: Case, expected_version: int, event: AuditEvent) -> None:
+        """Write the new version if the stored one is ``expected_version``; append the event.
+
+        Raises:
+            ConcurrentModification: the stored version differs.
+        """
+        stale = _conflict(case.id, expected_version)
+        values = rows.case_values(case)
+        del values["id"]  # the key is matched, not set
+        with self._errors("update a case", case.id, conflict=stale, duplicate=stale):
+            params = {"case_id": case.id, "expected": expected_version, **values}
+            if self._write(sql.UPDATE_CASE, params).rowcount != 1:
+                actual = self._conn().execute(sql.VERSION, {"case_id": case.id}).scalar()
+                raise ConcurrentModification(case.id, expected_version, actual)
+            self._write(sql.ADD_EVENT, rows.event_values(event))
+        self._versions[case.id] = case.version
+        if self._read_versions.get(case.id) == expected_version:
+            del self._read_versions[case.id]  # the guarded UPDATE checked this read
+
+    def put_idempotency(self, record: IdempotencyRecord) -> None:
+        """Remember the first result of a keyed command.
+
+        Raises:
+            ConcurrentModification: another command with this key committed first.
+        """
+        taken = _conflict(record.case_id, 0)
+        with self._errors("store an idempotency key", record.case_id, duplicate=taken):
+            self._write(sql.ADD_IDEMPOTENCY, rows.idempotency_values(record))
+
+    def replace_due_points(self, case_id: str, points: Sequence[DuePoint]) -> None:
+        """Make ``points`` the case's live due points; the other live ones are dropped.
+
+        A point that already fired stays fired (it is never scheduled again); a live
+        point keeps its lease, so a sweeper holding it can still complete it.
+
+        Raises:
+            CaseNotFound: there is no such case.
+            ValidationError: a point belongs to another case.
+            NaiveDatetime: a ``due_at`` has no time zone.
+        """
+        for point in points:
+            utc(point.due_at, "due_at")
+        strangers = [p.id for p in points if p.case_id != case_id]
+        if strangers:
+            raise ValidationError([("case_id", f"points of another case: {strangers}")])
+        keep = [p.id for p in points]
+        with self._errors("schedule due points", case_id):
+            self._write(sql.DROP_DUE, {"case_id": case_id, "keep": keep})
+            if points:
+                # A point of a case that does not exist fails its foreign key: CaseNotFound.
+                schedule = sql.SCHEDULE_DUE[self._engine.dialect.name]
+                self._write(schedule, [rows.due_values(p) for p in points])
+
+    def complete_due(self, point: DuePoint) -> None:
+        """Mark a claimed due point done, in this transaction.
+
+        Raises:
+            LeaseLost: the point is no longer live under ``point.lease_token``.
+        """
+        with self._errors("complete a due point", point.case_id):
+            params = {"point_id": point.id, "token": point.lease_token}
+            if self._write(sql.COMPLETE_DUE, params).rowcount != 1:
+                raise LeaseLost(point.id)
+
+    def add_outbox(self, messages: Sequence[OutboxMessage]) -> None:
+        """Stage notifications; they exist if and only if this transaction commits.
+
+        Raises:
+            ConcurrentModification: a message with one of these ids exists already.
+        """
+        if not messages:
+            return
+        first = messages[0]
+        clash = _conflict(first.case_id or first.id, 0)
+        with self._errors("write outbox messages", first.case_id, duplicate=clash):
+            self._write(sql.ADD_OUTBOX, [rows.outbox_values(m) for m in messages])
+
+    # -- end -------------------------------------------------------------------------
+
+    def commit(self) -> None:
+        """Make every write durable, atomically.
+
+        Raises:
+            StoreError: the database failed; nothing was written.
+        """
+        if self._finished:
+            raise StoreError("this transaction has already ended")
+        try:
+            if self._transaction is not None:
+                if self._writing and self._connection is not None:
+                    self._check_reads(self._connection)
+                with translated("commit"):
+                    self._transaction.commit()
+        finally:
+            self._close()
+
+    def rollback(self) -> None:
+        """Discard every write of this transaction."""
+        try:
+            if self._transaction is not None and self._transaction.is_active:
+                with translated("roll back"):
+                    self._transaction.rollback()
+        finally:
+            self._close()
+
+    # -- internals -------------------------------------------------------------------
+
+    def _conn(self) -> Connection:
+        if self._connection is None:
+            return self._open(write=False)
+        return self._connection
+
+    def _write(self, statement: Executable, params: Any) -> CursorResult[Any]:
+        if self._read_only:
+            raise StoreError("this transaction was opened read-only; it cannot write")
+        if self._connection is None:
+            return self._open(write=True).execute(statement, params)
+        if self._writing:
+            return self._connection.execute(statement, params)
+        # A SQLite reader's first write: it becomes the writer in place when nobody
+        # wrote since its snapshot (what it read is current). Otherwise SQLite refuses
+        # at once ("database is locked", whatever the timeout), and the transaction
+        # starts again as the writer, queueing for the lock; what it read is then
+        # checked before it commits (see _check_reads). Nothing was written yet, so
+        # running this first statement again is safe.
+        try:
+            result = self._connection.execute(statement, params)
+        except sa_exc.OperationalError as exc:
+            if not is_busy(exc):
+                raise
+            self._restart_as_writer(self._connection)
+            result = self._connection.execute(statement, params)
+        else:
+            self._read_versions.clear()
+        self._writing = True
+        return result
+
+    def _open(self, *, write: bool) -> Connection:
+        if self._finished:
+            raise StoreError("this transaction has already ended")
+        with translated("connect"):
+            connection = connect(self._engine, read_only=self._read_only)
+            self._connection = connection
+            self._begin(connection, write=write)
+        return connection
+
+    def _begin(self, connection: Connection, *, write: bool) -> None:
+        # PostgreSQL runs one transaction throughout: its row locks and the guarded
+        # UPDATE order writers. SQLite starts as a reader (no lock, a snapshot).
+        self._writing = write or connection.dialect.name != "sqlite"
+        self._transaction = begin(connection, write=self._writing)
+
+    def _restart_as_writer(self, connection: Connection) -> None:
+        assert self._transaction is not None
+        self._transaction.rollback()
+        self._begin(connection, write=True)
+
+    def _check_reads(self, connection: Connection) -> None:
+        """Every case read before writing must still be at the version read."""
+        unchecked = self._read_versions
+        if not unchecked:
+            return
+        with translated("check what was read"):
+            found = connection.execute(sql.VERSIONS, {"case_ids": list(unchecked)}).all()
+        current = {row.id: row.version for row in found}
+        for case_id, version in unchecked.items():
+            if current.get(case_id) != version:
+                raise ConcurrentModification(case_id, version, current.get(case_id))
+
+    def _close(self) -> None:
+        self._finished = True
+        connection, self._connection, self._transaction = self._connection, None, None
+        if connection is not None:
+            connection.close()
+
+    @contextmanager
+    def _errors(
+        self,
+        action: str,
+        case_id: str | None,
+        *,
+        conflict: Callable[[], ClosedLoopError] | None = None,
+        duplicate: Callable[[], ClosedLoopError] | None = None,
+    ) -> Iterator[None]:
+        # A deadlock or serialization failure means another writer touched this case.
+        known = self._versions.get(case_id or "", 0)
+        fallback = _conflict(case_id, known) if case_id is not None else None
+        try:
+            yield
+        except sa_exc.SQLAlchemyError as exc:
+            raise translate(
+                exc,
+                action,
+                conflict=conflict or fallback,
+                duplicate=duplicate,
+                missing=None if case_id is None else (lambda: CaseNotFound(case_id)),
+            ) from exc
+
+
+def _conflict(case_id: str, expected: int) -> Callable[[], ClosedLoopError]:
+    return lambda: ConcurrentModification(case_id, expected, None)

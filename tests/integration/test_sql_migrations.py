@@ -1,0 +1,106 @@
+"""The shipped Alembic migrations: they build exactly the models' schema, and agree with
+the schema a store creates by itself."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import MetaData, create_engine, text, update
+
+from closedloop.adapters.sqlalchemy import HEAD_REVISION, SQLStore, metadata, upgrade
+from closedloop.adapters.sqlalchemy.migrate import MIGRATIONS
+from closedloop.adapters.sqlalchemy.tables import VERSION_TABLE, version_table
+from closedloop.errors import StoreError
+from closedloop.testing.contract.base import add, read
+from tests.conftest import postgres_url
+
+alembic = pytest.importorskip("alembic")
+
+from alembic.autogenerate import compare_metadata  # noqa: E402
+from alembic.runtime.migration import MigrationContext  # noqa: E402
+from alembic.script import ScriptDirectory  # noqa: E402
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.external_service)])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str | None]:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'migrated.db'}", None
+    return postgres_url(), f"t_{uuid.uuid4().hex[:12]}"
+
+
+def differences(url: str, schema: str | None) -> list[object]:
+    """What Alembic finds different between the database and the models."""
+    target = metadata
+    if schema is not None:
+        target = MetaData(naming_convention=metadata.naming_convention)
+        for table in metadata.sorted_tables:
+            table.to_metadata(target, schema=schema)
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+    with engine.connect() as connection:
+        context = MigrationContext.configure(
+            connection,
+            opts={
+                "compare_type": True,
+                "include_schemas": schema is not None,
+                "version_table": VERSION_TABLE,
+                "version_table_schema": schema,
+                "include_name": lambda name, kind, _parent: kind != "schema" or name == schema,
+            },
+        )
+        found: list[object] = compare_metadata(context, target)
+    engine.dispose()
+    return found
+
+
+def test_head_revision_is_the_newest_shipped_migration() -> None:
+    assert ScriptDirectory(str(MIGRATIONS)).get_current_head() == HEAD_REVISION
+
+
+def test_the_migrated_schema_equals_the_models(database: tuple[str, str | None]) -> None:
+    assert upgrade(*database[:1], schema=database[1]) == HEAD_REVISION
+    assert differences(*database) == []
+
+
+def test_a_store_made_schema_equals_the_models_and_upgrading_it_is_a_no_op(
+    database: tuple[str, str | None],
+) -> None:
+    store = SQLStore(database[0], schema=database[1])
+    add(store, "c1")
+    assert differences(*database) == []
+    assert upgrade(database[0], schema=database[1]) == HEAD_REVISION
+    assert read(store, lambda tx: tx.get_case("c1")) is not None
+    store.close()
+
+
+def test_a_migrated_database_opens_without_creating_anything(
+    database: tuple[str, str | None],
+) -> None:
+    with pytest.raises(StoreError, match="no closedloop schema"):
+        SQLStore(database[0], schema=database[1], create_schema=False)
+    upgrade(database[0], schema=database[1])
+    store = SQLStore(database[0], schema=database[1], create_schema=False)
+    add(store, "c1")
+    store.close()
+
+
+def test_a_database_at_another_revision_is_refused(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    SQLStore(url).close()
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(update(version_table).values(version_num="0000"))
+    engine.dispose()
+    with pytest.raises(StoreError, match="revision '0000'"):
+        SQLStore(url)
+
+
+def test_foreign_tables_without_a_revision_are_refused(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'theirs.db'}"
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE closedloop_cases (id TEXT)"))
+    engine.dispose()
+    with pytest.raises(StoreError, match="no recorded schema revision"):
+        SQLStore(url)

@@ -1,0 +1,155 @@
+"""What only the SQL store has: its SQLite set-up, readable rows, wrapped driver errors."""
+
+from __future__ import annotations
+
+import json
+import socket
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy import exc as sa_exc
+
+from closedloop.adapters.sqlalchemy import SQLStore
+from closedloop.adapters.sqlalchemy.failures import Failure, classify, retrying
+from closedloop.engine.ports import IdempotencyRecord
+from closedloop.errors import StoreError, StoreUnavailable
+from closedloop.testing.contract.base import T0, add, deadline, read
+from tests.conftest import postgres_url
+
+
+def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path: Path) -> None:
+    store = SQLStore(f"sqlite:///{tmp_path / 'cases.db'}")
+    with store.engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30_000
+        assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+    store.close()
+
+
+def test_rows_are_plain_columns_and_json_an_auditor_can_query(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'cases.db'}"
+    store = SQLStore(url)
+    add(store, "c1", lead_unit="water", deadline=deadline(T0, warning="red"))
+    store.close()
+    engine = create_engine(url)  # plain SQLAlchemy, none of the store's code
+    with engine.connect() as connection:
+        row = connection.execute(
+            text(
+                "SELECT state, lead_unit, warning_level, due_at, body FROM closedloop_cases "
+                "WHERE json_extract(body, '$.location.area') = '310101'"
+            )
+        ).one()
+        phone = connection.execute(
+            text("SELECT phone FROM closedloop_reporter_contacts WHERE case_id = 'c1'")
+        ).scalar()
+        event = connection.execute(text("SELECT trigger, hash FROM closedloop_case_events")).one()
+    engine.dispose()
+    assert (row.state, row.lead_unit, row.warning_level) == ("reported", "water", "red")
+    assert row.due_at.startswith("2026-01-05 09:00:00")  # UTC text, sortable
+    assert json.loads(row.body)["id"] == "c1"
+    assert "13800000000" not in row.body
+    assert phone == "13800000000"
+    assert event.trigger == "report"
+    assert len(event.hash) == 64
+
+
+def test_unreachable_databases_raise_store_unavailable(tmp_path: Path) -> None:
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(StoreUnavailable):
+        SQLStore(f"postgresql://nobody@127.0.0.1:{port}/none?connect_timeout=2")
+    with pytest.raises(StoreUnavailable):
+        SQLStore(f"sqlite:///{tmp_path / 'no' / 'such' / 'dir' / 'cases.db'}")
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("sqlite://", "not an in-memory database"),
+        ("sqlite:///:memory:", "not an in-memory database"),
+        ("mysql://localhost/x", "unsupported database 'mysql'"),
+        ("no url at all", "not a database URL"),
+    ],
+)
+def test_unusable_urls_are_refused_with_a_reason(url: str, message: str) -> None:
+    with pytest.raises(StoreError, match=message):
+        SQLStore(url)
+
+
+def test_a_schema_is_refused_on_sqlite(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="only available on PostgreSQL"):
+        SQLStore(f"sqlite:///{tmp_path / 'cases.db'}", schema="cases")
+
+
+def test_driver_errors_reach_callers_as_store_errors(tmp_path: Path) -> None:
+    store = SQLStore(f"sqlite:///{tmp_path / 'cases.db'}")
+    add(store, "c1")
+    with store.engine.begin() as connection:
+        connection.execute(text("DROP TABLE closedloop_reporter_contacts"))
+    with pytest.raises(StoreError) as raised:
+        read(store, lambda tx: tx.get_case("c1"))
+    assert isinstance(raised.value.__cause__, sa_exc.SQLAlchemyError)
+    store.close()
+
+
+def test_a_read_only_transaction_cannot_write(tmp_path: Path) -> None:
+    store = SQLStore(f"sqlite:///{tmp_path / 'cases.db'}")
+    case, _ = add(store, "c1")
+    with store.transaction(read_only=True) as tx:
+        assert tx.get_case("c1") == case
+        with pytest.raises(StoreError, match="read-only"):
+            tx.put_idempotency(IdempotencyRecord(key="k", fingerprint="f", case_id="c1", version=1))
+    store.close()
+
+
+def _postgres_error(sqlstate: str) -> sa_exc.OperationalError:
+    class Driver(Exception):
+        pass
+
+    orig = Driver("simulated")
+    orig.sqlstate = sqlstate  # type: ignore[attr-defined]
+    return sa_exc.OperationalError("UPDATE ...", {}, orig)
+
+
+def test_serialization_failures_and_deadlocks_are_retried_a_bounded_number_of_times() -> None:
+    assert classify(_postgres_error("40001")) is Failure.CONFLICT
+    assert classify(_postgres_error("40P01")) is Failure.CONFLICT
+    calls: list[int] = []
+
+    def flaky() -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            raise _postgres_error("40001")
+        return "done"
+
+    assert retrying(flaky, attempts=5) == "done"
+    assert len(calls) == 3
+    calls.clear()
+
+    def hopeless() -> str:
+        calls.append(1)
+        raise _postgres_error("40P01")
+
+    with pytest.raises(sa_exc.OperationalError):
+        retrying(hopeless, attempts=4)
+    assert len(calls) == 4
+
+
+@pytest.mark.external_service
+def test_postgres_tables_live_in_the_given_schema() -> None:
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    store = SQLStore(postgres_url(), schema=schema)
+    add(store, "c1")
+    with store.engine.connect() as connection:
+        tables = connection.execute(
+            text("SELECT table_name FROM information_schema.tables WHERE table_schema = :s"),
+            {"s": schema},
+        ).scalars()
+        assert "closedloop_cases" in set(tables)
+        count = connection.exec_driver_sql(f'SELECT count(*) FROM "{schema}".closedloop_cases')
+        assert count.scalar() == 1
+    store.close()
