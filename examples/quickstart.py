@@ -1,16 +1,18 @@
 """Quick start: one report through the whole loop, then its verified history.
 
-Run: python examples/quickstart.py
+It runs on the embedded default, a SQLite file (``closedloop-quickstart.db`` in the
+current directory; no server). Run: python examples/quickstart.py
 """
 
 from __future__ import annotations
 
 from closedloop import Actor, Engine, workflows
-from closedloop.adapters.memory import InMemoryStore
+from closedloop.adapters.sqlalchemy import SQLStore
 
 
 def main() -> None:
-    engine = Engine(workflows.standard(), store=InMemoryStore())
+    store = SQLStore("sqlite:///closedloop-quickstart.db")
+    engine = Engine(workflows.standard(), store=store)
 
     citizen = Actor("citizen:13812345678")
     dispatcher = Actor("op-07", roles={"dispatcher"})
@@ -38,6 +40,7 @@ def main() -> None:
         )
     report = engine.verify(case.id)
     print(f"audit chain verified: {report.ok} ({report.events} events)")
+    store.close()
 
 
 if __name__ == "__main__":

@@ -14,25 +14,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, settings
 
 from closedloop import Engine, workflows
 from closedloop.adapters.memory import InMemoryStore
 from closedloop.engine.ports import CaseStore
-from closedloop.testing import ManualClock
+from closedloop.testing import ManualClock, load_profile_from_env, register_profiles
 
-settings.register_profile(
-    "ci",
-    max_examples=40,
-    deadline=None,
-    derandomize=True,
-    suppress_health_check=[HealthCheck.too_slow],
-)
-settings.register_profile("dev", max_examples=40, deadline=None)
-settings.register_profile(
-    "thorough", max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+register_profiles()
+load_profile_from_env()  # HYPOTHESIS_PROFILE=ci|dev|thorough; ci under CI=true
 
 POSTGRES_URL_VAR = "CLOSEDLOOP_TEST_POSTGRES_URL"
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -62,6 +51,7 @@ class Backend:
         self.name = name
         self._tmp = tmp_path
         self._made: list[CaseStore] = []
+        self._files = 0
         self._where: dict[int, tuple[str, str | None]] = {}
         self._url = postgres_url() if name == "postgres" else ""
 
@@ -69,14 +59,17 @@ class Backend:
         if self.name == "memory":
             return InMemoryStore()
         if self.name == "sqlite":
-            url = f"sqlite:///{self._tmp / f'cases-{len(self._made)}.db'}"
+            self._files += 1
+            url = f"sqlite:///{self._tmp / f'cases-{self._files}.db'}"
             return self._open(url, None)
         return self._open(self._url, f"t_{uuid.uuid4().hex[:12]}")
 
     def reopen(self, store: CaseStore) -> CaseStore:
         if self.name == "memory":
             return store
-        url, schema = self._where[id(store)]
+        url, schema = self._where.pop(id(store))
+        store.close()  # type: ignore[attr-defined]  # a restart lets go of its connections
+        self._made.remove(store)
         return self._open(url, schema)
 
     def _open(self, url: str, schema: str | None) -> CaseStore:
