@@ -1,0 +1,35 @@
+"""The ``closedloop`` command: Typer application and entry point.
+
+Exit status: 0 success, 1 a domain error (one line on stderr), 2 a usage error.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from closedloop.cli.database import case_app, db_app
+from closedloop.cli.definitions import diagram, validate
+from closedloop.cli.demo import demo
+from closedloop.cli.routing import gaps, route
+from closedloop.cli.worker import worker
+
+app = typer.Typer(
+    name="closedloop",
+    help="Run citizen reports through a closed loop, and prove who did what, when.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command()(demo)
+app.command()(validate)
+app.command()(diagram)
+app.command()(route)
+app.command()(gaps)
+app.command()(worker)
+app.add_typer(db_app, name="db")
+app.add_typer(case_app, name="case")
+
+
+def main() -> None:
+    """Run the command line (the ``closedloop`` console script)."""
+    app(prog_name="closedloop")

@@ -1,0 +1,189 @@
+"""``closedloop db upgrade`` and ``closedloop case show``: the database behind an engine.
+
+A database is named by a SQLAlchemy URL (``sqlite:///cases.db``,
+``postgresql://user@host/db``); a plain file path means a SQLite file.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from closedloop import workflows
+from closedloop.cli.definitions import load_workflow
+from closedloop.cli.failures import fail, reported
+from closedloop.cli.output import NONE, console, instant, table
+from closedloop.engine.definition import Workflow
+from closedloop.engine.model import Actor, AuditEvent, Case
+from closedloop.engine.service import Engine
+
+if TYPE_CHECKING:
+    from closedloop.adapters.sqlalchemy import SQLStore
+
+db_app = typer.Typer(help="Manage the SQL database.", no_args_is_help=True)
+case_app = typer.Typer(help="Look at cases.", no_args_is_help=True)
+
+AUDITOR = Actor("closedloop-cli", roles=frozenset({"supervisor"}))
+"""Who the command line reads cases as: sees every case, contact data masked."""
+
+Url = Annotated[
+    str, typer.Argument(help="Database URL, or the path of a SQLite file.", show_default=False)
+]
+WorkflowOption = Annotated[
+    Path | None,
+    typer.Option("--workflow", help="The cases' workflow file (default: the standard one)"),
+]
+ZoneOption = Annotated[str, typer.Option("--timezone", help="Show times in this IANA zone.")]
+
+
+def database_url(text: str) -> str:
+    """``text`` as a URL: a plain path becomes a SQLite URL."""
+    return text if "://" in text else f"sqlite:///{Path(text)}"
+
+
+def open_store(text: str) -> SQLStore:
+    """The store of an existing database; a SQLite file that is not there is an error.
+
+    Raises:
+        StoreError: the URL is unusable or the database has no closedloop schema.
+        StoreUnavailable: the database cannot be reached.
+    """
+    from closedloop.adapters.sqlalchemy import SQLStore  # slow to import: only when needed
+
+    url = database_url(text)
+    if url.startswith("sqlite:///"):
+        path = Path(url.removeprefix("sqlite:///").split("?")[0])
+        if not path.is_file():
+            fail(f"no SQLite database at {path}")
+    return SQLStore(url, create_schema=False)
+
+
+def workflow_of(path: Path | None) -> Workflow:
+    """The workflow in ``path``, or the standard one."""
+    return load_workflow(path) if path is not None else workflows.standard()
+
+
+def zone_of(name: str) -> ZoneInfo:
+    """The IANA zone ``name``, or a one-line error."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        fail(f"unknown time zone {name!r}")
+
+
+@db_app.command("upgrade")
+@reported
+def db_upgrade(
+    url: Url,
+    schema: Annotated[str | None, typer.Option(help="PostgreSQL schema of the tables.")] = None,
+) -> None:
+    """Create or migrate the closedloop tables to the newest revision."""
+    from closedloop.adapters.sqlalchemy import upgrade  # slow to import: only when needed
+
+    revision = upgrade(database_url(url), schema=schema)
+    console().print(f"closedloop schema at revision {revision}", markup=False)
+
+
+@case_app.command("show")
+@reported
+def case_show(
+    case_id: Annotated[str, typer.Argument(help="The case id.", show_default=False)],
+    db: Annotated[str, typer.Option("--db", help="Database URL or SQLite file path.")],
+    workflow: WorkflowOption = None,
+    timezone: ZoneOption = "UTC",
+) -> None:
+    """Show a case, its history, and whether its audit chain verifies."""
+    zone = zone_of(timezone)
+    store = open_store(db)
+    try:
+        engine = Engine(workflow_of(workflow), store=store)
+        case = engine.get(case_id, viewer=AUDITOR)
+        events = engine.history(case_id)
+        report = engine.verify(case_id)
+    finally:
+        store.close()
+    out = console()
+    _show_case(out, case, zone)
+    out.print()
+    out.print(_history(events, zone))
+    if not report.ok:
+        for problem in report.problems:
+            out.print(f"  - {problem}", markup=False)
+        fail(f"the audit chain of case {case_id!r} does not verify: {'; '.join(report.problems)}")
+    out.print(
+        f"Audit chain verified: {report.events} events, every hash links to the one before, "
+        "and replaying them gives the stored case.",
+        markup=False,
+    )
+
+
+def _show_case(out: Console, case: Case, zone: ZoneInfo) -> None:
+    deadline = case.deadline
+    clock = NONE
+    if deadline is not None:
+        clock = f"{deadline.clock} due {instant(deadline.due_at, zone)} ({deadline.warning})"
+    contact = case.contact
+    shown = (
+        " ".join(v for v in (contact.name, contact.phone, contact.email) if v) if contact else ""
+    )
+    counters = ", ".join(f"{k} {v}" for k, v in sorted(case.counters.items()))
+    rows = [
+        ("state", f"{case.state} (version {case.version}, workflow {case.workflow})"),
+        ("reported", f"{instant(case.reported_at, zone)} by {case.reporter_id} via {case.channel}"),
+        ("description", case.description),
+        ("area", case.location.area or NONE),
+        ("category", f"{case.category or NONE}, urgency {case.urgency or NONE}"),
+        ("lead unit", case.lead_unit or NONE),
+        ("co-units", ", ".join(case.co_units) or NONE),
+        ("waiting on", case.waiting_on or NONE),
+        ("clock", clock),
+        ("supervised", "yes" if case.supervised else "no"),
+        ("counters", counters or NONE),
+        ("contact", shown or NONE),
+    ]
+    out.print(table(f"Case {case.id}", ("", ""), rows, numeric=2, wrap_last=True))
+
+
+def _history(events: list[AuditEvent], zone: ZoneInfo) -> Table:
+    rows = [
+        (
+            str(event.seq),
+            f"{event.at.astimezone(zone):%Y-%m-%d %H:%M}",
+            event.actor,
+            event.role or NONE,
+            event.trigger,
+            event.to_state,
+            _details(event, zone),
+        )
+        for event in events
+    ]
+    columns = ("#", "at", "actor", "as", "trigger", "state after", "details")
+    title = f"History ({len(events)} events, times in {zone.key})"
+    return table(title, columns, rows, numeric=7, wrap_last=True)
+
+
+def _details(event: AuditEvent, zone: ZoneInfo) -> str:
+    """The event's payload (and reason) as ``name=value`` pairs, instants in ``zone``."""
+    fields = {k: v for k, v in event.payload.items() if v not in (None, "", [])}
+    if event.reason and "reason" not in fields:
+        fields["reason"] = event.reason
+    if event.changes.get("lead_unit") and "unit" not in fields:
+        fields["unit"] = event.changes["lead_unit"]
+    if isinstance(fields.get("due_at"), str):
+        fields["due_at"] = (
+            f"{datetime.fromisoformat(fields['due_at']).astimezone(zone):%m-%d %H:%M}"
+        )
+    return ", ".join(f"{name}={_text(value)}" for name, value in fields.items())
+
+
+def _text(value: object) -> str:
+    if isinstance(value, list):
+        return "+".join(map(str, value))
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)

@@ -1,0 +1,61 @@
+"""Closing the loop: the reporter confirms with a rating, or rejects the result.
+
+Most reporters answer within hours; a late result is rated lower and rejected more
+often, which sends the case back to the same unit for rework. Reporters who never
+answer are called back by a verifier once the confirmation clock has run out. A grid
+worker's on-the-spot fix is checked by a verifier, who reopens the few that were not
+fixed; a reopened case goes back to dispatch, and the loop starts again. A grid worker
+whose report a unit handled confirms it like any reporter.
+"""
+
+from __future__ import annotations
+
+from closedloop.simulation import assignment, handling
+from closedloop.simulation.stage import Stage, Story
+
+_CALLBACK_OFFICE = (26.0, 0.2)
+"""When a verifier calls back a silent reporter: after the 3-working-day clock."""
+
+
+def await_answer(stage: Stage, story: Story) -> None:
+    """The case waits for confirmation: plan who confirms it, and when."""
+    if story.lead_unit is None and "grid_worker" in story.reporter.roles:
+        at = stage.wait(stage.habits.verification_office, office=True)
+        stage.later(story, at, _verify_fix)
+    elif story.silent:
+        stage.later(story, stage.wait(_CALLBACK_OFFICE, office=True), _call_back)
+    else:
+        stage.later(story, stage.wait(stage.habits.reporter_answer), _answer)
+
+
+def _rating(stage: Stage, story: Story) -> str:
+    habits = stage.habits
+    return stage.dice.pick(habits.ratings_late if story.late else habits.ratings_on_time)
+
+
+def _answer(stage: Stage, story: Story) -> None:
+    habits = stage.habits
+    rework = habits.rework_late if story.late else habits.rework_on_time
+    if story.lead_unit is not None and stage.dice.chance(rework):
+        reason = "问题仍未解决 still not fixed"
+        if stage.act(story, story.reporter, "reject_result", reason=reason) is not None:
+            handling.rework(stage, story)
+        return
+    stage.act(story, story.reporter, "confirm", rating=_rating(stage, story))
+
+
+def _call_back(stage: Stage, story: Story) -> None:
+    comment = "电话回访 confirmed by a callback"
+    verifier = stage.district.cast.verifier
+    stage.act(story, verifier, "confirm", rating=_rating(stage, story), comment=comment)
+
+
+def _verify_fix(stage: Stage, story: Story) -> None:
+    verifier = stage.district.cast.verifier
+    if stage.dice.chance(stage.habits.reopen_on_the_spot):
+        reason = "现场复核未解决 not fixed on inspection"
+        if stage.act(story, verifier, "reopen", reason=reason) is not None:
+            at = stage.wait(stage.habits.dispatch_minutes, minutes=True)
+            stage.later(story, at, assignment.dispatch)
+        return
+    stage.act(story, verifier, "confirm", rating="satisfied", comment="现场核实 checked on site")

@@ -1,0 +1,176 @@
+"""``closedloop worker`` against a SQLite file: delivers what is due, stops cleanly on SIGTERM.
+
+The database is prepared in the test with a manual clock a day in the past, so the
+case's sign-for warning, breach and escalation are all due when the worker starts on
+the real clock.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import IO, ClassVar
+
+import pytest
+
+from closedloop import Actor, Engine, workflows
+from closedloop.adapters.sqlalchemy import SQLStore
+from closedloop.testing import ManualClock
+
+STOP_WITHIN = 5.0
+DISPATCHER = Actor("disp-1", roles=frozenset({"dispatcher"}))
+
+
+def prepared(path: Path) -> str:
+    """A SQLite file with one dispatched case whose timers are all due; its case id."""
+    store = SQLStore(f"sqlite:///{path}")
+    try:
+        clock = ManualClock(datetime.now(UTC) - timedelta(days=1))
+        engine = Engine(workflows.standard(), store=store, clock=clock)
+        case = engine.report(Actor("citizen-1"), description="lamp out", location={"area": "A1"})
+        engine.trigger(case.id, "classify", by=DISPATCHER, category="03.01")
+        engine.trigger(case.id, "dispatch", by=DISPATCHER, unit="lights")
+        return case.id
+    finally:
+        store.close()
+
+
+def start_worker(db: Path, *extra: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "closedloop.cli", "worker", str(db), "--interval", "0.2", *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, encoding="utf-8",
+        env={**os.environ, **(env or {})},
+    )  # fmt: skip
+
+
+def lines_of(stream: IO[str]) -> queue.Queue[str]:
+    lines: queue.Queue[str] = queue.Queue()
+
+    def read() -> None:
+        for line in stream:
+            lines.put(line)
+
+    threading.Thread(target=read, daemon=True).start()
+    return lines
+
+
+def stopped(worker: subprocess.Popen[str]) -> tuple[float, str]:
+    """Send SIGTERM; how long the worker took to exit, and its stderr."""
+    asked = time.monotonic()
+    worker.send_signal(signal.SIGTERM)
+    try:
+        worker.wait(timeout=STOP_WITHIN + 5)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+        raise
+    assert worker.stderr is not None
+    return time.monotonic() - asked, worker.stderr.read()
+
+
+def outbox(db: Path) -> dict[str, tuple[str, str, int, str | None]]:
+    with sqlite3.connect(db) as connection:
+        rows = connection.execute(
+            "SELECT id, event, status, attempts, lease_owner FROM closedloop_outbox"
+        )
+        return {row[0]: row[1:] for row in rows}
+
+
+def held_timers(db: Path) -> int:
+    with sqlite3.connect(db) as connection:
+        held = connection.execute(
+            "SELECT count(*) FROM closedloop_due_points"
+            " WHERE status = 'live' AND lease_owner IS NOT NULL"
+        )
+        return int(held.fetchone()[0])
+
+
+def test_worker_delivers_a_due_warning_and_stops_on_sigterm(tmp_path: Path) -> None:
+    db = tmp_path / "cases.db"
+    case_id = prepared(db)
+    worker = start_worker(db)
+    assert worker.stdout is not None
+    lines = lines_of(worker.stdout)
+    delivered: list[dict[str, str]] = []
+    deadline = time.monotonic() + 60
+    while not any(d["event"] == "warn" for d in delivered):
+        assert worker.poll() is None, worker.stderr.read() if worker.stderr else ""
+        try:
+            delivered.append(json.loads(lines.get(timeout=max(deadline - time.monotonic(), 0))))
+        except queue.Empty:
+            pytest.fail("the worker delivered no warning within a minute")
+    took, err = stopped(worker)
+    assert took < STOP_WITHIN
+    assert worker.returncode == 0, err
+    assert "stopped:" in err
+    warning = next(d for d in delivered if d["event"] == "warn")
+    assert (warning["case_id"], warning["recipient"]) == (case_id, "unit:lights")
+    rows = outbox(db)
+    assert rows[warning["id"]][1] == "delivered"
+    assert all(lease is None for _, _, _, lease in rows.values())  # nothing left claimed
+    assert held_timers(db) == 0
+
+
+class SlowReceiver(BaseHTTPRequestHandler):
+    """Accepts a webhook after a pause long enough to stop the worker mid-send."""
+
+    received: ClassVar[list[str]] = []
+    first: ClassVar[threading.Event] = threading.Event()
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["content-length"]))
+        self.received.append(self.headers["webhook-id"])
+        self.first.set()
+        time.sleep(1.5)
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def receiver() -> Iterator[str]:
+    SlowReceiver.received = []
+    SlowReceiver.first = threading.Event()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), SlowReceiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/hook"
+    server.shutdown()
+    server.server_close()
+
+
+def test_sigterm_mid_send_finishes_the_claimed_notification_and_claims_no_more(
+    tmp_path: Path, receiver: str
+) -> None:
+    pytest.importorskip("httpx")
+    from closedloop.webhooks import generate_secret
+
+    db = tmp_path / "cases.db"
+    prepared(db)
+    secret = {"CLOSEDLOOP_WEBHOOK_SECRET": generate_secret()}
+    worker = start_worker(db, "--webhook", receiver, "--allow-host", "127.0.0.1", env=secret)
+    if not SlowReceiver.first.wait(timeout=60):
+        worker.kill()
+        pytest.fail("the worker sent nothing within a minute")
+    took, err = stopped(worker)  # while the receiver still holds the first request
+    assert took < STOP_WITHIN
+    assert worker.returncode == 0, err
+    assert len(SlowReceiver.received) == 1
+    rows = outbox(db)
+    in_hand = SlowReceiver.received[0]
+    assert rows[in_hand][1:3] == ("delivered", 1)
+    others = [row for message_id, row in rows.items() if message_id != in_hand]
+    assert others
+    assert all(row[1:] == ("pending", 0, None) for row in others)
+    assert held_timers(db) == 0

@@ -1,0 +1,207 @@
+"""The district simulation: reproducible, every case attended, the whole loop exercised."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from datetime import datetime, timedelta
+from functools import partial
+from pathlib import Path
+from types import MappingProxyType
+
+import pytest
+
+from closedloop import Actor, ValidationError
+from closedloop.adapters.memory import InMemoryStore
+from closedloop.simulation import (
+    START,
+    District,
+    Habits,
+    Simulation,
+    SimulationResult,
+    check_cases,
+    office_calendar,
+)
+from closedloop.simulation.district import FILES, YUNSHAN
+from closedloop.simulation.habits import Dice
+from closedloop.simulation.stage import Agenda, Story
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "district"
+
+BUSY = Habits(
+    misclassify=0.3,
+    return_otherwise=0.4,
+    return_again=0.9,
+    reject_return=0.9,
+    ask_for_information=0.5,
+    extension_when_overrunning=1.0,
+    handling_office=MappingProxyType({"normal": (14.0, 0.3), "urgent": (14.0, 0.3)}),
+    send_back=0.3,
+    rework_on_time=0.3,
+    reporter_silent=0.3,
+)
+"""Habits that make every turn of the loop happen within a few days."""
+
+
+def simulated(
+    days: int, seed: int, habits: Habits | None = None
+) -> tuple[Simulation, SimulationResult]:
+    simulation = Simulation(InMemoryStore(), days=days, seed=seed, habits=habits)
+    return simulation, simulation.run()
+
+
+@pytest.fixture(scope="module")
+def three_days() -> tuple[Simulation, SimulationResult]:
+    simulation = Simulation(InMemoryStore(), days=3, seed=5)
+    return simulation, simulation.run()
+
+
+def trails(simulation: Simulation, case_ids: tuple[str, ...]) -> list[tuple[str, str, str]]:
+    engine = simulation.engine
+    return [(i, engine.history(i)[-1].to_state, engine.history(i)[-1].hash) for i in case_ids]
+
+
+def test_every_case_is_final_or_waits_on_an_owner_with_a_clock(
+    three_days: tuple[Simulation, SimulationResult],
+) -> None:
+    simulation, result = three_days
+    assert 30 <= len(result.case_ids) <= 120  # about twenty reports a day
+    workflow = simulation.engine.workflow
+    for case_id in result.case_ids:
+        with simulation.engine.store.transaction() as tx:
+            case = tx.get_case(case_id)
+        assert case is not None
+        if not workflow.state(case.state).final:
+            assert case.waiting_on is not None, case_id
+            assert case.deadline is not None, case_id
+        assert simulation.engine.verify(case_id).ok, case_id
+    assert check_cases(simulation.engine, result.case_ids).ok
+
+
+def test_the_common_path_runs_and_the_timers_fire(
+    three_days: tuple[Simulation, SimulationResult],
+) -> None:
+    _, result = three_days
+    common = {"report", "classify", "dispatch", "accept", "submit_result", "feedback", "confirm"}
+    assert common <= set(result.applied)
+    assert result.timers > 0
+    assert {"dispatch", "warn", "breach"} <= set(result.delivered)
+    assert result.end == START + timedelta(days=3)
+
+
+def test_refusals_are_only_guards_and_states_the_case_moved_past(
+    three_days: tuple[Simulation, SimulationResult],
+) -> None:
+    _, result = three_days
+    assert set(result.refused) <= {"GuardRejected", "TransitionNotAllowed"}
+    assert sum(result.refused.values()) <= result.commands // 50
+
+
+def test_every_turn_of_the_loop_happens() -> None:
+    simulation, busy = simulated(3, seed=11, habits=BUSY)
+    turns = {
+        "return", "redispatch", "reject_return", "arbitrate", "request_info", "provide_info",
+        "request_extension", "approve_extension", "send_back", "reject_result",
+        "resolve_on_spot", "answer", "merge", "complete_subtask",
+    }  # fmt: skip
+    assert turns <= set(busy.applied), turns - set(busy.applied)
+    assert check_cases(simulation.engine, busy.case_ids).ok
+
+
+def test_the_same_seed_gives_the_same_cases_and_trails() -> None:
+    (first, one), (second, two) = simulated(1, seed=3), simulated(1, seed=3)
+    assert one == two
+    assert trails(first, one.case_ids) == trails(second, two.case_ids)
+    other, three = simulated(1, seed=4)
+    assert trails(other, three.case_ids) != trails(first, one.case_ids)
+
+
+def test_a_refused_command_is_counted_and_any_other_error_propagates() -> None:
+    simulation = Simulation(InMemoryStore(), days=1, seed=1)
+    stage = simulation.stage
+    district = simulation.district
+    citizen = Actor("citizen-x")
+    case = simulation.engine.report(citizen, description="x", location={"area": district.grids[0]})
+    story = Story(case.id, citizen, district.grids[0], "02.01", "normal")
+    assert stage.act(story, district.cast.dispatcher, "accept") is None
+    assert stage.refused == {"TransitionNotAllowed": 1}
+    assert story.step == 0
+    with pytest.raises(ValidationError):
+        stage.act(story, district.cast.dispatcher, "classify", category="not a code!")
+    assert stage.act(story, district.cast.dispatcher, "classify", category="02.01") is not None
+    assert story.step == 1
+
+
+def test_actions_planned_before_the_case_moved_on_are_dropped() -> None:
+    simulation = Simulation(InMemoryStore(), days=1, seed=1)
+    stage = simulation.stage
+    story = Story("case-x", Actor("c"), "D1.S1.C1.G01", "02.01", "normal")
+    played: list[int] = []
+    stage.later(story, START + timedelta(minutes=5), lambda _, s: played.append(s.step))
+    stage.later(story, START + timedelta(minutes=9), lambda _, s: played.append(99))
+    story.step += 1  # the case moved on before either ran
+    stage.later(story, START + timedelta(minutes=7), lambda _, s: played.append(s.step))
+    while (due := stage.agenda.pop_before(START + timedelta(hours=1))) is not None:
+        due[1]()
+    assert played == [1]
+
+
+def test_the_agenda_plays_in_time_order_and_ties_in_scheduling_order() -> None:
+    agenda, played = Agenda(), list[str]()
+    for name, minutes in (("b", 5), ("a", 1), ("c", 5), ("d", 60)):
+        agenda.push(START + timedelta(minutes=minutes), partial(played.append, name))
+    while (due := agenda.pop_before(START + timedelta(minutes=30))) is not None:
+        due[1]()
+    assert played == ["a", "b", "c"]
+    assert len(agenda) == 1
+
+
+def test_office_hours_skip_nights_weekends_and_holidays() -> None:
+    calendar = office_calendar(District.load().time_zone)
+    zone = District.load().time_zone
+    friday_evening = datetime(2026, 3, 6, 17, tzinfo=zone)
+    monday = calendar.advance(friday_evening, timedelta(hours=1))  # 30 min Friday, 30 Monday
+    assert monday == datetime(2026, 3, 9, 9, tzinfo=zone)
+    before_qingming = datetime(2026, 4, 3, 17, tzinfo=zone)  # 4-6 April are holidays
+    assert calendar.advance(before_qingming, timedelta(hours=1)) == datetime(
+        2026, 4, 7, 9, tzinfo=zone
+    )
+
+
+def test_the_packaged_district_is_the_example_district() -> None:
+    for name in FILES:
+        assert (YUNSHAN / name).read_bytes() == (EXAMPLE / name).read_bytes(), name
+
+
+def test_a_district_folder_can_be_simulated(tmp_path: Path) -> None:
+    for name in FILES:
+        (tmp_path / name).write_bytes((YUNSHAN / name).read_bytes())
+    district = District.load(tmp_path)
+    assert len(district.grids) == 12
+    assert district.cast.handler("YS-WATER").id == "jiang.tao"
+    assert district.cast.handler("NO-MEMBERS").units == frozenset({"NO-MEMBERS"})
+    assert set(district.cast.grid_workers.values()) == {
+        tuple(g for g in district.grids if g.startswith("D1.S1")),
+        tuple(g for g in district.grids if g.startswith("D1.S2")),
+    }
+    assert district.cast.verifier.roles == frozenset({"verifier"})
+
+
+def test_a_run_needs_at_least_a_day() -> None:
+    with pytest.raises(ValidationError, match="days: must be at least 1"):
+        Simulation(InMemoryStore(), days=0)
+
+
+def test_dice_are_reproducible() -> None:
+    first, second = Dice(9), Dice(9)
+    draws = [(first.count(3.0), first.wait((2.0, 0.5)), first.pick({"a": 1, "b": 3}))]
+    assert draws == [(second.count(3.0), second.wait((2.0, 0.5)), second.pick({"a": 1, "b": 3}))]
+    assert replace(Habits(), question=0.5).question == 0.5
+
+
+def test_the_library_example_in_the_cli_docs_runs() -> None:
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "cli.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", docs, flags=re.S)
+    assert blocks
+    for block in blocks:
+        exec(compile(block, "docs/cli.md", "exec"), {"__name__": "docs"})
