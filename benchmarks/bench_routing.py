@@ -19,9 +19,16 @@ from typing import Any
 
 from closedloop.engine.directory import InMemoryDirectory
 from closedloop.engine.duties.entries import Entry
-from closedloop.engine.hierarchy import covers
+from closedloop.engine.duties.resolution import (
+    Request,
+    Routing,
+    arbitration,
+    fell_back,
+    rank,
+    routed,
+)
 from closedloop.engine.duties.responsibility_list import ResponsibilityList
-from closedloop.engine.duties.resolution import Request, Routing, arbitration, fell_back, rank, routed
+from closedloop.engine.hierarchy import covers
 
 Report = tuple[str, str, datetime]
 SWITCH = date(2026, 7, 1)

@@ -67,9 +67,7 @@ class Backend:
     def reopen(self, store: CaseStore) -> CaseStore:
         if self.name == "memory":
             return store
-        url, schema = self._where.pop(id(store))
-        store.close()  # type: ignore[attr-defined]  # a restart lets go of its connections
-        self._made.remove(store)
+        url, schema = self._where[id(store)]
         return self._open(url, schema)
 
     def _open(self, url: str, schema: str | None) -> CaseStore:

@@ -14,8 +14,8 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from closedloop.engine.duties.catalog import CategoryCatalog
 from closedloop.engine.directory import InMemoryDirectory
+from closedloop.engine.duties.catalog import CategoryCatalog
 from closedloop.engine.duties.responsibility_list import ResponsibilityList
 
 HERE = Path(__file__).resolve().parent

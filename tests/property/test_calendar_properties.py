@@ -10,8 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from closedloop.engine.calendars import Window, WorkingCalendar
-from closedloop.engine.durations import Duration, Unit
 from closedloop.engine.calendars.tables import HolidayTable
+from closedloop.engine.durations import Duration, Unit
 
 # Zones without daylight saving: there wall time and elapsed time agree, so the
 # measure and its inverse are exact everywhere.

@@ -13,12 +13,12 @@ from zoneinfo import ZoneInfo
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from closedloop.engine.duties.catalog import CategoryCatalog
 from closedloop.engine.directory import InMemoryDirectory
+from closedloop.engine.duties.catalog import CategoryCatalog
 from closedloop.engine.duties.entries import Entry
-from closedloop.engine.hierarchy import covers, depth
-from closedloop.engine.duties.responsibility_list import ResponsibilityList
 from closedloop.engine.duties.resolution import Routing
+from closedloop.engine.duties.responsibility_list import ResponsibilityList
+from closedloop.engine.hierarchy import covers, depth
 
 AREAS = (
     "D1",

@@ -14,10 +14,10 @@ from zoneinfo import ZoneInfo
 import pydantic
 import pytest
 
-from closedloop.engine.duties.catalog import CategoryCatalog
 from closedloop.engine.directory import InMemoryDirectory, ancestors, covers
-from closedloop.engine.model import Actor
+from closedloop.engine.duties.catalog import CategoryCatalog
 from closedloop.engine.duties.responsibility_list import ResponsibilityList
+from closedloop.engine.model import Actor
 from closedloop.errors import (
     InvalidDirectory,
     InvalidResponsibilityList,

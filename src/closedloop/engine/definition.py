@@ -279,7 +279,7 @@ class Workflow(_Definition):
             text = _read(text_or_path)
         try:
             data = json.loads(text, object_pairs_hook=_unique_pairs)
-        except (json.JSONDecodeError, _DuplicateKey) as exc:
+        except (ValueError, RecursionError) as exc:  # bad JSON, duplicates, huge numbers
             raise InvalidWorkflow([f"<json>: {exc}"], source=source) from None
         return cls.from_dict(data, registry=registry, source=source)
 
@@ -358,7 +358,7 @@ class Workflow(_Definition):
 def _read(path: str | Path) -> str:
     try:
         return Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # ValueError: undecodable, or a NUL in the path
         raise InvalidWorkflow([f"<file>: cannot read: {exc}"], source=str(path)) from None
 
 

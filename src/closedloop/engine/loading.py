@@ -51,8 +51,12 @@ def parse_yaml(text: str) -> Any:
     Raises:
         yaml.YAMLError: not YAML, or a mapping repeats a key.
     """
-    # _StrictLoader is a SafeLoader: no arbitrary objects are constructed.
-    return yaml.load(text, Loader=_StrictLoader)
+    # _StrictLoader is a SafeLoader: no arbitrary objects are constructed. A list or
+    # mapping used as a key, or nesting too deep to build, is not a document we accept.
+    try:
+        return yaml.load(text, Loader=_StrictLoader)
+    except (TypeError, RecursionError) as exc:
+        raise yaml.YAMLError(f"unusable YAML structure: {exc}") from None
 
 
 def read_yaml(path: str | Path) -> tuple[Any, list[str]]:

@@ -16,7 +16,7 @@ from closedloop.engine.commands import record
 from closedloop.engine.model import SYSTEM, Case
 from closedloop.engine.ports import CaseTransaction, DuePoint
 from closedloop.engine.registry import Context
-from closedloop.errors import ConcurrentModification, GuardRejected, LeaseLost
+from closedloop.errors import ClosedLoopError
 
 if TYPE_CHECKING:
     from closedloop.engine.service import Engine
@@ -59,6 +59,8 @@ class TimerSweep:
         """Apply one claimed timer; 0 applied, 1 stale, 2 deferred (see TickReport)."""
         try:
             with self._engine.store.transaction() as tx:
+                if point.id not in {p.id for p in tx.get_due_points(point.case_id)}:
+                    return 1  # cancelled since it was claimed (the case moved on)
                 tx.complete_due(point)  # first: a lost lease means another engine has it
                 case = tx.get_case(point.case_id)
                 live = {p.id for p in self._engine._timekeeper.due_points(case)} if case else set()
@@ -68,8 +70,10 @@ class TimerSweep:
                     outcome = 0
                 tx.commit()
                 return outcome
-        except (ConcurrentModification, LeaseLost, GuardRejected):
-            return 2  # the lease runs out and a later tick tries again
+        except ClosedLoopError:
+            # Another writer won, the lease was lost, or the expiry action was refused:
+            # nothing was written; the lease runs out and a later tick tries again.
+            return 2
 
     def _fire_on(self, tx: CaseTransaction, case: Case, point: DuePoint, now: datetime) -> None:
         if point.kind == "expiry":

@@ -20,6 +20,16 @@ NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 RESERVED_TRIGGERS = frozenset({"report", "warn", "breach", "escalate"})
 """Trigger names the engine records itself: a case's first event, and its timers."""
 SETTABLE_FIELDS = frozenset({"category", "urgency", "lead_unit", "co_units"})
+TEXT_TYPES = frozenset({"code", "choice", "text"})
+RESERVED_FIELDS = frozenset(
+    {"by", "expected_version", "idempotency_key", "case_id", "name", "self"}
+)
+"""Field names that would collide with the arguments of ``Engine.trigger``."""
+EFFECT_NEEDS: dict[str, tuple[str, ...]] = {
+    "route": ("routable",),
+    "complete_subtask": ("has_active_subtask",),
+}
+"""Built-in effects that rely on a guard having run on the same transition."""
 """Case fields a transition may set; any other target is kept in ``Case.attributes``."""
 
 
@@ -113,6 +123,9 @@ def _expiry(workflow: Workflow, clock: str, trigger: str, where: str) -> Iterato
     system = [r.name for r in workflow.roles if r.name == "system" and r.kind == "global"]
     if not system or "system" not in transition.roles:
         yield f"{where}.trigger: {trigger!r} must be fireable by the global role 'system'"
+    reason = transition.fields.get("reason")
+    if reason is None or reason.type != "text":
+        yield f"{where}.trigger: {trigger!r} must take a text field 'reason' (why it fired)"
     waiting = {s.name for s in workflow.states if s.clock == clock}
     if not waiting <= set(transition.source):
         yield f"{where}.trigger: {trigger!r} must leave every state timed by {clock!r}"
@@ -174,6 +187,8 @@ def _divert(divert: Divert, registry: Registry, states: set[str], where: str) ->
 def _field(where: str, name: str, spec: FieldSpec) -> Iterator[str]:
     if not NAME.match(name):
         yield f"{where}: {name!r} is not a valid field name"
+    if name in RESERVED_FIELDS:
+        yield f"{where}: {name!r} is an argument of Engine.trigger; name the field otherwise"
     if spec.type == "choice" and not spec.choices:
         yield f"{where}.choices: a choice field needs at least one choice"
     if spec.type != "choice" and spec.choices:
@@ -196,11 +211,30 @@ def _targets(transition: TransitionSpec, where: str) -> Iterator[str]:
             elif not NAME.match(target):
                 yield f"{where}.{section}.{target}: {target!r} is not a valid name"
     for target, field in transition.sets.items():
+        spec = transition.fields.get(field)
+        wanted = {"codes"} if target == "co_units" else TEXT_TYPES
+        if target in SETTABLE_FIELDS and spec is not None and spec.type not in wanted:
+            yield f"{where}.sets.{target}: needs a field of type {sorted(wanted)}, not {spec.type}"
         if field not in transition.fields:
             yield (
                 f"{where}.sets.{target}: field {field!r} is not a field of this transition; "
                 f"fields: {sorted(transition.fields)}"
             )
+    for target, value in transition.marks.items():
+        if (
+            target in SETTABLE_FIELDS
+            and value is not None
+            and (target == "co_units" or not isinstance(value, str))
+        ):
+            yield f"{where}.marks.{target}: case field {target!r} takes only text or null"
+    for name in transition.effects:
+        for guard in EFFECT_NEEDS.get(name, ()):
+            if guard not in transition.guards:
+                yield f"{where}.effects: {name!r} needs the guard {guard!r} on the same transition"
+    if "assign_named_unit" in transition.effects and not (
+        "unit" in transition.fields and transition.fields["unit"].required
+    ):
+        yield f"{where}.effects: 'assign_named_unit' needs a required field 'unit'"
     for index, counter in enumerate(transition.counts):
         if not NAME.match(counter):
             yield f"{where}.counts[{index}]: {counter!r} is not a valid counter name"

@@ -1,4 +1,5 @@
-"""Hypothesis strategies for closedloop workflows: actors, reports and payloads.
+"""Hypothesis strategies for closedloop workflows: actors, reports, payloads, triggers,
+and whole workflow definitions (:func:`workflows`, :func:`broken_workflows`).
 
 Requires ``hypothesis`` (in the ``dev`` extra). The strategies draw mostly valid
 values with a share of invalid ones, so that refusals are exercised too.
@@ -6,6 +7,7 @@ values with a share of invalid ones, so that refusals are exercised too.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -14,6 +16,26 @@ from hypothesis import strategies as st
 
 from closedloop.engine.definition import FieldSpec, TransitionSpec, Workflow
 from closedloop.engine.model import Actor, Case
+from closedloop.testing.defects import DEFECTS, Defect, broken_workflows
+from closedloop.testing.definitions import durations, workflows
+
+__all__ = [
+    "CODES",
+    "DEFECTS",
+    "REPORTERS",
+    "UNITS",
+    "Defect",
+    "actor_pool",
+    "actors",
+    "broken_workflows",
+    "durations",
+    "fitting_actors",
+    "payloads",
+    "reports",
+    "texts",
+    "triggers",
+    "workflows",
+]
 
 UNITS: tuple[str, ...] = ("u1", "u2", "water", "street_s1")
 """Unit ids the generated payloads and actors share, so assignees exist."""
@@ -49,6 +71,7 @@ def actor_pool(workflow: Workflow, directory: Any = None) -> list[Actor]:
     return [*pool, *REPORTERS]
 
 
+@functools.lru_cache(maxsize=64)
 def texts(*, max_size: int = 60) -> st.SearchStrategy[str]:
     """Mostly plain text, sometimes hostile: controls, bidi marks, surrogates, long."""
     plain = st.text(
@@ -95,8 +118,8 @@ def reports() -> st.SearchStrategy[dict[str, Any]]:
 def payloads(workflow: Workflow, transition: TransitionSpec) -> st.SearchStrategy[dict[str, Any]]:
     """Payloads for ``transition``: valid ones, and now and then one field wrong or extra."""
     del workflow  # the transition carries its fields; kept for a uniform signature
-    required = {n: _value(s) for n, s in transition.fields.items() if s.required}
-    optional = {n: _value(s) for n, s in transition.fields.items() if not s.required}
+    required = {n: _value(n, s) for n, s in transition.fields.items() if s.required}
+    optional = {n: _value(n, s) for n, s in transition.fields.items() if not s.required}
     valid = st.fixed_dictionaries(required, optional=optional)
     junk = st.dictionaries(
         st.sampled_from([*transition.fields, "unexpected"]),
@@ -108,8 +131,10 @@ def payloads(workflow: Workflow, transition: TransitionSpec) -> st.SearchStrateg
     return st.one_of(*[valid] * 9, junk)
 
 
-def _value(spec: FieldSpec) -> st.SearchStrategy[Any]:
+def _value(name: str, spec: FieldSpec) -> st.SearchStrategy[Any]:
     match spec.type:
+        case "text" if name == "duration":  # an extension asked for: mostly a real one
+            return st.one_of(durations(), durations(), texts(max_size=min(spec.max_length, 60)))
         case "text":
             return texts(max_size=min(spec.max_length, 60))
         case "code":

@@ -1,0 +1,162 @@
+"""The invariants :func:`~closedloop.testing.workflow_state_machine` checks after each step.
+
+Each check reads a case through the engine and its store and raises ``AssertionError``
+with a sentence saying what is wrong; they are usable on their own in a host's tests::
+
+    for case_id in store.case_ids():
+        check_case(engine, case_id)
+        check_timers(engine, case_id)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from closedloop.engine.access import roles_on
+from closedloop.engine.definition import TransitionSpec, Workflow
+from closedloop.engine.model import SYSTEM, Actor, AuditEvent, Case
+from closedloop.engine.ports import DuePoint
+from closedloop.engine.registry import Context
+from closedloop.engine.service import Engine
+from closedloop.errors import CaseNotFound
+
+TIMER_TRIGGERS = frozenset({"warn", "breach", "escalate"})
+"""Triggers the engine records when a timer fires; their payload carries ``due_at``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """One case as its store holds it: the case, its audit events, its live timers."""
+
+    case: Case
+    events: list[AuditEvent]
+    due_points: list[DuePoint]
+
+
+def snapshot(engine: Engine, case_id: str) -> Snapshot:
+    """Read the case, its events and its live due points in one store transaction."""
+    with engine.store.transaction() as tx:
+        case = tx.get_case(case_id)
+        assert case is not None, f"case {case_id!r} vanished from the store"
+        return Snapshot(case, tx.get_events(case_id), tx.get_due_points(case_id))
+
+
+def check_case(engine: Engine, case_id: str, *, version: int | None = None) -> Snapshot:
+    """A case is in a declared state, waits on its owner with its clock running (or, if
+    final, on nobody and without a clock), and its audit chain verifies and replays.
+
+    Args:
+        version: The version the caller last saw; the stored one must be the same.
+    """
+    workflow = engine.workflow
+    report = engine.verify(case_id)
+    assert report.ok, f"case {case_id!r}: the audit trail does not verify: {report.problems}"
+    seen = snapshot(engine, case_id)
+    case = seen.case
+    if version is not None:
+        assert case.version == version, (
+            f"case {case_id!r} is at version {case.version}; the last command left it at {version}"
+        )
+    assert case.state in {s.name for s in workflow.states}, f"undeclared state {case.state!r}"
+    assert seen.events[-1].to_state == case.state, "the last event does not lead to the state"
+    state = workflow.state(case.state)
+    if state.final:
+        assert case.deadline is None, f"final case {case_id!r} has a running clock"
+        assert case.waiting_on is None, f"final case {case_id!r} still waits on someone"
+    else:
+        assert case.waiting_on == state.owner, (
+            f"case {case_id!r} in {case.state!r} waits on {case.waiting_on!r}, not {state.owner!r}"
+        )
+        assert case.deadline is not None, f"case {case_id!r} waits in {case.state!r} untimed"
+        assert case.deadline.clock == state.clock, "the running clock is not the state's"
+    return seen
+
+
+def check_timers(engine: Engine, case_id: str, seen: Snapshot | None = None) -> None:
+    """No timer of the case fired before its due time or twice; a final case has none left."""
+    seen = seen or snapshot(engine, case_id)
+    fired: set[tuple[str, object, str]] = set()
+    for event in seen.events:
+        if event.trigger not in TIMER_TRIGGERS:
+            continue
+        due_text = event.payload.get("due_at")
+        assert isinstance(due_text, str), f"timer event {event.seq} of {case_id!r} has no due_at"
+        due = datetime.fromisoformat(due_text)
+        assert event.at >= due, (
+            f"case {case_id!r}: {event.trigger!r} fired at {event.at.isoformat()}, "
+            f"before it was due at {due_text}"
+        )
+        key = (event.trigger, event.payload.get("level"), due_text)
+        assert key not in fired, f"case {case_id!r}: {event.trigger!r} due {due_text} fired twice"
+        fired.add(key)
+    if engine.workflow.state(seen.case.state).final:
+        assert not seen.due_points, (
+            f"final case {case_id!r} still has live timers: {[p.id for p in seen.due_points]}"
+        )
+
+
+def check_can_move(
+    engine: Engine, case: Case, candidates: Iterable[Actor], *, now: datetime
+) -> None:
+    """A non-final case is not stuck: some actor is offered a trigger by ``Engine.allowed``,
+    or its clock will fire an expiry action.
+
+    ``allowed`` runs guards with an empty payload, as a user interface asking which
+    buttons to show would; a way out that only a payload opens is not seen.
+
+    Args:
+        candidates: Who might act; the case's reporter and unit members are added.
+        now: The engine clock's current instant, for explaining guards' refusals.
+    """
+    workflow = engine.workflow
+    state = workflow.state(case.state)
+    if state.final or _expiry_will_move(workflow, case):
+        return
+    actors = [*candidates, *relatives(case)]
+    for actor in actors:
+        try:
+            if engine.allowed(case.id, actor):
+                return
+        except CaseNotFound:  # this actor may not see the case at all
+            continue
+    reasons = [
+        _why_not(workflow, case, t, actors, now) for t in workflow.transitions_from(state.name)
+    ]
+    raise AssertionError(
+        f"case {case.id!r} waits in {case.state!r} on {state.owner!r}, and nobody can move "
+        f"it: {'; '.join(reasons)}"
+    )
+
+
+def relatives(case: Case) -> list[Actor]:
+    """Actors related to ``case``: its reporter and members of its lead and co-units."""
+    units = [u for u in (case.lead_unit, *case.co_units) if u]
+    return [Actor(case.reporter_id), *(Actor(f"member-{u}", units=frozenset({u})) for u in units)]
+
+
+def _expiry_will_move(workflow: Workflow, case: Case) -> bool:
+    deadline = case.deadline
+    if deadline is None or deadline.paused_at is not None:
+        return False
+    return workflow.clock(deadline.clock).on_expiry is not None
+
+
+def _why_not(
+    workflow: Workflow,
+    case: Case,
+    transition: TransitionSpec,
+    actors: Sequence[Actor],
+    now: datetime,
+) -> str:
+    roles = workflow.roles_for(transition, case.counters)
+    holders = [a for a in [*actors, SYSTEM] if roles_on(workflow, case, a) & set(roles)]
+    if not holders:
+        return f"{transition.name!r} needs one of {list(roles)}, which nobody holds on this case"
+    for name in transition.guards:
+        ctx = Context(case, holders[0], {}, now, transition)
+        refusal = workflow.registry.guard(name)(ctx)
+        if refusal is not None:
+            return f"{transition.name!r} is refused by guard {name!r}: {refusal}"
+    return f"{transition.name!r} is open only to {list(roles)}, who cannot see the case"

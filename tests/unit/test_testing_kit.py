@@ -1,0 +1,93 @@
+"""The testing kit's public surface and its Hypothesis profiles."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+from hypothesis import Phase, settings
+
+import closedloop.testing
+from closedloop.testing import load_profile_from_env, register_profiles
+
+
+def test_exported_names_are_pinned() -> None:
+    assert closedloop.testing.__all__ == [
+        "DEFECTS",
+        "CaseStoreContract",
+        "Defect",
+        "ManualClock",
+        "NotifierContract",
+        "RecordingNotifier",
+        "actors",
+        "broken_workflows",
+        "load_profile_from_env",
+        "payloads",
+        "register_profiles",
+        "reports",
+        "strategies",
+        "workflow_state_machine",
+        "workflows",
+    ]
+    for name in closedloop.testing.__all__:
+        assert getattr(closedloop.testing, name) is not None
+        assert name in dir(closedloop.testing)
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        closedloop.testing.nothing  # noqa: B018 - the access is the test
+
+
+def test_the_lazy_names_load_only_their_own_module() -> None:
+    code = (
+        "import sys\n"
+        "from closedloop.testing import ManualClock, RecordingNotifier, register_profiles\n"
+        "assert 'pytest' not in sys.modules, 'profiles need hypothesis, not pytest'\n"
+        "from closedloop.testing import CaseStoreContract\n"
+        "assert 'pytest' in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.fixture
+def restore_profile() -> Iterator[None]:
+    yield
+    load_profile_from_env()  # as tests/conftest.py left it
+
+
+@pytest.mark.usefixtures("restore_profile")
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        ({}, "dev"),
+        ({"CI": "true"}, "ci"),
+        ({"CI": "1"}, "ci"),
+        ({"CI": "false"}, "dev"),
+        ({"CI": "true", "HYPOTHESIS_PROFILE": "thorough"}, "thorough"),
+        ({"MY_PROFILE": "ci"}, "dev"),
+    ],
+)
+def test_the_profile_comes_from_the_environment(environ: dict[str, str], expected: str) -> None:
+    assert load_profile_from_env(environ=environ) == expected
+    assert settings.default == settings.get_profile(expected)
+
+
+@pytest.mark.usefixtures("restore_profile")
+def test_another_variable_can_name_the_profile() -> None:
+    assert load_profile_from_env("MY_PROFILE", environ={"MY_PROFILE": "thorough"}) == "thorough"
+    assert settings.default.max_examples == 1000
+
+
+def test_the_ci_profile_is_bounded_reproducible_and_quick_to_report() -> None:
+    register_profiles()
+    ci = settings.get_profile("ci")
+    assert ci.max_examples <= 100
+    assert ci.deadline is None
+    assert ci.derandomize
+    assert ci.database is None
+    assert ci.print_blob
+    assert Phase.shrink in ci.phases
+    assert Phase.explain not in ci.phases
+    thorough = settings.get_profile("thorough")
+    assert thorough.max_examples > 10 * ci.max_examples
+    assert thorough.deadline is None
