@@ -1,0 +1,111 @@
+"""Outbox to receiver through the engine: retries with one id, and a killed worker's message."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from closedloop import Engine, workflows
+from closedloop.adapters.sqlalchemy import SQLStore
+from closedloop.adapters.webhook import WebhookNotifier
+from closedloop.engine.delivery import RetryPolicy
+from closedloop.testing import ManualClock
+from closedloop.webhooks import verify
+from tests.cast import CITIZEN, DISPATCHER
+from tests.loopback import HANG, HTTPReceiver
+
+SECRET = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
+def dispatch_one(engine: Engine) -> None:
+    case = engine.report(CITIZEN, description="井盖缺失 manhole cover missing")
+    case = engine.trigger(case.id, "classify", by=DISPATCHER, category="01.01")
+    engine.trigger(case.id, "dispatch", by=DISPATCHER, unit="water")
+
+
+def test_500_500_timeout_200_is_four_attempts_with_one_id(tmp_path: Path) -> None:
+    receiver = HTTPReceiver([500, 500, HANG, 200], hang_seconds=3)
+    clock = ManualClock()
+    hook = WebhookNotifier(
+        receiver.url, secrets=[SECRET], timeout=1.0, allow_hosts=["127.0.0.1"], clock=clock
+    )
+    policy = RetryPolicy(first_delay=timedelta(seconds=10), jitter=0)
+    store = SQLStore(f"sqlite:///{tmp_path / 'cases.db'}")
+    engine = Engine(workflows.standard(), store=store, clock=clock, notifier=hook, retry=policy)
+    try:
+        dispatch_one(engine)
+        outcomes = []
+        for _ in range(4):
+            outcomes.append(engine.deliver())
+            clock.advance(minutes=5)
+        assert [o.delivered for o in outcomes] == [0, 0, 0, 1]
+        assert [o.retried for o in outcomes] == [1, 1, 1, 0]
+        ids = {r.headers["webhook-id"] for r in receiver.requests}
+        stamps = [r.headers["webhook-timestamp"] for r in receiver.requests]
+        assert len(receiver.requests) == 4
+        assert len(ids) == 1
+        for request in receiver.requests:
+            sent = datetime.fromtimestamp(int(request.headers["webhook-timestamp"]), UTC)
+            verify(request.headers, request.body, [SECRET], now=sent + timedelta(seconds=1))
+        assert len(set(stamps)) == 4, "each attempt carries its own timestamp"
+    finally:
+        hook.close()
+        store.close()
+        receiver.close()
+
+
+WORKER = textwrap.dedent(
+    """
+    import sys
+    from datetime import UTC, datetime, timedelta
+    from closedloop import Engine, workflows
+    from closedloop.adapters.sqlalchemy import SQLStore
+    from closedloop.adapters.webhook import WebhookNotifier
+
+    url, database, secret = sys.argv[1:4]
+    hook = WebhookNotifier(url, secrets=[secret], timeout=60, allow_hosts=["127.0.0.1"])
+    engine = Engine(workflows.standard(), store=SQLStore(database), notifier=hook,
+                    lease=timedelta(seconds=2), worker_id="doomed")
+    print("delivering", flush=True)
+    engine.deliver()
+    """
+)
+
+
+def test_a_worker_killed_while_sending_is_taken_over_with_the_same_id(tmp_path: Path) -> None:
+    receiver = HTTPReceiver([HANG], hang_seconds=30)
+    database = f"sqlite:///{tmp_path / 'cases.db'}"
+    store = SQLStore(database)
+    engine = Engine(workflows.standard(), store=store, lease=timedelta(seconds=2))
+    dispatch_one(engine)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    doomed = subprocess.Popen(
+        [sys.executable, "-c", WORKER, receiver.url, database, SECRET], env=env
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while not receiver.requests and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert receiver.requests, "the first worker never reached the receiver"
+        doomed.send_signal(signal.SIGKILL)  # killed mid-send, its claim still held
+        doomed.wait(timeout=10)
+        hook = WebhookNotifier(receiver.url, secrets=[SECRET], allow_hosts=["127.0.0.1"])
+        rescuer = Engine(workflows.standard(), store=store, notifier=hook, worker_id="rescuer")
+        assert rescuer.deliver().delivered == 0  # the lease still holds
+        time.sleep(2.5)
+        assert rescuer.deliver().delivered == 1
+        first, second = receiver.requests[0], receiver.requests[-1]
+        assert first.headers["webhook-id"] == second.headers["webhook-id"]
+        assert rescuer.deliver().delivered == 0
+        hook.close()
+    finally:
+        if doomed.poll() is None:
+            doomed.kill()
+        store.close()
+        receiver.close()
