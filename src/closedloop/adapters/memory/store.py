@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import threading
 import uuid
 from collections.abc import Sequence
@@ -31,6 +32,11 @@ class _Rows:
     due: dict[str, DuePoint] = field(default_factory=dict)
     """Every due point by id; those in ``done`` have fired and never fire again."""
     done: set[str] = field(default_factory=set)
+    by_case: dict[str, set[str]] = field(default_factory=dict)
+    """The ids of each case's due points."""
+    order: list[tuple[datetime, str]] = field(default_factory=list)
+    """Live (not done) due points sorted by ``due_at``: the index a claim reads, so its
+    cost follows the number due, not the number open."""
     outbox: dict[str, str] = field(default_factory=dict)
 
 
@@ -120,14 +126,13 @@ class InMemoryStore:
         token, expires = uuid.uuid4().hex, now + lease
         with self._lock:
             rows = self._rows
-            due = sorted(
-                (
-                    p
-                    for p in rows.due.values()
-                    if p.id not in rows.done and p.due_at <= now and _claimable(p, now)
-                ),
-                key=lambda p: (p.due_at, p.id),
-            )[:limit]
+            due: list[DuePoint] = []
+            for at, point_id in rows.order:
+                if at > now or len(due) == limit:
+                    break
+                point = rows.due[point_id]
+                if _claimable(point, now):
+                    due.append(point)
             held = {"lease_owner": owner, "lease_expires_at": expires, "lease_token": token}
             claimed = [p.model_copy(update=held) for p in due]
             rows.due.update((p.id, p) for p in claimed)
@@ -136,8 +141,8 @@ class InMemoryStore:
     def next_due_at(self) -> datetime | None:
         """The earliest ``due_at`` of any live due point."""
         with self._lock:
-            live = (p.due_at for p in self._rows.due.values() if p.id not in self._rows.done)
-            return min(live, default=None)
+            order = self._rows.order
+            return order[0][0] if order else None
 
     # -- outbox ----------------------------------------------------------------------
 
@@ -234,6 +239,8 @@ class InMemoryStore:
                 rows.events[case_id].extend(e.model_dump_json() for e in events)
             for key, record in tx.idempotency.items():
                 rows.idempotency[key] = record.model_dump_json()
+            for point_id in tx.completed:
+                self._unorder(point_id)
             rows.done.update(tx.completed)
             for case_id, points in tx.due_plans.items():
                 self._replace_due(case_id, points)
@@ -262,22 +269,52 @@ class InMemoryStore:
                 raise ConcurrentModification(message.case_id or message.id, 0, None)
 
     def _replace_due(self, case_id: str, points: Sequence[DuePoint]) -> None:
-        rows = self._rows
         for point in self._merged_due(case_id, points, live_only=False):
-            rows.due[point.id] = point
+            self._put_due(point)
         wanted = {p.id for p in points}
         for gone in [p.id for p in self._live_due(case_id) if p.id not in wanted]:
-            del rows.due[gone]
+            self._drop_due(gone)
+
+    def _put_due(self, point: DuePoint) -> None:
+        rows = self._rows
+        old = rows.due.get(point.id)
+        rows.due[point.id] = point
+        rows.by_case.setdefault(point.case_id, set()).add(point.id)
+        if point.id in rows.done or (old is not None and old.due_at == point.due_at):
+            return
+        if old is not None:
+            self._unorder(point.id, old.due_at)
+        bisect.insort(rows.order, (point.due_at, point.id))
+
+    def _drop_due(self, point_id: str) -> None:
+        rows = self._rows
+        point = rows.due.pop(point_id)
+        rows.by_case.get(point.case_id, set()).discard(point_id)
+        if point_id not in rows.done:
+            self._unorder(point_id, point.due_at)
+
+    def _unorder(self, point_id: str, at: datetime | None = None) -> None:
+        rows = self._rows
+        if at is None:
+            point = rows.due.get(point_id)
+            if point is None:
+                return
+            at = point.due_at
+        index = bisect.bisect_left(rows.order, (at, point_id))
+        if index < len(rows.order) and rows.order[index] == (at, point_id):
+            del rows.order[index]
 
     def _live_due(self, case_id: str) -> list[DuePoint]:
-        done = self._rows.done
-        return [p for p in self._rows.due.values() if p.case_id == case_id and p.id not in done]
+        rows = self._rows
+        ids = rows.by_case.get(case_id, ())
+        return [rows.due[i] for i in ids if i not in rows.done]
 
     def _merged_due(
         self, case_id: str, points: Sequence[DuePoint], *, live_only: bool = True
     ) -> list[DuePoint]:
         """``points`` as they would be stored: leases kept, fired points left as they are."""
-        stored = {p.id: p for p in self._rows.due.values() if p.case_id == case_id}
+        rows = self._rows
+        stored = {i: rows.due[i] for i in rows.by_case.get(case_id, ())}
         merged = []
         for point in points:
             if point.id in self._rows.done:
