@@ -237,3 +237,14 @@ def test_final_cases_have_no_timers() -> None:
     clock.set(local(2026, 12, 31))
     assert engine.tick().applied == 0
     assert engine.next_due_at() is None
+
+
+def test_a_manual_clock_can_tick_the_engine_as_it_moves() -> None:
+    clock = ManualClock(local(2026, 11, 2, 10))
+    engine = engine_on(workflow_with(handling=HANDLING_10), clock)
+    case = accepted(engine)
+    clock.after_each_move(engine.tick)
+    clock.set(local(2026, 11, 12, 1))
+    assert system_events(engine, case.id) == [("warn", None)]
+    clock.advance(days=6)
+    assert system_events(engine, case.id) == [("warn", None), ("breach", None), ("escalate", 1)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from closedloop.engine.clock import utc
@@ -21,6 +22,20 @@ class ManualClock:
             utc(start, "start") if start is not None else datetime(2026, 1, 5, 9, tzinfo=UTC)
         )
         self._lock = threading.Lock()
+        self._after_move: list[Callable[[], object]] = []
+
+    def after_each_move(self, callback: Callable[[], object]) -> None:
+        """Call ``callback`` after every :meth:`advance` and :meth:`set`.
+
+        ``clock.after_each_move(engine.tick)`` makes due timers fire as time moves, as
+        a ticker would in production.
+        """
+        self._after_move.append(callback)
+
+    def _moved(self, now: datetime) -> datetime:
+        for callback in self._after_move:
+            callback()
+        return now
 
     def now(self) -> datetime:
         """The current (manual) instant."""
@@ -48,7 +63,8 @@ class ManualClock:
             raise ValidationError([("delta", "a clock only moves forward")], subject="clock")
         with self._lock:
             self._now += step
-            return self._now
+            now = self._now
+        return self._moved(now)
 
     def set(self, instant: datetime) -> datetime:
         """Jump to ``instant`` (timezone-aware, not before now); returns it.
@@ -62,4 +78,4 @@ class ManualClock:
             if target < self._now:
                 raise ValidationError([("instant", "a clock only moves forward")], subject="clock")
             self._now = target
-            return self._now
+        return self._moved(target)
