@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import bisect
+import heapq
 import threading
 import uuid
 from collections.abc import Sequence
@@ -35,8 +35,9 @@ class _Rows:
     by_case: dict[str, set[str]] = field(default_factory=dict)
     """The ids of each case's due points."""
     order: list[tuple[datetime, str]] = field(default_factory=list)
-    """Live (not done) due points sorted by ``due_at``: the index a claim reads, so its
-    cost follows the number due, not the number open."""
+    """A heap of (``due_at``, id): the index a claim reads, so its cost follows the number
+    due, not the number open. Entries of points since done, dropped or moved are stale
+    and skipped when they reach the top."""
     outbox: dict[str, str] = field(default_factory=dict)
 
 
@@ -127,12 +128,16 @@ class InMemoryStore:
         with self._lock:
             rows = self._rows
             due: list[DuePoint] = []
-            for at, point_id in rows.order:
-                if at > now or len(due) == limit:
-                    break
-                point = rows.due[point_id]
-                if _claimable(point, now):
-                    due.append(point)
+            kept: set[tuple[datetime, str]] = set()
+            while rows.order and rows.order[0][0] <= now and len(due) < limit:
+                entry = heapq.heappop(rows.order)
+                if entry in kept or not self._current(entry):
+                    continue  # a duplicate or stale entry
+                kept.add(entry)
+                if _claimable(rows.due[entry[1]], now):
+                    due.append(rows.due[entry[1]])
+            for entry in kept:  # claimed or leased points stay live until completed
+                heapq.heappush(rows.order, entry)
             held = {"lease_owner": owner, "lease_expires_at": expires, "lease_token": token}
             claimed = [p.model_copy(update=held) for p in due]
             rows.due.update((p.id, p) for p in claimed)
@@ -142,6 +147,8 @@ class InMemoryStore:
         """The earliest ``due_at`` of any live due point."""
         with self._lock:
             order = self._rows.order
+            while order and not self._current(order[0]):
+                heapq.heappop(order)
             return order[0][0] if order else None
 
     # -- outbox ----------------------------------------------------------------------
@@ -239,8 +246,6 @@ class InMemoryStore:
                 rows.events[case_id].extend(e.model_dump_json() for e in events)
             for key, record in tx.idempotency.items():
                 rows.idempotency[key] = record.model_dump_json()
-            for point_id in tx.completed:
-                self._unorder(point_id)
             rows.done.update(tx.completed)
             for case_id, points in tx.due_plans.items():
                 self._replace_due(case_id, points)
@@ -282,27 +287,18 @@ class InMemoryStore:
         rows.by_case.setdefault(point.case_id, set()).add(point.id)
         if point.id in rows.done or (old is not None and old.due_at == point.due_at):
             return
-        if old is not None:
-            self._unorder(point.id, old.due_at)
-        bisect.insort(rows.order, (point.due_at, point.id))
+        heapq.heappush(rows.order, (point.due_at, point.id))
 
     def _drop_due(self, point_id: str) -> None:
         rows = self._rows
-        point = rows.due.pop(point_id)
+        point = rows.due.pop(point_id)  # its heap entry goes stale
         rows.by_case.get(point.case_id, set()).discard(point_id)
-        if point_id not in rows.done:
-            self._unorder(point_id, point.due_at)
 
-    def _unorder(self, point_id: str, at: datetime | None = None) -> None:
-        rows = self._rows
-        if at is None:
-            point = rows.due.get(point_id)
-            if point is None:
-                return
-            at = point.due_at
-        index = bisect.bisect_left(rows.order, (at, point_id))
-        if index < len(rows.order) and rows.order[index] == (at, point_id):
-            del rows.order[index]
+    def _current(self, entry: tuple[datetime, str]) -> bool:
+        """Whether a heap entry still stands for a live point at that due time."""
+        at, point_id = entry
+        point = self._rows.due.get(point_id)
+        return point is not None and point_id not in self._rows.done and point.due_at == at
 
     def _live_due(self, case_id: str) -> list[DuePoint]:
         rows = self._rows
