@@ -15,14 +15,30 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError as PydanticValidationError
 
 from closedloop.engine.model import BODY_EXCLUDE, JSON, AuditEvent, Case
+from closedloop.errors import StoreError
+
+if TYPE_CHECKING:
+    from closedloop.engine.ports import CaseTransaction
 
 GENESIS = "0" * 64
 """The ``prev_hash`` of a case's first event."""
+
+
+def chain_head(tx: CaseTransaction, case_id: str) -> str:
+    """The hash the case's next audit event chains to (its latest event's hash).
+
+    Raises:
+        StoreError: the stored case has no audit events: its trail is damaged.
+    """
+    head = tx.get_head(case_id)
+    if head is None:
+        raise StoreError(f"case {case_id!r} has no audit events; its audit trail is damaged")
+    return head
 
 
 def canonical_json(value: Any) -> bytes:

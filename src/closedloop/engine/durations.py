@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 from datetime import timedelta
 from fractions import Fraction
+from functools import lru_cache
 from typing import Literal
 
 from closedloop.errors import ValidationError
@@ -54,6 +55,12 @@ class Duration:
         Raises:
             ValidationError: the text is not a duration; the message lists the units.
         """
+        if isinstance(text, str):
+            return _parsed(text)  # deadlines parse the same few texts on every command
+        return cls._parse(text)
+
+    @classmethod
+    def _parse(cls, text: str) -> Duration:
         match = _PATTERN.match(text.lower()) if isinstance(text, str) else None
         unit = _UNITS.get(match["unit"]) if match else None
         if match is None or unit is None:
@@ -88,7 +95,7 @@ class Duration:
 
     def as_timedelta(self) -> timedelta:
         """The natural length, counting a day as 24 hours."""
-        return timedelta(seconds=float(self.amount * _SECONDS[self.unit]))
+        return _length(self.amount, self.unit)
 
     def __str__(self) -> str:
         amount = (
@@ -97,3 +104,13 @@ class Duration:
             else f"{float(self.amount):g}"
         )
         return f"{amount} {'working ' if self.working else ''}{self.unit}"
+
+
+@lru_cache(maxsize=1024)
+def _parsed(text: str) -> Duration:
+    return Duration._parse(text)
+
+
+@lru_cache(maxsize=1024)
+def _length(amount: Fraction, unit: Unit) -> timedelta:
+    return timedelta(seconds=float(amount * _SECONDS[unit]))

@@ -1,10 +1,13 @@
 """The one module that uses ``transitions``: a workflow compiled into a state machine.
 
-One machine is compiled per workflow. A case's state is attached as a throw-away
-model only for the command being applied (attach, trigger, detach), because a
-machine slows down as more models stay attached. ``auto_transitions`` is off, invalid
-triggers raise, and no callbacks are registered: the engine applies guards, effects
-and audit itself, so the machine's only job is the graph.
+One machine is compiled per workflow. Cases are never attached to it: a command
+borrows a token (a model that carries nothing but a state) from a small pool, sets the
+case's state on it, fires, and returns it. Attaching a model binds every trigger to it,
+which would cost more than the rest of the transition, and a machine slows down as
+models pile up; the pool holds one token per thread that fired at the same time.
+``auto_transitions`` is off, invalid triggers raise, and no callbacks are registered:
+the engine applies guards, effects and audit itself, so the machine's only job is the
+graph.
 """
 
 from __future__ import annotations
@@ -42,8 +45,9 @@ class CompiledMachine:
             ignore_invalid_triggers=False,
             send_event=False,
         )
-        # Attaching models mutates the machine's model list; one command at a time.
+        # Attaching a token mutates the machine's model list: one attach at a time.
         self._lock = threading.Lock()
+        self._idle: list[_Token] = []
 
     @property
     def workflow(self) -> Workflow:
@@ -67,16 +71,25 @@ class CompiledMachine:
             event = self._machine.events.get(_edge(trigger, dest or spec.dest))
         if event is None:
             raise TransitionNotAllowed(case_id, state, trigger, self.triggers(state))
-        token = _Token()
-        with self._lock:
-            self._machine.add_model(token, initial=state)
-            try:
-                event.trigger(token)
-            except MachineError:
-                raise TransitionNotAllowed(case_id, state, trigger, self.triggers(state)) from None
-            finally:
-                self._machine.remove_model(token)
-        return str(token.state)
+        token = self._borrow()
+        try:
+            self._machine.set_state(state, model=token)
+            event.trigger(token)
+            reached = str(token.state)
+        except (MachineError, ValueError):
+            raise TransitionNotAllowed(case_id, state, trigger, self.triggers(state)) from None
+        finally:
+            self._idle.append(token)  # list.append and pop are atomic
+        return reached
+
+    def _borrow(self) -> _Token:
+        try:
+            return self._idle.pop()
+        except IndexError:
+            token = _Token()
+            with self._lock:
+                self._machine.add_model(token, initial=self._workflow.initial.name)
+            return token
 
 
 def _edge(trigger: str, dest: str) -> str:

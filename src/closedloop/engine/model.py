@@ -18,6 +18,8 @@ JSON = Any
 
 
 def _utc(value: datetime) -> datetime:
+    if value.tzinfo is UTC:
+        return value  # the common case: values the engine made or read back
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError("a naive datetime is not an instant; give it a time zone")
     return value.astimezone(UTC)

@@ -125,6 +125,14 @@ class CaseTransaction(Protocol):
         """The audit events of the case in stored order (oldest first)."""
         ...
 
+    def get_head(self, case_id: str) -> str | None:
+        """The hash of the case's latest audit event, this transaction's own included.
+
+        ``None`` when the case has no events (or does not exist). Every command chains
+        its event to this hash, so a store answers it without reading the whole trail.
+        """
+        ...
+
     def add_case(self, case: Case, contact: ReporterContact | None, event: AuditEvent) -> None:
         """Insert a new case with its first event.
 

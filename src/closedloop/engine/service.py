@@ -310,7 +310,7 @@ class Engine:
 
     def _apply(self, tx: CaseTransaction, ctx: Context, role: str) -> Case:
         check_guards(ctx, self._workflow)
-        head = tx.get_events(ctx.case.id)[-1].hash
+        head = audit.chain_head(tx, ctx.case.id)
         new, event = apply_transition(
             self._machine, self._timekeeper, ctx, role=role, prev_hash=head
         )

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from closedloop.engine import inputs
+from closedloop.engine import audit, inputs
 from closedloop.engine.commands import record
 from closedloop.engine.model import SYSTEM, Case
 from closedloop.engine.ports import CaseTransaction, DuePoint
@@ -99,7 +99,7 @@ class TimerSweep:
             trigger=trigger,
             role="system",
             reason=None,
-            prev_hash=tx.get_events(case.id)[-1].hash,
+            prev_hash=audit.chain_head(tx, case.id),
         )
         notify: tuple[str, ...] = ()
         if point.kind == "escalation" and case.deadline is not None:

@@ -347,6 +347,12 @@ class InMemoryStore:
             rows = list(self._rows.events.get(case_id, ()))
         return [AuditEvent.model_validate_json(row) for row in rows]
 
+    def _read_head(self, case_id: str) -> str | None:
+        with self._lock:
+            rows = self._rows.events.get(case_id)
+            last = rows[-1] if rows else None
+        return None if last is None else AuditEvent.model_validate_json(last).hash
+
     def _read_due(self, case_id: str, points: Sequence[DuePoint] | None) -> list[DuePoint]:
         with self._lock:
             live = self._live_due(case_id) if points is None else self._merged_due(case_id, points)

@@ -75,6 +75,13 @@ class InMemoryTransaction:
         stored = [] if case_id in self.added else self._store._read_events(case_id)
         return stored + list(self.events.get(case_id, ()))
 
+    def get_head(self, case_id: str) -> str | None:
+        """The hash of the latest event, this transaction's own included."""
+        staged = self.events.get(case_id)
+        if staged:
+            return staged[-1].hash
+        return None if case_id in self.added else self._store._read_head(case_id)
+
     def add_case(self, case: Case, contact: ReporterContact | None, event: AuditEvent) -> None:
         """Stage a new case with its first event."""
         _check_case(case)

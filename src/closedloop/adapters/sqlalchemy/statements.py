@@ -23,12 +23,28 @@ from closedloop.adapters.sqlalchemy.tables import (
 )
 
 CONTACT_COLUMNS = [c for c in reporter_contacts.c if c.name != "case_id"]
+HEAD = (
+    select(case_events.c.hash)
+    .where(case_events.c.case_id == bindparam("case_id"))
+    .order_by(case_events.c.seq.desc())
+    .limit(1)
+)
+"""The hash of the case's latest event: one step down the (case_id, seq) key."""
+_LATEST = (
+    select(case_events.c.hash)
+    .where(case_events.c.case_id == cases.c.id)
+    .order_by(case_events.c.seq.desc())
+    .limit(1)
+    .correlate(cases)
+    .scalar_subquery()
+    .label("head")
+)
 CASE = (
-    select(cases.c.body, cases.c.version, reporter_contacts.c.case_id, *CONTACT_COLUMNS)
+    select(cases.c.body, cases.c.version, _LATEST, reporter_contacts.c.case_id, *CONTACT_COLUMNS)
     .outerjoin(reporter_contacts, reporter_contacts.c.case_id == cases.c.id)
     .where(cases.c.id == bindparam("case_id"))
 )
-"""The case with its contact data: a command that reads one usually needs the other."""
+"""The case with its contact data and chain head: a command that reads one needs all."""
 VERSION = select(cases.c.version).where(cases.c.id == bindparam("case_id"))
 VERSIONS = select(cases.c.id, cases.c.version).where(
     cases.c.id.in_(bindparam("case_ids", expanding=True))

@@ -52,6 +52,8 @@ class SQLTransaction:
         self._versions: dict[str, int] = {}
         self._read_versions: dict[str, int] = {}
         self._contacts: dict[str, ReporterContact | None] = {}
+        self._heads: dict[str, str | None] = {}
+        self._fresh: set[str] = set()  # added here, no due points yet
 
     def __enter__(self) -> SQLTransaction:
         return self
@@ -84,6 +86,7 @@ class SQLTransaction:
         if not self._writing:
             self._read_versions.setdefault(case_id, row.version)
         self._contacts[case_id] = rows.joined_contact(row._mapping)
+        self._heads[case_id] = row.head
         return rows.case_from_row(row.body, row.version)
 
     def get_contact(self, case_id: str) -> ReporterContact | None:
@@ -99,6 +102,14 @@ class SQLTransaction:
         with self._errors("read audit events", case_id):
             found = self._conn().execute(sql.EVENTS, {"case_id": case_id}).mappings().all()
         return [rows.event_from_row(row) for row in found]
+
+    def get_head(self, case_id: str) -> str | None:
+        """The hash of the case's latest event (read with the case when it was read)."""
+        if case_id in self._heads:
+            return self._heads[case_id]
+        with self._errors("read the audit head", case_id):
+            head = self._conn().execute(sql.HEAD, {"case_id": case_id}).scalar()
+        return None if head is None else str(head)
 
     def get_idempotency(self, key: str) -> IdempotencyRecord | None:
         """The record stored under ``key``, or ``None``."""
@@ -127,6 +138,8 @@ class SQLTransaction:
                 self._write(sql.ADD_CONTACT, rows.contact_values(case.id, contact))
             self._write(sql.ADD_EVENT, rows.event_values(event))
         self._contacts[case.id] = contact
+        self._heads[case.id] = event.hash
+        self._fresh.add(case.id)
         self._versions[case.id] = case.version
 
     def update_case(self, case: Case, expected_version: int, event: AuditEvent) -> None:
@@ -145,6 +158,7 @@ class SQLTransaction:
                 raise ConcurrentModification(case.id, expected_version, actual)
             self._write(sql.ADD_EVENT, rows.event_values(event))
         self._versions[case.id] = case.version
+        self._heads[case.id] = event.hash
         if self._read_versions.get(case.id) == expected_version:
             del self._read_versions[case.id]  # the guarded UPDATE checked this read
 
@@ -176,7 +190,9 @@ class SQLTransaction:
             raise ValidationError([("case_id", f"points of another case: {strangers}")])
         keep = [p.id for p in points]
         with self._errors("schedule due points", case_id):
-            self._write(sql.DROP_DUE, {"case_id": case_id, "keep": keep})
+            if case_id not in self._fresh:
+                self._write(sql.DROP_DUE, {"case_id": case_id, "keep": keep})
+            self._fresh.discard(case_id)
             if points:
                 # A point of a case that does not exist fails its foreign key: CaseNotFound.
                 schedule = sql.SCHEDULE_DUE[self._engine.dialect.name]

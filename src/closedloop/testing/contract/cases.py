@@ -137,6 +137,27 @@ class CaseContract(StoreFixtures):
         assert stored == events
         assert [e.prev_hash for e in stored[1:]] == [e.hash for e in stored[:-1]]
 
+    def test_the_head_is_the_latest_event_hash(self, stores: StoreFactory) -> None:
+        store = stores()
+        assert read(store, lambda tx: tx.get_head("c1")) is None
+        case, event = add(store, "c1")
+        assert read(stores(), lambda tx: tx.get_head("c1")) == event.hash
+        new, second = revise(case, event, state="classified")
+        with store.transaction() as tx:
+            assert tx.get_case("c1") == case  # a read before the write must not pin the head
+            tx.update_case(new, 1, second)
+            assert tx.get_head("c1") == second.hash
+            tx.rollback()
+        assert read(stores(), lambda tx: tx.get_head("c1")) == event.hash
+        commit(store, lambda tx: tx.update_case(new, 1, second))
+        assert read(stores(), lambda tx: tx.get_head("c1")) == second.hash
+
+    def test_a_new_case_has_its_first_event_as_head_before_commit(self, store: CaseStore) -> None:
+        case, event = new_case("c1")
+        with store.transaction() as tx:
+            tx.add_case(case, None, event)
+            assert tx.get_head("c1") == event.hash
+
     def test_contact_data_is_kept_apart_from_the_case(self, store: CaseStore) -> None:
         add(store, "c1")
         case = read(store, lambda tx: tx.get_case("c1"))
