@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import copy
+from functools import cache
 from importlib import resources
+from typing import Any
 
 import yaml
 
@@ -24,5 +27,12 @@ def standard(*, registry: Registry | None = None) -> Workflow:
         registry: Guards and effects to validate against; the built-in ones by default.
     """
     return Workflow.from_dict(
-        yaml.safe_load(standard_yaml()), registry=registry, source="closedloop:standard.yaml"
+        copy.deepcopy(_standard_data()), registry=registry, source="closedloop:standard.yaml"
     )
+
+
+@cache
+def _standard_data() -> Any:
+    # Parsing the YAML is most of the cost of standard(); each call still gets its own
+    # Workflow (and registry), built from a private copy of the parsed data.
+    return yaml.safe_load(standard_yaml())

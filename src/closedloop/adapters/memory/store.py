@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from pydantic_core import PydanticSerializationError
+
 from closedloop.adapters.memory.transaction import InMemoryTransaction
 from closedloop.adapters.rules import (
     CaseFilter,
@@ -20,7 +22,7 @@ from closedloop.adapters.rules import (
 from closedloop.engine.clock import utc
 from closedloop.engine.model import AuditEvent, Case, ReporterContact
 from closedloop.engine.ports import DuePoint, IdempotencyRecord, OutboxMessage, OutboxStatus
-from closedloop.errors import ConcurrentModification, LeaseLost, MessageNotFound
+from closedloop.errors import ConcurrentModification, LeaseLost, MessageNotFound, StoreError
 
 
 @dataclass
@@ -233,23 +235,36 @@ class InMemoryStore:
 
     # Used by InMemoryTransaction only.
     def _apply(self, tx: InMemoryTransaction) -> None:
+        # Everything is serialised before the first row changes: a value that cannot be
+        # stored fails the commit here, with nothing written.
+        try:
+            contacts = {
+                case.id: contact.model_dump_json()
+                for case, contact in tx.added.values()
+                if contact is not None
+            }
+            cases = {
+                key: case.model_dump_json(exclude={"contact"}) for key, case in tx.cases.items()
+            }
+            events = {key: [e.model_dump_json() for e in found] for key, found in tx.events.items()}
+            records = {key: record.model_dump_json() for key, record in tx.idempotency.items()}
+            outbox = {m.id: m.model_dump_json() for m in tx.outbox.values()}
+        except PydanticSerializationError as exc:
+            raise StoreError(f"cannot store a value that is not JSON data: {exc}") from None
         with self._lock:
             self._check(tx)
             rows = self._rows
-            for case, contact in tx.added.values():
-                if contact is not None:
-                    rows.contacts[case.id] = contact.model_dump_json()
+            rows.contacts.update(contacts)
+            for case, _ in tx.added.values():
                 rows.events[case.id] = []
-            for case_id, case in tx.cases.items():
-                rows.cases[case_id] = case.model_dump_json(exclude={"contact"})
-            for case_id, events in tx.events.items():
-                rows.events[case_id].extend(e.model_dump_json() for e in events)
-            for key, record in tx.idempotency.items():
-                rows.idempotency[key] = record.model_dump_json()
+            rows.cases.update(cases)
+            for case_id, rendered in events.items():
+                rows.events[case_id].extend(rendered)
+            rows.idempotency.update(records)
             rows.done.update(tx.completed)
             for case_id, points in tx.due_plans.items():
                 self._replace_due(case_id, points)
-            rows.outbox.update((m.id, m.model_dump_json()) for m in tx.outbox.values())
+            rows.outbox.update(outbox)
 
     def _check(self, tx: InMemoryTransaction) -> None:
         rows = self._rows

@@ -5,11 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from pydantic import BaseModel
+from pydantic_core import PydanticSerializationError
 from sqlalchemy import RowMapping
 
 from closedloop.adapters.rules import warning_level_of
 from closedloop.engine.model import BODY_EXCLUDE, AuditEvent, Case, ReporterContact
 from closedloop.engine.ports import DuePoint, IdempotencyRecord, OutboxMessage
+from closedloop.errors import StoreError
 
 LIVE = "live"
 """Status of a due point that has not fired yet."""
@@ -40,7 +43,7 @@ def case_values(case: Case) -> dict[str, Any]:
         "due_at": None if deadline is None else deadline.due_at,
         "paused_at": None if deadline is None else deadline.paused_at,
         # The version lives in its own column, the contact in its own table.
-        "body": case.model_dump(mode="json", exclude=set(BODY_EXCLUDE)),
+        "body": _json_data(case, exclude=set(BODY_EXCLUDE)),
     }
 
 
@@ -111,5 +114,12 @@ def _with_json(model: AuditEvent | OutboxMessage, *json_fields: str) -> dict[str
     # Instants stay datetimes for their typed columns; JSON columns get JSON data, so a
     # value pydantic can encode (an instant inside a payload) is stored as it encodes.
     values = model.model_dump()
-    values.update(model.model_dump(mode="json", include=set(json_fields)))
+    values.update(_json_data(model, include=set(json_fields)))
     return values
+
+
+def _json_data(model: BaseModel, **fields: Any) -> dict[str, Any]:
+    try:
+        return model.model_dump(mode="json", **fields)
+    except PydanticSerializationError as exc:
+        raise StoreError(f"cannot store a value that is not JSON data: {exc}") from None

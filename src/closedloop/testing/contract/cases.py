@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from closedloop.engine.ports import CaseStore, IdempotencyRecord
-from closedloop.errors import ConcurrentModification, NaiveDatetime
+from closedloop.errors import ClosedLoopError, ConcurrentModification, NaiveDatetime
 from closedloop.testing.contract.base import (
     T0,
     StoreFactory,
@@ -136,6 +136,21 @@ class CaseContract(StoreFixtures):
         stored = read(store, lambda tx: tx.get_events("c1"))
         assert stored == events
         assert [e.prev_hash for e in stored[1:]] == [e.hash for e in stored[:-1]]
+
+    def test_a_value_that_is_not_json_data_fails_and_writes_nothing(self, store: CaseStore) -> None:
+        case, event = add(store, "c1")
+        new, second = revise(case, event, state="classified")
+        unstorable = second.model_copy(update={"payload": {"note": object()}})
+        with pytest.raises(ClosedLoopError):
+            commit(store, lambda tx: tx.update_case(new, 1, unstorable))
+        assert read(store, lambda tx: tx.get_case("c1")) == case
+        assert read(store, lambda tx: tx.get_events("c1")) == [event]
+        fresh, first = new_case("c2")
+        bad_first = first.model_copy(update={"payload": {"note": object()}})
+        with pytest.raises(ClosedLoopError):
+            commit(store, lambda tx: tx.add_case(fresh, None, bad_first))
+        assert read(store, lambda tx: tx.get_case("c2")) is None
+        assert list(store.case_ids()) == ["c1"]
 
     def test_the_head_is_the_latest_event_hash(self, stores: StoreFactory) -> None:
         store = stores()
