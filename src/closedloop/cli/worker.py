@@ -65,9 +65,13 @@ class StoppableStore:
         self._store = store
         self._stopping = stopping
 
-    def transaction(self) -> CaseTransaction:
+    def transaction(self, *, read_only: bool = False) -> CaseTransaction:
         """See ``CaseStore.transaction``."""
-        return self._store.transaction()
+        return self._store.transaction(read_only=read_only)
+
+    def close(self) -> None:
+        """See ``CaseStore.close``."""
+        self._store.close()
 
     def case_ids(self) -> Sequence[str]:
         """See ``CaseStore.case_ids``."""

@@ -123,7 +123,7 @@ class Deliverer:
     def _notification(self, message: OutboxMessage) -> Notification:
         contact = None
         if message.recipient == "reporter" and message.case_id is not None:
-            with self._store.transaction() as tx:
+            with self._store.transaction(read_only=True) as tx:
                 contact = tx.get_contact(message.case_id)
         payload = message.payload
         return Notification(

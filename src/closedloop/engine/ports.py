@@ -201,8 +201,18 @@ class CaseTransaction(Protocol):
 class CaseStore(Protocol):
     """Durable home of cases, their audit events, contact data and idempotency keys."""
 
-    def transaction(self) -> CaseTransaction:
-        """Open a unit of work; see :class:`CaseTransaction`."""
+    def transaction(self, *, read_only: bool = False) -> CaseTransaction:
+        """Open a unit of work; see :class:`CaseTransaction`.
+
+        Args:
+            read_only: The unit of work only reads. Its reads agree with each other (one
+                snapshot, or the store's equivalent), it takes no write lock, and a write
+                in it raises ``StoreError``.
+        """
+        ...
+
+    def close(self) -> None:
+        """Release what the store holds (connections); it is not used afterwards."""
         ...
 
     def case_ids(self) -> Sequence[str]:

@@ -248,7 +248,7 @@ class Engine:
         Raises:
             CaseNotFound: no such case, or ``actor`` may not see it.
         """
-        with self._store.transaction() as tx:
+        with self._store.transaction(read_only=True) as tx:
             case = self._visible(tx, case_id, actor)
         held = roles_on(self._workflow, case, actor)
         now = self._now()
@@ -267,7 +267,7 @@ class Engine:
         Raises:
             CaseNotFound: no such case, or ``viewer`` may not see it.
         """
-        with self._store.transaction() as tx:
+        with self._store.transaction(read_only=True) as tx:
             case = self._visible(tx, case_id, viewer)
             contact = tx.get_contact(case_id)
         return self._shown(case, viewer, contact)
@@ -281,7 +281,7 @@ class Engine:
         Raises:
             CaseNotFound: no such case, or ``viewer`` may not see it.
         """
-        with self._store.transaction() as tx:
+        with self._store.transaction(read_only=True) as tx:
             if viewer is not None:
                 self._visible(tx, case_id, viewer)
             elif tx.get_case(case_id) is None:
@@ -294,7 +294,7 @@ class Engine:
         Raises:
             CaseNotFound: no such case.
         """
-        with self._store.transaction() as tx:
+        with self._store.transaction(read_only=True) as tx:
             case = tx.get_case(case_id)
             if case is None:
                 raise CaseNotFound(case_id)

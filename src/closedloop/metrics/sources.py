@@ -67,6 +67,6 @@ def read_events(
         return
     ids = store.case_ids()
     for first in range(0, len(ids), batch):
-        with store.transaction() as tx:
+        with store.transaction(read_only=True) as tx:
             chunk = [tx.get_events(case_id) for case_id in ids[first : first + batch]]
         yield from chunk

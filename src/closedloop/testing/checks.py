@@ -37,7 +37,7 @@ class Snapshot:
 
 def snapshot(engine: Engine, case_id: str) -> Snapshot:
     """Read the case, its events and its live due points in one store transaction."""
-    with engine.store.transaction() as tx:
+    with engine.store.transaction(read_only=True) as tx:
         case = tx.get_case(case_id)
         assert case is not None, f"case {case_id!r} vanished from the store"
         return Snapshot(case, tx.get_events(case_id), tx.get_due_points(case_id))

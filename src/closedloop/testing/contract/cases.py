@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from closedloop.engine.ports import CaseStore, IdempotencyRecord
-from closedloop.errors import ClosedLoopError, ConcurrentModification, NaiveDatetime
+from closedloop.errors import ClosedLoopError, ConcurrentModification, NaiveDatetime, StoreError
 from closedloop.testing.contract.base import (
     T0,
     StoreFactory,
@@ -151,6 +151,23 @@ class CaseContract(StoreFixtures):
             commit(store, lambda tx: tx.add_case(fresh, None, bad_first))
         assert read(store, lambda tx: tx.get_case("c2")) is None
         assert list(store.case_ids()) == ["c1"]
+
+    def test_a_read_only_transaction_reads_and_refuses_writes(self, store: CaseStore) -> None:
+        case, event = add(store, "c1")
+        with store.transaction(read_only=True) as tx:
+            assert tx.get_case("c1") == case
+            assert tx.get_events("c1") == [event]
+            assert tx.get_head("c1") == event.hash
+        new, second = revise(case, event, state="classified")
+
+        def write_read_only() -> None:
+            with store.transaction(read_only=True) as tx:
+                tx.update_case(new, 1, second)  # the store may refuse here or at commit
+                tx.commit()
+
+        with pytest.raises(StoreError):
+            write_read_only()
+        assert read(store, lambda tx: tx.get_case("c1")) == case
 
     def test_the_head_is_the_latest_event_hash(self, stores: StoreFactory) -> None:
         store = stores()
