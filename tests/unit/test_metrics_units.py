@@ -265,3 +265,15 @@ def test_returns_arbitration_and_sign_for_after_a_second_return() -> None:
     # the arbiter's decision: left out. Roads' new clock: signed for in time.
     assert (water.sign_for_due, roads.sign_for_due, roads.signed_on_time) == (0, 1, 1)
     assert (table.total.returns, table.total.arbitrations) == (2, 1)
+
+
+def test_a_tables_title_names_the_period_in_its_own_zone() -> None:
+    march = Period.days(date(2026, 3, 1), date(2026, 3, 31), timezone="Asia/Shanghai")
+    assert march.start == datetime(2026, 2, 28, 16, tzinfo=UTC)  # stored in UTC
+    assert march.label == "2026-03-01 to 2026-03-31 (Asia/Shanghai)"
+    table = compute(InMemoryStore(), march)
+    assert table.title == "metrics, 2026-03-01 to 2026-03-31 (Asia/Shanghai)"
+    shift = Period(
+        start=datetime(2026, 3, 2, 1, 30, tzinfo=UTC), end=datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
+    )
+    assert shift.label == "2026-03-02 01:30 to 2026-03-02 09:30 (UTC)"

@@ -70,6 +70,17 @@ class Period(BaseModel):
         """Whether the instant ``at`` lies in ``[start, end)``."""
         return isinstance(at, datetime) and self.start <= at < self.end
 
+    @property
+    def label(self) -> str:
+        """The period as people say it, in its zone: ``2026-03-01 to 2026-03-31
+        (Asia/Shanghai)`` for whole days (both included), local times otherwise."""
+        zone = ZoneInfo(self.timezone)
+        start, end = self.start.astimezone(zone), self.end.astimezone(zone)
+        if start.time() == time(0) and end.time() == time(0):
+            last = end.date() - timedelta(days=1)
+            return f"{start:%Y-%m-%d} to {last:%Y-%m-%d} ({self.timezone})"
+        return f"{start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} ({self.timezone})"
+
     def local_days(self) -> Iterator[date]:
         """Every local day the period touches, in order."""
         zone = ZoneInfo(self.timezone)

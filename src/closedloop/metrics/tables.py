@@ -149,7 +149,7 @@ class MetricTable(BaseModel):
     def title(self) -> str:
         """A short description, for file and chart titles."""
         grouped = f" by {self.by}" if self.by else ""
-        return f"metrics{grouped}, {self.period.start:%Y-%m-%d} to {self.period.end:%Y-%m-%d}"
+        return f"metrics{grouped}, {self.period.label}"
 
     @property
     def columns(self) -> tuple[str, ...]:
