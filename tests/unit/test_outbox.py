@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import threading
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from closedloop import Case, Engine, GuardRejected, workflows
+from closedloop import Case, Engine, GuardRejected, NaturalCalendar, workflows
+from closedloop.adapters.memory import InMemoryStore
 from closedloop.engine.delivery import DeliveryReport, RetryPolicy
 from closedloop.engine.ports import CaseStore, Notification
 from closedloop.errors import DeliveryFailed, EndpointGone
@@ -149,3 +150,23 @@ def test_warnings_breach_and_escalation_are_told(backend: Backend) -> None:
     assert ("escalate", "unit:water") in events
     escalation = next(n for n in inbox.received if n.event == "escalate")
     assert "level 1" in escalation.subject
+
+
+def test_texts_show_the_due_time_in_the_calendars_zone_and_data_keeps_the_instant() -> None:
+    inbox = Inbox()
+    clock = ManualClock(datetime(2026, 11, 23, 1, 0, tzinfo=UTC))  # 09:00 in Shanghai
+    calendar = NaturalCalendar(timezone="Asia/Shanghai")
+    engine = engine_on(InMemoryStore(), clock, inbox, calendar=calendar)
+    case = dispatched(engine)
+    case = engine.trigger(case.id, "accept", by=WATER)
+    assert case.deadline is not None
+    due = case.deadline.due_at
+    clock.advance(days=10)
+    engine.tick()
+    engine.deliver()
+    warning = next(n for n in inbox.received if n.event == "warn")
+    shown = f"{due.astimezone(calendar.timezone):%Y-%m-%d %H:%M} (Asia/Shanghai)"
+    assert shown in warning.subject
+    assert shown in warning.body
+    assert warning.data["due_at"] == due.isoformat()
+    assert "+00:00" not in warning.body

@@ -228,7 +228,7 @@ def _engine(
     return Engine(
         workflow_of(workflow),
         store=store,
-        calendar=NaturalCalendar(),
+        calendar=NaturalCalendar(timezone=zone.key),
         calendars={office.name: office},
         notifier=notifier,
         worker_id=f"worker-{socket.gethostname()}-{os.getpid()}",

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 from string import Template
 from typing import Any
 
@@ -76,14 +76,20 @@ def messages(
     directory: Any = None,
     categories: Any = None,
     extra_targets: Sequence[str] = (),
+    zone: tzinfo = UTC,
 ) -> list[OutboxMessage]:
-    """The outbox messages that ``event`` on ``case`` calls for, by the workflow's rules."""
+    """The outbox messages that ``event`` on ``case`` calls for, by the workflow's rules.
+
+    ``${due_at}`` in a text shows the due time to the minute in ``zone`` (the zone of
+    the case's calendar), with the zone's name; the message's ``data`` keeps the exact
+    instant in ISO 8601.
+    """
     result: list[OutboxMessage] = []
     values: dict[str, str] | None = None
     for index, rule in enumerate(workflow.notifications):
         if event.trigger not in rule.events:
             continue
-        values = values or _values(case, event, categories)
+        values = values or _values(case, event, categories, zone)
         targets = [*rule.to, *(extra_targets if event.trigger == "escalate" else ())]
         for recipient in dict.fromkeys(_recipients(case, targets, directory)):
             result.append(_message(workflow, rule, index, case, event, recipient, values, now))
@@ -112,7 +118,10 @@ def _message(
             "subject": Template(spec.subject).substitute(values),  # a header: never HTML
             "body": Template(spec.body).substitute(shown),
             "format": spec.format,
-            "data": {k: values[k] for k in ("case_id", "event", "state", "seq", "due_at")},
+            "data": {
+                **{k: values[k] for k in ("case_id", "event", "state", "seq")},
+                "due_at": values["due_instant"],
+            },
         },
         next_attempt_at=now,
         created_at=now,
@@ -146,7 +155,7 @@ def _parent(directory: Any, unit: str) -> str | None:
     return parent
 
 
-def _values(case: Case, event: AuditEvent, categories: Any) -> dict[str, str]:
+def _values(case: Case, event: AuditEvent, categories: Any, zone: tzinfo) -> dict[str, str]:
     deadline = case.deadline
     name = ""
     if categories is not None and case.category is not None:
@@ -167,8 +176,17 @@ def _values(case: Case, event: AuditEvent, categories: Any) -> dict[str, str]:
         "lead_unit": case.lead_unit,
         "actor": event.actor,
         "reason": event.reason,
-        "due_at": deadline.due_at.isoformat() if deadline else event.payload.get("due_at"),
+        "due_at": None,
+        "due_instant": deadline.due_at.isoformat() if deadline else event.payload.get("due_at"),
         "level": event.payload.get("level"),
         "seq": event.seq,
     }
+    if raw["due_instant"]:
+        raw["due_at"] = local_minute(datetime.fromisoformat(raw["due_instant"]), zone)
     return {key: "" if value is None else str(value) for key, value in raw.items()}
+
+
+def local_minute(at: datetime, zone: tzinfo) -> str:
+    """``at`` as people read it: ``2026-11-23 17:30 (Asia/Shanghai)``."""
+    name = getattr(zone, "key", None) or str(zone)
+    return f"{at.astimezone(zone):%Y-%m-%d %H:%M} ({name})"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 import uuid
 from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 from closedloop.engine import audit, idempotency, inputs, notifications
@@ -333,8 +333,15 @@ class Engine:
                 directory=self._services.directory,
                 categories=duties.categories if duties is not None else None,
                 extra_targets=notify,
+                zone=self._display_zone(case),
             )
         )
+
+    def _display_zone(self, case: Case) -> tzinfo:
+        """The zone of the case's calendar, to show its due time in (UTC if it has none)."""
+        calendar = self._timekeeper.calendar(case.deadline.calendar if case.deadline else None)
+        zone = getattr(calendar, "timezone", None)
+        return zone if isinstance(zone, tzinfo) else UTC
 
     def _now(self) -> datetime:
         return utc(self._clock.now(), "clock.now()")

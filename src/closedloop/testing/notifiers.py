@@ -80,7 +80,7 @@ def sample_notification(**changes: Any) -> Notification:
     fields: dict[str, Any] = {
         "id": "ntf-0001",
         "case_id": "CL-2026-0001",
-        "event": "CaseAssigned",
+        "event": "dispatch",
         "channel": "contract",
         "recipient": "unit:water-company",
         "subject": "新派单：CL-2026-0001 供水管道漏水",

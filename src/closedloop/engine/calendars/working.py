@@ -71,7 +71,26 @@ class NaturalCalendar:
     """Natural time: every duration is elapsed time and all time counts.
 
     Results keep the time zone of ``start``.
+
+    Args:
+        timezone: An IANA zone in which to show this calendar's due times to people (in
+            notification texts); it does not change any count. UTC when not given.
+
+    Raises:
+        ValidationError: the zone is unknown.
     """
+
+    def __init__(self, timezone: str = "UTC") -> None:
+        problems: list[tuple[str, str]] = []
+        zone = _zone(timezone, problems)
+        if problems or zone is None:
+            raise ValidationError(problems, subject="natural calendar")
+        self._zone = zone
+
+    @property
+    def timezone(self) -> ZoneInfo:
+        """The zone due times are shown in."""
+        return self._zone
 
     @property
     def name(self) -> str:
