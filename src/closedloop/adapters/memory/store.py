@@ -41,6 +41,8 @@ class _Rows:
     due, not the number open. Entries of points since done, dropped or moved are stale
     and skipped when they reach the top."""
     outbox: dict[str, str] = field(default_factory=dict)
+    pending: set[str] = field(default_factory=set)
+    """The ids of pending messages: a claim parses these, not every message ever sent."""
 
 
 class InMemoryStore:
@@ -162,10 +164,11 @@ class InMemoryStore:
         now = check_claim(now, lease, limit)
         token, expires = uuid.uuid4().hex, now + lease
         with self._lock:
+            rows = self._rows.outbox
             pending = [
                 m
-                for m in map(OutboxMessage.model_validate_json, self._rows.outbox.values())
-                if m.status == "pending" and m.next_attempt_at <= now and _claimable(m, now)
+                for m in (OutboxMessage.model_validate_json(rows[i]) for i in self._rows.pending)
+                if m.next_attempt_at <= now and _claimable(m, now)
             ]
             pending.sort(key=lambda m: (m.next_attempt_at, m.created_at, m.id))
             claimed = [
@@ -209,6 +212,8 @@ class InMemoryStore:
                 }
             )
             self._rows.outbox[message.id] = finished.model_dump_json()
+            if status != "pending":
+                self._rows.pending.discard(message.id)
         return True
 
     def dead_letters(self, *, limit: int = 100) -> list[OutboxMessage]:
@@ -232,6 +237,7 @@ class InMemoryStore:
                 raise MessageNotFound(message_id)
             update = {"status": "pending", "attempts": 0, "next_attempt_at": now}
             self._rows.outbox[message_id] = message.model_copy(update=update).model_dump_json()
+            self._rows.pending.add(message_id)
 
     # Used by InMemoryTransaction only.
     def _apply(self, tx: InMemoryTransaction) -> None:
@@ -265,6 +271,7 @@ class InMemoryStore:
             for case_id, points in tx.due_plans.items():
                 self._replace_due(case_id, points)
             rows.outbox.update(outbox)
+            rows.pending.update(m.id for m in tx.outbox.values() if m.status == "pending")
 
     def _check(self, tx: InMemoryTransaction) -> None:
         rows = self._rows
