@@ -9,7 +9,9 @@ import pytest
 
 from closedloop import Case, Engine, GuardRejected, NaturalCalendar, workflows
 from closedloop.adapters.memory import InMemoryStore
+from closedloop.engine.audit import seal
 from closedloop.engine.delivery import DeliveryReport, RetryPolicy
+from closedloop.engine.notifications import messages
 from closedloop.engine.ports import CaseStore, Notification
 from closedloop.errors import DeliveryFailed, EndpointGone
 from closedloop.testing import ManualClock
@@ -170,3 +172,17 @@ def test_texts_show_the_due_time_in_the_calendars_zone_and_data_keeps_the_instan
     assert shown in warning.body
     assert warning.data["due_at"] == due.isoformat()
     assert "+00:00" not in warning.body
+
+
+def test_a_payload_due_at_that_is_not_an_instant_is_shown_as_given() -> None:
+    engine = engine_on(InMemoryStore(), ManualClock(), Inbox())
+    case = dispatched(engine).model_copy(update={"deadline": None})
+    event = seal(
+        case_id=case.id, seq=case.version + 1, at=case.updated_at, actor=DISPATCHER.id,
+        role="dispatcher", trigger="feedback", from_state="handled",
+        to_state="awaiting_confirmation", payload={"due_at": "after the holiday"},
+        reason=None, changes={}, prev_hash="0" * 64,
+    )  # fmt: skip
+    sent = messages(engine.workflow, case, event, now=case.updated_at)
+    assert sent, "the standard workflow tells the reporter about feedback"
+    assert all(m.payload["data"]["due_at"] == "after the holiday" for m in sent)

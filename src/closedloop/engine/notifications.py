@@ -182,8 +182,16 @@ def _values(case: Case, event: AuditEvent, categories: Any, zone: tzinfo) -> dic
         "seq": event.seq,
     }
     if raw["due_instant"]:
-        raw["due_at"] = local_minute(datetime.fromisoformat(raw["due_instant"]), zone)
+        raw["due_at"] = _shown_instant(str(raw["due_instant"]), zone)
     return {key: "" if value is None else str(value) for key, value in raw.items()}
+
+
+def _shown_instant(text: str, zone: tzinfo) -> str:
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        return text  # not an instant (a host's own payload field): shown as given
+    return local_minute(at, zone) if at.tzinfo is not None else text
 
 
 def local_minute(at: datetime, zone: tzinfo) -> str:
