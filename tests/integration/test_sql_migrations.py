@@ -7,13 +7,19 @@ import uuid
 from pathlib import Path
 
 import pytest
-from sqlalchemy import MetaData, create_engine, text, update
+from sqlalchemy import MetaData, create_engine, insert, text, update
 
-from closedloop.adapters.sqlalchemy import HEAD_REVISION, SQLStore, metadata, upgrade
+from closedloop.adapters.sqlalchemy import HEAD_REVISION, SQLStore, metadata, rows, upgrade
 from closedloop.adapters.sqlalchemy.migrate import MIGRATIONS
-from closedloop.adapters.sqlalchemy.tables import VERSION_TABLE, version_table
+from closedloop.adapters.sqlalchemy.tables import (
+    VERSION_TABLE,
+    case_events,
+    cases,
+    due_points,
+    version_table,
+)
 from closedloop.errors import StoreError
-from closedloop.testing.contract.base import add, read
+from closedloop.testing.contract.base import T0, add, due_point, new_case, read
 from tests.conftest import postgres_url
 
 alembic = pytest.importorskip("alembic")
@@ -104,3 +110,27 @@ def test_foreign_tables_without_a_revision_are_refused(tmp_path: Path) -> None:
     engine.dispose()
     with pytest.raises(StoreError, match="no recorded schema revision"):
         SQLStore(url)
+
+
+def test_a_database_at_the_first_revision_upgrades_with_its_data(
+    database: tuple[str, str | None],
+) -> None:
+    url, schema = database
+    assert upgrade(url, schema=schema, revision="0001") == "0001"
+    with pytest.raises(StoreError, match="revision '0001'"):
+        SQLStore(url, schema=schema)
+    case, event = new_case("c1")
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+    if schema is not None:
+        engine = engine.execution_options(schema_translate_map={None: schema})
+    with engine.begin() as connection:  # rows as a 0001 store wrote them
+        connection.execute(insert(cases), rows.case_values(case))
+        connection.execute(insert(case_events), rows.event_values(event))
+        connection.execute(insert(due_points), rows.due_values(due_point("c1", "breach", T0)))
+    engine.dispose()
+    assert upgrade(url, schema=schema) == HEAD_REVISION
+    assert differences(url, schema) == []
+    store = SQLStore(url, schema=schema)
+    assert read(store, lambda tx: tx.get_case("c1")) == case
+    assert [p.id for p in read(store, lambda tx: tx.get_due_points("c1"))] == ["c1/breach"]
+    store.close()
