@@ -5,15 +5,19 @@ Prints one table:
 * **in-memory store**: the same loop without a database, the engine's own cost.
 * **full loop, SQLite file**: cases run through report → classify → dispatch →
   accept → submit_result → feedback → confirm by the Engine on a ``SQLStore`` file,
-  as cases/s and transitions/s (the six triggers; the report is counted in cases/s).
+  as cases/s and transitions/s. A case makes seven transitions: the report (which
+  creates it in ``reported``, recorded with its audit event like every other) and the
+  six triggers. Each is one command committed on its own with one audit event, as one
+  iteration of the ceiling is; the verdict line also gives the ratio with the report
+  left out of the count (its time still counted).
 * **ceiling**: a raw SQLAlchemy Core loop on the same kind of file (the store's own
   engine set-up: WAL, the same ``synchronous``, ``BEGIN IMMEDIATE``) that commits one
   UPDATE plus one INSERT per transition, and the ratio of the two. Shown for
   ``synchronous=FULL`` (the store's default: each commit survives power loss) and
   ``NORMAL`` (each commit survives a crash of the process). The target, one third of
   the ceiling, is for the store's default. Under ``NORMAL`` a commit is cheap and the
-  ratio mostly compares the statements sent: the engine's five or six per transition
-  (the case, its audit event, its timers, its notifications) against the ceiling's two.
+  ratio mostly compares the statements sent: the engine's five per transition (the
+  case, its audit event, its timers, its notifications) against the ceiling's two.
 * **PostgreSQL** with 1 and 2 worker processes, when ``CLOSEDLOOP_TEST_POSTGRES_URL``
   is set (``source .ci/postgres.sh start`` starts a server).
 * **RSS** of an engine process after opening 10,000 and 100,000 cases on a SQLite file:
@@ -46,7 +50,8 @@ from closedloop.testing import ManualClock
 CITIZEN = Actor("citizen-1")
 DISPATCHER = Actor("disp-1", roles=frozenset({"dispatcher"}))
 WATER = Actor("water-1", units=frozenset({"water"}))
-TRANSITIONS_PER_CASE = 6
+TRANSITIONS_PER_CASE = 7
+"""The report and the six triggers of ``run_loop``: seven committed state changes."""
 SPAWN = multiprocessing.get_context("spawn")
 
 
@@ -146,6 +151,10 @@ def timed_ceiling(url: str, transitions: int, synchronous: str) -> float:
     return elapsed
 
 
+RATIOS: dict[str, float] = {}
+"""The exact engine/ceiling ratio of each SQLite row, by ``synchronous`` setting."""
+
+
 def sqlite_rows(cases: int, workdir: Path, rounds: int = 3) -> list[tuple[str, ...]]:
     """Full loop and ceiling on SQLite files, for each ``synchronous`` setting.
 
@@ -163,6 +172,7 @@ def sqlite_rows(cases: int, workdir: Path, rounds: int = 3) -> list[tuple[str, .
             url = f"sqlite:///{workdir / f'ceiling-{synchronous}-{n}.db'}"
             ceiling = min(ceiling, timed_ceiling(url, transitions, synchronous))
         engine_rate, ceiling_rate = transitions / loop, transitions / ceiling
+        RATIOS[synchronous] = engine_rate / ceiling_rate
         default = " (the store's default)" if synchronous == "FULL" else ""
         result.append(
             (
@@ -267,15 +277,17 @@ def main() -> None:
         )
         print_table(rows)
         per = statements_per_transition(f"sqlite:///{workdir / 'count.db'}")
-        default = next(r for r in rows if "default" in r[0])
-        verdict = "meets" if float(default[4]) >= 1 / 3 else "does NOT meet"
+        ratio = RATIOS["FULL"]
+        triggers_only = ratio * (TRANSITIONS_PER_CASE - 1) / TRANSITIONS_PER_CASE
+        verdict = "meets" if ratio >= 1 / 3 else "does NOT meet"
         print(
             f"\nThe engine sends {per:.1f} SQL statements per transition (read the case, write "
-            "it and its audit event, reschedule its timers, queue its notifications; the "
-            "report's included) where the ceiling sends 2. With synchronous=NORMAL a commit "
-            "costs little and that difference in work shows; with FULL the commits dominate "
-            f"both.\nAt the store's default the engine reaches {default[4]} of the ceiling: "
-            f"it {verdict} the target of one third."
+            "it and its audit event, reschedule its timers, queue its notifications) where "
+            "the ceiling sends 2. With synchronous=NORMAL a commit costs little and that "
+            "difference in work shows; with FULL the commits weigh more on both sides.\n"
+            f"At the store's default the engine reaches {ratio:.3f} of the ceiling: it "
+            f"{verdict} the target of one third ({triggers_only:.3f} if the report, which "
+            "creates each case, were not counted as a transition)."
         )
         small, large = in_child(rss_after, f"sqlite:///{workdir / 'rss.db'}", counts)
     print(
