@@ -509,3 +509,9 @@ def test_the_holiday_table_in_the_docs_loads(tmp_path: Path) -> None:
     assert table.name == "cn-2027"
     assert table.is_working_day(date(2027, 2, 14)) is True  # a Sunday, made a working day
     assert table.is_working_day(date(2027, 2, 8)) is False  # a Monday of Spring Festival
+
+
+def test_the_natural_calendars_display_zone_must_be_a_real_zone() -> None:
+    assert str(NaturalCalendar().timezone) == "UTC"
+    with pytest.raises(ValidationError, match="Mars/Base"):
+        NaturalCalendar(timezone="Mars/Base")

@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from fractions import Fraction
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -80,16 +80,18 @@ class NaturalCalendar:
         ValidationError: the zone is unknown.
     """
 
-    def __init__(self, timezone: str = "UTC") -> None:
-        problems: list[tuple[str, str]] = []
-        zone = _zone(timezone, problems)
-        if problems or zone is None:
-            raise ValidationError(problems, subject="natural calendar")
-        self._zone = zone
+    def __init__(self, timezone: str | None = None) -> None:
+        self._zone: tzinfo = UTC
+        if timezone is not None:
+            problems: list[tuple[str, str]] = []
+            zone = _zone(timezone, problems)
+            if zone is None:
+                raise ValidationError(problems, subject="natural calendar")
+            self._zone = zone
 
     @property
-    def timezone(self) -> ZoneInfo:
-        """The zone due times are shown in."""
+    def timezone(self) -> tzinfo:
+        """The zone due times are shown in (UTC unless one was given)."""
         return self._zone
 
     @property
