@@ -23,24 +23,29 @@ from closedloop.adapters.sqlalchemy.tables import (
 )
 
 CONTACT_COLUMNS = [c for c in reporter_contacts.c if c.name != "case_id"]
-HEAD = (
-    select(case_events.c.hash)
-    .where(case_events.c.case_id == bindparam("case_id"))
-    .order_by(case_events.c.seq.desc())
-    .limit(1)
-)
-"""The hash of the case's latest event: one step down the (case_id, seq) key."""
-_LATEST = (
-    select(case_events.c.hash)
-    .where(case_events.c.case_id == cases.c.id)
-    .order_by(case_events.c.seq.desc())
-    .limit(1)
-    .correlate(cases)
-    .scalar_subquery()
-    .label("head")
-)
+
+
+def _latest_hash(case_id: Any) -> Any:
+    """The hash of the latest event of ``case_id``: one step down the (case_id, seq) key."""
+    return (
+        select(case_events.c.hash)
+        .where(case_events.c.case_id == case_id)
+        .order_by(case_events.c.seq.desc())
+        .limit(1)
+    )
+
+
+HEAD = _latest_hash(bindparam("case_id"))
+"""The hash of the case's latest event, for a case not read in this transaction."""
+
 CASE = (
-    select(cases.c.body, cases.c.version, _LATEST, reporter_contacts.c.case_id, *CONTACT_COLUMNS)
+    select(
+        cases.c.body,
+        cases.c.version,
+        _latest_hash(cases.c.id).correlate(cases).scalar_subquery().label("head"),
+        reporter_contacts.c.case_id,
+        *CONTACT_COLUMNS,
+    )
     .outerjoin(reporter_contacts, reporter_contacts.c.case_id == cases.c.id)
     .where(cases.c.id == bindparam("case_id"))
 )
