@@ -32,7 +32,7 @@ import typer
 from closedloop.adapters.callback import CallbackNotifier
 from closedloop.cli.database import WorkflowOption, open_store, workflow_of, zone_of
 from closedloop.cli.failures import fail, one_line, reported
-from closedloop.engine.calendars import NaturalCalendar
+from closedloop.engine.calendars import NaturalCalendar, chinese_office_hours
 from closedloop.engine.ports import (
     CaseStore,
     CaseTransaction,
@@ -44,7 +44,6 @@ from closedloop.engine.ports import (
 )
 from closedloop.engine.service import Engine
 from closedloop.errors import StoreError
-from closedloop.simulation import office_calendar
 
 TIMER_BATCH = 10
 """Timers claimed at once (each is applied in a few milliseconds)."""
@@ -224,7 +223,7 @@ def _engine(
     store: CaseStore, workflow: Path | None, zone: ZoneInfo, lease: float, notifier: Notifier
 ) -> Engine:
     """An engine on the store with the calendars cases may name: natural, office hours."""
-    office = office_calendar(zone)
+    office = chinese_office_hours(zone.key)
     return Engine(
         workflow_of(workflow),
         store=store,

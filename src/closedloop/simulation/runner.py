@@ -13,16 +13,15 @@ import itertools
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from closedloop import workflows
 from closedloop.adapters.callback import CallbackNotifier
-from closedloop.engine.calendars import ChineseHolidays, HolidayTable, WorkingCalendar
-from closedloop.engine.calendars.sources import HolidaySource
+from closedloop.engine.calendars import chinese_office_hours
 from closedloop.engine.ports import CaseStore
 from closedloop.engine.service import Engine
-from closedloop.errors import MissingDependency, ValidationError
+from closedloop.errors import ValidationError
 from closedloop.simulation import intake
 from closedloop.simulation.district import District
 from closedloop.simulation.habits import Dice, Habits
@@ -32,9 +31,6 @@ from closedloop.testing.clock import ManualClock
 START = datetime(2026, 3, 2, tzinfo=ZoneInfo("Asia/Shanghai"))
 """Where simulated time starts: Monday 2 March 2026, 00:00 in Shanghai (inside the
 years the installed Chinese holiday tables cover)."""
-
-OFFICE_HOURS = ((time(8, 30), time(12)), (time(13, 30), time(17, 30)))
-"""The daily windows in which "working hours" count and units work."""
 
 Progress = Callable[[int, int], None]
 """Told ``(hours simulated, hours in all)`` after every simulated hour."""
@@ -110,7 +106,7 @@ class Simulation:
         self.start = start
         self.clock = ManualClock(start)
         self.delivered: Counter[str] = Counter()
-        calendar = office_calendar(self.district.time_zone)
+        calendar = chinese_office_hours(self.district.time_zone.key)
         numbers = itertools.count(1)
         self.engine = Engine(
             workflows.standard(),
@@ -183,21 +179,3 @@ def simulate(
     """
     simulation = Simulation(store, days=days, seed=seed, district=district)
     return simulation.run(progress)
-
-
-def office_calendar(zone: ZoneInfo) -> WorkingCalendar:
-    """Office hours on Chinese working days (Monday to Friday beyond the holiday data)."""
-    return WorkingCalendar(
-        "office-hours",
-        timezone=zone.key,
-        days=_holidays(),
-        windows=OFFICE_HOURS,
-        fallback="weekdays",
-    )
-
-
-def _holidays() -> HolidaySource:
-    try:
-        return ChineseHolidays()
-    except MissingDependency:  # without the cn extra: plain weekdays, recorded as fallback
-        return HolidayTable(name="weekdays", years=())
