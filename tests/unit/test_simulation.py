@@ -261,3 +261,32 @@ def test_only_the_demo_command_imports_the_simulation_and_only_when_it_runs() ->
         "assert not [m for m in sys.modules if m.startswith('closedloop.simulation')]\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_parts_of_the_simulation_do_not_import_each_other_in_a_circle() -> None:
+    folder = Path(closedloop.__file__).parent / "simulation"
+    modules = {path.stem for path in folder.glob("*.py")} - {"__init__"}
+    graph: dict[str, set[str]] = {}
+    for name in modules:
+        tree = ast.parse((folder / f"{name}.py").read_text(encoding="utf-8"))
+        graph[name] = set()
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.ImportFrom):
+                continue
+            if node.module == "closedloop.simulation":
+                graph[name].update(alias.name for alias in node.names if alias.name in modules)
+            else:
+                prefix, _, last = (node.module or "").rpartition(".")
+                if prefix == "closedloop.simulation" and last in modules:
+                    graph[name].add(last)
+    done: set[str] = set()
+
+    def visit(name: str, path: tuple[str, ...]) -> None:
+        assert name not in path, " -> ".join((*path, name))
+        if name not in done:
+            for imported in sorted(graph[name]):
+                visit(imported, (*path, name))
+            done.add(name)
+
+    for name in sorted(graph):
+        visit(name, ())

@@ -22,15 +22,23 @@ from closedloop.engine.calendars import chinese_office_hours
 from closedloop.engine.ports import CaseStore
 from closedloop.engine.service import Engine
 from closedloop.errors import ValidationError
-from closedloop.simulation import intake
+from closedloop.simulation import assignment, closing, handling, intake
 from closedloop.simulation.district import District
 from closedloop.simulation.habits import Dice, Habits
-from closedloop.simulation.stage import Stage
+from closedloop.simulation.stage import Stage, Steps
 from closedloop.testing.clock import ManualClock
 
 START = datetime(2026, 3, 2, tzinfo=ZoneInfo("Asia/Shanghai"))
 """Where simulated time starts: Monday 2 March 2026, 00:00 in Shanghai (inside the
 years the installed Chinese holiday tables cover)."""
+
+STEPS = Steps(
+    dispatch=assignment.dispatch,
+    start_handling=handling.start,
+    rework=handling.rework,
+    await_answer=closing.await_answer,
+)
+"""Where each part of the loop hands a case on to the next."""
 
 Progress = Callable[[int, int], None]
 """Told ``(hours simulated, hours in all)`` after every simulated hour."""
@@ -120,7 +128,7 @@ class Simulation:
             seed=seed,
         )
         self.stage = Stage(
-            self.engine, self.clock, calendar, self.district, habits or Habits(), Dice(seed)
+            STEPS, self.engine, self.clock, calendar, self.district, habits or Habits(), Dice(seed)
         )
         self._timers = 0
 
