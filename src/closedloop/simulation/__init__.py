@@ -18,7 +18,7 @@ actions were scheduled.
 
 from __future__ import annotations
 
-from closedloop.simulation.checks import CaseCheck, check_cases
+from closedloop.simulation.case_check import CaseCheck, check_cases
 from closedloop.simulation.district import Cast, District
 from closedloop.simulation.habits import Habits
 from closedloop.simulation.runner import START, Simulation, SimulationResult, simulate
