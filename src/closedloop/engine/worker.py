@@ -117,15 +117,18 @@ class Worker:
         return self._stopping
 
     def stop(self) -> None:
-        """Ask the worker to stop: it finishes the item in hand and claims nothing more."""
+        """Ask the worker to stop: it finishes the item in hand and claims nothing more.
+
+        A stopped worker stays stopped: :meth:`run` returns at once.
+        """
         self._stopping.set()
 
     def run(self) -> None:
         """Work round after round until asked to stop.
 
         Raises:
-            ClosedLoopError: an error other than a store error (a bug, or a calendar
-                that does not cover a due time).
+            Exception: any error but a ``StoreError`` ends the run (the engine already
+                defers a timer whose effect is refused, and retries a failed send).
         """
         while not self._stopping.is_set():
             try:
