@@ -32,6 +32,7 @@ from closedloop.engine.model import (
 from closedloop.engine.registry import Context, Registry
 from closedloop.engine.service import Engine
 from closedloop.engine.ticking import TickReport
+from closedloop.engine.worker import Worker
 from closedloop.errors import (
     CalendarNotCovered,
     CaseError,
@@ -91,6 +92,7 @@ __all__ = [
     "TickReport",
     "TransitionNotAllowed",
     "ValidationError",
+    "Worker",
     "Workflow",
     "WorkingCalendar",
     "workflows",

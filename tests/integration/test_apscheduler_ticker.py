@@ -5,16 +5,17 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import yaml
+from apscheduler.schedulers.background import BackgroundScheduler
 
 from closedloop import Engine, Workflow, workflows
 from closedloop.adapters.apscheduler import Ticker
 from closedloop.adapters.memory import InMemoryStore
 from closedloop.testing import ManualClock
-from tests.cast import CITIZEN
+from tests.cast import CITIZEN, DISPATCHER
 
 
 def wait_until(condition: Callable[[], bool], seconds: float = 5.0) -> bool:
@@ -94,3 +95,22 @@ def test_an_error_in_one_sweep_is_logged_and_the_next_still_runs(
         finally:
             ticker.shutdown()
     assert any("sweep failed" in r.message and r.exc_info for r in caplog.records)
+
+
+def test_the_wake_up_is_planned_on_the_engines_clock() -> None:
+    clock = ManualClock(datetime(2020, 6, 1, 9, tzinfo=UTC))  # long past: only its own time counts
+    engine = Engine(workflows.standard(), store=InMemoryStore(), clock=clock)
+    case = engine.report(CITIZEN, description="Blocked drain")
+    engine.trigger(case.id, "classify", by=DISPATCHER, category="01.02", urgency="normal")
+    engine.trigger(case.id, "dispatch", by=DISPATCHER, unit="water")
+    scheduler = BackgroundScheduler(timezone=UTC)  # never started: the test sweeps by hand
+    ticker = Ticker(engine, interval=3 * 3600, scheduler=scheduler)
+    before = datetime.now(UTC)
+    ticker.sweep()
+    after = datetime.now(UTC)
+    wake = scheduler.get_job("closedloop-wake")
+    assert wake is not None
+    # the sign-for warning falls due 2 h 48 min after dispatch, on the engine's clock
+    until = timedelta(hours=2, minutes=48)
+    assert before + until <= wake.trigger.run_date <= after + until
+    assert ticker.runs == 1

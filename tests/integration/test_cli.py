@@ -24,8 +24,9 @@ import pytest
 from closedloop import Engine, workflows
 from closedloop.adapters.sqlalchemy import SQLStore
 from closedloop.cli.report import BOARD_COLUMNS, HANDLING_COLUMNS, THREE_RATES_COLUMNS, cells
+from closedloop.engine.calendars import chinese_office_hours
 from closedloop.metrics import Period, compute, supervision_board, to_csv
-from closedloop.simulation import START, District, office_calendar
+from closedloop.simulation import START, District
 
 ROOT = Path(__file__).resolve().parents[2]
 DISTRICT = ROOT / "examples" / "district"
@@ -136,7 +137,7 @@ def demo_store(demos: Demos) -> Iterator[SQLStore]:
 
 
 def demo_engine(store: SQLStore) -> Engine:
-    office = office_calendar(District.load().time_zone)
+    office = chinese_office_hours(District.load().time_zone.key)
     return Engine(workflows.standard(), store=store, calendars={office.name: office})
 
 

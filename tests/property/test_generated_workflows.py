@@ -14,13 +14,8 @@ from hypothesis.stateful import run_state_machine_as_test
 
 from closedloop import Actor, ClosedLoopError, Engine, InvalidWorkflow, Workflow
 from closedloop.adapters.memory import InMemoryStore
-from closedloop.testing import (
-    DEFECTS,
-    ManualClock,
-    broken_workflows,
-    workflow_state_machine,
-    workflows,
-)
+from closedloop.testing import ManualClock, workflow_state_machine, workflows
+from tests.property.defects import DEFECTS, broken_workflows
 
 WORKFLOWS_RUN = 24
 """At least this many distinct generated workflows go through the state machine."""

@@ -53,6 +53,7 @@ def test_exported_names_are_pinned() -> None:
         "TickReport",
         "TransitionNotAllowed",
         "ValidationError",
+        "Worker",
         "Workflow",
         "WorkingCalendar",
         "workflows",

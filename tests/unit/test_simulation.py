@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import re
+import subprocess
+import sys
 from dataclasses import replace
 from datetime import datetime, timedelta
 from functools import partial
@@ -11,8 +14,10 @@ from types import MappingProxyType
 
 import pytest
 
+import closedloop
 from closedloop import Actor, ValidationError
 from closedloop.adapters.memory import InMemoryStore
+from closedloop.engine.calendars import chinese_office_hours
 from closedloop.simulation import (
     START,
     District,
@@ -20,7 +25,6 @@ from closedloop.simulation import (
     Simulation,
     SimulationResult,
     check_cases,
-    office_calendar,
 )
 from closedloop.simulation.district import FILES, YUNSHAN
 from closedloop.simulation.habits import Dice
@@ -157,8 +161,9 @@ def test_the_agenda_plays_in_time_order_and_ties_in_scheduling_order() -> None:
 
 
 def test_office_hours_skip_nights_weekends_and_holidays() -> None:
-    calendar = office_calendar(District.load().time_zone)
     zone = District.load().time_zone
+    calendar = chinese_office_hours(zone.key)
+    assert calendar.name == "office-hours"
     friday_evening = datetime(2026, 3, 6, 17, tzinfo=zone)
     monday = calendar.advance(friday_evening, timedelta(hours=1))  # 30 min Friday, 30 Monday
     assert monday == datetime(2026, 3, 9, 9, tzinfo=zone)
@@ -205,3 +210,83 @@ def test_the_library_example_in_the_cli_docs_runs() -> None:
     assert blocks
     for block in blocks:
         exec(compile(block, "docs/cli.md", "exec"), {"__name__": "docs"})
+
+
+def simulation_imports(tree: ast.Module) -> tuple[int, int]:
+    """How many imports of ``closedloop.simulation`` a module makes: at import time
+    (``if TYPE_CHECKING:`` blocks aside), and inside functions."""
+    typing_only = {
+        id(node)
+        for block in tree.body
+        if isinstance(block, ast.If) and ast.unparse(block.test) == "TYPE_CHECKING"
+        for node in ast.walk(block)
+    }
+    in_functions = {
+        id(node)
+        for function in ast.walk(tree)
+        if isinstance(function, ast.FunctionDef)
+        for node in ast.walk(function)
+    }
+    at_import = inside = 0
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            names = [node.module or ""]
+        else:
+            continue
+        if not any(n.startswith("closedloop.simulation") for n in names):
+            continue
+        if id(node) in in_functions:
+            inside += 1
+        elif id(node) not in typing_only:
+            at_import += 1
+    return at_import, inside
+
+
+def test_only_the_demo_command_imports_the_simulation_and_only_when_it_runs() -> None:
+    src = Path(closedloop.__file__).parent
+    found = {}
+    for path in sorted(src.rglob("*.py")):
+        name = path.relative_to(src).as_posix()
+        if not name.startswith("simulation/"):
+            counts = simulation_imports(ast.parse(path.read_text(encoding="utf-8")))
+            if counts != (0, 0):
+                found[name] = counts
+    assert found == {"cli/demo.py": (0, 1)}
+    code = (
+        "import sys\n"
+        "from closedloop.cli.app import app\n"
+        "import closedloop.adapters.apscheduler, closedloop.testing.state_machine\n"
+        "assert not [m for m in sys.modules if m.startswith('closedloop.simulation')]\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_parts_of_the_simulation_do_not_import_each_other_in_a_circle() -> None:
+    folder = Path(closedloop.__file__).parent / "simulation"
+    modules = {path.stem for path in folder.glob("*.py")} - {"__init__"}
+    graph: dict[str, set[str]] = {}
+    for name in modules:
+        tree = ast.parse((folder / f"{name}.py").read_text(encoding="utf-8"))
+        graph[name] = set()
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.ImportFrom):
+                continue
+            if node.module == "closedloop.simulation":
+                graph[name].update(alias.name for alias in node.names if alias.name in modules)
+            else:
+                prefix, _, last = (node.module or "").rpartition(".")
+                if prefix == "closedloop.simulation" and last in modules:
+                    graph[name].add(last)
+    done: set[str] = set()
+
+    def visit(name: str, path: tuple[str, ...]) -> None:
+        assert name not in path, " -> ".join((*path, name))
+        if name not in done:
+            for imported in sorted(graph[name]):
+                visit(imported, (*path, name))
+            done.add(name)
+
+    for name in sorted(graph):
+        visit(name, ())

@@ -15,14 +15,11 @@ from closedloop.testing import load_profile_from_env, register_profiles
 
 def test_exported_names_are_pinned() -> None:
     assert closedloop.testing.__all__ == [
-        "DEFECTS",
         "CaseStoreContract",
-        "Defect",
         "ManualClock",
         "NotifierContract",
         "RecordingNotifier",
         "actors",
-        "broken_workflows",
         "load_profile_from_env",
         "payloads",
         "register_profiles",

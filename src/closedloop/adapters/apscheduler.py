@@ -1,11 +1,13 @@
 """``Ticker``: wakes an Engine with APScheduler 3 to apply due timers.
 
 Deadlines are rows in the store, never in-process timers; the scheduler only decides
-when to sweep. The ticker sweeps on a fixed interval and also wakes at the next due
-instant it knows of. Late runs are not dropped (no misfire grace limit, coalesced into
-one run) and an error in one sweep is logged while the next still runs. Several
-processes may each run a ticker over one store: the store's leases decide who
-applies each timer, so effects are not duplicated.
+when to sweep. Each sweep is one round of :class:`closedloop.Worker` (without outbox
+delivery, unless ``also`` asks for it), and the worker's pause decides the next
+wake-up: the ticker sweeps on a fixed interval and also wakes at the next due instant
+it knows of, measured on the engine's clock. Late runs are not dropped (no misfire
+grace limit, coalesced into one run) and an error in one sweep is logged while the
+next still runs. Several processes may each run a ticker over one store: the store's
+leases decide who applies each timer, so effects are not duplicated.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
 
 from closedloop.engine.service import Engine
+from closedloop.engine.worker import Worker
 
 log = logging.getLogger("closedloop.ticker")
 
@@ -36,6 +39,9 @@ class Ticker:
         scheduler: An APScheduler 3 scheduler to add jobs to; a ``BackgroundScheduler``
             in UTC by default, started and stopped by this ticker.
         also: Further work to run after each tick (for example outbox delivery).
+
+    Raises:
+        ValidationError: ``interval`` is not positive.
     """
 
     def __init__(
@@ -46,7 +52,9 @@ class Ticker:
         scheduler: BaseScheduler | None = None,
         also: tuple[Callable[[], Any], ...] = (),
     ) -> None:
-        self._engine = engine
+        self._worker = Worker(
+            engine, interval=timedelta(seconds=interval), tick_batch=100, deliver=False
+        )
         self._interval = interval
         self._owns_scheduler = scheduler is None
         self._scheduler = scheduler or BackgroundScheduler(timezone=UTC)
@@ -87,7 +95,7 @@ class Ticker:
         """
         with self._lock:
             try:
-                self._engine.tick()
+                self._worker.run_once()
                 for work in self._also:
                     work()
             except Exception:
@@ -98,16 +106,16 @@ class Ticker:
 
     def _plan_wake(self) -> None:
         try:
-            due = self._engine.next_due_at()
+            pause = self._worker.pause()
         except Exception:
             log.exception("closedloop could not read the next due time")
             return
-        if due is None or due - datetime.now(UTC) > timedelta(seconds=self._interval):
+        if pause >= self._worker.interval:
             return  # the regular sweep comes first
         self._scheduler.add_job(
             self.sweep,
             "date",
-            run_date=max(due, datetime.now(UTC)),
+            run_date=datetime.now(UTC) + pause,
             id=_WAKE,
             replace_existing=True,
             misfire_grace_time=None,

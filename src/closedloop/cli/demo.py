@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -24,7 +24,9 @@ from closedloop.cli.report import board_table, metric_tables
 from closedloop.engine.ports import CaseStore
 from closedloop.errors import MissingDependency
 from closedloop.metrics import charts
-from closedloop.simulation import CaseCheck, Simulation, SimulationResult, check_cases
+
+if TYPE_CHECKING:
+    from closedloop.simulation import CaseCheck, Simulation, SimulationResult
 
 DEFAULT_DB = Path("closedloop-demo.db")
 DEFAULT_OUT = Path("closedloop-demo")
@@ -79,6 +81,10 @@ def _fresh(db: Path, overwrite: bool) -> None:
 
 
 def _run(store: CaseStore, days: int, seed: int, out: Path) -> Outcome:
+    # Only the demo needs the simulated district: `closedloop --help` and the other
+    # commands never load it.
+    from closedloop.simulation import Simulation, check_cases
+
     started = time.perf_counter()
     simulation = Simulation(store, days=days, seed=seed)
     result = _with_progress(simulation, console(stderr=True))

@@ -11,7 +11,7 @@ has its late outcome discarded by the store.
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -80,17 +80,21 @@ class Deliverer:
         self._policy = policy
         self._rng = rng
 
-    def deliver(self, now: datetime, *, batch: int) -> DeliveryReport:
-        """Send every message due at ``now``, a batch of claims at a time."""
+    def deliver(
+        self, now: datetime, *, batch: int, should_stop: Callable[[], bool] | None = None
+    ) -> DeliveryReport:
+        """Send every message due at ``now``, a batch of claims at a time (until
+        ``should_stop()`` answers ``True`` before a claim)."""
         counts = {"delivered": 0, "retried": 0, "dead": 0, "disabled": 0}
-        while True:
+        while should_stop is None or not should_stop():
             claimed = self._store.claim_outbox(
                 now, owner=self._owner, lease=self._lease, limit=batch
             )
             if not claimed:
-                return DeliveryReport(**counts)
+                break
             for message in claimed:
                 counts[self._send(message, now)] += 1
+        return DeliveryReport(**counts)
 
     def _send(self, message: OutboxMessage, now: datetime) -> str:
         if message.attempts > self._policy.max_attempts:  # its worker died mid-send

@@ -208,21 +208,46 @@ class Engine:
 
     # -- timers --------------------------------------------------------------------------
 
-    def tick(self, now: datetime | None = None, *, batch: int = 100) -> TickReport:
+    def tick(
+        self,
+        now: datetime | None = None,
+        *,
+        batch: int = 100,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> TickReport:
         """Apply every timer due at ``now`` (the clock's time by default), earliest first.
 
         Each timer is claimed with a lease and applied in its own transaction with the
         claim's completion, so its effect happens once even when several engines tick
         the same store, and a timer that came due while no engine ran fires on the next
         tick. A timer never fires before its ``due_at``.
+
+        Args:
+            now: The instant to apply timers at; the engine's clock by default.
+            batch: How many timers to claim at once.
+            should_stop: Asked before each claim; once it answers ``True`` the tick
+                claims nothing more and returns after applying the timers it holds.
         """
         at = utc(now, "now") if now is not None else self._now()
-        return self._timers.tick(at, batch=batch)
+        return self._timers.tick(at, batch=batch, should_stop=should_stop)
 
-    def deliver(self, now: datetime | None = None, *, batch: int = 50) -> DeliveryReport:
-        """Send the notifications due at ``now``; see :mod:`closedloop.engine.delivery`."""
+    def deliver(
+        self,
+        now: datetime | None = None,
+        *,
+        batch: int = 50,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> DeliveryReport:
+        """Send the notifications due at ``now``; see :mod:`closedloop.engine.delivery`.
+
+        Args:
+            now: The instant to deliver at; the engine's clock by default.
+            batch: How many notifications to claim at once.
+            should_stop: Asked before each claim; once it answers ``True`` delivery
+                claims nothing more and returns after sending what it holds.
+        """
         at = utc(now, "now") if now is not None else self._now()
-        return self._deliverer.deliver(at, batch=batch)
+        return self._deliverer.deliver(at, batch=batch, should_stop=should_stop)
 
     def dead_letters(self, *, limit: int = 100) -> list[OutboxMessage]:
         """Notifications that reached the attempt limit, oldest first."""
@@ -239,6 +264,10 @@ class Engine:
     def next_due_at(self) -> datetime | None:
         """When the earliest pending timer falls due (for schedulers to sleep until)."""
         return self._store.next_due_at()
+
+    def now(self) -> datetime:
+        """The engine's clock reading, in UTC: the time commands and ticks record."""
+        return self._now()
 
     # -- queries -------------------------------------------------------------------------
 

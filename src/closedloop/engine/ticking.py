@@ -7,6 +7,7 @@ one store; a lost lease rolls the whole transaction back.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -44,16 +45,20 @@ class TimerSweep:
         self._owner = owner
         self._lease = lease
 
-    def tick(self, at: datetime, *, batch: int) -> TickReport:
-        """Apply every timer due at ``at``, earliest first, until none is left."""
+    def tick(
+        self, at: datetime, *, batch: int, should_stop: Callable[[], bool] | None = None
+    ) -> TickReport:
+        """Apply every timer due at ``at``, earliest first, until none is left (or until
+        ``should_stop()`` answers ``True`` before a claim)."""
         totals = [0, 0, 0]
         store = self._engine.store
-        while True:
+        while should_stop is None or not should_stop():
             points = store.claim_due(at, owner=self._owner, lease=self._lease, limit=batch)
             if not points:  # firing a rung can schedule the next one, due already
-                return TickReport(*totals)
+                break
             for point in points:
                 totals[self._fire(point, at)] += 1
+        return TickReport(*totals)
 
     def _fire(self, point: DuePoint, now: datetime) -> int:
         """Apply one claimed timer; 0 applied, 1 stale, 2 deferred (see TickReport)."""

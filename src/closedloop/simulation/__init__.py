@@ -18,20 +18,12 @@ actions were scheduled.
 
 from __future__ import annotations
 
-from closedloop.simulation.checks import CaseCheck, check_cases
+from closedloop.simulation.case_check import CaseCheck, check_cases
 from closedloop.simulation.district import Cast, District
 from closedloop.simulation.habits import Habits
-from closedloop.simulation.runner import (
-    OFFICE_HOURS,
-    START,
-    Simulation,
-    SimulationResult,
-    office_calendar,
-    simulate,
-)
+from closedloop.simulation.runner import START, Simulation, SimulationResult, simulate
 
 __all__ = [
-    "OFFICE_HOURS",
     "START",
     "CaseCheck",
     "Cast",
@@ -40,6 +32,5 @@ __all__ = [
     "Simulation",
     "SimulationResult",
     "check_cases",
-    "office_calendar",
     "simulate",
 ]

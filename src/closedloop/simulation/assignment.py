@@ -10,7 +10,7 @@ goes to arbitration, whose decision is final.
 from __future__ import annotations
 
 from closedloop.engine.model import Case
-from closedloop.simulation import handling, wording
+from closedloop.simulation import wording
 from closedloop.simulation.stage import Stage, Story
 
 
@@ -45,7 +45,7 @@ def respond(stage: Stage, story: Story) -> None:
     if reason is None:
         case = stage.act(story, unit, "accept")
         if case is not None:
-            handling.start(stage, story, case)
+            stage.steps.start_handling(stage, story, case)
         return
     case = stage.act(story, unit, "return", reason_code=reason, evidence=wording.EVIDENCE[reason])
     if case is None:

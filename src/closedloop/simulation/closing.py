@@ -10,7 +10,6 @@ whose report a unit handled confirms it like any reporter.
 
 from __future__ import annotations
 
-from closedloop.simulation import assignment, handling
 from closedloop.simulation.stage import Stage, Story
 
 _CALLBACK_OFFICE = (26.0, 0.2)
@@ -39,7 +38,7 @@ def _answer(stage: Stage, story: Story) -> None:
     if story.lead_unit is not None and stage.dice.chance(rework):
         reason = "问题仍未解决 still not fixed"
         if stage.act(story, story.reporter, "reject_result", reason=reason) is not None:
-            handling.rework(stage, story)
+            stage.steps.rework(stage, story)
         return
     stage.act(story, story.reporter, "confirm", rating=_rating(stage, story))
 
@@ -56,6 +55,6 @@ def _verify_fix(stage: Stage, story: Story) -> None:
         reason = "现场复核未解决 not fixed on inspection"
         if stage.act(story, verifier, "reopen", reason=reason) is not None:
             at = stage.wait(stage.habits.dispatch_minutes, minutes=True)
-            stage.later(story, at, assignment.dispatch)
+            stage.later(story, at, stage.steps.dispatch)
         return
     stage.act(story, verifier, "confirm", rating="satisfied", comment="现场核实 checked on site")

@@ -17,7 +17,7 @@ from functools import partial
 
 from closedloop.engine.durations import Duration
 from closedloop.engine.model import Actor, Case
-from closedloop.simulation import closing, wording
+from closedloop.simulation import wording
 from closedloop.simulation.stage import Stage, Story
 
 _SUBMIT_RETRIES = 3
@@ -62,7 +62,7 @@ def review(stage: Stage, story: Story) -> None:
         if stage.act(story, dispatcher, "send_back", reason=reason) is not None:
             rework(stage, story)
     elif stage.act(story, dispatcher, "feedback", message="已办结 handled") is not None:
-        closing.await_answer(stage, story)
+        stage.steps.await_answer(stage, story)
 
 
 def _work_ends(stage: Stage, story: Story) -> datetime:

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from functools import partial
 
 from closedloop.engine.model import Actor
-from closedloop.simulation import assignment, closing, wording
+from closedloop.simulation import wording
 from closedloop.simulation.stage import Stage, Story
 
 _RECENT = 40
@@ -104,7 +104,7 @@ def _fix_on_the_spot(stage: Stage, story: Story) -> None:
     worker = story.reporter
     fixed = stage.act(story, worker, "resolve_on_spot", result=result, category=story.category)
     if fixed is not None:
-        closing.await_answer(stage, story)
+        stage.steps.await_answer(stage, story)
 
 
 def triage(stage: Stage, story: Story) -> None:
@@ -117,16 +117,15 @@ def triage(stage: Stage, story: Story) -> None:
     elif story.kind == "question":
         answered = stage.act(story, dispatcher, "answer", answer="已电话答复 answered by phone")
         if answered is not None:
-            closing.await_answer(stage, story)
+            stage.steps.await_answer(stage, story)
     else:
         category = story.category
         if dice.chance(habits.misclassify):
             category = dice.choice([c for c in _leaves(stage) if c != story.category])
         filed = stage.act(story, dispatcher, "classify", category=category, urgency=story.urgency)
         if filed is not None:
-            stage.later(
-                story, stage.wait(habits.dispatch_minutes, minutes=True), assignment.dispatch
-            )
+            at = stage.wait(habits.dispatch_minutes, minutes=True)
+            stage.later(story, at, stage.steps.dispatch)
 
 
 def _withdraw(stage: Stage, story: Story) -> None:

@@ -13,28 +13,32 @@ import itertools
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from closedloop import workflows
 from closedloop.adapters.callback import CallbackNotifier
-from closedloop.engine.calendars import ChineseHolidays, HolidayTable, WorkingCalendar
-from closedloop.engine.calendars.sources import HolidaySource
+from closedloop.engine.calendars import chinese_office_hours
 from closedloop.engine.ports import CaseStore
 from closedloop.engine.service import Engine
-from closedloop.errors import MissingDependency, ValidationError
-from closedloop.simulation import intake
+from closedloop.errors import ValidationError
+from closedloop.simulation import assignment, closing, handling, intake
 from closedloop.simulation.district import District
 from closedloop.simulation.habits import Dice, Habits
-from closedloop.simulation.stage import Stage
+from closedloop.simulation.stage import Stage, Steps
 from closedloop.testing.clock import ManualClock
 
 START = datetime(2026, 3, 2, tzinfo=ZoneInfo("Asia/Shanghai"))
 """Where simulated time starts: Monday 2 March 2026, 00:00 in Shanghai (inside the
 years the installed Chinese holiday tables cover)."""
 
-OFFICE_HOURS = ((time(8, 30), time(12)), (time(13, 30), time(17, 30)))
-"""The daily windows in which "working hours" count and units work."""
+STEPS = Steps(
+    dispatch=assignment.dispatch,
+    start_handling=handling.start,
+    rework=handling.rework,
+    await_answer=closing.await_answer,
+)
+"""Where each part of the loop hands a case on to the next."""
 
 Progress = Callable[[int, int], None]
 """Told ``(hours simulated, hours in all)`` after every simulated hour."""
@@ -110,7 +114,7 @@ class Simulation:
         self.start = start
         self.clock = ManualClock(start)
         self.delivered: Counter[str] = Counter()
-        calendar = office_calendar(self.district.time_zone)
+        calendar = chinese_office_hours(self.district.time_zone.key)
         numbers = itertools.count(1)
         self.engine = Engine(
             workflows.standard(),
@@ -124,7 +128,7 @@ class Simulation:
             seed=seed,
         )
         self.stage = Stage(
-            self.engine, self.clock, calendar, self.district, habits or Habits(), Dice(seed)
+            STEPS, self.engine, self.clock, calendar, self.district, habits or Habits(), Dice(seed)
         )
         self._timers = 0
 
@@ -183,21 +187,3 @@ def simulate(
     """
     simulation = Simulation(store, days=days, seed=seed, district=district)
     return simulation.run(progress)
-
-
-def office_calendar(zone: ZoneInfo) -> WorkingCalendar:
-    """Office hours on Chinese working days (Monday to Friday beyond the holiday data)."""
-    return WorkingCalendar(
-        "office-hours",
-        timezone=zone.key,
-        days=_holidays(),
-        windows=OFFICE_HOURS,
-        fallback="weekdays",
-    )
-
-
-def _holidays() -> HolidaySource:
-    try:
-        return ChineseHolidays()
-    except MissingDependency:  # without the cn extra: plain weekdays, recorded as fallback
-        return HolidayTable(name="weekdays", years=())

@@ -8,6 +8,10 @@ the case on, actions planned for the earlier step are dropped unplayed.
 Commands go through :meth:`Stage.act`. A command the engine refuses because the case
 moved on (any :class:`~closedloop.errors.CaseError`: a guard, a state, a visibility, a
 concurrent writer) is counted and skipped; every other error is a bug and propagates.
+
+The parts of the loop lead into each other in a circle (a reopened case goes back to
+dispatch, a rejected result back to its unit), so they do not import each other: each
+hands a case on through the stage's :class:`Steps`, which the runner fills in.
 """
 
 from __future__ import annotations
@@ -32,6 +36,25 @@ Action = Callable[[], None]
 """Something that happens at a time on the agenda."""
 Play = Callable[["Stage", "Story"], None]
 """Something someone does about a case: ``play(stage, story)``."""
+Follow = Callable[["Stage", "Story", Case], None]
+"""What follows a command, given the case it left: ``follow(stage, story, case)``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Steps:
+    """The steps where one part of the loop hands a case on to another.
+
+    Attributes:
+        dispatch: The dispatcher dispatches a classified (or reopened) case.
+        start_handling: The lead unit has signed for the case and plans its work.
+        rework: The same unit works on the case again.
+        await_answer: The result was fed back; the case waits for confirmation.
+    """
+
+    dispatch: Play
+    start_handling: Follow
+    rework: Play
+    await_answer: Play
 
 
 class Agenda:
@@ -104,6 +127,7 @@ class Stage:
     """Everything an action needs: the engine and its clock, the district, the dice.
 
     Attributes:
+        steps: Where each part of the loop hands a case on.
         engine: The engine under simulation.
         clock: Its manual clock, moved by the simulation.
         calendar: The working calendar (office hours are its windows).
@@ -116,6 +140,7 @@ class Stage:
         refused: Commands refused because the case had moved on, by error type.
     """
 
+    steps: Steps
     engine: Engine
     clock: ManualClock
     calendar: WorkingCalendar

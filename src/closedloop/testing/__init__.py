@@ -5,8 +5,7 @@ any workflow, Hypothesis strategies and profiles, and contract suites for adapte
 * :func:`workflow_state_machine` - a Hypothesis ``RuleBasedStateMachine`` for ANY
   workflow, checking the closed loop's invariants after every step.
 * :mod:`strategies <closedloop.testing.strategies>` - actors, reports, payloads, and
-  :func:`workflows` / :func:`broken_workflows` (random valid definitions, and ones with
-  a known :class:`Defect`).
+  :func:`workflows` (random valid workflow definitions).
 * :func:`register_profiles` / :func:`load_profile_from_env` - the ``ci``, ``dev`` and
   ``thorough`` Hypothesis profiles.
 * :class:`CaseStoreContract` / :class:`NotifierContract` - the contract suites, for
@@ -27,7 +26,6 @@ from closedloop.testing.clock import ManualClock
 if TYPE_CHECKING:
     from closedloop.testing import strategies
     from closedloop.testing.contract import CaseStoreContract
-    from closedloop.testing.defects import DEFECTS, Defect, broken_workflows
     from closedloop.testing.definitions import workflows
     from closedloop.testing.notifiers import NotifierContract
     from closedloop.testing.profiles import load_profile_from_env, register_profiles
@@ -36,14 +34,11 @@ if TYPE_CHECKING:
     from closedloop.testing.strategies import actors, payloads, reports
 
 __all__ = [
-    "DEFECTS",
     "CaseStoreContract",
-    "Defect",
     "ManualClock",
     "NotifierContract",
     "RecordingNotifier",
     "actors",
-    "broken_workflows",
     "load_profile_from_env",
     "payloads",
     "register_profiles",
@@ -55,12 +50,9 @@ __all__ = [
 
 _LAZY: dict[str, tuple[str, str | None]] = {
     "CaseStoreContract": ("closedloop.testing.contract", "CaseStoreContract"),
-    "DEFECTS": ("closedloop.testing.defects", "DEFECTS"),
-    "Defect": ("closedloop.testing.defects", "Defect"),
     "NotifierContract": ("closedloop.testing.notifiers", "NotifierContract"),
     "RecordingNotifier": ("closedloop.testing.recording", "RecordingNotifier"),
     "actors": ("closedloop.testing.strategies", "actors"),
-    "broken_workflows": ("closedloop.testing.defects", "broken_workflows"),
     "load_profile_from_env": ("closedloop.testing.profiles", "load_profile_from_env"),
     "payloads": ("closedloop.testing.strategies", "payloads"),
     "register_profiles": ("closedloop.testing.profiles", "register_profiles"),

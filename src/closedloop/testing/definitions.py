@@ -9,8 +9,6 @@ rows, escalation ladders and expiry actions, guards from the built-in registry,
 diversions by guard or counter, counters with stricter roles, clocks that pause, are
 extended or resume, and payload fields of every type, some written to the case.
 
-Broken definitions with a known defect come from :mod:`closedloop.testing.defects`.
-
 Requires ``hypothesis`` (in the ``dev`` extra).
 """
 

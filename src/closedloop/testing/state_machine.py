@@ -36,7 +36,7 @@ from closedloop.engine.model import Actor
 from closedloop.engine.ports import CaseStore, DuePoint
 from closedloop.engine.service import Engine
 from closedloop.errors import ClosedLoopError
-from closedloop.testing import checks, strategies
+from closedloop.testing import invariants, strategies
 from closedloop.testing.clock import ManualClock
 
 StoreFactory = Callable[[], CaseStore]
@@ -111,7 +111,7 @@ def workflow_state_machine(
             """One command: any trigger, mostly by someone entitled, any payload, maybe
             with an expected version (a stale one must lose)."""
             case_id = data.draw(self._cases(), label="case")
-            stored = checks.snapshot(self.engine, case_id).case
+            stored = invariants.snapshot(self.engine, case_id).case
             name = data.draw(triggers[stored.state], label="trigger")
             transition = workflow.transition(name)
             actor = anyone
@@ -133,7 +133,7 @@ def workflow_state_machine(
             """Several commands in a row by entitled actors: gets deep into the loop."""
             case_id = data.draw(self._cases(), label="case")
             for _ in range(steps):
-                stored = checks.snapshot(self.engine, case_id).case
+                stored = invariants.snapshot(self.engine, case_id).case
                 if workflow.state(stored.state).final:
                     return
                 name = data.draw(triggers[stored.state], label="trigger")
@@ -156,7 +156,7 @@ def workflow_state_machine(
             self.engine.tick()
             now = self.clock.now()
             for case_id, version in self.versions.items():
-                seen = checks.snapshot(self.engine, case_id)
+                seen = invariants.snapshot(self.engine, case_id)
                 case = seen.case
                 assert case.version >= version, f"{case_id!r} went back to version {case.version}"
                 self.versions[case_id] = case.version
@@ -185,12 +185,12 @@ def workflow_state_machine(
             for case_id, version in self.versions.items():
                 key = (case_id, version, self.restarts)
                 if key not in self.checked:
-                    seen = checks.check_case(self.engine, case_id, version=version)
-                    checks.check_timers(self.engine, case_id, seen)
+                    seen = invariants.check_case(self.engine, case_id, version=version)
+                    invariants.check_timers(self.engine, case_id, seen)
                     self.checked.add(key)
                 if liveness and (key, now) not in self.moving:
-                    case = checks.snapshot(self.engine, case_id).case
-                    checks.check_can_move(self.engine, case, pool, now=now)
+                    case = invariants.snapshot(self.engine, case_id).case
+                    invariants.check_can_move(self.engine, case, pool, now=now)
                     self.moving.add((key, now))
 
         def _command(
@@ -244,7 +244,7 @@ def workflow_state_machine(
             self.versions[case.id] = case.version
 
         def _footprint(self, case_id: str) -> tuple[int, str, int, tuple[str, ...]]:
-            seen = checks.snapshot(self.engine, case_id)
+            seen = invariants.snapshot(self.engine, case_id)
             points = tuple(p.id for p in seen.due_points)
             return seen.case.version, seen.case.state, len(seen.events), points
 

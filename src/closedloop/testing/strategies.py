@@ -1,5 +1,5 @@
 """Hypothesis strategies for closedloop workflows: actors, reports, payloads, triggers,
-and whole workflow definitions (:func:`workflows`, :func:`broken_workflows`).
+and whole workflow definitions (:func:`workflows`).
 
 Requires ``hypothesis`` (in the ``dev`` extra). The strategies draw mostly valid
 values with a share of invalid ones, so that refusals are exercised too.
@@ -16,18 +16,14 @@ from hypothesis import strategies as st
 
 from closedloop.engine.definition import FieldSpec, TransitionSpec, Workflow
 from closedloop.engine.model import Actor, Case
-from closedloop.testing.defects import DEFECTS, Defect, broken_workflows
 from closedloop.testing.definitions import durations, workflows
 
 __all__ = [
     "CODES",
-    "DEFECTS",
     "REPORTERS",
     "UNITS",
-    "Defect",
     "actor_pool",
     "actors",
-    "broken_workflows",
     "durations",
     "fitting_actors",
     "payloads",

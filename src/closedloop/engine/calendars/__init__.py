@@ -3,8 +3,10 @@
 See ``docs/calendars.md`` for the counting conventions. Holiday data comes from
 sources: ``ChineseHolidays`` (the ``cn`` extra), ``CountryHolidays`` (the ``holidays``
 extra) and ``HolidayTable`` (data the host supplies), layered with ``LayeredHolidays``.
+``chinese_office_hours()`` is a ready-made office-hours calendar on Chinese working days.
 """
 
+from closedloop.engine.calendars.office import OFFICE_HOURS, chinese_office_hours
 from closedloop.engine.calendars.sources import (
     ChineseHolidays,
     CountryHolidays,
@@ -15,6 +17,7 @@ from closedloop.engine.calendars.tables import HolidayTable
 from closedloop.engine.calendars.working import Fallback, NaturalCalendar, Window, WorkingCalendar
 
 __all__ = [
+    "OFFICE_HOURS",
     "ChineseHolidays",
     "CountryHolidays",
     "Fallback",
@@ -24,4 +27,5 @@ __all__ = [
     "NaturalCalendar",
     "Window",
     "WorkingCalendar",
+    "chinese_office_hours",
 ]

@@ -5,7 +5,8 @@ made valid, then broken in one way, and a :class:`Defect` saying how the loader 
 name the problem. A test asserts that ``Workflow.from_dict(data)`` raises
 ``InvalidWorkflow`` and that ``defect.found_in(error.problems)``.
 
-Requires ``hypothesis`` (in the ``dev`` extra).
+Each defect is worded as closedloop's own loader words it, so this tests that loader
+and nothing else; it lives with the tests, not in ``closedloop.testing``.
 """
 
 from __future__ import annotations

@@ -1,0 +1,185 @@
+"""The worker loop: tick, deliver, sleep until the next due time, until asked to stop.
+
+A host that runs an engine in a process of its own (``closedloop worker`` does) needs
+the same loop every time: apply the timers that came due, deliver the outbox, then
+sleep until the engine's next due time or an interval, whichever comes first, and do
+it again. :class:`Worker` is that loop. Time is read from the engine's clock, so a
+test with a ``ManualClock`` and a ``wait`` that moves the clock sees exact pauses.
+
+Stopping is cooperative: :meth:`Worker.stop` (or setting the event passed as
+``stopping``) is seen before every claim, so the worker finishes the item in hand -
+the timers it has claimed, the notification it is sending - claims nothing more, and
+:meth:`Worker.run` returns. Nothing is lost when a worker is killed outright either:
+its leases run out and another worker takes the items over.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from closedloop.engine.delivery import DeliveryReport
+from closedloop.engine.service import Engine
+from closedloop.engine.ticking import TickReport
+from closedloop.errors import StoreError, ValidationError
+
+log = logging.getLogger("closedloop.worker")
+
+MIN_PAUSE = timedelta(milliseconds=500)
+"""The shortest sleep when a timer is already due: one still held under another
+worker's lease would otherwise have the loop spin until the lease runs out."""
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerRound:
+    """What one round of a :class:`Worker` did.
+
+    Attributes:
+        timers: What the tick did (timers applied, stale, deferred).
+        deliveries: What delivery did (delivered, retried, dead, disabled).
+    """
+
+    timers: TickReport
+    deliveries: DeliveryReport
+
+
+def _log_store_error(error: StoreError) -> None:
+    log.error("closedloop worker round failed; retrying after the interval", exc_info=error)
+
+
+class Worker:
+    """Ticks an engine and delivers its outbox in a loop, until asked to stop.
+
+    Each round applies the due timers (``engine.tick``) and delivers the outbox
+    (``engine.deliver``), then the worker sleeps until the engine's next due time or
+    ``interval``, whichever comes first (:data:`MIN_PAUSE` when a timer is already due
+    but held by another worker). A :class:`~closedloop.errors.StoreError` in a
+    round is handed to ``on_error`` and the round is tried again after ``interval``;
+    any other error ends :meth:`run`.
+
+    Args:
+        engine: The engine to work for; its clock measures the pauses.
+        interval: The longest sleep between two rounds.
+        tick_batch: Timers claimed at once (each is applied in its own transaction).
+        deliver_batch: Notifications claimed at once; one by default, so stopping
+            never waits on more than one send.
+        deliver: Deliver the outbox in each round; turn it off when something else
+            delivers.
+        stopping: The stop request; a new event by default. Pass one to stop the
+            worker from elsewhere (a signal handler, another thread).
+        wait: Sleeps for the pause it is given and returns early once the worker is
+            asked to stop; ``stopping.wait`` by default. A test with a ``ManualClock``
+            passes one that advances the clock.
+        on_error: Told of a store error in a round; logged on the
+            ``closedloop.worker`` logger by default.
+
+    Raises:
+        ValidationError: ``interval`` or a batch size is not positive.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        interval: timedelta = timedelta(seconds=5),
+        tick_batch: int = 10,
+        deliver_batch: int = 1,
+        deliver: bool = True,
+        stopping: threading.Event | None = None,
+        wait: Callable[[timedelta], object] | None = None,
+        on_error: Callable[[StoreError], object] = _log_store_error,
+    ) -> None:
+        _check(interval, tick_batch, deliver_batch)
+        self._engine = engine
+        self._interval = interval
+        self._tick_batch = tick_batch
+        self._deliver_batch = deliver_batch
+        self._deliver = deliver
+        self._stopping = stopping if stopping is not None else threading.Event()
+        self._wait = wait or self._sleep
+        self._on_error = on_error
+        self.applied = 0
+        """Timers applied since the worker was made."""
+        self.delivered = 0
+        """Notifications delivered since the worker was made."""
+
+    @property
+    def interval(self) -> timedelta:
+        """The longest sleep between two rounds."""
+        return self._interval
+
+    @property
+    def stopping(self) -> threading.Event:
+        """The stop request: set by :meth:`stop`, seen before every claim."""
+        return self._stopping
+
+    def stop(self) -> None:
+        """Ask the worker to stop: it finishes the item in hand and claims nothing more.
+
+        A stopped worker stays stopped: :meth:`run` returns at once.
+        """
+        self._stopping.set()
+
+    def run(self) -> None:
+        """Work round after round until asked to stop.
+
+        Raises:
+            Exception: any error but a ``StoreError`` ends the run (the engine already
+                defers a timer whose effect is refused, and retries a failed send).
+        """
+        while not self._stopping.is_set():
+            try:
+                self.run_once()
+                pause = self.pause()
+            except StoreError as error:
+                self._on_error(error)
+                pause = self._interval
+            if not self._stopping.is_set():
+                self._wait(pause)
+
+    def run_once(self) -> WorkerRound:
+        """One round: apply the due timers, then deliver the outbox; no sleeping.
+
+        Raises:
+            StoreError: the store failed; nothing half-done is kept.
+        """
+        should_stop = self._stopping.is_set
+        timers = self._engine.tick(batch=self._tick_batch, should_stop=should_stop)
+        self.applied += timers.applied
+        deliveries = DeliveryReport()
+        if self._deliver:
+            deliveries = self._engine.deliver(batch=self._deliver_batch, should_stop=should_stop)
+            self.delivered += deliveries.delivered
+        return WorkerRound(timers, deliveries)
+
+    def pause(self) -> timedelta:
+        """How long to sleep before the next round, on the engine's clock.
+
+        Until the next due time, but no longer than :attr:`interval`; :data:`MIN_PAUSE`
+        when a timer is already due (another worker holds it).
+
+        Raises:
+            StoreError: the store failed.
+        """
+        due = self._engine.next_due_at()
+        if due is None:
+            return self._interval
+        until = due - self._engine.now()
+        return min(until if until > timedelta(0) else MIN_PAUSE, self._interval)
+
+    def _sleep(self, pause: timedelta) -> None:
+        self._stopping.wait(pause.total_seconds())
+
+
+def _check(interval: timedelta, tick_batch: int, deliver_batch: int) -> None:
+    problems: list[tuple[str, str]] = []
+    if not isinstance(interval, timedelta) or interval <= timedelta(0):
+        problems.append(("interval", f"must be a positive timedelta, got {interval!r}"))
+    for name, size in (("tick_batch", tick_batch), ("deliver_batch", deliver_batch)):
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            problems.append((name, f"must be a whole number of at least 1, got {size!r}"))
+    if problems:
+        raise ValidationError(problems, subject="worker")
