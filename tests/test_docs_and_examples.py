@@ -54,3 +54,40 @@ def test_every_example_script_runs(script: str, tmp_path: Path) -> None:
         cwd=tmp_path,
         timeout=120,
     )
+
+
+ACTOR_ID = re.compile(r"""Actor\(\s*f?["']([^"']*)["']""")
+PERSONAL = re.compile(r"\d{7,}|@|\{[^}]*phone[^}]*\}")
+
+
+def test_examples_give_actors_opaque_ids_never_phone_numbers_or_emails() -> None:
+    """Actor ids stay in the hash-chained trail for good: no example may teach putting
+    a phone number or an email address there."""
+    sources = [
+        ROOT / "README.md",
+        *(ROOT / "docs").glob("*.md"),
+        *(ROOT / "examples").rglob("*.py"),
+    ]
+    sources += (ROOT / "src" / "closedloop" / "simulation").rglob("*.py")
+    found = {
+        (path.relative_to(ROOT).as_posix(), actor_id)
+        for path in sources
+        for actor_id in ACTOR_ID.findall(path.read_text(encoding="utf-8"))
+    }
+    assert len(found) > 10, "the pattern no longer finds the examples' actors"
+    assert sorted(item for item in found if PERSONAL.search(item[1])) == []
+
+
+def test_the_security_page_names_only_tests_that_exist() -> None:
+    page = (ROOT / "docs" / "security.md").read_text(encoding="utf-8")
+    files = set(re.findall(r"`(tests/[\w/]+\.py)", page))
+    names = set(re.findall(r"`(?:tests/[\w/]+\.py::)?(test_\w+)`", page))
+    assert files, "the page names no test file"
+    assert names, "the page names no test"
+    assert sorted(f for f in files if not (ROOT / f).is_file()) == []
+    defined = {
+        match
+        for path in (ROOT / "tests").rglob("test_*.py")
+        for match in re.findall(r"^def (test_\w+)\(", path.read_text(encoding="utf-8"), re.M)
+    }
+    assert sorted(names - defined) == []

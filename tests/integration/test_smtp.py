@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import base64
 import socket
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import yaml
 
-from closedloop.adapters.smtp import SMTPNotifier
+from closedloop import Engine, Workflow, workflows
+from closedloop.adapters.memory import InMemoryStore
+from closedloop.adapters.smtp import SMTPNotifier, one_line
 from closedloop.engine.model import ReporterContact
 from closedloop.errors import DeliveryFailed, ValidationError
 from closedloop.testing.notifiers import sample_notification
-from tests.loopback import SMTPReceiver
+from tests.cast import CITIZEN, DISPATCHER
+from tests.loopback import ReceivedMail, SMTPReceiver
 
 UNIT = ["ops@water.example", "chief@water.example"]
 BOOK = {"unit:water-company": UNIT, "role:dispatcher": "dispatch@city.example"}
@@ -69,6 +74,76 @@ def test_a_long_chinese_subject_is_folded_and_decodes_intact(receiver: SMTPRecei
     (mail,) = receiver.mails
     assert max(len(line) for line in mail.raw.split(b"\r\n")) <= 78
     assert mail.message["Subject"] == subject
+
+
+HEADERS = [
+    "From",
+    "To",
+    "Subject",
+    "Date",
+    "Message-ID",
+    "X-Closedloop-Id",
+    "Auto-Submitted",
+    "Content-Type",
+    "Content-Transfer-Encoding",
+    "MIME-Version",
+]
+"""The headers every message carries, in order, each once."""
+
+
+def header_lines(mail: ReceivedMail) -> list[bytes]:
+    """The raw header block as received, one entry per line (continuations included)."""
+    return mail.raw.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
+
+
+SMUGGLED = base64.b64encode(b"x\r\nBcc: evil@evil.example").decode()
+
+
+ENCODED_INJECTIONS = [
+    "=?utf-8?q?Pipe_burst=0D=0ABcc:_evil@evil.example?=",
+    "=?UTF-8?Q?Pipe_burst=0ACc:_evil@evil.example?=",
+    f"漏水 =?utf-8?b?{SMUGGLED}?= 人民路",
+    "=?iso-8859-1?q?a=0D=0AX-Injected:_yes?= =?utf-8?q?=0D=0ABcc:_evil@evil.example?=",
+    "=?utf-8?q?=0D=0A=0D=0Aforged_body?=",
+    "Leak =?utf-8?q?=0D=0ABcc:_evil@evil.example?=\r\nCc: evil@evil.example",
+    "=?utf-8?q?Pipe_burst=0D=0ABcc:_evil@evil.example?=" + " 管网漏损" * 12,
+]
+
+
+@pytest.mark.parametrize("subject", ENCODED_INJECTIONS)
+def test_encoded_line_breaks_in_a_subject_cannot_add_a_header(
+    receiver: SMTPReceiver, subject: str
+) -> None:
+    smtp(receiver).send(sample_notification(recipient="role:dispatcher", subject=subject))
+    (mail,) = receiver.mails
+    assert mail.rcpt_tos == ["dispatch@city.example"]
+    assert list(mail.message.keys()) == HEADERS
+    starts = [line.split(b":")[0].lower() for line in header_lines(mail) if line[:1] != b" "]
+    assert starts == [name.lower().encode() for name in HEADERS]
+    assert b"evil.example" not in b"\r\n".join(header_lines(mail))  # only inside base64
+    assert max(len(line) for line in header_lines(mail)) <= 78
+    # Kept, safely: a mail reader shows the characters that were written, on one line.
+    assert mail.message["Subject"] == one_line(subject)
+
+
+def test_a_host_template_with_the_description_in_the_subject_adds_no_header(
+    receiver: SMTPReceiver,
+) -> None:
+    data = yaml.safe_load(workflows.standard_yaml())
+    data["templates"]["assigned"]["subject"] = "【派单】${description}"
+    workflow = Workflow.from_dict(data)
+    notifier = smtp(receiver, addresses={"unit:water": "ops@water.example"})
+    engine = Engine(workflow, store=InMemoryStore(), notifier=notifier)
+    description = "=?utf-8?q?Pipe_burst=0D=0ABcc:_evil@evil.example?="
+    case = engine.report(CITIZEN, description=description, location="人民路 12 号")
+    case = engine.trigger(case.id, "classify", by=DISPATCHER, category="01.01")
+    engine.trigger(case.id, "dispatch", by=DISPATCHER, unit="water")
+
+    assert engine.deliver().delivered == 1
+    (mail,) = receiver.mails
+    assert mail.rcpt_tos == ["ops@water.example"]
+    assert list(mail.message.keys()) == HEADERS
+    assert mail.message["Subject"] == f"【派单】{description}"
 
 
 def test_line_breaks_in_subject_or_description_cannot_add_a_header(

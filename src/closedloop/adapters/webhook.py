@@ -13,11 +13,17 @@ import json
 import re
 import socket
 from collections.abc import Iterable
-from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
+from ipaddress import ip_address
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import urlsplit
 
+from closedloop.adapters.webhook_targets import (
+    METADATA_HOSTS,
+    Allowance,
+    IPAddress,
+    address_problem,
+)
 from closedloop.engine.clock import SystemClock
 from closedloop.engine.ports import Clock, Notification
 from closedloop.errors import (
@@ -41,70 +47,13 @@ if TYPE_CHECKING:
 
 __all__ = ["WebhookNotifier"]
 
-IPAddress = IPv4Address | IPv6Address
-IPNetwork = IPv4Network | IPv6Network
-
-METADATA_HOSTS = frozenset(
-    {"metadata", "metadata.google.internal", "metadata.goog", "metadata.tencentyun.com"}
-)
-"""Host names of cloud instance-metadata services, refused unless allowed by name."""
-METADATA_ADDRESSES = frozenset(
-    ip_address(a) for a in ("169.254.169.254", "fd00:ec2::254", "100.100.100.200")
-)
-"""AWS, GCP, Azure, Huawei, Tencent (169.254.169.254), AWS IPv6, Alibaba Cloud."""
-
 _HEADER_SAFE = re.compile(r"[\x21-\x7e]{1,256}")
-
-
-class _Allowance:
-    """The host's ``allow_hosts``: names, addresses and networks it vouches for."""
-
-    def __init__(self, entries: Iterable[str]) -> None:
-        names: set[str] = set()
-        networks: list[IPNetwork] = []
-        for entry in entries:
-            text = entry.strip().lower().rstrip(".")
-            try:
-                networks.append(ip_network(text.strip("[]"), strict=False))
-            except ValueError:
-                names.add(text)
-        self.names = frozenset(names)
-        self.networks = tuple(networks)
-
-    def allows_name(self, host: str) -> bool:
-        return host in self.names
-
-    def allows_address(self, address: IPAddress) -> bool:
-        # A metadata address passes only when named exactly, never through a wider net.
-        exact = address.max_prefixlen
-        return any(
-            address in net and (address not in METADATA_ADDRESSES or net.prefixlen == exact)
-            for net in self.networks
-            if net.version == address.version
-        )
-
-
-def address_problem(address: IPAddress) -> str | None:
-    """Why a webhook must not go to ``address`` ("a loopback address"), or ``None``."""
-    if isinstance(address, IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    checks = (
-        (address in METADATA_ADDRESSES, "a cloud metadata address"),
-        (address.is_unspecified, "an unspecified address"),
-        (address.is_loopback, "a loopback address"),
-        (address.is_link_local, "a link-local address"),
-        (address.is_multicast, "a multicast address"),
-        (address.is_private, "a private address"),
-        (address.is_reserved, "a reserved address"),
-        (not address.is_global, "not a globally routable address"),
-    )
-    return next((reason for failed, reason in checks if failed), None)
 
 
 class _Target:
     """A parsed, checked webhook URL and what is needed to reach it safely."""
 
-    def __init__(self, url: httpx.URL, shown: str, allowance: _Allowance) -> None:
+    def __init__(self, url: httpx.URL, shown: str, allowance: Allowance) -> None:
         self.url = url
         self.shown = shown
         self.host = url.raw_host.decode("ascii").lower().rstrip(".")
@@ -156,7 +105,7 @@ def _shown(url: str) -> str:
     return f"{parts.scheme}://{host}{parts.path}"
 
 
-def _parse(httpx_module: Any, url: str, allowance: _Allowance) -> _Target:
+def _parse(httpx_module: Any, url: str, allowance: Allowance) -> _Target:
     shown = _shown(url)
     try:
         parsed: httpx.URL = httpx_module.URL(url)
@@ -192,12 +141,14 @@ class WebhookNotifier:
 
     The URL is refused (:class:`~closedloop.errors.UnsafeTarget`) when it carries
     credentials, or its host is, or resolves to, a loopback, private, link-local,
-    multicast, unspecified, reserved or cloud metadata address - unless ``allow_hosts``
-    names it. Names are resolved again before every send (a name that later resolves
-    to a refused address fails the attempt), and the request goes to the address that
-    was checked, so DNS rebinding cannot slip between check and connect. A ``client``
-    you pass (for a proxy, say) resolves names itself: the check then stays, the
-    pinning does not.
+    multicast, unspecified, reserved, site-local or cloud metadata address, or an IPv6
+    address carrying such an IPv4 address (IPv4-mapped, IPv4-compatible, 6to4,
+    Teredo, NAT64) - unless ``allow_hosts`` names it (the rules are in
+    :mod:`closedloop.adapters.webhook_targets`). Names are resolved again before
+    every send (a name that later resolves to a refused address fails the attempt),
+    and the request goes to the address that was checked, so DNS rebinding cannot
+    slip between check and connect. A ``client`` you pass (for a proxy, say) resolves
+    names itself: the check then stays, the pinning does not.
 
     Args:
         url: The receiver's ``http://`` or ``https://`` URL.
@@ -236,7 +187,7 @@ class WebhookNotifier:
         self._keys = decode_secrets(secrets)
         self._timeout = float(timeout)
         allowed = [allow_hosts] if isinstance(allow_hosts, str) else allow_hosts
-        self._target = _parse(httpx, url, _Allowance(allowed))
+        self._target = _parse(httpx, url, Allowance(allowed))
         with contextlib.suppress(OSError):  # DNS may be down at start-up; sends check again
             self._target.addresses()
         self._owns_client = client is None

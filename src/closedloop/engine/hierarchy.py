@@ -20,19 +20,20 @@ from pydantic import AfterValidator
 MAX_CODE_LENGTH = 128
 """The longest code accepted, in characters."""
 
-_CODE = re.compile(r"^[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*$")
+# Matched with fullmatch: "$" would also match before a final line break.
+_CODE = re.compile(r"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*")
 
 
 @lru_cache(maxsize=4096)
 def _well_formed(value: str) -> bool:
-    return len(value) <= MAX_CODE_LENGTH and bool(_CODE.match(value))
+    return len(value) <= MAX_CODE_LENGTH and bool(_CODE.fullmatch(value))
 
 
 def is_code(value: object) -> bool:
     """Whether ``value`` is a well-formed hierarchical code.
 
-    >>> is_code("D1.S1.C2.G07"), is_code("01..02"), is_code("01/02")
-    (True, False, False)
+    >>> is_code("D1.S1.C2.G07"), is_code("01..02"), is_code("01/02"), is_code("01\\n")
+    (True, False, False, False)
     """
     return isinstance(value, str) and _well_formed(value)
 
@@ -43,6 +44,8 @@ def code_problem(value: object) -> str | None:
         return None
     if isinstance(value, str) and len(value) > MAX_CODE_LENGTH:
         return f"code is longer than {MAX_CODE_LENGTH} characters"
+    if isinstance(value, str) and value != value.strip():
+        return f"code {value!r} begins or ends with whitespace or a line break"
     return (
         f"malformed code {value!r}: use dot-separated segments of letters, digits, "
         "'_' or '-', such as 'D1.S1.C2.G07' or '01.02'"

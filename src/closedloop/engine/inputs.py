@@ -2,7 +2,9 @@
 
 Text is normalised to NFC; control characters other than newline and tab, lone
 surrogates and bidirectional override/isolate characters are refused; lengths and
-payload size and depth are bounded. Every refusal is a
+payload size and depth are bounded. Codes, identifiers, phone numbers and email
+addresses are matched whole: whitespace or a line break before or after them is
+refused, not trimmed (``"water\n"`` is not the unit ``water``). Every refusal is a
 :class:`~closedloop.errors.ValidationError` naming the field.
 """
 
@@ -18,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from closedloop.engine.definition import FieldSpec, TransitionSpec
-from closedloop.engine.model import JSON, Actor, Location, ReporterContact
+from closedloop.engine.model import JSON, Actor, Location, ReporterContact, printable
 from closedloop.errors import ValidationError
 
 MAX_DESCRIPTION = 4000
@@ -28,9 +30,12 @@ MAX_PAYLOAD_DEPTH = 4
 MAX_CODES = 50
 
 _BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}$")
-_PHONE = re.compile(r"^\+?[0-9][0-9 \-]{2,30}$")
-_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,189}$")
+MAX_ACTOR_ID = 200
+# Matched with fullmatch: "$" would also match before a final line break.
+_CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}")
+_PHONE = re.compile(r"\+?[0-9][0-9 \-]{1,29}[0-9]")
+_EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]{1,189}")
+_PADDED = "begins or ends with whitespace or a line break"
 
 Errors = list[tuple[str, str]]
 
@@ -64,6 +69,9 @@ def report(
     if not isinstance(reporter, Actor):
         raise ValidationError([("reporter", "must be an Actor")], subject="report")
     errors: Errors = []
+    problem = actor_id_problem(reporter.id)
+    if problem:
+        errors.append(("reporter.id", problem))
     clean = text(description, "description", errors, max_length=MAX_DESCRIPTION, multiline=True)
     if not errors and not clean.strip():
         errors.append(("description", "must not be empty"))
@@ -105,9 +113,25 @@ def text(value: Any, field: str, errors: Errors, *, max_length: int, multiline: 
     return clean
 
 
+def actor_id_problem(value: object) -> str | None:
+    """Why ``value`` cannot be an actor's id, or ``None`` when it can.
+
+    An id is 1 to 200 printable characters of valid Unicode, with no whitespace at
+    either end: ``"op-07 "`` would be another actor than ``"op-07"`` to every check
+    that compares ids, and nobody could tell them apart on a screen.
+    """
+    if not isinstance(value, str) or not printable(value, MAX_ACTOR_ID):
+        return f"must be 1 to {MAX_ACTOR_ID} printable characters of valid Unicode"
+    # The id itself stays out of the message: a badly chosen one may be personal data.
+    return _PADDED if value != value.strip() else None
+
+
 def code(value: Any, field: str, errors: Errors) -> str:
     """``value`` as a short identifier (a category code, a unit id, a channel)."""
-    if not isinstance(value, str) or not _CODE.match(value):
+    if isinstance(value, str) and value != value.strip():
+        errors.append((field, f"{_show(value)} {_PADDED}; a code is matched exactly"))
+        return ""
+    if not isinstance(value, str) or not _CODE.fullmatch(value):
         errors.append(
             (field, f"{_show(value)} is not a code; use letters, digits and . _ : - (max 128)")
         )
@@ -167,10 +191,16 @@ def contact(value: Any, errors: Errors) -> ReporterContact | None:
     name, phone, email = value.get("name"), value.get("phone"), value.get("email")
     if name is not None:
         name = text(name, "contact.name", errors, max_length=100, multiline=False)
-    if phone is not None and (not isinstance(phone, str) or not _PHONE.match(phone)):
-        errors.append(("contact.phone", "must be digits, spaces or '-', optionally after '+'"))
-    if email is not None and (not isinstance(email, str) or not _EMAIL.match(email)):
-        errors.append(("contact.email", "must be an address like name@example.org"))
+    for field, given, pattern, shape in (
+        ("phone", phone, _PHONE, "must be digits, spaces or '-', optionally after '+'"),
+        ("email", email, _EMAIL, "must be an address like name@example.org"),
+    ):
+        if given is None:
+            continue
+        if isinstance(given, str) and given != given.strip():
+            errors.append((f"contact.{field}", f"{_PADDED}; give the {field} alone"))
+        elif not isinstance(given, str) or not pattern.fullmatch(given):
+            errors.append((f"contact.{field}", shape))
     return None if errors else ReporterContact(name=name, phone=phone, email=email)
 
 

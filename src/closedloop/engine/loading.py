@@ -21,8 +21,37 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 _QUOTE_HINT = " (quote codes and versions in YAML, e.g. '01.02', or YAML reads a number)"
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """A safe loader that refuses duplicate mapping keys instead of keeping the last."""
+MAX_YAML_DEPTH = 64
+"""The deepest nesting of lists and mappings a YAML file may have."""
+
+
+class BoundedLoader(yaml.SafeLoader):
+    """A safe loader that refuses documents nested deeper than :data:`MAX_YAML_DEPTH`.
+
+    PyYAML builds nested nodes by recursion: a few thousand ``[`` would otherwise end in
+    a ``RecursionError`` instead of a problem report naming the file and line.
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        """Compose one node, refusing it when it lies too deep."""
+        if self._depth >= MAX_YAML_DEPTH:
+            mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+            raise yaml.composer.ComposerError(
+                None, None, f"nested deeper than {MAX_YAML_DEPTH} levels", mark
+            )
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+class _StrictLoader(BoundedLoader):
+    """A bounded safe loader that refuses duplicate mapping keys instead of keeping the last."""
 
 
 def _unique_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:

@@ -1,8 +1,13 @@
 """Exports of any metric table (metrics, supervision board, flagged cases, daily series).
 
 CSV: one header line with the column names, then one line per row; rates as
-fractions with full precision, empty cells for "no value". JSON: an object with the
-table's description (period, instant, grouping, the definitions used) and its rows.
+fractions with full precision, empty cells for "no value". A text cell that a
+spreadsheet would run as a formula - one starting with ``=``, ``+``, ``-``, ``@``, a tab
+or a carriage return, such as a unit named ``=HYPERLINK(...)`` - gets a single quote in
+front (``'=HYPERLINK(...)``), as OWASP recommends against CSV injection; numbers, and
+text that is exactly a number (``-3.5``), are written as they are, so they stay numbers.
+JSON: an object with the table's description (period, instant, grouping, the
+definitions used) and its rows, every value as it is.
 """
 
 from __future__ import annotations
@@ -10,6 +15,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
@@ -34,13 +41,20 @@ class Tabular(Protocol):
         ...
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+
+
 def to_csv(table: Tabular) -> str:
-    """The table as CSV text (``\\r\\n`` line ends, as RFC 4180 says)."""
+    """The table as CSV text (``\\r\\n`` line ends, as RFC 4180 says).
+
+    Text cells that would start a spreadsheet formula are prefixed with ``'``.
+    """
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=table.columns, extrasaction="raise")
-    writer.writeheader()
+    writer.writerow({column: _inert(column) for column in table.columns})
     for record in table.records():
-        writer.writerow({key: _text(value) for key, value in record.items()})
+        writer.writerow({key: _inert(_text(value)) for key, value in record.items()})
     return out.getvalue()
 
 
@@ -75,3 +89,12 @@ def _text(value: object) -> object:
         return ""
     isoformat = getattr(value, "isoformat", None)
     return isoformat() if callable(isoformat) else value
+
+
+def _inert(value: object) -> object:
+    """``value``, with a quote in front if it is text a spreadsheet would run as a formula."""
+    if isinstance(value, float) and not math.isfinite(value):
+        value = str(value)  # "-inf" would be read as a formula
+    if isinstance(value, str) and value.startswith(_FORMULA_START) and not _NUMBER.fullmatch(value):
+        return "'" + value
+    return value

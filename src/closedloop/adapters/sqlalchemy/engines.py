@@ -6,6 +6,10 @@ start matters: a transaction that read first and asks for the lock later fails a
 once with "database is locked" when another writer got in between, whatever the
 timeout; asking first makes writers queue, and the version check decides.
 
+The engines made here never show bound parameters, in logs or in error messages: they
+carry reporters' contact data. An engine the host passes in is used as it is (create it
+with ``hide_parameters=True``).
+
 PostgreSQL (psycopg 3): write transactions run at the server's default, READ
 COMMITTED, where a guarded ``UPDATE ... WHERE version = :expected`` waits for a
 concurrent writer and then sees its result (zero rows: a conflict); read-only
@@ -69,7 +73,13 @@ def _create(target: str | URL, busy_timeout: float) -> Engine:
     # JSON columns are encoded and decoded by pydantic-core: several times faster than
     # the json module on a case body, and it writes non-ASCII text (addresses,
     # descriptions) as itself rather than as \\u escapes, which auditors can read.
-    options: dict[str, Any] = {"json_serializer": _json_text, "json_deserializer": from_json}
+    # hide_parameters: with ``sqlalchemy.engine`` logging on, or in a driver error's
+    # message, bound values would show a reporter's name, phone and email.
+    options: dict[str, Any] = {
+        "json_serializer": _json_text,
+        "json_deserializer": from_json,
+        "hide_parameters": True,
+    }
     if backend == "sqlite":
         options["connect_args"] = {"timeout": busy_timeout}
     try:

@@ -29,6 +29,7 @@ from typing import Any
 import yaml
 
 from closedloop.engine.calendars.sources import HolidaySource, LayeredHolidays
+from closedloop.engine.loading import BoundedLoader
 from closedloop.errors import ValidationError
 
 SATURDAY_SUNDAY: frozenset[int] = frozenset({5, 6})
@@ -41,13 +42,13 @@ _YEAR_KEYS = frozenset({"holidays", "workdays"})
 _Problems = list[tuple[str, str]]
 
 
-class _TableLoader(yaml.SafeLoader):
+class _TableLoader(BoundedLoader):
     """Safe YAML that leaves dates as text, so a bad date is reported with its path."""
 
 
 _TableLoader.yaml_implicit_resolvers = {
     first: [(tag, pattern) for tag, pattern in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    for first, resolvers in BoundedLoader.yaml_implicit_resolvers.items()
 }
 
 
