@@ -13,10 +13,9 @@ import pytest
 
 from closedloop.adapters.callback import CallbackNotifier
 from closedloop.adapters.smtp import SMTPNotifier
-from closedloop.adapters.webhook import WebhookNotifier
+from closedloop.adapters.webhook import WebhookNotifier, verify
 from closedloop.engine.ports import Notification, Notifier
 from closedloop.testing.notifiers import NotifierContract, ReceivedMessage, RecordingNotifier
-from closedloop.webhooks import verify
 from tests.loopback import HTTPReceiver, SMTPReceiver
 
 SECRET = b"contract-suite secret of 32 byte"

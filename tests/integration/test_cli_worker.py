@@ -154,7 +154,7 @@ def test_sigterm_mid_send_finishes_the_claimed_notification_and_claims_no_more(
     tmp_path: Path, receiver: str
 ) -> None:
     pytest.importorskip("httpx")
-    from closedloop.webhooks import generate_secret
+    from closedloop.adapters.webhook import generate_secret
 
     db = tmp_path / "cases.db"
     prepared(db)

@@ -13,10 +13,9 @@ from pathlib import Path
 
 from closedloop import Engine, workflows
 from closedloop.adapters.sqlalchemy import SQLStore
-from closedloop.adapters.webhook import WebhookNotifier
+from closedloop.adapters.webhook import WebhookNotifier, verify
 from closedloop.engine.delivery import RetryPolicy
 from closedloop.testing import ManualClock
-from closedloop.webhooks import verify
 from tests.cast import CITIZEN, DISPATCHER
 from tests.loopback import HANG, HTTPReceiver
 

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from closedloop.adapters.webhook import WebhookNotifier
+from closedloop.adapters.webhook import WebhookNotifier, generate_secret, sign, verify
 from closedloop.engine.model import ReporterContact
 from closedloop.errors import (
     DeliveryFailed,
@@ -25,7 +25,6 @@ from closedloop.errors import (
 )
 from closedloop.testing import ManualClock
 from closedloop.testing.notifiers import sample_notification
-from closedloop.webhooks import generate_secret, sign, verify
 from tests.loopback import HANG, HTTPReceiver, ReceivedRequest
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # the Standard Webhooks example secret

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from closedloop.engine.calendars import Window, WorkingCalendar
-from closedloop.engine.calendars.tables import HolidayTable
+from closedloop.engine.calendars.holiday_table import HolidayTable
 from closedloop.engine.durations import Duration, Unit
 
 # Zones without daylight saving: there wall time and elapsed time agree, so the

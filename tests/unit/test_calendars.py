@@ -13,8 +13,8 @@ import chinese_calendar
 import pytest
 
 from closedloop.engine.calendars import NaturalCalendar, WorkingCalendar
+from closedloop.engine.calendars.holiday_table import HolidayTable
 from closedloop.engine.calendars.sources import ChineseHolidays, CountryHolidays, LayeredHolidays
-from closedloop.engine.calendars.tables import HolidayTable
 from closedloop.engine.durations import Duration
 from closedloop.engine.ports import WorkCalendar
 from closedloop.errors import (

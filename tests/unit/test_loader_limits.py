@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from closedloop import ClosedLoopError, Workflow
-from closedloop.engine.calendars.tables import HolidayTable
+from closedloop.engine.calendars.holiday_table import HolidayTable
 from closedloop.engine.directory import InMemoryDirectory
 from closedloop.engine.duties.catalog import CategoryCatalog
 from closedloop.engine.duties.responsibility_list import ResponsibilityList

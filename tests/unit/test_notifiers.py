@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from closedloop.adapters.callback import CallbackNotifier, LoggingNotifier
+from closedloop.adapters.webhook import decode_secrets, generate_secret, sign, verify
 from closedloop.engine.model import ReporterContact
 from closedloop.engine.ports import Notification
 from closedloop.errors import (
@@ -24,7 +25,6 @@ from closedloop.errors import (
 )
 from closedloop.testing.notifiers import sample_notification
 from closedloop.testing.recording import RecordingNotifier
-from closedloop.webhooks import decode_secrets, generate_secret, sign, verify
 
 NOW = datetime(2026, 1, 5, 9, tzinfo=UTC)
 SECRET = generate_secret()

@@ -1,4 +1,9 @@
-"""Reading the directory, category and responsibility-list files.
+"""Reading YAML, and the directory, category and responsibility-list files.
+
+Every YAML file closedloop reads (workflows, responsibility lists, directories,
+catalogues, holiday tables) goes through :func:`parse_yaml`: one safe-load policy, so a
+file can build no Python object, nest no deeper than :data:`MAX_YAML_DEPTH`, and repeat
+no key.
 
 Loaders report every problem of a file at once, so each item is validated on its own
 and pydantic's errors are turned into one line per problem, prefixed with where the
@@ -74,16 +79,32 @@ _StrictLoader.add_constructor(
 )
 
 
-def parse_yaml(text: str) -> Any:
-    """The YAML document in ``text``, refusing duplicate keys.
+class _TextDatesLoader(_StrictLoader):
+    """The strict loader, leaving dates as text so a bad date is reported with its path."""
+
+
+_TextDatesLoader.yaml_implicit_resolvers = {
+    first: [(tag, pattern) for tag, pattern in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in _StrictLoader.yaml_implicit_resolvers.items()
+}
+
+
+def parse_yaml(text: str, *, dates_as_text: bool = False) -> Any:
+    """The YAML document in ``text``, refusing duplicate keys and deep nesting.
+
+    Args:
+        text: The document.
+        dates_as_text: Leave ``2027-01-01`` as the string it is written as, for
+            readers that check dates themselves and report a bad one by its path.
 
     Raises:
-        yaml.YAMLError: not YAML, or a mapping repeats a key.
+        yaml.YAMLError: not YAML, nested too deep, or a mapping repeats a key.
     """
-    # _StrictLoader is a SafeLoader: no arbitrary objects are constructed. A list or
-    # mapping used as a key, or nesting too deep to build, is not a document we accept.
+    # A SafeLoader: no arbitrary objects are constructed. A list or mapping used as a
+    # key, or nesting too deep to build, is not a document we accept.
+    loader = _TextDatesLoader if dates_as_text else _StrictLoader
     try:
-        return yaml.load(text, Loader=_StrictLoader)
+        return yaml.load(text, Loader=loader)
     except (TypeError, RecursionError) as exc:
         raise yaml.YAMLError(f"unusable YAML structure: {exc}") from None
 

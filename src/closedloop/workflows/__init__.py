@@ -7,9 +7,8 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-import yaml
-
 from closedloop.engine.definition import Workflow
+from closedloop.engine.loading import parse_yaml
 from closedloop.engine.registry import Registry
 
 __all__ = ["standard", "standard_yaml"]
@@ -35,4 +34,4 @@ def standard(*, registry: Registry | None = None) -> Workflow:
 def _standard_data() -> Any:
     # Parsing the YAML is most of the cost of standard(); each call still gets its own
     # Workflow (and registry), built from a private copy of the parsed data.
-    return yaml.safe_load(standard_yaml())
+    return parse_yaml(standard_yaml())

@@ -6,6 +6,7 @@ extra) and ``HolidayTable`` (data the host supplies), layered with ``LayeredHoli
 ``chinese_office_hours()`` is a ready-made office-hours calendar on Chinese working days.
 """
 
+from closedloop.engine.calendars.holiday_table import HolidayTable
 from closedloop.engine.calendars.office import OFFICE_HOURS, chinese_office_hours
 from closedloop.engine.calendars.sources import (
     ChineseHolidays,
@@ -13,7 +14,6 @@ from closedloop.engine.calendars.sources import (
     HolidaySource,
     LayeredHolidays,
 )
-from closedloop.engine.calendars.tables import HolidayTable
 from closedloop.engine.calendars.working import Fallback, NaturalCalendar, Window, WorkingCalendar
 
 __all__ = [

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from datetime import time
 
+from closedloop.engine.calendars.holiday_table import HolidayTable
 from closedloop.engine.calendars.sources import ChineseHolidays, HolidaySource
-from closedloop.engine.calendars.tables import HolidayTable
 from closedloop.engine.calendars.working import Window, WorkingCalendar
 from closedloop.errors import MissingDependency
 

@@ -14,7 +14,7 @@ Sources:
 * :class:`CountryHolidays` - any country of the ``holidays`` package (extra
   ``holidays``): that country's weekend and public holidays, over the years the package
   declares for it, or fewer if the host says so.
-* :class:`~closedloop.engine.calendars.tables.HolidayTable` - explicit data the host
+* :class:`~closedloop.engine.calendars.holiday_table.HolidayTable` - explicit data the host
   supplies (for example next year's official schedule), in code or from a YAML file.
 * :class:`LayeredHolidays` - several sources, the first that has data for a day answers;
   ``table.over(ChineseHolidays())`` puts supplied data before a package.

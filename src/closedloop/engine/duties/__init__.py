@@ -6,7 +6,7 @@ explanation. See ``docs/routing.md`` for the formats and the resolution order.
 """
 
 from closedloop.engine.duties.catalog import CategoryCatalog, Precedence
-from closedloop.engine.duties.checks import Conflict
+from closedloop.engine.duties.consistency import Conflict
 from closedloop.engine.duties.entries import CoUnit, Entry, Fallback
 from closedloop.engine.duties.resolution import Routing
 from closedloop.engine.duties.responsibility_list import ResponsibilityList

@@ -4,7 +4,7 @@ An :class:`Entry` says who leads on a category of report in an area, on which ba
 from when to when. A :class:`Fallback` (兜底) says who takes what no entry covers in an
 area. Both come from outside (YAML, CSV), so they are frozen pydantic models that
 refuse unknown fields; checks that need the whole list or the directory live in
-:mod:`closedloop.engine.duties.checks`.
+:mod:`closedloop.engine.duties.consistency`.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from closedloop.engine.duties.catalog import CategoryCatalog, Precedence
-from closedloop.engine.duties.checks import Conflict, Located, LocatedFallback, check_list
+from closedloop.engine.duties.consistency import Conflict, Located, LocatedFallback, check_list
 from closedloop.engine.duties.entries import Entry, Fallback, ListHeader
 from closedloop.engine.duties.resolution import (
     Request,

@@ -29,7 +29,7 @@ from typing import Any
 import yaml
 
 from closedloop.engine.calendars.sources import HolidaySource, LayeredHolidays
-from closedloop.engine.loading import BoundedLoader
+from closedloop.engine.loading import parse_yaml
 from closedloop.errors import ValidationError
 
 SATURDAY_SUNDAY: frozenset[int] = frozenset({5, 6})
@@ -40,16 +40,6 @@ _TOP_KEYS = frozenset({"name", "weekend", "years"})
 _YEAR_KEYS = frozenset({"holidays", "workdays"})
 
 _Problems = list[tuple[str, str]]
-
-
-class _TableLoader(BoundedLoader):
-    """Safe YAML that leaves dates as text, so a bad date is reported with its path."""
-
-
-_TableLoader.yaml_implicit_resolvers = {
-    first: [(tag, pattern) for tag, pattern in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in BoundedLoader.yaml_implicit_resolvers.items()
-}
 
 
 class HolidayTable:
@@ -140,7 +130,7 @@ class HolidayTable:
         """
         file = Path(path)
         try:
-            data = yaml.load(file.read_text(encoding="utf-8"), Loader=_TableLoader)
+            data = parse_yaml(file.read_text(encoding="utf-8"), dates_as_text=True)
         except yaml.YAMLError as exc:
             raise ValidationError(
                 [("", f"not valid YAML: {exc}")], subject=f"holiday table {str(file)!r}"

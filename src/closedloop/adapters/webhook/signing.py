@@ -10,7 +10,7 @@ headers:
 
 A receiver checks a request with :func:`verify` before trusting anything in it::
 
-    from closedloop.webhooks import verify
+    from closedloop.adapters.webhook import verify
     from closedloop.errors import SignatureInvalid
 
     try:

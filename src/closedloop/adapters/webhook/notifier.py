@@ -1,9 +1,10 @@
 """Signed webhooks over HTTP(S): the :class:`WebhookNotifier` channel (``http`` extra).
 
 Each notification is POSTed as JSON and signed the Standard Webhooks way (see
-:mod:`closedloop.webhooks`, where the signing lives). Where it may be sent is checked
-first: by default only public internet addresses are reachable, so a webhook URL typed
-into an admin screen cannot be used to probe the host's own network (SSRF).
+:mod:`closedloop.adapters.webhook.signing`, where the signing lives). Where it may be
+sent is checked first: by default only public internet addresses are reachable, so a
+webhook URL typed into an admin screen cannot be used to probe the host's own network
+(SSRF).
 """
 
 from __future__ import annotations
@@ -18,7 +19,15 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import urlsplit
 
-from closedloop.adapters.webhook_targets import (
+from closedloop.adapters.webhook.signing import (
+    ID_HEADER,
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    Secrets,
+    decode_secrets,
+    sign,
+)
+from closedloop.adapters.webhook.targets import (
     METADATA_HOSTS,
     Allowance,
     IPAddress,
@@ -32,14 +41,6 @@ from closedloop.errors import (
     MissingDependency,
     UnsafeTarget,
     ValidationError,
-)
-from closedloop.webhooks import (
-    ID_HEADER,
-    SIGNATURE_HEADER,
-    TIMESTAMP_HEADER,
-    Secrets,
-    decode_secrets,
-    sign,
 )
 
 if TYPE_CHECKING:
@@ -144,7 +145,7 @@ class WebhookNotifier:
     multicast, unspecified, reserved, site-local or cloud metadata address, or an IPv6
     address carrying such an IPv4 address (IPv4-mapped, IPv4-compatible, 6to4,
     Teredo, NAT64) - unless ``allow_hosts`` names it (the rules are in
-    :mod:`closedloop.adapters.webhook_targets`). Names are resolved again before
+    :mod:`closedloop.adapters.webhook.targets`). Names are resolved again before
     every send (a name that later resolves to a refused address fails the attempt),
     and the request goes to the address that was checked, so DNS rebinding cannot
     slip between check and connect. A ``client`` you pass (for a proxy, say) resolves
@@ -153,7 +154,7 @@ class WebhookNotifier:
     Args:
         url: The receiver's ``http://`` or ``https://`` URL.
         secrets: The signing secret, or several during a rotation
-            (see :mod:`closedloop.webhooks`).
+            (see :mod:`closedloop.adapters.webhook.signing`).
         timeout: Seconds allowed for each network operation of a request.
         allow_hosts: Host names, addresses or networks (``10.20.0.0/16``) that the host
             application vouches for; they skip the address checks.
