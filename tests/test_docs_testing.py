@@ -1,5 +1,5 @@
 """docs/testing.md runs as written: its worked example fails as shown, then passes once
-fixed, and every other Python block on the page runs."""
+fixed. (The page's other Python blocks run in tests/test_docs_and_examples.py.)"""
 
 from __future__ import annotations
 
@@ -64,16 +64,3 @@ def test_the_worked_example_finds_the_trap_then_passes_once_fixed(worked_example
     apply(diff, worked_example / "potholes.py")
     passed = run_pytest(worked_example)
     assert passed.returncode == 0, passed.stdout + passed.stderr
-
-
-def test_every_other_python_block_runs(
-    worked_example: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.chdir(worked_example)
-    monkeypatch.syspath_prepend(str(worked_example))
-    monkeypatch.delitem(sys.modules, "potholes", raising=False)
-    snippets = [text for language, name, text in blocks() if language == "python" and not name]
-    assert len(snippets) >= 3
-    for index, snippet in enumerate(snippets):
-        exec(compile(snippet, f"{PAGE.name}[{index}]", "exec"), {"__name__": "docs"})
-    sys.modules.pop("potholes", None)

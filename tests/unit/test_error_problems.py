@@ -82,7 +82,8 @@ def test_each_error_class_states_its_own_status_and_title(cls: type[ClosedLoopEr
     assert "status" in vars(cls), f"{cls.__name__} declares no HTTP status of its own"
     assert "title" in vars(cls), f"{cls.__name__} declares no title of its own"
     assert cls.status in STATUSES
-    assert cls.title and "\n" not in cls.title
+    assert cls.title
+    assert "\n" not in cls.title
 
 
 @pytest.mark.parametrize("cls", ERROR_CLASSES, ids=lambda cls: cls.__name__)
