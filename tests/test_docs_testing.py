@@ -64,3 +64,12 @@ def test_the_worked_example_finds_the_trap_then_passes_once_fixed(worked_example
     apply(diff, worked_example / "potholes.py")
     passed = run_pytest(worked_example)
     assert passed.returncode == 0, passed.stdout + passed.stderr
+
+
+def test_the_example_folder_holds_the_pages_files_with_the_fix(worked_example: Path) -> None:
+    diff = next(text for language, name, text in blocks() if language == "diff")
+    apply(diff, worked_example / "potholes.py")
+    folder = PAGE.parents[1] / "examples" / "potholes"
+    for name in ("potholes.yaml", "potholes.py", "conftest.py", "test_potholes.py"):
+        shown = (worked_example / name).read_text(encoding="utf-8")
+        assert (folder / name).read_text(encoding="utf-8") == shown, name
