@@ -33,7 +33,9 @@ def cases(
     db: Annotated[str, typer.Option("--db", help="Database URL or SQLite file path.")],
     state: StateOption = None,
     unit: Annotated[str | None, typer.Option(help="Only cases this unit leads.")] = None,
-    overdue: Annotated[bool, typer.Option(help="Only cases whose clock is past due now.")] = False,
+    overdue: Annotated[
+        bool, typer.Option("--overdue", help="Only cases whose clock is past due now.")
+    ] = False,
     waiting_on: Annotated[
         str | None,
         typer.Option(help=f"Only cases waiting on this party: {WAITING_ON_FORMS}."),
