@@ -11,15 +11,101 @@ Sub-roots by concern:
 * :class:`InputError` - data submitted by a user is not acceptable.
 * :class:`StoreError` - the storage backend failed.
 * :class:`TimeError` - an instant or a calendar question cannot be answered.
+* :class:`DeliveryError` - a notification could not be delivered.
+
+Errors at an HTTP boundary: every class has an HTTP ``status`` and a short ``title``,
+and :meth:`ClosedLoopError.to_problem` gives an RFC 9457 problem object (a dict ready
+for ``json.dumps``, served as ``application/problem+json``). Its ``type`` is
+``https://closedloop.dev/problems/`` followed by the class name in kebab case
+(``CaseNotFound`` is ``.../case-not-found``): an identifier, stable as long as the
+class name is, that clients compare rather than fetch. The statuses:
+
+======================================================  ======  ========================
+class                                                   status  why
+======================================================  ======  ========================
+ClosedLoopError, DefinitionError, MissingDependency,    500     the server's set-up or
+WorkflowMismatch, HostCodeUnusable, TimeError,                  data is wrong; the
+CalendarNotCovered, StoreError                                  client cannot fix it
+InvalidWorkflow, InvalidResponsibilityList,             422     a submitted definition
+InvalidDirectory, UnknownName                                   or name is unusable
+CaseError, TransitionNotAllowed, GuardRejected,         409     the case's current state
+ConcurrentModification, LeaseLost                               (or version) conflicts
+CaseNotFound, MessageNotFound                           404     not there, or not visible
+PermissionDenied                                        403     the actor may not do it
+IdempotencyConflict                                     422     a key reused for another
+                                                                payload
+InputError, ValidationError, NaiveDatetime,             422     submitted data is invalid
+UnsafeTarget
+SignatureInvalid                                        401     a received webhook is
+                                                                not authentic
+StoreUnavailable                                        503     retry later
+DeliveryError, DeliveryFailed, EndpointGone             502     a downstream channel
+                                                                failed
+======================================================  ======  ========================
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
+from datetime import date, datetime
+from typing import Any, ClassVar
+
+PROBLEM_TYPE_BASE = "https://closedloop.dev/problems/"
+"""Where the ``type`` URIs of problem objects start; the class name in kebab case follows."""
+
+_STANDARD_MEMBERS = frozenset({"type", "title", "status", "detail", "instance"})
 
 
 class ClosedLoopError(Exception):
-    """Root of every error raised by closedloop."""
+    """Root of every error raised by closedloop.
+
+    Attributes:
+        status: The HTTP status a host answers with when this error ends a request.
+        title: A short, fixed summary of the kind of problem (RFC 9457 ``title``).
+    """
+
+    status: ClassVar[int] = 500
+    title: ClassVar[str] = "closedloop error"
+
+    @classmethod
+    def problem_type(cls) -> str:
+        """The RFC 9457 ``type`` URI of this class, e.g. ``.../problems/case-not-found``."""
+        return PROBLEM_TYPE_BASE + re.sub(r"(?<!^)(?=[A-Z])", "-", cls.__name__).lower()
+
+    def to_problem(self) -> dict[str, Any]:
+        """This error as an RFC 9457 problem object, ready for ``json.dumps``.
+
+        ``type``, ``title``, ``status`` and ``detail`` (the message), plus every
+        structured field the error carries (``case_id``, ``state``, ``allowed``,
+        ``errors``, ``problems``, ...) as JSON data: tuples become lists.
+        """
+        fields = {
+            name: _json_value(value)
+            for name, value in vars(self).items()
+            if not name.startswith("_") and name not in _STANDARD_MEMBERS
+        }
+        standard = {
+            "type": self.problem_type(),
+            "title": self.title,
+            "status": self.status,
+            "detail": str(self),
+        }
+        return {**standard, **fields}
+
+
+def _json_value(value: object) -> Any:
+    """``value`` as JSON data: containers recursively, instants as ISO text."""
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {str(key): _json_value(item) for key, item in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        items = sorted(value, key=str) if isinstance(value, set | frozenset) else value
+        return [_json_value(item) for item in items]
+    return str(value)
 
 
 # -- definitions ---------------------------------------------------------------------
@@ -28,9 +114,15 @@ class ClosedLoopError(Exception):
 class DefinitionError(ClosedLoopError):
     """A declarative definition (workflow, list, calendar) is not usable."""
 
+    status = 500
+    title = "Unusable definition"
+
 
 class InvalidWorkflow(DefinitionError, ValueError):
     """A workflow definition has problems; ``problems`` lists every one with its path."""
+
+    status = 422
+    title = "Invalid workflow"
 
     def __init__(self, problems: Sequence[str], *, source: str | None = None) -> None:
         self.problems: tuple[str, ...] = tuple(problems)
@@ -42,6 +134,9 @@ class InvalidWorkflow(DefinitionError, ValueError):
 
 class InvalidResponsibilityList(DefinitionError, ValueError):
     """A responsibility list has problems; ``problems`` lists every one with its place."""
+
+    status = 422
+    title = "Invalid responsibility list"
 
     def __init__(self, problems: Sequence[str], *, source: str | None = None) -> None:
         self.problems: tuple[str, ...] = tuple(problems)
@@ -56,6 +151,9 @@ class InvalidResponsibilityList(DefinitionError, ValueError):
 class InvalidDirectory(DefinitionError, ValueError):
     """A directory of units and members has problems; ``problems`` lists every one."""
 
+    status = 422
+    title = "Invalid directory"
+
     def __init__(self, problems: Sequence[str], *, source: str | None = None) -> None:
         self.problems: tuple[str, ...] = tuple(problems)
         self.source = source
@@ -66,6 +164,9 @@ class InvalidDirectory(DefinitionError, ValueError):
 
 class UnknownName(DefinitionError, LookupError):
     """A name (guard, effect, unit, area) was looked up in a registry that lacks it."""
+
+    status = 422
+    title = "Unknown name"
 
     def __init__(self, kind: str, name: str, known: Iterable[str]) -> None:
         self.kind = kind
@@ -78,6 +179,9 @@ class UnknownName(DefinitionError, LookupError):
 class MissingDependency(DefinitionError, ImportError):
     """An optional package needed by the chosen feature is not installed."""
 
+    status = 500
+    title = "Missing dependency"
+
     def __init__(self, package: str, extra: str, feature: str) -> None:
         self.package = package
         self.extra = extra
@@ -88,15 +192,61 @@ class MissingDependency(DefinitionError, ImportError):
         )
 
 
+class WorkflowMismatch(DefinitionError):
+    """Stored cases were written by another workflow than the one given to handle them.
+
+    ``workflow`` is the given workflow's name, ``stored_workflow`` the name the case
+    records, ``case_id`` a case it cannot handle and ``reason`` why (a state or a clock
+    it does not declare, or another name).
+    """
+
+    status = 500
+    title = "Workflow does not fit the stored cases"
+
+    def __init__(self, workflow: str, case_id: str, stored_workflow: str, reason: str) -> None:
+        self.workflow = workflow
+        self.case_id = case_id
+        self.stored_workflow = stored_workflow
+        self.reason = reason
+        super().__init__(
+            f"workflow {workflow!r} cannot handle the stored case {case_id!r} (written by "
+            f"workflow {stored_workflow!r}): {reason}; use the workflow its cases were "
+            "written with"
+        )
+
+
+class HostCodeUnusable(DefinitionError):
+    """Host code named as ``module:attribute`` cannot be loaded, or is not what is wanted.
+
+    ``spec`` is the name as given, ``wanted`` what it should be (a ``Registry``, a
+    notifier) and ``reason`` what went wrong.
+    """
+
+    status = 500
+    title = "Unusable host code"
+
+    def __init__(self, spec: str, wanted: str, reason: str) -> None:
+        self.spec = spec
+        self.wanted = wanted
+        self.reason = reason
+        super().__init__(f"{spec!r} is not usable as {wanted}: {reason}")
+
+
 # -- cases ---------------------------------------------------------------------------
 
 
 class CaseError(ClosedLoopError):
     """A command on a case cannot be applied; nothing was written."""
 
+    status = 409
+    title = "Command not applicable"
+
 
 class CaseNotFound(CaseError, LookupError):
     """No such case, or the actor may not see it (the two are indistinguishable)."""
+
+    status = 404
+    title = "Case not found"
 
     def __init__(self, case_id: str) -> None:
         self.case_id = case_id
@@ -105,6 +255,9 @@ class CaseNotFound(CaseError, LookupError):
 
 class TransitionNotAllowed(CaseError):
     """The trigger cannot fire from the case's current state."""
+
+    status = 409
+    title = "Transition not allowed"
 
     def __init__(self, case_id: str, state: str, trigger: str, allowed: Iterable[str]) -> None:
         self.case_id = case_id
@@ -120,6 +273,9 @@ class TransitionNotAllowed(CaseError):
 
 class GuardRejected(TransitionNotAllowed):
     """A guard of the transition refused it; ``guard`` names it and ``reason`` says why."""
+
+    status = 409
+    title = "Refused by a guard"
 
     def __init__(self, case_id: str, state: str, trigger: str, guard: str, reason: str) -> None:
         self.guard = guard
@@ -138,6 +294,9 @@ class GuardRejected(TransitionNotAllowed):
 class PermissionDenied(CaseError, PermissionError):
     """The actor holds none of the roles that may fire the trigger on this case."""
 
+    status = 403
+    title = "Permission denied"
+
     def __init__(self, case_id: str, trigger: str, actor_id: str, roles: Iterable[str]) -> None:
         self.case_id = case_id
         self.trigger = trigger
@@ -151,6 +310,9 @@ class PermissionDenied(CaseError, PermissionError):
 
 class ConcurrentModification(CaseError):
     """The case changed since it was read; reload and decide again."""
+
+    status = 409
+    title = "Case modified concurrently"
 
     def __init__(self, case_id: str, expected: int, actual: int | None) -> None:
         self.case_id = case_id
@@ -166,6 +328,9 @@ class ConcurrentModification(CaseError):
 class IdempotencyConflict(CaseError):
     """An idempotency key was reused with a different command or payload."""
 
+    status = 422
+    title = "Idempotency key reused"
+
     def __init__(self, key: str) -> None:
         self.key = key
         super().__init__(
@@ -180,15 +345,27 @@ class IdempotencyConflict(CaseError):
 class InputError(ClosedLoopError, ValueError):
     """Data submitted by a user is not acceptable; nothing was written."""
 
+    status = 422
+    title = "Invalid input"
+
 
 class ValidationError(InputError):
     """Submitted fields are invalid; ``errors`` holds (field path, message) pairs."""
+
+    status = 422
+    title = "Invalid input"
 
     def __init__(self, errors: Sequence[tuple[str, str]], *, subject: str = "input") -> None:
         self.errors: tuple[tuple[str, str], ...] = tuple(errors)
         self.subject = subject
         detail = "; ".join(f"{path}: {msg}" for path, msg in self.errors)
         super().__init__(f"invalid {subject}: {detail}")
+
+    def to_problem(self) -> dict[str, Any]:
+        """The problem object; ``errors`` as a list of ``{"field", "message"}`` objects."""
+        problem = super().to_problem()
+        problem["errors"] = [{"field": path, "message": msg} for path, msg in self.errors]
+        return problem
 
     @property
     def fields(self) -> tuple[str, ...]:
@@ -202,9 +379,15 @@ class ValidationError(InputError):
 class TimeError(ClosedLoopError):
     """An instant or a calendar question cannot be answered."""
 
+    status = 500
+    title = "Time question unanswerable"
+
 
 class NaiveDatetime(TimeError, ValueError):
     """A datetime without a time zone was given where an instant is required."""
+
+    status = 422
+    title = "Naive datetime"
 
     def __init__(self, what: str) -> None:
         self.what = what
@@ -215,6 +398,9 @@ class NaiveDatetime(TimeError, ValueError):
 
 class CalendarNotCovered(TimeError, LookupError):
     """A working-time question reaches a date the calendar has no data for."""
+
+    status = 500
+    title = "Calendar not covered"
 
     def __init__(self, calendar: str, day: str, covered: str) -> None:
         self.calendar = calendar
@@ -233,13 +419,22 @@ class CalendarNotCovered(TimeError, LookupError):
 class StoreError(ClosedLoopError):
     """The storage backend failed; the command was not applied."""
 
+    status = 500
+    title = "Store failure"
+
 
 class StoreUnavailable(StoreError, ConnectionError):
     """The storage backend cannot be reached."""
 
+    status = 503
+    title = "Store unavailable"
+
 
 class LeaseLost(StoreError):
     """A claimed due point or message was taken over after its lease expired."""
+
+    status = 409
+    title = "Lease lost"
 
     def __init__(self, item_id: str) -> None:
         self.item_id = item_id
@@ -250,6 +445,9 @@ class LeaseLost(StoreError):
 
 class MessageNotFound(StoreError, LookupError):
     """No outbox message (or dead letter) with that id."""
+
+    status = 404
+    title = "Message not found"
 
     def __init__(self, message_id: str) -> None:
         self.message_id = message_id
@@ -262,9 +460,15 @@ class MessageNotFound(StoreError, LookupError):
 class DeliveryError(ClosedLoopError):
     """A notification could not be delivered through its channel."""
 
+    status = 502
+    title = "Delivery failure"
+
 
 class DeliveryFailed(DeliveryError):
     """This attempt failed; the message stays in the outbox and is retried."""
+
+    status = 502
+    title = "Delivery failed"
 
     def __init__(self, channel: str, message_id: str, reason: str) -> None:
         self.channel = channel
@@ -276,6 +480,9 @@ class DeliveryFailed(DeliveryError):
 class EndpointGone(DeliveryError):
     """The endpoint refuses messages for good (HTTP 410); it is not retried."""
 
+    status = 502
+    title = "Endpoint gone"
+
     def __init__(self, channel: str, endpoint: str) -> None:
         self.channel = channel
         self.endpoint = endpoint
@@ -285,6 +492,9 @@ class EndpointGone(DeliveryError):
 class UnsafeTarget(DeliveryError, ValueError):
     """A webhook URL points somewhere the library refuses to send to."""
 
+    status = 422
+    title = "Unsafe target"
+
     def __init__(self, url: str, reason: str) -> None:
         self.url = url
         self.reason = reason
@@ -293,6 +503,9 @@ class UnsafeTarget(DeliveryError, ValueError):
 
 class SignatureInvalid(ClosedLoopError, ValueError):
     """A received webhook's signature, id or timestamp does not verify."""
+
+    status = 401
+    title = "Signature invalid"
 
     def __init__(self, reason: str) -> None:
         self.reason = reason

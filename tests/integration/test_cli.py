@@ -1,19 +1,14 @@
-"""The ``closedloop`` command line, run as a user runs it: a subprocess per command.
-
-Commands run through ``python -m closedloop.cli`` (the same ``main`` as the console
-script, whose declaration is checked separately). Independent commands run side by
-side to keep the suite quick.
-"""
+"""The ``closedloop`` command line, run as a user runs it: a subprocess per command
+(see ``cli_runs``; the console script's declaration is checked separately)."""
 
 from __future__ import annotations
 
 import csv
-import os
 import sqlite3
 import subprocess
 import sys
 import tomllib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from importlib import metadata
@@ -27,64 +22,13 @@ from closedloop.cli.report import BOARD_COLUMNS, HANDLING_COLUMNS, THREE_RATES_C
 from closedloop.engine.calendars import chinese_office_hours
 from closedloop.metrics import Period, compute, supervision_board, to_csv
 from closedloop.simulation import START, District
+from tests.integration.cli_runs import Ran, assert_one_line_error, run, run_all
 
 ROOT = Path(__file__).resolve().parents[2]
 DISTRICT = ROOT / "examples" / "district"
 STANDARD = ROOT / "src" / "closedloop" / "workflows" / "standard.yaml"
 UNREACHABLE = "postgresql://nobody@127.0.0.1:9/closedloop"  # port 9 (discard) refuses
 DEMO_DAYS = 5
-
-
-@dataclass(frozen=True)
-class Ran:
-    """One finished command: its exit status and what it wrote."""
-
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-def command(*args: str | Path) -> list[str]:
-    return [sys.executable, "-m", "closedloop.cli", *map(str, args)]
-
-
-def environment() -> dict[str, str]:
-    return {**os.environ, "COLUMNS": "200", "PYTHONIOENCODING": "utf-8"}
-
-
-def run_all(cwd: Path, *commands: Sequence[str | Path], timeout: float = 120) -> list[Ran]:
-    """Run the commands side by side; their results in the same order."""
-    started = [
-        subprocess.Popen(
-            command(*args),
-            cwd=cwd,
-            env=environment(),
-            text=True,
-            encoding="utf-8",
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        for args in commands
-    ]
-    done = []
-    for process in started:
-        out, err = process.communicate(timeout=timeout)
-        done.append(Ran(process.returncode, out, err))
-    return done
-
-
-def run(cwd: Path, *args: str | Path) -> Ran:
-    return run_all(cwd, args)[0]
-
-
-def assert_one_line_error(ran: Ran, *fragments: str) -> None:
-    assert ran.returncode == 1, ran
-    lines = ran.stderr.splitlines()
-    assert len(lines) == 1, ran.stderr
-    assert lines[0].startswith("closedloop: error: "), lines[0]
-    assert "Traceback" not in ran.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 def printed_table(stdout: str, title: str) -> list[list[str]]:
@@ -293,6 +237,8 @@ def test_database_commands(tmp_path: Path) -> None:
     )
     assert fresh.returncode == 0, fresh.stderr
     assert "closedloop schema at revision" in fresh.stdout
+    shown = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
+    assert fresh.stdout.strip() in shown, "docs/cli.md shows another revision than the head"
     assert (tmp_path / "fresh.db").is_file()
     for ran in (down, show_down, worker_down):
         assert_one_line_error(ran)

@@ -1,4 +1,5 @@
-"""``closedloop worker`` against a SQLite file: delivers what is due, stops cleanly on SIGTERM.
+"""``closedloop worker`` against a SQLite file: delivers what is due (to stdout, a webhook
+or the host's own channel), stops cleanly on SIGTERM.
 
 The database is prepared in the test with a manual clock a day in the past, so the
 case's sign-for warning, breach and escalation are all due when the worker starts on
@@ -46,11 +47,13 @@ def prepared(path: Path) -> str:
         store.close()
 
 
-def start_worker(db: Path, *extra: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+def start_worker(
+    db: Path, *extra: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "closedloop.cli", "worker", str(db), "--interval", "0.2", *extra],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, encoding="utf-8",
-        env={**os.environ, **(env or {})},
+        env={**os.environ, **(env or {})}, cwd=cwd,
     )  # fmt: skip
 
 
@@ -174,3 +177,82 @@ def test_sigterm_mid_send_finishes_the_claimed_notification_and_claims_no_more(
     assert others
     assert all(row[1:] == ("pending", 0, None) for row in others)
     assert held_timers(db) == 0
+
+
+HOST_CHANNELS = """
+import json
+from pathlib import Path
+
+
+class FileChannel:
+    \"\"\"Appends each notification it is sent to a file, as a JSON line.\"\"\"
+
+    def __init__(self, name):
+        self.path = Path(__file__).with_name(name)
+
+    def send(self, notification):
+        line = {"id": notification.id, "channel": notification.channel,
+                "event": notification.event, "recipient": notification.recipient}
+        with self.path.open("a", encoding="utf-8") as file:
+            file.write(json.dumps(line) + "\\n")
+
+
+def for_notify():
+    return FileChannel("notify.jsonl")
+
+
+def for_sms():
+    return FileChannel("sms.jsonl")
+"""
+
+
+def delivered_everything(db: Path, worker: subprocess.Popen[str], count: int) -> None:
+    """Wait until the outbox holds ``count`` notifications, every one delivered."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert worker.poll() is None, worker.stderr.read() if worker.stderr else ""
+        rows = outbox(db)
+        if len(rows) == count and all(row[1] == "delivered" for row in rows.values()):
+            return
+        time.sleep(0.1)
+    worker.kill()
+    pytest.fail(f"the worker did not deliver {count} notifications within a minute")
+
+
+def test_worker_delivers_through_the_hosts_channel_named_on_the_command_line(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "channels.py").write_text(HOST_CHANNELS, encoding="utf-8")
+    for name in ("host.db", "other.db"):
+        case_id = prepared(tmp_path / name)
+    host = start_worker(tmp_path / "host.db", "--notifier", "notify=channels:for_notify",
+                        cwd=tmp_path)  # fmt: skip
+    other = start_worker(tmp_path / "other.db", "--notifier", "sms=channels:for_sms",
+                         cwd=tmp_path)  # fmt: skip
+    for db, worker in ((tmp_path / "host.db", host), (tmp_path / "other.db", other)):
+        delivered_everything(db, worker, 4)
+    results = {
+        name: (stopped(worker), worker) for name, worker in (("host", host), ("other", other))
+    }
+    for (_, err), worker in results.values():
+        assert worker.returncode == 0, err
+        assert "4 notifications delivered" in err
+    received = [
+        json.loads(line)
+        for line in (tmp_path / "notify.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
+    assert [(r["channel"], r["event"], r["recipient"]) for r in received] == [
+        ("notify", "dispatch", "unit:lights"),
+        ("notify", "warn", "unit:lights"),
+        ("notify", "breach", "unit:lights"),
+        ("notify", "escalate", "unit:lights"),
+    ]
+    assert sorted(r["id"] for r in received) == sorted(outbox(tmp_path / "host.db"))
+    assert host.stdout is not None
+    assert host.stdout.read() == ""
+    # The other worker's host channel serves only "sms": "notify" went to stdout.
+    assert not (tmp_path / "sms.jsonl").exists()
+    assert other.stdout is not None
+    printed = [json.loads(line) for line in other.stdout.read().splitlines()]
+    assert [p["event"] for p in printed] == ["dispatch", "warn", "breach", "escalate"]
+    assert {p["case_id"] for p in printed} == {case_id}

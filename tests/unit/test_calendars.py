@@ -500,7 +500,7 @@ def test_an_unknown_country_is_refused() -> None:
 
 def test_the_holiday_table_in_the_docs_loads(tmp_path: Path) -> None:
     docs = Path(__file__).parents[2] / "docs" / "calendars.md"
-    example = docs.read_text(encoding="utf-8").split("```yaml\n")[1].split("```")[0]
+    example = docs.read_text(encoding="utf-8").split("```yaml cn-2027.yaml\n")[1].split("```")[0]
     path = tmp_path / "cn-2027.yaml"
     path.write_text(example, encoding="utf-8")
 

@@ -10,6 +10,7 @@ import typer
 from closedloop.cli.database import case_app, db_app
 from closedloop.cli.definitions import diagram, validate
 from closedloop.cli.demo import demo
+from closedloop.cli.listing import cases
 from closedloop.cli.routing import gaps, route
 from closedloop.cli.worker import worker
 
@@ -26,6 +27,7 @@ app.command()(diagram)
 app.command()(route)
 app.command()(gaps)
 app.command()(worker)
+app.command()(cases)
 app.add_typer(db_app, name="db")
 app.add_typer(case_app, name="case")
 

@@ -17,21 +17,21 @@ from rich.console import Console
 from rich.table import Table
 
 from closedloop import workflows
-from closedloop.cli.definitions import load_workflow
+from closedloop.cli.definitions import RegistryOption, load_workflow, registry_of
 from closedloop.cli.failures import fail, reported
+from closedloop.cli.fitting import check_case
 from closedloop.cli.output import NONE, console, instant, table
 from closedloop.engine.definition import Workflow
-from closedloop.engine.model import Actor, AuditEvent, Case
+from closedloop.engine.model import AuditEvent, Case
+from closedloop.engine.privacy import masked
 from closedloop.engine.service import Engine
+from closedloop.errors import CaseNotFound
 
 if TYPE_CHECKING:
     from closedloop.adapters.sqlalchemy import SQLStore
 
 db_app = typer.Typer(help="Manage the SQL database.", no_args_is_help=True)
 case_app = typer.Typer(help="Look at cases.", no_args_is_help=True)
-
-AUDITOR = Actor("closedloop-cli", roles=frozenset({"supervisor"}))
-"""Who the command line reads cases as: sees every case, contact data masked."""
 
 Url = Annotated[
     str, typer.Argument(help="Database URL, or the path of a SQLite file.", show_default=False)
@@ -65,9 +65,15 @@ def open_store(text: str) -> SQLStore:
     return SQLStore(url, create_schema=False)
 
 
-def workflow_of(path: Path | None) -> Workflow:
-    """The workflow in ``path``, or the standard one."""
-    return load_workflow(path) if path is not None else workflows.standard()
+def workflow_of(path: Path | None, registry: str | None = None) -> Workflow:
+    """The workflow in ``path``, or the standard one, with the ``--registry`` code.
+
+    Raises:
+        InvalidWorkflow: the file is unreadable or the definition has problems.
+        HostCodeUnusable: the registry cannot be loaded.
+    """
+    host = registry_of(registry)
+    return load_workflow(path, host) if path is not None else workflows.standard(registry=host)
 
 
 def zone_of(name: str) -> ZoneInfo:
@@ -97,14 +103,17 @@ def case_show(
     case_id: Annotated[str, typer.Argument(help="The case id.", show_default=False)],
     db: Annotated[str, typer.Option("--db", help="Database URL or SQLite file path.")],
     workflow: WorkflowOption = None,
+    registry: RegistryOption = None,
     timezone: ZoneOption = "UTC",
 ) -> None:
     """Show a case, its history, and whether its audit chain verifies."""
     zone = zone_of(timezone)
+    loaded = workflow_of(workflow, registry)
     store = open_store(db)
     try:
-        engine = Engine(workflow_of(workflow), store=store)
-        case = engine.get(case_id, viewer=AUDITOR)
+        case = stored_case(store, case_id)
+        check_case(case, loaded)
+        engine = Engine(loaded, store=store)
         events = engine.history(case_id)
         report = engine.verify(case_id)
     finally:
@@ -122,6 +131,21 @@ def case_show(
         "and replaying them gives the stored case.",
         markup=False,
     )
+
+
+def stored_case(store: SQLStore, case_id: str) -> Case:
+    """The case as stored, its reporter's contact data masked whatever the workflow's
+    roles (the command line is a tool for operators, not a reporter's or a unit's view).
+
+    Raises:
+        CaseNotFound: no such case.
+    """
+    with store.transaction(read_only=True) as tx:
+        case = tx.get_case(case_id)
+        contact = tx.get_contact(case_id)
+    if case is None:
+        raise CaseNotFound(case_id)
+    return case.model_copy(update={"contact": masked(contact) if contact else None})
 
 
 def _show_case(out: Console, case: Case, zone: ZoneInfo) -> None:

@@ -10,36 +10,67 @@ import typer
 
 from closedloop.cli.diagram import Format, render
 from closedloop.cli.failures import fail, one_line, reported
+from closedloop.cli.hostcode import load_registry
 from closedloop.cli.output import console
 from closedloop.engine.definition import Workflow
+from closedloop.engine.registry import Registry
 from closedloop.errors import InvalidWorkflow
 
 WorkflowFile = Annotated[
     Path, typer.Argument(help="A workflow definition (.yaml, .yml or .json).", show_default=False)
 ]
+RegistryOption = Annotated[
+    str | None,
+    typer.Option(
+        "--registry",
+        metavar="MODULE:ATTR",
+        help="The host's guards and effects: a Registry, or a function returning one "
+        "(the module is imported from the current directory too).",
+        show_default=False,
+    ),
+]
 
 
-def load_workflow(path: Path) -> Workflow:
+def registry_of(spec: str | None) -> Registry | None:
+    """The registry ``--registry`` names; ``None`` (the built-in one) without it.
+
+    Raises:
+        HostCodeUnusable: the named code cannot be loaded or is not a registry.
+    """
+    return None if spec is None else load_registry(spec)
+
+
+def load_workflow(path: Path, registry: Registry | None = None) -> Workflow:
     """Load a workflow from YAML, or JSON when the file name ends in ``.json``.
+
+    Args:
+        path: The definition file.
+        registry: The guards and effects it may name; the built-in ones by default.
 
     Raises:
         InvalidWorkflow: the file is unreadable or the definition has problems.
     """
     if path.suffix.lower() == ".json":
-        return Workflow.from_json(path)
-    return Workflow.from_yaml(path)
+        return Workflow.from_json(path, registry=registry)
+    return Workflow.from_yaml(path, registry=registry)
+
+
+def _unknown_code(invalid: InvalidWorkflow) -> bool:
+    return any("unknown guard" in p or "unknown effect" in p for p in invalid.problems)
 
 
 @reported
-def validate(workflow: WorkflowFile) -> None:
+def validate(workflow: WorkflowFile, registry: RegistryOption = None) -> None:
     """Check a workflow definition and list every problem with its path."""
     out = console()
     try:
-        loaded = load_workflow(workflow)
+        loaded = load_workflow(workflow, registry_of(registry))
     except InvalidWorkflow as invalid:
         out.print(f"{workflow}: {len(invalid.problems)} problem(s)", markup=False)
         for problem in invalid.problems:
             out.print(f"  - {problem}", markup=False)
+        if registry is None and _unknown_code(invalid):
+            out.print("  (guards and effects of your own: --registry MODULE:ATTR)", markup=False)
         fail(one_line(invalid))
     finals = sum(1 for state in loaded.states if state.final)
     out.print(
@@ -63,7 +94,8 @@ def diagram(
     form: Annotated[
         DiagramFormat, typer.Option("--format", "-f", help="Mermaid, or Graphviz DOT.")
     ] = DiagramFormat.mermaid,
+    registry: RegistryOption = None,
 ) -> None:
     """Draw a workflow's states and transitions as Mermaid or Graphviz DOT text."""
     chosen: Format = "dot" if form is DiagramFormat.dot else "mermaid"
-    typer.echo(render(load_workflow(workflow), chosen), nl=False)
+    typer.echo(render(load_workflow(workflow, registry_of(registry)), chosen), nl=False)

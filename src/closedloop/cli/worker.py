@@ -8,8 +8,11 @@ each under its lease), claims nothing more, and exits. Claims go one notificatio
 time, so stopping never waits on more than one send; a worker killed outright loses
 nothing either, since its leases run out and another worker takes the items over.
 
-Notifications are written as JSON lines on stdout, or POSTed as signed webhooks with
-``--webhook`` (the secret from ``CLOSEDLOOP_WEBHOOK_SECRET``).
+Notifications are written as JSON lines on stdout, POSTed as signed webhooks with
+``--webhook`` (the secret from ``CLOSEDLOOP_WEBHOOK_SECRET``), or sent through the
+host's own channels named with ``--notifier [CHANNEL=]MODULE:ATTR`` (see
+:mod:`closedloop.cli.hostcode`). Before it starts, the worker checks that the workflow
+fits the stored cases (:mod:`closedloop.cli.fitting`).
 """
 
 from __future__ import annotations
@@ -20,7 +23,6 @@ import signal
 import socket
 import sys
 from datetime import timedelta
-from pathlib import Path
 from types import FrameType
 from typing import Annotated
 from zoneinfo import ZoneInfo
@@ -29,8 +31,12 @@ import typer
 
 from closedloop.adapters.callback import CallbackNotifier
 from closedloop.cli.database import WorkflowOption, open_store, workflow_of, zone_of
+from closedloop.cli.definitions import RegistryOption
 from closedloop.cli.failures import fail, one_line, reported
+from closedloop.cli.fitting import check_store
+from closedloop.cli.hostcode import load_notifiers
 from closedloop.engine.calendars import NaturalCalendar, chinese_office_hours
+from closedloop.engine.definition import Workflow
 from closedloop.engine.ports import CaseStore, Notification, Notifier
 from closedloop.engine.service import Engine
 from closedloop.engine.worker import Worker
@@ -58,7 +64,20 @@ def say(message: str) -> None:
     print(f"closedloop worker: {message}", file=sys.stderr, flush=True)
 
 
-def _notifier(webhook: str | None, secret: str | None, allow: list[str]) -> Notifier:
+def _notifiers(
+    hosts: list[str], webhook: str | None, secret: str | None, allow: list[str]
+) -> dict[str, Notifier]:
+    """Notifiers by channel: the host's ``--notifier`` ones, then stdout or the webhook
+    for every other channel (``*``)."""
+    channels = dict(load_notifiers(hosts))
+    if "*" in channels:
+        if webhook is not None:
+            fail("--webhook and a --notifier without a channel both serve every channel")
+        return channels
+    return {"*": _default_notifier(webhook, secret, allow), **channels}
+
+
+def _default_notifier(webhook: str | None, secret: str | None, allow: list[str]) -> Notifier:
     if webhook is None:
         return CallbackNotifier(print_json_line)  # never contact data
     if not secret:
@@ -88,13 +107,25 @@ def worker(
     allow_host: Annotated[
         list[str] | None, typer.Option(help="Private host the webhook may reach (repeatable).")
     ] = None,
+    notifier: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="[CHANNEL=]MODULE:ATTR",
+            help="The host's channel: a notifier, or a function returning one, for CHANNEL "
+            "(every channel without it); repeatable.",
+            show_default=False,
+        ),
+    ] = None,
+    registry: RegistryOption = None,
 ) -> None:
     """Apply due timers and deliver notifications until stopped (SIGTERM or Ctrl-C)."""
-    notifier = _notifier(webhook, webhook_secret, allow_host or [])
+    channels = _notifiers(notifier or [], webhook, webhook_secret, allow_host or [])
     zone = zone_of(timezone)
+    loaded = workflow_of(workflow, registry)
     store = open_store(url)
     try:
-        running = _worker(_engine(store, workflow, zone, lease, notifier), interval)
+        check_store(store, loaded)
+        running = _worker(_engine(store, loaded, zone, lease, channels), interval)
         _on_signals(running)
         say(f"running on {url} (stop with Ctrl-C or SIGTERM)")
         running.run()
@@ -104,12 +135,16 @@ def worker(
 
 
 def _engine(
-    store: CaseStore, workflow: Path | None, zone: ZoneInfo, lease: float, notifier: Notifier
+    store: CaseStore,
+    workflow: Workflow,
+    zone: ZoneInfo,
+    lease: float,
+    notifier: dict[str, Notifier],
 ) -> Engine:
     """An engine on the store with the calendars cases may name: natural, office hours."""
     office = chinese_office_hours(zone.key)
     return Engine(
-        workflow_of(workflow),
+        workflow,
         store=store,
         calendar=NaturalCalendar(timezone=zone.key),
         calendars={office.name: office},

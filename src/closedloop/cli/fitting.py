@@ -1,0 +1,85 @@
+"""Whether a workflow fits the cases a database holds, checked before any command runs.
+
+An engine given a workflow other than the one its cases were written with fails deep
+inside (a state or a clock it does not declare), possibly in the middle of a worker's
+run. The command line checks up front instead and stops with a one-line
+:class:`~closedloop.errors.WorkflowMismatch`:
+
+* every stored case is in a state the workflow declares (two counts, however many
+  cases there are; a page-by-page search names a case only when they differ);
+* the oldest cases, and the oldest open ones, record the workflow's name, and their
+  running clocks are clocks it declares (:data:`SAMPLE` of each).
+
+Cases record their workflow's name, not its version: a new version of a workflow
+that keeps the states and clocks of the stored cases fits them.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from closedloop.engine.definition import Workflow
+from closedloop.engine.model import Case
+from closedloop.errors import WorkflowMismatch
+
+if TYPE_CHECKING:
+    from closedloop.adapters.sqlalchemy import SQLStore
+
+SAMPLE = 500
+"""How many of the oldest cases, and of the oldest open cases, are read in full."""
+
+PAGE = 1000
+"""The page size of the search for a case in an undeclared state."""
+
+
+def misfit(case: Case, workflow: Workflow) -> str | None:
+    """Why ``workflow`` cannot handle ``case``; ``None`` when it can."""
+    states = {state.name for state in workflow.states}
+    clocks = {clock.name for clock in workflow.clocks}
+    if case.state not in states:
+        return f"it is in state {case.state!r}, which workflow {workflow.name!r} does not declare"
+    if case.deadline is not None and case.deadline.clock not in clocks:
+        clock = case.deadline.clock
+        return f"its clock {clock!r} is not a clock of workflow {workflow.name!r}"
+    if case.workflow != workflow.name:
+        return "the workflows' names differ"
+    return None
+
+
+def check_case(case: Case, workflow: Workflow) -> None:
+    """Raise :class:`WorkflowMismatch` unless ``workflow`` can handle ``case``."""
+    reason = misfit(case, workflow)
+    if reason is not None:
+        raise WorkflowMismatch(workflow.name, case.id, case.workflow, reason)
+
+
+def check_store(store: SQLStore, workflow: Workflow) -> None:
+    """Raise :class:`WorkflowMismatch` unless ``workflow`` fits the stored cases.
+
+    Raises:
+        WorkflowMismatch: naming a case the workflow cannot handle, and why.
+        StoreError: the database cannot be read.
+    """
+    states = [state.name for state in workflow.states]
+    if store.count_cases(state=states) < store.count_cases():
+        _find_undeclared(store, workflow, set(states))
+    open_states = [state.name for state in workflow.states if not state.final]
+    samples = [store.find_cases(limit=SAMPLE).cases]
+    if open_states:
+        samples.append(store.find_cases(state=open_states, limit=SAMPLE).cases)
+    for cases in samples:
+        for case in cases:
+            check_case(case, workflow)
+
+
+def _find_undeclared(store: SQLStore, workflow: Workflow, states: set[str]) -> None:
+    """Raise for the oldest case in a state outside ``states`` (the counts say there is one)."""
+    cursor: str | None = None
+    while True:
+        page = store.find_cases(after=cursor, limit=PAGE)
+        for case in page.cases:
+            if case.state not in states:
+                check_case(case, workflow)
+        if page.next_cursor is None:
+            return
+        cursor = page.next_cursor
