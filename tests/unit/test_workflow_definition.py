@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from closedloop import InvalidWorkflow, Registry, Workflow, workflows
-from closedloop.engine.registry import Context
+from closedloop.engine.context import Context
 
 
 def minimal() -> dict[str, Any]:

@@ -21,8 +21,8 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from closedloop.engine.context import Context, Effect, Guard
 from closedloop.engine.durations import Duration
-from closedloop.engine.registry import Context, Effect, Guard
 from closedloop.errors import ClosedLoopError
 
 

@@ -10,10 +10,11 @@ import re
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator
 
-from closedloop.engine.definition import Divert, FieldSpec, TransitionSpec, Workflow
 from closedloop.engine.durations import Duration
 from closedloop.engine.model import Case
+from closedloop.engine.notification_rules import rule_problems
 from closedloop.engine.registry import Registry
+from closedloop.engine.specs import Divert, FieldSpec, TransitionSpec, WorkflowSpec
 from closedloop.errors import ValidationError
 
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
@@ -33,7 +34,7 @@ EFFECT_NEEDS: dict[str, tuple[str, ...]] = {
 """Case fields a transition may set; any other target is kept in ``Case.attributes``."""
 
 
-def check_workflow(workflow: Workflow, registry: Registry) -> list[str]:
+def check_workflow(workflow: WorkflowSpec, registry: Registry) -> list[str]:
     """Every problem of ``workflow``, each prefixed with its path; empty when valid."""
     problems: list[str] = []
     problems += _duplicates(workflow)
@@ -45,8 +46,6 @@ def check_workflow(workflow: Workflow, registry: Registry) -> list[str]:
     for index, role in enumerate(workflow.privacy.full_contact or ()):
         if role not in _names(workflow.roles):
             problems.append(f"privacy.full_contact[{index}]: unknown role {role!r}")
-    from closedloop.engine.notifications import rule_problems
-
     problems += rule_problems(workflow)
     if not problems:  # graph checks need a structurally sound definition
         problems += _graph(workflow)
@@ -57,7 +56,7 @@ def _names(items: Iterable[object]) -> set[str]:
     return {getattr(item, "name") for item in items}  # noqa: B009 - any named spec
 
 
-def _duplicates(workflow: Workflow) -> Iterator[str]:
+def _duplicates(workflow: WorkflowSpec) -> Iterator[str]:
     for section in ("states", "transitions", "roles", "clocks"):
         items = getattr(workflow, section)
         for index, item in enumerate(items):
@@ -72,7 +71,7 @@ def _duplicates(workflow: Workflow) -> Iterator[str]:
                 yield f"{section}: duplicate name {name!r} ({count} times)"
 
 
-def _states(workflow: Workflow) -> Iterator[str]:
+def _states(workflow: WorkflowSpec) -> Iterator[str]:
     initial = [s.name for s in workflow.states if s.initial]
     if len(initial) != 1:
         yield f"states: exactly one initial state is required, found {len(initial)}: {initial}"
@@ -99,7 +98,7 @@ def _states(workflow: Workflow) -> Iterator[str]:
             yield f"{where}.owner: unknown role {state.owner!r}; declared: {sorted(roles)}"
 
 
-def _clocks(workflow: Workflow) -> Iterator[str]:
+def _clocks(workflow: WorkflowSpec) -> Iterator[str]:
     for index, clock in enumerate(workflow.clocks):
         where = f"clocks[{index}] ({clock.name})"
         texts = [("duration", clock.duration)]
@@ -115,7 +114,7 @@ def _clocks(workflow: Workflow) -> Iterator[str]:
                 yield f"{where}.{path}: {exc.errors[0][1]}"
 
 
-def _expiry(workflow: Workflow, clock: str, trigger: str, where: str) -> Iterator[str]:
+def _expiry(workflow: WorkflowSpec, clock: str, trigger: str, where: str) -> Iterator[str]:
     transition = next((t for t in workflow.transitions if t.name == trigger), None)
     if transition is None:
         yield f"{where}.trigger: unknown transition {trigger!r}"
@@ -132,7 +131,7 @@ def _expiry(workflow: Workflow, clock: str, trigger: str, where: str) -> Iterato
 
 
 def _transition(
-    workflow: Workflow, registry: Registry, transition: TransitionSpec, where: str
+    workflow: WorkflowSpec, registry: Registry, transition: TransitionSpec, where: str
 ) -> Iterator[str]:
     states, roles = _names(workflow.states), _names(workflow.roles)
     if transition.name in RESERVED_TRIGGERS:
@@ -240,7 +239,7 @@ def _targets(transition: TransitionSpec, where: str) -> Iterator[str]:
             yield f"{where}.counts[{index}]: {counter!r} is not a valid counter name"
 
 
-def _graph(workflow: Workflow) -> Iterator[str]:
+def _graph(workflow: WorkflowSpec) -> Iterator[str]:
     forward: dict[str, set[str]] = {s.name: set() for s in workflow.states}
     backward: dict[str, set[str]] = {s.name: set() for s in workflow.states}
     for transition in workflow.transitions:
@@ -263,7 +262,7 @@ def _graph(workflow: Workflow) -> Iterator[str]:
             )
 
 
-def _owner_can_act(workflow: Workflow, state: str) -> bool:
+def _owner_can_act(workflow: WorkflowSpec, state: str) -> bool:
     owner = workflow.state(state).owner
     return any(owner in t.roles for t in workflow.transitions_from(state))
 

@@ -1,7 +1,8 @@
 """The built-in guards and effects, available to every workflow by name.
 
 Guards return ``None`` to allow a transition or a sentence saying why not; effects
-return updates (see :mod:`closedloop.engine.registry`).
+return updates (see :mod:`closedloop.engine.context`); a
+:class:`~closedloop.engine.registry.Registry` holds them by name.
 """
 
 from __future__ import annotations
@@ -10,8 +11,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from closedloop.engine import dispatching
+from closedloop.engine.context import Context, Effect, Guard
 from closedloop.engine.durations import Duration
-from closedloop.engine.registry import Context, Effect, Guard, Registry
 from closedloop.errors import ValidationError
 
 # -- built-in guards ---------------------------------------------------------------------
@@ -108,6 +109,3 @@ BUILTIN_EFFECTS: Mapping[str, Effect] = {
     "record_extension_request": _record_request("extension_request"),
     "record_suspension_request": _record_request("suspension_request"),
 }
-
-DEFAULT_REGISTRY = Registry(guards=BUILTIN_GUARDS, effects=BUILTIN_EFFECTS)
-"""The guards and effects every workflow may use, including the standard one."""
