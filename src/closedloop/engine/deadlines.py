@@ -107,7 +107,8 @@ class Timekeeper:
             raise ValidationError(
                 [("extension", "no requested duration to grant")], subject="extension"
             )
-        extended = deadline.model_copy(update={"extensions": (*deadline.extensions, extension)})
+        granted = Duration.parse(extension)
+        extended = deadline.model_copy(update={"extensions": (*deadline.extensions, granted)})
         return self._scheduled(extended, now)
 
     def _paused_or_resumed(self, deadline: Deadline, paused: bool, now: datetime) -> Deadline:
@@ -200,13 +201,13 @@ class Timekeeper:
 
 def _allowed(deadline: Deadline) -> Duration:
     """The limit plus every approved extension."""
-    allowed = Duration.parse(deadline.limit)
+    allowed = deadline.limit
     for extension in deadline.extensions:
-        allowed = allowed.plus(Duration.parse(extension))
+        allowed = allowed.plus(extension)
     return allowed
 
 
-def _limit(clock: ClockSpec, case: Case) -> tuple[str, str | None]:
+def _limit(clock: ClockSpec, case: Case) -> tuple[Duration, str | None]:
     """The limit and calendar for ``case``: the most specific matching SLA row, or the default."""
     best: SlaRow | None = None
     best_rank = (-1, -1)
@@ -219,8 +220,8 @@ def _limit(clock: ClockSpec, case: Case) -> tuple[str, str | None]:
         if rank > best_rank:
             best, best_rank = row, rank
     if best is None:
-        return clock.duration, clock.calendar
-    return best.duration, best.calendar or clock.calendar
+        return Duration.parse(clock.duration), clock.calendar
+    return Duration.parse(best.duration), best.calendar or clock.calendar
 
 
 def _covers(prefix: str, category: str | None) -> bool:

@@ -58,9 +58,9 @@ def _extension_fits(ctx: Context) -> str | None:
     if "duration" not in ctx.payload:  # asked by allowed(): the field itself is required
         return None
     try:
-        Duration.parse(deadline.limit).plus(Duration.parse(ctx.payload["duration"]))
+        deadline.limit.plus(Duration.parse(ctx.payload["duration"]))
     except ValidationError as exc:
-        return f"{exc.errors[0][1]} (the clock's limit is {deadline.limit})"
+        return f"{exc.errors[0][1]} (the clock's limit is {deadline.limit.as_written()})"
     return None
 
 

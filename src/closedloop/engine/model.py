@@ -13,6 +13,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from closedloop.engine.durations import DurationText
+
 JSON = Any
 """A JSON-compatible value (str, int, float, bool, None, list or dict of those)."""
 
@@ -108,8 +110,8 @@ class Deadline(_Value):
     clock: str
     calendar: str
     started_at: Instant
-    limit: str
-    extensions: tuple[str, ...] = ()
+    limit: DurationText
+    extensions: tuple[DurationText, ...] = ()
     due_at: Instant
     warn_at: Instant
     paused_at: Instant | None = None

@@ -135,9 +135,8 @@ def _extension(stage: Stage, story: Story, case: Case, finish: datetime) -> None
     stage.later(story, asked, partial(_ask_for_extension, duration=duration))
 
 
-def _asked_duration(limit_text: str, overrun: timedelta) -> str:
+def _asked_duration(limit: Duration, overrun: timedelta) -> str:
     """Enough whole units of the clock's own unit to cover ``overrun`` (1 to 5)."""
-    limit = Duration.parse(limit_text)
     unit = Duration(Fraction(1), limit.unit).as_timedelta()
     amount = min(max(math.ceil(overrun / unit), 1), 5)
     return str(Duration(Fraction(amount), limit.unit, limit.working))
