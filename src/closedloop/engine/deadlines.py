@@ -3,7 +3,7 @@
 A case waiting in a state has a :class:`~closedloop.engine.model.Deadline` for that
 state's clock. The limit comes from the clock (refined by its SLA rows for the case's
 category and urgency) plus approved extensions, counted on the clock's calendar from
-the moment the case entered the state. While ``case.attributes["paused"]`` is set
+the moment the case entered the state. While ``case.paused`` is set
 (awaiting information, suspended) the clock is paused: on resume the counted time spent
 paused moves the due and warning instants by exactly that much.
 
@@ -87,7 +87,7 @@ class Timekeeper:
         if transition.extends_clock:
             extension = _lookup(old.attributes, transition.extends_clock)
             deadline = self._extended(deadline, extension, now)
-        return self._paused_or_resumed(deadline, bool(new.attributes.get("paused")), now)
+        return self._paused_or_resumed(deadline, bool(new.paused), now)
 
     def _entered(
         self, left: Deadline | None, new: Case, transition: TransitionSpec, now: datetime

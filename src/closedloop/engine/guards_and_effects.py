@@ -32,6 +32,13 @@ def _attribute_set(name: str, refusal: str) -> Guard:
     return guard
 
 
+def _paused_is(reason: str | None, refusal: str) -> Guard:
+    def guard(ctx: Context) -> str | None:
+        return None if ctx.case.paused == reason else refusal
+
+    return guard
+
+
 def _actor_is_reporter(ctx: Context) -> str | None:
     return None if ctx.actor.id == ctx.case.reporter_id else "only the reporter may do this"
 
@@ -71,9 +78,9 @@ BUILTIN_GUARDS: Mapping[str, Guard] = {
     "actor_is_reporter": _actor_is_reporter,
     "has_lead_unit": _has_lead_unit,
     "no_lead_unit": _no_lead_unit,
-    "not_paused": _attribute_is("paused", None, "the case is paused"),
-    "paused_for_info": _attribute_is("paused", "info", "the case is not awaiting information"),
-    "suspended": _attribute_is("paused", "suspension", "the case is not suspended"),
+    "not_paused": _paused_is(None, "the case is paused"),
+    "paused_for_info": _paused_is("info", "the case is not awaiting information"),
+    "suspended": _paused_is("suspension", "the case is not suspended"),
     "returnable": _attribute_is(
         "final_assignment", None, "the unit was decided by arbitration and cannot return it"
     ),

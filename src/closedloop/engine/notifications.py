@@ -88,14 +88,14 @@ def _message(
 
 
 def _recipients(case: Case, targets: Sequence[str], directory: Any) -> Iterator[str]:
-    routing = case.attributes.get("routing") or {}
+    supervising = case.routing.supervising_unit if case.routing is not None else None
     for target in targets:
         if target == "lead_unit" and case.lead_unit:
             yield f"unit:{case.lead_unit}"
         elif target == "co_units":
             yield from (f"unit:{unit}" for unit in case.co_units)
-        elif target == "supervising_unit" and routing.get("supervising_unit"):
-            yield f"unit:{routing['supervising_unit']}"
+        elif target == "supervising_unit" and supervising:
+            yield f"unit:{supervising}"
         elif target == "parent_unit" and case.lead_unit and directory is not None:
             parent = _parent(directory, case.lead_unit)
             if parent:

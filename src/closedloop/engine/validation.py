@@ -17,10 +17,19 @@ from closedloop.engine.registry import Registry
 from closedloop.engine.specs import Divert, FieldSpec, TransitionSpec, WorkflowSpec
 from closedloop.errors import ValidationError
 
-NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
+"""A name of a state, transition, role, clock, field or counter (``fullmatch`` it)."""
 RESERVED_TRIGGERS = frozenset({"report", "warn", "breach", "escalate"})
 """Trigger names the engine records itself: a case's first event, and its timers."""
-SETTABLE_FIELDS = frozenset({"category", "urgency", "lead_unit", "co_units"})
+SETTABLE_FIELDS = frozenset(
+    {
+        "category", "urgency", "lead_unit", "co_units", "paused", "dispatched_by",
+        "subtasks", "routing", "misdirects",
+    }
+)  # fmt: skip
+"""Case fields a transition may set; any other target is kept in ``Case.attributes``."""
+RECORDS = frozenset({"subtasks", "routing", "misdirects"})
+"""Settable case fields holding records that only effects make; ``marks`` may clear them."""
 TEXT_TYPES = frozenset({"code", "choice", "text"})
 RESERVED_FIELDS = frozenset(
     {"by", "expected_version", "idempotency_key", "case_id", "name", "self"}
@@ -31,7 +40,6 @@ EFFECT_NEEDS: dict[str, tuple[str, ...]] = {
     "complete_subtask": ("has_active_subtask",),
 }
 """Built-in effects that rely on a guard having run on the same transition."""
-"""Case fields a transition may set; any other target is kept in ``Case.attributes``."""
 
 
 def check_workflow(workflow: WorkflowSpec, registry: Registry) -> list[str]:
@@ -60,7 +68,7 @@ def _duplicates(workflow: WorkflowSpec) -> Iterator[str]:
     for section in ("states", "transitions", "roles", "clocks"):
         items = getattr(workflow, section)
         for index, item in enumerate(items):
-            if not NAME.match(item.name):
+            if not NAME.fullmatch(item.name):
                 yield (
                     f"{section}[{index}].name: {item.name!r} is not a valid name; use "
                     "lowercase letters, digits and '_', starting with a letter"
@@ -163,7 +171,7 @@ def _transition(
                     f"{where}.role_rules[{index}]: unknown role {role!r}; declared: {sorted(roles)}"
                 )
     if transition.extends_clock is not None and not all(
-        NAME.match(part) for part in transition.extends_clock.split(".")
+        NAME.fullmatch(part) for part in transition.extends_clock.split(".")
     ):
         yield f"{where}.extends_clock: {transition.extends_clock!r} is not an attribute path"
     for name, spec in transition.fields.items():
@@ -184,7 +192,7 @@ def _divert(divert: Divert, registry: Registry, states: set[str], where: str) ->
 
 
 def _field(where: str, name: str, spec: FieldSpec) -> Iterator[str]:
-    if not NAME.match(name):
+    if not NAME.fullmatch(name):
         yield f"{where}: {name!r} is not a valid field name"
     if name in RESERVED_FIELDS:
         yield f"{where}: {name!r} is an argument of Engine.trigger; name the field otherwise"
@@ -207,10 +215,13 @@ def _targets(transition: TransitionSpec, where: str) -> Iterator[str]:
                     f"{where}.{section}.{target}: case field {target!r} cannot be set by a "
                     f"transition; settable: {sorted(SETTABLE_FIELDS)} or any other name"
                 )
-            elif not NAME.match(target):
+            elif not NAME.fullmatch(target):
                 yield f"{where}.{section}.{target}: {target!r} is not a valid name"
     for target, field in transition.sets.items():
         spec = transition.fields.get(field)
+        if target in RECORDS:
+            yield f"{where}.sets.{target}: case field {target!r} is made by effects, not fields"
+            continue
         wanted = {"codes"} if target == "co_units" else TEXT_TYPES
         if target in SETTABLE_FIELDS and spec is not None and spec.type not in wanted:
             yield f"{where}.sets.{target}: needs a field of type {sorted(wanted)}, not {spec.type}"
@@ -223,9 +234,10 @@ def _targets(transition: TransitionSpec, where: str) -> Iterator[str]:
         if (
             target in SETTABLE_FIELDS
             and value is not None
-            and (target == "co_units" or not isinstance(value, str))
+            and (target == "co_units" or target in RECORDS or not isinstance(value, str))
         ):
-            yield f"{where}.marks.{target}: case field {target!r} takes only text or null"
+            shape = "only null" if target in RECORDS else "only text or null"
+            yield f"{where}.marks.{target}: case field {target!r} takes {shape}"
     for name in transition.effects:
         for guard in EFFECT_NEEDS.get(name, ()):
             if guard not in transition.guards:
@@ -235,7 +247,7 @@ def _targets(transition: TransitionSpec, where: str) -> Iterator[str]:
     ):
         yield f"{where}.effects: 'assign_named_unit' needs a required field 'unit'"
     for index, counter in enumerate(transition.counts):
-        if not NAME.match(counter):
+        if not NAME.fullmatch(counter):
             yield f"{where}.counts[{index}]: {counter!r} is not a valid counter name"
 
 

@@ -75,9 +75,9 @@ def _work_ends(stage: Stage, story: Story) -> datetime:
 
 def _co_units(stage: Stage, story: Story, case: Case, finish: datetime) -> datetime:
     """Plan each active co-unit subtask; the result waits for the last of them."""
-    for task in case.attributes.get("subtasks") or ():
-        if task["status"] == "active":
-            done = _co_unit_done(stage, story, task["unit"])
+    for task in case.subtasks:
+        if task.status == "active":
+            done = _co_unit_done(stage, story, task.unit)
             finish = max(finish, done + timedelta(minutes=30))
     return finish
 
@@ -97,9 +97,9 @@ def _complete_subtask(stage: Stage, story: Story, *, unit: str) -> None:
     case = stage.act(
         story, stage.district.cast.handler(unit), "complete_subtask", moves=False, result="已配合"
     )
-    for task in (case.attributes.get("subtasks") or ()) if case else ():
-        if task["status"] == "active" and task.get("activated_at") == stage.now.isoformat():
-            _co_unit_done(stage, story, task["unit"])
+    for task in case.subtasks if case else ():
+        if task.status == "active" and task.activated_at == stage.now:
+            _co_unit_done(stage, story, task.unit)
 
 
 def _information(stage: Stage, story: Story, finish: datetime) -> datetime:
