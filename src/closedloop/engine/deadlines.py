@@ -21,6 +21,7 @@ from typing import Any
 
 from closedloop.engine.definition import ClockSpec, SlaRow, TransitionSpec, Workflow
 from closedloop.engine.durations import Duration
+from closedloop.engine.hierarchy import covers
 from closedloop.engine.model import Case, Deadline
 from closedloop.engine.ports import DueKind, DuePoint, WorkCalendar
 from closedloop.errors import UnknownName, ValidationError
@@ -214,7 +215,9 @@ def _limit(clock: ClockSpec, case: Case) -> tuple[Duration, str | None]:
     for row in clock.sla:
         if row.urgency is not None and row.urgency != case.urgency:
             continue
-        if row.category is not None and not _covers(row.category, case.category):
+        if row.category is not None and (
+            case.category is None or not covers(row.category, case.category)
+        ):
             continue
         rank = (len(row.category or ""), int(row.urgency is not None))
         if rank > best_rank:
@@ -222,10 +225,6 @@ def _limit(clock: ClockSpec, case: Case) -> tuple[Duration, str | None]:
     if best is None:
         return Duration.parse(clock.duration), clock.calendar
     return Duration.parse(best.duration), best.calendar or clock.calendar
-
-
-def _covers(prefix: str, category: str | None) -> bool:
-    return category is not None and (category == prefix or category.startswith(prefix + "."))
 
 
 def _lookup(attributes: Mapping[str, Any], path: str) -> Any:

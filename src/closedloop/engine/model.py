@@ -8,7 +8,7 @@ a transition can change is plain JSON-compatible data.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from closedloop.engine.clock import utc
 from closedloop.engine.durations import DurationText
 
 JSON = Any
@@ -30,11 +31,7 @@ JSON = Any
 
 
 def _utc(value: datetime) -> datetime:
-    if value.tzinfo is UTC:
-        return value  # the common case: values the engine made or read back
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError("a naive datetime is not an instant; give it a time zone")
-    return value.astimezone(UTC)
+    return utc(value, "instant")  # NaiveDatetime is a ValueError: pydantic reports it
 
 
 Instant = Annotated[datetime, AfterValidator(_utc)]
