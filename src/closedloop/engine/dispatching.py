@@ -23,11 +23,12 @@ from typing import Any
 
 from closedloop.engine.context import Context, Effect, Guard
 from closedloop.engine.durations import Duration
+from closedloop.engine.duties.resolution import Routing
 from closedloop.engine.model import Misdirect, RoutingRecord, Subtask
 from closedloop.errors import ClosedLoopError
 
 
-def resolve(ctx: Context) -> Any:
+def resolve(ctx: Context) -> Routing | None:
     """The list's routing for the case now, or ``None`` when it cannot be asked.
 
     Raises:
@@ -128,7 +129,7 @@ def _route(ctx: Context) -> Mapping[str, Any]:
         record["reason"] = ctx.payload.get("reason")
         return _assigned(ctx, named, _named_co_units(ctx), RoutingRecord(**record))
     assert routing is not None  # the routable guard ran first
-    if routing.needs_arbitration:
+    if routing.lead_unit is None:  # the list's other shape: needs_arbitration
         return {
             "lead_unit": None,
             "co_units": (),
