@@ -16,6 +16,7 @@ from closedloop.engine.calendars import (
     WorkingCalendar,
 )
 from closedloop.engine.clock import SystemClock
+from closedloop.engine.context import Context
 from closedloop.engine.definition import Workflow
 from closedloop.engine.directory import InMemoryDirectory
 from closedloop.engine.durations import Duration
@@ -29,7 +30,7 @@ from closedloop.engine.model import (
     Location,
     ReporterContact,
 )
-from closedloop.engine.registry import Context, Registry
+from closedloop.engine.registry import Registry
 from closedloop.engine.service import Engine
 from closedloop.engine.ticking import TickReport
 from closedloop.engine.worker import Worker

@@ -16,9 +16,9 @@ from hypothesis.stateful import RuleBasedStateMachine, run_state_machine_as_test
 
 from closedloop import Registry, Workflow, workflows
 from closedloop.adapters.memory import InMemoryStore, InMemoryTransaction
+from closedloop.engine.context import Context
 from closedloop.engine.model import AuditEvent, Case
 from closedloop.engine.ports import CaseStore, DuePoint
-from closedloop.engine.registry import Context
 from closedloop.testing import workflow_state_machine
 
 # -- planted store bugs ------------------------------------------------------------------

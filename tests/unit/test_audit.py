@@ -52,7 +52,7 @@ def test_replay_rebuilds_the_stored_case(memory_engine: Engine) -> None:
     assert rebuilt.version == stored.version == case.version
     assert rebuilt.attributes["result"] == "Pipe cleared"
     assert rebuilt.attributes["rating"] == "satisfied"
-    assert [t["status"] for t in rebuilt.attributes["subtasks"]] == ["done"]
+    assert [t.status for t in rebuilt.subtasks] == ["done"]
 
 
 def test_contact_data_never_enters_the_trail(memory_engine: Engine) -> None:

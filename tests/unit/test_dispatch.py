@@ -24,6 +24,7 @@ from closedloop import (
     workflows,
 )
 from closedloop.adapters.memory import InMemoryStore
+from closedloop.engine.model import Misdirect, RoutingRecord
 from closedloop.engine.ports import CaseStore
 from closedloop.testing import ManualClock
 
@@ -65,6 +66,11 @@ def engine_at(
     return engine, clock
 
 
+def routing_of(case: Case) -> RoutingRecord:
+    assert case.routing is not None, case.id
+    return case.routing
+
+
 def classified(engine: Engine, category: str, area: str) -> Case:
     case = engine.report(CITIZEN, description="reported by phone", location={"area": area})
     return engine.trigger(case.id, "classify", by=DISPATCHER, category=category)
@@ -79,9 +85,9 @@ def test_same_grid_owner_for_the_cover_territory_for_the_garbage() -> None:
     engine, _ = engine_at(local(2026, 2, 10, 8, 15))
     cover = dispatched(engine, "01.01", "D1.S1.C1.G01")
     garbage = dispatched(engine, "02.01", "D1.S1.C1.G01")
-    assert (cover.lead_unit, cover.attributes["routing"]["entry"]) == ("YS-WATER", "E-0101")
-    assert (garbage.lead_unit, garbage.attributes["routing"]["entry"]) == ("MJ-STREET", "E-02-S1")
-    assert "E-0101 decides" in cover.attributes["routing"]["explanation"]
+    assert (cover.lead_unit, routing_of(cover).entry) == ("YS-WATER", "E-0101")
+    assert (garbage.lead_unit, routing_of(garbage).entry) == ("MJ-STREET", "E-02-S1")
+    assert "E-0101 decides" in str(routing_of(cover).explanation)
     event = engine.history(cover.id)[-1]
     assert event.changes["attributes"]["routing"]["list_version"] == DUTIES.version
 
@@ -92,10 +98,10 @@ def test_no_entry_goes_to_the_fallback_owner_flagged_as_a_gap() -> None:
     assert uncovered, "the district list leaves some combination to the fallback"
     category, area = uncovered[0]
     case = dispatched(engine, category, area)
-    routing = case.attributes["routing"]
-    assert routing["gap"] is True
+    routing = routing_of(case)
+    assert routing.gap is True
     assert case.lead_unit == DUTIES.resolve(category, area, local(2026, 2, 10, 9)).lead_unit
-    assert routing["entry"].startswith("FB-")
+    assert str(routing.entry).startswith("FB-")
 
 
 def test_the_list_in_force_on_the_day_decides_and_dispatched_cases_stay() -> None:
@@ -119,9 +125,9 @@ def test_a_new_list_version_does_not_move_dispatched_cases() -> None:
     newer = ResponsibilityList.from_dict(data, directory=DIRECTORY, categories=CATALOG)
     restarted, _ = engine_at(local(2026, 2, 11, 9), duties=newer, store=store)
     kept = restarted.get(case.id, viewer=DISPATCHER)
-    assert (kept.lead_unit, kept.attributes["routing"]["list_version"]) == ("YS-WATER", "2026.1")
+    assert (kept.lead_unit, routing_of(kept).list_version) == ("YS-WATER", "2026.1")
     fresh = dispatched(restarted, "01.01", "D1.S1.C1.G01")
-    assert (fresh.lead_unit, fresh.attributes["routing"]["list_version"]) == ("YS-ROADS", "2026.2")
+    assert (fresh.lead_unit, routing_of(fresh).list_version) == ("YS-ROADS", "2026.2")
 
 
 def test_overriding_the_list_needs_a_reason_and_is_recorded() -> None:
@@ -134,13 +140,13 @@ def test_overriding_the_list_needs_a_reason_and_is_recorded() -> None:
     case = engine.trigger(
         case.id, "dispatch", by=DISPATCHER, unit="YS-ROADS", reason="the water company is on strike"
     )
-    routing = case.attributes["routing"]
-    assert (case.lead_unit, routing["override"], routing["lead_unit"]) == (
+    routing = routing_of(case)
+    assert (case.lead_unit, routing.override, routing.lead_unit) == (
         "YS-ROADS",
         True,
         "YS-WATER",
     )
-    assert routing["reason"] == "the water company is on strike"
+    assert routing.reason == "the water company is on strike"
 
 
 def returned(engine: Engine) -> Case:
@@ -157,9 +163,10 @@ def test_an_approved_return_counts_against_the_dispatcher_not_the_unit() -> None
         case.id, "redispatch", by=DISPATCHER, unit="MJ-STREET", reason="street owns it"
     )
     assert (case.state, case.lead_unit) == ("assigned", "MJ-STREET")
-    assert case.attributes["misdirects"] == [
-        {"dispatcher": "zhou.min", "unit": "YS-WATER", "at": case.updated_at.isoformat()}
-    ]
+    assert case.misdirects == (
+        Misdirect(dispatcher="zhou.min", unit="YS-WATER", at=case.updated_at),
+    )
+    assert "misdirects" not in case.attributes
     assert case.counter("misdirects") == 1
     with pytest.raises(CaseNotFound):  # the water company no longer holds the case
         engine.get(case.id, viewer=WATER)
@@ -247,7 +254,7 @@ def test_subtasks_gate_the_result_and_start_one_after_another() -> None:
     engine, clock = engine_at(local(2026, 2, 10, 9), duties=with_ordered_co_units())
     case = dispatched(engine, "01.01", "D1.S1.C1.G01")
     case = engine.trigger(case.id, "accept", by=WATER)
-    status = {t["unit"]: t["status"] for t in case.attributes["subtasks"]}
+    status = {t.unit: t.status for t in case.subtasks}
     assert status == {"YS-ROADS": "active", "MJ-STREET": "waiting", "YS-GREEN": "active"}
     with pytest.raises(GuardRejected, match="YS-ROADS, MJ-STREET"):
         engine.trigger(case.id, "submit_result", by=WATER, result="cover replaced")
@@ -255,11 +262,11 @@ def test_subtasks_gate_the_result_and_start_one_after_another() -> None:
         engine.trigger(case.id, "complete_subtask", by=MINGJING, result="too early")
     clock.advance(hours=5)  # one hour past the four allowed
     case = engine.trigger(case.id, "complete_subtask", by=ROADS, result="lane closed")
-    tasks = {t["unit"]: t for t in case.attributes["subtasks"]}
-    assert (tasks["YS-ROADS"]["status"], tasks["YS-ROADS"]["late"]) == ("done", True)
-    assert tasks["MJ-STREET"]["status"] == "active"
+    tasks = {t.unit: t for t in case.subtasks}
+    assert (tasks["YS-ROADS"].status, tasks["YS-ROADS"].late) == ("done", True)
+    assert tasks["MJ-STREET"].status == "active"
     case = engine.trigger(case.id, "complete_subtask", by=MINGJING, result="lane reopened")
-    assert {t["unit"]: t["late"] for t in case.attributes["subtasks"] if "late" in t} == {
+    assert {t.unit: t.late for t in case.subtasks if t.late is not None} == {
         "YS-ROADS": True,
         "MJ-STREET": False,
     }

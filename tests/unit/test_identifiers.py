@@ -162,3 +162,33 @@ def test_a_directory_with_a_padded_area_code_is_refused() -> None:
 )
 def test_actor_id_problem(value: object, problem: str | None) -> None:
     assert actor_id_problem(value) == problem
+
+
+@pytest.mark.parametrize(
+    ("value", "accepted"),
+    [
+        ("01.02", True),
+        ("D1.S1.C2.G07", True),
+        ("wechat:mp", True),
+        ("YS-WATER", True),
+        ("a_b", True),
+        ("01..02", False),
+        ("01.", False),
+        (".01", False),
+        ("01/02", False),
+        ("01 02", False),
+        ("x" * 129, False),
+    ],
+)
+def test_payload_codes_and_hierarchical_codes_follow_one_grammar(
+    memory_engine: Engine, value: str, accepted: bool
+) -> None:
+    assert is_code(value) is accepted
+    case = memory_engine.report(CITIZEN, **report_fields(category=None))
+    if accepted:
+        classified = memory_engine.trigger(case.id, "classify", by=DISPATCHER, category=value)
+        assert classified.category == value
+    else:
+        with pytest.raises(ValidationError) as raised:
+            memory_engine.trigger(case.id, "classify", by=DISPATCHER, category=value)
+        assert raised.value.fields == ("category",)

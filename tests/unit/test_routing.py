@@ -198,6 +198,8 @@ def test_replaced_entry_routes_by_the_local_date_of_the_report(
 def test_naive_instant_is_refused(duties: ResponsibilityList) -> None:
     with pytest.raises(NaiveDatetime, match="at is a naive datetime"):
         duties.resolve("03.01", GRID, datetime(2026, 3, 1, 0, 0))
+    with pytest.raises(NaiveDatetime, match="at is a naive datetime"):
+        duties.resolve("03.01", GRID, "2026-03-01T00:00:00+08:00")  # type: ignore[arg-type]
 
 
 def test_unknown_category_and_area_are_named(duties: ResponsibilityList) -> None:
@@ -465,7 +467,7 @@ def test_directory_reports_every_problem_at_once() -> None:
 
     assert set(caught.value.problems) == {
         "areas[4]: code: malformed code 'D1/S3': use dot-separated segments of letters, "
-        "digits, '_' or '-', such as 'D1.S1.C2.G07' or '01.02'",
+        "digits, '_', '-' or ':', such as 'D1.S1.C2.G07' or '01.02'",
         "duplicate area 'D1.S1' (2 times)",
         "area 'D1.S2.C1': its parent area 'D1.S2' is not listed",
         "duplicate unit 'B' (2 times)",

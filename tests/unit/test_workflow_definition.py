@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from closedloop import InvalidWorkflow, Registry, Workflow, workflows
-from closedloop.engine.registry import Context
+from closedloop.engine.context import Context
 
 
 def minimal() -> dict[str, Any]:
@@ -236,3 +236,24 @@ def test_custom_guard_from_a_registry() -> None:
 def test_unreadable_file(tmp_path: Path) -> None:
     with pytest.raises(InvalidWorkflow, match="cannot read"):
         Workflow.from_yaml(tmp_path / "missing.yaml")
+
+
+@pytest.mark.parametrize("name", ["finish\n", "finish ", "Finish", "9finish", "x" * 65])
+def test_a_name_must_be_matched_whole(name: str) -> None:
+    data = minimal()
+    data["transitions"][0]["name"] = name
+    problems = problems_of(data)
+    assert any(p.startswith("transitions[0].name:") and "not a valid name" in p for p in problems)
+
+
+def test_case_records_are_cleared_by_marks_but_made_only_by_effects() -> None:
+    data = minimal()
+    data["transitions"][0].update(
+        fields={"note": {"type": "text"}},
+        sets={"routing": "note"},
+        marks={"subtasks": "all", "misdirects": None, "paused": "info"},
+    )
+    assert set(problems_of(data)) == {
+        "transitions[0] (finish).marks.subtasks: case field 'subtasks' takes only null",
+        "transitions[0] (finish).sets.routing: case field 'routing' is made by effects, not fields",
+    }

@@ -3,7 +3,7 @@
 A case waiting in a state has a :class:`~closedloop.engine.model.Deadline` for that
 state's clock. The limit comes from the clock (refined by its SLA rows for the case's
 category and urgency) plus approved extensions, counted on the clock's calendar from
-the moment the case entered the state. While ``case.attributes["paused"]`` is set
+the moment the case entered the state. While ``case.paused`` is set
 (awaiting information, suspended) the clock is paused: on resume the counted time spent
 paused moves the due and warning instants by exactly that much.
 
@@ -21,6 +21,7 @@ from typing import Any
 
 from closedloop.engine.definition import ClockSpec, SlaRow, TransitionSpec, Workflow
 from closedloop.engine.durations import Duration
+from closedloop.engine.hierarchy import covers
 from closedloop.engine.model import Case, Deadline
 from closedloop.engine.ports import DueKind, DuePoint, WorkCalendar
 from closedloop.errors import UnknownName, ValidationError
@@ -87,7 +88,7 @@ class Timekeeper:
         if transition.extends_clock:
             extension = _lookup(old.attributes, transition.extends_clock)
             deadline = self._extended(deadline, extension, now)
-        return self._paused_or_resumed(deadline, bool(new.attributes.get("paused")), now)
+        return self._paused_or_resumed(deadline, bool(new.paused), now)
 
     def _entered(
         self, left: Deadline | None, new: Case, transition: TransitionSpec, now: datetime
@@ -107,7 +108,8 @@ class Timekeeper:
             raise ValidationError(
                 [("extension", "no requested duration to grant")], subject="extension"
             )
-        extended = deadline.model_copy(update={"extensions": (*deadline.extensions, extension)})
+        granted = Duration.parse(extension)
+        extended = deadline.model_copy(update={"extensions": (*deadline.extensions, granted)})
         return self._scheduled(extended, now)
 
     def _paused_or_resumed(self, deadline: Deadline, paused: bool, now: datetime) -> Deadline:
@@ -200,31 +202,29 @@ class Timekeeper:
 
 def _allowed(deadline: Deadline) -> Duration:
     """The limit plus every approved extension."""
-    allowed = Duration.parse(deadline.limit)
+    allowed = deadline.limit
     for extension in deadline.extensions:
-        allowed = allowed.plus(Duration.parse(extension))
+        allowed = allowed.plus(extension)
     return allowed
 
 
-def _limit(clock: ClockSpec, case: Case) -> tuple[str, str | None]:
+def _limit(clock: ClockSpec, case: Case) -> tuple[Duration, str | None]:
     """The limit and calendar for ``case``: the most specific matching SLA row, or the default."""
     best: SlaRow | None = None
     best_rank = (-1, -1)
     for row in clock.sla:
         if row.urgency is not None and row.urgency != case.urgency:
             continue
-        if row.category is not None and not _covers(row.category, case.category):
+        if row.category is not None and (
+            case.category is None or not covers(row.category, case.category)
+        ):
             continue
         rank = (len(row.category or ""), int(row.urgency is not None))
         if rank > best_rank:
             best, best_rank = row, rank
     if best is None:
-        return clock.duration, clock.calendar
-    return best.duration, best.calendar or clock.calendar
-
-
-def _covers(prefix: str, category: str | None) -> bool:
-    return category is not None and (category == prefix or category.startswith(prefix + "."))
+        return Duration.parse(clock.duration), clock.calendar
+    return Duration.parse(best.duration), best.calendar or clock.calendar
 
 
 def _lookup(attributes: Mapping[str, Any], path: str) -> Any:

@@ -11,209 +11,60 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import PrivateAttr
 from pydantic import ValidationError as PydanticValidationError
 
 from closedloop.engine.loading import parse_yaml
-from closedloop.engine.registry import Registry
+from closedloop.engine.registry import Registry, default_registry
+from closedloop.engine.specs import (
+    ClockSpec,
+    Divert,
+    EscalationStep,
+    ExpirySpec,
+    FieldSpec,
+    FieldType,
+    NotificationRule,
+    PrivacySpec,
+    RoleKind,
+    RoleRule,
+    RoleSpec,
+    SlaRow,
+    StateSpec,
+    TemplateSpec,
+    TransitionSpec,
+    WorkflowSpec,
+)
+from closedloop.engine.validation import check_workflow
 from closedloop.errors import InvalidWorkflow
 
-FieldType = Literal["text", "code", "int", "number", "bool", "choice", "codes", "datetime"]
-RoleKind = Literal["global", "reporter", "lead_unit", "co_unit"]
+__all__ = [
+    "ClockSpec",
+    "Divert",
+    "EscalationStep",
+    "ExpirySpec",
+    "FieldSpec",
+    "FieldType",
+    "NotificationRule",
+    "PrivacySpec",
+    "RoleKind",
+    "RoleRule",
+    "RoleSpec",
+    "SlaRow",
+    "StateSpec",
+    "TemplateSpec",
+    "TransitionSpec",
+    "Workflow",
+]
 
 
-class _Definition(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class FieldSpec(_Definition):
-    """A payload field a transition accepts.
-
-    ``text`` is free text (normalised, length-limited); ``code`` a short identifier
-    such as a category code or unit id; ``codes`` a list of those; ``choice`` one of
-    ``choices``.
-    """
-
-    type: FieldType = "text"
-    required: bool = False
-    choices: tuple[str, ...] = ()
-    max_length: int = Field(default=4000, ge=1, le=100_000)
-    default: str | int | float | bool | None = None
-
-
-class RoleSpec(_Definition):
-    """A role named by transitions.
-
-    ``global`` roles are held by actors (``Actor.roles``); the other kinds are
-    relations to a case: its ``reporter``, a member of its ``lead_unit`` or of one of
-    its ``co_unit``\\ s. ``sees_all`` lets holders of a global role see every case.
-    """
-
-    name: str = Field(min_length=1)
-    kind: RoleKind = "global"
-    sees_all: bool = False
-
-
-class SlaRow(_Definition):
-    """A limit for cases of a category (prefix: ``01`` covers ``01.02``) and urgency.
-
-    The most specific matching row wins (longest category, then a stated urgency).
-    """
-
-    category: str | None = None
-    urgency: str | None = None
-    duration: str = Field(min_length=1)
-    calendar: str | None = None
-
-
-class EscalationStep(_Definition):
-    """A rung of the escalation ladder, counted from the breach of the clock."""
-
-    after: str = "0 hours"
-    supervise: bool = False
-    """Set the supervision flag (督办) on the case."""
-    notify: tuple[str, ...] = ()
-    """Who is told: ``lead_unit``, ``supervising_unit``, ``parent_unit`` or a role."""
-
-
-class ExpirySpec(_Definition):
-    """A transition the engine fires as ``system`` when the clock has run out."""
-
-    trigger: str = Field(min_length=1)
-    after: str = "0 hours"
-    reason: str = Field(min_length=1)
-
-
-class ClockSpec(_Definition):
-    """A named clock that runs while a case waits in a state.
-
-    ``duration`` is the default limit; ``sla`` rows refine it by category and urgency.
-    ``calendar`` names one of the engine's calendars (its default calendar if unset).
-    A yellow warning falls at ``warn_at`` of the allowed time (limit plus approved
-    extensions); breach is red; then the ``escalation`` ladder; then ``on_expiry``.
-    """
-
-    name: str = Field(min_length=1)
-    duration: str = Field(min_length=1)
-    calendar: str | None = None
-    sla: tuple[SlaRow, ...] = ()
-    warn_at: float = Field(default=0.7, gt=0, lt=1)
-    escalation: tuple[EscalationStep, ...] = ()
-    on_expiry: ExpirySpec | None = None
-
-
-class StateSpec(_Definition):
-    """A state. Every non-final state names the clock that runs in it and its owner."""
-
-    name: str = Field(min_length=1)
-    initial: bool = False
-    final: bool = False
-    clock: str | None = None
-    owner: str | None = None
-    description: str = ""
-
-
-class RoleRule(_Definition):
-    """Stricter roles once a counter has reached a value (a second extension: supervisor)."""
-
-    counter: str
-    at_least: int = Field(ge=1)
-    roles: tuple[str, ...] = Field(min_length=1)
-
-
-class Divert(_Definition):
-    """Another destination, taken when its condition holds (checked in order).
-
-    The condition is a named ``guard`` that passes, or a ``counter`` of the case that
-    has reached ``at_least`` once this transition's ``counts`` are applied.
-    """
-
-    to: str = Field(min_length=1)
-    guard: str | None = None
-    counter: str | None = None
-    at_least: int | None = Field(default=None, ge=1)
-
-
-class TransitionSpec(_Definition):
-    """A named transition (the trigger) from one or more states to one state."""
-
-    name: str = Field(min_length=1)
-    source: tuple[str, ...] = Field(alias="from", min_length=1)
-    dest: str = Field(alias="to", min_length=1)
-    roles: tuple[str, ...] = Field(min_length=1)
-    fields: dict[str, FieldSpec] = Field(default_factory=dict)
-    sets: dict[str, str] = Field(default_factory=dict)
-    """Case attribute to set ← payload field supplying the value."""
-    marks: dict[str, str | int | float | bool | None] = Field(default_factory=dict)
-    """Attributes set to fixed values (``None`` clears one)."""
-    counts: tuple[str, ...] = ()
-    """Case counters this transition increments."""
-    guards: tuple[str, ...] = ()
-    effects: tuple[str, ...] = ()
-    role_rules: tuple[RoleRule, ...] = ()
-    """When a rule's counter has reached ``at_least``, only its roles may fire this."""
-    restores_clock: bool = False
-    """Resume the clock the case had before its last change of state (a rejected
-    return goes back to the same unit with its sign-for clock still running)."""
-    divert: tuple[Divert, ...] = ()
-    """Destinations other than ``to``, each with the condition that selects it."""
-    extends_clock: str | None = None
-    """An attribute path (``extension_request.duration``) whose duration this
-    transition adds to the running clock."""
-    description: str = ""
-
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
-
-
-class TemplateSpec(_Definition):
-    """The words of a notification, as ``string.Template`` text (``${case_id}``)."""
-
-    subject: str = Field(min_length=1)
-    body: str = Field(min_length=1)
-    format: Literal["text", "html"] = "text"
-
-
-class NotificationRule(_Definition):
-    """On these ``events``, tell these recipients through ``channel`` with ``template``.
-
-    (The key is not ``on``: YAML 1.1 reads a bare ``on`` as the boolean true.)
-    """
-
-    events: tuple[str, ...] = Field(min_length=1)
-    to: tuple[str, ...] = Field(min_length=1)
-    channel: str = Field(min_length=1)
-    template: str = Field(min_length=1)
-
-
-class PrivacySpec(_Definition):
-    """Who sees a reporter's contact data in full; everyone else sees it masked.
-
-    When ``full_contact`` is not given: the reporter, members of the lead unit and a
-    global ``dispatcher`` role if the workflow declares one.
-    """
-
-    full_contact: tuple[str, ...] | None = None
-
-
-class Workflow(_Definition):
+class Workflow(WorkflowSpec):
     """A validated workflow definition. Build one with ``from_yaml``/``from_json``/``from_dict``."""
 
-    name: str = Field(min_length=1)
-    version: str = "1"
-    description: str = ""
-    roles: tuple[RoleSpec, ...]
-    clocks: tuple[ClockSpec, ...]
-    states: tuple[StateSpec, ...]
-    transitions: tuple[TransitionSpec, ...]
-    privacy: PrivacySpec = PrivacySpec()
-    notifications: tuple[NotificationRule, ...] = ()
-    templates: dict[str, TemplateSpec] = Field(default_factory=dict)
-    _registry: Registry = PrivateAttr(default_factory=Registry.default)
+    _registry: Registry = PrivateAttr(default_factory=default_registry)
 
     # -- loading -----------------------------------------------------------------------
 
@@ -232,8 +83,6 @@ class Workflow(_Definition):
         Raises:
             InvalidWorkflow: listing every problem found, each with its path.
         """
-        from closedloop.engine.validation import check_workflow
-
         if not isinstance(data, Mapping):
             raise InvalidWorkflow(
                 [f"<root>: expected a mapping, got {type(data).__name__}"], source=source
@@ -244,7 +93,7 @@ class Workflow(_Definition):
             raise InvalidWorkflow(_pydantic_problems(exc), source=source) from None
         except (TypeError, ValueError, RecursionError) as exc:
             raise InvalidWorkflow([f"<root>: {exc}"], source=source) from None
-        registry = registry or Registry.default()
+        registry = registry or default_registry()
         problems = check_workflow(workflow, registry)
         if problems:
             raise InvalidWorkflow(problems, source=source)
@@ -283,76 +132,10 @@ class Workflow(_Definition):
             raise InvalidWorkflow([f"<json>: {exc}"], source=source) from None
         return cls.from_dict(data, registry=registry, source=source)
 
-    # -- lookups -------------------------------------------------------------------------
-
     @property
     def registry(self) -> Registry:
         """The guards and effects this workflow was validated against."""
         return self._registry
-
-    @cached_property
-    def initial(self) -> StateSpec:
-        """The initial state."""
-        return next(s for s in self.states if s.initial)
-
-    def state(self, name: str) -> StateSpec:
-        """The state called ``name`` (KeyError if undeclared)."""
-        return self._states[name]
-
-    def transition(self, name: str) -> TransitionSpec:
-        """The transition called ``name`` (KeyError if undeclared)."""
-        return self._transitions[name]
-
-    def role(self, name: str) -> RoleSpec:
-        """The role called ``name`` (KeyError if undeclared)."""
-        return self._roles[name]
-
-    def clock(self, name: str) -> ClockSpec:
-        """The clock called ``name`` (KeyError if undeclared)."""
-        return self._clocks[name]
-
-    def destinations(self, transition: TransitionSpec) -> tuple[str, ...]:
-        """Every state ``transition`` may lead to: ``to`` first, then its diversions."""
-        return (transition.dest, *(d.to for d in transition.divert))
-
-    @cached_property
-    def full_contact_roles(self) -> frozenset[str]:
-        """The roles that see a reporter's contact data unmasked."""
-        if self.privacy.full_contact is not None:
-            return frozenset(self.privacy.full_contact)
-        return frozenset(
-            r.name
-            for r in self.roles
-            if r.kind in ("reporter", "lead_unit") or (r.kind, r.name) == ("global", "dispatcher")
-        )
-
-    def roles_for(self, transition: TransitionSpec, counters: Mapping[str, int]) -> tuple[str, ...]:
-        """The roles that may fire ``transition`` on a case with these counters."""
-        roles = transition.roles
-        for rule in transition.role_rules:
-            if counters.get(rule.counter, 0) >= rule.at_least:
-                roles = rule.roles
-        return roles
-
-    def transitions_from(self, state: str) -> tuple[TransitionSpec, ...]:
-        """The transitions whose sources include ``state``, in declaration order."""
-        return tuple(t for t in self.transitions if state in t.source)
-
-    @cached_property
-    def _states(self) -> dict[str, StateSpec]:
-        return {s.name: s for s in self.states}
-
-    @cached_property
-    def _transitions(self) -> dict[str, TransitionSpec]:
-        return {t.name: t for t in self.transitions}
-
-    @cached_property
-    def _roles(self) -> dict[str, RoleSpec]:
-        return {r.name: r for r in self.roles}
-
-    @cached_property
-    def _clocks(self) -> dict[str, ClockSpec]:
-        return {c.name: c for c in self.clocks}
 
 
 def _read(path: str | Path) -> str:

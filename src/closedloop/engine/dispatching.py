@@ -21,12 +21,14 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from closedloop.engine.context import Context, Effect, Guard
 from closedloop.engine.durations import Duration
-from closedloop.engine.registry import Context, Effect, Guard
+from closedloop.engine.duties.resolution import Routing
+from closedloop.engine.model import Misdirect, RoutingRecord, Subtask
 from closedloop.errors import ClosedLoopError
 
 
-def resolve(ctx: Context) -> Any:
+def resolve(ctx: Context) -> Routing | None:
     """The list's routing for the case now, or ``None`` when it cannot be asked.
 
     Raises:
@@ -86,7 +88,7 @@ def _another_unit(ctx: Context) -> str | None:
 
 
 def _subtasks_done(ctx: Context) -> str | None:
-    open_ = [t["unit"] for t in _subtasks(ctx) if t["mandatory"] and t["status"] != "done"]
+    open_ = [t.unit for t in ctx.case.subtasks if t.mandatory and t.status != "done"]
     return f"mandatory co-unit subtasks are open: {', '.join(open_)}" if open_ else None
 
 
@@ -111,7 +113,7 @@ GUARDS: Mapping[str, Guard] = {
 def _route(ctx: Context) -> Mapping[str, Any]:
     named = ctx.payload.get("unit")
     routing = resolve(ctx)
-    record: dict[str, Any] = {"by": ctx.actor.id, "at": ctx.now.isoformat()}
+    record: dict[str, Any] = {"by": ctx.actor.id, "at": ctx.now}
     if routing is not None:
         record.update(
             entry=routing.entry_id,
@@ -119,78 +121,77 @@ def _route(ctx: Context) -> Mapping[str, Any]:
             explanation=routing.explanation,
             gap=routing.gap,
             lead_unit=routing.lead_unit,
-            candidates=list(routing.candidates),
+            candidates=routing.candidates,
             supervising_unit=routing.supervising_unit,
         )
     if named is not None:
         record["override"] = routing is not None and named != routing.lead_unit
         record["reason"] = ctx.payload.get("reason")
-        return _assigned(ctx, named, _named_co_units(ctx), record)
+        return _assigned(ctx, named, _named_co_units(ctx), RoutingRecord(**record))
     assert routing is not None  # the routable guard ran first
-    if routing.needs_arbitration:
-        return {"lead_unit": None, "co_units": (), "routing": record, "dispatched_by": ctx.actor.id}
-    co_units = [c.model_dump(mode="json") for c in routing.co_units]
-    return _assigned(ctx, routing.lead_unit, co_units, record)
+    if routing.lead_unit is None:  # the list's other shape: needs_arbitration
+        return {
+            "lead_unit": None,
+            "co_units": (),
+            "routing": RoutingRecord(**record),
+            "dispatched_by": ctx.actor.id,
+        }
+    co_units = [
+        _subtask(co.unit, co.duty, co.mandatory, co.after, co.within) for co in routing.co_units
+    ]
+    return _assigned(ctx, routing.lead_unit, co_units, RoutingRecord(**record))
 
 
 def _assign_named(ctx: Context) -> Mapping[str, Any]:
     """Assign to the unit the payload names (a redispatch, an arbiter's decision)."""
-    record = {"by": ctx.actor.id, "at": ctx.now.isoformat(), "reason": ctx.payload.get("reason")}
+    record = RoutingRecord(by=ctx.actor.id, at=ctx.now, reason=ctx.payload.get("reason"))
     return _assigned(ctx, ctx.payload["unit"], _named_co_units(ctx), record)
 
 
-def _named_co_units(ctx: Context) -> list[dict[str, Any]]:
-    return [{"unit": unit, "duty": ""} for unit in ctx.payload.get("co_units", ())]
+def _named_co_units(ctx: Context) -> list[Subtask]:
+    return [_subtask(unit, "", True, None, None) for unit in ctx.payload.get("co_units", ())]
+
+
+def _subtask(
+    unit: str, duty: str, mandatory: bool, after: str | None, within: str | None
+) -> Subtask:
+    """A waiting subtask: it starts when the lead unit accepts the case (or, with
+    ``after``, when that co-unit is done) and then has ``within`` from activation."""
+    return Subtask(
+        unit=unit,
+        duty=duty,
+        mandatory=mandatory,
+        after=after,
+        within=None if within is None else Duration.parse(within),
+        status="waiting",
+        due_at=None,
+    )
 
 
 def _assigned(
-    ctx: Context, unit: str, co_units: Sequence[Mapping[str, Any]], record: Mapping[str, Any]
+    ctx: Context, unit: str, co_units: Sequence[Subtask], record: RoutingRecord
 ) -> dict[str, Any]:
-    """Updates giving the case to ``unit``, with a waiting subtask per co-unit.
-
-    A co-unit spec has ``unit`` and ``duty``, and may have ``mandatory`` (default
-    true), ``after`` (a co-unit whose subtask must be done first) and ``within`` (a
-    duration from activation).
-    """
-    subtasks = [
-        {
-            "unit": co["unit"],
-            "duty": co.get("duty", ""),
-            "mandatory": co.get("mandatory", True),
-            "after": co.get("after"),
-            "within": co.get("within"),
-            "status": "waiting",
-            "due_at": None,
-        }
-        for co in co_units
-        if co["unit"] != unit
-    ]
+    """Updates giving the case to ``unit``, with a waiting subtask per other co-unit."""
+    subtasks = [task for task in co_units if task.unit != unit]
     return {
         "lead_unit": unit,
-        "co_units": [t["unit"] for t in subtasks],
-        "routing": dict(record),
+        "co_units": [t.unit for t in subtasks],
+        "routing": record,
         "subtasks": subtasks or None,
         "dispatched_by": ctx.actor.id,
     }
 
 
 def _record_misdirect(ctx: Context) -> Mapping[str, Any]:
-    misdirects = list(ctx.case.attributes.get("misdirects", ()))
-    misdirects.append(
-        {
-            "dispatcher": ctx.case.attributes.get("dispatched_by"),
-            "unit": ctx.case.lead_unit,
-            "at": ctx.now.isoformat(),
-        }
-    )
-    return {"misdirects": misdirects}
+    misdirect = Misdirect(dispatcher=ctx.case.dispatched_by, unit=ctx.case.lead_unit, at=ctx.now)
+    return {"misdirects": [*ctx.case.misdirects, misdirect]}
 
 
 def _activate_subtasks(ctx: Context) -> Mapping[str, Any]:
-    tasks = _subtasks(ctx)
+    tasks = ctx.case.subtasks
     if not tasks:
         return {}
-    done = {t["unit"] for t in tasks if t["status"] == "done"}
+    done = {t.unit for t in tasks if t.status == "done"}
     return {"subtasks": [_activated(ctx, t, done) for t in tasks]}
 
 
@@ -198,41 +199,42 @@ def _complete_subtask(ctx: Context) -> Mapping[str, Any]:
     own = _own_active(ctx)
     assert own is not None  # the has_active_subtask guard ran first
     tasks = []
-    for task in _subtasks(ctx):
-        if task["unit"] == own["unit"]:
-            due = task["due_at"] or _case_due(ctx)
-            late = due is not None and ctx.now > datetime.fromisoformat(due)
-            task = {**task, "status": "done", "done_at": ctx.now.isoformat(), "late": late}
-            task["result"] = ctx.payload.get("result")
+    for task in ctx.case.subtasks:
+        if task.unit == own.unit:
+            due = task.due_at or _case_due(ctx)
+            result = ctx.payload.get("result")
+            task = task.model_copy(
+                update={
+                    "status": "done",
+                    "done_at": ctx.now,
+                    "late": due is not None and ctx.now > due,
+                    "result": result,
+                }
+            )
         tasks.append(task)
-    done = {t["unit"] for t in tasks if t["status"] == "done"}
+    done = {t.unit for t in tasks if t.status == "done"}
     return {"subtasks": [_activated(ctx, t, done) for t in tasks]}
 
 
-def _activated(ctx: Context, task: dict[str, Any], done: set[str]) -> dict[str, Any]:
-    if task["status"] != "waiting" or (task.get("after") and task["after"] not in done):
+def _activated(ctx: Context, task: Subtask, done: set[str]) -> Subtask:
+    if task.status != "waiting" or (task.after and task.after not in done):
         return task
     due = None
-    if task.get("within") and ctx.services.calendar is not None:
-        at = ctx.services.calendar.add(ctx.now, Duration.parse(task["within"]))
-        due = at.astimezone(UTC).isoformat()
-    return {**task, "status": "active", "activated_at": ctx.now.isoformat(), "due_at": due}
+    if task.within is not None:
+        due = ctx.services.calendar.add(ctx.now, task.within).astimezone(UTC)
+    return task.model_copy(update={"status": "active", "activated_at": ctx.now, "due_at": due})
 
 
-def _subtasks(ctx: Context) -> list[dict[str, Any]]:
-    return [dict(t) for t in ctx.case.attributes.get("subtasks") or ()]
-
-
-def _own_active(ctx: Context) -> dict[str, Any] | None:
+def _own_active(ctx: Context) -> Subtask | None:
     return next(
-        (t for t in _subtasks(ctx) if t["status"] == "active" and t["unit"] in ctx.actor.units),
+        (t for t in ctx.case.subtasks if t.status == "active" and t.unit in ctx.actor.units),
         None,
     )
 
 
-def _case_due(ctx: Context) -> str | None:
+def _case_due(ctx: Context) -> datetime | None:
     deadline = ctx.case.deadline
-    return deadline.due_at.isoformat() if deadline is not None else None
+    return deadline.due_at if deadline is not None else None
 
 
 EFFECTS: Mapping[str, Effect] = {

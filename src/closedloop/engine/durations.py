@@ -7,11 +7,13 @@ working (counted on a :class:`~closedloop.engine.ports.WorkCalendar`).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from fractions import Fraction
 from functools import lru_cache
-from typing import Literal
+from typing import Annotated, Literal
+
+from pydantic import PlainSerializer, PlainValidator, WithJsonSchema
 
 from closedloop.errors import ValidationError
 
@@ -47,6 +49,8 @@ class Duration:
     amount: Fraction
     unit: Unit
     working: bool = False
+    written: str | None = field(default=None, compare=False, repr=False)
+    """The text it was parsed from, kept so that it is stored and shown as written."""
 
     @classmethod
     def parse(cls, text: str) -> Duration:
@@ -74,7 +78,7 @@ class Duration:
                 ],
                 subject="duration",
             )
-        return cls(Fraction(match["amount"]), unit, working=bool(match["working"]))
+        return cls(Fraction(match["amount"]), unit, working=bool(match["working"]), written=text)
 
     def scaled(self, factor: Fraction | float) -> Duration:
         """This duration multiplied by ``factor`` (for warning fractions)."""
@@ -97,6 +101,10 @@ class Duration:
         """The natural length, counting a day as 24 hours."""
         return _length(self.amount, self.unit)
 
+    def as_written(self) -> str:
+        """The text it was parsed from, or its normal form when it was computed."""
+        return self.written if self.written is not None else str(self)
+
     def __str__(self) -> str:
         amount = (
             str(self.amount.numerator)
@@ -114,3 +122,23 @@ def _parsed(text: str) -> Duration:
 @lru_cache(maxsize=1024)
 def _length(amount: Fraction, unit: Unit) -> timedelta:
     return timedelta(seconds=float(amount * _SECONDS[unit]))
+
+
+def _duration_value(value: object) -> Duration:
+    if isinstance(value, Duration):
+        return value
+    if not isinstance(value, str):
+        raise ValueError(f"expected a duration text, got {type(value).__name__}")
+    try:
+        return Duration.parse(value)
+    except ValidationError as exc:
+        raise ValueError(exc.errors[0][1]) from None
+
+
+DurationText = Annotated[
+    Duration,
+    PlainValidator(_duration_value),
+    PlainSerializer(Duration.as_written, return_type=str),
+    WithJsonSchema({"type": "string", "examples": ["5 working days"]}),
+]
+"""A :class:`Duration` field of a pydantic model, read from and written as its text."""

@@ -1,7 +1,9 @@
 """Hierarchical codes, for areas (district > street > community > grid) and categories.
 
 The scheme: a code is one or more segments joined by dots, each segment made of ASCII
-letters, digits, ``_`` or ``-`` (``D1.S1.C2.G07``, ``01.02``). A code's ancestors are
+letters, digits, ``_``, ``-`` or ``:`` (``D1.S1.C2.G07``, ``01.02``, ``wechat:mp``). It
+is the one grammar of codes: areas, units and categories here, and the ``code`` fields
+of workflow payloads (:mod:`closedloop.engine.inputs`). A code's ancestors are
 its prefixes of whole segments, so ``D1.S1.C2.G07`` lies in ``D1.S1.C2``, ``D1.S1`` and
 ``D1``, and ``01`` covers ``01.02``. A code covers itself and its descendants. Its
 depth (number of segments) is its specificity: ``D1.S1`` is more specific than ``D1``.
@@ -21,7 +23,9 @@ MAX_CODE_LENGTH = 128
 """The longest code accepted, in characters."""
 
 # Matched with fullmatch: "$" would also match before a final line break.
-_CODE = re.compile(r"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*")
+_CODE = re.compile(r"[A-Za-z0-9_:-]+(?:\.[A-Za-z0-9_:-]+)*")
+CODE_RULE = "dot-separated segments of letters, digits, '_', '-' or ':'"
+"""The grammar of a code, in words, for error messages."""
 
 
 @lru_cache(maxsize=4096)
@@ -46,10 +50,7 @@ def code_problem(value: object) -> str | None:
         return f"code is longer than {MAX_CODE_LENGTH} characters"
     if isinstance(value, str) and value != value.strip():
         return f"code {value!r} begins or ends with whitespace or a line break"
-    return (
-        f"malformed code {value!r}: use dot-separated segments of letters, digits, "
-        "'_' or '-', such as 'D1.S1.C2.G07' or '01.02'"
-    )
+    return f"malformed code {value!r}: use {CODE_RULE}, such as 'D1.S1.C2.G07' or '01.02'"
 
 
 def _checked(value: str) -> str:

@@ -16,12 +16,14 @@ import re
 import unicodedata
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
+from closedloop.engine.clock import utc
 from closedloop.engine.definition import FieldSpec, TransitionSpec
+from closedloop.engine.hierarchy import CODE_RULE, is_code
 from closedloop.engine.model import JSON, Actor, Location, ReporterContact, printable
-from closedloop.errors import ValidationError
+from closedloop.errors import NaiveDatetime, ValidationError
 
 MAX_DESCRIPTION = 4000
 """Open311's limit for a report's description, in characters."""
@@ -31,8 +33,6 @@ MAX_CODES = 50
 
 _BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 MAX_ACTOR_ID = 200
-# Matched with fullmatch: "$" would also match before a final line break.
-_CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}")
 _PHONE = re.compile(r"\+?[0-9][0-9 \-]{1,29}[0-9]")
 _EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]{1,189}")
 _PADDED = "begins or ends with whitespace or a line break"
@@ -131,9 +131,9 @@ def code(value: Any, field: str, errors: Errors) -> str:
     if isinstance(value, str) and value != value.strip():
         errors.append((field, f"{_show(value)} {_PADDED}; a code is matched exactly"))
         return ""
-    if not isinstance(value, str) or not _CODE.fullmatch(value):
+    if not isinstance(value, str) or not is_code(value):
         errors.append(
-            (field, f"{_show(value)} is not a code; use letters, digits and . _ : - (max 128)")
+            (field, f"{_show(value)} is not a code; use {CODE_RULE} (at most 128 characters)")
         )
         return ""
     return value
@@ -278,11 +278,11 @@ def _instant(value: Any, field: str, errors: Errors) -> str | None:
         except ValueError:
             errors.append((field, f"{_show(value)} is not an ISO 8601 instant"))
             return None
-    if not isinstance(value, datetime) or value.tzinfo is None:
+    try:
+        return utc(value, field).isoformat()
+    except NaiveDatetime:
         errors.append((field, "must be a timezone-aware datetime or ISO 8601 instant"))
         return None
-    try:
-        return value.astimezone(UTC).isoformat()
     except OverflowError:
         errors.append((field, "is outside the years 1 to 9999 once converted to UTC"))
         return None

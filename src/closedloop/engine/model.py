@@ -8,25 +8,37 @@ a transition can change is plain JSON-compatible data.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+    model_validator,
+)
+
+from closedloop.engine.clock import utc
+from closedloop.engine.durations import DurationText
 
 JSON = Any
 """A JSON-compatible value (str, int, float, bool, None, list or dict of those)."""
 
 
 def _utc(value: datetime) -> datetime:
-    if value.tzinfo is UTC:
-        return value  # the common case: values the engine made or read back
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError("a naive datetime is not an instant; give it a time zone")
-    return value.astimezone(UTC)
+    return utc(value, "instant")  # NaiveDatetime is a ValueError: pydantic reports it
 
 
 Instant = Annotated[datetime, AfterValidator(_utc)]
 """A timezone-aware datetime, kept in UTC (so hashes and stores agree on its text)."""
+
+Stamp = Annotated[Instant, PlainSerializer(datetime.isoformat, return_type=str)]
+"""An instant inside a case record, written as ``datetime.isoformat`` writes it."""
 
 
 def printable(value: object, limit: int) -> bool:
@@ -108,8 +120,8 @@ class Deadline(_Value):
     clock: str
     calendar: str
     started_at: Instant
-    limit: str
-    extensions: tuple[str, ...] = ()
+    limit: DurationText
+    extensions: tuple[DurationText, ...] = ()
     due_at: Instant
     warn_at: Instant
     paused_at: Instant | None = None
@@ -119,6 +131,73 @@ class Deadline(_Value):
     fallback_days: tuple[date, ...] = ()
     previous: Deadline | None = None
     """The clock the case left when it entered this state, kept so that it can resume."""
+
+
+class _Record(_Value):
+    """A record kept on a case; only the fields given when it was made are written."""
+
+    @model_serializer(mode="wrap")
+    def _given(self, handler: SerializerFunctionWrapHandler) -> dict[str, JSON]:
+        data: dict[str, JSON] = handler(self)
+        return {name: value for name, value in data.items() if name in self.model_fields_set}
+
+
+SubtaskStatus = Literal["waiting", "active", "done"]
+
+
+class Subtask(_Record):
+    """A co-unit's part of a case (协办): what it must do, and how far it has got.
+
+    It waits until the lead unit accepts the case (or, with ``after``, until that
+    co-unit's subtask is done), is then active until ``due_at`` (its own ``within``
+    from activation, else the case's deadline), and is done with a ``result``.
+    """
+
+    unit: str
+    duty: str = ""
+    mandatory: bool = True
+    after: str | None = None
+    within: DurationText | None = None
+    status: SubtaskStatus = "waiting"
+    due_at: Stamp | None = None
+    activated_at: Stamp | None = None
+    done_at: Stamp | None = None
+    late: bool | None = None
+    result: str | None = None
+
+
+class RoutingRecord(_Record):
+    """Why a case went to its unit: the list's answer at dispatch, or a named unit.
+
+    ``entry``, ``list_version``, ``explanation``, ``gap``, ``lead_unit``,
+    ``candidates`` and ``supervising_unit`` are the responsibility list's answer (when
+    it was asked); ``override`` and ``reason`` are set when a unit was named instead.
+    """
+
+    by: str
+    at: Stamp
+    entry: str | None = None
+    list_version: str | None = None
+    explanation: str | None = None
+    gap: bool | None = None
+    lead_unit: str | None = None
+    candidates: tuple[str, ...] = ()
+    supervising_unit: str | None = None
+    override: bool | None = None
+    reason: str | None = None
+
+
+class Misdirect(_Record):
+    """A return approved: the unit wrongly sent the case, and the dispatcher who sent it."""
+
+    dispatcher: str | None
+    unit: str | None
+    at: Stamp
+
+
+RECORD_FIELDS = ("paused", "subtasks", "routing", "misdirects", "dispatched_by")
+"""Case fields written inside ``attributes`` in stored JSON and audit events, where
+cases have always kept them, so that stored cases and hash chains stay as they are."""
 
 
 class Case(_Value):
@@ -151,9 +230,64 @@ class Case(_Value):
     """The supervision flag (督办), set by an escalation step."""
     counters: dict[str, int] = Field(default_factory=dict)
     """Counts kept by the workflow, such as ``returns`` and ``reworks``."""
+    paused: str | None = None
+    """Why the clock is paused (``info``, ``suspension``); ``None`` while it runs."""
+    subtasks: tuple[Subtask, ...] = ()
+    """The co-units' subtasks, one per co-unit."""
+    routing: RoutingRecord | None = None
+    """How the case reached its lead unit."""
+    misdirects: tuple[Misdirect, ...] = ()
+    """Returns approved against the dispatcher who sent the case to the wrong unit."""
+    dispatched_by: str | None = None
+    """Who assigned the case to its lead unit last."""
     attributes: dict[str, JSON] = Field(default_factory=dict)
     """Values the workflow's transitions recorded, by name (results, reasons, flags)."""
     contact: ReporterContact | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _lift_records(cls, data: Any) -> Any:
+        """Read the record fields from ``attributes``, where stored JSON keeps them."""
+        if not isinstance(data, dict):
+            return data
+        attributes = data.get("attributes")
+        found = isinstance(attributes, dict) and not attributes.keys().isdisjoint(RECORD_FIELDS)
+        cleared = [n for n in ("subtasks", "misdirects") if n in data and data[n] is None]
+        if not found and not cleared:
+            return data
+        data = dict(data)
+        if found:
+            assert isinstance(attributes, dict)
+            kept = dict(attributes)
+            for name in RECORD_FIELDS:
+                if name in kept:
+                    value = kept.pop(name)
+                    data.setdefault(name, value)
+            data["attributes"] = kept
+        for name in ("subtasks", "misdirects"):
+            if name in data and data[name] is None:
+                data[name] = ()
+        return data
+
+    @model_serializer(mode="wrap")
+    def _fold_records(
+        self, handler: SerializerFunctionWrapHandler, info: SerializationInfo
+    ) -> dict[str, JSON]:
+        """In JSON, write the record fields inside ``attributes`` (as stores keep them)."""
+        data: dict[str, JSON] = handler(self)
+        if not info.mode_is_json():
+            return data
+        attributes = data.get("attributes")
+        folded = dict(attributes) if isinstance(attributes, dict) else None
+        for name in RECORD_FIELDS:
+            if name not in data:
+                continue
+            value = data.pop(name)
+            if folded is not None and value not in (None, [], ()):
+                folded[name] = value
+        if folded is not None:
+            data["attributes"] = folded
+        return data
 
     def counter(self, name: str) -> int:
         """The value of a workflow counter, zero when never counted."""

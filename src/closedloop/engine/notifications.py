@@ -25,47 +25,6 @@ from closedloop.engine.model import AuditEvent, Case
 from closedloop.engine.ports import OutboxMessage
 from closedloop.errors import ClosedLoopError
 
-ENGINE_EVENTS = frozenset({"report", "warn", "breach", "escalate"})
-"""Events a rule may name besides the workflow's transitions."""
-TARGETS = frozenset({"lead_unit", "co_units", "supervising_unit", "parent_unit", "reporter"})
-VARIABLES = frozenset(
-    {
-        "case_id", "event", "state", "category", "category_name", "urgency", "description",
-        "address", "area", "lead_unit", "actor", "reason", "due_at", "level", "seq",
-    }
-)  # fmt: skip
-"""The names a template may use, as ``${name}``."""
-
-
-def rule_problems(workflow: Workflow) -> Iterator[str]:
-    """Every problem of the workflow's notification rules and templates."""
-    events = ENGINE_EVENTS | {t.name for t in workflow.transitions}
-    roles = {r.name for r in workflow.roles}
-    for index, rule in enumerate(workflow.notifications):
-        where = f"notifications[{index}]"
-        for name in rule.events:
-            if name not in events:
-                known = sorted(ENGINE_EVENTS)
-                yield f"{where}.events: unknown event {name!r}; events: transitions and {known}"
-        for target in rule.to:
-            role = target.removeprefix("role:")
-            if target not in TARGETS and not (target.startswith("role:") and role in roles):
-                yield f"{where}.to: {target!r} is not {sorted(TARGETS)} or role:<declared role>"
-        if rule.template not in workflow.templates:
-            yield f"{where}.template: unknown template {rule.template!r}"
-    for name, spec in workflow.templates.items():
-        for part in ("subject", "body"):
-            template = Template(getattr(spec, part))
-            if not template.is_valid():
-                yield f"templates.{name}.{part}: not a valid template (write $$ for a dollar sign)"
-                continue
-            unknown = set(template.get_identifiers()) - VARIABLES
-            if unknown:
-                yield (
-                    f"templates.{name}.{part}: unknown names {sorted(unknown)}; "
-                    f"known: {sorted(VARIABLES)}"
-                )
-
 
 def messages(
     workflow: Workflow,
@@ -129,14 +88,14 @@ def _message(
 
 
 def _recipients(case: Case, targets: Sequence[str], directory: Any) -> Iterator[str]:
-    routing = case.attributes.get("routing") or {}
+    supervising = case.routing.supervising_unit if case.routing is not None else None
     for target in targets:
         if target == "lead_unit" and case.lead_unit:
             yield f"unit:{case.lead_unit}"
         elif target == "co_units":
             yield from (f"unit:{unit}" for unit in case.co_units)
-        elif target == "supervising_unit" and routing.get("supervising_unit"):
-            yield f"unit:{routing['supervising_unit']}"
+        elif target == "supervising_unit" and supervising:
+            yield f"unit:{supervising}"
         elif target == "parent_unit" and case.lead_unit and directory is not None:
             parent = _parent(directory, case.lead_unit)
             if parent:

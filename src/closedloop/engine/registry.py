@@ -12,47 +12,14 @@ payload and the time, and they return data.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Mapping
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
 
-from closedloop.engine.model import Actor, Case
+from closedloop.engine.context import Context, Effect, Guard, Services
+from closedloop.engine.guards_and_effects import BUILTIN_EFFECTS, BUILTIN_GUARDS
 from closedloop.errors import UnknownName
 
-if TYPE_CHECKING:
-    from closedloop.engine.definition import TransitionSpec
-
-
-@dataclass(frozen=True, slots=True)
-class Services:
-    """What the engine lends to guards and effects: routing and calendars.
-
-    ``responsibilities`` is a ``ResponsibilityList`` (or ``None`` when the host routes
-    by hand), ``directory`` a ``Directory``, ``calendar`` the engine's default
-    ``WorkCalendar``.
-    """
-
-    responsibilities: Any = None
-    directory: Any = None
-    calendar: Any = None
-
-
-@dataclass(frozen=True, slots=True)
-class Context:
-    """What a guard or an effect sees of the command being applied."""
-
-    case: Case
-    actor: Actor
-    payload: Mapping[str, Any]
-    now: datetime
-    transition: TransitionSpec
-    services: Services = Services()
-
-
-Guard = Callable[[Context], "str | None"]
-Effect = Callable[[Context], Mapping[str, Any]]
+__all__ = ["Context", "Effect", "Guard", "Registry", "Services", "default_registry"]
 
 
 class Registry:
@@ -97,9 +64,7 @@ class Registry:
     @classmethod
     def default(cls) -> Registry:
         """The built-in guards and effects (those the standard workflow uses)."""
-        from closedloop.engine.builtins import DEFAULT_REGISTRY
-
-        return DEFAULT_REGISTRY
+        return _DEFAULT
 
     def guard(self, name: str) -> Guard:
         """The guard called ``name``.
@@ -122,3 +87,11 @@ class Registry:
             return self._effects[name]
         except KeyError:
             raise UnknownName("effect", name, self._effects) from None
+
+
+_DEFAULT = Registry(guards=BUILTIN_GUARDS, effects=BUILTIN_EFFECTS)
+
+
+def default_registry() -> Registry:
+    """The guards and effects every workflow may use, including the standard one."""
+    return _DEFAULT

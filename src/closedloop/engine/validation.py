@@ -10,16 +10,26 @@ import re
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator
 
-from closedloop.engine.definition import Divert, FieldSpec, TransitionSpec, Workflow
 from closedloop.engine.durations import Duration
 from closedloop.engine.model import Case
+from closedloop.engine.notification_rules import rule_problems
 from closedloop.engine.registry import Registry
+from closedloop.engine.specs import Divert, FieldSpec, TransitionSpec, WorkflowSpec
 from closedloop.errors import ValidationError
 
-NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
+"""A name of a state, transition, role, clock, field or counter (``fullmatch`` it)."""
 RESERVED_TRIGGERS = frozenset({"report", "warn", "breach", "escalate"})
 """Trigger names the engine records itself: a case's first event, and its timers."""
-SETTABLE_FIELDS = frozenset({"category", "urgency", "lead_unit", "co_units"})
+SETTABLE_FIELDS = frozenset(
+    {
+        "category", "urgency", "lead_unit", "co_units", "paused", "dispatched_by",
+        "subtasks", "routing", "misdirects",
+    }
+)  # fmt: skip
+"""Case fields a transition may set; any other target is kept in ``Case.attributes``."""
+RECORDS = frozenset({"subtasks", "routing", "misdirects"})
+"""Settable case fields holding records that only effects make; ``marks`` may clear them."""
 TEXT_TYPES = frozenset({"code", "choice", "text"})
 RESERVED_FIELDS = frozenset(
     {"by", "expected_version", "idempotency_key", "case_id", "name", "self"}
@@ -30,10 +40,9 @@ EFFECT_NEEDS: dict[str, tuple[str, ...]] = {
     "complete_subtask": ("has_active_subtask",),
 }
 """Built-in effects that rely on a guard having run on the same transition."""
-"""Case fields a transition may set; any other target is kept in ``Case.attributes``."""
 
 
-def check_workflow(workflow: Workflow, registry: Registry) -> list[str]:
+def check_workflow(workflow: WorkflowSpec, registry: Registry) -> list[str]:
     """Every problem of ``workflow``, each prefixed with its path; empty when valid."""
     problems: list[str] = []
     problems += _duplicates(workflow)
@@ -45,8 +54,6 @@ def check_workflow(workflow: Workflow, registry: Registry) -> list[str]:
     for index, role in enumerate(workflow.privacy.full_contact or ()):
         if role not in _names(workflow.roles):
             problems.append(f"privacy.full_contact[{index}]: unknown role {role!r}")
-    from closedloop.engine.notifications import rule_problems
-
     problems += rule_problems(workflow)
     if not problems:  # graph checks need a structurally sound definition
         problems += _graph(workflow)
@@ -57,11 +64,11 @@ def _names(items: Iterable[object]) -> set[str]:
     return {getattr(item, "name") for item in items}  # noqa: B009 - any named spec
 
 
-def _duplicates(workflow: Workflow) -> Iterator[str]:
+def _duplicates(workflow: WorkflowSpec) -> Iterator[str]:
     for section in ("states", "transitions", "roles", "clocks"):
         items = getattr(workflow, section)
         for index, item in enumerate(items):
-            if not NAME.match(item.name):
+            if not NAME.fullmatch(item.name):
                 yield (
                     f"{section}[{index}].name: {item.name!r} is not a valid name; use "
                     "lowercase letters, digits and '_', starting with a letter"
@@ -72,7 +79,7 @@ def _duplicates(workflow: Workflow) -> Iterator[str]:
                 yield f"{section}: duplicate name {name!r} ({count} times)"
 
 
-def _states(workflow: Workflow) -> Iterator[str]:
+def _states(workflow: WorkflowSpec) -> Iterator[str]:
     initial = [s.name for s in workflow.states if s.initial]
     if len(initial) != 1:
         yield f"states: exactly one initial state is required, found {len(initial)}: {initial}"
@@ -99,7 +106,7 @@ def _states(workflow: Workflow) -> Iterator[str]:
             yield f"{where}.owner: unknown role {state.owner!r}; declared: {sorted(roles)}"
 
 
-def _clocks(workflow: Workflow) -> Iterator[str]:
+def _clocks(workflow: WorkflowSpec) -> Iterator[str]:
     for index, clock in enumerate(workflow.clocks):
         where = f"clocks[{index}] ({clock.name})"
         texts = [("duration", clock.duration)]
@@ -115,7 +122,7 @@ def _clocks(workflow: Workflow) -> Iterator[str]:
                 yield f"{where}.{path}: {exc.errors[0][1]}"
 
 
-def _expiry(workflow: Workflow, clock: str, trigger: str, where: str) -> Iterator[str]:
+def _expiry(workflow: WorkflowSpec, clock: str, trigger: str, where: str) -> Iterator[str]:
     transition = next((t for t in workflow.transitions if t.name == trigger), None)
     if transition is None:
         yield f"{where}.trigger: unknown transition {trigger!r}"
@@ -132,7 +139,7 @@ def _expiry(workflow: Workflow, clock: str, trigger: str, where: str) -> Iterato
 
 
 def _transition(
-    workflow: Workflow, registry: Registry, transition: TransitionSpec, where: str
+    workflow: WorkflowSpec, registry: Registry, transition: TransitionSpec, where: str
 ) -> Iterator[str]:
     states, roles = _names(workflow.states), _names(workflow.roles)
     if transition.name in RESERVED_TRIGGERS:
@@ -164,7 +171,7 @@ def _transition(
                     f"{where}.role_rules[{index}]: unknown role {role!r}; declared: {sorted(roles)}"
                 )
     if transition.extends_clock is not None and not all(
-        NAME.match(part) for part in transition.extends_clock.split(".")
+        NAME.fullmatch(part) for part in transition.extends_clock.split(".")
     ):
         yield f"{where}.extends_clock: {transition.extends_clock!r} is not an attribute path"
     for name, spec in transition.fields.items():
@@ -185,7 +192,7 @@ def _divert(divert: Divert, registry: Registry, states: set[str], where: str) ->
 
 
 def _field(where: str, name: str, spec: FieldSpec) -> Iterator[str]:
-    if not NAME.match(name):
+    if not NAME.fullmatch(name):
         yield f"{where}: {name!r} is not a valid field name"
     if name in RESERVED_FIELDS:
         yield f"{where}: {name!r} is an argument of Engine.trigger; name the field otherwise"
@@ -208,10 +215,13 @@ def _targets(transition: TransitionSpec, where: str) -> Iterator[str]:
                     f"{where}.{section}.{target}: case field {target!r} cannot be set by a "
                     f"transition; settable: {sorted(SETTABLE_FIELDS)} or any other name"
                 )
-            elif not NAME.match(target):
+            elif not NAME.fullmatch(target):
                 yield f"{where}.{section}.{target}: {target!r} is not a valid name"
     for target, field in transition.sets.items():
         spec = transition.fields.get(field)
+        if target in RECORDS:
+            yield f"{where}.sets.{target}: case field {target!r} is made by effects, not fields"
+            continue
         wanted = {"codes"} if target == "co_units" else TEXT_TYPES
         if target in SETTABLE_FIELDS and spec is not None and spec.type not in wanted:
             yield f"{where}.sets.{target}: needs a field of type {sorted(wanted)}, not {spec.type}"
@@ -224,9 +234,10 @@ def _targets(transition: TransitionSpec, where: str) -> Iterator[str]:
         if (
             target in SETTABLE_FIELDS
             and value is not None
-            and (target == "co_units" or not isinstance(value, str))
+            and (target == "co_units" or target in RECORDS or not isinstance(value, str))
         ):
-            yield f"{where}.marks.{target}: case field {target!r} takes only text or null"
+            shape = "only null" if target in RECORDS else "only text or null"
+            yield f"{where}.marks.{target}: case field {target!r} takes {shape}"
     for name in transition.effects:
         for guard in EFFECT_NEEDS.get(name, ()):
             if guard not in transition.guards:
@@ -236,11 +247,11 @@ def _targets(transition: TransitionSpec, where: str) -> Iterator[str]:
     ):
         yield f"{where}.effects: 'assign_named_unit' needs a required field 'unit'"
     for index, counter in enumerate(transition.counts):
-        if not NAME.match(counter):
+        if not NAME.fullmatch(counter):
             yield f"{where}.counts[{index}]: {counter!r} is not a valid counter name"
 
 
-def _graph(workflow: Workflow) -> Iterator[str]:
+def _graph(workflow: WorkflowSpec) -> Iterator[str]:
     forward: dict[str, set[str]] = {s.name: set() for s in workflow.states}
     backward: dict[str, set[str]] = {s.name: set() for s in workflow.states}
     for transition in workflow.transitions:
@@ -263,7 +274,7 @@ def _graph(workflow: Workflow) -> Iterator[str]:
             )
 
 
-def _owner_can_act(workflow: Workflow, state: str) -> bool:
+def _owner_can_act(workflow: WorkflowSpec, state: str) -> bool:
     owner = workflow.state(state).owner
     return any(owner in t.roles for t in workflow.transitions_from(state))
 

@@ -21,7 +21,7 @@ def dispatch(stage: Stage, story: Story) -> None:
         return
     routing = stage.district.duties.resolve(story.category, story.grid, stage.now)
     story.truth = routing.lead_unit or routing.candidates[0]
-    story.gap = bool((case.attributes.get("routing") or {}).get("gap"))
+    story.gap = case.routing is not None and bool(case.routing.gap)
     assigned(stage, story, case)
 
 

@@ -75,9 +75,9 @@ def _work_ends(stage: Stage, story: Story) -> datetime:
 
 def _co_units(stage: Stage, story: Story, case: Case, finish: datetime) -> datetime:
     """Plan each active co-unit subtask; the result waits for the last of them."""
-    for task in case.attributes.get("subtasks") or ():
-        if task["status"] == "active":
-            done = _co_unit_done(stage, story, task["unit"])
+    for task in case.subtasks:
+        if task.status == "active":
+            done = _co_unit_done(stage, story, task.unit)
             finish = max(finish, done + timedelta(minutes=30))
     return finish
 
@@ -97,9 +97,9 @@ def _complete_subtask(stage: Stage, story: Story, *, unit: str) -> None:
     case = stage.act(
         story, stage.district.cast.handler(unit), "complete_subtask", moves=False, result="已配合"
     )
-    for task in (case.attributes.get("subtasks") or ()) if case else ():
-        if task["status"] == "active" and task.get("activated_at") == stage.now.isoformat():
-            _co_unit_done(stage, story, task["unit"])
+    for task in case.subtasks if case else ():
+        if task.status == "active" and task.activated_at == stage.now:
+            _co_unit_done(stage, story, task.unit)
 
 
 def _information(stage: Stage, story: Story, finish: datetime) -> datetime:
@@ -135,9 +135,8 @@ def _extension(stage: Stage, story: Story, case: Case, finish: datetime) -> None
     stage.later(story, asked, partial(_ask_for_extension, duration=duration))
 
 
-def _asked_duration(limit_text: str, overrun: timedelta) -> str:
+def _asked_duration(limit: Duration, overrun: timedelta) -> str:
     """Enough whole units of the clock's own unit to cover ``overrun`` (1 to 5)."""
-    limit = Duration.parse(limit_text)
     unit = Duration(Fraction(1), limit.unit).as_timedelta()
     amount = min(max(math.ceil(overrun / unit), 1), 5)
     return str(Duration(Fraction(amount), limit.unit, limit.working))

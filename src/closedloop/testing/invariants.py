@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from closedloop.engine.access import roles_on
+from closedloop.engine.context import Context
 from closedloop.engine.definition import TransitionSpec, Workflow
 from closedloop.engine.model import SYSTEM, Actor, AuditEvent, Case
 from closedloop.engine.ports import DuePoint
-from closedloop.engine.registry import Context
 from closedloop.engine.service import Engine
 from closedloop.errors import CaseNotFound
 

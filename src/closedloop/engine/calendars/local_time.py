@@ -16,21 +16,10 @@ import math
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from closedloop.errors import NaiveDatetime
+from closedloop.engine.clock import aware
 
-
-def require_aware(value: datetime, what: str) -> datetime:
-    """``value`` itself, if it is a timezone-aware datetime.
-
-    Raises:
-        NaiveDatetime: ``value`` has no time zone.
-        TypeError: ``value`` is not a datetime.
-    """
-    if not isinstance(value, datetime):
-        raise TypeError(f"{what} must be a datetime, got {type(value).__name__}")
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise NaiveDatetime(what)
-    return value
+require_aware = aware
+"""``value`` itself if it is timezone-aware (:func:`closedloop.engine.clock.aware`)."""
 
 
 class LocalTimeline:

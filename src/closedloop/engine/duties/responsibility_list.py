@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from closedloop.engine.clock import aware
 from closedloop.engine.duties.catalog import CategoryCatalog, Precedence
 from closedloop.engine.duties.consistency import Conflict, Located, LocatedFallback, check_list
 from closedloop.engine.duties.entries import Entry, Fallback, ListHeader
@@ -42,7 +43,6 @@ from closedloop.engine.loading import (
 from closedloop.engine.ports import Directory
 from closedloop.errors import (
     InvalidResponsibilityList,
-    NaiveDatetime,
     UnknownName,
     ValidationError,
 )
@@ -346,11 +346,7 @@ class ResponsibilityList:
         ]
 
     def _local(self, at: datetime, what: str) -> datetime:
-        if not isinstance(at, datetime):
-            raise ValidationError([(what, "must be a timezone-aware datetime")], subject="routing")
-        if at.tzinfo is None or at.utcoffset() is None:
-            raise NaiveDatetime(what)
-        return at.astimezone(self._zone)
+        return aware(at, what).astimezone(self._zone)
 
     def _check_request(
         self, categories: Sequence[tuple[str, str]], areas: Sequence[tuple[str, str]]

@@ -1,7 +1,8 @@
 """The built-in guards and effects, available to every workflow by name.
 
 Guards return ``None`` to allow a transition or a sentence saying why not; effects
-return updates (see :mod:`closedloop.engine.registry`).
+return updates (see :mod:`closedloop.engine.context`); a
+:class:`~closedloop.engine.registry.Registry` holds them by name.
 """
 
 from __future__ import annotations
@@ -10,8 +11,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from closedloop.engine import dispatching
+from closedloop.engine.context import Context, Effect, Guard
 from closedloop.engine.durations import Duration
-from closedloop.engine.registry import Context, Effect, Guard, Registry
 from closedloop.errors import ValidationError
 
 # -- built-in guards ---------------------------------------------------------------------
@@ -27,6 +28,13 @@ def _attribute_is(name: str, value: Any, refusal: str) -> Guard:
 def _attribute_set(name: str, refusal: str) -> Guard:
     def guard(ctx: Context) -> str | None:
         return None if ctx.case.attributes.get(name) is not None else refusal
+
+    return guard
+
+
+def _paused_is(reason: str | None, refusal: str) -> Guard:
+    def guard(ctx: Context) -> str | None:
+        return None if ctx.case.paused == reason else refusal
 
     return guard
 
@@ -57,9 +65,9 @@ def _extension_fits(ctx: Context) -> str | None:
     if "duration" not in ctx.payload:  # asked by allowed(): the field itself is required
         return None
     try:
-        Duration.parse(deadline.limit).plus(Duration.parse(ctx.payload["duration"]))
+        deadline.limit.plus(Duration.parse(ctx.payload["duration"]))
     except ValidationError as exc:
-        return f"{exc.errors[0][1]} (the clock's limit is {deadline.limit})"
+        return f"{exc.errors[0][1]} (the clock's limit is {deadline.limit.as_written()})"
     return None
 
 
@@ -70,9 +78,9 @@ BUILTIN_GUARDS: Mapping[str, Guard] = {
     "actor_is_reporter": _actor_is_reporter,
     "has_lead_unit": _has_lead_unit,
     "no_lead_unit": _no_lead_unit,
-    "not_paused": _attribute_is("paused", None, "the case is paused"),
-    "paused_for_info": _attribute_is("paused", "info", "the case is not awaiting information"),
-    "suspended": _attribute_is("paused", "suspension", "the case is not suspended"),
+    "not_paused": _paused_is(None, "the case is paused"),
+    "paused_for_info": _paused_is("info", "the case is not awaiting information"),
+    "suspended": _paused_is("suspension", "the case is not suspended"),
     "returnable": _attribute_is(
         "final_assignment", None, "the unit was decided by arbitration and cannot return it"
     ),
@@ -108,6 +116,3 @@ BUILTIN_EFFECTS: Mapping[str, Effect] = {
     "record_extension_request": _record_request("extension_request"),
     "record_suspension_request": _record_request("suspension_request"),
 }
-
-DEFAULT_REGISTRY = Registry(guards=BUILTIN_GUARDS, effects=BUILTIN_EFFECTS)
-"""The guards and effects every workflow may use, including the standard one."""

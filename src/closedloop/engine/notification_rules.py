@@ -1,0 +1,53 @@
+"""The checks of a workflow's notification rules and templates, made when it loads.
+
+:mod:`closedloop.engine.notifications` turns the rules into messages; this module
+only knows the names a rule may use, so that validation needs nothing that sends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from string import Template
+
+from closedloop.engine.specs import WorkflowSpec
+
+ENGINE_EVENTS = frozenset({"report", "warn", "breach", "escalate"})
+"""Events a rule may name besides the workflow's transitions."""
+TARGETS = frozenset({"lead_unit", "co_units", "supervising_unit", "parent_unit", "reporter"})
+VARIABLES = frozenset(
+    {
+        "case_id", "event", "state", "category", "category_name", "urgency", "description",
+        "address", "area", "lead_unit", "actor", "reason", "due_at", "level", "seq",
+    }
+)  # fmt: skip
+"""The names a template may use, as ``${name}``."""
+
+
+def rule_problems(workflow: WorkflowSpec) -> Iterator[str]:
+    """Every problem of the workflow's notification rules and templates."""
+    events = ENGINE_EVENTS | {t.name for t in workflow.transitions}
+    roles = {r.name for r in workflow.roles}
+    for index, rule in enumerate(workflow.notifications):
+        where = f"notifications[{index}]"
+        for name in rule.events:
+            if name not in events:
+                known = sorted(ENGINE_EVENTS)
+                yield f"{where}.events: unknown event {name!r}; events: transitions and {known}"
+        for target in rule.to:
+            role = target.removeprefix("role:")
+            if target not in TARGETS and not (target.startswith("role:") and role in roles):
+                yield f"{where}.to: {target!r} is not {sorted(TARGETS)} or role:<declared role>"
+        if rule.template not in workflow.templates:
+            yield f"{where}.template: unknown template {rule.template!r}"
+    for name, spec in workflow.templates.items():
+        for part in ("subject", "body"):
+            template = Template(getattr(spec, part))
+            if not template.is_valid():
+                yield f"templates.{name}.{part}: not a valid template (write $$ for a dollar sign)"
+                continue
+            unknown = set(template.get_identifiers()) - VARIABLES
+            if unknown:
+                yield (
+                    f"templates.{name}.{part}: unknown names {sorted(unknown)}; "
+                    f"known: {sorted(VARIABLES)}"
+                )

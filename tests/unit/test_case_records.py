@@ -1,0 +1,142 @@
+"""Records the engine keeps on a case (the pause, routing, subtasks, misdirects) are
+typed fields, yet stored JSON and audit events keep them inside ``attributes``, as
+cases written before they were fields have them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from closedloop import Actor, Case, Engine, workflows
+from closedloop.engine import audit
+from closedloop.engine.model import Misdirect, RoutingRecord, Subtask
+from closedloop.engine.ports import CaseStore
+from closedloop.testing import ManualClock
+from tests.conftest import StoreFactory
+
+DISPATCHER = Actor("d-1", roles={"dispatcher"})
+AT = "2026-01-05T09:00:00+00:00"
+
+
+def old_shape_body() -> dict[str, Any]:
+    """An in-progress case, paused for information, as stores have always kept it."""
+    return {
+        "id": "legacy-1",
+        "workflow": "standard",
+        "state": "in_progress",
+        "reported_at": AT,
+        "updated_at": AT,
+        "reporter_id": "citizen-1",
+        "channel": "phone",
+        "description": "the drain is blocked",
+        "location": {"address": None, "area": "D1.S1", "lat": None, "long": None},
+        "category": "01.01",
+        "urgency": None,
+        "lead_unit": "WATER",
+        "co_units": ["ROADS"],
+        "waiting_on": "assignee",
+        "deadline": {
+            "clock": "handling",
+            "calendar": "natural",
+            "started_at": AT,
+            "limit": "5 working days",
+            "extensions": ["1 working day"],
+            "due_at": "2026-01-11T09:00:00Z",
+            "warn_at": "2026-01-09T09:00:00Z",
+            "paused_at": AT,
+            "paused_seconds": 0.0,
+            "warning": "none",
+            "escalation": 0,
+            "fallback_days": [],
+            "previous": None,
+        },
+        "supervised": False,
+        "counters": {"misdirects": 1},
+        "attributes": {
+            "question": "which side?",
+            "paused": "info",
+            "dispatched_by": "d-1",
+            "routing": {"by": "d-1", "at": AT, "reason": "street owns it"},
+            "misdirects": [{"dispatcher": "d-1", "unit": "GREEN", "at": AT}],
+            "subtasks": [
+                {
+                    "unit": "ROADS",
+                    "duty": "close the lane",
+                    "mandatory": True,
+                    "after": None,
+                    "within": "4 hours",
+                    "status": "active",
+                    "activated_at": AT,
+                    "due_at": "2026-01-05T13:00:00+00:00",
+                }
+            ],
+        },
+    }
+
+
+def store_old_shape(store: CaseStore) -> None:
+    body = old_shape_body()
+    event = audit.seal(
+        case_id=body["id"],
+        seq=1,
+        at=Case.model_validate({**body, "version": 1}).reported_at,
+        actor="citizen-1",
+        role="reporter",
+        trigger="report",
+        from_state=None,
+        to_state=body["state"],
+        payload={},
+        reason=None,
+        changes=body,
+        prev_hash=audit.GENESIS,
+    )
+    with store.transaction() as tx:
+        tx.add_case(Case.model_validate({**body, "version": 1}), None, event)
+        tx.commit()
+
+
+def test_a_case_stored_with_records_in_attributes_reads_verifies_and_moves_on(
+    store_factory: StoreFactory,
+) -> None:
+    store_old_shape(store_factory())
+    engine = Engine(workflows.standard(), store=store_factory(), clock=ManualClock())
+    case = engine.get("legacy-1", viewer=DISPATCHER)
+    assert (case.paused, case.dispatched_by) == ("info", "d-1")
+    assert case.routing == RoutingRecord(by="d-1", at=AT, reason="street owns it")
+    assert case.misdirects == (Misdirect(dispatcher="d-1", unit="GREEN", at=AT),)
+    assert [(t.unit, t.status, str(t.within)) for t in case.subtasks] == [
+        ("ROADS", "active", "4 hours")
+    ]
+    assert case.attributes == {"question": "which side?"}
+    assert engine.verify("legacy-1").ok
+    case = engine.trigger("legacy-1", "provide_info", by=DISPATCHER, info="the north side")
+    assert case.paused is None
+    assert case.deadline is not None
+    assert case.deadline.paused_at is None
+    assert engine.verify("legacy-1").ok
+    stored = engine.history("legacy-1")[-1].changes["attributes"]
+    assert sorted(stored) == ["dispatched_by", "misdirects", "routing", "subtasks"]
+
+
+def test_stored_json_keeps_records_inside_attributes_and_reads_back_the_same() -> None:
+    case = Case.model_validate({**old_shape_body(), "version": 1})
+    data = case.model_dump(mode="json")
+    for name in ("paused", "subtasks", "routing", "misdirects", "dispatched_by"):
+        assert name not in data
+    assert data["attributes"] == old_shape_body()["attributes"]
+    assert data["deadline"]["extensions"] == ["1 working day"]
+    assert Case.model_validate_json(case.model_dump_json()) == case
+
+
+def test_cleared_records_leave_no_trace_in_attributes() -> None:
+    case = Case.model_validate({**old_shape_body(), "version": 1})
+    cleared = Case.model_validate(
+        {**case.model_dump(), "paused": None, "subtasks": None, "routing": None}
+    )
+    assert cleared.subtasks == ()
+    attributes = cleared.model_dump(mode="json")["attributes"]
+    assert sorted(attributes) == ["dispatched_by", "misdirects", "question"]
+
+
+def test_a_subtask_writes_only_what_it_was_given() -> None:
+    task = Subtask(unit="ROADS", status="waiting", due_at=None)
+    assert task.model_dump(mode="json") == {"unit": "ROADS", "status": "waiting", "due_at": None}
