@@ -14,11 +14,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import PrivateAttr
 from pydantic import ValidationError as PydanticValidationError
 
-from closedloop.engine.loading import parse_yaml
+from closedloop.engine.loading import NotYAML, parse_yaml
 from closedloop.engine.registry import Registry, default_registry
 from closedloop.engine.specs import (
     ClockSpec,
@@ -110,7 +109,7 @@ class Workflow(WorkflowSpec):
         text = _read(path)
         try:
             data = parse_yaml(text)
-        except yaml.YAMLError as exc:
+        except NotYAML as exc:
             raise InvalidWorkflow([f"<yaml>: {exc}"], source=str(path)) from None
         return cls.from_dict(data, registry=registry, source=str(path))
 

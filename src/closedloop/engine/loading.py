@@ -89,6 +89,14 @@ _TextDatesLoader.yaml_implicit_resolvers = {
 }
 
 
+class NotYAML(ValueError):
+    """The text is not a YAML document closedloop accepts; the message says why.
+
+    Raised by :func:`parse_yaml` alone, so that no other module needs PyYAML to tell a
+    parse failure apart; each reader turns it into its own typed error.
+    """
+
+
 def parse_yaml(text: str, *, dates_as_text: bool = False) -> Any:
     """The YAML document in ``text``, refusing duplicate keys and deep nesting.
 
@@ -98,15 +106,17 @@ def parse_yaml(text: str, *, dates_as_text: bool = False) -> Any:
             readers that check dates themselves and report a bad one by its path.
 
     Raises:
-        yaml.YAMLError: not YAML, nested too deep, or a mapping repeats a key.
+        NotYAML: not YAML, nested too deep, or a mapping repeats a key.
     """
     # A SafeLoader: no arbitrary objects are constructed. A list or mapping used as a
     # key, or nesting too deep to build, is not a document we accept.
     loader = _TextDatesLoader if dates_as_text else _StrictLoader
     try:
         return yaml.load(text, Loader=loader)
+    except yaml.YAMLError as exc:
+        raise NotYAML(str(exc)) from None
     except (TypeError, RecursionError) as exc:
-        raise yaml.YAMLError(f"unusable YAML structure: {exc}") from None
+        raise NotYAML(f"unusable YAML structure: {exc}") from None
 
 
 def read_yaml(path: str | Path) -> tuple[Any, list[str]]:
@@ -118,7 +128,7 @@ def read_yaml(path: str | Path) -> tuple[Any, list[str]]:
     text = Path(path).read_text(encoding="utf-8")
     try:
         return parse_yaml(text), []
-    except yaml.YAMLError as exc:
+    except NotYAML as exc:
         return None, [f"not valid YAML: {exc}"]
 
 

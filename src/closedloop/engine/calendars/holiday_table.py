@@ -26,10 +26,8 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from closedloop.engine.calendars.sources import HolidaySource, LayeredHolidays
-from closedloop.engine.loading import parse_yaml
+from closedloop.engine.loading import NotYAML, parse_yaml
 from closedloop.errors import ValidationError
 
 SATURDAY_SUNDAY: frozenset[int] = frozenset({5, 6})
@@ -131,7 +129,7 @@ class HolidayTable:
         file = Path(path)
         try:
             data = parse_yaml(file.read_text(encoding="utf-8"), dates_as_text=True)
-        except yaml.YAMLError as exc:
+        except NotYAML as exc:
             raise ValidationError(
                 [("", f"not valid YAML: {exc}")], subject=f"holiday table {str(file)!r}"
             ) from exc
