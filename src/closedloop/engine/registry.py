@@ -13,7 +13,7 @@ payload and the time, and they return data.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -49,6 +49,9 @@ class Context:
     now: datetime
     transition: TransitionSpec
     services: Services = Services()
+    memo: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    """What the command's guards, effects and diversions worked out once and share (the
+    list's routing), so that one command asks each question once."""
 
 
 Guard = Callable[[Context], "str | None"]
