@@ -15,6 +15,7 @@ from closedloop.engine import audit
 from closedloop.engine.deadlines import Timekeeper
 from closedloop.engine.definition import TransitionSpec, Workflow
 from closedloop.engine.inputs import NewReport
+from closedloop.engine.kinds import EngineTrigger
 from closedloop.engine.model import JSON, AuditEvent, Case
 from closedloop.engine.registry import Context
 from closedloop.engine.validation import SETTABLE_FIELDS
@@ -47,7 +48,7 @@ def open_case(
         at=now,
         actor=report.reporter.id,
         role="reporter",
-        trigger="report",
+        trigger=EngineTrigger.REPORT.value,
         from_state=None,
         to_state=case.state,
         payload={},

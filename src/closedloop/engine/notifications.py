@@ -21,11 +21,12 @@ from string import Template
 from typing import Any
 
 from closedloop.engine.definition import NotificationRule, Workflow
+from closedloop.engine.kinds import EngineTrigger
 from closedloop.engine.model import AuditEvent, Case
 from closedloop.engine.ports import OutboxMessage
 from closedloop.errors import ClosedLoopError
 
-ENGINE_EVENTS = frozenset({"report", "warn", "breach", "escalate"})
+ENGINE_EVENTS = frozenset(trigger.value for trigger in EngineTrigger)
 """Events a rule may name besides the workflow's transitions."""
 TARGETS = frozenset({"lead_unit", "co_units", "supervising_unit", "parent_unit", "reporter"})
 VARIABLES = frozenset(
@@ -90,7 +91,7 @@ def messages(
         if event.trigger not in rule.events:
             continue
         values = values or _values(case, event, categories, zone)
-        targets = [*rule.to, *(extra_targets if event.trigger == "escalate" else ())]
+        targets = [*rule.to, *(extra_targets if event.trigger == EngineTrigger.ESCALATE else ())]
         for recipient in dict.fromkeys(_recipients(case, targets, directory)):
             result.append(_message(workflow, rule, index, case, event, recipient, values, now))
     return result

@@ -14,6 +14,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 from pydantic import BaseModel, ConfigDict
 
 from closedloop.engine.durations import Duration
+from closedloop.engine.kinds import TimerKind
 from closedloop.engine.model import Actor, AuditEvent, Case, Instant, ReporterContact, Unit
 
 
@@ -29,6 +30,8 @@ class IdempotencyRecord(BaseModel):
 
 
 DueKind = Literal["warning", "breach", "escalation", "expiry"]
+"""The values of :class:`~closedloop.engine.kinds.TimerKind`: a due point built with one
+of these names holds the matching kind."""
 OutboxStatus = Literal["pending", "delivered", "dead", "disabled"]
 
 
@@ -44,7 +47,7 @@ class DuePoint(BaseModel):
     id: str
     case_id: str
     clock: str
-    kind: DueKind
+    kind: TimerKind
     level: int = 0
     due_at: Instant
     lease_owner: str | None = None

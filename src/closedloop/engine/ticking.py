@@ -17,6 +17,7 @@ from enum import Enum
 
 from closedloop.engine.deadlines import Timekeeper
 from closedloop.engine.definition import Workflow
+from closedloop.engine.kinds import TimerKind
 from closedloop.engine.model import SYSTEM, Case
 from closedloop.engine.ports import CaseStore, CaseTransaction, DuePoint
 from closedloop.engine.writer import CaseWriter
@@ -113,7 +114,7 @@ class TimerSweep:
             return TimerOutcome.DEFERRED
 
     def _fire_on(self, tx: CaseTransaction, case: Case, point: DuePoint, now: datetime) -> None:
-        if point.kind == "expiry":
+        if point.kind == TimerKind.EXPIRY:
             assert case.deadline is not None
             expiry = self._workflow.clock(case.deadline.clock).on_expiry
             assert expiry is not None
@@ -130,7 +131,7 @@ class TimerSweep:
         trigger, updates, payload = self._clocks.effect(case, point)
         payload["due_at"] = point.due_at.isoformat()
         notify: tuple[str, ...] = ()
-        if point.kind == "escalation" and case.deadline is not None:
+        if point.kind == TimerKind.ESCALATION and case.deadline is not None:
             step = self._workflow.clock(case.deadline.clock).escalation[point.level - 1]
             notify = step.notify
         self._writer.mark(
