@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -11,8 +12,9 @@ from closedloop import Case, Engine, GuardRejected, NaturalCalendar, workflows
 from closedloop.adapters.memory import InMemoryStore
 from closedloop.engine.audit import seal
 from closedloop.engine.delivery import DeliveryReport, RetryPolicy
+from closedloop.engine.durations import Duration
 from closedloop.engine.notifications import messages
-from closedloop.engine.ports import CaseStore, Notification
+from closedloop.engine.ports import CaseStore, Notification, WorkCalendar
 from closedloop.errors import DeliveryFailed, EndpointGone
 from closedloop.testing import ManualClock
 from tests.cast import CITIZEN, DISPATCHER, WATER
@@ -172,6 +174,41 @@ def test_texts_show_the_due_time_in_the_calendars_zone_and_data_keeps_the_instan
     assert shown in warning.body
     assert warning.data["due_at"] == due.isoformat()
     assert "+00:00" not in warning.body
+
+
+class HostCalendar:
+    """A host's own WorkCalendar: natural time, its due times shown in Urumqi."""
+
+    name = "host-natural"
+    timezone = ZoneInfo("Asia/Urumqi")
+    _natural = NaturalCalendar()
+
+    def add(self, start: datetime, duration: Duration) -> datetime:
+        return self._natural.add(start, duration)
+
+    def working_time(self, start: datetime, end: datetime) -> timedelta:
+        return self._natural.working_time(start, end)
+
+    def advance(self, start: datetime, amount: timedelta) -> datetime:
+        return self._natural.advance(start, amount)
+
+    def fallback_days(self, start: datetime, end: datetime) -> tuple[date, ...]:
+        return ()
+
+
+def test_a_host_calendar_shows_due_times_in_the_zone_it_declares() -> None:
+    inbox = Inbox()
+    clock = ManualClock(datetime(2026, 11, 23, 1, 0, tzinfo=UTC))
+    calendar: WorkCalendar = HostCalendar()
+    engine = engine_on(InMemoryStore(), clock, inbox, calendar=calendar)
+    case = engine.trigger(dispatched(engine).id, "accept", by=WATER)
+    assert case.deadline is not None
+    clock.advance(days=10)
+    engine.tick()
+    engine.deliver()
+    warning = next(n for n in inbox.received if n.event == "warn")
+    due = case.deadline.due_at.astimezone(HostCalendar.timezone)
+    assert f"{due:%Y-%m-%d %H:%M} (Asia/Urumqi)" in warning.body
 
 
 def test_a_payload_due_at_that_is_not_an_instant_is_shown_as_given() -> None:

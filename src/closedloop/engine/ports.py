@@ -7,7 +7,7 @@ what it raises; adapters translate their driver's errors into these.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, tzinfo
 from types import TracebackType
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -285,6 +285,12 @@ class WorkCalendar(Protocol):
     @property
     def name(self) -> str:
         """A name to record on cases and in audit events."""
+        ...
+
+    @property
+    def timezone(self) -> tzinfo:
+        """The zone this calendar's due times are shown to people in (notification
+        texts); a calendar of local working time counts in it too."""
         ...
 
     def add(self, start: datetime, duration: Duration) -> datetime:

@@ -13,7 +13,7 @@ notifications the change calls for.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime, tzinfo
+from datetime import datetime, tzinfo
 from typing import Any
 
 from closedloop.engine import audit, inputs, notifications
@@ -177,6 +177,4 @@ class CaseWriter:
 
     def _display_zone(self, case: Case) -> tzinfo:
         """The zone of the case's calendar, to show its due time in (UTC if it has none)."""
-        calendar = self._timekeeper.calendar(case.deadline.calendar if case.deadline else None)
-        zone = getattr(calendar, "timezone", None)
-        return zone if isinstance(zone, tzinfo) else UTC
+        return self._timekeeper.calendar(case.deadline.calendar if case.deadline else None).timezone
