@@ -14,7 +14,13 @@ from closedloop.engine.audit import seal
 from closedloop.engine.delivery import DeliveryReport, RetryPolicy
 from closedloop.engine.durations import Duration
 from closedloop.engine.notifications import messages
-from closedloop.engine.ports import CaseStore, Notification, WorkCalendar
+from closedloop.engine.ports import (
+    CaseStore,
+    MessageBody,
+    Notification,
+    OutboxMessage,
+    WorkCalendar,
+)
 from closedloop.errors import DeliveryFailed, EndpointGone
 from closedloop.testing import ManualClock
 from tests.cast import CITIZEN, DISPATCHER, WATER
@@ -223,3 +229,50 @@ def test_a_payload_due_at_that_is_not_an_instant_is_shown_as_given() -> None:
     sent = messages(engine.workflow, case, event, now=case.updated_at)
     assert sent, "the standard workflow tells the reporter about feedback"
     assert all(m.payload["data"]["due_at"] == "after the holiday" for m in sent)
+
+
+def test_a_message_stored_as_a_plain_json_object_is_still_delivered(backend: Backend) -> None:
+    """Rows written before the body was typed: a JSON object, ``format`` and ``data``
+    missing from the oldest ones."""
+    inbox, clock = Inbox(), ManualClock()
+    store = backend.fresh()
+    engine = engine_on(store, clock, inbox)
+    at = clock.now()
+    old = {
+        "subject": "新派单：CL-1",
+        "body": "请签收 <b>",
+        "format": "html",
+        "data": {"case_id": "CL-1", "event": "dispatch", "state": "assigned", "seq": "3"},
+    }
+    with store.transaction() as tx:
+        tx.add_outbox(
+            [
+                OutboxMessage(
+                    id=f"CL-{n}/3/0/unit:water",
+                    case_id=None,
+                    event="dispatch",
+                    channel="webhook",
+                    recipient="unit:water",
+                    payload=payload,
+                    next_attempt_at=at,
+                    created_at=at,
+                )
+                for n, payload in enumerate([old, {"subject": "旧", "body": "正文"}])
+            ]
+        )
+        tx.commit()
+    assert engine.deliver().delivered == 2
+    texts = {n.id: (n.subject, n.body, n.data) for n in inbox.received}
+    assert texts == {
+        "CL-0/3/0/unit:water": ("新派单：CL-1", "请签收 <b>", old["data"]),
+        "CL-1/3/0/unit:water": ("旧", "正文", {}),
+    }
+
+
+def test_the_engine_stores_a_message_body_as_the_same_json_object() -> None:
+    engine = engine_on(InMemoryStore(), ManualClock(), Inbox())
+    case = dispatched(engine)
+    event = engine.history(case.id)[-1]
+    (sent,) = messages(engine.workflow, case, event, now=case.updated_at)
+    assert set(sent.payload) == {"subject", "body", "format", "data"}
+    assert MessageBody.from_payload(sent.payload).to_payload() == sent.payload

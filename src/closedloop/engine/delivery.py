@@ -17,7 +17,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from closedloop.engine.ports import CaseStore, Notification, Notifier, OutboxMessage, OutboxStatus
+from closedloop.engine.ports import (
+    CaseStore,
+    MessageBody,
+    Notification,
+    Notifier,
+    OutboxMessage,
+    OutboxStatus,
+)
 from closedloop.errors import EndpointGone
 
 
@@ -159,16 +166,16 @@ class Deliverer:
         if message.recipient == "reporter" and message.case_id is not None:
             with self._store.transaction(read_only=True) as tx:
                 contact = tx.get_contact(message.case_id)
-        payload = message.payload
+        text = MessageBody.from_payload(message.payload)
         return Notification(
             id=message.id,
             case_id=message.case_id,
             event=message.event,
             channel=message.channel,
             recipient=message.recipient,
-            subject=payload["subject"],
-            body=payload["body"],
-            data=payload.get("data", {}),
+            subject=text.subject,
+            body=text.body,
+            data=text.data,
             attempt=message.attempts,
             contact=contact,
         )

@@ -23,7 +23,7 @@ from typing import Any
 from closedloop.engine.definition import NotificationRule, Workflow
 from closedloop.engine.kinds import EngineTrigger
 from closedloop.engine.model import AuditEvent, Case
-from closedloop.engine.ports import OutboxMessage
+from closedloop.engine.ports import MessageBody, OutboxMessage
 from closedloop.errors import ClosedLoopError
 
 ENGINE_EVENTS = frozenset(trigger.value for trigger in EngineTrigger)
@@ -115,15 +115,15 @@ def _message(
         event=event.trigger,
         channel=rule.channel,
         recipient=recipient,
-        payload={
-            "subject": Template(spec.subject).substitute(values),  # a header: never HTML
-            "body": Template(spec.body).substitute(shown),
-            "format": spec.format,
-            "data": {
+        payload=MessageBody(
+            subject=Template(spec.subject).substitute(values),  # a header: never HTML
+            body=Template(spec.body).substitute(shown),
+            format=spec.format,
+            data={
                 **{k: values[k] for k in ("case_id", "event", "state", "seq")},
                 "due_at": values["due_instant"],
             },
-        },
+        ).to_payload(),
         next_attempt_at=now,
         created_at=now,
     )

@@ -6,12 +6,12 @@ what it raises; adapters translate their driver's errors into these.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta, tzinfo
 from types import TracebackType
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from closedloop.engine.durations import Duration
 from closedloop.engine.kinds import TimerKind
@@ -55,8 +55,46 @@ class DuePoint(BaseModel):
     lease_token: str | None = None
 
 
+class MessageBody(BaseModel):
+    """What a notification says: the rendered texts and the facts for machines.
+
+    The engine writes it into an outbox message's ``payload`` as a JSON object with
+    these keys (:meth:`to_payload`) and reads it back when delivering
+    (:meth:`from_payload`); keys it does not know are ignored, missing ``format`` and
+    ``data`` take their defaults.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    subject: str
+    """One line of text (a header: never HTML)."""
+    body: str
+    """The text, in ``format``."""
+    format: Literal["text", "html"] = "text"
+    """``html`` when every value in the body was HTML-escaped."""
+    data: dict[str, Any] = Field(default_factory=dict)
+    """Structured facts (case id, event, state, seq, the exact due instant)."""
+
+    def to_payload(self) -> dict[str, Any]:
+        """The JSON object an outbox message stores."""
+        return self.model_dump(mode="json")
+
+    @classmethod
+    def from_payload(cls, payload: Mapping[str, Any]) -> MessageBody:
+        """The body an outbox message stores.
+
+        Raises:
+            pydantic.ValidationError: the payload lacks a text or holds a malformed one.
+        """
+        return cls.model_validate(payload)
+
+
 class OutboxMessage(BaseModel):
-    """A notification written in the same transaction as the change that caused it."""
+    """A notification written in the same transaction as the change that caused it.
+
+    The engine's own messages keep a :class:`MessageBody` in ``payload``; a store keeps
+    the payload as the JSON object it is given.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
