@@ -80,7 +80,7 @@ class MessageBody(BaseModel):
         return self.model_dump(mode="json")
 
     @classmethod
-    def from_payload(cls, payload: Mapping[str, Any]) -> MessageBody:
+    def from_payload(cls, payload: Mapping[str, object]) -> MessageBody:
         """The body an outbox message stores.
 
         Raises:

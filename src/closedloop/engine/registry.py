@@ -49,7 +49,7 @@ class Context:
     now: datetime
     transition: TransitionSpec
     services: Services = Services()
-    memo: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    memo: dict[str, object] = field(default_factory=dict, compare=False, repr=False)
     """What the command's guards, effects and diversions worked out once and share (the
     list's routing), so that one command asks each question once."""
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime, tzinfo
-from typing import Any
 
 from closedloop.engine import audit, inputs, notifications
 from closedloop.engine.access import roles_on
@@ -63,7 +62,7 @@ class CaseWriter:
         trigger: str,
         *,
         by: Actor,
-        payload: Mapping[str, Any],
+        payload: Mapping[str, object],
         now: datetime,
         role: str | None = None,
     ) -> Case:
@@ -108,7 +107,7 @@ class CaseWriter:
         case: Case,
         *,
         trigger: str,
-        updates: Mapping[str, Any],
+        updates: Mapping[str, object],
         payload: Mapping[str, JSON],
         now: datetime,
         notify: tuple[str, ...] = (),
