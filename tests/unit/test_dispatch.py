@@ -283,3 +283,25 @@ def test_dispatch_without_a_list_needs_a_named_unit() -> None:
         engine.trigger(case.id, "dispatch", by=DISPATCHER)
     case = engine.trigger(case.id, "dispatch", by=DISPATCHER, unit="ANY-UNIT")
     assert case.lead_unit == "ANY-UNIT"
+
+
+class CountingList:
+    """The district list, counting how often it is asked to route."""
+
+    def __init__(self) -> None:
+        self.asked = 0
+
+    def resolve(self, category: str, area: str, at: datetime) -> Any:
+        self.asked += 1
+        return DUTIES.resolve(category, area, at)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(DUTIES, name)
+
+
+def test_one_dispatch_asks_the_list_once() -> None:
+    counting = CountingList()
+    engine, _ = engine_at(local(2026, 2, 10, 9), duties=counting)  # type: ignore[arg-type]
+    case = classified(engine, "01.01", "D1.S1.C1.G01")
+    engine.trigger(case.id, "dispatch", by=DISPATCHER)
+    assert counting.asked == 1

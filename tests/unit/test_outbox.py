@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -11,8 +12,15 @@ from closedloop import Case, Engine, GuardRejected, NaturalCalendar, workflows
 from closedloop.adapters.memory import InMemoryStore
 from closedloop.engine.audit import seal
 from closedloop.engine.delivery import DeliveryReport, RetryPolicy
+from closedloop.engine.durations import Duration
 from closedloop.engine.notifications import messages
-from closedloop.engine.ports import CaseStore, Notification
+from closedloop.engine.ports import (
+    CaseStore,
+    MessageBody,
+    Notification,
+    OutboxMessage,
+    WorkCalendar,
+)
 from closedloop.errors import DeliveryFailed, EndpointGone
 from closedloop.testing import ManualClock
 from tests.cast import CITIZEN, DISPATCHER, WATER
@@ -174,6 +182,41 @@ def test_texts_show_the_due_time_in_the_calendars_zone_and_data_keeps_the_instan
     assert "+00:00" not in warning.body
 
 
+class HostCalendar:
+    """A host's own WorkCalendar: natural time, its due times shown in Urumqi."""
+
+    name = "host-natural"
+    timezone = ZoneInfo("Asia/Urumqi")
+    _natural = NaturalCalendar()
+
+    def add(self, start: datetime, duration: Duration) -> datetime:
+        return self._natural.add(start, duration)
+
+    def working_time(self, start: datetime, end: datetime) -> timedelta:
+        return self._natural.working_time(start, end)
+
+    def advance(self, start: datetime, amount: timedelta) -> datetime:
+        return self._natural.advance(start, amount)
+
+    def fallback_days(self, start: datetime, end: datetime) -> tuple[date, ...]:
+        return ()
+
+
+def test_a_host_calendar_shows_due_times_in_the_zone_it_declares() -> None:
+    inbox = Inbox()
+    clock = ManualClock(datetime(2026, 11, 23, 1, 0, tzinfo=UTC))
+    calendar: WorkCalendar = HostCalendar()
+    engine = engine_on(InMemoryStore(), clock, inbox, calendar=calendar)
+    case = engine.trigger(dispatched(engine).id, "accept", by=WATER)
+    assert case.deadline is not None
+    clock.advance(days=10)
+    engine.tick()
+    engine.deliver()
+    warning = next(n for n in inbox.received if n.event == "warn")
+    due = case.deadline.due_at.astimezone(HostCalendar.timezone)
+    assert f"{due:%Y-%m-%d %H:%M} (Asia/Urumqi)" in warning.body
+
+
 def test_a_payload_due_at_that_is_not_an_instant_is_shown_as_given() -> None:
     engine = engine_on(InMemoryStore(), ManualClock(), Inbox())
     case = dispatched(engine).model_copy(update={"deadline": None})
@@ -186,3 +229,50 @@ def test_a_payload_due_at_that_is_not_an_instant_is_shown_as_given() -> None:
     sent = messages(engine.workflow, case, event, now=case.updated_at)
     assert sent, "the standard workflow tells the reporter about feedback"
     assert all(m.payload["data"]["due_at"] == "after the holiday" for m in sent)
+
+
+def test_a_message_stored_as_a_plain_json_object_is_still_delivered(backend: Backend) -> None:
+    """Rows written before the body was typed: a JSON object, ``format`` and ``data``
+    missing from the oldest ones."""
+    inbox, clock = Inbox(), ManualClock()
+    store = backend.fresh()
+    engine = engine_on(store, clock, inbox)
+    at = clock.now()
+    old = {
+        "subject": "新派单：CL-1",
+        "body": "请签收 <b>",
+        "format": "html",
+        "data": {"case_id": "CL-1", "event": "dispatch", "state": "assigned", "seq": "3"},
+    }
+    with store.transaction() as tx:
+        tx.add_outbox(
+            [
+                OutboxMessage(
+                    id=f"CL-{n}/3/0/unit:water",
+                    case_id=None,
+                    event="dispatch",
+                    channel="webhook",
+                    recipient="unit:water",
+                    payload=payload,
+                    next_attempt_at=at,
+                    created_at=at,
+                )
+                for n, payload in enumerate([old, {"subject": "旧", "body": "正文"}])
+            ]
+        )
+        tx.commit()
+    assert engine.deliver().delivered == 2
+    texts = {n.id: (n.subject, n.body, n.data) for n in inbox.received}
+    assert texts == {
+        "CL-0/3/0/unit:water": ("新派单：CL-1", "请签收 <b>", old["data"]),
+        "CL-1/3/0/unit:water": ("旧", "正文", {}),
+    }
+
+
+def test_the_engine_stores_a_message_body_as_the_same_json_object() -> None:
+    engine = engine_on(InMemoryStore(), ManualClock(), Inbox())
+    case = dispatched(engine)
+    event = engine.history(case.id)[-1]
+    (sent,) = messages(engine.workflow, case, event, now=case.updated_at)
+    assert set(sent.payload) == {"subject", "body", "format", "data"}
+    assert MessageBody.from_payload(sent.payload).to_payload() == sent.payload

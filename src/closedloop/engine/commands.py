@@ -1,7 +1,8 @@
 """Pure command logic: from a case and a command to the next case and its audit event.
 
-Nothing here reads a store or a clock; :mod:`closedloop.engine.service` supplies the
-case, the time and the actor, and persists what comes back.
+Nothing here reads a store or a clock; :mod:`closedloop.engine.writer` supplies the
+case, the time, the actor and the destination the machine chose, and persists what
+comes back.
 """
 
 from __future__ import annotations
@@ -11,12 +12,12 @@ from datetime import datetime
 from typing import Any
 
 from closedloop.engine import audit
+from closedloop.engine.context import Context
 from closedloop.engine.deadlines import Timekeeper
 from closedloop.engine.definition import TransitionSpec, Workflow
 from closedloop.engine.inputs import NewReport
-from closedloop.engine.machine import CompiledMachine
+from closedloop.engine.kinds import EngineTrigger
 from closedloop.engine.model import JSON, AuditEvent, Case
-from closedloop.engine.registry import Context
 from closedloop.engine.validation import SETTABLE_FIELDS
 from closedloop.errors import GuardRejected
 
@@ -47,7 +48,7 @@ def open_case(
         at=now,
         actor=report.reporter.id,
         role="reporter",
-        trigger="report",
+        trigger=EngineTrigger.REPORT.value,
         from_state=None,
         to_state=case.state,
         payload={},
@@ -71,17 +72,21 @@ def check_guards(ctx: Context, workflow: Workflow) -> None:
 
 
 def apply_transition(
-    machine: CompiledMachine, timekeeper: Timekeeper, ctx: Context, *, role: str, prev_hash: str
+    workflow: Workflow,
+    timekeeper: Timekeeper,
+    ctx: Context,
+    dest: str,
+    *,
+    role: str,
+    prev_hash: str,
 ) -> tuple[Case, AuditEvent]:
-    """The case after ``ctx.transition`` and the audit event that records it."""
+    """The case after ``ctx.transition`` has taken it to ``dest`` (the destination the
+    machine chose), and the audit event that records it."""
     case, transition = ctx.case, ctx.transition
-    changes = _updates(machine.workflow, ctx)
-    dest = _destination(machine.workflow, ctx, changes["counters"])
-    dest = machine.fire(case.id, case.state, transition.name, dest)
     update: dict[str, Any] = {
         "state": dest,
-        "waiting_on": machine.workflow.state(dest).owner,
-        **changes,
+        "waiting_on": workflow.state(dest).owner,
+        **_updates(workflow, ctx),
     }
     new = Case.model_validate({**case.model_dump(), **update})
     new = new.model_copy(update={"deadline": timekeeper.after(case, new, transition, ctx.now)})
@@ -128,16 +133,6 @@ def record(
         prev_hash=prev_hash,
     )
     return new, event
-
-
-def _destination(workflow: Workflow, ctx: Context, counters: Mapping[str, int]) -> str:
-    """``to``, unless a diversion's condition holds (the first that does wins)."""
-    for divert in ctx.transition.divert:
-        if divert.guard is not None and workflow.registry.guard(divert.guard)(ctx) is None:
-            return divert.to
-        if divert.counter is not None and counters.get(divert.counter, 0) >= (divert.at_least or 0):
-            return divert.to
-    return ctx.transition.dest
 
 
 def _updates(workflow: Workflow, ctx: Context) -> dict[str, Any]:

@@ -42,6 +42,9 @@ class Context:
     now: datetime
     transition: TransitionSpec
     services: Services = field(default_factory=Services)
+    memo: dict[str, object] = field(default_factory=dict, compare=False, repr=False)
+    """What the command's guards, effects and diversions worked out once and share (the
+    list's routing), so that one command asks each question once."""
 
 
 Guard = Callable[[Context], "str | None"]

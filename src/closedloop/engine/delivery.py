@@ -11,12 +11,47 @@ has its late outcome discarded by the store.
 from __future__ import annotations
 
 import random
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 
-from closedloop.engine.ports import CaseStore, Notification, Notifier, OutboxMessage
+from closedloop.engine.ports import (
+    CaseStore,
+    MessageBody,
+    Notification,
+    Notifier,
+    OutboxMessage,
+    OutboxStatus,
+)
 from closedloop.errors import EndpointGone
+
+
+class DeliveryOutcome(StrEnum):
+    """What became of one attempt to send a message (counted in a :class:`DeliveryReport`)."""
+
+    DELIVERED = "delivered"
+    """The channel accepted it."""
+    RETRIED = "retried"
+    """It failed this time; it waits for a later attempt."""
+    DEAD = "dead"
+    """It reached the attempt limit; it waits as a dead letter."""
+    DISABLED = "disabled"
+    """The endpoint is gone for good; it is not tried again."""
+
+    @property
+    def status(self) -> OutboxStatus:
+        """The status the message is left in."""
+        return _STATUS[self]
+
+
+_STATUS: Mapping[DeliveryOutcome, OutboxStatus] = {
+    DeliveryOutcome.DELIVERED: "delivered",
+    DeliveryOutcome.RETRIED: "pending",
+    DeliveryOutcome.DEAD: "dead",
+    DeliveryOutcome.DISABLED: "disabled",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +120,7 @@ class Deliverer:
     ) -> DeliveryReport:
         """Send every message due at ``now``, a batch of claims at a time (until
         ``should_stop()`` answers ``True`` before a claim)."""
-        counts = {"delivered": 0, "retried": 0, "dead": 0, "disabled": 0}
+        counts: Counter[DeliveryOutcome] = Counter()
         while should_stop is None or not should_stop():
             claimed = self._store.claim_outbox(
                 now, owner=self._owner, lease=self._lease, limit=batch
@@ -94,51 +129,53 @@ class Deliverer:
                 break
             for message in claimed:
                 counts[self._send(message, now)] += 1
-        return DeliveryReport(**counts)
+        return DeliveryReport(**{outcome.value: counts[outcome] for outcome in DeliveryOutcome})
 
-    def _send(self, message: OutboxMessage, now: datetime) -> str:
+    def _send(self, message: OutboxMessage, now: datetime) -> DeliveryOutcome:
         if message.attempts > self._policy.max_attempts:  # its worker died mid-send
-            self._finish(message, "dead", "attempt limit reached")
-            return "dead"
+            return self._finish(message, DeliveryOutcome.DEAD, "attempt limit reached")
         notifier = self._channels.get(message.channel) or self._channels.get("*")
         try:
             if notifier is None:
                 raise LookupError(f"no notifier for channel {message.channel!r}")
             notifier.send(self._notification(message))
         except EndpointGone as exc:
-            self._finish(message, "disabled", str(exc))
-            return "disabled"
+            return self._finish(message, DeliveryOutcome.DISABLED, str(exc))
         except Exception as exc:  # every failure is recorded and retried, never lost
             error = f"{type(exc).__name__}: {exc}"
             if message.attempts >= self._policy.max_attempts:
-                self._finish(message, "dead", error)
-                return "dead"
+                return self._finish(message, DeliveryOutcome.DEAD, error)
             wait = self._policy.delay(message.attempts, self._rng)
-            self._store.finish_outbox(
-                message, status="pending", error=error, next_attempt_at=now + wait
-            )
-            return "retried"
-        self._finish(message, "delivered", None)
-        return "delivered"
+            return self._finish(message, DeliveryOutcome.RETRIED, error, now + wait)
+        return self._finish(message, DeliveryOutcome.DELIVERED, None)
 
-    def _finish(self, message: OutboxMessage, status: str, error: str | None) -> None:
-        self._store.finish_outbox(message, status=status, error=error)  # type: ignore[arg-type]
+    def _finish(
+        self,
+        message: OutboxMessage,
+        outcome: DeliveryOutcome,
+        error: str | None,
+        next_attempt_at: datetime | None = None,
+    ) -> DeliveryOutcome:
+        self._store.finish_outbox(
+            message, status=outcome.status, error=error, next_attempt_at=next_attempt_at
+        )
+        return outcome
 
     def _notification(self, message: OutboxMessage) -> Notification:
         contact = None
         if message.recipient == "reporter" and message.case_id is not None:
             with self._store.transaction(read_only=True) as tx:
                 contact = tx.get_contact(message.case_id)
-        payload = message.payload
+        text = MessageBody.from_payload(message.payload)
         return Notification(
             id=message.id,
             case_id=message.case_id,
             event=message.event,
             channel=message.channel,
             recipient=message.recipient,
-            subject=payload["subject"],
-            body=payload["body"],
-            data=payload.get("data", {}),
+            subject=text.subject,
+            body=text.body,
+            data=text.data,
             attempt=message.attempts,
             contact=contact,
         )

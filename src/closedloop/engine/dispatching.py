@@ -31,14 +31,22 @@ from closedloop.errors import ClosedLoopError
 def resolve(ctx: Context) -> Routing | None:
     """The list's routing for the case now, or ``None`` when it cannot be asked.
 
+    Asked once per command: the guards, the diversion and the effect of one dispatch
+    share the answer through ``ctx.memo``.
+
     Raises:
         ClosedLoopError: the list refuses the category or area.
     """
+    if "routing" in ctx.memo:
+        known = ctx.memo["routing"]
+        return known if isinstance(known, Routing) else None
     duties = ctx.services.responsibilities
     case = ctx.case
-    if duties is None or case.category is None or case.location.area is None:
-        return None
-    return duties.resolve(case.category, case.location.area, ctx.now)
+    routing = None
+    if duties is not None and case.category is not None and case.location.area is not None:
+        routing = duties.resolve(case.category, case.location.area, ctx.now)
+    ctx.memo["routing"] = routing
+    return routing
 
 
 def _unknown_unit(ctx: Context, unit: str) -> str | None:

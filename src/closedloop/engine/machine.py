@@ -1,53 +1,87 @@
-"""The one module that uses ``transitions``: a workflow compiled into a state machine.
+"""The one module that uses ``transitions``: a workflow compiled into the state machine
+that decides each transition.
 
-One machine is compiled per workflow. Cases are never attached to it: a command
-borrows a token (a model that carries nothing but a state) from a small pool, sets the
-case's state on it, fires, and returns it. Attaching a model binds every trigger to it,
-which would cost more than the rest of the transition, and a machine slows down as
-models pile up; the pool holds one token per thread that fired at the same time.
-``auto_transitions`` is off, invalid triggers raise, and no callbacks are registered:
-the engine applies guards, effects and audit itself, so the machine's only job is the
-graph.
+One machine is compiled per workflow. Each workflow transition becomes one event of
+the machine, declared once per destination in order: every diversion first, as a
+conditional transition whose condition is the diversion's guard or counter threshold,
+then the plain destination, unconditional. Firing a trigger therefore decides
+everything about the move in one place, in this order:
+
+1. the machine refuses a trigger that is not declared from the case's state;
+2. its ``prepare_event`` hook admits the command (the caller's ``admit``: who may fire
+   it, its payload, its guards), which may refuse it with an error;
+3. the first transition whose conditions hold, in declaration order, gives the
+   destination.
+
+Cases are never attached to the machine. A command fires the machine's event on a
+:class:`Firing` of its own (``Event.trigger(model)``), which carries the state and
+the command; nothing is added to or shared in the machine, so threads fire at once
+without a lock. ``auto_transitions`` is off, invalid triggers raise, and no state
+callbacks are registered: the engine applies effects and the audit trail itself.
 """
 
 from __future__ import annotations
 
-import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from transitions import Machine, MachineError
 
-from closedloop.engine.definition import Workflow
+from closedloop.engine.context import Context
+from closedloop.engine.definition import Divert, TransitionSpec, Workflow
+from closedloop.engine.model import Case
 from closedloop.errors import TransitionNotAllowed
 
+Admit = Callable[[TransitionSpec], tuple[Context, str]]
+"""Admits a command to fire a transition: the context its guards, effects and
+diversions see, and the role it fires as; raises to refuse it."""
 
-class _Token:
-    """The model attached for one command; it carries nothing but the state."""
 
-    def __init__(self) -> None:
-        self.state = ""
+@dataclass(slots=True)
+class Firing:
+    """One trigger being fired on one case: the model the machine moves for one call.
+
+    ``state`` starts as the case's state and ends as the destination the machine
+    chose; ``context`` and ``role`` are what ``admit`` answered.
+    """
+
+    state: str
+    case: Case
+    trigger: str
+    admit: Admit
+    context: Context | None = None
+    role: str = ""
+
+    @property
+    def ctx(self) -> Context:
+        """The admitted command's context (set before any condition is evaluated)."""
+        assert self.context is not None, "the machine admits a firing before deciding it"
+        return self.context
 
 
 class CompiledMachine:
-    """The transition graph of one workflow, ready to fire triggers."""
+    """The transition graph of one workflow, deciding the destination of each trigger."""
 
     def __init__(self, workflow: Workflow) -> None:
         self._workflow = workflow
         self._machine = Machine(
             model=None,
             states=[state.name for state in workflow.states],
-            transitions=[
-                {"trigger": _edge(t.name, dest), "source": list(t.source), "dest": dest}
-                for t in workflow.transitions
-                for dest in workflow.destinations(t)
-            ],
             initial=workflow.initial.name,
             auto_transitions=False,
             ignore_invalid_triggers=False,
             send_event=False,
+            prepare_event=[self._admit],
         )
-        # Attaching a token mutates the machine's model list: one attach at a time.
-        self._lock = threading.Lock()
-        self._idle: list[_Token] = []
+        for spec in workflow.transitions:
+            for divert in spec.divert:
+                self._machine.add_transition(
+                    spec.name,
+                    list(spec.source),
+                    divert.to,
+                    conditions=[_diverts(workflow, spec, divert)],
+                )
+            self._machine.add_transition(spec.name, list(spec.source), spec.dest)
 
     @property
     def workflow(self) -> Workflow:
@@ -55,43 +89,45 @@ class CompiledMachine:
         return self._workflow
 
     def triggers(self, state: str) -> tuple[str, ...]:
-        """The triggers declared from ``state``, in declaration order."""
-        return tuple(t.name for t in self._workflow.transitions_from(state))
+        """The triggers the machine accepts from ``state``, in declaration order."""
+        if state not in self._machine.states:
+            return ()
+        return tuple(self._machine.get_triggers(state))
 
-    def fire(self, case_id: str, state: str, trigger: str, dest: str | None = None) -> str:
-        """The state reached by firing ``trigger`` from ``state`` (towards ``dest``, one of
-        its declared destinations, when the transition can divert).
+    def fire(self, case: Case, trigger: str, admit: Admit) -> Firing:
+        """Fire ``trigger`` on ``case``: admit the command, then choose the destination.
 
         Raises:
-            TransitionNotAllowed: ``trigger`` is not declared from ``state``.
+            TransitionNotAllowed: ``trigger`` is not declared from the case's state.
+            ClosedLoopError: whatever ``admit`` raises to refuse the command.
         """
-        spec = next((t for t in self._workflow.transitions if t.name == trigger), None)
-        event = None
-        if spec is not None:
-            event = self._machine.events.get(_edge(trigger, dest or spec.dest))
-        if event is None:
-            raise TransitionNotAllowed(case_id, state, trigger, self.triggers(state))
-        token = self._borrow()
+        event = self._machine.events.get(trigger)
+        if event is None or case.state not in self._machine.states:
+            raise self._refused(case, trigger)
+        firing = Firing(case.state, case, trigger, admit)
         try:
-            self._machine.set_state(state, model=token)
-            event.trigger(token)
-            reached = str(token.state)
-        except (MachineError, ValueError):
-            raise TransitionNotAllowed(case_id, state, trigger, self.triggers(state)) from None
-        finally:
-            self._idle.append(token)  # list.append and pop are atomic
-        return reached
+            event.trigger(firing, firing)
+        except MachineError:
+            raise self._refused(case, trigger) from None
+        return firing
 
-    def _borrow(self) -> _Token:
-        try:
-            return self._idle.pop()
-        except IndexError:
-            token = _Token()
-            with self._lock:
-                self._machine.add_model(token, initial=self._workflow.initial.name)
-            return token
+    def _admit(self, firing: Firing) -> None:
+        firing.context, firing.role = firing.admit(self._workflow.transition(firing.trigger))
+
+    def _refused(self, case: Case, trigger: str) -> TransitionNotAllowed:
+        return TransitionNotAllowed(case.id, case.state, str(trigger), self.triggers(case.state))
 
 
-def _edge(trigger: str, dest: str) -> str:
-    """The machine's event for one destination of a trigger (a trigger may divert)."""
-    return f"{trigger}->{dest}"
+def _diverts(workflow: Workflow, spec: TransitionSpec, divert: Divert) -> Callable[[Firing], bool]:
+    """The condition of one diversion: its guard allows, or its counter, counted with
+    this transition's own increments, reached the threshold."""
+    counter, threshold = divert.counter, divert.at_least or 0
+
+    def holds(firing: Firing) -> bool:
+        if divert.guard is not None and workflow.registry.guard(divert.guard)(firing.ctx) is None:
+            return True
+        if counter is None:
+            return False
+        return firing.case.counters.get(counter, 0) + spec.counts.count(counter) >= threshold
+
+    return holds

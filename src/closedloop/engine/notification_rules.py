@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from string import Template
 
+from closedloop.engine.kinds import EngineTrigger
 from closedloop.engine.specs import WorkflowSpec
 
-ENGINE_EVENTS = frozenset({"report", "warn", "breach", "escalate"})
+ENGINE_EVENTS = frozenset(trigger.value for trigger in EngineTrigger)
 """Events a rule may name besides the workflow's transitions."""
 TARGETS = frozenset({"lead_unit", "co_units", "supervising_unit", "parent_unit", "reporter"})
 VARIABLES = frozenset(

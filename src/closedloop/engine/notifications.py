@@ -21,8 +21,9 @@ from string import Template
 from typing import Any
 
 from closedloop.engine.definition import NotificationRule, Workflow
+from closedloop.engine.kinds import EngineTrigger
 from closedloop.engine.model import AuditEvent, Case
-from closedloop.engine.ports import OutboxMessage
+from closedloop.engine.ports import MessageBody, OutboxMessage
 from closedloop.errors import ClosedLoopError
 
 
@@ -49,7 +50,7 @@ def messages(
         if event.trigger not in rule.events:
             continue
         values = values or _values(case, event, categories, zone)
-        targets = [*rule.to, *(extra_targets if event.trigger == "escalate" else ())]
+        targets = [*rule.to, *(extra_targets if event.trigger == EngineTrigger.ESCALATE else ())]
         for recipient in dict.fromkeys(_recipients(case, targets, directory)):
             result.append(_message(workflow, rule, index, case, event, recipient, values, now))
     return result
@@ -73,15 +74,15 @@ def _message(
         event=event.trigger,
         channel=rule.channel,
         recipient=recipient,
-        payload={
-            "subject": Template(spec.subject).substitute(values),  # a header: never HTML
-            "body": Template(spec.body).substitute(shown),
-            "format": spec.format,
-            "data": {
+        payload=MessageBody(
+            subject=Template(spec.subject).substitute(values),  # a header: never HTML
+            body=Template(spec.body).substitute(shown),
+            format=spec.format,
+            data={
                 **{k: values[k] for k in ("case_id", "event", "state", "seq")},
                 "due_at": values["due_instant"],
             },
-        },
+        ).to_payload(),
         next_attempt_at=now,
         created_at=now,
     )

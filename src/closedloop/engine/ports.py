@@ -6,14 +6,15 @@ what it raises; adapters translate their driver's errors into these.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import date, datetime, timedelta
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime, timedelta, tzinfo
 from types import TracebackType
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from closedloop.engine.durations import Duration
+from closedloop.engine.kinds import TimerKind
 from closedloop.engine.model import Actor, AuditEvent, Case, Instant, ReporterContact, Unit
 
 
@@ -29,6 +30,8 @@ class IdempotencyRecord(BaseModel):
 
 
 DueKind = Literal["warning", "breach", "escalation", "expiry"]
+"""The values of :class:`~closedloop.engine.kinds.TimerKind`: a due point built with one
+of these names holds the matching kind."""
 OutboxStatus = Literal["pending", "delivered", "dead", "disabled"]
 
 
@@ -44,7 +47,7 @@ class DuePoint(BaseModel):
     id: str
     case_id: str
     clock: str
-    kind: DueKind
+    kind: TimerKind
     level: int = 0
     due_at: Instant
     lease_owner: str | None = None
@@ -52,8 +55,46 @@ class DuePoint(BaseModel):
     lease_token: str | None = None
 
 
+class MessageBody(BaseModel):
+    """What a notification says: the rendered texts and the facts for machines.
+
+    The engine writes it into an outbox message's ``payload`` as a JSON object with
+    these keys (:meth:`to_payload`) and reads it back when delivering
+    (:meth:`from_payload`); keys it does not know are ignored, missing ``format`` and
+    ``data`` take their defaults.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    subject: str
+    """One line of text (a header: never HTML)."""
+    body: str
+    """The text, in ``format``."""
+    format: Literal["text", "html"] = "text"
+    """``html`` when every value in the body was HTML-escaped."""
+    data: dict[str, Any] = Field(default_factory=dict)
+    """Structured facts (case id, event, state, seq, the exact due instant)."""
+
+    def to_payload(self) -> dict[str, Any]:
+        """The JSON object an outbox message stores."""
+        return self.model_dump(mode="json")
+
+    @classmethod
+    def from_payload(cls, payload: Mapping[str, object]) -> MessageBody:
+        """The body an outbox message stores.
+
+        Raises:
+            pydantic.ValidationError: the payload lacks a text or holds a malformed one.
+        """
+        return cls.model_validate(payload)
+
+
 class OutboxMessage(BaseModel):
-    """A notification written in the same transaction as the change that caused it."""
+    """A notification written in the same transaction as the change that caused it.
+
+    The engine's own messages keep a :class:`MessageBody` in ``payload``; a store keeps
+    the payload as the JSON object it is given.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -282,6 +323,12 @@ class WorkCalendar(Protocol):
     @property
     def name(self) -> str:
         """A name to record on cases and in audit events."""
+        ...
+
+    @property
+    def timezone(self) -> tzinfo:
+        """The zone this calendar's due times are shown to people in (notification
+        texts); a calendar of local working time counts in it too."""
         ...
 
     def add(self, start: datetime, duration: Duration) -> datetime:

@@ -1,9 +1,10 @@
 """The Engine: the service a host application calls.
 
-Each command is one transaction: load the case, authorise the actor, check the
-payload and guards, apply the transition, append the audit event, reschedule the
-case's timers, commit with an optimistic version check. A command that fails writes
-nothing. ``tick`` applies the timers that have come due, each in a transaction of its
+Each command is one transaction: load the case, have the
+:class:`~closedloop.engine.writer.CaseWriter` apply it (the trigger's legality, the
+actor's roles, the payload and guards, the destination, the audit event, the case's
+timers and notifications), commit with an optimistic version check. A command that
+fails writes nothing. ``tick`` applies the timers that have come due, each in a transaction of its
 own, exactly once however many engines sweep the same store.
 """
 
@@ -12,23 +13,18 @@ from __future__ import annotations
 import random
 import uuid
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import datetime, timedelta
 from typing import Any
 
-from closedloop.engine import audit, idempotency, inputs, notifications
-from closedloop.engine.access import can_see, contact_for, roles_on
+from closedloop.engine import audit, idempotency, inputs
+from closedloop.engine.access import can_see, contact_for
 from closedloop.engine.calendars import NaturalCalendar
 from closedloop.engine.clock import SystemClock, utc
-from closedloop.engine.commands import (
-    apply_transition,
-    check_guards,
-    open_case,
-)
+from closedloop.engine.context import Services
 from closedloop.engine.deadlines import Timekeeper
-from closedloop.engine.definition import TransitionSpec, Workflow
+from closedloop.engine.definition import Workflow
 from closedloop.engine.delivery import Deliverer, DeliveryReport, RetryPolicy
 from closedloop.engine.duties.responsibility_list import ResponsibilityList
-from closedloop.engine.machine import CompiledMachine
 from closedloop.engine.model import Actor, AuditEvent, Case, Location, ReporterContact
 from closedloop.engine.ports import (
     CaseStore,
@@ -39,14 +35,9 @@ from closedloop.engine.ports import (
     OutboxMessage,
     WorkCalendar,
 )
-from closedloop.engine.registry import Context, Services
 from closedloop.engine.ticking import TickReport, TimerSweep
-from closedloop.errors import (
-    CaseNotFound,
-    ConcurrentModification,
-    PermissionDenied,
-    TransitionNotAllowed,
-)
+from closedloop.engine.writer import CaseWriter
+from closedloop.errors import CaseNotFound, ConcurrentModification
 
 
 def _new_id() -> str:
@@ -96,23 +87,24 @@ class Engine:
         seed: int | None = None,
     ) -> None:
         self._workflow = workflow
-        self._machine = CompiledMachine(workflow)
         self._store = store
         self._clock: Clock = clock or SystemClock()
         default = calendar or NaturalCalendar()
-        self._timekeeper = Timekeeper(
-            workflow, {**(calendars or {}), default.name: default}, default.name
-        )
+        known = {**(calendars or {}), default.name: default}
+        timekeeper = Timekeeper(workflow, known, default.name)
         if directory is None and responsibilities is not None:
             directory = responsibilities.directory
-        self._services = Services(responsibilities, directory, default)
+        services = Services(responsibilities, directory, default)
+        self._writer = CaseWriter(workflow, timekeeper, services)
         self._new_id = id_factory
         self._worker = worker_id or f"engine-{uuid.uuid4().hex[:12]}"
         self._lease = lease
         channels = (
             notifier if isinstance(notifier, Mapping) else {"*": notifier} if notifier else {}
         )
-        self._timers = TimerSweep(self, owner=self._worker, lease=lease)
+        self._timers = TimerSweep(
+            store, workflow, timekeeper, self._writer, owner=self._worker, lease=lease
+        )
         self._deliverer = Deliverer(
             store,
             channels,
@@ -161,9 +153,7 @@ class Engine:
             first = idempotency.first_result(tx, idempotency_key, digest)
             if first is not None:
                 return self._shown(first, reporter, tx.get_contact(first.id))
-            case, event = open_case(self._workflow, self._timekeeper, report, self._now())
-            tx.add_case(case, checked_contact, event)
-            self._save_side_effects(tx, case, event)
+            case = self._writer.open(tx, report, checked_contact, self._now())
             idempotency.remember(tx, idempotency_key, digest, case)
             tx.commit()
         return self._shown(case, reporter, checked_contact)
@@ -198,9 +188,7 @@ class Engine:
             case = self._visible(tx, case_id, by)
             if expected_version is not None and expected_version != case.version:
                 raise ConcurrentModification(case_id, expected_version, case.version)
-            transition, role = self._authorise(case, name, by)
-            ctx = self._context(case, by, inputs.payload(transition, payload), transition)
-            new = self._apply(tx, ctx, role)
+            new = self._writer.fire(tx, case, name, by=by, payload=payload, now=self._now())
             idempotency.remember(tx, idempotency_key, digest, new)
             contact = tx.get_contact(case_id)
             tx.commit()
@@ -279,16 +267,7 @@ class Engine:
         """
         with self._store.transaction(read_only=True) as tx:
             case = self._visible(tx, case_id, actor)
-        held = roles_on(self._workflow, case, actor)
-        now = self._now()
-        result = []
-        for transition in self._workflow.transitions_from(case.state):
-            if held.isdisjoint(self._workflow.roles_for(transition, case.counters)):
-                continue
-            ctx = Context(case, actor, {}, now, transition, self._services)
-            if all(self._workflow.registry.guard(g)(ctx) is None for g in transition.guards):
-                result.append(transition.name)
-        return tuple(result)
+        return self._writer.allowed(case, actor, self._now())
 
     def get(self, case_id: str, *, viewer: Actor) -> Case:
         """The case as ``viewer`` may see it, contact data masked unless entitled.
@@ -332,46 +311,6 @@ class Engine:
 
     # -- internals -----------------------------------------------------------------------
 
-    def _context(
-        self, case: Case, actor: Actor, payload: dict[str, Any], transition: TransitionSpec
-    ) -> Context:
-        return Context(case, actor, payload, self._now(), transition, self._services)
-
-    def _apply(self, tx: CaseTransaction, ctx: Context, role: str) -> Case:
-        check_guards(ctx, self._workflow)
-        head = audit.chain_head(tx, ctx.case.id)
-        new, event = apply_transition(
-            self._machine, self._timekeeper, ctx, role=role, prev_hash=head
-        )
-        tx.update_case(new, ctx.case.version, event)
-        self._save_side_effects(tx, new, event)
-        return new
-
-    def _save_side_effects(
-        self, tx: CaseTransaction, case: Case, event: AuditEvent, notify: tuple[str, ...] = ()
-    ) -> None:
-        """Reschedule the case's timers and write the notifications its change calls for."""
-        tx.replace_due_points(case.id, self._timekeeper.due_points(case))
-        duties = self._services.responsibilities
-        tx.add_outbox(
-            notifications.messages(
-                self._workflow,
-                case,
-                event,
-                now=event.at,
-                directory=self._services.directory,
-                categories=duties.categories if duties is not None else None,
-                extra_targets=notify,
-                zone=self._display_zone(case),
-            )
-        )
-
-    def _display_zone(self, case: Case) -> tzinfo:
-        """The zone of the case's calendar, to show its due time in (UTC if it has none)."""
-        calendar = self._timekeeper.calendar(case.deadline.calendar if case.deadline else None)
-        zone = getattr(calendar, "timezone", None)
-        return zone if isinstance(zone, tzinfo) else UTC
-
     def _now(self) -> datetime:
         return utc(self._clock.now(), "clock.now()")
 
@@ -380,17 +319,6 @@ class Engine:
         if case is None or not can_see(self._workflow, case, actor):
             raise CaseNotFound(str(case_id))
         return case
-
-    def _authorise(self, case: Case, name: str, actor: Actor) -> tuple[TransitionSpec, str]:
-        declared = {t.name: t for t in self._workflow.transitions_from(case.state)}
-        transition = declared.get(name)
-        if transition is None:
-            raise TransitionNotAllowed(case.id, case.state, str(name), declared)
-        roles = self._workflow.roles_for(transition, case.counters)
-        role = next((r for r in roles if r in roles_on(self._workflow, case, actor)), None)
-        if role is None:
-            raise PermissionDenied(case.id, name, actor.id, roles)
-        return transition, role
 
     def _shown(self, case: Case, viewer: Actor, contact: ReporterContact | None) -> Case:
         shown = contact_for(self._workflow, case, viewer, contact)

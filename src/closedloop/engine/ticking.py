@@ -2,25 +2,38 @@
 
 Each due point is claimed with a lease and applied in a transaction of its own that
 also completes the claim, so its effect happens once even when several engines sweep
-one store; a lost lease rolls the whole transaction back.
+one store; a lost lease rolls the whole transaction back. The change a timer makes is
+written by the :class:`~closedloop.engine.writer.CaseWriter`, the same path commands
+take.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from enum import Enum
 
-from closedloop.engine import audit, inputs
-from closedloop.engine.commands import record
+from closedloop.engine.deadlines import Timekeeper
+from closedloop.engine.definition import Workflow
+from closedloop.engine.kinds import TimerKind
 from closedloop.engine.model import SYSTEM, Case
-from closedloop.engine.ports import CaseTransaction, DuePoint
-from closedloop.engine.registry import Context
+from closedloop.engine.ports import CaseStore, CaseTransaction, DuePoint
+from closedloop.engine.writer import CaseWriter
 from closedloop.errors import ClosedLoopError
 
-if TYPE_CHECKING:
-    from closedloop.engine.service import Engine
+
+class TimerOutcome(Enum):
+    """What became of one claimed timer (counted in a :class:`TickReport`)."""
+
+    APPLIED = "applied"
+    """Its effect was written."""
+    STALE = "stale"
+    """The deadline had moved, or the case moved on: nothing to do."""
+    DEFERRED = "deferred"
+    """Another writer won, the lease was lost, or the expiry action was refused:
+    nothing was written, and a later tick tries again."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,14 +47,31 @@ class TickReport:
 
 
 class TimerSweep:
-    """Claims and applies the due timers of one engine's store.
+    """Claims the due timers of a store and applies them through a writer.
 
-    A part of the Engine kept in its own module: it uses the engine's internals
-    (its timekeeper, services and the command path that writes a change).
+    Args:
+        store: Where the timers and cases live.
+        workflow: The workflow of the cases (for the clocks' expiry and escalation).
+        timekeeper: Says which timers a case should have and what each one does.
+        writer: Writes each timer's change.
+        owner: Names this sweeper on its leases.
+        lease: How long a claim is held.
     """
 
-    def __init__(self, engine: Engine, *, owner: str, lease: timedelta) -> None:
-        self._engine = engine
+    def __init__(
+        self,
+        store: CaseStore,
+        workflow: Workflow,
+        timekeeper: Timekeeper,
+        writer: CaseWriter,
+        *,
+        owner: str,
+        lease: timedelta,
+    ) -> None:
+        self._store = store
+        self._workflow = workflow
+        self._clocks = timekeeper
+        self._writer = writer
         self._owner = owner
         self._lease = lease
 
@@ -50,65 +80,60 @@ class TimerSweep:
     ) -> TickReport:
         """Apply every timer due at ``at``, earliest first, until none is left (or until
         ``should_stop()`` answers ``True`` before a claim)."""
-        totals = [0, 0, 0]
-        store = self._engine.store
+        totals: Counter[TimerOutcome] = Counter()
         while should_stop is None or not should_stop():
-            points = store.claim_due(at, owner=self._owner, lease=self._lease, limit=batch)
+            points = self._store.claim_due(at, owner=self._owner, lease=self._lease, limit=batch)
             if not points:  # firing a rung can schedule the next one, due already
                 break
             for point in points:
                 totals[self._fire(point, at)] += 1
-        return TickReport(*totals)
+        return TickReport(
+            applied=totals[TimerOutcome.APPLIED],
+            stale=totals[TimerOutcome.STALE],
+            deferred=totals[TimerOutcome.DEFERRED],
+        )
 
-    def _fire(self, point: DuePoint, now: datetime) -> int:
-        """Apply one claimed timer; 0 applied, 1 stale, 2 deferred (see TickReport)."""
+    def _fire(self, point: DuePoint, now: datetime) -> TimerOutcome:
+        """Apply one claimed timer."""
         try:
-            with self._engine.store.transaction() as tx:
+            with self._store.transaction() as tx:
                 if point.id not in {p.id for p in tx.get_due_points(point.case_id)}:
-                    return 1  # cancelled since it was claimed (the case moved on)
+                    return TimerOutcome.STALE  # cancelled since it was claimed
                 tx.complete_due(point)  # first: a lost lease means another engine has it
                 case = tx.get_case(point.case_id)
-                live = {p.id for p in self._engine._timekeeper.due_points(case)} if case else set()
-                outcome = 1
+                live = {p.id for p in self._clocks.due_points(case)} if case else set()
+                outcome = TimerOutcome.STALE
                 if case is not None and point.id in live:
                     self._fire_on(tx, case, point, now)
-                    outcome = 0
+                    outcome = TimerOutcome.APPLIED
                 tx.commit()
                 return outcome
         except ClosedLoopError:
             # Another writer won, the lease was lost, or the expiry action was refused:
             # nothing was written; the lease runs out and a later tick tries again.
-            return 2
+            return TimerOutcome.DEFERRED
 
     def _fire_on(self, tx: CaseTransaction, case: Case, point: DuePoint, now: datetime) -> None:
-        if point.kind == "expiry":
+        if point.kind == TimerKind.EXPIRY:
             assert case.deadline is not None
-            expiry = self._engine.workflow.clock(case.deadline.clock).on_expiry
+            expiry = self._workflow.clock(case.deadline.clock).on_expiry
             assert expiry is not None
-            transition = self._engine.workflow.transition(expiry.trigger)
-            payload = inputs.payload(transition, {"reason": expiry.reason})
-            self._engine._apply(
+            self._writer.fire(
                 tx,
-                Context(case, SYSTEM, payload, now, transition, self._engine._services),
-                "system",
+                case,
+                expiry.trigger,
+                by=SYSTEM,
+                payload={"reason": expiry.reason},
+                now=now,
+                role="system",
             )
             return
-        trigger, updates, payload = self._engine._timekeeper.effect(case, point)
+        trigger, updates, payload = self._clocks.effect(case, point)
         payload["due_at"] = point.due_at.isoformat()
-        new, event = record(
-            case,
-            case.model_copy(update=updates),
-            actor=SYSTEM.id,
-            now=now,
-            payload=payload,
-            trigger=trigger,
-            role="system",
-            reason=None,
-            prev_hash=audit.chain_head(tx, case.id),
-        )
         notify: tuple[str, ...] = ()
-        if point.kind == "escalation" and case.deadline is not None:
-            step = self._engine.workflow.clock(case.deadline.clock).escalation[point.level - 1]
+        if point.kind == TimerKind.ESCALATION and case.deadline is not None:
+            step = self._workflow.clock(case.deadline.clock).escalation[point.level - 1]
             notify = step.notify
-        tx.update_case(new, case.version, event)
-        self._engine._save_side_effects(tx, new, event, notify)
+        self._writer.mark(
+            tx, case, trigger=trigger, updates=updates, payload=payload, now=now, notify=notify
+        )
