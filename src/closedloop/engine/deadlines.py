@@ -22,8 +22,9 @@ from typing import Any
 from closedloop.engine.definition import ClockSpec, SlaRow, TransitionSpec, Workflow
 from closedloop.engine.durations import Duration
 from closedloop.engine.hierarchy import covers
+from closedloop.engine.kinds import EngineTrigger, TimerKind
 from closedloop.engine.model import Case, Deadline
-from closedloop.engine.ports import DueKind, DuePoint, WorkCalendar
+from closedloop.engine.ports import DuePoint, WorkCalendar
 from closedloop.errors import UnknownName, ValidationError
 
 
@@ -167,37 +168,49 @@ class Timekeeper:
         if deadline is None or deadline.paused_at is not None:
             return []
         clock = self._workflow.clock(deadline.clock)
-        points: list[tuple[DueKind, int, datetime]] = []
+        points: list[tuple[TimerKind, int, datetime]] = []
         if deadline.warning == "none" and deadline.warn_at < deadline.due_at:
-            points.append(("warning", 0, deadline.warn_at))
+            points.append((TimerKind.WARNING, 0, deadline.warn_at))
         if deadline.warning != "red":
-            points.append(("breach", 0, deadline.due_at))
+            points.append((TimerKind.BREACH, 0, deadline.due_at))
         if deadline.escalation < len(clock.escalation):
             # Only the next rung: the ladder is climbed in order, one rung after another.
             level = deadline.escalation + 1
             after = clock.escalation[level - 1].after
-            points.append(("escalation", level, self._after_breach(deadline, after)))
+            points.append((TimerKind.ESCALATION, level, self._after_breach(deadline, after)))
         if clock.on_expiry:
-            points.append(("expiry", 0, self._after_breach(deadline, clock.on_expiry.after)))
+            points.append(
+                (TimerKind.EXPIRY, 0, self._after_breach(deadline, clock.on_expiry.after))
+            )
         made = [_point(case.id, deadline, kind, level, at) for kind, level, at in points]
         return sorted(made, key=lambda p: (p.due_at, p.id))
 
-    def effect(self, case: Case, point: DuePoint) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    def effect(
+        self, case: Case, point: DuePoint
+    ) -> tuple[EngineTrigger, dict[str, Any], dict[str, Any]]:
         """What firing ``point`` does: the audit trigger, the case updates, the payload."""
         deadline = case.deadline
         assert deadline is not None  # due_points() yields points only for running clocks
         clock = self._workflow.clock(deadline.clock)
-        if point.kind == "warning":
-            return "warn", {"deadline": deadline.model_copy(update={"warning": "yellow"})}, {}
-        if point.kind == "breach":
-            return "breach", {"deadline": deadline.model_copy(update={"warning": "red"})}, {}
+        if point.kind == TimerKind.WARNING:
+            return (
+                EngineTrigger.WARN,
+                {"deadline": deadline.model_copy(update={"warning": "yellow"})},
+                {},
+            )
+        if point.kind == TimerKind.BREACH:
+            return (
+                EngineTrigger.BREACH,
+                {"deadline": deadline.model_copy(update={"warning": "red"})},
+                {},
+            )
         step = clock.escalation[point.level - 1]
         updates: dict[str, Any] = {
             "deadline": deadline.model_copy(update={"escalation": point.level})
         }
         if step.supervise:
             updates["supervised"] = True
-        return "escalate", updates, {"level": point.level, "notify": list(step.notify)}
+        return EngineTrigger.ESCALATE, updates, {"level": point.level, "notify": list(step.notify)}
 
 
 def _allowed(deadline: Deadline) -> Duration:
@@ -234,7 +247,7 @@ def _lookup(attributes: Mapping[str, Any], path: str) -> Any:
     return value
 
 
-def _point(case_id: str, deadline: Deadline, kind: DueKind, level: int, at: datetime) -> DuePoint:
+def _point(case_id: str, deadline: Deadline, kind: TimerKind, level: int, at: datetime) -> DuePoint:
     # The instant is part of the id: a moved deadline is a new timer, the old one cancelled.
     at = at.astimezone(UTC)
     started, stamp = deadline.started_at.isoformat(), at.isoformat()

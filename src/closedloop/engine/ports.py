@@ -29,9 +29,6 @@ class IdempotencyRecord(BaseModel):
     version: int
 
 
-DueKind = Literal["warning", "breach", "escalation", "expiry"]
-"""The values of :class:`~closedloop.engine.kinds.TimerKind`: a due point built with one
-of these names holds the matching kind."""
 OutboxStatus = Literal["pending", "delivered", "dead", "disabled"]
 
 

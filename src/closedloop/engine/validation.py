@@ -11,6 +11,7 @@ from collections import Counter, deque
 from collections.abc import Iterable, Iterator
 
 from closedloop.engine.durations import Duration
+from closedloop.engine.kinds import EngineTrigger
 from closedloop.engine.model import Case
 from closedloop.engine.notification_rules import rule_problems
 from closedloop.engine.registry import Registry
@@ -19,7 +20,7 @@ from closedloop.errors import ValidationError
 
 NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
 """A name of a state, transition, role, clock, field or counter (``fullmatch`` it)."""
-RESERVED_TRIGGERS = frozenset({"report", "warn", "breach", "escalate"})
+RESERVED_TRIGGERS = frozenset(trigger.value for trigger in EngineTrigger)
 """Trigger names the engine records itself: a case's first event, and its timers."""
 SETTABLE_FIELDS = frozenset(
     {

@@ -17,12 +17,13 @@ from datetime import datetime
 from closedloop.engine.access import roles_on
 from closedloop.engine.context import Context
 from closedloop.engine.definition import TransitionSpec, Workflow
+from closedloop.engine.kinds import EngineTrigger
 from closedloop.engine.model import SYSTEM, Actor, AuditEvent, Case
 from closedloop.engine.ports import DuePoint
 from closedloop.engine.service import Engine
 from closedloop.errors import CaseNotFound
 
-TIMER_TRIGGERS = frozenset({"warn", "breach", "escalate"})
+TIMER_TRIGGERS = frozenset({EngineTrigger.WARN, EngineTrigger.BREACH, EngineTrigger.ESCALATE})
 """Triggers the engine records when a timer fires; their payload carries ``due_at``."""
 
 

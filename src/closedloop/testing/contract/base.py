@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 
 from closedloop.engine import audit
+from closedloop.engine.kinds import TimerKind
 from closedloop.engine.model import AuditEvent, Case, Deadline, Location, ReporterContact, Warning
-from closedloop.engine.ports import CaseStore, CaseTransaction, DueKind, DuePoint, OutboxMessage
+from closedloop.engine.ports import CaseStore, CaseTransaction, DuePoint, OutboxMessage
 
 StoreFactory = Callable[[], CaseStore]
 
@@ -149,7 +150,7 @@ def add(store: CaseStore, case_id: str, **fields: Any) -> tuple[Case, AuditEvent
 
 
 def due_point(
-    case_id: str, name: str, due_at: datetime, *, kind: DueKind = "breach", level: int = 0
+    case_id: str, name: str, due_at: datetime, *, kind: TimerKind = TimerKind.BREACH, level: int = 0
 ) -> DuePoint:
     """A due point of ``case_id`` named ``name`` (its id is ``case_id/name``)."""
     return DuePoint(
