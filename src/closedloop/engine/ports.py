@@ -13,6 +13,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
+from closedloop.engine.case_query import CasePage
 from closedloop.engine.durations import Duration
 from closedloop.engine.model import Actor, AuditEvent, Case, Instant, ReporterContact, Unit
 
@@ -260,6 +261,67 @@ class CaseStore(Protocol):
 
         Raises:
             LookupError-derived ClosedLoopError: no such dead letter.
+        """
+        ...
+
+
+@runtime_checkable
+class CaseQueries(Protocol):
+    """The case queries a host application's screens ask, over indexed case columns.
+
+    Not part of :class:`CaseStore`: a store may answer them (both shipped stores do).
+    Criteria combine (every given one must hold); ``None`` means any. The values and
+    checks shared by every implementation are in :mod:`closedloop.engine.case_query`.
+    """
+
+    def find_cases(
+        self,
+        *,
+        state: str | Sequence[str] | None = None,
+        lead_unit: str | None = None,
+        category: str | None = None,
+        area: str | None = None,
+        warning_level: str | None = None,
+        overdue_at: datetime | None = None,
+        after: str | None = None,
+        limit: int = 50,
+    ) -> CasePage:
+        """Cases matching every given criterion, oldest first, one keyset page at a time.
+
+        Args:
+            state: A state, or several (any of them).
+            lead_unit: The unit that leads the case.
+            category: The case's category code.
+            area: The area or grid code of the case's location.
+            warning_level: ``"yellow"`` or ``"red"``.
+            overdue_at: Only cases whose running clock is overdue at this instant (see
+                :func:`~closedloop.engine.case_query.is_overdue`).
+            after: The ``next_cursor`` of the previous page.
+            limit: The page size, 1 to :data:`~closedloop.engine.case_query.MAX_PAGE`.
+
+        Raises:
+            ValidationError: ``limit`` is out of range or ``after`` is not a cursor this
+                store returned.
+            NaiveDatetime: ``overdue_at`` has no time zone.
+            StoreError: the backend failed.
+        """
+        ...
+
+    def count_cases(
+        self,
+        *,
+        state: str | Sequence[str] | None = None,
+        lead_unit: str | None = None,
+        category: str | None = None,
+        area: str | None = None,
+        warning_level: str | None = None,
+        overdue_at: datetime | None = None,
+    ) -> int:
+        """How many cases match every given criterion (see :meth:`find_cases`).
+
+        Raises:
+            NaiveDatetime: ``overdue_at`` has no time zone.
+            StoreError: the backend failed.
         """
         ...
 

@@ -12,16 +12,17 @@ from datetime import datetime, timedelta
 from pydantic_core import PydanticSerializationError
 
 from closedloop.adapters.memory.transaction import InMemoryTransaction
-from closedloop.adapters.rules import (
-    CaseFilter,
-    CasePage,
-    bad_cursor,
-    check_claim,
-    check_page,
-)
+from closedloop.adapters.store_base import check_claim
+from closedloop.engine.case_query import CaseFilter, CasePage, bad_cursor, check_page
 from closedloop.engine.clock import utc
 from closedloop.engine.model import AuditEvent, Case, ReporterContact
-from closedloop.engine.ports import DuePoint, IdempotencyRecord, OutboxMessage, OutboxStatus
+from closedloop.engine.ports import (
+    CaseQueries,
+    DuePoint,
+    IdempotencyRecord,
+    OutboxMessage,
+    OutboxStatus,
+)
 from closedloop.errors import ConcurrentModification, LeaseLost, MessageNotFound, StoreError
 
 
@@ -45,7 +46,7 @@ class _Rows:
     """The ids of pending messages: a claim parses these, not every message ever sent."""
 
 
-class InMemoryStore:
+class InMemoryStore(CaseQueries):
     """A CaseStore held in this process's memory; gone when the process ends."""
 
     def __init__(self) -> None:

@@ -8,15 +8,16 @@ from typing import TypeVar
 
 from sqlalchemy import URL, Connection, Engine, select
 
-from closedloop.adapters.rules import CaseFilter, CasePage, check_claim
 from closedloop.adapters.sqlalchemy import leases, queries
 from closedloop.adapters.sqlalchemy.engines import Synchronous, begin, connect, make_engine
 from closedloop.adapters.sqlalchemy.failures import retrying, translated
 from closedloop.adapters.sqlalchemy.schema import prepare as prepare_schema
 from closedloop.adapters.sqlalchemy.tables import cases
 from closedloop.adapters.sqlalchemy.transaction import SQLTransaction
+from closedloop.adapters.store_base import check_claim
+from closedloop.engine.case_query import CaseFilter, CasePage
 from closedloop.engine.clock import utc
-from closedloop.engine.ports import DuePoint, OutboxMessage, OutboxStatus
+from closedloop.engine.ports import CaseQueries, DuePoint, OutboxMessage, OutboxStatus
 from closedloop.errors import MessageNotFound, StoreError
 
 T = TypeVar("T")
@@ -24,7 +25,7 @@ T = TypeVar("T")
 _CASE_IDS = select(cases.c.id).order_by(cases.c.row_id)
 
 
-class SQLStore:
+class SQLStore(CaseQueries):
     """A CaseStore in a SQL database: a SQLite file, or PostgreSQL through psycopg 3.
 
     On an empty database the store creates its tables and records the schema revision;
