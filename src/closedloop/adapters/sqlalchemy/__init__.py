@@ -11,8 +11,8 @@ See ``docs/storage.md``.
 from __future__ import annotations
 
 from closedloop.adapters.sqlalchemy.migrate import upgrade
+from closedloop.adapters.sqlalchemy.schema import HEAD_REVISION, metadata
 from closedloop.adapters.sqlalchemy.store import SQLStore
-from closedloop.adapters.sqlalchemy.tables import HEAD_REVISION, metadata
 from closedloop.adapters.sqlalchemy.transaction import SQLTransaction
 from closedloop.engine.case_query import CasePage
 

@@ -22,7 +22,7 @@ from sqlalchemy import select
 
 from closedloop.adapters.sqlalchemy.engines import begin, connect
 from closedloop.adapters.sqlalchemy.failures import translated
-from closedloop.adapters.sqlalchemy.tables import case_events
+from closedloop.adapters.sqlalchemy.schema import case_events
 
 CHUNK = 2000
 """Rows fetched from the database at a time."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 from sqlalchemy import ColumnElement, Connection, func, or_, select
 
 from closedloop.adapters.sqlalchemy import rows
-from closedloop.adapters.sqlalchemy.tables import cases
+from closedloop.adapters.sqlalchemy.schema import cases
 from closedloop.engine.case_query import CaseFilter, CasePage, bad_cursor, check_page
 
 

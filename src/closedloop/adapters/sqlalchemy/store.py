@@ -11,8 +11,8 @@ from sqlalchemy import URL, Connection, Engine, select
 from closedloop.adapters.sqlalchemy import leases, queries
 from closedloop.adapters.sqlalchemy.engines import Synchronous, begin, connect, make_engine
 from closedloop.adapters.sqlalchemy.failures import retrying, translated
-from closedloop.adapters.sqlalchemy.schema import prepare as prepare_schema
-from closedloop.adapters.sqlalchemy.tables import cases
+from closedloop.adapters.sqlalchemy.provisioning import prepare as prepare_schema
+from closedloop.adapters.sqlalchemy.schema import cases
 from closedloop.adapters.sqlalchemy.transaction import SQLTransaction
 from closedloop.adapters.store_base import check_claim
 from closedloop.engine.case_query import CaseFilter, CasePage
