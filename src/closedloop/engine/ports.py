@@ -6,7 +6,7 @@ what it raises; adapters translate their driver's errors into these.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from types import TracebackType
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -321,6 +321,68 @@ class CaseQueries(Protocol):
 
         Raises:
             NaiveDatetime: ``overdue_at`` has no time zone.
+            StoreError: the backend failed.
+        """
+        ...
+
+
+class EventRecord(Protocol):
+    """One audit event as a streamed read hands it on: the fields a fold over trails reads.
+
+    :class:`~closedloop.engine.model.AuditEvent` has them; so may a database row, read
+    without building the model (no hashes, no actor). ``at`` is timezone-aware;
+    ``payload`` and ``changes`` are decoded JSON data.
+    """
+
+    @property
+    def case_id(self) -> str:
+        """The case the event belongs to."""
+        ...
+
+    @property
+    def at(self) -> datetime:
+        """When the event happened (timezone-aware)."""
+        ...
+
+    @property
+    def trigger(self) -> str:
+        """The trigger fired (``report`` for the first event)."""
+        ...
+
+    @property
+    def to_state(self) -> str:
+        """The state the case was in after the event."""
+        ...
+
+    @property
+    def payload(self) -> Mapping[str, object]:
+        """The command's checked payload."""
+        ...
+
+    @property
+    def changes(self) -> Mapping[str, object]:
+        """The case body fields the event changed, as JSON data."""
+        ...
+
+
+@runtime_checkable
+class EventStream(Protocol):
+    """A store that reads every case's audit trail in one streamed pass.
+
+    Optional, beside :class:`CaseStore`: readers of whole trails (the metrics, exports)
+    use it when a store offers it (``isinstance(store, EventStream)``) and otherwise read
+    case by case through :class:`CaseTransaction`. The SQL store offers it.
+    """
+
+    def stream_events(self) -> Iterator[Sequence[EventRecord]]:
+        """Each stored case's audit events, oldest first, one case at a time.
+
+        Every case comes once, with all its events; the order of the cases is the
+        store's. The read is one consistent snapshot: writes committed while the
+        iteration runs are not seen, and it does not hold writers up. Memory holds a
+        bounded part of the trail at a time, not all of it.
+
+        Raises:
             StoreError: the backend failed.
         """
         ...
