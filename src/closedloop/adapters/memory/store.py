@@ -30,8 +30,8 @@ class InMemoryStore(CaseQueries):
         """Open a unit of work; it rolls back unless committed.
 
         Args:
-            read_only: The transaction only reads; committing a write raises
-                ``StoreError``, as the SQL store does at the write.
+            read_only: The transaction only reads; a write in it raises ``StoreError``,
+                as in the SQL store.
         """
         return InMemoryTransaction(self._records, read_only=read_only)
 

@@ -3,52 +3,29 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from types import TracebackType
 
 from closedloop.adapters.memory.records import MemoryRecords
 from closedloop.adapters.memory.staging import Staged
-from closedloop.engine.clock import utc
+from closedloop.adapters.store_base import StoreTransaction
 from closedloop.engine.model import AuditEvent, Case, ReporterContact
 from closedloop.engine.ports import DuePoint, IdempotencyRecord, OutboxMessage
-from closedloop.errors import (
-    CaseNotFound,
-    ConcurrentModification,
-    LeaseLost,
-    StoreError,
-    ValidationError,
-)
+from closedloop.errors import CaseNotFound, ConcurrentModification, LeaseLost
 
 
-def _check_case(case: Case) -> None:
-    # Models validate their instants, but model_copy(update=...) does not.
-    instants = {"reported_at": case.reported_at, "updated_at": case.updated_at}
-    if case.deadline is not None:
-        instants.update(due_at=case.deadline.due_at, warn_at=case.deadline.warn_at)
-    for name, value in instants.items():
-        utc(value, f"case.{name}")
+class InMemoryTransaction(StoreTransaction):
+    """A unit of work over an :class:`InMemoryStore`'s rows; reads see its own writes.
 
-
-class InMemoryTransaction:
-    """A unit of work over an :class:`InMemoryStore`; reads see its own writes."""
+    The checks every store makes are :class:`~closedloop.adapters.store_base.StoreTransaction`'s;
+    this class stages the writes in :attr:`staged` and applies them at commit.
+    """
 
     def __init__(self, records: MemoryRecords, *, read_only: bool = False) -> None:
+        super().__init__(read_only=read_only)
         self._records = records
-        self._read_only = read_only
         self.staged = Staged()
-        """The writes made so far; applied to ``records`` at :meth:`commit`."""
-        self._done = False
+        """The writes made so far; applied to the rows at :meth:`commit`."""
 
-    def __enter__(self) -> InMemoryTransaction:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if not self._done:
-            self.rollback()
+    # -- reads -----------------------------------------------------------------------
 
     def get_case(self, case_id: str) -> Case | None:
         """The case as this transaction sees it."""
@@ -74,20 +51,26 @@ class InMemoryTransaction:
             return staged[-1].hash
         return None if case_id in self.staged.added else self._records.read_head(case_id)
 
-    def add_case(self, case: Case, contact: ReporterContact | None, event: AuditEvent) -> None:
-        """Stage a new case with its first event."""
-        _check_case(case)
-        utc(event.at, "event.at")
+    def get_idempotency(self, key: str) -> IdempotencyRecord | None:
+        """The record under ``key``, staged or stored."""
+        return self.staged.idempotency.get(key) or self._records.read_idempotency(key)
+
+    def get_due_points(self, case_id: str) -> list[DuePoint]:
+        """The case's live due points as this transaction sees them, earliest first."""
+        points = self._records.read_due(case_id, self.staged.due_plans.get(case_id))
+        return [p for p in points if p.id not in self.staged.completed]
+
+    # -- writes (checked by the base) ------------------------------------------------
+
+    def _add_case(self, case: Case, contact: ReporterContact | None, event: AuditEvent) -> None:
         if case.id in self.staged.cases or self._records.read_case(case.id) is not None:
             raise ConcurrentModification(case.id, 0, None)
         self.staged.added[case.id] = (case, contact)
         self.staged.cases[case.id] = case
         self.staged.events[case.id] = [event]
 
-    def update_case(self, case: Case, expected_version: int, event: AuditEvent) -> None:
-        """Stage a new version; the version check happens now and again at commit."""
-        _check_case(case)
-        utc(event.at, "event.at")
+    def _update_case(self, case: Case, expected_version: int, event: AuditEvent) -> None:
+        # The version is checked now and again at commit.
         current = self.get_case(case.id)
         if current is None or current.version != expected_version:
             actual = None if current is None else current.version
@@ -97,70 +80,29 @@ class InMemoryTransaction:
         self.staged.cases[case.id] = case
         self.staged.events.setdefault(case.id, []).append(event)
 
-    def get_idempotency(self, key: str) -> IdempotencyRecord | None:
-        """The record under ``key``, staged or stored."""
-        return self.staged.idempotency.get(key) or self._records.read_idempotency(key)
-
-    def put_idempotency(self, record: IdempotencyRecord) -> None:
-        """Stage a record; a key taken meanwhile fails the commit."""
+    def _put_idempotency(self, record: IdempotencyRecord) -> None:
+        # A key taken meanwhile fails the commit.
         self.staged.idempotency[record.key] = record
 
-    def get_due_points(self, case_id: str) -> list[DuePoint]:
-        """The case's live due points as this transaction sees them, earliest first."""
-        points = self._records.read_due(case_id, self.staged.due_plans.get(case_id))
-        return [p for p in points if p.id not in self.staged.completed]
-
-    def replace_due_points(self, case_id: str, points: Sequence[DuePoint]) -> None:
-        """Stage ``points`` as the case's live due points.
-
-        A point that already fired stays fired; a live one keeps its lease.
-
-        Raises:
-            CaseNotFound: there is no such case.
-            ValidationError: a point belongs to another case.
-            NaiveDatetime: a ``due_at`` has no time zone.
-        """
+    def _replace_due_points(self, case_id: str, points: Sequence[DuePoint]) -> None:
         if points and self.get_case(case_id) is None:
             raise CaseNotFound(case_id)
-        for point in points:
-            utc(point.due_at, "due_at")
-            if point.case_id != case_id:
-                raise ValidationError([("case_id", f"point {point.id!r} belongs to another case")])
         self.staged.due_plans[case_id] = list(points)
 
-    def complete_due(self, point: DuePoint) -> None:
-        """Stage marking a claimed point done; its lease is checked now and at commit.
-
-        Raises:
-            LeaseLost: the point is not live with ``point.lease_token`` any more.
-        """
+    def _complete_due(self, point: DuePoint) -> None:
+        # The lease is checked now and again at commit.
         live = {p.id: p for p in self.get_due_points(point.case_id)}
         current = live.get(point.id)
         if current is None or current.lease_token != point.lease_token:
             raise LeaseLost(point.id)
         self.staged.completed[point.id] = point
 
-    def add_outbox(self, messages: Sequence[OutboxMessage]) -> None:
-        """Stage notifications; they are stored only if this transaction commits."""
+    def _add_outbox(self, messages: Sequence[OutboxMessage]) -> None:
         for message in messages:
-            utc(message.next_attempt_at, "next_attempt_at")
-            utc(message.created_at, "created_at")
             self.staged.outbox[message.id] = message
 
-    def commit(self) -> None:
-        """Apply every staged write atomically, or none.
+    def _commit(self) -> None:
+        self._records.apply(self.staged)
 
-        Raises:
-            StoreError: the transaction was opened read-only and has writes.
-        """
-        if self._read_only and self.staged.writes():
-            raise StoreError("this transaction was opened read-only; it cannot write")
-        try:
-            self._records.apply(self.staged)
-        finally:
-            self._done = True
-
-    def rollback(self) -> None:
-        """Discard every staged write."""
+    def _rollback(self) -> None:
         self.staged.clear()
-        self._done = True
