@@ -43,7 +43,7 @@ from closedloop.adapters.sqlalchemy import SQLStore
 from closedloop.adapters.sqlalchemy import rows as sql_rows
 from closedloop.adapters.sqlalchemy.engines import begin, connect
 from closedloop.adapters.sqlalchemy.event_stream import EVENT_ROWS
-from closedloop.adapters.sqlalchemy.tables import case_events, cases
+from closedloop.adapters.sqlalchemy.schema import case_events, cases
 from closedloop.metrics import Period, compute, read_events
 from closedloop.testing import ManualClock
 

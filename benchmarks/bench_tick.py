@@ -154,7 +154,7 @@ class Shape:
 
 def load_sql(store: SQLStore, size: int) -> None:
     """``size`` open cases as ``populate`` writes them, inserted in bulk (see the module)."""
-    from closedloop.adapters.sqlalchemy.tables import case_events, cases, due_points
+    from closedloop.adapters.sqlalchemy.schema import case_events, cases, due_points
 
     shapes = {True: Shape(0), False: Shape(DUE)}
     for first in range(0, size, PER_TRANSACTION):
@@ -176,7 +176,7 @@ def load_sql(store: SQLStore, size: int) -> None:
 def check_loader(folder: Path) -> None:
     """The bulk loader must write exactly what ``populate`` writes through the store."""
     from closedloop.adapters.sqlalchemy import SQLStore
-    from closedloop.adapters.sqlalchemy.tables import (
+    from closedloop.adapters.sqlalchemy.schema import (
         case_events,
         cases,
         due_points,

@@ -24,7 +24,7 @@ from sqlalchemy import event, select
 
 from closedloop import Engine, workflows
 from closedloop.adapters.sqlalchemy import SQLStore
-from closedloop.adapters.sqlalchemy.tables import outbox
+from closedloop.adapters.sqlalchemy.schema import outbox
 from closedloop.adapters.sqlalchemy.transaction import SQLTransaction
 from closedloop.testing import ManualClock
 from tests.cast import CITIZEN, DISPATCHER, WATER

@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import select
 
 from closedloop.adapters.sqlalchemy import SQLStore
-from closedloop.adapters.sqlalchemy.tables import outbox
+from closedloop.adapters.sqlalchemy.schema import outbox
 from closedloop.engine.ports import DuePoint
 from closedloop.errors import LeaseLost
 from closedloop.testing.contract.base import (

@@ -11,7 +11,7 @@ from sqlalchemy import MetaData, create_engine, insert, text, update
 
 from closedloop.adapters.sqlalchemy import HEAD_REVISION, SQLStore, metadata, rows, upgrade
 from closedloop.adapters.sqlalchemy.migrate import MIGRATIONS
-from closedloop.adapters.sqlalchemy.tables import (
+from closedloop.adapters.sqlalchemy.schema import (
     VERSION_TABLE,
     case_events,
     cases,

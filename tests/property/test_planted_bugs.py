@@ -30,7 +30,7 @@ class DroppingTransaction(InMemoryTransaction):
     def update_case(self, case: Case, expected_version: int, event: AuditEvent) -> None:
         super().update_case(case, expected_version, event)
         if event.seq == 3:
-            self.events[case.id].pop()
+            self.staged.events[case.id].pop()
 
 
 class StuckVersionTransaction(InMemoryTransaction):
@@ -52,7 +52,7 @@ class NeverCancelsTransaction(InMemoryTransaction):
 def store_with(transaction: type[InMemoryTransaction]) -> type[InMemoryStore]:
     class PlantedStore(InMemoryStore):
         def transaction(self, *, read_only: bool = False) -> InMemoryTransaction:
-            return transaction(self)
+            return transaction(self._records)
 
     return PlantedStore
 

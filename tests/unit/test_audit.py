@@ -31,7 +31,7 @@ def closed_case(engine: Engine) -> Case:
 def rows(engine: Engine, case_id: str) -> list[str]:
     store = engine.store
     assert isinstance(store, InMemoryStore)
-    return store._rows.events[case_id]
+    return store._records.events[case_id]
 
 
 def test_each_change_is_one_chained_event(memory_engine: Engine) -> None:

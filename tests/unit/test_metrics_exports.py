@@ -29,7 +29,7 @@ from closedloop.metrics import (
     write_csv,
     write_json,
 )
-from closedloop.metrics.tables import Cell
+from closedloop.metrics.rates import Cell
 from tests.unit.test_metrics_units import WEEK, run_week
 
 

@@ -16,14 +16,10 @@ that keeps the states and clocks of the stored cases fits them.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from closedloop.engine.definition import Workflow
 from closedloop.engine.model import Case
+from closedloop.engine.ports import CaseQueries
 from closedloop.errors import WorkflowMismatch
-
-if TYPE_CHECKING:
-    from closedloop.adapters.sqlalchemy import SQLStore
 
 SAMPLE = 500
 """How many of the oldest cases, and of the oldest open cases, are read in full."""
@@ -53,7 +49,7 @@ def check_case(case: Case, workflow: Workflow) -> None:
         raise WorkflowMismatch(workflow.name, case.id, case.workflow, reason)
 
 
-def check_store(store: SQLStore, workflow: Workflow) -> None:
+def check_store(store: CaseQueries, workflow: Workflow) -> None:
     """Raise :class:`WorkflowMismatch` unless ``workflow`` fits the stored cases.
 
     Raises:
@@ -72,7 +68,7 @@ def check_store(store: SQLStore, workflow: Workflow) -> None:
             check_case(case, workflow)
 
 
-def _find_undeclared(store: SQLStore, workflow: Workflow, states: set[str]) -> None:
+def _find_undeclared(store: CaseQueries, workflow: Workflow, states: set[str]) -> None:
     """Raise for the oldest case in a state outside ``states`` (the counts say there is one)."""
     cursor: str | None = None
     while True:

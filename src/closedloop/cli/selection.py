@@ -12,14 +12,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from closedloop.engine.definition import Workflow
 from closedloop.engine.model import Case
+from closedloop.engine.ports import CaseQueries
 from closedloop.errors import UnknownName, ValidationError
-
-if TYPE_CHECKING:
-    from closedloop.adapters.sqlalchemy import SQLStore
 
 SCAN_PAGE = 1000
 """Cases read per page while filtering in Python."""
@@ -139,7 +137,7 @@ class Found:
     total: int | None
 
 
-def find(store: SQLStore, selection: Selection, limit: int) -> Found:
+def find(store: CaseQueries, selection: Selection, limit: int) -> Found:
     """The oldest ``limit`` cases that match ``selection``.
 
     Raises:
@@ -154,7 +152,7 @@ def find(store: SQLStore, selection: Selection, limit: int) -> Found:
 
 
 def _scan(
-    store: SQLStore, selection: Selection, size: int, enough: Callable[[list[Case]], bool]
+    store: CaseQueries, selection: Selection, size: int, enough: Callable[[list[Case]], bool]
 ) -> list[Case]:
     found: list[Case] = []
     cursor: str | None = None

@@ -6,13 +6,14 @@ what it raises; adapters translate their driver's errors into these.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import date, datetime, timedelta, tzinfo
 from types import TracebackType
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from closedloop.engine.case_query import CasePage
 from closedloop.engine.durations import Duration
 from closedloop.engine.kinds import TimerKind
 from closedloop.engine.model import Actor, AuditEvent, Case, Instant, ReporterContact, Unit
@@ -298,6 +299,129 @@ class CaseStore(Protocol):
 
         Raises:
             LookupError-derived ClosedLoopError: no such dead letter.
+        """
+        ...
+
+
+@runtime_checkable
+class CaseQueries(Protocol):
+    """The case queries a host application's screens ask, over indexed case columns.
+
+    Not part of :class:`CaseStore`: a store may answer them (both shipped stores do).
+    Criteria combine (every given one must hold); ``None`` means any. The values and
+    checks shared by every implementation are in :mod:`closedloop.engine.case_query`.
+    """
+
+    def find_cases(
+        self,
+        *,
+        state: str | Sequence[str] | None = None,
+        lead_unit: str | None = None,
+        category: str | None = None,
+        area: str | None = None,
+        warning_level: str | None = None,
+        overdue_at: datetime | None = None,
+        after: str | None = None,
+        limit: int = 50,
+    ) -> CasePage:
+        """Cases matching every given criterion, oldest first, one keyset page at a time.
+
+        Args:
+            state: A state, or several (any of them).
+            lead_unit: The unit that leads the case.
+            category: The case's category code.
+            area: The area or grid code of the case's location.
+            warning_level: ``"yellow"`` or ``"red"``.
+            overdue_at: Only cases whose running clock is overdue at this instant (see
+                :func:`~closedloop.engine.case_query.is_overdue`).
+            after: The ``next_cursor`` of the previous page.
+            limit: The page size, 1 to :data:`~closedloop.engine.case_query.MAX_PAGE`.
+
+        Raises:
+            ValidationError: ``limit`` is out of range or ``after`` is not a cursor this
+                store returned.
+            NaiveDatetime: ``overdue_at`` has no time zone.
+            StoreError: the backend failed.
+        """
+        ...
+
+    def count_cases(
+        self,
+        *,
+        state: str | Sequence[str] | None = None,
+        lead_unit: str | None = None,
+        category: str | None = None,
+        area: str | None = None,
+        warning_level: str | None = None,
+        overdue_at: datetime | None = None,
+    ) -> int:
+        """How many cases match every given criterion (see :meth:`find_cases`).
+
+        Raises:
+            NaiveDatetime: ``overdue_at`` has no time zone.
+            StoreError: the backend failed.
+        """
+        ...
+
+
+class EventRecord(Protocol):
+    """One audit event as a streamed read hands it on: the fields a fold over trails reads.
+
+    :class:`~closedloop.engine.model.AuditEvent` has them; so may a database row, read
+    without building the model (no hashes, no actor). ``at`` is timezone-aware;
+    ``payload`` and ``changes`` are decoded JSON data.
+    """
+
+    @property
+    def case_id(self) -> str:
+        """The case the event belongs to."""
+        ...
+
+    @property
+    def at(self) -> datetime:
+        """When the event happened (timezone-aware)."""
+        ...
+
+    @property
+    def trigger(self) -> str:
+        """The trigger fired (``report`` for the first event)."""
+        ...
+
+    @property
+    def to_state(self) -> str:
+        """The state the case was in after the event."""
+        ...
+
+    @property
+    def payload(self) -> Mapping[str, object]:
+        """The command's checked payload."""
+        ...
+
+    @property
+    def changes(self) -> Mapping[str, object]:
+        """The case body fields the event changed, as JSON data."""
+        ...
+
+
+@runtime_checkable
+class EventStream(Protocol):
+    """A store that reads every case's audit trail in one streamed pass.
+
+    Optional, beside :class:`CaseStore`: readers of whole trails (the metrics, exports)
+    use it when a store offers it (``isinstance(store, EventStream)``) and otherwise read
+    case by case through :class:`CaseTransaction`. The SQL store offers it.
+    """
+
+    def stream_events(self) -> Iterator[Sequence[EventRecord]]:
+        """Each stored case's audit events, oldest first, one case at a time.
+
+        Every case comes once, with all its events; the order of the cases is the
+        store's. The read is one consistent snapshot: writes committed while the
+        iteration runs are not seen, and it does not hold writers up. Memory holds a
+        bounded part of the trail at a time, not all of it.
+
+        Raises:
+            StoreError: the backend failed.
         """
         ...
 

@@ -31,8 +31,8 @@ from closedloop.metrics.daily import DailySeries, DayRow, daily
 from closedloop.metrics.export import Tabular, to_csv, to_json, write_csv, write_json
 from closedloop.metrics.facts import CaseFacts, EventLike, summarize
 from closedloop.metrics.period import Period
+from closedloop.metrics.rates import MetricRow, MetricTable, compute
 from closedloop.metrics.sources import Source, read_events
-from closedloop.metrics.tables import MetricRow, MetricTable, compute
 from closedloop.metrics.tally import Dimension
 
 __all__ = [

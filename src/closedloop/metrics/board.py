@@ -17,8 +17,8 @@ from pydantic import BaseModel, ConfigDict
 
 from closedloop.engine.clock import utc
 from closedloop.metrics.facts import CaseFacts, summarize_all
+from closedloop.metrics.rates import Cell
 from closedloop.metrics.sources import Source, streams
-from closedloop.metrics.tables import Cell
 from closedloop.metrics.tally import NO_GROUP, TOTAL
 
 

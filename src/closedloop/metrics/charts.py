@@ -14,7 +14,7 @@ from typing import Any
 
 from closedloop.errors import MissingDependency
 from closedloop.metrics.daily import DailySeries
-from closedloop.metrics.tables import MetricTable
+from closedloop.metrics.rates import MetricTable
 
 
 def _figure(width: int, height: int, dpi: int) -> Any:

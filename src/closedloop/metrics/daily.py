@@ -10,8 +10,8 @@ from pydantic import BaseModel, ConfigDict
 from closedloop.engine.clock import utc
 from closedloop.metrics.facts import FILED_STATE, summarize_all
 from closedloop.metrics.period import Period
+from closedloop.metrics.rates import Cell
 from closedloop.metrics.sources import Source, streams
-from closedloop.metrics.tables import Cell
 
 
 class DayRow(BaseModel):

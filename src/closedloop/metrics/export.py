@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
-from closedloop.metrics.tables import Cell
+from closedloop.metrics.rates import Cell
 
 
 class Tabular(Protocol):

@@ -1,9 +1,10 @@
 """Where the events come from: any CaseStore, read one case at a time.
 
 Memory stays bounded: a store is read in small batches of cases, each batch in one
-short transaction, and a case's events are let go once folded. The SQL store is
-read faster by one streamed query over its audit table (its adapter's
-``event_stream`` module); every other store through the ``CaseStore`` port alone.
+short transaction, and a case's events are let go once folded. A store that offers
+the :class:`~closedloop.engine.ports.EventStream` port (the SQL store: one streamed
+query over its audit table) is read through it instead; every other store through the
+``CaseStore`` port alone.
 """
 
 from __future__ import annotations
@@ -11,13 +12,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TypeGuard, cast
 
-from closedloop.engine.ports import CaseStore
+from closedloop.engine.ports import CaseStore, EventStream
 from closedloop.metrics.facts import EventLike
 
 Source = CaseStore | Iterable[Sequence[EventLike]]
 """What the metrics read: a store, or each case's events (oldest first), case by case."""
-
-_SQL_STORE_MODULE = "closedloop.adapters.sqlalchemy"
 
 
 def is_store(source: object) -> TypeGuard[CaseStore]:
@@ -39,20 +38,21 @@ def read_events(
 ) -> Iterator[Sequence[EventLike]]:
     """Each stored case's audit events, oldest first, one case at a time.
 
-    Through the port the events are :class:`~closedloop.AuditEvent` values; the
-    streamed SQL read hands on database rows with the attributes of
-    :class:`~closedloop.metrics.EventLike` (no hashes, no actor), which is all the
-    metrics read. Cases come in the store's order (by case id on the SQL read).
+    Through the port the events are :class:`~closedloop.AuditEvent` values; a store's
+    :class:`~closedloop.engine.ports.EventStream` (the SQL store's streamed read) may
+    hand on database rows with the attributes of :class:`~closedloop.metrics.EventLike`
+    (no hashes, no actor), which is all the metrics read. Cases come in the store's
+    order (by case id on the SQL read).
 
     Args:
         store: Any CaseStore.
         batch: How many cases each read transaction of the port takes; it is closed
             before the cases are handed on, so no transaction stays open while the
             caller works.
-        bulk: Read a SQL store through one streamed query of its audit table instead
-            of queries per case: the same events, about twice as fast. That query
-            holds one read-only transaction (a snapshot, no write lock) until the
-            iteration ends.
+        bulk: Read a store that is an :class:`~closedloop.engine.ports.EventStream`
+            through that stream instead of queries per case: the same events (on the
+            SQL store about twice as fast, from one query that holds one read-only
+            transaction, a snapshot with no write lock, until the iteration ends).
 
     Raises:
         ValueError: ``batch`` is below 1.
@@ -60,10 +60,8 @@ def read_events(
     """
     if batch < 1:
         raise ValueError("batch must be at least 1")
-    if bulk and type(store).__module__.startswith(_SQL_STORE_MODULE):
-        from closedloop.adapters.sqlalchemy.event_stream import stream_events
-
-        yield from cast(Iterator[Sequence[EventLike]], stream_events(store))
+    if bulk and isinstance(store, EventStream):
+        yield from store.stream_events()
         return
     ids = store.case_ids()
     for first in range(0, len(ids), batch):

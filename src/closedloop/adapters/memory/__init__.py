@@ -12,6 +12,6 @@ from __future__ import annotations
 
 from closedloop.adapters.memory.store import InMemoryStore
 from closedloop.adapters.memory.transaction import InMemoryTransaction
-from closedloop.adapters.rules import CasePage
+from closedloop.engine.case_query import CasePage
 
 __all__ = ["CasePage", "InMemoryStore", "InMemoryTransaction"]

@@ -10,10 +10,10 @@ See ``docs/storage.md``.
 
 from __future__ import annotations
 
-from closedloop.adapters.rules import CasePage
 from closedloop.adapters.sqlalchemy.migrate import upgrade
+from closedloop.adapters.sqlalchemy.schema import HEAD_REVISION, metadata
 from closedloop.adapters.sqlalchemy.store import SQLStore
-from closedloop.adapters.sqlalchemy.tables import HEAD_REVISION, metadata
 from closedloop.adapters.sqlalchemy.transaction import SQLTransaction
+from closedloop.engine.case_query import CasePage
 
 __all__ = ["HEAD_REVISION", "CasePage", "SQLStore", "SQLTransaction", "metadata", "upgrade"]

@@ -9,20 +9,22 @@ are, without building ``AuditEvent`` models: the metrics read only a few columns
 The query runs in one read-only transaction: a consistent snapshot on both
 backends, and on SQLite it takes no write lock, so the engine keeps writing.
 
-The metrics use it through :func:`closedloop.metrics.read_events`, so that only the
-adapter imports SQLAlchemy.
+``SQLStore.stream_events`` (the :class:`~closedloop.engine.ports.EventStream` port)
+runs it; the metrics find it through that port, so that only the adapter imports
+SQLAlchemy.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import cast
 
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 
 from closedloop.adapters.sqlalchemy.engines import begin, connect
 from closedloop.adapters.sqlalchemy.failures import translated
-from closedloop.adapters.sqlalchemy.tables import case_events
+from closedloop.adapters.sqlalchemy.schema import case_events
+from closedloop.engine.ports import EventRecord
 
 CHUNK = 2000
 """Rows fetched from the database at a time."""
@@ -38,30 +40,30 @@ EVENT_ROWS = select(
 """Every event, grouped by case, oldest first within each case."""
 
 
-def stream_events(store: Any, *, chunk: int = CHUNK) -> Iterator[Sequence[Any]]:
-    """Each case's events from a ``SQLStore`` as rows (``case_id``, ``at``, ``trigger``,
-    ``to_state``, ``payload``, ``changes``), one case at a time, from one query.
+def stream_events(engine: Engine, *, chunk: int = CHUNK) -> Iterator[Sequence[EventRecord]]:
+    """Each case's events in the database of ``engine`` as rows (``case_id``, ``at``,
+    ``trigger``, ``to_state``, ``payload``, ``changes``), one case at a time, from one query.
 
     Args:
-        store: A :class:`~closedloop.adapters.sqlalchemy.SQLStore`.
+        engine: The store's engine (with its schema mapping).
         chunk: How many rows to fetch at a time.
 
     Raises:
         StoreError: the database failed.
     """
     with (
-        translated("read the audit trail for metrics"),
-        connect(store.engine, read_only=True) as connection,
+        translated("read the audit trail"),
+        connect(engine, read_only=True) as connection,
         begin(connection, write=False),
     ):
         result = connection.execution_options(yield_per=chunk).execute(EVENT_ROWS)
-        case: list[Any] = []
+        case: list[EventRecord] = []
         current = None
         for row in result:
             if row.case_id != current:
                 if case:
                     yield case
                 case, current = [], row.case_id
-            case.append(row)
+            case.append(cast(EventRecord, row))
         if case:
             yield case

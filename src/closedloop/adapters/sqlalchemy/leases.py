@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection, func, or_, select, update
 
 from closedloop.adapters.sqlalchemy import rows
-from closedloop.adapters.sqlalchemy.tables import due_points, outbox
+from closedloop.adapters.sqlalchemy.schema import due_points, outbox
 from closedloop.engine.ports import DuePoint, OutboxMessage, OutboxStatus
 
 _DUE_COLUMNS = [c for c in due_points.c if c.name != "status"]

@@ -15,7 +15,7 @@ from sqlalchemy import URL, Engine
 
 from closedloop.adapters.sqlalchemy.engines import make_engine
 from closedloop.adapters.sqlalchemy.failures import translated
-from closedloop.adapters.sqlalchemy.schema import current_revision, lock_and_create_schema
+from closedloop.adapters.sqlalchemy.provisioning import current_revision, lock_and_create_schema
 from closedloop.errors import StoreError
 
 MIGRATIONS = Path(__file__).with_name("migrations")

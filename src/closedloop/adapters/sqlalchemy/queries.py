@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from sqlalchemy import ColumnElement, Connection, func, or_, select
 
-from closedloop.adapters.rules import CaseFilter, CasePage, bad_cursor, check_page
 from closedloop.adapters.sqlalchemy import rows
-from closedloop.adapters.sqlalchemy.tables import cases
+from closedloop.adapters.sqlalchemy.schema import cases
+from closedloop.engine.case_query import CaseFilter, CasePage, bad_cursor, check_page
 
 
 def conditions(where: CaseFilter) -> list[ColumnElement[bool]]:
@@ -27,7 +27,7 @@ def conditions(where: CaseFilter) -> list[ColumnElement[bool]]:
         if wanted is not None:
             found.append(column == wanted)
     if where.overdue_at is not None:
-        # As closedloop.adapters.rules.is_overdue: a paused clock counts as it stood.
+        # As closedloop.engine.case_query.is_overdue: a paused clock counts as it stood.
         found.append(cases.c.due_at <= where.overdue_at)
         found.append(or_(cases.c.paused_at.is_(None), cases.c.due_at <= cases.c.paused_at))
     return found

@@ -9,7 +9,7 @@ from pydantic import BaseModel
 from pydantic_core import PydanticSerializationError
 from sqlalchemy import RowMapping
 
-from closedloop.adapters.rules import warning_level_of
+from closedloop.engine.case_query import warning_level_of
 from closedloop.engine.model import BODY_EXCLUDE, AuditEvent, Case, ReporterContact
 from closedloop.engine.ports import DuePoint, IdempotencyRecord, OutboxMessage
 from closedloop.errors import StoreError

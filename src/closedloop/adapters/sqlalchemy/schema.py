@@ -1,89 +1,205 @@
-"""Getting a database ready: create the schema on first use, refuse a schema of another revision.
+"""The tables of the SQL store: plain columns and JSON, readable with plain SQL.
 
-A store on an empty database creates its tables itself (no Alembic needed, so the
-embedded SQLite default works with the core dependencies alone) and records
-:data:`~closedloop.adapters.sqlalchemy.tables.HEAD_REVISION` in the version table,
-exactly as running the migrations would; a later ``upgrade`` starts from there.
+Nothing is pickled. The columns a host filters on (state, unit, category, area,
+warning level, deadlines) are real columns; the full case body is kept beside them as
+JSON so a case reads back exactly. Every table name starts with ``closedloop_`` so the
+store can share a database with the host application's own tables, and the Alembic
+version table is ours too, apart from the host's ``alembic_version``.
+
+Tables are defined without a schema; :class:`~closedloop.adapters.sqlalchemy.SQLStore`
+maps them into ``schema=`` at execution time (``schema_translate_map``).
 """
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, Engine, func, insert, inspect, select
-from sqlalchemy.schema import CreateSchema
+from datetime import UTC, datetime
+from typing import Any
 
-from closedloop.adapters.sqlalchemy.failures import translated
-from closedloop.adapters.sqlalchemy.tables import (
-    HEAD_REVISION,
-    VERSION_TABLE,
-    metadata,
-    version_table,
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
 )
-from closedloop.errors import StoreError
+from sqlalchemy.types import TypeDecorator
 
-_LOCK_KEY = 0x636C6F7365646C  # "closedl": serialises schema work of concurrent processes
+from closedloop.engine.clock import utc
+
+HEAD_REVISION = "0002"
+"""The Alembic revision that :data:`metadata` corresponds to.
+
+A store that creates its schema itself records this revision, so a later
+:func:`~closedloop.adapters.sqlalchemy.upgrade` starts from here. A test checks that
+it is the head of the shipped migrations.
+"""
+
+VERSION_TABLE = "closedloop_alembic_version"
+"""Where Alembic records the schema revision (the host's own ``alembic_version`` is left
+alone)."""
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
 
 
-def lock_and_create_schema(connection: Connection, schema: str | None) -> None:
-    """On PostgreSQL: wait for other processes preparing the database, create ``schema``.
+class Instant(TypeDecorator[datetime]):
+    """A timezone-aware instant: rejects naive values, always reads back in UTC.
 
-    Call at the start of a transaction; the lock is released when it ends.
+    PostgreSQL keeps ``timestamptz``. SQLite has no time type, so the value is stored
+    as UTC text that sorts in time order.
     """
-    if connection.dialect.name != "postgresql":
-        return  # SQLite: BEGIN IMMEDIATE already made this transaction the only writer
-    connection.execute(select(func.pg_advisory_xact_lock(_LOCK_KEY)))
-    if schema is not None:
-        connection.execute(CreateSchema(schema, if_not_exists=True))
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """UTC for the database; naive values raise ``NaiveDatetime``."""
+        if value is None:
+            return None
+        value = utc(value, "a stored instant")
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        """The stored instant, aware, in UTC."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)  # type: ignore[no-any-return]
+        return value.astimezone(UTC)  # type: ignore[no-any-return]
 
 
-def current_revision(connection: Connection, schema: str | None) -> str | None:
-    """The revision recorded in the database, or ``None`` if none is."""
-    if not inspect(connection).has_table(VERSION_TABLE, schema=schema):
-        return None
-    revision = connection.execute(select(version_table.c.version_num)).scalar()
-    return revision
+# SQLite only autoincrements an INTEGER PRIMARY KEY; elsewhere a 64-bit key.
+RowId = BigInteger().with_variant(Integer(), "sqlite")
 
+cases = Table(
+    "closedloop_cases",
+    metadata,
+    Column("row_id", RowId, primary_key=True, autoincrement=True),
+    Column("id", String, nullable=False, unique=True),
+    Column("workflow", String, nullable=False),
+    Column("state", String, nullable=False, index=True),
+    Column("category", String, index=True),
+    Column("area", String, index=True),
+    Column("lead_unit", String, index=True),
+    Column("urgency", String),
+    Column("version", Integer, nullable=False),
+    Column("reporter_id", String, nullable=False),
+    Column("channel", String, nullable=False),
+    Column("reported_at", Instant, nullable=False),
+    Column("updated_at", Instant, nullable=False),
+    # The running clock (NULL once final), for the warning and overdue queries.
+    Column("clock", String),
+    Column("warning_level", String, index=True),
+    Column("due_at", Instant, index=True),
+    Column("paused_at", Instant),
+    Column("body", JSON, nullable=False),
+    comment="One row per case; body holds the whole case as JSON, without contact data.",
+)
 
-def prepare(engine: Engine, schema: str | None, *, create: bool) -> None:
-    """Make sure the database holds the schema this code expects.
+case_events = Table(
+    "closedloop_case_events",
+    metadata,
+    Column("case_id", String, ForeignKey(cases.c.id), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("at", Instant, nullable=False),
+    Column("actor", String, nullable=False),
+    Column("role", String),
+    Column("trigger", String, nullable=False),
+    Column("from_state", String),
+    Column("to_state", String, nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("reason", Text),
+    Column("changes", JSON, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    PrimaryKeyConstraint("case_id", "seq"),
+    comment="Append-only audit trail; each hash covers the event and the previous hash.",
+)
 
-    Raises:
-        StoreError: the database is at another revision (run ``upgrade``), holds some
-            of our tables but records no revision, or is empty and ``create`` is false.
-        StoreUnavailable: the database cannot be reached.
-    """
-    with (
-        translated("prepare the database schema"),
-        engine.connect() as connection,
-        connection.begin(),
-    ):
-        lock_and_create_schema(connection, schema)
-        revision = current_revision(connection, schema)
-        if revision == HEAD_REVISION:
-            return
-        _check_empty(connection, schema, revision, create)
-        metadata.create_all(connection)
-        version_table.create(connection)
-        connection.execute(insert(version_table).values(version_num=HEAD_REVISION))
+reporter_contacts = Table(
+    "closedloop_reporter_contacts",
+    metadata,
+    Column("case_id", String, ForeignKey(cases.c.id), primary_key=True),
+    Column("name", Text),
+    Column("phone", Text),
+    Column("email", Text),
+    comment="Personal data of reporters, apart from cases so it can be masked and purged.",
+)
 
+idempotency_keys = Table(
+    "closedloop_idempotency_keys",
+    metadata,
+    Column("key", String, primary_key=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("case_id", String, nullable=False, index=True),
+    Column("version", Integer, nullable=False),
+    comment="The first result of each command sent with an idempotency key.",
+)
 
-def _check_empty(
-    connection: Connection, schema: str | None, revision: str | None, create: bool
-) -> None:
-    where = f" (schema {schema!r})" if schema else ""
-    if revision is not None:
-        raise StoreError(
-            f"the database{where} is at schema revision {revision!r}; this version of "
-            f"closedloop needs {HEAD_REVISION!r}: run closedloop.adapters.sqlalchemy.upgrade"
-        )
-    inspector = inspect(connection)
-    present = [t.name for t in metadata.sorted_tables if inspector.has_table(t.name, schema)]
-    if present:
-        raise StoreError(
-            f"the database{where} has closedloop tables ({', '.join(present)}) but no "
-            f"recorded schema revision ({VERSION_TABLE}); it was not made by closedloop"
-        )
-    if not create:
-        raise StoreError(
-            f"the database{where} has no closedloop schema; run "
-            "closedloop.adapters.sqlalchemy.upgrade or pass create_schema=True"
-        )
+due_points = Table(
+    "closedloop_due_points",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("case_id", String, ForeignKey(cases.c.id), nullable=False),
+    Column("clock", String, nullable=False),
+    Column("kind", String, nullable=False),
+    Column("level", Integer, nullable=False),
+    Column("due_at", Instant, nullable=False),
+    Column("status", String, nullable=False),
+    Column("lease_owner", String),
+    Column("lease_expires_at", Instant),
+    Column("lease_token", String),
+    # Sweeps read the earliest live points: the cost follows the number due.
+    Index(None, "status", "due_at"),
+    # A case's live points (read and replaced by every command on the case). Two equal
+    # columns make this index win over (status, due_at) whatever order they were
+    # created in: SQLite has no statistics on a fresh file, and with only case_id here
+    # it could pick (status, due_at) and walk every live point in the store.
+    Index(None, "case_id", "status", "due_at"),
+    comment="Durable timers; status is 'live' until fired ('done'), and a done point never "
+    "fires again.",
+)
+
+outbox = Table(
+    "closedloop_outbox",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("case_id", String, index=True),
+    Column("event", String, nullable=False),
+    Column("channel", String, nullable=False),
+    Column("recipient", String, nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("status", String, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", Instant, nullable=False),
+    Column("last_error", Text),
+    Column("created_at", Instant, nullable=False),
+    Column("lease_owner", String),
+    Column("lease_expires_at", Instant),
+    Column("lease_token", String),
+    Index(None, "status", "next_attempt_at"),
+    comment="Notifications written in the transaction of the change that caused them.",
+)
+
+version_table = Table(
+    VERSION_TABLE,
+    MetaData(),
+    Column("version_num", String(32), nullable=False),
+    # Alembic's own shape and constraint name, so Alembic takes over this table as is.
+    PrimaryKeyConstraint("version_num", name=f"{VERSION_TABLE}_pkc"),
+)
+"""Alembic's version table, kept out of :data:`metadata` (Alembic compares it apart)."""

@@ -13,7 +13,7 @@ from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from closedloop.adapters.sqlalchemy.rows import DONE, LIVE
-from closedloop.adapters.sqlalchemy.tables import (
+from closedloop.adapters.sqlalchemy.schema import (
     case_events,
     cases,
     due_points,

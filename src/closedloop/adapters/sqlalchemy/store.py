@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import TypeVar
 
 from sqlalchemy import URL, Connection, Engine, select
 
-from closedloop.adapters.rules import CaseFilter, CasePage, check_claim
-from closedloop.adapters.sqlalchemy import leases, queries
+from closedloop.adapters.sqlalchemy import event_stream, leases, queries
 from closedloop.adapters.sqlalchemy.engines import Synchronous, begin, connect, make_engine
 from closedloop.adapters.sqlalchemy.failures import retrying, translated
-from closedloop.adapters.sqlalchemy.schema import prepare as prepare_schema
-from closedloop.adapters.sqlalchemy.tables import cases
+from closedloop.adapters.sqlalchemy.provisioning import prepare as prepare_schema
+from closedloop.adapters.sqlalchemy.schema import cases
 from closedloop.adapters.sqlalchemy.transaction import SQLTransaction
+from closedloop.adapters.store_base import check_claim
+from closedloop.engine.case_query import CaseFilter, CasePage
 from closedloop.engine.clock import utc
-from closedloop.engine.ports import DuePoint, OutboxMessage, OutboxStatus
+from closedloop.engine.ports import (
+    CaseQueries,
+    DuePoint,
+    EventRecord,
+    EventStream,
+    OutboxMessage,
+    OutboxStatus,
+)
 from closedloop.errors import MessageNotFound, StoreError
 
 T = TypeVar("T")
@@ -24,7 +32,7 @@ T = TypeVar("T")
 _CASE_IDS = select(cases.c.id).order_by(cases.c.row_id)
 
 
-class SQLStore:
+class SQLStore(CaseQueries, EventStream):
     """A CaseStore in a SQL database: a SQLite file, or PostgreSQL through psycopg 3.
 
     On an empty database the store creates its tables and records the schema revision;
@@ -152,6 +160,24 @@ class SQLStore:
         """How many cases match every given criterion (see :meth:`find_cases`)."""
         where = CaseFilter.of(state, lead_unit, category, area, warning_level, overdue_at)
         return self._read("count cases", lambda c: queries.count_cases(c, where))
+
+    # -- the audit trail in one pass ------------------------------------------------
+
+    def stream_events(self, *, chunk: int = event_stream.CHUNK) -> Iterator[Sequence[EventRecord]]:
+        """Each case's audit events, oldest first, one case at a time, from one streamed query.
+
+        Cases come by case id. Rows are handed on as they are, without building
+        :class:`~closedloop.engine.model.AuditEvent` models (no hashes, no actor). The
+        query holds one read-only transaction (a snapshot; on SQLite no write lock)
+        until the iteration ends.
+
+        Args:
+            chunk: How many rows to fetch from the database at a time.
+
+        Raises:
+            StoreError: the database failed.
+        """
+        return event_stream.stream_events(self._engine, chunk=chunk)
 
     # -- due points and outbox -------------------------------------------------------
 

@@ -9,8 +9,7 @@ see them and the database enforces keys as it goes; nothing is durable until
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
-from types import TracebackType
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, CursorResult, Executable, RootTransaction
@@ -20,7 +19,7 @@ from closedloop.adapters.sqlalchemy import rows
 from closedloop.adapters.sqlalchemy import statements as sql
 from closedloop.adapters.sqlalchemy.engines import begin, connect
 from closedloop.adapters.sqlalchemy.failures import is_busy, translate, translated
-from closedloop.engine.clock import utc
+from closedloop.adapters.store_base import StoreTransaction
 from closedloop.engine.model import AuditEvent, Case, ReporterContact
 from closedloop.engine.ports import DuePoint, IdempotencyRecord, OutboxMessage
 from closedloop.errors import (
@@ -29,50 +28,31 @@ from closedloop.errors import (
     ConcurrentModification,
     LeaseLost,
     StoreError,
-    ValidationError,
 )
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
 
-class SQLTransaction:
+class SQLTransaction(StoreTransaction):
     """A unit of work over a :class:`~closedloop.adapters.sqlalchemy.SQLStore`.
 
-    Rolls back on leaving its ``with`` block unless :meth:`commit` was called.
+    Rolls back on leaving its ``with`` block unless :meth:`commit` was called. The
+    checks every store makes are
+    :class:`~closedloop.adapters.store_base.StoreTransaction`'s; this class writes.
     """
 
     def __init__(self, engine: Engine, *, read_only: bool = False) -> None:
+        super().__init__(read_only=read_only)
         self._engine = engine
-        self._read_only = read_only
         self._connection: Connection | None = None
         self._transaction: RootTransaction | None = None
-        self._finished = False
         self._writing = False
         self._versions: dict[str, int] = {}
         self._read_versions: dict[str, int] = {}
         self._contacts: dict[str, ReporterContact | None] = {}
         self._heads: dict[str, str | None] = {}
         self._fresh: set[str] = set()  # added here, no due points yet
-
-    def __enter__(self) -> SQLTransaction:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._finished:
-            return
-        if exc is None:
-            self.rollback()
-            return
-        # Already failing: a second failure while rolling back must not hide the first.
-        # The connection is closed either way, and the database discards the work.
-        with suppress(ClosedLoopError):
-            self.rollback()
 
     # -- reads -----------------------------------------------------------------------
 
@@ -125,12 +105,7 @@ class SQLTransaction:
 
     # -- writes ----------------------------------------------------------------------
 
-    def add_case(self, case: Case, contact: ReporterContact | None, event: AuditEvent) -> None:
-        """Insert a new case with its contact data and first event.
-
-        Raises:
-            ConcurrentModification: a case with that id exists already.
-        """
+    def _add_case(self, case: Case, contact: ReporterContact | None, event: AuditEvent) -> None:
         exists = _conflict(case.id, 0)
         with self._errors("add a case", case.id, conflict=exists, duplicate=exists):
             self._write(sql.ADD_CASE, rows.case_values(case))
@@ -142,12 +117,7 @@ class SQLTransaction:
         self._fresh.add(case.id)
         self._versions[case.id] = case.version
 
-    def update_case(self, case: Case, expected_version: int, event: AuditEvent) -> None:
-        """Write the new version if the stored one is ``expected_version``; append the event.
-
-        Raises:
-            ConcurrentModification: the stored version differs.
-        """
+    def _update_case(self, case: Case, expected_version: int, event: AuditEvent) -> None:
         stale = _conflict(case.id, expected_version)
         values = rows.case_values(case)
         del values["id"]  # the key is matched, not set
@@ -162,32 +132,13 @@ class SQLTransaction:
         if self._read_versions.get(case.id) == expected_version:
             del self._read_versions[case.id]  # the guarded UPDATE checked this read
 
-    def put_idempotency(self, record: IdempotencyRecord) -> None:
-        """Remember the first result of a keyed command.
-
-        Raises:
-            ConcurrentModification: another command with this key committed first.
-        """
+    def _put_idempotency(self, record: IdempotencyRecord) -> None:
         taken = _conflict(record.case_id, 0)
         with self._errors("store an idempotency key", record.case_id, duplicate=taken):
             self._write(sql.ADD_IDEMPOTENCY, rows.idempotency_values(record))
 
-    def replace_due_points(self, case_id: str, points: Sequence[DuePoint]) -> None:
-        """Make ``points`` the case's live due points; the other live ones are dropped.
-
-        A point that already fired stays fired (it is never scheduled again); a live
-        point keeps its lease, so a sweeper holding it can still complete it.
-
-        Raises:
-            CaseNotFound: there is no such case.
-            ValidationError: a point belongs to another case.
-            NaiveDatetime: a ``due_at`` has no time zone.
-        """
-        for point in points:
-            utc(point.due_at, "due_at")
-        strangers = [p.id for p in points if p.case_id != case_id]
-        if strangers:
-            raise ValidationError([("case_id", f"points of another case: {strangers}")])
+    def _replace_due_points(self, case_id: str, points: Sequence[DuePoint]) -> None:
+        # A point that already fired stays fired; a live point keeps its lease.
         keep = [p.id for p in points]
         with self._errors("schedule due points", case_id):
             if case_id not in self._fresh:
@@ -198,25 +149,13 @@ class SQLTransaction:
                 schedule = sql.SCHEDULE_DUE[self._engine.dialect.name]
                 self._write(schedule, [rows.due_values(p) for p in points])
 
-    def complete_due(self, point: DuePoint) -> None:
-        """Mark a claimed due point done, in this transaction.
-
-        Raises:
-            LeaseLost: the point is no longer live under ``point.lease_token``.
-        """
+    def _complete_due(self, point: DuePoint) -> None:
         with self._errors("complete a due point", point.case_id):
             params = {"point_id": point.id, "token": point.lease_token}
             if self._write(sql.COMPLETE_DUE, params).rowcount != 1:
                 raise LeaseLost(point.id)
 
-    def add_outbox(self, messages: Sequence[OutboxMessage]) -> None:
-        """Stage notifications; they exist if and only if this transaction commits.
-
-        Raises:
-            ConcurrentModification: a message with one of these ids exists already.
-        """
-        if not messages:
-            return
+    def _add_outbox(self, messages: Sequence[OutboxMessage]) -> None:
         first = messages[0]
         clash = _conflict(first.case_id or first.id, 0)
         with self._errors("write outbox messages", first.case_id, duplicate=clash):
@@ -224,14 +163,7 @@ class SQLTransaction:
 
     # -- end -------------------------------------------------------------------------
 
-    def commit(self) -> None:
-        """Make every write durable, atomically.
-
-        Raises:
-            StoreError: the database failed; nothing was written.
-        """
-        if self._finished:
-            raise StoreError("this transaction has already ended")
+    def _commit(self) -> None:
         try:
             if self._transaction is not None:
                 if self._writing and self._connection is not None:
@@ -241,8 +173,7 @@ class SQLTransaction:
         finally:
             self._close()
 
-    def rollback(self) -> None:
-        """Discard every write of this transaction."""
+    def _rollback(self) -> None:
         try:
             if self._transaction is not None and self._transaction.is_active:
                 with translated("roll back"):
@@ -258,8 +189,6 @@ class SQLTransaction:
         return self._connection
 
     def _write(self, statement: Executable, params: Any) -> CursorResult[Any]:
-        if self._read_only:
-            raise StoreError("this transaction was opened read-only; it cannot write")
         if self._connection is None:
             return self._open(write=True).execute(statement, params)
         if self._writing:

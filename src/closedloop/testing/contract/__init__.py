@@ -22,7 +22,9 @@ database per test::
             return lambda: MyStore(tmp_path / "cases.db")
 
 Stores that also answer the case queries (``find_cases``, ``count_cases``) add
-:class:`CaseQueryContract`. For pytest's detailed assertion messages, call
+:class:`CaseQueryContract`; stores that stream every audit trail in one read
+(``stream_events``, the :class:`~closedloop.engine.ports.EventStream` port) add
+:class:`EventStreamContract`. For pytest's detailed assertion messages, call
 ``pytest.register_assert_rewrite("closedloop.testing.contract")`` in a ``conftest.py``
 before this module is imported.
 
@@ -35,6 +37,7 @@ from closedloop.testing.contract.base import StoreFixtures
 from closedloop.testing.contract.cases import CaseContract
 from closedloop.testing.contract.outbox import OutboxContract
 from closedloop.testing.contract.queries import CaseQueryContract
+from closedloop.testing.contract.streams import EventStreamContract
 from closedloop.testing.contract.timers import DuePointContract
 
 
@@ -48,6 +51,7 @@ __all__ = [
     "CaseQueryContract",
     "CaseStoreContract",
     "DuePointContract",
+    "EventStreamContract",
     "OutboxContract",
     "StoreFixtures",
 ]

@@ -1,7 +1,7 @@
 """Contract: the case queries host applications need (``find_cases``, ``count_cases``).
 
-Not part of the CaseStore port: a store that offers these queries subclasses
-:class:`CaseQueryContract` too.
+The :class:`~closedloop.engine.ports.CaseQueries` port, not part of the CaseStore port:
+a store that offers these queries subclasses :class:`CaseQueryContract` too.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
-from closedloop.adapters.sqlalchemy.tables import VERSION_TABLE, metadata
+from closedloop.adapters.sqlalchemy.schema import VERSION_TABLE, metadata
 
 config = context.config
 schema: str | None = config.attributes.get("schema")

@@ -1,28 +1,28 @@
-"""Rules every CaseStore adapter applies alike, so backends answer the same way.
+"""The values of the case queries (the :class:`~closedloop.engine.ports.CaseQueries` port).
 
-The case query types (:class:`CaseFilter`, :class:`CasePage`), what "overdue" and
-"warning level" mean for a case, and the checks on claim and page arguments. The
-in-memory and SQL stores share them; the contract suite in
-:mod:`closedloop.testing.contract` holds both to them.
+What a query selects (:class:`CaseFilter`), what it returns (:class:`CasePage`), what
+"overdue" and "warning level" mean for a case, and the checks on page arguments. Every
+store that answers the queries applies them alike, so backends answer the same way;
+the contract suite in :mod:`closedloop.testing.contract` holds them to it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from closedloop.engine.clock import utc
 from closedloop.engine.model import Case, Warning
 from closedloop.errors import ValidationError
 
 MAX_PAGE = 1000
-"""The largest page :meth:`find_cases` returns."""
+"""The largest page ``find_cases`` returns."""
 
 
 @dataclass(frozen=True, slots=True)
 class CasePage:
-    """One page of :meth:`find_cases` results, oldest case first.
+    """One page of ``find_cases`` results, oldest case first.
 
     Attributes:
         cases: The cases of this page (contact data is never included).
@@ -35,7 +35,7 @@ class CasePage:
 
 @dataclass(frozen=True, slots=True)
 class CaseFilter:
-    """What :meth:`find_cases` and :meth:`count_cases` select; ``None`` means any."""
+    """What ``find_cases`` and ``count_cases`` select; ``None`` means any."""
 
     states: tuple[str, ...] | None = None
     lead_unit: str | None = None
@@ -90,21 +90,6 @@ def is_overdue(case: Case, at: datetime) -> bool:
     if deadline is None or deadline.due_at > at:
         return False
     return deadline.paused_at is None or deadline.due_at <= deadline.paused_at
-
-
-def check_claim(now: datetime, lease: timedelta, limit: int) -> datetime:
-    """Validate the arguments of a claim; returns ``now`` in UTC.
-
-    Raises:
-        NaiveDatetime: ``now`` has no time zone.
-        ValidationError: ``lease`` is not positive or ``limit`` is below 1.
-    """
-    errors = [] if lease > timedelta(0) else [("lease", "must be positive")]
-    if limit < 1:
-        errors.append(("limit", "must be at least 1"))
-    if errors:
-        raise ValidationError(errors, subject="claim")
-    return utc(now, "now")
 
 
 def check_page(limit: int) -> None:

@@ -1,0 +1,194 @@
+"""The in-memory store's rows, kept as JSON text as a database keeps them, under one lock.
+
+Both the store (its queries and claims) and its transactions (their reads and the
+commit) work on one :class:`MemoryRecords`; neither reaches into the other.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from datetime import datetime
+
+from pydantic_core import PydanticSerializationError
+
+from closedloop.adapters.memory.due_index import DueIndex
+from closedloop.adapters.memory.outbox_rows import OutboxRows
+from closedloop.adapters.memory.staging import Staged
+from closedloop.engine.model import AuditEvent, Case, ReporterContact
+from closedloop.engine.ports import DuePoint, IdempotencyRecord, OutboxMessage, OutboxStatus
+from closedloop.errors import ConcurrentModification, LeaseLost, StoreError
+
+
+class MemoryRecords:
+    """Cases, contact data, audit events, idempotency keys, due points and the outbox.
+
+    One lock guards every row; each method takes it, so each is atomic.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._cases: dict[str, str] = {}
+        """Each case's row (without contact data), in the order the cases were added."""
+        self._contacts: dict[str, str] = {}
+        self.events: dict[str, list[str]] = {}
+        """Each case's audit events as stored JSON rows, oldest first."""
+        self._idempotency: dict[str, str] = {}
+        self._due = DueIndex()
+        self._outbox = OutboxRows()
+
+    # -- reads -------------------------------------------------------------------------
+
+    def case_ids(self) -> list[str]:
+        """Every case id, in the order the cases were added."""
+        with self._lock:
+            return list(self._cases)
+
+    def case_rows(self, start: int = 0) -> list[str]:
+        """The case rows from position ``start`` on, in the order the cases were added."""
+        with self._lock:
+            return list(self._cases.values())[start:]
+
+    def read_case(self, case_id: str) -> Case | None:
+        """The stored case, or ``None``."""
+        with self._lock:
+            row = self._cases.get(case_id)
+        return None if row is None else Case.model_validate_json(row)
+
+    def read_contact(self, case_id: str) -> ReporterContact | None:
+        """The stored contact data of the case, or ``None``."""
+        with self._lock:
+            row = self._contacts.get(case_id)
+        return None if row is None else ReporterContact.model_validate_json(row)
+
+    def read_idempotency(self, key: str) -> IdempotencyRecord | None:
+        """The stored record under ``key``, or ``None``."""
+        with self._lock:
+            row = self._idempotency.get(key)
+        return None if row is None else IdempotencyRecord.model_validate_json(row)
+
+    def read_events(self, case_id: str) -> list[AuditEvent]:
+        """The case's stored audit events, oldest first."""
+        with self._lock:
+            rows = list(self.events.get(case_id, ()))
+        return [AuditEvent.model_validate_json(row) for row in rows]
+
+    def read_head(self, case_id: str) -> str | None:
+        """The hash of the case's latest stored event, or ``None``."""
+        with self._lock:
+            rows = self.events.get(case_id)
+            last = rows[-1] if rows else None
+        return None if last is None else AuditEvent.model_validate_json(last).hash
+
+    def read_due(self, case_id: str, plan: Sequence[DuePoint] | None) -> list[DuePoint]:
+        """The case's live points, earliest first: stored, or as ``plan`` would store them."""
+        with self._lock:
+            live = self._due.live(case_id) if plan is None else self._due.merged(case_id, plan)
+        return sorted(live, key=lambda p: (p.due_at, p.id))
+
+    # -- due points and outbox, outside any transaction ----------------------------------
+
+    def claim_due(self, now: datetime, limit: int, held: dict[str, object]) -> list[DuePoint]:
+        """Lease up to ``limit`` points due at ``now`` with the lease fields in ``held``."""
+        with self._lock:
+            return self._due.lease(self._due.due(now, limit), held)
+
+    def next_due_at(self) -> datetime | None:
+        """The earliest ``due_at`` of any live point."""
+        with self._lock:
+            return self._due.next_due_at()
+
+    def claim_outbox(
+        self, now: datetime, limit: int, held: dict[str, object]
+    ) -> list[OutboxMessage]:
+        """Lease up to ``limit`` pending messages due at ``now``; each attempt is counted."""
+        with self._lock:
+            return self._outbox.claim(now, limit, held)
+
+    def finish_outbox(
+        self,
+        message: OutboxMessage,
+        status: OutboxStatus,
+        error: str | None,
+        retry_at: datetime | None,
+    ) -> bool:
+        """Record an attempt's outcome unless the lease on ``message`` was lost."""
+        with self._lock:
+            return self._outbox.finish(message, status, error, retry_at)
+
+    def dead_letters(self) -> list[OutboxMessage]:
+        """Messages finished as ``dead``, oldest first."""
+        with self._lock:
+            return self._outbox.dead()
+
+    def requeue(self, message_id: str, now: datetime) -> bool:
+        """Make a dead letter pending again at ``now``; ``False`` if there is no such one."""
+        with self._lock:
+            return self._outbox.requeue(message_id, now)
+
+    # -- the commit ----------------------------------------------------------------------
+
+    def apply(self, staged: Staged) -> None:
+        """Write every staged write, or none.
+
+        Raises:
+            ConcurrentModification: a version, case id, key or message id check failed.
+            LeaseLost: a point to complete is no longer leased under its token.
+            StoreError: a value is not JSON data.
+        """
+        # Everything is serialised before the first row changes: a value that cannot be
+        # stored fails the commit here, with nothing written.
+        try:
+            contacts = {
+                case.id: contact.model_dump_json()
+                for case, contact in staged.added.values()
+                if contact is not None
+            }
+            cases = {
+                key: case.model_dump_json(exclude={"contact"}) for key, case in staged.cases.items()
+            }
+            events = {
+                key: [e.model_dump_json() for e in found] for key, found in staged.events.items()
+            }
+            records = {key: record.model_dump_json() for key, record in staged.idempotency.items()}
+            outbox = {m.id: m.model_dump_json() for m in staged.outbox.values()}
+        except PydanticSerializationError as exc:
+            raise StoreError(f"cannot store a value that is not JSON data: {exc}") from None
+        with self._lock:
+            self._check(staged)
+            self._contacts.update(contacts)
+            for case, _ in staged.added.values():
+                self.events[case.id] = []
+            self._cases.update(cases)
+            for case_id, rendered in events.items():
+                self.events[case_id].extend(rendered)
+            self._idempotency.update(records)
+            self._due.complete(staged.completed)
+            for case_id, points in staged.due_plans.items():
+                self._due.replace(case_id, points)
+            pending = (m.id for m in staged.outbox.values() if m.status == "pending")
+            self._outbox.put(outbox, pending)
+
+    def _check(self, staged: Staged) -> None:
+        for case, _ in staged.added.values():
+            if case.id in self._cases:
+                raise ConcurrentModification(case.id, 0, _version(self._cases[case.id]))
+        for case_id, expected in staged.expected.items():
+            current = self._cases.get(case_id)
+            if current is None or _version(current) != expected:
+                actual = None if current is None else _version(current)
+                raise ConcurrentModification(case_id, expected, actual)
+        for key in staged.idempotency:
+            if key in self._idempotency:
+                record = IdempotencyRecord.model_validate_json(self._idempotency[key])
+                raise ConcurrentModification(record.case_id, 0, None)
+        for point in staged.completed.values():
+            if not self._due.holds(point):
+                raise LeaseLost(point.id)
+        for message in staged.outbox.values():
+            if message.id in self._outbox:
+                raise ConcurrentModification(message.case_id or message.id, 0, None)
+
+
+def _version(row: str) -> int:
+    return Case.model_validate_json(row).version

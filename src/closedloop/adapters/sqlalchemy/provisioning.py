@@ -1,0 +1,89 @@
+"""Getting a database ready: create the schema on first use, refuse a schema of another revision.
+
+A store on an empty database creates its tables itself (no Alembic needed, so the
+embedded SQLite default works with the core dependencies alone) and records
+:data:`~closedloop.adapters.sqlalchemy.schema.HEAD_REVISION` in the version table,
+exactly as running the migrations would; a later ``upgrade`` starts from there.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection, Engine, func, insert, inspect, select
+from sqlalchemy.schema import CreateSchema
+
+from closedloop.adapters.sqlalchemy.failures import translated
+from closedloop.adapters.sqlalchemy.schema import (
+    HEAD_REVISION,
+    VERSION_TABLE,
+    metadata,
+    version_table,
+)
+from closedloop.errors import StoreError
+
+_LOCK_KEY = 0x636C6F7365646C  # "closedl": serialises schema work of concurrent processes
+
+
+def lock_and_create_schema(connection: Connection, schema: str | None) -> None:
+    """On PostgreSQL: wait for other processes preparing the database, create ``schema``.
+
+    Call at the start of a transaction; the lock is released when it ends.
+    """
+    if connection.dialect.name != "postgresql":
+        return  # SQLite: BEGIN IMMEDIATE already made this transaction the only writer
+    connection.execute(select(func.pg_advisory_xact_lock(_LOCK_KEY)))
+    if schema is not None:
+        connection.execute(CreateSchema(schema, if_not_exists=True))
+
+
+def current_revision(connection: Connection, schema: str | None) -> str | None:
+    """The revision recorded in the database, or ``None`` if none is."""
+    if not inspect(connection).has_table(VERSION_TABLE, schema=schema):
+        return None
+    revision = connection.execute(select(version_table.c.version_num)).scalar()
+    return revision
+
+
+def prepare(engine: Engine, schema: str | None, *, create: bool) -> None:
+    """Make sure the database holds the schema this code expects.
+
+    Raises:
+        StoreError: the database is at another revision (run ``upgrade``), holds some
+            of our tables but records no revision, or is empty and ``create`` is false.
+        StoreUnavailable: the database cannot be reached.
+    """
+    with (
+        translated("prepare the database schema"),
+        engine.connect() as connection,
+        connection.begin(),
+    ):
+        lock_and_create_schema(connection, schema)
+        revision = current_revision(connection, schema)
+        if revision == HEAD_REVISION:
+            return
+        _check_empty(connection, schema, revision, create)
+        metadata.create_all(connection)
+        version_table.create(connection)
+        connection.execute(insert(version_table).values(version_num=HEAD_REVISION))
+
+
+def _check_empty(
+    connection: Connection, schema: str | None, revision: str | None, create: bool
+) -> None:
+    where = f" (schema {schema!r})" if schema else ""
+    if revision is not None:
+        raise StoreError(
+            f"the database{where} is at schema revision {revision!r}; this version of "
+            f"closedloop needs {HEAD_REVISION!r}: run closedloop.adapters.sqlalchemy.upgrade"
+        )
+    inspector = inspect(connection)
+    present = [t.name for t in metadata.sorted_tables if inspector.has_table(t.name, schema)]
+    if present:
+        raise StoreError(
+            f"the database{where} has closedloop tables ({', '.join(present)}) but no "
+            f"recorded schema revision ({VERSION_TABLE}); it was not made by closedloop"
+        )
+    if not create:
+        raise StoreError(
+            f"the database{where} has no closedloop schema; run "
+            "closedloop.adapters.sqlalchemy.upgrade or pass create_schema=True"
+        )

@@ -1,0 +1,257 @@
+"""What every shipped CaseStore adapter checks alike before it touches its rows.
+
+:class:`StoreTransaction` is the base of the in-memory and SQL transactions: its
+public write methods check their arguments and the transaction's state, then call the
+backend's hook (``_add_case``, ``_update_case`` ...), which only writes. So both
+stores refuse the same calls with the same errors, and a new check is added once.
+:func:`check_claim` does the same for the stores' claims.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from contextlib import suppress
+from datetime import datetime, timedelta
+from types import TracebackType
+from typing import Self
+
+from closedloop.engine.clock import utc
+from closedloop.engine.model import AuditEvent, Case, ReporterContact
+from closedloop.engine.ports import DuePoint, IdempotencyRecord, OutboxMessage
+from closedloop.errors import ClosedLoopError, StoreError, ValidationError
+
+
+def check_claim(now: datetime, lease: timedelta, limit: int) -> datetime:
+    """Validate the arguments of a claim; returns ``now`` in UTC.
+
+    Raises:
+        NaiveDatetime: ``now`` has no time zone.
+        ValidationError: ``lease`` is not positive or ``limit`` is below 1.
+    """
+    errors = [] if lease > timedelta(0) else [("lease", "must be positive")]
+    if limit < 1:
+        errors.append(("limit", "must be at least 1"))
+    if errors:
+        raise ValidationError(errors, subject="claim")
+    return utc(now, "now")
+
+
+def check_case(case: Case, event: AuditEvent) -> None:
+    """Check the instants of a case and its event, which a store keeps as instants.
+
+    Models validate their instants, but ``model_copy(update=...)`` does not.
+
+    Raises:
+        NaiveDatetime: one of them has no time zone.
+    """
+    instants = {"reported_at": case.reported_at, "updated_at": case.updated_at}
+    if case.deadline is not None:
+        instants.update(due_at=case.deadline.due_at, warn_at=case.deadline.warn_at)
+    for name, value in instants.items():
+        utc(value, f"case.{name}")
+    utc(event.at, "event.at")
+
+
+class StoreTransaction(ABC):
+    """The checks every CaseTransaction makes before a write; a backend adds the writes.
+
+    A subclass implements the reads and the ``_``-prefixed write hooks, ``_commit`` and
+    ``_rollback``; the public methods here run the checks and then the hook. After
+    :meth:`commit` or :meth:`rollback` the transaction has ended (``_finished``).
+
+    Args:
+        read_only: Refuse every write with ``StoreError``.
+    """
+
+    def __init__(self, *, read_only: bool = False) -> None:
+        self._read_only = read_only
+        self._finished = False
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._finished:
+            return
+        if exc is None:
+            self.rollback()
+            return
+        # Already failing: a second failure while rolling back must not hide the first.
+        with suppress(ClosedLoopError):
+            self.rollback()
+
+    # -- reads (the backend's) -------------------------------------------------------
+
+    @abstractmethod
+    def get_case(self, case_id: str) -> Case | None:
+        """The stored case (without contact data), or ``None``."""
+
+    @abstractmethod
+    def get_contact(self, case_id: str) -> ReporterContact | None:
+        """The reporter's contact data for the case, or ``None``."""
+
+    @abstractmethod
+    def get_events(self, case_id: str) -> list[AuditEvent]:
+        """The case's audit events, oldest first."""
+
+    @abstractmethod
+    def get_head(self, case_id: str) -> str | None:
+        """The hash of the case's latest audit event, this transaction's own included."""
+
+    @abstractmethod
+    def get_idempotency(self, key: str) -> IdempotencyRecord | None:
+        """The record stored under ``key``, or ``None``."""
+
+    @abstractmethod
+    def get_due_points(self, case_id: str) -> list[DuePoint]:
+        """The case's live due points, earliest first."""
+
+    # -- writes: checked here, written by the backend --------------------------------
+
+    def add_case(self, case: Case, contact: ReporterContact | None, event: AuditEvent) -> None:
+        """Insert a new case with its contact data and first event.
+
+        Raises:
+            ConcurrentModification: a case with that id exists already.
+            NaiveDatetime: an instant of the case or the event has no time zone.
+            StoreError: the transaction is read-only or has ended.
+        """
+        self._check_writable()
+        check_case(case, event)
+        self._add_case(case, contact, event)
+
+    def update_case(self, case: Case, expected_version: int, event: AuditEvent) -> None:
+        """Write the new version if the stored one is ``expected_version``; append the event.
+
+        Raises:
+            ConcurrentModification: the stored version differs (now or at commit).
+            NaiveDatetime: an instant of the case or the event has no time zone.
+            StoreError: the transaction is read-only or has ended.
+        """
+        self._check_writable()
+        check_case(case, event)
+        self._update_case(case, expected_version, event)
+
+    def put_idempotency(self, record: IdempotencyRecord) -> None:
+        """Remember the first result of a keyed command.
+
+        Raises:
+            ConcurrentModification: another command with this key committed first.
+            StoreError: the transaction is read-only or has ended.
+        """
+        self._check_writable()
+        self._put_idempotency(record)
+
+    def replace_due_points(self, case_id: str, points: Sequence[DuePoint]) -> None:
+        """Make ``points`` the case's live due points; the other live ones are dropped.
+
+        A point that already fired stays fired (it is never scheduled again); a live
+        point keeps its lease, so a sweeper holding it can still complete it.
+
+        Raises:
+            CaseNotFound: there is no such case.
+            ValidationError: a point belongs to another case.
+            NaiveDatetime: a ``due_at`` has no time zone.
+            StoreError: the transaction is read-only or has ended.
+        """
+        self._check_writable()
+        for point in points:
+            utc(point.due_at, "due_at")
+        strangers = [p.id for p in points if p.case_id != case_id]
+        if strangers:
+            raise ValidationError([("case_id", f"points of another case: {strangers}")])
+        self._replace_due_points(case_id, points)
+
+    def complete_due(self, point: DuePoint) -> None:
+        """Mark a claimed due point done, in this transaction.
+
+        Raises:
+            LeaseLost: the point is no longer live under ``point.lease_token``.
+            StoreError: the transaction is read-only or has ended.
+        """
+        self._check_writable()
+        self._complete_due(point)
+
+    def add_outbox(self, messages: Sequence[OutboxMessage]) -> None:
+        """Stage notifications; they exist if and only if this transaction commits.
+
+        Raises:
+            ConcurrentModification: a message with one of these ids exists already.
+            NaiveDatetime: an instant of a message has no time zone.
+            StoreError: the transaction is read-only or has ended.
+        """
+        if not messages:
+            return
+        self._check_writable()
+        for message in messages:
+            utc(message.next_attempt_at, "next_attempt_at")
+            utc(message.created_at, "created_at")
+        self._add_outbox(messages)
+
+    def commit(self) -> None:
+        """Make every write durable, atomically; the transaction ends either way.
+
+        Raises:
+            ConcurrentModification: an optimistic check failed; nothing was written.
+            StoreError: the transaction has ended, or the backend failed; nothing was
+                written.
+        """
+        if self._finished:
+            raise StoreError("this transaction has already ended")
+        try:
+            self._commit()
+        finally:
+            self._finished = True
+
+    def rollback(self) -> None:
+        """Discard every write of this transaction; it ends."""
+        try:
+            self._rollback()
+        finally:
+            self._finished = True
+
+    def _check_writable(self) -> None:
+        if self._finished:
+            raise StoreError("this transaction has already ended")
+        if self._read_only:
+            raise StoreError("this transaction was opened read-only; it cannot write")
+
+    # -- the backend's writes --------------------------------------------------------
+
+    @abstractmethod
+    def _add_case(self, case: Case, contact: ReporterContact | None, event: AuditEvent) -> None:
+        """Write a new case, its contact data and first event (arguments checked)."""
+
+    @abstractmethod
+    def _update_case(self, case: Case, expected_version: int, event: AuditEvent) -> None:
+        """Write a new version and its event, checking ``expected_version``."""
+
+    @abstractmethod
+    def _put_idempotency(self, record: IdempotencyRecord) -> None:
+        """Write an idempotency record."""
+
+    @abstractmethod
+    def _replace_due_points(self, case_id: str, points: Sequence[DuePoint]) -> None:
+        """Write the case's live due points (each checked to be the case's own)."""
+
+    @abstractmethod
+    def _complete_due(self, point: DuePoint) -> None:
+        """Mark a point done if its lease still holds."""
+
+    @abstractmethod
+    def _add_outbox(self, messages: Sequence[OutboxMessage]) -> None:
+        """Write messages (at least one)."""
+
+    @abstractmethod
+    def _commit(self) -> None:
+        """Make the writes durable (the transaction has not ended yet)."""
+
+    @abstractmethod
+    def _rollback(self) -> None:
+        """Discard the writes; may be called on an ended transaction."""

@@ -1,0 +1,88 @@
+"""Contract: the streamed read of every audit trail (the ``EventStream`` port).
+
+Not part of the CaseStore port: a store that offers ``stream_events`` subclasses
+:class:`EventStreamContract` too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+
+from closedloop.engine.model import AuditEvent, Case
+from closedloop.engine.ports import EventRecord, EventStream
+from closedloop.testing.contract.base import StoreFactory, StoreFixtures, add, commit, revise
+
+Fields = tuple[str, Any, str, str, Any, Any]
+
+
+def _fields(event: AuditEvent | EventRecord) -> Fields:
+    return (
+        event.case_id,
+        event.at,
+        event.trigger,
+        event.to_state,
+        dict(event.payload),
+        dict(event.changes),
+    )
+
+
+def _by_case(stream: Sequence[Sequence[EventRecord]]) -> dict[str, list[Fields]]:
+    return {events[0].case_id: [_fields(e) for e in events] for events in stream}
+
+
+def _update(store: Any, case: Case, event: AuditEvent) -> None:
+    commit(store, lambda tx: tx.update_case(case, case.version - 1, event))
+
+
+class EventStreamContract(StoreFixtures):
+    """Every case once, with all its events oldest first, from one consistent read."""
+
+    @pytest.fixture
+    def trails(self, store: Any) -> dict[str, list[AuditEvent]]:
+        """Three cases: one event, three events, two events; the expected trails."""
+        trails: dict[str, list[AuditEvent]] = {}
+        for case_id, changes in (("a", 0), ("b", 2), ("c", 1)):
+            case, event = add(store, case_id)
+            trails[case_id] = [event]
+            for step in range(changes):
+                case, event = revise(case, event, state=f"step{step}")
+                _update(store, case, event)
+                trails[case_id].append(event)
+        return trails
+
+    def test_the_store_is_an_event_stream(self, store: Any) -> None:
+        assert isinstance(store, EventStream)
+
+    def test_an_empty_store_streams_nothing(self, store: Any) -> None:
+        assert list(store.stream_events()) == []
+
+    def test_every_case_comes_once_with_its_events_oldest_first(
+        self, store: Any, trails: dict[str, list[AuditEvent]]
+    ) -> None:
+        stream = list(store.stream_events())
+        assert sorted(events[0].case_id for events in stream) == ["a", "b", "c"]
+        assert all(len({e.case_id for e in events}) == 1 for events in stream)
+        expected = {case_id: [_fields(e) for e in trail] for case_id, trail in trails.items()}
+        assert _by_case(stream) == expected
+
+    def test_the_events_are_those_the_port_reads(
+        self, stores: StoreFactory, trails: dict[str, list[AuditEvent]]
+    ) -> None:
+        other: Any = stores()  # another store object over the same database
+        with other.transaction(read_only=True) as tx:
+            by_port = {case_id: [_fields(e) for e in tx.get_events(case_id)] for case_id in trails}
+        assert _by_case(list(other.stream_events())) == by_port
+
+    def test_writes_during_the_stream_are_not_seen_and_not_held_up(
+        self, store: Any, stores: StoreFactory, trails: dict[str, list[AuditEvent]]
+    ) -> None:
+        stream = store.stream_events()
+        first = next(stream)
+        writer = stores()
+        add(writer, "d")  # committed while the stream is open
+        rest = list(stream)
+        assert sorted(events[0].case_id for events in (first, *rest)) == ["a", "b", "c"]
+        assert len(writer.case_ids()) == 4
