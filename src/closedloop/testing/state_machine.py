@@ -2,7 +2,8 @@
 
 It reports cases, fires random triggers by random actors with random payloads,
 advances the clock, ticks the timers and restarts the engine over the same store, and
-after every step checks the invariants of the closed loop (``DESIGN.md`` section 6):
+after every step checks the invariants of the closed loop (``docs/architecture.md``
+lists them all, with the tests that hold each):
 
 1. every case is in a declared state, reached by a declared transition;
 2. a non-final case waits on its state's owner with its state's clock running; a
