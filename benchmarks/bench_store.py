@@ -41,7 +41,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import loop
 from sqlalchemy import (
@@ -186,8 +186,10 @@ def sqlite_ceiling(path: Path, synchronous: str) -> Iterator[Ceiling]:
 
 def sqlite_rows(cases: int, repeats: int, folder: Path) -> list[Row]:
     result = []
-    for synchronous, goal in (("FULL", 0.5), ("NORMAL", 0.25)):
-        store = SQLStore(f"sqlite:///{folder / f'loop-{synchronous}.db'}", synchronous=synchronous)  # type: ignore[arg-type]
+    goals: tuple[tuple[Literal["FULL", "NORMAL"], float], ...] = (("FULL", 0.5), ("NORMAL", 0.25))
+    for synchronous, goal in goals:
+        url = f"sqlite:///{folder / f'loop-{synchronous}.db'}"
+        store = SQLStore(url, synchronous=synchronous)
         try:
             with sqlite_ceiling(folder / f"ceiling-{synchronous}.db", synchronous) as ceiling:
                 ours = Loop(store)
