@@ -91,6 +91,7 @@ def test_demo_completes_and_says_where_its_exports_are(demos: Demos) -> None:
     assert "Traceback" not in ran.stderr
     assert f"Simulated {DEMO_DAYS} days of 云杉区 Yunshan District" in ran.stdout
     assert "audit chains verify" in ran.stdout
+    assert "Database: closedloop-demo.db (SQLite, synchronous=NORMAL)" in ran.stdout
     out = demos.folder / "closedloop-demo"
     for name in ("metrics-by-unit.csv", "supervision-board.csv", "on-time-by-unit.png"):
         assert f"closedloop-demo/{name}" in ran.stdout
