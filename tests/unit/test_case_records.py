@@ -4,12 +4,19 @@ cases written before they were fields have them."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+from importlib.resources import files
+from pathlib import Path
 from typing import Any
 
-from closedloop import Actor, Case, Engine, workflows
+import pytest
+
+from closedloop import Actor, Case, Engine, Workflow, workflows
+from closedloop.adapters.memory import InMemoryStore
 from closedloop.engine import audit
 from closedloop.engine.model import Misdirect, RoutingRecord, Subtask
 from closedloop.engine.ports import CaseStore
+from closedloop.errors import GuardRejected, InvalidWorkflow
 from closedloop.testing import ManualClock
 from tests.conftest import StoreFactory
 
@@ -140,3 +147,55 @@ def test_cleared_records_leave_no_trace_in_attributes() -> None:
 def test_a_subtask_writes_only_what_it_was_given() -> None:
     task = Subtask(unit="ROADS", status="waiting", due_at=None)
     assert task.model_dump(mode="json") == {"unit": "ROADS", "status": "waiting", "due_at": None}
+
+
+def test_pending_requests_and_an_arbitrated_unit_are_fields_stored_in_attributes() -> None:
+    body = old_shape_body()
+    body["attributes"] |= {
+        "final_assignment": True,
+        "extension_request": {"duration": "2 working days", "reason": "parts", "by": "w", "at": AT},
+    }
+    case = Case.model_validate({**body, "version": 3})
+    assert case.final_assignment is True
+    assert case.extension_request is not None
+    assert case.extension_request.by == "w"
+    assert case.extension_request.model_dump()["duration"] == "2 working days"
+    assert case.suspension_request is None
+    assert "extension_request" not in case.attributes
+    assert case.model_dump(mode="json")["attributes"] == body["attributes"]
+    assert case.recorded()["extension_request"] == body["attributes"]["extension_request"]
+
+
+def test_a_requested_extension_is_granted_from_its_typed_record() -> None:
+    clock = ManualClock()
+    engine = Engine(workflows.standard(), store=InMemoryStore(), clock=clock)
+    crew = Actor("crew-1", units={"WATER"})
+    case = engine.report(Actor("citizen-1"), description="pipe", category="01.01")
+    engine.trigger(case.id, "classify", by=DISPATCHER, category="01.01")
+    engine.trigger(case.id, "dispatch", by=DISPATCHER, unit="WATER")
+    engine.trigger(case.id, "accept", by=crew)
+    due = engine.get(case.id, viewer=DISPATCHER).deadline
+    asked = engine.trigger(
+        case.id, "request_extension", by=crew, duration="2 working days", reason="parts"
+    )
+    assert asked.extension_request is not None
+    assert asked.extension_request.by == "crew-1"
+    with pytest.raises(GuardRejected, match="already pending"):
+        engine.trigger(
+            case.id, "request_extension", by=crew, duration="1 working day", reason="more"
+        )
+    granted = engine.trigger(case.id, "approve_extension", by=DISPATCHER)
+    assert granted.extension_request is None
+    assert due is not None
+    assert granted.deadline is not None
+    assert granted.deadline.due_at - due.due_at == timedelta(days=2)
+    assert engine.verify(case.id).ok
+
+
+def test_a_workflow_marks_the_arbitration_flag_only_true_or_null(tmp_path: Path) -> None:
+    text = files("closedloop.workflows").joinpath("standard.yaml").read_text(encoding="utf-8")
+    assert "marks: {final_assignment: true}" in text
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text.replace("{final_assignment: true}", "{final_assignment: settled}"))
+    with pytest.raises(InvalidWorkflow, match="'final_assignment' takes only true or null"):
+        Workflow.from_yaml(bad)

@@ -87,7 +87,7 @@ class Timekeeper:
         if new.state != old.state or deadline is None or deadline.clock != state.clock:
             deadline = self._entered(old.deadline, new, transition, now)
         if transition.extends_clock:
-            extension = _lookup(old.attributes, transition.extends_clock)
+            extension = _lookup(old.recorded(), transition.extends_clock)
             deadline = self._extended(deadline, extension, now)
         return self._paused_or_resumed(deadline, bool(new.paused), now)
 

@@ -7,29 +7,42 @@ return updates (see :mod:`closedloop.engine.context`); a
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from closedloop.engine import dispatching
 from closedloop.engine.context import Context, Effect, Guard
 from closedloop.engine.durations import Duration
+from closedloop.engine.model import Case, Request
 from closedloop.errors import ValidationError
 
 # -- built-in guards ---------------------------------------------------------------------
 
 
-def _attribute_is(name: str, value: Any, refusal: str) -> Guard:
+def _returnable(ctx: Context) -> str | None:
+    if ctx.case.final_assignment:
+        return "the unit was decided by arbitration and cannot return it"
+    return None
+
+
+def _pending(request: Callable[[Case], Request | None], noun: str, *, wanted: bool) -> Guard:
+    """A guard that wants a request of the case pending (or not)."""
+
     def guard(ctx: Context) -> str | None:
-        return None if ctx.case.attributes.get(name) == value else refusal
+        pending = request(ctx.case) is not None
+        if pending == wanted:
+            return None
+        return f"no {noun} has been requested" if wanted else f"a {noun} request is already pending"
 
     return guard
 
 
-def _attribute_set(name: str, refusal: str) -> Guard:
-    def guard(ctx: Context) -> str | None:
-        return None if ctx.case.attributes.get(name) is not None else refusal
+def _extension(case: Case) -> Request | None:
+    return case.extension_request
 
-    return guard
+
+def _suspension(case: Case) -> Request | None:
+    return case.suspension_request
 
 
 def _paused_is(reason: str | None, refusal: str) -> Guard:
@@ -81,17 +94,11 @@ BUILTIN_GUARDS: Mapping[str, Guard] = {
     "not_paused": _paused_is(None, "the case is paused"),
     "paused_for_info": _paused_is("info", "the case is not awaiting information"),
     "suspended": _paused_is("suspension", "the case is not suspended"),
-    "returnable": _attribute_is(
-        "final_assignment", None, "the unit was decided by arbitration and cannot return it"
-    ),
-    "extension_pending": _attribute_set("extension_request", "no extension has been requested"),
-    "no_extension_pending": _attribute_is(
-        "extension_request", None, "an extension request is already pending"
-    ),
-    "suspension_pending": _attribute_set("suspension_request", "no suspension has been requested"),
-    "no_suspension_pending": _attribute_is(
-        "suspension_request", None, "a suspension request is already pending"
-    ),
+    "returnable": _returnable,
+    "extension_pending": _pending(_extension, "extension", wanted=True),
+    "no_extension_pending": _pending(_extension, "extension", wanted=False),
+    "suspension_pending": _pending(_suspension, "suspension", wanted=True),
+    "no_suspension_pending": _pending(_suspension, "suspension", wanted=False),
 }
 
 

@@ -195,7 +195,27 @@ class Misdirect(_Record):
     at: Stamp
 
 
-RECORD_FIELDS = ("paused", "subtasks", "routing", "misdirects", "dispatched_by")
+class Request(_Record):
+    """A request waiting for a decision (an extension, a suspension): the fields of the
+    command that made it (``duration``, ``reason``, and any a host workflow adds), who
+    made it and when."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    by: str
+    at: Stamp
+
+
+RECORD_FIELDS = (
+    "paused",
+    "subtasks",
+    "routing",
+    "misdirects",
+    "dispatched_by",
+    "final_assignment",
+    "extension_request",
+    "suspension_request",
+)
 """Case fields written inside ``attributes`` in stored JSON and audit events, where
 cases have always kept them, so that stored cases and hash chains stay as they are."""
 
@@ -240,6 +260,12 @@ class Case(_Value):
     """Returns approved against the dispatcher who sent the case to the wrong unit."""
     dispatched_by: str | None = None
     """Who assigned the case to its lead unit last."""
+    final_assignment: bool | None = None
+    """Set when arbitration decided the lead unit: the unit can no longer return it."""
+    extension_request: Request | None = None
+    """The unit's pending request for more time, until it is approved or refused."""
+    suspension_request: Request | None = None
+    """The unit's pending request to suspend the clock, until it is decided."""
     attributes: dict[str, JSON] = Field(default_factory=dict)
     """Values the workflow's transitions recorded, by name (results, reasons, flags)."""
     contact: ReporterContact | None = None
@@ -288,6 +314,14 @@ class Case(_Value):
         if folded is not None:
             data["attributes"] = folded
         return data
+
+    def recorded(self) -> dict[str, JSON]:
+        """The values recorded on the case as stored: ``attributes`` with the engine's
+        records among them (what a clock path such as ``extension_request.duration``
+        names)."""
+        stored = self.model_dump(mode="json")["attributes"]
+        assert isinstance(stored, dict)
+        return stored
 
     def counter(self, name: str) -> int:
         """The value of a workflow counter, zero when never counted."""

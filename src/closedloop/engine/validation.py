@@ -25,12 +25,17 @@ RESERVED_TRIGGERS = frozenset(trigger.value for trigger in EngineTrigger)
 SETTABLE_FIELDS = frozenset(
     {
         "category", "urgency", "lead_unit", "co_units", "paused", "dispatched_by",
-        "subtasks", "routing", "misdirects",
+        "subtasks", "routing", "misdirects", "final_assignment", "extension_request",
+        "suspension_request",
     }
 )  # fmt: skip
 """Case fields a transition may set; any other target is kept in ``Case.attributes``."""
-RECORDS = frozenset({"subtasks", "routing", "misdirects"})
+RECORDS = frozenset(
+    {"subtasks", "routing", "misdirects", "extension_request", "suspension_request"}
+)
 """Settable case fields holding records that only effects make; ``marks`` may clear them."""
+FLAGS = frozenset({"final_assignment"})
+"""Settable case fields that ``marks`` sets to ``true`` or clears with ``null``."""
 TEXT_TYPES = frozenset({"code", "choice", "text"})
 RESERVED_FIELDS = frozenset(
     {"by", "expected_version", "idempotency_key", "case_id", "name", "self"}
@@ -220,7 +225,7 @@ def _targets(transition: TransitionSpec, where: str) -> Iterator[str]:
                 yield f"{where}.{section}.{target}: {target!r} is not a valid name"
     for target, field in transition.sets.items():
         spec = transition.fields.get(field)
-        if target in RECORDS:
+        if target in RECORDS or target in FLAGS:
             yield f"{where}.sets.{target}: case field {target!r} is made by effects, not fields"
             continue
         wanted = {"codes"} if target == "co_units" else TEXT_TYPES
@@ -232,6 +237,10 @@ def _targets(transition: TransitionSpec, where: str) -> Iterator[str]:
                 f"fields: {sorted(transition.fields)}"
             )
     for target, value in transition.marks.items():
+        if target in FLAGS:
+            if value not in (True, None):
+                yield f"{where}.marks.{target}: case field {target!r} takes only true or null"
+            continue
         if (
             target in SETTABLE_FIELDS
             and value is not None
