@@ -109,11 +109,19 @@ class StateSpec(_Definition):
 
 
 class RoleRule(_Definition):
-    """Stricter roles once a counter has reached a value (a second extension: supervisor)."""
+    """A rule on who may fire a transition; a rule is of one of two kinds.
 
-    counter: str
-    at_least: int = Field(ge=1)
-    roles: tuple[str, ...] = Field(min_length=1)
+    A counter rule (``counter``, ``at_least``, ``roles``): once the case's counter has
+    reached ``at_least``, only ``roles`` may fire the transition (a second extension:
+    supervisor). A conflict-of-interest rule (``not_party: true``): an actor who is a
+    member of the case's lead unit or of one of its co-units may not fire it through
+    ``roles`` (through any role when ``roles`` is empty), whatever else they hold.
+    """
+
+    counter: str | None = None
+    at_least: int | None = Field(default=None, ge=1)
+    roles: tuple[str, ...] = ()
+    not_party: bool = False
 
 
 class Divert(_Definition):
@@ -246,9 +254,29 @@ class WorkflowSpec(_Definition):
         """The roles that may fire ``transition`` on a case with these counters."""
         roles = transition.roles
         for rule in transition.role_rules:
+            if rule.not_party or rule.counter is None or rule.at_least is None:
+                continue
             if counters.get(rule.counter, 0) >= rule.at_least:
                 roles = rule.roles
         return roles
+
+    def barred_to_parties(self, transition: TransitionSpec) -> frozenset[str]:
+        """The roles through which a party to the case (a member of its lead unit or a
+        co-unit) may not fire ``transition``, by its ``not_party`` rules."""
+        barred: set[str] = set()
+        for rule in transition.role_rules:
+            if rule.not_party:
+                barred.update(rule.roles or self.roles_named(transition))
+        return frozenset(barred)
+
+    def roles_named(self, transition: TransitionSpec) -> tuple[str, ...]:
+        """Every role that may fire ``transition`` on some case: its own, then those of
+        its counter rules."""
+        named = list(transition.roles)
+        for rule in transition.role_rules:
+            if not rule.not_party:
+                named += [r for r in rule.roles if r not in named]
+        return tuple(named)
 
     def transitions_from(self, state: str) -> tuple[TransitionSpec, ...]:
         """The transitions whose sources include ``state``, in declaration order."""

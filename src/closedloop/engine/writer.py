@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from datetime import datetime, tzinfo
 
 from closedloop.engine import audit, inputs, notifications
-from closedloop.engine.access import roles_on
+from closedloop.engine.access import party_units, usable_roles
 from closedloop.engine.commands import apply_transition, check_guards, open_case, record
 from closedloop.engine.context import Context, Services
 from closedloop.engine.deadlines import Timekeeper
@@ -24,7 +24,7 @@ from closedloop.engine.definition import TransitionSpec, Workflow
 from closedloop.engine.machine import CompiledMachine
 from closedloop.engine.model import JSON, SYSTEM, Actor, AuditEvent, Case, ReporterContact
 from closedloop.engine.ports import CaseTransaction
-from closedloop.errors import PermissionDenied
+from closedloop.errors import ConflictOfInterest, PermissionDenied
 
 
 class CaseWriter:
@@ -133,22 +133,29 @@ class CaseWriter:
         """The role ``actor`` fires ``transition`` as on ``case``: the first of the roles
         that may fire it (for the case's counters) that the actor holds.
 
+        A member of the case's lead unit or a co-unit never fires it through a role the
+        transition's ``not_party`` rules bar to parties.
+
         Raises:
+            ConflictOfInterest: the actor holds such a role but is party to the case.
             PermissionDenied: the actor holds none of them.
         """
         roles = self._workflow.roles_for(transition, case.counters)
-        held = roles_on(self._workflow, case, actor)
-        role = next((r for r in roles if r in held), None)
+        usable, barred = usable_roles(self._workflow, case, actor, transition)
+        role = next((r for r in roles if r in usable), None)
         if role is None:
+            if not barred.isdisjoint(roles):
+                units = party_units(case, actor)
+                raise ConflictOfInterest(case.id, transition.name, actor.id, roles, units)
             raise PermissionDenied(case.id, transition.name, actor.id, roles)
         return role
 
     def allowed(self, case: Case, actor: Actor, now: datetime) -> tuple[str, ...]:
         """The triggers ``actor`` may fire on ``case`` at ``now`` (roles and guards pass)."""
-        held = roles_on(self._workflow, case, actor)
         result = []
         for transition in self._workflow.transitions_from(case.state):
-            if held.isdisjoint(self._workflow.roles_for(transition, case.counters)):
+            usable, _ = usable_roles(self._workflow, case, actor, transition)
+            if usable.isdisjoint(self._workflow.roles_for(transition, case.counters)):
                 continue
             ctx = Context(case, actor, {}, now, transition, self._services)
             if all(self._workflow.registry.guard(g)(ctx) is None for g in transition.guards):

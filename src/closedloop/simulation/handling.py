@@ -157,6 +157,7 @@ def _ask_for_extension(stage: Stage, story: Story, *, duration: str) -> None:
 def _decide_extension(stage: Stage, story: Story) -> None:
     cast = stage.district.cast
     decider = cast.dispatcher if story.extensions == 0 else cast.supervisor
+    decider = cast.neutral(decider, story.lead_unit)
     if stage.dice.chance(stage.habits.extension_granted):
         if stage.act(story, decider, "approve_extension", moves=False) is not None:
             story.extensions += 1
