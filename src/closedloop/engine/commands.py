@@ -51,12 +51,20 @@ def open_case(
         trigger=EngineTrigger.REPORT.value,
         from_state=None,
         to_state=case.state,
-        payload={},
+        payload=media_payload(report),
         reason=None,
         changes=audit.changes(None, case),
         prev_hash=audit.GENESIS,
     )
     return case, event
+
+
+def media_payload(report: NewReport) -> dict[str, JSON]:
+    """The payload of a report's event: its media references, when it has any (a report
+    without them keeps the empty payload reports always had)."""
+    if not report.media:
+        return {}
+    return {"media": [ref.model_dump(exclude_none=True) for ref in report.media]}
 
 
 def check_guards(ctx: Context, workflow: Workflow) -> None:

@@ -105,6 +105,19 @@ class ReporterContact(_Value):
     email: str | None = None
 
 
+class MediaRef(_Value):
+    """A reference to a photo, a recording or a file the host stores: where it is (a
+    ``url`` or a storage ``key``, one of them), its ``content_type`` and the SHA-256
+    ``sha256`` of its bytes, in lowercase hex. closedloop keeps references, never bytes;
+    the digest is part of the hashed audit event, so a file swapped afterwards no
+    longer matches the trail."""
+
+    url: str | None = None
+    key: str | None = None
+    content_type: str
+    sha256: str
+
+
 Warning = Literal["none", "yellow", "red"]
 
 

@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-FieldType = Literal["text", "code", "int", "number", "bool", "choice", "codes", "datetime"]
+FieldType = Literal["text", "code", "int", "number", "bool", "choice", "codes", "datetime", "media"]
 RoleKind = Literal["global", "reporter", "lead_unit", "co_unit"]
 
 
@@ -26,11 +26,14 @@ class FieldSpec(_Definition):
 
     ``text`` is free text (normalised, length-limited); ``code`` a short identifier
     such as a category code or unit id; ``codes`` a list of those; ``choice`` one of
-    ``choices``.
+    ``choices``; ``media`` a list of references to photos or files kept elsewhere
+    (see :class:`~closedloop.engine.model.MediaRef`).
     """
 
     type: FieldType = "text"
     required: bool = False
+    required_channels: tuple[str, ...] = ()
+    """The field is required on cases reported through these channels (``grid``)."""
     choices: tuple[str, ...] = ()
     max_length: int = Field(default=4000, ge=1, le=100_000)
     default: str | int | float | bool | None = None

@@ -11,6 +11,7 @@ from collections import Counter, deque
 from collections.abc import Iterable, Iterator
 
 from closedloop.engine.durations import Duration
+from closedloop.engine.hierarchy import is_code
 from closedloop.engine.kinds import EngineTrigger
 from closedloop.engine.model import Case
 from closedloop.engine.notification_rules import rule_problems
@@ -236,6 +237,11 @@ def _field(where: str, name: str, spec: FieldSpec) -> Iterator[str]:
         yield f"{where}.default: {spec.default!r} is not one of {list(spec.choices)}"
     if spec.required and spec.default is not None:
         yield f"{where}: a required field cannot have a default"
+    if spec.required and spec.required_channels:
+        yield f"{where}.required_channels: the field is required on every channel already"
+    for index, channel in enumerate(spec.required_channels):
+        if not is_code(channel):
+            yield f"{where}.required_channels[{index}]: {channel!r} is not a channel code"
 
 
 def _targets(transition: TransitionSpec, where: str) -> Iterator[str]:

@@ -83,7 +83,7 @@ class CaseWriter:
 
         def admit(transition: TransitionSpec) -> tuple[Context, str]:
             held = role if role is not None else self.authorise(case, transition, by)
-            checked = inputs.payload(transition, dict(payload))
+            checked = inputs.payload(transition, dict(payload), channel=case.channel)
             ctx = Context(case, by, checked, now, transition, self._services)
             check_guards(ctx, self._workflow)
             return ctx, held
