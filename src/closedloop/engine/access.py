@@ -51,12 +51,13 @@ def can_see(workflow: Workflow, case: Case, actor: Actor) -> bool:
     """Whether ``actor`` may see ``case`` at all.
 
     Holders of a ``sees_all`` global role see every case; everyone else sees the cases
-    they are related to (as reporter, lead unit or co-unit member).
+    they are related to (as reporter, lead unit or co-unit member), and the reporter of
+    a duplicate sees the case it was merged into.
     """
     held = roles_on(workflow, case, actor)
-    return any(
-        (workflow.role(name).kind != "global") or workflow.role(name).sees_all for name in held
-    )
+    if any((workflow.role(name).kind != "global") or workflow.role(name).sees_all for name in held):
+        return True
+    return any(duplicate.reporter == actor.id for duplicate in case.duplicates)
 
 
 def contact_for(

@@ -96,6 +96,8 @@ def apply_transition(
         "waiting_on": workflow.state(dest).owner,
         **_updates(workflow, ctx),
     }
+    if transition.merges_into is not None:
+        update["merged_into"] = ctx.payload[transition.merges_into]
     new = Case.model_validate({**case.model_dump(), **update})
     new = new.model_copy(update={"deadline": timekeeper.after(case, new, transition, ctx.now)})
     reason = ctx.payload.get("reason")

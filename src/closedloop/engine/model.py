@@ -208,6 +208,15 @@ class Misdirect(_Record):
     at: Stamp
 
 
+class Duplicate(_Record):
+    """A report merged into this case: the duplicate's id, its reporter (told of this
+    case's outcome, and allowed to see it) and when it was merged."""
+
+    case: str
+    reporter: str
+    at: Stamp
+
+
 class Request(_Record):
     """A request waiting for a decision (an extension, a suspension): the fields of the
     command that made it (``duration``, ``reason``, and any a host workflow adds), who
@@ -228,9 +237,14 @@ RECORD_FIELDS = (
     "final_assignment",
     "extension_request",
     "suspension_request",
+    "merged_into",
+    "duplicates",
 )
 """Case fields written inside ``attributes`` in stored JSON and audit events, where
 cases have always kept them, so that stored cases and hash chains stay as they are."""
+
+
+_TUPLES = ("subtasks", "misdirects", "duplicates")
 
 
 class Case(_Value):
@@ -279,6 +293,10 @@ class Case(_Value):
     """The unit's pending request for more time, until it is approved or refused."""
     suspension_request: Request | None = None
     """The unit's pending request to suspend the clock, until it is decided."""
+    merged_into: str | None = None
+    """The case this one was merged into as a duplicate (its master)."""
+    duplicates: tuple[Duplicate, ...] = ()
+    """The duplicates merged into this case."""
     attributes: dict[str, JSON] = Field(default_factory=dict)
     """Values the workflow's transitions recorded, by name (results, reasons, flags)."""
     contact: ReporterContact | None = None
@@ -291,7 +309,7 @@ class Case(_Value):
             return data
         attributes = data.get("attributes")
         found = isinstance(attributes, dict) and not attributes.keys().isdisjoint(RECORD_FIELDS)
-        cleared = [n for n in ("subtasks", "misdirects") if n in data and data[n] is None]
+        cleared = [n for n in _TUPLES if n in data and data[n] is None]
         if not found and not cleared:
             return data
         data = dict(data)
@@ -303,7 +321,7 @@ class Case(_Value):
                     value = kept.pop(name)
                     data.setdefault(name, value)
             data["attributes"] = kept
-        for name in ("subtasks", "misdirects"):
+        for name in _TUPLES:
             if name in data and data[name] is None:
                 data[name] = ()
         return data

@@ -166,6 +166,10 @@ class TransitionSpec(_Definition):
     extends_clock: str | None = None
     """An attribute path (``extension_request.duration``) whose duration this
     transition adds to the running clock."""
+    merges_into: str | None = None
+    """The payload field (a code) naming the case this one duplicates: the engine
+    refuses a target that does not exist, is the case itself, is final or is itself
+    merged, sets ``merged_into``, and records the duplicate on the target."""
     description: str = ""
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)

@@ -185,6 +185,19 @@ def _transition(
     for name, spec in transition.fields.items():
         yield from _field(f"{where}.fields.{name}", name, spec)
     yield from _targets(transition, where)
+    if transition.merges_into is not None:
+        yield from _merge(workflow, transition, transition.merges_into, f"{where}.merges_into")
+
+
+def _merge(
+    workflow: WorkflowSpec, transition: TransitionSpec, field: str, where: str
+) -> Iterator[str]:
+    spec = transition.fields.get(field)
+    if spec is None or spec.type != "code" or not spec.required:
+        yield f"{where}: {field!r} must be a required code field of this transition"
+    finals = {s.name for s in workflow.states if s.final}
+    if transition.dest not in finals or transition.divert:
+        yield f"{where}: a merge must lead to a final state alone (the duplicate waits no more)"
 
 
 PARTY_KINDS = frozenset({"lead_unit", "co_unit"})
