@@ -29,9 +29,9 @@ CalendarNotCovered, StoreError                                  client cannot fi
 InvalidWorkflow, InvalidResponsibilityList,             422     a submitted definition
 InvalidDirectory, UnknownName                                   or name is unusable
 CaseError, TransitionNotAllowed, GuardRejected,         409     the case's current state
-ConcurrentModification, LeaseLost                               (or version) conflicts
+ConcurrentModification, LeaseLost, MergeRefused                 (or version) conflicts
 CaseNotFound, MessageNotFound                           404     not there, or not visible
-PermissionDenied                                        403     the actor may not do it
+PermissionDenied, ConflictOfInterest                    403     the actor may not do it
 IdempotencyConflict                                     422     a key reused for another
                                                                 payload
 InputError, ValidationError, NaiveDatetime,             422     submitted data is invalid
@@ -306,6 +306,43 @@ class PermissionDenied(CaseError, PermissionError):
             f"actor {actor_id!r} may not fire {trigger!r} on case {case_id!r}; "
             f"it needs one of the roles: {', '.join(self.roles)}"
         )
+
+
+class ConflictOfInterest(PermissionDenied):
+    """The actor holds a role that may fire the trigger, but is party to the case (a
+    member of its lead unit or a co-unit, named in ``units``) and the workflow bars
+    parties from it (a ``not_party`` role rule): nobody checks their own work."""
+
+    status = 403
+    title = "Conflict of interest"
+
+    def __init__(
+        self, case_id: str, trigger: str, actor_id: str, roles: Iterable[str], units: Iterable[str]
+    ) -> None:
+        self.case_id = case_id
+        self.trigger = trigger
+        self.actor_id = actor_id
+        self.roles = tuple(roles)
+        self.units: tuple[str, ...] = tuple(sorted(units))
+        CaseError.__init__(
+            self,
+            f"actor {actor_id!r} may not fire {trigger!r} on case {case_id!r}: they are "
+            f"party to it as a member of {', '.join(self.units)}",
+        )
+
+
+class MergeRefused(CaseError):
+    """A case cannot be merged into ``target``: it does not exist, is the case itself,
+    is final (closed) or is itself merged into another; ``reason`` says which."""
+
+    status = 409
+    title = "Merge refused"
+
+    def __init__(self, case_id: str, target: str, reason: str) -> None:
+        self.case_id = case_id
+        self.target = target
+        self.reason = reason
+        super().__init__(f"case {case_id!r} cannot be merged into {target!r}: {reason}")
 
 
 class ConcurrentModification(CaseError):

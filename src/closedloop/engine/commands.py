@@ -51,12 +51,20 @@ def open_case(
         trigger=EngineTrigger.REPORT.value,
         from_state=None,
         to_state=case.state,
-        payload={},
+        payload=media_payload(report),
         reason=None,
         changes=audit.changes(None, case),
         prev_hash=audit.GENESIS,
     )
     return case, event
+
+
+def media_payload(report: NewReport) -> dict[str, JSON]:
+    """The payload of a report's event: its media references, when it has any (a report
+    without them keeps the empty payload reports always had)."""
+    if not report.media:
+        return {}
+    return {"media": [ref.model_dump(exclude_none=True) for ref in report.media]}
 
 
 def check_guards(ctx: Context, workflow: Workflow) -> None:
@@ -88,6 +96,8 @@ def apply_transition(
         "waiting_on": workflow.state(dest).owner,
         **_updates(workflow, ctx),
     }
+    if transition.merges_into is not None:
+        update["merged_into"] = ctx.payload[transition.merges_into]
     new = Case.model_validate({**dict(case), **update})  # records keep what they were given
     new = new.model_copy(update={"deadline": timekeeper.after(case, new, transition, ctx.now)})
     reason = ctx.payload.get("reason")
@@ -147,7 +157,7 @@ def _updates(workflow: Workflow, ctx: Context) -> dict[str, Any]:
     return _split(ctx.case, pending, transition.counts)
 
 
-_SEQUENCES = frozenset({"co_units", "subtasks", "misdirects"})
+_SEQUENCES = frozenset({"co_units", "subtasks", "misdirects", "duplicates"})
 """Case fields holding a sequence: ``None`` (a cleared mark) leaves it empty."""
 
 

@@ -102,6 +102,19 @@ class ReporterContact(_Value):
     email: str | None = None
 
 
+class MediaRef(_Value):
+    """A reference to a photo, a recording or a file the host stores: where it is (a
+    ``url`` or a storage ``key``, one of them), its ``content_type`` and the SHA-256
+    ``sha256`` of its bytes, in lowercase hex. closedloop keeps references, never bytes;
+    the digest is part of the hashed audit event, so a file swapped afterwards no
+    longer matches the trail."""
+
+    url: str | None = None
+    key: str | None = None
+    content_type: str
+    sha256: str
+
+
 Warning = Literal["none", "yellow", "red"]
 
 
@@ -188,6 +201,15 @@ class Misdirect(_Record):
     at: Stamp
 
 
+class Duplicate(_Record):
+    """A report merged into this case: the duplicate's id, its reporter (told of this
+    case's outcome, and allowed to see it) and when it was merged."""
+
+    case: str
+    reporter: str
+    at: Stamp
+
+
 class Request(_Record):
     """A request waiting for a decision (an extension, a suspension): the fields of the
     command that made it (``duration``, ``reason``, and any a host workflow adds), who
@@ -208,6 +230,8 @@ RECORD_FIELDS = (
     "final_assignment",
     "extension_request",
     "suspension_request",
+    "merged_into",
+    "duplicates",
 )
 """Case fields written inside ``attributes`` in stored JSON and audit events, where
 cases have always kept them, so that stored cases and hash chains stay as they are."""
@@ -259,6 +283,10 @@ class Case(_Value):
     """The unit's pending request for more time, until it is approved or refused."""
     suspension_request: Request | None = None
     """The unit's pending request to suspend the clock, until it is decided."""
+    merged_into: str | None = None
+    """The case this one was merged into as a duplicate (its master)."""
+    duplicates: tuple[Duplicate, ...] = ()
+    """The duplicates merged into this case."""
     attributes: dict[str, JSON] = Field(default_factory=dict)
     """Values the workflow's transitions recorded, by name (results, reasons, flags)."""
     contact: ReporterContact | None = None

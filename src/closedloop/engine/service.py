@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -25,7 +25,7 @@ from closedloop.engine.deadlines import Timekeeper
 from closedloop.engine.definition import Workflow
 from closedloop.engine.delivery import Deliverer, DeliveryReport, RetryPolicy
 from closedloop.engine.duties.responsibility_list import ResponsibilityList
-from closedloop.engine.model import Actor, AuditEvent, Case, Location, ReporterContact
+from closedloop.engine.model import Actor, AuditEvent, Case, Location, MediaRef, ReporterContact
 from closedloop.engine.ports import (
     CaseStore,
     CaseTransaction,
@@ -135,19 +135,36 @@ class Engine:
         category: str | None = None,
         channel: str = "hotline",
         contact: ReporterContact | Mapping[str, Any] | None = None,
+        media: Sequence[MediaRef | Mapping[str, Any]] | None = None,
         idempotency_key: str | None = None,
     ) -> Case:
         """Open a case for a report; the reporter is the only one who can confirm it.
+
+        ``media`` are references to photos or files the host keeps (see
+        :class:`~closedloop.engine.model.MediaRef`); they go into the report's hashed
+        event, never their bytes.
 
         Raises:
             ValidationError: a field is missing or malformed; the error names it.
             IdempotencyConflict: the key was used for a different report.
         """
         report, checked_contact = inputs.report(
-            self._new_id(), reporter, description, location, category, channel, contact
+            self._new_id(), reporter, description, location, category, channel, contact, media
+        )
+        shown = (
+            {"media": [ref.model_dump(exclude_none=True) for ref in report.media]}
+            if report.media
+            else {}
         )
         digest = idempotency.fingerprint(
-            "report", reporter.id, description, location, category, channel, contact
+            "report",
+            reporter.id,
+            description,
+            location,
+            category,
+            channel,
+            contact,
+            *shown.values(),
         )
         with self._store.transaction() as tx:
             first = idempotency.first_result(tx, idempotency_key, digest)
