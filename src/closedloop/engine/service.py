@@ -37,7 +37,7 @@ from closedloop.engine.ports import (
 )
 from closedloop.engine.ticking import TickReport, TimerSweep
 from closedloop.engine.writer import CaseWriter
-from closedloop.errors import CaseNotFound, ConcurrentModification
+from closedloop.errors import CaseNotFound, ClosedLoopError, ConcurrentModification
 
 
 def _new_id() -> str:
@@ -149,13 +149,17 @@ class Engine:
         digest = idempotency.fingerprint(
             "report", reporter.id, description, location, category, channel, contact
         )
-        with self._store.transaction() as tx:
-            first = idempotency.first_result(tx, idempotency_key, digest)
-            if first is not None:
-                return self._shown(first, reporter, tx.get_contact(first.id))
-            case = self._writer.open(tx, report, checked_contact, self._now())
-            idempotency.remember(tx, idempotency_key, digest, case)
-            tx.commit()
+        try:
+            with self._store.transaction() as tx:
+                first = idempotency.first_result(tx, idempotency_key, digest)
+                if first is not None:
+                    return self._shown(first, reporter, tx.get_contact(first.id))
+                case = self._writer.open(tx, report, checked_contact, self._now())
+                idempotency.remember(tx, idempotency_key, digest, case)
+                tx.commit()
+        except ClosedLoopError as refusal:
+            first, contact = idempotency.settled(self._store, idempotency_key, digest, refusal)
+            return self._shown(first, reporter, contact)
         return self._shown(case, reporter, checked_contact)
 
     def trigger(
@@ -181,17 +185,22 @@ class Engine:
             IdempotencyConflict: the key was used for a different command.
         """
         digest = idempotency.fingerprint("trigger", case_id, name, by.id, payload)
-        with self._store.transaction() as tx:
-            first = idempotency.first_result(tx, idempotency_key, digest)
-            if first is not None:
-                return self._shown(first, by, tx.get_contact(first.id))
-            case = self._visible(tx, case_id, by)
-            if expected_version is not None and expected_version != case.version:
-                raise ConcurrentModification(case_id, expected_version, case.version)
-            new = self._writer.fire(tx, case, name, by=by, payload=payload, now=self._now())
-            idempotency.remember(tx, idempotency_key, digest, new)
-            contact = tx.get_contact(case_id)
-            tx.commit()
+        try:
+            with self._store.transaction() as tx:
+                first = idempotency.first_result(tx, idempotency_key, digest)
+                if first is not None:
+                    return self._shown(first, by, tx.get_contact(first.id))
+                case = self._visible(tx, case_id, by)
+                if expected_version is not None and expected_version != case.version:
+                    raise ConcurrentModification(case_id, expected_version, case.version)
+                new = self._writer.fire(tx, case, name, by=by, payload=payload, now=self._now())
+                idempotency.remember(tx, idempotency_key, digest, new)
+                contact = tx.get_contact(case_id)
+                tx.commit()
+        except ClosedLoopError as refusal:
+            # A sender with the same key may have committed between our reads.
+            first, contact = idempotency.settled(self._store, idempotency_key, digest, refusal)
+            return self._shown(first, by, contact)
         return self._shown(new, by, contact)
 
     # -- timers --------------------------------------------------------------------------
