@@ -25,7 +25,7 @@ class                                                   status  why
 ======================================================  ======  ========================
 ClosedLoopError, DefinitionError, MissingDependency,    500     the server's set-up or
 WorkflowMismatch, HostCodeUnusable, TimeError,                  data is wrong; the
-CalendarNotCovered, StoreError                                  client cannot fix it
+CalendarNotCovered, StoreError, DamagedRecord                   client cannot fix it
 InvalidWorkflow, InvalidResponsibilityList,             422     a submitted definition
 InvalidDirectory, UnknownName                                   or name is unusable
 CaseError, TransitionNotAllowed, GuardRejected,         409     the case's current state
@@ -441,6 +441,23 @@ class LeaseLost(StoreError):
         super().__init__(
             f"the lease on {item_id!r} was lost to another worker; its result was discarded"
         )
+
+
+class DamagedRecord(StoreError):
+    """A stored row does not read back as what it holds: it was edited or damaged.
+
+    ``record`` names the row (``case 'c-1'``, ``audit event 3 of case 'c-1'``);
+    ``case_id`` is the case it belongs to, when known.
+    """
+
+    status = 500
+    title = "Stored record damaged"
+
+    def __init__(self, record: str, detail: str, *, case_id: str | None = None) -> None:
+        self.record = record
+        self.case_id = case_id
+        self.reason = detail
+        super().__init__(f"the stored {record} cannot be read: {detail}")
 
 
 class MessageNotFound(StoreError, LookupError):

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from closedloop.engine import audit, idempotency, inputs
+from closedloop.engine import arguments, audit, idempotency, inputs
 from closedloop.engine.access import can_see, contact_for
 from closedloop.engine.calendars import NaturalCalendar
 from closedloop.engine.clock import SystemClock, utc
@@ -37,7 +37,12 @@ from closedloop.engine.ports import (
 )
 from closedloop.engine.ticking import TickReport, TimerSweep
 from closedloop.engine.writer import CaseWriter
-from closedloop.errors import CaseNotFound, ClosedLoopError, ConcurrentModification
+from closedloop.errors import (
+    CaseNotFound,
+    ClosedLoopError,
+    ConcurrentModification,
+    DamagedRecord,
+)
 
 
 def _new_id() -> str:
@@ -184,6 +189,10 @@ class Engine:
             GuardRejected: a guard refused, with its reason.
             IdempotencyConflict: the key was used for a different command.
         """
+        case_id = arguments.identifier(case_id, "case_id")
+        name = arguments.trigger_name(name)
+        by = arguments.actor(by, "by")
+        expected_version = arguments.version(expected_version, "expected_version")
         digest = idempotency.fingerprint("trigger", case_id, name, by.id, payload)
         try:
             with self._store.transaction() as tx:
@@ -226,6 +235,8 @@ class Engine:
                 claims nothing more and returns after applying the timers it holds.
         """
         at = utc(now, "now") if now is not None else self._now()
+        batch = arguments.count(batch, "batch")
+        should_stop = arguments.callback(should_stop, "should_stop")
         return self._timers.tick(at, batch=batch, should_stop=should_stop)
 
     def deliver(
@@ -244,11 +255,13 @@ class Engine:
                 claims nothing more and returns after sending what it holds.
         """
         at = utc(now, "now") if now is not None else self._now()
+        batch = arguments.count(batch, "batch")
+        should_stop = arguments.callback(should_stop, "should_stop")
         return self._deliverer.deliver(at, batch=batch, should_stop=should_stop)
 
     def dead_letters(self, *, limit: int = 100) -> list[OutboxMessage]:
         """Notifications that reached the attempt limit, oldest first."""
-        return self._store.dead_letters(limit=limit)
+        return self._store.dead_letters(limit=arguments.count(limit, "limit"))
 
     def requeue(self, message_id: str) -> None:
         """Put a dead letter back in the outbox with its attempts reset.
@@ -256,6 +269,7 @@ class Engine:
         Raises:
             MessageNotFound: no dead letter with that id.
         """
+        message_id = arguments.identifier(message_id, "message_id")
         self._store.requeue(message_id, now=self._now())
 
     def next_due_at(self) -> datetime | None:
@@ -274,6 +288,8 @@ class Engine:
         Raises:
             CaseNotFound: no such case, or ``actor`` may not see it.
         """
+        case_id = arguments.identifier(case_id, "case_id")
+        actor = arguments.actor(actor, "actor")
         with self._store.transaction(read_only=True) as tx:
             case = self._visible(tx, case_id, actor)
         return self._writer.allowed(case, actor, self._now())
@@ -284,9 +300,12 @@ class Engine:
         Raises:
             CaseNotFound: no such case, or ``viewer`` may not see it.
         """
+        case_id = arguments.identifier(case_id, "case_id")
+        viewer = arguments.actor(viewer, "viewer")
         with self._store.transaction(read_only=True) as tx:
             case = self._visible(tx, case_id, viewer)
-            contact = tx.get_contact(case_id)
+            with arguments.reading(f"contact data of case {case_id!r}", case_id):
+                contact = tx.get_contact(case_id)
         return self._shown(case, viewer, contact)
 
     def history(self, case_id: str, *, viewer: Actor | None = None) -> list[AuditEvent]:
@@ -297,34 +316,59 @@ class Engine:
 
         Raises:
             CaseNotFound: no such case, or ``viewer`` may not see it.
+            DamagedRecord: a stored row of the case does not read back; it is named.
         """
+        case_id = arguments.identifier(case_id, "case_id")
+        viewer = arguments.optional_actor(viewer, "viewer")
         with self._store.transaction(read_only=True) as tx:
             if viewer is not None:
                 self._visible(tx, case_id, viewer)
-            elif tx.get_case(case_id) is None:
+            elif self._stored(tx, case_id) is None:
                 raise CaseNotFound(case_id)
-            return tx.get_events(case_id)
+            with arguments.reading(f"audit trail of case {case_id!r}", case_id):
+                return tx.get_events(case_id)
 
     def verify(self, case_id: str) -> audit.AuditReport:
         """Check the case's audit chain and that replaying it gives the stored case.
 
+        A stored row that does not read back is reported as a problem naming it, not
+        raised.
+
         Raises:
             CaseNotFound: no such case.
         """
+        case_id = arguments.identifier(case_id, "case_id")
+        unreadable: list[str] = []
         with self._store.transaction(read_only=True) as tx:
-            case = tx.get_case(case_id)
-            if case is None:
-                raise CaseNotFound(case_id)
-            events = tx.get_events(case_id)
-        return audit.verify_chain(case_id, events, case)
+            try:
+                case = self._stored(tx, case_id)
+            except DamagedRecord as damaged:
+                case, unreadable = None, [str(damaged)]
+            else:
+                if case is None:
+                    raise CaseNotFound(case_id)
+            try:
+                with arguments.reading(f"audit trail of case {case_id!r}", case_id):
+                    events = tx.get_events(case_id)
+            except DamagedRecord as damaged:
+                return audit.AuditReport(case_id, False, 0, (*unreadable, str(damaged)))
+        report = audit.verify_chain(case_id, events, case)
+        if not unreadable:
+            return report
+        problems = (*unreadable, *report.problems[:-1])  # not "no stored case" again
+        return audit.AuditReport(case_id, False, report.events, problems)
 
     # -- internals -----------------------------------------------------------------------
 
     def _now(self) -> datetime:
         return utc(self._clock.now(), "clock.now()")
 
+    def _stored(self, tx: CaseTransaction, case_id: str) -> Case | None:
+        with arguments.reading(f"case {case_id!r}", case_id):
+            return tx.get_case(case_id)
+
     def _visible(self, tx: CaseTransaction, case_id: str, actor: Actor) -> Case:
-        case = tx.get_case(case_id) if isinstance(case_id, str) else None
+        case = self._stored(tx, case_id)
         if case is None or not can_see(self._workflow, case, actor):
             raise CaseNotFound(str(case_id))
         return case
