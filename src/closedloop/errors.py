@@ -29,7 +29,7 @@ CalendarNotCovered, StoreError, DamagedRecord                   client cannot fi
 InvalidWorkflow, InvalidResponsibilityList,             422     a submitted definition
 InvalidDirectory, UnknownName                                   or name is unusable
 CaseError, TransitionNotAllowed, GuardRejected,         409     the case's current state
-ConcurrentModification, LeaseLost                               (or version) conflicts
+ConcurrentModification, LeaseLost, CheckpointTaken              (or version) conflicts
 CaseNotFound, MessageNotFound                           404     not there, or not visible
 PermissionDenied                                        403     the actor may not do it
 IdempotencyConflict                                     422     a key reused for another
@@ -458,6 +458,17 @@ class DamagedRecord(StoreError):
         self.case_id = case_id
         self.reason = detail
         super().__init__(f"the stored {record} cannot be read: {detail}")
+
+
+class CheckpointTaken(StoreError):
+    """Another engine stored a checkpoint with the same number first; nothing was written."""
+
+    status = 409
+    title = "Checkpoint taken"
+
+    def __init__(self, number: int) -> None:
+        self.number = number
+        super().__init__(f"checkpoint {number} exists already: another engine made it first")
 
 
 class MessageNotFound(StoreError, LookupError):
