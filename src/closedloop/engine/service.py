@@ -140,6 +140,11 @@ class Engine:
         """The store this engine writes to."""
         return self._store
 
+    @property
+    def signs_checkpoints(self) -> bool:
+        """Whether the engine has a ``checkpoint_key`` to sign checkpoints with."""
+        return self._checkpoint_key is not None
+
     # -- commands ------------------------------------------------------------------------
 
     def report(
