@@ -84,6 +84,8 @@ def calls(engine: Engine, case_id: str, a: Any, b: Any) -> list[tuple[str, Any]]
         ("deliver", lambda: engine.deliver(a, batch=b)),
         ("dead letters", lambda: engine.dead_letters(limit=a)),
         ("requeue", lambda: engine.requeue(a)),
+        ("checkpoint", lambda: engine.checkpoint(limit=a)),
+        ("export", lambda: engine.export_checkpoints(after=a, limit=b)),
     ]
 
 
@@ -92,14 +94,14 @@ def fuzzed(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
     store: CaseStore = (
         InMemoryStore() if request.param == "memory" else SQLStore(f"sqlite:///{tmp_path}/f.db")
     )
-    engine = Engine(STANDARD, store=store, clock=ManualClock())
+    engine = Engine(STANDARD, store=store, clock=ManualClock(), checkpoint_key=b"k" * 32)
     case = engine.report(CITIZEN, description="Water main leaking", location={"area": "310101"})
     yield engine, case.id
     store.close()
 
 
 @settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(a=junk, b=junk, pick=st.integers(min_value=0, max_value=18))
+@given(a=junk, b=junk, pick=st.integers(min_value=0, max_value=20))
 def test_junk_arguments_raise_only_closedloop_errors_and_write_nothing(
     fuzzed: Any, a: Any, b: Any, pick: int
 ) -> None:

@@ -80,14 +80,19 @@ def version(value: object, name: str) -> int | None:
     return value
 
 
+MAX_COUNT = 1_000_000
+"""The largest batch or page size the engine accepts (a database's integers are 64-bit;
+no store hands out more rows in one claim usefully)."""
+
+
 def count(value: object, name: str) -> int:
-    """``value`` as a count of at least 1 (a batch size, a page size).
+    """``value`` as a count of 1 to :data:`MAX_COUNT` (a batch size, a page size).
 
     Raises:
-        ValidationError: a boolean, a non-integer, or a number below 1.
+        ValidationError: a boolean, a non-integer, or a number out of that range.
     """
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise _refuse(name, "must be a whole number of at least 1")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_COUNT:
+        raise _refuse(name, f"must be a whole number from 1 to {MAX_COUNT:,}")
     return value
 
 

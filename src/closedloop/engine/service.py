@@ -445,8 +445,8 @@ class Engine:
             ValidationError: ``after`` is negative or ``limit`` below 1.
             StoreError: the store keeps no checkpoints, or failed.
         """
-        if isinstance(after, bool) or not isinstance(after, int) or after < 0:
-            raise ValidationError([("after", "must be a whole number of at least 0")])
+        if isinstance(after, bool) or not isinstance(after, int) or not 0 <= after < 2**31:
+            raise ValidationError([("after", "must be a checkpoint number, or 0 for all")])
         limit = arguments.count(limit, "limit")
         return self._checkpoint_store().checkpoints(after=after, limit=limit)
 
