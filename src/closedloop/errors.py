@@ -25,11 +25,12 @@ class                                                   status  why
 ======================================================  ======  ========================
 ClosedLoopError, DefinitionError, MissingDependency,    500     the server's set-up or
 WorkflowMismatch, HostCodeUnusable, TimeError,                  data is wrong; the
-CalendarNotCovered, StoreError                                  client cannot fix it
+CalendarNotCovered, StoreError, DamagedRecord                   client cannot fix it
 InvalidWorkflow, InvalidResponsibilityList,             422     a submitted definition
 InvalidDirectory, UnknownName                                   or name is unusable
 CaseError, TransitionNotAllowed, GuardRejected,         409     the case's current state
-ConcurrentModification, LeaseLost, MergeRefused                 (or version) conflicts
+ConcurrentModification, LeaseLost, MergeRefused,                (or version) conflicts
+CheckpointTaken
 CaseNotFound, MessageNotFound                           404     not there, or not visible
 PermissionDenied, ConflictOfInterest                    403     the actor may not do it
 IdempotencyConflict                                     422     a key reused for another
@@ -478,6 +479,34 @@ class LeaseLost(StoreError):
         super().__init__(
             f"the lease on {item_id!r} was lost to another worker; its result was discarded"
         )
+
+
+class DamagedRecord(StoreError):
+    """A stored row does not read back as what it holds: it was edited or damaged.
+
+    ``record`` names the row (``case 'c-1'``, ``audit event 3 of case 'c-1'``);
+    ``case_id`` is the case it belongs to, when known.
+    """
+
+    status = 500
+    title = "Stored record damaged"
+
+    def __init__(self, record: str, detail: str, *, case_id: str | None = None) -> None:
+        self.record = record
+        self.case_id = case_id
+        self.reason = detail
+        super().__init__(f"the stored {record} cannot be read: {detail}")
+
+
+class CheckpointTaken(StoreError):
+    """Another engine stored a checkpoint with the same number first; nothing was written."""
+
+    status = 409
+    title = "Checkpoint taken"
+
+    def __init__(self, number: int) -> None:
+        self.number = number
+        super().__init__(f"checkpoint {number} exists already: another engine made it first")
 
 
 class MessageNotFound(StoreError, LookupError):

@@ -49,6 +49,19 @@ def printable(value: object, limit: int) -> bool:
     return value.isprintable()
 
 
+PADDED = "begins or ends with whitespace or a line break; identifiers are matched exactly"
+
+
+def _whole(value: str) -> str:
+    if value != value.strip():
+        raise ValueError(PADDED)
+    return value
+
+
+Ident = Annotated[str, Field(min_length=1), AfterValidator(_whole)]
+"""An identifier (a unit's, a member's): matched exactly, so no whitespace at either end."""
+
+
 @dataclass(frozen=True, slots=True)
 class Actor:
     """Someone (or something) acting on cases.
@@ -67,14 +80,26 @@ class Actor:
     def __post_init__(self) -> None:
         from closedloop.errors import ValidationError
 
-        if not printable(self.id, 200) or not self.id.strip():
+        if not printable(self.id, 200):
             raise ValidationError(
                 [("actor.id", "must be 1 to 200 printable characters of valid Unicode")],
                 subject="actor",
             )
+        if self.id != self.id.strip():
+            raise ValidationError([("actor.id", PADDED)], subject="actor")
+        try:
+            units = frozenset(self.units)
+        except TypeError:
+            raise ValidationError(
+                [("actor.units", "must be a collection of unit ids")], subject="actor"
+            ) from None
+        padded = [u for u in units if not isinstance(u, str) or u != u.strip()]
+        if padded:
+            shown = min(padded, key=repr)
+            raise ValidationError([("actor.units", f"{shown!r} {PADDED}")], subject="actor")
         # Accept any iterable of names but keep the value hashable and immutable.
         object.__setattr__(self, "roles", frozenset(self.roles))
-        object.__setattr__(self, "units", frozenset(self.units))
+        object.__setattr__(self, "units", units)
 
 
 SYSTEM = Actor("system", roles=frozenset({"system"}))
@@ -377,8 +402,8 @@ class AuditEvent(_Value):
 class Unit(_Value):
     """An organisational unit that can own cases."""
 
-    id: str
+    id: Ident
     name: str
     level: str = "street"
-    parent: str | None = None
+    parent: Ident | None = None
     areas: tuple[str, ...] = ()

@@ -9,6 +9,7 @@ from pydantic import BaseModel
 from pydantic_core import PydanticSerializationError
 from sqlalchemy import RowMapping
 
+from closedloop.adapters.sqlalchemy.damage import damaged_row
 from closedloop.engine.case_query import warning_level_of
 from closedloop.engine.model import (
     BODY_EXCLUDE,
@@ -55,8 +56,13 @@ def case_values(case: Case) -> dict[str, Any]:
 
 
 def case_from_row(body: Mapping[str, Any], version: int) -> Case:
-    """The case stored as ``body`` at ``version``."""
-    return from_stored({**body, "version": version})
+    """The case stored as ``body`` at ``version``.
+
+    Raises:
+        DamagedRecord: the row does not hold a case (it was edited or damaged).
+    """
+    with damaged_row(body, "case"):
+        return from_stored({**body, "version": version})
 
 
 def event_values(event: AuditEvent) -> dict[str, Any]:
@@ -65,8 +71,14 @@ def event_values(event: AuditEvent) -> dict[str, Any]:
 
 
 def event_from_row(row: RowMapping) -> AuditEvent:
-    """The audit event stored in ``row``."""
-    return AuditEvent.model_validate(dict(row))
+    """The audit event stored in ``row``.
+
+    Raises:
+        DamagedRecord: the row does not hold an audit event; the error names its case
+            and sequence number.
+    """
+    with damaged_row(row, "event"):
+        return AuditEvent.model_validate(dict(row))
 
 
 def contact_values(case_id: str, contact: ReporterContact) -> dict[str, Any]:
