@@ -23,13 +23,17 @@ CLOSED = "closed"
 FILED_STATE = "classified"
 HANDLING_CLOCK = "handling"
 SIGN_FOR_CLOCK = "sign_for"
-REWORK_TRIGGERS = frozenset({"reject_result", "reopen"})
+REWORK_TRIGGERS = frozenset({"reject_result", "reopen", "send_back"})
+"""A result sent back: by the reporter or a verifier at the callback (``reject_result``,
+``reopen``), or by the reviewer before feedback (``send_back``)."""
+CALLBACK_TRIGGERS = frozenset({"confirm", "reject_result", "reopen"})
+"""The callbacks of the standard workflow: the reporter's (or a verifier's) answer,
+closing the case or sending it back."""
 HAPPENINGS: Mapping[str, str] = {
     "return": "return",
     "redispatch": "misdirect",
     "approve_extension": "extension",
-    "reject_result": "rework",
-    "reopen": "rework",
+    **dict.fromkeys(sorted(REWORK_TRIGGERS), "rework"),
 }
 """Triggers counted where (and when) they happen, by the kind of happening."""
 ARBITRATION_STATE = "arbitration"
@@ -112,6 +116,16 @@ class Happening:
     unit: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class Callback:
+    """A callback (回访): the reporter's answers, with the unit that held the case."""
+
+    trigger: str
+    at: datetime
+    unit: str | None
+    payload: Mapping[str, Any]
+
+
 @dataclass(slots=True)
 class CaseFacts:
     """What the metrics need to know of one case, as it stood just before ``as_of``.
@@ -135,6 +149,10 @@ class CaseFacts:
     closed_at: datetime | None = None
     closing: Mapping[str, Any] = field(default_factory=dict)
     """The payload of the event that closed the case (holds the rating)."""
+    closing_trigger: str | None = None
+    """The trigger that closed the case (``confirm``, ``close_unconfirmed``)."""
+    callbacks: list[Callback] = field(default_factory=list)
+    """Every callback, in order: the one that closed the case and those that sent it back."""
     handling: Handling | None = None
     assignments: list[Assignment] = field(default_factory=list)
     happenings: list[Happening] = field(default_factory=list)
@@ -170,8 +188,15 @@ class CaseFacts:
         return self.paused_at is None or self.due_at <= self.paused_at
 
 
-def summarize(events: Sequence[EventLike], *, as_of: datetime) -> CaseFacts | None:
+def summarize(
+    events: Sequence[EventLike],
+    *,
+    as_of: datetime,
+    callbacks: frozenset[str] = CALLBACK_TRIGGERS,
+) -> CaseFacts | None:
     """Fold one case's events, oldest first, into its facts just before ``as_of``.
+
+    ``callbacks`` names the triggers whose payloads are the reporter's answers.
 
     Returns:
         The facts, or ``None`` when the case was reported at or after ``as_of``.
@@ -184,15 +209,22 @@ def summarize(events: Sequence[EventLike], *, as_of: datetime) -> CaseFacts | No
         if event.at >= as_of:
             break
         _fold(facts, event)
+        if event.trigger in callbacks:
+            facts.callbacks.append(
+                Callback(event.trigger, event.at, facts.lead_unit, event.payload)
+            )
     return facts
 
 
 def summarize_all(
-    streams: Iterable[Sequence[EventLike]], *, as_of: datetime
+    streams: Iterable[Sequence[EventLike]],
+    *,
+    as_of: datetime,
+    callbacks: frozenset[str] = CALLBACK_TRIGGERS,
 ) -> Iterator[CaseFacts]:
     """:func:`summarize` for each case's events; cases not yet reported are skipped."""
     for events in streams:
-        facts = summarize(events, as_of=as_of)
+        facts = summarize(events, as_of=as_of, callbacks=callbacks)
         if facts is not None:
             yield facts
 
@@ -205,7 +237,7 @@ def _fold(facts: CaseFacts, event: EventLike) -> None:
     if trigger in _COUNTED_TRIGGERS:
         _count_trigger(facts, trigger, at)
     if state != facts.state:
-        _enter(facts, state, at, event.payload)
+        _enter(facts, state, at, event.payload, trigger)
     changes = event.changes
     if changes:
         _apply_changes(facts, changes, at)
@@ -227,12 +259,15 @@ def _count_trigger(facts: CaseFacts, trigger: str, at: datetime) -> None:
         facts.extensions += 1
 
 
-def _enter(facts: CaseFacts, state: str, at: datetime, payload: Mapping[str, Any]) -> None:
+def _enter(
+    facts: CaseFacts, state: str, at: datetime, payload: Mapping[str, Any], trigger: str
+) -> None:
     if state == ARBITRATION_STATE:
         facts.happenings.append(Happening("arbitration", at, facts.lead_unit))
     elif state == CLOSED:
         facts.closed_at = at
         facts.closing = payload
+        facts.closing_trigger = trigger
     if state in FINAL_STATES and facts.assignments:
         last = facts.assignments[-1]
         last.ended = last.ended or last.accepted_at is None
