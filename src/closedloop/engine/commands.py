@@ -90,6 +90,7 @@ def apply_transition(
     }
     new = Case.model_validate({**case.model_dump(), **update})
     new = new.model_copy(update={"deadline": timekeeper.after(case, new, transition, ctx.now)})
+    new = timekeeper.subtask_clocks(new)
     reason = ctx.payload.get("reason")
     return record(
         case,

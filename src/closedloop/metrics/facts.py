@@ -127,6 +127,15 @@ class Callback:
 
 
 @dataclass(slots=True)
+class SubtaskClock:
+    """A co-unit's subtask clock: its unit, due instant and when it was done."""
+
+    unit: str
+    due_at: datetime
+    done_at: datetime | None = None
+
+
+@dataclass(slots=True)
 class CaseFacts:
     """What the metrics need to know of one case, as it stood just before ``as_of``.
 
@@ -153,6 +162,8 @@ class CaseFacts:
     """The trigger that closed the case (``confirm``, ``close_unconfirmed``)."""
     callbacks: list[Callback] = field(default_factory=list)
     """Every callback, in order: the one that closed the case and those that sent it back."""
+    subtasks: dict[tuple[str, str], SubtaskClock] = field(default_factory=dict)
+    """Co-units' subtask clocks, by unit and start: each start is a clock of its own."""
     handling: Handling | None = None
     assignments: list[Assignment] = field(default_factory=list)
     happenings: list[Happening] = field(default_factory=list)
@@ -286,6 +297,9 @@ def _apply_changes(facts: CaseFacts, changes: Mapping[str, Any], at: datetime) -
     attributes = changes.get("attributes")
     if attributes is not None:
         facts.suspended = attributes.get("paused") == "suspension"
+        tasks = attributes.get("subtasks")
+        if tasks:
+            _apply_subtasks(facts, tasks)
     if "deadline" in changes:
         deadline = changes["deadline"]
         handling = facts.handling
@@ -325,6 +339,20 @@ def _apply_sign_for(facts: CaseFacts, started: str, due_at: datetime) -> None:
     if last is not None and last.accepted_at is None:
         last.ended = True
     facts.assignments.append(Assignment(facts.lead_unit, started, due_at))
+
+
+def _apply_subtasks(facts: CaseFacts, tasks: Sequence[Mapping[str, Any]]) -> None:
+    for task in tasks:
+        due, started = task.get("due_at"), task.get("activated_at")
+        if due is None or started is None:
+            continue  # not started, or started before subtasks had clocks of their own
+        key = (task["unit"], started)
+        clock = facts.subtasks.get(key)
+        if clock is None:
+            clock = facts.subtasks[key] = SubtaskClock(task["unit"], _instant(due))
+        done = task.get("done_at")
+        if done is not None and clock.done_at is None:
+            clock.done_at = _instant(done)
 
 
 def _instant(value: Any) -> datetime:

@@ -64,6 +64,9 @@ class MetricRow(BaseModel):
     arbitrations: int
     sign_for_due: int
     signed_on_time: int
+    # co-units: subtask clocks falling due in the period
+    subtasks_due: int
+    subtasks_on_time: int
     # citizen loop
     response_base: int
     responded: int
@@ -88,6 +91,8 @@ class MetricRow(BaseModel):
     """mean over the overdue cases of (time used / time allowed)"""
     on_time_sign_for_rate: float | None
     """signed_on_time / sign_for_due"""
+    on_time_subtask_rate: float | None
+    """subtasks_on_time / subtasks_due"""
     response_rate: float | None
     """responded / response_base"""
     resolution_rate: float | None
@@ -111,6 +116,7 @@ class MetricRow(BaseModel):
             extension_rate=ratio(tally.extended, tally.due),
             overdue_multiple=ratio(tally.overdue_multiple_sum, tally.overdue),
             on_time_sign_for_rate=ratio(tally.signed_on_time, tally.sign_for_due),
+            on_time_subtask_rate=ratio(tally.subtasks_on_time, tally.subtasks_due),
             response_rate=ratio(tally.responded, tally.response_base),
             resolution_rate=ratio(tally.resolved, tally.resolution_base),
             satisfaction_rate=ratio(tally.satisfied, tally.rated),

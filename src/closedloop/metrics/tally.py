@@ -10,6 +10,8 @@ Each count belongs to a cohort fixed by one instant of the case (see
 * resolution and satisfaction: callbacks *made* in the period, and closures without
   a callback (closed unconfirmed) in the period;
 * on-time sign-for: sign-for clocks that *fall due* in the period;
+* on-time subtasks: co-units' subtask clocks that *fall due* in the period, counted
+  for the co-unit;
 * returns, misdirects, arbitrations, reworks and extensions as events: those that
   *happened* in the period.
 
@@ -64,6 +66,8 @@ class Tally:
     arbitrations: int = 0
     sign_for_due: int = 0
     signed_on_time: int = 0
+    subtasks_due: int = 0
+    subtasks_on_time: int = 0
     response_base: int = 0
     responded: int = 0
     resolution_base: int = 0
@@ -171,6 +175,11 @@ class Tabulator:
                 tally.sign_for_due += 1
                 accepted = assignment.accepted_at
                 tally.signed_on_time += accepted is not None and accepted <= assignment.due_at
+        for task in facts.subtasks.values():
+            if start <= task.due_at < end:
+                tally = self.tally(grouping.of_unit(task.unit, facts))
+                tally.subtasks_due += 1
+                tally.subtasks_on_time += task.done_at is not None and task.done_at <= task.due_at
         for happening in facts.happenings:
             if start <= happening.at < end:
                 tally = self.tally(grouping.of_unit(happening.unit, facts))
