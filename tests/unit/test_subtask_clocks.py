@@ -21,6 +21,7 @@ from closedloop.engine.ports import DuePoint
 from closedloop.metrics import Period, compute
 from closedloop.testing import ManualClock
 from tests.unit.test_dispatch import (
+    CITIZEN,
     DISPATCHER,
     MINGJING,
     ROADS,
@@ -148,3 +149,14 @@ def test_each_co_unit_has_its_own_on_time_figure(backend: Backend) -> None:
     assert total.on_time_subtask_rate == 1 / 3
     assert compute(engine.store, WEEK, as_of=local(2026, 2, 10, 14)).total.subtasks_due == 1
     assert compute(engine.store, Period.week(date(2026, 2, 16))).total.subtasks_due == 0
+
+
+def test_subtasks_of_a_withdrawn_case_are_not_charged(backend: Backend) -> None:
+    engine, clock, _, case = accepted(backend)
+    # Withdrawn at 10:00, before YS-ROADS (due 13:20) or YS-GREEN (02-15) were done:
+    # their clocks end with the case, and neither co-unit is charged.
+    clock.set(local(2026, 2, 10, 10))
+    engine.trigger(case.id, "cancel", by=CITIZEN, reason="fixed it myself")
+    assert timers(engine, case.id) == []
+    total = compute(engine.store, WEEK).total
+    assert (total.subtasks_due, total.subtasks_on_time) == (0, 0)

@@ -133,6 +133,8 @@ class SubtaskClock:
     unit: str
     due_at: datetime
     done_at: datetime | None = None
+    ended: bool = False
+    """Dropped before it was done: the case went to a new assignment or ended."""
 
 
 @dataclass(slots=True)
@@ -282,6 +284,9 @@ def _enter(
     if state in FINAL_STATES and facts.assignments:
         last = facts.assignments[-1]
         last.ended = last.ended or last.accepted_at is None
+    if state in FINAL_STATES:
+        for clock in facts.subtasks.values():
+            clock.ended = clock.ended or clock.done_at is None
     facts.state = state
 
 
@@ -297,9 +302,8 @@ def _apply_changes(facts: CaseFacts, changes: Mapping[str, Any], at: datetime) -
     attributes = changes.get("attributes")
     if attributes is not None:
         facts.suspended = attributes.get("paused") == "suspension"
-        tasks = attributes.get("subtasks")
-        if tasks:
-            _apply_subtasks(facts, tasks)
+        if facts.subtasks or attributes.get("subtasks"):
+            _apply_subtasks(facts, attributes.get("subtasks") or ())
     if "deadline" in changes:
         deadline = changes["deadline"]
         handling = facts.handling
@@ -342,6 +346,9 @@ def _apply_sign_for(facts: CaseFacts, started: str, due_at: datetime) -> None:
 
 
 def _apply_subtasks(facts: CaseFacts, tasks: Sequence[Mapping[str, Any]]) -> None:
+    kept = {(t["unit"], t.get("activated_at")) for t in tasks}
+    for key, known in facts.subtasks.items():
+        known.ended = known.ended or (key not in kept and known.done_at is None)
     for task in tasks:
         due, started = task.get("due_at"), task.get("activated_at")
         if due is None or started is None:

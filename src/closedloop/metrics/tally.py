@@ -176,7 +176,7 @@ class Tabulator:
                 accepted = assignment.accepted_at
                 tally.signed_on_time += accepted is not None and accepted <= assignment.due_at
         for task in facts.subtasks.values():
-            if start <= task.due_at < end:
+            if start <= task.due_at < end and not task.ended:
                 tally = self.tally(grouping.of_unit(task.unit, facts))
                 tally.subtasks_due += 1
                 tally.subtasks_on_time += task.done_at is not None and task.done_at <= task.due_at
