@@ -88,7 +88,7 @@ def apply_transition(
         "waiting_on": workflow.state(dest).owner,
         **_updates(workflow, ctx),
     }
-    new = Case.model_validate({**case.model_dump(), **update})
+    new = Case.model_validate({**dict(case), **update})  # records keep what they were given
     new = new.model_copy(update={"deadline": timekeeper.after(case, new, transition, ctx.now)})
     new = timekeeper.subtask_clocks(new)
     reason = ctx.payload.get("reason")
@@ -148,13 +148,17 @@ def _updates(workflow: Workflow, ctx: Context) -> dict[str, Any]:
     return _split(ctx.case, pending, transition.counts)
 
 
+_SEQUENCES = frozenset({"co_units", "subtasks", "misdirects"})
+"""Case fields holding a sequence: ``None`` (a cleared mark) leaves it empty."""
+
+
 def _split(case: Case, pending: Mapping[str, JSON], counts: tuple[str, ...]) -> dict[str, Any]:
     """Route updates to case fields or attributes; ``None`` removes an attribute."""
     update: dict[str, Any] = {}
     attributes = dict(case.attributes)
     for target, value in pending.items():
         if target in SETTABLE_FIELDS:
-            update[target] = tuple(value or ()) if target == "co_units" else value
+            update[target] = tuple(value or ()) if target in _SEQUENCES else value
         elif value is None:
             attributes.pop(target, None)
         else:
