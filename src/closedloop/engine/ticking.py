@@ -130,10 +130,7 @@ class TimerSweep:
             return
         trigger, updates, payload = self._clocks.effect(case, point)
         payload["due_at"] = point.due_at.isoformat()
-        notify: tuple[str, ...] = ()
-        if point.kind == TimerKind.ESCALATION and case.deadline is not None:
-            step = self._workflow.clock(case.deadline.clock).escalation[point.level - 1]
-            notify = step.notify
+        notify = self._clocks.escalation_targets(case, point)
         self._writer.mark(
             tx, case, trigger=trigger, updates=updates, payload=payload, now=now, notify=notify
         )
