@@ -163,9 +163,9 @@ class MemoryRecords:
             for case_id, rendered in events.items():
                 self.events[case_id].extend(rendered)
             self._idempotency.update(records)
-            self._due.complete(staged.completed)
             for case_id, points in staged.due_plans.items():
                 self._due.replace(case_id, points)
+            self._due.complete(staged.completed)  # a point may be scheduled and fire at once
             pending = (m.id for m in staged.outbox.values() if m.status == "pending")
             self._outbox.put(outbox, pending)
 
@@ -183,7 +183,7 @@ class MemoryRecords:
                 record = IdempotencyRecord.model_validate_json(self._idempotency[key])
                 raise ConcurrentModification(record.case_id, 0, None)
         for point in staged.completed.values():
-            if not self._due.holds(point):
+            if not self._due.holds(point) and not self._due.fresh(point):
                 raise LeaseLost(point.id)
         for message in staged.outbox.values():
             if message.id in self._outbox:
