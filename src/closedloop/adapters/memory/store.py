@@ -67,8 +67,7 @@ class InMemoryStore(CaseQueries):
         start = _cursor(after, limit)
         rows = self._records.case_rows(start)
         found: list[tuple[int, Case]] = []
-        for index, row in enumerate(rows, start=start):
-            case = Case.model_validate_json(row)
+        for index, case in enumerate(rows, start=start):
             if where.matches(case):
                 found.append((index, case))
                 if len(found) > limit:
@@ -90,7 +89,7 @@ class InMemoryStore(CaseQueries):
         """How many cases match every given criterion (see :meth:`find_cases`)."""
         where = CaseFilter.of(state, lead_unit, category, area, warning_level, overdue_at)
         rows = self._records.case_rows()
-        return sum(1 for row in rows if where.matches(Case.model_validate_json(row)))
+        return sum(1 for row in rows if where.matches(row))
 
     # -- due points ------------------------------------------------------------------
 
