@@ -144,10 +144,7 @@ class MemoryRecords:
                 for case, contact in staged.added.values()
                 if contact is not None
             }
-            cases = {
-                key: Case.model_validate_json(case.model_dump_json(exclude={"contact"}))
-                for key, case in staged.cases.items()
-            }
+            cases = {key: read_case(write_case(case)) for key, case in staged.cases.items()}
             events = {key: [_checked(e) for e in found] for key, found in staged.events.items()}
             records = {key: _checked(record) for key, record in staged.idempotency.items()}
             outbox = {m.id: m.model_dump_json() for m in staged.outbox.values()}
@@ -191,3 +188,14 @@ class MemoryRecords:
 def _checked(value: T) -> T:
     """``value`` as it reads back from its JSON row (a value that is not JSON data fails)."""
     return type(value).model_validate_json(value.model_dump_json())
+
+
+def write_case(case: Case) -> str:
+    """A case as the in-memory store keeps it: JSON without contact data, and with only
+    what was given, so that its records read back as they were made."""
+    return case.model_dump_json(exclude={"contact"}, exclude_unset=True)
+
+
+def read_case(row: str) -> Case:
+    """The case kept as ``row`` by :func:`write_case`."""
+    return Case.model_validate_json(row)

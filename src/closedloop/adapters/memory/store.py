@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
+from closedloop.adapters.memory.checkpoints import CheckpointBook, MemoryCheckpoints
 from closedloop.adapters.memory.records import MemoryRecords
 from closedloop.adapters.memory.transaction import InMemoryTransaction
 from closedloop.adapters.store_base import check_claim
@@ -20,11 +21,12 @@ from closedloop.engine.ports import CaseQueries, DuePoint, OutboxMessage, Outbox
 from closedloop.errors import MessageNotFound
 
 
-class InMemoryStore(CaseQueries):
+class InMemoryStore(CaseQueries, MemoryCheckpoints):
     """A CaseStore held in this process's memory; gone when the process ends."""
 
     def __init__(self) -> None:
         self._records = MemoryRecords()
+        self._book = CheckpointBook()
 
     def transaction(self, *, read_only: bool = False) -> InMemoryTransaction:
         """Open a unit of work; it rolls back unless committed.
