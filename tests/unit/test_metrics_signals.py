@@ -36,7 +36,15 @@ from closedloop import Actor
 from closedloop.adapters.memory import InMemoryStore
 from closedloop.adapters.sqlalchemy import SQLStore
 from closedloop.engine.ports import CaseStore
-from closedloop.metrics import Period, SignalConfig, SignalReport, signals, to_csv, to_json
+from closedloop.metrics import (
+    Period,
+    SignalConfig,
+    SignalReport,
+    signals,
+    supervision_board,
+    to_csv,
+    to_json,
+)
 from closedloop.metrics.signals import (
     DEADLINE_HUGGING,
     EXTENSION_HABIT,
@@ -218,3 +226,20 @@ def test_the_report_exports_its_rows_with_their_cases(memory_report: SignalRepor
     assert len(lines) == 1 + len(memory_report.rows)
     assert any(line.endswith(",P1 P2") for line in lines)
     assert '"hugging_share": 0.5' in to_json(memory_report)
+
+
+def test_the_supervision_board_lists_the_flagged_units_in_one_line_each() -> None:
+    store = run(InMemoryStore())
+    board = supervision_board(store, as_of=WEEK.end, signals_over=WEEK)
+    assert [row.subject for row in board.flagged_units] == [
+        "water", "roads", "water", "roads <-> water", "water", "disp-1", "street_s1",
+    ]  # fmt: skip
+    lines = board.flag_lines()
+    assert lines[0].startswith("water: deadline_hugging: 3 of 5 results in the last 10%")
+    assert lines[5].startswith("disp-1 (01.01): misrouting: 4 of 8 dispatches")
+    # Events given as a list of trails are read twice, with the same answer.
+    with store.transaction(read_only=True) as tx:
+        trails = [tx.get_events(case_id) for case_id in store.case_ids()]
+    again = supervision_board(trails, as_of=WEEK.end, signals_over=WEEK)
+    assert again.flag_lines() == lines
+    assert supervision_board(store, as_of=WEEK.end).flagged_units == ()
