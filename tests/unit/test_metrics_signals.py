@@ -56,6 +56,7 @@ from closedloop.metrics.signals import (
     SILENT_CASES,
 )
 from tests.cast import ARBITER, CITIZEN, DISPATCHER, STREET, WATER
+from tests.unit.test_metrics_exports import png_size
 from tests.unit.test_metrics_units import Step, at, dispatched, play
 
 ROADS = Actor("roads-1", units={"roads"})
@@ -243,3 +244,19 @@ def test_the_supervision_board_lists_the_flagged_units_in_one_line_each() -> Non
     again = supervision_board(trails, as_of=WEEK.end, signals_over=WEEK)
     assert again.flag_lines() == lines
     assert supervision_board(store, as_of=WEEK.end).flagged_units == ()
+
+
+def test_a_chart_per_signal_is_a_png_of_the_asked_size(
+    memory_report: SignalReport, tmp_path: Path
+) -> None:
+    pytest.importorskip("matplotlib", reason="charts need the cli extra")
+    from closedloop.metrics.charts import signal_chart
+    from closedloop.metrics.signals import SIGNALS
+
+    for signal in SIGNALS:
+        drawn = signal_chart(
+            memory_report, signal, tmp_path / f"{signal}.png", width=640, height=320
+        )
+        assert png_size(drawn) == (640, 320)
+    with pytest.raises(ValueError, match="not a supervision signal"):
+        signal_chart(memory_report, "laziness", tmp_path / "x.png")

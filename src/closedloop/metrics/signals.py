@@ -92,6 +92,8 @@ SIGNALS: tuple[str, ...] = (
     SILENT_CASES,
 )
 """Every signal, in the order reports list them."""
+COUNTED_SIGNALS = frozenset({PING_PONG, PING_PONG_PAIR, SILENT_CASES})
+"""The signals whose value is a count; every other one's is a share (or a ratio)."""
 
 RESULT_TRIGGER = "submit_result"
 DECISION_TRIGGERS = frozenset({"dispatch", "redispatch"})
