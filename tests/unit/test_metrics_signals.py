@@ -260,3 +260,39 @@ def test_a_chart_per_signal_is_a_png_of_the_asked_size(
         assert png_size(drawn) == (640, 320)
     with pytest.raises(ValueError, match="not a supervision signal"):
         signal_chart(memory_report, "laziness", tmp_path / "x.png")
+
+
+def _placed(area: str, lat: float) -> dict[str, object]:
+    return {"location": {"area": area, "lat": lat, "long": 120.0}}
+
+
+PLACES: list[Step] = [
+    # A1 and B1 (water) are closed on Tuesday at one spot of grid G01; on Wednesday A2
+    # (01.01) is reported 55 m from A1, B2 (01.02) 1.1 km from B1. S2 (roads) waits on
+    # the reporter's answer from Monday on: its clock is paused, it is not silent.
+    *dispatched(at(5, 9), "A1", "water", "01.01", **_placed("D1.S1.C1.G01", 30.0)),
+    *dispatched(at(5, 9), "B1", "water", "01.02", **_placed("D1.S1.C1.G01", 30.0)),
+    *dispatched(at(5, 9), "S2", "roads", "03.01"),
+    (at(5, 10), "A1", "accept", WATER, {}),
+    (at(5, 10), "B1", "accept", WATER, {}),
+    (at(5, 10), "S2", "accept", ROADS, {}),
+    (at(5, 11), "S2", "request_info", ROADS, {"question": "Which side of the road?"}),
+    *result(at(6, 10), "A1", WATER),
+    *result(at(6, 10), "B1", WATER),
+    confirmed(at(6, 11), "A1", "yes"),
+    confirmed(at(6, 11), "B1", "yes"),
+    *dispatched(at(7, 9), "A2", "water", "01.01", **_placed("D1.S1.C1.G01", 30.0005)),
+    *dispatched(at(7, 9), "B2", "water", "01.02", **_placed("D1.S1.C1.G01", 30.01)),
+]
+
+
+def test_a_repeat_is_a_report_within_the_radius_and_a_paused_case_is_not_silent() -> None:
+    store = InMemoryStore()
+    play(PLACES, store)
+    near = signals(store, WEEK)
+    assert _cells(near, HOLLOW_CLOSURES, "water") == (1, 2, False, ("A1",))
+    assert _cells(near, SILENT_CASES, "roads") == (0, 1, False, ())
+    wide = signals(store, WEEK, config=SignalConfig(repeat_radius_m=2000))
+    assert _cells(wide, HOLLOW_CLOSURES, "water") == (2, 2, False, ("A1", "B1"))
+    off = signals(store, WEEK, config=SignalConfig(repeat_window=None))
+    assert _cells(off, HOLLOW_CLOSURES, "water") == (0, 2, False, ())

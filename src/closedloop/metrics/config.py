@@ -139,8 +139,12 @@ class SignalConfig(BaseModel):
         resolution_field: The callback's field that says whether it was resolved.
         rework_window: A result sent back within this time after it was submitted is
             hollow.
-        repeat_window: A new report of the same category at the same area within this
-            time after a closure makes the closure hollow.
+        repeat_window: A new report of the same category at the same place within this
+            time after a closure makes the closure hollow; ``None`` checks no repeats
+            (where reports are too coarse to place, a later report of the area is no
+            repeat).
+        repeat_radius_m: The same place: within this many metres when both reports
+            carry coordinates; otherwise the same area code.
         hollow_share: Hollow closures: the share of a unit's results.
         misrouting_share: Misrouting: the share of a dispatcher's decisions in a
             category that were overturned.
@@ -150,6 +154,9 @@ class SignalConfig(BaseModel):
             are not known to the metrics.
         system_triggers: The events nobody acted in.
         silent_cases: Silent cases of a unit that flag it.
+        not_silent_states: States where a case waits on nobody who could act (the
+            reporter's confirmation); a case with a paused clock (information asked,
+            suspended) is not silent either.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -165,10 +172,12 @@ class SignalConfig(BaseModel):
     unresolved_answers: frozenset[str] = frozenset({"no"})
     resolution_field: str = "resolved"
     rework_window: timedelta = timedelta(days=30)
-    repeat_window: timedelta = timedelta(days=30)
+    repeat_window: timedelta | None = timedelta(days=30)
+    repeat_radius_m: float = Field(default=100.0, gt=0)
     hollow_share: Share = 0.3
     misrouting_share: Share = 0.3
     silent_working_days: int = Field(default=3, ge=1)
     working_weekdays: frozenset[Annotated[int, Field(ge=0, le=6)]] = frozenset(range(5))
     system_triggers: frozenset[str] = SYSTEM_TRIGGERS
     silent_cases: int = Field(default=1, ge=1)
+    not_silent_states: frozenset[str] = frozenset({"awaiting_confirmation"})

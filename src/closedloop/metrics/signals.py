@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import math
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -69,7 +70,8 @@ not which side is at fault."""
 HOLLOW_CLOSURES = "hollow_closures"
 """A unit's results that the reporter's callback answered "not resolved", that were
 sent back within the rework window, or whose closed case was followed by a new report
-of the same category at the same area within the repeat window. Shows closures on
+of the same category at the same place (within a radius where both reports carry
+coordinates, else the same area code) within the repeat window. Shows closures on
 paper; cannot tell a hollow result from a reporter who is never content, or a repeat
 from a new matter at the same place."""
 MISROUTING = "misrouting"
@@ -78,8 +80,9 @@ return or by arbitration. Shows a dispatcher or a category the list routes badly
 cannot show whether the list, the report's wording or the dispatcher was wrong."""
 SILENT_CASES = "silent_cases"
 """Open cases whose only events for N working days were the engine's own (warnings,
-breaches, escalations), by lead unit at the instant. Shows cases left lying; cannot
-see work done outside the system, and counts weekdays without holidays."""
+breaches, escalations), by lead unit at the instant; a case waiting on the reporter
+(a paused clock, the confirmation) is not silent. Shows cases left lying; cannot see
+work done outside the system, and counts weekdays without holidays."""
 
 SIGNALS: tuple[str, ...] = (
     DEADLINE_HUGGING,
@@ -233,6 +236,10 @@ def signals(
 # --- gathering, one case at a time -------------------------------------------------
 
 
+_Point = tuple[float, float] | None
+"""Where a report is, by coordinates (latitude, longitude), if it says."""
+
+
 @dataclass(slots=True)
 class _Tally:
     count: int = 0
@@ -270,8 +277,8 @@ class _Gathered:
     pairs: dict[tuple[str, str], _Tally] = field(default_factory=lambda: defaultdict(_Tally))
     returners: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     results: list[_Result] = field(default_factory=list)
-    closures: list[tuple[_Result, str, str, datetime]] = field(default_factory=list)
-    reports: dict[tuple[str, str], list[tuple[datetime, str]]] = field(
+    closures: list[tuple[_Result, str, str, datetime, _Point]] = field(default_factory=list)
+    reports: dict[tuple[str, str], list[tuple[datetime, str, _Point]]] = field(
         default_factory=lambda: defaultdict(list)
     )
     decisions: dict[tuple[str, str], _Tally] = field(default_factory=lambda: defaultdict(_Tally))
@@ -287,6 +294,7 @@ def _walk(g: _Gathered, events: Sequence[EventLike]) -> None:
     unit: str | None = None
     category: str | None = None
     area: str | None = None
+    point: _Point = None
     dispatcher: str | None = None
     deadline: Mapping[str, Any] | None = None
     state = ""
@@ -343,6 +351,7 @@ def _walk(g: _Gathered, events: Sequence[EventLike]) -> None:
             location = changes.get("location")
             if location is not None:
                 area = location.get("area")
+                point = _point(location)
             attributes = changes.get("attributes")
             if attributes is not None:
                 dispatcher = attributes.get("dispatched_by", dispatcher)
@@ -353,13 +362,14 @@ def _walk(g: _Gathered, events: Sequence[EventLike]) -> None:
             if here:
                 g.decisions[(decision.dispatcher, decision.category)].base += 1
         if event.to_state == CLOSED and last is not None and category and area:
-            g.closures.append((last, category, area, at))
+            g.closures.append((last, category, area, at, point))
         state = event.to_state
     if category and area:
-        g.reports[(category, area)].append((events[0].at, case_id))
+        g.reports[(category, area)].append((events[0].at, case_id, point))
     _ping_pong(g, case_id, returns)
-    if state not in FINAL_STATES:
-        _silence(g, unit or NO_GROUP, case_id, last_act)
+    if state not in FINAL_STATES and state not in config.not_silent_states:
+        paused = deadline is not None and deadline.get("paused_at") is not None
+        _silence(g, unit or NO_GROUP, case_id, None if paused else last_act)
 
 
 def _due(deadline: Mapping[str, Any] | None) -> datetime | None:
@@ -409,9 +419,11 @@ def _ping_pong(g: _Gathered, case_id: str, returns: list[tuple[str, datetime]]) 
                 tally.cases.add(case_id)
 
 
-def _silence(g: _Gathered, unit: str, case_id: str, last_act: datetime) -> None:
+def _silence(g: _Gathered, unit: str, case_id: str, last_act: datetime | None) -> None:
     tally = g.silent[unit]
     tally.base += 1
+    if last_act is None:
+        return  # a paused clock: the case waits on the reporter or a decided suspension
     zone = ZoneInfo(g.period.timezone)
     quiet = _working_days(
         last_act.astimezone(zone).date(), g.as_of.astimezone(zone).date(), g.config
@@ -433,17 +445,25 @@ def _working_days(after: date, before: date, config: SignalConfig) -> int:
 # --- rows ---------------------------------------------------------------------------
 
 
-def _hollow(g: _Gathered) -> dict[str, _Tally]:
-    window = g.config.repeat_window
-    for result, category, area, closed_at in g.closures:
+def _repeats(g: _Gathered, window: timedelta) -> None:
+    """Mark the results of closed cases that a new report at the same place repeated."""
+    for reports in g.reports.values():
+        reports.sort(key=lambda report: (report[0], report[1]))
+    for result, category, area, closed_at, point in g.closures:
         reports = g.reports.get((category, area), [])
-        first = bisect.bisect_right(reports, (closed_at, "\uffff"))
-        for reported_at, other in reports[first:]:
+        first = bisect.bisect_right(reports, closed_at, key=lambda report: report[0])
+        for reported_at, other, where in reports[first:]:
             if reported_at - closed_at > window:
                 break
-            if other != result.case_id and reported_at < g.as_of:
+            if other != result.case_id and reported_at < g.as_of and _near(g, point, where):
                 result.hollow = True
                 break
+
+
+def _hollow(g: _Gathered) -> dict[str, _Tally]:
+    window = g.config.repeat_window
+    if window is not None:
+        _repeats(g, window)
     by_unit: dict[str, _Tally] = defaultdict(_Tally)
     seen: dict[str, set[str]] = defaultdict(set)
     for result in g.results:
@@ -457,6 +477,34 @@ def _hollow(g: _Gathered) -> dict[str, _Tally]:
             tally.count += 1
             tally.cases.add(result.case_id)
     return by_unit
+
+
+def _point(location: Mapping[str, Any]) -> _Point:
+    lat, long = location.get("lat"), location.get("long")
+    return None if lat is None or long is None else (float(lat), float(long))
+
+
+def _near(g: _Gathered, first: _Point, second: _Point) -> bool:
+    """Whether two reports of one area are at the same place: within the radius when
+    both carry coordinates, else by their area alone."""
+    if first is None or second is None:
+        return True
+    (lat1, long1), (lat2, long2) = first, second
+    rise = math.radians(lat2 - lat1)
+    run = math.radians(long2 - long1)
+    h = (
+        math.sin(rise / 2) ** 2
+        + math.cos(math.radians(lat1)) * math.cos(math.radians(lat2)) * math.sin(run / 2) ** 2
+    )
+    return 2 * _EARTH_M * math.asin(min(1.0, math.sqrt(h))) <= g.config.repeat_radius_m
+
+
+_EARTH_M = 6_371_000.0
+"""The Earth's mean radius in metres."""
+
+
+def _hours(span: timedelta) -> str:
+    return f"{span.total_seconds() / 3600:g} h"
 
 
 def _share(count: int, base: int) -> float | None:
@@ -490,7 +538,7 @@ def _rows(g: _Gathered) -> Iterator[SignalRow]:
     for unit, t in sorted(g.late.items()):
         yield _shared(
             LATE_EXTENSIONS, unit, t, c.late_extension_share, c.min_base,
-            f"{t.count} of {t.base} extension requests within {c.last_day} of the deadline",
+            f"{t.count} of {t.base} extension requests within {_hours(c.last_day)} of the deadline",
         )  # fmt: skip
     for unit, t in sorted(g.returned.items()):
         reason = f"returned {t.count} cases that were returned {c.ping_pong_returns}+ times"
