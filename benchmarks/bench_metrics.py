@@ -9,6 +9,8 @@ Prints one table, in events per second, for a SQLite file (and PostgreSQL when
   reads the SQL store through one streamed query and folds every case.
 * **metrics, CaseStore port**: the same table read through ``case_ids()`` and
   ``get_events()`` in batches, the path every store supports.
+* **signals, streamed SQL read**: ``metrics.signals(store, week)``, every supervision
+  signal over the same events (a million events are about 133,000 cases).
 
 Each run is a fresh process, so its peak RSS (also printed) is the metrics' own.
 
@@ -44,7 +46,7 @@ from closedloop.adapters.sqlalchemy import rows as sql_rows
 from closedloop.adapters.sqlalchemy.engines import begin, connect
 from closedloop.adapters.sqlalchemy.event_stream import EVENT_ROWS
 from closedloop.adapters.sqlalchemy.schema import case_events, cases
-from closedloop.metrics import Period, compute, read_events
+from closedloop.metrics import Period, compute, read_events, signals
 from closedloop.testing import ManualClock
 
 CITIZEN = Actor("citizen-1")
@@ -189,6 +191,17 @@ def metrics(url: str, schema: str | None, bulk: bool) -> tuple[float, int, float
     return elapsed, table.total.reported, peak_rss_mib()
 
 
+def signal_run(url: str, schema: str | None, bulk: bool) -> tuple[float, int, float]:
+    """Seconds for every supervision signal over every event; rows; peak RSS MiB."""
+    store = SQLStore(url, schema=schema)
+    start = time.perf_counter()
+    report = signals(read_events(store, bulk=bulk), WEEK)
+    elapsed = time.perf_counter() - start
+    store.close()
+    assert report.rows
+    return elapsed, len(report.rows), peak_rss_mib()
+
+
 def peak_rss_mib() -> float:
     """This process's peak resident set size in MiB (Linux reports KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -206,8 +219,13 @@ def measure(label: str, url: str, schema: str | None, events: int) -> list[tuple
     base, counted, rss = in_child(peer, url, schema)
     assert counted == events, (counted, events)
     rows.append((f"{label}: peer, count by trigger", f"{events / base:,.0f}", "1.00", f"{rss:.0f}"))
-    for name, bulk in (("metrics, streamed SQL read", True), ("metrics, CaseStore port", False)):
-        elapsed, _, rss = in_child(metrics, url, schema, bulk)
+    runs = (
+        ("metrics, streamed SQL read", metrics, True),
+        ("metrics, CaseStore port", metrics, False),
+        ("signals, streamed SQL read", signal_run, True),
+    )
+    for name, function, bulk in runs:
+        elapsed, _, rss = in_child(function, url, schema, bulk)
         speed = f"{events / elapsed:,.0f}"
         rows.append((f"{label}: {name}", speed, f"{base / elapsed:.2f}", f"{rss:.0f}"))
     return rows

@@ -307,3 +307,25 @@ def test_the_parts_of_the_simulation_do_not_import_each_other_in_a_circle() -> N
 
     for name in sorted(graph):
         visit(name, ())
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_the_demo_signals_flag_exactly_the_units_with_a_simulated_habit(seed: int) -> None:
+    # Habits() gives YS-LIGHT the habit of holding results back to the deadline and
+    # YS-GREEN and YS-ROADS the habit of handing cases back and forth; every other
+    # unit is honest. Two weeks, with the demo's thresholds.
+    from closedloop.cli.demo import DEMO_SIGNALS
+    from closedloop.metrics import signals
+
+    habits = Habits()
+    assert habits.deadline_huggers == {"YS-LIGHT"}
+    assert habits.ping_pong_pairs == (("YS-GREEN", "YS-ROADS"),)
+    store = InMemoryStore()
+    simulation = Simulation(store, days=14, seed=seed)
+    result = simulation.run()
+    zone = simulation.district.time_zone.key
+    period = Period(start=result.start, end=result.end, timezone=zone)
+    report = signals(store, period, config=DEMO_SIGNALS)
+    assert report.flagged_subjects("deadline_hugging") == ("YS-LIGHT",)
+    assert report.flagged_subjects("ping_pong") == ("YS-GREEN", "YS-ROADS")
+    assert report.flagged_subjects("ping_pong_pair") == ("YS-GREEN <-> YS-ROADS",)

@@ -24,6 +24,7 @@ from closedloop.cli.report import board_table, metric_tables
 from closedloop.engine.ports import CaseStore
 from closedloop.errors import MissingDependency
 from closedloop.metrics import charts
+from closedloop.metrics.signals import SIGNALS
 
 if TYPE_CHECKING:
     from closedloop.simulation import CaseCheck, Simulation, SimulationResult
@@ -33,6 +34,17 @@ DEFAULT_OUT = Path("closedloop-demo")
 SYNCHRONOUS: Final = "NORMAL"
 """The demo's SQLite ``synchronous`` mode: a commit survives a crash of the process, not
 a power loss (the store's default, ``FULL``, survives both and is slower)."""
+
+
+DEMO_SIGNALS: Final = metrics.SignalConfig(
+    ping_pong_cases=3, min_base=5, repeat_window=None, silent_working_days=4
+)
+"""The demo's signal thresholds, fitted to the simulated district: a unit or pair
+bouncing three cases is flagged (two happen to honest units in a month); a share is
+judged on five or more; a case is silent after four working days, since simulated
+units record nothing while they work; and no repeat reports are looked for, since the
+simulation draws every report afresh and places it by grid only, so a later report of
+the grid is no repeat."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,9 +106,11 @@ def _run(store: CaseStore, days: int, seed: int, out: Path) -> Outcome:
     seconds = time.perf_counter() - started
     zone = simulation.district.time_zone.key
     period = metrics.Period(start=result.start, end=result.end, timezone=zone)
+    report = metrics.signals(store, period, config=DEMO_SIGNALS)
     board = metrics.supervision_board(store, as_of=result.end)
+    board = board.model_copy(update={"flagged_units": report.flags})
     table = metrics.compute(store, period, by="unit")
-    files = _export(out, table, board, metrics.daily(store, period))
+    files = _export(out, table, board, metrics.daily(store, period), report)
     check = check_cases(simulation.engine, result.case_ids)
     name = simulation.district.name
     return Outcome(result, check, board, table, files, seconds, name, zone)
@@ -126,6 +140,7 @@ def _export(
     table: metrics.MetricTable,
     board: metrics.SupervisionBoard,
     series: metrics.DailySeries,
+    report: metrics.SignalReport,
 ) -> dict[str, Path]:
     files = {
         "metrics by unit (CSV)": metrics.write_csv(table, out / "metrics-by-unit.csv"),
@@ -133,12 +148,17 @@ def _export(
         "supervision board (CSV)": metrics.write_csv(board, out / "supervision-board.csv"),
         "flagged cases (CSV)": metrics.write_csv(board.flagged_table(), out / "flagged-cases.csv"),
         "intake per day (CSV)": metrics.write_csv(series, out / "intake-per-day.csv"),
+        "supervision signals (CSV)": metrics.write_csv(report, out / "supervision-signals.csv"),
     }
     try:
         files["on-time closure chart (PNG)"] = charts.on_time_chart(
             table, out / "on-time-by-unit.png"
         )
         files["intake chart (PNG)"] = charts.intake_chart(series, out / "intake-per-day.png")
+        (out / "signals").mkdir(exist_ok=True)
+        for signal in SIGNALS:
+            charts.signal_chart(report, signal, out / "signals" / f"{signal}.png")
+        files["a chart per signal (PNG)"] = out / "signals"
     except MissingDependency as missing:  # the numbers stand without the pictures
         console(stderr=True).print(f"charts skipped: {missing}")
     return files
@@ -163,6 +183,11 @@ def _show(out: Console, outcome: Outcome, db: Path) -> None:
     )
     out.print()
     out.print(board_table(outcome.board))
+    if outcome.board.flagged_units:
+        out.print("Flagged by the supervision signals (a reason to look, not a verdict):")
+        for line in outcome.board.flag_lines():
+            out.print(f"  {line}", soft_wrap=True, markup=False)
+        out.print()
     for shown in metric_tables(outcome.table):
         out.print(shown)
     out.print(f"Database: {db} (SQLite, synchronous={SYNCHRONOUS})", soft_wrap=True)

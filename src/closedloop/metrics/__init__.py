@@ -15,6 +15,9 @@ from any CaseStore (or from any iterable of each case's events):
   urgency or channel (:class:`MetricTable`); definitions in :class:`MetricsConfig`.
 * :func:`supervision_board` - open cases by warning level, supervision flags and
   the oldest overdue, per unit (:class:`SupervisionBoard`).
+* :func:`signals` - supervision signals against idle execution (deadline hugging,
+  extension habit, ping-pong, hollow closures, misrouting, silent cases), with the
+  cases behind each and thresholds from :class:`SignalConfig` (:class:`SignalReport`).
 * :func:`daily` - cases reported, filed and closed per day (:class:`DailySeries`).
 * :func:`to_csv`, :func:`to_json`, :func:`write_csv`, :func:`write_json` - exports of
   any of these tables.
@@ -26,12 +29,13 @@ The formulas, with their denominators, are in ``docs/metrics.md``.
 from __future__ import annotations
 
 from closedloop.metrics.board import BoardRow, FlaggedCase, SupervisionBoard, supervision_board
-from closedloop.metrics.config import MetricsConfig, ThreeRates
+from closedloop.metrics.config import MetricsConfig, SignalConfig, ThreeRates
 from closedloop.metrics.daily import DailySeries, DayRow, daily
 from closedloop.metrics.export import Tabular, to_csv, to_json, write_csv, write_json
 from closedloop.metrics.facts import CaseFacts, EventLike, summarize
 from closedloop.metrics.period import Period
 from closedloop.metrics.rates import MetricRow, MetricTable, compute
+from closedloop.metrics.signals import SignalReport, SignalRow, signals
 from closedloop.metrics.sources import Source, read_events
 from closedloop.metrics.tally import Dimension
 
@@ -47,6 +51,9 @@ __all__ = [
     "MetricTable",
     "MetricsConfig",
     "Period",
+    "SignalConfig",
+    "SignalReport",
+    "SignalRow",
     "Source",
     "SupervisionBoard",
     "Tabular",
@@ -54,6 +61,7 @@ __all__ = [
     "compute",
     "daily",
     "read_events",
+    "signals",
     "summarize",
     "supervision_board",
     "to_csv",

@@ -16,9 +16,12 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict
 
 from closedloop.engine.clock import utc
+from closedloop.metrics.config import SignalConfig
 from closedloop.metrics.facts import CaseFacts, summarize_all
+from closedloop.metrics.period import Period
 from closedloop.metrics.rates import Cell
-from closedloop.metrics.sources import Source, streams
+from closedloop.metrics.signals import SignalRow, signals
+from closedloop.metrics.sources import Source, is_store, streams
 from closedloop.metrics.tally import NO_GROUP, TOTAL
 
 
@@ -67,6 +70,9 @@ class SupervisionBoard(BaseModel):
         total: All units together (the oldest overdue case of all).
         flagged: The open cases that are yellow, red, supervised or overdue, the
             longest overdue first.
+        flagged_units: The units (pairs of units, dispatchers) a supervision signal
+            flags over the period the board was asked for (``signals_over``), in
+            the order of :data:`~closedloop.metrics.signals.SIGNALS`; empty otherwise.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -75,6 +81,7 @@ class SupervisionBoard(BaseModel):
     rows: tuple[BoardRow, ...]
     total: BoardRow
     flagged: tuple[FlaggedCase, ...]
+    flagged_units: tuple[SignalRow, ...] = ()
 
     @property
     def title(self) -> str:
@@ -98,6 +105,14 @@ class SupervisionBoard(BaseModel):
     def describe(self) -> dict[str, object]:
         """What the table is, as JSON data."""
         return {"title": self.title, "as_of": self.as_of.isoformat()}
+
+    def flag_lines(self) -> tuple[str, ...]:
+        """The flagged units, one line each: who, the signal and the reason."""
+        return tuple(
+            f"{row.subject}{'' if row.category is None else f' ({row.category})'}: "
+            f"{row.signal}: {row.reason}"
+            for row in self.flagged_units
+        )
 
     def flagged_table(self) -> FlaggedTable:
         """The flagged cases as a table of their own, for export."""
@@ -132,14 +147,34 @@ class FlaggedTable(BaseModel):
         return {"title": self.title, "as_of": self.as_of.isoformat()}
 
 
-def supervision_board(source: Source, *, as_of: datetime) -> SupervisionBoard:
+def supervision_board(
+    source: Source,
+    *,
+    as_of: datetime,
+    signals_over: Period | None = None,
+    signal_config: SignalConfig | None = None,
+) -> SupervisionBoard:
     """The supervision board of the open cases in ``source`` just before ``as_of``.
+
+    Args:
+        source: Any CaseStore, or each case's events (oldest first), case by case.
+        as_of: The instant the board shows.
+        signals_over: Also list the units the supervision signals flag over this
+            period, read up to ``as_of`` or the period's end, whichever is earlier
+            (``flagged_units``).
+        signal_config: The signals' thresholds.
 
     Raises:
         NaiveDatetime: ``as_of`` has no time zone.
         StoreError: the store failed while being read.
     """
     when = utc(as_of, "as_of")
+    units: tuple[SignalRow, ...] = ()
+    if signals_over is not None:
+        if not is_store(source):
+            source = [list(events) for events in streams(source)]  # read twice
+        cut = min(when, signals_over.end)
+        units = signals(source, signals_over, as_of=cut, config=signal_config).flags
     lines: dict[str, _Line] = {}
     total = _Line()
     flagged: list[FlaggedCase] = []
@@ -157,6 +192,7 @@ def supervision_board(source: Source, *, as_of: datetime) -> SupervisionBoard:
         rows=tuple(lines[unit].row(unit) for unit in sorted(lines)),
         total=total.row(TOTAL),
         flagged=tuple(flagged),
+        flagged_units=units,
     )
 
 

@@ -15,6 +15,7 @@ from typing import Any
 from closedloop.errors import MissingDependency
 from closedloop.metrics.daily import DailySeries
 from closedloop.metrics.rates import MetricTable
+from closedloop.metrics.signals import COUNTED_SIGNALS, SIGNALS, SignalReport
 
 
 def _figure(width: int, height: int, dpi: int) -> Any:
@@ -105,3 +106,53 @@ def on_time_chart(
     axes.set_xlabel(f"{rate.replace('_', ' ')} (%)")
     axes.set_title(table.title)
     return _save(figure, path, dpi)
+
+
+def signal_chart(
+    report: SignalReport,
+    signal: str,
+    path: str | Path,
+    *,
+    width: int = 1200,
+    height: int = 600,
+    dpi: int = 100,
+) -> Path:
+    """Draw one supervision signal's value per subject, its threshold as a line, as a PNG.
+
+    Flagged subjects are drawn in red; subjects without a value (a base of 0) are drawn
+    empty and labelled "n/a". A share is drawn in percent, a count as it is.
+
+    Raises:
+        MissingDependency: matplotlib is not installed (``pip install 'closedloop[cli]'``).
+        ValueError: a size is not positive, or ``signal`` is not a signal.
+    """
+    if signal not in SIGNALS:
+        raise ValueError(f"{signal!r} is not a supervision signal: {', '.join(SIGNALS)}")
+    rows = [row for row in report.rows if row.signal == signal]
+    share = signal not in COUNTED_SIGNALS
+    scale = 100.0 if share else 1.0
+    figure = _figure(width, height, dpi)
+    axes = figure.add_subplot()
+    positions = list(range(len(rows)))
+    values = [scale * (row.value or 0.0) for row in rows]
+    colours = ["tab:red" if row.flagged else "tab:blue" for row in rows]
+    bars = axes.barh(positions, values, color=colours)
+    labels = [_signal_label(row.value, share) for row in rows]
+    axes.bar_label(bars, labels, padding=3)
+    names = [
+        row.subject if row.category is None else f"{row.subject} {row.category}" for row in rows
+    ]
+    axes.set_yticks(positions, names)
+    axes.invert_yaxis()
+    if rows:
+        axes.axvline(scale * rows[0].threshold, color="tab:red", linestyle="--", label="threshold")
+        axes.legend()
+    axes.set_xlabel(f"{signal.replace('_', ' ')}{' (%)' if share else ''}")
+    axes.set_title(f"{report.title}: {signal.replace('_', ' ')}")
+    return _save(figure, path, dpi)
+
+
+def _signal_label(value: float | None, share: bool) -> str:
+    if value is None:
+        return "n/a"
+    return f"{100 * value:.0f}%" if share else f"{value:g}"

@@ -7,6 +7,7 @@ its formula in ``docs/metrics.md``.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import timedelta
 from types import MappingProxyType
 from typing import Annotated
 
@@ -101,3 +102,82 @@ class MetricsConfig(BaseModel):
 
     exclude_suspended: bool = False
     three_rates: ThreeRates = ThreeRates()
+
+
+Share = Annotated[float, Field(ge=0.0, le=1.0)]
+"""A share of a base, between 0 and 1."""
+
+SYSTEM_TRIGGERS = frozenset(
+    {"warn", "breach", "escalate", "subtask_warn", "subtask_breach", "subtask_escalate"}
+)
+"""The events the engine records on its own while nobody acts: warnings, breaches and
+escalations of the case's clock and of co-units' subtasks."""
+
+
+class SignalConfig(BaseModel):
+    """The thresholds of the supervision signals (:mod:`closedloop.metrics.signals`).
+
+    A signal flags a subject (a unit, a pair of units, a dispatcher and category) when
+    its figure reaches the threshold and, for a share, its base is at least
+    ``min_base``. The formulas are in ``docs/metrics.md``.
+
+    Attributes:
+        min_base: The smallest base a share is judged on (fewer results, requests or
+            decisions say nothing either way).
+        hugging_from: Where "the last stretch" of the allowed time begins, as a
+            fraction of it (0.9: the last 10 %).
+        hugging_share: Deadline hugging: the share of results in the last stretch.
+        extensions_per_result: Extension habit: approved extensions per result.
+        last_day: A request for an extension made this close to the deadline or
+            closer is a late one.
+        late_extension_share: Extension habit: the share of requests that were late.
+        ping_pong_returns: Returns that make a case bounce.
+        ping_pong_cases: Bounced cases a unit returned, or a pair of units bounced
+            between them, that flag it.
+        unresolved_answers: The answers to ``resolution_field`` that say "not
+            resolved".
+        resolution_field: The callback's field that says whether it was resolved.
+        rework_window: A result sent back within this time after it was submitted is
+            hollow.
+        repeat_window: A new report of the same category at the same place within this
+            time after a closure makes the closure hollow; ``None`` checks no repeats
+            (where reports are too coarse to place, a later report of the area is no
+            repeat).
+        repeat_radius_m: The same place: within this many metres when both reports
+            carry coordinates; otherwise the same area code.
+        hollow_share: Hollow closures: the share of a unit's results.
+        misrouting_share: Misrouting: the share of a dispatcher's decisions in a
+            category that were overturned.
+        silent_working_days: Working days without anybody acting that make an open
+            case silent.
+        working_weekdays: The weekdays counted as working days (Monday is 0); holidays
+            are not known to the metrics.
+        system_triggers: The events nobody acted in.
+        silent_cases: Silent cases of a unit that flag it.
+        not_silent_states: States where a case waits on nobody who could act (the
+            reporter's confirmation); a case with a paused clock (information asked,
+            suspended) is not silent either.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    min_base: int = Field(default=3, ge=1)
+    hugging_from: Share = 0.9
+    hugging_share: Share = 0.5
+    extensions_per_result: float = Field(default=0.5, ge=0.0)
+    last_day: timedelta = timedelta(days=1)
+    late_extension_share: Share = 0.5
+    ping_pong_returns: int = Field(default=2, ge=2)
+    ping_pong_cases: int = Field(default=2, ge=1)
+    unresolved_answers: frozenset[str] = frozenset({"no"})
+    resolution_field: str = "resolved"
+    rework_window: timedelta = timedelta(days=30)
+    repeat_window: timedelta | None = timedelta(days=30)
+    repeat_radius_m: float = Field(default=100.0, gt=0)
+    hollow_share: Share = 0.3
+    misrouting_share: Share = 0.3
+    silent_working_days: int = Field(default=3, ge=1)
+    working_weekdays: frozenset[Annotated[int, Field(ge=0, le=6)]] = frozenset(range(5))
+    system_triggers: frozenset[str] = SYSTEM_TRIGGERS
+    silent_cases: int = Field(default=1, ge=1)
+    not_silent_states: frozenset[str] = frozenset({"awaiting_confirmation"})

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from closedloop.engine.model import Case
 from closedloop.simulation import wording
+from closedloop.simulation.habits import partner
 from closedloop.simulation.stage import Stage, Story
 
 
@@ -61,6 +62,8 @@ def _return_reason(stage: Stage, story: Story) -> str | None:
     habits, dice = stage.habits, stage.dice
     if story.final:
         return None
+    if partner(habits, story.lead_unit) is not None and dice.chance(habits.bounce):
+        return "ownership_unclear"
     if story.lead_unit != story.truth:
         misplaced = story.lead_unit not in _serving(stage, story)
         chosen = "wrong_area" if misplaced else "wrong_function"
@@ -77,9 +80,13 @@ def decide_return(stage: Stage, story: Story) -> None:
     habits, dice = stage.habits, stage.dice
     dispatcher = stage.district.cast.dispatcher
     alternative = _alternative(stage, story)
+    other = partner(habits, story.lead_unit)
     if story.truth is not None and story.lead_unit != story.truth:
         reason = f"按清单改派 the list gives {story.truth} for this matter"
         case = stage.act(story, dispatcher, "redispatch", unit=story.truth, reason=reason)
+    elif other is not None:  # a ping-pong pair's dispatcher tries the other unit
+        reason = f"改派 {other} 试办 try {other}"
+        case = stage.act(story, dispatcher, "redispatch", unit=other, reason=reason)
     elif dice.chance(habits.refer_to_arbitration):
         case = stage.act(story, dispatcher, "refer_to_arbitration", reason="权属争议 disputed")
     elif alternative is None or dice.chance(habits.reject_return):

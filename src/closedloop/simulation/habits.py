@@ -5,7 +5,8 @@ reader can see what "realistic" was taken to mean and a host can try other habit
 The defaults describe a small urban district of about 30,000 residents: some 16 reports
 a day (citizens on the hotline and apps around the clock, grid workers on patrol in
 office hours), most handled within a few working days, a few returned, extended,
-late or reworked.
+late or reworked. A few units have habits a supervisor should see: one holds its
+results back to just before the deadline, and a pair hands cases back and forth.
 
 Waiting times are log-normal: ``(median, spread)`` with ``spread`` the standard
 deviation of the logarithm, so about one draw in six exceeds ``median * e**spread``.
@@ -109,6 +110,14 @@ class Habits:
             {"satisfied": 0.55, "basically_satisfied": 0.25, "dissatisfied": 0.2}
         )
     )
+    deadline_huggers: frozenset[str] = frozenset({"YS-LIGHT"})
+    """Units that hold their results back until the last stretch of the allowed time."""
+    hug: tuple[float, float] = (0.91, 0.99)
+    """When a hugging unit submits, as a fraction of the allowed time (uniform between)."""
+    ping_pong_pairs: tuple[tuple[str, str], ...] = (("YS-GREEN", "YS-ROADS"),)
+    """Pairs of units that hand cases back and forth between them."""
+    bounce: float = 0.5
+    """The chance a unit of a ping-pong pair returns a case it holds, however right."""
     resolved_on_time: float = 0.9
     resolved_late: float = 0.8
     resolved_rejecting: float = 0.05
@@ -117,6 +126,14 @@ class Habits:
             {"satisfied": 0.1, "basically_satisfied": 0.3, "dissatisfied": 0.6}
         )
     )
+
+
+def partner(habits: Habits, unit: str | None) -> str | None:
+    """The unit ``unit`` bounces cases with, if it is one of a ping-pong pair."""
+    for first, second in habits.ping_pong_pairs:
+        if unit in (first, second):
+            return second if unit == first else first
+    return None
 
 
 class Dice:

@@ -30,8 +30,19 @@ def start(stage: Stage, story: Story, case: Case) -> None:
     finish = _work_ends(stage, story)
     finish = _co_units(stage, story, case, finish)
     finish = _information(stage, story, finish)
+    finish = _held_back(stage, story, finish)
     _extension(stage, story, case, finish)
     stage.later(story, finish, submit)
+
+
+def _held_back(stage: Stage, story: Story, finish: datetime) -> datetime:
+    """A unit that hugs deadlines submits in the last stretch of its allowed time."""
+    habits = stage.habits
+    if story.lead_unit not in habits.deadline_huggers or story.due_at is None:
+        return finish
+    low, high = habits.hug
+    share = low + (high - low) * stage.dice.fraction()
+    return max(finish, stage.now + (story.due_at - stage.now) * share)
 
 
 def rework(stage: Stage, story: Story) -> None:

@@ -1,0 +1,53 @@
+"""``closedloop signals`` lists the flagged units of a period from a SQLite file, in one
+line each with their cases, and exports them as JSON or CSV."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from closedloop.adapters.sqlalchemy import SQLStore
+from tests.integration.cli_runs import assert_one_line_error, run_all
+from tests.unit.test_metrics_signals import run
+
+
+@pytest.fixture(scope="module")
+def database(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("signals") / "cases.db"
+    store = SQLStore(f"sqlite:///{path}")
+    run(store)
+    store.close()
+    return path
+
+
+def test_signals_lists_each_flagged_subject_with_its_reason_and_cases(database: Path) -> None:
+    week = "2026-01-05..2026-01-11"
+    text, as_json, as_csv, everything = run_all(
+        database.parent,
+        ("signals", "--db", database, "--period", week),
+        ("signals", "--db", database, "--period", week, "--json"),
+        ("signals", "--db", database, "--period", week, "--csv"),
+        ("signals", "--db", database, "--period", week, "--csv", "--all"),
+    )
+    assert text.returncode == 0, text
+    lines = text.stdout.splitlines()
+    assert lines[0] == "Supervision signals, 2026-01-05 to 2026-01-11 (UTC)"
+    assert lines[1].startswith("deadline_hugging: water: 3 of 5 results in the last 10%")
+    assert lines[2] == "  cases: H1 H2 H3"
+    assert "silent_cases: street_s1: 1 of 1 open cases silent" in text.stdout
+    assert len(lines) == 1 + 2 * 7
+    rows = json.loads(as_json.stdout)["rows"]
+    assert [(r["signal"], r["subject"]) for r in rows][:2] == [
+        ("deadline_hugging", "water"),
+        ("ping_pong", "roads"),
+    ]
+    assert rows[-1]["cases"] == "S1"
+    assert len(as_csv.stdout.splitlines()) == 1 + 7
+    assert len(everything.stdout.splitlines()) > 1 + 7
+
+
+def test_signals_refuses_a_period_it_cannot_read(database: Path) -> None:
+    (ran,) = run_all(database.parent, ("signals", "--db", database, "--period", "last week"))
+    assert_one_line_error(ran, "--period: write FIRST..LAST")
