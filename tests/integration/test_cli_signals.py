@@ -51,3 +51,15 @@ def test_signals_lists_each_flagged_subject_with_its_reason_and_cases(database: 
 def test_signals_refuses_a_period_it_cannot_read(database: Path) -> None:
     (ran,) = run_all(database.parent, ("signals", "--db", database, "--period", "last week"))
     assert_one_line_error(ran, "--period: write FIRST..LAST")
+
+
+def test_board_shows_the_open_cases_and_one_line_per_flagged_unit(database: Path) -> None:
+    week = "2026-01-05..2026-01-11"
+    (shown,) = run_all(database.parent, ("board", "--db", database, "--period", week))
+    assert shown.returncode == 0, shown
+    lines = shown.stdout.splitlines()
+    heading = lines.index("Flagged by the supervision signals (a reason to look, not a verdict):")
+    flags = [line.strip() for line in lines[heading + 1 :]]
+    assert len(flags) == 7
+    assert flags[0].startswith("water: deadline_hugging: 3 of 5 results in the last 10%")
+    assert "Supervision board" in shown.stdout

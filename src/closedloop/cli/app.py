@@ -12,7 +12,7 @@ from closedloop.cli.definitions import diagram, validate
 from closedloop.cli.demo import demo
 from closedloop.cli.listing import cases
 from closedloop.cli.routing import gaps, route
-from closedloop.cli.signals import signals_command
+from closedloop.cli.signals import board_command, signals_command
 from closedloop.cli.worker import worker
 
 app = typer.Typer(
@@ -30,6 +30,7 @@ app.command()(gaps)
 app.command()(worker)
 app.command()(cases)
 app.command(name="signals")(signals_command)
+app.command(name="board")(board_command)
 app.add_typer(db_app, name="db")
 app.add_typer(case_app, name="case")
 

@@ -1,4 +1,5 @@
-"""``closedloop signals``: the supervision signals of a period, read from a database.
+"""``closedloop signals`` and ``closedloop board``: the supervision signals of a period,
+and the supervision board with the units they flag, read from a database.
 
 One line per flagged unit (pair of units, dispatcher and category) with the reason,
 then its cases; ``--json`` and ``--csv`` write the flagged rows (every row with
@@ -15,7 +16,16 @@ import typer
 from closedloop.cli.database import ZoneOption, open_store, zone_of
 from closedloop.cli.failures import fail, reported
 from closedloop.cli.output import console
-from closedloop.metrics import Period, SignalConfig, SignalReport, signals, to_csv, to_json
+from closedloop.cli.report import board_table
+from closedloop.metrics import (
+    Period,
+    SignalConfig,
+    SignalReport,
+    signals,
+    supervision_board,
+    to_csv,
+    to_json,
+)
 
 PERIOD_FORM = "FIRST..LAST (dates, both included) or one DATE"
 
@@ -71,3 +81,27 @@ def _show(report: SignalReport) -> None:
         subject = row.subject if row.category is None else f"{row.subject} ({row.category})"
         out.print(f"{row.signal}: {subject}: {row.reason}", markup=False)
         out.print(f"  cases: {' '.join(row.cases) or '-'}", markup=False)
+
+
+@reported
+def board_command(
+    db: Annotated[str, typer.Option("--db", help="Database URL or SQLite file path.")],
+    period: Annotated[str, typer.Option("--period", help=f"The signals' period: {PERIOD_FORM}.")],
+    timezone: ZoneOption = "UTC",
+) -> None:
+    """Show the supervision board at the end of a period, with the units flagged in it."""
+    zone_of(timezone)
+    span = period_of(period, timezone)
+    store = open_store(db)
+    try:
+        board = supervision_board(store, as_of=span.end, signals_over=span)
+    finally:
+        store.close()
+    out = console()
+    out.print(board_table(board))
+    if not board.flagged_units:
+        out.print("No unit is flagged by the supervision signals.")
+        return
+    out.print("Flagged by the supervision signals (a reason to look, not a verdict):")
+    for line in board.flag_lines():
+        out.print(f"  {line}", soft_wrap=True, markup=False)
