@@ -102,7 +102,7 @@ def test_refusals_are_only_guards_and_states_the_case_moved_past(
 
 
 def test_every_turn_of_the_loop_happens() -> None:
-    simulation, busy = simulated(3, seed=11, habits=BUSY)
+    simulation, busy = simulated(3, seed=13, habits=BUSY)
     turns = {
         "return", "redispatch", "reject_return", "arbitrate", "request_info", "provide_info",
         "request_extension", "approve_extension", "send_back", "reject_result",

@@ -85,16 +85,15 @@ class Timekeeper:
             return None
         deadline = old.deadline
         if new.state != old.state or deadline is None or deadline.clock != state.clock:
-            deadline = self._entered(old.deadline, new, transition, now)
+            deadline = self._entered(old, new, transition, now)
         if transition.extends_clock:
             extension = _lookup(old.recorded(), transition.extends_clock)
             deadline = self._extended(deadline, extension, now)
         return self._paused_or_resumed(deadline, bool(new.paused), now)
 
-    def _entered(
-        self, left: Deadline | None, new: Case, transition: TransitionSpec, now: datetime
-    ) -> Deadline:
+    def _entered(self, old: Case, new: Case, transition: TransitionSpec, now: datetime) -> Deadline:
         """The deadline on entering ``new.state``: a resumed clock, or a fresh one."""
+        left = old.deadline
         kept = left.model_copy(update={"previous": None}) if left is not None else None
         resumed = left.previous if left is not None else None
         clock = self._workflow.state(new.state).clock
@@ -102,7 +101,21 @@ class Timekeeper:
             return self._scheduled(resumed.model_copy(update={"previous": kept}), now)
         fresh = self.start(new, now)
         assert fresh is not None  # non-final states have clocks
+        begun = self._begun(fresh, old)
+        if begun is not None:
+            fresh = self._scheduled(fresh.model_copy(update={"started_at": begun}), now)
         return fresh.model_copy(update={"previous": kept})
+
+    def _begun(self, fresh: Deadline, old: Case) -> datetime | None:
+        """When a clock that ``starts`` on an earlier transition began: the start of the
+        clock of the state that transition leads to, when the case comes straight from
+        it; ``None`` when the clock starts on entry."""
+        starts = self._workflow.clock(fresh.clock).starts
+        if starts is None or old.deadline is None:
+            return None
+        if self._workflow.transition(starts).dest != old.state:
+            return None
+        return old.deadline.started_at
 
     def _extended(self, deadline: Deadline, extension: Any, now: datetime) -> Deadline:
         if not isinstance(extension, str):

@@ -94,7 +94,7 @@ class Engine:
         timekeeper = Timekeeper(workflow, known, default.name)
         if directory is None and responsibilities is not None:
             directory = responsibilities.directory
-        services = Services(responsibilities, directory, default)
+        services = Services(responsibilities, directory, default, workflow.route_at)
         self._writer = CaseWriter(workflow, timekeeper, services)
         self._new_id = id_factory
         self._worker = worker_id or f"engine-{uuid.uuid4().hex[:12]}"
