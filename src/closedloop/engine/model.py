@@ -115,6 +115,12 @@ class Deadline(_Value):
     ``paused_seconds`` is the counted time already spent paused, by which ``due_at``
     and ``warn_at`` have been moved. ``fallback_days`` are days the calendar answered by
     its fallback policy instead of holiday data.
+
+    ``provisional`` is set when a due point of the clock (its warning, breach, next
+    escalation rung or expiry) was counted over days the calendar has no holiday data
+    for, Monday to Friday standing in; ``provisional_reason`` says which days.
+    ``Engine.recompute_deadlines`` counts them again once the data is there. Both are
+    written only when set, so deadlines stored before they existed read and hash the same.
     """
 
     clock: str
@@ -129,8 +135,21 @@ class Deadline(_Value):
     warning: Warning = "none"
     escalation: int = 0
     fallback_days: tuple[date, ...] = ()
+    provisional: bool = False
+    provisional_reason: str | None = None
     previous: Deadline | None = None
     """The clock the case left when it entered this state, kept so that it can resume."""
+
+    @model_serializer(mode="wrap")
+    def _unset_provisional_left_out(
+        self, handler: SerializerFunctionWrapHandler
+    ) -> dict[str, JSON]:
+        data: dict[str, JSON] = handler(self)
+        if not self.provisional:
+            data.pop("provisional", None)
+        if self.provisional_reason is None:
+            data.pop("provisional_reason", None)
+        return data
 
 
 class _Record(_Value):
