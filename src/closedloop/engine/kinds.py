@@ -21,6 +21,8 @@ class EngineTrigger(StrEnum):
     """The case's clock ran out (red)."""
     ESCALATE = "escalate"
     """A rung of the clock's escalation ladder was reached."""
+    DEADLINE_RECOMPUTED = "deadline_recomputed"
+    """The clock's due points were counted again on a corrected calendar."""
 
 
 class TimerKind(StrEnum):
