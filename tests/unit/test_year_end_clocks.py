@@ -4,10 +4,12 @@ every store."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+import logging
+from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
 import yaml
 
 from closedloop import Engine, Workflow, workflows
@@ -18,6 +20,7 @@ from closedloop.engine.calendars import (
     WorkingCalendar,
 )
 from closedloop.engine.ports import CaseStore
+from closedloop.engine.ticking import TimerFailure
 from closedloop.testing import ManualClock
 from tests.cast import CITIZEN, DISPATCHER, WATER
 
@@ -164,3 +167,37 @@ def test_a_correction_before_a_clock_leaves_it_alone(store: CaseStore) -> None:
     corrected = cn(HolidayTable.from_dict(CN_2027))
     assert engine.recompute_deadlines(since=date(2027, 10, 1), calendar=corrected) == ()
     assert [e.trigger for e in engine.history(case_id)][-1] == "accept"
+
+
+def test_a_timer_that_cannot_be_applied_is_logged_counted_and_listed(
+    store: CaseStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    data = yaml.safe_load(workflows.standard_yaml())
+    for clock in data["clocks"]:
+        if clock["name"] == "confirmation":
+            clock["on_expiry"] = {"trigger": "close_unconfirmed", "after": "0 hours", "reason": "x"}
+    for transition in data["transitions"]:
+        if transition["name"] == "close_unconfirmed":
+            transition["guards"] = ["has_lead_unit"]  # an answered case has none: refused
+    clock = ManualClock(datetime(2026, 1, 5, 9, tzinfo=UTC))
+    engine = Engine(Workflow.from_dict(data), store=store, clock=clock)
+    case = engine.report(CITIZEN, description="when is the bulky waste collected?")
+    engine.trigger(case.id, "answer", by=DISPATCHER, answer="Thursdays")
+    # 3 working days of natural time: due 01-08 09:00, the expiry at the same instant.
+    clock.set(datetime(2026, 1, 8, 9, tzinfo=UTC))
+    with caplog.at_level(logging.WARNING, logger="closedloop.timers"):
+        report = engine.tick()
+    assert (report.applied, report.stale, report.deferred) == (2, 0, 1)
+    assert report.deferred_by == {TimerFailure.REFUSED: 1}
+    assert "not applied (refused, attempt 1)" in caplog.text
+    (stuck,) = engine.stuck_timers()
+    assert (stuck.point.case_id, stuck.point.kind, stuck.reason, stuck.attempts) == (
+        case.id,
+        "expiry",
+        TimerFailure.REFUSED,
+        1,
+    )
+    assert "the case has no lead unit" in stuck.detail
+    clock.set(datetime(2026, 1, 8, 9, 10, tzinfo=UTC))  # the 5-minute lease has run out
+    assert engine.tick().deferred_by == {TimerFailure.REFUSED: 1}
+    assert [s.attempts for s in engine.stuck_timers()] == [2]

@@ -36,7 +36,7 @@ from closedloop.engine.ports import (
     WorkCalendar,
 )
 from closedloop.engine.recomputing import Recount
-from closedloop.engine.ticking import TickReport, TimerSweep
+from closedloop.engine.ticking import StuckTimer, TickReport, TimerSweep
 from closedloop.engine.writer import CaseWriter
 from closedloop.errors import CaseNotFound, ConcurrentModification
 
@@ -242,6 +242,13 @@ class Engine:
     def dead_letters(self, *, limit: int = 100) -> list[OutboxMessage]:
         """Notifications that reached the attempt limit, oldest first."""
         return self._store.dead_letters(limit=limit)
+
+    def stuck_timers(self) -> list[StuckTimer]:
+        """Timers this engine failed to apply at their last try, by due time: each with
+        its typed reason (:class:`~closedloop.engine.ticking.TimerFailure`), the error's
+        words and how many ticks have tried it. A later tick tries them again; one that
+        then applies, or is found stale, leaves the list."""
+        return self._timers.stuck()
 
     def requeue(self, message_id: str) -> None:
         """Put a dead letter back in the outbox with its attempts reset.
