@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from closedloop import Engine, Workflow, workflows
+from closedloop.cli.worker import stuck_lines
 from closedloop.engine.calendars import (
     ChineseHolidays,
     HolidaySource,
@@ -201,3 +202,7 @@ def test_a_timer_that_cannot_be_applied_is_logged_counted_and_listed(
     clock.set(datetime(2026, 1, 8, 9, 10, tzinfo=UTC))  # the 5-minute lease has run out
     assert engine.tick().deferred_by == {TimerFailure.REFUSED: 1}
     assert [s.attempts for s in engine.stuck_timers()] == [2]
+    assert stuck_lines(engine) == [
+        f"timer stuck: case {case.id} expiry (refused, 2 attempts): "
+        f"{' '.join(engine.stuck_timers()[0].detail.split())}"
+    ]
