@@ -18,8 +18,11 @@ from closedloop.engine.calendars import (
     ChineseHolidays,
     HolidaySource,
     HolidayTable,
+    NaturalCalendar,
     WorkingCalendar,
 )
+from closedloop.engine.deadlines import Timekeeper
+from closedloop.engine.model import Deadline
 from closedloop.engine.ports import CaseStore
 from closedloop.engine.ticking import TimerFailure
 from closedloop.testing import ManualClock
@@ -206,3 +209,28 @@ def test_a_timer_that_cannot_be_applied_is_logged_counted_and_listed(
         f"timer stuck: case {case.id} expiry (refused, 2 attempts): "
         f"{' '.join(engine.stuck_timers()[0].detail.split())}"
     ]
+
+
+def test_a_clock_stored_before_provisional_marks_still_loads_and_keeps_its_timers(
+    store: CaseStore,
+) -> None:
+    workflow = handling_on_cn("5 working days")
+    clock = ManualClock(local(2026, 12, 21, 10))
+    calendars = {"cn": cn(ChineseHolidays())}
+    engine = Engine(workflow, store=store, clock=clock, calendars=calendars)
+    case_id = signed_for(engine)
+    clock.set(local(2026, 12, 29))
+    engine.tick()
+    marked = engine.get(case_id, viewer=DISPATCHER)
+    assert marked.deadline is not None
+    # The same clock as an earlier release stored it: no provisional fields at all.
+    stored = marked.deadline.model_dump(mode="json")
+    del stored["provisional"], stored["provisional_reason"]
+    old = Deadline.model_validate(stored)
+    assert (old.provisional, old.provisional_reason) == (False, None)
+    assert "provisional" not in old.model_dump(mode="json")
+    keeper = Timekeeper(workflow, {**calendars, "natural": NaturalCalendar()}, "natural")
+    (rung,) = keeper.due_points(marked.model_copy(update={"deadline": old}))
+    assert (rung.kind, rung.level, rung.due_at) == ("escalation", 2, local(2027, 1, 5))
+    assert keeper.touches(old, date(2027, 1, 1), "cn")
+    assert engine.verify(case_id).ok

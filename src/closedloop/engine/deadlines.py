@@ -272,7 +272,16 @@ class Timekeeper:
         return sorted(made, key=lambda p: (p.due_at, p.id))
 
     def _pending(self, deadline: Deadline) -> list[tuple[TimerKind, int, datetime]]:
-        """The timers still to fire for the deadline's warning level and rung."""
+        """The timers still to fire for the deadline's warning level and rung; counted
+        provisionally for a clock stored unmarked whose next rung lacks holiday data."""
+        try:
+            return self._timers_of(deadline)
+        except CalendarNotCovered:
+            if deadline.provisional:
+                raise
+            return self._timers_of(deadline.model_copy(update={"provisional": True}))
+
+    def _timers_of(self, deadline: Deadline) -> list[tuple[TimerKind, int, datetime]]:
         points: list[tuple[TimerKind, int, datetime]] = []
         if deadline.warning == "none" and deadline.warn_at < deadline.due_at:
             points.append((TimerKind.WARNING, 0, deadline.warn_at))
@@ -305,13 +314,13 @@ class Timekeeper:
         if point.kind == TimerKind.WARNING:
             return (
                 EngineTrigger.WARN,
-                {"deadline": deadline.model_copy(update={"warning": "yellow"})},
+                {"deadline": self._settled(deadline.model_copy(update={"warning": "yellow"}))},
                 {},
             )
         if point.kind == TimerKind.BREACH:
             return (
                 EngineTrigger.BREACH,
-                {"deadline": deadline.model_copy(update={"warning": "red"})},
+                {"deadline": self._settled(deadline.model_copy(update={"warning": "red"}))},
                 {},
             )
         step = clock.escalation[point.level - 1]
