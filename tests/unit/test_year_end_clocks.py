@@ -22,7 +22,7 @@ from closedloop.engine.calendars import (
     WorkingCalendar,
 )
 from closedloop.engine.deadlines import Timekeeper
-from closedloop.engine.model import Deadline
+from closedloop.engine.model import Deadline, to_stored
 from closedloop.engine.ports import CaseStore
 from closedloop.engine.ticking import TimerFailure
 from closedloop.testing import ManualClock
@@ -228,7 +228,9 @@ def test_a_clock_stored_before_provisional_marks_still_loads_and_keeps_its_timer
     del stored["provisional"], stored["provisional_reason"]
     old = Deadline.model_validate(stored)
     assert (old.provisional, old.provisional_reason) == (False, None)
-    assert "provisional" not in old.model_dump(mode="json")
+    unmarked = to_stored(marked.model_copy(update={"deadline": old}))["deadline"]
+    assert isinstance(unmarked, dict)
+    assert {"provisional", "provisional_reason"}.isdisjoint(unmarked)
     keeper = Timekeeper(workflow, {**calendars, "natural": NaturalCalendar()}, "natural")
     (rung,) = keeper.due_points(marked.model_copy(update={"deadline": old}))
     assert (rung.kind, rung.level, rung.due_at) == ("escalation", 2, local(2027, 1, 5))

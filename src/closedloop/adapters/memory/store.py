@@ -10,7 +10,8 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from closedloop.adapters.memory.records import MemoryRecords
+from closedloop.adapters.memory.checkpoints import CheckpointBook, MemoryCheckpoints
+from closedloop.adapters.memory.records import MemoryRecords, read_case
 from closedloop.adapters.memory.transaction import InMemoryTransaction
 from closedloop.adapters.store_base import check_claim
 from closedloop.engine.case_query import CaseFilter, CasePage, bad_cursor, check_page
@@ -20,11 +21,12 @@ from closedloop.engine.ports import CaseQueries, DuePoint, OutboxMessage, Outbox
 from closedloop.errors import MessageNotFound
 
 
-class InMemoryStore(CaseQueries):
+class InMemoryStore(CaseQueries, MemoryCheckpoints):
     """A CaseStore held in this process's memory; gone when the process ends."""
 
     def __init__(self) -> None:
         self._records = MemoryRecords()
+        self._book = CheckpointBook()
 
     def transaction(self, *, read_only: bool = False) -> InMemoryTransaction:
         """Open a unit of work; it rolls back unless committed.
@@ -68,7 +70,7 @@ class InMemoryStore(CaseQueries):
         rows = self._records.case_rows(start)
         found: list[tuple[int, Case]] = []
         for index, row in enumerate(rows, start=start):
-            case = Case.model_validate_json(row)
+            case = read_case(row)
             if where.matches(case):
                 found.append((index, case))
                 if len(found) > limit:
@@ -90,7 +92,7 @@ class InMemoryStore(CaseQueries):
         """How many cases match every given criterion (see :meth:`find_cases`)."""
         where = CaseFilter.of(state, lead_unit, category, area, warning_level, overdue_at)
         rows = self._records.case_rows()
-        return sum(1 for row in rows if where.matches(Case.model_validate_json(row)))
+        return sum(1 for row in rows if where.matches(read_case(row)))
 
     # -- due points ------------------------------------------------------------------
 
