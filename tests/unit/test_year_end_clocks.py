@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from closedloop import Engine, Workflow, workflows
+from closedloop.adapters.memory import InMemoryStore
 from closedloop.cli.worker import stuck_lines
 from closedloop.engine.calendars import (
     ChineseHolidays,
@@ -25,6 +26,7 @@ from closedloop.engine.deadlines import Timekeeper
 from closedloop.engine.model import Deadline, to_stored
 from closedloop.engine.ports import CaseStore
 from closedloop.engine.ticking import TimerFailure
+from closedloop.errors import UnknownName, ValidationError
 from closedloop.testing import ManualClock
 from tests.cast import CITIZEN, DISPATCHER, WATER
 
@@ -157,6 +159,15 @@ def test_a_make_up_day_announced_late_moves_the_due_time(store: CaseStore) -> No
         "2027-02-16T16:00:00+00:00",
         "2027-02-15T16:00:00+00:00",
     )
+
+
+def test_recomputing_takes_a_day_and_a_known_calendar() -> None:
+    engine = Engine(workflows.standard(), store=InMemoryStore())
+    with pytest.raises(ValidationError) as caught:
+        engine.recompute_deadlines(since=datetime(2027, 1, 1, tzinfo=UTC))
+    assert caught.value.fields == ("since",)
+    with pytest.raises(UnknownName):
+        engine.recompute_deadlines(since=date(2027, 1, 1), calendar="cn")
 
 
 def test_a_correction_before_a_clock_leaves_it_alone(store: CaseStore) -> None:

@@ -335,9 +335,13 @@ class Engine:
             The ids of the cases whose clocks moved.
 
         Raises:
+            ValidationError: ``since`` is not a date.
             UnknownName: the engine has no calendar of that name.
             StoreError: the store answers no case queries, or the backend failed.
         """
+        if not isinstance(since, date) or isinstance(since, datetime):
+            shown = type(since).__name__
+            raise ValidationError([("since", f"must be a date, got {shown}")], subject="argument")
         name = calendar if isinstance(calendar, str) or calendar is None else calendar.name
         if calendar is not None and not isinstance(calendar, str):
             self._timekeeper.use(calendar)
