@@ -18,7 +18,7 @@ from datetime import date, datetime
 from closedloop.engine.case_query import MAX_PAGE
 from closedloop.engine.deadlines import Timekeeper
 from closedloop.engine.definition import Workflow
-from closedloop.engine.kinds import EngineTrigger, TimerKind
+from closedloop.engine.kinds import SUBTASK_TIMERS, EngineTrigger, TimerKind
 from closedloop.engine.model import Deadline
 from closedloop.engine.ports import CaseQueries, CaseStore, DuePoint
 from closedloop.engine.writer import CaseWriter
@@ -108,6 +108,7 @@ def _named(points: Sequence[DuePoint]) -> dict[str, str]:
             point.due_at.isoformat()
         )
         for point in points
+        if point.kind not in SUBTASK_TIMERS  # a subtask's clock does not move with the case's
     }
 
 

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from closedloop.adapters.memory.checkpoints import CheckpointBook, MemoryCheckpoints
-from closedloop.adapters.memory.records import MemoryRecords, read_case
+from closedloop.adapters.memory.records import MemoryRecords
 from closedloop.adapters.memory.transaction import InMemoryTransaction
 from closedloop.adapters.store_base import check_claim
 from closedloop.engine.case_query import CaseFilter, CasePage, bad_cursor, check_page
@@ -69,8 +69,7 @@ class InMemoryStore(CaseQueries, MemoryCheckpoints):
         start = _cursor(after, limit)
         rows = self._records.case_rows(start)
         found: list[tuple[int, Case]] = []
-        for index, row in enumerate(rows, start=start):
-            case = read_case(row)
+        for index, case in enumerate(rows, start=start):
             if where.matches(case):
                 found.append((index, case))
                 if len(found) > limit:
@@ -92,7 +91,7 @@ class InMemoryStore(CaseQueries, MemoryCheckpoints):
         """How many cases match every given criterion (see :meth:`find_cases`)."""
         where = CaseFilter.of(state, lead_unit, category, area, warning_level, overdue_at)
         rows = self._records.case_rows()
-        return sum(1 for row in rows if where.matches(read_case(row)))
+        return sum(1 for row in rows if where.matches(row))
 
     # -- due points ------------------------------------------------------------------
 
