@@ -23,7 +23,7 @@ from closedloop import Engine, workflows
 from closedloop.adapters.sqlalchemy import SQLStore
 from closedloop.adapters.sqlalchemy.schema import outbox
 from closedloop.testing import ManualClock
-from tests.cast import CITIZEN
+from tests.cast import CITIZEN, DISPATCHER
 from tests.conftest import postgres_url
 
 SPAWN = multiprocessing.get_context("forkserver")
@@ -36,7 +36,8 @@ Trail = dict[str, list[tuple[str, str, object]]]
 
 
 def fill(url: str, schema: str | None) -> None:
-    """Report the cases, one every 7 minutes, with the same ids on every store."""
+    """Report the cases, one every 7 minutes, with the same ids on every store, and
+    dispatch each to the water company, so that its clock's timers notify a unit."""
     clock = ManualClock(START)
     ids = count()
     store = SQLStore(url, schema=schema)
@@ -44,7 +45,9 @@ def fill(url: str, schema: str | None) -> None:
         workflows.standard(), store=store, clock=clock, id_factory=lambda: f"c{next(ids):03}"
     )
     for _ in range(CASES):
-        engine.report(CITIZEN, description="Pipe burst", location={"area": "310101"})
+        case = engine.report(CITIZEN, description="Pipe burst", location={"area": "310101"})
+        engine.trigger(case.id, "classify", by=DISPATCHER, category="01.02")
+        engine.trigger(case.id, "dispatch", by=DISPATCHER, unit="water")
         clock.advance(minutes=7)
     store.close()
 
@@ -92,6 +95,8 @@ def compare(alone: tuple[str, str | None], together: tuple[str, str | None]) -> 
     trails, messages = outcome(*alone)
     warnings = sum(1 for trail in trails.values() for e in trail if e[0] == "warn")
     assert warnings == CASES  # every case warned once: the comparison has something to see
+    timer_messages = sum(n for (_, event, _), n in messages.items() if event != "dispatch")
+    assert timer_messages >= 2 * CASES  # each case's warning and breach notified its unit
     assert outcome(*together) == (trails, messages)
     assert applied_together == applied_alone
 

@@ -70,7 +70,7 @@ WORKER = textwrap.dedent(
     url, database, secret = sys.argv[1:4]
     hook = WebhookNotifier(url, secrets=[secret], timeout=60, allow_hosts=["127.0.0.1"])
     engine = Engine(workflows.standard(), store=SQLStore(database), notifier=hook,
-                    lease=timedelta(seconds=2), worker_id="doomed")
+                    lease=timedelta(minutes=10), worker_id="doomed")
     print("delivering", flush=True)
     engine.deliver()
     """
@@ -81,7 +81,7 @@ def test_a_worker_killed_while_sending_is_taken_over_with_the_same_id(tmp_path: 
     receiver = HTTPReceiver([HANG], hang_seconds=30)
     database = f"sqlite:///{tmp_path / 'cases.db'}"
     store = SQLStore(database)
-    engine = Engine(workflows.standard(), store=store, lease=timedelta(seconds=2))
+    engine = Engine(workflows.standard(), store=store)
     dispatch_one(engine)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     doomed = subprocess.Popen(
@@ -96,12 +96,15 @@ def test_a_worker_killed_while_sending_is_taken_over_with_the_same_id(tmp_path: 
         doomed.wait(timeout=10)
         hook = WebhookNotifier(receiver.url, secrets=[SECRET], allow_hosts=["127.0.0.1"])
         rescuer = Engine(workflows.standard(), store=store, notifier=hook, worker_id="rescuer")
-        assert rescuer.deliver().delivered == 0  # the lease still holds
-        time.sleep(2.5)
-        assert rescuer.deliver().delivered == 1
-        first, second = receiver.requests[0], receiver.requests[-1]
+        killed_at = datetime.now(UTC)
+        # The doomed worker's claim holds for ten minutes from before it was killed.
+        assert rescuer.deliver(now=killed_at).delivered == 0
+        assert len(receiver.requests) == 1
+        assert rescuer.deliver(now=killed_at + timedelta(minutes=10, seconds=1)).delivered == 1
+        first, second = receiver.requests
         assert first.headers["webhook-id"] == second.headers["webhook-id"]
-        assert rescuer.deliver().delivered == 0
+        assert rescuer.deliver(now=killed_at + timedelta(minutes=30)).delivered == 0
+        assert len(receiver.requests) == 2
         hook.close()
     finally:
         if doomed.poll() is None:

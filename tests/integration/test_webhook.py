@@ -197,8 +197,14 @@ def test_a_host_client_that_follows_redirects_still_does_not(receiver: HTTPRecei
 
 @pytest.mark.parametrize("status", [200, 202, 204])
 def test_any_2xx_is_success(receiver: HTTPReceiver, notifier: WebhookNotifier, status: int) -> None:
-    receiver.script(status)
-    notifier.send(sample_notification())
+    receiver.script(status, 500)
+    notifier.send(sample_notification(id="ntf-ok"))  # returns: delivered, nothing raised
+    (request,) = receiver.requests  # one attempt, not retried
+    assert request.headers["webhook-id"] == "ntf-ok"
+    verify(request.headers, request.body, [SECRET], now=at(request))
+    assert not notifier.disabled
+    with pytest.raises(DeliveryFailed, match="500"):  # the next answer is judged afresh
+        notifier.send(sample_notification(id="ntf-next"))
 
 
 @pytest.mark.parametrize("status", [400, 404, 429, 503])

@@ -3,7 +3,6 @@ machine; every broken one is refused with a problem naming its injected defect."
 
 from __future__ import annotations
 
-import contextlib
 import json
 from typing import Any
 
@@ -12,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import run_state_machine_as_test
 
-from closedloop import Actor, ClosedLoopError, Engine, InvalidWorkflow, Workflow
+from closedloop import Actor, Engine, GuardRejected, InvalidWorkflow, Workflow
 from closedloop.adapters.memory import InMemoryStore
 from closedloop.testing import ManualClock, workflow_state_machine, workflows
 from tests.property.defects import DEFECTS, broken_workflows
@@ -79,8 +78,9 @@ def test_an_unknown_defect_kind_is_refused() -> None:
         broken_workflows(kinds=["typo"])
 
 
-# -- found by fuzzing: definitions the loader accepts that then break the engine ----------
-# Each test passes once either the loader refuses the definition or the engine copes.
+# -- found by fuzzing: definitions the loader once accepted that then broke the engine -----
+# Each broken form is now refused, naming the problem; the corrected form loads, and the
+# engine runs it to the end (or refuses the command with the guard the fix added).
 
 
 def one_step(finish: dict[str, Any], **clock: Any) -> dict[str, Any]:
@@ -101,63 +101,123 @@ def one_step(finish: dict[str, Any], **clock: Any) -> dict[str, Any]:
 
 
 CLERK = Actor("clerk-1", roles=frozenset({"clerk"}))
+FINISH = "transitions[0] (finish)"
 
 
 @pytest.mark.parametrize(
-    ("finish", "payload"),
+    ("broken", "problem", "fixed", "payload", "outcome"),
     [
         pytest.param(
             {"fields": {"n": {"type": "int"}}, "sets": {"urgency": "n"}},
-            {"n": 3},
+            ".sets.urgency: needs a field of type ['choice', 'code', 'text'], not int",
+            {"fields": {"n": {"type": "text"}}, "sets": {"urgency": "n"}},
+            {"n": "high"},
+            {"urgency": "high"},
             id="sets-a-number-as-urgency",
         ),
         pytest.param(
             {"fields": {"n": {"type": "int"}}, "sets": {"co_units": "n"}},
-            {"n": 3},
+            ".sets.co_units: needs a field of type ['codes'], not int",
+            {"fields": {"n": {"type": "codes"}}, "sets": {"co_units": "n"}},
+            {"n": ["u1", "u2"]},
+            {"co_units": ("u1", "u2")},
             id="sets-a-number-as-co-units",
         ),
-        pytest.param({"marks": {"lead_unit": 5}}, {}, id="marks-a-number-as-lead-unit"),
-        pytest.param({"effects": ["assign_named_unit"]}, {}, id="assign-effect-without-unit"),
-        pytest.param({"effects": ["route"]}, {}, id="route-effect-without-its-guard"),
-        pytest.param({"effects": ["complete_subtask"]}, {}, id="subtask-effect-without-guard"),
+        pytest.param(
+            {"marks": {"lead_unit": 5}},
+            ".marks.lead_unit: case field 'lead_unit' takes only text or null",
+            {"marks": {"lead_unit": "u5"}},
+            {},
+            {"lead_unit": "u5"},
+            id="marks-a-number-as-lead-unit",
+        ),
+        pytest.param(
+            {"effects": ["assign_named_unit"]},
+            ".effects: 'assign_named_unit' needs a required field 'unit'",
+            {
+                "effects": ["assign_named_unit"],
+                "fields": {"unit": {"type": "code", "required": True}},
+            },
+            {"unit": "u1"},
+            {"lead_unit": "u1"},
+            id="assign-effect-without-unit",
+        ),
+        pytest.param(
+            {"effects": ["route"]},
+            ".effects: 'route' needs the guard 'routable' on the same transition",
+            {"effects": ["route"], "guards": ["routable"]},
+            {},
+            "no responsibility list is configured",
+            id="route-effect-without-its-guard",
+        ),
+        pytest.param(
+            {"effects": ["complete_subtask"]},
+            ".effects: 'complete_subtask' needs the guard 'has_active_subtask' on the same "
+            "transition",
+            {"effects": ["complete_subtask"], "guards": ["has_active_subtask"]},
+            {},
+            "none of the actor's units has an active subtask",
+            id="subtask-effect-without-guard",
+        ),
         pytest.param(
             {"fields": {"name": {"type": "text"}}},
-            {"name": "Li"},
+            ".fields.name: 'name' is an argument of Engine.trigger; name the field otherwise",
+            {"fields": {"who": {"type": "text"}}},
+            {"who": "Li"},
+            {"state": "done"},
             id="field-named-like-an-argument",
         ),
     ],
 )
-def test_a_command_on_a_loaded_workflow_only_raises_closedloop_errors(
-    finish: dict[str, Any], payload: dict[str, Any]
+def test_a_definition_that_broke_the_engine_is_refused_and_its_fix_runs(
+    broken: dict[str, Any],
+    problem: str,
+    fixed: dict[str, Any],
+    payload: dict[str, Any],
+    outcome: dict[str, Any] | str,
 ) -> None:
-    try:
-        workflow = Workflow.from_dict(one_step(finish))
-    except InvalidWorkflow:
-        return  # the loader refusing it is a fix too
-    engine = Engine(workflow, store=InMemoryStore(), clock=ManualClock())
+    with pytest.raises(InvalidWorkflow) as refused:
+        Workflow.from_dict(one_step(broken))
+    assert FINISH + problem in refused.value.problems
+    engine = Engine(Workflow.from_dict(one_step(fixed)), store=InMemoryStore(), clock=ManualClock())
     case = engine.report(CLERK, description="one step")
-    with contextlib.suppress(ClosedLoopError):
-        engine.trigger(case.id, "finish", by=CLERK, **payload)
-
-
-def test_an_expiry_action_that_cannot_take_its_reason_does_not_stop_every_timer() -> None:
-    expiry = {"on_expiry": {"trigger": "finish", "reason": "too late"}}
-    try:  # 'finish' declares no 'reason' field for the engine's reason
-        workflow = Workflow.from_dict(one_step({"roles": ["clerk", "system"]}, **expiry))
-    except InvalidWorkflow:
+    if isinstance(outcome, str):  # the guard the fix added refuses, and nothing changes
+        with pytest.raises(GuardRejected, match=outcome):
+            engine.trigger(case.id, "finish", by=CLERK, **payload)
+        assert engine.get(case.id, viewer=CLERK).version == case.version
         return
+    done = engine.trigger(case.id, "finish", by=CLERK, **payload)
+    assert done.state == "done"
+    assert {field: getattr(done, field) for field in outcome} == outcome
+    assert engine.history(case.id)[-1].payload == payload
+    assert engine.verify(case.id).ok
+
+
+def test_an_expiry_action_must_take_its_reason_and_then_moves_every_expired_case() -> None:
+    expiry = {"on_expiry": {"trigger": "finish", "reason": "too late"}}
+    with pytest.raises(InvalidWorkflow) as refused:  # 'finish' declares no 'reason' field
+        Workflow.from_dict(one_step({"roles": ["clerk", "system"]}, **expiry))
+    assert refused.value.problems == (
+        "clocks[0] (wait).on_expiry.trigger: 'finish' must take a text field 'reason' "
+        "(why it fired)",
+    )
+    reason = {"roles": ["clerk", "system"], "fields": {"reason": {"type": "text"}}}
     clock = ManualClock()
-    engine = Engine(workflow, store=InMemoryStore(), clock=clock)
+    engine = Engine(
+        Workflow.from_dict(one_step(reason, **expiry)), store=InMemoryStore(), clock=clock
+    )
     first = engine.report(CLERK, description="expires first")
     clock.advance(minutes=30)
-    second = engine.report(CLERK, description="due later")
-    clock.advance(hours=2)
-    for _ in range(2):  # whatever the first case's expiry does, the sweep goes on
-        with contextlib.suppress(ClosedLoopError):
-            engine.tick()
-        clock.advance(hours=1)
-    assert "breach" in [e.trigger for e in engine.history(second.id)]
+    second = engine.report(CLERK, description="expires later")
+    clock.advance(minutes=45)
+    engine.tick()
+    assert [engine.get(c.id, viewer=CLERK).state for c in (first, second)] == ["done", "open"]
+    assert engine.history(first.id)[-1].payload["reason"] == "too late"
+    clock.advance(hours=1)
+    engine.tick()
+    assert engine.get(second.id, viewer=CLERK).state == "done"
     assert engine.verify(first.id).ok
+    assert engine.verify(second.id).ok
 
 
 def test_a_timer_cancelled_within_a_tick_is_not_reported_as_deferred() -> None:

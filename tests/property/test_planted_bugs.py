@@ -1,13 +1,16 @@
 """The generated state machine catches planted bugs: the test passes only if the kit FAILS.
 
 Each planted bug is a small, test-only change to a working part: a store that loses an
-audit event, one that forgets to bump the version, one that fires timers early, one
-that never cancels timers, and a guard that raises a plain exception.
+audit event, one that forgets to bump the version, one that fires timers early (a month,
+or one minute), one that never cancels timers, one that reads events back out of order,
+a guard that raises a plain exception, and two permission bugs in the engine's command
+path (the handling unit may confirm its own case; anyone who sees a case may dispatch
+it). Each is caught within the ``ci`` profile's budget of examples.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 import pytest
@@ -17,9 +20,14 @@ from hypothesis.stateful import RuleBasedStateMachine, run_state_machine_as_test
 from closedloop import Registry, Workflow, workflows
 from closedloop.adapters.memory import InMemoryStore, InMemoryTransaction
 from closedloop.engine.context import Context
-from closedloop.engine.model import AuditEvent, Case
+from closedloop.engine.definition import TransitionSpec
+from closedloop.engine.model import Actor, AuditEvent, Case
 from closedloop.engine.ports import CaseStore, DuePoint
+from closedloop.engine.writer import CaseWriter
 from closedloop.testing import workflow_state_machine
+from closedloop.testing.profiles import CI_EXAMPLES
+
+Authorise = Callable[[CaseWriter, Case, TransitionSpec, Actor], str]
 
 # -- planted store bugs ------------------------------------------------------------------
 
@@ -39,6 +47,16 @@ class StuckVersionTransaction(InMemoryTransaction):
     def update_case(self, case: Case, expected_version: int, event: AuditEvent) -> None:
         stuck = case.model_copy(update={"version": expected_version})
         super().update_case(stuck, expected_version, event)
+
+
+class ReorderingTransaction(InMemoryTransaction):
+    """Reads a case's events back with the second and third swapped."""
+
+    def get_events(self, case_id: str) -> list[AuditEvent]:
+        events = list(super().get_events(case_id))
+        if len(events) >= 3:
+            events[1], events[2] = events[2], events[1]
+        return events
 
 
 class NeverCancelsTransaction(InMemoryTransaction):
@@ -66,7 +84,16 @@ class EarlyTimersStore(InMemoryStore):
         return super().claim_due(now + timedelta(days=30), owner=owner, lease=lease, limit=limit)
 
 
-def kit_run(machine: type[RuleBasedStateMachine], examples: int = 60) -> None:
+class MinuteEarlyStore(InMemoryStore):
+    """Hands out timers one minute before they are due."""
+
+    def claim_due(
+        self, now: datetime, *, owner: str, lease: timedelta, limit: int
+    ) -> list[DuePoint]:
+        return super().claim_due(now + timedelta(minutes=1), owner=owner, lease=lease, limit=limit)
+
+
+def kit_run(machine: type[RuleBasedStateMachine], examples: int = CI_EXAMPLES) -> None:
     """Run the machine; no shrinking, which is slow on long programs and beside the point."""
     chosen = settings(
         settings.default,
@@ -85,8 +112,17 @@ def kit_run(machine: type[RuleBasedStateMachine], examples: int = 60) -> None:
         (store_with(StuckVersionTransaction), "version"),
         (store_with(NeverCancelsTransaction), "still has live timers"),
         (EarlyTimersStore, "before it was due"),
+        (MinuteEarlyStore, "before it was due"),
+        (store_with(ReorderingTransaction), "audit trail does not verify"),
     ],
-    ids=["drops-an-audit-event", "forgets-the-version", "never-cancels-timers", "early-timers"],
+    ids=[
+        "drops-an-audit-event",
+        "forgets-the-version",
+        "never-cancels-timers",
+        "early-timers",
+        "timers-a-minute-early",
+        "reorders-events",
+    ],
 )
 def test_a_planted_store_bug_is_reported(store: type[CaseStore], complaint: str) -> None:
     machine = workflow_state_machine(workflows.standard(), store_factory=store)
@@ -135,3 +171,85 @@ def test_a_guard_raising_a_plain_exception_is_reported() -> None:
     machine = workflow_state_machine(workflow, store_factory=InMemoryStore)
     with pytest.raises(KeyError, match="inspection"):
         kit_run(machine)
+
+
+# -- planted permission bugs in the engine ---------------------------------------------
+
+
+SHORT_LOOP = {
+    "name": "short_loop",
+    "roles": [
+        {"name": "dispatcher", "sees_all": True},
+        {"name": "verifier", "sees_all": True},
+        {"name": "reporter", "kind": "reporter"},
+        {"name": "assignee", "kind": "lead_unit"},
+    ],
+    "clocks": [{"name": "day", "duration": "1 days"}],
+    "states": [
+        {"name": "reported", "initial": True, "owner": "dispatcher", "clock": "day"},
+        {"name": "handling", "owner": "assignee", "clock": "day"},
+        {"name": "confirming", "owner": "reporter", "clock": "day"},
+        {"name": "closed", "final": True},
+    ],
+    "transitions": [
+        {
+            "name": "dispatch",
+            "from": ["reported"],
+            "to": "handling",
+            "roles": ["dispatcher"],
+            "fields": {"unit": {"type": "code", "required": True}},
+            "sets": {"lead_unit": "unit"},
+        },
+        {"name": "finish", "from": ["handling"], "to": "confirming", "roles": ["assignee"]},
+        {
+            "name": "confirm",
+            "from": ["confirming"],
+            "to": "closed",
+            "roles": ["reporter", "verifier"],
+            "role_rules": [{"not_party": True, "roles": ["verifier"]}],
+        },
+    ],
+}
+"""A short loop (dispatch, finish, confirm) on which the kit's examples reach every step
+often: the permission bugs below are in the engine, whatever the workflow."""
+
+
+def handling_unit_may_confirm(original: Authorise) -> Authorise:
+    def authorise(self: CaseWriter, case: Case, transition: TransitionSpec, actor: Actor) -> str:
+        if transition.name == "confirm" and case.lead_unit in actor.units:
+            return "reporter"  # buggy: the unit that did the work confirms it was done
+        return original(self, case, transition, actor)
+
+    return authorise
+
+
+def anyone_may_dispatch(original: Authorise) -> Authorise:
+    def authorise(self: CaseWriter, case: Case, transition: TransitionSpec, actor: Actor) -> str:
+        if transition.name == "dispatch":
+            return "dispatcher"  # buggy: whoever sees the case may dispatch it
+        return original(self, case, transition, actor)
+
+    return authorise
+
+
+PERMISSION_EXAMPLES = 200
+"""Examples for the planted permission bugs (each run stops at the first it finds)."""
+
+
+@pytest.mark.parametrize(
+    ("bug", "complaint"),
+    [
+        (handling_unit_may_confirm, r"firing 'confirm' changed the case, but the rules"),
+        (anyone_may_dispatch, r"firing 'dispatch' changed the case, but the rules"),
+    ],
+    ids=["handling-unit-confirms", "stranger-dispatches"],
+)
+def test_a_planted_permission_bug_is_reported(
+    bug: Callable[[Authorise], Authorise], complaint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(CaseWriter, "authorise", bug(CaseWriter.authorise))
+    machine = workflow_state_machine(Workflow.from_dict(SHORT_LOOP), store_factory=InMemoryStore)
+    with pytest.raises(AssertionError, match=complaint):
+        # The confirming unit must be drawn at the one step where it matters: 40 examples
+        # found it in some runs only, so this test gives the kit more room.
+        kit_run(machine, PERMISSION_EXAMPLES)

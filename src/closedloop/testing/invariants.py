@@ -10,9 +10,9 @@ with a sentence saying what is wrong; they are usable on their own in a host's t
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from closedloop.engine.access import roles_on
 from closedloop.engine.context import Context
@@ -100,11 +100,26 @@ def check_timers(engine: Engine, case_id: str, seen: Snapshot | None = None) -> 
         )
 
 
+LATER: tuple[timedelta, ...] = (
+    timedelta(hours=1),
+    timedelta(days=1),
+    timedelta(days=7),
+    timedelta(days=30),
+    timedelta(days=400),
+)
+"""How far ahead :func:`check_can_move` looks, besides the case's own due points."""
+
+
 def check_can_move(
-    engine: Engine, case: Case, candidates: Iterable[Actor], *, now: datetime
+    engine: Engine,
+    case: Case,
+    candidates: Iterable[Actor],
+    *,
+    now: datetime,
+    later: Callable[[datetime], Engine] | None = None,
 ) -> None:
-    """A non-final case is not stuck: some actor is offered a trigger by ``Engine.allowed``,
-    or its clock will fire an expiry action.
+    """A non-final case is not stuck: some actor is offered a trigger by ``Engine.allowed``
+    now or at some later instant, or its clock will fire an expiry action.
 
     ``allowed`` runs guards with an empty payload, as a user interface asking which
     buttons to show would; a way out that only a payload opens is not seen.
@@ -112,24 +127,38 @@ def check_can_move(
     Args:
         candidates: Who might act; the case's reporter and unit members are added.
         now: The engine clock's current instant, for explaining guards' refusals.
+        later: Builds an engine over the same store whose clock reads the instant
+            given. When nobody can move the case now, it is asked again at each of the
+            case's pending due points and at :data:`LATER` from now: a guard waiting
+            for an appointment or a cooling-off period is not a trap; one that refuses
+            at every future instant is.
     """
     workflow = engine.workflow
     state = workflow.state(case.state)
     if state.final or _expiry_will_move(workflow, case):
         return
     actors = [*candidates, *relatives(case)]
+    seeing = []
     for actor in actors:
         try:
             if engine.allowed(case.id, actor):
                 return
         except CaseNotFound:  # this actor may not see the case at all
             continue
+        seeing.append(actor)
+    if later is not None and seeing:
+        due = [p.due_at for p in snapshot(engine, case.id).due_points if p.due_at > now]
+        for instant in sorted({*due, *(now + step for step in LATER)}):
+            future = later(instant)
+            if any(future.allowed(case.id, actor) for actor in seeing):
+                return
     reasons = [
         _why_not(workflow, case, t, actors, now) for t in workflow.transitions_from(state.name)
     ]
+    waited = " now or at any later instant" if later is not None else ""
     raise AssertionError(
         f"case {case.id!r} waits in {case.state!r} on {state.owner!r}, and nobody can move "
-        f"it: {'; '.join(reasons)}"
+        f"it{waited}: {'; '.join(reasons)}"
     )
 
 

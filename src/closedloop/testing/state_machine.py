@@ -25,19 +25,22 @@ from __future__ import annotations
 
 import itertools
 import unicodedata
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from types import MappingProxyType
 from typing import Any
 
+from hypothesis import event, target
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from closedloop.engine.definition import Workflow
-from closedloop.engine.model import Actor
+from closedloop.engine.model import Actor, Case
 from closedloop.engine.ports import CaseStore, DuePoint
 from closedloop.engine.service import Engine
 from closedloop.errors import ClosedLoopError
-from closedloop.testing import invariants, strategies
+from closedloop.testing import invariants, permissions, strategies
 from closedloop.testing.clock import ManualClock
 
 StoreFactory = Callable[[], CaseStore]
@@ -53,6 +56,8 @@ def workflow_state_machine(
     max_cases: int = 6,
     liveness: bool = True,
     engine_options: Mapping[str, Any] | None = None,
+    extra_invariants: Sequence[Invariant] = (),
+    report_coverage: bool = False,
 ) -> type[RuleBasedStateMachine]:
     """Build a ``RuleBasedStateMachine`` class that fuzzes ``workflow``.
 
@@ -68,6 +73,10 @@ def workflow_state_machine(
             ``Engine.allowed`` does not see.
         engine_options: More keyword arguments for ``Engine`` (``calendar``,
             ``responsibilities``, ``directory``, ...).
+        extra_invariants: Your own checks, run after every step with a read-only
+            :class:`MachineView`; each raises ``AssertionError`` when its rule is broken.
+        report_coverage: Print, after the test, which (state, trigger) pairs the run
+            fired and how often (the class's ``coverage`` holds the counts either way).
 
     Use it in a test module as ``TestMine = workflow_state_machine(...).TestCase``.
     """
@@ -76,6 +85,10 @@ def workflow_state_machine(
     # Strategies are built once: building one costs more than drawing from it.
     triggers = {s.name: strategies.triggers(workflow, s.name) for s in workflow.states}
     payloads = {t.name: strategies.payloads(workflow, t) for t in workflow.transitions}
+    coverage = Coverage(workflow)
+    declared = {
+        s.name: [t.name for t in workflow.transitions_from(s.name)] for s in workflow.states
+    }
 
     class WorkflowMachine(RuleBasedStateMachine):
         def __init__(self) -> None:
@@ -91,6 +104,7 @@ def workflow_state_machine(
             self.restarts = 0
             self.checked: set[tuple[str, int, int]] = set()
             self.moving: set[tuple[tuple[str, int, int], datetime]] = set()
+            self.fired: set[tuple[str, str]] = set()
 
         @initialize(reporter=st.sampled_from(pool))
         def first_report(self, reporter: Actor) -> None:
@@ -109,14 +123,20 @@ def workflow_state_machine(
             check=st.sampled_from([None, None, None, "current", "stale"]),
         )
         def fire(self, data: st.DataObject, anyone: Actor, fitting: int, check: str | None) -> None:
-            """One command: any trigger, mostly by someone entitled, any payload, maybe
-            with an expected version (a stale one must lose)."""
+            """One command: any trigger, mostly by someone entitled, now and then by a
+            party to the case (reporter, unit members, role holders inside the lead unit,
+            a stranger), any payload, maybe with an expected version (a stale one must
+            lose)."""
             case_id = data.draw(self._cases(), label="case")
             stored = invariants.snapshot(self.engine, case_id).case
-            name = data.draw(triggers[stored.state], label="trigger")
+            name = data.draw(self._trigger(stored.state), label="trigger")
             transition = workflow.transition(name)
             actor = anyone
-            if fitting:
+            if fitting in (1, 2):
+                actor = data.draw(
+                    st.sampled_from(permissions.parties(workflow, stored)), label="actor"
+                )
+            elif fitting:
                 actor = data.draw(
                     strategies.fitting_actors(workflow, stored, transition, pool), label="actor"
                 )
@@ -129,6 +149,26 @@ def workflow_state_machine(
                 self._command(case_id, name, actor, payload)
 
         @precondition(lambda self: bool(set(self.versions) - self.final))
+        @rule(data=st.data())
+        def intrude(self, data: st.DataObject) -> None:
+            """A trigger of the case's state fired by someone the declared rules do not
+            allow (a party to the case, a role holder barred as a party, a stranger):
+            it must be refused for permission and write nothing."""
+            case_id = data.draw(self._cases(), label="case")
+            stored = invariants.snapshot(self.engine, case_id).case
+            if not declared[stored.state]:
+                return
+            name = data.draw(st.sampled_from(declared[stored.state]), label="trigger")
+            transition = workflow.transition(name)
+            candidates = [*pool, *permissions.parties(workflow, stored)]
+            others = [
+                a for a in candidates if not permissions.may_act(workflow, stored, a, transition)
+            ]
+            if others:
+                actor = data.draw(st.sampled_from(others), label="actor")
+                self._command(case_id, name, actor, data.draw(payloads[name], label="payload"))
+
+        @precondition(lambda self: bool(set(self.versions) - self.final))
         @rule(data=st.data(), steps=st.integers(1, 8))
         def walk(self, data: st.DataObject, steps: int) -> None:
             """Several commands in a row by entitled actors: gets deep into the loop."""
@@ -137,7 +177,7 @@ def workflow_state_machine(
                 stored = invariants.snapshot(self.engine, case_id).case
                 if workflow.state(stored.state).final:
                     return
-                name = data.draw(triggers[stored.state], label="trigger")
+                name = data.draw(self._trigger(stored.state), label="trigger")
                 transition = workflow.transition(name)
                 actor = data.draw(
                     strategies.fitting_actors(workflow, stored, transition, pool), label="actor"
@@ -150,6 +190,15 @@ def workflow_state_machine(
             self.clock.advance(timedelta(minutes=minutes))
             if then_tick:
                 self.tick()
+
+        @rule(early=st.sampled_from([timedelta(0), timedelta(seconds=1), timedelta(minutes=1)]))
+        def to_next_due(self, early: timedelta) -> None:
+            """Jump to the next timer's due instant, or just short of it, and tick: a
+            timer must fire at its instant, not a second before."""
+            due = self.engine.next_due_at()
+            if due is not None and due - early > self.clock.now():
+                self.clock.set(due - early)
+            self.tick()
 
         @rule()
         def tick(self) -> None:
@@ -176,6 +225,8 @@ def workflow_state_machine(
             self.restarts += 1
 
         def teardown(self) -> None:
+            # Hypothesis favours programs that fire many distinct (state, trigger) pairs.
+            target(float(len(self.fired)), label="(state, trigger) pairs fired")
             _close(self.store)
 
         @invariant()
@@ -191,8 +242,26 @@ def workflow_state_machine(
                     self.checked.add(key)
                 if liveness and (key, now) not in self.moving:
                     case = invariants.snapshot(self.engine, case_id).case
-                    invariants.check_can_move(self.engine, case, pool, now=now)
+                    invariants.check_can_move(
+                        self.engine,
+                        case,
+                        [*pool, *permissions.parties(workflow, case)],
+                        now=now,
+                        later=self._engine_at,
+                    )
                     self.moving.add((key, now))
+            if extra_invariants:
+                view = MachineView(
+                    workflow=workflow,
+                    engine=self.engine,
+                    cases=MappingProxyType(
+                        {c: invariants.snapshot(self.engine, c).case for c in self.versions}
+                    ),
+                    versions=MappingProxyType(dict(self.versions)),
+                    clock=self.clock,
+                )
+                for check in extra_invariants:
+                    check(view)
 
         def _command(
             self,
@@ -202,14 +271,23 @@ def workflow_state_machine(
             payload: Any,
             expected_version: int | None = None,
         ) -> None:
-            before = self._footprint(case_id)
+            seen = invariants.snapshot(self.engine, case_id)
+            before = _footprint(seen)
+            transition = workflow.transition(name)
             try:
                 case = self.engine.trigger(
                     case_id, name, by=actor, expected_version=expected_version, **payload
                 )
-            except ClosedLoopError:
-                assert self._footprint(case_id) == before, "a refused command changed the case"
+            except ClosedLoopError as refused:
+                after = _footprint(invariants.snapshot(self.engine, case_id))
+                assert after == before, "a refused command changed the case"
+                permissions.check_permission(workflow, seen.case, actor, transition, refused)
                 return
+            permissions.check_permission(workflow, seen.case, actor, transition, None)
+            coverage.record(seen.case.state, name)
+            self.fired.add((seen.case.state, name))
+            event(f"trigger {name}")
+            event(f"{seen.case.state} -> {name}")
             stale = expected_version is not None and expected_version != before[0]
             assert not stale, f"a command expecting version {expected_version} won over {before[0]}"
             assert case.version == self.versions[case_id] + 1, "a change must add one version"
@@ -231,11 +309,25 @@ def workflow_state_machine(
             if workflow.state(state).final:
                 self.final.add(case_id)
 
+        def _trigger(self, state: str) -> st.SearchStrategy[str]:
+            """A trigger for a case in ``state``: half the time one this example has not
+            yet fired from it, while there is one (steering towards rare pairs; what
+            earlier examples fired must not change how this one draws)."""
+            unreached = [t for t in declared[state] if (state, t) not in self.fired]
+            if not unreached:
+                return triggers[state]
+            return st.one_of(triggers[state], st.sampled_from(unreached))
+
         def _cases(self) -> st.SearchStrategy[str]:
             """A case id: nine times in ten an open case, if there is one."""
             every = st.sampled_from(sorted(self.versions))
             open_ = sorted(set(self.versions) - self.final)
             return st.one_of(*[st.sampled_from(open_)] * 9, every) if open_ else every
+
+        def _engine_at(self, instant: datetime) -> Engine:
+            """An engine over the same store whose clock reads ``instant`` (for asking
+            who could act later; it never writes)."""
+            return Engine(workflow, store=self.store, clock=ManualClock(instant), **options)
 
         def _engine(self) -> Engine:
             return Engine(
@@ -254,13 +346,74 @@ def workflow_state_machine(
             assert case.description == unicodedata.normalize("NFC", report["description"])
             self.versions[case.id] = case.version
 
-        def _footprint(self, case_id: str) -> tuple[int, str, int, tuple[str, ...]]:
-            seen = invariants.snapshot(self.engine, case_id)
-            points = tuple(p.id for p in seen.due_points)
-            return seen.case.version, seen.case.state, len(seen.events), points
-
     WorkflowMachine.__name__ = f"{workflow.name.title().replace('_', '')}Machine"
+    WorkflowMachine.coverage = coverage
+    if report_coverage:
+        base: Any = WorkflowMachine.TestCase
+
+        class ReportingTestCase(base):  # type: ignore[misc]
+            def runTest(self) -> None:
+                try:
+                    super().runTest()
+                finally:
+                    print(coverage.table())
+
+        WorkflowMachine.TestCase = ReportingTestCase  # type: ignore[assignment]
     return WorkflowMachine
+
+
+@dataclass(frozen=True, slots=True)
+class MachineView:
+    """What an ``extra_invariants`` check receives after every step; read it, never write.
+
+    Attributes:
+        workflow: The workflow under test.
+        engine: The engine the machine drives (ask it ``get``, ``history``, ``allowed``,
+            ``verify``; do not fire triggers or tick).
+        cases: Every case the run opened, as its store holds it now, by id.
+        versions: The version each case was at after the last step, by id.
+        clock: The manual clock; ``clock.now()`` is the present instant.
+    """
+
+    workflow: Workflow
+    engine: Engine
+    cases: Mapping[str, Case]
+    versions: Mapping[str, int]
+    clock: ManualClock
+
+
+Invariant = Callable[[MachineView], None]
+"""A check of your own: raises ``AssertionError`` when the rule it holds is broken."""
+
+
+class Coverage:
+    """How often each (state, trigger) pair fired successfully, over every example of
+    one machine class; ``reachable`` pairs are those the workflow declares."""
+
+    def __init__(self, workflow: Workflow) -> None:
+        self.declared: list[tuple[str, str]] = [
+            (state.name, t.name)
+            for state in workflow.states
+            for t in workflow.transitions_from(state.name)
+        ]
+        self.counts: dict[tuple[str, str], int] = dict.fromkeys(self.declared, 0)
+
+    def record(self, state: str, trigger: str) -> None:
+        self.counts[(state, trigger)] = self.counts.get((state, trigger), 0) + 1
+
+    def missed(self) -> list[tuple[str, str]]:
+        """Declared pairs that never fired."""
+        return [pair for pair in self.declared if self.counts[pair] == 0]
+
+    def table(self) -> str:
+        """A plain-text table: state, trigger, times fired; then the pairs missed."""
+        width = max((len(s) for s, _ in self.declared), default=5)
+        tw = max((len(t) for _, t in self.declared), default=7)
+        lines = [f"{'state':<{width}}  {'trigger':<{tw}}  fired"]
+        lines += [f"{s:<{width}}  {t:<{tw}}  {self.counts[(s, t)]:>5}" for s, t in self.declared]
+        reached = len(self.declared) - len(self.missed())
+        lines.append(f"{reached} of {len(self.declared)} (state, trigger) pairs fired")
+        return "\n".join(lines)
 
 
 def _leased(point: DuePoint, now: datetime) -> bool:
@@ -271,3 +424,12 @@ def _close(store: CaseStore) -> None:
     close = getattr(store, "close", None)
     if callable(close):
         close()
+
+
+def _footprint(seen: invariants.Snapshot) -> tuple[int, str, int, tuple[str, ...]]:
+    return (
+        seen.case.version,
+        seen.case.state,
+        len(seen.events),
+        tuple(p.id for p in seen.due_points),
+    )
