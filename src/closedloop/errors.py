@@ -36,7 +36,7 @@ PermissionDenied, ConflictOfInterest                    403     the actor may no
 IdempotencyConflict                                     422     a key reused for another
                                                                 payload
 InputError, ValidationError, NaiveDatetime,             422     submitted data is invalid
-UnsafeTarget
+UnsafeTarget, UnknownCode
 SignatureInvalid                                        401     a received webhook is
                                                                 not authentic
 StoreUnavailable                                        503     retry later
@@ -409,6 +409,28 @@ class ValidationError(InputError):
     def fields(self) -> tuple[str, ...]:
         """The paths of the fields that were rejected."""
         return tuple(path for path, _ in self.errors)
+
+
+class UnknownCode(ValidationError):
+    """A category or area code is well formed but not in the configured catalogue or
+    directory; ``closest`` maps each rejected field to the nearest valid codes."""
+
+    status = 422
+    title = "Unknown code"
+
+    def __init__(
+        self, unknown: Sequence[tuple[str, str, Sequence[str]]], *, subject: str = "input"
+    ) -> None:
+        self.closest: dict[str, tuple[str, ...]] = {
+            field: tuple(near) for field, _, near in unknown
+        }
+        super().__init__(
+            [
+                (field, f"unknown code {code!r}; closest: {', '.join(near) or 'none'}")
+                for field, code, near in unknown
+            ],
+            subject=subject,
+        )
 
 
 # -- time ----------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from itertools import count
 from closedloop import Engine, workflows
 from closedloop.adapters.memory import InMemoryStore
 from closedloop.engine.audit import canonical_json
+from closedloop.engine.definition import Workflow
 from closedloop.testing import ManualClock
 from tests.unit.test_dispatch import (
     CITIZEN,
@@ -22,15 +23,26 @@ from tests.unit.test_dispatch import (
 )
 
 SUPERVISOR = member("sun.li")
+PINNED_FROM_DISPATCH = "fd04e752a97d8282dfd8aa276ca960da9c603d651a52550da6e987e55b4928da"
 PINNED = "2861ec5f4040f2ef8e766f2a405db38f413a217dbc7a45665aa964477881ab2b"
 """Moved once on purpose: co-units' subtasks record their clocks (due, warning, clock)."""
 
 
-def trail_digest() -> tuple[str, int]:
+def handling_from_accept() -> Workflow:
+    """The standard workflow with the handling clock counted from the sign-for, as
+    every release before ``starts`` counted it."""
+    data = workflows.standard().model_dump(by_alias=True, exclude_defaults=True)
+    for clock in data["clocks"]:
+        if clock["name"] == "handling":
+            clock["starts"] = "accept"
+    return Workflow.from_dict(data)
+
+
+def trail_digest(workflow: Workflow) -> tuple[str, int]:
     numbers = count(1)
     clock = ManualClock(local(2026, 2, 10, 9))
     engine = Engine(
-        workflows.standard(),
+        workflow,
         store=InMemoryStore(),
         clock=clock,
         responsibilities=with_ordered_co_units(),
@@ -76,4 +88,8 @@ def trail_digest() -> tuple[str, int]:
 
 
 def test_a_fixed_command_sequence_gives_the_same_audit_bytes() -> None:
-    assert trail_digest() == (PINNED, 19)
+    assert trail_digest(handling_from_accept()) == (PINNED, 19)
+
+
+def test_the_standard_workflow_with_handling_from_the_dispatch_is_pinned_too() -> None:
+    assert trail_digest(workflows.standard()) == (PINNED_FROM_DISPATCH, 19)

@@ -13,7 +13,6 @@ from closedloop import Case, Engine, GuardRejected, PermissionDenied, Workflow, 
 from closedloop.adapters.memory import InMemoryStore
 from closedloop.engine.calendars import ChineseHolidays, WorkingCalendar
 from closedloop.engine.ports import CaseStore
-from closedloop.errors import CalendarNotCovered
 from closedloop.testing import ManualClock
 from tests.cast import CITIZEN, DISPATCHER, SUPERVISOR, WATER
 
@@ -218,17 +217,22 @@ def test_an_emergency_runs_in_natural_time_on_a_working_calendar() -> None:
     )
 
 
-def test_a_due_time_beyond_the_holiday_data_is_refused_and_nothing_is_written() -> None:
-    last = ChineseHolidays().last_year
-    clock = ManualClock(local(last, 12, 28, 10))
+def test_a_due_time_beyond_the_holiday_data_is_provisional() -> None:
+    assert ChineseHolidays().last_year == 2026  # the installed tables end with 2026
+    clock = ManualClock(local(2026, 12, 28, 10))
     engine = engine_on(workflow_with(handling=HANDLING_10), clock)
-    case = engine.report(CITIZEN, description="late in the year")
-    case = engine.trigger(case.id, "classify", by=DISPATCHER, category="03.01")
-    case = engine.trigger(case.id, "dispatch", by=DISPATCHER, unit="water")
-    with pytest.raises(CalendarNotCovered):
-        engine.trigger(case.id, "accept", by=WATER)
-    assert engine.get(case.id, viewer=DISPATCHER).state == "assigned"
-    assert len(engine.history(case.id)) == case.version
+    case = accepted(engine)
+    assert case.state == "in_progress"
+    deadline = case.deadline
+    assert deadline is not None
+    assert deadline.provisional
+    # 12-29, 12-30, 12-31 from the tables, then Monday to Friday standing in:
+    # 2027-01-01 and 01-04..01-08 and 01-11 make ten; due at the end of 01-11.
+    assert deadline.due_at == local(2027, 1, 12)
+    assert "no holiday data for 2027-01-01..2027-01-" in str(deadline.provisional_reason)
+    event = engine.history(case.id)[-1]
+    assert event.changes["deadline"]["provisional"] is True
+    assert "no holiday data" in event.changes["deadline"]["provisional_reason"]
 
 
 def test_final_cases_have_no_timers() -> None:

@@ -47,6 +47,7 @@ SAMPLES: dict[Any, Any] = {
     "Iterable[str]": ("b-role", "a-role"),
     "Sequence[str]": ("first problem", "second problem"),
     "Sequence[tuple[str, str]]": (("description", "must not be empty"), ("area", "unknown")),
+    "Sequence[tuple[str, str, Sequence[str]]]": (("category", "01.09", ("01.01", "01.02")),),
 }
 
 

@@ -84,7 +84,7 @@ def test_board_flagged_cases_and_daily_series_export_too(
     assert written.read_bytes().startswith(b"\xef\xbb\xbfunit,open,")  # BOM for spreadsheets
     flagged = json.loads(write_json(board.flagged_table(), tmp_path / "f.json").read_text())
     assert [r["case_id"] for r in flagged["rows"]] == ["C3"]
-    assert flagged["rows"][0]["due_at"] == "2026-01-11T12:00:00Z"
+    assert flagged["rows"][0]["due_at"] == "2026-01-11T11:00:00Z"
     series = list(csv.DictReader(io.StringIO(to_csv(daily(week_store, WEEK)))))
     assert series[0] == {"day": "2026-01-05", "reported": "7", "filed": "5", "closed": "1"}
 

@@ -1,20 +1,20 @@
 """Per-unit metrics on a small stream driven through the real Engine, checked by hand.
 
 The week is Monday 2026-01-05 to Monday 2026-01-12 (UTC). The standard workflow on
-the natural calendar: sign-for 4 hours, handling 5 days, feedback 1 day,
-confirmation 3 days. Every case and every number of the expected tables is derived
+the natural calendar: sign-for 4 hours, handling 5 days counted from the dispatch,
+feedback 1 day, confirmation 3 days. Every case and every number of the expected tables is derived
 in the comments below; ``run_week`` is also the stream the store tests replay.
 
-    C1 water  reported Mon 09:00, signed for 10:00 (due 13:00), handling due Sat 10:00,
+    C1 water  reported Mon 09:00, signed for 10:00 (due 13:00), handling due Sat 09:00,
               closed Wed 10:00 (resolved, satisfied): on time.
     C2 water  reported Mon 09:00, signed for 15:00 (due 13:00: late), handling due Sat
-              15:00, closed Sun 10:00 (resolved, basically satisfied): late, 139 h used
+              09:00, closed Sun 10:00 (resolved, basically satisfied): late, 145 h used
               of 120 h.
     C3 water→roads  dispatched to water Mon 09:00, returned 10:00, return approved
               (misdirect) 11:00 to roads (sign-for due 15:00), signed for 12:00; handling
-              due Sat 12:00, extended by 1 day to Sun 12:00; open at the week's end:
-              overdue, 156 h used of 144 h.
-    C4 roads  signed for Mon 10:00 (due 13:00), handling due Sat 10:00; suspended Tue
+              due Sat 11:00, extended by 1 day to Sun 11:00; open at the week's end:
+              overdue, 157 h used of 144 h.
+    C4 roads  signed for Mon 10:00 (due 13:00), handling due Sat 09:00; suspended Tue
               09:00 (挂账) and still suspended at the week's end.
     C5 water  signed for Mon 11:00 (due 13:00); result Tue 09:00, rejected by the
               reporter Tue 12:00 (not resolved, dissatisfied; rework: a new handling
@@ -155,18 +155,19 @@ def test_per_unit_intake_and_handling_match_the_hand_checked_table(week_store: C
     assert none.filing_rate == 0.0
 
     # Due this week, by the unit of the handling clock:
-    # water C1 (Sat 10:00), C2 (Sat 15:00), C5 (second round, Sun 12:00): 3 due, all
+    # water C1 (Sat 09:00), C2 (Sat 09:00), C5 (second round, Sun 12:00): 3 due, all
     # closed; C1 and C5 on time, C2 late: closure 3/3, on time 2/3.
     assert (water.due, water.closed, water.closed_on_time) == (3, 3, 2)
     assert water.closure_rate == 1.0
     assert water.on_time_closure_rate == pytest.approx(2 / 3)
-    # C2: used Mon 15:00 → Sun 10:00 = 139 h of the 120 h allowed.
-    assert (water.overdue, water.overdue_multiple) == (1, pytest.approx(139 / 120))
-    # roads C3 (Sun 12:00, extended) and C4 (Sat 10:00, as it stood when suspended):
-    # 2 due, none closed; C4 suspended; C3 overdue, 156 h of 144 h; 1 of 2 extended.
+    # C2: used from the dispatch, Mon 09:00 → Sun 10:00 = 145 h of the 120 h allowed.
+    assert (water.overdue, water.overdue_multiple) == (1, pytest.approx(145 / 120))
+    # roads C3 (Sun 11:00, extended) and C4 (Sat 09:00, as it stood when suspended):
+    # 2 due, none closed; C4 suspended; C3 overdue, from the redispatch Mon 11:00 to
+    # the week's end 157 h of 144 h; 1 of 2 extended.
     assert (roads.due, roads.suspended, roads.closed, roads.closed_on_time) == (2, 1, 0, 0)
     assert (roads.closure_rate, roads.on_time_closure_rate) == (0.0, 0.0)
-    assert (roads.overdue, roads.overdue_multiple) == (1, pytest.approx(156 / 144))
+    assert (roads.overdue, roads.overdue_multiple) == (1, pytest.approx(157 / 144))
     assert (roads.extended, roads.extension_rate, roads.extensions) == (1, 0.5, 1)
     # street: C8 carried over, due Wed 09:00, closed Tue 12:00.
     assert (street.due, street.closed_on_time, street.on_time_closure_rate) == (1, 1, 1.0)
@@ -220,7 +221,7 @@ def test_the_total_row_adds_the_units_up(week_store: CaseStore) -> None:
     assert (total.closures, total.reworked, total.rework_rate) == (5, 1, pytest.approx(1 / 6))
     assert (total.resolution_rate, total.satisfaction_rate) == (pytest.approx(4 / 6), 0.5)
     assert (total.sign_for_due, total.signed_on_time) == (5, 4)
-    assert total.overdue_multiple == pytest.approx((139 / 120 + 156 / 144) / 2)
+    assert total.overdue_multiple == pytest.approx((145 / 120 + 157 / 144) / 2)
     assert compute(week_store, WEEK).total == total  # ungrouped: the same total
 
 
@@ -245,11 +246,11 @@ def test_the_board_shows_open_cases_by_warning_flags_and_the_oldest_overdue(
 ) -> None:
     board = supervision_board(week_store, as_of=WEEK.end)
     # Open at the week's end: C3 (red after its breach, supervised by the escalation,
-    # overdue since Sun 12:00: 12 h) and C4 (suspended: its clock stopped before due).
+    # overdue since Sun 11:00: 13 h) and C4 (suspended: its clock stopped before due).
     assert [row.unit for row in board.rows] == ["roads"]
     roads = board.row("roads")
     assert (roads.open, roads.yellow, roads.red, roads.supervised, roads.overdue) == (2, 0, 1, 1, 1)
-    assert (roads.oldest_overdue_case, roads.oldest_overdue_hours) == ("C3", 12.0)
+    assert (roads.oldest_overdue_case, roads.oldest_overdue_hours) == ("C3", 13.0)
     assert board.total == roads.model_copy(update={"unit": "(all)"})
     assert [case.case_id for case in board.flagged] == ["C3"]
     assert board.row("water").open == 0

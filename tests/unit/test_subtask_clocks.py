@@ -6,9 +6,10 @@ by the list on Tuesday 2026-02-10 09:00; entry E-0101 gives it to YS-WATER, with
 YS-ROADS (within 4 hours), MJ-STREET (after YS-ROADS) and YS-GREEN (optional) as
 co-units, and YS-URBAN supervising. YS-WATER signs for it at 09:20, so:
 
-* the handling clock runs 5 days: due 02-15 09:20, warning at 70 %: 02-13 21:20;
+* the handling clock runs 5 days from the dispatch: due 02-15 09:00, warning at 70 %:
+  02-13 21:00;
 * YS-ROADS starts at 09:20: due 13:20, warning at 70 % of 4 hours (2 h 48 min): 12:08;
-* YS-GREEN starts at 09:20 and is due with the case: 02-15 09:20, warning 02-13 21:20.
+* YS-GREEN starts at 09:20 and is due with the case: 02-15 09:00, warning 02-13 21:00.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ def accepted(backend: Backend) -> tuple[Engine, ManualClock, Inbox, Case]:
 def test_each_subtask_starts_with_its_own_due_and_warning(backend: Backend) -> None:
     _, _, _, case = accepted(backend)
     assert case.deadline is not None
-    assert case.deadline.due_at == local(2026, 2, 15, 9, 20)
+    assert case.deadline.due_at == local(2026, 2, 15, 9)
     tasks = {t.unit: t for t in case.subtasks}
     roads, street, green = tasks["YS-ROADS"], tasks["MJ-STREET"], tasks["YS-GREEN"]
     assert (roads.due_at, roads.warn_at, roads.clock) == (
@@ -72,7 +73,7 @@ def test_each_subtask_starts_with_its_own_due_and_warning(backend: Backend) -> N
         local(2026, 2, 10, 12, 8),
         "handling",
     )
-    assert (green.due_at, green.warn_at) == (local(2026, 2, 15, 9, 20), local(2026, 2, 13, 21, 20))
+    assert (green.due_at, green.warn_at) == (local(2026, 2, 15, 9), local(2026, 2, 13, 21))
     assert (street.status, street.due_at) == ("waiting", None)  # it waits on YS-ROADS
 
 
@@ -117,11 +118,11 @@ def test_a_late_co_unit_warns_breaches_and_escalates_on_its_own(backend: Backend
     assert "YS-ROADS" in warning.subject
 
     # Done an hour late: the subtask's timers are gone, it is marked late, and MJ-STREET
-    # starts with the case's clock (due 02-15 09:20).
+    # starts with the case's clock (due 02-15 09:00).
     clock.set(local(2026, 2, 10, 14, 20))
     case = engine.trigger(case.id, "complete_subtask", by=ROADS, result="lane closed")
     tasks = {t.unit: t for t in case.subtasks}
-    assert (tasks["YS-ROADS"].late, tasks["MJ-STREET"].due_at) == (True, local(2026, 2, 15, 9, 20))
+    assert (tasks["YS-ROADS"].late, tasks["MJ-STREET"].due_at) == (True, local(2026, 2, 15, 9))
     assert [p for p in timers(engine, case.id) if "/subtask/YS-ROADS/" in p.id] == []
     assert engine.verify(case.id).ok
 
@@ -135,7 +136,7 @@ def test_each_co_unit_has_its_own_on_time_figure(backend: Backend) -> None:
     engine.trigger(case.id, "submit_result", by=WATER, result="cover replaced")
     table = compute(engine.store, WEEK, by="unit")
     # Subtasks due this week: YS-ROADS (02-10 13:20, done 14:20: late), MJ-STREET
-    # (02-15 09:20, done 02-11: on time), YS-GREEN (02-15 09:20, never done: late).
+    # (02-15 09:00, done 02-11: on time), YS-GREEN (02-15 09:00, never done: late).
     figures = {
         row.group: (row.subtasks_due, row.subtasks_on_time, row.on_time_subtask_rate)
         for row in table.rows

@@ -8,6 +8,7 @@ from __future__ import annotations
 import typer
 
 from closedloop.cli.database import case_app, db_app
+from closedloop.cli.deadlines import deadlines_app
 from closedloop.cli.definitions import diagram, validate
 from closedloop.cli.demo import demo
 from closedloop.cli.listing import cases
@@ -33,6 +34,7 @@ app.command(name="signals")(signals_command)
 app.command(name="board")(board_command)
 app.add_typer(db_app, name="db")
 app.add_typer(case_app, name="case")
+app.add_typer(deadlines_app, name="deadlines")
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import typer
@@ -21,8 +21,10 @@ from closedloop.cli.definitions import RegistryOption, load_workflow, registry_o
 from closedloop.cli.failures import fail, reported
 from closedloop.cli.fitting import check_case
 from closedloop.cli.output import NONE, console, instant, table
+from closedloop.engine.calendars import NaturalCalendar, chinese_office_hours
 from closedloop.engine.definition import Workflow
 from closedloop.engine.model import AuditEvent, Case
+from closedloop.engine.ports import CaseStore
 from closedloop.engine.privacy import masked
 from closedloop.engine.service import Engine
 from closedloop.errors import CaseNotFound
@@ -76,6 +78,21 @@ def workflow_of(path: Path | None, registry: str | None = None) -> Workflow:
     return load_workflow(path, host) if path is not None else workflows.standard(registry=host)
 
 
+def calendars_engine(
+    store: CaseStore, workflow: Workflow, zone: ZoneInfo, **options: Any
+) -> Engine:
+    """An engine with the calendars the command line's cases name: natural time, the
+    default, and office hours (``closedloop demo`` records it), both in ``zone``."""
+    office = chinese_office_hours(zone.key)
+    return Engine(
+        workflow,
+        store=store,
+        calendar=NaturalCalendar(timezone=zone.key),
+        calendars={office.name: office},
+        **options,
+    )
+
+
 def zone_of(name: str) -> ZoneInfo:
     """The IANA zone ``name``, or a one-line error."""
     try:
@@ -113,7 +130,7 @@ def case_show(
     try:
         case = stored_case(store, case_id)
         check_case(case, loaded)
-        engine = Engine(loaded, store=store)
+        engine = calendars_engine(store, loaded, zone)
         events = engine.history(case_id)
         report = engine.verify(case_id)
     finally:
@@ -168,6 +185,11 @@ def _show_case(out: Console, case: Case, zone: ZoneInfo) -> None:
         ("co-units", ", ".join(case.co_units) or NONE),
         ("waiting on", case.waiting_on or NONE),
         ("clock", clock),
+        *(
+            [("provisional", deadline.provisional_reason or "yes")]
+            if deadline is not None and deadline.provisional
+            else []
+        ),
         ("supervised", "yes" if case.supervised else "no"),
         ("counters", counters or NONE),
         ("contact", shown or NONE),

@@ -30,12 +30,17 @@ from zoneinfo import ZoneInfo
 import typer
 
 from closedloop.adapters.callback import CallbackNotifier
-from closedloop.cli.database import WorkflowOption, open_store, workflow_of, zone_of
+from closedloop.cli.database import (
+    WorkflowOption,
+    calendars_engine,
+    open_store,
+    workflow_of,
+    zone_of,
+)
 from closedloop.cli.definitions import RegistryOption
 from closedloop.cli.failures import fail, one_line, reported
 from closedloop.cli.fitting import check_store
 from closedloop.cli.hostcode import load_notifiers
-from closedloop.engine.calendars import NaturalCalendar, chinese_office_hours
 from closedloop.engine.checkpoints import MIN_KEY_BYTES
 from closedloop.engine.definition import Workflow
 from closedloop.engine.ports import CaseStore, Notification, Notifier
@@ -147,6 +152,8 @@ def worker(
         running.run()
     finally:
         store.close()
+    for line in stuck_lines(engine):
+        say(line)
     signed = f", {running.checkpoints} checkpoints signed" if checkpoint_every else ""
     say(
         f"stopped: {running.applied} timers applied, "
@@ -178,17 +185,29 @@ def _engine(
     checkpoint_key: bytes | None = None,
 ) -> Engine:
     """An engine on the store with the calendars cases may name: natural, office hours."""
-    office = chinese_office_hours(zone.key)
-    return Engine(
+    return calendars_engine(
+        store,
         workflow,
-        store=store,
-        calendar=NaturalCalendar(timezone=zone.key),
-        calendars={office.name: office},
+        zone,
         notifier=notifier,
         worker_id=f"worker-{socket.gethostname()}-{os.getpid()}",
         lease=timedelta(seconds=lease),
         checkpoint_key=checkpoint_key,
     )
+
+
+def stuck_lines(engine: Engine) -> list[str]:
+    """One line per timer the engine could not apply, with its reason and attempts."""
+    return [
+        f"timer stuck: case {s.point.case_id} {s.point.kind}"
+        f"{f' {s.point.level}' if s.point.level else ''} ({s.reason.value}, "
+        f"{s.attempts} {'attempt' if s.attempts == 1 else 'attempts'}): {one_line_text(s.detail)}"
+        for s in engine.stuck_timers()
+    ]
+
+
+def one_line_text(text: str) -> str:
+    return " ".join(text.split())
 
 
 def _worker(engine: Engine, interval: float, checkpoint_every: float | None = None) -> Worker:

@@ -16,7 +16,7 @@ from closedloop.engine.calendars.working import NaturalCalendar
 from closedloop.engine.duties.responsibility_list import ResponsibilityList
 from closedloop.engine.model import Actor, Case
 from closedloop.engine.ports import Directory, WorkCalendar
-from closedloop.engine.specs import TransitionSpec
+from closedloop.engine.specs import RouteAt, TransitionSpec
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,12 +24,14 @@ class Services:
     """What the engine lends to guards and effects: routing and calendars.
 
     ``responsibilities`` is ``None`` when the host routes by hand; ``calendar`` is the
-    engine's default calendar (natural time when a context is built by hand).
+    engine's default calendar (natural time when a context is built by hand);
+    ``route_at`` is the workflow's choice of the instant the list is asked at.
     """
 
     responsibilities: ResponsibilityList | None = None
     directory: Directory | None = None
     calendar: WorkCalendar = field(default_factory=NaturalCalendar)
+    route_at: RouteAt = "report"
 
 
 @dataclass(frozen=True, slots=True)

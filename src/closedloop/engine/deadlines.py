@@ -21,16 +21,17 @@ timers of the ``subtask_*`` kinds.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from closedloop.engine.calendars.working import WorkingCalendar
 from closedloop.engine.definition import ClockSpec, SlaRow, TransitionSpec, Workflow
 from closedloop.engine.durations import Duration
 from closedloop.engine.hierarchy import covers
 from closedloop.engine.kinds import SUBTASK_TIMERS, EngineTrigger, TimerKind
 from closedloop.engine.model import Case, Deadline, Subtask
 from closedloop.engine.ports import DuePoint, WorkCalendar
-from closedloop.errors import UnknownName, ValidationError
+from closedloop.errors import CalendarNotCovered, UnknownName, ValidationError
 
 
 class Timekeeper:
@@ -90,16 +91,15 @@ class Timekeeper:
             return None
         deadline = old.deadline
         if new.state != old.state or deadline is None or deadline.clock != state.clock:
-            deadline = self._entered(old.deadline, new, transition, now)
+            deadline = self._entered(old, new, transition, now)
         if transition.extends_clock:
             extension = _lookup(old.recorded(), transition.extends_clock)
             deadline = self._extended(deadline, extension, now)
         return self._paused_or_resumed(deadline, bool(new.paused), now)
 
-    def _entered(
-        self, left: Deadline | None, new: Case, transition: TransitionSpec, now: datetime
-    ) -> Deadline:
+    def _entered(self, old: Case, new: Case, transition: TransitionSpec, now: datetime) -> Deadline:
         """The deadline on entering ``new.state``: a resumed clock, or a fresh one."""
+        left = old.deadline
         kept = left.model_copy(update={"previous": None}) if left is not None else None
         resumed = left.previous if left is not None else None
         clock = self._workflow.state(new.state).clock
@@ -107,7 +107,21 @@ class Timekeeper:
             return self._scheduled(resumed.model_copy(update={"previous": kept}), now)
         fresh = self.start(new, now)
         assert fresh is not None  # non-final states have clocks
+        begun = self._begun(fresh, old)
+        if begun is not None:
+            fresh = self._scheduled(fresh.model_copy(update={"started_at": begun}), now)
         return fresh.model_copy(update={"previous": kept})
+
+    def _begun(self, fresh: Deadline, old: Case) -> datetime | None:
+        """When a clock that ``starts`` on an earlier transition began: the start of the
+        clock of the state that transition leads to, when the case comes straight from
+        it; ``None`` when the clock starts on entry."""
+        starts = self._workflow.clock(fresh.clock).starts
+        if starts is None or old.deadline is None:
+            return None
+        if self._workflow.transition(starts).dest != old.state:
+            return None
+        return old.deadline.started_at
 
     def _extended(self, deadline: Deadline, extension: Any, now: datetime) -> Deadline:
         if not isinstance(extension, str):
@@ -133,7 +147,16 @@ class Timekeeper:
         return deadline
 
     def _scheduled(self, deadline: Deadline, now: datetime) -> Deadline:
-        """``deadline`` with due and warning instants computed, warning level adjusted."""
+        """``deadline`` with due and warning instants computed, warning level adjusted,
+        and marked provisional when a due point falls on days without holiday data."""
+        base = deadline.model_copy(update={"provisional": False, "provisional_reason": None})
+        try:
+            return self._settled(self._timed(base, now))
+        except CalendarNotCovered:
+            stand_in = base.model_copy(update={"provisional": True})
+            return self._settled(self._timed(stand_in, now))
+
+    def _timed(self, deadline: Deadline, now: datetime) -> Deadline:
         allowed = _allowed(deadline)
         fraction = self._workflow.clock(deadline.clock).warn_at
         due = self._counted(deadline, allowed)
@@ -143,14 +166,49 @@ class Timekeeper:
             warning = "yellow" if warn <= now else "none"
         elif now < warn:
             warning = "none"
-        fallback = self.calendar(deadline.calendar).fallback_days(deadline.started_at, due)
+        fallback = self._counting(deadline).fallback_days(deadline.started_at, due)
         return deadline.model_copy(
             update={"due_at": due, "warn_at": warn, "warning": warning, "fallback_days": fallback}
         )
 
+    def _settled(self, deadline: Deadline) -> Deadline:
+        """``deadline`` marked provisional, with the reason, when one of its due points
+        is counted over days its calendar has no data for; unmarked otherwise.
+
+        Raises:
+            CalendarNotCovered: the calendar has no data and no weekday stand-in (a
+                calendar of the host's own).
+        """
+        try:
+            return self._marked(deadline)
+        except CalendarNotCovered:
+            if deadline.provisional:
+                raise
+            return self._marked(deadline.model_copy(update={"provisional": True}))
+
+    def _marked(self, deadline: Deadline) -> Deadline:
+        horizon = max([deadline.due_at, *(at for _, _, at in self._instants(deadline))])
+        stand_in = _stand_in(self.calendar(deadline.calendar))
+        missing = () if stand_in is None else stand_in.fallback_days(deadline.started_at, horizon)
+        if not missing:
+            return deadline.model_copy(update={"provisional": False, "provisional_reason": None})
+        reason = (
+            f"calendar {deadline.calendar!r} has no holiday data for "
+            f"{_days_text(missing)}: counted Monday to Friday until the data is supplied"
+        )
+        return deadline.model_copy(update={"provisional": True, "provisional_reason": reason})
+
+    def _counting(self, deadline: Deadline) -> WorkCalendar:
+        """The calendar the deadline counts on: its own, or for a provisional deadline
+        its own with Monday to Friday standing in for days without data."""
+        calendar = self.calendar(deadline.calendar)
+        if deadline.provisional:
+            return _stand_in(calendar) or calendar
+        return calendar
+
     def _counted(self, deadline: Deadline, amount: Duration) -> datetime:
         """``amount`` counted from the clock's start, shifted by the time spent paused."""
-        calendar = self.calendar(deadline.calendar)
+        calendar = self._counting(deadline)
         paused = timedelta(seconds=deadline.paused_seconds)
         counted = calendar.advance(calendar.add(deadline.started_at, amount), paused)
         return counted.astimezone(UTC)  # calendars answer in their zone; cases keep UTC
@@ -163,7 +221,47 @@ class Timekeeper:
         try:
             return self._counted(deadline, _allowed(deadline).plus(extra))
         except ValidationError:  # units differ: count from the due instant itself
-            return self.calendar(deadline.calendar).add(deadline.due_at, extra).astimezone(UTC)
+            return self._counting(deadline).add(deadline.due_at, extra).astimezone(UTC)
+
+    # -- corrected calendars ---------------------------------------------------------------
+
+    def use(self, calendar: WorkCalendar) -> None:
+        """Count from now on with ``calendar`` in place of the one of the same name.
+
+        Raises:
+            UnknownName: no calendar of that name was given.
+        """
+        self.calendar(calendar.name)
+        self._calendars[calendar.name] = calendar
+
+    def touches(self, deadline: Deadline, since: date, calendar: str | None) -> bool:
+        """Whether the deadline's computation counted days from ``since`` (local date)
+        on ``calendar`` (any calendar when ``None``): it is provisional, or its start,
+        due time or a due point still ahead lies on or after that day."""
+        if calendar is not None and deadline.calendar != calendar:
+            return False
+        if deadline.provisional:
+            return True
+        zone = self.calendar(deadline.calendar).timezone
+        try:
+            latest = max([deadline.due_at, *(at for _, _, at in self._instants(deadline))])
+        except CalendarNotCovered:
+            return True  # stored before provisional deadlines: counted past its data
+        return latest.astimezone(zone).date() >= since
+
+    def recomputed(self, deadline: Deadline, now: datetime) -> Deadline:
+        """The deadline counted again on the calendars as they are now. Warnings fired
+        and rungs climbed stay: nothing is taken back, and nothing fires twice."""
+        again = self._scheduled(deadline, now)
+        return again.model_copy(update={"warning": deadline.warning})
+
+    def timers(self, deadline: Deadline) -> dict[str, str]:
+        """The deadline's pending timers, by name (``breach``, ``escalation.2``), as ISO
+        instants: what a ``deadline_recomputed`` event records before and after."""
+        return {
+            kind if kind != TimerKind.ESCALATION else f"{kind}.{level}": at.isoformat()
+            for kind, level, at in self._pending(deadline)
+        }
 
     # -- due points ------------------------------------------------------------------------
 
@@ -172,12 +270,35 @@ class Timekeeper:
         deadline = case.deadline
         if deadline is None or deadline.paused_at is not None:
             return []
-        clock = self._workflow.clock(deadline.clock)
+        made = [
+            _point(case.id, deadline, kind, level, at)
+            for kind, level, at in self._pending(deadline)
+        ]
+        made.extend(self.subtask_points(case))
+        return sorted(made, key=lambda p: (p.due_at, p.id))
+
+    def _pending(self, deadline: Deadline) -> list[tuple[TimerKind, int, datetime]]:
+        """The timers still to fire for the deadline's warning level and rung; counted
+        provisionally for a clock stored unmarked whose next rung lacks holiday data."""
+        try:
+            return self._timers_of(deadline)
+        except CalendarNotCovered:
+            if deadline.provisional:
+                raise
+            return self._timers_of(deadline.model_copy(update={"provisional": True}))
+
+    def _timers_of(self, deadline: Deadline) -> list[tuple[TimerKind, int, datetime]]:
         points: list[tuple[TimerKind, int, datetime]] = []
         if deadline.warning == "none" and deadline.warn_at < deadline.due_at:
             points.append((TimerKind.WARNING, 0, deadline.warn_at))
         if deadline.warning != "red":
             points.append((TimerKind.BREACH, 0, deadline.due_at))
+        return points + self._instants(deadline)
+
+    def _instants(self, deadline: Deadline) -> list[tuple[TimerKind, int, datetime]]:
+        """The timers after the breach: the next rung of the ladder and the expiry."""
+        clock = self._workflow.clock(deadline.clock)
+        points: list[tuple[TimerKind, int, datetime]] = []
         if deadline.escalation < len(clock.escalation):
             # Only the next rung: the ladder is climbed in order, one rung after another.
             level = deadline.escalation + 1
@@ -187,9 +308,7 @@ class Timekeeper:
             points.append(
                 (TimerKind.EXPIRY, 0, self._after_breach(deadline, clock.on_expiry.after))
             )
-        made = [_point(case.id, deadline, kind, level, at) for kind, level, at in points]
-        made.extend(self.subtask_points(case))
-        return sorted(made, key=lambda p: (p.due_at, p.id))
+        return points
 
     def escalation_targets(self, case: Case, point: DuePoint) -> tuple[str, ...]:
         """Whom an escalation rung ``point`` notifies besides its rules' recipients."""
@@ -296,22 +415,34 @@ class Timekeeper:
         if point.kind == TimerKind.WARNING:
             return (
                 EngineTrigger.WARN,
-                {"deadline": deadline.model_copy(update={"warning": "yellow"})},
+                {"deadline": self._settled(deadline.model_copy(update={"warning": "yellow"}))},
                 {},
             )
         if point.kind == TimerKind.BREACH:
             return (
                 EngineTrigger.BREACH,
-                {"deadline": deadline.model_copy(update={"warning": "red"})},
+                {"deadline": self._settled(deadline.model_copy(update={"warning": "red"}))},
                 {},
             )
         step = clock.escalation[point.level - 1]
-        updates: dict[str, Any] = {
-            "deadline": deadline.model_copy(update={"escalation": point.level})
-        }
+        climbed = self._settled(deadline.model_copy(update={"escalation": point.level}))
+        updates: dict[str, Any] = {"deadline": climbed}
         if step.supervise:
             updates["supervised"] = True
         return EngineTrigger.ESCALATE, updates, {"level": point.level, "notify": list(step.notify)}
+
+
+def _stand_in(calendar: WorkCalendar) -> WorkCalendar | None:
+    """The calendar with Monday to Friday standing in for days without data, or ``None``
+    for a calendar that cannot say (a host's own, natural time needs none)."""
+    if isinstance(calendar, WorkingCalendar):
+        return calendar if calendar.fallback else calendar.with_fallback("weekdays")
+    return None
+
+
+def _days_text(days: tuple[date, ...]) -> str:
+    first, last = days[0].isoformat(), days[-1].isoformat()
+    return first if first == last else f"{first}..{last}"
 
 
 def _allowed(deadline: Deadline) -> Duration:

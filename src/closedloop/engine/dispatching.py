@@ -3,9 +3,11 @@
 Guards and effects the standard workflow's assignment steps use:
 
 * ``dispatch`` routes the case through the engine's responsibility list for its
-  category and area at the time of dispatch. The routing (entry, list version,
-  explanation, gap flag) is kept on the case, so a later list does not move it. A
-  dispatcher may name another unit only with a reason, recorded as an override.
+  category and area as of the instant the workflow's ``route_at`` names: the report
+  (the default: the entries in force when the citizen reported decide, however late
+  the dispatch) or the dispatch. The routing (entry, list version, explanation, gap
+  flag) is kept on the case, so a later list does not move it. A dispatcher may name
+  another unit only with a reason, recorded as an override.
 * When the list finds two equally specific entries, the dispatch diverts to
   arbitration (guard ``routing_disputed``); nothing is guessed.
 * ``redispatch`` (a return approved) must name another unit; the misdirect is
@@ -29,7 +31,10 @@ from closedloop.errors import ClosedLoopError
 
 
 def resolve(ctx: Context) -> Routing | None:
-    """The list's routing for the case now, or ``None`` when it cannot be asked.
+    """The list's routing for the case, or ``None`` when it cannot be asked.
+
+    The list is asked as of the case's report, or as of now when the workflow routes
+    at dispatch (``route_at``).
 
     Asked once per command: the guards, the diversion and the effect of one dispatch
     share the answer through ``ctx.memo``.
@@ -44,7 +49,8 @@ def resolve(ctx: Context) -> Routing | None:
     case = ctx.case
     routing = None
     if duties is not None and case.category is not None and case.location.area is not None:
-        routing = duties.resolve(case.category, case.location.area, ctx.now)
+        at = case.reported_at if ctx.services.route_at == "report" else ctx.now
+        routing = duties.resolve(case.category, case.location.area, at)
     ctx.memo["routing"] = routing
     return routing
 

@@ -10,11 +10,12 @@ refused, not trimmed (``"water\n"`` is not the unit ``water``). Every refusal is
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 import re
 import unicodedata
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -23,7 +24,7 @@ from closedloop.engine.clock import utc
 from closedloop.engine.definition import FieldSpec, TransitionSpec
 from closedloop.engine.hierarchy import CODE_RULE, is_code
 from closedloop.engine.model import JSON, Actor, Location, MediaRef, ReporterContact, printable
-from closedloop.errors import NaiveDatetime, ValidationError
+from closedloop.errors import NaiveDatetime, UnknownCode, ValidationError
 
 MAX_DESCRIPTION = 4000
 """Open311's limit for a report's description, in characters."""
@@ -96,6 +97,58 @@ def report(
     if errors:
         raise ValidationError(errors, subject="report")
     return checked, checked_contact
+
+
+CLOSEST = 3
+"""How many of the nearest valid codes an :class:`~closedloop.errors.UnknownCode` names."""
+
+
+def known_codes(
+    codes: Mapping[str, str | None],
+    *,
+    categories: Collection[str] | None,
+    areas: Collection[str] | None,
+    subject: str,
+) -> None:
+    """Refuse category and area codes the catalogue or directory does not list.
+
+    ``codes`` maps a field path to its code; a path ending in ``category`` is looked
+    up in ``categories``, any other in ``areas``. A check without its list (no
+    catalogue, no directory) passes, and so does ``None``.
+
+    Raises:
+        UnknownCode: a code is not listed; it names the field and the closest codes.
+    """
+    unknown: list[tuple[str, str, list[str]]] = []
+    for field, value in codes.items():
+        known = categories if field.endswith("category") else areas
+        if value is None or known is None or value in known:
+            continue
+        unknown.append((field, value, closest(value, known)))
+    if unknown:
+        raise UnknownCode(unknown, subject=subject)
+
+
+def closest(code: str, known: Iterable[str], limit: int = CLOSEST) -> list[str]:
+    """The codes of ``known`` nearest ``code``: those sharing the most leading segments
+    first (siblings before strangers), then the most similar text, then in code order."""
+    segments = code.split(".")
+
+    def shared(other: str) -> int:
+        count = 0
+        for mine, theirs in zip(segments, other.split("."), strict=False):
+            if mine != theirs:
+                break
+            count += 1
+        return count
+
+    scored = []
+    for other in known:
+        ratio = difflib.SequenceMatcher(None, code, other).ratio()
+        depth = shared(other)
+        if depth or ratio >= 0.5:
+            scored.append((-depth, -ratio, other))
+    return [other for _, _, other in sorted(scored)[:limit]]
 
 
 def text(value: Any, field: str, errors: Errors, *, max_length: int, multiline: bool) -> str:

@@ -32,6 +32,8 @@ class EngineTrigger(StrEnum):
     """A co-unit's subtask ran out (red)."""
     SUBTASK_ESCALATE = "subtask_escalate"
     """A rung of the ladder was reached by a co-unit's overdue subtask."""
+    DEADLINE_RECOMPUTED = "deadline_recomputed"
+    """The clock's due points were counted again on a corrected calendar."""
 
 
 class TimerKind(StrEnum):

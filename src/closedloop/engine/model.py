@@ -150,6 +150,12 @@ class Deadline(_Value):
     ``paused_seconds`` is the counted time already spent paused, by which ``due_at``
     and ``warn_at`` have been moved. ``fallback_days`` are days the calendar answered by
     its fallback policy instead of holiday data.
+
+    ``provisional`` is set when a due point of the clock (its warning, breach, next
+    escalation rung or expiry) was counted over days the calendar has no holiday data
+    for, Monday to Friday standing in; ``provisional_reason`` says which days.
+    ``Engine.recompute_deadlines`` counts them again once the data is there. Both are
+    written only when set, so deadlines stored before they existed read and hash the same.
     """
 
     clock: str
@@ -164,6 +170,8 @@ class Deadline(_Value):
     warning: Warning = "none"
     escalation: int = 0
     fallback_days: tuple[date, ...] = ()
+    provisional: bool = False
+    provisional_reason: str | None = None
     previous: Deadline | None = None
     """The clock the case left when it entered this state, kept so that it can resume."""
 
@@ -353,6 +361,7 @@ def to_stored(case: Case, *, exclude: Iterable[str] = ()) -> dict[str, JSON]:
     the stored form, read back by :func:`from_stored`.
     """
     data = case.model_dump(mode="json", exclude={*RECORD_FIELDS, *exclude})
+    _unmarked(data.get("deadline"))
     attributes = data.get("attributes")
     if not isinstance(attributes, dict):
         return data
@@ -384,6 +393,17 @@ def from_stored(data: Mapping[str, Any]) -> Case:
         lifted["attributes"] = kept
         data = lifted
     return Case.model_validate(data)
+
+
+def _unmarked(deadline: JSON) -> None:
+    """Leave a clock's provisional fields out of its stored form unless set (and those
+    of the clocks it resumes), as deadlines were stored before the fields existed."""
+    while isinstance(deadline, dict):
+        if deadline.get("provisional") is False:
+            del deadline["provisional"]
+        if "provisional_reason" in deadline and deadline["provisional_reason"] is None:
+            del deadline["provisional_reason"]
+        deadline = deadline.get("previous")
 
 
 def _given(record: _Record) -> JSON:

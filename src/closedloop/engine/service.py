@@ -13,7 +13,7 @@ from __future__ import annotations
 import random
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from closedloop.engine import arguments, audit, checkpoints, idempotency, inputs, integrity
@@ -37,7 +37,8 @@ from closedloop.engine.ports import (
     OutboxMessage,
     WorkCalendar,
 )
-from closedloop.engine.ticking import TickReport, TimerSweep
+from closedloop.engine.recomputing import Recount
+from closedloop.engine.ticking import StuckTimer, TickReport, TimerSweep
 from closedloop.engine.writer import CaseWriter
 from closedloop.errors import (
     CaseNotFound,
@@ -110,8 +111,9 @@ class Engine:
         timekeeper = Timekeeper(workflow, known, default.name)
         if directory is None and responsibilities is not None:
             directory = responsibilities.directory
-        services = Services(responsibilities, directory, default)
+        services = Services(responsibilities, directory, default, workflow.route_at)
         self._writer = CaseWriter(workflow, timekeeper, services)
+        self._timekeeper = timekeeper
         self._new_id = id_factory
         self._worker = worker_id or f"engine-{uuid.uuid4().hex[:12]}"
         self._lease = lease
@@ -296,6 +298,13 @@ class Engine:
         """Notifications that reached the attempt limit, oldest first."""
         return self._store.dead_letters(limit=arguments.count(limit, "limit"))
 
+    def stuck_timers(self) -> list[StuckTimer]:
+        """Timers this engine failed to apply at their last try, by due time: each with
+        its typed reason (:class:`~closedloop.engine.ticking.TimerFailure`), the error's
+        words and how many ticks have tried it. A later tick tries them again; one that
+        then applies, or is found stale, leaves the list."""
+        return self._timers.stuck()
+
     def requeue(self, message_id: str) -> None:
         """Put a dead letter back in the outbox with its attempts reset.
 
@@ -304,6 +313,42 @@ class Engine:
         """
         message_id = arguments.identifier(message_id, "message_id")
         self._store.requeue(message_id, now=self._now())
+
+    def recompute_deadlines(
+        self, *, since: date, calendar: WorkCalendar | str | None = None
+    ) -> tuple[str, ...]:
+        """Count open clocks again once a calendar's data is supplied or corrected.
+
+        Every open case whose clock was counted over local days from ``since`` on (and
+        every provisional one) is counted again, each in its own transaction; a clock
+        that moves gets a ``deadline_recomputed`` event (by ``system``, with the old and
+        new timers) and new timers. Warnings fired and rungs climbed stay: nothing is
+        taken back and nothing fires twice. See :mod:`closedloop.engine.recomputing`.
+
+        Args:
+            since: The first corrected local day (the first day of an added year).
+            calendar: The corrected calendar, which replaces the engine's calendar of
+                its name from now on; or a calendar's name; ``None`` for every calendar
+                as the engine has them.
+
+        Returns:
+            The ids of the cases whose clocks moved.
+
+        Raises:
+            ValidationError: ``since`` is not a date.
+            UnknownName: the engine has no calendar of that name.
+            StoreError: the store answers no case queries, or the backend failed.
+        """
+        if not isinstance(since, date) or isinstance(since, datetime):
+            shown = type(since).__name__
+            raise ValidationError([("since", f"must be a date, got {shown}")], subject="argument")
+        name = calendar if isinstance(calendar, str) or calendar is None else calendar.name
+        if calendar is not None and not isinstance(calendar, str):
+            self._timekeeper.use(calendar)
+        elif name is not None:
+            self._timekeeper.calendar(name)
+        recount = Recount(self._store, self._workflow, self._timekeeper, self._writer)
+        return recount.run(since, name, self._now())
 
     def next_due_at(self) -> datetime | None:
         """When the earliest pending timer falls due (for schedulers to sleep until)."""

@@ -82,6 +82,10 @@ class ExpirySpec(_Definition):
     reason: str = Field(min_length=1)
 
 
+RouteAt = Literal["report", "dispatch"]
+"""When the responsibility list routes a case: as of its report, or as of its dispatch."""
+
+
 class ClockSpec(_Definition):
     """A named clock that runs while a case waits in a state.
 
@@ -89,6 +93,7 @@ class ClockSpec(_Definition):
     ``calendar`` names one of the engine's calendars (its default calendar if unset).
     A yellow warning falls at ``warn_at`` of the allowed time (limit plus approved
     extensions); breach is red; then the ``escalation`` ladder; then ``on_expiry``.
+    ``starts`` names the transition whose firing starts the clock (see the field).
     """
 
     name: str = Field(min_length=1)
@@ -98,6 +103,13 @@ class ClockSpec(_Definition):
     warn_at: float = Field(default=0.7, gt=0, lt=1)
     escalation: tuple[EscalationStep, ...] = ()
     on_expiry: ExpirySpec | None = None
+    starts: str | None = None
+    """The transition whose firing starts this clock. Unset, or a transition into the
+    clock's own state (``accept`` for handling), the clock starts when the case enters
+    its state. A transition into an earlier state (``dispatch``, into ``assigned``)
+    makes the clock count from when the case entered that state, whose own clock (the
+    sign-for clock) runs beside it, provided the case comes straight from there;
+    entered any other way (a rework), it starts on entry."""
 
 
 class StateSpec(_Definition):
@@ -218,6 +230,9 @@ class WorkflowSpec(_Definition):
     privacy: PrivacySpec = PrivacySpec()
     notifications: tuple[NotificationRule, ...] = ()
     templates: dict[str, TemplateSpec] = Field(default_factory=dict)
+    route_at: RouteAt = "report"
+    """Which instant the responsibility list is asked at when a case is routed: the
+    report's (the list in force when the citizen reported) or the dispatch's."""
 
     # -- lookups -------------------------------------------------------------------------
 

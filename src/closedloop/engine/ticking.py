@@ -15,16 +15,22 @@ another writer changed meanwhile is applied again, alone, after the batch commit
 Otherwise each case gets a transaction of its own. The change a timer makes is
 written by the :class:`~closedloop.engine.writer.CaseWriter`, the same path commands
 take.
+
+A timer left for a later tick is never retried in silence: it is logged on the
+``closedloop.timers`` logger with its :class:`TimerFailure`, counted by reason in
+:attr:`TickReport.deferred_by`, and kept as a :class:`StuckTimer` (``Engine.stuck_timers``)
+until a tick applies it or finds it stale.
 """
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from enum import Enum
+from enum import Enum, StrEnum
 
 from closedloop.engine.deadlines import Timekeeper
 from closedloop.engine.definition import Workflow
@@ -32,7 +38,18 @@ from closedloop.engine.kinds import TimerKind
 from closedloop.engine.model import SYSTEM, Case
 from closedloop.engine.ports import CaseStore, CaseTransaction, DuePoint, Savepoints
 from closedloop.engine.writer import CaseWriter
-from closedloop.errors import ClosedLoopError, ConcurrentModification, LeaseLost
+from closedloop.errors import (
+    CalendarNotCovered,
+    CaseError,
+    ClosedLoopError,
+    ConcurrentModification,
+    InputError,
+    LeaseLost,
+    PermissionDenied,
+    StoreError,
+)
+
+log = logging.getLogger("closedloop.timers")
 
 ATTEMPTS = 8
 """How often a case whose timers lost a race is looked at again within one tick."""
@@ -50,14 +67,56 @@ class TimerOutcome(Enum):
     nothing was written, and a later tick tries again."""
 
 
+class TimerFailure(StrEnum):
+    """Why a claimed timer could not be applied (see :class:`StuckTimer`)."""
+
+    CONFLICT = "conflict"
+    """Another writer kept changing the case first, or the lease was lost: it passes."""
+    REFUSED = "refused"
+    """The clock's expiry action was refused (not allowed, a guard, the payload)."""
+    CALENDAR_NOT_COVERED = "calendar_not_covered"
+    """A calendar of the host's own has no data for a day the timer needs."""
+    STORE = "store"
+    """The store failed."""
+    ERROR = "error"
+    """Any other refusal by the engine."""
+
+
 @dataclass(frozen=True, slots=True)
 class TickReport:
     """What one ``tick`` did: timers applied, found stale (the deadline had moved), and
-    left for a later tick (another writer won, or the expiry action was refused)."""
+    left for a later tick, with why (``deferred_by``: a :class:`TimerFailure` each)."""
 
     applied: int = 0
     stale: int = 0
     deferred: int = 0
+    deferred_by: Mapping[TimerFailure, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class StuckTimer:
+    """A timer that failed and waits for a later tick, as ``Engine.stuck_timers`` lists
+    it: the point, why it failed (the last time), the error's words, how many ticks
+    have tried it and when the last one did."""
+
+    point: DuePoint
+    reason: TimerFailure
+    detail: str
+    attempts: int
+    last_tried_at: datetime
+
+
+def failure_of(error: BaseException) -> TimerFailure:
+    """The typed reason of an error that stopped a timer."""
+    if isinstance(error, ConcurrentModification | LeaseLost):
+        return TimerFailure.CONFLICT
+    if isinstance(error, CalendarNotCovered):
+        return TimerFailure.CALENDAR_NOT_COVERED
+    if isinstance(error, StoreError):
+        return TimerFailure.STORE
+    if isinstance(error, CaseError | PermissionDenied | InputError):
+        return TimerFailure.REFUSED
+    return TimerFailure.ERROR
 
 
 class TimerSweep:
@@ -88,6 +147,8 @@ class TimerSweep:
         self._writer = writer
         self._owner = owner
         self._lease = lease
+        self._stuck: dict[str, StuckTimer] = {}
+        self._claims: dict[str, DuePoint] = {}
 
     def tick(
         self, at: datetime, *, batch: int, should_stop: Callable[[], bool] | None = None
@@ -95,15 +156,44 @@ class TimerSweep:
         """Apply every timer due at ``at``, earliest first, until none is left (or until
         ``should_stop()`` answers ``True`` before a claim)."""
         totals: Counter[TimerOutcome] = Counter()
+        tried: set[str] = set()
         while should_stop is None or not should_stop():
             points = self._store.claim_due(at, owner=self._owner, lease=self._lease, limit=batch)
             if not points:  # firing a rung can schedule the next one, due already
                 break
+            self._claims = {point.id: point for point in points}
+            tried.update(self._claims)
             totals.update(self._apply(points, at))
+        reasons = Counter(
+            s.reason for s in self._stuck.values() if s.last_tried_at == at and s.point.id in tried
+        )
         return TickReport(
             applied=totals[TimerOutcome.APPLIED],
             stale=totals[TimerOutcome.STALE],
             deferred=totals[TimerOutcome.DEFERRED],
+            deferred_by=dict(reasons),
+        )
+
+    def stuck(self) -> list[StuckTimer]:
+        """The timers that failed at their last try and are not applied yet, by due time."""
+        return sorted(self._stuck.values(), key=lambda s: (s.point.due_at, s.point.id))
+
+    def _failed(self, point_id: str, error: BaseException, now: datetime) -> None:
+        """Keep and log a claimed timer left for a later tick, with its reason."""
+        point = self._claims.get(point_id)
+        if point is None:
+            return
+        reason = failure_of(error)
+        before = self._stuck.get(point_id)
+        attempts = 1 if before is None else before.attempts + (before.last_tried_at != now)
+        self._stuck[point_id] = StuckTimer(point, reason, str(error), attempts, now)
+        log.warning(
+            "timer %s of case %s not applied (%s, attempt %d): %s",
+            point_id,
+            point.case_id,
+            reason.value,
+            attempts,
+            error,
         )
 
     def _apply(self, points: Sequence[DuePoint], now: datetime) -> Counter[TimerOutcome]:
@@ -138,6 +228,7 @@ class TimerSweep:
     def _case_alone(self, case_id: str, ids: set[str], now: datetime) -> Counter[TimerOutcome]:
         """Apply a case's due timers in a transaction of their own, again after a race."""
         refused: set[str] = set()
+        last: ClosedLoopError | None = None
         for _ in range(ATTEMPTS):
             try:
                 with self._store.transaction() as tx:
@@ -147,11 +238,16 @@ class TimerSweep:
                     return outcomes
             except _Refused as refusal:
                 refused.add(refusal.point_id)  # no savepoint: start again without it
-            except (ConcurrentModification, LeaseLost):
+                self._failed(refusal.point_id, refusal.error, now)
+            except (ConcurrentModification, LeaseLost) as lost:
+                last = lost
                 continue  # another writer moved the case or took the point: look again
-            except ClosedLoopError:
+            except ClosedLoopError as failed:
+                last = failed
                 break  # the store failed: nothing was written
         # Still losing: the claims stay leased; a later tick tries again.
+        for point_id in ids:
+            self._failed(point_id, last or LeaseLost(point_id), now)
         return Counter({TimerOutcome.DEFERRED: len(ids)})
 
     def _sweep_case(
@@ -189,11 +285,13 @@ class TimerSweep:
                 raise
             except ClosedLoopError as exc:  # the expiry action was refused
                 if nested is None:
-                    raise _Refused(point.id) from exc
+                    raise _Refused(point.id, exc) from exc
                 if point.id in claimed:
                     settled.add(point.id)
                     outcomes[TimerOutcome.DEFERRED] += 1
+                    self._failed(point.id, exc, now)
                 continue
+            self._stuck.pop(point.id, None)
             if applied:
                 outcomes[TimerOutcome.APPLIED] += 1
                 settled.add(point.id)
@@ -248,9 +346,10 @@ class _NoSavepoints(Exception):
 class _Refused(Exception):
     """A timer's expiry action was refused (inside a transaction without savepoints)."""
 
-    def __init__(self, point_id: str) -> None:
+    def __init__(self, point_id: str, error: ClosedLoopError) -> None:
         super().__init__(point_id)
         self.point_id = point_id
+        self.error = error
 
 
 def _plain() -> AbstractContextManager[None]:

@@ -122,6 +122,8 @@ def _clocks(workflow: WorkflowSpec) -> Iterator[str]:
         if clock.on_expiry:
             texts.append(("on_expiry.after", clock.on_expiry.after))
             yield from _expiry(workflow, clock.name, clock.on_expiry.trigger, f"{where}.on_expiry")
+        if clock.starts is not None and clock.starts not in _names(workflow.transitions):
+            yield f"{where}.starts: unknown transition {clock.starts!r}"
         for path, text in texts:
             try:
                 Duration.parse(text)

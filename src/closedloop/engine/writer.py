@@ -58,7 +58,15 @@ class CaseWriter:
         contact: ReporterContact | None,
         now: datetime,
     ) -> Case:
-        """Add the case a checked report opens, with its first event, timers and messages."""
+        """Add the case a checked report opens, with its first event, timers and messages.
+
+        Raises:
+            UnknownCode: the category or area is not in the configured catalogue or
+                directory.
+        """
+        self.check_codes(
+            {"category": report.category, "location.area": report.location.area}, "report"
+        )
         case, event = open_case(self._workflow, self._timekeeper, report, now)
         tx.add_case(case, contact, event)
         self._save_side_effects(tx, case, event)
@@ -95,6 +103,10 @@ class CaseWriter:
         def admit(transition: TransitionSpec) -> tuple[Context, str]:
             held = role if role is not None else self.authorise(case, transition, by)
             checked = inputs.payload(transition, dict(payload), channel=case.channel)
+            self.check_codes(
+                {"category": _as_code(checked.get(transition.sets.get("category", "")))},
+                f"payload of {transition.name!r}",
+            )
             ctx = Context(case, by, checked, now, transition, self._services)
             check_guards(ctx, self._workflow)
             if transition.merges_into is not None:
@@ -215,6 +227,22 @@ class CaseWriter:
         self._save_side_effects(tx, new, event, notify)
         return new
 
+    def check_codes(self, codes: Mapping[str, str | None], subject: str) -> None:
+        """Refuse codes the catalogue (the list's) or the directory does not list.
+
+        Raises:
+            UnknownCode: a code is not listed, with the closest valid ones.
+        """
+        duties = self._services.responsibilities
+        catalog = duties.categories if duties is not None else None
+        directory = self._services.directory
+        inputs.known_codes(
+            codes,
+            categories=catalog.codes() if catalog is not None else None,
+            areas=directory.areas() if directory is not None else None,
+            subject=subject,
+        )
+
     def authorise(self, case: Case, transition: TransitionSpec, actor: Actor) -> str:
         """The role ``actor`` fires ``transition`` as on ``case``: the first of the roles
         that may fire it (for the case's counters) that the actor holds.
@@ -270,3 +298,7 @@ class CaseWriter:
     def _display_zone(self, case: Case) -> tzinfo:
         """The zone of the case's calendar, to show its due time in (UTC if it has none)."""
         return self._timekeeper.calendar(case.deadline.calendar if case.deadline else None).timezone
+
+
+def _as_code(value: object) -> str | None:
+    return value if isinstance(value, str) else None

@@ -39,6 +39,7 @@ A count asks only about days whose working time it needs.
 
 from __future__ import annotations
 
+import copy
 import itertools
 import math
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
@@ -208,6 +209,24 @@ class WorkingCalendar:
     def fallback(self) -> Fallback | None:
         """The fallback policy for days without data, or ``None``."""
         return self._fallback
+
+    def with_fallback(self, fallback: Fallback | None) -> WorkingCalendar:
+        """This calendar (same name, zone, days and windows) with another fallback policy.
+
+        The engine counts a provisional deadline on ``with_fallback("weekdays")`` when
+        the calendar itself has no data for a day the count needs.
+
+        Raises:
+            ValidationError: the policy is unknown.
+        """
+        if fallback not in (None, "weekdays"):
+            raise ValidationError(
+                [("fallback", f"{fallback!r} is not a policy; use None or 'weekdays'")],
+                subject=f"working calendar {self._name!r}",
+            )
+        other = copy.copy(self)
+        other._fallback = fallback
+        return other
 
     def add(self, start: datetime, duration: Duration) -> datetime:
         """The due instant of ``duration`` from ``start`` (see the module docstring).
