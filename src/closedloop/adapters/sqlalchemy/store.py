@@ -15,7 +15,7 @@ from closedloop.adapters.sqlalchemy.provisioning import prepare as prepare_schem
 from closedloop.adapters.sqlalchemy.schema import cases
 from closedloop.adapters.sqlalchemy.transaction import SQLTransaction
 from closedloop.adapters.store_base import check_claim
-from closedloop.engine.case_query import CaseFilter, CasePage
+from closedloop.engine.case_query import CaseFilter, CasePage, Facet, Order
 from closedloop.engine.clock import utc
 from closedloop.engine.ports import (
     CaseQueries,
@@ -143,9 +143,7 @@ class SQLStore(CaseQueries, EventStream):
             NaiveDatetime: ``overdue_at`` has no time zone.
         """
         where = CaseFilter.of(state, lead_unit, category, area, warning_level, overdue_at)
-        return self._read(
-            "find cases", lambda c: queries.find_cases(c, where, after=after, limit=limit)
-        )
+        return self.select_cases(where, after=after, limit=limit)
 
     def count_cases(
         self,
@@ -159,7 +157,42 @@ class SQLStore(CaseQueries, EventStream):
     ) -> int:
         """How many cases match every given criterion (see :meth:`find_cases`)."""
         where = CaseFilter.of(state, lead_unit, category, area, warning_level, overdue_at)
-        return self._read("count cases", lambda c: queries.count_cases(c, where))
+        return self.count_selected(where)
+
+    def select_cases(
+        self,
+        where: CaseFilter,
+        *,
+        order: Order = "oldest",
+        after: str | None = None,
+        limit: int = 50,
+    ) -> CasePage:
+        """Cases ``where`` selects, in ``order``, one keyset page at a time.
+
+        Raises:
+            ValidationError: ``limit`` is out of range or ``after`` is not a cursor.
+            StoreError: the database failed.
+        """
+        return self._read(
+            "find cases",
+            lambda c: queries.select_cases(c, where, order=order, after=after, limit=limit),
+        )
+
+    def count_selected(self, where: CaseFilter) -> int:
+        """How many cases ``where`` selects.
+
+        Raises:
+            StoreError: the database failed.
+        """
+        return self._read("count cases", lambda c: queries.count_selected(c, where))
+
+    def facet_counts(self, where: CaseFilter, by: Facet) -> dict[str | None, int]:
+        """How many cases ``where`` selects, per value of ``by``.
+
+        Raises:
+            StoreError: the database failed.
+        """
+        return self._read("count cases", lambda c: queries.facet_counts(c, where, by))
 
     # -- the audit trail in one pass ------------------------------------------------
 
