@@ -75,11 +75,15 @@ def differences(url: str, schema: str | None) -> list[object]:
 EXPRESSIONS = {name for names in EXPRESSION_INDEXES.values() for name in names}
 
 
-def test_a_migrated_database_has_the_expression_indexes(
-    database: tuple[str, str | None],
+@pytest.mark.parametrize("made_by", ["upgrade", "store"])
+def test_migrated_and_store_made_databases_have_the_expression_indexes(
+    database: tuple[str, str | None], made_by: str
 ) -> None:
     url, schema = database
-    upgrade(url, schema=schema)
+    if made_by == "upgrade":
+        upgrade(url, schema=schema)
+    else:
+        SQLStore(url, schema=schema).close()
     engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
     with engine.connect() as connection:
         if connection.dialect.name == "sqlite":

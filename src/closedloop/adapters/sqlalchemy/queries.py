@@ -113,13 +113,8 @@ def select_cases(
     """One page of matching cases in ``order`` (see ``CaseQueries.select_cases``)."""
     check_page(limit)
     order = check_order(order)
-    dialect = connection.dialect.name
-    query = select(cases.c.row_id, cases.c.body, cases.c.version, cases.c.reported_at)
-    query = query.add_columns(urgency_rank.label("rank"), cases.c.due_at)
-    query = query.where(*conditions(where, dialect))
-    if after is not None:
-        query = query.where(_after(order, decode_cursor(after, order)))
-    found = connection.execute(_ordered(query, order).limit(limit + 1)).all()
+    query = page_query(where, order, after, limit + 1, connection.dialect.name)
+    found = connection.execute(query).all()
     page = found[:limit]
     cursor = None
     if len(found) > limit:
@@ -133,11 +128,27 @@ def select_cases(
     return CasePage(tuple(rows.case_from_row(row.body, row.version) for row in page), cursor)
 
 
+def page_query(
+    where: CaseFilter, order: Order, after: str | None, limit: int, dialect: str
+) -> Select[tuple[object, ...]]:
+    """The statement of one page (``limit`` rows after ``after``) on ``dialect``."""
+    query = select(cases.c.row_id, cases.c.body, cases.c.version, cases.c.reported_at)
+    query = query.add_columns(urgency_rank.label("rank"), cases.c.due_at)
+    query = query.where(*conditions(where, dialect))
+    if after is not None:
+        query = query.where(_after(order, decode_cursor(after, order)))
+    return _ordered(query, order).limit(limit)
+
+
 def count_selected(connection: Connection, where: CaseFilter) -> int:
     """How many cases match ``where``."""
-    query = select(func.count()).select_from(cases)
-    counted = connection.execute(query.where(*conditions(where, connection.dialect.name))).scalar()
+    counted = connection.execute(count_query(where, connection.dialect.name)).scalar()
     return int(counted or 0)
+
+
+def count_query(where: CaseFilter, dialect: str) -> Select[int]:
+    """The statement counting the cases ``where`` selects on ``dialect``."""
+    return select(func.count()).select_from(cases).where(*conditions(where, dialect))
 
 
 def facet_counts(connection: Connection, where: CaseFilter, by: Facet) -> dict[str | None, int]:

@@ -157,17 +157,22 @@ Index("ix_closedloop_cases_supervised_pg", postgres_supervised).ddl_if(dialect="
 # Prefixes of codes compare bytewise ("D1." <= code < "D1/"), whatever the collation.
 Index("ix_closedloop_cases_area_c", cases.c.area.collate("C")).ddl_if(dialect="postgresql")
 Index("ix_closedloop_cases_category_c", cases.c.category.collate("C")).ddl_if(dialect="postgresql")
-Index("ix_closedloop_cases_co_units", co_unit_list, postgresql_using="gin").ddl_if(
-    dialect="postgresql"
+# These two name no column directly: they join the table explicitly.
+cases.append_constraint(
+    Index("ix_closedloop_cases_co_units", co_unit_list, postgresql_using="gin").ddl_if(
+        dialect="postgresql"
+    )
 )
-Index(
-    "ix_closedloop_cases_search_text",
-    literal_column(
-        "(coalesce(body ->> 'description', '') || ' ' || "
-        "coalesce(body -> 'location' ->> 'address', '')) gin_trgm_ops"
-    ),
-    postgresql_using="gin",
-).ddl_if(dialect="postgresql")
+cases.append_constraint(
+    Index(
+        "ix_closedloop_cases_search_text",
+        literal_column(
+            "(coalesce(body ->> 'description', '') || ' ' || "
+            "coalesce(body -> 'location' ->> 'address', '')) gin_trgm_ops"
+        ),
+        postgresql_using="gin",
+    ).ddl_if(dialect="postgresql")
+)
 
 EXPRESSION_INDEXES = {
     "sqlite": (
