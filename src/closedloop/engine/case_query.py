@@ -17,7 +17,7 @@ from typing import Literal
 
 from closedloop.engine.clock import utc
 from closedloop.engine.hierarchy import covers, is_code
-from closedloop.engine.model import Case, Warning
+from closedloop.engine.model import JSON, Case, Warning
 from closedloop.errors import ValidationError
 
 MAX_PAGE = 1000
@@ -50,6 +50,14 @@ class CasePage:
 
     cases: tuple[Case, ...]
     next_cursor: str | None
+
+    def to_json(self) -> dict[str, JSON]:
+        """The page as JSON data: ``{"cases": [...], "next_cursor": "..." or null}``,
+        each case as ``Case.model_dump(mode="json")`` writes it."""
+        return {
+            "cases": [case.model_dump(mode="json") for case in self.cases],
+            "next_cursor": self.next_cursor,
+        }
 
 
 @dataclass(frozen=True, slots=True)
