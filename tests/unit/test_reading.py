@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -107,3 +109,23 @@ def test_a_store_without_queries_is_named(store: CaseStore) -> None:
     engine = Engine(workflows.standard(), store=Bare())  # type: ignore[arg-type]
     with pytest.raises(StoreError, match="answers no case queries"):
         engine.find(DISPATCHER)
+
+
+def documented_keys(heading: str) -> set[str]:
+    """The keys named in the first column of the table after ``heading`` in docs/reading.md."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "reading.md").read_text("utf-8")
+    table = text.split(heading, 1)[1].split("\n\n")[1]
+    keys: set[str] = set()
+    for row in table.splitlines()[2:]:
+        keys.update(re.findall(r"`([a-z_]+)`", row.split("|")[1]))
+    return keys
+
+
+def test_the_documented_json_shapes_are_the_models(engine: Engine, town: dict[str, Case]) -> None:
+    case = engine.get(town["water"].id, viewer=WATER)
+    assert documented_keys("**A case**") == set(case.model_dump(mode="json"))
+    event = engine.history(case.id)[0]
+    assert documented_keys("**An audit event**") == set(event.model_dump(mode="json"))
+    page = engine.find(WATER, limit=1).to_json()
+    assert set(page) == {"cases", "next_cursor"}
+    assert page["cases"][0] == engine.find(WATER, limit=1).cases[0].model_dump(mode="json")
