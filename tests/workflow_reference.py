@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import inspect
+import itertools
 import json
 import types
 import typing
@@ -97,7 +98,7 @@ def _notes(model: type[BaseModel]) -> dict[str, str]:
     tree = ast.parse(inspect.getsource(model))
     body = tree.body[0].body  # type: ignore[attr-defined]
     found: dict[str, str] = {}
-    for node, after in zip(body, body[1:], strict=False):
+    for node, after in itertools.pairwise(body):
         if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
             if isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant):
                 found[node.target.id] = " ".join(str(after.value.value).split())
