@@ -99,9 +99,9 @@ def _notes(model: type[BaseModel]) -> dict[str, str]:
     body = tree.body[0].body  # type: ignore[attr-defined]
     found: dict[str, str] = {}
     for node, after in itertools.pairwise(body):
-        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
-            if isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant):
-                found[node.target.id] = " ".join(str(after.value.value).split())
+        named = isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
+        if named and isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant):
+            found[node.target.id] = " ".join(str(after.value.value).split())  # type: ignore[union-attr]
     return found
 
 
