@@ -399,6 +399,15 @@ class CaseQueries(Protocol):
         """
         ...
 
+    def contacts_of(self, case_ids: Sequence[str]) -> dict[str, ReporterContact]:
+        """The stored contact data of these cases, in one read (cases without any are
+        left out). The engine masks it before anyone sees it.
+
+        Raises:
+            StoreError: the backend failed.
+        """
+        ...
+
 
 class EventRecord(Protocol):
     """One audit event as a streamed read hands it on: the fields a fold over trails reads.

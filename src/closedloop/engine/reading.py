@@ -27,7 +27,7 @@ from closedloop.engine.case_query import (
     check_order,
 )
 from closedloop.engine.definition import Workflow
-from closedloop.engine.model import Actor, Case
+from closedloop.engine.model import Actor
 from closedloop.engine.ports import CaseQueries, CaseStore
 from closedloop.errors import StoreError
 
@@ -156,10 +156,18 @@ class Reader:
         self, viewer: Actor, where: CaseFilter, *, order: str, after: str | None, limit: int
     ) -> CasePage:
         """One page of the cases ``where`` selects, each shown as ``viewer`` may see it."""
-        page = self._queries().select_cases(
-            where, order=check_order(order), after=after, limit=limit
+        queries = self._queries()
+        page = queries.select_cases(where, order=check_order(order), after=after, limit=limit)
+        # The store's filter already holds to what the viewer may see; checked again here.
+        seen = [case for case in page.cases if can_see(self._workflow, case, viewer)]
+        contacts = queries.contacts_of([case.id for case in seen])
+        shown = tuple(
+            case.model_copy(
+                update={"contact": contact_for(self._workflow, case, viewer, contacts.get(case.id))}
+            )
+            for case in seen
         )
-        return CasePage(self._shown(viewer, page.cases), page.next_cursor)
+        return CasePage(shown, page.next_cursor)
 
     def count(self, where: CaseFilter) -> int:
         """How many cases ``where`` selects."""
@@ -169,16 +177,6 @@ class Reader:
         """How many cases ``where`` selects per value of ``by``."""
         facet: Facet = check_facet(by)
         return self._queries().facet_counts(where, facet)
-
-    def _shown(self, viewer: Actor, found: Sequence[Case]) -> tuple[Case, ...]:
-        shown: list[Case] = []
-        with self._store.transaction(read_only=True) as tx:
-            for case in found:
-                if not can_see(self._workflow, case, viewer):
-                    continue  # the store's filter already excludes it; never shown anyway
-                contact = contact_for(self._workflow, case, viewer, tx.get_contact(case.id))
-                shown.append(case.model_copy(update={"contact": contact}))
-        return tuple(shown)
 
     def _queries(self) -> CaseQueries:
         if not isinstance(self._store, CaseQueries):

@@ -29,7 +29,7 @@ from closedloop.engine.case_query import (
     warning_level_of,
 )
 from closedloop.engine.clock import utc
-from closedloop.engine.model import Case
+from closedloop.engine.model import Case, ReporterContact
 from closedloop.engine.ports import CaseQueries, DuePoint, OutboxMessage, OutboxStatus
 from closedloop.errors import MessageNotFound
 
@@ -135,6 +135,11 @@ class InMemoryStore(CaseQueries):
             value = warning_level_of(case) if by == "warning_level" else getattr(case, by)
             counts[value] += 1
         return dict(counts)
+
+    def contacts_of(self, case_ids: Sequence[str]) -> dict[str, ReporterContact]:
+        """The stored contact data of these cases (those without any left out)."""
+        found = {case_id: self._records.read_contact(case_id) for case_id in case_ids}
+        return {case_id: contact for case_id, contact in found.items() if contact is not None}
 
     def _matching(self, where: CaseFilter) -> Iterator[tuple[int, Case]]:
         for position, row in enumerate(self._records.case_rows()):

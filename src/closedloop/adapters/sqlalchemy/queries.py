@@ -10,6 +10,7 @@ by triggers, FTS5 with the trigram tokenizer; PostgreSQL: GIN indexes, ``pg_trgm
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import (
@@ -36,6 +37,7 @@ from closedloop.adapters.sqlalchemy.schema import (
     cases,
     co_unit_list,
     postgres_supervised,
+    reporter_contacts,
     search_text,
     sqlite_supervised,
     urgency_rank,
@@ -54,6 +56,7 @@ from closedloop.engine.case_query import (
     encode_cursor,
 )
 from closedloop.engine.clock import utc
+from closedloop.engine.model import ReporterContact
 
 _text_rows = table(CASE_TEXT, column("rowid"), column(CASE_TEXT), column("text"))
 _co_unit_rows = table(CASE_CO_UNITS, column("unit"), column("row_id"))
@@ -156,6 +159,15 @@ def facet_counts(connection: Connection, where: CaseFilter, by: Facet) -> dict[s
     column = cases.c[check_facet(by)]
     query = select(column, func.count()).where(*conditions(where, connection.dialect.name))
     return {value: int(n) for value, n in connection.execute(query.group_by(column)).all()}
+
+
+def contacts_of(connection: Connection, case_ids: Sequence[str]) -> dict[str, ReporterContact]:
+    """The stored contact data of these cases (those without any left out)."""
+    if not case_ids:
+        return {}
+    query = select(reporter_contacts).where(reporter_contacts.c.case_id.in_(case_ids))
+    found = connection.execute(query).mappings().all()
+    return {row["case_id"]: rows.contact_from_row(row) for row in found}
 
 
 def _ordered(query: Select[tuple[object, ...]], order: Order) -> Select[tuple[object, ...]]:

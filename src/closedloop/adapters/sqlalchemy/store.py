@@ -17,6 +17,7 @@ from closedloop.adapters.sqlalchemy.transaction import SQLTransaction
 from closedloop.adapters.store_base import check_claim
 from closedloop.engine.case_query import CaseFilter, CasePage, Facet, Order
 from closedloop.engine.clock import utc
+from closedloop.engine.model import ReporterContact
 from closedloop.engine.ports import (
     CaseQueries,
     DuePoint,
@@ -193,6 +194,14 @@ class SQLStore(CaseQueries, EventStream):
             StoreError: the database failed.
         """
         return self._read("count cases", lambda c: queries.facet_counts(c, where, by))
+
+    def contacts_of(self, case_ids: Sequence[str]) -> dict[str, ReporterContact]:
+        """The stored contact data of these cases, in one query.
+
+        Raises:
+            StoreError: the database failed.
+        """
+        return self._read("read contact data", lambda c: queries.contacts_of(c, case_ids))
 
     # -- the audit trail in one pass ------------------------------------------------
 

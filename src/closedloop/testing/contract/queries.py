@@ -133,6 +133,12 @@ class CaseSelectionContract(StoreFixtures):
         assert spread.facet_counts(CaseFilter.of(area="D1"), "warning_level") == {
             "none": 2, "red": 1, None: 1}  # fmt: skip
 
+    def test_contacts_of_found_cases_come_in_one_read(self, spread: Any) -> None:
+        found = spread.contacts_of(["a", "c", "nobody"])
+        assert sorted(found) == ["a", "c"]
+        assert found["a"].phone == "13800000000"
+        assert spread.contacts_of([]) == {}
+
     def test_bad_criteria_are_refused(self, spread: Any) -> None:
         with pytest.raises(ValidationError):
             CaseFilter.of(area="D1/S1")
