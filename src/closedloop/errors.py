@@ -25,13 +25,14 @@ class                                                   status  why
 ======================================================  ======  ========================
 ClosedLoopError, DefinitionError, MissingDependency,    500     the server's set-up or
 WorkflowMismatch, HostCodeUnusable, TimeError,                  data is wrong; the
-CalendarNotCovered, StoreError                                  client cannot fix it
+CalendarNotCovered, StoreError, DamagedRecord                   client cannot fix it
 InvalidWorkflow, InvalidResponsibilityList,             422     a submitted definition
 InvalidDirectory, UnknownName                                   or name is unusable
 CaseError, TransitionNotAllowed, GuardRejected,         409     the case's current state
-ConcurrentModification, LeaseLost                               (or version) conflicts
+ConcurrentModification, LeaseLost, MergeRefused,                (or version) conflicts
+CheckpointTaken
 CaseNotFound, MessageNotFound                           404     not there, or not visible
-PermissionDenied                                        403     the actor may not do it
+PermissionDenied, ConflictOfInterest                    403     the actor may not do it
 IdempotencyConflict                                     422     a key reused for another
                                                                 payload
 InputError, ValidationError, NaiveDatetime,             422     submitted data is invalid
@@ -308,6 +309,43 @@ class PermissionDenied(CaseError, PermissionError):
         )
 
 
+class ConflictOfInterest(PermissionDenied):
+    """The actor holds a role that may fire the trigger, but is party to the case (a
+    member of its lead unit or a co-unit, named in ``units``) and the workflow bars
+    parties from it (a ``not_party`` role rule): nobody checks their own work."""
+
+    status = 403
+    title = "Conflict of interest"
+
+    def __init__(
+        self, case_id: str, trigger: str, actor_id: str, roles: Iterable[str], units: Iterable[str]
+    ) -> None:
+        self.case_id = case_id
+        self.trigger = trigger
+        self.actor_id = actor_id
+        self.roles = tuple(roles)
+        self.units: tuple[str, ...] = tuple(sorted(units))
+        CaseError.__init__(
+            self,
+            f"actor {actor_id!r} may not fire {trigger!r} on case {case_id!r}: they are "
+            f"party to it as a member of {', '.join(self.units)}",
+        )
+
+
+class MergeRefused(CaseError):
+    """A case cannot be merged into ``target``: it does not exist, is the case itself,
+    is final (closed) or is itself merged into another; ``reason`` says which."""
+
+    status = 409
+    title = "Merge refused"
+
+    def __init__(self, case_id: str, target: str, reason: str) -> None:
+        self.case_id = case_id
+        self.target = target
+        self.reason = reason
+        super().__init__(f"case {case_id!r} cannot be merged into {target!r}: {reason}")
+
+
 class ConcurrentModification(CaseError):
     """The case changed since it was read; reload and decide again."""
 
@@ -441,6 +479,34 @@ class LeaseLost(StoreError):
         super().__init__(
             f"the lease on {item_id!r} was lost to another worker; its result was discarded"
         )
+
+
+class DamagedRecord(StoreError):
+    """A stored row does not read back as what it holds: it was edited or damaged.
+
+    ``record`` names the row (``case 'c-1'``, ``audit event 3 of case 'c-1'``);
+    ``case_id`` is the case it belongs to, when known.
+    """
+
+    status = 500
+    title = "Stored record damaged"
+
+    def __init__(self, record: str, detail: str, *, case_id: str | None = None) -> None:
+        self.record = record
+        self.case_id = case_id
+        self.reason = detail
+        super().__init__(f"the stored {record} cannot be read: {detail}")
+
+
+class CheckpointTaken(StoreError):
+    """Another engine stored a checkpoint with the same number first; nothing was written."""
+
+    status = 409
+    title = "Checkpoint taken"
+
+    def __init__(self, number: int) -> None:
+        self.number = number
+        super().__init__(f"checkpoint {number} exists already: another engine made it first")
 
 
 class MessageNotFound(StoreError, LookupError):

@@ -12,12 +12,13 @@ from closedloop.engine.ports import CaseStore
 from closedloop.testing.contract import (
     CaseQueryContract,
     CaseStoreContract,
+    CheckpointContract,
     EventStreamContract,
 )
 from tests.conftest import Backend, StoreFactory
 
 
-class TestEveryStore(CaseStoreContract, CaseQueryContract):
+class TestEveryStore(CaseStoreContract, CaseQueryContract, CheckpointContract):
     """Memory, a SQLite file and PostgreSQL (the conftest's parametrised factory)."""
 
     @pytest.fixture

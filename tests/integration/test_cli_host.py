@@ -63,7 +63,8 @@ def test_validate_and_diagram_read_a_workflow_with_the_hosts_guard(tmp_path: Pat
         assert ran.returncode == 0, ran.stderr
         assert ran.stdout == (
             "potholes.yaml: workflow 'potholes' version 1 is valid: 5 states (2 final), "
-            "5 transitions, 3 clocks.\n"
+            "5 transitions, 3 clocks.\nConflicts of interest: no not_party rule; a member "
+            "of a case's lead unit or co-unit may fire every transition their roles allow.\n"
         )
     assert drawn.returncode == 0, drawn.stderr
     assert "    inspecting --> fixed: approve\n" in drawn.stdout

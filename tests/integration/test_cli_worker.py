@@ -256,3 +256,47 @@ def test_worker_delivers_through_the_hosts_channel_named_on_the_command_line(
     printed = [json.loads(line) for line in other.stdout.read().splitlines()]
     assert [p["event"] for p in printed] == ["dispatch", "warn", "breach", "escalate"]
     assert {p["case_id"] for p in printed} == {case_id}
+
+
+def test_worker_signs_checkpoints_with_the_key_from_the_environment(tmp_path: Path) -> None:
+    db = tmp_path / "cases.db"
+    case_id = prepared(db)
+    key = "ab" * 32
+    worker = start_worker(db, "--checkpoint-every", "1", env={"CLOSEDLOOP_CHECKPOINT_KEY": key})
+    deadline = time.monotonic() + 60
+    while True:
+        assert worker.poll() is None, worker.stderr.read() if worker.stderr else ""
+        with sqlite3.connect(db) as connection:
+            made = connection.execute("SELECT count(*) FROM closedloop_checkpoints").fetchone()[0]
+        if made:
+            break
+        assert time.monotonic() < deadline, "no checkpoint within a minute"
+        time.sleep(0.2)
+    _, err = stopped(worker)
+    assert worker.returncode == 0, err
+    store = SQLStore(f"sqlite:///{db}")
+    try:
+        engine = Engine(workflows.standard(), store=store, checkpoint_key=bytes.fromhex(key))
+        assert engine.verify(case_id).ok
+        assert engine.export_checkpoints()[0].heads[0].case_id == case_id
+    finally:
+        store.close()
+
+
+def test_worker_refuses_checkpoints_without_a_usable_key(tmp_path: Path) -> None:
+    db = tmp_path / "cases.db"
+    prepared(db)
+    env = {k: v for k, v in os.environ.items() if k != "CLOSEDLOOP_CHECKPOINT_KEY"}
+    missing = subprocess.run(
+        [sys.executable, "-m", "closedloop.cli", "worker", str(db), "--checkpoint-every", "5"],
+        capture_output=True, text=True, env=env, timeout=60,
+    )  # fmt: skip
+    short = subprocess.run(
+        [sys.executable, "-m", "closedloop.cli", "worker", str(db), "--checkpoint-every", "5"],
+        capture_output=True, text=True, env={**env, "CLOSEDLOOP_CHECKPOINT_KEY": "abcd"},
+        timeout=60,
+    )  # fmt: skip
+    assert missing.returncode == 1
+    assert "needs a signing key: set CLOSEDLOOP_CHECKPOINT_KEY" in missing.stderr
+    assert short.returncode == 1
+    assert "at least 32 bytes" in short.stderr

@@ -14,7 +14,7 @@ import pytest
 from closedloop import Actor, Case, Engine, Workflow, workflows
 from closedloop.adapters.memory import InMemoryStore
 from closedloop.engine import audit
-from closedloop.engine.model import Misdirect, RoutingRecord, Subtask
+from closedloop.engine.model import Misdirect, RoutingRecord, Subtask, from_stored, to_stored
 from closedloop.engine.ports import CaseStore
 from closedloop.errors import GuardRejected, InvalidWorkflow
 from closedloop.testing import ManualClock
@@ -85,7 +85,7 @@ def store_old_shape(store: CaseStore) -> None:
     event = audit.seal(
         case_id=body["id"],
         seq=1,
-        at=Case.model_validate({**body, "version": 1}).reported_at,
+        at=from_stored({**body, "version": 1}).reported_at,
         actor="citizen-1",
         role="reporter",
         trigger="report",
@@ -97,7 +97,7 @@ def store_old_shape(store: CaseStore) -> None:
         prev_hash=audit.GENESIS,
     )
     with store.transaction() as tx:
-        tx.add_case(Case.model_validate({**body, "version": 1}), None, event)
+        tx.add_case(from_stored({**body, "version": 1}), None, event)
         tx.commit()
 
 
@@ -125,28 +125,38 @@ def test_a_case_stored_with_records_in_attributes_reads_verifies_and_moves_on(
 
 
 def test_stored_json_keeps_records_inside_attributes_and_reads_back_the_same() -> None:
-    case = Case.model_validate({**old_shape_body(), "version": 1})
-    data = case.model_dump(mode="json")
+    case = from_stored({**old_shape_body(), "version": 1})
+    data = to_stored(case)
     for name in ("paused", "subtasks", "routing", "misdirects", "dispatched_by"):
         assert name not in data
     assert data["attributes"] == old_shape_body()["attributes"]
     assert data["deadline"]["extensions"] == ["1 working day"]
+    assert from_stored(data) == case
+    assert to_stored(from_stored(data)) == data
+
+
+def test_a_case_as_json_shows_its_records_as_fields() -> None:
+    case = from_stored({**old_shape_body(), "version": 1})
+    data = case.model_dump(mode="json")
+    assert data["paused"] == "info"
+    assert data["routing"]["reason"] == "street owns it"
+    assert data["attributes"] == {"question": "which side?"}
     assert Case.model_validate_json(case.model_dump_json()) == case
 
 
 def test_cleared_records_leave_no_trace_in_attributes() -> None:
-    case = Case.model_validate({**old_shape_body(), "version": 1})
-    cleared = Case.model_validate(
-        {**case.model_dump(), "paused": None, "subtasks": None, "routing": None}
-    )
-    assert cleared.subtasks == ()
-    attributes = cleared.model_dump(mode="json")["attributes"]
+    case = from_stored({**old_shape_body(), "version": 1})
+    cleared = case.model_copy(update={"paused": None, "subtasks": (), "routing": None})
+    attributes = to_stored(cleared)["attributes"]
     assert sorted(attributes) == ["dispatched_by", "misdirects", "question"]
 
 
-def test_a_subtask_writes_only_what_it_was_given() -> None:
+def test_a_subtask_is_stored_with_only_what_it_was_given() -> None:
     task = Subtask(unit="ROADS", status="waiting", due_at=None)
-    assert task.model_dump(mode="json") == {"unit": "ROADS", "status": "waiting", "due_at": None}
+    case = from_stored({**old_shape_body(), "version": 1}).model_copy(update={"subtasks": (task,)})
+    assert to_stored(case)["attributes"]["subtasks"] == [
+        {"unit": "ROADS", "status": "waiting", "due_at": None}
+    ]
 
 
 def test_pending_requests_and_an_arbitrated_unit_are_fields_stored_in_attributes() -> None:
@@ -155,14 +165,14 @@ def test_pending_requests_and_an_arbitrated_unit_are_fields_stored_in_attributes
         "final_assignment": True,
         "extension_request": {"duration": "2 working days", "reason": "parts", "by": "w", "at": AT},
     }
-    case = Case.model_validate({**body, "version": 3})
+    case = from_stored({**body, "version": 3})
     assert case.final_assignment is True
     assert case.extension_request is not None
     assert case.extension_request.by == "w"
     assert case.extension_request.model_dump()["duration"] == "2 working days"
     assert case.suspension_request is None
     assert "extension_request" not in case.attributes
-    assert case.model_dump(mode="json")["attributes"] == body["attributes"]
+    assert to_stored(case)["attributes"] == body["attributes"]
     assert case.recorded()["extension_request"] == body["attributes"]["extension_request"]
 
 

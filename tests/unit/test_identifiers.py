@@ -91,14 +91,34 @@ def test_phones_with_inner_spaces_and_dashes_are_still_accepted(engine: Engine, 
     assert shown.phone == phone
 
 
-@pytest.mark.parametrize("reporter_id", [" citizen-1", "citizen-1 ", "  citizen-1  "])
-def test_a_reporter_id_with_surrounding_whitespace_is_refused(
-    engine: Engine, reporter_id: str
-) -> None:
+@pytest.mark.parametrize("actor_id", padded("citizen-1"))
+def test_an_actor_id_with_surrounding_whitespace_is_refused(actor_id: str) -> None:
+    # Before, only the reporter's id was checked, at report: a padded dispatcher or
+    # unit member id went into the trail as another actor than the one on screen.
     with pytest.raises(ValidationError) as raised:
-        engine.report(Actor(reporter_id), **report_fields())
-    assert raised.value.fields == ("reporter.id",)
-    assert list(engine.store.case_ids()) == []
+        Actor(actor_id)
+    assert raised.value.fields == ("actor.id",)
+
+
+@pytest.mark.parametrize("unit", padded("water"))
+def test_an_actor_in_a_padded_unit_is_refused(unit: str) -> None:
+    with pytest.raises(ValidationError) as raised:
+        Actor("water-1", units={unit})
+    assert_refused(raised, "actor.units")
+
+
+@pytest.mark.parametrize("value", padded("water"))
+def test_a_directory_with_a_padded_unit_or_member_id_is_refused(value: str) -> None:
+    unit = {"id": "water", "name": "Water", "areas": ["D1"]}
+    forms = [
+        {"units": [{**unit, "id": value}]},
+        {"units": [unit, {"id": "pipes", "name": "Pipes", "parent": value}]},
+        {"units": [unit], "members": [{"id": value, "units": ["water"]}]},
+        {"units": [unit], "members": [{"id": "w-1", "units": [value]}]},
+    ]
+    for form in forms:
+        with pytest.raises(InvalidDirectory, match="whitespace or a line break"):
+            InMemoryDirectory.from_dict({"areas": [{"code": "D1"}], **form})
 
 
 @pytest.mark.parametrize(

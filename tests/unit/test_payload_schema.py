@@ -8,7 +8,7 @@ import pytest
 
 from closedloop import ValidationError, Workflow, workflows
 from closedloop.engine import inputs
-from closedloop.engine.schemas import MAX_LIST
+from closedloop.engine.schemas import MAX_LIST, MAX_MEDIA
 from closedloop.errors import UnknownName
 
 jsonschema = pytest.importorskip("jsonschema")
@@ -39,6 +39,7 @@ EVERY_TYPE = Workflow.from_dict(
                     "count": {"type": "int"},
                     "weight": {"type": "number"},
                     "when": {"type": "datetime"},
+                    "photos": {"type": "media"},
                 },
             }
         ],
@@ -101,6 +102,44 @@ def test_the_dispatch_schema_reads_as_documented() -> None:
         ({"unit": "w", "weight": "2"}, False),
         ({"unit": "w", "note": "far too long here"}, False),
         ({"unit": "w", "extra": 1}, False),
+        (
+            {
+                "unit": "w",
+                "photos": [
+                    {
+                        "url": "https://x.example/1.jpg",
+                        "content_type": "image/jpeg",
+                        "sha256": "a" * 64,
+                    }
+                ],
+            },
+            True,
+        ),
+        (
+            {
+                "unit": "w",
+                "photos": [{"key": "k1", "content_type": "image/jpeg", "sha256": "a" * 64}],
+            },
+            True,
+        ),
+        (
+            {
+                "unit": "w",
+                "photos": [
+                    {
+                        "url": "https://x",
+                        "key": "k",
+                        "content_type": "image/jpeg",
+                        "sha256": "a" * 64,
+                    }
+                ],
+            },
+            False,
+        ),
+        (
+            {"unit": "w", "photos": [{"key": "k1", "content_type": "image/jpeg", "sha256": "A"}]},
+            False,
+        ),
     ],
 )
 def test_the_schema_and_the_engine_agree(payload: dict[str, Any], accepted: bool) -> None:
@@ -109,6 +148,7 @@ def test_the_schema_and_the_engine_agree(payload: dict[str, Any], accepted: bool
 
 def test_the_limits_are_the_engines() -> None:
     assert MAX_LIST == inputs.MAX_CODES
+    assert MAX_MEDIA == inputs.MAX_MEDIA
 
 
 def test_an_unknown_trigger_is_named() -> None:

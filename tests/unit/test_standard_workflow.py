@@ -125,7 +125,10 @@ def test_permitted_actor_moves_the_case(memory_engine: Engine, trigger: str, sou
     for role in transition.roles:
         case, reporter = case_in(memory_engine, source, trigger)
         by = actor_for(role, reporter)
-        after = memory_engine.trigger(case.id, trigger, by=by, **sample(transition))
+        payload = sample(transition)
+        if trigger == "merge":  # the master must be an open case
+            payload["duplicate_of"] = memory_engine.report(CITIZEN, description="first").id
+        after = memory_engine.trigger(case.id, trigger, by=by, **payload)
         assert after.state == transition.dest
         assert after.version == case.version + 1
         last = memory_engine.history(case.id)[-1]

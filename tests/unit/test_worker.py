@@ -198,3 +198,33 @@ def test_the_engine_tells_its_clocks_time_in_utc() -> None:
     engine = Engine(workflows.standard(), store=InMemoryStore(), clock=ManualClock(shanghai))
     assert engine.now() == datetime(2026, 3, 2, 0, tzinfo=UTC)
     assert engine.now().tzinfo is UTC
+
+
+def test_the_worker_signs_a_checkpoint_of_the_changed_cases_on_its_schedule() -> None:
+    clock = ManualClock(START)
+    engine = Engine(
+        workflows.standard(), store=InMemoryStore(), clock=clock, checkpoint_key=b"k" * 32
+    )
+    first, second = dispatched(engine, 2)
+    sleeps = Sleeps(clock, rounds=6)
+    worker = Worker(engine, interval=HOUR, checkpoint_every=90 * timedelta(minutes=1), wait=sleeps)
+    sleeps.worker = worker
+    made = worker.run_once().checkpoint  # the first round checkpoints at once
+    assert made is not None
+    assert sorted((h.case_id, h.seq) for h in made.heads) == sorted([(first, 3), (second, 3)])
+    assert worker.run_once().checkpoint is None  # not yet due
+    worker.run()
+    # The pauses end at each checkpoint due (10:30, when nothing had changed, then
+    # 12:00) and at the warnings (11:48), which changed both cases: the 12:00
+    # checkpoint signs them.
+    minutes = timedelta(minutes=1)
+    assert sleeps.pauses == [HOUR, 30 * minutes, HOUR, 18 * minutes, 12 * minutes, HOUR]
+    assert worker.checkpoints == 2
+    assert engine.verify(first).ok
+
+
+def test_checkpoint_every_needs_an_engine_with_a_key() -> None:
+    engine = Engine(workflows.standard(), store=InMemoryStore(), clock=ManualClock(START))
+    with pytest.raises(ValidationError) as raised:
+        Worker(engine, checkpoint_every=HOUR)
+    assert raised.value.fields == ("checkpoint_every",)

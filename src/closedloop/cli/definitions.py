@@ -79,6 +79,26 @@ def validate(workflow: WorkflowFile, registry: RegistryOption = None) -> None:
         f"{len(loaded.clocks)} clocks.",
         markup=False,
     )
+    out.print(party_rules(loaded), markup=False)
+
+
+def party_rules(workflow: Workflow) -> str:
+    """What the workflow's ``not_party`` rules bar a party to a case (a member of its
+    lead unit or a co-unit) from, as one sentence."""
+    barred = []
+    for transition in workflow.transitions:
+        roles = workflow.barred_to_parties(transition)
+        if not roles:
+            continue
+        every = roles >= set(workflow.roles_named(transition))
+        shown = "any role" if every else "as " + ", ".join(sorted(roles))
+        barred.append(f"{transition.name} ({shown})")
+    if not barred:
+        return (
+            "Conflicts of interest: no not_party rule; a member of a case's lead unit or "
+            "co-unit may fire every transition their roles allow."
+        )
+    return "Conflicts of interest: a party to the case may not fire " + ", ".join(barred) + "."
 
 
 class DiagramFormat(StrEnum):

@@ -20,7 +20,7 @@ from closedloop.cli.fitting import check_store
 from closedloop.cli.output import NONE, console, instant, table
 from closedloop.cli.selection import WAITING_ON_FORMS, Found, Selection, WaitingOn, find
 from closedloop.engine.clock import SystemClock
-from closedloop.engine.model import Case
+from closedloop.engine.model import Case, to_stored
 
 StateOption = Annotated[
     list[str] | None,
@@ -76,7 +76,7 @@ def _as_json(found: Found) -> dict[str, object]:
     return {
         "total": found.total,
         "more": found.more,
-        "cases": [case.model_dump(mode="json", exclude={"contact"}) for case in found.cases],
+        "cases": [to_stored(case, exclude={"contact"}) for case in found.cases],
     }
 
 

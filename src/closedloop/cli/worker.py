@@ -36,6 +36,7 @@ from closedloop.cli.failures import fail, one_line, reported
 from closedloop.cli.fitting import check_store
 from closedloop.cli.hostcode import load_notifiers
 from closedloop.engine.calendars import NaturalCalendar, chinese_office_hours
+from closedloop.engine.checkpoints import MIN_KEY_BYTES
 from closedloop.engine.definition import Workflow
 from closedloop.engine.ports import CaseStore, Notification, Notifier
 from closedloop.engine.service import Engine
@@ -117,21 +118,55 @@ def worker(
         ),
     ] = None,
     registry: RegistryOption = None,
+    checkpoint_every: Annotated[
+        float | None,
+        typer.Option(
+            min=1,
+            help="Sign a checkpoint of the changed cases' audit heads every this many "
+            "seconds, with the key in CLOSEDLOOP_CHECKPOINT_KEY (hex).",
+            show_default=False,
+        ),
+    ] = None,
+    checkpoint_key: Annotated[
+        str | None,
+        typer.Option(envvar="CLOSEDLOOP_CHECKPOINT_KEY", show_envvar=True, hidden=True),
+    ] = None,
 ) -> None:
     """Apply due timers and deliver notifications until stopped (SIGTERM or Ctrl-C)."""
+    key = _checkpoint_key(checkpoint_every, checkpoint_key)
     channels = _notifiers(notifier or [], webhook, webhook_secret, allow_host or [])
     zone = zone_of(timezone)
     loaded = workflow_of(workflow, registry)
     store = open_store(url)
     try:
         check_store(store, loaded)
-        running = _worker(_engine(store, loaded, zone, lease, channels), interval)
+        engine = _engine(store, loaded, zone, lease, channels, key)
+        running = _worker(engine, interval, checkpoint_every)
         _on_signals(running)
         say(f"running on {url} (stop with Ctrl-C or SIGTERM)")
         running.run()
     finally:
         store.close()
-    say(f"stopped: {running.applied} timers applied, {running.delivered} notifications delivered")
+    signed = f", {running.checkpoints} checkpoints signed" if checkpoint_every else ""
+    say(
+        f"stopped: {running.applied} timers applied, "
+        f"{running.delivered} notifications delivered{signed}"
+    )
+
+
+def _checkpoint_key(every: float | None, text: str | None) -> bytes | None:
+    """The checkpoint key from its hex text, when checkpoints are asked for."""
+    if every is None:
+        return None
+    if not text:
+        fail("--checkpoint-every needs a signing key: set CLOSEDLOOP_CHECKPOINT_KEY (hex)")
+    try:
+        key = bytes.fromhex(text)
+    except ValueError:
+        fail("CLOSEDLOOP_CHECKPOINT_KEY must be hexadecimal (64 digits or more)")
+    if len(key) < MIN_KEY_BYTES:
+        fail(f"CLOSEDLOOP_CHECKPOINT_KEY must hold at least {MIN_KEY_BYTES} bytes (hex digits x2)")
+    return key
 
 
 def _engine(
@@ -140,6 +175,7 @@ def _engine(
     zone: ZoneInfo,
     lease: float,
     notifier: dict[str, Notifier],
+    checkpoint_key: bytes | None = None,
 ) -> Engine:
     """An engine on the store with the calendars cases may name: natural, office hours."""
     office = chinese_office_hours(zone.key)
@@ -151,10 +187,11 @@ def _engine(
         notifier=notifier,
         worker_id=f"worker-{socket.gethostname()}-{os.getpid()}",
         lease=timedelta(seconds=lease),
+        checkpoint_key=checkpoint_key,
     )
 
 
-def _worker(engine: Engine, interval: float) -> Worker:
+def _worker(engine: Engine, interval: float, checkpoint_every: float | None = None) -> Worker:
     """The library's loop, claiming one notification at a time (stopping waits on one
     send at most); a store error is reported on stderr and retried after the interval."""
 
@@ -167,6 +204,7 @@ def _worker(engine: Engine, interval: float) -> Worker:
         tick_batch=TIMER_BATCH,
         deliver_batch=1,
         on_error=retrying,
+        checkpoint_every=None if checkpoint_every is None else timedelta(seconds=checkpoint_every),
     )
 
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError as PydanticValidationError
 
-from closedloop.engine.model import BODY_EXCLUDE, JSON, AuditEvent, Case
+from closedloop.engine.model import BODY_EXCLUDE, JSON, AuditEvent, Case, from_stored, to_stored
 from closedloop.errors import StoreError
 
 if TYPE_CHECKING:
@@ -50,7 +50,7 @@ def canonical_json(value: Any) -> bytes:
 
 def body(case: Case) -> dict[str, JSON]:
     """The case as audit events see it: JSON data, without contact data or version."""
-    return case.model_dump(mode="json", exclude=set(BODY_EXCLUDE))
+    return to_stored(case, exclude=BODY_EXCLUDE)
 
 
 def changes(before: Case | None, after: Case) -> dict[str, JSON]:
@@ -114,7 +114,7 @@ def replay(events: Sequence[AuditEvent]) -> Case:
     data: dict[str, JSON] = {}
     for event in events:
         data.update(event.changes)
-    return Case.model_validate({**data, "version": events[-1].seq})
+    return from_stored({**data, "version": events[-1].seq})
 
 
 @dataclass(frozen=True, slots=True)

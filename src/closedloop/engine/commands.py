@@ -51,12 +51,20 @@ def open_case(
         trigger=EngineTrigger.REPORT.value,
         from_state=None,
         to_state=case.state,
-        payload={},
+        payload=media_payload(report),
         reason=None,
         changes=audit.changes(None, case),
         prev_hash=audit.GENESIS,
     )
     return case, event
+
+
+def media_payload(report: NewReport) -> dict[str, JSON]:
+    """The payload of a report's event: its media references, when it has any (a report
+    without them keeps the empty payload reports always had)."""
+    if not report.media:
+        return {}
+    return {"media": [ref.model_dump(exclude_none=True) for ref in report.media]}
 
 
 def check_guards(ctx: Context, workflow: Workflow) -> None:
@@ -88,7 +96,9 @@ def apply_transition(
         "waiting_on": workflow.state(dest).owner,
         **_updates(workflow, ctx),
     }
-    new = Case.model_validate({**case.model_dump(), **update})
+    if transition.merges_into is not None:
+        update["merged_into"] = ctx.payload[transition.merges_into]
+    new = Case.model_validate({**dict(case), **update})  # records keep what they were given
     new = new.model_copy(update={"deadline": timekeeper.after(case, new, transition, ctx.now)})
     reason = ctx.payload.get("reason")
     return record(
@@ -147,13 +157,17 @@ def _updates(workflow: Workflow, ctx: Context) -> dict[str, Any]:
     return _split(ctx.case, pending, transition.counts)
 
 
+_SEQUENCES = frozenset({"co_units", "subtasks", "misdirects", "duplicates"})
+"""Case fields holding a sequence: ``None`` (a cleared mark) leaves it empty."""
+
+
 def _split(case: Case, pending: Mapping[str, JSON], counts: tuple[str, ...]) -> dict[str, Any]:
     """Route updates to case fields or attributes; ``None`` removes an attribute."""
     update: dict[str, Any] = {}
     attributes = dict(case.attributes)
     for target, value in pending.items():
         if target in SETTABLE_FIELDS:
-            update[target] = tuple(value or ()) if target == "co_units" else value
+            update[target] = tuple(value or ()) if target in _SEQUENCES else value
         elif value is None:
             attributes.pop(target, None)
         else:

@@ -25,7 +25,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
 from closedloop.engine.hierarchy import (
     Code,
@@ -44,7 +44,7 @@ from closedloop.engine.loading import (
     section,
     validate_items,
 )
-from closedloop.engine.model import Actor, Unit
+from closedloop.engine.model import Actor, Ident, Unit
 from closedloop.errors import InvalidDirectory, UnknownName
 
 __all__ = ["DEFAULT_LEVELS", "Area", "InMemoryDirectory", "Member", "ancestors", "covers"]
@@ -69,10 +69,10 @@ class Member(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    id: str = Field(min_length=1)
+    id: Ident
     name: str = ""
     roles: tuple[str, ...] = ()
-    units: tuple[str, ...] = ()
+    units: tuple[Ident, ...] = ()
 
 
 class InMemoryDirectory:

@@ -7,9 +7,9 @@ import json
 from typing import Any
 
 from closedloop.engine import audit
-from closedloop.engine.model import Case, printable
-from closedloop.engine.ports import CaseTransaction, IdempotencyRecord
-from closedloop.errors import IdempotencyConflict, ValidationError
+from closedloop.engine.model import Case, ReporterContact, printable
+from closedloop.engine.ports import CaseStore, CaseTransaction, IdempotencyRecord
+from closedloop.errors import ClosedLoopError, IdempotencyConflict, ValidationError
 
 
 def fingerprint(*parts: Any) -> str:
@@ -58,3 +58,28 @@ def remember(tx: CaseTransaction, key: str | None, digest: str, case: Case) -> N
             key=key, fingerprint=digest, case_id=case.id, version=case.version
         )
         tx.put_idempotency(record)
+
+
+def settled(
+    store: CaseStore, key: str | None, digest: str, refusal: ClosedLoopError
+) -> tuple[Case, ReporterContact | None]:
+    """The first result of a keyed command that was just refused or lost a race, with
+    the case's contact data.
+
+    A sender's read of the key may come before a concurrent sender with the same key
+    commits, and its read of the case after (READ COMMITTED): it then sees the case as
+    the first command left it and is refused, or loses the version check. The key is
+    read again in a transaction of its own; once the case showed the first command's
+    work, that command's key is committed too.
+
+    Raises:
+        ClosedLoopError: ``refusal`` itself, when no command with the key committed.
+    """
+    if key is None or isinstance(refusal, IdempotencyConflict) or not printable(key, 200):
+        raise refusal
+    with store.transaction(read_only=True) as tx:
+        record = tx.get_idempotency(key)
+        if record is None or record.fingerprint != digest:
+            raise refusal
+        first = audit.replay(tx.get_events(record.case_id)[: record.version])
+        return first, tx.get_contact(record.case_id)

@@ -22,7 +22,7 @@ from typing import Any
 from closedloop.engine.clock import utc
 from closedloop.engine.definition import FieldSpec, TransitionSpec
 from closedloop.engine.hierarchy import CODE_RULE, is_code
-from closedloop.engine.model import JSON, Actor, Location, ReporterContact, printable
+from closedloop.engine.model import JSON, Actor, Location, MediaRef, ReporterContact, printable
 from closedloop.errors import NaiveDatetime, ValidationError
 
 MAX_DESCRIPTION = 4000
@@ -30,6 +30,11 @@ MAX_DESCRIPTION = 4000
 MAX_PAYLOAD_BYTES = 16_384
 MAX_PAYLOAD_DEPTH = 4
 MAX_CODES = 50
+MAX_MEDIA = 20
+"""How many media references one report or command may carry."""
+_CONTENT_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,126}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_URL = re.compile(r"https?://[^\s]{1,2000}")
 
 _BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 MAX_ACTOR_ID = 200
@@ -50,6 +55,7 @@ class NewReport:
     location: Location
     category: str | None
     channel: str
+    media: tuple[MediaRef, ...] = ()
 
 
 def report(
@@ -60,6 +66,7 @@ def report(
     category: Any,
     channel: Any,
     contact_: Any,
+    media_: Any = None,
 ) -> tuple[NewReport, ReporterContact | None]:
     """A checked report and its reporter's contact data.
 
@@ -75,6 +82,7 @@ def report(
     clean = text(description, "description", errors, max_length=MAX_DESCRIPTION, multiline=True)
     if not errors and not clean.strip():
         errors.append(("description", "must not be empty"))
+    refs = media(media_, "media", errors)
     checked = NewReport(
         case_id=case_id,
         reporter=reporter,
@@ -82,6 +90,7 @@ def report(
         location=location(location_, errors),
         category=optional_code(category, "category", errors),
         channel=code(channel, "channel", errors),
+        media=tuple(MediaRef(**ref) for ref in refs),
     )
     checked_contact = contact(contact_, errors)
     if errors:
@@ -204,8 +213,57 @@ def contact(value: Any, errors: Errors) -> ReporterContact | None:
     return None if errors else ReporterContact(name=name, phone=phone, email=email)
 
 
-def payload(transition: TransitionSpec, raw: Mapping[str, Any]) -> dict[str, JSON]:
-    """The payload of ``transition``, checked against its declared fields.
+def media(value: Any, field: str, errors: Errors) -> list[dict[str, str]]:
+    """``value`` as a list of media references (``None`` is none), each a mapping with
+    a ``url`` (http or https) or a storage ``key``, a ``content_type`` such as
+    ``image/jpeg`` and the ``sha256`` of the bytes in lowercase hex."""
+    if value is None:
+        return []
+    if not isinstance(value, list | tuple) or len(value) > MAX_MEDIA:
+        errors.append((field, f"must be a list of at most {MAX_MEDIA} media references"))
+        return []
+    refs = []
+    for index, item in enumerate(value):
+        where = f"{field}[{index}]"
+        if isinstance(item, MediaRef):
+            item = item.model_dump(exclude_none=True)
+        if not isinstance(item, Mapping) or set(item) - {"url", "key", "content_type", "sha256"}:
+            errors.append((where, "must have only the fields url or key, content_type, sha256"))
+            continue
+        ref = _media_ref(item, where, errors)
+        if ref is not None:
+            refs.append(ref)
+    return refs
+
+
+def _media_ref(item: Mapping[str, Any], where: str, errors: Errors) -> dict[str, str] | None:
+    found = len(errors)
+    url, key = item.get("url"), item.get("key")
+    if (url is None) == (key is None):
+        errors.append((where, "give either a url or a storage key"))
+    elif url is not None and not (isinstance(url, str) and _URL.fullmatch(url)):
+        errors.append((f"{where}.url", "must be an http or https URL without whitespace"))
+    elif key is not None and (
+        not printable(key, 500) or not isinstance(key, str) or key != key.strip()
+    ):
+        errors.append((f"{where}.key", f"must be 1 to 500 printable characters, {_PADDED} not"))
+    kind, digest = item.get("content_type"), item.get("sha256")
+    if not isinstance(kind, str) or not _CONTENT_TYPE.fullmatch(kind):
+        errors.append((f"{where}.content_type", "must be a lowercase media type like image/jpeg"))
+    if not isinstance(digest, str) or not _SHA256.fullmatch(digest):
+        errors.append((f"{where}.sha256", "must be 64 lowercase hexadecimal digits"))
+    if len(errors) > found:
+        return None
+    ref = {"content_type": str(kind), "sha256": str(digest)}
+    ref.update({"url": str(url)} if url is not None else {"key": str(key)})
+    return ref
+
+
+def payload(
+    transition: TransitionSpec, raw: Mapping[str, Any], *, channel: str | None = None
+) -> dict[str, JSON]:
+    """The payload of ``transition``, checked against its declared fields; a field
+    required on ``channel`` (the case's) is required.
 
     Raises:
         ValidationError: unknown, missing or malformed fields, all listed.
@@ -220,8 +278,8 @@ def payload(transition: TransitionSpec, raw: Mapping[str, Any]) -> dict[str, JSO
         errors.append((name, f"is not a field of {transition.name!r}; fields: {allowed}"))
     result: dict[str, JSON] = {}
     for name, spec in transition.fields.items():
-        if raw.get(name) is None:
-            if spec.required:
+        if raw.get(name) is None or (spec.type == "media" and raw.get(name) == []):
+            if spec.required or (channel is not None and channel in spec.required_channels):
                 errors.append((name, "is required"))
             elif spec.default is not None:
                 result[name] = spec.default
@@ -258,6 +316,8 @@ def _value(value: Any, field: str, spec: FieldSpec, errors: Errors) -> JSON:
             return value if not _not_number(value) else None
         case "datetime":
             return _instant(value, field, errors)
+        case "media":
+            return media(value, field, errors)
     raise AssertionError(spec.type)  # pragma: no cover - FieldType is closed
 
 

@@ -21,6 +21,11 @@ class EngineTrigger(StrEnum):
     """The case's clock ran out (red)."""
     ESCALATE = "escalate"
     """A rung of the clock's escalation ladder was reached."""
+    DUPLICATE = "duplicate"
+    """A duplicate report was merged into the case (recorded on the master)."""
+    MASTER_CLOSED = "master_closed"
+    """The case this duplicate was merged into reached a final state (recorded on the
+    duplicate, whose reporter is told the outcome)."""
 
 
 class TimerKind(StrEnum):

@@ -7,6 +7,7 @@ a transition can change is plain JSON-compatible data.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
@@ -17,10 +18,6 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
-    SerializationInfo,
-    SerializerFunctionWrapHandler,
-    model_serializer,
-    model_validator,
 )
 
 from closedloop.engine.clock import utc
@@ -52,6 +49,19 @@ def printable(value: object, limit: int) -> bool:
     return value.isprintable()
 
 
+PADDED = "begins or ends with whitespace or a line break; identifiers are matched exactly"
+
+
+def _whole(value: str) -> str:
+    if value != value.strip():
+        raise ValueError(PADDED)
+    return value
+
+
+Ident = Annotated[str, Field(min_length=1), AfterValidator(_whole)]
+"""An identifier (a unit's, a member's): matched exactly, so no whitespace at either end."""
+
+
 @dataclass(frozen=True, slots=True)
 class Actor:
     """Someone (or something) acting on cases.
@@ -70,14 +80,26 @@ class Actor:
     def __post_init__(self) -> None:
         from closedloop.errors import ValidationError
 
-        if not printable(self.id, 200) or not self.id.strip():
+        if not printable(self.id, 200):
             raise ValidationError(
                 [("actor.id", "must be 1 to 200 printable characters of valid Unicode")],
                 subject="actor",
             )
+        if self.id != self.id.strip():
+            raise ValidationError([("actor.id", PADDED)], subject="actor")
+        try:
+            units = frozenset(self.units)
+        except TypeError:
+            raise ValidationError(
+                [("actor.units", "must be a collection of unit ids")], subject="actor"
+            ) from None
+        padded = [u for u in units if not isinstance(u, str) or u != u.strip()]
+        if padded:
+            shown = min(padded, key=repr)
+            raise ValidationError([("actor.units", f"{shown!r} {PADDED}")], subject="actor")
         # Accept any iterable of names but keep the value hashable and immutable.
         object.__setattr__(self, "roles", frozenset(self.roles))
-        object.__setattr__(self, "units", frozenset(self.units))
+        object.__setattr__(self, "units", units)
 
 
 SYSTEM = Actor("system", roles=frozenset({"system"}))
@@ -103,6 +125,19 @@ class ReporterContact(_Value):
     name: str | None = None
     phone: str | None = None
     email: str | None = None
+
+
+class MediaRef(_Value):
+    """A reference to a photo, a recording or a file the host stores: where it is (a
+    ``url`` or a storage ``key``, one of them), its ``content_type`` and the SHA-256
+    ``sha256`` of its bytes, in lowercase hex. closedloop keeps references, never bytes;
+    the digest is part of the hashed audit event, so a file swapped afterwards no
+    longer matches the trail."""
+
+    url: str | None = None
+    key: str | None = None
+    content_type: str
+    sha256: str
 
 
 Warning = Literal["none", "yellow", "red"]
@@ -134,12 +169,8 @@ class Deadline(_Value):
 
 
 class _Record(_Value):
-    """A record kept on a case; only the fields given when it was made are written."""
-
-    @model_serializer(mode="wrap")
-    def _given(self, handler: SerializerFunctionWrapHandler) -> dict[str, JSON]:
-        data: dict[str, JSON] = handler(self)
-        return {name: value for name, value in data.items() if name in self.model_fields_set}
+    """A record kept on a case. Stored, it holds only the fields given when it was made
+    (see :func:`to_stored`)."""
 
 
 SubtaskStatus = Literal["waiting", "active", "done"]
@@ -195,6 +226,15 @@ class Misdirect(_Record):
     at: Stamp
 
 
+class Duplicate(_Record):
+    """A report merged into this case: the duplicate's id, its reporter (told of this
+    case's outcome, and allowed to see it) and when it was merged."""
+
+    case: str
+    reporter: str
+    at: Stamp
+
+
 class Request(_Record):
     """A request waiting for a decision (an extension, a suspension): the fields of the
     command that made it (``duration``, ``reason``, and any a host workflow adds), who
@@ -215,6 +255,8 @@ RECORD_FIELDS = (
     "final_assignment",
     "extension_request",
     "suspension_request",
+    "merged_into",
+    "duplicates",
 )
 """Case fields written inside ``attributes`` in stored JSON and audit events, where
 cases have always kept them, so that stored cases and hash chains stay as they are."""
@@ -266,60 +308,19 @@ class Case(_Value):
     """The unit's pending request for more time, until it is approved or refused."""
     suspension_request: Request | None = None
     """The unit's pending request to suspend the clock, until it is decided."""
+    merged_into: str | None = None
+    """The case this one was merged into as a duplicate (its master)."""
+    duplicates: tuple[Duplicate, ...] = ()
+    """The duplicates merged into this case."""
     attributes: dict[str, JSON] = Field(default_factory=dict)
     """Values the workflow's transitions recorded, by name (results, reasons, flags)."""
     contact: ReporterContact | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _lift_records(cls, data: Any) -> Any:
-        """Read the record fields from ``attributes``, where stored JSON keeps them."""
-        if not isinstance(data, dict):
-            return data
-        attributes = data.get("attributes")
-        found = isinstance(attributes, dict) and not attributes.keys().isdisjoint(RECORD_FIELDS)
-        cleared = [n for n in ("subtasks", "misdirects") if n in data and data[n] is None]
-        if not found and not cleared:
-            return data
-        data = dict(data)
-        if found:
-            assert isinstance(attributes, dict)
-            kept = dict(attributes)
-            for name in RECORD_FIELDS:
-                if name in kept:
-                    value = kept.pop(name)
-                    data.setdefault(name, value)
-            data["attributes"] = kept
-        for name in ("subtasks", "misdirects"):
-            if name in data and data[name] is None:
-                data[name] = ()
-        return data
-
-    @model_serializer(mode="wrap")
-    def _fold_records(
-        self, handler: SerializerFunctionWrapHandler, info: SerializationInfo
-    ) -> dict[str, JSON]:
-        """In JSON, write the record fields inside ``attributes`` (as stores keep them)."""
-        data: dict[str, JSON] = handler(self)
-        if not info.mode_is_json():
-            return data
-        attributes = data.get("attributes")
-        folded = dict(attributes) if isinstance(attributes, dict) else None
-        for name in RECORD_FIELDS:
-            if name not in data:
-                continue
-            value = data.pop(name)
-            if folded is not None and value not in (None, [], ()):
-                folded[name] = value
-        if folded is not None:
-            data["attributes"] = folded
-        return data
 
     def recorded(self) -> dict[str, JSON]:
         """The values recorded on the case as stored: ``attributes`` with the engine's
         records among them (what a clock path such as ``extension_request.duration``
         names)."""
-        stored = self.model_dump(mode="json")["attributes"]
+        stored = to_stored(self)["attributes"]
         assert isinstance(stored, dict)
         return stored
 
@@ -331,6 +332,53 @@ class Case(_Value):
 BODY_EXCLUDE = frozenset({"contact", "version"})
 """Case fields that audit events never carry: personal data, and the version (the
 event's sequence number is the version)."""
+
+
+def to_stored(case: Case, *, exclude: Iterable[str] = ()) -> dict[str, JSON]:
+    """The case as stores keep it and its audit trail hashes it: JSON data with the
+    engine's records (:data:`RECORD_FIELDS`) inside ``attributes``, each written with
+    only the fields it was given, as cases have always been stored.
+
+    ``Case.model_dump(mode="json")`` shows the records as fields of their own; this is
+    the stored form, read back by :func:`from_stored`.
+    """
+    data = case.model_dump(mode="json", exclude={*RECORD_FIELDS, *exclude})
+    attributes = data.get("attributes")
+    if not isinstance(attributes, dict):
+        return data
+    for name in RECORD_FIELDS:
+        value = getattr(case, name)
+        if value is None or value == ():
+            continue
+        if isinstance(value, tuple):
+            attributes[name] = [_given(item) for item in value]
+        else:
+            attributes[name] = _given(value) if isinstance(value, _Record) else value
+    return data
+
+
+def from_stored(data: Mapping[str, Any]) -> Case:
+    """The case in ``data``, stored JSON as :func:`to_stored` writes it (records inside
+    ``attributes``) or with the records as fields.
+
+    Raises:
+        pydantic.ValidationError: ``data`` is not a case.
+    """
+    attributes = data.get("attributes")
+    if isinstance(attributes, dict) and not attributes.keys().isdisjoint(RECORD_FIELDS):
+        lifted = dict(data)
+        kept = dict(attributes)
+        for name in RECORD_FIELDS:
+            if name in kept:
+                lifted.setdefault(name, kept.pop(name))
+        lifted["attributes"] = kept
+        data = lifted
+    return Case.model_validate(data)
+
+
+def _given(record: _Record) -> JSON:
+    given: JSON = record.model_dump(mode="json", exclude_unset=True)
+    return given
 
 
 class AuditEvent(_Value):
@@ -354,8 +402,8 @@ class AuditEvent(_Value):
 class Unit(_Value):
     """An organisational unit that can own cases."""
 
-    id: str
+    id: Ident
     name: str
     level: str = "street"
-    parent: str | None = None
+    parent: Ident | None = None
     areas: tuple[str, ...] = ()

@@ -19,6 +19,7 @@ VARIABLES = frozenset(
     {
         "case_id", "event", "state", "category", "category_name", "urgency", "description",
         "address", "area", "lead_unit", "actor", "reason", "due_at", "level", "seq",
+        "merged_into", "outcome",
     }
 )  # fmt: skip
 """The names a template may use, as ``${name}``."""

@@ -140,6 +140,8 @@ def _values(case: Case, event: AuditEvent, categories: Any, zone: tzinfo) -> dic
         "due_instant": deadline.due_at.isoformat() if deadline else event.payload.get("due_at"),
         "level": event.payload.get("level"),
         "seq": event.seq,
+        "merged_into": case.merged_into,
+        "outcome": event.payload.get("outcome"),
     }
     if raw["due_instant"]:
         raw["due_at"] = _shown_instant(str(raw["due_instant"]), zone)

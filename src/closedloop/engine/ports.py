@@ -471,6 +471,91 @@ class EventStream(Protocol):
         ...
 
 
+class CaseHead(BaseModel):
+    """A case's audit head: its latest event's sequence number and hash."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    case_id: str
+    seq: int = Field(ge=1)
+    hash: str
+
+
+class Checkpoint(BaseModel):
+    """Signed heads of the cases that changed since the previous checkpoint.
+
+    ``signature`` is an HMAC-SHA256 under the host's key over the checkpoint's other
+    fields (:mod:`closedloop.engine.checkpoints`); ``previous`` is the previous
+    checkpoint's signature, so the checkpoints form a chain of their own. A host
+    publishes them elsewhere (``Engine.export_checkpoints``): a trail later cut back to
+    before a signed head, or rewritten, no longer matches them.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    number: int = Field(ge=1)
+    made_at: Instant
+    previous: str
+    heads: tuple[CaseHead, ...]
+    signature: str
+
+
+@runtime_checkable
+class CheckpointStore(Protocol):
+    """A store that keeps signed checkpoints of audit heads beside the cases.
+
+    Optional, beside :class:`CaseStore`: ``Engine.checkpoint`` needs it and says so in a
+    ``StoreError`` when a store lacks it; ``Engine.verify`` compares a trail with its
+    checkpoint when the store has one. Both shipped stores are checkpoint stores.
+    """
+
+    def unanchored_heads(self, *, limit: int) -> list[CaseHead]:
+        """Up to ``limit`` current heads no checkpoint has signed, oldest case first:
+        cases never checkpointed, and cases with events since their last checkpoint.
+
+        Raises:
+            StoreError: the backend failed.
+        """
+        ...
+
+    def last_checkpoint(self) -> Checkpoint | None:
+        """The checkpoint with the highest number, or ``None`` before the first."""
+        ...
+
+    def add_checkpoint(self, checkpoint: Checkpoint) -> None:
+        """Store ``checkpoint`` and make its heads its cases' anchors, atomically.
+
+        Raises:
+            CheckpointTaken: a checkpoint with that number exists already (another
+                engine checkpointed first); nothing was written.
+            StoreError: the backend failed.
+        """
+        ...
+
+    def checkpoints(self, *, after: int = 0, limit: int = 100) -> list[Checkpoint]:
+        """Up to ``limit`` checkpoints numbered above ``after``, in number order."""
+        ...
+
+    def anchor(self, case_id: str) -> int | None:
+        """The number of the latest checkpoint that signed a head of the case, or ``None``."""
+        ...
+
+
+@runtime_checkable
+class IndexedColumns(Protocol):
+    """A store that keeps queryable columns beside each case (state, lead unit, ...).
+
+    Optional: ``Engine.verify`` compares them with the case when a store offers them,
+    so a column edited on its own (a ``lead_unit`` changed, taking the case out of a
+    unit's inbox) is reported. The SQL store offers them.
+    """
+
+    def indexed_columns(self, case_id: str) -> Mapping[str, object] | None:
+        """The case's columns as stored, by the names of
+        :func:`~closedloop.engine.integrity.indexed_values`; ``None`` for no case."""
+        ...
+
+
 @runtime_checkable
 class Clock(Protocol):
     """Where the engine gets the time; always timezone-aware."""

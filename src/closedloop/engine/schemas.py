@@ -21,6 +21,26 @@ CODE_PATTERN = r"^[A-Za-z0-9_:-]+(\.[A-Za-z0-9_:-]+)*$"
 MAX_LIST = 50
 """The longest list of codes a ``codes`` field takes (as ``inputs.MAX_CODES``)."""
 
+MAX_MEDIA = 20
+"""The most media references a ``media`` field takes (as ``inputs.MAX_MEDIA``)."""
+
+MEDIA_REF: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "url": {"type": "string", "pattern": r"^https?://\S{1,2000}$"},
+        "key": {"type": "string", "minLength": 1, "maxLength": 500},
+        "content_type": {
+            "type": "string",
+            "pattern": r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,126}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}$",
+        },
+        "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+    },
+    "required": ["content_type", "sha256"],
+    "oneOf": [{"required": ["url"]}, {"required": ["key"]}],
+    "additionalProperties": False,
+}
+"""A media reference (:class:`~closedloop.engine.model.MediaRef`): a url or a key."""
+
 
 def field_schema(spec: FieldSpec) -> dict[str, Any]:
     """The schema of one field's value (``null`` stands for "not given" unless required)."""
@@ -43,9 +63,11 @@ def field_schema(spec: FieldSpec) -> dict[str, Any]:
             shape = {"type": "number"}
         case "datetime":
             shape = {"type": "string", "format": "date-time"}
+        case "media":
+            shape = {"type": "array", "items": MEDIA_REF, "maxItems": MAX_MEDIA}
     if spec.default is not None:
         shape["default"] = spec.default
-    if spec.required:
+    if spec.required:  # a field required only on some channels may still be left out
         return shape
     return {"anyOf": [shape, {"type": "null"}], **_lifted(shape)}
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Unpack
 
-from closedloop.engine import audit, idempotency, inputs
+from closedloop.engine import arguments, audit, checkpoints, idempotency, inputs, integrity
 from closedloop.engine.access import can_see, contact_for
 from closedloop.engine.calendars import NaturalCalendar
 from closedloop.engine.case_query import CasePage
@@ -26,10 +26,12 @@ from closedloop.engine.deadlines import Timekeeper
 from closedloop.engine.definition import Workflow
 from closedloop.engine.delivery import Deliverer, DeliveryReport, RetryPolicy
 from closedloop.engine.duties.responsibility_list import ResponsibilityList
-from closedloop.engine.model import Actor, AuditEvent, Case, Location, ReporterContact
+from closedloop.engine.model import Actor, AuditEvent, Case, Location, MediaRef, ReporterContact
 from closedloop.engine.ports import (
     CaseStore,
     CaseTransaction,
+    Checkpoint,
+    CheckpointStore,
     Clock,
     Directory,
     Notifier,
@@ -39,7 +41,15 @@ from closedloop.engine.ports import (
 from closedloop.engine.reading import Criteria, Reader
 from closedloop.engine.ticking import TickReport, TimerSweep
 from closedloop.engine.writer import CaseWriter
-from closedloop.errors import CaseNotFound, ConcurrentModification
+from closedloop.errors import (
+    CaseNotFound,
+    CheckpointTaken,
+    ClosedLoopError,
+    ConcurrentModification,
+    DamagedRecord,
+    StoreError,
+    ValidationError,
+)
 
 
 def _new_id() -> str:
@@ -66,6 +76,8 @@ class Engine:
         lease: How long a claimed timer or message is held before another engine may
             take it over.
         seed: Seeds the jitter of retries (for reproducible tests and simulations).
+        checkpoint_key: The host's secret (at least 32 random bytes) that signs
+            checkpoints of the audit heads (:meth:`checkpoint`); kept out of the store.
 
     Raises:
         UnknownName: a clock of the workflow names a calendar not given here.
@@ -87,9 +99,13 @@ class Engine:
         worker_id: str | None = None,
         lease: timedelta = timedelta(minutes=5),
         seed: int | None = None,
+        checkpoint_key: bytes | None = None,
     ) -> None:
         self._workflow = workflow
         self._store = store
+        self._checkpoint_key = (
+            None if checkpoint_key is None else checkpoints.checked_key(checkpoint_key)
+        )
         self._clock: Clock = clock or SystemClock()
         default = calendar or NaturalCalendar()
         known = {**(calendars or {}), default.name: default}
@@ -127,6 +143,11 @@ class Engine:
         """The store this engine writes to."""
         return self._store
 
+    @property
+    def signs_checkpoints(self) -> bool:
+        """Whether the engine has a ``checkpoint_key`` to sign checkpoints with."""
+        return self._checkpoint_key is not None
+
     # -- commands ------------------------------------------------------------------------
 
     def report(
@@ -138,27 +159,48 @@ class Engine:
         category: str | None = None,
         channel: str = "hotline",
         contact: ReporterContact | Mapping[str, Any] | None = None,
+        media: Sequence[MediaRef | Mapping[str, Any]] | None = None,
         idempotency_key: str | None = None,
     ) -> Case:
         """Open a case for a report; the reporter is the only one who can confirm it.
+
+        ``media`` are references to photos or files the host keeps (see
+        :class:`~closedloop.engine.model.MediaRef`); they go into the report's hashed
+        event, never their bytes.
 
         Raises:
             ValidationError: a field is missing or malformed; the error names it.
             IdempotencyConflict: the key was used for a different report.
         """
         report, checked_contact = inputs.report(
-            self._new_id(), reporter, description, location, category, channel, contact
+            self._new_id(), reporter, description, location, category, channel, contact, media
+        )
+        shown = (
+            {"media": [ref.model_dump(exclude_none=True) for ref in report.media]}
+            if report.media
+            else {}
         )
         digest = idempotency.fingerprint(
-            "report", reporter.id, description, location, category, channel, contact
+            "report",
+            reporter.id,
+            description,
+            location,
+            category,
+            channel,
+            contact,
+            *shown.values(),
         )
-        with self._store.transaction() as tx:
-            first = idempotency.first_result(tx, idempotency_key, digest)
-            if first is not None:
-                return self._shown(first, reporter, tx.get_contact(first.id))
-            case = self._writer.open(tx, report, checked_contact, self._now())
-            idempotency.remember(tx, idempotency_key, digest, case)
-            tx.commit()
+        try:
+            with self._store.transaction() as tx:
+                first = idempotency.first_result(tx, idempotency_key, digest)
+                if first is not None:
+                    return self._shown(first, reporter, tx.get_contact(first.id))
+                case = self._writer.open(tx, report, checked_contact, self._now())
+                idempotency.remember(tx, idempotency_key, digest, case)
+                tx.commit()
+        except ClosedLoopError as refusal:
+            first, contact = idempotency.settled(self._store, idempotency_key, digest, refusal)
+            return self._shown(first, reporter, contact)
         return self._shown(case, reporter, checked_contact)
 
     def trigger(
@@ -183,18 +225,27 @@ class Engine:
             GuardRejected: a guard refused, with its reason.
             IdempotencyConflict: the key was used for a different command.
         """
+        case_id = arguments.identifier(case_id, "case_id")
+        name = arguments.trigger_name(name)
+        by = arguments.actor(by, "by")
+        expected_version = arguments.version(expected_version, "expected_version")
         digest = idempotency.fingerprint("trigger", case_id, name, by.id, payload)
-        with self._store.transaction() as tx:
-            first = idempotency.first_result(tx, idempotency_key, digest)
-            if first is not None:
-                return self._shown(first, by, tx.get_contact(first.id))
-            case = self._visible(tx, case_id, by)
-            if expected_version is not None and expected_version != case.version:
-                raise ConcurrentModification(case_id, expected_version, case.version)
-            new = self._writer.fire(tx, case, name, by=by, payload=payload, now=self._now())
-            idempotency.remember(tx, idempotency_key, digest, new)
-            contact = tx.get_contact(case_id)
-            tx.commit()
+        try:
+            with self._store.transaction() as tx:
+                first = idempotency.first_result(tx, idempotency_key, digest)
+                if first is not None:
+                    return self._shown(first, by, tx.get_contact(first.id))
+                case = self._visible(tx, case_id, by)
+                if expected_version is not None and expected_version != case.version:
+                    raise ConcurrentModification(case_id, expected_version, case.version)
+                new = self._writer.fire(tx, case, name, by=by, payload=payload, now=self._now())
+                idempotency.remember(tx, idempotency_key, digest, new)
+                contact = tx.get_contact(case_id)
+                tx.commit()
+        except ClosedLoopError as refusal:
+            # A sender with the same key may have committed between our reads.
+            first, contact = idempotency.settled(self._store, idempotency_key, digest, refusal)
+            return self._shown(first, by, contact)
         return self._shown(new, by, contact)
 
     # -- timers --------------------------------------------------------------------------
@@ -220,6 +271,8 @@ class Engine:
                 claims nothing more and returns after applying the timers it holds.
         """
         at = utc(now, "now") if now is not None else self._now()
+        batch = arguments.count(batch, "batch")
+        should_stop = arguments.callback(should_stop, "should_stop")
         return self._timers.tick(at, batch=batch, should_stop=should_stop)
 
     def deliver(
@@ -238,11 +291,13 @@ class Engine:
                 claims nothing more and returns after sending what it holds.
         """
         at = utc(now, "now") if now is not None else self._now()
+        batch = arguments.count(batch, "batch")
+        should_stop = arguments.callback(should_stop, "should_stop")
         return self._deliverer.deliver(at, batch=batch, should_stop=should_stop)
 
     def dead_letters(self, *, limit: int = 100) -> list[OutboxMessage]:
         """Notifications that reached the attempt limit, oldest first."""
-        return self._store.dead_letters(limit=limit)
+        return self._store.dead_letters(limit=arguments.count(limit, "limit"))
 
     def requeue(self, message_id: str) -> None:
         """Put a dead letter back in the outbox with its attempts reset.
@@ -250,6 +305,7 @@ class Engine:
         Raises:
             MessageNotFound: no dead letter with that id.
         """
+        message_id = arguments.identifier(message_id, "message_id")
         self._store.requeue(message_id, now=self._now())
 
     def next_due_at(self) -> datetime | None:
@@ -268,6 +324,8 @@ class Engine:
         Raises:
             CaseNotFound: no such case, or ``actor`` may not see it.
         """
+        case_id = arguments.identifier(case_id, "case_id")
+        actor = arguments.actor(actor, "actor")
         with self._store.transaction(read_only=True) as tx:
             case = self._visible(tx, case_id, actor)
         return self._writer.allowed(case, actor, self._now())
@@ -278,9 +336,12 @@ class Engine:
         Raises:
             CaseNotFound: no such case, or ``viewer`` may not see it.
         """
+        case_id = arguments.identifier(case_id, "case_id")
+        viewer = arguments.actor(viewer, "viewer")
         with self._store.transaction(read_only=True) as tx:
             case = self._visible(tx, case_id, viewer)
-            contact = tx.get_contact(case_id)
+            with arguments.reading(f"contact data of case {case_id!r}", case_id):
+                contact = tx.get_contact(case_id)
         return self._shown(case, viewer, contact)
 
     def find(
@@ -340,34 +401,165 @@ class Engine:
 
         Raises:
             CaseNotFound: no such case, or ``viewer`` may not see it.
+            DamagedRecord: a stored row of the case does not read back; it is named.
         """
+        case_id = arguments.identifier(case_id, "case_id")
+        viewer = arguments.optional_actor(viewer, "viewer")
         with self._store.transaction(read_only=True) as tx:
             if viewer is not None:
                 self._visible(tx, case_id, viewer)
-            elif tx.get_case(case_id) is None:
+            elif self._stored(tx, case_id) is None:
                 raise CaseNotFound(case_id)
-            return tx.get_events(case_id)
+            with arguments.reading(f"audit trail of case {case_id!r}", case_id):
+                return tx.get_events(case_id)
 
     def verify(self, case_id: str) -> audit.AuditReport:
-        """Check the case's audit chain and that replaying it gives the stored case.
+        """Check the case's audit chain, that replaying it gives the stored case, that
+        the store's queryable columns agree with it, and that the trail still holds the
+        head its latest checkpoint signed.
+
+        A stored row that does not read back is reported as a problem naming it, not
+        raised.
 
         Raises:
             CaseNotFound: no such case.
         """
+        case_id = arguments.identifier(case_id, "case_id")
+        # The anchor is read first: events read afterwards are at least as new as it.
+        anchored = integrity.anchor_of(self._store, case_id)
+        unreadable: list[str] = []
         with self._store.transaction(read_only=True) as tx:
-            case = tx.get_case(case_id)
-            if case is None:
-                raise CaseNotFound(case_id)
-            events = tx.get_events(case_id)
-        return audit.verify_chain(case_id, events, case)
+            try:
+                case = self._stored(tx, case_id)
+            except DamagedRecord as damaged:
+                case, unreadable = None, [str(damaged)]
+            else:
+                if case is None:
+                    raise CaseNotFound(case_id)
+            try:
+                with arguments.reading(f"audit trail of case {case_id!r}", case_id):
+                    events = tx.get_events(case_id)
+            except DamagedRecord as damaged:
+                return audit.AuditReport(case_id, False, 0, (*unreadable, str(damaged)))
+        report = audit.verify_chain(case_id, events, case)
+        problems = list(report.problems)
+        if unreadable:
+            problems = [*unreadable, *problems[:-1]]  # not "no stored case" again
+        if anchored is not None:
+            number, checkpoint = anchored
+            key = self._checkpoint_key
+            problems += checkpoints.anchor_problems(events, checkpoint, number, key)
+        if case is not None:
+            problems += integrity.column_problems(self._store, case)
+        return audit.AuditReport(case_id, not problems, report.events, tuple(problems))
+
+    # -- checkpoints ---------------------------------------------------------------------
+
+    def checkpoint(self, *, limit: int = 10_000) -> Checkpoint | None:
+        """Sign the current audit head of every case changed since the last checkpoint.
+
+        The checkpoint (at most ``limit`` cases; call again while it is full) is signed
+        with the engine's ``checkpoint_key``, chained to the previous checkpoint and
+        stored; from then on :meth:`verify` reports a trail of those cases cut back
+        before the signed head, or rewritten up to it. Publish checkpoints elsewhere
+        (:meth:`export_checkpoints`) so that deleting them from the database is seen.
+
+        Returns:
+            The new checkpoint, or ``None`` when no case changed.
+
+        Raises:
+            ValidationError: the engine has no ``checkpoint_key``, or ``limit`` is not
+                a whole number of at least 1.
+            StoreError: the store keeps no checkpoints, or failed.
+        """
+        limit = arguments.count(limit, "limit")
+        key = self._checkpoint_key
+        if key is None:
+            raise ValidationError(
+                [("checkpoint_key", "is needed to sign checkpoints: Engine(checkpoint_key=...)")],
+                subject="engine",
+            )
+        store = self._checkpoint_store()
+        taken: CheckpointTaken | None = None
+        for _ in range(5):  # another engine may checkpoint at the same moment
+            heads = store.unanchored_heads(limit=limit)
+            if not heads:
+                return None
+            last = store.last_checkpoint()
+            made = checkpoints.signed(
+                key,
+                number=1 if last is None else last.number + 1,
+                made_at=self._now(),
+                previous=checkpoints.previous_of(last),
+                heads=heads,
+            )
+            try:
+                store.add_checkpoint(made)
+            except CheckpointTaken as error:
+                taken = error
+                continue
+            return made
+        assert taken is not None
+        raise taken
+
+    def export_checkpoints(self, *, after: int = 0, limit: int = 100) -> list[Checkpoint]:
+        """The stored checkpoints numbered above ``after``, oldest first, to publish.
+
+        Each is JSON-ready with ``checkpoint.model_dump(mode="json")``; a host sends them
+        somewhere the database's writers cannot change (another system, a transparency
+        log, a timestamping service) and hands them back to
+        :meth:`verify_checkpoints`.
+
+        Raises:
+            ValidationError: ``after`` is negative or ``limit`` below 1.
+            StoreError: the store keeps no checkpoints, or failed.
+        """
+        if isinstance(after, bool) or not isinstance(after, int) or not 0 <= after < 2**31:
+            raise ValidationError([("after", "must be a checkpoint number, or 0 for all")])
+        limit = arguments.count(limit, "limit")
+        return self._checkpoint_store().checkpoints(after=after, limit=limit)
+
+    def verify_checkpoints(self, published: Sequence[Checkpoint]) -> tuple[str, ...]:
+        """How the store's checkpoints differ from ``published`` copies; empty when not.
+
+        Every published checkpoint must still be stored, unchanged, chained to the one
+        before it and (with the engine's key) signed by that key.
+
+        Raises:
+            StoreError: the store keeps no checkpoints, or failed.
+        """
+        wanted = list(published)
+        if not all(isinstance(c, Checkpoint) for c in wanted):
+            raise ValidationError([("published", "must be a sequence of Checkpoint")])
+        store = self._checkpoint_store()
+        low = min((c.number for c in wanted), default=1)
+        stored: list[Checkpoint] = []
+        while True:
+            page = store.checkpoints(after=(stored[-1].number if stored else low - 1), limit=1000)
+            stored += page
+            if len(page) < 1000:
+                break
+        return tuple(checkpoints.chain_problems(wanted, stored, self._checkpoint_key))
 
     # -- internals -----------------------------------------------------------------------
 
     def _now(self) -> datetime:
         return utc(self._clock.now(), "clock.now()")
 
+    def _checkpoint_store(self) -> CheckpointStore:
+        if not isinstance(self._store, CheckpointStore):
+            raise StoreError(
+                f"{type(self._store).__name__} keeps no checkpoints: it does not implement "
+                "the CheckpointStore port (closedloop.engine.ports)"
+            )
+        return self._store
+
+    def _stored(self, tx: CaseTransaction, case_id: str) -> Case | None:
+        with arguments.reading(f"case {case_id!r}", case_id):
+            return tx.get_case(case_id)
+
     def _visible(self, tx: CaseTransaction, case_id: str, actor: Actor) -> Case:
-        case = tx.get_case(case_id) if isinstance(case_id, str) else None
+        case = self._stored(tx, case_id)
         if case is None or not can_see(self._workflow, case, actor):
             raise CaseNotFound(str(case_id))
         return case

@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-FieldType = Literal["text", "code", "int", "number", "bool", "choice", "codes", "datetime"]
+FieldType = Literal["text", "code", "int", "number", "bool", "choice", "codes", "datetime", "media"]
 RoleKind = Literal["global", "reporter", "lead_unit", "co_unit"]
 
 
@@ -26,11 +26,14 @@ class FieldSpec(_Definition):
 
     ``text`` is free text (normalised, length-limited); ``code`` a short identifier
     such as a category code or unit id; ``codes`` a list of those; ``choice`` one of
-    ``choices``.
+    ``choices``; ``media`` a list of references to photos or files kept elsewhere
+    (see :class:`~closedloop.engine.model.MediaRef`).
     """
 
     type: FieldType = "text"
     required: bool = False
+    required_channels: tuple[str, ...] = ()
+    """The field is required on cases reported through these channels (``grid``)."""
     choices: tuple[str, ...] = ()
     max_length: int = Field(default=4000, ge=1, le=100_000)
     default: str | int | float | bool | None = None
@@ -109,11 +112,19 @@ class StateSpec(_Definition):
 
 
 class RoleRule(_Definition):
-    """Stricter roles once a counter has reached a value (a second extension: supervisor)."""
+    """A rule on who may fire a transition; a rule is of one of two kinds.
 
-    counter: str
-    at_least: int = Field(ge=1)
-    roles: tuple[str, ...] = Field(min_length=1)
+    A counter rule (``counter``, ``at_least``, ``roles``): once the case's counter has
+    reached ``at_least``, only ``roles`` may fire the transition (a second extension:
+    supervisor). A conflict-of-interest rule (``not_party: true``): an actor who is a
+    member of the case's lead unit or of one of its co-units may not fire it through
+    ``roles`` (through any role when ``roles`` is empty), whatever else they hold.
+    """
+
+    counter: str | None = None
+    at_least: int | None = Field(default=None, ge=1)
+    roles: tuple[str, ...] = ()
+    not_party: bool = False
 
 
 class Divert(_Definition):
@@ -155,6 +166,10 @@ class TransitionSpec(_Definition):
     extends_clock: str | None = None
     """An attribute path (``extension_request.duration``) whose duration this
     transition adds to the running clock."""
+    merges_into: str | None = None
+    """The payload field (a code) naming the case this one duplicates: the engine
+    refuses a target that does not exist, is the case itself, is final or is itself
+    merged, sets ``merged_into``, and records the duplicate on the target."""
     description: str = ""
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
@@ -246,9 +261,29 @@ class WorkflowSpec(_Definition):
         """The roles that may fire ``transition`` on a case with these counters."""
         roles = transition.roles
         for rule in transition.role_rules:
+            if rule.not_party or rule.counter is None or rule.at_least is None:
+                continue
             if counters.get(rule.counter, 0) >= rule.at_least:
                 roles = rule.roles
         return roles
+
+    def barred_to_parties(self, transition: TransitionSpec) -> frozenset[str]:
+        """The roles through which a party to the case (a member of its lead unit or a
+        co-unit) may not fire ``transition``, by its ``not_party`` rules."""
+        barred: set[str] = set()
+        for rule in transition.role_rules:
+            if rule.not_party:
+                barred.update(rule.roles or self.roles_named(transition))
+        return frozenset(barred)
+
+    def roles_named(self, transition: TransitionSpec) -> tuple[str, ...]:
+        """Every role that may fire ``transition`` on some case: its own, then those of
+        its counter rules."""
+        named = list(transition.roles)
+        for rule in transition.role_rules:
+            if not rule.not_party:
+                named += [r for r in rule.roles if r not in named]
+        return tuple(named)
 
     def transitions_from(self, state: str) -> tuple[TransitionSpec, ...]:
         """The transitions whose sources include ``state``, in declaration order."""

@@ -11,11 +11,12 @@ from collections import Counter, deque
 from collections.abc import Iterable, Iterator
 
 from closedloop.engine.durations import Duration
+from closedloop.engine.hierarchy import is_code
 from closedloop.engine.kinds import EngineTrigger
 from closedloop.engine.model import Case
 from closedloop.engine.notification_rules import rule_problems
 from closedloop.engine.registry import Registry
-from closedloop.engine.specs import Divert, FieldSpec, TransitionSpec, WorkflowSpec
+from closedloop.engine.specs import Divert, FieldSpec, RoleRule, TransitionSpec, WorkflowSpec
 from closedloop.errors import ValidationError
 
 NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
@@ -176,6 +177,7 @@ def _transition(
                 yield (
                     f"{where}.role_rules[{index}]: unknown role {role!r}; declared: {sorted(roles)}"
                 )
+        yield from _role_rule(workflow, transition, rule, f"{where}.role_rules[{index}]")
     if transition.extends_clock is not None and not all(
         NAME.fullmatch(part) for part in transition.extends_clock.split(".")
     ):
@@ -183,6 +185,44 @@ def _transition(
     for name, spec in transition.fields.items():
         yield from _field(f"{where}.fields.{name}", name, spec)
     yield from _targets(transition, where)
+    if transition.merges_into is not None:
+        yield from _merge(workflow, transition, transition.merges_into, f"{where}.merges_into")
+
+
+def _merge(
+    workflow: WorkflowSpec, transition: TransitionSpec, field: str, where: str
+) -> Iterator[str]:
+    spec = transition.fields.get(field)
+    if spec is None or spec.type != "code" or not spec.required:
+        yield f"{where}: {field!r} must be a required code field of this transition"
+    finals = {s.name for s in workflow.states if s.final}
+    if transition.dest not in finals or transition.divert:
+        yield f"{where}: a merge must lead to a final state alone (the duplicate waits no more)"
+
+
+PARTY_KINDS = frozenset({"lead_unit", "co_unit"})
+"""Role kinds held only by parties to a case: a ``not_party`` rule would bar them always."""
+
+
+def _role_rule(
+    workflow: WorkflowSpec, transition: TransitionSpec, rule: RoleRule, where: str
+) -> Iterator[str]:
+    if not rule.not_party:
+        if rule.counter is None or rule.at_least is None or not rule.roles:
+            yield f"{where}: give counter, at_least and roles, or not_party: true"
+        return
+    if rule.counter is not None or rule.at_least is not None:
+        yield f"{where}: a not_party rule takes no counter or at_least; write two rules"
+    named = workflow.roles_named(transition)
+    declared = {r.name: r.kind for r in workflow.roles}
+    for role in rule.roles or named:
+        if role in declared and role not in named:
+            yield f"{where}: not_party bars {role!r}, which cannot fire {transition.name!r}"
+        elif declared.get(role) in PARTY_KINDS:
+            yield (
+                f"{where}: not_party bars {role!r}, a role only parties to the case hold, "
+                f"so nobody could ever fire {transition.name!r} as {role!r}"
+            )
 
 
 def _divert(divert: Divert, registry: Registry, states: set[str], where: str) -> Iterator[str]:
@@ -210,6 +250,11 @@ def _field(where: str, name: str, spec: FieldSpec) -> Iterator[str]:
         yield f"{where}.default: {spec.default!r} is not one of {list(spec.choices)}"
     if spec.required and spec.default is not None:
         yield f"{where}: a required field cannot have a default"
+    if spec.required and spec.required_channels:
+        yield f"{where}.required_channels: the field is required on every channel already"
+    for index, channel in enumerate(spec.required_channels):
+        if not is_code(channel):
+            yield f"{where}.required_channels[{index}]: {channel!r} is not a channel code"
 
 
 def _targets(transition: TransitionSpec, where: str) -> Iterator[str]:

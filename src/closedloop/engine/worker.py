@@ -19,9 +19,10 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from closedloop.engine.delivery import DeliveryReport
+from closedloop.engine.ports import Checkpoint
 from closedloop.engine.service import Engine
 from closedloop.engine.ticking import TickReport
 from closedloop.errors import StoreError, ValidationError
@@ -40,10 +41,12 @@ class WorkerRound:
     Attributes:
         timers: What the tick did (timers applied, stale, deferred).
         deliveries: What delivery did (delivered, retried, dead, disabled).
+        checkpoint: The checkpoint the round made, if it made one.
     """
 
     timers: TickReport
     deliveries: DeliveryReport
+    checkpoint: Checkpoint | None = None
 
 
 def _log_store_error(error: StoreError) -> None:
@@ -75,9 +78,14 @@ class Worker:
             passes one that advances the clock.
         on_error: Told of a store error in a round; logged on the
             ``closedloop.worker`` logger by default.
+        checkpoint_every: Sign a checkpoint of the changed cases' audit heads
+            (``engine.checkpoint``) in the first round and then once this much time
+            has passed on the engine's clock; never by default. The engine needs a
+            ``checkpoint_key``.
 
     Raises:
-        ValidationError: ``interval`` or a batch size is not positive.
+        ValidationError: ``interval``, a batch size or ``checkpoint_every`` is not
+            positive, or ``checkpoint_every`` is given to an engine without a key.
     """
 
     def __init__(
@@ -91,8 +99,12 @@ class Worker:
         stopping: threading.Event | None = None,
         wait: Callable[[timedelta], object] | None = None,
         on_error: Callable[[StoreError], object] = _log_store_error,
+        checkpoint_every: timedelta | None = None,
     ) -> None:
         _check(interval, tick_batch, deliver_batch)
+        _check_checkpoints(engine, checkpoint_every)
+        self._checkpoint_every = checkpoint_every
+        self._checkpointed_at: datetime | None = None
         self._engine = engine
         self._interval = interval
         self._tick_batch = tick_batch
@@ -105,6 +117,8 @@ class Worker:
         """Timers applied since the worker was made."""
         self.delivered = 0
         """Notifications delivered since the worker was made."""
+        self.checkpoints = 0
+        """Checkpoints made since the worker was made."""
 
     @property
     def interval(self) -> timedelta:
@@ -153,7 +167,20 @@ class Worker:
         if self._deliver:
             deliveries = self._engine.deliver(batch=self._deliver_batch, should_stop=should_stop)
             self.delivered += deliveries.delivered
-        return WorkerRound(timers, deliveries)
+        return WorkerRound(timers, deliveries, self._checkpoint())
+
+    def _checkpoint(self) -> Checkpoint | None:
+        if self._checkpoint_every is None or self._stopping.is_set():
+            return None
+        now = self._engine.now()
+        last = self._checkpointed_at
+        if last is not None and now - last < self._checkpoint_every:
+            return None
+        made = self._engine.checkpoint()
+        self._checkpointed_at = now
+        if made is not None:
+            self.checkpoints += 1
+        return made
 
     def pause(self) -> timedelta:
         """How long to sleep before the next round, on the engine's clock.
@@ -164,11 +191,15 @@ class Worker:
         Raises:
             StoreError: the store failed.
         """
+        longest = self._interval
+        if self._checkpoint_every is not None and self._checkpointed_at is not None:
+            next_checkpoint = self._checkpointed_at + self._checkpoint_every - self._engine.now()
+            longest = min(longest, max(next_checkpoint, MIN_PAUSE))
         due = self._engine.next_due_at()
         if due is None:
-            return self._interval
+            return longest
         until = due - self._engine.now()
-        return min(until if until > timedelta(0) else MIN_PAUSE, self._interval)
+        return min(until if until > timedelta(0) else MIN_PAUSE, longest)
 
     def _sleep(self, pause: timedelta) -> None:
         self._stopping.wait(pause.total_seconds())
@@ -183,3 +214,15 @@ def _check(interval: timedelta, tick_batch: int, deliver_batch: int) -> None:
             problems.append((name, f"must be a whole number of at least 1, got {size!r}"))
     if problems:
         raise ValidationError(problems, subject="worker")
+
+
+def _check_checkpoints(engine: Engine, every: timedelta | None) -> None:
+    if every is None:
+        return
+    if not isinstance(every, timedelta) or every <= timedelta(0):
+        problem = f"must be a positive timedelta or None, got {every!r}"
+    elif not engine.signs_checkpoints:
+        problem = "needs an engine with a checkpoint_key: Engine(checkpoint_key=...)"
+    else:
+        return
+    raise ValidationError([("checkpoint_every", problem)], subject="worker")

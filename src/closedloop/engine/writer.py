@@ -16,15 +16,24 @@ from collections.abc import Mapping
 from datetime import datetime, tzinfo
 
 from closedloop.engine import audit, inputs, notifications
-from closedloop.engine.access import roles_on
+from closedloop.engine.access import can_see, party_units, usable_roles
 from closedloop.engine.commands import apply_transition, check_guards, open_case, record
 from closedloop.engine.context import Context, Services
 from closedloop.engine.deadlines import Timekeeper
 from closedloop.engine.definition import TransitionSpec, Workflow
+from closedloop.engine.kinds import EngineTrigger
 from closedloop.engine.machine import CompiledMachine
-from closedloop.engine.model import JSON, SYSTEM, Actor, AuditEvent, Case, ReporterContact
+from closedloop.engine.model import (
+    JSON,
+    SYSTEM,
+    Actor,
+    AuditEvent,
+    Case,
+    Duplicate,
+    ReporterContact,
+)
 from closedloop.engine.ports import CaseTransaction
-from closedloop.errors import PermissionDenied
+from closedloop.errors import ConflictOfInterest, MergeRefused, PermissionDenied
 
 
 class CaseWriter:
@@ -81,11 +90,16 @@ class CaseWriter:
             ConcurrentModification: another writer changed the case first.
         """
 
+        masters: list[Case] = []
+
         def admit(transition: TransitionSpec) -> tuple[Context, str]:
             held = role if role is not None else self.authorise(case, transition, by)
-            checked = inputs.payload(transition, dict(payload))
+            checked = inputs.payload(transition, dict(payload), channel=case.channel)
             ctx = Context(case, by, checked, now, transition, self._services)
             check_guards(ctx, self._workflow)
+            if transition.merges_into is not None:
+                target = checked[transition.merges_into]
+                masters.append(self._merge_target(tx, case, str(target), by))
             return ctx, held
 
         firing = self._machine.fire(case, trigger, admit)
@@ -99,7 +113,79 @@ class CaseWriter:
         )
         tx.update_case(new, case.version, event)
         self._save_side_effects(tx, new, event)
+        for master in masters:
+            self._add_duplicate(tx, master, new, by=by, role=firing.role, now=now)
+        if new.duplicates and self._workflow.state(new.state).final:
+            self._tell_duplicates(tx, new, now)
         return new
+
+    def _merge_target(self, tx: CaseTransaction, case: Case, target: str, by: Actor) -> Case:
+        """The open case ``case`` may be merged into.
+
+        Raises:
+            MergeRefused: ``target`` does not exist (or ``by`` may not see it), is the
+                case itself, is itself merged, or is final.
+        """
+        if target == case.id:
+            raise MergeRefused(case.id, target, "it is the case itself")
+        master = tx.get_case(target)
+        if master is None or master.workflow != case.workflow:
+            raise MergeRefused(case.id, target, "no such case")
+        if not can_see(self._workflow, master, by):
+            raise MergeRefused(case.id, target, "no such case")
+        if master.merged_into is not None:
+            raise MergeRefused(case.id, target, f"it is merged into {master.merged_into!r}")
+        if self._workflow.state(master.state).final:
+            raise MergeRefused(case.id, target, f"it is {master.state!r}, no longer open")
+        return master
+
+    def _add_duplicate(
+        self,
+        tx: CaseTransaction,
+        master: Case,
+        duplicate: Case,
+        *,
+        by: Actor,
+        role: str,
+        now: datetime,
+    ) -> None:
+        """Record on ``master`` that ``duplicate`` was merged into it (its own event)."""
+        entry = Duplicate(case=duplicate.id, reporter=duplicate.reporter_id, at=now)
+        new, event = record(
+            master,
+            master.model_copy(update={"duplicates": (*master.duplicates, entry)}),
+            actor=by.id,
+            now=now,
+            payload={"duplicate": duplicate.id},
+            trigger=EngineTrigger.DUPLICATE.value,
+            role=role,
+            reason=None,
+            prev_hash=audit.chain_head(tx, master.id),
+        )
+        tx.update_case(new, master.version, event)
+        self._save_side_effects(tx, new, event)
+
+    def _tell_duplicates(self, tx: CaseTransaction, master: Case, now: datetime) -> None:
+        """Record on each duplicate of ``master``, now final, the outcome it reached (the
+        duplicate's reporter is told by the workflow's rules for ``master_closed``)."""
+        for entry in master.duplicates:
+            duplicate = tx.get_case(entry.case)
+            if duplicate is None:
+                continue
+            attributes = {**duplicate.attributes, "master_outcome": master.state}
+            new, event = record(
+                duplicate,
+                duplicate.model_copy(update={"attributes": attributes}),
+                actor=SYSTEM.id,
+                now=now,
+                payload={"master": master.id, "outcome": master.state},
+                trigger=EngineTrigger.MASTER_CLOSED.value,
+                role="system",
+                reason=None,
+                prev_hash=audit.chain_head(tx, duplicate.id),
+            )
+            tx.update_case(new, duplicate.version, event)
+            self._save_side_effects(tx, new, event)
 
     def mark(
         self,
@@ -133,22 +219,29 @@ class CaseWriter:
         """The role ``actor`` fires ``transition`` as on ``case``: the first of the roles
         that may fire it (for the case's counters) that the actor holds.
 
+        A member of the case's lead unit or a co-unit never fires it through a role the
+        transition's ``not_party`` rules bar to parties.
+
         Raises:
+            ConflictOfInterest: the actor holds such a role but is party to the case.
             PermissionDenied: the actor holds none of them.
         """
         roles = self._workflow.roles_for(transition, case.counters)
-        held = roles_on(self._workflow, case, actor)
-        role = next((r for r in roles if r in held), None)
+        usable, barred = usable_roles(self._workflow, case, actor, transition)
+        role = next((r for r in roles if r in usable), None)
         if role is None:
+            if not barred.isdisjoint(roles):
+                units = party_units(case, actor)
+                raise ConflictOfInterest(case.id, transition.name, actor.id, roles, units)
             raise PermissionDenied(case.id, transition.name, actor.id, roles)
         return role
 
     def allowed(self, case: Case, actor: Actor, now: datetime) -> tuple[str, ...]:
         """The triggers ``actor`` may fire on ``case`` at ``now`` (roles and guards pass)."""
-        held = roles_on(self._workflow, case, actor)
         result = []
         for transition in self._workflow.transitions_from(case.state):
-            if held.isdisjoint(self._workflow.roles_for(transition, case.counters)):
+            usable, _ = usable_roles(self._workflow, case, actor, transition)
+            if usable.isdisjoint(self._workflow.roles_for(transition, case.counters)):
                 continue
             ctx = Context(case, actor, {}, now, transition, self._services)
             if all(self._workflow.registry.guard(g)(ctx) is None for g in transition.guards):

@@ -8,7 +8,7 @@ from datetime import date, datetime
 from pydantic import BaseModel, ConfigDict
 
 from closedloop.engine.clock import utc
-from closedloop.metrics.facts import FILED_STATE, summarize_all
+from closedloop.metrics.facts import filed_at, summarize_all
 from closedloop.metrics.period import Period
 from closedloop.metrics.rates import Cell
 from closedloop.metrics.sources import Source, streams
@@ -82,7 +82,7 @@ def daily(source: Source, period: Period, *, as_of: datetime | None = None) -> D
     start, end = period.start, min(period.end, when)
     counts = {day: [0, 0, 0] for day in period.local_days()}
     for facts in summarize_all(streams(source), as_of=when):
-        filed = facts.first_state.get(FILED_STATE)
+        filed = filed_at(facts)
         for column, at in enumerate((facts.reported_at, filed, facts.closed_at)):
             if at is not None and start <= at < end:
                 counts[period.local_day(at)][column] += 1

@@ -21,6 +21,7 @@ FINAL_STATES = frozenset({"closed", "rejected", "merged", "cancelled"})
 """The standard workflow's final states."""
 CLOSED = "closed"
 FILED_STATE = "classified"
+MERGED_STATE = "merged"
 HANDLING_CLOCK = "handling"
 SIGN_FOR_CLOCK = "sign_for"
 REWORK_TRIGGERS = frozenset({"reject_result", "reopen"})
@@ -168,6 +169,14 @@ class CaseFacts:
         if self.due_at is None or self.due_at > self.as_of:
             return False
         return self.paused_at is None or self.due_at <= self.paused_at
+
+
+def filed_at(facts: CaseFacts) -> datetime | None:
+    """When the case was filed (立案), or ``None``: a duplicate merged into another case
+    is not filed however far it got, so a report and its duplicates count once."""
+    if facts.state == MERGED_STATE:
+        return None
+    return facts.first_state.get(FILED_STATE)
 
 
 def summarize(events: Sequence[EventLike], *, as_of: datetime) -> CaseFacts | None:

@@ -23,7 +23,7 @@ from datetime import datetime
 from typing import Literal, get_args
 
 from closedloop.metrics.config import MetricsConfig, ThreeRates
-from closedloop.metrics.facts import FILED_STATE, HANDLING_CLOCK, CaseFacts
+from closedloop.metrics.facts import HANDLING_CLOCK, CaseFacts, filed_at
 from closedloop.metrics.period import Period
 
 Dimension = Literal["unit", "category", "area", "urgency", "channel"]
@@ -173,7 +173,7 @@ class Tabulator:
 def _count_intake(tally: Tally, facts: CaseFacts, rates: ThreeRates) -> None:
     first = facts.first_trigger
     tally.reported += 1
-    tally.filed += FILED_STATE in facts.first_state
+    tally.filed += filed_at(facts) is not None
     tally.dispatched += "dispatch" in first
     tally.answered += "answer" in first
     tally.rejected += facts.state == "rejected"

@@ -99,7 +99,9 @@ def arbitrate(stage: Stage, story: Story) -> None:
     unit = story.truth or story.lead_unit
     assert unit is not None
     reason = f"依据权责清单 {stage.district.duties.version} 裁定 decided by the list"
-    case = stage.act(story, stage.district.cast.arbiter, "arbitrate", unit=unit, reason=reason)
+    cast = stage.district.cast
+    arbiter = cast.neutral(cast.arbiter, story.lead_unit)
+    case = stage.act(story, arbiter, "arbitrate", unit=unit, reason=reason)
     if case is not None:
         story.final = True
         story.rejected_return = False

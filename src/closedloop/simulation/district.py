@@ -50,6 +50,13 @@ class Cast:
         """The member who acts for ``unit`` (a stand-in when the directory lists none)."""
         return self.handlers.get(unit) or Actor(f"{unit}.duty-officer", units=frozenset({unit}))
 
+    def neutral(self, actor: Actor, unit: str | None) -> Actor:
+        """``actor``, or, when they belong to ``unit`` (party to its case: the workflow
+        bars them from deciding it), a stand-in with their roles from outside it."""
+        if unit is None or unit not in actor.units:
+            return actor
+        return Actor(f"{actor.id}.stand-in", roles=actor.roles)
+
 
 @dataclass(frozen=True, slots=True)
 class District:

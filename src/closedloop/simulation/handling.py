@@ -10,10 +10,12 @@ the dispatcher, who feeds it back to the reporter or sends it back for more work
 
 from __future__ import annotations
 
+import hashlib
 import math
 from datetime import datetime, timedelta
 from fractions import Fraction
 from functools import partial
+from typing import Any
 
 from closedloop.engine.durations import Duration
 from closedloop.engine.model import Actor, Case
@@ -47,11 +49,21 @@ def submit(stage: Stage, story: Story, attempt: int = 0) -> None:
     unit = stage.district.cast.handler(story.lead_unit)
     late = story.due_at is not None and stage.now > story.due_at
     result = stage.dice.choice(wording.RESULTS)
-    if stage.act(story, unit, "submit_result", result=result) is not None:
+    if stage.act(story, unit, "submit_result", result=result, **_after_photos(story)) is not None:
         story.late = late
         stage.later(story, stage.wait(stage.habits.review), review)
     elif attempt < _SUBMIT_RETRIES:
         stage.later(story, stage.after_office(2), partial(submit, attempt=attempt + 1))
+
+
+def _after_photos(story: Story) -> dict[str, Any]:
+    """The photo of the finished work the district asks for on grid cases: a reference
+    to where the unit's app stored it, and the digest of its bytes."""
+    if story.channel != "grid":
+        return {}
+    key = f"photos/{story.case_id}/after-{story.step}.jpg"
+    digest = hashlib.sha256(key.encode()).hexdigest()
+    return {"after_photos": [{"key": key, "content_type": "image/jpeg", "sha256": digest}]}
 
 
 def review(stage: Stage, story: Story) -> None:
@@ -157,6 +169,7 @@ def _ask_for_extension(stage: Stage, story: Story, *, duration: str) -> None:
 def _decide_extension(stage: Stage, story: Story) -> None:
     cast = stage.district.cast
     decider = cast.dispatcher if story.extensions == 0 else cast.supervisor
+    decider = cast.neutral(decider, story.lead_unit)
     if stage.dice.chance(stage.habits.extension_granted):
         if stage.act(story, decider, "approve_extension", moves=False) is not None:
             story.extensions += 1

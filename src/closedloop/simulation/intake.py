@@ -89,7 +89,7 @@ def grid_worker_reports(stage: Stage, worker: Actor, grids: tuple[str, ...]) -> 
         category=category,
         channel="grid",
     )
-    story = Story(case.id, worker, grid, category, dice.pick(habits.urgencies))
+    story = Story(case.id, worker, grid, category, dice.pick(habits.urgencies), channel="grid")
     stage.applied["report"] += 1
     stage.stories.append(story)
     fixable = category in habits.on_the_spot_categories and story.urgency == "normal"

@@ -117,7 +117,7 @@ class Simulation:
         calendar = chinese_office_hours(self.district.time_zone.key)
         numbers = itertools.count(1)
         self.engine = Engine(
-            workflows.standard(),
+            workflows.standard(after_photo=["grid"]),
             store=store,
             clock=self.clock,
             calendar=calendar,

@@ -92,6 +92,7 @@ class Story:
         kind: ``matter`` (to be handled), ``question`` or ``out_of_scope``.
         silent: The reporter will not answer the confirmation request.
         duplicate_of: The case this one repeats, if any.
+        channel: How it was reported (``grid`` for a grid worker's patrol).
         step: Bumped whenever the simulation moves the case on.
         lead_unit: The unit the case is with.
         truth: The unit the responsibility list gives for the real category.
@@ -111,6 +112,7 @@ class Story:
     kind: str = "matter"
     silent: bool = False
     duplicate_of: str | None = None
+    channel: str = "hotline"
     step: int = 0
     lead_unit: str | None = None
     truth: str | None = None

@@ -216,6 +216,16 @@ def workflow_state_machine(
             assert case.state in workflow.destinations(workflow.transition(name))
             self.versions[case_id] = case.version
             self._settle(case_id, case.state)
+            self._follow_others(case_id)
+
+        def _follow_others(self, case_id: str) -> None:
+            """Take in the versions a command wrote on other cases: a merge records the
+            duplicate on its master, a master that ends tells its duplicates."""
+            for other, version in self.versions.items():
+                if other != case_id:
+                    stored = invariants.snapshot(self.engine, other).case.version
+                    assert stored >= version, f"{other!r} went back to version {stored}"
+                    self.versions[other] = stored
 
         def _settle(self, case_id: str, state: str) -> None:
             if workflow.state(state).final:

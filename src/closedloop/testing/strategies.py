@@ -8,6 +8,7 @@ values with a share of invalid ones, so that refusals are exercised too.
 from __future__ import annotations
 
 import functools
+import hashlib
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -151,7 +152,26 @@ def _value(name: str, spec: FieldSpec) -> st.SearchStrategy[Any]:
                 max_value=datetime(2030, 1, 1),
                 timezones=st.just(UTC),
             )
+        case "media":
+            return st.lists(media_refs(), max_size=2)
     raise AssertionError(spec.type)  # pragma: no cover - FieldType is closed
+
+
+def media_refs() -> st.SearchStrategy[dict[str, str]]:
+    """A media reference: a URL or storage key, a content type and a SHA-256 digest."""
+    return st.fixed_dictionaries(
+        {
+            "content_type": st.sampled_from(["image/jpeg", "image/png", "video/mp4"]),
+            "sha256": st.binary(min_size=1, max_size=8).map(
+                lambda b: hashlib.sha256(b).hexdigest()
+            ),
+        },
+    ).flatmap(
+        lambda ref: st.one_of(
+            st.just({**ref, "url": "https://media.example.org/p/1.jpg"}),
+            st.just({**ref, "key": "photos/2026/1.jpg"}),
+        )
+    )
 
 
 def triggers(workflow: Workflow, state: str) -> st.SearchStrategy[str]:

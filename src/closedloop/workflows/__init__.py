@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterable
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -19,15 +20,26 @@ def standard_yaml() -> str:
     return resources.files(__package__).joinpath("standard.yaml").read_text(encoding="utf-8")
 
 
-def standard(*, registry: Registry | None = None) -> Workflow:
+def standard(
+    *, registry: Registry | None = None, after_photo: bool | Iterable[str] = False
+) -> Workflow:
     """The standard six-step loop: report, classify, assign, handle, feedback, confirm.
 
     Args:
         registry: Guards and effects to validate against; the built-in ones by default.
+        after_photo: Require ``after_photos`` (media references) with ``submit_result``:
+            ``True`` on every case, or the channels whose cases need them
+            (``["grid"]``); optional by default.
     """
-    return Workflow.from_dict(
-        copy.deepcopy(_standard_data()), registry=registry, source="closedloop:standard.yaml"
-    )
+    data = copy.deepcopy(_standard_data())
+    if after_photo is not False:
+        submit = next(t for t in data["transitions"] if t["name"] == "submit_result")
+        field = submit["fields"]["after_photos"]
+        if after_photo is True:
+            field["required"] = True
+        else:
+            field["required_channels"] = list(after_photo)
+    return Workflow.from_dict(data, registry=registry, source="closedloop:standard.yaml")
 
 
 @cache

@@ -53,7 +53,7 @@ class MemoryRecords:
         """The stored case, or ``None``."""
         with self._lock:
             row = self._cases.get(case_id)
-        return None if row is None else Case.model_validate_json(row)
+        return None if row is None else read_case(row)
 
     def read_contact(self, case_id: str) -> ReporterContact | None:
         """The stored contact data of the case, or ``None``."""
@@ -144,9 +144,7 @@ class MemoryRecords:
                 for case, contact in staged.added.values()
                 if contact is not None
             }
-            cases = {
-                key: case.model_dump_json(exclude={"contact"}) for key, case in staged.cases.items()
-            }
+            cases = {key: write_case(case) for key, case in staged.cases.items()}
             events = {
                 key: [e.model_dump_json() for e in found] for key, found in staged.events.items()
             }
@@ -191,4 +189,15 @@ class MemoryRecords:
 
 
 def _version(row: str) -> int:
-    return Case.model_validate_json(row).version
+    return read_case(row).version
+
+
+def write_case(case: Case) -> str:
+    """A case as the in-memory store keeps it: JSON without contact data, and with only
+    what was given, so that its records read back as they were made."""
+    return case.model_dump_json(exclude={"contact"}, exclude_unset=True)
+
+
+def read_case(row: str) -> Case:
+    """The case kept as ``row`` by :func:`write_case`."""
+    return Case.model_validate_json(row)

@@ -11,7 +11,8 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 
-from closedloop.adapters.memory.records import MemoryRecords
+from closedloop.adapters.memory.checkpoints import CheckpointBook, MemoryCheckpoints
+from closedloop.adapters.memory.records import MemoryRecords, read_case
 from closedloop.adapters.memory.transaction import InMemoryTransaction
 from closedloop.adapters.store_base import check_claim
 from closedloop.engine.case_query import (
@@ -34,11 +35,12 @@ from closedloop.engine.ports import CaseQueries, DuePoint, OutboxMessage, Outbox
 from closedloop.errors import MessageNotFound
 
 
-class InMemoryStore(CaseQueries):
+class InMemoryStore(CaseQueries, MemoryCheckpoints):
     """A CaseStore held in this process's memory; gone when the process ends."""
 
     def __init__(self) -> None:
         self._records = MemoryRecords()
+        self._book = CheckpointBook()
 
     def transaction(self, *, read_only: bool = False) -> InMemoryTransaction:
         """Open a unit of work; it rolls back unless committed.
@@ -143,7 +145,7 @@ class InMemoryStore(CaseQueries):
 
     def _matching(self, where: CaseFilter) -> Iterator[tuple[int, Case]]:
         for position, row in enumerate(self._records.case_rows()):
-            case = Case.model_validate_json(row)
+            case = read_case(row)
             if where.matches(case):
                 yield position, case
 

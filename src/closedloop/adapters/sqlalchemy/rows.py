@@ -9,8 +9,16 @@ from pydantic import BaseModel
 from pydantic_core import PydanticSerializationError
 from sqlalchemy import RowMapping
 
+from closedloop.adapters.sqlalchemy.damage import damaged_row
 from closedloop.engine.case_query import warning_level_of
-from closedloop.engine.model import BODY_EXCLUDE, AuditEvent, Case, ReporterContact
+from closedloop.engine.model import (
+    BODY_EXCLUDE,
+    AuditEvent,
+    Case,
+    ReporterContact,
+    from_stored,
+    to_stored,
+)
 from closedloop.engine.ports import DuePoint, IdempotencyRecord, OutboxMessage
 from closedloop.errors import StoreError
 
@@ -43,13 +51,18 @@ def case_values(case: Case) -> dict[str, Any]:
         "due_at": None if deadline is None else deadline.due_at,
         "paused_at": None if deadline is None else deadline.paused_at,
         # The version lives in its own column, the contact in its own table.
-        "body": _json_data(case, exclude=set(BODY_EXCLUDE)),
+        "body": _stored_case(case),
     }
 
 
 def case_from_row(body: Mapping[str, Any], version: int) -> Case:
-    """The case stored as ``body`` at ``version``."""
-    return Case.model_validate({**body, "version": version})
+    """The case stored as ``body`` at ``version``.
+
+    Raises:
+        DamagedRecord: the row does not hold a case (it was edited or damaged).
+    """
+    with damaged_row(body, "case"):
+        return from_stored({**body, "version": version})
 
 
 def event_values(event: AuditEvent) -> dict[str, Any]:
@@ -58,8 +71,14 @@ def event_values(event: AuditEvent) -> dict[str, Any]:
 
 
 def event_from_row(row: RowMapping) -> AuditEvent:
-    """The audit event stored in ``row``."""
-    return AuditEvent.model_validate(dict(row))
+    """The audit event stored in ``row``.
+
+    Raises:
+        DamagedRecord: the row does not hold an audit event; the error names its case
+            and sequence number.
+    """
+    with damaged_row(row, "event"):
+        return AuditEvent.model_validate(dict(row))
 
 
 def contact_values(case_id: str, contact: ReporterContact) -> dict[str, Any]:
@@ -116,6 +135,13 @@ def _with_json(model: AuditEvent | OutboxMessage, *json_fields: str) -> dict[str
     values = model.model_dump()
     values.update(_json_data(model, include=set(json_fields)))
     return values
+
+
+def _stored_case(case: Case) -> dict[str, Any]:
+    try:
+        return to_stored(case, exclude=BODY_EXCLUDE)
+    except PydanticSerializationError as exc:
+        raise StoreError(f"cannot store a value that is not JSON data: {exc}") from None
 
 
 def _json_data(model: BaseModel, **fields: Any) -> dict[str, Any]:

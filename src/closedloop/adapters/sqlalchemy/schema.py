@@ -338,6 +338,26 @@ outbox = Table(
     comment="Notifications written in the transaction of the change that caused them.",
 )
 
+checkpoints = Table(
+    "closedloop_checkpoints",
+    metadata,
+    Column("number", Integer, primary_key=True, autoincrement=False),
+    Column("made_at", Instant, nullable=False),
+    Column("previous", String(64), nullable=False),
+    Column("heads", JSON, nullable=False),
+    Column("signature", String(64), nullable=False),
+    comment="Signed audit heads (HMAC-SHA256 under a key the database does not hold).",
+)
+
+case_anchors = Table(
+    "closedloop_case_anchors",
+    metadata,
+    Column("case_id", String, ForeignKey(cases.c.id), primary_key=True),
+    Column("number", Integer, nullable=False),
+    Column("seq", Integer, nullable=False),
+    comment="Each checkpointed case's latest checkpoint and the sequence number it signed.",
+)
+
 version_table = Table(
     VERSION_TABLE,
     MetaData(),

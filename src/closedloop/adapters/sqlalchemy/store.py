@@ -9,6 +9,7 @@ from typing import TypeVar
 from sqlalchemy import URL, Connection, Engine, select
 
 from closedloop.adapters.sqlalchemy import event_stream, leases, queries
+from closedloop.adapters.sqlalchemy.checkpoints import SQLCheckpoints
 from closedloop.adapters.sqlalchemy.engines import Synchronous, begin, connect, make_engine
 from closedloop.adapters.sqlalchemy.failures import retrying, translated
 from closedloop.adapters.sqlalchemy.provisioning import prepare as prepare_schema
@@ -33,7 +34,7 @@ T = TypeVar("T")
 _CASE_IDS = select(cases.c.id).order_by(cases.c.row_id)
 
 
-class SQLStore(CaseQueries, EventStream):
+class SQLStore(CaseQueries, EventStream, SQLCheckpoints):
     """A CaseStore in a SQL database: a SQLite file, or PostgreSQL through psycopg 3.
 
     On an empty database the store creates its tables and records the schema revision;

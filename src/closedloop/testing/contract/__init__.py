@@ -24,7 +24,9 @@ database per test::
 Stores that also answer the case queries (``find_cases``, ``count_cases``) add
 :class:`CaseQueryContract`; stores that stream every audit trail in one read
 (``stream_events``, the :class:`~closedloop.engine.ports.EventStream` port) add
-:class:`EventStreamContract`. For pytest's detailed assertion messages, call
+:class:`EventStreamContract`; stores that keep signed checkpoints (the
+:class:`~closedloop.engine.ports.CheckpointStore` port) add :class:`CheckpointContract`.
+For pytest's detailed assertion messages, call
 ``pytest.register_assert_rewrite("closedloop.testing.contract")`` in a ``conftest.py``
 before this module is imported.
 
@@ -35,6 +37,7 @@ from __future__ import annotations
 
 from closedloop.testing.contract.base import StoreFixtures
 from closedloop.testing.contract.cases import CaseContract
+from closedloop.testing.contract.checkpoints import CheckpointContract
 from closedloop.testing.contract.outbox import OutboxContract
 from closedloop.testing.contract.queries import CaseQueryContract
 from closedloop.testing.contract.streams import EventStreamContract
@@ -50,6 +53,7 @@ __all__ = [
     "CaseContract",
     "CaseQueryContract",
     "CaseStoreContract",
+    "CheckpointContract",
     "DuePointContract",
     "EventStreamContract",
     "OutboxContract",

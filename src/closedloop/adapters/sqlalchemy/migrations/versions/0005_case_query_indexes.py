@@ -7,7 +7,7 @@ here from the cases already stored; PostgreSQL gains GIN indexes (``pg_trgm`` fo
 text, ``jsonb`` containment for co-units) and bytewise indexes for code prefixes.
 
 Revision ID: 0005
-Revises: 0002
+Revises: 0003
 Create Date: 2026-12-06
 """
 
@@ -17,7 +17,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0005"
-down_revision = "0002"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
