@@ -90,6 +90,8 @@ def plan(connection: Connection, viewer: Actor, order: str | None, **criteria: A
         (DISPATCHER, "urgent", {}, "ix_closedloop_cases_urgency"),
         (DISPATCHER, "oldest", {"supervised": True}, "ix_closedloop_cases_supervised"),
         (DISPATCHER, "oldest", {"state": "assigned"}, "ix_closedloop_cases_state"),
+        (DISPATCHER, "oldest", {"merged_into": "c1"}, "ix_closedloop_cases_merged_into"),
+        (Actor("citizen-1"), "urgent", {}, "ix_closedloop_cases_reporter_id"),
         (DISPATCHER, "urgent", {"overdue_at": T0}, "ix_closedloop_cases_"),
     ],
 )

@@ -39,6 +39,9 @@ cases = st.lists(
             "co_units": st.lists(st.sampled_from(UNITS), unique=True, max_size=2).map(tuple),
             "reporter_id": st.sampled_from(PEOPLE),
             "area": st.sampled_from(("D1", "D1.S1", "D2.S1.C1")),
+            "duplicates": st.lists(st.sampled_from(PEOPLE), unique=True, max_size=2).map(
+                lambda people: tuple({"case": "x", "reporter": p, "at": T0} for p in people)
+            ),
         }
     ),
     min_size=1,

@@ -16,6 +16,7 @@ from tests.cast import CITIZEN, DISPATCHER, OTHER_CITIZEN, STREET, WATER
 
 PHONE = "13812345678"
 ROADS = Actor("roads-1", units={"roads"})
+ROADS_CITIZEN = Actor("citizen-5")
 
 
 def report(engine: Engine, by: Actor = CITIZEN, **kwargs: Any) -> Case:
@@ -129,3 +130,17 @@ def test_the_documented_json_shapes_are_the_models(engine: Engine, town: dict[st
     page = engine.find(WATER, limit=1).to_json()
     assert set(page) == {"cases", "next_cursor"}
     assert page["cases"][0] == engine.find(WATER, limit=1).cases[0].model_dump(mode="json")
+
+
+def test_a_duplicates_reporter_finds_the_master_and_duplicates_are_found_by_it(
+    engine: Engine, town: dict[str, Case]
+) -> None:
+    master = town["water"]
+    duplicate = report(engine, by=ROADS_CITIZEN)
+    engine.trigger(duplicate.id, "merge", by=DISPATCHER, duplicate_of=master.id)
+    assert ids(engine.find(DISPATCHER, merged_into=master.id)) == [duplicate.id]
+    assert set(ids(engine.find(ROADS_CITIZEN))) == {duplicate.id, master.id}
+    shown = next(c for c in engine.find(ROADS_CITIZEN).cases if c.id == master.id)
+    assert shown.contact == engine.get(master.id, viewer=ROADS_CITIZEN).contact
+    assert shown.contact is not None
+    assert shown.contact.phone != PHONE

@@ -62,16 +62,22 @@ class CasePage:
 
 @dataclass(frozen=True, slots=True)
 class Party:
-    """Cases an actor is party to: as their reporter, or through a unit (any one holds)."""
+    """Cases an actor is party to: as their reporter, through a unit, or as the reporter
+    of a duplicate merged into the case (``follower``); any one holds."""
 
     reporter: str | None = None
     lead_units: tuple[str, ...] = ()
     co_units: tuple[str, ...] = ()
+    follower: str | None = None
 
     def holds(self, case: Case) -> bool:
         """Whether ``case`` is one the party is related to."""
         return (
             (self.reporter is not None and case.reporter_id == self.reporter)
+            or (
+                self.follower is not None
+                and any(d.reporter == self.follower for d in case.duplicates)
+            )
             or (case.lead_unit is not None and case.lead_unit in self.lead_units)
             or not set(self.co_units).isdisjoint(case.co_units)
         )
@@ -113,6 +119,7 @@ class CaseFilter:
     overdue_at: datetime | None = None
     """Cases whose running clock is overdue at this instant (see :func:`is_overdue`)."""
     supervised: bool | None = None
+    merged_into: str | None = None
     text: str | None = None
     turns: tuple[Turn, ...] | None = None
     sight: Party | None = None
@@ -133,6 +140,7 @@ class CaseFilter:
         reported_from: datetime | None = None,
         reported_before: datetime | None = None,
         supervised: bool | None = None,
+        merged_into: str | None = None,
         text: str | None = None,
     ) -> CaseFilter:
         """Normalise the keyword arguments of the query methods.
@@ -164,6 +172,7 @@ class CaseFilter:
             warning_level=warning_level,
             overdue_at=_instant(overdue_at, "overdue_at"),
             supervised=supervised,
+            merged_into=merged_into,
             text=None if text is None else text.strip(),
         )
 
@@ -175,6 +184,7 @@ class CaseFilter:
             (self.channel, case.channel),
             (self.warning_level, warning_level_of(case)),
             (self.supervised, case.supervised),
+            (self.merged_into, case.merged_into),
         )
         if any(want is not None and want != have for want, have in wanted):
             return False

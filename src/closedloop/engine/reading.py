@@ -48,6 +48,7 @@ class Criteria(TypedDict, total=False):
     warning_level: str | None
     overdue_at: datetime | None
     supervised: bool | None
+    merged_into: str | None
     text: str | None
 
 
@@ -89,7 +90,7 @@ def sight_of(workflow: Workflow, actor: Actor) -> Party | None:
 
     The same rule as :func:`~closedloop.engine.access.can_see`: a ``sees_all`` global
     role sees everything; otherwise the reporter, lead unit and co-unit relations the
-    workflow's roles name.
+    workflow's roles name, and the cases a report of theirs was merged into.
     """
     kinds = {role.kind for role in workflow.roles}
     if any(r.kind == "global" and r.sees_all and r.name in actor.roles for r in workflow.roles):
@@ -99,6 +100,7 @@ def sight_of(workflow: Workflow, actor: Actor) -> Party | None:
         reporter=actor.id if "reporter" in kinds else None,
         lead_units=units if "lead_unit" in kinds else (),
         co_units=units if "co_unit" in kinds else (),
+        follower=actor.id,
     )
 
 
@@ -126,6 +128,7 @@ class Reader:
         warning_level: str | None = None,
         overdue_at: datetime | None = None,
         supervised: bool | None = None,
+        merged_into: str | None = None,
         text: str | None = None,
     ) -> CaseFilter:
         """The filter of the host's criteria, narrowed to what ``viewer`` may see.
@@ -147,6 +150,7 @@ class Reader:
             reported_from=reported_from,
             reported_before=reported_before,
             supervised=supervised,
+            merged_into=merged_into,
             text=text,
         )
         turns = None if waiting_on is None else turns_of(self._workflow, waiting_on)

@@ -361,7 +361,8 @@ class Engine:
         that actor owns), ``lead_unit``, ``co_unit``, ``reporter`` (a reporter id),
         ``area`` and ``category`` (the code and everything under it), ``channel``,
         ``reported_from`` and ``reported_before``, ``warning_level``, ``overdue_at``,
-        ``supervised``, ``text`` (in the description or the address).
+        ``supervised``, ``merged_into`` (the master's id), ``text`` (in the
+        description or the address).
 
         Args:
             order: ``"oldest"`` or ``"newest"`` report first, or ``"urgent"``: the

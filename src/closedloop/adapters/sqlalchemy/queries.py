@@ -33,12 +33,16 @@ from sqlalchemy.dialects.postgresql import JSONB
 from closedloop.adapters.sqlalchemy import rows
 from closedloop.adapters.sqlalchemy.schema import (
     CASE_CO_UNITS,
+    CASE_FOLLOWERS,
     CASE_TEXT,
     cases,
     co_unit_list,
+    duplicate_list,
+    postgres_merged_into,
     postgres_supervised,
     reporter_contacts,
     search_text,
+    sqlite_merged_into,
     sqlite_supervised,
     urgency_rank,
 )
@@ -60,6 +64,7 @@ from closedloop.engine.model import ReporterContact
 
 _text_rows = table(CASE_TEXT, column("rowid"), column(CASE_TEXT), column("text"))
 _co_unit_rows = table(CASE_CO_UNITS, column("unit"), column("row_id"))
+_follower_rows = table(CASE_FOLLOWERS, column("reporter"), column("row_id"))
 
 
 def conditions(where: CaseFilter, dialect: str) -> list[ColumnElement[bool]]:
@@ -86,6 +91,9 @@ def conditions(where: CaseFilter, dialect: str) -> list[ColumnElement[bool]]:
         found.append(cases.c.reported_at < where.reported_before)
     if where.supervised is not None:
         found.append(_supervised(where.supervised, dialect))
+    if where.merged_into is not None:
+        master = postgres_merged_into if dialect == "postgresql" else sqlite_merged_into
+        found.append(master == where.merged_into)
     if where.text is not None:
         found.append(_text(where.text, dialect))
     if where.overdue_at is not None:
@@ -245,7 +253,18 @@ def _party(party: Party, dialect: str) -> ColumnElement[bool]:
         found.append(cases.c.lead_unit.in_(party.lead_units))
     if party.co_units:
         found.append(_co_units(party.co_units, dialect))
+    if party.follower is not None:
+        found.append(_follows(party.follower, dialect))
     return or_(false(), *found)
+
+
+def _follows(reporter: str, dialect: str) -> ColumnElement[bool]:
+    """Cases a report of ``reporter`` was merged into."""
+    if dialect == "postgresql":
+        wanted = cast(literal(json.dumps([{"reporter": reporter}])), JSONB)
+        return duplicate_list.op("@>")(wanted)
+    followed = select(_follower_rows.c.row_id).where(_follower_rows.c.reporter == reporter)
+    return cases.c.row_id.in_(followed)
 
 
 def _supervised(wanted: bool, dialect: str) -> ColumnElement[bool]:

@@ -28,10 +28,12 @@ class CaseSelectionContract(StoreFixtures):
         rows: list[tuple[str, dict[str, Any]]] = [
             ("a", {"lead_unit": "water", "co_units": ("roads",), "category": "01.02",
                    "location": {"area": "D1.S1.C1.G01", "address": "南京路 12 号"},
-                   "description": "井盖缺失，行人危险", "deadline": deadline(T0 + 3 * DAY)}),
+                   "description": "井盖缺失，行人危险", "deadline": deadline(T0 + 3 * DAY),
+                   "duplicates": ({"case": "b", "reporter": "citizen-9", "at": T0},)}),
             ("b", {"lead_unit": "water", "category": "01", "channel": "app",
                    "location": {"area": "D1.S10"}, "description": "Burst PIPE on the corner",
-                   "deadline": deadline(T0 + 5 * DAY, warning="red"), "supervised": True}),
+                   "deadline": deadline(T0 + 5 * DAY, warning="red"), "supervised": True,
+                   "merged_into": "a"}),
             ("c", {"lead_unit": "roads", "co_units": ("water", "parks"), "category": "02",
                    "location": {"area": "D1.S1"}, "reporter_id": "citizen-2",
                    "description": "路灯不亮", "deadline": deadline(T0 + 2 * DAY)}),
@@ -73,6 +75,8 @@ class CaseSelectionContract(StoreFixtures):
         assert self._found(spread, channel="app") == ["b"]
         assert self._found(spread, supervised=True) == ["b"]
         assert self._found(spread, supervised=False) == ["a", "c", "d", "e", "f", "g"]
+        assert self._found(spread, merged_into="a") == ["b"]
+        assert self._found(spread, merged_into="b") == []
         window = {"reported_from": T0 + DAY, "reported_before": T0 + 3 * DAY}
         assert self._found(spread, **window) == ["b", "c"]
         assert self._found(spread, state="assigned", area="D2") == ["d", "g"]
@@ -90,6 +94,9 @@ class CaseSelectionContract(StoreFixtures):
         both = Party(reporter="citizen-2", co_units=("roads",))
         assert self._where(spread, CaseFilter(sight=both)) == ["a", "c"]
         assert self._where(spread, CaseFilter(sight=Party())) == []
+        # The reporter of a duplicate follows the case it was merged into.
+        assert self._where(spread, CaseFilter(sight=Party(follower="citizen-9"))) == ["a"]
+        assert self._where(spread, CaseFilter(sight=Party(follower="citizen-1"))) == []
         turns = (Turn(("assigned",)), Turn(("reported",), Party(co_units=("parks",))))
         assert self._where(spread, CaseFilter(turns=turns)) == ["c", "d", "g"]
         assert self._where(spread, CaseFilter(turns=())) == []
