@@ -104,6 +104,19 @@ def sight_of(workflow: Workflow, actor: Actor) -> Party | None:
     )
 
 
+def _within(turn: Turn, sight: Party) -> bool:
+    """Whether every case ``turn`` selects is one ``sight`` selects."""
+    party = turn.party
+    if party is None:
+        return False
+    return (
+        party.reporter in (None, sight.reporter)
+        and set(party.lead_units) <= set(sight.lead_units)
+        and set(party.co_units) <= set(sight.co_units)
+        and party.follower in (None, sight.follower)
+    )
+
+
 class Reader:
     """Answers :meth:`closedloop.Engine.find`, ``count``, ``inbox`` and ``facets``."""
 
@@ -154,7 +167,10 @@ class Reader:
             text=text,
         )
         turns = None if waiting_on is None else turns_of(self._workflow, waiting_on)
-        return replace(where, turns=turns, sight=sight_of(self._workflow, viewer))
+        sight = sight_of(self._workflow, viewer)
+        if sight is not None and turns is not None and all(_within(t, sight) for t in turns):
+            sight = None  # each turn already requires a relation the viewer sees through
+        return replace(where, turns=turns, sight=sight)
 
     def find(
         self, viewer: Actor, where: CaseFilter, *, order: str, after: str | None, limit: int

@@ -10,12 +10,15 @@ by triggers, FTS5 with the trigram tokenizer; PostgreSQL: GIN indexes, ``pg_trgm
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
     Connection,
+    Row,
     Select,
     and_,
     cast,
@@ -124,8 +127,17 @@ def select_cases(
     """One page of matching cases in ``order`` (see ``CaseQueries.select_cases``)."""
     check_page(limit)
     order = check_order(order)
-    query = page_query(where, order, after, limit + 1, connection.dialect.name)
-    found = connection.execute(query).all()
+    dialect = connection.dialect.name
+    if where.turns is not None and len(where.turns) > 1:
+        # One index-ordered page per turn, merged: an OR of turns would be read whole
+        # and sorted.
+        merged: dict[int, Row[Any]] = {}
+        for turn in where.turns:
+            query = page_query(replace(where, turns=(turn,)), order, after, limit + 1, dialect)
+            merged.update((row.row_id, row) for row in connection.execute(query).all())
+        found = sorted(merged.values(), key=_sort_key(order), reverse=order == "newest")
+    else:
+        found = list(connection.execute(page_query(where, order, after, limit + 1, dialect)).all())
     page = found[:limit]
     cursor = None
     if len(found) > limit:
@@ -178,9 +190,16 @@ def contacts_of(connection: Connection, case_ids: Sequence[str]) -> dict[str, Re
     return {row["case_id"]: rows.contact_from_row(row) for row in found}
 
 
+def _sort_key(order: Order) -> Callable[[Row[Any]], tuple[Any, ...]]:
+    if order == "urgent":
+        return lambda row: (row.rank, row.due_at is not None, row.due_at or 0, row.row_id)
+    return lambda row: (row.reported_at, row.row_id)
+
+
 def _ordered(query: Select[tuple[object, ...]], order: Order) -> Select[tuple[object, ...]]:
     if order == "urgent":
-        return query.order_by(urgency_rank, cases.c.due_at.asc().nulls_last(), cases.c.row_id)
+        # No NULLS LAST: only final cases (rank 3) have no due instant, all of them.
+        return query.order_by(urgency_rank, cases.c.due_at, cases.c.row_id)
     if order == "newest":
         return query.order_by(cases.c.reported_at.desc(), cases.c.row_id.desc())
     return query.order_by(cases.c.reported_at, cases.c.row_id)
@@ -249,7 +268,9 @@ def _party(party: Party, dialect: str) -> ColumnElement[bool]:
     found: list[ColumnElement[bool]] = []
     if party.reporter is not None:
         found.append(cases.c.reporter_id == party.reporter)
-    if party.lead_units:
+    if len(party.lead_units) == 1:  # an equality: the (lead_unit, urgency) index serves it
+        found.append(cases.c.lead_unit == party.lead_units[0])
+    elif party.lead_units:
         found.append(cases.c.lead_unit.in_(party.lead_units))
     if party.co_units:
         found.append(_co_units(party.co_units, dialect))
