@@ -32,7 +32,7 @@ def main() -> None:
     case = engine.trigger(case.id, "accept", by=water_crew)
     case = engine.trigger(case.id, "submit_result", by=water_crew, result="Cover replaced")
     case = engine.trigger(case.id, "feedback", by=dispatcher, message="Cover replaced today")
-    case = engine.trigger(case.id, "confirm", by=citizen, rating="satisfied")
+    case = engine.trigger(case.id, "confirm", by=citizen, resolved="yes", rating="satisfied")
 
     print(f"case {case.id}: {case.state}, handled by {case.lead_unit}, version {case.version}")
     for event in engine.history(case.id):

@@ -73,6 +73,8 @@ BUILTINS = {
     "complete_subtask": "mark the actor's unit's subtask done with the payload's `result`",
     "record_extension_request": "keep the payload as the pending `extension_request`",
     "record_suspension_request": "keep the payload as the pending `suspension_request`",
+    "supervise_repeated_failure": "set the supervision flag when this command is the case's "
+    "third failed check (the transition counts `failed_checks`)",
 }
 
 

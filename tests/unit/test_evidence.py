@@ -4,6 +4,7 @@ a content type, a SHA-256 digest) inside the hashed event; a swapped photo break
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import pytest
@@ -53,7 +54,9 @@ def swap_digest(store: CaseStore, case_id: str, seq: int, digest: str) -> None:
     """Replace the digest of the first reference in event ``seq``, as a forger would."""
     if isinstance(store, InMemoryStore):
         rows = store._records.events[case_id]
-        rows[seq - 1] = rows[seq - 1].replace("b" * 64, digest)
+        forged = copy.deepcopy(rows[seq - 1].payload)
+        forged["after_photos"][0]["sha256"] = digest
+        rows[seq - 1] = rows[seq - 1].model_copy(update={"payload": forged})
         return
     from sqlalchemy import select, update
 

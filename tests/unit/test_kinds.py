@@ -24,9 +24,9 @@ def test_a_due_point_stores_its_kind_as_the_plain_name_and_reads_it_back() -> No
 
 
 def test_the_engine_events_a_rule_may_name_are_the_engine_triggers() -> None:
-    assert {
-        "report", "warn", "breach", "escalate", "duplicate", "master_closed"
-    } == ENGINE_EVENTS  # fmt: skip
+    subtask = {"subtask_warn", "subtask_breach", "subtask_escalate"}
+    merges = {"duplicate", "master_closed"}
+    assert {"report", "warn", "breach", "escalate", *subtask, *merges} == ENGINE_EVENTS
     assert {type(name) for name in ENGINE_EVENTS} == {str}
     assert set(EngineTrigger) == ENGINE_EVENTS
 

@@ -30,9 +30,10 @@ def rates(**three_rates: object) -> MetricsConfig:
 def test_partial_weight_for_basically_satisfied(week_store: CaseStore) -> None:
     config = rates(satisfaction_weights={"satisfied": 1, "basically_satisfied": 0.8})
     water = compute(week_store, WEEK, by="unit", config=config).row("water")
-    # C1 satisfied 1 + C2 basically 0.8 + C5 dissatisfied (not listed: 0), over 3.
-    assert water.satisfaction_rate == pytest.approx(1.8 / 3)
-    assert water.resolution_rate == pytest.approx(2 / 3)  # its own weights are unchanged
+    # Water's four callbacks: C1 satisfied 1 + C2 basically 0.8 + C5 twice dissatisfied
+    # (not listed: 0), over 4.
+    assert water.satisfaction_rate == pytest.approx(1.8 / 4)
+    assert water.resolution_rate == 3 / 4  # its own weights are unchanged
 
 
 def test_excluded_categories_and_channels_leave_the_three_rates(week_store: CaseStore) -> None:
@@ -41,7 +42,8 @@ def test_excluded_categories_and_channels_leave_the_three_rates(week_store: Case
     assert (water.response_base, water.response_rate, water.satisfaction_rate) == (0, None, None)
     assert water.due == 3  # the other metrics still count them
     by_channel = compute(week_store, WEEK, config=rates(excluded_channels={"app"})).total
-    # C4, C5 and C6 came by app: response over C1 C2 C3; satisfaction over C1 C2 C8.
+    # C4, C5 and C6 came by app: response over C1 C2 C3; satisfaction over the
+    # callbacks of C1 C2 C8.
     assert (by_channel.response_base, by_channel.rated) == (3, 3)
 
 
@@ -52,7 +54,8 @@ def test_closures_without_a_rating() -> None:
     unconfirmed.add(start + timedelta(days=3), "close_unconfirmed", "closed", {"reason": "r"})
     rated = Stream("R1", start)
     rated.add(start, "answer", "awaiting_confirmation")
-    rated.add(start + timedelta(days=1), "confirm", "closed", {"rating": "satisfied"})
+    answers = {"resolved": "yes", "rating": "satisfied"}
+    rated.add(start + timedelta(days=1), "confirm", "closed", answers)
     streams = [unconfirmed.events, rated.events]
     # Defaults: no answer counts as not resolved, and is left out of satisfaction.
     default = compute(streams, WEEK).total

@@ -11,7 +11,8 @@ chosen so that the published rates follow (derivations beside each constant):
 
 * dispatched = 49,149: 49,149 / 51,229 = 95.9398 % → 95.94 %.
 * closed on time = 40,395: 40,395 / 52,434 = 77.0397 % → 77.04 %.
-* reworked = 231 of the 43,523 closures: 231 / 43,523 = 0.5307 % → 0.53 %.
+* reworked = 276 of the 52,434 due to close (返工率 counts over 应结案):
+  276 / 52,434 = 0.5264 % → 0.53 %.
 * extended = 105 of the 52,434 due: 105 / 52,434 = 0.2003 % → 0.20 %.
 * due to close = 30,000 cases reported this week + 22,434 carried over from the
   week before (reported then, falling due now).
@@ -39,7 +40,7 @@ DISPATCHED = 49_149
 DUE = 52_434
 CLOSED = 43_523
 ON_TIME = 40_395
-REWORKED = 231
+REWORKED = 276
 EXTENDED = 105
 DUE_FROM_THIS_WEEK = 30_000
 CARRIED_OVER = DUE - DUE_FROM_THIS_WEEK  # 22,434
@@ -181,6 +182,7 @@ def test_published_weekly_report_is_reproduced_from_event_streams() -> None:
     assert (total.reported, total.filed, total.dispatched) == (ACCEPTED, FILED, DISPATCHED)
     assert (total.due, total.closed, total.closed_on_time) == (DUE, CLOSED, ON_TIME)
     assert (total.closures, total.reworked, total.extended) == (CLOSED, REWORKED, EXTENDED)
+    assert total.reworks == REWORKED  # each reworked once, within the week
     assert (total.answered, total.rejected, total.merged) == (ANSWERED, REJECTED, MERGED)
     assert pct(total.filing_rate) == "99.34"
     assert pct(total.dispatch_rate) == "95.94"

@@ -6,9 +6,10 @@ confirmation 3 days. Every case and every number of the expected tables is deriv
 in the comments below; ``run_week`` is also the stream the store tests replay.
 
     C1 water  reported Mon 09:00, signed for 10:00 (due 13:00), handling due Sat 10:00,
-              closed Wed 10:00 (satisfied): on time.
+              closed Wed 10:00 (resolved, satisfied): on time.
     C2 water  reported Mon 09:00, signed for 15:00 (due 13:00: late), handling due Sat
-              15:00, closed Sun 10:00 (basically satisfied): late, 139 h used of 120 h.
+              15:00, closed Sun 10:00 (resolved, basically satisfied): late, 139 h used
+              of 120 h.
     C3 water→roads  dispatched to water Mon 09:00, returned 10:00, return approved
               (misdirect) 11:00 to roads (sign-for due 15:00), signed for 12:00; handling
               due Sat 12:00, extended by 1 day to Sun 12:00; open at the week's end:
@@ -16,12 +17,15 @@ in the comments below; ``run_week`` is also the stream the store tests replay.
     C4 roads  signed for Mon 10:00 (due 13:00), handling due Sat 10:00; suspended Tue
               09:00 (挂账) and still suspended at the week's end.
     C5 water  signed for Mon 11:00 (due 13:00); result Tue 09:00, rejected by the
-              reporter Tue 12:00 (rework: a new handling round, due Sun 12:00), result
-              again and closed Wed 10:00 (dissatisfied): on time, reworked.
-    C6 —      reported Mon 09:00, answered directly, closed Mon 15:00 (satisfied).
+              reporter Tue 12:00 (not resolved, dissatisfied; rework: a new handling
+              round, due Sun 12:00), result again and closed Wed 10:00 (resolved but
+              dissatisfied): on time, reworked.
+    C6 —      reported Mon 09:00, answered directly, closed Mon 15:00 (resolved,
+              dissatisfied).
     C7 —      reported Mon 09:00, rejected (not a matter for the platform).
     C8 street reported the Friday before (carried over), signed for at once, handling
-              due Wed 09:00; closed Tue 12:00 (satisfied): on time.
+              due Wed 09:00; closed Tue 12:00 (not resolved, but satisfied with the
+              service): on time.
 """
 
 from __future__ import annotations
@@ -59,17 +63,18 @@ def dispatched(when: datetime, case: str, unit: str, category: str, **report: An
     ]
 
 
-def closed(when: datetime, case: str, unit: Actor, rating: str) -> list[Step]:
-    """Result submitted, fed back and confirmed at ``when``."""
+def closed(when: datetime, case: str, unit: Actor, resolved: str, rating: str) -> list[Step]:
+    """Result submitted, fed back and confirmed at ``when`` with the reporter's answers."""
     return [
         (when, case, "submit_result", unit, {"result": "done"}),
         (when, case, "feedback", DISPATCHER, {}),
-        (when, case, "confirm", CITIZEN, {"rating": rating}),
+        (when, case, "confirm", CITIZEN, {"resolved": resolved, "rating": rating}),
     ]
 
 
 G01, G02, S2 = ({"location": {"area": a}} for a in ("D1.S1.C1.G01", "D1.S1.C1.G02", "D1.S2.C1.G01"))
 APP = {"channel": "app"}
+UNRESOLVED = {"resolved": "no", "rating": "dissatisfied"}
 WEEK_STEPS: list[Step] = [
     *dispatched(at(2, 9), "C8", "street_s1", "02.01", **G01),  # the Friday before
     (at(2, 9), "C8", "accept", STREET, {}),
@@ -89,7 +94,7 @@ WEEK_STEPS: list[Step] = [
     (at(5, 11), "C5", "accept", WATER, {}),
     (at(5, 12), "C3", "accept", ROADS, {}),
     (at(5, 15), "C2", "accept", WATER, {}),
-    (at(5, 15), "C6", "confirm", CITIZEN, {"rating": "satisfied"}),
+    (at(5, 15), "C6", "confirm", CITIZEN, {"resolved": "yes", "rating": "dissatisfied"}),
     (at(6, 9), "C4", "request_suspension", ROADS, {"reason": "road works of the city"}),
     (at(6, 9), "C4", "approve_suspension", SUPERVISOR, {}),
     (at(6, 9), "C5", "submit_result", WATER, {"result": "flushed"}),
@@ -98,11 +103,11 @@ WEEK_STEPS: list[Step] = [
     (at(6, 9), "C8", "feedback", DISPATCHER, {}),
     (at(6, 9), "C3", "request_extension", ROADS, {"duration": "1 working day", "reason": "tar"}),
     (at(6, 9), "C3", "approve_extension", DISPATCHER, {}),
-    (at(6, 12), "C5", "reject_result", CITIZEN, {"reason": "still smells"}),
-    (at(6, 12), "C8", "confirm", CITIZEN, {"rating": "satisfied"}),
-    *closed(at(7, 10), "C1", WATER, "satisfied"),
-    *closed(at(7, 10), "C5", WATER, "dissatisfied"),
-    *closed(at(11, 10), "C2", WATER, "basically_satisfied"),
+    (at(6, 12), "C5", "reject_result", CITIZEN, {"reason": "still smells", **UNRESOLVED}),
+    (at(6, 12), "C8", "confirm", CITIZEN, {"resolved": "no", "rating": "satisfied"}),
+    *closed(at(7, 10), "C1", WATER, "yes", "satisfied"),
+    *closed(at(7, 10), "C5", WATER, "yes", "dissatisfied"),
+    *closed(at(11, 10), "C2", WATER, "yes", "basically_satisfied"),
 ]
 """The week of the module docstring, in time order."""
 
@@ -170,10 +175,13 @@ def test_per_unit_intake_and_handling_match_the_hand_checked_table(week_store: C
 def test_per_unit_rework_dispatch_quality_and_three_rates(week_store: CaseStore) -> None:
     table = compute(week_store, WEEK, by="unit")
     water, roads, street, none = (table.row(g) for g in ("water", "roads", "street_s1", "(none)"))
-    # Closures this week: water C1 C2 C5 (C5 reworked: 1/3), street C8, none C6.
-    assert (water.closures, water.reworked, water.reworks) == (3, 1, 1)
+    # Closures this week: water C1 C2 C5, street C8, none C6. Rework counts over the
+    # cases due to close: water C1 C2 C5 due, C5 reworked: 1/3; street C8 due: 0/1;
+    # none (C6 answered directly) has nothing due: no rate.
+    assert (water.closures, water.due, water.reworked, water.reworks) == (3, 3, 1, 1)
     assert water.rework_rate == pytest.approx(1 / 3)
     assert (street.closures, street.rework_rate, none.closures) == (1, 0.0, 1)
+    assert (none.due, none.rework_rate) == (0, None)
 
     # Dispatch quality, by the unit that held the case: water returned C3 and the
     # return was approved (a misdirect against water's name on the list, not roads').
@@ -188,10 +196,15 @@ def test_per_unit_rework_dispatch_quality_and_three_rates(week_store: CaseStore)
 
     # Three rates. Response: reported this week and not rejected/merged/cancelled;
     # every one was signed for or answered. Resolution and satisfaction over the
-    # closures: water satisfied (1) + basically (1) + dissatisfied (0) = 2 of 3.
+    # callbacks of the week, by the unit that held the case: water had four, C5's
+    # send-back (no, dissatisfied), C1 (yes, satisfied), C5's confirmation (yes,
+    # dissatisfied), C2 (yes, basically satisfied): resolved 3 of 4, satisfied
+    # 0 + 1 + 0 + 1 = 2 of 4. Street C8: not resolved but satisfied.
     assert (water.response_base, water.responded, none.response_base) == (3, 3, 1)
     assert water.response_rate == none.response_rate == 1.0
-    assert water.resolution_rate == water.satisfaction_rate == pytest.approx(2 / 3)
+    assert (water.resolution_base, water.resolved, water.rated, water.satisfied) == (4, 3, 4, 2)
+    assert (water.resolution_rate, water.satisfaction_rate) == (0.75, 0.5)
+    assert (street.resolution_rate, street.satisfaction_rate) == (0.0, 1.0)
     assert (roads.resolution_rate, roads.satisfaction_rate) == (None, None)
 
 
@@ -202,8 +215,10 @@ def test_the_total_row_adds_the_units_up(week_store: CaseStore) -> None:
     # Due: water 3 + roads 2 + street 1 = 6; closed 3 + 0 + 1 = 4; on time 2 + 0 + 1 = 3.
     assert (total.due, total.closed, total.closed_on_time) == (6, 4, 3)
     assert (total.closure_rate, total.on_time_closure_rate) == (pytest.approx(4 / 6), 0.5)
-    # Closures C1 C2 C5 C8 C6; resolved/satisfied all but C5: 4/5; C5 reworked: 1/5.
-    assert (total.closures, total.rework_rate, total.resolution_rate) == (5, 0.2, 0.8)
+    # Closures C1 C2 C5 C8 C6; C5 reworked, of the 6 due: 1/6. Six callbacks (water's
+    # four, C8, C6): resolved 3 + 0 + 1 = 4 of 6, satisfied 2 + 1 + 0 = 3 of 6.
+    assert (total.closures, total.reworked, total.rework_rate) == (5, 1, pytest.approx(1 / 6))
+    assert (total.resolution_rate, total.satisfaction_rate) == (pytest.approx(4 / 6), 0.5)
     assert (total.sign_for_due, total.signed_on_time) == (5, 4)
     assert total.overdue_multiple == pytest.approx((139 / 120 + 156 / 144) / 2)
     assert compute(week_store, WEEK).total == total  # ungrouped: the same total

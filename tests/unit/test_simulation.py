@@ -6,6 +6,7 @@ import ast
 import re
 import subprocess
 import sys
+from collections import Counter
 from dataclasses import replace
 from datetime import datetime, timedelta
 from functools import partial
@@ -18,6 +19,7 @@ import closedloop
 from closedloop import Actor, ValidationError
 from closedloop.adapters.memory import InMemoryStore
 from closedloop.engine.calendars import chinese_office_hours
+from closedloop.metrics import Period, compute
 from closedloop.simulation import (
     START,
     District,
@@ -102,7 +104,7 @@ def test_refusals_are_only_guards_and_states_the_case_moved_past(
 
 
 def test_every_turn_of_the_loop_happens() -> None:
-    simulation, busy = simulated(3, seed=11, habits=BUSY)
+    simulation, busy = simulated(4, seed=11, habits=BUSY)
     turns = {
         "return", "redispatch", "reject_return", "arbitrate", "request_info", "provide_info",
         "request_extension", "approve_extension", "send_back", "reject_result",
@@ -110,6 +112,21 @@ def test_every_turn_of_the_loop_happens() -> None:
     }  # fmt: skip
     assert turns <= set(busy.applied), turns - set(busy.applied)
     assert check_cases(simulation.engine, busy.case_ids).ok
+
+
+def test_citizens_answer_the_two_callback_questions_independently() -> None:
+    simulation, result = simulated(6, seed=2)
+    engine = simulation.engine
+    answers: Counter[tuple[str, str]] = Counter()
+    for case_id in result.case_ids:
+        for event in engine.history(case_id):
+            if event.trigger in ("confirm", "reject_result") and "resolved" in event.payload:
+                answers[event.payload["resolved"], event.payload["rating"]] += 1
+    assert answers["yes", "dissatisfied"] > 0  # resolved, yet dissatisfied
+    assert answers["no", "satisfied"] + answers["no", "basically_satisfied"] > 0
+    start = simulation.start
+    total = compute(engine.store, Period(start=start, end=start + timedelta(days=6))).total
+    assert total.resolution_rate != total.satisfaction_rate
 
 
 def test_the_same_seed_gives_the_same_cases_and_trails() -> None:

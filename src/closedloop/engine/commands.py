@@ -100,6 +100,7 @@ def apply_transition(
         update["merged_into"] = ctx.payload[transition.merges_into]
     new = Case.model_validate({**dict(case), **update})  # records keep what they were given
     new = new.model_copy(update={"deadline": timekeeper.after(case, new, transition, ctx.now)})
+    new = timekeeper.subtask_clocks(new)
     reason = ctx.payload.get("reason")
     return record(
         case,

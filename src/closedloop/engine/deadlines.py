@@ -11,6 +11,11 @@ From a deadline come the case's due points (durable timers): a yellow warning at
 ``warn_at`` (by default 70% of the allowed time), the breach (red) at ``due_at``, the
 rungs of the escalation ladder counted from the breach, and an optional expiry action.
 Everything here is pure; the Engine stores the points and applies them on ``tick``.
+
+A co-unit's active subtask has a clock of its own beside the case's (see "subtask
+clocks" below): its due and warning instants are fixed when it starts, and it warns,
+breaches and climbs the escalation ladder of the case's clock as a case does, with
+timers of the ``subtask_*`` kinds.
 """
 
 from __future__ import annotations
@@ -22,8 +27,8 @@ from typing import Any
 from closedloop.engine.definition import ClockSpec, SlaRow, TransitionSpec, Workflow
 from closedloop.engine.durations import Duration
 from closedloop.engine.hierarchy import covers
-from closedloop.engine.kinds import EngineTrigger, TimerKind
-from closedloop.engine.model import Case, Deadline
+from closedloop.engine.kinds import SUBTASK_TIMERS, EngineTrigger, TimerKind
+from closedloop.engine.model import Case, Deadline, Subtask
 from closedloop.engine.ports import DuePoint, WorkCalendar
 from closedloop.errors import UnknownName, ValidationError
 
@@ -183,12 +188,108 @@ class Timekeeper:
                 (TimerKind.EXPIRY, 0, self._after_breach(deadline, clock.on_expiry.after))
             )
         made = [_point(case.id, deadline, kind, level, at) for kind, level, at in points]
+        made.extend(self.subtask_points(case))
         return sorted(made, key=lambda p: (p.due_at, p.id))
+
+    def escalation_targets(self, case: Case, point: DuePoint) -> tuple[str, ...]:
+        """Whom an escalation rung ``point`` notifies besides its rules' recipients."""
+        if point.kind not in (TimerKind.ESCALATION, TimerKind.SUBTASK_ESCALATION):
+            return ()
+        clock = point.clock if point.kind in SUBTASK_TIMERS else None
+        if clock is None and case.deadline is not None:
+            clock = case.deadline.clock
+        return self._workflow.clock(clock).escalation[point.level - 1].notify if clock else ()
+
+    # -- subtask clocks --------------------------------------------------------------------
+
+    def subtask_clocks(self, case: Case) -> Case:
+        """``case`` with a clock started for every subtask that has just become active:
+        due ``within`` of its start on the default calendar, else when the case's running
+        clock is due; the warning at the same fraction of the allowed time as the case's
+        clock (for a subtask due with the case: the case's own warning instant, if it is
+        still ahead)."""
+        deadline = case.deadline
+        if deadline is None or not any(_unclocked(t) for t in case.subtasks):
+            return case
+        tasks = tuple(
+            self._clocked(task, deadline) if _unclocked(task) else task for task in case.subtasks
+        )
+        return case.model_copy(update={"subtasks": tasks})
+
+    def _clocked(self, task: Subtask, deadline: Deadline) -> Subtask:
+        started = task.activated_at
+        assert started is not None  # an active subtask has started
+        fraction = self._workflow.clock(deadline.clock).warn_at
+        calendar = self.calendar(None)
+        if task.within is not None:
+            due = calendar.add(started, task.within).astimezone(UTC)
+            warn = calendar.add(started, task.within.scaled(fraction)).astimezone(UTC)
+        else:
+            due, warn = deadline.due_at, deadline.warn_at
+        update: dict[str, Any] = {"due_at": due, "clock": deadline.clock}
+        if started < warn < due:
+            update["warn_at"] = warn
+        return task.model_copy(update=update)
+
+    def subtask_points(self, case: Case) -> list[DuePoint]:
+        """The timers of the case's active subtasks (none once the case is final)."""
+        if case.deadline is None:
+            return []
+        return [point for task in case.subtasks for point in self._task_points(case.id, task)]
+
+    def _task_points(self, case_id: str, task: Subtask) -> list[DuePoint]:
+        if task.status != "active" or task.due_at is None or task.clock is None:
+            return []
+        ladder = self._workflow.clock(task.clock).escalation
+        points: list[tuple[TimerKind, int, datetime]] = []
+        if task.warning == "none" and task.warn_at is not None:
+            points.append((TimerKind.SUBTASK_WARNING, 0, task.warn_at))
+        if task.warning != "red":
+            points.append((TimerKind.SUBTASK_BREACH, 0, task.due_at))
+        if task.escalation < len(ladder):
+            # As for the case's clock: only the next rung, counted from the due instant.
+            level = task.escalation + 1
+            at = self.calendar(None).add(task.due_at, Duration.parse(ladder[level - 1].after))
+            points.append((TimerKind.SUBTASK_ESCALATION, level, at))
+        return [_subtask_point(case_id, task, kind, level, at) for kind, level, at in points]
+
+    def _subtask_effect(
+        self, case: Case, point: DuePoint
+    ) -> tuple[EngineTrigger, dict[str, Any], dict[str, Any]]:
+        """What a subtask timer does: the subtask's warning, breach or rung, recorded."""
+        payload: dict[str, Any] = {}
+        tasks = []
+        for task in case.subtasks:
+            if point.id in {p.id for p in self._task_points(case.id, task)}:
+                payload["unit"] = task.unit
+                if task.due_at is not None:
+                    payload["subtask_due_at"] = task.due_at.isoformat()
+                if point.kind == TimerKind.SUBTASK_WARNING:
+                    task = task.model_copy(update={"warning": "yellow"})
+                elif point.kind == TimerKind.SUBTASK_BREACH:
+                    task = task.model_copy(update={"warning": "red"})
+                else:
+                    assert task.clock is not None
+                    step = self._workflow.clock(task.clock).escalation[point.level - 1]
+                    update: dict[str, Any] = {"escalation": point.level}
+                    if step.supervise:
+                        update["supervised"] = True
+                    task = task.model_copy(update=update)
+                    payload.update(level=point.level, notify=list(step.notify))
+            tasks.append(task)
+        assert "unit" in payload  # the sweep fires only live points
+        trigger = {
+            TimerKind.SUBTASK_WARNING: EngineTrigger.SUBTASK_WARN,
+            TimerKind.SUBTASK_BREACH: EngineTrigger.SUBTASK_BREACH,
+        }.get(point.kind, EngineTrigger.SUBTASK_ESCALATE)
+        return trigger, {"subtasks": tuple(tasks)}, payload
 
     def effect(
         self, case: Case, point: DuePoint
     ) -> tuple[EngineTrigger, dict[str, Any], dict[str, Any]]:
         """What firing ``point`` does: the audit trigger, the case updates, the payload."""
+        if point.kind in SUBTASK_TIMERS:
+            return self._subtask_effect(case, point)
         deadline = case.deadline
         assert deadline is not None  # due_points() yields points only for running clocks
         clock = self._workflow.clock(deadline.clock)
@@ -255,6 +356,27 @@ def _point(case_id: str, deadline: Deadline, kind: TimerKind, level: int, at: da
         id=f"{case_id}/{deadline.clock}/{started}/{kind}/{level}/{stamp}",
         case_id=case_id,
         clock=deadline.clock,
+        kind=kind,
+        level=level,
+        due_at=at,
+    )
+
+
+def _unclocked(task: Subtask) -> bool:
+    return task.status == "active" and task.activated_at is not None and task.clock is None
+
+
+def _subtask_point(
+    case_id: str, task: Subtask, kind: TimerKind, level: int, at: datetime
+) -> DuePoint:
+    # Ids of their own (``case/subtask/unit/...``): the case's timers keep theirs.
+    at = at.astimezone(UTC)
+    started = task.activated_at.isoformat() if task.activated_at else ""
+    assert task.clock is not None
+    return DuePoint(
+        id=f"{case_id}/subtask/{task.unit}/{started}/{kind}/{level}/{at.isoformat()}",
+        case_id=case_id,
+        clock=task.clock,
         kind=kind,
         level=level,
         due_at=at,

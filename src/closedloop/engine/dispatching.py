@@ -18,7 +18,7 @@ Guards and effects the standard workflow's assignment steps use:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from closedloop.engine.context import Context, Effect, Guard
@@ -227,10 +227,8 @@ def _complete_subtask(ctx: Context) -> Mapping[str, Any]:
 def _activated(ctx: Context, task: Subtask, done: set[str]) -> Subtask:
     if task.status != "waiting" or (task.after and task.after not in done):
         return task
-    due = None
-    if task.within is not None:
-        due = ctx.services.calendar.add(ctx.now, task.within).astimezone(UTC)
-    return task.model_copy(update={"status": "active", "activated_at": ctx.now, "due_at": due})
+    # Its clock (due and warning instants) is started by the Timekeeper, after the case's.
+    return task.model_copy(update={"status": "active", "activated_at": ctx.now})
 
 
 def _own_active(ctx: Context) -> Subtask | None:

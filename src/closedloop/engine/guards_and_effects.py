@@ -118,8 +118,24 @@ def _record_request(name: str) -> Effect:
     return effect
 
 
+FAILED_CHECKS = "failed_checks"
+"""The counter of a case's failed checks: results sent back by the reviewer or at the
+callback."""
+SUPERVISED_AT = 3
+"""The failed check that puts a case under supervision (督办)."""
+
+
+def _supervise_repeated_failure(ctx: Context) -> Mapping[str, Any]:
+    """Set the supervision flag when this command is the case's third failed check
+    (the transition counts ``failed_checks``; counters move after the effects)."""
+    if ctx.case.supervised or ctx.case.counter(FAILED_CHECKS) + 1 < SUPERVISED_AT:
+        return {}
+    return {"supervised": True}
+
+
 BUILTIN_EFFECTS: Mapping[str, Effect] = {
     **dispatching.EFFECTS,
+    "supervise_repeated_failure": _supervise_repeated_failure,
     "record_extension_request": _record_request("extension_request"),
     "record_suspension_request": _record_request("suspension_request"),
 }

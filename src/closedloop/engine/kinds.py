@@ -26,6 +26,12 @@ class EngineTrigger(StrEnum):
     MASTER_CLOSED = "master_closed"
     """The case this duplicate was merged into reached a final state (recorded on the
     duplicate, whose reporter is told the outcome)."""
+    SUBTASK_WARN = "subtask_warn"
+    """A co-unit's subtask reached its warning point (yellow); the payload names the unit."""
+    SUBTASK_BREACH = "subtask_breach"
+    """A co-unit's subtask ran out (red)."""
+    SUBTASK_ESCALATE = "subtask_escalate"
+    """A rung of the ladder was reached by a co-unit's overdue subtask."""
 
 
 class TimerKind(StrEnum):
@@ -39,3 +45,19 @@ class TimerKind(StrEnum):
     """Records ``escalate`` for one rung of the ladder."""
     EXPIRY = "expiry"
     """Fires the clock's ``on_expiry`` transition as the system."""
+    SUBTASK_WARNING = "subtask_warning"
+    """Records ``subtask_warn`` for one co-unit's subtask."""
+    SUBTASK_BREACH = "subtask_breach"
+    """Records ``subtask_breach`` for one co-unit's subtask."""
+    SUBTASK_ESCALATION = "subtask_escalation"
+    """Records ``subtask_escalate`` for one rung, for one co-unit's subtask."""
+
+
+SUBTASK_TIMERS = frozenset(
+    {TimerKind.SUBTASK_WARNING, TimerKind.SUBTASK_BREACH, TimerKind.SUBTASK_ESCALATION}
+)
+"""The timers of co-units' subtasks, beside the case's own clock."""
+SUBTASK_TRIGGERS = frozenset(
+    {EngineTrigger.SUBTASK_WARN, EngineTrigger.SUBTASK_BREACH, EngineTrigger.SUBTASK_ESCALATE}
+)
+"""What the subtask timers record; the payload names the co-unit (``unit``)."""

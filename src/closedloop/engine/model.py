@@ -181,7 +181,12 @@ class Subtask(_Record):
 
     It waits until the lead unit accepts the case (or, with ``after``, until that
     co-unit's subtask is done), is then active until ``due_at`` (its own ``within``
-    from activation, else the case's deadline), and is done with a ``result``.
+    from activation, else the case's deadline at activation), and is done with a
+    ``result``. An active subtask has a clock of its own: it warns at ``warn_at``
+    (``warning`` yellow), is red from ``due_at``, and climbs the escalation ladder of
+    ``clock`` (the case's clock when it started) to ``escalation``; a rung that
+    supervises sets ``supervised``. ``late`` says whether it was done after its due
+    instant.
     """
 
     unit: str
@@ -195,6 +200,11 @@ class Subtask(_Record):
     done_at: Stamp | None = None
     late: bool | None = None
     result: str | None = None
+    clock: str | None = None
+    warn_at: Stamp | None = None
+    warning: Warning = "none"
+    escalation: int = 0
+    supervised: bool = False
 
 
 class RoutingRecord(_Record):

@@ -14,11 +14,13 @@ from closedloop.engine.specs import WorkflowSpec
 
 ENGINE_EVENTS = frozenset(trigger.value for trigger in EngineTrigger)
 """Events a rule may name besides the workflow's transitions."""
-TARGETS = frozenset({"lead_unit", "co_units", "supervising_unit", "parent_unit", "reporter"})
+TARGETS = frozenset(
+    {"lead_unit", "co_units", "supervising_unit", "parent_unit", "reporter", "subtask_unit"}
+)
 VARIABLES = frozenset(
     {
         "case_id", "event", "state", "category", "category_name", "urgency", "description",
-        "address", "area", "lead_unit", "actor", "reason", "due_at", "level", "seq",
+        "address", "area", "lead_unit", "actor", "reason", "due_at", "level", "seq", "unit",
         "merged_into", "outcome",
     }
 )  # fmt: skip

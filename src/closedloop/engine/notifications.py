@@ -8,8 +8,9 @@ is never rendered or stored: the ``reporter`` recipient is resolved when deliver
 
 Recipients (``to``): ``lead_unit``, ``co_units``, ``supervising_unit`` (from the
 case's routing), ``parent_unit`` (the lead unit's parent in the directory),
-``reporter``, or ``role:<name>``. An escalation rung's ``notify`` adds to the
-recipients of the rules for ``escalate``.
+``reporter``, ``subtask_unit`` (the co-unit whose subtask a ``subtask_*`` event is
+about), or ``role:<name>``. An escalation rung's ``notify`` adds to the recipients of
+the rules for ``escalate`` and ``subtask_escalate``.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from string import Template
 from typing import Any
 
 from closedloop.engine.definition import NotificationRule, Workflow
-from closedloop.engine.kinds import EngineTrigger
+from closedloop.engine.kinds import SUBTASK_TRIGGERS, EngineTrigger
 from closedloop.engine.model import AuditEvent, Case
 from closedloop.engine.ports import MessageBody, OutboxMessage
 from closedloop.errors import ClosedLoopError
@@ -50,8 +51,9 @@ def messages(
         if event.trigger not in rule.events:
             continue
         values = values or _values(case, event, categories, zone)
-        targets = [*rule.to, *(extra_targets if event.trigger == EngineTrigger.ESCALATE else ())]
-        for recipient in dict.fromkeys(_recipients(case, targets, directory)):
+        escalating = event.trigger in (EngineTrigger.ESCALATE, EngineTrigger.SUBTASK_ESCALATE)
+        targets = [*rule.to, *(extra_targets if escalating else ())]
+        for recipient in dict.fromkeys(_recipients(case, event, targets, directory)):
             result.append(_message(workflow, rule, index, case, event, recipient, values, now))
     return result
 
@@ -88,11 +90,16 @@ def _message(
     )
 
 
-def _recipients(case: Case, targets: Sequence[str], directory: Any) -> Iterator[str]:
+def _recipients(
+    case: Case, event: AuditEvent, targets: Sequence[str], directory: Any
+) -> Iterator[str]:
     supervising = case.routing.supervising_unit if case.routing is not None else None
     for target in targets:
         if target == "lead_unit" and case.lead_unit:
             yield f"unit:{case.lead_unit}"
+        elif target == "subtask_unit" and isinstance(event.payload.get("unit"), str):
+            if event.trigger in SUBTASK_TRIGGERS:
+                yield f"unit:{event.payload['unit']}"
         elif target == "co_units":
             yield from (f"unit:{unit}" for unit in case.co_units)
         elif target == "supervising_unit" and supervising:
@@ -137,7 +144,12 @@ def _values(case: Case, event: AuditEvent, categories: Any, zone: tzinfo) -> dic
         "actor": event.actor,
         "reason": event.reason,
         "due_at": None,
-        "due_instant": deadline.due_at.isoformat() if deadline else event.payload.get("due_at"),
+        "due_instant": (
+            deadline.due_at.isoformat()
+            if deadline and event.trigger not in SUBTASK_TRIGGERS
+            else event.payload.get("subtask_due_at", event.payload.get("due_at"))
+        ),
+        "unit": event.payload.get("unit") if event.trigger in SUBTASK_TRIGGERS else None,
         "level": event.payload.get("level"),
         "seq": event.seq,
         "merged_into": case.merged_into,

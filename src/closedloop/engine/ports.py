@@ -7,6 +7,7 @@ what it raises; adapters translate their driver's errors into these.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from datetime import date, datetime, timedelta, tzinfo
 from types import TracebackType
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -234,6 +235,27 @@ class CaseTransaction(Protocol):
 
     def rollback(self) -> None:
         """Discard every write of this transaction."""
+        ...
+
+
+@runtime_checkable
+class Savepoints(Protocol):
+    """A :class:`CaseTransaction` that can roll part of its work back (optional).
+
+    ``Engine.tick`` applies a batch of due timers in one transaction when the store's
+    transactions offer this, each case's timers inside a savepoint of their own;
+    otherwise it applies each case's timers in a transaction of their own.
+    """
+
+    def savepoint(self) -> AbstractContextManager[None]:
+        """A block whose writes are undone, and only they, if it raises.
+
+        The transaction stays open after such a rollback, with every write made before
+        the block; leaving the block normally keeps its writes in the transaction.
+
+        Raises:
+            StoreError: the transaction is read-only or has ended.
+        """
         ...
 
 

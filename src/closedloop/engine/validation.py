@@ -27,7 +27,7 @@ SETTABLE_FIELDS = frozenset(
     {
         "category", "urgency", "lead_unit", "co_units", "paused", "dispatched_by",
         "subtasks", "routing", "misdirects", "final_assignment", "extension_request",
-        "suspension_request",
+        "suspension_request", "supervised",
     }
 )  # fmt: skip
 """Case fields a transition may set; any other target is kept in ``Case.attributes``."""

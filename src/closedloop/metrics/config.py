@@ -20,7 +20,11 @@ Weight = Annotated[float, Field(ge=0.0, le=1.0)]
 STANDARD_RATINGS: Mapping[str, float] = MappingProxyType(
     {"satisfied": 1.0, "basically_satisfied": 1.0, "dissatisfied": 0.0}
 )
-"""The standard workflow's ``confirm`` ratings, with 基本满意 counting in full."""
+"""The standard workflow's satisfaction answers (``rating``), with 基本满意 counting in
+full; a city that counts it partly sets its own weight."""
+
+STANDARD_RESOLUTION: Mapping[str, float] = MappingProxyType({"yes": 1.0, "no": 0.0})
+"""The standard workflow's answers to "was it resolved?" (``resolved``)."""
 
 
 class ThreeRates(BaseModel):
@@ -30,20 +34,25 @@ class ThreeRates(BaseModel):
         response_triggers: Triggers that count as the first response to a report:
             the lead unit signing for it, a direct answer, or a grid worker's fix on
             the spot.
-        resolution_field: The field of the closing event's payload that says
-            whether the matter was resolved; the standard workflow records only a
-            ``rating``, a host that asks a separate question names its field here.
+        callback_triggers: The callbacks (回访): triggers whose payload carries the
+            reporter's answers, both the one that closes the case (``confirm``) and
+            those that send it back (``reject_result``, ``reopen``). Each callback in
+            the period counts once in the resolution and satisfaction rates.
+        resolution_field: The field of a callback's payload that says whether the
+            matter was resolved (the standard workflow's ``resolved``: yes / no).
         resolution_weights: How much each answer in ``resolution_field`` counts as
             resolved. An answer not listed counts 0.
-        unrated_resolution: The weight of a closure without an answer (closed
-            unconfirmed on expiry); ``None`` leaves such closures out of the
-            resolution rate.
-        rating_field: The field of the closing event's payload holding the rating.
+        unrated_resolution: The weight of a callback without that answer, and of a
+            closure that was no callback (closed unconfirmed on expiry); ``None``
+            leaves them out of the resolution rate.
+        rating_field: The field of a callback's payload holding the satisfaction
+            answer (the standard workflow's ``rating``).
         satisfaction_weights: How much each rating counts as satisfied; partial
             weights (``basically_satisfied: 0.8``) are allowed. A rating not listed
             counts 0.
-        unrated_satisfaction: The weight of a closure without a rating; ``None``
-            (the default) leaves it out of the satisfaction rate.
+        unrated_satisfaction: The weight of a callback without a rating, and of a
+            closure that was no callback; ``None`` (the default) leaves them out of
+            the satisfaction rate.
         excluded_states: Cases that end in these states are left out of the response
             rate (they needed no response: not a matter for the platform, duplicates,
             withdrawn reports).
@@ -55,8 +64,11 @@ class ThreeRates(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     response_triggers: frozenset[str] = frozenset({"accept", "answer", "resolve_on_spot"})
-    resolution_field: str = "rating"
-    resolution_weights: Mapping[str, Weight] = Field(default_factory=lambda: dict(STANDARD_RATINGS))
+    callback_triggers: frozenset[str] = frozenset({"confirm", "reject_result", "reopen"})
+    resolution_field: str = "resolved"
+    resolution_weights: Mapping[str, Weight] = Field(
+        default_factory=lambda: dict(STANDARD_RESOLUTION)
+    )
     unrated_resolution: Weight | None = 0.0
     rating_field: str = "rating"
     satisfaction_weights: Mapping[str, Weight] = Field(

@@ -24,13 +24,17 @@ FILED_STATE = "classified"
 MERGED_STATE = "merged"
 HANDLING_CLOCK = "handling"
 SIGN_FOR_CLOCK = "sign_for"
-REWORK_TRIGGERS = frozenset({"reject_result", "reopen"})
+REWORK_TRIGGERS = frozenset({"reject_result", "reopen", "send_back"})
+"""A result sent back: by the reporter or a verifier at the callback (``reject_result``,
+``reopen``), or by the reviewer before feedback (``send_back``)."""
+CALLBACK_TRIGGERS = frozenset({"confirm", "reject_result", "reopen"})
+"""The callbacks of the standard workflow: the reporter's (or a verifier's) answer,
+closing the case or sending it back."""
 HAPPENINGS: Mapping[str, str] = {
     "return": "return",
     "redispatch": "misdirect",
     "approve_extension": "extension",
-    "reject_result": "rework",
-    "reopen": "rework",
+    **dict.fromkeys(sorted(REWORK_TRIGGERS), "rework"),
 }
 """Triggers counted where (and when) they happen, by the kind of happening."""
 ARBITRATION_STATE = "arbitration"
@@ -113,6 +117,27 @@ class Happening:
     unit: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class Callback:
+    """A callback (回访): the reporter's answers, with the unit that held the case."""
+
+    trigger: str
+    at: datetime
+    unit: str | None
+    payload: Mapping[str, Any]
+
+
+@dataclass(slots=True)
+class SubtaskClock:
+    """A co-unit's subtask clock: its unit, due instant and when it was done."""
+
+    unit: str
+    due_at: datetime
+    done_at: datetime | None = None
+    ended: bool = False
+    """Dropped before it was done: the case went to a new assignment or ended."""
+
+
 @dataclass(slots=True)
 class CaseFacts:
     """What the metrics need to know of one case, as it stood just before ``as_of``.
@@ -136,6 +161,12 @@ class CaseFacts:
     closed_at: datetime | None = None
     closing: Mapping[str, Any] = field(default_factory=dict)
     """The payload of the event that closed the case (holds the rating)."""
+    closing_trigger: str | None = None
+    """The trigger that closed the case (``confirm``, ``close_unconfirmed``)."""
+    callbacks: list[Callback] = field(default_factory=list)
+    """Every callback, in order: the one that closed the case and those that sent it back."""
+    subtasks: dict[tuple[str, str], SubtaskClock] = field(default_factory=dict)
+    """Co-units' subtask clocks, by unit and start: each start is a clock of its own."""
     handling: Handling | None = None
     assignments: list[Assignment] = field(default_factory=list)
     happenings: list[Happening] = field(default_factory=list)
@@ -179,8 +210,15 @@ def filed_at(facts: CaseFacts) -> datetime | None:
     return facts.first_state.get(FILED_STATE)
 
 
-def summarize(events: Sequence[EventLike], *, as_of: datetime) -> CaseFacts | None:
+def summarize(
+    events: Sequence[EventLike],
+    *,
+    as_of: datetime,
+    callbacks: frozenset[str] = CALLBACK_TRIGGERS,
+) -> CaseFacts | None:
     """Fold one case's events, oldest first, into its facts just before ``as_of``.
+
+    ``callbacks`` names the triggers whose payloads are the reporter's answers.
 
     Returns:
         The facts, or ``None`` when the case was reported at or after ``as_of``.
@@ -193,15 +231,22 @@ def summarize(events: Sequence[EventLike], *, as_of: datetime) -> CaseFacts | No
         if event.at >= as_of:
             break
         _fold(facts, event)
+        if event.trigger in callbacks:
+            facts.callbacks.append(
+                Callback(event.trigger, event.at, facts.lead_unit, event.payload)
+            )
     return facts
 
 
 def summarize_all(
-    streams: Iterable[Sequence[EventLike]], *, as_of: datetime
+    streams: Iterable[Sequence[EventLike]],
+    *,
+    as_of: datetime,
+    callbacks: frozenset[str] = CALLBACK_TRIGGERS,
 ) -> Iterator[CaseFacts]:
     """:func:`summarize` for each case's events; cases not yet reported are skipped."""
     for events in streams:
-        facts = summarize(events, as_of=as_of)
+        facts = summarize(events, as_of=as_of, callbacks=callbacks)
         if facts is not None:
             yield facts
 
@@ -214,7 +259,7 @@ def _fold(facts: CaseFacts, event: EventLike) -> None:
     if trigger in _COUNTED_TRIGGERS:
         _count_trigger(facts, trigger, at)
     if state != facts.state:
-        _enter(facts, state, at, event.payload)
+        _enter(facts, state, at, event.payload, trigger)
     changes = event.changes
     if changes:
         _apply_changes(facts, changes, at)
@@ -236,15 +281,21 @@ def _count_trigger(facts: CaseFacts, trigger: str, at: datetime) -> None:
         facts.extensions += 1
 
 
-def _enter(facts: CaseFacts, state: str, at: datetime, payload: Mapping[str, Any]) -> None:
+def _enter(
+    facts: CaseFacts, state: str, at: datetime, payload: Mapping[str, Any], trigger: str
+) -> None:
     if state == ARBITRATION_STATE:
         facts.happenings.append(Happening("arbitration", at, facts.lead_unit))
     elif state == CLOSED:
         facts.closed_at = at
         facts.closing = payload
+        facts.closing_trigger = trigger
     if state in FINAL_STATES and facts.assignments:
         last = facts.assignments[-1]
         last.ended = last.ended or last.accepted_at is None
+    if state in FINAL_STATES:
+        for clock in facts.subtasks.values():
+            clock.ended = clock.ended or clock.done_at is None
     facts.state = state
 
 
@@ -260,6 +311,8 @@ def _apply_changes(facts: CaseFacts, changes: Mapping[str, Any], at: datetime) -
     attributes = changes.get("attributes")
     if attributes is not None:
         facts.suspended = attributes.get("paused") == "suspension"
+        if facts.subtasks or attributes.get("subtasks"):
+            _apply_subtasks(facts, attributes.get("subtasks") or ())
     if "deadline" in changes:
         deadline = changes["deadline"]
         handling = facts.handling
@@ -299,6 +352,23 @@ def _apply_sign_for(facts: CaseFacts, started: str, due_at: datetime) -> None:
     if last is not None and last.accepted_at is None:
         last.ended = True
     facts.assignments.append(Assignment(facts.lead_unit, started, due_at))
+
+
+def _apply_subtasks(facts: CaseFacts, tasks: Sequence[Mapping[str, Any]]) -> None:
+    kept = {(t["unit"], t.get("activated_at")) for t in tasks}
+    for key, known in facts.subtasks.items():
+        known.ended = known.ended or (key not in kept and known.done_at is None)
+    for task in tasks:
+        due, started = task.get("due_at"), task.get("activated_at")
+        if due is None or started is None:
+            continue  # not started, or started before subtasks had clocks of their own
+        key = (task["unit"], started)
+        clock = facts.subtasks.get(key)
+        if clock is None:
+            clock = facts.subtasks[key] = SubtaskClock(task["unit"], _instant(due))
+        done = task.get("done_at")
+        if done is not None and clock.done_at is None:
+            clock.done_at = _instant(done)
 
 
 def _instant(value: Any) -> datetime:

@@ -64,6 +64,9 @@ class MetricRow(BaseModel):
     arbitrations: int
     sign_for_due: int
     signed_on_time: int
+    # co-units: subtask clocks falling due in the period
+    subtasks_due: int
+    subtasks_on_time: int
     # citizen loop
     response_base: int
     responded: int
@@ -81,13 +84,15 @@ class MetricRow(BaseModel):
     on_time_closure_rate: float | None
     """closed_on_time / (due, less suspended cases when they are excluded)"""
     rework_rate: float | None
-    """reworked / closures"""
+    """reworked / due (cases due to close in the period, 应结案)"""
     extension_rate: float | None
     """extended / due"""
     overdue_multiple: float | None
     """mean over the overdue cases of (time used / time allowed)"""
     on_time_sign_for_rate: float | None
     """signed_on_time / sign_for_due"""
+    on_time_subtask_rate: float | None
+    """subtasks_on_time / subtasks_due"""
     response_rate: float | None
     """responded / response_base"""
     resolution_rate: float | None
@@ -107,10 +112,11 @@ class MetricRow(BaseModel):
             dispatch_rate=ratio(tally.dispatched, tally.filed),
             closure_rate=ratio(tally.closed, assessed),
             on_time_closure_rate=ratio(tally.closed_on_time, assessed),
-            rework_rate=ratio(tally.reworked, tally.closures),
+            rework_rate=ratio(tally.reworked, tally.due),
             extension_rate=ratio(tally.extended, tally.due),
             overdue_multiple=ratio(tally.overdue_multiple_sum, tally.overdue),
             on_time_sign_for_rate=ratio(tally.signed_on_time, tally.sign_for_due),
+            on_time_subtask_rate=ratio(tally.subtasks_on_time, tally.subtasks_due),
             response_rate=ratio(tally.responded, tally.response_base),
             resolution_rate=ratio(tally.resolved, tally.resolution_base),
             satisfaction_rate=ratio(tally.satisfied, tally.rated),
@@ -217,7 +223,8 @@ def compute(
     config = config or MetricsConfig()
     when = period.end if as_of is None else utc(as_of, "as_of")
     tabulator = Tabulator(period, Grouping(by, depth), config, when)
-    for facts in summarize_all(streams(source), as_of=when):
+    callbacks = config.three_rates.callback_triggers
+    for facts in summarize_all(streams(source), as_of=when, callbacks=callbacks):
         tabulator.count(facts)
     return table_of(tabulator)
 

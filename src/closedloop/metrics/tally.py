@@ -6,21 +6,26 @@ Each count belongs to a cohort fixed by one instant of the case (see
 * intake and the response rate: cases *reported* in the period;
 * closure, on time, extensions, overdue: cases whose handling clock *falls due* in
   the period, wherever they were reported (cases carried over included);
-* rework, resolution and satisfaction: cases *closed* in the period;
+* rework: cases whose handling clock *falls due* in the period (应结案), reworked;
+* resolution and satisfaction: callbacks *made* in the period, and closures without
+  a callback (closed unconfirmed) in the period;
 * on-time sign-for: sign-for clocks that *fall due* in the period;
+* on-time subtasks: co-units' subtask clocks that *fall due* in the period, counted
+  for the co-unit;
 * returns, misdirects, arbitrations, reworks and extensions as events: those that
   *happened* in the period.
 
 Grouped by unit, a count goes to the unit the record belongs to: the unit that held
-the case at a return, the unit whose sign-for or handling clock it was; case-level
-counts (intake, closures, the three rates) go to the case's lead unit.
+the case at a return or a callback, the unit whose sign-for or handling clock it was;
+case-level counts (intake, closures, the response rate) go to the case's lead unit.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 from closedloop.metrics.config import MetricsConfig, ThreeRates
 from closedloop.metrics.facts import HANDLING_CLOCK, CaseFacts, filed_at
@@ -61,6 +66,8 @@ class Tally:
     arbitrations: int = 0
     sign_for_due: int = 0
     signed_on_time: int = 0
+    subtasks_due: int = 0
+    subtasks_on_time: int = 0
     response_base: int = 0
     responded: int = 0
     resolution_base: int = 0
@@ -152,8 +159,13 @@ class Tabulator:
         own = self.tally(grouping.of_case(facts))
         if facts.reported_at is not None and start <= facts.reported_at < end:
             _count_intake(own, facts, self.config.three_rates)
+        rates = self.config.three_rates
         if facts.closed_at is not None and start <= facts.closed_at < end:
-            _count_closure(own, facts, self.config.three_rates)
+            _count_closure(own, facts, rates)
+        for callback in facts.callbacks:
+            if start <= callback.at < end and callback.trigger in rates.callback_triggers:
+                tally = self.tally(grouping.of_unit(callback.unit, facts))
+                _count_answers(tally, facts, rates, callback.payload)
         handling = facts.handling
         if handling is not None and start <= handling.due_at < end:
             _count_due(self.tally(grouping.of_unit(handling.unit, facts)), facts)
@@ -163,6 +175,11 @@ class Tabulator:
                 tally.sign_for_due += 1
                 accepted = assignment.accepted_at
                 tally.signed_on_time += accepted is not None and accepted <= assignment.due_at
+        for task in facts.subtasks.values():
+            if start <= task.due_at < end and not task.ended:
+                tally = self.tally(grouping.of_unit(task.unit, facts))
+                tally.subtasks_due += 1
+                tally.subtasks_on_time += task.done_at is not None and task.done_at <= task.due_at
         for happening in facts.happenings:
             if start <= happening.at < end:
                 tally = self.tally(grouping.of_unit(happening.unit, facts))
@@ -185,15 +202,22 @@ def _count_intake(tally: Tally, facts: CaseFacts, rates: ThreeRates) -> None:
 
 def _count_closure(tally: Tally, facts: CaseFacts, rates: ThreeRates) -> None:
     tally.closures += 1
-    tally.reworked += facts.reworks > 0
+    if facts.closing_trigger not in rates.callback_triggers:  # closed without a callback
+        _count_answers(tally, facts, rates, {})
+
+
+def _count_answers(
+    tally: Tally, facts: CaseFacts, rates: ThreeRates, answers: Mapping[str, Any]
+) -> None:
+    """Count one callback's answers (none: a closure without a callback)."""
     if not rates.assessed(facts.category, facts.channel):
         return
-    answer = facts.closing.get(rates.resolution_field)
+    answer = answers.get(rates.resolution_field)
     weight = rates.unrated_resolution if answer is None else rates.resolution_weights.get(answer)
     if answer is not None or weight is not None:
         tally.resolution_base += 1
         tally.resolved += weight or 0.0
-    rating = facts.closing.get(rates.rating_field)
+    rating = answers.get(rates.rating_field)
     weight = (
         rates.unrated_satisfaction if rating is None else rates.satisfaction_weights.get(rating)
     )
@@ -206,6 +230,7 @@ def _count_due(tally: Tally, facts: CaseFacts) -> None:
     handling = facts.handling
     assert handling is not None
     tally.due += 1
+    tally.reworked += facts.reworks > 0
     tally.suspended += facts.suspended and facts.is_open
     tally.extended += facts.extensions > 0
     closed_at = facts.closed_at

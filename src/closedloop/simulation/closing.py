@@ -1,7 +1,11 @@
-"""Closing the loop: the reporter confirms with a rating, or rejects the result.
+"""Closing the loop: the reporter confirms, or rejects the result, answering the two
+questions of the callback either way: was it resolved, and how satisfied are they.
 
 Most reporters answer within hours; a late result is rated lower and rejected more
-often, which sends the case back to the same unit for rework. Reporters who never
+often, which sends the case back to the same unit for rework. The two answers are
+drawn independently: some reporters call a matter resolved and still say they are
+dissatisfied, others are satisfied with the service though the matter is not
+resolved. Reporters who never
 answer are called back by a verifier once the confirmation clock has run out. A grid
 worker's on-the-spot fix is checked by a verifier, who reopens the few that were not
 fixed; a reopened case goes back to dispatch, and the loop starts again. A grid worker
@@ -9,6 +13,8 @@ whose report a unit handled confirms it like any reporter.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from closedloop.simulation.stage import Stage, Story
 
@@ -27,9 +33,16 @@ def await_answer(stage: Stage, story: Story) -> None:
         stage.later(story, stage.wait(stage.habits.reporter_answer), _answer)
 
 
-def _rating(stage: Stage, story: Story) -> str:
-    habits = stage.habits
-    return stage.dice.pick(habits.ratings_late if story.late else habits.ratings_on_time)
+def _answers(stage: Stage, story: Story, *, rejecting: bool = False) -> dict[str, Any]:
+    """The reporter's answers to the callback's two questions, drawn independently."""
+    habits, dice = stage.habits, stage.dice
+    if rejecting:
+        resolved, ratings = habits.resolved_rejecting, habits.ratings_rejecting
+    elif story.late:
+        resolved, ratings = habits.resolved_late, habits.ratings_late
+    else:
+        resolved, ratings = habits.resolved_on_time, habits.ratings_on_time
+    return {"resolved": "yes" if dice.chance(resolved) else "no", "rating": dice.pick(ratings)}
 
 
 def _answer(stage: Stage, story: Story) -> None:
@@ -37,16 +50,17 @@ def _answer(stage: Stage, story: Story) -> None:
     rework = habits.rework_late if story.late else habits.rework_on_time
     if story.lead_unit is not None and stage.dice.chance(rework):
         reason = "问题仍未解决 still not fixed"
-        if stage.act(story, story.reporter, "reject_result", reason=reason) is not None:
+        answers = _answers(stage, story, rejecting=True)
+        if stage.act(story, story.reporter, "reject_result", reason=reason, **answers) is not None:
             stage.steps.rework(stage, story)
         return
-    stage.act(story, story.reporter, "confirm", rating=_rating(stage, story))
+    stage.act(story, story.reporter, "confirm", **_answers(stage, story))
 
 
 def _call_back(stage: Stage, story: Story) -> None:
     comment = "电话回访 confirmed by a callback"
     verifier = stage.district.cast.verifier
-    stage.act(story, verifier, "confirm", rating=_rating(stage, story), comment=comment)
+    stage.act(story, verifier, "confirm", comment=comment, **_answers(stage, story))
 
 
 def _verify_fix(stage: Stage, story: Story) -> None:
@@ -57,4 +71,5 @@ def _verify_fix(stage: Stage, story: Story) -> None:
             at = stage.wait(stage.habits.dispatch_minutes, minutes=True)
             stage.later(story, at, stage.steps.dispatch)
         return
-    stage.act(story, verifier, "confirm", rating="satisfied", comment="现场核实 checked on site")
+    checked = "现场核实 checked on site"
+    stage.act(story, verifier, "confirm", resolved="yes", rating="satisfied", comment=checked)

@@ -109,6 +109,14 @@ class Habits:
             {"satisfied": 0.55, "basically_satisfied": 0.25, "dissatisfied": 0.2}
         )
     )
+    resolved_on_time: float = 0.9
+    resolved_late: float = 0.8
+    resolved_rejecting: float = 0.05
+    ratings_rejecting: Mapping[str, float] = field(
+        default_factory=lambda: _frozen(
+            {"satisfied": 0.1, "basically_satisfied": 0.3, "dissatisfied": 0.6}
+        )
+    )
 
 
 class Dice:

@@ -17,13 +17,15 @@ from datetime import datetime
 from closedloop.engine.access import roles_on
 from closedloop.engine.context import Context
 from closedloop.engine.definition import TransitionSpec, Workflow
-from closedloop.engine.kinds import EngineTrigger
+from closedloop.engine.kinds import SUBTASK_TRIGGERS, EngineTrigger
 from closedloop.engine.model import SYSTEM, Actor, AuditEvent, Case
 from closedloop.engine.ports import DuePoint
 from closedloop.engine.service import Engine
 from closedloop.errors import CaseNotFound
 
-TIMER_TRIGGERS = frozenset({EngineTrigger.WARN, EngineTrigger.BREACH, EngineTrigger.ESCALATE})
+TIMER_TRIGGERS = frozenset(
+    {EngineTrigger.WARN, EngineTrigger.BREACH, EngineTrigger.ESCALATE, *SUBTASK_TRIGGERS}
+)
 """Triggers the engine records when a timer fires; their payload carries ``due_at``."""
 
 
@@ -78,7 +80,7 @@ def check_case(engine: Engine, case_id: str, *, version: int | None = None) -> S
 def check_timers(engine: Engine, case_id: str, seen: Snapshot | None = None) -> None:
     """No timer of the case fired before its due time or twice; a final case has none left."""
     seen = seen or snapshot(engine, case_id)
-    fired: set[tuple[str, object, str]] = set()
+    fired: set[tuple[str, object, object, str]] = set()
     for event in seen.events:
         if event.trigger not in TIMER_TRIGGERS:
             continue
@@ -89,7 +91,7 @@ def check_timers(engine: Engine, case_id: str, seen: Snapshot | None = None) -> 
             f"case {case_id!r}: {event.trigger!r} fired at {event.at.isoformat()}, "
             f"before it was due at {due_text}"
         )
-        key = (event.trigger, event.payload.get("level"), due_text)
+        key = (event.trigger, event.payload.get("level"), event.payload.get("unit"), due_text)
         assert key not in fired, f"case {case_id!r}: {event.trigger!r} due {due_text} fired twice"
         fired.add(key)
     if engine.workflow.state(seen.case.state).final:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 
 from closedloop.adapters.memory.records import MemoryRecords
-from closedloop.engine.model import AuditEvent
 from closedloop.engine.ports import CaseHead, Checkpoint
 from closedloop.errors import CheckpointTaken, ValidationError
 
@@ -37,7 +36,7 @@ class MemoryCheckpoints:
             anchored = anchors.get(case_id)
             if not rows or (anchored is not None and anchored[1] == len(rows)):
                 continue
-            last = AuditEvent.model_validate_json(rows[-1])
+            last = rows[-1]
             heads.append(CaseHead(case_id=case_id, seq=last.seq, hash=last.hash))
             if len(heads) == limit:
                 break

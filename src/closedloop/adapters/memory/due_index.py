@@ -75,6 +75,15 @@ class DueIndex:
             and stored.lease_token == point.lease_token
         )
 
+    def fresh(self, point: DuePoint) -> bool:
+        """Whether ``point`` was never stored nor leased (scheduled in the transaction
+        that completes it)."""
+        return (
+            point.lease_token is None
+            and point.id not in self._points
+            and (point.id not in self._done)
+        )
+
     def due(self, now: datetime, limit: int) -> list[DuePoint]:
         """Up to ``limit`` live points due at ``now`` whose lease is free or expired."""
         found: list[DuePoint] = []

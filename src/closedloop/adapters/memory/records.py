@@ -1,4 +1,4 @@
-"""The in-memory store's rows, kept as JSON text as a database keeps them, under one lock.
+"""The in-memory store's rows, under one lock: frozen models, each checked to be JSON data.
 
 Both the store (its queries and claims) and its transactions (their reads and the
 commit) work on one :class:`MemoryRecords`; neither reaches into the other.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from datetime import datetime
+from typing import TypeVar
 
 from pydantic_core import PydanticSerializationError
 
@@ -19,6 +20,8 @@ from closedloop.engine.model import AuditEvent, Case, ReporterContact
 from closedloop.engine.ports import DuePoint, IdempotencyRecord, OutboxMessage, OutboxStatus
 from closedloop.errors import ConcurrentModification, LeaseLost, StoreError
 
+T = TypeVar("T", AuditEvent, ReporterContact, IdempotencyRecord)
+
 
 class MemoryRecords:
     """Cases, contact data, audit events, idempotency keys, due points and the outbox.
@@ -28,12 +31,12 @@ class MemoryRecords:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._cases: dict[str, str] = {}
-        """Each case's row (without contact data), in the order the cases were added."""
-        self._contacts: dict[str, str] = {}
-        self.events: dict[str, list[str]] = {}
-        """Each case's audit events as stored JSON rows, oldest first."""
-        self._idempotency: dict[str, str] = {}
+        self._cases: dict[str, Case] = {}
+        """Each case (without contact data), in the order the cases were added."""
+        self._contacts: dict[str, ReporterContact] = {}
+        self.events: dict[str, list[AuditEvent]] = {}
+        """Each case's audit events, oldest first."""
+        self._idempotency: dict[str, IdempotencyRecord] = {}
         self._due = DueIndex()
         self._outbox = OutboxRows()
 
@@ -44,7 +47,7 @@ class MemoryRecords:
         with self._lock:
             return list(self._cases)
 
-    def case_rows(self, start: int = 0) -> list[str]:
+    def case_rows(self, start: int = 0) -> list[Case]:
         """The case rows from position ``start`` on, in the order the cases were added."""
         with self._lock:
             return list(self._cases.values())[start:]
@@ -52,33 +55,28 @@ class MemoryRecords:
     def read_case(self, case_id: str) -> Case | None:
         """The stored case, or ``None``."""
         with self._lock:
-            row = self._cases.get(case_id)
-        return None if row is None else read_case(row)
+            return self._cases.get(case_id)
 
     def read_contact(self, case_id: str) -> ReporterContact | None:
         """The stored contact data of the case, or ``None``."""
         with self._lock:
-            row = self._contacts.get(case_id)
-        return None if row is None else ReporterContact.model_validate_json(row)
+            return self._contacts.get(case_id)
 
     def read_idempotency(self, key: str) -> IdempotencyRecord | None:
         """The stored record under ``key``, or ``None``."""
         with self._lock:
-            row = self._idempotency.get(key)
-        return None if row is None else IdempotencyRecord.model_validate_json(row)
+            return self._idempotency.get(key)
 
     def read_events(self, case_id: str) -> list[AuditEvent]:
         """The case's stored audit events, oldest first."""
         with self._lock:
-            rows = list(self.events.get(case_id, ()))
-        return [AuditEvent.model_validate_json(row) for row in rows]
+            return list(self.events.get(case_id, ()))
 
     def read_head(self, case_id: str) -> str | None:
         """The hash of the case's latest stored event, or ``None``."""
         with self._lock:
-            rows = self.events.get(case_id)
-            last = rows[-1] if rows else None
-        return None if last is None else AuditEvent.model_validate_json(last).hash
+            found = self.events.get(case_id)
+            return found[-1].hash if found else None
 
     def read_due(self, case_id: str, plan: Sequence[DuePoint] | None) -> list[DuePoint]:
         """The case's live points, earliest first: stored, or as ``plan`` would store them."""
@@ -136,19 +134,19 @@ class MemoryRecords:
             LeaseLost: a point to complete is no longer leased under its token.
             StoreError: a value is not JSON data.
         """
-        # Everything is serialised before the first row changes: a value that cannot be
-        # stored fails the commit here, with nothing written.
+        # Everything is checked before the first row changes: a value that is not JSON
+        # data fails the commit here, with nothing written. Each value is kept as it
+        # reads back from its JSON row, as a database would give it back: validated
+        # once, here, not on every read.
         try:
             contacts = {
-                case.id: contact.model_dump_json()
+                case.id: _checked(contact)
                 for case, contact in staged.added.values()
                 if contact is not None
             }
-            cases = {key: write_case(case) for key, case in staged.cases.items()}
-            events = {
-                key: [e.model_dump_json() for e in found] for key, found in staged.events.items()
-            }
-            records = {key: record.model_dump_json() for key, record in staged.idempotency.items()}
+            cases = {key: read_case(write_case(case)) for key, case in staged.cases.items()}
+            events = {key: [_checked(e) for e in found] for key, found in staged.events.items()}
+            records = {key: _checked(record) for key, record in staged.idempotency.items()}
             outbox = {m.id: m.model_dump_json() for m in staged.outbox.values()}
         except PydanticSerializationError as exc:
             raise StoreError(f"cannot store a value that is not JSON data: {exc}") from None
@@ -161,35 +159,35 @@ class MemoryRecords:
             for case_id, rendered in events.items():
                 self.events[case_id].extend(rendered)
             self._idempotency.update(records)
-            self._due.complete(staged.completed)
             for case_id, points in staged.due_plans.items():
                 self._due.replace(case_id, points)
+            self._due.complete(staged.completed)  # a point may be scheduled and fire at once
             pending = (m.id for m in staged.outbox.values() if m.status == "pending")
             self._outbox.put(outbox, pending)
 
     def _check(self, staged: Staged) -> None:
         for case, _ in staged.added.values():
             if case.id in self._cases:
-                raise ConcurrentModification(case.id, 0, _version(self._cases[case.id]))
+                raise ConcurrentModification(case.id, 0, self._cases[case.id].version)
         for case_id, expected in staged.expected.items():
             current = self._cases.get(case_id)
-            if current is None or _version(current) != expected:
-                actual = None if current is None else _version(current)
+            if current is None or current.version != expected:
+                actual = None if current is None else current.version
                 raise ConcurrentModification(case_id, expected, actual)
         for key in staged.idempotency:
             if key in self._idempotency:
-                record = IdempotencyRecord.model_validate_json(self._idempotency[key])
-                raise ConcurrentModification(record.case_id, 0, None)
+                raise ConcurrentModification(self._idempotency[key].case_id, 0, None)
         for point in staged.completed.values():
-            if not self._due.holds(point):
+            if not self._due.holds(point) and not self._due.fresh(point):
                 raise LeaseLost(point.id)
         for message in staged.outbox.values():
             if message.id in self._outbox:
                 raise ConcurrentModification(message.case_id or message.id, 0, None)
 
 
-def _version(row: str) -> int:
-    return read_case(row).version
+def _checked(value: T) -> T:
+    """``value`` as it reads back from its JSON row (a value that is not JSON data fails)."""
+    return type(value).model_validate_json(value.model_dump_json())
 
 
 def write_case(case: Case) -> str:

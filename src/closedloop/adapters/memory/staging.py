@@ -34,6 +34,19 @@ class Staged:
             (self.added, self.cases, self.idempotency, self.due_plans, self.completed, self.outbox)
         )
 
+    def copy(self) -> Staged:
+        """A copy that later writes to this one leave as it is (for a savepoint)."""
+        return Staged(
+            added=dict(self.added),
+            cases=dict(self.cases),
+            expected=dict(self.expected),
+            events={key: list(found) for key, found in self.events.items()},
+            idempotency=dict(self.idempotency),
+            due_plans={key: list(points) for key, points in self.due_plans.items()},
+            completed=dict(self.completed),
+            outbox=dict(self.outbox),
+        )
+
     def clear(self) -> None:
         """Forget every staged write."""
         for staged in (self.added, self.cases, self.expected, self.events, self.idempotency):

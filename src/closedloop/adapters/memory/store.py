@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 
 from closedloop.adapters.memory.checkpoints import CheckpointBook, MemoryCheckpoints
-from closedloop.adapters.memory.records import MemoryRecords, read_case
+from closedloop.adapters.memory.records import MemoryRecords
 from closedloop.adapters.memory.transaction import InMemoryTransaction
 from closedloop.adapters.store_base import check_claim
 from closedloop.engine.case_query import (
@@ -144,8 +144,7 @@ class InMemoryStore(CaseQueries, MemoryCheckpoints):
         return {case_id: contact for case_id, contact in found.items() if contact is not None}
 
     def _matching(self, where: CaseFilter) -> Iterator[tuple[int, Case]]:
-        for position, row in enumerate(self._records.case_rows()):
-            case = read_case(row)
+        for position, case in enumerate(self._records.case_rows()):
             if where.matches(case):
                 yield position, case
 

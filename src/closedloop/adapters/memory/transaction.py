@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 from closedloop.adapters.memory.records import MemoryRecords
 from closedloop.adapters.memory.staging import Staged
@@ -100,6 +101,17 @@ class InMemoryTransaction(StoreTransaction):
     def _add_outbox(self, messages: Sequence[OutboxMessage]) -> None:
         for message in messages:
             self.staged.outbox[message.id] = message
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A block whose staged writes are dropped, and only they, if it raises."""
+        self._check_writable()
+        before = self.staged.copy()
+        try:
+            yield
+        except BaseException:
+            self.staged = before
+            raise
 
     def _commit(self) -> None:
         self._records.apply(self.staged)

@@ -9,7 +9,7 @@ see them and the database enforces keys as it goes; nothing is durable until
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, CursorResult, Executable, RootTransaction
@@ -160,6 +160,54 @@ class SQLTransaction(StoreTransaction):
         clash = _conflict(first.case_id or first.id, 0)
         with self._errors("write outbox messages", first.case_id, duplicate=clash):
             self._write(sql.ADD_OUTBOX, [rows.outbox_values(m) for m in messages])
+
+    # -- savepoints ------------------------------------------------------------------
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A block whose writes are rolled back, and only they, if it raises.
+
+        The transaction becomes the writer first (on SQLite it takes the write lock), so
+        a savepoint is never lost to a reader's restart.
+        """
+        self._check_writable()
+        connection = self._writer_connection()
+        remembered = self._remember()
+        with translated("begin a savepoint"):
+            nested = connection.begin_nested()
+        try:
+            yield
+        except BaseException:
+            with suppress(sa_exc.SQLAlchemyError):
+                nested.rollback()
+            self._restore(remembered)
+            raise
+        with self._errors("release a savepoint", None):
+            nested.commit()
+
+    def _writer_connection(self) -> Connection:
+        if self._connection is None:
+            return self._open(write=True)
+        if not self._writing:
+            # A SQLite reader that wrote nothing yet: start again as the writer; what it
+            # read is checked before it commits (see _check_reads).
+            with translated("take the write lock"):
+                self._restart_as_writer(self._connection)
+        return self._connection
+
+    def _remember(self) -> tuple[dict[str, Any], ...]:
+        return (
+            dict(self._versions),
+            dict(self._read_versions),
+            dict(self._contacts),
+            dict(self._heads),
+            dict.fromkeys(self._fresh, True),
+        )
+
+    def _restore(self, remembered: tuple[dict[str, Any], ...]) -> None:
+        versions, read_versions, contacts, heads, fresh = remembered
+        self._versions, self._read_versions = versions, read_versions
+        self._contacts, self._heads, self._fresh = contacts, heads, set(fresh)
 
     # -- end -------------------------------------------------------------------------
 

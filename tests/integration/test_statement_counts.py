@@ -1,0 +1,87 @@
+"""What one command costs the database, counted: transactions, commits and statements.
+
+Counts, never times: each command is one transaction with one commit, and its statements
+are counted with SQLAlchemy's cursor events, on SQLite and on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import event
+
+from closedloop import Engine, workflows
+from closedloop.adapters.sqlalchemy import SQLStore
+from closedloop.testing import ManualClock
+from tests.cast import CITIZEN, DISPATCHER
+from tests.conftest import postgres_url
+
+
+class Counted:
+    """The statements, transactions and commits an engine's store runs."""
+
+    def __init__(self, store: SQLStore) -> None:
+        self.statements: list[str] = []
+        self.begins = 0
+        self.commits = 0
+        event.listen(store.engine, "before_cursor_execute", self._statement)
+        event.listen(store.engine, "begin", self._begin)
+        event.listen(store.engine, "commit", self._commit)
+
+    def _statement(self, _conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        self.statements.append(" ".join(statement.split()[:3]))
+
+    def _begin(self, _conn: Any) -> None:
+        self.begins += 1
+
+    def _commit(self, _conn: Any) -> None:
+        self.commits += 1
+
+    def of(self, command: Callable[[], object]) -> tuple[int, int, int]:
+        """(transactions, commits, statements) of running ``command``."""
+        self.statements.clear()
+        self.begins = self.commits = 0
+        command()
+        return self.begins, self.commits, len(self.statements)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.external_service)])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SQLStore]:
+    if request.param == "sqlite":
+        opened = SQLStore(f"sqlite:///{tmp_path / 'cases.db'}")
+    else:
+        opened = SQLStore(postgres_url(), schema=f"t_{uuid.uuid4().hex[:12]}")
+    yield opened
+    opened.close()
+
+
+def test_a_report_is_one_transaction_of_three_statements(store: SQLStore) -> None:
+    engine = Engine(workflows.standard(), store=store, clock=ManualClock())
+    counted = Counted(store)
+    report = counted.of(lambda: engine.report(CITIZEN, description="Pipe burst"))
+    assert report == (1, 1, 3)  # the case, its event, its timers
+    assert counted.statements[0].startswith("INSERT INTO")
+    assert "closedloop_cases" in counted.statements[0]
+
+
+def test_a_trigger_that_reschedules_and_notifies_is_one_transaction(store: SQLStore) -> None:
+    engine = Engine(workflows.standard(), store=store, clock=ManualClock())
+    case = engine.report(CITIZEN, description="Pipe burst", location={"area": "310101"})
+    engine.trigger(case.id, "classify", by=DISPATCHER, category="01.02", urgency="normal")
+    counted = Counted(store)
+    dispatch = counted.of(lambda: engine.trigger(case.id, "dispatch", by=DISPATCHER, unit="water"))
+    # Read the case with its head and contact; update it; append its event; drop and
+    # schedule its timers; queue its notification.
+    assert dispatch == (1, 1, 6)
+    assert [s.split()[0] for s in counted.statements] == [
+        "SELECT",
+        "UPDATE",
+        "INSERT",
+        "DELETE",
+        "INSERT",
+        "INSERT",
+    ]
