@@ -103,7 +103,7 @@ class Filled:
         spread = SPREAD_POSTGRES if self.plain.dialect.name == "postgresql" else SPREAD_SQLITE
         with self.plain.begin() as connection:
             connection.execute(text(spread))
-            connection.execute(text("ANALYZE"))
+            connection.execute(text("ANALYZE closedloop_cases"))
         self.store = SQLStore(url)
         clock = ManualClock(START + timedelta(days=1))
         self.engine = Engine(
