@@ -20,10 +20,12 @@ none is due.
 from __future__ import annotations
 
 import time
+import warnings
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import DateTime, MetaData, create_engine, delete, event, insert, select
+from sqlalchemy.exc import SAWarning
 
 from closedloop import Actor, Engine, NaturalCalendar, workflows
 from closedloop.adapters.sqlalchemy import SQLStore
@@ -74,7 +76,9 @@ def fill(url: str, count: int, *, start: datetime, spread: timedelta) -> float:
             dbapi.execute("PRAGMA synchronous = OFF")  # the file is synced at the end
 
     meta = MetaData()
-    meta.reflect(engine, only=COPIED)
+    with warnings.catch_warnings():  # expression indexes are not reflected: not needed here
+        warnings.simplefilter("ignore", SAWarning)
+        meta.reflect(engine, only=COPIED)
     tables = [meta.tables[name] for name in COPIED]
     with engine.begin() as connection:
         rows = {}

@@ -40,6 +40,13 @@ ALL_TICK_ROWS = [
     "10 due at once: timers applied/s vs commands/s",
 ]
 
+QUERY_ROWS = [
+    f"{measure}, {place}, 300 cases: {kind}"
+    for place in ["SQLite file", *(["PostgreSQL"] * POSTGRES)]
+    for measure in ("inbox, 50 most urgent", "text search", "facets by state")
+    for kind in ("hand-written / closedloop", "p95 ms")
+]
+
 
 def table(script: str, *args: str) -> list[list[str]]:
     """Run ``benchmarks/<script>`` and return the cells of its table's rows."""
@@ -79,6 +86,7 @@ def check(rows: list[list[str]], expected: list[str]) -> None:
             TICK_ROWS,
         ),
         ("bench_all.py", ["--tiny"], MEMORY_ROWS + STORE_ROWS + ALL_TICK_ROWS),
+        ("bench_queries.py", ["--cases", "300", "--calls", "2", "--repeats", "1"], QUERY_ROWS),
     ],
 )
 def test_benchmark_prints_its_table(script: str, args: list[str], expected: list[str]) -> None:

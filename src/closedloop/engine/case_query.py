@@ -8,71 +8,242 @@ the contract suite in :mod:`closedloop.testing.contract` holds them to it.
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 
 from closedloop.engine.clock import utc
-from closedloop.engine.model import Case, Warning
+from closedloop.engine.hierarchy import covers, is_code
+from closedloop.engine.model import JSON, Case, Warning
 from closedloop.errors import ValidationError
 
 MAX_PAGE = 1000
 """The largest page ``find_cases`` returns."""
 
+Order = Literal["oldest", "newest", "urgent"]
+"""The orders of a query: oldest or newest report first, or most urgent first (the
+running clock's warning level, red before yellow before none, then its due instant;
+final cases last)."""
+
+ORDERS: tuple[Order, ...] = ("oldest", "newest", "urgent")
+
+Facet = Literal["state", "lead_unit", "warning_level"]
+"""What ``facets`` counts cases by."""
+
+FACETS: tuple[Facet, ...] = ("state", "lead_unit", "warning_level")
+
+URGENCY_RANK = {"red": 0, "yellow": 1, "none": 2}
+"""The rank of a warning level in the urgent order; a final case (no clock) ranks 3."""
+
 
 @dataclass(frozen=True, slots=True)
 class CasePage:
-    """One page of ``find_cases`` results, oldest case first.
+    """One page of query results, in the order asked for (oldest first by default).
 
     Attributes:
-        cases: The cases of this page (contact data is never included).
+        cases: The cases of this page (contact data is never included by a store).
         next_cursor: Pass as ``after=`` to get the next page; ``None`` on the last page.
     """
 
     cases: tuple[Case, ...]
     next_cursor: str | None
 
+    def to_json(self) -> dict[str, JSON]:
+        """The page as JSON data: ``{"cases": [...], "next_cursor": "..." or null}``,
+        each case as ``Case.model_dump(mode="json")`` writes it."""
+        return {
+            "cases": [case.model_dump(mode="json") for case in self.cases],
+            "next_cursor": self.next_cursor,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Party:
+    """Cases an actor is party to: as their reporter, through a unit, or as the reporter
+    of a duplicate merged into the case (``follower``); any one holds."""
+
+    reporter: str | None = None
+    lead_units: tuple[str, ...] = ()
+    co_units: tuple[str, ...] = ()
+    follower: str | None = None
+
+    def holds(self, case: Case) -> bool:
+        """Whether ``case`` is one the party is related to."""
+        return (
+            (self.reporter is not None and case.reporter_id == self.reporter)
+            or (
+                self.follower is not None
+                and any(d.reporter == self.follower for d in case.duplicates)
+            )
+            or (case.lead_unit is not None and case.lead_unit in self.lead_units)
+            or not set(self.co_units).isdisjoint(case.co_units)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """Cases waiting in one of ``states``, for ``party`` (``None``: for anyone there)."""
+
+    states: tuple[str, ...]
+    party: Party | None = None
+
+    def holds(self, case: Case) -> bool:
+        """Whether ``case`` waits in this turn."""
+        return case.state in self.states and (self.party is None or self.party.holds(case))
+
 
 @dataclass(frozen=True, slots=True)
 class CaseFilter:
-    """What ``find_cases`` and ``count_cases`` select; ``None`` means any."""
+    """What a case query selects; ``None`` means any, and every given criterion must hold.
+
+    ``area`` and ``category`` select the code and everything under it
+    (:func:`~closedloop.engine.hierarchy.covers`); ``text`` is a case-insensitive
+    substring of the description or the address; ``reported_from`` is inclusive and
+    ``reported_before`` exclusive. ``turns`` (any one holds) and ``sight`` are what the
+    engine derives from a workflow and an actor: whose turn it is, who may see.
+    """
 
     states: tuple[str, ...] | None = None
     lead_unit: str | None = None
+    co_unit: str | None = None
+    reporter: str | None = None
     category: str | None = None
     area: str | None = None
+    channel: str | None = None
+    reported_from: datetime | None = None
+    reported_before: datetime | None = None
     warning_level: str | None = None
     overdue_at: datetime | None = None
     """Cases whose running clock is overdue at this instant (see :func:`is_overdue`)."""
+    supervised: bool | None = None
+    merged_into: str | None = None
+    text: str | None = None
+    turns: tuple[Turn, ...] | None = None
+    sight: Party | None = None
 
     @classmethod
     def of(
         cls,
-        state: str | Sequence[str] | None,
-        lead_unit: str | None,
-        category: str | None,
-        area: str | None,
-        warning_level: str | None,
-        overdue_at: datetime | None,
+        state: str | Sequence[str] | None = None,
+        lead_unit: str | None = None,
+        category: str | None = None,
+        area: str | None = None,
+        warning_level: str | None = None,
+        overdue_at: datetime | None = None,
+        *,
+        co_unit: str | None = None,
+        reporter: str | None = None,
+        channel: str | None = None,
+        reported_from: datetime | None = None,
+        reported_before: datetime | None = None,
+        supervised: bool | None = None,
+        merged_into: str | None = None,
+        text: str | None = None,
     ) -> CaseFilter:
-        """Normalise the keyword arguments of the query methods."""
+        """Normalise the keyword arguments of the query methods.
+
+        Raises:
+            ValidationError: ``area`` or ``category`` is not a code, ``text`` is empty.
+            NaiveDatetime: an instant has no time zone.
+        """
         states = (state,) if isinstance(state, str) else None if state is None else tuple(state)
-        when = None if overdue_at is None else utc(overdue_at, "overdue_at")
-        return cls(states, lead_unit, category, area, warning_level, when)
+        problems = [
+            (name, "must be a code such as 'D1.S1' or '01.02'")
+            for name, value in (("area", area), ("category", category))
+            if value is not None and not is_code(value)
+        ]
+        if text is not None and not text.strip():
+            problems.append(("text", "must not be empty"))
+        if problems:
+            raise ValidationError(problems, subject="query")
+        return cls(
+            states=states,
+            lead_unit=lead_unit,
+            co_unit=co_unit,
+            reporter=reporter,
+            category=category,
+            area=area,
+            channel=channel,
+            reported_from=_instant(reported_from, "reported_from"),
+            reported_before=_instant(reported_before, "reported_before"),
+            warning_level=warning_level,
+            overdue_at=_instant(overdue_at, "overdue_at"),
+            supervised=supervised,
+            merged_into=merged_into,
+            text=None if text is None else text.strip(),
+        )
 
     def matches(self, case: Case) -> bool:
         """Whether ``case`` is selected."""
         wanted = (
             (self.lead_unit, case.lead_unit),
-            (self.category, case.category),
-            (self.area, case.location.area),
+            (self.reporter, case.reporter_id),
+            (self.channel, case.channel),
             (self.warning_level, warning_level_of(case)),
+            (self.supervised, case.supervised),
+            (self.merged_into, case.merged_into),
         )
         if any(want is not None and want != have for want, have in wanted):
             return False
+        for scope, code in ((self.category, case.category), (self.area, case.location.area)):
+            if scope is not None and (code is None or not covers(scope, code)):
+                return False
         if self.states is not None and case.state not in self.states:
             return False
+        if self.co_unit is not None and self.co_unit not in case.co_units:
+            return False
+        if self.reported_from is not None and case.reported_at < self.reported_from:
+            return False
+        if self.reported_before is not None and case.reported_at >= self.reported_before:
+            return False
+        if self.text is not None and self.text.casefold() not in searchable(case).casefold():
+            return False
+        if self.turns is not None and not any(turn.holds(case) for turn in self.turns):
+            return False
+        if self.sight is not None and not self.sight.holds(case):
+            return False
         return self.overdue_at is None or is_overdue(case, self.overdue_at)
+
+
+def searchable(case: Case) -> str:
+    """The text a ``text`` criterion searches: the description, then the address."""
+    return f"{case.description}\n{case.location.address or ''}"
+
+
+def urgency_key(case: Case) -> tuple[int, datetime | None]:
+    """Where ``case`` sorts in the urgent order (before its position in the store)."""
+    if case.deadline is None:
+        return (3, None)
+    return (URGENCY_RANK[case.deadline.warning], case.deadline.due_at)
+
+
+def encode_cursor(order: Order, key: Sequence[object]) -> str:
+    """An opaque cursor holding the sort key of a page's last case."""
+    text = json.dumps([order, *key], separators=(",", ":"), default=str)
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, order: Order) -> list[object]:
+    """The sort key a cursor holds.
+
+    Raises:
+        ValidationError: not a cursor handed out for this order.
+    """
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise bad_cursor() from None
+    if not isinstance(data, list) or not data or data[0] != order:
+        raise bad_cursor()
+    return list(data[1:])
+
+
+def _instant(value: datetime | None, name: str) -> datetime | None:
+    return None if value is None else utc(value, name)
 
 
 def warning_level_of(case: Case) -> Warning | None:
@@ -105,3 +276,27 @@ def check_page(limit: int) -> None:
 def bad_cursor() -> ValidationError:
     """The error for a cursor the store did not hand out."""
     return ValidationError([("after", "is not a cursor returned by this store")], subject="query")
+
+
+def check_order(order: str) -> Order:
+    """Validate an order name.
+
+    Raises:
+        ValidationError: not one of :data:`ORDERS`.
+    """
+    for known in ORDERS:
+        if order == known:
+            return known
+    raise ValidationError([("order", f"must be one of {', '.join(ORDERS)}")], subject="query")
+
+
+def check_facet(by: str) -> Facet:
+    """Validate a facet name.
+
+    Raises:
+        ValidationError: not one of :data:`FACETS`.
+    """
+    for known in FACETS:
+        if by == known:
+            return known
+    raise ValidationError([("by", f"must be one of {', '.join(FACETS)}")], subject="query")

@@ -19,6 +19,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from closedloop.engine.loading import NotYAML, parse_yaml
 from closedloop.engine.registry import Registry, default_registry
+from closedloop.engine.schemas import payload_schema
 from closedloop.engine.specs import (
     ClockSpec,
     Divert,
@@ -38,7 +39,7 @@ from closedloop.engine.specs import (
     WorkflowSpec,
 )
 from closedloop.engine.validation import check_workflow
-from closedloop.errors import InvalidWorkflow
+from closedloop.errors import InvalidWorkflow, UnknownName
 
 __all__ = [
     "ClockSpec",
@@ -130,6 +131,22 @@ class Workflow(WorkflowSpec):
         except (ValueError, RecursionError) as exc:  # bad JSON, duplicates, huge numbers
             raise InvalidWorkflow([f"<json>: {exc}"], source=source) from None
         return cls.from_dict(data, registry=registry, source=source)
+
+    def payload_schema(self, trigger: str) -> dict[str, Any]:
+        """The JSON Schema (draft 2020-12) of the payload ``trigger`` accepts.
+
+        An object of the transition's declared ``fields:``: types, ``required``,
+        choices, lengths and defaults; no other property. A field not required may be
+        ``null`` (not given).
+
+        Raises:
+            UnknownName: the workflow declares no such trigger.
+        """
+        try:
+            transition = self.transition(trigger)
+        except KeyError:
+            raise UnknownName("trigger", trigger, (t.name for t in self.transitions)) from None
+        return payload_schema(transition, self.name)
 
     @property
     def registry(self) -> Registry:

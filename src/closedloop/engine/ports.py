@@ -14,7 +14,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from closedloop.engine.case_query import CasePage
+from closedloop.engine.case_query import CaseFilter, CasePage, Facet, Order
 from closedloop.engine.durations import Duration
 from closedloop.engine.kinds import TimerKind
 from closedloop.engine.model import Actor, AuditEvent, Case, Instant, ReporterContact, Unit
@@ -381,6 +381,51 @@ class CaseQueries(Protocol):
 
         Raises:
             NaiveDatetime: ``overdue_at`` has no time zone.
+            StoreError: the backend failed.
+        """
+        ...
+
+    def select_cases(
+        self,
+        where: CaseFilter,
+        *,
+        order: Order = "oldest",
+        after: str | None = None,
+        limit: int = 50,
+    ) -> CasePage:
+        """Cases ``where`` selects, in ``order``, one keyset page at a time.
+
+        What :meth:`closedloop.Engine.find` asks. The cursor is opaque: it holds the
+        sort key of the page's last case, so cases added meanwhile do not shift pages.
+
+        Raises:
+            ValidationError: ``limit`` is out of range, or ``after`` is not a cursor this
+                store returned for ``order``.
+            StoreError: the backend failed.
+        """
+        ...
+
+    def count_selected(self, where: CaseFilter) -> int:
+        """How many cases ``where`` selects.
+
+        Raises:
+            StoreError: the backend failed.
+        """
+        ...
+
+    def facet_counts(self, where: CaseFilter, by: Facet) -> dict[str | None, int]:
+        """How many cases ``where`` selects, per value of ``by`` (``None``: no value).
+
+        Raises:
+            StoreError: the backend failed.
+        """
+        ...
+
+    def contacts_of(self, case_ids: Sequence[str]) -> dict[str, ReporterContact]:
+        """The stored contact data of these cases, in one read (cases without any are
+        left out). The engine masks it before anyone sees it.
+
+        Raises:
             StoreError: the backend failed.
         """
         ...

@@ -14,11 +14,12 @@ import random
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, Unpack
 
 from closedloop.engine import arguments, audit, checkpoints, idempotency, inputs, integrity
 from closedloop.engine.access import can_see, contact_for
 from closedloop.engine.calendars import NaturalCalendar
+from closedloop.engine.case_query import CasePage
 from closedloop.engine.clock import SystemClock, utc
 from closedloop.engine.context import Services
 from closedloop.engine.deadlines import Timekeeper
@@ -37,6 +38,7 @@ from closedloop.engine.ports import (
     OutboxMessage,
     WorkCalendar,
 )
+from closedloop.engine.reading import Criteria, Reader
 from closedloop.engine.recomputing import Recount
 from closedloop.engine.ticking import StuckTimer, TickReport, TimerSweep
 from closedloop.engine.writer import CaseWriter
@@ -114,6 +116,7 @@ class Engine:
         services = Services(responsibilities, directory, default, workflow.route_at)
         self._writer = CaseWriter(workflow, timekeeper, services)
         self._timekeeper = timekeeper
+        self._reader = Reader(workflow, store)
         self._new_id = id_factory
         self._worker = worker_id or f"engine-{uuid.uuid4().hex[:12]}"
         self._lease = lease
@@ -385,6 +388,56 @@ class Engine:
             with arguments.reading(f"contact data of case {case_id!r}", case_id):
                 contact = tx.get_contact(case_id)
         return self._shown(case, viewer, contact)
+
+    def find(
+        self,
+        viewer: Actor,
+        *,
+        order: str = "oldest",
+        after: str | None = None,
+        limit: int = 50,
+        **criteria: Unpack[Criteria],
+    ) -> CasePage:
+        """The cases matching ``criteria`` that ``viewer`` may see, one keyset page at a time.
+
+        Each case is shown as :meth:`get` shows it (contact data masked unless
+        ``viewer`` is entitled to it). Criteria (every given one must hold): ``state``
+        (one or several), ``waiting_on`` (an :class:`Actor`: cases whose current step
+        that actor owns), ``lead_unit``, ``co_unit``, ``reporter`` (a reporter id),
+        ``area`` and ``category`` (the code and everything under it), ``channel``,
+        ``reported_from`` and ``reported_before``, ``warning_level``, ``overdue_at``,
+        ``supervised``, ``merged_into`` (the master's id), ``text`` (in the
+        description or the address).
+
+        Args:
+            order: ``"oldest"`` or ``"newest"`` report first, or ``"urgent"``: the
+                running clock's warning level (red first), then its due instant.
+            after: The ``next_cursor`` of the previous page (opaque).
+            limit: The page size, 1 to 1000.
+
+        Raises:
+            ValidationError: a criterion, the order, the limit or the cursor is invalid.
+            NaiveDatetime: an instant has no time zone.
+            StoreError: the store answers no queries, or failed.
+        """
+        where = self._reader.criteria(viewer, **criteria)
+        return self._reader.find(viewer, where, order=order, after=after, limit=limit)
+
+    def count(self, viewer: Actor, **criteria: Unpack[Criteria]) -> int:
+        """How many cases :meth:`find` would give ``viewer`` for ``criteria``."""
+        return self._reader.count(self._reader.criteria(viewer, **criteria))
+
+    def inbox(self, actor: Actor, *, after: str | None = None, limit: int = 50) -> CasePage:
+        """The cases waiting on ``actor`` that they may see, most urgent first."""
+        return self.find(actor, waiting_on=actor, order="urgent", after=after, limit=limit)
+
+    def facets(
+        self, viewer: Actor, *, by: str, **criteria: Unpack[Criteria]
+    ) -> dict[str | None, int]:
+        """How many of the cases :meth:`find` would give ``viewer`` have each value of
+        ``by`` (``"state"``, ``"lead_unit"`` or ``"warning_level"``; ``None`` counts
+        cases without one)."""
+        return self._reader.facets(self._reader.criteria(viewer, **criteria), by)
 
     def history(self, case_id: str, *, viewer: Actor | None = None) -> list[AuditEvent]:
         """The audit events of the case, oldest first.

@@ -7,16 +7,30 @@ its transactions share; the store opens them and answers the rest.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 
 from closedloop.adapters.memory.checkpoints import CheckpointBook, MemoryCheckpoints
 from closedloop.adapters.memory.records import MemoryRecords
 from closedloop.adapters.memory.transaction import InMemoryTransaction
 from closedloop.adapters.store_base import check_claim
-from closedloop.engine.case_query import CaseFilter, CasePage, bad_cursor, check_page
+from closedloop.engine.case_query import (
+    CaseFilter,
+    CasePage,
+    Facet,
+    Order,
+    bad_cursor,
+    check_facet,
+    check_order,
+    check_page,
+    decode_cursor,
+    encode_cursor,
+    urgency_key,
+    warning_level_of,
+)
 from closedloop.engine.clock import utc
-from closedloop.engine.model import Case
+from closedloop.engine.model import Case, ReporterContact
 from closedloop.engine.ports import CaseQueries, DuePoint, OutboxMessage, OutboxStatus
 from closedloop.errors import MessageNotFound
 
@@ -66,17 +80,7 @@ class InMemoryStore(CaseQueries, MemoryCheckpoints):
             NaiveDatetime: ``overdue_at`` has no time zone.
         """
         where = CaseFilter.of(state, lead_unit, category, area, warning_level, overdue_at)
-        start = _cursor(after, limit)
-        rows = self._records.case_rows(start)
-        found: list[tuple[int, Case]] = []
-        for index, case in enumerate(rows, start=start):
-            if where.matches(case):
-                found.append((index, case))
-                if len(found) > limit:
-                    break
-        page = found[:limit]
-        more = len(found) > limit
-        return CasePage(tuple(c for _, c in page), str(page[-1][0] + 1) if more else None)
+        return self.select_cases(where, after=after, limit=limit)
 
     def count_cases(
         self,
@@ -90,8 +94,59 @@ class InMemoryStore(CaseQueries, MemoryCheckpoints):
     ) -> int:
         """How many cases match every given criterion (see :meth:`find_cases`)."""
         where = CaseFilter.of(state, lead_unit, category, area, warning_level, overdue_at)
-        rows = self._records.case_rows()
-        return sum(1 for row in rows if where.matches(row))
+        return self.count_selected(where)
+
+    def select_cases(
+        self,
+        where: CaseFilter,
+        *,
+        order: Order = "oldest",
+        after: str | None = None,
+        limit: int = 50,
+    ) -> CasePage:
+        """Cases ``where`` selects, in ``order``, one keyset page at a time (a scan).
+
+        Raises:
+            ValidationError: ``limit`` is out of range or ``after`` is not a cursor.
+        """
+        check_page(limit)
+        order = check_order(order)
+        newest = order == "newest"
+        found = sorted(
+            ((_sort_key(order, case, position), case) for position, case in self._matching(where)),
+            key=lambda found: found[0],
+            reverse=newest,
+        )
+        if after is not None:
+            start = _after_key(decode_cursor(after, order))
+            found = [(key, case) for key, case in found if (key < start if newest else key > start)]
+        page = found[:limit]
+        more = len(found) > limit
+        cursor = encode_cursor(order, page[-1][0]) if more else None
+        return CasePage(tuple(case for _, case in page), cursor)
+
+    def count_selected(self, where: CaseFilter) -> int:
+        """How many cases ``where`` selects."""
+        return sum(1 for _ in self._matching(where))
+
+    def facet_counts(self, where: CaseFilter, by: Facet) -> dict[str | None, int]:
+        """How many cases ``where`` selects, per value of ``by``."""
+        by = check_facet(by)
+        counts: Counter[str | None] = Counter()
+        for _, case in self._matching(where):
+            value = warning_level_of(case) if by == "warning_level" else getattr(case, by)
+            counts[value] += 1
+        return dict(counts)
+
+    def contacts_of(self, case_ids: Sequence[str]) -> dict[str, ReporterContact]:
+        """The stored contact data of these cases (those without any left out)."""
+        found = {case_id: self._records.read_contact(case_id) for case_id in case_ids}
+        return {case_id: contact for case_id, contact in found.items() if contact is not None}
+
+    def _matching(self, where: CaseFilter) -> Iterator[tuple[int, Case]]:
+        for position, case in enumerate(self._records.case_rows()):
+            if where.matches(case):
+                yield position, case
 
     # -- due points ------------------------------------------------------------------
 
@@ -148,10 +203,23 @@ def _token() -> str:
     return uuid.uuid4().hex
 
 
-def _cursor(after: str | None, limit: int) -> int:
-    check_page(limit)
-    if after is None:
-        return 0
-    if not (after.isascii() and after.isdigit()):
+SortKey = tuple[int, str, int]
+
+
+def _sort_key(order: Order, case: Case, position: int) -> SortKey:
+    # Instants as ISO text in UTC sort in time order; "~" sorts after any of them.
+    if order == "urgent":
+        rank, due = urgency_key(case)
+        return (rank, "~" if due is None else due.isoformat(), position)
+    return (0, case.reported_at.isoformat(), position)
+
+
+def _after_key(key: list[object]) -> SortKey:
+    if (
+        len(key) != 3
+        or not isinstance(key[0], int)
+        or not isinstance(key[1], str)
+        or not isinstance(key[2], int)
+    ):
         raise bad_cursor()
-    return int(after)
+    return (key[0], key[1], key[2])

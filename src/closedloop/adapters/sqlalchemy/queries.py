@@ -1,64 +1,309 @@
-"""The case queries host applications need, as SQL over the indexed case columns.
+"""The case queries host applications need, as SQL over indexed case columns.
 
-Pages are keyset pages: the cursor is the last row's key, so a page costs the same
-at the millionth case as at the first, and rows added meanwhile do not shift pages.
+Pages are keyset pages: the cursor holds the last row's sort key, so a page costs the
+same at the millionth case as at the first, and rows added meanwhile do not shift pages.
+Each criterion reads an index: plain columns, expression indexes (the urgent order, the
+supervision flag), and per dialect the co-units and the text search (SQLite: tables kept
+by triggers, FTS5 with the trigram tokenizer; PostgreSQL: GIN indexes, ``pg_trgm``).
 """
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, Connection, func, or_, select
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Row,
+    Select,
+    and_,
+    cast,
+    column,
+    false,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    table,
+)
+from sqlalchemy.dialects.postgresql import JSONB
 
 from closedloop.adapters.sqlalchemy import rows
-from closedloop.adapters.sqlalchemy.schema import cases
-from closedloop.engine.case_query import CaseFilter, CasePage, bad_cursor, check_page
+from closedloop.adapters.sqlalchemy.schema import (
+    CASE_CO_UNITS,
+    CASE_FOLLOWERS,
+    CASE_TEXT,
+    cases,
+    co_unit_list,
+    duplicate_list,
+    postgres_merged_into,
+    postgres_supervised,
+    reporter_contacts,
+    search_text,
+    sqlite_merged_into,
+    sqlite_supervised,
+    urgency_rank,
+)
+from closedloop.engine.case_query import (
+    CaseFilter,
+    CasePage,
+    Facet,
+    Order,
+    Party,
+    bad_cursor,
+    check_facet,
+    check_order,
+    check_page,
+    decode_cursor,
+    encode_cursor,
+)
+from closedloop.engine.clock import utc
+from closedloop.engine.model import ReporterContact
+
+_text_rows = table(CASE_TEXT, column("rowid"), column(CASE_TEXT), column("text"))
+_co_unit_rows = table(CASE_CO_UNITS, column("unit"), column("row_id"))
+_follower_rows = table(CASE_FOLLOWERS, column("reporter"), column("row_id"))
 
 
-def conditions(where: CaseFilter) -> list[ColumnElement[bool]]:
+def conditions(where: CaseFilter, dialect: str) -> list[ColumnElement[bool]]:
     """The SQL conditions selecting what ``where`` selects."""
     found: list[ColumnElement[bool]] = []
     if where.states is not None:
         found.append(cases.c.state.in_(where.states))
-    for column, wanted in (
+    for field, wanted in (
         (cases.c.lead_unit, where.lead_unit),
-        (cases.c.category, where.category),
-        (cases.c.area, where.area),
+        (cases.c.reporter_id, where.reporter),
+        (cases.c.channel, where.channel),
         (cases.c.warning_level, where.warning_level),
     ):
         if wanted is not None:
-            found.append(column == wanted)
+            found.append(field == wanted)
+    for coded, scope in ((cases.c.category, where.category), (cases.c.area, where.area)):
+        if scope is not None:
+            found.append(_under(coded, scope, dialect))
+    if where.co_unit is not None:
+        found.append(_co_units((where.co_unit,), dialect))
+    if where.reported_from is not None:
+        found.append(cases.c.reported_at >= where.reported_from)
+    if where.reported_before is not None:
+        found.append(cases.c.reported_at < where.reported_before)
+    if where.supervised is not None:
+        found.append(_supervised(where.supervised, dialect))
+    if where.merged_into is not None:
+        master = postgres_merged_into if dialect == "postgresql" else sqlite_merged_into
+        found.append(master == where.merged_into)
+    if where.text is not None:
+        found.append(_text(where.text, dialect))
     if where.overdue_at is not None:
         # As closedloop.engine.case_query.is_overdue: a paused clock counts as it stood.
         found.append(cases.c.due_at <= where.overdue_at)
         found.append(or_(cases.c.paused_at.is_(None), cases.c.due_at <= cases.c.paused_at))
+    if where.turns is not None:
+        found.append(
+            or_(
+                false(),
+                *(
+                    and_(
+                        cases.c.state.in_(turn.states),
+                        *([] if turn.party is None else [_party(turn.party, dialect)]),
+                    )
+                    for turn in where.turns
+                ),
+            )
+        )
+    if where.sight is not None:
+        found.append(_party(where.sight, dialect))
     return found
 
 
-def find_cases(
-    connection: Connection, where: CaseFilter, *, after: str | None, limit: int
+def select_cases(
+    connection: Connection, where: CaseFilter, *, order: Order, after: str | None, limit: int
 ) -> CasePage:
-    """One page of matching cases, oldest first (see ``SQLStore.find_cases``)."""
+    """One page of matching cases in ``order`` (see ``CaseQueries.select_cases``)."""
     check_page(limit)
-    query = select(cases.c.row_id, cases.c.body, cases.c.version).where(*conditions(where))
-    if after is not None:
-        query = query.where(cases.c.row_id > _row_id(after))
-    found = connection.execute(query.order_by(cases.c.row_id).limit(limit + 1)).all()
+    order = check_order(order)
+    dialect = connection.dialect.name
+    if where.turns is not None and len(where.turns) > 1:
+        # One index-ordered page per turn, merged: an OR of turns would be read whole
+        # and sorted.
+        merged: dict[int, Row[Any]] = {}
+        for turn in where.turns:
+            query = page_query(replace(where, turns=(turn,)), order, after, limit + 1, dialect)
+            merged.update((row.row_id, row) for row in connection.execute(query).all())
+        found = sorted(merged.values(), key=_sort_key(order), reverse=order == "newest")
+    else:
+        found = list(connection.execute(page_query(where, order, after, limit + 1, dialect)).all())
     page = found[:limit]
-    more = len(found) > limit
-    return CasePage(
-        tuple(rows.case_from_row(row.body, row.version) for row in page),
-        str(page[-1].row_id) if more else None,
-    )
+    cursor = None
+    if len(found) > limit:
+        last = page[-1]
+        if order == "urgent":
+            due = None if last.due_at is None else utc(last.due_at, "due_at").isoformat()
+            cursor = encode_cursor(order, [last.rank, due, last.row_id])
+        else:
+            stamp = utc(last.reported_at, "reported_at").isoformat()
+            cursor = encode_cursor(order, [stamp, last.row_id])
+    return CasePage(tuple(rows.case_from_row(row.body, row.version) for row in page), cursor)
 
 
-def count_cases(connection: Connection, where: CaseFilter) -> int:
+def page_query(
+    where: CaseFilter, order: Order, after: str | None, limit: int, dialect: str
+) -> Select[tuple[object, ...]]:
+    """The statement of one page (``limit`` rows after ``after``) on ``dialect``."""
+    query = select(cases.c.row_id, cases.c.body, cases.c.version, cases.c.reported_at)
+    query = query.add_columns(urgency_rank.label("rank"), cases.c.due_at)
+    query = query.where(*conditions(where, dialect))
+    if after is not None:
+        query = query.where(_after(order, decode_cursor(after, order)))
+    return _ordered(query, order).limit(limit)
+
+
+def count_selected(connection: Connection, where: CaseFilter) -> int:
     """How many cases match ``where``."""
-    counted = connection.execute(
-        select(func.count()).select_from(cases).where(*conditions(where))
-    ).scalar()
+    counted = connection.execute(count_query(where, connection.dialect.name)).scalar()
     return int(counted or 0)
 
 
-def _row_id(cursor: str) -> int:
-    if not (cursor.isascii() and cursor.isdigit()):
+def count_query(where: CaseFilter, dialect: str) -> Select[int]:
+    """The statement counting the cases ``where`` selects on ``dialect``."""
+    return select(func.count()).select_from(cases).where(*conditions(where, dialect))
+
+
+def facet_counts(connection: Connection, where: CaseFilter, by: Facet) -> dict[str | None, int]:
+    """How many cases match ``where``, per value of the column ``by``."""
+    column = cases.c[check_facet(by)]
+    query = select(column, func.count()).where(*conditions(where, connection.dialect.name))
+    return {value: int(n) for value, n in connection.execute(query.group_by(column)).all()}
+
+
+def contacts_of(connection: Connection, case_ids: Sequence[str]) -> dict[str, ReporterContact]:
+    """The stored contact data of these cases (those without any left out)."""
+    if not case_ids:
+        return {}
+    query = select(reporter_contacts).where(reporter_contacts.c.case_id.in_(case_ids))
+    found = connection.execute(query).mappings().all()
+    return {row["case_id"]: rows.contact_from_row(row) for row in found}
+
+
+def _sort_key(order: Order) -> Callable[[Row[Any]], tuple[Any, ...]]:
+    if order == "urgent":
+        return lambda row: (row.rank, row.due_at is not None, row.due_at or 0, row.row_id)
+    return lambda row: (row.reported_at, row.row_id)
+
+
+def _ordered(query: Select[tuple[object, ...]], order: Order) -> Select[tuple[object, ...]]:
+    if order == "urgent":
+        # No NULLS LAST: only final cases (rank 3) have no due instant, all of them.
+        return query.order_by(urgency_rank, cases.c.due_at, cases.c.row_id)
+    if order == "newest":
+        return query.order_by(cases.c.reported_at.desc(), cases.c.row_id.desc())
+    return query.order_by(cases.c.reported_at, cases.c.row_id)
+
+
+def _after(order: Order, key: list[object]) -> ColumnElement[bool]:
+    if order == "urgent":
+        if len(key) != 3:
+            raise bad_cursor()
+        rank, due, row_id = _int(key[0]), _instant(key[1], nullable=True), _int(key[2])
+        if due is None:
+            same = and_(cases.c.due_at.is_(None), cases.c.row_id > row_id)
+        else:
+            same = or_(
+                cases.c.due_at > due,
+                cases.c.due_at.is_(None),
+                and_(cases.c.due_at == due, cases.c.row_id > row_id),
+            )
+        return or_(urgency_rank > rank, and_(urgency_rank == rank, same))
+    if len(key) != 2:
         raise bad_cursor()
-    return int(cursor)
+    stamp, row_id = _instant(key[0], nullable=False), _int(key[1])
+    if order == "newest":
+        return or_(
+            cases.c.reported_at < stamp, and_(cases.c.reported_at == stamp, cases.c.row_id < row_id)
+        )
+    return or_(
+        cases.c.reported_at > stamp, and_(cases.c.reported_at == stamp, cases.c.row_id > row_id)
+    )
+
+
+def _int(value: object) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise bad_cursor()
+    return value
+
+
+def _instant(value: object, *, nullable: bool) -> datetime | None:
+    if value is None and nullable:
+        return None
+    if not isinstance(value, str):
+        raise bad_cursor()
+    try:
+        return utc(datetime.fromisoformat(value), "cursor")
+    except ValueError:
+        raise bad_cursor() from None
+
+
+def _under(column: ColumnElement[str], scope: str, dialect: str) -> ColumnElement[bool]:
+    """The code ``scope`` and every code under it: ``scope.`` <= code < ``scope/``."""
+    if dialect == "postgresql":
+        column = column.collate("C")
+    return or_(column == scope, and_(column >= scope + ".", column < scope + "/"))
+
+
+def _co_units(units: tuple[str, ...], dialect: str) -> ColumnElement[bool]:
+    if dialect == "postgresql":
+        return or_(
+            false(),
+            *(co_unit_list.op("@>")(cast(literal(json.dumps([unit])), JSONB)) for unit in units),
+        )
+    return cases.c.row_id.in_(select(_co_unit_rows.c.row_id).where(_co_unit_rows.c.unit.in_(units)))
+
+
+def _party(party: Party, dialect: str) -> ColumnElement[bool]:
+    found: list[ColumnElement[bool]] = []
+    if party.reporter is not None:
+        found.append(cases.c.reporter_id == party.reporter)
+    if len(party.lead_units) == 1:  # an equality: the (lead_unit, urgency) index serves it
+        found.append(cases.c.lead_unit == party.lead_units[0])
+    elif party.lead_units:
+        found.append(cases.c.lead_unit.in_(party.lead_units))
+    if party.co_units:
+        found.append(_co_units(party.co_units, dialect))
+    if party.follower is not None:
+        found.append(_follows(party.follower, dialect))
+    return or_(false(), *found)
+
+
+def _follows(reporter: str, dialect: str) -> ColumnElement[bool]:
+    """Cases a report of ``reporter`` was merged into."""
+    if dialect == "postgresql":
+        wanted = cast(literal(json.dumps([{"reporter": reporter}])), JSONB)
+        return duplicate_list.op("@>")(wanted)
+    followed = select(_follower_rows.c.row_id).where(_follower_rows.c.reporter == reporter)
+    return cases.c.row_id.in_(followed)
+
+
+def _supervised(wanted: bool, dialect: str) -> ColumnElement[bool]:
+    if dialect == "postgresql":
+        flag = postgres_supervised == literal_column("'true'")
+    else:
+        flag = sqlite_supervised == literal_column("1")
+    return flag if wanted else ~flag
+
+
+def _text(needle: str, dialect: str) -> ColumnElement[bool]:
+    pattern = "%" + needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    if dialect == "postgresql":
+        return search_text.ilike(pattern, escape="\\")
+    fts = _text_rows
+    if len(needle) >= 3:
+        phrase = '"' + needle.replace('"', '""') + '"'
+        match = fts.c[CASE_TEXT].op("MATCH")(phrase)
+    else:  # the trigram index cannot serve fewer than three characters: a scan of it
+        match = fts.c.text.like(pattern, escape="\\")
+    return cases.c.row_id.in_(select(fts.c.rowid).where(match))

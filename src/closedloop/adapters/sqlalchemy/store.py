@@ -16,8 +16,9 @@ from closedloop.adapters.sqlalchemy.provisioning import prepare as prepare_schem
 from closedloop.adapters.sqlalchemy.schema import cases
 from closedloop.adapters.sqlalchemy.transaction import SQLTransaction
 from closedloop.adapters.store_base import check_claim
-from closedloop.engine.case_query import CaseFilter, CasePage
+from closedloop.engine.case_query import CaseFilter, CasePage, Facet, Order
 from closedloop.engine.clock import utc
+from closedloop.engine.model import ReporterContact
 from closedloop.engine.ports import (
     CaseQueries,
     DuePoint,
@@ -144,9 +145,7 @@ class SQLStore(CaseQueries, EventStream, SQLCheckpoints):
             NaiveDatetime: ``overdue_at`` has no time zone.
         """
         where = CaseFilter.of(state, lead_unit, category, area, warning_level, overdue_at)
-        return self._read(
-            "find cases", lambda c: queries.find_cases(c, where, after=after, limit=limit)
-        )
+        return self.select_cases(where, after=after, limit=limit)
 
     def count_cases(
         self,
@@ -160,7 +159,50 @@ class SQLStore(CaseQueries, EventStream, SQLCheckpoints):
     ) -> int:
         """How many cases match every given criterion (see :meth:`find_cases`)."""
         where = CaseFilter.of(state, lead_unit, category, area, warning_level, overdue_at)
-        return self._read("count cases", lambda c: queries.count_cases(c, where))
+        return self.count_selected(where)
+
+    def select_cases(
+        self,
+        where: CaseFilter,
+        *,
+        order: Order = "oldest",
+        after: str | None = None,
+        limit: int = 50,
+    ) -> CasePage:
+        """Cases ``where`` selects, in ``order``, one keyset page at a time.
+
+        Raises:
+            ValidationError: ``limit`` is out of range or ``after`` is not a cursor.
+            StoreError: the database failed.
+        """
+        return self._read(
+            "find cases",
+            lambda c: queries.select_cases(c, where, order=order, after=after, limit=limit),
+        )
+
+    def count_selected(self, where: CaseFilter) -> int:
+        """How many cases ``where`` selects.
+
+        Raises:
+            StoreError: the database failed.
+        """
+        return self._read("count cases", lambda c: queries.count_selected(c, where))
+
+    def facet_counts(self, where: CaseFilter, by: Facet) -> dict[str | None, int]:
+        """How many cases ``where`` selects, per value of ``by``.
+
+        Raises:
+            StoreError: the database failed.
+        """
+        return self._read("count cases", lambda c: queries.facet_counts(c, where, by))
+
+    def contacts_of(self, case_ids: Sequence[str]) -> dict[str, ReporterContact]:
+        """The stored contact data of these cases, in one query.
+
+        Raises:
+            StoreError: the database failed.
+        """
+        return self._read("read contact data", lambda c: queries.contacts_of(c, case_ids))
 
     # -- the audit trail in one pass ------------------------------------------------
 

@@ -1,0 +1,142 @@
+"""A small host application: closedloop behind FastAPI, a SQLite file, nothing else.
+
+Run it with ``python examples/fastapi_app.py --serve`` (the ``server`` extra), then open
+http://127.0.0.1:8000/docs: every trigger is its own route, its body described by the
+workflow's JSON Schema. Who is asking comes from three headers here (``X-Actor``,
+``X-Roles``, ``X-Units``); a real host takes them from its own login.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Any
+
+from fastapi import Body, Depends, FastAPI, Header, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from closedloop import Actor, ClosedLoopError, Engine, ValidationError, workflows
+from closedloop.adapters.sqlalchemy import SQLStore
+
+
+class Report(BaseModel):
+    """What a citizen reports."""
+
+    description: str
+    location: dict[str, Any] | None = None
+    channel: str = "app"
+    contact: dict[str, str] | None = None
+
+
+def who(
+    x_actor: Annotated[str, Header()],
+    x_roles: Annotated[str, Header()] = "",
+    x_units: Annotated[str, Header()] = "",
+) -> Actor:
+    """The actor a request speaks for."""
+    return Actor(x_actor, roles=_names(x_roles), units=_names(x_units))
+
+
+Caller = Annotated[Actor, Depends(who)]
+
+
+def _names(header: str) -> frozenset[str]:
+    return frozenset(part.strip() for part in header.split(",") if part.strip())
+
+
+def _version(if_match: str | None) -> int | None:
+    """The version an ``If-Match: "3"`` header names (the case's ETag)."""
+    if if_match is None:
+        return None
+    tag = if_match.removeprefix("W/").strip('"')
+    if not tag.isdigit():
+        raise ValidationError([("If-Match", 'must be a case version such as "3"')])
+    return int(tag)
+
+
+def _case(response: Response, case: Any) -> dict[str, Any]:
+    response.headers["ETag"] = f'"{case.version}"'
+    shown: dict[str, Any] = case.model_dump(mode="json")
+    return shown
+
+
+def create_app(engine: Engine) -> FastAPI:
+    """The application, over ``engine``."""
+    app = FastAPI(title="District hotline", version=engine.workflow.version)
+
+    @app.exception_handler(ClosedLoopError)
+    def problem(_request: Request, error: ClosedLoopError) -> JSONResponse:
+        return JSONResponse(
+            error.to_problem(), status_code=error.status, media_type="application/problem+json"
+        )
+
+    @app.post("/cases", status_code=201)
+    def report(response: Response, caller: Caller, body: Report) -> dict[str, Any]:
+        case = engine.report(caller, **body.model_dump(exclude_none=True))
+        return _case(response, case)
+
+    @app.get("/inbox")
+    def inbox(
+        caller: Caller,
+        after: str | None = None,
+        limit: int = 50,
+    ) -> dict[str, Any]:
+        return engine.inbox(caller, after=after, limit=limit).to_json()
+
+    @app.get("/cases")
+    def find(
+        caller: Caller,
+        state: str | None = None,
+        area: str | None = None,
+        text: str | None = None,
+        order: str = "urgent",
+        after: str | None = None,
+    ) -> dict[str, Any]:
+        page = engine.find(caller, state=state, area=area, text=text, order=order, after=after)
+        return page.to_json()
+
+    @app.get("/cases/{case_id}")
+    def show(
+        case_id: str,
+        response: Response,
+        caller: Caller,
+    ) -> dict[str, Any]:
+        return _case(response, engine.get(case_id, viewer=caller))
+
+    @app.get("/cases/{case_id}/history")
+    def history(
+        case_id: str,
+        caller: Caller,
+    ) -> list[dict[str, Any]]:
+        return [event.model_dump(mode="json") for event in engine.history(case_id, viewer=caller)]
+
+    for transition in engine.workflow.transitions:
+        _trigger_route(app, engine, transition.name)
+    return app
+
+
+def _trigger_route(app: FastAPI, engine: Engine, trigger: str) -> None:
+    schema = engine.workflow.payload_schema(trigger)
+    body = {"content": {"application/json": {"schema": schema}}}
+
+    @app.post(f"/cases/{{case_id}}/{trigger}", openapi_extra={"requestBody": body})
+    def fire(
+        case_id: str,
+        response: Response,
+        caller: Caller,
+        if_match: Annotated[str | None, Header()] = None,
+        payload: Annotated[dict[str, Any] | None, Body()] = None,
+    ) -> dict[str, Any]:
+        version, fields = _version(if_match), payload or {}
+        case = engine.trigger(case_id, trigger, by=caller, expected_version=version, **fields)
+        return _case(response, case)
+
+
+if __name__ == "__main__":
+    if "--serve" not in sys.argv:
+        print("serve it with: python examples/fastapi_app.py --serve")
+        raise SystemExit(0)
+    import uvicorn
+
+    store = SQLStore("sqlite:///cases.db")
+    uvicorn.run(create_app(Engine(workflows.standard(), store=store)), port=8000)

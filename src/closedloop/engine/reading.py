@@ -1,0 +1,207 @@
+"""The engine's read side: who sees which cases, whose turn a case is, and pages of them.
+
+:class:`Reader` turns a viewer and the host's criteria into a
+:class:`~closedloop.engine.case_query.CaseFilter` the store answers with its indexes
+(the :class:`~closedloop.engine.ports.CaseQueries` port), then shows each found case
+as :meth:`closedloop.Engine.get` would: only cases the viewer may see, contact data
+masked unless the viewer is entitled to it. Whose turn a case is comes from the
+workflow: each state's ``owner`` role, and what that role's kind relates to.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime
+from typing import TypedDict
+
+from closedloop.engine.access import can_see, contact_for
+from closedloop.engine.case_query import (
+    CaseFilter,
+    CasePage,
+    Facet,
+    Party,
+    Turn,
+    check_facet,
+    check_order,
+)
+from closedloop.engine.definition import Workflow
+from closedloop.engine.model import Actor
+from closedloop.engine.ports import CaseQueries, CaseStore
+from closedloop.errors import StoreError
+
+
+class Criteria(TypedDict, total=False):
+    """The criteria of :meth:`closedloop.Engine.find` (see there); ``None`` means any."""
+
+    state: str | Sequence[str] | None
+    waiting_on: Actor | None
+    lead_unit: str | None
+    co_unit: str | None
+    reporter: str | None
+    area: str | None
+    category: str | None
+    channel: str | None
+    reported_from: datetime | None
+    reported_before: datetime | None
+    warning_level: str | None
+    overdue_at: datetime | None
+    supervised: bool | None
+    merged_into: str | None
+    text: str | None
+
+
+def turns_of(workflow: Workflow, actor: Actor) -> tuple[Turn, ...]:
+    """The states where a case waits on ``actor``, and the relation it needs there.
+
+    A state owned by a global role waits on every holder of that role; one owned by a
+    ``lead_unit``, ``co_unit`` or ``reporter`` role waits on the members of the case's
+    lead unit or co-units, or on its reporter.
+    """
+    by_owner: dict[str, list[str]] = defaultdict(list)
+    for state in workflow.states:
+        if state.owner is not None and not state.final:
+            by_owner[state.owner].append(state.name)
+    units = tuple(sorted(actor.units))
+    turns: list[Turn] = []
+    for owner, states in by_owner.items():
+        role = workflow.role(owner)
+        party: Party | None
+        match role.kind:
+            case "global":
+                if role.name not in actor.roles:
+                    continue
+                party = None
+            case "reporter":
+                party = Party(reporter=actor.id)
+            case "lead_unit":
+                party = Party(lead_units=units)
+            case "co_unit":
+                party = Party(co_units=units)
+        if party == Party():
+            continue  # a unit role, and the actor belongs to no unit
+        turns.append(Turn(tuple(states), party))
+    return tuple(turns)
+
+
+def sight_of(workflow: Workflow, actor: Actor) -> Party | None:
+    """The cases ``actor`` may see, as a relation; ``None`` when they may see every case.
+
+    The same rule as :func:`~closedloop.engine.access.can_see`: a ``sees_all`` global
+    role sees everything; otherwise the reporter, lead unit and co-unit relations the
+    workflow's roles name, and the cases a report of theirs was merged into.
+    """
+    kinds = {role.kind for role in workflow.roles}
+    if any(r.kind == "global" and r.sees_all and r.name in actor.roles for r in workflow.roles):
+        return None
+    units = tuple(sorted(actor.units))
+    return Party(
+        reporter=actor.id if "reporter" in kinds else None,
+        lead_units=units if "lead_unit" in kinds else (),
+        co_units=units if "co_unit" in kinds else (),
+        follower=actor.id,
+    )
+
+
+def _within(turn: Turn, sight: Party) -> bool:
+    """Whether every case ``turn`` selects is one ``sight`` selects."""
+    party = turn.party
+    if party is None:
+        return False
+    return (
+        party.reporter in (None, sight.reporter)
+        and set(party.lead_units) <= set(sight.lead_units)
+        and set(party.co_units) <= set(sight.co_units)
+        and party.follower in (None, sight.follower)
+    )
+
+
+class Reader:
+    """Answers :meth:`closedloop.Engine.find`, ``count``, ``inbox`` and ``facets``."""
+
+    def __init__(self, workflow: Workflow, store: CaseStore) -> None:
+        self._workflow = workflow
+        self._store = store
+
+    def criteria(
+        self,
+        viewer: Actor,
+        *,
+        state: str | Sequence[str] | None = None,
+        waiting_on: Actor | None = None,
+        lead_unit: str | None = None,
+        co_unit: str | None = None,
+        reporter: str | None = None,
+        area: str | None = None,
+        category: str | None = None,
+        channel: str | None = None,
+        reported_from: datetime | None = None,
+        reported_before: datetime | None = None,
+        warning_level: str | None = None,
+        overdue_at: datetime | None = None,
+        supervised: bool | None = None,
+        merged_into: str | None = None,
+        text: str | None = None,
+    ) -> CaseFilter:
+        """The filter of the host's criteria, narrowed to what ``viewer`` may see.
+
+        Raises:
+            ValidationError: a criterion is malformed.
+            NaiveDatetime: an instant has no time zone.
+        """
+        where = CaseFilter.of(
+            state,
+            lead_unit,
+            category,
+            area,
+            warning_level,
+            overdue_at,
+            co_unit=co_unit,
+            reporter=reporter,
+            channel=channel,
+            reported_from=reported_from,
+            reported_before=reported_before,
+            supervised=supervised,
+            merged_into=merged_into,
+            text=text,
+        )
+        turns = None if waiting_on is None else turns_of(self._workflow, waiting_on)
+        sight = sight_of(self._workflow, viewer)
+        if sight is not None and turns is not None and all(_within(t, sight) for t in turns):
+            sight = None  # each turn already requires a relation the viewer sees through
+        return replace(where, turns=turns, sight=sight)
+
+    def find(
+        self, viewer: Actor, where: CaseFilter, *, order: str, after: str | None, limit: int
+    ) -> CasePage:
+        """One page of the cases ``where`` selects, each shown as ``viewer`` may see it."""
+        queries = self._queries()
+        page = queries.select_cases(where, order=check_order(order), after=after, limit=limit)
+        # The store's filter already holds to what the viewer may see; checked again here.
+        seen = [case for case in page.cases if can_see(self._workflow, case, viewer)]
+        contacts = queries.contacts_of([case.id for case in seen])
+        shown = tuple(
+            case.model_copy(
+                update={"contact": contact_for(self._workflow, case, viewer, contacts.get(case.id))}
+            )
+            for case in seen
+        )
+        return CasePage(shown, page.next_cursor)
+
+    def count(self, where: CaseFilter) -> int:
+        """How many cases ``where`` selects."""
+        return self._queries().count_selected(where)
+
+    def facets(self, where: CaseFilter, by: str) -> dict[str | None, int]:
+        """How many cases ``where`` selects per value of ``by``."""
+        facet: Facet = check_facet(by)
+        return self._queries().facet_counts(where, facet)
+
+    def _queries(self) -> CaseQueries:
+        if not isinstance(self._store, CaseQueries):
+            raise StoreError(
+                f"{type(self._store).__name__} answers no case queries: it does not "
+                "implement closedloop.engine.ports.CaseQueries"
+            )
+        return self._store

@@ -1,0 +1,107 @@
+"""examples/fastapi_app.py, driven over HTTP from report to confirmation."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from closedloop import Engine, workflows
+from closedloop.adapters.sqlalchemy import SQLStore
+from closedloop.testing import ManualClock
+
+pytest.importorskip("fastapi")
+httpx = pytest.importorskip("httpx")
+
+ROOT = Path(__file__).resolve().parents[2]
+CITIZEN = {"X-Actor": "citizen-7"}
+DISPATCHER = {"X-Actor": "disp-1", "X-Roles": "dispatcher"}
+WATER = {"X-Actor": "water-1", "X-Units": "water"}
+STRANGER = {"X-Actor": "citizen-8"}
+
+
+def load_example() -> Any:
+    spec = importlib.util.spec_from_file_location("fastapi_app", ROOT / "examples/fastapi_app.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its annotations are resolved by module name
+    spec.loader.exec_module(module)
+    return module
+
+
+async def drive(app: Any) -> None:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        body = {
+            "description": "井盖缺失 manhole cover missing",
+            "location": {"address": "南京路 9 号", "area": "D1.S1.C1.G01"},
+            "contact": {"name": "李雷", "phone": "13812345678"},
+        }
+        made = await http.post("/cases", json=body, headers=CITIZEN)
+        assert made.status_code == 201, made.text
+        case_id, etag = made.json()["id"], made.headers["ETag"]
+        assert etag == '"1"'
+
+        inbox = (await http.get("/inbox", headers=DISPATCHER)).json()
+        assert [c["id"] for c in inbox["cases"]] == [case_id]
+        assert inbox["next_cursor"] is None
+
+        path = f"/cases/{case_id}"
+        stale = {**DISPATCHER, "If-Match": '"7"'}
+        refused = await http.post(f"{path}/classify", json={"category": "01.01"}, headers=stale)
+        assert refused.status_code == 409
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert refused.json()["status"] == 409
+
+        fresh = {**DISPATCHER, "If-Match": etag}
+        step = await http.post(f"{path}/classify", json={"category": "01.01"}, headers=fresh)
+        assert step.status_code == 200, step.text
+        bad = await http.post(f"{path}/dispatch", json={"unit": "no such"}, headers=DISPATCHER)
+        assert bad.status_code == 422
+        assert bad.json()["errors"][0]["field"] == "unit"
+        sent = await http.post(f"{path}/dispatch", json={"unit": "water"}, headers=DISPATCHER)
+        assert sent.headers["ETag"] == '"3"'
+
+        assert [c["id"] for c in (await http.get("/inbox", headers=WATER)).json()["cases"]] == [
+            case_id
+        ]
+        for trigger, payload, who in (
+            ("accept", None, WATER),
+            ("submit_result", {"result": "cover replaced"}, WATER),
+            ("feedback", {"message": "fixed"}, DISPATCHER),
+            ("confirm", {"rating": "satisfied"}, CITIZEN),
+        ):
+            done = await http.post(f"{path}/{trigger}", json=payload, headers=who)
+            assert done.status_code == 200, (trigger, done.text)
+
+        shown = await http.get(path, headers=WATER)
+        assert shown.json()["state"] == "closed"
+        assert shown.json()["contact"]["phone"] == "13812345678"
+        assert (await http.get(path, headers=STRANGER)).status_code == 404
+        found = await http.get(
+            "/cases", params={"text": "井盖", "order": "newest"}, headers=DISPATCHER
+        )
+        assert [c["id"] for c in found.json()["cases"]] == [case_id]
+        trail = (await http.get(f"{path}/history", headers=CITIZEN)).json()
+        assert [e["trigger"] for e in trail] == [
+            "report", "classify", "dispatch", "accept", "submit_result", "feedback", "confirm"
+        ]  # fmt: skip
+
+        spec = (await http.get("/openapi.json")).json()
+        body_schema = spec["paths"]["/cases/{case_id}/classify"]["post"]["requestBody"]
+        assert body_schema["content"]["application/json"]["schema"]["required"] == ["category"]
+
+
+def test_the_example_app_runs_the_loop_over_http(tmp_path: Path) -> None:
+    example = load_example()
+    store = SQLStore(f"sqlite:///{tmp_path / 'cases.db'}")
+    engine = Engine(workflows.standard(), store=store, clock=ManualClock())
+    try:
+        asyncio.run(drive(example.create_app(engine)))
+    finally:
+        store.close()

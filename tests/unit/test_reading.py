@@ -1,0 +1,146 @@
+"""The read side through the engine: inboxes, finds, counts and facets, as a viewer sees them."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from closedloop import Actor, Case, Engine, ValidationError
+from closedloop.engine.ports import CaseStore
+from closedloop.errors import StoreError
+from closedloop.testing import ManualClock
+from tests.cast import CITIZEN, DISPATCHER, OTHER_CITIZEN, STREET, WATER
+
+PHONE = "13812345678"
+ROADS = Actor("roads-1", units={"roads"})
+ROADS_CITIZEN = Actor("citizen-5")
+
+
+def report(engine: Engine, by: Actor = CITIZEN, **kwargs: Any) -> Case:
+    fields: dict[str, Any] = {
+        "description": "井盖缺失 manhole cover missing",
+        "location": {"address": "南京路 9 号", "area": "D1.S1.C1.G01"},
+        "contact": {"name": "李雷", "phone": PHONE},
+    }
+    return engine.report(by, **{**fields, **kwargs})
+
+
+def dispatch(engine: Engine, case: Case, unit: str, **kwargs: Any) -> Case:
+    case = engine.trigger(case.id, "classify", by=DISPATCHER, category="01.01")
+    return engine.trigger(case.id, "dispatch", by=DISPATCHER, unit=unit, **kwargs)
+
+
+def ids(page: Any) -> list[str]:
+    return [case.id for case in page.cases]
+
+
+@pytest.fixture
+def town(engine: Engine, clock: ManualClock) -> dict[str, Case]:
+    """Four cases: one with the dispatcher, two sent to water (one accepted), one to roads."""
+    cases = {"fresh": report(engine, description="路灯不亮 street light out")}
+    clock.advance(hours=1)
+    cases["water"] = dispatch(engine, report(engine), "water", co_units=["street_s1"])
+    clock.advance(hours=1)
+    accepted = dispatch(engine, report(engine, by=OTHER_CITIZEN), "water")
+    cases["working"] = engine.trigger(accepted.id, "accept", by=WATER)
+    clock.advance(hours=1)
+    cases["roads"] = dispatch(engine, report(engine, location={"area": "D2.S1"}), "roads")
+    return cases
+
+
+def test_an_inbox_holds_what_waits_on_the_actor_most_urgent_first(
+    engine: Engine, town: dict[str, Case]
+) -> None:
+    assert ids(engine.inbox(WATER)) == [town["water"].id, town["working"].id]
+    assert ids(engine.inbox(ROADS)) == [town["roads"].id]
+    assert ids(engine.inbox(DISPATCHER)) == [town["fresh"].id]
+    assert ids(engine.inbox(STREET)) == []  # a co-unit owns no step of the standard loop
+    assert ids(engine.inbox(CITIZEN)) == []
+
+
+def test_find_shows_only_cases_the_viewer_may_see_and_masks_contacts(
+    engine: Engine, town: dict[str, Case]
+) -> None:
+    assert ids(engine.find(WATER)) == [town["water"].id, town["working"].id]
+    assert ids(engine.find(STREET)) == [town["water"].id]
+    assert ids(engine.find(OTHER_CITIZEN)) == [town["working"].id]
+    assert len(ids(engine.find(DISPATCHER))) == 4
+    # The lead unit is entitled to the reporter's contact data; a co-unit sees it masked.
+    for viewer, full in ((WATER, True), (STREET, False)):
+        shown = engine.find(viewer).cases
+        assert all(c.contact is not None and (c.contact.phone == PHONE) == full for c in shown)
+        assert [c.contact for c in shown] == [
+            engine.get(c.id, viewer=viewer).contact for c in shown
+        ]
+    assert {c.contact.phone for c in engine.find(DISPATCHER).cases if c.contact} == {PHONE}
+
+
+def test_criteria_orders_counts_and_facets(engine: Engine, town: dict[str, Case]) -> None:
+    assert ids(engine.find(DISPATCHER, area="D2")) == [town["roads"].id]
+    assert ids(engine.find(DISPATCHER, co_unit="street_s1")) == [town["water"].id]
+    assert ids(engine.find(DISPATCHER, text="路灯")) == [town["fresh"].id]
+    assert ids(engine.find(DISPATCHER, reporter=OTHER_CITIZEN.id)) == [town["working"].id]
+    assert ids(engine.find(DISPATCHER, order="newest", limit=1)) == [town["roads"].id]
+    assert engine.count(DISPATCHER, area="D1") == 3
+    assert engine.count(WATER, area="D1") == 2
+    assert engine.facets(DISPATCHER, by="state") == {"reported": 1, "assigned": 2, "in_progress": 1}
+    assert engine.facets(WATER, by="lead_unit") == {"water": 2}
+
+
+def test_pages_follow_the_cursor(engine: Engine, town: dict[str, Case]) -> None:
+    first = engine.find(DISPATCHER, limit=3)
+    assert first.next_cursor is not None
+    rest = engine.find(DISPATCHER, limit=3, after=first.next_cursor)
+    assert ids(first) + ids(rest) == [town[k].id for k in ("fresh", "water", "working", "roads")]
+    assert rest.next_cursor is None
+    with pytest.raises(ValidationError):
+        engine.find(DISPATCHER, order="urgent", after=first.next_cursor)
+
+
+def test_a_store_without_queries_is_named(store: CaseStore) -> None:
+    class Bare:
+        def transaction(self, *, read_only: bool = False) -> Any:
+            return store.transaction(read_only=read_only)
+
+    from closedloop import workflows
+
+    engine = Engine(workflows.standard(), store=Bare())  # type: ignore[arg-type]
+    with pytest.raises(StoreError, match="answers no case queries"):
+        engine.find(DISPATCHER)
+
+
+def documented_keys(heading: str) -> set[str]:
+    """The keys named in the first column of the table after ``heading`` in docs/reading.md."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "reading.md").read_text("utf-8")
+    table = text.split(heading, 1)[1].split("\n\n")[1]
+    keys: set[str] = set()
+    for row in table.splitlines()[2:]:
+        keys.update(re.findall(r"`([a-z_]+)`", row.split("|")[1]))
+    return keys
+
+
+def test_the_documented_json_shapes_are_the_models(engine: Engine, town: dict[str, Case]) -> None:
+    case = engine.get(town["water"].id, viewer=WATER)
+    assert documented_keys("**A case**") == set(case.model_dump(mode="json"))
+    event = engine.history(case.id)[0]
+    assert documented_keys("**An audit event**") == set(event.model_dump(mode="json"))
+    page = engine.find(WATER, limit=1).to_json()
+    assert set(page) == {"cases", "next_cursor"}
+    assert page["cases"][0] == engine.find(WATER, limit=1).cases[0].model_dump(mode="json")
+
+
+def test_a_duplicates_reporter_finds_the_master_and_duplicates_are_found_by_it(
+    engine: Engine, town: dict[str, Case]
+) -> None:
+    master = town["water"]
+    duplicate = report(engine, by=ROADS_CITIZEN)
+    engine.trigger(duplicate.id, "merge", by=DISPATCHER, duplicate_of=master.id)
+    assert ids(engine.find(DISPATCHER, merged_into=master.id)) == [duplicate.id]
+    assert set(ids(engine.find(ROADS_CITIZEN))) == {duplicate.id, master.id}
+    shown = next(c for c in engine.find(ROADS_CITIZEN).cases if c.id == master.id)
+    assert shown.contact == engine.get(master.id, viewer=ROADS_CITIZEN).contact
+    assert shown.contact is not None
+    assert shown.contact.phone != PHONE
