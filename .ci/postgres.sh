@@ -56,11 +56,15 @@ _clpg_start() {
     chmod 700 "$dir"
     [ "$(id -u)" -eq 0 ] && chown postgres: "$dir"
     port=$(_clpg_free_port) || return 1
+    # C.UTF-8 sorts like C but classifies characters by Unicode, so pg_trgm finds
+    # trigrams in Chinese text; plain C is the fallback where C.UTF-8 is missing.
     _clpg_as_owner "$bin/initdb" -D "$dir/data" -U postgres --auth=trust \
-        --encoding=UTF8 --locale=C >"$dir/initdb.log" 2>&1 || {
-        cat "$dir/initdb.log" >&2
-        return 1
-    }
+        --encoding=UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 ||
+        _clpg_as_owner "$bin/initdb" -D "$dir/data" -U postgres --auth=trust \
+            --encoding=UTF8 --locale=C >"$dir/initdb.log" 2>&1 || {
+            cat "$dir/initdb.log" >&2
+            return 1
+        }
     # The socket goes into the throwaway directory: /var/run/postgresql may not exist
     # or may not be writable on a fresh machine.
     _clpg_as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
