@@ -10,7 +10,7 @@ from pydantic_core import PydanticSerializationError
 from sqlalchemy import RowMapping
 
 from closedloop.adapters.sqlalchemy.damage import damaged_row
-from closedloop.engine.case_query import warning_level_of
+from closedloop.engine.integrity import indexed_values
 from closedloop.engine.model import (
     BODY_EXCLUDE,
     AuditEvent,
@@ -31,28 +31,13 @@ _LEASE = ("lease_owner", "lease_expires_at", "lease_token")
 
 
 def case_values(case: Case) -> dict[str, Any]:
-    """The ``cases`` row of ``case``: queryable columns plus the body as JSON."""
-    deadline = case.deadline
-    return {
-        "id": case.id,
-        "workflow": case.workflow,
-        "state": case.state,
-        "category": case.category,
-        "area": case.location.area,
-        "lead_unit": case.lead_unit,
-        "urgency": case.urgency,
-        "version": case.version,
-        "reporter_id": case.reporter_id,
-        "channel": case.channel,
-        "reported_at": case.reported_at,
-        "updated_at": case.updated_at,
-        "clock": None if deadline is None else deadline.clock,
-        "warning_level": warning_level_of(case),
-        "due_at": None if deadline is None else deadline.due_at,
-        "paused_at": None if deadline is None else deadline.paused_at,
-        # The version lives in its own column, the contact in its own table.
-        "body": _stored_case(case),
-    }
+    """The ``cases`` row of ``case``: queryable columns plus the body as JSON.
+
+    The columns are :func:`~closedloop.engine.integrity.indexed_values`, the same values
+    ``verify`` compares them with, so the two cannot drift apart.
+    """
+    # The version lives in its own column, the contact in its own table.
+    return {**indexed_values(case), "body": _stored_case(case)}
 
 
 def case_from_row(body: Mapping[str, Any], version: int) -> Case:
