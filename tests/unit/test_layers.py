@@ -25,6 +25,7 @@ LAYERS: dict[str, int] = {
     "adapters": 3,
     "testing": 3,
     "metrics": 4,
+    "adapters.http": 5,  # the front door shows the metrics board
     "simulation": 5,
     "cli": 6,
     "__init__": 7,
@@ -47,6 +48,10 @@ TECHNOLOGIES: dict[str, tuple[str, ...]] = {
     "matplotlib": ("metrics/charts.py",),
     "typer": ("cli/",),
     "rich": ("cli/",),
+    "fastapi": ("adapters/http/", "cli/serve.py"),
+    "starlette": ("adapters/http/", "cli/serve.py"),
+    "jinja2": ("adapters/http/",),
+    "uvicorn": ("cli/serve.py",),
 }
 
 
@@ -88,6 +93,8 @@ GRAPH = {
 
 def _package(module: str) -> str:
     parts = module.split(".")
+    if parts[1:3] == ["adapters", "http"]:
+        return "adapters.http"
     return parts[1] if len(parts) > 1 else "__init__"
 
 

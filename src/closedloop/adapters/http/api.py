@@ -1,0 +1,296 @@
+"""The JSON API for consoles and apps, under ``/api``.
+
+Every route needs an actor (``actor_from_request``, or the console's demo sign-in) and
+reads through the engine, so a viewer gets only the cases :meth:`Engine.get` would
+show them, masked the same way. A case's ``version`` is its ``ETag``; a trigger sent
+with ``If-Match`` naming another version is answered 412, and one that loses a race
+after the check 409. Errors are ``application/problem+json`` (RFC 9457).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request, Response
+from pydantic import BaseModel, ConfigDict
+from starlette.concurrency import run_in_threadpool
+
+from closedloop.adapters.http.guards import Identities, NotPermitted, StaleVersion
+from closedloop.engine.model import Actor, AuditEvent, Case
+from closedloop.engine.service import Engine
+from closedloop.errors import ValidationError
+from closedloop.metrics import SupervisionBoard, supervision_board
+
+
+class CasePageBody(BaseModel):
+    """One page of cases; pass ``next_cursor`` back as ``after`` for the next one."""
+
+    model_config = ConfigDict(frozen=True)
+    cases: list[Case]
+    next_cursor: str | None
+
+
+class AllowedTrigger(BaseModel):
+    """A trigger the viewer may fire on the case now, with its payload's JSON Schema."""
+
+    model_config = ConfigDict(frozen=True)
+    name: str
+    description: str
+    schema_ref: str
+    payload_schema: dict[str, Any]
+
+
+class CaseView(BaseModel):
+    """A case as the viewer may see it, and what they may do with it now."""
+
+    model_config = ConfigDict(frozen=True)
+    case: Case
+    allowed: list[AllowedTrigger]
+
+
+class FacetCount(BaseModel):
+    """How many cases have one value (``null``: none)."""
+
+    model_config = ConfigDict(frozen=True)
+    value: str | None
+    count: int
+
+
+class Facets(BaseModel):
+    """The counts of the found cases per value of ``by``."""
+
+    model_config = ConfigDict(frozen=True)
+    by: str
+    counts: list[FacetCount]
+
+
+class Verification(BaseModel):
+    """What checking a case's audit trail found."""
+
+    model_config = ConfigDict(frozen=True)
+    case_id: str
+    ok: bool
+    events: int
+    problems: list[str]
+
+
+class NewReport(BaseModel):
+    """A report, as a citizen's app sends it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    description: str
+    location: dict[str, Any] | None = None
+    category: str | None = None
+    channel: str = "app"
+    contact: dict[str, str] | None = None
+
+
+def schema_name(trigger: str) -> str:
+    """The OpenAPI component name of a trigger's payload (``dispatch`` -> ``DispatchPayload``)."""
+    return "".join(part.capitalize() for part in trigger.split("_")) + "Payload"
+
+
+def payload_components(engine: Engine) -> dict[str, dict[str, Any]]:
+    """Every trigger's payload schema, by component name."""
+    components = {}
+    for transition in engine.workflow.transitions:
+        schema = dict(engine.workflow.payload_schema(transition.name))
+        schema.pop("$schema", None)
+        schema.pop("$id", None)
+        components[schema_name(transition.name)] = schema
+    return components
+
+
+def etag(case: Case) -> str:
+    """The case's version as an entity tag."""
+    return f'"{case.version}"'
+
+
+def _criteria(**given: Any) -> dict[str, Any]:
+    return {name: value for name, value in given.items() if value is not None}
+
+
+def api_router(engine: Engine, identities: Identities) -> APIRouter:
+    """The JSON API over ``engine``."""
+    router = APIRouter(prefix="/api", tags=["cases"])
+    workflow = engine.workflow
+    watchers = {r.name for r in workflow.roles if r.kind == "global" and r.sees_all}
+
+    def who(request: Request) -> Actor:
+        return identities.required(request)
+
+    @router.get("/inbox", response_model=CasePageBody, summary="Cases waiting on me")
+    def inbox(
+        request: Request, after: str | None = None, limit: Annotated[int, Query(ge=1, le=1000)] = 50
+    ) -> CasePageBody:
+        page = engine.inbox(who(request), after=after, limit=limit)
+        return CasePageBody(cases=list(page.cases), next_cursor=page.next_cursor)
+
+    @router.get("/cases", response_model=CasePageBody, summary="Find cases")
+    def find(
+        request: Request,
+        state: str | None = None,
+        area: str | None = None,
+        category: str | None = None,
+        lead_unit: str | None = None,
+        warning_level: str | None = None,
+        text: str | None = None,
+        order: str = "oldest",
+        after: str | None = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    ) -> CasePageBody:
+        given = _criteria(
+            state=state,
+            area=area,
+            category=category,
+            lead_unit=lead_unit,
+            warning_level=warning_level,
+            text=text,
+        )
+        page = engine.find(who(request), order=order, after=after, limit=limit, **given)
+        return CasePageBody(cases=list(page.cases), next_cursor=page.next_cursor)
+
+    @router.get("/facets", response_model=Facets, summary="Count cases per value")
+    def facets(
+        request: Request,
+        by: str = "state",
+        state: str | None = None,
+        area: str | None = None,
+        category: str | None = None,
+    ) -> Facets:
+        given = _criteria(state=state, area=area, category=category)
+        counts = engine.facets(who(request), by=by, **given)
+        rows = [FacetCount(value=v, count=n) for v, n in sorted(counts.items(), key=str)]
+        return Facets(by=by, counts=rows)
+
+    @router.post("/reports", response_model=Case, status_code=201, summary="Report a case")
+    def report(
+        request: Request,
+        response: Response,
+        body: NewReport,
+        idempotency_key: Annotated[str | None, Header()] = None,
+    ) -> Case:
+        fields = body.model_dump(exclude_none=True)
+        case = engine.report(who(request), idempotency_key=idempotency_key, **fields)
+        response.headers["ETag"] = etag(case)
+        return case
+
+    @router.get("/cases/{case_id}", response_model=CaseView, summary="A case, and what I may do")
+    def show(case_id: str, request: Request, response: Response) -> CaseView:
+        actor = who(request)
+        case = engine.get(case_id, viewer=actor)
+        response.headers["ETag"] = etag(case)
+        return CaseView(case=case, allowed=allowed_triggers(engine, case_id, actor))
+
+    @router.get("/cases/{case_id}/history", response_model=list[AuditEvent], summary="History")
+    def history(case_id: str, request: Request) -> list[AuditEvent]:
+        return engine.history(case_id, viewer=who(request))
+
+    @router.get("/cases/{case_id}/verify", response_model=Verification, summary="Check the trail")
+    def verify(case_id: str, request: Request) -> Verification:
+        engine.get(case_id, viewer=who(request))
+        found = engine.verify(case_id)
+        return Verification(
+            case_id=found.case_id, ok=found.ok, events=found.events, problems=list(found.problems)
+        )
+
+    @router.get("/board", response_model=SupervisionBoard, summary="The supervision board")
+    def board(request: Request) -> SupervisionBoard:
+        actor = who(request)
+        if not watchers & actor.roles:
+            raise NotPermitted(actor.id, "a role that sees every case")
+        return supervision_board(engine.store, as_of=engine.now())
+
+    for transition in workflow.transitions:
+        _trigger_route(router, engine, transition.name, transition.description, who)
+    return router
+
+
+def allowed_triggers(engine: Engine, case_id: str, actor: Actor) -> list[AllowedTrigger]:
+    """The triggers ``actor`` may fire on the case now, with their schemas."""
+    by_name = {t.name: t for t in engine.workflow.transitions}
+    return [
+        AllowedTrigger(
+            name=name,
+            description=by_name[name].description,
+            schema_ref=f"#/components/schemas/{schema_name(name)}",
+            payload_schema=engine.workflow.payload_schema(name),
+        )
+        for name in engine.allowed(case_id, actor)
+    ]
+
+
+def fire(
+    engine: Engine,
+    case_id: str,
+    trigger: str,
+    actor: Actor,
+    payload: dict[str, Any],
+    *,
+    if_match: str | None,
+    idempotency_key: str | None,
+) -> Case:
+    """Fire ``trigger`` as ``actor``; ``If-Match`` must name the current version."""
+    expected = None
+    if if_match is not None and if_match.strip() != "*":
+        current = engine.get(case_id, viewer=actor).version
+        tag = if_match.strip().removeprefix("W/")
+        if tag != f'"{current}"':
+            raise StaleVersion(case_id, if_match, current)
+        expected = current
+    return engine.trigger(
+        case_id,
+        trigger,
+        by=actor,
+        expected_version=expected,
+        idempotency_key=idempotency_key,
+        **payload,
+    )
+
+
+def _trigger_route(
+    router: APIRouter, engine: Engine, trigger: str, description: str, who: Any
+) -> None:
+    body = {
+        "required": False,
+        "content": {
+            "application/json": {"schema": {"$ref": f"#/components/schemas/{schema_name(trigger)}"}}
+        },
+    }
+
+    @router.post(
+        f"/cases/{{case_id}}/triggers/{trigger}",
+        response_model=Case,
+        summary=f"Fire {trigger}",
+        description=description or f"Fire the trigger {trigger} on the case.",
+        operation_id=f"trigger_{trigger}",
+        openapi_extra={"requestBody": body},
+    )
+    async def fire_route(
+        case_id: str,
+        request: Request,
+        response: Response,
+        if_match: Annotated[str | None, Header()] = None,
+        idempotency_key: Annotated[str | None, Header()] = None,
+    ) -> Case:
+        actor = who(request)
+        raw = await request.body()
+        try:
+            payload = json.loads(raw) if raw.strip() else {}
+        except ValueError:
+            raise ValidationError([("<body>", "is not JSON")], subject="payload") from None
+        if not isinstance(payload, dict):
+            raise ValidationError([("<body>", "must be a JSON object")], subject="payload")
+        case = await run_in_threadpool(
+            fire,
+            engine,
+            case_id,
+            trigger,
+            actor,
+            payload,
+            if_match=if_match,
+            idempotency_key=idempotency_key,
+        )
+        response.headers["ETag"] = etag(case)
+        return case
