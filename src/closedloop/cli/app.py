@@ -13,6 +13,7 @@ from closedloop.cli.definitions import diagram, validate
 from closedloop.cli.demo import demo
 from closedloop.cli.listing import cases
 from closedloop.cli.routing import gaps, route
+from closedloop.cli.serve import serve
 from closedloop.cli.signals import board_command, signals_command
 from closedloop.cli.worker import worker
 
@@ -29,6 +30,7 @@ app.command()(diagram)
 app.command()(route)
 app.command()(gaps)
 app.command()(worker)
+app.command()(serve)
 app.command()(cases)
 app.command(name="signals")(signals_command)
 app.command(name="board")(board_command)
