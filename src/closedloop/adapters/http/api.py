@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from pydantic import BaseModel, ConfigDict
 from starlette.concurrency import run_in_threadpool
 
@@ -166,13 +166,13 @@ def api_router(engine: Engine, identities: Identities) -> APIRouter:
 
     @router.post("/reports", response_model=Case, status_code=201, summary="Report a case")
     def report(
-        request: Request,
         response: Response,
         body: NewReport,
         idempotency_key: Annotated[str | None, Header()] = None,
+        reporter: Actor = Depends(who),  # noqa: B008 - resolved before the body is checked
     ) -> Case:
         fields = body.model_dump(exclude_none=True)
-        case = engine.report(who(request), idempotency_key=idempotency_key, **fields)
+        case = engine.report(reporter, idempotency_key=idempotency_key, **fields)
         response.headers["ETag"] = etag(case)
         return case
 

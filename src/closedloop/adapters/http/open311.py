@@ -320,7 +320,11 @@ class Open311Service:
         after = None
         while True:
             page = self._engine.find(
-                who, order="newest", after=after, limit=200, reported_before=end
+                who,
+                order="newest",
+                after=after,
+                limit=200,
+                reported_before=end + timedelta(microseconds=1),
             )
             for case in page.cases:
                 if case.updated_at >= start:

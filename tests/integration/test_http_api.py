@@ -1,0 +1,297 @@
+"""The JSON API and the security of every route, over real HTTP (uvicorn, httpx)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from closedloop import Actor, Engine, workflows
+from closedloop.adapters.memory import InMemoryStore
+from closedloop.testing import ManualClock
+from tests.http_server import serving
+
+pytest.importorskip("fastapi")
+httpx = pytest.importorskip("httpx")
+
+from closedloop.adapters.http import (  # noqa: E402
+    ConsoleActor,
+    ConsoleConfig,
+    Open311Config,
+    create_app,
+)
+
+START = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
+CITIZEN = {"X-Actor": "citizen-7"}
+OTHER_CITIZEN = {"X-Actor": "citizen-8"}
+DISPATCHER = {"X-Actor": "disp-1", "X-Roles": "dispatcher"}
+WATER = {"X-Actor": "water-1", "X-Units": "water"}
+LIMIT = 4096
+
+
+def from_headers(request: Any) -> Actor | None:
+    """The test host's login: three headers."""
+    who = request.headers.get("x-actor")
+    if not who:
+        return None
+
+    def names(header: str) -> frozenset[str]:
+        return frozenset(p.strip() for p in request.headers.get(header, "").split(",") if p)
+
+    return Actor(who, roles=names("x-roles"), units=names("x-units"))
+
+
+class Host:
+    def __init__(self) -> None:
+        self.clock = ManualClock(START)
+        self.engine = Engine(workflows.standard(), store=InMemoryStore(), clock=self.clock)
+        self.app = create_app(
+            self.engine,
+            open311=Open311Config(public=False),
+            actor_from_request=from_headers,
+            api_keys={"k": "app"},
+            console=ConsoleConfig(actors=[ConsoleActor(Actor("demo-1"), "demo")]),
+            max_body=LIMIT,
+        )
+
+
+@pytest.fixture(scope="module")
+def host() -> Host:
+    return Host()
+
+
+@pytest.fixture(scope="module")
+def http(host: Host) -> Iterator[Any]:
+    with serving(host.app) as base, httpx.Client(base_url=base) as client:
+        yield client
+
+
+def report(http: Any, who: dict[str, str] = CITIZEN, text: str = "burst pipe") -> str:
+    answer = http.post(
+        "/api/reports",
+        headers=who,
+        json={
+            "description": text,
+            "location": {"area": "D1"},
+            "contact": {"name": "李雷", "phone": "13812345678"},
+        },
+    )
+    assert answer.status_code == 201
+    return str(answer.json()["id"])
+
+
+def test_a_case_runs_its_loop_through_the_api(http: Any, host: Host) -> None:
+    case_id = report(http)
+    inbox = http.get("/api/inbox", headers=DISPATCHER).json()
+    assert [c["id"] for c in inbox["cases"]] == [case_id]
+    assert inbox["cases"][0]["contact"]["phone"] == "13812345678"  # a dispatcher's right
+    view = http.get(f"/api/cases/{case_id}", headers=DISPATCHER)
+    assert view.headers["etag"] == '"1"'
+    allowed = {t["name"]: t for t in view.json()["allowed"]}
+    assert set(allowed) == {"classify", "reject", "merge", "answer"}
+    assert allowed["classify"]["payload_schema"]["required"] == ["category"]
+    assert allowed["classify"]["schema_ref"] == "#/components/schemas/ClassifyPayload"
+    fired = http.post(
+        f"/api/cases/{case_id}/triggers/classify",
+        headers={**DISPATCHER, "If-Match": '"1"', "Idempotency-Key": "c-1"},
+        json={"category": "01.01"},
+    )
+    assert fired.status_code == 200
+    assert (fired.json()["state"], fired.headers["etag"]) == ("classified", '"2"')
+    again = http.post(
+        f"/api/cases/{case_id}/triggers/classify",
+        headers={**DISPATCHER, "Idempotency-Key": "c-1"},
+        json={"category": "01.01"},
+    )
+    assert (again.status_code, again.json()["version"]) == (200, 2)
+    http.post(f"/api/cases/{case_id}/triggers/dispatch", headers=DISPATCHER, json={"unit": "water"})
+    water_inbox = http.get("/api/inbox", headers=WATER).json()["cases"]
+    assert [c["id"] for c in water_inbox] == [case_id]
+    history = http.get(f"/api/cases/{case_id}/history", headers=WATER).json()
+    assert [e["trigger"] for e in history] == ["report", "classify", "dispatch"]
+    assert http.get(f"/api/cases/{case_id}/verify", headers=WATER).json() == {
+        "case_id": case_id,
+        "ok": True,
+        "events": 3,
+        "problems": [],
+    }
+    facets = http.get("/api/facets", headers=DISPATCHER, params={"by": "state"}).json()
+    assert {"value": "assigned", "count": 1} in facets["counts"]
+    found = http.get("/api/cases", headers=DISPATCHER, params={"text": "burst"}).json()
+    assert case_id in [c["id"] for c in found["cases"]]
+    host.clock.advance(timedelta(minutes=1))
+    board = http.get("/api/board", headers=DISPATCHER).json()
+    assert board["total"]["open"] >= 1
+    assert http.get("/api/board", headers=WATER).status_code == 403
+
+
+def test_a_refused_trigger_is_a_problem_document(http: Any) -> None:
+    case_id = report(http)
+    refused = http.post(
+        f"/api/cases/{case_id}/triggers/classify",
+        headers=DISPATCHER,
+        json={"category": "not a code!"},
+    )
+    assert refused.status_code == 422
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert refused.json()["errors"][0]["field"] == "category"
+    wrong = http.post(f"/api/cases/{case_id}/triggers/accept", headers=WATER, json={})
+    assert wrong.status_code == 404  # the water unit may not see an unassigned case
+
+
+@pytest.mark.parametrize("tag", ['"9"', '"0"', 'W/"7"', "abc", '"1 "'])
+def test_a_forged_if_match_is_a_failed_precondition(http: Any, tag: str) -> None:
+    case_id = report(http)
+    answer = http.post(
+        f"/api/cases/{case_id}/triggers/classify",
+        headers={**DISPATCHER, "If-Match": tag},
+        json={"category": "01"},
+    )
+    assert answer.status_code == 412
+    assert answer.json()["current"] == 1
+    assert http.get(f"/api/cases/{case_id}", headers=DISPATCHER).json()["case"]["version"] == 1
+
+
+def test_a_stale_if_match_after_another_change_is_refused(http: Any) -> None:
+    case_id = report(http)
+    first = http.post(
+        f"/api/cases/{case_id}/triggers/classify",
+        headers={**DISPATCHER, "If-Match": '"1"'},
+        json={"category": "01"},
+    )
+    assert first.status_code == 200
+    second = http.post(
+        f"/api/cases/{case_id}/triggers/reject",
+        headers={**DISPATCHER, "If-Match": '"1"'},
+        json={"reason": "dup"},
+    )
+    assert second.status_code in (409, 412)
+
+
+def test_a_body_over_the_limit_is_refused_with_413(http: Any) -> None:
+    big = "x" * (LIMIT + 1)
+    api = http.post("/api/reports", headers=CITIZEN, json={"description": big})
+    assert api.status_code == 413
+    assert api.headers["content-type"] == "application/problem+json"
+    open311 = http.post("/open311/v2/requests.xml", data={"api_key": "k", "description": big})
+    assert open311.status_code == 413
+    assert "<code>body</code>" in open311.text
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: counted as it streams
+        for _ in range(LIMIT // 1000 + 2):
+            yield b"y" * 1000
+
+    streamed = http.post(
+        "/api/reports", headers={**CITIZEN, "Content-Type": "application/json"}, content=chunks()
+    )
+    assert streamed.status_code == 413
+
+
+def test_a_reporter_sees_no_other_reporters_case_through_any_route(http: Any, host: Host) -> None:
+    mine = report(http, OTHER_CITIZEN, "my own")
+    theirs = report(http, CITIZEN, "someone else's")
+    for path in (
+        f"/api/cases/{theirs}",
+        f"/api/cases/{theirs}/history",
+        f"/api/cases/{theirs}/verify",
+        f"/open311/v2/requests/{theirs}.json",
+        f"/console/cases/{theirs}",
+    ):
+        assert http.get(path, headers=OTHER_CITIZEN).status_code == 404, path
+    fired = http.post(f"/api/cases/{theirs}/triggers/cancel", headers=OTHER_CITIZEN, json={})
+    assert fired.status_code == 404
+    console = http.post(f"/console/cases/{theirs}/fire/cancel", headers=OTHER_CITIZEN)
+    assert console.status_code == 404
+    listed = http.get("/api/cases", headers=OTHER_CITIZEN).json()["cases"]
+    assert [c["id"] for c in listed] == [mine]
+    by_id = http.get(
+        "/open311/v2/requests.json",
+        headers=OTHER_CITIZEN,
+        params={"service_request_id": f"{theirs},{mine}"},
+    ).json()
+    assert [r["service_request_id"] for r in by_id] == [mine]
+    everything = http.get("/open311/v2/requests.json", headers=OTHER_CITIZEN).json()
+    assert [r["service_request_id"] for r in everything] == [mine]
+    updates = http.get("/open311/v2/servicerequestupdates.json", headers=OTHER_CITIZEN).json()
+    assert {u["service_request_id"] for u in updates} == {mine}
+    counts = http.get("/api/facets", headers=OTHER_CITIZEN).json()["counts"]
+    assert counts == [{"value": "reported", "count": 1}]
+    assert http.get("/api/inbox", headers=OTHER_CITIZEN).json()["cases"] == []
+    page = http.get(f"/api/cases/{mine}", headers=OTHER_CITIZEN).json()
+    assert page["case"]["contact"]["phone"] == "13812345678"  # their own
+    assert host.engine.get(theirs, viewer=Actor("citizen-7")).description == "someone else's"
+
+
+def _routes(host: Host) -> list[tuple[str, str]]:
+    """Every route of the three routers create_app includes."""
+    from closedloop.adapters.http.api import api_router
+    from closedloop.adapters.http.console import console_router
+    from closedloop.adapters.http.guards import Identities
+    from closedloop.adapters.http.open311 import Open311Service
+    from closedloop.adapters.http.open311_routes import open311_router
+
+    nobody = Identities(None, {})
+    routers = (
+        api_router(host.engine, nobody),
+        console_router(host.engine, nobody, ConsoleConfig()),
+        open311_router(Open311Service(host.engine, Open311Config()), nobody, {}, public=False),
+    )
+    found = []
+    for route in (route for router in routers for route in router.routes):
+        path = getattr(route, "path", "")
+        if path.startswith(("/api", "/console", "/open311")) and path != "/console/":
+            for method in sorted(getattr(route, "methods", ()) - {"HEAD"}):
+                found.append((method, path))
+    return found
+
+
+def test_every_route_refuses_a_request_from_nobody(http: Any, host: Host) -> None:
+    routes = _routes(host)
+    assert len(routes) == 8 + 30 + 8 + 7  # the api, its triggers, the console, open311
+    for method, template in routes:
+        path = (
+            template.replace("{case_id}", "c-1")
+            .replace("{fmt}", "json")
+            .replace("{code}", "01")
+            .replace("{token}", "t")
+            .replace("{request_id}", "c-1")
+            .replace("{trigger}", "classify")
+        )
+        answer = http.request(method, path, follow_redirects=False)
+        if template.startswith("/api"):
+            assert answer.status_code == 401, path
+            assert answer.json()["title"] == "Not signed in"
+        elif template.startswith("/console"):
+            assert (answer.status_code, answer.headers.get("location")) in ((303, "/console/"),), (
+                path
+            )
+        elif template.startswith(("/open311/v2/services", "/open311/v2/tokens")):
+            # the service list is public, and a token only stands for a request id
+            assert answer.status_code == (200 if template.endswith("services.{fmt}") else 404)
+        else:
+            assert answer.status_code == 403, path
+
+
+def test_the_openapi_document_names_every_payload_schema(http: Any, host: Host) -> None:
+    document = http.get("/openapi.json").json()
+    schemas = document["components"]["schemas"]
+    for transition in host.engine.workflow.transitions:
+        name = "".join(p.capitalize() for p in transition.name.split("_")) + "Payload"
+        assert schemas[name] == {
+            k: v
+            for k, v in host.engine.workflow.payload_schema(transition.name).items()
+            if k not in ("$schema", "$id")
+        }
+        operation = document["paths"][f"/api/cases/{{case_id}}/triggers/{transition.name}"]
+        body = operation["post"]["requestBody"]["content"]["application/json"]["schema"]
+        assert body == {"$ref": f"#/components/schemas/{name}"}
+    for path, operations in document["paths"].items():
+        if not path.startswith("/api"):
+            continue
+        for operation in operations.values():
+            for answer in operation["responses"].values():
+                schema = answer.get("content", {}).get("application/json", {}).get("schema", {})
+                shown = schema.get("items", schema)
+                assert "$ref" in shown, (path, schema)
