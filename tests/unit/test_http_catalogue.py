@@ -46,3 +46,12 @@ def test_labels_switch_language() -> None:
     assert messages.translator("zh")("inbox") == "待办"
     assert messages.translator("zh")("in_progress") == "办理中"
     assert messages.translator("fr")("no_such_key") == "no_such_key"
+
+
+def test_the_documented_status_table_is_the_one_served() -> None:
+    page = (Path(__file__).resolve().parents[2] / "docs" / "http.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| `(\w+)` \| (open|closed) \| (.+?) \|$", page, flags=re.M)
+    served = statuses(workflows.standard())
+    assert [(s, status, notes) for s, status, notes in rows] == [
+        (s.state, s.status, s.notes) for s in served.values()
+    ]
