@@ -46,6 +46,12 @@ QUERY_ROWS = [
     for measure in ("inbox, 50 most urgent", "text search", "facets by state")
     for kind in ("hand-written / closedloop", "p95 ms")
 ]
+HTTP_ROWS = [
+    "Open311 POST requests vs bare FastAPI",
+    "Open311 POST requests, p95 ms",
+    "GET inbox vs bare FastAPI",
+    "GET inbox, p95 ms",
+]
 
 
 def table(script: str, *args: str) -> list[list[str]]:
@@ -87,6 +93,7 @@ def check(rows: list[list[str]], expected: list[str]) -> None:
         ),
         ("bench_all.py", ["--tiny"], MEMORY_ROWS + STORE_ROWS + ALL_TICK_ROWS),
         ("bench_queries.py", ["--cases", "300", "--calls", "2", "--repeats", "1"], QUERY_ROWS),
+        ("bench_http.py", ["--requests", "4", "--repeats", "1", "--pool", "2"], HTTP_ROWS),
     ],
 )
 def test_benchmark_prints_its_table(script: str, args: list[str], expected: list[str]) -> None:
