@@ -269,3 +269,26 @@ def test_only_the_demo_imports_the_simulation_and_only_when_it_runs() -> None:
         and (node.module or "").startswith("closedloop.simulation")
     ]
     assert eager == []
+
+
+def test_only_serve_imports_the_front_door_and_only_when_it_runs() -> None:
+    importers = sorted(
+        module
+        for module, targets in GRAPH.items()
+        if _package(module) != "adapters.http"
+        and any(_package(target) == "adapters.http" for target in targets)
+    )
+    assert importers == ["closedloop.cli.serve"]
+    top = ast.parse(MODULES["closedloop.cli.serve"].read_text(encoding="utf-8")).body
+    eager = [
+        name
+        for node in top
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for name in (
+            [node.module or ""]
+            if isinstance(node, ast.ImportFrom)
+            else [a.name for a in node.names]
+        )
+        if name.startswith(("closedloop.adapters.http", "fastapi", "starlette", "uvicorn"))
+    ]
+    assert eager == []
