@@ -42,6 +42,16 @@ SignatureInvalid                                        401     a received webho
 StoreUnavailable                                        503     retry later
 DeliveryError, DeliveryFailed, EndpointGone             502     a downstream channel
                                                                 failed
+Unauthenticated                                         401     the HTTP request names
+                                                                nobody (front door)
+NotPermitted                                            403     a page needs a role the
+                                                                actor lacks
+Open311Refusal                                          400     the spec's error list;
+                                                                its own status
+StaleVersion                                            412     If-Match names another
+                                                                version of the case
+BodyTooLarge                                            413     a request body over the
+                                                                front door's limit
 ======================================================  ======  ========================
 """
 
@@ -598,3 +608,73 @@ class SignatureInvalid(ClosedLoopError, ValueError):
     def __init__(self, reason: str) -> None:
         self.reason = reason
         super().__init__(f"webhook signature does not verify: {reason}")
+
+
+# -- the HTTP front door (closedloop.adapters.http) --------------------------------------
+
+
+class Unauthenticated(ClosedLoopError):
+    """An HTTP request names nobody the host knows; sign in (or send credentials) first."""
+
+    status = 401
+    title = "Not signed in"
+
+    def __init__(self, route: str) -> None:
+        self.route = route
+        super().__init__(f"{route} needs a signed-in actor")
+
+
+class NotPermitted(ClosedLoopError):
+    """The signed-in actor holds no role that may see this page (the supervision board)."""
+
+    status = 403
+    title = "Not permitted"
+
+    def __init__(self, actor: str, needs: str) -> None:
+        self.actor = actor
+        self.needs = needs
+        super().__init__(f"{actor} may not see this: it needs {needs}")
+
+
+class StaleVersion(ClosedLoopError):
+    """``If-Match`` names a version of the case other than its current one."""
+
+    status = 412
+    title = "Precondition failed"
+
+    def __init__(self, case_id: str, if_match: str, current: int) -> None:
+        self.case_id = case_id
+        self.if_match = if_match
+        self.current = current
+        super().__init__(
+            f'If-Match {if_match} does not name case {case_id}\'s current version "{current}"'
+        )
+
+
+class BodyTooLarge(ClosedLoopError):
+    """An HTTP request body is larger than the front door accepts."""
+
+    status = 413
+    title = "Request body too large"
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        super().__init__(f"request bodies are limited to {limit} bytes")
+
+
+class Open311Refusal(ClosedLoopError):
+    """An Open311 request the endpoint refuses: the spec's list of errors, each a code
+    (the field or reason) and a description, answered with ``http_status`` (403 for
+    the api_key, 404 for what does not exist, 400 for the rest)."""
+
+    status = 400
+    title = "Open311 request refused"
+
+    def __init__(self, http_status: int, errors: Sequence[tuple[str, str]]) -> None:
+        self.http_status = http_status
+        self.errors = tuple(errors)
+        super().__init__("; ".join(f"{code}: {text}" for code, text in self.errors))
+
+    def items(self) -> list[dict[str, object]]:
+        """The error list as Open311 items."""
+        return [{"code": code, "description": text} for code, text in self.errors]

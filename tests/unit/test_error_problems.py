@@ -26,7 +26,7 @@ from closedloop.errors import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-STATUSES = {401, 403, 404, 409, 422, 500, 502, 503}
+STATUSES = {400, 401, 403, 404, 409, 412, 413, 422, 500, 502, 503}
 
 
 def every_error_class() -> list[type[ClosedLoopError]]:

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 from closedloop.adapters.http.app import create_app
 from closedloop.adapters.http.config import ConsoleActor, ConsoleConfig, Open311Config
-from closedloop.adapters.http.guards import (
+from closedloop.errors import (
     BodyTooLarge,
     NotPermitted,
+    Open311Refusal,
     StaleVersion,
     Unauthenticated,
 )
-from closedloop.adapters.http.open311 import Open311Refusal
 
 __all__ = [
     "BodyTooLarge",

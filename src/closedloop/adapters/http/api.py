@@ -16,10 +16,10 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from pydantic import BaseModel, ConfigDict
 from starlette.concurrency import run_in_threadpool
 
-from closedloop.adapters.http.guards import Identities, NotPermitted, StaleVersion
+from closedloop.adapters.http.guards import Identities
 from closedloop.engine.model import Actor, AuditEvent, Case
 from closedloop.engine.service import Engine
-from closedloop.errors import ValidationError
+from closedloop.errors import NotPermitted, StaleVersion, ValidationError
 from closedloop.metrics import SupervisionBoard, supervision_board
 
 

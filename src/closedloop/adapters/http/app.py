@@ -22,13 +22,12 @@ from closedloop.adapters.http.guards import (
     MAX_BODY,
     ActorFromRequest,
     BodyLimit,
-    BodyTooLarge,
     Identities,
 )
-from closedloop.adapters.http.open311 import Open311Refusal, Open311Service
+from closedloop.adapters.http.open311 import Open311Service
 from closedloop.adapters.http.open311_routes import PREFIX, open311_router, refusal_response
 from closedloop.engine.service import Engine
-from closedloop.errors import ClosedLoopError, ValidationError
+from closedloop.errors import BodyTooLarge, ClosedLoopError, Open311Refusal, ValidationError
 
 PROBLEM = "application/problem+json"
 

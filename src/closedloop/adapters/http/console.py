@@ -18,11 +18,11 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from closedloop.adapters.http.api import allowed_triggers, fire
 from closedloop.adapters.http.config import ConsoleConfig
-from closedloop.adapters.http.guards import SESSION_COOKIE, Identities, NotPermitted
+from closedloop.adapters.http.guards import SESSION_COOKIE, Identities
 from closedloop.adapters.http.messages import LANGUAGES, translator
 from closedloop.engine.model import Actor
 from closedloop.engine.service import Engine
-from closedloop.errors import ClosedLoopError
+from closedloop.errors import ClosedLoopError, NotPermitted
 from closedloop.metrics import supervision_board
 
 LANGUAGE_COOKIE = "closedloop_lang"

@@ -1,18 +1,19 @@
 """Who a request is, and what the front door refuses before the engine sees it.
 
 The host answers who a request is (``actor_from_request``); the console's demo sign-in
-is the only other source, and only for the actors the host configured. Refusals here
-are :class:`~closedloop.errors.ClosedLoopError` subclasses with their HTTP status, so
-they reach clients as the engine's own errors do.
+is the only other source, and only for the actors the host configured. Its refusals
+(:class:`~closedloop.errors.Unauthenticated`,
+:class:`~closedloop.errors.BodyTooLarge`) are in the one error tree with their HTTP
+status, so they reach clients as the engine's own errors do.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, ClassVar
+from typing import Any
 
 from closedloop.engine.model import Actor
-from closedloop.errors import ClosedLoopError
+from closedloop.errors import BodyTooLarge, Unauthenticated
 
 ActorFromRequest = Callable[[Any], Actor | None]
 """The host's answer to who sends a request (a Starlette ``Request``); ``None`` when
@@ -23,55 +24,6 @@ SESSION_COOKIE = "closedloop_actor"
 
 MAX_BODY = 64 * 1024
 """The largest request body accepted, in bytes; larger ones are answered 413."""
-
-
-class Unauthenticated(ClosedLoopError):
-    """The request names nobody the host knows; sign in (or send credentials) first."""
-
-    status: ClassVar[int] = 401
-    title = "Not signed in"
-
-    def __init__(self, route: str) -> None:
-        self.route = route
-        super().__init__(f"{route} needs a signed-in actor")
-
-
-class NotPermitted(ClosedLoopError):
-    """The signed-in actor holds no role that may see this page."""
-
-    status: ClassVar[int] = 403
-    title = "Not permitted"
-
-    def __init__(self, actor: str, needs: str) -> None:
-        self.actor = actor
-        self.needs = needs
-        super().__init__(f"{actor} may not see this: it needs {needs}")
-
-
-class StaleVersion(ClosedLoopError):
-    """``If-Match`` names a version of the case other than its current one."""
-
-    status: ClassVar[int] = 412
-    title = "Precondition failed"
-
-    def __init__(self, case_id: str, if_match: str, current: int) -> None:
-        self.case_id = case_id
-        self.if_match = if_match
-        self.current = current
-        super().__init__(
-            f'If-Match {if_match} does not name case {case_id}\'s current version "{current}"'
-        )
-
-
-class BodyTooLarge(ClosedLoopError):
-    """The request body is larger than the front door accepts."""
-
-    status: ClassVar[int] = 413
-    title = "Request body too large"
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        super().__init__(f"request bodies are limited to {limit} bytes")
 
 
 class Identities:

@@ -13,14 +13,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any, ClassVar
+from typing import Any
 
 from closedloop.adapters.http.config import Open311Config
 from closedloop.adapters.http.open311_format import Nested, w3c
 from closedloop.adapters.http.statuses import Status, statuses
 from closedloop.engine.model import Actor, AuditEvent, Case, ReporterContact
 from closedloop.engine.service import Engine
-from closedloop.errors import ClosedLoopError, ValidationError
+from closedloop.errors import ClosedLoopError, Open311Refusal, ValidationError
 
 MAX_RESULTS = 1000
 """The most requests (or updates) one GET answers with, as the spec's default limit."""
@@ -33,23 +33,6 @@ TOKEN_KEY = "open311-token:"
 
 AREA = "area"
 """The one attribute a service definition declares: the report's area (grid) code."""
-
-
-class Open311Refusal(ClosedLoopError):
-    """An Open311 request the endpoint refuses: the spec's list of errors, each a code
-    (the field or reason) and a description, answered with ``status``."""
-
-    status: ClassVar[int] = 400
-    title = "Open311 request refused"
-
-    def __init__(self, status: int, errors: Sequence[tuple[str, str]]) -> None:
-        self.errors = tuple(errors)
-        self.http_status = status
-        super().__init__("; ".join(f"{code}: {text}" for code, text in self.errors))
-
-    def items(self) -> list[dict[str, object]]:
-        """The error list as Open311 items."""
-        return [{"code": code, "description": text} for code, text in self.errors]
 
 
 def _refuse(status: int, code: str, description: str) -> Open311Refusal:

@@ -24,9 +24,6 @@ MEDIA_TYPES = {"json": "application/json; charset=utf-8", "xml": "text/xml; char
 
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
-Value = str | int | float | bool | None | Sequence["Item"]
-Item = Mapping[str, "Value"]
-
 
 @dataclass(frozen=True, slots=True)
 class Nested:

@@ -17,8 +17,9 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from closedloop.adapters.http.guards import Identities
-from closedloop.adapters.http.open311 import Open311Refusal, Open311Service
+from closedloop.adapters.http.open311 import Open311Service
 from closedloop.adapters.http.open311_format import FORMATS, MEDIA_TYPES, render, render_one
+from closedloop.errors import Open311Refusal
 
 PREFIX = "/open311/v2"
 
