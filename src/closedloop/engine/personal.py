@@ -40,6 +40,7 @@ KINDS: tuple[Kind, ...] = ("contact", "description", "location", "media", "input
 REDACTED = "[purged]"
 """What a purged field holds afterwards."""
 
+
 def personal_attributes(workflow: Workflow) -> frozenset[str]:
     """The case attributes that hold a reporter's words: those a transition the reporter
     may fire sets from one of its text fields."""
@@ -63,9 +64,8 @@ def personal_paths(workflow: Workflow, event: AuditEvent) -> dict[str, Kind]:
     if changes.get("description") is not None:
         found[f"changes{SEP}description"] = "description"
     location = changes.get("location")
-    if isinstance(location, dict):
-        if location.get("address") is not None:
-            found[f"changes{SEP}location{SEP}address"] = "location"
+    if isinstance(location, dict) and location.get("address") is not None:
+        found[f"changes{SEP}location{SEP}address"] = "location"
     attributes = changes.get("attributes")
     if isinstance(attributes, dict):
         for name in personal_attributes(workflow) & attributes.keys():
@@ -137,7 +137,8 @@ def erased_case(case: Case, kinds: Iterable[str], workflow: Workflow) -> Case:
     """``case`` with the personal data of these kinds replaced, and the kinds noted in
     ``purged``."""
     wanted = set(kinds)
-    update: dict[str, object] = {"purged": tuple(k for k in KINDS if k in wanted or k in case.purged)}
+    purged = tuple(k for k in KINDS if k in wanted or k in case.purged)
+    update: dict[str, object] = {"purged": purged}
     if "description" in wanted:
         update["description"] = REDACTED
     if "location" in wanted and case.location.address is not None:
@@ -145,8 +146,7 @@ def erased_case(case: Case, kinds: Iterable[str], workflow: Workflow) -> Case:
     if "inputs" in wanted or "media" in wanted:
         names = personal_attributes(workflow)
         attributes = {
-            k: (REDACTED if k in names and v is not None else v)
-            for k, v in case.attributes.items()
+            k: (REDACTED if k in names and v is not None else v) for k, v in case.attributes.items()
         }
         update["attributes"] = attributes
     return case.model_copy(update=update)

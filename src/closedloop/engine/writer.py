@@ -233,6 +233,41 @@ class CaseWriter:
         self._save_side_effects(tx, new, event, notify)
         return new
 
+    def purge(
+        self,
+        tx: CaseTransaction,
+        case: Case,
+        kinds: tuple[str, ...],
+        *,
+        rule: str,
+        by: Actor,
+        role: str,
+        now: datetime,
+    ) -> Case:
+        """Record on ``case`` that its personal data of these kinds is erased under
+        ``rule``: the case's copy is replaced (see :func:`personal.erased_case`) and a
+        ``purged`` event names the kinds and the rule, never the data. The case's
+        ``updated_at`` stays: erasing data is not handling the case."""
+        erased = personal.erased_case(case, kinds, self._workflow)
+        new = erased.model_copy(update={"version": case.version + 1})
+        event = audit.seal(
+            case_id=case.id,
+            seq=new.version,
+            at=now,
+            actor=by.id,
+            role=role,
+            trigger=EngineTrigger.PURGED.value,
+            from_state=case.state,
+            to_state=case.state,
+            payload={"data": list(kinds), "rule": rule},
+            reason=None,
+            changes=audit.changes(case, new),
+            prev_hash=audit.chain_head(tx, case.id),
+        )
+        tx.update_case(new, case.version, event)
+        self._save_side_effects(tx, new, event)
+        return new
+
     def sealed(self, event: AuditEvent) -> AuditEvent:
         """``event`` with its personal fields sealed when the workflow has a retention
         policy (see :mod:`closedloop.engine.personal`); as it is otherwise."""

@@ -80,9 +80,7 @@ ERASE_OUTBOX = (
     .where(outbox.c.id == bindparam("m_id"))
     .values(payload=bindparam("payload"), last_error=bindparam("last_error"))
 )
-DROP_CONTACT = delete(reporter_contacts).where(
-    reporter_contacts.c.case_id == bindparam("case_id")
-)
+DROP_CONTACT = delete(reporter_contacts).where(reporter_contacts.c.case_id == bindparam("case_id"))
 MERGE_SEARCH_TEXT = text(f"INSERT INTO {CASE_TEXT} ({CASE_TEXT}) VALUES ('optimize')")
 """SQLite: merge the search index's segments, dropping the text of changed rows."""
 DROP_IDEMPOTENCY = delete(idempotency_keys).where(
