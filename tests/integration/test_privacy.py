@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from sqlalchemy import create_engine, inspect, text
 
 from closedloop import Engine, metrics, workflows
@@ -38,14 +39,19 @@ ONCE = RetryPolicy(max_attempts=1)
 
 
 def with_retention(**privacy: Any) -> Workflow:
-    data = workflows.standard().model_dump(by_alias=True, exclude_defaults=True)
+    return Workflow.from_dict(retention_data(**privacy))
+
+
+def retention_data(**privacy: Any) -> dict[str, Any]:
+    """The standard workflow's definition with a retention section."""
+    data: dict[str, Any] = yaml.safe_load(workflows.standard_yaml())
     data["retention"] = [
         {"data": ["contact", "inputs"], "after": "30 days", "name": "contact after close"},
         {"data": ["description", "location", "media"], "after": "90 days", "from": "reported"},
     ]
     if privacy:
         data["privacy"] = privacy
-    return Workflow.from_dict(data)
+    return data
 
 
 class Refusing:
@@ -271,3 +277,32 @@ def test_the_worker_purges_on_its_schedule() -> None:
     assert [p.case_id for p in purged.purged] == [case.id]
     assert worker.run_once().purge is None  # not again until a day has passed
     assert engine.get(case.id, viewer=DISPATCHER).contact is None
+
+
+def test_the_command_line_lists_what_is_due_then_purges_it(tmp_path: Path) -> None:
+    from closedloop.adapters.sqlalchemy import SQLStore
+    from tests.integration.cli_runs import run
+
+    data = retention_data()
+    (tmp_path / "workflow.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
+    workflow = Workflow.from_dict(data)
+    store = SQLStore(f"sqlite:///{tmp_path / 'cases.db'}")
+    clock = ManualClock(datetime.now(UTC) - timedelta(days=40))
+    engine = Engine(workflow, store=store, clock=clock, id_factory=lambda: "case-1")
+    case = engine.report(CITIZEN, description=DESCRIPTION, contact={"phone": PHONE})
+    engine.trigger(case.id, "reject", by=DISPATCHER, reason="not ours")
+    store.close()
+
+    args = ("privacy", "purge", "cases.db", "--workflow", "workflow.yaml")
+    dry = run(tmp_path, *args, "--dry-run")
+    assert (dry.returncode, dry.stdout) == (
+        0,
+        "case-1  contact,inputs  contact after close\n1 due\n",
+    )
+    done = run(tmp_path, *args)
+    assert (done.returncode, done.stdout) == (
+        0,
+        "case-1  contact,inputs  contact after close\n1 purged\n",
+    )
+    again = run(tmp_path, *args)
+    assert (again.returncode, again.stdout) == (0, "0 purged\n")
