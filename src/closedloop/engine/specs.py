@@ -219,7 +219,9 @@ class PrivacySpec(_Definition):
     """
 
     full_contact: tuple[str, ...] | None = None
+    """The roles that see a reporter's contact data unmasked."""
     force_erase: tuple[str, ...] = ()
+    """The roles that may erase a reporter's data while a case of theirs is open."""
 
 
 PersonalKind = Literal["contact", "description", "location", "media", "inputs"]
@@ -238,11 +240,18 @@ class RetentionRule(_Definition):
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
     data: tuple[PersonalKind, ...] = Field(min_length=1)
+    """The kinds of personal data the rule erases."""
     after: DurationText
+    """How long they are kept, in natural time (``180 days``)."""
     start: RetentionStart = Field(default="closed", alias="from")
+    """What the time counts from: the case's close (``closed``, a final case's last
+    change) or its report (``reported``)."""
     channels: tuple[str, ...] = ()
+    """Only cases reported through one of these channels (any, when empty)."""
     categories: tuple[str, ...] = ()
+    """Only cases of these categories or their subcategories (any, when empty)."""
     name: str | None = None
+    """What the ``purged`` event names the rule by; ``retention[<index>]`` by default."""
 
 
 class WorkflowSpec(_Definition):
