@@ -271,6 +271,21 @@ class PersonalErasure(Protocol):
 
 
 @runtime_checkable
+class ErasureFinish(Protocol):
+    """A store that keeps erased text somewhere beyond its rows (a search index's
+    segments) and can drop it; ``Engine.purge`` and ``Engine.erase_subject`` call it
+    once after their erasures (optional)."""
+
+    def finish_erasures(self) -> None:
+        """Drop what the backend still holds of erased values.
+
+        Raises:
+            StoreError: the backend failed.
+        """
+        ...
+
+
+@runtime_checkable
 class Savepoints(Protocol):
     """A :class:`CaseTransaction` that can roll part of its work back (optional).
 

@@ -20,7 +20,13 @@ from closedloop.engine import personal
 from closedloop.engine.case_query import MAX_PAGE, CaseFilter
 from closedloop.engine.definition import Workflow
 from closedloop.engine.model import JSON, SYSTEM, Actor, AuditEvent, Case, ReporterContact
-from closedloop.engine.ports import CaseQueries, CaseStore, OutboxMessage, PersonalErasure
+from closedloop.engine.ports import (
+    CaseQueries,
+    CaseStore,
+    ErasureFinish,
+    OutboxMessage,
+    PersonalErasure,
+)
 from closedloop.engine.specs import RetentionRule
 from closedloop.engine.writer import CaseWriter
 from closedloop.errors import ErasureRefused, PermissionDenied
@@ -117,7 +123,13 @@ class Retention:
                 purged.append(Purged(case.id, kinds, rule))
                 if not dry_run and not self._erase(case.id, kinds, rule, SYSTEM, "system", now):
                     unsealed.append(case.id)
+        if purged and not dry_run:
+            self._finish()
         return PurgeReport(tuple(purged), dry_run, tuple(dict.fromkeys(unsealed)))
+
+    def _finish(self) -> None:
+        if isinstance(self._store, ErasureFinish):
+            self._store.finish_erasures()
 
     def erase_subject(
         self, reporter_id: str, *, by: Actor, force: bool, now: datetime
@@ -147,6 +159,8 @@ class Retention:
             purged.append(Purged(case.id, kinds, ERASURE_RULE))
             if not self._erase(case.id, kinds, ERASURE_RULE, by, as_role, now):
                 unsealed.append(case.id)
+        if purged:
+            self._finish()
         return PurgeReport(tuple(purged), False, tuple(unsealed))
 
     def subject_report(self, reporter_id: str) -> dict[str, JSON]:

@@ -182,9 +182,6 @@ class SQLTransaction(StoreTransaction):
                 self._write(sql.DROP_CONTACT, {"case_id": case_id})
                 self._contacts[case_id] = None
             self._write(sql.DROP_IDEMPOTENCY, {"case_id": case_id})
-            if self._engine.dialect.name == "sqlite":
-                # FTS5 keeps a changed row's old text in its segments until they merge.
-                self._write(sql.MERGE_SEARCH_TEXT, {})
 
     # -- savepoints ------------------------------------------------------------------
 
