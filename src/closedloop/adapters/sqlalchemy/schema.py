@@ -156,7 +156,13 @@ search_text: ColumnElement[str] = literal_column(
 )
 """PostgreSQL: the text a ``text`` criterion searches (description, then address)."""
 
-Index("ix_closedloop_cases_reporter_id", cases.c.reporter_id)
+Index(
+    "ix_closedloop_cases_reporter_urgency",
+    cases.c.reporter_id,
+    urgency_rank,
+    cases.c.due_at,
+    cases.c.row_id,
+)
 Index("ix_closedloop_cases_channel", cases.c.channel)
 Index("ix_closedloop_cases_reported_at_row_id", cases.c.reported_at, cases.c.row_id)
 Index("ix_closedloop_cases_urgency", urgency_rank, cases.c.due_at, cases.c.row_id)
@@ -202,12 +208,14 @@ EXPRESSION_INDEXES = {
     "sqlite": (
         "ix_closedloop_cases_urgency",
         "ix_closedloop_cases_lead_unit_urgency",
+        "ix_closedloop_cases_reporter_urgency",
         "ix_closedloop_cases_supervised",
         "ix_closedloop_cases_merged_into",
     ),
     "postgresql": (
         "ix_closedloop_cases_urgency",
         "ix_closedloop_cases_lead_unit_urgency",
+        "ix_closedloop_cases_reporter_urgency",
         "ix_closedloop_cases_supervised_pg",
         "ix_closedloop_cases_merged_into_pg",
         "ix_closedloop_cases_followers",
