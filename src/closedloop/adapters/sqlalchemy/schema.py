@@ -41,7 +41,7 @@ from sqlalchemy.types import TypeDecorator
 
 from closedloop.engine.clock import utc
 
-HEAD_REVISION = "0006"
+HEAD_REVISION = "0007"
 """The Alembic revision that :data:`metadata` corresponds to.
 
 A store that creates its schema itself records this revision, so a later

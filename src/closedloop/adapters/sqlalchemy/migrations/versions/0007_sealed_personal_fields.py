@@ -4,8 +4,8 @@ An event written by a workflow with a retention policy commits to each personal 
 by a salted digest; the digests and salts are kept in ``sealed`` (``NULL`` for events
 without any, such as every event written before this revision).
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-12-06
 """
 
@@ -14,8 +14,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006"
-down_revision = "0005"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
