@@ -26,7 +26,15 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError as PydanticValidationError
 
-from closedloop.engine.model import BODY_EXCLUDE, JSON, AuditEvent, Case, from_stored, to_stored
+from closedloop.engine.model import (
+    BODY_EXCLUDE,
+    JSON,
+    AuditEvent,
+    Case,
+    Seal,
+    from_stored,
+    to_stored,
+)
 from closedloop.errors import StoreError
 
 if TYPE_CHECKING:
@@ -89,8 +97,10 @@ def seal(
     reason: str | None,
     changes: dict[str, JSON],
     prev_hash: str,
+    sealed: Mapping[str, Seal] | None = None,
 ) -> AuditEvent:
-    """Build an event and compute its hash."""
+    """Build an event and compute its hash (``sealed``: the seals of its personal
+    fields, see :mod:`closedloop.engine.personal`)."""
     draft = AuditEvent(
         case_id=case_id,
         seq=seq,
@@ -105,6 +115,7 @@ def seal(
         changes=changes,
         prev_hash=prev_hash,
         hash="",
+        sealed=dict(sealed or {}),
     )
     return draft.model_copy(update={"hash": event_hash(draft)})
 
