@@ -304,5 +304,23 @@ def test_the_command_line_lists_what_is_due_then_purges_it(tmp_path: Path) -> No
         0,
         "case-1  contact,inputs  contact after close\n1 purged\n",
     )
-    again = run(tmp_path, *args)
-    assert (again.returncode, again.stdout) == (0, "0 purged\n")
+
+
+def test_rules_from_the_close_purge_final_cases_of_their_channel_only() -> None:
+    data = retention_data()
+    data["retention"] = [{"data": ["contact"], "after": "10 days", "channels": ["hotline"]}]
+    clock = ManualClock()
+    engine = Engine(Workflow.from_dict(data), store=InMemoryStore(), clock=clock)
+    cases = [
+        engine.report(CITIZEN, description="one", contact={"phone": PHONE}, channel=channel)
+        for channel in ("hotline", "hotline", "app")
+    ]
+    for case in (cases[0], cases[2]):
+        engine.trigger(case.id, "reject", by=DISPATCHER, reason="not ours")
+    clock.advance(days=10)
+    assert [p.case_id for p in engine.purge().purged] == [cases[0].id]
+    assert [engine.get(c.id, viewer=DISPATCHER).contact is None for c in cases] == [
+        True,
+        False,
+        False,
+    ]

@@ -118,7 +118,11 @@ class Retention:
             return PurgeReport(dry_run=dry_run)
         purged: list[Purged] = []
         unsealed: list[str] = []
-        for case in self._cases(CaseFilter()):
+        rules = self._workflow.retention
+        finals = tuple(s.name for s in self._workflow.states if s.final)
+        # Rules that count from the close only ever reach final cases.
+        closed_only = all(rule.start == "closed" for rule in rules)
+        for case in self._cases(CaseFilter(states=finals) if closed_only else CaseFilter()):
             for rule, kinds in self.due(case, now).items():
                 purged.append(Purged(case.id, kinds, rule))
                 if not dry_run and not self._erase(case.id, kinds, rule, SYSTEM, "system", now):
