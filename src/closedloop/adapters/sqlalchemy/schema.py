@@ -41,7 +41,7 @@ from sqlalchemy.types import TypeDecorator
 
 from closedloop.engine.clock import utc
 
-HEAD_REVISION = "0006"
+HEAD_REVISION = "0007"
 """The Alembic revision that :data:`metadata` corresponds to.
 
 A store that creates its schema itself records this revision, so a later
@@ -326,6 +326,7 @@ case_events = Table(
     Column("changes", JSON, nullable=False),
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
+    Column("sealed", JSON),
     PrimaryKeyConstraint("case_id", "seq"),
     comment="Append-only audit trail; each hash covers the event and the previous hash.",
 )
