@@ -98,6 +98,15 @@ def workflow_state_machine(
     def _may(case: Case, actor: Actor, transition: TransitionSpec) -> bool:
         return permissions.may_act(workflow, case, actor, transition)
 
+    def _intruders(case: Case, transition: TransitionSpec) -> st.SearchStrategy[Actor] | None:
+        """Actors the declared rules do not allow to fire ``transition`` on ``case``:
+        two times in three a party to the case, where a wrong rule is likeliest."""
+        barred = [a for a in permissions.parties(workflow, case) if not _may(case, a, transition)]
+        others = [a for a in pool if not _may(case, a, transition)]
+        if barred and others:
+            return strategies.weighted((2, st.sampled_from(barred)), (1, st.sampled_from(others)))
+        return st.sampled_from(barred or others) if barred or others else None
+
     class WorkflowMachine(RuleBasedStateMachine):
         def __init__(self) -> None:
             super().__init__()
@@ -170,13 +179,9 @@ def workflow_state_machine(
                 return
             name = data.draw(st.sampled_from(declared[stored.state]), label="trigger")
             transition = workflow.transition(name)
-            related = permissions.parties(workflow, stored)
-            barred = [a for a in related if not _may(stored, a, transition)]
-            others = [a for a in pool if not _may(stored, a, transition)]
-            if barred or others:
-                # Half the time a party to the case: where a wrong rule is likeliest.
-                choices = [st.sampled_from(group) for group in (barred, others) if group]
-                actor = data.draw(st.one_of(*choices), label="actor")
+            intruders = _intruders(stored, transition)
+            if intruders is not None:
+                actor = data.draw(intruders, label="actor")
                 self._command(case_id, name, actor, data.draw(payloads[name], label="payload"))
 
         @initialize(data=st.data(), steps=st.integers(0, tour_steps))
@@ -382,8 +387,9 @@ def workflow_state_machine(
             return holder
 
         def _aim(self) -> tuple[str, str] | None:
-            """The first pair of ``aims`` not fired yet nor tried three times."""
-            aimed = (p for p in self.aims if p not in self.fired and self.tries.get(p, 0) < 3)
+            """The first pair of ``aims`` neither fired yet nor given up (after eight
+            steered commands spent on it)."""
+            aimed = (p for p in self.aims if p not in self.fired and self.tries.get(p, 0) < 8)
             return next(aimed, None)
 
         def _steered_command(self, data: st.DataObject, case_id: str) -> bool:
@@ -392,9 +398,10 @@ def workflow_state_machine(
             stored = invariants.snapshot(self.engine, case_id).case
             if workflow.state(stored.state).final:
                 return False
+            aim = self._aim()
+            if aim is not None:
+                self.tries[aim] = self.tries.get(aim, 0) + 1
             name = data.draw(self._steered(stored.state), label="trigger")
-            if (stored.state, name) == self._aim():
-                self.tries[(stored.state, name)] = self.tries.get((stored.state, name), 0) + 1
             transition = workflow.transition(name)
             actor = data.draw(
                 strategies.fitting_actors(workflow, stored, transition, pool), label="actor"
@@ -407,6 +414,11 @@ def workflow_state_machine(
             valid = steering.valid_payloads(workflow, transition, stored, words, others)
             mostly_valid = strategies.weighted((9, valid), (1, payloads[name]))
             payload = data.draw(mostly_valid, label="payload")
+            intruders = _intruders(stored, transition)
+            first = strategies.weighted((1, st.just(False)), (3, st.just(True)))
+            if intruders is not None and data.draw(first, label="intruder first"):
+                # The same command by someone the rules do not allow: it must be refused.
+                self._command(case_id, name, data.draw(intruders, label="intruder"), payload)
             self._command(case_id, name, actor, payload)
             return True
 
@@ -415,7 +427,8 @@ def workflow_state_machine(
             pair this example has not fired."""
             open_ = sorted(set(self.versions) - self.final)
             states = {c: invariants.snapshot(self.engine, c).case.state for c in open_}
-            distance = steer.distances(self.fired)
+            aim = self._aim()
+            distance = steer.distances(self.fired if aim is None else set(steer.pairs) - {aim})
             near = min((distance.get(s, len(declared)) for s in states.values()), default=0)
             nearest = [c for c in open_ if distance.get(states[c], len(declared)) == near]
             if not nearest:
