@@ -411,7 +411,8 @@ def workflow_state_machine(
                 # A merge needs another open case to merge into: report one first.
                 self._report({"description": "The same again"}, pool[-1])
                 others = sorted(set(self.versions) - self.final - {case_id})
-            valid = steering.valid_payloads(workflow, transition, stored, words, others)
+            now = self.clock.now()
+            valid = steering.valid_payloads(workflow, transition, stored, words, others, now)
             mostly_valid = strategies.weighted((9, valid), (1, payloads[name]))
             payload = data.draw(mostly_valid, label="payload")
             intruders = _intruders(stored, transition)

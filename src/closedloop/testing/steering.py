@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from hypothesis import strategies as st
@@ -100,18 +100,22 @@ def valid_payloads(
     case: Case,
     words: Vocabulary,
     others: Sequence[str] = (),
+    now: datetime | None = None,
 ) -> st.SearchStrategy[dict[str, Any]]:
     """A payload ``transition`` accepts on ``case``, as far as the definition tells.
 
     Args:
         others: Ids of the other open cases (for a field naming the case merged into).
+        now: The present instant: a date or time field (an appointment, a visit) is
+            drawn from a day before it to two days after, so that guards waiting for
+            it open within the run.
     """
     del workflow  # the transition carries what is needed; kept for a uniform signature
     unit_fields = _unit_fields(transition)
     required: dict[str, st.SearchStrategy[Any]] = {}
     optional: dict[str, st.SearchStrategy[Any]] = {}
     for name, spec in transition.fields.items():
-        value = _valid_value(transition, name, spec, case, words, others, unit_fields)
+        value = _valid_value(transition, name, spec, case, words, others, unit_fields, now)
         if value is None:
             continue
         # Without a list to route by, the unit a dispatch names is what makes it valid.
@@ -243,6 +247,7 @@ def _valid_value(
     words: Vocabulary,
     others: Sequence[str],
     unit_fields: set[str],
+    now: datetime | None,
 ) -> st.SearchStrategy[Any] | None:
     match spec.type:
         case "text" if name == "duration" and case.deadline is not None:
@@ -271,11 +276,8 @@ def _valid_value(
         case "number":
             return st.floats(0, 100, allow_nan=False)
         case "datetime":
-            return st.datetimes(
-                min_value=datetime(2026, 1, 1),
-                max_value=datetime(2027, 1, 1),
-                timezones=st.just(UTC),
-            )
+            at = (now or datetime(2026, 1, 5, 9, tzinfo=UTC)).astimezone(UTC)
+            return st.integers(-24, 48).map(lambda hours: at + timedelta(hours=hours))
         case "media":
             return st.lists(_media(), min_size=1, max_size=1)
     return None  # pragma: no cover - FieldType is closed
