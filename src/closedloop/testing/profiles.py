@@ -8,9 +8,9 @@
 * ``dev``: the same number of examples, random and remembered, for the edit-test loop.
 * ``thorough``: many examples and longer stateful runs, for a long local run.
 
-``quick``, ``ci`` and ``dev`` leave out Hypothesis's *explain* phase: on a failing
-stateful test it replays the program about a thousand times under a tracer, which for
-a workflow takes minutes where shrinking took seconds. ``thorough`` keeps it.
+No profile runs Hypothesis's *explain* phase: on a failing stateful test it replays
+the program about a thousand times under a tracer, which for a workflow takes minutes
+where shrinking took seconds.
 
 Call :func:`register_profiles` once (in a ``conftest.py``), then
 :func:`load_profile_from_env`::
@@ -80,6 +80,7 @@ def register_profiles() -> None:
         deadline=None,
         print_blob=True,
         suppress_health_check=slow,
+        phases=no_explain,
     )
 
 
