@@ -22,6 +22,7 @@ from pydantic_core import PydanticUndefined
 
 from closedloop.engine import specs
 from closedloop.engine.context import Context, Services
+from closedloop.engine.durations import Duration
 from closedloop.engine.guards_and_effects import BUILTIN_EFFECTS, BUILTIN_GUARDS
 
 PAGE = Path(__file__).resolve().parents[1] / "docs" / "workflow-format.md"
@@ -31,6 +32,7 @@ SECTIONS: tuple[tuple[str, type[BaseModel]], ...] = (
     ("the workflow (top level)", specs.WorkflowSpec),
     ("`roles:` items", specs.RoleSpec),
     ("`privacy:`", specs.PrivacySpec),
+    ("`retention:` items", specs.RetentionRule),
     ("`clocks:` items", specs.ClockSpec),
     ("`sla:` rows of a clock", specs.SlaRow),
     ("`escalation:` steps of a clock", specs.EscalationStep),
@@ -92,6 +94,8 @@ def _type(annotation: Any) -> str:
         return f"map of name to {_type(args[1])}"
     if inspect.isclass(annotation) and issubclass(annotation, BaseModel):
         return f"object ({annotation.__name__})"
+    if annotation is Duration:
+        return "duration text"
     return {str: "text", bool: "boolean", int: "integer", float: "number"}[annotation]
 
 

@@ -30,7 +30,7 @@ InvalidWorkflow, InvalidResponsibilityList,             422     a submitted defi
 InvalidDirectory, UnknownName                                   or name is unusable
 CaseError, TransitionNotAllowed, GuardRejected,         409     the case's current state
 ConcurrentModification, LeaseLost, MergeRefused,                (or version) conflicts
-CheckpointTaken
+CheckpointTaken, ErasureRefused
 CaseNotFound, MessageNotFound                           404     not there, or not visible
 PermissionDenied, ConflictOfInterest                    403     the actor may not do it
 IdempotencyConflict                                     422     a key reused for another
@@ -344,6 +344,20 @@ class MergeRefused(CaseError):
         self.target = target
         self.reason = reason
         super().__init__(f"case {case_id!r} cannot be merged into {target!r}: {reason}")
+
+
+class ErasureRefused(CaseError):
+    """A reporter's data cannot be erased now: a case of theirs is still open (and the
+    erasure was not forced by a role the workflow's ``privacy.force_erase`` names), or
+    the store cannot erase personal data."""
+
+    status = 409
+    title = "Erasure refused"
+
+    def __init__(self, case_id: str, reason: str) -> None:
+        self.case_id = case_id
+        self.reason = reason
+        super().__init__(f"the personal data of case {case_id!r} cannot be erased: {reason}")
 
 
 class ConcurrentModification(CaseError):

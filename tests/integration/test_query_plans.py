@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -96,7 +97,7 @@ def needs_unicode_ctype(connection: Connection) -> None:
         (DISPATCHER, "oldest", {"co_unit": "roads"}, "co_units"),
         (DISPATCHER, "oldest", {"area": "D1"}, "area"),
         (DISPATCHER, "oldest", {"category": "01"}, "category"),
-        (DISPATCHER, "oldest", {"reporter": "citizen-1"}, "ix_closedloop_cases_reporter_id"),
+        (DISPATCHER, "oldest", {"reporter": "citizen-1"}, "ix_closedloop_cases_reporter_urgency"),
         (DISPATCHER, "oldest", {"channel": "app"}, "ix_closedloop_cases_channel"),
         (DISPATCHER, "oldest", {"reported_from": T0}, "ix_closedloop_cases_reported_at"),
         (DISPATCHER, "newest", {}, "ix_closedloop_cases_reported_at_row_id"),
@@ -104,7 +105,7 @@ def needs_unicode_ctype(connection: Connection) -> None:
         (DISPATCHER, "oldest", {"supervised": True}, "ix_closedloop_cases_supervised"),
         (DISPATCHER, "oldest", {"state": "assigned"}, "ix_closedloop_cases_state"),
         (DISPATCHER, "oldest", {"merged_into": "c1"}, "ix_closedloop_cases_merged_into"),
-        (Actor("citizen-1"), "urgent", {}, "ix_closedloop_cases_reporter_id"),
+        (Actor("citizen-1"), "urgent", {}, "ix_closedloop_cases_reporter_urgency"),
         (DISPATCHER, "urgent", {"overdue_at": T0}, "ix_closedloop_cases_"),
     ],
 )
@@ -118,3 +119,24 @@ def test_each_query_reads_an_index(
         # On a small table a page walks the ordering index; the count shows the search.
         index, found = "ix_closedloop_cases_search_text", plan(explained, viewer, None, **criteria)
     assert index in found, found
+
+
+def test_each_turn_of_a_unit_members_inbox_reads_its_own_urgency_index(
+    explained: Connection,
+) -> None:
+    # The store reads an inbox one turn at a time (the unit's cases, the member's own
+    # reports awaiting their confirmation) and merges the pages; each turn's page must
+    # come from an index already in urgency order, not from a walk of every case.
+    where: CaseFilter = Reader(WORKFLOW, None).criteria(WATER, waiting_on=WATER)  # type: ignore[arg-type]
+    assert where.turns is not None
+    indexes = {}
+    for turn in where.turns:
+        query = page_query(
+            replace(where, turns=(turn,)), "urgent", None, 50, explained.dialect.name
+        )
+        found = "\n".join(str(row[-1]) for row in explained.execute(query).all())
+        kind = "reporter" if turn.party is not None and turn.party.reporter else "lead_unit"
+        indexes[kind] = found
+    assert set(indexes) == {"lead_unit", "reporter"}
+    assert "ix_closedloop_cases_lead_unit_urgency" in indexes["lead_unit"], indexes
+    assert "ix_closedloop_cases_reporter_urgency" in indexes["reporter"], indexes

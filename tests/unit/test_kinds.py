@@ -27,7 +27,9 @@ def test_the_engine_events_a_rule_may_name_are_the_engine_triggers() -> None:
     subtask = {"subtask_warn", "subtask_breach", "subtask_escalate"}
     merges = {"duplicate", "master_closed"}
     recount = {"deadline_recomputed"}
-    assert {"report", "warn", "breach", "escalate", *subtask, *merges, *recount} == ENGINE_EVENTS
+    privacy = {"purged"}
+    expected = {"report", "warn", "breach", "escalate", *subtask, *merges, *recount, *privacy}
+    assert expected == ENGINE_EVENTS
     assert {type(name) for name in ENGINE_EVENTS} == {str}
     assert set(EngineTrigger) == ENGINE_EVENTS
 

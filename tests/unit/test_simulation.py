@@ -45,6 +45,7 @@ BUSY = Habits(
     send_back=0.3,
     rework_on_time=0.3,
     reporter_silent=0.3,
+    question=0.15,
 )
 """Habits that make every turn of the loop happen within a few days."""
 
@@ -313,7 +314,7 @@ def test_the_parts_of_the_simulation_do_not_import_each_other_in_a_circle() -> N
 def test_the_demo_signals_flag_exactly_the_units_with_a_simulated_habit(seed: int) -> None:
     # Habits() gives YS-LIGHT the habit of holding results back to the deadline and
     # YS-GREEN and YS-ROADS the habit of handing cases back and forth; every other
-    # unit is honest. Two weeks, with the demo's thresholds.
+    # unit is honest. The demo's own length (30 days) with the demo's thresholds.
     from closedloop.cli.demo import DEMO_SIGNALS
     from closedloop.metrics import signals
 
@@ -321,7 +322,7 @@ def test_the_demo_signals_flag_exactly_the_units_with_a_simulated_habit(seed: in
     assert habits.deadline_huggers == {"YS-LIGHT"}
     assert habits.ping_pong_pairs == (("YS-GREEN", "YS-ROADS"),)
     store = InMemoryStore()
-    simulation = Simulation(store, days=14, seed=seed)
+    simulation = Simulation(store, days=30, seed=seed)
     result = simulation.run()
     zone = simulation.district.time_zone.key
     period = Period(start=result.start, end=result.end, timezone=zone)
@@ -329,3 +330,17 @@ def test_the_demo_signals_flag_exactly_the_units_with_a_simulated_habit(seed: in
     assert report.flagged_subjects("deadline_hugging") == ("YS-LIGHT",)
     assert report.flagged_subjects("ping_pong") == ("YS-GREEN", "YS-ROADS")
     assert report.flagged_subjects("ping_pong_pair") == ("YS-GREEN <-> YS-ROADS",)
+    # The dispatcher's overturned decisions fall on the pair's own categories (the
+    # dispatcher passes a bounced case to the other unit), never elsewhere.
+    pair_led = {
+        entry.category
+        for entry in simulation.district.duties.entries
+        if entry.lead_unit in {"YS-GREEN", "YS-ROADS"}
+    }
+    misrouted = {row.category for row in report.flags if row.signal == "misrouting"}
+    assert misrouted, "the bounced cases overturn some dispatches"
+    assert misrouted <= pair_led, (misrouted, pair_led)
+    others = {row.signal for row in report.flags} - {
+        "deadline_hugging", "ping_pong", "ping_pong_pair", "misrouting"
+    }  # fmt: skip
+    assert others == set(), [row.reason for row in report.flags]

@@ -194,6 +194,43 @@ class StoreTransaction(ABC):
             utc(message.created_at, "created_at")
         self._add_outbox(messages)
 
+    def outbox_of(self, case_id: str) -> list[OutboxMessage]:
+        """Every outbox message of the case, whatever its status, oldest first."""
+        return self._outbox_of(case_id)
+
+    def erase_personal(
+        self,
+        case_id: str,
+        *,
+        events: Sequence[AuditEvent],
+        outbox: Sequence[OutboxMessage],
+        contact: bool,
+    ) -> None:
+        """Replace the stored ``events`` and ``outbox`` messages' contents, delete the
+        case's idempotency records and (when ``contact``) its contact data; see
+        :class:`~closedloop.engine.ports.PersonalErasure`.
+
+        Raises:
+            StoreError: the transaction is read-only or has ended, or an event does not
+                belong to the case.
+        """
+        self._check_writable()
+        if any(event.case_id != case_id for event in events):
+            raise StoreError(f"an event to erase does not belong to case {case_id!r}")
+        self._erase_personal(case_id, events, outbox, contact)
+
+    @abstractmethod
+    def _outbox_of(self, case_id: str) -> list[OutboxMessage]: ...
+
+    @abstractmethod
+    def _erase_personal(
+        self,
+        case_id: str,
+        events: Sequence[AuditEvent],
+        outbox: Sequence[OutboxMessage],
+        contact: bool,
+    ) -> None: ...
+
     def commit(self) -> None:
         """Make every write durable, atomically; the transaction ends either way.
 

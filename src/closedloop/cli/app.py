@@ -12,6 +12,7 @@ from closedloop.cli.deadlines import deadlines_app
 from closedloop.cli.definitions import diagram, validate
 from closedloop.cli.demo import demo
 from closedloop.cli.listing import cases
+from closedloop.cli.privacy import privacy_app
 from closedloop.cli.routing import gaps, route
 from closedloop.cli.signals import board_command, signals_command
 from closedloop.cli.worker import worker
@@ -35,6 +36,7 @@ app.command(name="board")(board_command)
 app.add_typer(db_app, name="db")
 app.add_typer(case_app, name="case")
 app.add_typer(deadlines_app, name="deadlines")
+app.add_typer(privacy_app, name="privacy")
 
 
 def main() -> None:

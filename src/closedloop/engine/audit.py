@@ -6,20 +6,35 @@ hash covers its canonical JSON including the previous event's hash, so a changed
 removed or reordered event breaks the chain (:func:`verify_chain`).
 
 Canonical JSON: keys sorted, no insignificant whitespace, UTF-8, instants in UTC.
+
+Two formats of event exist. An event without sealed fields (format 1, every event
+written before personal fields were sealed) hashes its canonical JSON as it is. An
+event with sealed fields (format 2) hashes it with each sealed field's value replaced
+by ``{"kind": ..., "sealed": <digest>}`` and ``"format": 2`` added, so its personal
+values can be erased later without changing its hash (see
+:mod:`closedloop.engine.personal`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError as PydanticValidationError
 
-from closedloop.engine.model import BODY_EXCLUDE, JSON, AuditEvent, Case, from_stored, to_stored
+from closedloop.engine.model import (
+    BODY_EXCLUDE,
+    JSON,
+    AuditEvent,
+    Case,
+    Seal,
+    from_stored,
+    to_stored,
+)
 from closedloop.errors import StoreError
 
 if TYPE_CHECKING:
@@ -27,6 +42,12 @@ if TYPE_CHECKING:
 
 GENESIS = "0" * 64
 """The ``prev_hash`` of a case's first event."""
+
+SEALED_FORMAT = 2
+"""The format number hashed into an event that has sealed fields."""
+
+SEP = "/"
+"""Separates the steps of a sealed field's path (``changes/location/address``)."""
 
 
 def chain_head(tx: CaseTransaction, case_id: str) -> str:
@@ -76,8 +97,10 @@ def seal(
     reason: str | None,
     changes: dict[str, JSON],
     prev_hash: str,
+    sealed: Mapping[str, Seal] | None = None,
 ) -> AuditEvent:
-    """Build an event and compute its hash."""
+    """Build an event and compute its hash (``sealed``: the seals of its personal
+    fields, see :mod:`closedloop.engine.personal`)."""
     draft = AuditEvent(
         case_id=case_id,
         seq=seq,
@@ -92,15 +115,59 @@ def seal(
         changes=changes,
         prev_hash=prev_hash,
         hash="",
+        sealed=dict(sealed or {}),
     )
     return draft.model_copy(update={"hash": event_hash(draft)})
 
 
 def event_hash(event: AuditEvent) -> str:
-    """The SHA-256 over the event's canonical JSON, ``hash`` field excluded."""
-    return hashlib.sha256(
-        canonical_json(event.model_dump(mode="json", exclude={"hash"}))
-    ).hexdigest()
+    """The SHA-256 over the event's canonical JSON, ``hash`` field excluded; each sealed
+    field counted by its digest, not its value (see the module's formats)."""
+    data = event.model_dump(mode="json", exclude={"hash", "sealed"})
+    if event.sealed:
+        for path, seal in event.sealed.items():
+            put(data, path, {"kind": seal.kind, "sealed": seal.digest})
+        data["format"] = SEALED_FORMAT
+    return hashlib.sha256(canonical_json(data)).hexdigest()
+
+
+def digest(salt: str, value: JSON) -> str:
+    """The SHA-256 of the salt's bytes followed by the value's canonical JSON."""
+    return hashlib.sha256(bytes.fromhex(salt) + canonical_json(value)).hexdigest()
+
+
+def seal_problems(event: AuditEvent) -> list[str]:
+    """The sealed fields of ``event`` whose value no longer matches its digest (an erased
+    field, without its salt, is not checked)."""
+    data = event.model_dump(mode="json", exclude={"hash", "sealed"})
+    return [
+        path
+        for path, seal in event.sealed.items()
+        if seal.salt is not None and digest(seal.salt, get(data, path)) != seal.digest
+    ]
+
+
+def get(doc: Mapping[str, JSON], path: str) -> JSON:
+    """The value at ``path`` in ``doc`` (``None`` when a step is missing)."""
+    node: JSON = doc
+    for step in path.split(SEP):
+        if not isinstance(node, Mapping):
+            return None
+        node = node.get(step)
+    return node
+
+
+def put(doc: dict[str, JSON], path: str, value: JSON) -> None:
+    """Set the value at ``path`` in ``doc``, making the steps that are missing."""
+    *steps, last = path.split(SEP)
+    node = doc
+    for step in steps:
+        child = node.get(step)
+        if not isinstance(child, dict):
+            child = {}
+            node[step] = child
+        node = child
+    node[last] = value
 
 
 def replay(events: Sequence[AuditEvent]) -> Case:
@@ -148,6 +215,8 @@ def verify_chain(case_id: str, events: Sequence[AuditEvent], stored: Case | None
             problems.append(f"{where}: does not link to the previous event's hash")
         if event_hash(event) != event.hash:
             problems.append(f"{where}: content does not match its hash (it was changed)")
+        for path in seal_problems(event):
+            problems.append(f"{where}: the personal field {path} does not match its digest")
         previous = event.hash
     problems += _against_stored(events, stored)
     return AuditReport(case_id, not problems, len(events), tuple(problems))

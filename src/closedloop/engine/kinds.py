@@ -34,6 +34,9 @@ class EngineTrigger(StrEnum):
     """A rung of the ladder was reached by a co-unit's overdue subtask."""
     DEADLINE_RECOMPUTED = "deadline_recomputed"
     """The clock's due points were counted again on a corrected calendar."""
+    PURGED = "purged"
+    """Personal data was erased from the case (by a retention rule or on request); the
+    payload names the kinds of data and the rule, never the data."""
 
 
 class TimerKind(StrEnum):

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PlainSerializer,
@@ -275,6 +276,7 @@ RECORD_FIELDS = (
     "suspension_request",
     "merged_into",
     "duplicates",
+    "purged",
 )
 """Case fields written inside ``attributes`` in stored JSON and audit events, where
 cases have always kept them, so that stored cases and hash chains stay as they are."""
@@ -330,6 +332,9 @@ class Case(_Value):
     """The case this one was merged into as a duplicate (its master)."""
     duplicates: tuple[Duplicate, ...] = ()
     """The duplicates merged into this case."""
+    purged: tuple[str, ...] = ()
+    """The kinds of personal data erased from the case (``contact``, ``description``,
+    ...), by a retention rule or a subject's erasure; see :mod:`closedloop.engine.personal`."""
     attributes: dict[str, JSON] = Field(default_factory=dict)
     """Values the workflow's transitions recorded, by name (results, reasons, flags)."""
     contact: ReporterContact | None = None
@@ -370,7 +375,9 @@ def to_stored(case: Case, *, exclude: Iterable[str] = ()) -> dict[str, JSON]:
         if value is None or value == ():
             continue
         if isinstance(value, tuple):
-            attributes[name] = [_given(item) for item in value]
+            attributes[name] = [
+                _given(item) if isinstance(item, _Record) else item for item in value
+            ]
         else:
             attributes[name] = _given(value) if isinstance(value, _Record) else value
     return data
@@ -411,8 +418,28 @@ def _given(record: _Record) -> JSON:
     return given
 
 
+class Seal(_Value):
+    """How an event commits to one personal field: the field's ``kind`` of personal
+    data, the SHA-256 ``digest`` of ``salt`` and the value, and the ``salt`` (hex), which
+    is erased with the value when the field is purged. The event's hash covers the
+    digest, not the value (see :func:`closedloop.engine.audit.event_hash`)."""
+
+    kind: str
+    digest: str
+    salt: str | None = None
+
+
+def _no_seals(value: object) -> object:
+    return {} if value is None else value  # a row written before seals existed
+
+
 class AuditEvent(_Value):
-    """One change of one case, hash-chained to the previous change of that case."""
+    """One change of one case, hash-chained to the previous change of that case.
+
+    ``sealed`` maps the path of each personal field (``changes/description``) to its
+    :class:`Seal`; it is empty for an event without sealed fields, hashed as events
+    always were.
+    """
 
     case_id: str
     seq: int
@@ -427,6 +454,7 @@ class AuditEvent(_Value):
     changes: dict[str, JSON] = Field(default_factory=dict)
     prev_hash: str
     hash: str
+    sealed: Annotated[dict[str, Seal], BeforeValidator(_no_seals)] = Field(default_factory=dict)
 
 
 class Unit(_Value):

@@ -239,6 +239,53 @@ class CaseTransaction(Protocol):
 
 
 @runtime_checkable
+class PersonalErasure(Protocol):
+    """A :class:`CaseTransaction` that can erase a case's personal data (both shipped
+    stores' can); what ``Engine.purge`` and ``Engine.erase_subject`` need.
+    """
+
+    def outbox_of(self, case_id: str) -> list[OutboxMessage]:
+        """Every outbox message of the case, whatever its status (sent, pending, dead)."""
+        ...
+
+    def erase_personal(
+        self,
+        case_id: str,
+        *,
+        events: Sequence[AuditEvent],
+        outbox: Sequence[OutboxMessage],
+        contact: bool,
+    ) -> None:
+        """Erase what is held about the case's reporter beside the case row.
+
+        Each of ``events`` (already stored: matched by case and sequence number) replaces
+        the stored event's payload, reason, changes and seals; its hash does not change.
+        Each of ``outbox`` replaces the payload and last error of the stored message with
+        its id. The case's contact data is deleted when ``contact`` is true, and its
+        idempotency records always (their keys and fingerprints are the host's words).
+
+        Raises:
+            StoreError: the transaction is read-only or has ended, or the backend failed.
+        """
+        ...
+
+
+@runtime_checkable
+class ErasureFinish(Protocol):
+    """A store that keeps erased text somewhere beyond its rows (a search index's
+    segments) and can drop it; ``Engine.purge`` and ``Engine.erase_subject`` call it
+    once after their erasures (optional)."""
+
+    def finish_erasures(self) -> None:
+        """Drop what the backend still holds of erased values.
+
+        Raises:
+            StoreError: the backend failed.
+        """
+        ...
+
+
+@runtime_checkable
 class Savepoints(Protocol):
     """A :class:`CaseTransaction` that can roll part of its work back (optional).
 

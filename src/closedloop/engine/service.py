@@ -40,6 +40,7 @@ from closedloop.engine.ports import (
 )
 from closedloop.engine.reading import Criteria, Reader
 from closedloop.engine.recomputing import Recount
+from closedloop.engine.retention import PurgeReport, Retention
 from closedloop.engine.ticking import StuckTimer, TickReport, TimerSweep
 from closedloop.engine.writer import CaseWriter
 from closedloop.errors import (
@@ -117,6 +118,7 @@ class Engine:
         self._writer = CaseWriter(workflow, timekeeper, services)
         self._timekeeper = timekeeper
         self._reader = Reader(workflow, store)
+        self._retention = Retention(workflow, store, self._writer)
         self._new_id = id_factory
         self._worker = worker_id or f"engine-{uuid.uuid4().hex[:12]}"
         self._lease = lease
@@ -352,6 +354,35 @@ class Engine:
             self._timekeeper.calendar(name)
         recount = Recount(self._store, self._workflow, self._timekeeper, self._writer)
         return recount.run(since, name, self._now())
+
+    def purge(self, *, now: datetime | None = None, dry_run: bool = False) -> PurgeReport:
+        """Erase the personal data the workflow's ``retention`` rules make due at ``now``
+        (the engine's clock by default): contact data deleted, sealed personal fields of
+        audit events and the case's own copy replaced by ``[purged]``, outbox messages
+        and idempotency records of the case cleaned; each case gets a ``purged`` event
+        naming the kinds of data and the rule. ``dry_run`` only reports what is due.
+
+        Raises:
+            ErasureRefused: the store cannot erase personal data.
+            StoreError: the backend failed.
+        """
+        return self._retention.purge(self._now() if now is None else now, dry_run=dry_run)
+
+    def subject_report(self, reporter_id: str) -> dict[str, Any]:
+        """Everything held about a reporter, as JSON data: each of their cases (contact
+        data unmasked), their own inputs and the notifications addressed to them."""
+        return self._retention.subject_report(reporter_id)
+
+    def erase_subject(self, reporter_id: str, *, by: Actor, force: bool = False) -> PurgeReport:
+        """Erase every kind of personal data held about a reporter, ahead of the policy;
+        ``by`` is recorded on each case's ``purged`` event.
+
+        Raises:
+            ErasureRefused: a case of theirs is still open and ``force`` is not given.
+            PermissionDenied: ``force`` is given but ``by`` holds no role the workflow's
+                ``privacy.force_erase`` names.
+        """
+        return self._retention.erase_subject(reporter_id, by=by, force=force, now=self._now())
 
     def next_due_at(self) -> datetime | None:
         """When the earliest pending timer falls due (for schedulers to sleep until)."""

@@ -13,6 +13,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from closedloop.engine.durations import DurationText
+
 FieldType = Literal["text", "code", "int", "number", "bool", "choice", "codes", "datetime", "media"]
 RoleKind = Literal["global", "reporter", "lead_unit", "co_unit"]
 
@@ -211,10 +213,45 @@ class PrivacySpec(_Definition):
     """Who sees a reporter's contact data in full; everyone else sees it masked.
 
     When ``full_contact`` is not given: the reporter, members of the lead unit and a
-    global ``dispatcher`` role if the workflow declares one.
+    global ``dispatcher`` role if the workflow declares one. ``force_erase`` names the
+    roles that may erase a reporter's data while a case of theirs is still open
+    (``Engine.erase_subject(..., force=True)``); nobody may when it is empty.
     """
 
     full_contact: tuple[str, ...] | None = None
+    """The roles that see a reporter's contact data unmasked."""
+    force_erase: tuple[str, ...] = ()
+    """The roles that may erase a reporter's data while a case of theirs is open."""
+
+
+PersonalKind = Literal["contact", "description", "location", "media", "inputs"]
+RetentionStart = Literal["closed", "reported"]
+
+
+class RetentionRule(_Definition):
+    """How long a kind of personal data is kept: ``data`` is erased ``after`` this long
+    from the case's close (its last change once final) or its report (``from``).
+
+    ``channels`` and ``categories`` narrow the rule to cases reported through one of
+    those channels or classified under one of those categories (any, when empty).
+    ``name`` is what the ``purged`` event records; ``retention[<index>]`` by default.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    data: tuple[PersonalKind, ...] = Field(min_length=1)
+    """The kinds of personal data the rule erases."""
+    after: DurationText
+    """How long they are kept, in natural time (``180 days``)."""
+    start: RetentionStart = Field(default="closed", alias="from")
+    """What the time counts from: the case's close (``closed``, a final case's last
+    change) or its report (``reported``)."""
+    channels: tuple[str, ...] = ()
+    """Only cases reported through one of these channels (any, when empty)."""
+    categories: tuple[str, ...] = ()
+    """Only cases of these categories or their subcategories (any, when empty)."""
+    name: str | None = None
+    """What the ``purged`` event names the rule by; ``retention[<index>]`` by default."""
 
 
 class WorkflowSpec(_Definition):
@@ -228,6 +265,9 @@ class WorkflowSpec(_Definition):
     states: tuple[StateSpec, ...]
     transitions: tuple[TransitionSpec, ...]
     privacy: PrivacySpec = PrivacySpec()
+    retention: tuple[RetentionRule, ...] | None = None
+    """How long personal data is kept. A workflow that has this section (even empty)
+    seals the personal fields of its audit events, so that they can be purged."""
     notifications: tuple[NotificationRule, ...] = ()
     templates: dict[str, TemplateSpec] = Field(default_factory=dict)
     route_at: RouteAt = "report"

@@ -61,10 +61,28 @@ def check_workflow(workflow: WorkflowSpec, registry: Registry) -> list[str]:
     for index, role in enumerate(workflow.privacy.full_contact or ()):
         if role not in _names(workflow.roles):
             problems.append(f"privacy.full_contact[{index}]: unknown role {role!r}")
+    for index, role in enumerate(workflow.privacy.force_erase):
+        if role not in _names(workflow.roles):
+            problems.append(f"privacy.force_erase[{index}]: unknown role {role!r}")
+    problems += _retention(workflow)
     problems += rule_problems(workflow)
     if not problems:  # graph checks need a structurally sound definition
         problems += _graph(workflow)
     return problems
+
+
+def _retention(workflow: WorkflowSpec) -> Iterator[str]:
+    seen: set[str] = set()
+    for index, rule in enumerate(workflow.retention or ()):
+        where = f"retention[{index}]"
+        if rule.after.working:
+            yield f"{where}.after: is counted in natural time; write days, not working days"
+        if rule.after.amount <= 0:
+            yield f"{where}.after: must be longer than zero"
+        name = rule.name or where
+        if name in seen:
+            yield f"{where}.name: {name!r} is used by another rule"
+        seen.add(name)
 
 
 def _names(items: Iterable[object]) -> set[str]:

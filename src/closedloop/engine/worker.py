@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 
 from closedloop.engine.delivery import DeliveryReport
 from closedloop.engine.ports import Checkpoint
+from closedloop.engine.retention import PurgeReport
 from closedloop.engine.service import Engine
 from closedloop.engine.ticking import TickReport
 from closedloop.errors import StoreError, ValidationError
@@ -42,11 +43,13 @@ class WorkerRound:
         timers: What the tick did (timers applied, stale, deferred).
         deliveries: What delivery did (delivered, retried, dead, disabled).
         checkpoint: The checkpoint the round made, if it made one.
+        purge: What the round's purge of personal data did, if it purged.
     """
 
     timers: TickReport
     deliveries: DeliveryReport
     checkpoint: Checkpoint | None = None
+    purge: PurgeReport | None = None
 
 
 def _log_store_error(error: StoreError) -> None:
@@ -82,6 +85,9 @@ class Worker:
             (``engine.checkpoint``) in the first round and then once this much time
             has passed on the engine's clock; never by default. The engine needs a
             ``checkpoint_key``.
+        purge_every: Purge the personal data the workflow's retention rules make due
+            (``engine.purge``) in the first round and then once this much time has
+            passed; never by default.
 
     Raises:
         ValidationError: ``interval``, a batch size or ``checkpoint_every`` is not
@@ -100,8 +106,13 @@ class Worker:
         wait: Callable[[timedelta], object] | None = None,
         on_error: Callable[[StoreError], object] = _log_store_error,
         checkpoint_every: timedelta | None = None,
+        purge_every: timedelta | None = None,
     ) -> None:
         _check(interval, tick_batch, deliver_batch)
+        if purge_every is not None and purge_every <= timedelta(0):
+            raise ValidationError([("purge_every", "must be positive")], subject="worker")
+        self._purge_every = purge_every
+        self._purged_at: datetime | None = None
         _check_checkpoints(engine, checkpoint_every)
         self._checkpoint_every = checkpoint_every
         self._checkpointed_at: datetime | None = None
@@ -167,7 +178,17 @@ class Worker:
         if self._deliver:
             deliveries = self._engine.deliver(batch=self._deliver_batch, should_stop=should_stop)
             self.delivered += deliveries.delivered
-        return WorkerRound(timers, deliveries, self._checkpoint())
+        return WorkerRound(timers, deliveries, self._checkpoint(), self._purge())
+
+    def _purge(self) -> PurgeReport | None:
+        if self._purge_every is None or self._stopping.is_set():
+            return None
+        now = self._engine.now()
+        last = self._purged_at
+        if last is not None and now - last < self._purge_every:
+            return None
+        self._purged_at = now
+        return self._engine.purge(now=now)
 
     def _checkpoint(self) -> Checkpoint | None:
         if self._checkpoint_every is None or self._stopping.is_set():
@@ -195,6 +216,9 @@ class Worker:
         if self._checkpoint_every is not None and self._checkpointed_at is not None:
             next_checkpoint = self._checkpointed_at + self._checkpoint_every - self._engine.now()
             longest = min(longest, max(next_checkpoint, MIN_PAUSE))
+        if self._purge_every is not None and self._purged_at is not None:
+            next_purge = self._purged_at + self._purge_every - self._engine.now()
+            longest = min(longest, max(next_purge, MIN_PAUSE))
         due = self._engine.next_due_at()
         if due is None:
             return longest

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime, tzinfo
 
-from closedloop.engine import audit, inputs, notifications
+from closedloop.engine import audit, inputs, notifications, personal
 from closedloop.engine.access import can_see, party_units, usable_roles
 from closedloop.engine.commands import apply_transition, check_guards, open_case, record
 from closedloop.engine.context import Context, Services
@@ -50,6 +50,7 @@ class CaseWriter:
         self._machine = CompiledMachine(workflow)
         self._timekeeper = timekeeper
         self._services = services
+        self._seals = workflow.retention is not None
 
     def open(
         self,
@@ -68,6 +69,7 @@ class CaseWriter:
             {"category": report.category, "location.area": report.location.area}, "report"
         )
         case, event = open_case(self._workflow, self._timekeeper, report, now)
+        event = self.sealed(event)
         tx.add_case(case, contact, event)
         self._save_side_effects(tx, case, event)
         return case
@@ -123,6 +125,7 @@ class CaseWriter:
             role=firing.role,
             prev_hash=audit.chain_head(tx, case.id),
         )
+        event = self.sealed(event)
         tx.update_case(new, case.version, event)
         self._save_side_effects(tx, new, event)
         for master in masters:
@@ -174,6 +177,7 @@ class CaseWriter:
             reason=None,
             prev_hash=audit.chain_head(tx, master.id),
         )
+        event = self.sealed(event)
         tx.update_case(new, master.version, event)
         self._save_side_effects(tx, new, event)
 
@@ -196,6 +200,7 @@ class CaseWriter:
                 reason=None,
                 prev_hash=audit.chain_head(tx, duplicate.id),
             )
+            event = self.sealed(event)
             tx.update_case(new, duplicate.version, event)
             self._save_side_effects(tx, new, event)
 
@@ -223,9 +228,50 @@ class CaseWriter:
             reason=None,
             prev_hash=audit.chain_head(tx, case.id),
         )
+        event = self.sealed(event)
         tx.update_case(new, case.version, event)
         self._save_side_effects(tx, new, event, notify)
         return new
+
+    def purge(
+        self,
+        tx: CaseTransaction,
+        case: Case,
+        kinds: tuple[str, ...],
+        *,
+        rule: str,
+        by: Actor,
+        role: str,
+        now: datetime,
+    ) -> Case:
+        """Record on ``case`` that its personal data of these kinds is erased under
+        ``rule``: the case's copy is replaced (see :func:`personal.erased_case`) and a
+        ``purged`` event names the kinds and the rule, never the data. The case's
+        ``updated_at`` stays: erasing data is not handling the case."""
+        erased = personal.erased_case(case, kinds, self._workflow)
+        new = erased.model_copy(update={"version": case.version + 1})
+        event = audit.seal(
+            case_id=case.id,
+            seq=new.version,
+            at=now,
+            actor=by.id,
+            role=role,
+            trigger=EngineTrigger.PURGED.value,
+            from_state=case.state,
+            to_state=case.state,
+            payload={"data": list(kinds), "rule": rule},
+            reason=None,
+            changes=audit.changes(case, new),
+            prev_hash=audit.chain_head(tx, case.id),
+        )
+        tx.update_case(new, case.version, event)
+        self._save_side_effects(tx, new, event)
+        return new
+
+    def sealed(self, event: AuditEvent) -> AuditEvent:
+        """``event`` with its personal fields sealed when the workflow has a retention
+        policy (see :mod:`closedloop.engine.personal`); as it is otherwise."""
+        return personal.sealed(self._workflow, event) if self._seals else event
 
     def check_codes(self, codes: Mapping[str, str | None], subject: str) -> None:
         """Refuse codes the catalogue (the list's) or the directory does not list.

@@ -108,10 +108,18 @@ Share = Annotated[float, Field(ge=0.0, le=1.0)]
 """A share of a base, between 0 and 1."""
 
 SYSTEM_TRIGGERS = frozenset(
-    {"warn", "breach", "escalate", "subtask_warn", "subtask_breach", "subtask_escalate"}
+    {
+        "warn",
+        "breach",
+        "escalate",
+        "subtask_warn",
+        "subtask_breach",
+        "subtask_escalate",
+        "purged",
+    }
 )
 """The events the engine records on its own while nobody acts: warnings, breaches and
-escalations of the case's clock and of co-units' subtasks."""
+escalations of the case's clock and of co-units' subtasks, and purges of personal data."""
 
 
 class SignalConfig(BaseModel):

@@ -153,7 +153,7 @@ def _extension(stage: Stage, story: Story, case: Case, finish: datetime) -> None
         return
     if not stage.dice.chance(stage.habits.extension_when_overrunning):
         return
-    asked = stage.now + (due - stage.now) * (0.5 + 0.4 * stage.dice.fraction())
+    asked = stage.now + (due - stage.now) * (0.2 + 0.4 * stage.dice.fraction())
     duration = _asked_duration(case.deadline.limit, finish - due)
     stage.later(story, asked, partial(_ask_for_extension, duration=duration))
 

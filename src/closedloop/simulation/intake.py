@@ -111,8 +111,12 @@ def triage(stage: Stage, story: Story) -> None:
     """The dispatcher's first look: merge, answer, reject, or classify and dispatch."""
     dice, habits, dispatcher = stage.dice, stage.habits, stage.district.cast.dispatcher
     if story.duplicate_of and dice.chance(habits.duplicate_spotted):
-        stage.act(story, dispatcher, "merge", duplicate_of=story.duplicate_of, reason="重复诉求")
-    elif story.kind == "out_of_scope":
+        merged = stage.act(
+            story, dispatcher, "merge", duplicate_of=story.duplicate_of, reason="重复诉求"
+        )
+        if merged is not None:
+            return  # otherwise (the earlier case has closed) it is handled on its own
+    if story.kind == "out_of_scope":
         stage.act(story, dispatcher, "reject", reason="不属于受理范围 not a public matter")
     elif story.kind == "question":
         answered = stage.act(story, dispatcher, "answer", answer="已电话答复 answered by phone")

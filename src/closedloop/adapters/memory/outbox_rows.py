@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
 from closedloop.engine.ports import OutboxMessage, OutboxStatus
 
@@ -29,6 +30,18 @@ class OutboxRows:
         """The stored message, or ``None``."""
         row = self._rows.get(message_id)
         return None if row is None else OutboxMessage.model_validate_json(row)
+
+    def of_case(self, case_id: str) -> list[OutboxMessage]:
+        """Every message of the case, whatever its status, in the order they were put."""
+        found = (OutboxMessage.model_validate_json(row) for row in self._rows.values())
+        return [m for m in found if m.case_id == case_id]
+
+    def rewrite(self, message_id: str, payload: dict[str, Any], error: str | None) -> None:
+        """Replace the payload and last error of a stored message (no-op if unknown)."""
+        current = self.get(message_id)
+        if current is not None:
+            update = {"payload": payload, "last_error": error}
+            self._rows[message_id] = current.model_copy(update=update).model_dump_json()
 
     def put(self, rendered: dict[str, str], pending: Iterable[str]) -> None:
         """Store messages already rendered as JSON rows; ``pending`` names the pending ones."""

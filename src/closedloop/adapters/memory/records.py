@@ -72,6 +72,11 @@ class MemoryRecords:
         with self._lock:
             return list(self.events.get(case_id, ()))
 
+    def read_outbox_of(self, case_id: str) -> list[OutboxMessage]:
+        """Every stored message of the case, whatever its status."""
+        with self._lock:
+            return self._outbox.of_case(case_id)
+
     def read_head(self, case_id: str) -> str | None:
         """The hash of the case's latest stored event, or ``None``."""
         with self._lock:
@@ -148,6 +153,10 @@ class MemoryRecords:
             events = {key: [_checked(e) for e in found] for key, found in staged.events.items()}
             records = {key: _checked(record) for key, record in staged.idempotency.items()}
             outbox = {m.id: m.model_dump_json() for m in staged.outbox.values()}
+            erased = {
+                key: [_checked(e) for e in erasure.events]
+                for key, erasure in staged.erasures.items()
+            }
         except PydanticSerializationError as exc:
             raise StoreError(f"cannot store a value that is not JSON data: {exc}") from None
         with self._lock:
@@ -164,6 +173,25 @@ class MemoryRecords:
             self._due.complete(staged.completed)  # a point may be scheduled and fire at once
             pending = (m.id for m in staged.outbox.values() if m.status == "pending")
             self._outbox.put(outbox, pending)
+            for case_id, erasure in staged.erasures.items():
+                self._erase(case_id, erased[case_id], erasure.outbox, erasure.contact)
+
+    def _erase(
+        self,
+        case_id: str,
+        events: list[AuditEvent],
+        outbox: Sequence[OutboxMessage],
+        contact: bool,
+    ) -> None:
+        rewritten = {event.seq: event for event in events}
+        stored = self.events.get(case_id, [])
+        self.events[case_id] = [rewritten.get(event.seq, event) for event in stored]
+        for message in outbox:
+            self._outbox.rewrite(message.id, message.payload, message.last_error)
+        if contact:
+            self._contacts.pop(case_id, None)
+        for key in [k for k, r in self._idempotency.items() if r.case_id == case_id]:
+            del self._idempotency[key]
 
     def _check(self, staged: Staged) -> None:
         for case, _ in staged.added.values():

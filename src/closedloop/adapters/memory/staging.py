@@ -8,6 +8,16 @@ from closedloop.engine.model import AuditEvent, Case, ReporterContact
 from closedloop.engine.ports import DuePoint, IdempotencyRecord, OutboxMessage
 
 
+@dataclass(frozen=True)
+class Erasure:
+    """One case's personal data to erase: events and messages to rewrite (by sequence
+    number and id), and whether its contact data goes."""
+
+    events: tuple[AuditEvent, ...]
+    outbox: tuple[OutboxMessage, ...]
+    contact: bool
+
+
 @dataclass
 class Staged:
     """One transaction's writes, applied together by
@@ -27,11 +37,21 @@ class Staged:
     completed: dict[str, DuePoint] = field(default_factory=dict)
     """Claimed points to mark done, by id."""
     outbox: dict[str, OutboxMessage] = field(default_factory=dict)
+    erasures: dict[str, Erasure] = field(default_factory=dict)
+    """Personal data to erase, by case."""
 
     def writes(self) -> bool:
         """Whether anything is staged."""
         return any(
-            (self.added, self.cases, self.idempotency, self.due_plans, self.completed, self.outbox)
+            (
+                self.added,
+                self.cases,
+                self.idempotency,
+                self.due_plans,
+                self.completed,
+                self.outbox,
+                self.erasures,
+            )
         )
 
     def copy(self) -> Staged:
@@ -45,6 +65,7 @@ class Staged:
             due_plans={key: list(points) for key, points in self.due_plans.items()},
             completed=dict(self.completed),
             outbox=dict(self.outbox),
+            erasures=dict(self.erasures),
         )
 
     def clear(self) -> None:
@@ -54,3 +75,4 @@ class Staged:
         self.due_plans.clear()
         self.completed.clear()
         self.outbox.clear()
+        self.erasures.clear()

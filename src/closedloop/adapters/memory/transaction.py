@@ -6,7 +6,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from closedloop.adapters.memory.records import MemoryRecords
-from closedloop.adapters.memory.staging import Staged
+from closedloop.adapters.memory.staging import Erasure, Staged
 from closedloop.adapters.store_base import StoreTransaction
 from closedloop.engine.model import AuditEvent, Case, ReporterContact
 from closedloop.engine.ports import DuePoint, IdempotencyRecord, OutboxMessage
@@ -36,13 +36,20 @@ class InMemoryTransaction(StoreTransaction):
 
     def get_contact(self, case_id: str) -> ReporterContact | None:
         """The reporter's contact data."""
+        erasure = self.staged.erasures.get(case_id)
+        if erasure is not None and erasure.contact:
+            return None
         if case_id in self.staged.added:
             return self.staged.added[case_id][1]
         return self._records.read_contact(case_id)
 
     def get_events(self, case_id: str) -> list[AuditEvent]:
-        """Stored events followed by this transaction's new ones."""
+        """Stored events (as this transaction erased them) followed by its new ones."""
         stored = [] if case_id in self.staged.added else self._records.read_events(case_id)
+        erasure = self.staged.erasures.get(case_id)
+        if erasure is not None:
+            rewritten = {event.seq: event for event in erasure.events}
+            stored = [rewritten.get(event.seq, event) for event in stored]
         return stored + list(self.staged.events.get(case_id, ()))
 
     def get_head(self, case_id: str) -> str | None:
@@ -101,6 +108,28 @@ class InMemoryTransaction(StoreTransaction):
     def _add_outbox(self, messages: Sequence[OutboxMessage]) -> None:
         for message in messages:
             self.staged.outbox[message.id] = message
+
+    def _outbox_of(self, case_id: str) -> list[OutboxMessage]:
+        staged = [m for m in self.staged.outbox.values() if m.case_id == case_id]
+        return self._records.read_outbox_of(case_id) + staged
+
+    def _erase_personal(
+        self,
+        case_id: str,
+        events: Sequence[AuditEvent],
+        outbox: Sequence[OutboxMessage],
+        contact: bool,
+    ) -> None:
+        for message in outbox:
+            if message.id in self.staged.outbox:
+                self.staged.outbox[message.id] = message
+        earlier = self.staged.erasures.get(case_id)
+        if earlier is not None:
+            kept = {e.seq: e for e in earlier.events} | {e.seq: e for e in events}
+            events = sorted(kept.values(), key=lambda e: e.seq)
+            outbox = [*earlier.outbox, *outbox]
+            contact = contact or earlier.contact
+        self.staged.erasures[case_id] = Erasure(tuple(events), tuple(outbox), contact)
 
     @contextmanager
     def savepoint(self) -> Iterator[None]:

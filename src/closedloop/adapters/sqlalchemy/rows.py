@@ -51,8 +51,29 @@ def case_from_row(body: Mapping[str, Any], version: int) -> Case:
 
 
 def event_values(event: AuditEvent) -> dict[str, Any]:
-    """The ``case_events`` row of ``event``."""
-    return _with_json(event, "payload", "changes")
+    """The ``case_events`` row of ``event`` (without ``sealed`` when it has no seals, as
+    events were stored before seals existed)."""
+    if not event.sealed:
+        values = _with_json(event, "payload", "changes")
+        del values["sealed"]
+        return values
+    return _with_json(event, "payload", "changes", "sealed")
+
+
+def erased_event_values(event: AuditEvent) -> dict[str, Any]:
+    """The parameters of ``ERASE_EVENT`` for ``event``."""
+    values = event_values(event)
+    return {
+        "e_case": event.case_id,
+        "e_seq": event.seq,
+        **{name: values[name] for name in ("payload", "reason", "changes", "sealed")},
+    }
+
+
+def erased_outbox_values(message: OutboxMessage) -> dict[str, Any]:
+    """The parameters of ``ERASE_OUTBOX`` for ``message``."""
+    values = outbox_values(message)
+    return {"m_id": message.id, "payload": values["payload"], "last_error": message.last_error}
 
 
 def event_from_row(row: RowMapping) -> AuditEvent:

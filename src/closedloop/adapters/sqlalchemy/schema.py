@@ -41,7 +41,7 @@ from sqlalchemy.types import TypeDecorator
 
 from closedloop.engine.clock import utc
 
-HEAD_REVISION = "0005"
+HEAD_REVISION = "0007"
 """The Alembic revision that :data:`metadata` corresponds to.
 
 A store that creates its schema itself records this revision, so a later
@@ -156,7 +156,13 @@ search_text: ColumnElement[str] = literal_column(
 )
 """PostgreSQL: the text a ``text`` criterion searches (description, then address)."""
 
-Index("ix_closedloop_cases_reporter_id", cases.c.reporter_id)
+Index(
+    "ix_closedloop_cases_reporter_urgency",
+    cases.c.reporter_id,
+    urgency_rank,
+    cases.c.due_at,
+    cases.c.row_id,
+)
 Index("ix_closedloop_cases_channel", cases.c.channel)
 Index("ix_closedloop_cases_reported_at_row_id", cases.c.reported_at, cases.c.row_id)
 Index("ix_closedloop_cases_urgency", urgency_rank, cases.c.due_at, cases.c.row_id)
@@ -202,12 +208,14 @@ EXPRESSION_INDEXES = {
     "sqlite": (
         "ix_closedloop_cases_urgency",
         "ix_closedloop_cases_lead_unit_urgency",
+        "ix_closedloop_cases_reporter_urgency",
         "ix_closedloop_cases_supervised",
         "ix_closedloop_cases_merged_into",
     ),
     "postgresql": (
         "ix_closedloop_cases_urgency",
         "ix_closedloop_cases_lead_unit_urgency",
+        "ix_closedloop_cases_reporter_urgency",
         "ix_closedloop_cases_supervised_pg",
         "ix_closedloop_cases_merged_into_pg",
         "ix_closedloop_cases_followers",
@@ -318,6 +326,7 @@ case_events = Table(
     Column("changes", JSON, nullable=False),
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
+    Column("sealed", JSON),
     PrimaryKeyConstraint("case_id", "seq"),
     comment="Append-only audit trail; each hash covers the event and the previous hash.",
 )

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from closedloop.adapters.sqlalchemy.rows import DONE, LIVE
 from closedloop.adapters.sqlalchemy.schema import (
+    CASE_TEXT,
     case_events,
     cases,
     due_points,
@@ -61,6 +62,30 @@ EVENTS = (
     .order_by(case_events.c.seq)
 )
 IDEMPOTENCY = select(idempotency_keys).where(idempotency_keys.c.key == bindparam("key"))
+OUTBOX_OF = (
+    select(outbox).where(outbox.c.case_id == bindparam("case_id")).order_by(outbox.c.created_at)
+)
+ERASE_EVENT = (
+    update(case_events)
+    .where(case_events.c.case_id == bindparam("e_case"), case_events.c.seq == bindparam("e_seq"))
+    .values(
+        payload=bindparam("payload"),
+        reason=bindparam("reason"),
+        changes=bindparam("changes"),
+        sealed=bindparam("sealed"),
+    )
+)
+ERASE_OUTBOX = (
+    update(outbox)
+    .where(outbox.c.id == bindparam("m_id"))
+    .values(payload=bindparam("payload"), last_error=bindparam("last_error"))
+)
+DROP_CONTACT = delete(reporter_contacts).where(reporter_contacts.c.case_id == bindparam("case_id"))
+MERGE_SEARCH_TEXT = text(f"INSERT INTO {CASE_TEXT} ({CASE_TEXT}) VALUES ('optimize')")
+"""SQLite: merge the search index's segments, dropping the text of changed rows."""
+DROP_IDEMPOTENCY = delete(idempotency_keys).where(
+    idempotency_keys.c.case_id == bindparam("case_id")
+)
 
 ADD_CASE = insert(cases)
 ADD_CONTACT = insert(reporter_contacts)

@@ -9,6 +9,7 @@ from typing import TypeVar
 from sqlalchemy import URL, Connection, Engine, select
 
 from closedloop.adapters.sqlalchemy import event_stream, leases, queries
+from closedloop.adapters.sqlalchemy import statements as sql
 from closedloop.adapters.sqlalchemy.checkpoints import SQLCheckpoints
 from closedloop.adapters.sqlalchemy.engines import Synchronous, begin, connect, make_engine
 from closedloop.adapters.sqlalchemy.failures import retrying, translated
@@ -108,6 +109,13 @@ class SQLStore(CaseQueries, EventStream, SQLCheckpoints):
     def case_ids(self) -> list[str]:
         """Every case id, oldest first."""
         return self._read("list cases", lambda c: list(c.execute(_CASE_IDS).scalars()))
+
+    def finish_erasures(self) -> None:
+        """Drop what the database keeps of erased text beyond the rows: on SQLite, the
+        full-text index keeps a changed row's old text in its segments until they are
+        merged, so they are merged here (once per purge, not per case)."""
+        if self._engine.dialect.name == "sqlite":
+            self._write("merge the search index", lambda c: c.execute(sql.MERGE_SEARCH_TEXT))
 
     def close(self) -> None:
         """Release the connections (only those of an engine this store created)."""

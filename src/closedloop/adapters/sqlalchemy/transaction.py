@@ -161,6 +161,28 @@ class SQLTransaction(StoreTransaction):
         with self._errors("write outbox messages", first.case_id, duplicate=clash):
             self._write(sql.ADD_OUTBOX, [rows.outbox_values(m) for m in messages])
 
+    def _outbox_of(self, case_id: str) -> list[OutboxMessage]:
+        with self._errors("read outbox messages", case_id):
+            found = self._conn().execute(sql.OUTBOX_OF, {"case_id": case_id}).mappings().all()
+        return [rows.outbox_from_row(row) for row in found]
+
+    def _erase_personal(
+        self,
+        case_id: str,
+        events: Sequence[AuditEvent],
+        outbox: Sequence[OutboxMessage],
+        contact: bool,
+    ) -> None:
+        with self._errors("erase personal data", case_id):
+            if events:
+                self._write(sql.ERASE_EVENT, [rows.erased_event_values(e) for e in events])
+            if outbox:
+                self._write(sql.ERASE_OUTBOX, [rows.erased_outbox_values(m) for m in outbox])
+            if contact:
+                self._write(sql.DROP_CONTACT, {"case_id": case_id})
+                self._contacts[case_id] = None
+            self._write(sql.DROP_IDEMPOTENCY, {"case_id": case_id})
+
     # -- savepoints ------------------------------------------------------------------
 
     @contextmanager

@@ -1,0 +1,326 @@
+"""Personal data over its life, on every store: retention purges, subject access and
+erasure leave no purged value anywhere in the database, every chain verifying, replay
+giving the stored (redacted) case and the metrics unchanged."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from sqlalchemy import create_engine, inspect, text
+
+from closedloop import Engine, metrics, workflows
+from closedloop.adapters.memory import InMemoryStore
+from closedloop.engine.audit import replay
+from closedloop.engine.definition import Workflow
+from closedloop.engine.delivery import RetryPolicy
+from closedloop.engine.ports import CaseStore, Notification
+from closedloop.errors import DeliveryFailed, ErasureRefused, PermissionDenied
+from closedloop.testing import ManualClock
+from tests.cast import CITIZEN, DISPATCHER, OTHER_CITIZEN, WATER
+from tests.conftest import Backend
+
+NAME = "Zhangsecret Name"
+PHONE = "13912345678"
+EMAIL = "secret.person@example.org"
+DESCRIPTION = "Water leaking beside Secretstreet 17, since Monday"
+ADDRESS = "Secretstreet 17"
+MEDIA_URL = "https://media.example/secret-photo.jpg"
+INFO = "Ring twice at the secret door"
+COMMENT = "Secretcomment: thanks"
+SECRETS = (NAME, PHONE, EMAIL, DESCRIPTION, ADDRESS, MEDIA_URL, INFO, COMMENT)
+SHA = "ab" * 32
+ONCE = RetryPolicy(max_attempts=1)
+
+
+def with_retention(**privacy: Any) -> Workflow:
+    return Workflow.from_dict(retention_data(**privacy))
+
+
+def retention_data(**privacy: Any) -> dict[str, Any]:
+    """The standard workflow's definition with a retention section."""
+    data: dict[str, Any] = yaml.safe_load(workflows.standard_yaml())
+    data["retention"] = [
+        {"data": ["contact", "inputs"], "after": "30 days", "name": "contact after close"},
+        {"data": ["description", "location", "media"], "after": "90 days", "from": "reported"},
+    ]
+    if privacy:
+        data["privacy"] = privacy
+    return data
+
+
+class Refusing:
+    """A notifier that always fails: every message becomes a dead letter."""
+
+    def send(self, notification: Notification) -> None:
+        raise DeliveryFailed(notification.channel, notification.id, "unreachable")
+
+
+def closed_case(engine: Engine, clock: ManualClock) -> str:
+    """A case that went the whole loop, its reporter's data in every place it reaches:
+    the contact row, the description, address and media in the trail, the reporter's
+    own words, the outbox (one message sent to dead letters, others pending)."""
+    case = engine.report(
+        CITIZEN,
+        description=DESCRIPTION,
+        location={"address": ADDRESS, "area": "A1", "lat": 31.2, "long": 121.4},
+        contact={"name": NAME, "phone": PHONE, "email": EMAIL},
+        media=[{"url": MEDIA_URL, "content_type": "image/jpeg", "sha256": SHA}],
+        idempotency_key=f"report {EMAIL}",
+    )
+    engine.trigger(case.id, "classify", by=DISPATCHER, category="01.01")
+    engine.trigger(case.id, "dispatch", by=DISPATCHER, unit="water", reason="the water unit")
+    engine.deliver()  # the assignment (with the description and address) goes dead
+    engine.trigger(case.id, "accept", by=WATER)
+    engine.trigger(case.id, "request_info", by=WATER, question="which door?")
+    engine.trigger(case.id, "provide_info", by=CITIZEN, info=INFO)
+    engine.trigger(case.id, "submit_result", by=WATER, result="pipe fixed")
+    engine.trigger(case.id, "feedback", by=DISPATCHER, message="fixed")
+    engine.trigger(case.id, "confirm", by=CITIZEN, resolved="yes", comment=COMMENT)
+    clock.advance(hours=1)
+    return case.id
+
+
+def database_text(backend: Backend, store: CaseStore) -> bytes:
+    """Everything the database holds, as bytes: the SQLite file after a VACUUM, every
+    table of the PostgreSQL schema as text, the in-memory store's rows."""
+    if backend.name == "memory":
+        assert isinstance(store, InMemoryStore)
+        return repr(vars(store._records)).encode() + repr(vars(store._records._outbox)).encode()
+    url, schema = backend._where[id(store)]
+    store.close()  # type: ignore[attr-defined]
+    if backend.name == "sqlite":
+        path = Path(url.removeprefix("sqlite:///"))
+        with sqlite3.connect(path) as connection:
+            connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        connection = sqlite3.connect(path)
+        connection.execute("VACUUM")
+        connection.close()
+        return path.read_bytes()
+    engine = create_engine(url)
+    dumped = []
+    with engine.connect() as connection:
+        for table in inspect(connection).get_table_names(schema=schema):
+            rows = connection.execute(text(f'SELECT t::text FROM "{schema}"."{table}" t'))
+            dumped += [row[0] for row in rows]
+    engine.dispose()
+    return "\n".join(dumped).encode()
+
+
+def metric_exports(store: CaseStore, as_of: Any) -> list[str]:
+    week = metrics.Period.days(date(2026, 1, 1), date(2026, 1, 31))
+    return [
+        metrics.to_json(metrics.compute(store, week, by="unit", as_of=as_of)),
+        metrics.to_json(metrics.signals(store, week, as_of=as_of)),
+        metrics.to_json(metrics.daily(store, week, as_of=as_of)),
+    ]
+
+
+def test_a_purge_leaves_no_purged_value_and_every_chain_verifies(
+    backend: Backend, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = backend.fresh()
+    clock = ManualClock()
+    engine = Engine(with_retention(), store=store, clock=clock, notifier=Refusing(), retry=ONCE)
+    case_id = closed_case(engine, clock)
+    other = engine.report(OTHER_CITIZEN, description="a lamp is out", location={"area": "A1"})
+    as_of = clock.now()
+    before = metric_exports(store, as_of)
+    assert engine.dead_letters()
+    assert engine.subject_report(CITIZEN.id)["cases"]
+
+    clock.advance(days=29)
+    assert engine.purge().purged == ()
+    clock.advance(days=2)
+    dry = engine.purge(dry_run=True)
+    assert [(p.case_id, p.data, p.rule) for p in dry.purged] == [
+        (case_id, ("contact", "inputs"), "contact after close")
+    ]
+    assert engine.get(case_id, viewer=DISPATCHER).contact is not None  # a dry run erases nothing
+    with caplog.at_level(logging.DEBUG):
+        done = engine.purge()
+    assert done.purged == dry.purged
+    assert not done.dry_run
+    clock.advance(days=60)
+    later = engine.purge()
+    assert [(p.case_id, p.data) for p in later.purged] == [
+        (case_id, ("description", "location", "media")),
+        (other.id, ("description", "location", "media")),
+    ]
+    assert engine.purge().purged == ()  # nothing is purged twice
+
+    for found in (case_id, other.id):
+        assert engine.verify(found).ok, engine.verify(found).problems
+    events = engine.history(case_id)
+    stored = engine.get(case_id, viewer=DISPATCHER)
+    assert replay(events).model_dump(exclude={"contact"}) == stored.model_dump(exclude={"contact"})
+    assert stored.description == "[purged]"
+    assert stored.location.address == "[purged]"
+    assert stored.contact is None
+    assert stored.purged == (
+        "contact",
+        "description",
+        "location",
+        "media",
+        "inputs",
+    )
+    purges = [e for e in events if e.trigger == "purged"]
+    assert [e.payload for e in purges] == [
+        {"data": ["contact", "inputs"], "rule": "contact after close"},
+        {"data": ["description", "location", "media"], "rule": "retention[1]"},
+    ]
+    assert metric_exports(store, as_of) == before
+    assert not any(secret in caplog.text for secret in SECRETS)
+    everything = database_text(backend, store)
+    assert [s for s in SECRETS if s.encode() in everything] == []
+    assert b"[purged]" in everything
+
+
+def test_subject_access_and_erasure_on_request(backend: Backend) -> None:
+    store = backend.fresh()
+    clock = ManualClock()
+    workflow = with_retention(force_erase=["supervisor"])
+    engine = Engine(workflow, store=store, clock=clock, notifier=Refusing(), retry=ONCE)
+    case_id = closed_case(engine, clock)
+    still_open = engine.report(
+        CITIZEN, description=f"{DESCRIPTION} again", contact={"phone": PHONE}
+    )
+
+    held = engine.subject_report(CITIZEN.id)
+    assert [c["case"]["id"] for c in held["cases"]] == [case_id, still_open.id]
+    first = held["cases"][0]
+    assert first["case"]["contact"] == {"name": NAME, "phone": PHONE, "email": EMAIL}
+    assert [i["trigger"] for i in first["inputs"]] == ["report", "provide_info", "confirm"]
+    assert {n["event"] for n in first["notifications"]} == {"request_info", "feedback"}
+
+    with pytest.raises(ErasureRefused, match="still open"):
+        engine.erase_subject(CITIZEN.id, by=DISPATCHER)
+    with pytest.raises(PermissionDenied):
+        engine.erase_subject(CITIZEN.id, by=DISPATCHER, force=True)
+    supervisor = DISPATCHER.__class__("sup-1", roles={"supervisor"})
+    report = engine.erase_subject(CITIZEN.id, by=supervisor, force=True)
+    assert [p.case_id for p in report.purged] == [case_id, still_open.id]
+    erasure = engine.history(still_open.id)[-1]
+    assert (erasure.trigger, erasure.actor, erasure.role) == ("purged", "sup-1", "supervisor")
+    assert erasure.payload == {
+        "data": ["contact", "description", "location", "media", "inputs"],
+        "rule": "erasure request",
+    }
+    for found in (case_id, still_open.id):
+        assert engine.verify(found).ok, engine.verify(found).problems
+    after = engine.subject_report(CITIZEN.id)
+    assert [c["case"]["contact"] for c in after["cases"]] == [None, None]
+    everything = database_text(backend, store)
+    assert [s for s in SECRETS if s.encode() in everything] == []
+
+
+def test_a_trail_written_without_a_retention_section_is_not_sealed_and_still_verifies() -> None:
+    clock = ManualClock()
+    store = InMemoryStore()
+    plain = Engine(workflows.standard(), store=store, clock=clock)
+    case = plain.report(CITIZEN, description=DESCRIPTION, contact={"phone": PHONE})
+    assert [e.sealed for e in plain.history(case.id)] == [{}]
+    plain.trigger(case.id, "reject", by=DISPATCHER, reason="not ours")
+    sealing = Engine(with_retention(), store=store, clock=clock)
+    clock.advance(days=100)
+    report = sealing.purge()
+    assert report.unsealed == (case.id,)  # its description is inside the old hashes
+    assert sealing.verify(case.id).ok
+    assert sealing.get(case.id, viewer=DISPATCHER).contact is None
+
+
+def test_a_changed_personal_value_fails_verification() -> None:
+    store = InMemoryStore()
+    engine = Engine(with_retention(), store=store, clock=ManualClock())
+    case = engine.report(CITIZEN, description=DESCRIPTION)
+    first = store._records.events[case.id][0]
+    changes = {**first.changes, "description": "something else"}
+    store._records.events[case.id][0] = first.model_copy(update={"changes": changes})
+    problems = engine.verify(case.id).problems
+    assert "event 1: the personal field changes/description does not match its digest" in problems
+
+
+def test_retention_rules_are_checked_at_load() -> None:
+    from closedloop.errors import InvalidWorkflow
+
+    data = workflows.standard().model_dump(by_alias=True, exclude_defaults=True)
+    data["retention"] = [{"data": ["contact"], "after": "5 working days"}]
+    data["privacy"] = {"force_erase": ["nobody"]}
+    with pytest.raises(InvalidWorkflow) as caught:
+        Workflow.from_dict(data)
+    assert list(caught.value.problems) == [
+        "privacy.force_erase[0]: unknown role 'nobody'",
+        "retention[0].after: is counted in natural time; write days, not working days",
+    ]
+
+
+def test_the_worker_purges_on_its_schedule() -> None:
+    from closedloop.engine.worker import MIN_PAUSE, Worker
+
+    clock = ManualClock()
+    engine = Engine(with_retention(), store=InMemoryStore(), clock=clock)
+    case = engine.report(CITIZEN, description=DESCRIPTION, contact={"phone": PHONE})
+    engine.trigger(case.id, "reject", by=DISPATCHER, reason="not ours")
+    worker = Worker(engine, purge_every=timedelta(days=1), deliver=False)
+    first = worker.run_once().purge  # the first round purges: nothing is due yet
+    assert first is not None
+    assert first.purged == ()
+    clock.advance(days=31)
+    assert worker.pause() == MIN_PAUSE  # the purge is due
+    purged = worker.run_once().purge
+    assert purged is not None
+    assert [p.case_id for p in purged.purged] == [case.id]
+    assert worker.run_once().purge is None  # not again until a day has passed
+    assert engine.get(case.id, viewer=DISPATCHER).contact is None
+
+
+def test_the_command_line_lists_what_is_due_then_purges_it(tmp_path: Path) -> None:
+    from closedloop.adapters.sqlalchemy import SQLStore
+    from tests.integration.cli_runs import run
+
+    data = retention_data()
+    (tmp_path / "workflow.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
+    workflow = Workflow.from_dict(data)
+    store = SQLStore(f"sqlite:///{tmp_path / 'cases.db'}")
+    clock = ManualClock(datetime.now(UTC) - timedelta(days=40))
+    engine = Engine(workflow, store=store, clock=clock, id_factory=lambda: "case-1")
+    case = engine.report(CITIZEN, description=DESCRIPTION, contact={"phone": PHONE})
+    engine.trigger(case.id, "reject", by=DISPATCHER, reason="not ours")
+    store.close()
+
+    args = ("privacy", "purge", "cases.db", "--workflow", "workflow.yaml")
+    dry = run(tmp_path, *args, "--dry-run")
+    assert (dry.returncode, dry.stdout) == (
+        0,
+        "case-1  contact,inputs  contact after close\n1 due\n",
+    )
+    done = run(tmp_path, *args)
+    assert (done.returncode, done.stdout) == (
+        0,
+        "case-1  contact,inputs  contact after close\n1 purged\n",
+    )
+
+
+def test_rules_from_the_close_purge_final_cases_of_their_channel_only() -> None:
+    data = retention_data()
+    data["retention"] = [{"data": ["contact"], "after": "10 days", "channels": ["hotline"]}]
+    clock = ManualClock()
+    engine = Engine(Workflow.from_dict(data), store=InMemoryStore(), clock=clock)
+    cases = [
+        engine.report(CITIZEN, description="one", contact={"phone": PHONE}, channel=channel)
+        for channel in ("hotline", "hotline", "app")
+    ]
+    for case in (cases[0], cases[2]):
+        engine.trigger(case.id, "reject", by=DISPATCHER, reason="not ours")
+    clock.advance(days=10)
+    assert [p.case_id for p in engine.purge().purged] == [cases[0].id]
+    assert [engine.get(c.id, viewer=DISPATCHER).contact is None for c in cases] == [
+        True,
+        False,
+        False,
+    ]
