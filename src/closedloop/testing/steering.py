@@ -144,6 +144,7 @@ class Steering:
         }
         self.final = frozenset(s.name for s in workflow.states if s.final)
         self._globals = {r.name for r in workflow.roles if r.kind == "global"}
+        self.depth: dict[str, int] = self._depths()
         sees_all = {r.name for r in workflow.roles if r.kind != "global" or r.sees_all}
         self.own_roles: dict[str, tuple[str, ...]] = {
             t.name: tuple(r for r in t.roles if r not in sees_all and r in self._globals)
@@ -159,6 +160,14 @@ class Steering:
     def hard(self) -> list[tuple[str, str]]:
         """Every declared pair, repeated once per step its state lies from the initial
         state and twice more if it ends the case: the pairs random steps reach least."""
+        weights = {
+            (state, t): self.depth.get(state, 0) + 1 + 2 * (set(self.leads[t]) <= self.final)
+            for state, t in self.pairs
+        }
+        return [pair for pair in self.pairs for _ in range(weights[pair])]
+
+    def _depths(self) -> dict[str, int]:
+        """Steps from the initial state to each state it reaches."""
         depth = {self.workflow.initial.name: 0}
         frontier = [self.workflow.initial.name]
         while frontier:
@@ -168,11 +177,7 @@ class Steering:
                     if d not in depth:
                         depth[d] = depth[state] + 1
                         frontier.append(d)
-        weights = {
-            (state, t): depth.get(state, 0) + 1 + 2 * (set(self.leads[t]) <= self.final)
-            for state, t in self.pairs
-        }
-        return [pair for pair in self.pairs for _ in range(weights[pair])]
+        return depth
 
     def toward(
         self,
@@ -180,8 +185,8 @@ class Steering:
         fired: Iterable[tuple[str, str]],
         focus: tuple[str, str] | None = None,
     ) -> list[str]:
-        """Triggers worth firing from ``state``: those not yet fired from it (the ones
-        that keep the case open listed three times, to be drawn more often), else those
+        """Triggers worth firing from ``state``: those not yet fired from it (weighted by
+        repetition: one that ends the case less often near the start), else those
         leading nearest to a state with a pair not fired, else every trigger declared
         from it."""
         done = set(fired)
@@ -195,8 +200,12 @@ class Steering:
                 return ahead * 3 + self.toward(state, done)
         unreached = [t for t in self.declared[state] if (state, t) not in done]
         if unreached:
-            onward = [t for t in unreached if not set(self.leads[t]) <= self.final]
-            return [*onward, *onward, *unreached]
+            # A trigger that ends the case weighs less near the start, where the loop
+            # comes back cheaply, and as much as the others from three steps in.
+            ends = min(self.depth.get(state, 0), 3)
+            return [
+                t for t in unreached for _ in range(ends if set(self.leads[t]) <= self.final else 3)
+            ]
         distance = self.distances(done)
         here = distance.get(state)
         if here is None:
