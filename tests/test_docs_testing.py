@@ -55,11 +55,11 @@ def test_the_worked_example_finds_the_trap_then_passes_once_fixed(worked_example
     shown = next(text for language, _, text in blocks() if language == "text")
     for line in shown.splitlines():
         wanted = line.removeprefix("E").strip()
-        # The error and the first step are stable; how Hypothesis splits the shrunk walk
-        # into rule calls may vary between its versions, so only its presence is checked.
+        # The error and the first step are stable; how Hypothesis shrinks the steered
+        # tour's draws may vary between its versions, so only its presence is checked.
         if wanted.startswith(("AssertionError:", "state.first_report")):
             assert wanted in failed.stdout, f"the page shows {wanted!r}; the run did not"
-    assert "state.walk(data=data(...), steps=" in failed.stdout
+    assert "state.tour(data=data(...), steps=" in failed.stdout
     diff = next(text for language, name, text in blocks() if language == "diff")
     apply(diff, worked_example / "potholes.py")
     passed = run_pytest(worked_example)

@@ -34,8 +34,10 @@ def test_the_state_machine_holds_on_generated_workflows() -> None:
     seen: set[str] = set()
     inner = settings(
         settings.default,
-        max_examples=max(4, settings.default.max_examples // 50),
-        stateful_step_count=30,
+        max_examples=max(2, settings.default.max_examples // 50),
+        # Each example starts with a steered tour of up to two commands per declared
+        # (state, trigger) pair; a few random steps after it are enough here.
+        stateful_step_count=10,
         report_multiple_bugs=False,
     )
 

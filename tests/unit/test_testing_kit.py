@@ -61,6 +61,7 @@ def restore_profile() -> Iterator[None]:
         ({"CI": "1"}, "ci"),
         ({"CI": "false"}, "dev"),
         ({"CI": "true", "HYPOTHESIS_PROFILE": "thorough"}, "thorough"),
+        ({"HYPOTHESIS_PROFILE": "quick"}, "quick"),
         ({"MY_PROFILE": "ci"}, "dev"),
     ],
 )
@@ -87,4 +88,9 @@ def test_the_ci_profile_is_bounded_reproducible_and_quick_to_report() -> None:
     assert Phase.explain not in ci.phases
     thorough = settings.get_profile("thorough")
     assert thorough.max_examples > 10 * ci.max_examples
+    assert Phase.explain not in thorough.phases
+    quick = settings.get_profile("quick")
+    assert quick.max_examples < ci.max_examples
+    assert quick.stateful_step_count < ci.stateful_step_count
+    assert Phase.explain not in quick.phases
     assert thorough.deadline is None

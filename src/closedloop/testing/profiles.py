@@ -1,14 +1,16 @@
 """Hypothesis settings profiles for closedloop's property tests, and for yours.
 
+* ``quick``: a handful of short examples, random, for a check that takes seconds
+  (before a commit, or while writing a workflow).
 * ``ci``: a bounded number of examples, no deadline (a commit on a loaded CI runner
   can take a while), derandomized so that every run tries the same examples, no
   example database, and a reproduction blob printed with every failure.
 * ``dev``: the same number of examples, random and remembered, for the edit-test loop.
 * ``thorough``: many examples and longer stateful runs, for a long local run.
 
-``ci`` and ``dev`` leave out Hypothesis's *explain* phase: on a failing stateful test
-it replays the program about a thousand times under a tracer, which for a workflow
-takes minutes where shrinking took seconds. ``thorough`` keeps it.
+No profile runs Hypothesis's *explain* phase: on a failing stateful test it replays
+the program about a thousand times under a tracer, which for a workflow takes minutes
+where shrinking took seconds.
 
 Call :func:`register_profiles` once (in a ``conftest.py``), then
 :func:`load_profile_from_env`::
@@ -16,7 +18,7 @@ Call :func:`register_profiles` once (in a ``conftest.py``), then
     from closedloop.testing import load_profile_from_env, register_profiles
 
     register_profiles()
-    load_profile_from_env()   # HYPOTHESIS_PROFILE=thorough pytest ...
+    load_profile_from_env()   # HYPOTHESIS_PROFILE=quick|ci|dev|thorough pytest ...
 
 Requires ``hypothesis`` (in the ``dev`` extra).
 """
@@ -29,9 +31,13 @@ from collections.abc import Mapping
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis.errors import InvalidArgument
 
-PROFILES: tuple[str, ...] = ("ci", "dev", "thorough")
+PROFILES: tuple[str, ...] = ("quick", "ci", "dev", "thorough")
 """The profiles :func:`register_profiles` registers."""
 
+QUICK_EXAMPLES = 8
+"""Examples per test under the ``quick`` profile."""
+QUICK_STEPS = 20
+"""Steps per stateful example under the ``quick`` profile (after the steered tour)."""
 CI_EXAMPLES = 40
 """Examples per test under the ``ci`` and ``dev`` profiles."""
 THOROUGH_EXAMPLES = 1000
@@ -39,13 +45,23 @@ THOROUGH_EXAMPLES = 1000
 
 
 def register_profiles() -> None:
-    """Register the ``ci``, ``dev`` and ``thorough`` profiles with Hypothesis.
+    """Register the ``quick``, ``ci``, ``dev`` and ``thorough`` profiles with Hypothesis.
 
     Registering again replaces them with the same values, so calling this from more
     than one ``conftest.py`` is harmless.
     """
     slow = [HealthCheck.too_slow]
-    quick = [p for p in Phase if p is not Phase.explain]
+    no_explain = [p for p in Phase if p is not Phase.explain]
+    settings.register_profile(
+        "quick",
+        max_examples=QUICK_EXAMPLES,
+        stateful_step_count=QUICK_STEPS,
+        deadline=None,
+        database=None,
+        print_blob=True,
+        suppress_health_check=slow,
+        phases=no_explain,
+    )
     settings.register_profile(
         "ci",
         max_examples=CI_EXAMPLES,
@@ -54,9 +70,9 @@ def register_profiles() -> None:
         database=None,
         print_blob=True,
         suppress_health_check=slow,
-        phases=quick,
+        phases=no_explain,
     )
-    settings.register_profile("dev", max_examples=CI_EXAMPLES, deadline=None, phases=quick)
+    settings.register_profile("dev", max_examples=CI_EXAMPLES, deadline=None, phases=no_explain)
     settings.register_profile(
         "thorough",
         max_examples=THOROUGH_EXAMPLES,
@@ -64,6 +80,7 @@ def register_profiles() -> None:
         deadline=None,
         print_blob=True,
         suppress_health_check=slow,
+        phases=no_explain,
     )
 
 

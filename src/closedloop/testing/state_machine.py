@@ -31,16 +31,16 @@ from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Any
 
-from hypothesis import event, target
+from hypothesis import event
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from closedloop.engine.definition import Workflow
+from closedloop.engine.definition import TransitionSpec, Workflow
 from closedloop.engine.model import Actor, Case
 from closedloop.engine.ports import CaseStore, DuePoint
 from closedloop.engine.service import Engine
 from closedloop.errors import ClosedLoopError
-from closedloop.testing import invariants, permissions, strategies
+from closedloop.testing import invariants, permissions, steering, strategies
 from closedloop.testing.clock import ManualClock
 
 StoreFactory = Callable[[], CaseStore]
@@ -86,9 +86,26 @@ def workflow_state_machine(
     triggers = {s.name: strategies.triggers(workflow, s.name) for s in workflow.states}
     payloads = {t.name: strategies.payloads(workflow, t) for t in workflow.transitions}
     coverage = Coverage(workflow)
+    words = steering.vocabulary(options)
+    steer = steering.Steering(workflow)
+    valid_reports = steering.valid_reports(words)
+    tour_steps = 2 * len(steer.pairs)
+    hard = steer.hard
     declared = {
         s.name: [t.name for t in workflow.transitions_from(s.name)] for s in workflow.states
     }
+
+    def _may(case: Case, actor: Actor, transition: TransitionSpec) -> bool:
+        return permissions.may_act(workflow, case, actor, transition)
+
+    def _intruders(case: Case, transition: TransitionSpec) -> st.SearchStrategy[Actor] | None:
+        """Actors the declared rules do not allow to fire ``transition`` on ``case``:
+        two times in three a party to the case, where a wrong rule is likeliest."""
+        barred = [a for a in permissions.parties(workflow, case) if not _may(case, a, transition)]
+        others = [a for a in pool if not _may(case, a, transition)]
+        if barred and others:
+            return strategies.weighted((2, st.sampled_from(barred)), (1, st.sampled_from(others)))
+        return st.sampled_from(barred or others) if barred or others else None
 
     class WorkflowMachine(RuleBasedStateMachine):
         def __init__(self) -> None:
@@ -105,6 +122,8 @@ def workflow_state_machine(
             self.checked: set[tuple[str, int, int]] = set()
             self.moving: set[tuple[tuple[str, int, int], datetime]] = set()
             self.fired: set[tuple[str, str]] = set()
+            self.aims: list[tuple[str, str]] = []
+            self.tries: dict[tuple[str, str], int] = {}
 
         @initialize(reporter=st.sampled_from(pool))
         def first_report(self, reporter: Actor) -> None:
@@ -160,30 +179,54 @@ def workflow_state_machine(
                 return
             name = data.draw(st.sampled_from(declared[stored.state]), label="trigger")
             transition = workflow.transition(name)
-            candidates = [*pool, *permissions.parties(workflow, stored)]
-            others = [
-                a for a in candidates if not permissions.may_act(workflow, stored, a, transition)
-            ]
-            if others:
-                actor = data.draw(st.sampled_from(others), label="actor")
+            intruders = _intruders(stored, transition)
+            if intruders is not None:
+                actor = data.draw(intruders, label="actor")
                 self._command(case_id, name, actor, data.draw(payloads[name], label="payload"))
+
+        @initialize(data=st.data(), steps=st.integers(0, tour_steps))
+        def tour(self, data: st.DataObject, steps: int) -> None:
+            """Before the random steps: commands by entitled actors with valid payloads,
+            steered towards the (state, trigger) pairs this example has not fired, on
+            the case nearest to one, reporting a new case when every case has ended.
+            Each example aims at the pairs in an order of its own (``aims``, the first
+            most often a deep one or one that ends the case), giving one up after three
+            tries."""
+            first = data.draw(st.sampled_from(hard), label="first aim")
+            self.aims = [first, *data.draw(st.permutations(steer.pairs), label="aims")]
+            for _ in range(steps):
+                opened = len(self.versions) < max_cases
+                if not set(self.versions) - self.final:
+                    if not opened:
+                        return
+                    report = data.draw(valid_reports, label="report")
+                    self._report(report, data.draw(st.sampled_from(pool), label="reporter"))
+                    continue
+                own = self._own_reporter()
+                if own is not None and opened:
+                    # The aim is open only to its reporter: report a case as its holder.
+                    self._report(data.draw(valid_reports, label="report"), own)
+                    continue
+                self._steered_command(data, data.draw(self._steered_case(), label="case"))
+                # After every command, as between rules; a case the tour moved on was
+                # not stuck, so liveness waits for the end of the tour.
+                self._hold(moving=False)
 
         @precondition(lambda self: bool(set(self.versions) - self.final))
         @rule(data=st.data(), steps=st.integers(1, 8))
         def walk(self, data: st.DataObject, steps: int) -> None:
-            """Several commands in a row by entitled actors: gets deep into the loop."""
-            case_id = data.draw(self._cases(), label="case")
+            """Several commands in a row on one case, steered as in ``tour``: gets deep
+            into the loop."""
+            case_id = data.draw(self._steered_case(), label="case")
             for _ in range(steps):
-                stored = invariants.snapshot(self.engine, case_id).case
-                if workflow.state(stored.state).final:
+                if not self._steered_command(data, case_id):
                     return
-                name = data.draw(self._trigger(stored.state), label="trigger")
-                transition = workflow.transition(name)
-                actor = data.draw(
-                    strategies.fitting_actors(workflow, stored, transition, pool), label="actor"
-                )
-                payload = data.draw(payloads[name], label="payload")
-                self._command(case_id, name, actor, payload)
+
+        @precondition(lambda self: len(self.versions) < max_cases)
+        @rule(report=valid_reports, reporter=st.sampled_from(pool))
+        def report_valid(self, report: dict[str, Any], reporter: Actor) -> None:
+            """A report the responsibility list can route (a category and area it names)."""
+            self._report(report, reporter)
 
         @rule(minutes=st.integers(min_value=1, max_value=60 * 24 * 12), then_tick=st.booleans())
         def advance_clock(self, minutes: int, then_tick: bool) -> None:
@@ -225,12 +268,14 @@ def workflow_state_machine(
             self.restarts += 1
 
         def teardown(self) -> None:
-            # Hypothesis favours programs that fire many distinct (state, trigger) pairs.
-            target(float(len(self.fired)), label="(state, trigger) pairs fired")
             _close(self.store)
 
         @invariant()
         def closed_loop_holds(self) -> None:
+            self._hold(liveness)
+
+        def _hold(self, moving: bool) -> None:
+            """The invariants, with liveness when ``moving``."""
             # A case is checked again when its version, the store object (a restart)
             # or, for liveness, the time has changed: nothing else can change it.
             now = self.clock.now()
@@ -240,7 +285,7 @@ def workflow_state_machine(
                     seen = invariants.check_case(self.engine, case_id, version=version)
                     invariants.check_timers(self.engine, case_id, seen)
                     self.checked.add(key)
-                if liveness and (key, now) not in self.moving:
+                if moving and (key, now) not in self.moving:
                     case = invariants.snapshot(self.engine, case_id).case
                     invariants.check_can_move(
                         self.engine,
@@ -316,13 +361,86 @@ def workflow_state_machine(
             unreached = [t for t in declared[state] if (state, t) not in self.fired]
             if not unreached:
                 return triggers[state]
-            return st.one_of(triggers[state], st.sampled_from(unreached))
+            return strategies.weighted((1, st.sampled_from(unreached)), (1, triggers[state]))
+
+        def _steered(self, state: str) -> st.SearchStrategy[str]:
+            """A trigger from ``state`` towards what this example has not fired (nine
+            times in ten), or any trigger ``triggers`` would draw."""
+            toward = st.sampled_from(steer.toward(state, self.fired, self._aim()))
+            return strategies.weighted((9, toward), (1, triggers[state]))
+
+        def _own_reporter(self) -> Actor | None:
+            """The holder of a role that acts only on its own reports (a global role
+            without ``sees_all``), when the aim is open only to it and no new case of
+            theirs is waiting for it."""
+            aim = self._aim()
+            if aim is None or aim[0] != workflow.initial.name:
+                return None
+            roles = steer.own_roles.get(aim[1], ())
+            if not roles:
+                return None
+            holder = Actor(f"{roles[0]}-1", roles=frozenset({roles[0]}))
+            for case_id in sorted(set(self.versions) - self.final):
+                case = invariants.snapshot(self.engine, case_id).case
+                if case.reporter_id == holder.id and case.state == aim[0]:
+                    return None
+            return holder
+
+        def _aim(self) -> tuple[str, str] | None:
+            """The first pair of ``aims`` neither fired yet nor given up (after eight
+            steered commands spent on it)."""
+            aimed = (p for p in self.aims if p not in self.fired and self.tries.get(p, 0) < 8)
+            return next(aimed, None)
+
+        def _steered_command(self, data: st.DataObject, case_id: str) -> bool:
+            """One command on the case towards what this example has not fired; false
+            when the case has ended."""
+            stored = invariants.snapshot(self.engine, case_id).case
+            if workflow.state(stored.state).final:
+                return False
+            aim = self._aim()
+            if aim is not None:
+                self.tries[aim] = self.tries.get(aim, 0) + 1
+            name = data.draw(self._steered(stored.state), label="trigger")
+            transition = workflow.transition(name)
+            actor = data.draw(
+                strategies.fitting_actors(workflow, stored, transition, pool), label="actor"
+            )
+            others = sorted(set(self.versions) - self.final - {case_id})
+            if transition.merges_into and not others and len(self.versions) < max_cases:
+                # A merge needs another open case to merge into: report one first.
+                self._report({"description": "The same again"}, pool[-1])
+                others = sorted(set(self.versions) - self.final - {case_id})
+            now = self.clock.now()
+            valid = steering.valid_payloads(workflow, transition, stored, words, others, now)
+            mostly_valid = strategies.weighted((9, valid), (1, payloads[name]))
+            payload = data.draw(mostly_valid, label="payload")
+            intruders = _intruders(stored, transition)
+            first = strategies.weighted((1, st.just(False)), (3, st.just(True)))
+            if intruders is not None and data.draw(first, label="intruder first"):
+                # The same command by someone the rules do not allow: it must be refused.
+                self._command(case_id, name, data.draw(intruders, label="intruder"), payload)
+            self._command(case_id, name, actor, payload)
+            return True
+
+        def _steered_case(self) -> st.SearchStrategy[str]:
+            """An open case, most often one whose state is nearest to a (state, trigger)
+            pair this example has not fired."""
+            open_ = sorted(set(self.versions) - self.final)
+            states = {c: invariants.snapshot(self.engine, c).case.state for c in open_}
+            aim = self._aim()
+            distance = steer.distances(self.fired if aim is None else set(steer.pairs) - {aim})
+            near = min((distance.get(s, len(declared)) for s in states.values()), default=0)
+            nearest = [c for c in open_ if distance.get(states[c], len(declared)) == near]
+            if not nearest:
+                return self._cases()
+            return strategies.weighted((3, st.sampled_from(nearest)), (1, self._cases()))
 
         def _cases(self) -> st.SearchStrategy[str]:
             """A case id: nine times in ten an open case, if there is one."""
             every = st.sampled_from(sorted(self.versions))
             open_ = sorted(set(self.versions) - self.final)
-            return st.one_of(*[st.sampled_from(open_)] * 9, every) if open_ else every
+            return strategies.weighted((9, st.sampled_from(open_)), (1, every)) if open_ else every
 
         def _engine_at(self, instant: datetime) -> Engine:
             """An engine over the same store whose clock reads ``instant`` (for asking

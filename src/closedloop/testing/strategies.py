@@ -11,7 +11,7 @@ import functools
 import hashlib
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from hypothesis import strategies as st
 
@@ -31,6 +31,7 @@ __all__ = [
     "reports",
     "texts",
     "triggers",
+    "weighted",
     "workflows",
 ]
 
@@ -38,6 +39,18 @@ UNITS: tuple[str, ...] = ("u1", "u2", "water", "street_s1")
 """Unit ids the generated payloads and actors share, so assignees exist."""
 CODES: tuple[str, ...] = (*UNITS, "01", "01.01", "02.03", "case-1")
 REPORTERS: tuple[Actor, ...] = (Actor("citizen-a"), Actor("citizen-b"))
+
+T = TypeVar("T")
+
+
+def weighted(*choices: tuple[int, st.SearchStrategy[T]]) -> st.SearchStrategy[T]:
+    """Draws from each strategy in proportion to its weight, the first one when shrunk.
+
+    (``st.one_of(*[a] * 9, b)`` does not weigh ``a`` nine to one: ``one_of`` keeps each
+    strategy once.)
+    """
+    slots = [index for index, (weight, _) in enumerate(choices) for _ in range(weight)]
+    return st.sampled_from(slots).flatmap(lambda index: choices[index][1])
 
 
 def actors(workflow: Workflow, directory: Any = None) -> st.SearchStrategy[Actor]:
@@ -75,7 +88,7 @@ def texts(*, max_size: int = 60) -> st.SearchStrategy[str]:
         st.characters(codec="utf-8", exclude_categories=("Cc", "Cs")), min_size=1, max_size=max_size
     )
     hostile = st.text(min_size=0, max_size=max_size)
-    return st.one_of(*[plain] * 18, hostile, st.just("界" * 4001))
+    return weighted((18, plain), (1, hostile), (1, st.just("界" * 4001)))
 
 
 def fitting_actors(
@@ -125,7 +138,7 @@ def payloads(workflow: Workflow, transition: TransitionSpec) -> st.SearchStrateg
         ),
         max_size=3,
     )
-    return st.one_of(*[valid] * 9, junk)
+    return weighted((9, valid), (1, junk))
 
 
 def _value(name: str, spec: FieldSpec) -> st.SearchStrategy[Any]:
@@ -182,5 +195,6 @@ def triggers(workflow: Workflow, state: str) -> st.SearchStrategy[str]:
     every = st.sampled_from([t.name for t in workflow.transitions])
     if not declared:
         return every
-    choices = [st.sampled_from(declared)] * 2 + ([st.sampled_from(onward)] * 3 if onward else [])
-    return st.one_of(*choices, every)
+    if not onward:
+        return weighted((2, st.sampled_from(declared)), (1, every))
+    return weighted((3, st.sampled_from(onward)), (2, st.sampled_from(declared)), (1, every))
