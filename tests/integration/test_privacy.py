@@ -281,7 +281,7 @@ def test_the_worker_purges_on_its_schedule() -> None:
 
 def test_the_command_line_lists_what_is_due_then_purges_it(tmp_path: Path) -> None:
     from closedloop.adapters.sqlalchemy import SQLStore
-    from tests.integration.cli_runs import run
+    from tests.integration.cli_runs import run, run_all
 
     data = retention_data()
     (tmp_path / "workflow.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
@@ -294,10 +294,18 @@ def test_the_command_line_lists_what_is_due_then_purges_it(tmp_path: Path) -> No
     store.close()
 
     args = ("privacy", "purge", "cases.db", "--workflow", "workflow.yaml")
-    dry = run(tmp_path, *args, "--dry-run")
-    assert (dry.returncode, dry.stdout) == (
+    dry, standard = run_all(tmp_path, (*args, "--dry-run"), args[:3])
+    assert (dry.returncode, dry.stdout, dry.stderr) == (
         0,
         "case-1  contact,inputs  contact after close\n1 due\n",
+        "",
+    )
+    # Without --workflow the standard workflow, which has no rules, makes nothing due.
+    assert (standard.returncode, standard.stdout, standard.stderr) == (
+        0,
+        "0 purged\n",
+        "workflow 'standard' has no retention rules: nothing is ever due "
+        "(give the one with them: --workflow FILE)\n",
     )
     done = run(tmp_path, *args)
     assert (done.returncode, done.stdout) == (
