@@ -219,6 +219,17 @@ def test_subject_access_and_erasure_on_request(backend: Backend) -> None:
     assert [s for s in SECRETS if s.encode() in everything] == []
 
 
+def test_a_forced_erasure_names_the_missing_role_or_that_the_workflow_lists_none() -> None:
+    engine = Engine(with_retention(), store=InMemoryStore(), clock=ManualClock())
+    case = engine.report(CITIZEN, description=DESCRIPTION, contact={"phone": PHONE})
+    with pytest.raises(PermissionDenied) as caught:
+        engine.erase_subject(CITIZEN.id, by=DISPATCHER, force=True)
+    assert str(caught.value) == (
+        f"actor {DISPATCHER.id!r} may not fire 'erase_subject' on case {case.id!r}; "
+        "the workflow gives it to no role"
+    )
+
+
 def test_a_trail_written_without_a_retention_section_is_not_sealed_and_still_verifies() -> None:
     clock = ManualClock()
     store = InMemoryStore()
