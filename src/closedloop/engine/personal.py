@@ -4,9 +4,9 @@ how they are erased without breaking the hash chain.
 A workflow with a ``retention`` policy seals the personal fields of every event it
 writes: each is committed to by a salted digest (:class:`~closedloop.engine.model.Seal`)
 kept beside the value, and the event's hash covers the digest instead of the value. A
-purge replaces the value by :data:`REDACTED` (or ``None`` for coordinates) and drops
-the salt: the digest stays, so every hash in the trail still verifies, and nothing of
-the value is left to test guesses against.
+purge replaces the value by :data:`REDACTED` and drops the salt: the digest stays, so
+every hash in the trail still verifies, and nothing of the value is left to test
+guesses against.
 
 The kinds of personal data (:data:`KINDS`):
 
