@@ -230,6 +230,30 @@ def test_a_forced_erasure_names_the_missing_role_or_that_the_workflow_lists_none
     )
 
 
+def test_a_media_rule_erases_an_attribute_the_reporter_set_from_a_media_field() -> None:
+    data = retention_data()
+    data["retention"] = [{"data": ["media"], "after": "1 day", "from": "reported"}]
+    provide_info = next(t for t in data["transitions"] if t["name"] == "provide_info")
+    provide_info["sets"] = {"photo": "media", "info": "info"}
+    clock = ManualClock()
+    engine = Engine(Workflow.from_dict(data), store=InMemoryStore(), clock=clock)
+    case = engine.report(CITIZEN, description=DESCRIPTION)
+    engine.trigger(case.id, "classify", by=DISPATCHER, category="01.01")
+    engine.trigger(case.id, "dispatch", by=DISPATCHER, unit="water")
+    engine.trigger(case.id, "accept", by=WATER)
+    engine.trigger(case.id, "request_info", by=WATER, question="which door?")
+    photo = {"url": MEDIA_URL, "content_type": "image/jpeg", "sha256": SHA}
+    engine.trigger(case.id, "provide_info", by=CITIZEN, info=INFO, media=[photo])
+    clock.advance(days=2)
+
+    assert [p.data for p in engine.purge().purged] == [("media",)]
+    stored = engine.get(case.id, viewer=DISPATCHER)
+    assert (stored.attributes["photo"], stored.attributes["info"]) == ("[purged]", INFO)
+    trail = "".join(e.model_dump_json() for e in engine.history(case.id))
+    assert (MEDIA_URL in trail, INFO in trail) == (False, True)  # the words are not due
+    assert engine.verify(case.id).ok
+
+
 def test_a_trail_written_without_a_retention_section_is_not_sealed_and_still_verifies() -> None:
     clock = ManualClock()
     store = InMemoryStore()
