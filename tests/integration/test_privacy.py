@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -367,3 +368,40 @@ def test_rules_from_the_close_purge_final_cases_of_their_channel_only() -> None:
         False,
         False,
     ]
+
+
+def test_the_worker_command_purges_on_a_schedule_and_refuses_without_rules(
+    tmp_path: Path,
+) -> None:
+    from closedloop.adapters.sqlalchemy import SQLStore
+    from tests.integration.cli_runs import assert_one_line_error, run
+    from tests.integration.test_cli_worker import start_worker, stopped
+
+    data = retention_data()
+    (tmp_path / "workflow.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
+    db = tmp_path / "cases.db"
+    store = SQLStore(f"sqlite:///{db}")
+    clock = ManualClock(datetime.now(UTC) - timedelta(days=40))
+    engine = Engine(Workflow.from_dict(data), store=store, clock=clock)
+    case = engine.report(CITIZEN, description=DESCRIPTION, contact={"phone": PHONE})
+    engine.trigger(case.id, "reject", by=DISPATCHER, reason="not ours")
+    store.close()
+
+    refused = run(tmp_path, "worker", "cases.db", "--purge-every", "1")
+    assert_one_line_error(
+        refused, "--purge-every needs retention rules, and workflow 'standard' has none"
+    )
+
+    worker = start_worker(db, "--workflow", "workflow.yaml", "--purge-every", "24", cwd=tmp_path)
+    deadline = time.monotonic() + 60
+    while True:  # the first round purges what is due, then not again for a day
+        assert worker.poll() is None, worker.stderr.read() if worker.stderr else ""
+        with sqlite3.connect(db) as connection:
+            left = connection.execute("SELECT count(*) FROM closedloop_reporter_contacts")
+            if left.fetchone()[0] == 0:
+                break
+        assert time.monotonic() < deadline, "nothing purged within a minute"
+        time.sleep(0.2)
+    _, err = stopped(worker)
+    assert worker.returncode == 0, err
+    assert err.rstrip().endswith("0 notifications delivered, 1 case purged"), err

@@ -136,17 +136,31 @@ def worker(
         str | None,
         typer.Option(envvar="CLOSEDLOOP_CHECKPOINT_KEY", show_envvar=True, hidden=True),
     ] = None,
+    purge_every: Annotated[
+        float | None,
+        typer.Option(
+            min=0.001,
+            help="Purge the personal data the workflow's retention rules make due every "
+            "this many hours (the workflow given with --workflow must have such rules).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Apply due timers and deliver notifications until stopped (SIGTERM or Ctrl-C)."""
     key = _checkpoint_key(checkpoint_every, checkpoint_key)
     channels = _notifiers(notifier or [], webhook, webhook_secret, allow_host or [])
     zone = zone_of(timezone)
     loaded = workflow_of(workflow, registry)
+    if purge_every is not None and not loaded.retention:
+        fail(
+            f"--purge-every needs retention rules, and workflow {loaded.name!r} has none: "
+            "give the one with them (--workflow FILE)"
+        )
     store = open_store(url)
     try:
         check_store(store, loaded)
         engine = _engine(store, loaded, zone, lease, channels, key)
-        running = _worker(engine, interval, checkpoint_every)
+        running = _worker(engine, interval, checkpoint_every, purge_every)
         _on_signals(running)
         say(f"running on {url} (stop with Ctrl-C or SIGTERM)")
         running.run()
@@ -155,9 +169,11 @@ def worker(
     for line in stuck_lines(engine):
         say(line)
     signed = f", {running.checkpoints} checkpoints signed" if checkpoint_every else ""
+    n = running.purged
+    purged = f", {n} {'case' if n == 1 else 'cases'} purged" if purge_every else ""
     say(
         f"stopped: {running.applied} timers applied, "
-        f"{running.delivered} notifications delivered{signed}"
+        f"{running.delivered} notifications delivered{signed}{purged}"
     )
 
 
@@ -210,7 +226,12 @@ def one_line_text(text: str) -> str:
     return " ".join(text.split())
 
 
-def _worker(engine: Engine, interval: float, checkpoint_every: float | None = None) -> Worker:
+def _worker(
+    engine: Engine,
+    interval: float,
+    checkpoint_every: float | None = None,
+    purge_every: float | None = None,
+) -> Worker:
     """The library's loop, claiming one notification at a time (stopping waits on one
     send at most); a store error is reported on stderr and retried after the interval."""
 
@@ -224,6 +245,7 @@ def _worker(engine: Engine, interval: float, checkpoint_every: float | None = No
         deliver_batch=1,
         on_error=retrying,
         checkpoint_every=None if checkpoint_every is None else timedelta(seconds=checkpoint_every),
+        purge_every=None if purge_every is None else timedelta(hours=purge_every),
     )
 
 

@@ -130,6 +130,9 @@ class Worker:
         """Notifications delivered since the worker was made."""
         self.checkpoints = 0
         """Checkpoints made since the worker was made."""
+        self.purged = 0
+        """Cases whose personal data a purge erased since the worker was made (a case
+        counts once per round, however many of its rules came due together)."""
 
     @property
     def interval(self) -> timedelta:
@@ -188,7 +191,9 @@ class Worker:
         if last is not None and now - last < self._purge_every:
             return None
         self._purged_at = now
-        return self._engine.purge(now=now)
+        report = self._engine.purge(now=now)
+        self.purged += len({p.case_id for p in report.purged})
+        return report
 
     def _checkpoint(self) -> Checkpoint | None:
         if self._checkpoint_every is None or self._stopping.is_set():
