@@ -154,6 +154,20 @@ def test_a_forged_if_match_is_a_failed_precondition(http: Any, tag: str) -> None
     assert http.get(f"/api/cases/{case_id}", headers=DISPATCHER).json()["case"]["version"] == 1
 
 
+def test_a_retry_with_its_if_match_and_key_gives_the_first_result(http: Any) -> None:
+    case_id = report(http)
+    sent = {**DISPATCHER, "If-Match": '"1"', "Idempotency-Key": f"retry-{case_id}"}
+    path = f"/api/cases/{case_id}/triggers/classify"
+    first = http.post(path, headers=sent, json={"category": "01"})
+    again = http.post(path, headers=sent, json={"category": "01"})
+    assert (again.status_code, again.headers["etag"]) == (200, '"2"')
+    assert again.json() == first.json()
+    other = http.post(
+        path, headers={**sent, "Idempotency-Key": f"other-{case_id}"}, json={"category": "01"}
+    )
+    assert (other.status_code, other.json()["current"]) == (412, 2)
+
+
 def test_a_stale_if_match_after_another_change_is_refused(http: Any) -> None:
     case_id = report(http)
     first = http.post(
