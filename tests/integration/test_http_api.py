@@ -168,6 +168,18 @@ def test_a_retry_with_its_if_match_and_key_gives_the_first_result(http: Any) -> 
     assert (other.status_code, other.json()["current"]) == (412, 2)
 
 
+def test_an_unknown_route_or_method_is_a_problem_document(http: Any) -> None:
+    unknown = http.post("/api/cases/c-1/triggers/fly", headers=DISPATCHER, json={})
+    assert (unknown.status_code, unknown.headers["content-type"]) == (
+        404,
+        "application/problem+json",
+    )
+    assert unknown.json()["title"] == "Not Found"
+    wrong = http.delete("/api/inbox", headers=DISPATCHER)
+    assert (wrong.status_code, wrong.headers["allow"]) == (405, "GET")
+    assert wrong.json()["status"] == 405
+
+
 def test_a_stale_if_match_after_another_change_is_refused(http: Any) -> None:
     case_id = report(http)
     first = http.post(

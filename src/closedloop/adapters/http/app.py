@@ -9,12 +9,14 @@ every :class:`~closedloop.errors.ClosedLoopError` into ``application/problem+jso
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
+from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from closedloop.adapters.http.api import api_router, payload_components
 from closedloop.adapters.http.config import ConsoleConfig, Open311Config
@@ -108,6 +110,25 @@ def _errors(app: FastAPI) -> None:
 
             return error_page(request, error)
         return problem_response(error)
+
+    @app.exception_handler(StarletteHTTPException)
+    def routing(request: Request, error: StarletteHTTPException) -> Response:
+        """An unknown path or method: the spec's error list under Open311, else a problem."""
+        path = request.url.path
+        if path.startswith(PREFIX + "/"):
+            fmt = path.rpartition(".")[2] if "." in path.rpartition("/")[2] else "json"
+            refusal = Open311Refusal(error.status_code, [("path", f"{path}: {error.detail}")])
+            answer = refusal_response(fmt, refusal)
+        else:
+            problem = {
+                "type": "about:blank",
+                "title": HTTPStatus(error.status_code).phrase,
+                "status": error.status_code,
+                "detail": f"{request.method} {path}: {error.detail}",
+            }
+            answer = JSONResponse(problem, status_code=error.status_code, media_type=PROBLEM)
+        answer.headers.update(error.headers or {})
+        return answer
 
     @app.exception_handler(RequestValidationError)
     def malformed(request: Request, error: RequestValidationError) -> Response:
