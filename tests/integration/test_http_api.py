@@ -180,6 +180,21 @@ def test_an_unknown_route_or_method_is_a_problem_document(http: Any) -> None:
     assert wrong.json()["status"] == 405
 
 
+def test_a_stale_console_form_is_refused_in_the_console_s_words(http: Any) -> None:
+    case_id = report(http)
+    http.post(
+        f"/api/cases/{case_id}/triggers/classify", headers=DISPATCHER, json={"category": "01"}
+    )
+    stale = http.post(
+        f"/console/cases/{case_id}/fire/cancel?lang=en",
+        headers=CITIZEN,
+        data={"version": "1", "reason": "fixed itself"},
+    )
+    assert stale.status_code == 412
+    assert "the case changed after this page was loaded" in stale.text
+    assert "If-Match" not in stale.text
+
+
 def test_a_stale_if_match_after_another_change_is_refused(http: Any) -> None:
     case_id = report(http)
     first = http.post(
