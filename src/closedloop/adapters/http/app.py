@@ -8,6 +8,7 @@ every :class:`~closedloop.errors.ClosedLoopError` into ``application/problem+jso
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Collection, Mapping
 from http import HTTPStatus
 from typing import Any
@@ -39,6 +40,12 @@ def problem_response(error: ClosedLoopError) -> JSONResponse:
     return JSONResponse(error.to_problem(), status_code=error.status, media_type=PROBLEM)
 
 
+def client_of(key: str) -> str:
+    """The name of an Open311 client known only by its key: ``key-`` and 12 hex digits
+    of the key's SHA-256, a name that can be shown without giving the key away."""
+    return "key-" + hashlib.sha256(key.encode()).hexdigest()[:12]
+
+
 def create_app(
     engine: Engine,
     *,
@@ -57,7 +64,8 @@ def create_app(
         actor_from_request: Who sends a request (given the Starlette ``Request``),
             ``None`` for nobody; the host's login decides, never the adapter.
         api_keys: The Open311 API keys that may POST requests, with the client each
-            belongs to (a plain collection names each client by its key).
+            belongs to (a plain collection names each client by a digest of its key,
+            :func:`client_of`, so no key reaches a reporter's id or the audit trail).
         console: The console's demo actors and language; ``None`` serves it with no
             demo sign-in (only ``actor_from_request`` signs people in).
         max_body: The largest request body accepted, in bytes (larger: 413).
@@ -67,7 +75,7 @@ def create_app(
     """
     config = open311 or Open311Config()
     pages = console or ConsoleConfig()
-    keys = dict(api_keys) if isinstance(api_keys, Mapping) else {k: k for k in api_keys}
+    keys = dict(api_keys) if isinstance(api_keys, Mapping) else {k: client_of(k) for k in api_keys}
     identities = Identities(actor_from_request, {c.actor.id: c.actor for c in pages.actors})
     app = FastAPI(
         title=f"closedloop: {engine.workflow.name}",
