@@ -313,9 +313,13 @@ class PermissionDenied(CaseError, PermissionError):
         self.trigger = trigger
         self.actor_id = actor_id
         self.roles: tuple[str, ...] = tuple(roles)
-        super().__init__(
-            f"actor {actor_id!r} may not fire {trigger!r} on case {case_id!r}; "
+        needs = (
             f"it needs one of the roles: {', '.join(self.roles)}"
+            if self.roles
+            else "the workflow gives it to no role"
+        )
+        super().__init__(
+            f"actor {actor_id!r} may not fire {trigger!r} on case {case_id!r}; {needs}"
         )
 
 

@@ -219,6 +219,41 @@ def test_subject_access_and_erasure_on_request(backend: Backend) -> None:
     assert [s for s in SECRETS if s.encode() in everything] == []
 
 
+def test_a_forced_erasure_names_the_missing_role_or_that_the_workflow_lists_none() -> None:
+    engine = Engine(with_retention(), store=InMemoryStore(), clock=ManualClock())
+    case = engine.report(CITIZEN, description=DESCRIPTION, contact={"phone": PHONE})
+    with pytest.raises(PermissionDenied) as caught:
+        engine.erase_subject(CITIZEN.id, by=DISPATCHER, force=True)
+    assert str(caught.value) == (
+        f"actor {DISPATCHER.id!r} may not fire 'erase_subject' on case {case.id!r}; "
+        "the workflow gives it to no role"
+    )
+
+
+def test_a_media_rule_erases_an_attribute_the_reporter_set_from_a_media_field() -> None:
+    data = retention_data()
+    data["retention"] = [{"data": ["media"], "after": "1 day", "from": "reported"}]
+    provide_info = next(t for t in data["transitions"] if t["name"] == "provide_info")
+    provide_info["sets"] = {"photo": "media", "info": "info"}
+    clock = ManualClock()
+    engine = Engine(Workflow.from_dict(data), store=InMemoryStore(), clock=clock)
+    case = engine.report(CITIZEN, description=DESCRIPTION)
+    engine.trigger(case.id, "classify", by=DISPATCHER, category="01.01")
+    engine.trigger(case.id, "dispatch", by=DISPATCHER, unit="water")
+    engine.trigger(case.id, "accept", by=WATER)
+    engine.trigger(case.id, "request_info", by=WATER, question="which door?")
+    photo = {"url": MEDIA_URL, "content_type": "image/jpeg", "sha256": SHA}
+    engine.trigger(case.id, "provide_info", by=CITIZEN, info=INFO, media=[photo])
+    clock.advance(days=2)
+
+    assert [p.data for p in engine.purge().purged] == [("media",)]
+    stored = engine.get(case.id, viewer=DISPATCHER)
+    assert (stored.attributes["photo"], stored.attributes["info"]) == ("[purged]", INFO)
+    trail = "".join(e.model_dump_json() for e in engine.history(case.id))
+    assert (MEDIA_URL in trail, INFO in trail) == (False, True)  # the words are not due
+    assert engine.verify(case.id).ok
+
+
 def test_a_trail_written_without_a_retention_section_is_not_sealed_and_still_verifies() -> None:
     clock = ManualClock()
     store = InMemoryStore()
@@ -281,7 +316,7 @@ def test_the_worker_purges_on_its_schedule() -> None:
 
 def test_the_command_line_lists_what_is_due_then_purges_it(tmp_path: Path) -> None:
     from closedloop.adapters.sqlalchemy import SQLStore
-    from tests.integration.cli_runs import run
+    from tests.integration.cli_runs import run, run_all
 
     data = retention_data()
     (tmp_path / "workflow.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
@@ -294,10 +329,18 @@ def test_the_command_line_lists_what_is_due_then_purges_it(tmp_path: Path) -> No
     store.close()
 
     args = ("privacy", "purge", "cases.db", "--workflow", "workflow.yaml")
-    dry = run(tmp_path, *args, "--dry-run")
-    assert (dry.returncode, dry.stdout) == (
+    dry, standard = run_all(tmp_path, (*args, "--dry-run"), args[:3])
+    assert (dry.returncode, dry.stdout, dry.stderr) == (
         0,
         "case-1  contact,inputs  contact after close\n1 due\n",
+        "",
+    )
+    # Without --workflow the standard workflow, which has no rules, makes nothing due.
+    assert (standard.returncode, standard.stdout, standard.stderr) == (
+        0,
+        "0 purged\n",
+        "workflow 'standard' has no retention rules: nothing is ever due "
+        "(give the one with them: --workflow FILE)\n",
     )
     done = run(tmp_path, *args)
     assert (done.returncode, done.stdout) == (

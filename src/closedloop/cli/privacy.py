@@ -50,3 +50,9 @@ def purge(
         out.print(f"{case_id}  events written before sealing keep their values", markup=False)
     verb = "due" if dry_run else "purged"
     out.print(f"{len(report.purged)} {verb}", markup=False)
+    if not loaded.retention:
+        console(stderr=True).print(
+            f"workflow {loaded.name!r} has no retention rules: nothing is ever due"
+            + ("" if workflow is not None else " (give the one with them: --workflow FILE)"),
+            markup=False,
+        )

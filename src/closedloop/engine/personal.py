@@ -4,9 +4,9 @@ how they are erased without breaking the hash chain.
 A workflow with a ``retention`` policy seals the personal fields of every event it
 writes: each is committed to by a salted digest (:class:`~closedloop.engine.model.Seal`)
 kept beside the value, and the event's hash covers the digest instead of the value. A
-purge replaces the value by :data:`REDACTED` (or ``None`` for coordinates) and drops
-the salt: the digest stays, so every hash in the trail still verifies, and nothing of
-the value is left to test guesses against.
+purge replaces the value by :data:`REDACTED` and drops the salt: the digest stays, so
+every hash in the trail still verifies, and nothing of the value is left to test
+guesses against.
 
 The kinds of personal data (:data:`KINDS`):
 
@@ -15,7 +15,7 @@ The kinds of personal data (:data:`KINDS`):
 - ``location``: the report's street address (coordinates and the area code stay: they
   place the problem, and the metrics of repeated reports compare them);
 - ``media``: references to photos and files (a report's or a payload's ``media``
-  fields);
+  fields, and the case attributes a transition the reporter may fire sets from one);
 - ``inputs``: the reporter's own words in later commands (the text fields and reason
   of transitions fired as the reporter, and the case attributes they set).
 """
@@ -41,19 +41,35 @@ REDACTED = "[purged]"
 """What a purged field holds afterwards."""
 
 
-def personal_attributes(workflow: Workflow) -> frozenset[str]:
-    """The case attributes that hold a reporter's words: those a transition the reporter
-    may fire sets from one of its text fields."""
+def personal_attributes(workflow: Workflow) -> dict[str, frozenset[Kind]]:
+    """The case attributes that hold a reporter's words or files, with their kinds: those
+    a transition the reporter may fire sets from one of its text fields (``inputs``) or
+    media fields (``media``)."""
     reporters = {r.name for r in workflow.roles if r.kind == "reporter"}
-    names: set[str] = set()
+    kinds: dict[str, set[Kind]] = {}
     for transition in workflow.transitions:
         if reporters.isdisjoint(workflow.roles_named(transition)):
             continue
         for target, source in transition.sets.items():
-            spec = transition.fields.get(source)
-            if spec is not None and spec.type in ("text", "media"):
-                names.add(target)
-    return frozenset(names)
+            kind = _field_kind(transition, source)
+            if kind is not None:
+                kinds.setdefault(target, set()).add(kind)
+    return {name: frozenset(found) for name, found in kinds.items()}
+
+
+def _field_kind(transition: TransitionSpec, name: str) -> Kind | None:
+    spec = transition.fields.get(name)
+    if spec is None:
+        return None
+    return "media" if spec.type == "media" else "inputs" if spec.type == "text" else None
+
+
+def _attribute_kind(transition: TransitionSpec | None, name: str, kinds: frozenset[Kind]) -> Kind:
+    """The kind of attribute ``name`` as ``transition`` sets it: that of the field it
+    copies, else the attribute's own (``inputs`` when it is set from both kinds)."""
+    source = None if transition is None else transition.sets.get(name)
+    own = None if transition is None or source is None else _field_kind(transition, source)
+    return own or ("inputs" if "inputs" in kinds else "media")
 
 
 def personal_paths(workflow: Workflow, event: AuditEvent) -> dict[str, Kind]:
@@ -67,11 +83,12 @@ def personal_paths(workflow: Workflow, event: AuditEvent) -> dict[str, Kind]:
     if isinstance(location, dict) and location.get("address") is not None:
         found[f"changes{SEP}location{SEP}address"] = "location"
     attributes = changes.get("attributes")
-    if isinstance(attributes, dict):
-        for name in personal_attributes(workflow) & attributes.keys():
-            if attributes[name] is not None:
-                found[f"changes{SEP}attributes{SEP}{name}"] = "inputs"
     transition = _transition(workflow, event.trigger)
+    if isinstance(attributes, dict):
+        for name, kinds in personal_attributes(workflow).items():
+            if attributes.get(name) is not None:
+                kind = _attribute_kind(transition, name, kinds)
+                found[f"changes{SEP}attributes{SEP}{name}"] = kind
     for name, value in event.payload.items():
         if value is None:
             continue
@@ -143,8 +160,8 @@ def erased_case(case: Case, kinds: Iterable[str], workflow: Workflow) -> Case:
         update["description"] = REDACTED
     if "location" in wanted and case.location.address is not None:
         update["location"] = case.location.model_copy(update={"address": REDACTED})
-    if "inputs" in wanted or "media" in wanted:
-        names = personal_attributes(workflow)
+    names = {n for n, k in personal_attributes(workflow).items() if k & wanted}
+    if names:
         attributes = {
             k: (REDACTED if k in names and v is not None else v) for k, v in case.attributes.items()
         }

@@ -230,9 +230,8 @@ def _case_values(case: Case, kinds: tuple[str, ...], workflow: Workflow) -> set[
         found.add(case.description)
     if "location" in kinds and case.location.address:
         found.add(case.location.address)
-    if "inputs" in kinds:
-        names = personal.personal_attributes(workflow)
-        for name in names & case.attributes.keys():
+    for name, held in personal.personal_attributes(workflow).items():
+        if name in case.attributes and not held.isdisjoint(kinds):
             found |= set(personal.text_values(case.attributes[name]))
     return found
 
