@@ -154,6 +154,47 @@ def test_a_forged_if_match_is_a_failed_precondition(http: Any, tag: str) -> None
     assert http.get(f"/api/cases/{case_id}", headers=DISPATCHER).json()["case"]["version"] == 1
 
 
+def test_a_retry_with_its_if_match_and_key_gives_the_first_result(http: Any) -> None:
+    case_id = report(http)
+    sent = {**DISPATCHER, "If-Match": '"1"', "Idempotency-Key": f"retry-{case_id}"}
+    path = f"/api/cases/{case_id}/triggers/classify"
+    first = http.post(path, headers=sent, json={"category": "01"})
+    again = http.post(path, headers=sent, json={"category": "01"})
+    assert (again.status_code, again.headers["etag"]) == (200, '"2"')
+    assert again.json() == first.json()
+    other = http.post(
+        path, headers={**sent, "Idempotency-Key": f"other-{case_id}"}, json={"category": "01"}
+    )
+    assert (other.status_code, other.json()["current"]) == (412, 2)
+
+
+def test_an_unknown_route_or_method_is_a_problem_document(http: Any) -> None:
+    unknown = http.post("/api/cases/c-1/triggers/fly", headers=DISPATCHER, json={})
+    assert (unknown.status_code, unknown.headers["content-type"]) == (
+        404,
+        "application/problem+json",
+    )
+    assert unknown.json()["title"] == "Not Found"
+    wrong = http.delete("/api/inbox", headers=DISPATCHER)
+    assert (wrong.status_code, wrong.headers["allow"]) == (405, "GET")
+    assert wrong.json()["status"] == 405
+
+
+def test_a_stale_console_form_is_refused_in_the_console_s_words(http: Any) -> None:
+    case_id = report(http)
+    http.post(
+        f"/api/cases/{case_id}/triggers/classify", headers=DISPATCHER, json={"category": "01"}
+    )
+    stale = http.post(
+        f"/console/cases/{case_id}/fire/cancel?lang=en",
+        headers=CITIZEN,
+        data={"version": "1", "reason": "fixed itself"},
+    )
+    assert stale.status_code == 412
+    assert "the case changed after this page was loaded" in stale.text
+    assert "If-Match" not in stale.text
+
+
 def test_a_stale_if_match_after_another_change_is_refused(http: Any) -> None:
     case_id = report(http)
     first = http.post(

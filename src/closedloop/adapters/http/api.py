@@ -10,6 +10,7 @@ after the check 409. Errors are ``application/problem+json`` (RFC 9457).
 from __future__ import annotations
 
 import json
+import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
@@ -19,7 +20,12 @@ from starlette.concurrency import run_in_threadpool
 from closedloop.adapters.http.guards import Identities
 from closedloop.engine.model import Actor, AuditEvent, Case
 from closedloop.engine.service import Engine
-from closedloop.errors import NotPermitted, StaleVersion, ValidationError
+from closedloop.errors import (
+    ConcurrentModification,
+    NotPermitted,
+    StaleVersion,
+    ValidationError,
+)
 from closedloop.metrics import SupervisionBoard, supervision_board
 
 
@@ -100,6 +106,10 @@ def payload_components(engine: Engine) -> dict[str, dict[str, Any]]:
         schema.pop("$id", None)
         components[schema_name(transition.name)] = schema
     return components
+
+
+_VERSION_TAG = re.compile(r'"([1-9][0-9]{0,17})"')
+"""An entity tag that names a version (``"3"``)."""
 
 
 def etag(case: Case) -> str:
@@ -231,13 +241,30 @@ def fire(
     if_match: str | None,
     idempotency_key: str | None,
 ) -> Case:
-    """Fire ``trigger`` as ``actor``; ``If-Match`` must name the current version."""
+    """Fire ``trigger`` as ``actor``; ``If-Match`` must name the current version.
+
+    A retry with the ``Idempotency-Key`` and ``If-Match`` of a command that already
+    moved the case on gives that command's first result, not 412.
+    """
     expected = None
     if if_match is not None and if_match.strip() != "*":
         current = engine.get(case_id, viewer=actor).version
         tag = if_match.strip().removeprefix("W/")
         if tag != f'"{current}"':
-            raise StaleVersion(case_id, if_match, current)
+            sent = _VERSION_TAG.fullmatch(tag)
+            if idempotency_key is None or sent is None:
+                raise StaleVersion(case_id, if_match, current)
+            try:
+                return engine.trigger(
+                    case_id,
+                    trigger,
+                    by=actor,
+                    expected_version=int(sent.group(1)),
+                    idempotency_key=idempotency_key,
+                    **payload,
+                )
+            except ConcurrentModification:
+                raise StaleVersion(case_id, if_match, current) from None
         expected = current
     return engine.trigger(
         case_id,

@@ -8,13 +8,16 @@ every :class:`~closedloop.errors.ClosedLoopError` into ``application/problem+jso
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Collection, Mapping
+from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from closedloop.adapters.http.api import api_router, payload_components
 from closedloop.adapters.http.config import ConsoleConfig, Open311Config
@@ -37,6 +40,12 @@ def problem_response(error: ClosedLoopError) -> JSONResponse:
     return JSONResponse(error.to_problem(), status_code=error.status, media_type=PROBLEM)
 
 
+def client_of(key: str) -> str:
+    """The name of an Open311 client known only by its key: ``key-`` and 12 hex digits
+    of the key's SHA-256, a name that can be shown without giving the key away."""
+    return "key-" + hashlib.sha256(key.encode()).hexdigest()[:12]
+
+
 def create_app(
     engine: Engine,
     *,
@@ -55,7 +64,8 @@ def create_app(
         actor_from_request: Who sends a request (given the Starlette ``Request``),
             ``None`` for nobody; the host's login decides, never the adapter.
         api_keys: The Open311 API keys that may POST requests, with the client each
-            belongs to (a plain collection names each client by its key).
+            belongs to (a plain collection names each client by a digest of its key,
+            :func:`client_of`, so no key reaches a reporter's id or the audit trail).
         console: The console's demo actors and language; ``None`` serves it with no
             demo sign-in (only ``actor_from_request`` signs people in).
         max_body: The largest request body accepted, in bytes (larger: 413).
@@ -65,7 +75,7 @@ def create_app(
     """
     config = open311 or Open311Config()
     pages = console or ConsoleConfig()
-    keys = dict(api_keys) if isinstance(api_keys, Mapping) else {k: k for k in api_keys}
+    keys = dict(api_keys) if isinstance(api_keys, Mapping) else {k: client_of(k) for k in api_keys}
     identities = Identities(actor_from_request, {c.actor.id: c.actor for c in pages.actors})
     app = FastAPI(
         title=f"closedloop: {engine.workflow.name}",
@@ -108,6 +118,25 @@ def _errors(app: FastAPI) -> None:
 
             return error_page(request, error)
         return problem_response(error)
+
+    @app.exception_handler(StarletteHTTPException)
+    def routing(request: Request, error: StarletteHTTPException) -> Response:
+        """An unknown path or method: the spec's error list under Open311, else a problem."""
+        path = request.url.path
+        if path.startswith(PREFIX + "/"):
+            fmt = path.rpartition(".")[2] if "." in path.rpartition("/")[2] else "json"
+            refusal = Open311Refusal(error.status_code, [("path", f"{path}: {error.detail}")])
+            answer = refusal_response(fmt, refusal)
+        else:
+            problem = {
+                "type": "about:blank",
+                "title": HTTPStatus(error.status_code).phrase,
+                "status": error.status_code,
+                "detail": f"{request.method} {path}: {error.detail}",
+            }
+            answer = JSONResponse(problem, status_code=error.status_code, media_type=PROBLEM)
+        answer.headers.update(error.headers or {})
+        return answer
 
     @app.exception_handler(RequestValidationError)
     def malformed(request: Request, error: RequestValidationError) -> Response:

@@ -47,6 +47,10 @@ CATALOGUE: Mapping[str, tuple[str, str]] = {
     "overdue": ("超期", "Overdue"),
     "total": ("合计", "Total"),
     "error": ("未能完成", "Could not do that"),
+    "stale_form": (
+        "工单在此页面打开后已有变化，操作未执行；以下为最新内容",
+        "the case changed after this page was loaded, so nothing was done; here it is now",
+    ),
     "back": ("返回", "Back"),
     "language": ("English", "中文"),
     "paused": ("暂停", "Paused"),
