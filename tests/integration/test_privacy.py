@@ -405,3 +405,48 @@ def test_the_worker_command_purges_on_a_schedule_and_refuses_without_rules(
     _, err = stopped(worker)
     assert worker.returncode == 0, err
     assert err.rstrip().endswith("0 notifications delivered, 1 case purged"), err
+
+
+def test_the_sqlite_search_index_keeps_no_fragment_of_a_purged_description(
+    tmp_path: Path,
+) -> None:
+    # The full-text index stores trigrams, never the whole text, so a scan of the file
+    # for the description cannot see whether the index still knows it: ask the index
+    # (its vocabulary) which trigrams it holds.
+    from closedloop.adapters.sqlalchemy import SQLStore
+
+    path = tmp_path / "cases.db"
+    store = SQLStore(f"sqlite:///{path}")
+    clock = ManualClock()
+    engine = Engine(with_retention(), store=store, clock=clock)
+    case = engine.report(CITIZEN, description=DESCRIPTION, location={"address": ADDRESS})
+    engine.trigger(case.id, "reject", by=DISPATCHER, reason="not ours")
+    engine.report(OTHER_CITIZEN, description="a lamp is out", location={"area": "A1"})
+
+    def trigrams(text: str) -> set[str]:
+        folded = text.lower()
+        return {folded[i : i + 3] for i in range(len(folded) - 2)}
+
+    def indexed() -> tuple[set[str], set[str]]:
+        """The trigrams the index holds, and those of the text it should hold now."""
+        with sqlite3.connect(path) as connection:
+            connection.execute(
+                "CREATE VIRTUAL TABLE IF NOT EXISTS temp.vocab "
+                "USING fts5vocab(main, closedloop_case_text, 'row')"
+            )
+            held = {row[0] for row in connection.execute("SELECT term FROM temp.vocab")}
+            texts = connection.execute("SELECT text FROM closedloop_case_text").fetchall()
+        connection.close()
+        return held, set().union(*(trigrams(t) for (t,) in texts))
+
+    private = trigrams(DESCRIPTION) | trigrams(ADDRESS)
+    held, current = indexed()
+    assert private <= held  # before: the index holds every trigram of the report
+    clock.advance(days=91)
+    purged = {(p.case_id, kind) for p in engine.purge().purged for kind in p.data}
+    assert (case.id, "description") in purged
+    store.close()
+    held, current = indexed()
+    assert held == current  # nothing but the text the cases hold now
+    assert private - current, "the purged text shares every trigram with what is left"
+    assert not (private - current) & held
