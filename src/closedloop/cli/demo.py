@@ -38,24 +38,25 @@ a power loss (the store's default, ``FULL``, survives both and is slower)."""
 
 DEMO_SIGNALS: Final = metrics.SignalConfig(
     min_base=5,
-    ping_pong_cases=10,
+    ping_pong_cases=8,
     hollow_share=0.4,
     repeat_window=None,
     silent_working_days=4,
     silent_cases=3,
 )
 """The demo's signal thresholds, fitted to a month of the simulated district (seeds 1
-to 6). The units with a habit stand far above them: YS-LIGHT closes 80-95 % of its
-cases in the last tenth of the time, YS-GREEN and YS-ROADS bounce 13-26 cases a month
-between them. The honest units stay below: they bounce at most 7 cases a month (a
-street office that returns misrouted cases), leave up to a third of their closures
-hollow (callbacks that say "not resolved", rework), and leave at most 2 cases at a
-time untouched for four working days (simulated units record nothing while they work).
-A share is judged on five or more. No repeat reports are looked for, since the
-simulation draws every report afresh and places it by grid only, so a later report of
-the grid is no repeat. The dispatcher's misrouting flags fall on the categories the
-ping-pong pair leads: the dispatcher passes a bounced case on to the other unit, and
-that decision is overturned in turn."""
+to 6, where each flags exactly the units with a habit). The units with a habit stand
+well above them: YS-LIGHT submits 62-88 % of its results in the last tenth of the
+time, YS-GREEN and YS-ROADS bounce 9-32 cases a month between them. The honest units
+stay below: a unit returns at most 5 bounced cases a month (a street office that
+returns misrouted cases), leaves at most a quarter of its closures hollow (callbacks
+that say "not resolved", rework), and leaves at most 2 cases at a time untouched for
+four working days (simulated units record nothing while they work). A share is judged
+on five or more. No repeat reports are looked for, since the simulation draws every
+report afresh and places it by grid only, so a later report of the grid is no repeat.
+The dispatcher's misrouting flags fall on the categories the ping-pong pair leads:
+the dispatcher passes a bounced case on to the other unit, and that decision is
+overturned in turn."""
 
 
 @dataclass(frozen=True, slots=True)
