@@ -31,8 +31,9 @@ from closedloop import Actor, Engine, NaturalCalendar, workflows
 from closedloop.adapters.sqlalchemy import SQLStore
 from closedloop.testing import ManualClock
 
-COPIED = ("closedloop_cases", "closedloop_case_events", "closedloop_due_points")
-"""The tables a copy gets rows in (a filler case has no contact and no notification)."""
+COPIED = ("closedloop_cases", "closedloop_case_events")
+"""The tables a copy gets rows in (a filler case has no contact and no notification; its
+timers are the case row's ``next_timer_at``, shifted with the copy's other times)."""
 PER_TRANSACTION = 50_000
 """Cases per transaction of the loader."""
 

@@ -92,8 +92,7 @@ def outbox(db: Path) -> dict[str, tuple[str, str, int, str | None]]:
 def held_timers(db: Path) -> int:
     with sqlite3.connect(db) as connection:
         held = connection.execute(
-            "SELECT count(*) FROM closedloop_due_points"
-            " WHERE status = 'live' AND lease_owner IS NOT NULL"
+            "SELECT count(*) FROM closedloop_cases WHERE tick_owner IS NOT NULL"
         )
         return int(held.fetchone()[0])
 

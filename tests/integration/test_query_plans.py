@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, create_engine, event
+from sqlalchemy import Connection, String, create_engine, event, func, select, type_coerce
 
 from closedloop import Actor, workflows
-from closedloop.adapters.sqlalchemy import SQLStore
+from closedloop.adapters.sqlalchemy import SQLStore, leases
 from closedloop.adapters.sqlalchemy.queries import count_query, page_query
+from closedloop.adapters.sqlalchemy.schema import cases
 from closedloop.engine.case_query import CaseFilter
 from closedloop.engine.reading import Reader
 from closedloop.testing.contract.base import T0, add, deadline
@@ -140,3 +141,16 @@ def test_each_turn_of_a_unit_members_inbox_reads_its_own_urgency_index(
     assert set(indexes) == {"lead_unit", "reporter"}
     assert "ix_closedloop_cases_lead_unit_urgency" in indexes["lead_unit"], indexes
     assert "ix_closedloop_cases_reporter_urgency" in indexes["reporter"], indexes
+
+
+def test_a_ticks_claim_and_the_next_due_instant_read_the_next_timer_index(
+    explained: Connection,
+) -> None:
+    # A tick claims the cases whose earliest timer is due, earliest first; a scheduler
+    # asks for the earliest instant. Both must walk the index on (next_timer_at,
+    # row_id), not every open case.
+    earliest = select(type_coerce(func.min(cases.c.next_timer_at), String))  # the plan's text
+    assert str(earliest) == str(leases.NEXT_DUE)
+    for query in (leases.due_cases(T0, 50), earliest):
+        found = "\n".join(str(row[-1]) for row in explained.execute(query).all())
+        assert "ix_closedloop_cases_next_timer_at" in found, found

@@ -4,10 +4,12 @@ the schema a store creates by itself."""
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import MetaData, create_engine, insert, text, update
+from sqlalchemy import MetaData, column, create_engine, insert, table, text, update
+from sqlalchemy.sql.expression import TableClause
 
 from closedloop.adapters.sqlalchemy import HEAD_REVISION, SQLStore, metadata, rows, upgrade
 from closedloop.adapters.sqlalchemy.migrate import MIGRATIONS
@@ -15,13 +17,13 @@ from closedloop.adapters.sqlalchemy.schema import (
     AUXILIARY_PREFIXES,
     EXPRESSION_INDEXES,
     VERSION_TABLE,
+    Instant,
     case_events,
     cases,
-    due_points,
     version_table,
 )
 from closedloop.errors import StoreError
-from closedloop.testing.contract.base import T0, add, due_point, new_case, read
+from closedloop.testing.contract.base import LEASE, T0, add, new_case, read
 from tests.conftest import postgres_url
 
 alembic = pytest.importorskip("alembic")
@@ -157,18 +159,51 @@ def test_a_database_at_the_first_revision_upgrades_with_its_data(
     assert upgrade(url, schema=schema, revision="0001") == "0001"
     with pytest.raises(StoreError, match="revision '0001'"):
         SQLStore(url, schema=schema)
-    case, event = new_case("c1")
+    (case, event), (other, opened) = new_case("c1"), new_case("c2")
     engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
     if schema is not None:
         engine = engine.execution_options(schema_translate_map={None: schema})
     with engine.begin() as connection:  # rows as a 0001 store wrote them
-        connection.execute(insert(cases), rows.case_values(case))
-        connection.execute(insert(case_events), rows.event_values(event))
-        connection.execute(insert(due_points), rows.due_values(due_point("c1", "breach", T0)))
+        for written, first in ((case, event), (other, opened)):
+            connection.execute(insert(cases), rows.case_values(written))
+            connection.execute(insert(case_events), rows.event_values(first))
+        connection.execute(
+            insert(_due_points_0001(schema)),
+            [
+                _point("c1", "warning", T0 - LEASE, "done"),  # fired: no longer a timer
+                _point("c1", "breach", T0, "live"),
+                _point("c1", "escalation", T0 + LEASE, "live"),
+                _point("c2", "breach", T0 - LEASE, "done"),
+            ],
+        )
     engine.dispose()
     assert upgrade(url, schema=schema) == HEAD_REVISION
     assert differences(url, schema) == []
     store = SQLStore(url, schema=schema)
     assert read(store, lambda tx: tx.get_case("c1")) == case
-    assert [p.id for p in read(store, lambda tx: tx.get_due_points("c1"))] == ["c1/breach"]
+    assert store.next_due_at() == T0  # the earliest live point of each case
+    claimed = store.claim_due(T0 + 10 * LEASE, owner="w1", lease=LEASE, limit=10)
+    assert [(c.case_id, c.next_timer_at) for c in claimed] == [("c1", T0)]
     store.close()
+
+
+def _due_points_0001(schema: str | None) -> TableClause:
+    """The due points table as revisions 0001 to 0007 had it (0008 drops it)."""
+    return table(
+        "closedloop_due_points",
+        *(column(name) for name in ("id", "case_id", "clock", "kind", "level", "status")),
+        column("due_at", Instant()),
+        schema=schema,
+    )
+
+
+def _point(case_id: str, kind: str, at: datetime, status: str) -> dict[str, object]:
+    return {
+        "id": f"{case_id}/{kind}",
+        "case_id": case_id,
+        "clock": "handling",
+        "kind": kind,
+        "level": 0,
+        "due_at": at,
+        "status": status,
+    }

@@ -9,7 +9,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import create_engine, text
 from sqlalchemy import exc as sa_exc
 
 from closedloop import Engine, workflows
@@ -17,7 +17,7 @@ from closedloop.adapters.sqlalchemy import SQLStore
 from closedloop.adapters.sqlalchemy.failures import Failure, classify, retrying
 from closedloop.engine.ports import IdempotencyRecord
 from closedloop.errors import StoreError, StoreUnavailable
-from closedloop.testing.contract.base import T0, add, deadline, due_point, read, schedule
+from closedloop.testing.contract.base import T0, add, deadline, read
 from tests.cast import CITIZEN, DISPATCHER
 from tests.conftest import postgres_url
 
@@ -176,33 +176,4 @@ def test_postgres_tables_live_in_the_given_schema() -> None:
         assert "closedloop_cases" in set(tables)
         count = connection.exec_driver_sql(f'SELECT count(*) FROM "{schema}".closedloop_cases')
         assert count.scalar() == 1
-    store.close()
-
-
-def test_a_cases_due_points_are_found_through_their_own_index(tmp_path: Path) -> None:
-    """Reading and replacing one case's timers must not walk every live timer in the
-    store: on a SQLite file without statistics an index on case_id alone tied with
-    (status, due_at), and the tie went either way with the order of index creation."""
-    store = SQLStore(f"sqlite:///{tmp_path / 'cases.db'}")
-    for n in range(3):
-        add(store, f"c{n}")
-        schedule(store, f"c{n}", due_point(f"c{n}", "breach", T0), due_point(f"c{n}", "w", T0))
-    sent: list[tuple[str, object]] = []
-    listen = event.listens_for(store.engine, "before_cursor_execute")
-
-    @listen
-    def capture(_c: object, _cur: object, statement: str, params: object, *_: object) -> None:
-        if "closedloop_due_points" in statement and "case_id = ?" in statement:
-            sent.append((statement, params))
-
-    read(store, lambda tx: tx.get_due_points("c1"))
-    schedule(store, "c1", due_point("c1", "breach", T0))
-    event.remove(store.engine, "before_cursor_execute", capture)
-    assert {"SELECT", "DELETE"} <= {statement.split()[0] for statement, _ in sent}
-    with store.engine.connect() as connection:
-        for statement, params in sent:
-            plan = connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", params).all()
-            detail = " ".join(str(row[-1]) for row in plan)
-            assert "ix_closedloop_due_points_case_id_status_due_at" in detail, detail
-            assert "SCAN" not in detail, detail
     store.close()

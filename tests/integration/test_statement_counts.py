@@ -59,11 +59,11 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SQLStore]:
     opened.close()
 
 
-def test_a_report_is_one_transaction_of_three_statements(store: SQLStore) -> None:
+def test_a_report_is_one_transaction_of_two_statements(store: SQLStore) -> None:
     engine = Engine(workflows.standard(), store=store, clock=ManualClock())
     counted = Counted(store)
     report = counted.of(lambda: engine.report(CITIZEN, description="Pipe burst"))
-    assert report == (1, 1, 3)  # the case, its event, its timers
+    assert report == (1, 1, 2)  # the case (with its earliest timer instant), its event
     assert counted.statements[0].startswith("INSERT INTO")
     assert "closedloop_cases" in counted.statements[0]
 
@@ -74,14 +74,33 @@ def test_a_trigger_that_reschedules_and_notifies_is_one_transaction(store: SQLSt
     engine.trigger(case.id, "classify", by=DISPATCHER, category="01.02", urgency="normal")
     counted = Counted(store)
     dispatch = counted.of(lambda: engine.trigger(case.id, "dispatch", by=DISPATCHER, unit="water"))
-    # Read the case with its head and contact; update it; append its event; drop and
-    # schedule its timers; queue its notification.
-    assert dispatch == (1, 1, 6)
+    # Read the case with its head and contact; update it (with its timers' earliest
+    # instant); append its event; queue its notification.
+    assert dispatch == (1, 1, 4)
+    assert [s.split()[0] for s in counted.statements] == ["SELECT", "UPDATE", "INSERT", "INSERT"]
+
+
+def test_a_tick_that_applies_one_timer_claims_applies_and_finds_nothing_left(
+    store: SQLStore,
+) -> None:
+    clock = ManualClock()
+    engine = Engine(workflows.standard(), store=store, clock=clock)
+    engine.report(CITIZEN, description="Pipe burst", location={"area": "310101"})
+    due = engine.next_due_at()
+    assert due is not None
+    clock.set(due)  # the classify clock's warning
+    counted = Counted(store)
+    tick = counted.of(engine.tick)
+    # The claim (select the due cases, lease them); the case's warning: read the case,
+    # update it under the claim (ending the lease), append its event (the standard
+    # workflow notifies nobody of a classify warning); the next claim finds nothing.
+    assert tick == (3, 3, 6)
     assert [s.split()[0] for s in counted.statements] == [
         "SELECT",
         "UPDATE",
+        "SELECT",
+        "UPDATE",
         "INSERT",
-        "DELETE",
-        "INSERT",
-        "INSERT",
+        "SELECT",
     ]
+    assert engine.history(engine.store.case_ids()[0])[-1].trigger == "warn"

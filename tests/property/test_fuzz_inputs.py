@@ -249,7 +249,7 @@ def footprint(engine: Engine, case_id: str) -> tuple[int, int, tuple[str, ...]]:
     with engine.store.transaction() as tx:
         case = tx.get_case(case_id)
         assert case is not None
-        points = tuple(p.id for p in tx.get_due_points(case_id))
+        points = tuple(p.id for p in engine.due_points(case))
         return case.version, len(tx.get_events(case_id)), points
 
 

@@ -1,18 +1,19 @@
 """The generated state machine catches planted bugs: the test passes only if the kit FAILS.
 
 Each planted bug is a small, test-only change to a working part: a store that loses an
-audit event, one that forgets to bump the version, one that fires timers early (a month,
-or one minute), one that never cancels timers, one that reads events back out of order,
-a guard that raises a plain exception, and two permission bugs in the engine's command
-path (the handling unit may confirm its own case; anyone who sees a case may dispatch
-it). Each is caught within the ``ci`` profile's budget of examples;
+audit event, one that forgets to bump the version, one that never cancels a closed
+case's timer, one that reads events back out of order, a sweep that fires timers early
+(a month, or one minute), a guard that raises a plain exception, and two permission
+bugs in the engine's command path (the handling unit may confirm its own case; anyone
+who sees a case may dispatch it). Each is caught within the ``ci`` profile's budget of examples;
 ``benchmarks/bench_testing.py`` prints how quickly.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 from hypothesis import Phase, settings
@@ -23,7 +24,8 @@ from closedloop.adapters.memory import InMemoryStore, InMemoryTransaction
 from closedloop.engine.context import Context
 from closedloop.engine.definition import TransitionSpec
 from closedloop.engine.model import Actor, AuditEvent, Case
-from closedloop.engine.ports import CaseStore, DuePoint
+from closedloop.engine.ports import CaseStore, DuePoint, TimerClaim
+from closedloop.engine.ticking import TimerSweep
 from closedloop.engine.writer import CaseWriter
 from closedloop.testing import workflow_state_machine
 from closedloop.testing.profiles import CI_EXAMPLES
@@ -36,8 +38,10 @@ Authorise = Callable[[CaseWriter, Case, TransitionSpec, Actor], str]
 class DroppingTransaction(InMemoryTransaction):
     """Loses the audit event of every case's third change."""
 
-    def update_case(self, case: Case, expected_version: int, event: AuditEvent) -> None:
-        super().update_case(case, expected_version, event)
+    def update_case(
+        self, case: Case, expected_version: int, event: AuditEvent, **timers: Any
+    ) -> None:
+        super().update_case(case, expected_version, event, **timers)
         if event.seq == 3:
             self.staged.events[case.id].pop()
 
@@ -45,9 +49,11 @@ class DroppingTransaction(InMemoryTransaction):
 class StuckVersionTransaction(InMemoryTransaction):
     """Stores every change under the version it replaces."""
 
-    def update_case(self, case: Case, expected_version: int, event: AuditEvent) -> None:
+    def update_case(
+        self, case: Case, expected_version: int, event: AuditEvent, **timers: Any
+    ) -> None:
         stuck = case.model_copy(update={"version": expected_version})
-        super().update_case(stuck, expected_version, event)
+        super().update_case(stuck, expected_version, event, **timers)
 
 
 class ReorderingTransaction(InMemoryTransaction):
@@ -61,11 +67,20 @@ class ReorderingTransaction(InMemoryTransaction):
 
 
 class NeverCancelsTransaction(InMemoryTransaction):
-    """Keeps a case's timers when told it has none left (as when it closes)."""
+    """Keeps a case's timer instant when told it has no timer left (as when it closes)."""
 
-    def replace_due_points(self, case_id: str, points: Sequence[DuePoint]) -> None:
-        if points:
-            super().replace_due_points(case_id, points)
+    def update_case(
+        self,
+        case: Case,
+        expected_version: int,
+        event: AuditEvent,
+        *,
+        next_timer_at: datetime | None = None,
+        claim: TimerClaim | None = None,
+    ) -> None:
+        super().update_case(case, expected_version, event, next_timer_at=next_timer_at, claim=claim)
+        if next_timer_at is None:
+            del self.staged.timers[case.id]
 
 
 def store_with(transaction: type[InMemoryTransaction]) -> type[InMemoryStore]:
@@ -76,22 +91,16 @@ def store_with(transaction: type[InMemoryTransaction]) -> type[InMemoryStore]:
     return PlantedStore
 
 
-class EarlyTimersStore(InMemoryStore):
-    """Hands out timers a month before they are due."""
+def claims_early_by(slack: timedelta) -> type[InMemoryStore]:
+    """A store that hands out cases ``slack`` before their earliest timer is due."""
 
-    def claim_due(
-        self, now: datetime, *, owner: str, lease: timedelta, limit: int
-    ) -> list[DuePoint]:
-        return super().claim_due(now + timedelta(days=30), owner=owner, lease=lease, limit=limit)
+    class EarlyClaimsStore(InMemoryStore):
+        def claim_due(
+            self, now: datetime, *, owner: str, lease: timedelta, limit: int
+        ) -> list[TimerClaim]:
+            return super().claim_due(now + slack, owner=owner, lease=lease, limit=limit)
 
-
-class MinuteEarlyStore(InMemoryStore):
-    """Hands out timers one minute before they are due."""
-
-    def claim_due(
-        self, now: datetime, *, owner: str, lease: timedelta, limit: int
-    ) -> list[DuePoint]:
-        return super().claim_due(now + timedelta(minutes=1), owner=owner, lease=lease, limit=limit)
+    return EarlyClaimsStore
 
 
 def kit_run(machine: type[RuleBasedStateMachine], examples: int = CI_EXAMPLES) -> None:
@@ -111,17 +120,13 @@ def kit_run(machine: type[RuleBasedStateMachine], examples: int = CI_EXAMPLES) -
     [
         (store_with(DroppingTransaction), "audit trail does not verify"),
         (store_with(StuckVersionTransaction), "version"),
-        (store_with(NeverCancelsTransaction), "still has live timers"),
-        (EarlyTimersStore, "before it was due"),
-        (MinuteEarlyStore, "before it was due"),
+        (store_with(NeverCancelsTransaction), "the store's next timer is due at"),
         (store_with(ReorderingTransaction), "audit trail does not verify"),
     ],
     ids=[
         "drops-an-audit-event",
         "forgets-the-version",
         "never-cancels-timers",
-        "early-timers",
-        "timers-a-minute-early",
         "reorders-events",
     ],
 )
@@ -134,6 +139,32 @@ def test_a_planted_store_bug_is_reported(store: type[CaseStore], complaint: str)
 def test_the_same_machine_passes_on_the_real_store() -> None:
     """The planted-bug tests are not failing for some other reason."""
     kit_run(workflow_state_machine(workflows.standard(), store_factory=InMemoryStore), 10)
+
+
+# -- planted timer bugs in the engine ----------------------------------------------------
+
+DueNow = Callable[[TimerSweep, Case, datetime], list[DuePoint]]
+
+
+def due_early_by(slack: timedelta) -> DueNow:
+    def due_now(self: TimerSweep, case: Case, now: datetime) -> list[DuePoint]:
+        return [p for p in self._clocks.due_points(case) if p.due_at <= now + slack]
+
+    return due_now
+
+
+@pytest.mark.parametrize(
+    "slack", [timedelta(days=30), timedelta(minutes=1)], ids=["early-timers", "a-minute-early"]
+)
+def test_a_planted_early_timer_bug_is_reported(
+    slack: timedelta, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The sweep trusts its claims, and the store hands them out early.
+    monkeypatch.setattr(TimerSweep, "_due_now", due_early_by(slack))
+    store = claims_early_by(slack)
+    machine = workflow_state_machine(workflows.standard(), store_factory=store)
+    with pytest.raises(AssertionError, match="before it was due"):
+        kit_run(machine)
 
 
 # -- a planted guard bug -----------------------------------------------------------------

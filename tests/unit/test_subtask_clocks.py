@@ -41,7 +41,9 @@ WEEK = Period.week(date(2026, 2, 9), timezone="Asia/Shanghai")
 
 def timers(engine: Engine, case_id: str) -> list[DuePoint]:
     with engine.store.transaction(read_only=True) as tx:
-        return tx.get_due_points(case_id)
+        case = tx.get_case(case_id)
+    assert case is not None
+    return engine.due_points(case)
 
 
 def accepted(backend: Backend) -> tuple[Engine, ManualClock, Inbox, Case]:

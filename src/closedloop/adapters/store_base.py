@@ -18,7 +18,7 @@ from typing import Self
 
 from closedloop.engine.clock import utc
 from closedloop.engine.model import AuditEvent, Case, ReporterContact
-from closedloop.engine.ports import DuePoint, IdempotencyRecord, OutboxMessage
+from closedloop.engine.ports import IdempotencyRecord, OutboxMessage, TimerClaim
 from closedloop.errors import ClosedLoopError, StoreError, ValidationError
 
 
@@ -51,6 +51,15 @@ def check_case(case: Case, event: AuditEvent) -> None:
     for name, value in instants.items():
         utc(value, f"case.{name}")
     utc(event.at, "event.at")
+
+
+def _instant(value: datetime | None) -> datetime | None:
+    return None if value is None else utc(value, "next_timer_at")
+
+
+def _check_claim_of(claim: TimerClaim, case_id: str) -> None:
+    if claim.case_id != case_id:
+        raise StoreError(f"a claim on case {claim.case_id!r} cannot write case {case_id!r}")
 
 
 class StoreTransaction(ABC):
@@ -108,14 +117,17 @@ class StoreTransaction(ABC):
     def get_idempotency(self, key: str) -> IdempotencyRecord | None:
         """The record stored under ``key``, or ``None``."""
 
-    @abstractmethod
-    def get_due_points(self, case_id: str) -> list[DuePoint]:
-        """The case's live due points, earliest first."""
-
     # -- writes: checked here, written by the backend --------------------------------
 
-    def add_case(self, case: Case, contact: ReporterContact | None, event: AuditEvent) -> None:
-        """Insert a new case with its contact data and first event.
+    def add_case(
+        self,
+        case: Case,
+        contact: ReporterContact | None,
+        event: AuditEvent,
+        *,
+        next_timer_at: datetime | None = None,
+    ) -> None:
+        """Insert a new case with its contact data, first event and earliest timer instant.
 
         Raises:
             ConcurrentModification: a case with that id exists already.
@@ -124,19 +136,56 @@ class StoreTransaction(ABC):
         """
         self._check_writable()
         check_case(case, event)
-        self._add_case(case, contact, event)
+        self._add_case(case, contact, event, _instant(next_timer_at))
 
-    def update_case(self, case: Case, expected_version: int, event: AuditEvent) -> None:
-        """Write the new version if the stored one is ``expected_version``; append the event.
+    def update_case(
+        self,
+        case: Case,
+        expected_version: int,
+        event: AuditEvent,
+        *,
+        next_timer_at: datetime | None = None,
+        claim: TimerClaim | None = None,
+    ) -> None:
+        """Write the new version if the stored one is ``expected_version``; append the
+        event; with ``claim``, check and end the ticker's lease on the case.
 
         Raises:
             ConcurrentModification: the stored version differs (now or at commit).
+            LeaseLost: ``claim`` no longer holds the case (now or at commit).
             NaiveDatetime: an instant of the case or the event has no time zone.
-            StoreError: the transaction is read-only or has ended.
+            StoreError: the transaction is read-only or has ended, or ``claim`` is of
+                another case.
         """
         self._check_writable()
         check_case(case, event)
-        self._update_case(case, expected_version, event)
+        if claim is not None:
+            _check_claim_of(claim, case.id)
+        self._update_case(case, expected_version, event, _instant(next_timer_at), claim)
+
+    def release_claim(
+        self, claim: TimerClaim, *, version: int, next_timer_at: datetime | None
+    ) -> None:
+        """End ``claim`` without changing the case; its earliest timer instant is set.
+
+        Raises:
+            LeaseLost: the case is no longer leased under the claim's token.
+            ConcurrentModification: the case's version is no longer ``version``.
+            NaiveDatetime: ``next_timer_at`` has no time zone.
+            StoreError: the transaction is read-only or has ended.
+        """
+        self._check_writable()
+        self._release_claim(claim, version, _instant(next_timer_at))
+
+    def hold_claim(self, claim: TimerClaim, *, version: int) -> None:
+        """Lease the case again under ``claim``, in this transaction.
+
+        Raises:
+            ConcurrentModification: the case's version is no longer ``version``.
+            StoreError: the transaction is read-only or has ended.
+        """
+        self._check_writable()
+        self._hold_claim(claim, version)
 
     def put_idempotency(self, record: IdempotencyRecord) -> None:
         """Remember the first result of a keyed command.
@@ -147,36 +196,6 @@ class StoreTransaction(ABC):
         """
         self._check_writable()
         self._put_idempotency(record)
-
-    def replace_due_points(self, case_id: str, points: Sequence[DuePoint]) -> None:
-        """Make ``points`` the case's live due points; the other live ones are dropped.
-
-        A point that already fired stays fired (it is never scheduled again); a live
-        point keeps its lease, so a sweeper holding it can still complete it.
-
-        Raises:
-            CaseNotFound: there is no such case.
-            ValidationError: a point belongs to another case.
-            NaiveDatetime: a ``due_at`` has no time zone.
-            StoreError: the transaction is read-only or has ended.
-        """
-        self._check_writable()
-        for point in points:
-            utc(point.due_at, "due_at")
-        strangers = [p.id for p in points if p.case_id != case_id]
-        if strangers:
-            raise ValidationError([("case_id", f"points of another case: {strangers}")])
-        self._replace_due_points(case_id, points)
-
-    def complete_due(self, point: DuePoint) -> None:
-        """Mark a claimed due point done, in this transaction.
-
-        Raises:
-            LeaseLost: the point is no longer live under ``point.lease_token``.
-            StoreError: the transaction is read-only or has ended.
-        """
-        self._check_writable()
-        self._complete_due(point)
 
     def add_outbox(self, messages: Sequence[OutboxMessage]) -> None:
         """Stage notifications; they exist if and only if this transaction commits.
@@ -262,24 +281,40 @@ class StoreTransaction(ABC):
     # -- the backend's writes --------------------------------------------------------
 
     @abstractmethod
-    def _add_case(self, case: Case, contact: ReporterContact | None, event: AuditEvent) -> None:
+    def _add_case(
+        self,
+        case: Case,
+        contact: ReporterContact | None,
+        event: AuditEvent,
+        next_timer_at: datetime | None,
+    ) -> None:
         """Write a new case, its contact data and first event (arguments checked)."""
 
     @abstractmethod
-    def _update_case(self, case: Case, expected_version: int, event: AuditEvent) -> None:
-        """Write a new version and its event, checking ``expected_version``."""
+    def _update_case(
+        self,
+        case: Case,
+        expected_version: int,
+        event: AuditEvent,
+        next_timer_at: datetime | None,
+        claim: TimerClaim | None,
+    ) -> None:
+        """Write a new version and its event, checking ``expected_version`` (and the
+        claim's token, ending its lease, when a claim is given)."""
+
+    @abstractmethod
+    def _release_claim(
+        self, claim: TimerClaim, version: int, next_timer_at: datetime | None
+    ) -> None:
+        """Clear the claim's lease and set the case's earliest timer instant."""
+
+    @abstractmethod
+    def _hold_claim(self, claim: TimerClaim, version: int) -> None:
+        """Lease the case again under ``claim``."""
 
     @abstractmethod
     def _put_idempotency(self, record: IdempotencyRecord) -> None:
         """Write an idempotency record."""
-
-    @abstractmethod
-    def _replace_due_points(self, case_id: str, points: Sequence[DuePoint]) -> None:
-        """Write the case's live due points (each checked to be the case's own)."""
-
-    @abstractmethod
-    def _complete_due(self, point: DuePoint) -> None:
-        """Mark a point done if its lease still holds."""
 
     @abstractmethod
     def _add_outbox(self, messages: Sequence[OutboxMessage]) -> None:

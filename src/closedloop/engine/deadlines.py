@@ -10,7 +10,10 @@ paused moves the due and warning instants by exactly that much.
 From a deadline come the case's due points (durable timers): a yellow warning at
 ``warn_at`` (by default 70% of the allowed time), the breach (red) at ``due_at``, the
 rungs of the escalation ladder counted from the breach, and an optional expiry action.
-Everything here is pure; the Engine stores the points and applies them on ``tick``.
+Everything here is pure: the points are a function of the case, and firing one changes
+the case so that it is not derived again. The store keeps only the earliest instant
+(:meth:`Timekeeper.next_timer_at`) on the case's row; ``tick`` claims the cases whose
+instant has come and derives their points again.
 
 A co-unit's active subtask has a clock of its own beside the case's (see "subtask
 clocks" below): its due and warning instants are fixed when it starts, and it warns,
@@ -55,6 +58,11 @@ class Timekeeper:
         for clock in workflow.clocks:
             for name in [clock.calendar, *(row.calendar for row in clock.sla)]:
                 self.calendar(name)
+
+    def copy(self) -> Timekeeper:
+        """A timekeeper on the calendars as they are now: a later :meth:`use` of this
+        one leaves it counting as before (what the timers were before a correction)."""
+        return Timekeeper(self._workflow, self._calendars, self._default)
 
     def calendar(self, name: str | None) -> WorkCalendar:
         """The calendar called ``name`` (the default one for ``None``)."""
@@ -276,6 +284,23 @@ class Timekeeper:
         ]
         made.extend(self.subtask_points(case))
         return sorted(made, key=lambda p: (p.due_at, p.id))
+
+    def counts(self, deadline: Deadline) -> bool:
+        """Whether these calendars count the deadline's timers as it was stored: a
+        provisional one always; an unmarked one only if no timer of it reaches a day
+        these calendars have no data for (then it was counted on corrected ones)."""
+        if deadline.provisional:
+            return True
+        try:
+            return not self._marked(deadline).provisional
+        except CalendarNotCovered:
+            return False
+
+    def next_timer_at(self, case: Case) -> datetime | None:
+        """The earliest ``due_at`` of :meth:`due_points` (``None`` when there is none):
+        what the store keeps on the case's row for claims."""
+        points = self.due_points(case)
+        return points[0].due_at if points else None
 
     def _pending(self, deadline: Deadline) -> list[tuple[TimerKind, int, datetime]]:
         """The timers still to fire for the deadline's warning level and rung; counted

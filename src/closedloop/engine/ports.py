@@ -35,10 +35,13 @@ OutboxStatus = Literal["pending", "delivered", "dead", "disabled"]
 
 
 class DuePoint(BaseModel):
-    """A durable timer: at ``due_at`` the engine applies one effect to one case.
+    """A timer of a case: at ``due_at`` the engine applies one effect to the case.
 
-    Identified by ``id`` (``case_id/clock/kind/level/generation``), so re-scheduling the
-    same deadline is idempotent. ``lease_*`` are set while a sweeper holds a claim.
+    The engine derives a case's points from the case itself
+    (:meth:`~closedloop.engine.deadlines.Timekeeper.due_points`), so a store keeps none
+    of them: only the earliest ``due_at`` on the case's row (see :class:`TimerClaim`).
+    Identified by ``id`` (``case_id/clock/.../kind/level/instant``); firing a point
+    changes the case so that it is not derived again.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -49,9 +52,24 @@ class DuePoint(BaseModel):
     kind: TimerKind
     level: int = 0
     due_at: Instant
-    lease_owner: str | None = None
-    lease_expires_at: Instant | None = None
-    lease_token: str | None = None
+
+
+class TimerClaim(BaseModel):
+    """A ticker's lease on a case whose earliest timer is due (``CaseStore.claim_due``).
+
+    While the lease runs (until ``expires_at``) no other ticker claims the case. The
+    ticker's write of the case (``CaseTransaction.update_case`` with ``claim=``) or
+    its release (``CaseTransaction.release_claim``) checks ``token`` and ends the lease.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    case_id: str
+    next_timer_at: Instant
+    """The case's earliest timer instant when it was claimed."""
+    owner: str
+    expires_at: Instant
+    token: str
 
 
 class MessageBody(BaseModel):
@@ -173,20 +191,73 @@ class CaseTransaction(Protocol):
         """
         ...
 
-    def add_case(self, case: Case, contact: ReporterContact | None, event: AuditEvent) -> None:
+    def add_case(
+        self,
+        case: Case,
+        contact: ReporterContact | None,
+        event: AuditEvent,
+        *,
+        next_timer_at: datetime | None = None,
+    ) -> None:
         """Insert a new case with its first event.
+
+        Args:
+            next_timer_at: The earliest ``due_at`` of the case's timers (``None``: it
+                has none); what ``claim_due`` and ``next_due_at`` read.
 
         Raises:
             ConcurrentModification: a case with that id exists already.
         """
         ...
 
-    def update_case(self, case: Case, expected_version: int, event: AuditEvent) -> None:
+    def update_case(
+        self,
+        case: Case,
+        expected_version: int,
+        event: AuditEvent,
+        *,
+        next_timer_at: datetime | None = None,
+        claim: TimerClaim | None = None,
+    ) -> None:
         """Replace the case if its stored version is ``expected_version``; append the event.
+
+        Args:
+            next_timer_at: The earliest ``due_at`` of the new case's timers (``None``:
+                it has none).
+            claim: A ticker's claim on the case: the case must still be leased under
+                its token, and the lease ends with this write. Without it the lease
+                (if any) is left as it is.
 
         Raises:
             ConcurrentModification: the stored version differs (checked at commit at
                 the latest).
+            LeaseLost: ``claim`` is given and the case is no longer leased under its
+                token (another ticker took it over); the transaction must roll back.
+        """
+        ...
+
+    def release_claim(
+        self, claim: TimerClaim, *, version: int, next_timer_at: datetime | None
+    ) -> None:
+        """End ``claim`` without changing the case: the lease is cleared and the case's
+        earliest timer instant set to ``next_timer_at``, in this transaction.
+
+        Args:
+            version: The version of the case the instant was derived from.
+
+        Raises:
+            LeaseLost: the case is no longer leased under the claim's token.
+            ConcurrentModification: the case's version is no longer ``version``.
+        """
+        ...
+
+    def hold_claim(self, claim: TimerClaim, *, version: int) -> None:
+        """Lease the case again under ``claim`` (after a write with ``claim=`` ended
+        its lease in this transaction): a timer left for a later tick stays with its
+        ticker until the lease expires.
+
+        Raises:
+            ConcurrentModification: the case's version is no longer ``version``.
         """
         ...
 
@@ -199,23 +270,6 @@ class CaseTransaction(Protocol):
 
         Raises:
             ConcurrentModification: another command with this key committed first.
-        """
-        ...
-
-    def get_due_points(self, case_id: str) -> list[DuePoint]:
-        """The case's live due points, earliest first."""
-        ...
-
-    def replace_due_points(self, case_id: str, points: Sequence[DuePoint]) -> None:
-        """Make ``points`` the case's live due points; the others are cancelled."""
-        ...
-
-    def complete_due(self, point: DuePoint) -> None:
-        """Mark a claimed due point done, in this transaction.
-
-        Raises:
-            LeaseLost: the point's lease token is no longer the current one (another
-                sweeper took it over); the transaction must roll back.
         """
         ...
 
@@ -329,17 +383,18 @@ class CaseStore(Protocol):
 
     def claim_due(
         self, now: datetime, *, owner: str, lease: timedelta, limit: int
-    ) -> list[DuePoint]:
-        """Lease up to ``limit`` due points with ``due_at <= now``, earliest first.
+    ) -> list[TimerClaim]:
+        """Lease up to ``limit`` cases whose earliest timer is due (``next_timer_at <=
+        now``) and that no live lease holds, earliest first.
 
-        Points whose lease has expired are claimable again. Each claim gets a new
-        token; the claim is committed before this returns. Uses an index on
-        ``due_at``: the cost follows the number due, not the number open.
+        A case whose lease has expired is claimable again. Each claim gets a new token;
+        the claims are committed before this returns. Uses an index on the cases'
+        ``next_timer_at``: the cost follows the number due, not the number open.
         """
         ...
 
     def next_due_at(self) -> datetime | None:
-        """The earliest ``due_at`` of any live due point, or ``None``."""
+        """The earliest ``next_timer_at`` of any case, or ``None``."""
         ...
 
     def claim_outbox(

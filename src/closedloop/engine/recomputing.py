@@ -5,8 +5,9 @@ late), and asks ``Engine.recompute_deadlines(since=...)``. Every open case whose
 clock was counted over days from ``since`` on (a provisional clock always) is counted
 again on the calendars as they are now, each case in a transaction of its own. When a
 due point moves, or a provisional clock becomes definite, the writer records a
-``deadline_recomputed`` event by the system with the old and new timers and
-reschedules the case's timers. Warnings fired and rungs climbed stay as they were:
+``deadline_recomputed`` event by the system with the old timers (derived from the
+case on the calendars as they were) and the new ones, and stores the case's new
+earliest timer instant. Warnings fired and rungs climbed stay as they were:
 nothing is taken back, and nothing fires twice.
 """
 
@@ -19,7 +20,7 @@ from closedloop.engine.case_query import MAX_PAGE
 from closedloop.engine.deadlines import Timekeeper
 from closedloop.engine.definition import Workflow
 from closedloop.engine.kinds import SUBTASK_TIMERS, EngineTrigger, TimerKind
-from closedloop.engine.model import Deadline
+from closedloop.engine.model import Case, Deadline
 from closedloop.engine.ports import CaseQueries, CaseStore, DuePoint
 from closedloop.engine.writer import CaseWriter
 from closedloop.errors import StoreError
@@ -33,14 +34,22 @@ class Recount:
         workflow: The workflow of the cases (which states are open).
         timekeeper: Counts the clocks, on the calendars as they are now.
         writer: Records each move.
+        before: Counts on the calendars as they were before the correction: the timers
+            each case had (the store keeps none; they are derived from the case).
     """
 
     def __init__(
-        self, store: CaseStore, workflow: Workflow, timekeeper: Timekeeper, writer: CaseWriter
+        self,
+        store: CaseStore,
+        workflow: Workflow,
+        timekeeper: Timekeeper,
+        writer: CaseWriter,
+        before: Timekeeper | None = None,
     ) -> None:
         self._store = store
         self._workflow = workflow
         self._clocks = timekeeper
+        self._before = before or timekeeper
         self._writer = writer
 
     def run(self, since: date, calendar: str | None, now: datetime) -> tuple[str, ...]:
@@ -59,7 +68,7 @@ class Recount:
                 if not self._clocks.touches(case.deadline, since, calendar):
                     continue
                 new = self._clocks.recomputed(case.deadline, now)
-                old_timers = _named(tx.get_due_points(case_id))
+                old_timers = _named(self._old_timers(case))
                 new_timers = self._clocks.timers(new)
                 if old_timers == new_timers and _marks(case.deadline) == _marks(new):
                     continue
@@ -82,6 +91,13 @@ class Recount:
                 tx.commit()
                 moved.append(case_id)
         return tuple(moved)
+
+    def _old_timers(self, case: Case) -> list[DuePoint]:
+        """The timers the case had: counted on the calendars as they were before the
+        correction, unless the case was counted on corrected ones already."""
+        assert case.deadline is not None
+        before = self._before if self._before.counts(case.deadline) else self._clocks
+        return before.due_points(case)
 
     def _open_cases(self) -> Iterator[str]:
         if not isinstance(self._store, CaseQueries):

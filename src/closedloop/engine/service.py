@@ -34,6 +34,7 @@ from closedloop.engine.ports import (
     CheckpointStore,
     Clock,
     Directory,
+    DuePoint,
     Notifier,
     OutboxMessage,
     WorkCalendar,
@@ -348,11 +349,12 @@ class Engine:
             shown = type(since).__name__
             raise ValidationError([("since", f"must be a date, got {shown}")], subject="argument")
         name = calendar if isinstance(calendar, str) or calendar is None else calendar.name
+        before = self._timekeeper.copy()
         if calendar is not None and not isinstance(calendar, str):
             self._timekeeper.use(calendar)
         elif name is not None:
             self._timekeeper.calendar(name)
-        recount = Recount(self._store, self._workflow, self._timekeeper, self._writer)
+        recount = Recount(self._store, self._workflow, self._timekeeper, self._writer, before)
         return recount.run(since, name, self._now())
 
     def purge(self, *, now: datetime | None = None, dry_run: bool = False) -> PurgeReport:
@@ -387,6 +389,12 @@ class Engine:
     def next_due_at(self) -> datetime | None:
         """When the earliest pending timer falls due (for schedulers to sleep until)."""
         return self._store.next_due_at()
+
+    def due_points(self, case: Case) -> list[DuePoint]:
+        """The timers ``case`` has, earliest first (none while its clock is paused or
+        once it is final): what ``tick`` applies as they come due. They are derived
+        from the case; the store keeps only the earliest instant."""
+        return self._timekeeper.due_points(case)
 
     def now(self) -> datetime:
         """The engine's clock reading, in UTC: the time commands and ticks record."""

@@ -1,12 +1,14 @@
 """Applying due timers: the sweep behind ``Engine.tick``.
 
-A tick claims due points with a lease, a batch at a time, and works case by case: for
-each case with a claimed point it applies every live point of that case that is due,
-earliest first, reading the case's points again after each one (a timer's change
-reschedules the others). So a case's timers apply in due order whoever claimed them,
-and a point whose case moved since the claim is looked at again, not dropped. Each
-point is completed in the transaction that writes its effect, so its effect happens
-once even when several engines sweep one store.
+A case's timers are derived from the case (:meth:`Timekeeper.due_points`); the store
+keeps only their earliest instant on the case's row. A tick claims, with a lease, the
+cases whose instant has come, a batch at a time, and works case by case: it reads the
+case, derives its timers and applies those due, earliest first, deriving them again
+after each one (a timer's change reschedules the others). The first write checks and
+ends the claim's lease; a case whose timers are no longer due (a command changed it
+after the claim) is released with its instant as it now stands. A timer's effect
+changes the case so that the timer is not derived again, so it happens once even when
+several engines sweep one store.
 
 When the store's transactions offer savepoints (:class:`~closedloop.engine.ports.Savepoints`)
 a batch is one transaction, each case inside a savepoint and each timer inside one of
@@ -16,10 +18,11 @@ Otherwise each case gets a transaction of its own. The change a timer makes is
 written by the :class:`~closedloop.engine.writer.CaseWriter`, the same path commands
 take.
 
-A timer left for a later tick is never retried in silence: it is logged on the
-``closedloop.timers`` logger with its :class:`TimerFailure`, counted by reason in
-:attr:`TickReport.deferred_by`, and kept as a :class:`StuckTimer` (``Engine.stuck_timers``)
-until a tick applies it or finds it stale.
+A timer left for a later tick is never retried in silence: its case stays leased
+until the lease expires, and it is logged on the ``closedloop.timers`` logger with its
+:class:`TimerFailure`, counted by reason in :attr:`TickReport.deferred_by`, and kept
+as a :class:`StuckTimer` (``Engine.stuck_timers``) until a tick applies it or finds it
+stale.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from closedloop.engine.deadlines import Timekeeper
 from closedloop.engine.definition import Workflow
 from closedloop.engine.kinds import TimerKind
 from closedloop.engine.model import SYSTEM, Case
-from closedloop.engine.ports import CaseStore, CaseTransaction, DuePoint, Savepoints
+from closedloop.engine.ports import CaseStore, CaseTransaction, DuePoint, Savepoints, TimerClaim
 from closedloop.engine.writer import CaseWriter
 from closedloop.errors import (
     CalendarNotCovered,
@@ -52,7 +55,8 @@ from closedloop.errors import (
 log = logging.getLogger("closedloop.timers")
 
 ATTEMPTS = 8
-"""How often a case whose timers lost a race is looked at again within one tick."""
+"""How often a case whose timers lost a race is looked at again within one tick (and
+how often one tick sweeps a case claimed again)."""
 
 
 class TimerOutcome(Enum):
@@ -120,12 +124,12 @@ def failure_of(error: BaseException) -> TimerFailure:
 
 
 class TimerSweep:
-    """Claims the due timers of a store and applies them through a writer.
+    """Claims the cases with due timers in a store and applies them through a writer.
 
     Args:
-        store: Where the timers and cases live.
+        store: Where the cases live.
         workflow: The workflow of the cases (for the clocks' expiry and escalation).
-        timekeeper: Says which timers a case should have and what each one does.
+        timekeeper: Says which timers a case has and what each one does.
         writer: Writes each timer's change.
         owner: Names this sweeper on its leases.
         lease: How long a claim is held.
@@ -148,7 +152,7 @@ class TimerSweep:
         self._owner = owner
         self._lease = lease
         self._stuck: dict[str, StuckTimer] = {}
-        self._claims: dict[str, DuePoint] = {}
+        self._due: dict[str, list[DuePoint]] = {}  # each case's due timers, as last read
 
     def tick(
         self, at: datetime, *, batch: int, should_stop: Callable[[], bool] | None = None
@@ -156,16 +160,21 @@ class TimerSweep:
         """Apply every timer due at ``at``, earliest first, until none is left (or until
         ``should_stop()`` answers ``True`` before a claim)."""
         totals: Counter[TimerOutcome] = Counter()
-        tried: set[str] = set()
+        swept: Counter[str] = Counter()
         while should_stop is None or not should_stop():
-            points = self._store.claim_due(at, owner=self._owner, lease=self._lease, limit=batch)
-            if not points:  # firing a rung can schedule the next one, due already
+            claims = self._store.claim_due(at, owner=self._owner, lease=self._lease, limit=batch)
+            if not claims:
                 break
-            self._claims = {point.id: point for point in points}
-            tried.update(self._claims)
-            totals.update(self._apply(points, at))
+            # A case claimed again within one tick is one whose timers came due again
+            # (or never stopped being due): after a few sweeps it waits, leased.
+            claims = [c for c in claims if swept[c.case_id] < ATTEMPTS]
+            swept.update(c.case_id for c in claims)
+            if claims:
+                totals.update(self._apply(claims, at))
         reasons = Counter(
-            s.reason for s in self._stuck.values() if s.last_tried_at == at and s.point.id in tried
+            s.reason
+            for s in self._stuck.values()
+            if s.last_tried_at == at and s.point.case_id in swept
         )
         return TickReport(
             applied=totals[TimerOutcome.APPLIED],
@@ -178,54 +187,67 @@ class TimerSweep:
         """The timers that failed at their last try and are not applied yet, by due time."""
         return sorted(self._stuck.values(), key=lambda s: (s.point.due_at, s.point.id))
 
-    def _failed(self, point_id: str, error: BaseException, now: datetime) -> None:
-        """Keep and log a claimed timer left for a later tick, with its reason."""
-        point = self._claims.get(point_id)
-        if point is None:
-            return
+    def _failed(self, point: DuePoint, error: BaseException, now: datetime) -> None:
+        """Keep and log a timer left for a later tick, with its reason."""
         reason = failure_of(error)
-        before = self._stuck.get(point_id)
+        before = self._stuck.get(point.id)
         attempts = 1 if before is None else before.attempts + (before.last_tried_at != now)
-        self._stuck[point_id] = StuckTimer(point, reason, str(error), attempts, now)
+        self._stuck[point.id] = StuckTimer(point, reason, str(error), attempts, now)
         log.warning(
             "timer %s of case %s not applied (%s, attempt %d): %s",
-            point_id,
+            point.id,
             point.case_id,
             reason.value,
             attempts,
             error,
         )
 
-    def _apply(self, points: Sequence[DuePoint], now: datetime) -> Counter[TimerOutcome]:
-        """Apply the timers of the cases of a claimed batch."""
-        claimed: dict[str, set[str]] = {}
-        for point in points:  # cases in the order of their earliest claimed point
-            claimed.setdefault(point.case_id, set()).add(point.id)
+    def _apply(self, claims: Sequence[TimerClaim], now: datetime) -> Counter[TimerOutcome]:
+        """Apply the timers of the claimed cases (in the order of their instants)."""
         totals: Counter[TimerOutcome] = Counter()
-        alone = list(claimed)
-        if len(claimed) > 1:
+        alone = list(claims)
+        if len(claims) > 1:
             alone = []
             try:
                 with self._store.transaction() as tx:
                     if not isinstance(tx, Savepoints):
                         raise _NoSavepoints
                     batch: Counter[TimerOutcome] = Counter()
-                    for case_id, ids in claimed.items():
-                        try:
-                            with tx.savepoint():
-                                batch.update(self._sweep_case(tx, case_id, ids, now, tx))
-                        except (ConcurrentModification, LeaseLost):
-                            alone.append(case_id)  # another writer moved it: again, alone
+                    for claim in claims:
+                        if not self._sweep_saved(tx, tx, claim, now, batch):
+                            alone.append(claim)  # another writer moved it: again, alone
                     tx.commit()
                     totals.update(batch)
             except (_NoSavepoints, ClosedLoopError):
                 totals.clear()
-                alone = list(claimed)
-        for case_id in alone:
-            totals.update(self._case_alone(case_id, claimed[case_id], now))
+                alone = list(claims)
+        for claim in alone:
+            totals.update(self._case_alone(claim, now))
         return totals
 
-    def _case_alone(self, case_id: str, ids: set[str], now: datetime) -> Counter[TimerOutcome]:
+    def _sweep_saved(
+        self,
+        tx: CaseTransaction,
+        nested: Savepoints,
+        claim: TimerClaim,
+        now: datetime,
+        into: Counter[TimerOutcome],
+    ) -> bool:
+        """Sweep a claimed case of a batch inside a savepoint; ``False`` when another
+        writer moved it (nothing of it is written then)."""
+        refused: set[str] = set()
+        while True:
+            try:
+                with nested.savepoint():
+                    into.update(self._sweep_case(tx, claim, now, nested, refused))
+                return True
+            except _Refused as refusal:
+                refused.add(refusal.point.id)  # its savepoint is gone: again without it
+                self._failed(refusal.point, refusal.error, now)
+            except (ConcurrentModification, LeaseLost):
+                return False
+
+    def _case_alone(self, claim: TimerClaim, now: datetime) -> Counter[TimerOutcome]:
         """Apply a case's due timers in a transaction of their own, again after a race."""
         refused: set[str] = set()
         last: ClosedLoopError | None = None
@@ -233,95 +255,103 @@ class TimerSweep:
             try:
                 with self._store.transaction() as tx:
                     nested = tx if isinstance(tx, Savepoints) else None
-                    outcomes = self._sweep_case(tx, case_id, ids, now, nested, refused)
+                    outcomes = self._sweep_case(tx, claim, now, nested, refused)
                     tx.commit()
                     return outcomes
             except _Refused as refusal:
-                refused.add(refusal.point_id)  # no savepoint: start again without it
-                self._failed(refusal.point_id, refusal.error, now)
+                refused.add(refusal.point.id)  # no savepoint: start again without it
+                self._failed(refusal.point, refusal.error, now)
             except (ConcurrentModification, LeaseLost) as lost:
                 last = lost
-                continue  # another writer moved the case or took the point: look again
+                continue  # another writer moved the case or took the claim: look again
             except ClosedLoopError as failed:
                 last = failed
                 break  # the store failed: nothing was written
-        # Still losing: the claims stay leased; a later tick tries again.
-        for point_id in ids:
-            self._failed(point_id, last or LeaseLost(point_id), now)
-        return Counter({TimerOutcome.DEFERRED: len(ids)})
+        # Still losing: the claim stays leased; a later tick tries again.
+        due = self._due.get(claim.case_id, [])
+        for point in due:
+            self._failed(point, last or LeaseLost(claim.case_id), now)
+        return Counter({TimerOutcome.DEFERRED: max(len(due), 1)})
 
     def _sweep_case(
         self,
         tx: CaseTransaction,
-        case_id: str,
-        claimed: set[str],
+        claim: TimerClaim,
         now: datetime,
         nested: Savepoints | None,
         refused: set[str] | None = None,
     ) -> Counter[TimerOutcome]:
-        """Apply the case's live due points, earliest first, each as it stands now.
+        """Apply the claimed case's due timers, earliest first, each as it stands now.
 
-        ``claimed`` are this sweeper's claims: each one counts once, applied, deferred
-        or stale (someone else applied it, or the case no longer needs it). Points not
-        claimed here that it applies on the way count as applied.
+        The first write ends the claim; when nothing is written the claim is released
+        with the case's earliest instant as it now stands. A case with a timer left for
+        a later tick stays leased under the claim.
         """
-        skipped = set(refused or ())
         outcomes: Counter[TimerOutcome] = Counter()
-        settled: set[str] = set()
+        case = tx.get_case(claim.case_id)
+        if case is None:
+            return Counter({TimerOutcome.STALE: 1})
+        due = self._due_now(case, now)
+        self._due[case.id] = due
+        for point_id in [i for i, s in self._stuck.items() if s.point.case_id == case.id]:
+            if point_id not in {p.id for p in due}:
+                del self._stuck[point_id]  # the case no longer needs it
+        done = set(refused or ())
+        deferred = len(done & {p.id for p in due})
+        held: TimerClaim | None = claim  # the claim no write has ended yet
         while True:
-            due = [  # a point the store claimed counts as due: the claim is the store's word
-                p
-                for p in tx.get_due_points(case_id)
-                if (p.due_at <= now or p.id in claimed) and p.id not in skipped
-            ]
-            if not due:
+            ready = [p for p in self._due_now(case, now) if p.id not in done]
+            if not ready:
                 break
-            point = due[0]
-            skipped.add(point.id)  # looked at once per sweep, whatever comes of it
+            point = ready[0]
+            done.add(point.id)  # looked at once per sweep, whatever comes of it
+            # Until this case has a write to keep, a refusal undoes nothing worth a
+            # savepoint: the caller starts the case again without the refused timer.
+            saved = nested is not None and outcomes[TimerOutcome.APPLIED] > 0
             try:
-                with nested.savepoint() if nested is not None else _plain():
-                    applied = self._apply_point(tx, case_id, point, now)
+                with nested.savepoint() if saved and nested is not None else _plain():
+                    new = self._fire_on(tx, case, point, now, held)
             except (ConcurrentModification, LeaseLost):
                 raise
             except ClosedLoopError as exc:  # the expiry action was refused
-                if nested is None:
-                    raise _Refused(point.id, exc) from exc
-                if point.id in claimed:
-                    settled.add(point.id)
-                    outcomes[TimerOutcome.DEFERRED] += 1
-                    self._failed(point.id, exc, now)
+                if not saved:
+                    raise _Refused(point, exc) from exc
+                deferred += 1
+                self._failed(point, exc, now)
                 continue
             self._stuck.pop(point.id, None)
-            if applied:
-                outcomes[TimerOutcome.APPLIED] += 1
-                settled.add(point.id)
-            elif point.id in claimed:
-                outcomes[TimerOutcome.STALE] += 1
-                settled.add(point.id)
-        for point_id in claimed - settled:
-            # Refused in an earlier attempt, or applied by another sweeper meanwhile.
-            refused_here = refused is not None and point_id in refused
-            outcomes[TimerOutcome.DEFERRED if refused_here else TimerOutcome.STALE] += 1
+            outcomes[TimerOutcome.APPLIED] += 1
+            case, held = new, None
+        outcomes[TimerOutcome.DEFERRED] += deferred
+        if held is None:
+            if deferred:
+                tx.hold_claim(claim, version=case.version)  # the rest waits, leased
+        elif not deferred:
+            tx.release_claim(
+                held, version=case.version, next_timer_at=self._clocks.next_timer_at(case)
+            )
+            outcomes[TimerOutcome.STALE] += 1
         return outcomes
 
-    def _apply_point(
-        self, tx: CaseTransaction, case_id: str, point: DuePoint, now: datetime
-    ) -> bool:
-        """Complete ``point`` (as read in ``tx``) and write its effect if the case still
-        needs it; whether it did."""
-        tx.complete_due(point)  # first: whoever completed it first has it
-        case = tx.get_case(case_id)
-        if case is None or point.id not in {p.id for p in self._clocks.due_points(case)}:
-            return False
-        self._fire_on(tx, case, point, now)
-        return True
+    def _due_now(self, case: Case, now: datetime) -> list[DuePoint]:
+        """The case's timers due at ``now``, earliest first: whatever the claim said, a
+        timer never fires before its instant."""
+        return [p for p in self._clocks.due_points(case) if p.due_at <= now]
 
-    def _fire_on(self, tx: CaseTransaction, case: Case, point: DuePoint, now: datetime) -> None:
+    def _fire_on(
+        self,
+        tx: CaseTransaction,
+        case: Case,
+        point: DuePoint,
+        now: datetime,
+        claim: TimerClaim | None,
+    ) -> Case:
+        """Write what ``point`` does to ``case``; the case as written."""
         if point.kind == TimerKind.EXPIRY:
             assert case.deadline is not None
             expiry = self._workflow.clock(case.deadline.clock).on_expiry
             assert expiry is not None
-            self._writer.fire(
+            return self._writer.fire(
                 tx,
                 case,
                 expiry.trigger,
@@ -329,13 +359,20 @@ class TimerSweep:
                 payload={"reason": expiry.reason},
                 now=now,
                 role="system",
+                claim=claim,
             )
-            return
         trigger, updates, payload = self._clocks.effect(case, point)
         payload["due_at"] = point.due_at.isoformat()
         notify = self._clocks.escalation_targets(case, point)
-        self._writer.mark(
-            tx, case, trigger=trigger, updates=updates, payload=payload, now=now, notify=notify
+        return self._writer.mark(
+            tx,
+            case,
+            trigger=trigger,
+            updates=updates,
+            payload=payload,
+            now=now,
+            notify=notify,
+            claim=claim,
         )
 
 
@@ -346,9 +383,9 @@ class _NoSavepoints(Exception):
 class _Refused(Exception):
     """A timer's expiry action was refused (inside a transaction without savepoints)."""
 
-    def __init__(self, point_id: str, error: ClosedLoopError) -> None:
-        super().__init__(point_id)
-        self.point_id = point_id
+    def __init__(self, point: DuePoint, error: ClosedLoopError) -> None:
+        super().__init__(point.id)
+        self.point = point
         self.error = error
 
 

@@ -6,7 +6,8 @@ a report (``Engine.report``), a trigger (``Engine.trigger``), a timer that fires
 compiled machine, which refuses a trigger not declared from the case's state, has the
 writer admit the command (authorisation, payload, guards) and chooses the destination;
 the writer then computes the new case and its sealed audit event, stores both with
-an optimistic version check, reschedules the case's timers and queues the
+an optimistic version check and the earliest instant of the case's timers (the
+store keeps no timers of its own: they are derived from the case), and queues the
 notifications the change calls for.
 """
 
@@ -32,7 +33,7 @@ from closedloop.engine.model import (
     Duplicate,
     ReporterContact,
 )
-from closedloop.engine.ports import CaseTransaction
+from closedloop.engine.ports import CaseTransaction, TimerClaim
 from closedloop.errors import ConflictOfInterest, MergeRefused, PermissionDenied
 
 
@@ -70,7 +71,7 @@ class CaseWriter:
         )
         case, event = open_case(self._workflow, self._timekeeper, report, now)
         event = self.sealed(event)
-        tx.add_case(case, contact, event)
+        tx.add_case(case, contact, event, next_timer_at=self._timekeeper.next_timer_at(case))
         self._save_side_effects(tx, case, event)
         return case
 
@@ -84,6 +85,7 @@ class CaseWriter:
         payload: Mapping[str, object],
         now: datetime,
         role: str | None = None,
+        claim: TimerClaim | None = None,
     ) -> Case:
         """Fire ``trigger`` on ``case`` as ``by`` and write the result.
 
@@ -91,6 +93,7 @@ class CaseWriter:
             role: The role to fire as without asking who ``by`` is (the engine's own
                 actions, such as a clock's expiry); by default ``by`` must hold one of
                 the roles that may fire the transition.
+            claim: A ticker's claim on the case, checked and ended by the write.
 
         Raises:
             TransitionNotAllowed: ``trigger`` is not declared from the case's state.
@@ -98,6 +101,7 @@ class CaseWriter:
             ValidationError: the payload is malformed; the error names each field.
             GuardRejected: a guard refused, with its reason.
             ConcurrentModification: another writer changed the case first.
+            LeaseLost: ``claim`` no longer holds the case.
         """
 
         masters: list[Case] = []
@@ -126,7 +130,7 @@ class CaseWriter:
             prev_hash=audit.chain_head(tx, case.id),
         )
         event = self.sealed(event)
-        tx.update_case(new, case.version, event)
+        self._update(tx, new, case.version, event, claim)
         self._save_side_effects(tx, new, event)
         for master in masters:
             self._add_duplicate(tx, master, new, by=by, role=firing.role, now=now)
@@ -178,7 +182,7 @@ class CaseWriter:
             prev_hash=audit.chain_head(tx, master.id),
         )
         event = self.sealed(event)
-        tx.update_case(new, master.version, event)
+        self._update(tx, new, master.version, event)
         self._save_side_effects(tx, new, event)
 
     def _tell_duplicates(self, tx: CaseTransaction, master: Case, now: datetime) -> None:
@@ -201,7 +205,7 @@ class CaseWriter:
                 prev_hash=audit.chain_head(tx, duplicate.id),
             )
             event = self.sealed(event)
-            tx.update_case(new, duplicate.version, event)
+            self._update(tx, new, duplicate.version, event)
             self._save_side_effects(tx, new, event)
 
     def mark(
@@ -214,9 +218,11 @@ class CaseWriter:
         payload: Mapping[str, JSON],
         now: datetime,
         notify: tuple[str, ...] = (),
+        claim: TimerClaim | None = None,
     ) -> Case:
         """Record a change the engine makes on its own (a warning, a breach, an
-        escalation) as the system, with ``notify`` added to the recipients of its rules."""
+        escalation) as the system, with ``notify`` added to the recipients of its rules
+        (``claim``: a ticker's claim on the case, checked and ended by the write)."""
         new, event = record(
             case,
             case.model_copy(update=dict(updates)),
@@ -229,7 +235,7 @@ class CaseWriter:
             prev_hash=audit.chain_head(tx, case.id),
         )
         event = self.sealed(event)
-        tx.update_case(new, case.version, event)
+        self._update(tx, new, case.version, event, claim)
         self._save_side_effects(tx, new, event, notify)
         return new
 
@@ -264,7 +270,7 @@ class CaseWriter:
             changes=audit.changes(case, new),
             prev_hash=audit.chain_head(tx, case.id),
         )
-        tx.update_case(new, case.version, event)
+        self._update(tx, new, case.version, event)
         self._save_side_effects(tx, new, event)
         return new
 
@@ -322,11 +328,22 @@ class CaseWriter:
                 result.append(transition.name)
         return tuple(result)
 
+    def _update(
+        self,
+        tx: CaseTransaction,
+        case: Case,
+        expected: int,
+        event: AuditEvent,
+        claim: TimerClaim | None = None,
+    ) -> None:
+        """Store the new version of a case with its event and its timers' earliest instant."""
+        next_at = self._timekeeper.next_timer_at(case)
+        tx.update_case(case, expected, event, next_timer_at=next_at, claim=claim)
+
     def _save_side_effects(
         self, tx: CaseTransaction, case: Case, event: AuditEvent, notify: tuple[str, ...] = ()
     ) -> None:
-        """Reschedule the case's timers and write the notifications its change calls for."""
-        tx.replace_due_points(case.id, self._timekeeper.due_points(case))
+        """Write the notifications the case's change calls for."""
         duties = self._services.responsibilities
         tx.add_outbox(
             notifications.messages(

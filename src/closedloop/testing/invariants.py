@@ -31,7 +31,8 @@ TIMER_TRIGGERS = frozenset(
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    """One case as its store holds it: the case, its audit events, its live timers."""
+    """One case as its store holds it: the case, its audit events, and the timers the
+    engine derives from it."""
 
     case: Case
     events: list[AuditEvent]
@@ -39,11 +40,12 @@ class Snapshot:
 
 
 def snapshot(engine: Engine, case_id: str) -> Snapshot:
-    """Read the case, its events and its live due points in one store transaction."""
+    """Read the case and its events in one store transaction, with its due points."""
     with engine.store.transaction(read_only=True) as tx:
         case = tx.get_case(case_id)
         assert case is not None, f"case {case_id!r} vanished from the store"
-        return Snapshot(case, tx.get_events(case_id), tx.get_due_points(case_id))
+        events = tx.get_events(case_id)
+    return Snapshot(case, events, engine.due_points(case))
 
 
 def check_case(engine: Engine, case_id: str, *, version: int | None = None) -> Snapshot:
@@ -98,6 +100,19 @@ def check_timers(engine: Engine, case_id: str, seen: Snapshot | None = None) -> 
         assert not seen.due_points, (
             f"final case {case_id!r} still has live timers: {[p.id for p in seen.due_points]}"
         )
+
+
+def check_next_due(engine: Engine, seen: Iterable[Snapshot]) -> None:
+    """The store's next due instant (``Engine.next_due_at``) is the earliest timer the
+    engine derives from the cases ``seen`` (every case of the store): a store that
+    keeps a closed case's timer, or moves one, is caught here.
+    """
+    earliest = min((s.due_points[0].due_at for s in seen if s.due_points), default=None)
+    stored = engine.next_due_at()
+    assert stored == earliest, (
+        f"the store's next timer is due at {stored and stored.isoformat()}, but the "
+        f"cases' earliest timer is due at {earliest and earliest.isoformat()}"
+    )
 
 
 LATER: tuple[timedelta, ...] = (

@@ -37,7 +37,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from closedloop.engine.definition import TransitionSpec, Workflow
 from closedloop.engine.model import Actor, Case
-from closedloop.engine.ports import CaseStore, DuePoint
+from closedloop.engine.ports import CaseStore
 from closedloop.engine.service import Engine
 from closedloop.errors import ClosedLoopError
 from closedloop.testing import invariants, permissions, steering, strategies
@@ -124,6 +124,7 @@ def workflow_state_machine(
             self.fired: set[tuple[str, str]] = set()
             self.aims: list[tuple[str, str]] = []
             self.tries: dict[tuple[str, str], int] = {}
+            self.deferred: set[str] = set()  # timers a tick left for later (any engine)
 
         @initialize(reporter=st.sampled_from(pool))
         def first_report(self, reporter: Actor) -> None:
@@ -248,15 +249,22 @@ def workflow_state_machine(
             """Fire what is due: versions may only go up, and nothing due is left."""
             self.engine.tick()
             now = self.clock.now()
+            self.deferred.update(s.point.id for s in self.engine.stuck_timers())
+            snapshots = []
             for case_id, version in self.versions.items():
                 seen = invariants.snapshot(self.engine, case_id)
+                snapshots.append(seen)
                 case = seen.case
                 assert case.version >= version, f"{case_id!r} went back to version {case.version}"
                 self.versions[case_id] = case.version
                 self._settle(case_id, case.state)
-                # Only a timer whose firing was deferred (and stays leased) may be left due.
-                left = [p.id for p in seen.due_points if p.due_at <= now and not _leased(p, now)]
+                # Only a timer whose firing was deferred (its case stays leased) may be
+                # left due.
+                left = [
+                    p.id for p in seen.due_points if p.due_at <= now and p.id not in self.deferred
+                ]
                 assert not left, f"a tick left timers due at {now.isoformat()}: {left}"
+            invariants.check_next_due(self.engine, snapshots)
 
         @rule()
         def restart(self) -> None:
@@ -532,10 +540,6 @@ class Coverage:
         reached = len(self.declared) - len(self.missed())
         lines.append(f"{reached} of {len(self.declared)} (state, trigger) pairs fired")
         return "\n".join(lines)
-
-
-def _leased(point: DuePoint, now: datetime) -> bool:
-    return point.lease_expires_at is not None and point.lease_expires_at > now
 
 
 def _close(store: CaseStore) -> None:

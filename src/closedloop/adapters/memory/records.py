@@ -17,14 +17,14 @@ from closedloop.adapters.memory.due_index import DueIndex
 from closedloop.adapters.memory.outbox_rows import OutboxRows
 from closedloop.adapters.memory.staging import Staged
 from closedloop.engine.model import AuditEvent, Case, ReporterContact
-from closedloop.engine.ports import DuePoint, IdempotencyRecord, OutboxMessage, OutboxStatus
+from closedloop.engine.ports import IdempotencyRecord, OutboxMessage, OutboxStatus, TimerClaim
 from closedloop.errors import ConcurrentModification, LeaseLost, StoreError
 
 T = TypeVar("T", AuditEvent, ReporterContact, IdempotencyRecord)
 
 
 class MemoryRecords:
-    """Cases, contact data, audit events, idempotency keys, due points and the outbox.
+    """Cases, contact data, audit events, idempotency keys, timers and the outbox.
 
     One lock guards every row; each method takes it, so each is atomic.
     """
@@ -83,21 +83,22 @@ class MemoryRecords:
             found = self.events.get(case_id)
             return found[-1].hash if found else None
 
-    def read_due(self, case_id: str, plan: Sequence[DuePoint] | None) -> list[DuePoint]:
-        """The case's live points, earliest first: stored, or as ``plan`` would store them."""
+    def read_lease(self, case_id: str) -> TimerClaim | None:
+        """The case's ticker's lease as stored (expired or not), or ``None``."""
         with self._lock:
-            live = self._due.live(case_id) if plan is None else self._due.merged(case_id, plan)
-        return sorted(live, key=lambda p: (p.due_at, p.id))
+            return self._due.lease(case_id)
 
-    # -- due points and outbox, outside any transaction ----------------------------------
+    # -- timers and outbox, outside any transaction --------------------------------------
 
-    def claim_due(self, now: datetime, limit: int, held: dict[str, object]) -> list[DuePoint]:
-        """Lease up to ``limit`` points due at ``now`` with the lease fields in ``held``."""
+    def claim_due(
+        self, now: datetime, limit: int, *, owner: str, expires_at: datetime, token: str
+    ) -> list[TimerClaim]:
+        """Lease up to ``limit`` cases whose earliest timer is due at ``now``."""
         with self._lock:
-            return self._due.lease(self._due.due(now, limit), held)
+            return self._due.claim(now, limit, owner=owner, expires_at=expires_at, token=token)
 
     def next_due_at(self) -> datetime | None:
-        """The earliest ``due_at`` of any live point."""
+        """The earliest ``next_timer_at`` of any case."""
         with self._lock:
             return self._due.next_due_at()
 
@@ -136,7 +137,7 @@ class MemoryRecords:
 
         Raises:
             ConcurrentModification: a version, case id, key or message id check failed.
-            LeaseLost: a point to complete is no longer leased under its token.
+            LeaseLost: a claimed case is no longer leased under the claim's token.
             StoreError: a value is not JSON data.
         """
         # Everything is checked before the first row changes: a value that is not JSON
@@ -168,9 +169,10 @@ class MemoryRecords:
             for case_id, rendered in events.items():
                 self.events[case_id].extend(rendered)
             self._idempotency.update(records)
-            for case_id, points in staged.due_plans.items():
-                self._due.replace(case_id, points)
-            self._due.complete(staged.completed)  # a point may be scheduled and fire at once
+            for case_id, at in staged.timers.items():
+                self._due.set_next(case_id, at)
+            for case_id, lease in staged.leases.items():
+                self._due.set_lease(case_id, lease)
             pending = (m.id for m in staged.outbox.values() if m.status == "pending")
             self._outbox.put(outbox, pending)
             for case_id, erasure in staged.erasures.items():
@@ -205,9 +207,10 @@ class MemoryRecords:
         for key in staged.idempotency:
             if key in self._idempotency:
                 raise ConcurrentModification(self._idempotency[key].case_id, 0, None)
-        for point in staged.completed.values():
-            if not self._due.holds(point) and not self._due.fresh(point):
-                raise LeaseLost(point.id)
+        for case_id, token in staged.tokens.items():
+            held = self._due.lease(case_id)
+            if held is None or held.token != token:
+                raise LeaseLost(case_id)
         for message in staged.outbox.values():
             if message.id in self._outbox:
                 raise ConcurrentModification(message.case_id or message.id, 0, None)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from closedloop.engine.model import AuditEvent, Case, ReporterContact
-from closedloop.engine.ports import DuePoint, IdempotencyRecord, OutboxMessage
+from closedloop.engine.ports import IdempotencyRecord, OutboxMessage, TimerClaim
 
 
 @dataclass(frozen=True)
@@ -32,10 +33,12 @@ class Staged:
     events: dict[str, list[AuditEvent]] = field(default_factory=dict)
     """New audit events by case, oldest first."""
     idempotency: dict[str, IdempotencyRecord] = field(default_factory=dict)
-    due_plans: dict[str, list[DuePoint]] = field(default_factory=dict)
-    """Each case's due points to make live."""
-    completed: dict[str, DuePoint] = field(default_factory=dict)
-    """Claimed points to mark done, by id."""
+    timers: dict[str, datetime | None] = field(default_factory=dict)
+    """Each written case's earliest timer instant."""
+    leases: dict[str, TimerClaim | None] = field(default_factory=dict)
+    """Each case's ticker's lease to store (``None``: released)."""
+    tokens: dict[str, str] = field(default_factory=dict)
+    """The lease token each claimed case must still hold at commit."""
     outbox: dict[str, OutboxMessage] = field(default_factory=dict)
     erasures: dict[str, Erasure] = field(default_factory=dict)
     """Personal data to erase, by case."""
@@ -47,8 +50,8 @@ class Staged:
                 self.added,
                 self.cases,
                 self.idempotency,
-                self.due_plans,
-                self.completed,
+                self.timers,
+                self.leases,
                 self.outbox,
                 self.erasures,
             )
@@ -62,8 +65,9 @@ class Staged:
             expected=dict(self.expected),
             events={key: list(found) for key, found in self.events.items()},
             idempotency=dict(self.idempotency),
-            due_plans={key: list(points) for key, points in self.due_plans.items()},
-            completed=dict(self.completed),
+            timers=dict(self.timers),
+            leases=dict(self.leases),
+            tokens=dict(self.tokens),
             outbox=dict(self.outbox),
             erasures=dict(self.erasures),
         )
@@ -72,7 +76,8 @@ class Staged:
         """Forget every staged write."""
         for staged in (self.added, self.cases, self.expected, self.events, self.idempotency):
             staged.clear()
-        self.due_plans.clear()
-        self.completed.clear()
+        self.timers.clear()
+        self.leases.clear()
+        self.tokens.clear()
         self.outbox.clear()
         self.erasures.clear()

@@ -31,7 +31,7 @@ from closedloop.engine.case_query import (
 )
 from closedloop.engine.clock import utc
 from closedloop.engine.model import Case, ReporterContact
-from closedloop.engine.ports import CaseQueries, DuePoint, OutboxMessage, OutboxStatus
+from closedloop.engine.ports import CaseQueries, OutboxMessage, OutboxStatus, TimerClaim
 from closedloop.errors import MessageNotFound
 
 
@@ -148,18 +148,20 @@ class InMemoryStore(CaseQueries, MemoryCheckpoints):
             if where.matches(case):
                 yield position, case
 
-    # -- due points ------------------------------------------------------------------
+    # -- timers ----------------------------------------------------------------------
 
     def claim_due(
         self, now: datetime, *, owner: str, lease: timedelta, limit: int
-    ) -> list[DuePoint]:
-        """Lease up to ``limit`` live points due at ``now`` whose lease is free or expired."""
+    ) -> list[TimerClaim]:
+        """Lease up to ``limit`` cases whose earliest timer is due at ``now`` and whose
+        lease is free or expired, earliest first."""
         now = check_claim(now, lease, limit)
-        held = {"lease_owner": owner, "lease_expires_at": now + lease, "lease_token": _token()}
-        return self._records.claim_due(now, limit, held)
+        return self._records.claim_due(
+            now, limit, owner=owner, expires_at=now + lease, token=_token()
+        )
 
     def next_due_at(self) -> datetime | None:
-        """The earliest ``due_at`` of any live due point."""
+        """The earliest ``next_timer_at`` of any case."""
         return self._records.next_due_at()
 
     # -- outbox ----------------------------------------------------------------------

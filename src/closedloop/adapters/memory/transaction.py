@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 
 from closedloop.adapters.memory.records import MemoryRecords
 from closedloop.adapters.memory.staging import Erasure, Staged
 from closedloop.adapters.store_base import StoreTransaction
 from closedloop.engine.model import AuditEvent, Case, ReporterContact
-from closedloop.engine.ports import DuePoint, IdempotencyRecord, OutboxMessage
-from closedloop.errors import CaseNotFound, ConcurrentModification, LeaseLost
+from closedloop.engine.ports import IdempotencyRecord, OutboxMessage, TimerClaim
+from closedloop.errors import ConcurrentModification, LeaseLost
 
 
 class InMemoryTransaction(StoreTransaction):
@@ -63,47 +64,74 @@ class InMemoryTransaction(StoreTransaction):
         """The record under ``key``, staged or stored."""
         return self.staged.idempotency.get(key) or self._records.read_idempotency(key)
 
-    def get_due_points(self, case_id: str) -> list[DuePoint]:
-        """The case's live due points as this transaction sees them, earliest first."""
-        points = self._records.read_due(case_id, self.staged.due_plans.get(case_id))
-        return [p for p in points if p.id not in self.staged.completed]
-
     # -- writes (checked by the base) ------------------------------------------------
 
-    def _add_case(self, case: Case, contact: ReporterContact | None, event: AuditEvent) -> None:
+    def _add_case(
+        self,
+        case: Case,
+        contact: ReporterContact | None,
+        event: AuditEvent,
+        next_timer_at: datetime | None,
+    ) -> None:
         if case.id in self.staged.cases or self._records.read_case(case.id) is not None:
             raise ConcurrentModification(case.id, 0, None)
         self.staged.added[case.id] = (case, contact)
         self.staged.cases[case.id] = case
         self.staged.events[case.id] = [event]
+        self.staged.timers[case.id] = next_timer_at
 
-    def _update_case(self, case: Case, expected_version: int, event: AuditEvent) -> None:
-        # The version is checked now and again at commit.
-        current = self.get_case(case.id)
-        if current is None or current.version != expected_version:
-            actual = None if current is None else current.version
-            raise ConcurrentModification(case.id, expected_version, actual)
-        if case.id not in self.staged.added:
-            self.staged.expected.setdefault(case.id, expected_version)
+    def _update_case(
+        self,
+        case: Case,
+        expected_version: int,
+        event: AuditEvent,
+        next_timer_at: datetime | None,
+        claim: TimerClaim | None,
+    ) -> None:
+        # The version (and the claim's token) is checked now and again at commit.
+        self._check_version(case.id, expected_version)
+        if claim is not None:
+            self._end_lease(claim)
         self.staged.cases[case.id] = case
         self.staged.events.setdefault(case.id, []).append(event)
+        self.staged.timers[case.id] = next_timer_at
+
+    def _release_claim(
+        self, claim: TimerClaim, version: int, next_timer_at: datetime | None
+    ) -> None:
+        self._check_version(claim.case_id, version)
+        self._end_lease(claim)
+        self.staged.timers[claim.case_id] = next_timer_at
+
+    def _hold_claim(self, claim: TimerClaim, version: int) -> None:
+        self._check_version(claim.case_id, version)
+        self.staged.leases[claim.case_id] = claim
+
+    def _check_version(self, case_id: str, expected: int) -> None:
+        current = self.get_case(case_id)
+        if current is None or current.version != expected:
+            actual = None if current is None else current.version
+            raise ConcurrentModification(case_id, expected, actual)
+        if case_id not in self.staged.added:
+            self.staged.expected.setdefault(case_id, expected)
+
+    def _end_lease(self, claim: TimerClaim) -> None:
+        """Check that ``claim`` holds its case (as this transaction sees it); release it."""
+        case_id = claim.case_id
+        held = (
+            self.staged.leases[case_id]
+            if case_id in self.staged.leases
+            else self._records.read_lease(case_id)
+        )
+        if held is None or held.token != claim.token:
+            raise LeaseLost(case_id)
+        if case_id not in self.staged.leases:
+            self.staged.tokens[case_id] = claim.token  # checked again at commit
+        self.staged.leases[case_id] = None
 
     def _put_idempotency(self, record: IdempotencyRecord) -> None:
         # A key taken meanwhile fails the commit.
         self.staged.idempotency[record.key] = record
-
-    def _replace_due_points(self, case_id: str, points: Sequence[DuePoint]) -> None:
-        if points and self.get_case(case_id) is None:
-            raise CaseNotFound(case_id)
-        self.staged.due_plans[case_id] = list(points)
-
-    def _complete_due(self, point: DuePoint) -> None:
-        # The lease is checked now and again at commit.
-        live = {p.id: p for p in self.get_due_points(point.case_id)}
-        current = live.get(point.id)
-        if current is None or current.lease_token != point.lease_token:
-            raise LeaseLost(point.id)
-        self.staged.completed[point.id] = point
 
     def _add_outbox(self, messages: Sequence[OutboxMessage]) -> None:
         for message in messages:

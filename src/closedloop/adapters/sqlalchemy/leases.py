@@ -1,11 +1,12 @@
-"""Claims with leases on due points and outbox rows; each function is one transaction's work.
+"""Claims with leases on cases with due timers and on outbox rows; each function is one
+transaction's work.
 
 A claim takes the earliest rows that are due and not held by a live lease, and
 stamps them with an owner, an expiry and a fresh token. On PostgreSQL the rows are
 selected ``FOR UPDATE SKIP LOCKED``, so concurrent sweepers divide the work instead
 of queueing behind each other; on SQLite the write lock taken at ``BEGIN IMMEDIATE``
 already makes claims one at a time. A holder whose lease expired may be overtaken;
-its later acknowledgement then matches no row (the token changed) and is discarded.
+its later write then matches no row (the token changed) and is refused.
 """
 
 from __future__ import annotations
@@ -13,47 +14,62 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, func, or_, select, update
+from sqlalchemy import Connection, Select, func, or_, select, update
 
 from closedloop.adapters.sqlalchemy import rows
-from closedloop.adapters.sqlalchemy.schema import due_points, outbox
-from closedloop.engine.ports import DuePoint, OutboxMessage, OutboxStatus
+from closedloop.adapters.sqlalchemy.schema import cases, outbox
+from closedloop.engine.ports import OutboxMessage, OutboxStatus, TimerClaim
 
-_DUE_COLUMNS = [c for c in due_points.c if c.name != "status"]
 PENDING = "pending"
+_CLAIM_COLUMNS = (
+    cases.c.id.label("case_id"),
+    cases.c.next_timer_at,
+    cases.c.tick_owner.label("owner"),
+    cases.c.tick_expires_at.label("expires_at"),
+    cases.c.tick_token.label("token"),
+)
+
+
+def due_cases(now: datetime, limit: int) -> Select[tuple[int]]:
+    """The row ids of up to ``limit`` cases with ``next_timer_at <= now`` and no live
+    lease, earliest first, read through the index on (next_timer_at, row_id)."""
+    free = or_(cases.c.tick_expires_at.is_(None), cases.c.tick_expires_at <= now)
+    return (
+        select(cases.c.row_id)
+        .where(cases.c.next_timer_at <= now, free)
+        .order_by(cases.c.next_timer_at, cases.c.row_id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+
+
+NEXT_DUE = select(func.min(cases.c.next_timer_at))
+"""The earliest ``next_timer_at`` of any case (the index's first entry)."""
 
 
 def claim_due(
     connection: Connection, now: datetime, *, owner: str, lease: timedelta, limit: int
-) -> list[DuePoint]:
-    """Lease up to ``limit`` live points with ``due_at <= now``, earliest first."""
-    free = or_(due_points.c.lease_expires_at.is_(None), due_points.c.lease_expires_at <= now)
-    ids = (
-        connection.execute(
-            select(due_points.c.id)
-            .where(due_points.c.status == rows.LIVE, due_points.c.due_at <= now, free)
-            .order_by(due_points.c.due_at, due_points.c.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-        .scalars()
-        .all()
-    )
+) -> list[TimerClaim]:
+    """Lease up to ``limit`` cases with ``next_timer_at <= now``, earliest first."""
+    ids = connection.execute(due_cases(now, limit)).scalars().all()
     if not ids:
         return []
     claimed = connection.execute(
-        update(due_points)
-        .where(due_points.c.id.in_(ids))
-        .values(lease_owner=owner, lease_expires_at=now + lease, lease_token=uuid.uuid4().hex)
-        .returning(*_DUE_COLUMNS)
-    ).mappings()
-    return sorted(map(rows.due_from_row, claimed), key=lambda p: (p.due_at, p.id))
+        update(cases)
+        .where(cases.c.row_id.in_(ids))
+        .values(tick_owner=owner, tick_expires_at=now + lease, tick_token=uuid.uuid4().hex)
+        .returning(cases.c.row_id, *_CLAIM_COLUMNS)
+    ).all()
+    ordered = sorted(claimed, key=lambda row: (row.next_timer_at, row.row_id))
+    return [
+        TimerClaim.model_validate({k: v for k, v in row._mapping.items() if k != "row_id"})
+        for row in ordered
+    ]
 
 
 def next_due_at(connection: Connection) -> datetime | None:
-    """The earliest ``due_at`` of any live point."""
-    earliest = select(func.min(due_points.c.due_at)).where(due_points.c.status == rows.LIVE)
-    return connection.execute(earliest).scalar()
+    """The earliest ``next_timer_at`` of any case."""
+    return connection.execute(NEXT_DUE).scalar()
 
 
 def claim_outbox(

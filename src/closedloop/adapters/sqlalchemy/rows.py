@@ -19,15 +19,8 @@ from closedloop.engine.model import (
     from_stored,
     to_stored,
 )
-from closedloop.engine.ports import DuePoint, IdempotencyRecord, OutboxMessage
+from closedloop.engine.ports import IdempotencyRecord, OutboxMessage
 from closedloop.errors import StoreError
-
-LIVE = "live"
-"""Status of a due point that has not fired yet."""
-DONE = "done"
-"""Status of a due point that fired; it never fires again."""
-
-_LEASE = ("lease_owner", "lease_expires_at", "lease_token")
 
 
 def case_values(case: Case) -> dict[str, Any]:
@@ -112,17 +105,6 @@ def idempotency_values(record: IdempotencyRecord) -> dict[str, Any]:
 def idempotency_from_row(row: RowMapping) -> IdempotencyRecord:
     """The record stored in ``row``."""
     return IdempotencyRecord.model_validate(dict(row))
-
-
-def due_values(point: DuePoint) -> dict[str, Any]:
-    """The ``due_points`` row of a newly scheduled point: live, not leased."""
-    values = point.model_dump(exclude=set(_LEASE))
-    return {**values, "status": LIVE, **dict.fromkeys(_LEASE)}
-
-
-def due_from_row(row: RowMapping) -> DuePoint:
-    """The due point stored in ``row``."""
-    return DuePoint.model_validate({k: v for k, v in row.items() if k != "status"})
 
 
 def outbox_values(message: OutboxMessage) -> dict[str, Any]:

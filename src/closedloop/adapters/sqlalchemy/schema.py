@@ -41,7 +41,7 @@ from sqlalchemy.types import TypeDecorator
 
 from closedloop.engine.clock import utc
 
-HEAD_REVISION = "0007"
+HEAD_REVISION = "0008"
 """The Alembic revision that :data:`metadata` corresponds to.
 
 A store that creates its schema itself records this revision, so a later
@@ -114,8 +114,18 @@ cases = Table(
     Column("due_at", Instant, index=True),
     Column("paused_at", Instant),
     Column("body", JSON, nullable=False),
+    # The case's timers (revision 0008): the earliest due instant of the timers the
+    # engine derives from the case (NULL: none), and a ticker's lease on the case.
+    Column("next_timer_at", Instant),
+    Column("tick_owner", String),
+    Column("tick_expires_at", Instant),
+    Column("tick_token", String),
     comment="One row per case; body holds the whole case as JSON, without contact data.",
 )
+
+# A tick claims the cases whose earliest timer is due, earliest first: the cost follows
+# the number due, not the number open. The row id breaks ties in the index's own order.
+Index("ix_closedloop_cases_next_timer_at", cases.c.next_timer_at, cases.c.row_id)
 
 # -- what the case queries read (revision 0005) ------------------------------------------
 
@@ -349,30 +359,6 @@ idempotency_keys = Table(
     Column("case_id", String, nullable=False, index=True),
     Column("version", Integer, nullable=False),
     comment="The first result of each command sent with an idempotency key.",
-)
-
-due_points = Table(
-    "closedloop_due_points",
-    metadata,
-    Column("id", String, primary_key=True),
-    Column("case_id", String, ForeignKey(cases.c.id), nullable=False),
-    Column("clock", String, nullable=False),
-    Column("kind", String, nullable=False),
-    Column("level", Integer, nullable=False),
-    Column("due_at", Instant, nullable=False),
-    Column("status", String, nullable=False),
-    Column("lease_owner", String),
-    Column("lease_expires_at", Instant),
-    Column("lease_token", String),
-    # Sweeps read the earliest live points: the cost follows the number due.
-    Index(None, "status", "due_at"),
-    # A case's live points (read and replaced by every command on the case). Two equal
-    # columns make this index win over (status, due_at) whatever order they were
-    # created in: SQLite has no statistics on a fresh file, and with only case_id here
-    # it could pick (status, due_at) and walk every live point in the store.
-    Index(None, "case_id", "status", "due_at"),
-    comment="Durable timers; status is 'live' until fired ('done'), and a done point never "
-    "fires again.",
 )
 
 outbox = Table(

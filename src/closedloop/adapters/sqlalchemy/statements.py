@@ -10,14 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import bindparam, delete, insert, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
 
-from closedloop.adapters.sqlalchemy.rows import DONE, LIVE
 from closedloop.adapters.sqlalchemy.schema import (
     CASE_TEXT,
     case_events,
     cases,
-    due_points,
     idempotency_keys,
     outbox,
     reporter_contacts,
@@ -96,38 +93,13 @@ UPDATE_CASE = update(cases).where(
     cases.c.id == bindparam("case_id"), cases.c.version == bindparam("expected")
 )
 
-DUE_COLUMNS = [c for c in due_points.c if c.name != "status"]
-LIVE_DUE = (
-    select(*DUE_COLUMNS)
-    .where(due_points.c.case_id == bindparam("case_id"), due_points.c.status == LIVE)
-    .order_by(due_points.c.due_at, due_points.c.id)
+CLAIMED_CASE = update(cases).where(
+    cases.c.id == bindparam("case_id"),
+    cases.c.version == bindparam("expected"),
+    cases.c.tick_token == bindparam("token"),
 )
-DROP_DUE = delete(due_points).where(
-    due_points.c.case_id == bindparam("case_id"),
-    due_points.c.status == LIVE,
-    due_points.c.id.not_in(bindparam("keep", expanding=True)),
-)
-COMPLETE_DUE = (
-    update(due_points)
-    .where(
-        due_points.c.id == bindparam("point_id"),
-        due_points.c.status == LIVE,
-        due_points.c.lease_token.is_not_distinct_from(bindparam("token")),
-    )
-    .values(status=DONE)
-)
+"""The guarded UPDATE of a case a ticker claimed: the version and the lease's token."""
+LEASE_STATE = select(cases.c.version, cases.c.tick_token).where(cases.c.id == bindparam("case_id"))
 
-
-def _schedule_due(dialect: Any) -> Any:
-    # Insert new points; move a live one to its new instant but keep its lease (its
-    # holder may still complete it); leave a fired one fired.
-    statement = dialect.insert(due_points)
-    return statement.on_conflict_do_update(
-        index_elements=[due_points.c.id],
-        set_={name: statement.excluded[name] for name in ("clock", "kind", "level", "due_at")},
-        where=due_points.c.status == LIVE,
-    )
-
-
-SCHEDULE_DUE = {"sqlite": _schedule_due(sqlite), "postgresql": _schedule_due(postgresql)}
-"""The upsert of due points, by dialect name (``ON CONFLICT`` is not in Core's insert)."""
+NO_LEASE = {"tick_owner": None, "tick_expires_at": None, "tick_token": None}
+"""The lease columns of a case no ticker holds."""

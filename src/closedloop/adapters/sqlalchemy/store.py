@@ -22,11 +22,11 @@ from closedloop.engine.clock import utc
 from closedloop.engine.model import ReporterContact
 from closedloop.engine.ports import (
     CaseQueries,
-    DuePoint,
     EventRecord,
     EventStream,
     OutboxMessage,
     OutboxStatus,
+    TimerClaim,
 )
 from closedloop.errors import MessageNotFound, StoreError
 
@@ -230,25 +230,25 @@ class SQLStore(CaseQueries, EventStream, SQLCheckpoints):
         """
         return event_stream.stream_events(self._engine, chunk=chunk)
 
-    # -- due points and outbox -------------------------------------------------------
+    # -- timers and outbox -----------------------------------------------------------
 
     def claim_due(
         self, now: datetime, *, owner: str, lease: timedelta, limit: int
-    ) -> list[DuePoint]:
-        """Lease up to ``limit`` due points with ``due_at <= now``, earliest first.
+    ) -> list[TimerClaim]:
+        """Lease up to ``limit`` cases whose earliest timer is due, earliest first.
 
-        Points whose lease expired are claimable again; every claim gets a new token
+        A case whose lease expired is claimable again; every claim gets a new token
         and is committed before this returns.
         """
         now = check_claim(now, lease, limit)
         return self._write(
-            "claim due points",
+            "claim due timers",
             lambda c: leases.claim_due(c, now, owner=owner, lease=lease, limit=limit),
         )
 
     def next_due_at(self) -> datetime | None:
-        """The earliest ``due_at`` of any live due point, or ``None``."""
-        return self._read("find the next due point", leases.next_due_at)
+        """The earliest ``next_timer_at`` of any case, or ``None``."""
+        return self._read("find the next due timer", leases.next_due_at)
 
     def claim_outbox(
         self, now: datetime, *, owner: str, lease: timedelta, limit: int

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, CursorResult, Executable, RootTransaction
@@ -21,7 +22,7 @@ from closedloop.adapters.sqlalchemy.engines import begin, connect
 from closedloop.adapters.sqlalchemy.failures import is_busy, translate, translated
 from closedloop.adapters.store_base import StoreTransaction
 from closedloop.engine.model import AuditEvent, Case, ReporterContact
-from closedloop.engine.ports import DuePoint, IdempotencyRecord, OutboxMessage
+from closedloop.engine.ports import IdempotencyRecord, OutboxMessage, TimerClaim
 from closedloop.errors import (
     CaseNotFound,
     ClosedLoopError,
@@ -52,7 +53,6 @@ class SQLTransaction(StoreTransaction):
         self._read_versions: dict[str, int] = {}
         self._contacts: dict[str, ReporterContact | None] = {}
         self._heads: dict[str, str | None] = {}
-        self._fresh: set[str] = set()  # added here, no due points yet
 
     # -- reads -----------------------------------------------------------------------
 
@@ -97,35 +97,48 @@ class SQLTransaction(StoreTransaction):
             row = self._conn().execute(sql.IDEMPOTENCY, {"key": key}).mappings().first()
         return None if row is None else rows.idempotency_from_row(row)
 
-    def get_due_points(self, case_id: str) -> list[DuePoint]:
-        """The case's live due points, earliest first."""
-        with self._errors("read due points", case_id):
-            found = self._conn().execute(sql.LIVE_DUE, {"case_id": case_id}).mappings().all()
-        return [rows.due_from_row(row) for row in found]
-
     # -- writes ----------------------------------------------------------------------
 
-    def _add_case(self, case: Case, contact: ReporterContact | None, event: AuditEvent) -> None:
+    def _add_case(
+        self,
+        case: Case,
+        contact: ReporterContact | None,
+        event: AuditEvent,
+        next_timer_at: datetime | None,
+    ) -> None:
         exists = _conflict(case.id, 0)
+        values = rows.case_values(case)
+        values["next_timer_at"] = next_timer_at
         with self._errors("add a case", case.id, conflict=exists, duplicate=exists):
-            self._write(sql.ADD_CASE, rows.case_values(case))
+            self._write(sql.ADD_CASE, values)
             if contact is not None:
                 self._write(sql.ADD_CONTACT, rows.contact_values(case.id, contact))
             self._write(sql.ADD_EVENT, rows.event_values(event))
         self._contacts[case.id] = contact
         self._heads[case.id] = event.hash
-        self._fresh.add(case.id)
         self._versions[case.id] = case.version
 
-    def _update_case(self, case: Case, expected_version: int, event: AuditEvent) -> None:
+    def _update_case(
+        self,
+        case: Case,
+        expected_version: int,
+        event: AuditEvent,
+        next_timer_at: datetime | None,
+        claim: TimerClaim | None,
+    ) -> None:
         stale = _conflict(case.id, expected_version)
         values = rows.case_values(case)
         del values["id"]  # the key is matched, not set
+        values["next_timer_at"] = next_timer_at
         with self._errors("update a case", case.id, conflict=stale, duplicate=stale):
             params = {"case_id": case.id, "expected": expected_version, **values}
-            if self._write(sql.UPDATE_CASE, params).rowcount != 1:
-                actual = self._conn().execute(sql.VERSION, {"case_id": case.id}).scalar()
-                raise ConcurrentModification(case.id, expected_version, actual)
+            if claim is None:
+                updated = self._write(sql.UPDATE_CASE, params).rowcount
+            else:
+                params.update(sql.NO_LEASE, token=claim.token)
+                updated = self._write(sql.CLAIMED_CASE, params).rowcount
+            if updated != 1:
+                self._refused(case.id, expected_version, claim)
             self._write(sql.ADD_EVENT, rows.event_values(event))
         self._versions[case.id] = case.version
         self._heads[case.id] = event.hash
@@ -137,23 +150,38 @@ class SQLTransaction(StoreTransaction):
         with self._errors("store an idempotency key", record.case_id, duplicate=taken):
             self._write(sql.ADD_IDEMPOTENCY, rows.idempotency_values(record))
 
-    def _replace_due_points(self, case_id: str, points: Sequence[DuePoint]) -> None:
-        # A point that already fired stays fired; a live point keeps its lease.
-        keep = [p.id for p in points]
-        with self._errors("schedule due points", case_id):
-            if case_id not in self._fresh:
-                self._write(sql.DROP_DUE, {"case_id": case_id, "keep": keep})
-            self._fresh.discard(case_id)
-            if points:
-                # A point of a case that does not exist fails its foreign key: CaseNotFound.
-                schedule = sql.SCHEDULE_DUE[self._engine.dialect.name]
-                self._write(schedule, [rows.due_values(p) for p in points])
+    def _release_claim(
+        self, claim: TimerClaim, version: int, next_timer_at: datetime | None
+    ) -> None:
+        params = {
+            "case_id": claim.case_id,
+            "expected": version,
+            "token": claim.token,
+            "next_timer_at": next_timer_at,
+            **sql.NO_LEASE,
+        }
+        with self._errors("release a timer claim", claim.case_id):
+            if self._write(sql.CLAIMED_CASE, params).rowcount != 1:
+                self._refused(claim.case_id, version, claim)
 
-    def _complete_due(self, point: DuePoint) -> None:
-        with self._errors("complete a due point", point.case_id):
-            params = {"point_id": point.id, "token": point.lease_token}
-            if self._write(sql.COMPLETE_DUE, params).rowcount != 1:
-                raise LeaseLost(point.id)
+    def _hold_claim(self, claim: TimerClaim, version: int) -> None:
+        params = {
+            "case_id": claim.case_id,
+            "expected": version,
+            "tick_owner": claim.owner,
+            "tick_expires_at": claim.expires_at,
+            "tick_token": claim.token,
+        }
+        with self._errors("hold a timer claim", claim.case_id):
+            if self._write(sql.UPDATE_CASE, params).rowcount != 1:
+                self._refused(claim.case_id, version, None)
+
+    def _refused(self, case_id: str, expected: int, claim: TimerClaim | None) -> None:
+        """Raise why a guarded UPDATE of the case matched no row."""
+        found = self._conn().execute(sql.LEASE_STATE, {"case_id": case_id}).first()
+        if found is not None and found.version == expected and claim is not None:
+            raise LeaseLost(case_id)
+        raise ConcurrentModification(case_id, expected, None if found is None else found.version)
 
     def _add_outbox(self, messages: Sequence[OutboxMessage]) -> None:
         first = messages[0]
@@ -223,13 +251,12 @@ class SQLTransaction(StoreTransaction):
             dict(self._read_versions),
             dict(self._contacts),
             dict(self._heads),
-            dict.fromkeys(self._fresh, True),
         )
 
     def _restore(self, remembered: tuple[dict[str, Any], ...]) -> None:
-        versions, read_versions, contacts, heads, fresh = remembered
+        versions, read_versions, contacts, heads = remembered
         self._versions, self._read_versions = versions, read_versions
-        self._contacts, self._heads, self._fresh = contacts, heads, set(fresh)
+        self._contacts, self._heads = contacts, heads
 
     # -- end -------------------------------------------------------------------------
 

@@ -13,9 +13,8 @@ from typing import Any
 import pytest
 
 from closedloop.engine import audit
-from closedloop.engine.kinds import TimerKind
 from closedloop.engine.model import AuditEvent, Case, Deadline, Location, ReporterContact, Warning
-from closedloop.engine.ports import CaseStore, CaseTransaction, DuePoint, OutboxMessage
+from closedloop.engine.ports import CaseStore, CaseTransaction, OutboxMessage
 
 StoreFactory = Callable[[], CaseStore]
 
@@ -149,25 +148,13 @@ def add(store: CaseStore, case_id: str, **fields: Any) -> tuple[Case, AuditEvent
     return case, event
 
 
-def due_point(
-    case_id: str, name: str, due_at: datetime, *, kind: TimerKind = TimerKind.BREACH, level: int = 0
-) -> DuePoint:
-    """A due point of ``case_id`` named ``name`` (its id is ``case_id/name``)."""
-    return DuePoint(
-        id=f"{case_id}/{name}",
-        case_id=case_id,
-        clock="handling",
-        kind=kind,
-        level=level,
-        due_at=due_at,
-    )
-
-
-def schedule(store: CaseStore, case_id: str, *points: DuePoint) -> None:
-    """Commit ``points`` as the case's live due points."""
+def timed(store: CaseStore, case_id: str, at: datetime | None) -> tuple[Case, AuditEvent]:
+    """Commit a new case whose earliest timer falls due at ``at``; return it and its event."""
+    case, event = new_case(case_id)
     with store.transaction() as tx:
-        tx.replace_due_points(case_id, points)
+        tx.add_case(case, None, event, next_timer_at=at)
         tx.commit()
+    return case, event
 
 
 def message(message_id: str, case_id: str | None, *, at: datetime = T0) -> OutboxMessage:
