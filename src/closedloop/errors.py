@@ -519,7 +519,7 @@ class StoreUnavailable(StoreError, ConnectionError):
 
 
 class LeaseLost(StoreError):
-    """A claimed due point or message was taken over after its lease expired."""
+    """A claimed case (its due timers) or message was taken over after its lease expired."""
 
     status = 409
     title = "Lease lost"

@@ -102,13 +102,12 @@ def check_timers(engine: Engine, case_id: str, seen: Snapshot | None = None) -> 
         )
 
 
-def check_next_due(engine: Engine, seen: Iterable[Snapshot]) -> None:
-    """The store's next due instant (``Engine.next_due_at``) is the earliest timer the
-    engine derives from the cases ``seen`` (every case of the store): a store that
-    keeps a closed case's timer, or moves one, is caught here.
+def check_next_due(stored: datetime | None, seen: Iterable[Snapshot]) -> None:
+    """The store's next due instant (``stored``, as ``Engine.next_due_at`` answers) is
+    the earliest timer the engine derives from the cases ``seen`` (every case of the
+    store): a store that keeps a closed case's timer, or moves one, is caught here.
     """
     earliest = min((s.due_points[0].due_at for s in seen if s.due_points), default=None)
-    stored = engine.next_due_at()
     assert stored == earliest, (
         f"the store's next timer is due at {stored and stored.isoformat()}, but the "
         f"cases' earliest timer is due at {earliest and earliest.isoformat()}"

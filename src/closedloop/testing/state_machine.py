@@ -264,7 +264,7 @@ def workflow_state_machine(
                     p.id for p in seen.due_points if p.due_at <= now and p.id not in self.deferred
                 ]
                 assert not left, f"a tick left timers due at {now.isoformat()}: {left}"
-            invariants.check_next_due(self.engine, snapshots)
+            invariants.check_next_due(self.engine.next_due_at(), snapshots)
 
         @rule()
         def restart(self) -> None:

@@ -203,9 +203,10 @@ class Steering:
             # A trigger that ends the case weighs less near the start, where the loop
             # comes back cheaply, and as much as the others from three steps in.
             ends = min(self.depth.get(state, 0), 3)
-            return [
+            weighted = [
                 t for t in unreached for _ in range(ends if set(self.leads[t]) <= self.final else 3)
             ]
+            return weighted or unreached  # only ends left at the start: they still count
         distance = self.distances(done)
         here = distance.get(state)
         if here is None:

@@ -45,7 +45,7 @@ from closedloop.testing.contract.timers import DuePointContract
 
 
 class CaseStoreContract(CaseContract, DuePointContract, OutboxContract):
-    """The whole CaseStore port: cases, events, contact data, idempotency, due points
+    """The whole CaseStore port: cases, events, contact data, idempotency, timers
     and outbox. Subclass it and define ``make_store`` (see the module's docstring)."""
 
 
