@@ -1,8 +1,9 @@
 """How long the testing kit takes to find each planted bug, under the ``ci`` profile.
 
 The planted bugs are those of ``tests/property/test_planted_bugs.py``: stores that drop
-an audit event, forget the version, never cancel timers, fire timers a month or a minute
-early, read events back out of order; a guard that raises a plain exception; an engine
+an audit event, forget the version, never cancel timers, read events back out of order;
+a sweep that fires timers a month or a minute early (over a store that hands out its
+claims as early); a guard that raises a plain exception; an engine
 that lets the handling unit confirm its own case, or anyone who sees a case dispatch
 it (on the tests' short loop, and on the standard workflow). Each is run through
 ``workflow_state_machine`` as the tests run it (derandomized, the ``ci`` profile's
@@ -20,6 +21,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -30,6 +32,7 @@ from tests.property import test_planted_bugs as planted
 from closedloop import Registry, Workflow, workflows
 from closedloop.adapters.memory import InMemoryStore
 from closedloop.engine.ports import CaseStore
+from closedloop.engine.ticking import TimerSweep
 from closedloop.engine.writer import CaseWriter
 from closedloop.testing import register_profiles, workflow_state_machine
 from closedloop.testing.profiles import CI_EXAMPLES
@@ -41,6 +44,7 @@ class Bug:
     workflow: Callable[[], Workflow]
     store: type[CaseStore] = InMemoryStore
     authorise: Callable[[planted.Authorise], planted.Authorise] | None = None
+    early: timedelta | None = None
 
 
 def inspection() -> Workflow:
@@ -52,14 +56,15 @@ def short() -> Workflow:
     return Workflow.from_dict(planted.SHORT_LOOP)
 
 
+MONTH, MINUTE = timedelta(days=30), timedelta(minutes=1)
 store_with = planted.store_with
 standard = workflows.standard
 BUGS = [
     Bug("drops an audit event", standard, store_with(planted.DroppingTransaction)),
     Bug("forgets the version", standard, store_with(planted.StuckVersionTransaction)),
     Bug("never cancels timers", standard, store_with(planted.NeverCancelsTransaction)),
-    Bug("timers a month early", standard, planted.EarlyTimersStore),
-    Bug("timers a minute early", standard, planted.MinuteEarlyStore),
+    Bug("timers a month early", standard, planted.claims_early_by(MONTH), early=MONTH),
+    Bug("timers a minute early", standard, planted.claims_early_by(MINUTE), early=MINUTE),
     Bug("reorders events", standard, store_with(planted.ReorderingTransaction)),
     Bug("guard raises a plain exception", inspection),
     Bug("handling unit confirms", short, authorise=planted.handling_unit_may_confirm),
@@ -81,6 +86,9 @@ def hunt(bug: Bug, examples: int) -> tuple[bool, int, float]:
     original = CaseWriter.authorise
     if bug.authorise is not None:
         CaseWriter.authorise = bug.authorise(original)  # type: ignore[method-assign]
+    due_now = TimerSweep._due_now
+    if bug.early is not None:
+        TimerSweep._due_now = planted.due_early_by(bug.early)  # type: ignore[method-assign]
     started = time.perf_counter()
     try:
         planted.kit_run(workflow_state_machine(bug.workflow(), store_factory=fresh), examples)
@@ -89,6 +97,7 @@ def hunt(bug: Bug, examples: int) -> tuple[bool, int, float]:
         found = True
     finally:
         CaseWriter.authorise = original  # type: ignore[method-assign]
+        TimerSweep._due_now = due_now  # type: ignore[method-assign]
     return found, made, time.perf_counter() - started
 
 
