@@ -223,6 +223,7 @@ class TimerSweep:
                 alone = list(claims)
         for claim in alone:
             totals.update(self._case_alone(claim, now))
+        self._due.clear()  # read for this batch's failures only
         return totals
 
     def _sweep_saved(
