@@ -17,7 +17,7 @@ from closedloop.engine.deadlines import Timekeeper
 from closedloop.engine.definition import TransitionSpec, Workflow
 from closedloop.engine.inputs import NewReport
 from closedloop.engine.kinds import EngineTrigger
-from closedloop.engine.model import JSON, AuditEvent, Case
+from closedloop.engine.model import JSON, AuditEvent, Case, replaced
 from closedloop.engine.validation import SETTABLE_FIELDS
 from closedloop.errors import GuardRejected
 
@@ -41,7 +41,7 @@ def open_case(
         category=report.category,
         waiting_on=initial.owner,
     )
-    case = case.model_copy(update={"deadline": timekeeper.start(case, now)})
+    case = replaced(case, {"deadline": timekeeper.start(case, now)})
     event = audit.seal(
         case_id=case.id,
         seq=1,
@@ -99,7 +99,7 @@ def apply_transition(
     if transition.merges_into is not None:
         update["merged_into"] = ctx.payload[transition.merges_into]
     new = Case.model_validate({**dict(case), **update})  # records keep what they were given
-    new = new.model_copy(update={"deadline": timekeeper.after(case, new, transition, ctx.now)})
+    new = replaced(new, {"deadline": timekeeper.after(case, new, transition, ctx.now)})
     new = timekeeper.subtask_clocks(new)
     reason = ctx.payload.get("reason")
     return record(
@@ -128,7 +128,7 @@ def record(
     prev_hash: str,
 ) -> tuple[Case, AuditEvent]:
     """Give ``new`` the next version and time, and seal the event that records the change."""
-    new = new.model_copy(update={"version": old.version + 1, "updated_at": now})
+    new = replaced(new, {"version": old.version + 1, "updated_at": now})
     event = audit.seal(
         case_id=old.id,
         seq=new.version,
