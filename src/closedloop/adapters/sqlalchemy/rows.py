@@ -10,14 +10,13 @@ from pydantic_core import PydanticSerializationError
 from sqlalchemy import RowMapping
 
 from closedloop.adapters.sqlalchemy.damage import damaged_row
+from closedloop.engine import audit
 from closedloop.engine.integrity import indexed_values
 from closedloop.engine.model import (
-    BODY_EXCLUDE,
     AuditEvent,
     Case,
     ReporterContact,
     from_stored,
-    to_stored,
 )
 from closedloop.engine.ports import DuePoint, IdempotencyRecord, OutboxMessage
 from closedloop.errors import StoreError
@@ -145,7 +144,7 @@ def _with_json(model: AuditEvent | OutboxMessage, *json_fields: str) -> dict[str
 
 def _stored_case(case: Case) -> dict[str, Any]:
     try:
-        return to_stored(case, exclude=BODY_EXCLUDE)
+        return audit.body(case)
     except PydanticSerializationError as exc:
         raise StoreError(f"cannot store a value that is not JSON data: {exc}") from None
 
