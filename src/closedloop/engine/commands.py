@@ -9,7 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from functools import cache
+from typing import Annotated, Any, cast
+
+from pydantic import TypeAdapter
+from pydantic import ValidationError as PydanticValidationError
 
 from closedloop.engine import audit
 from closedloop.engine.context import Context
@@ -98,7 +102,7 @@ def apply_transition(
     }
     if transition.merges_into is not None:
         update["merged_into"] = ctx.payload[transition.merges_into]
-    new = Case.model_validate({**dict(case), **update})  # records keep what they were given
+    new = changed(case, update)
     new = replaced(new, {"deadline": timekeeper.after(case, new, transition, ctx.now)})
     new = timekeeper.subtask_clocks(new)
     reason = ctx.payload.get("reason")
@@ -113,6 +117,33 @@ def apply_transition(
         reason=reason if isinstance(reason, str) else None,
         prev_hash=prev_hash,
     )
+
+
+def changed(case: Case, update: Mapping[str, object]) -> Case:
+    """``case`` with the fields in ``update`` validated and replaced, as
+    ``Case.model_validate`` makes it from the whole case (records keep what they were
+    given); only the updated fields are validated, the others are valid already.
+
+    Raises:
+        pydantic.ValidationError: an updated value is not valid for its field, as
+            validating the whole case reports it.
+    """
+    try:
+        checked = {name: _field_adapter(name).validate_python(v) for name, v in update.items()}
+    except (PydanticValidationError, KeyError):
+        Case.model_validate({**dict(case), **update})  # raises, naming the field
+        raise
+    return replaced(case, checked)
+
+
+@cache
+def _field_adapter(name: str) -> TypeAdapter[object]:
+    """Validates one field of :class:`Case` as the model does."""
+    info = Case.model_fields[name]
+    form: object = info.annotation
+    if info.metadata:
+        form = Annotated[(info.annotation, *info.metadata)]
+    return TypeAdapter(cast("type[object]", form))
 
 
 def record(
