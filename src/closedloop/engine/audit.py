@@ -33,6 +33,7 @@ from closedloop.engine.model import (
     Case,
     Seal,
     from_stored,
+    replaced,
     to_stored,
 )
 from closedloop.errors import StoreError
@@ -136,7 +137,7 @@ def seal(
         hash="",
         sealed=dict(sealed or {}),
     )
-    return draft.model_copy(update={"hash": event_hash(draft)})
+    return replaced(draft, {"hash": event_hash(draft)})
 
 
 def event_hash(event: AuditEvent) -> str:

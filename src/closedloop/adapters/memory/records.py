@@ -249,20 +249,30 @@ def _plain(value: object) -> bool:
     """Whether ``value`` is JSON data that reads back from JSON text as it is: dicts with
     text keys, lists (not tuples), text valid in UTF-8, booleans, integers, finite
     floats and ``None``."""
-    kind = type(value)
-    if kind is str:
-        assert isinstance(value, str)
-        return value.isascii() or _utf8(value)
-    if kind is dict:
-        assert isinstance(value, dict)
-        return all(type(k) is str and _plain(k) and _plain(v) for k, v in value.items())
-    if kind is list:
-        assert isinstance(value, list)
-        return all(_plain(item) for item in value)
-    if kind is float:
-        assert isinstance(value, float)
-        return math.isfinite(value)
-    return value is None or kind is bool or kind is int
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        kind = type(item)
+        if kind is str:
+            assert isinstance(item, str)
+            if not (item.isascii() or _utf8(item)):
+                return False
+        elif kind is dict:
+            assert isinstance(item, dict)
+            for key, inner in item.items():
+                if type(key) is not str or not (key.isascii() or _utf8(key)):
+                    return False
+                pending.append(inner)
+        elif kind is list:
+            assert isinstance(item, list)
+            pending.extend(item)
+        elif kind is float:
+            assert isinstance(item, float)
+            if not math.isfinite(item):
+                return False
+        elif not (item is None or kind is bool or kind is int):
+            return False
+    return True
 
 
 def _utf8(text: str) -> bool:
