@@ -33,6 +33,10 @@ from closedloop.engine.model import Case, Deadline, Subtask, replaced
 from closedloop.engine.ports import DuePoint, WorkCalendar
 from closedloop.errors import CalendarNotCovered, UnknownName, ValidationError
 
+_Instants = tuple[WorkCalendar, tuple[object, ...], tuple[tuple[TimerKind, int, datetime], ...]]
+"""The last timers after a breach the timekeeper counted, with the calendar and the
+deadline's values it counted them from."""
+
 
 class Timekeeper:
     """Computes deadlines and due points for one workflow on named calendars.
@@ -52,6 +56,7 @@ class Timekeeper:
         self._workflow = workflow
         self._calendars = dict(calendars)
         self._default = default
+        self._last_instants: _Instants | None = None
         for clock in workflow.clocks:
             for name in [clock.calendar, *(row.calendar for row in clock.sla)]:
                 self.calendar(name)
@@ -235,6 +240,7 @@ class Timekeeper:
         """
         self.calendar(calendar.name)
         self._calendars[calendar.name] = calendar
+        self._last_instants = None
 
     def touches(self, deadline: Deadline, since: date, calendar: str | None) -> bool:
         """Whether the deadline's computation counted days from ``since`` (local date)
@@ -298,7 +304,30 @@ class Timekeeper:
         return points + self._instants(deadline)
 
     def _instants(self, deadline: Deadline) -> list[tuple[TimerKind, int, datetime]]:
-        """The timers after the breach: the next rung of the ladder and the expiry."""
+        """The timers after the breach: the next rung of the ladder and the expiry.
+
+        A command asks for them more than once for the same clock (to mark the deadline
+        and to schedule its timers); the last answer is kept, by everything it is
+        counted from, calendar included.
+        """
+        calendar = self._counting(deadline)
+        key = (
+            deadline.clock,
+            deadline.started_at,
+            deadline.limit,
+            deadline.extensions,
+            deadline.paused_seconds,
+            deadline.due_at,
+            deadline.escalation,
+        )
+        last = self._last_instants
+        if last is not None and last[0] is calendar and last[1] == key:
+            return list(last[2])
+        found = self._counted_instants(deadline)
+        self._last_instants = (calendar, key, tuple(found))
+        return found
+
+    def _counted_instants(self, deadline: Deadline) -> list[tuple[TimerKind, int, datetime]]:
         clock = self._workflow.clock(deadline.clock)
         points: list[tuple[TimerKind, int, datetime]] = []
         if deadline.escalation < len(clock.escalation):
