@@ -155,7 +155,7 @@ class Timekeeper:
     def _scheduled(self, deadline: Deadline, now: datetime) -> Deadline:
         """``deadline`` with due and warning instants computed, warning level adjusted,
         and marked provisional when a due point falls on days without holiday data."""
-        base = replaced(deadline, {"provisional": False, "provisional_reason": None})
+        base = _unmarked(deadline)
         try:
             return self._settled(self._timed(base, now))
         except CalendarNotCovered:
@@ -198,7 +198,7 @@ class Timekeeper:
         stand_in = _stand_in(self.calendar(deadline.calendar))
         missing = () if stand_in is None else stand_in.fallback_days(deadline.started_at, horizon)
         if not missing:
-            return replaced(deadline, {"provisional": False, "provisional_reason": None})
+            return _unmarked(deadline)
         reason = (
             f"calendar {deadline.calendar!r} has no holiday data for "
             f"{_days_text(missing)}: counted Monday to Friday until the data is supplied"
@@ -461,6 +461,13 @@ class Timekeeper:
         if step.supervise:
             updates["supervised"] = True
         return EngineTrigger.ESCALATE, updates, {"level": point.level, "notify": list(step.notify)}
+
+
+def _unmarked(deadline: Deadline) -> Deadline:
+    """``deadline`` without the provisional mark (itself when it has none)."""
+    if not deadline.provisional and deadline.provisional_reason is None:
+        return deadline
+    return replaced(deadline, {"provisional": False, "provisional_reason": None})
 
 
 def _stand_in(calendar: WorkCalendar) -> WorkCalendar | None:
