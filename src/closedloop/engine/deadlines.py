@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from closedloop.engine.calendars.working import WorkingCalendar
@@ -166,7 +167,7 @@ class Timekeeper:
         allowed = _allowed(deadline)
         fraction = self._workflow.clock(deadline.clock).warn_at
         due = self._counted(deadline, allowed)
-        warn = self._counted(deadline, allowed.scaled(fraction))
+        warn = self._counted(deadline, _scaled(allowed, fraction))
         warning = deadline.warning
         if now < due and warning == "red":
             warning = "yellow" if warn <= now else "none"
@@ -373,7 +374,7 @@ class Timekeeper:
         calendar = self.calendar(None)
         if task.within is not None:
             due = calendar.add(started, task.within).astimezone(UTC)
-            warn = calendar.add(started, task.within.scaled(fraction)).astimezone(UTC)
+            warn = calendar.add(started, _scaled(task.within, fraction)).astimezone(UTC)
         else:
             due, warn = deadline.due_at, deadline.warn_at
         update: dict[str, Any] = {"due_at": due, "clock": deadline.clock}
@@ -461,6 +462,13 @@ class Timekeeper:
         if step.supervise:
             updates["supervised"] = True
         return EngineTrigger.ESCALATE, updates, {"level": point.level, "notify": list(step.notify)}
+
+
+@lru_cache(maxsize=256)
+def _scaled(allowed: Duration, fraction: float) -> Duration:
+    """The part of ``allowed`` at which a clock warns: the same few limits and fractions
+    come back on every command, and scaling by a float's exact fraction is costly."""
+    return allowed.scaled(fraction)
 
 
 def _unmarked(deadline: Deadline) -> Deadline:
