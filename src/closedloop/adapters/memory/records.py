@@ -10,7 +10,7 @@ import math
 import threading
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pydantic_core import PydanticSerializationError
 
@@ -249,28 +249,25 @@ def _plain(value: object) -> bool:
     """Whether ``value`` is JSON data that reads back from JSON text as it is: dicts with
     text keys, lists (not tuples), text valid in UTF-8, booleans, integers, finite
     floats and ``None``."""
-    pending = [value]
+    pending: list[Any] = [value]
+    pop, extend = pending.pop, pending.extend
     while pending:
-        item = pending.pop()
+        item = pop()
         kind = type(item)
         if kind is str:
-            assert isinstance(item, str)
-            if not (item.isascii() or _utf8(item)):
+            if not item.isascii() and not _utf8(item):
                 return False
         elif kind is dict:
-            assert isinstance(item, dict)
-            for key, inner in item.items():
+            for key in item:
                 if type(key) is not str or not (key.isascii() or _utf8(key)):
                     return False
-                pending.append(inner)
+            extend(item.values())
         elif kind is list:
-            assert isinstance(item, list)
-            pending.extend(item)
+            extend(item)
         elif kind is float:
-            assert isinstance(item, float)
             if not math.isfinite(item):
                 return False
-        elif not (item is None or kind is bool or kind is int):
+        elif not (kind is int or kind is bool or item is None):
             return False
     return True
 
