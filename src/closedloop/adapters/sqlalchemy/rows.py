@@ -137,8 +137,9 @@ def outbox_from_row(row: RowMapping) -> OutboxMessage:
 def _with_json(model: AuditEvent | OutboxMessage, *json_fields: str) -> dict[str, Any]:
     # Instants stay datetimes for their typed columns; JSON columns get JSON data, so a
     # value pydantic can encode (an instant inside a payload) is stored as it encodes.
-    values = model.model_dump()
-    values.update(_json_data(model, include=set(json_fields)))
+    fields = set(json_fields)
+    values = model.model_dump(exclude=fields)
+    values.update(_json_data(model, include=fields))
     return values
 
 
