@@ -195,6 +195,17 @@ def test_a_stale_console_form_is_refused_in_the_console_s_words(http: Any) -> No
     assert "If-Match" not in stale.text
 
 
+def test_a_refused_console_report_shows_why_and_keeps_what_was_typed(http: Any, host: Host) -> None:
+    before = len(host.engine.store.case_ids())
+    typed = {"description": "水管爆裂 <b>", "address": "9 Pine Rd", "area": "bad area!"}
+    refused = http.post("/console/report?lang=en", headers=CITIZEN, data=typed)
+    assert refused.status_code == 422
+    assert "&#39;bad area!&#39; is not a code" in refused.text
+    assert ">水管爆裂 &lt;b&gt;</textarea>" in refused.text
+    assert 'value="9 Pine Rd"' in refused.text
+    assert len(host.engine.store.case_ids()) == before
+
+
 def test_a_stale_if_match_after_another_change_is_refused(http: Any) -> None:
     case_id = report(http)
     first = http.post(

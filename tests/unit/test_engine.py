@@ -295,6 +295,16 @@ def test_allowed_lists_what_this_actor_may_fire_now(engine: Engine) -> None:
     assert engine.allowed(case.id, CITIZEN) == ("cancel",)
 
 
+def test_allowed_offers_a_trigger_whose_guard_waits_for_its_fields(engine: Engine) -> None:
+    # No responsibility list: dispatch can only go ahead once the dispatcher names the
+    # unit, so it is offered, and its guard decides when it is fired.
+    case = engine.trigger(new_case(engine).id, "classify", by=DISPATCHER, category="01.01")
+    assert engine.allowed(case.id, DISPATCHER) == ("merge", "dispatch")
+    with pytest.raises(GuardRejected, match="name the unit"):
+        engine.trigger(case.id, "dispatch", by=DISPATCHER)
+    assert engine.trigger(case.id, "dispatch", by=DISPATCHER, unit="water").state == "assigned"
+
+
 # -- time ----------------------------------------------------------------------------------
 
 

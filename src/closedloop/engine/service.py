@@ -405,6 +405,10 @@ class Engine:
     def allowed(self, case_id: str, actor: Actor) -> tuple[str, ...]:
         """The triggers ``actor`` may fire on the case now (roles and guards pass).
 
+        Guards run with an empty payload. A trigger whose guard refuses after looking
+        for one of the trigger's own ``fields`` is offered all the same: the guard
+        decides once the fields are filled in (``dispatch`` before the unit is named).
+
         Raises:
             CaseNotFound: no such case, or ``actor`` may not see it.
         """

@@ -12,8 +12,9 @@ notifications the change calls for.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import datetime, tzinfo
+from typing import Any
 
 from closedloop.engine import audit, inputs, notifications, personal
 from closedloop.engine.access import can_see, party_units, usable_roles
@@ -312,16 +313,34 @@ class CaseWriter:
         return role
 
     def allowed(self, case: Case, actor: Actor, now: datetime) -> tuple[str, ...]:
-        """The triggers ``actor`` may fire on ``case`` at ``now`` (roles and guards pass)."""
+        """The triggers ``actor`` may fire on ``case`` at ``now`` (roles and guards pass).
+
+        No payload exists yet, so each guard runs with an empty one. A guard that
+        refuses after looking for one of the trigger's own ``fields`` is not decided
+        until the actor fills them in (``dispatch`` refuses no ``unit`` only while no
+        responsibility list names one): such a trigger is offered, and the guard
+        decides when it is fired.
+        """
         result = []
         for transition in self._workflow.transitions_from(case.state):
             usable, _ = usable_roles(self._workflow, case, actor, transition)
             if usable.isdisjoint(self._workflow.roles_for(transition, case.counters)):
                 continue
-            ctx = Context(case, actor, {}, now, transition, self._services)
-            if all(self._workflow.registry.guard(g)(ctx) is None for g in transition.guards):
+            if all(
+                self._undecided_or_passes(g, case, actor, now, transition)
+                for g in transition.guards
+            ):
                 result.append(transition.name)
         return tuple(result)
+
+    def _undecided_or_passes(
+        self, guard: str, case: Case, actor: Actor, now: datetime, transition: TransitionSpec
+    ) -> bool:
+        payload = _Unfilled()
+        ctx = Context(case, actor, payload, now, transition, self._services)
+        if self._workflow.registry.guard(guard)(ctx) is None:
+            return True
+        return not payload.looked_for.isdisjoint(transition.fields)
 
     def _save_side_effects(
         self, tx: CaseTransaction, case: Case, event: AuditEvent, notify: tuple[str, ...] = ()
@@ -345,6 +364,29 @@ class CaseWriter:
     def _display_zone(self, case: Case) -> tzinfo:
         """The zone of the case's calendar, to show its due time in (UTC if it has none)."""
         return self._timekeeper.calendar(case.deadline.calendar if case.deadline else None).timezone
+
+
+class _Unfilled(Mapping[str, Any]):
+    """The empty payload of a trigger not yet filled in; it notes the keys a guard
+    looked for."""
+
+    def __init__(self) -> None:
+        self.looked_for: set[str] = set()
+
+    def __getitem__(self, key: str) -> Any:
+        self.looked_for.add(key)
+        raise KeyError(key)
+
+    def __contains__(self, key: object) -> bool:
+        if isinstance(key, str):
+            self.looked_for.add(key)
+        return False
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
 
 
 def _as_code(value: object) -> str | None:

@@ -122,7 +122,9 @@ def check_can_move(
     now or at some later instant, or its clock will fire an expiry action.
 
     ``allowed`` runs guards with an empty payload, as a user interface asking which
-    buttons to show would; a way out that only a payload opens is not seen.
+    buttons to show would; a trigger whose guard refuses after looking for one of the
+    trigger's own fields counts as a way out, one that only other payload opens is not
+    seen.
 
     Args:
         candidates: Who might act; the case's reporter and unit members are added.

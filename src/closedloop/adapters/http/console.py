@@ -202,12 +202,20 @@ def console_router(engine: Engine, identities: Identities, config: ConsoleConfig
         actor = identities.required(request)
         form = {k: str(v).strip() for k, v in (await request.form()).items()}
         location = {k: form[k] for k in ("address", "area") if form.get(k)}
-        case = engine.report(
-            actor,
-            description=form.get("description", ""),
-            location=location or None,
-            channel="web",
-        )
+        try:
+            case = engine.report(
+                actor,
+                description=form.get("description", ""),
+                location=location or None,
+                channel="web",
+            )
+        except ClosedLoopError as error:
+            if error.status in (401, 404):
+                raise
+            # The form again, with what was typed and why it was refused: nothing is lost.
+            typed = {k: form.get(k, "") for k in ("description", "address", "area")}
+            context = base(actor)
+            return page(request, "report.html", error.status, error=error, typed=typed, **context)
         return RedirectResponse(f"/console/cases/{case.id}", status_code=303)
 
     @router.get("/board")
