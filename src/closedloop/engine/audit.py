@@ -33,6 +33,7 @@ from closedloop.engine.model import (
     Case,
     Seal,
     from_stored,
+    replaced,
     to_stored,
 )
 from closedloop.errors import StoreError
@@ -70,8 +71,27 @@ def canonical_json(value: Any) -> bytes:
 
 
 def body(case: Case) -> dict[str, JSON]:
-    """The case as audit events see it: JSON data, without contact data or version."""
-    return to_stored(case, exclude=BODY_EXCLUDE)
+    """The case as audit events see it: JSON data, without contact data or version.
+
+    A command needs the body of the case it changes and of the case it makes (for the
+    event's changes, and the SQL store for the row), so the bodies of the last cases
+    asked about are kept: the same (frozen) case gives the same dict, which callers
+    read and never change.
+    """
+    found = _BODIES.get(id(case))
+    if found is not None and found[0] is case:
+        return found[1]
+    data = to_stored(case, exclude=BODY_EXCLUDE)
+    if len(_BODIES) >= _KEPT_BODIES:
+        _BODIES.clear()
+    _BODIES[id(case)] = (case, data)
+    return data
+
+
+_KEPT_BODIES = 64
+_BODIES: dict[int, tuple[Case, dict[str, JSON]]] = {}
+"""The bodies of recent cases by the case's id(); the case is kept with its body so the
+id cannot be reused while the entry lives."""
 
 
 def changes(before: Case | None, after: Case) -> dict[str, JSON]:
@@ -117,7 +137,7 @@ def seal(
         hash="",
         sealed=dict(sealed or {}),
     )
-    return draft.model_copy(update={"hash": event_hash(draft)})
+    return replaced(draft, {"hash": event_hash(draft)})
 
 
 def event_hash(event: AuditEvent) -> str:

@@ -9,7 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from functools import cache
+from typing import Annotated, Any, cast
+
+from pydantic import TypeAdapter
+from pydantic import ValidationError as PydanticValidationError
 
 from closedloop.engine import audit
 from closedloop.engine.context import Context
@@ -17,7 +21,7 @@ from closedloop.engine.deadlines import Timekeeper
 from closedloop.engine.definition import TransitionSpec, Workflow
 from closedloop.engine.inputs import NewReport
 from closedloop.engine.kinds import EngineTrigger
-from closedloop.engine.model import JSON, AuditEvent, Case
+from closedloop.engine.model import JSON, AuditEvent, Case, replaced
 from closedloop.engine.validation import SETTABLE_FIELDS
 from closedloop.errors import GuardRejected
 
@@ -41,7 +45,7 @@ def open_case(
         category=report.category,
         waiting_on=initial.owner,
     )
-    case = case.model_copy(update={"deadline": timekeeper.start(case, now)})
+    case = replaced(case, {"deadline": timekeeper.start(case, now)})
     event = audit.seal(
         case_id=case.id,
         seq=1,
@@ -98,8 +102,8 @@ def apply_transition(
     }
     if transition.merges_into is not None:
         update["merged_into"] = ctx.payload[transition.merges_into]
-    new = Case.model_validate({**dict(case), **update})  # records keep what they were given
-    new = new.model_copy(update={"deadline": timekeeper.after(case, new, transition, ctx.now)})
+    new = changed(case, update)
+    new = replaced(new, {"deadline": timekeeper.after(case, new, transition, ctx.now)})
     new = timekeeper.subtask_clocks(new)
     reason = ctx.payload.get("reason")
     return record(
@@ -115,6 +119,33 @@ def apply_transition(
     )
 
 
+def changed(case: Case, update: Mapping[str, object]) -> Case:
+    """``case`` with the fields in ``update`` validated and replaced, as
+    ``Case.model_validate`` makes it from the whole case (records keep what they were
+    given); only the updated fields are validated, the others are valid already.
+
+    Raises:
+        pydantic.ValidationError: an updated value is not valid for its field, as
+            validating the whole case reports it.
+    """
+    try:
+        checked = {name: _field_adapter(name).validate_python(v) for name, v in update.items()}
+    except (PydanticValidationError, KeyError):
+        Case.model_validate({**dict(case), **update})  # raises, naming the field
+        raise
+    return replaced(case, checked)
+
+
+@cache
+def _field_adapter(name: str) -> TypeAdapter[object]:
+    """Validates one field of :class:`Case` as the model does."""
+    info = Case.model_fields[name]
+    form: object = info.annotation
+    if info.metadata:
+        form = Annotated[(info.annotation, *info.metadata)]
+    return TypeAdapter(cast("type[object]", form))
+
+
 def record(
     old: Case,
     new: Case,
@@ -128,7 +159,7 @@ def record(
     prev_hash: str,
 ) -> tuple[Case, AuditEvent]:
     """Give ``new`` the next version and time, and seal the event that records the change."""
-    new = new.model_copy(update={"version": old.version + 1, "updated_at": now})
+    new = replaced(new, {"version": old.version + 1, "updated_at": now})
     event = audit.seal(
         case_id=old.id,
         seq=new.version,

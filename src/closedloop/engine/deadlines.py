@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from closedloop.engine.calendars.working import WorkingCalendar
@@ -32,9 +33,13 @@ from closedloop.engine.definition import ClockSpec, SlaRow, TransitionSpec, Work
 from closedloop.engine.durations import Duration
 from closedloop.engine.hierarchy import covers
 from closedloop.engine.kinds import SUBTASK_TIMERS, EngineTrigger, TimerKind
-from closedloop.engine.model import Case, Deadline, Subtask
+from closedloop.engine.model import Case, Deadline, Subtask, replaced
 from closedloop.engine.ports import DuePoint, WorkCalendar
 from closedloop.errors import CalendarNotCovered, UnknownName, ValidationError
+
+_Instants = tuple[WorkCalendar, tuple[object, ...], tuple[tuple[TimerKind, int, datetime], ...]]
+"""The last timers after a breach the timekeeper counted, with the calendar and the
+deadline's values it counted them from."""
 
 
 class Timekeeper:
@@ -55,6 +60,7 @@ class Timekeeper:
         self._workflow = workflow
         self._calendars = dict(calendars)
         self._default = default
+        self._last_instants: _Instants | None = None
         for clock in workflow.clocks:
             for name in [clock.calendar, *(row.calendar for row in clock.sla)]:
                 self.calendar(name)
@@ -108,17 +114,17 @@ class Timekeeper:
     def _entered(self, old: Case, new: Case, transition: TransitionSpec, now: datetime) -> Deadline:
         """The deadline on entering ``new.state``: a resumed clock, or a fresh one."""
         left = old.deadline
-        kept = left.model_copy(update={"previous": None}) if left is not None else None
+        kept = replaced(left, {"previous": None}) if left is not None else None
         resumed = left.previous if left is not None else None
         clock = self._workflow.state(new.state).clock
         if transition.restores_clock and resumed is not None and resumed.clock == clock:
-            return self._scheduled(resumed.model_copy(update={"previous": kept}), now)
+            return self._scheduled(replaced(resumed, {"previous": kept}), now)
         fresh = self.start(new, now)
         assert fresh is not None  # non-final states have clocks
         begun = self._begun(fresh, old)
         if begun is not None:
-            fresh = self._scheduled(fresh.model_copy(update={"started_at": begun}), now)
-        return fresh.model_copy(update={"previous": kept})
+            fresh = self._scheduled(replaced(fresh, {"started_at": begun}), now)
+        return replaced(fresh, {"previous": kept})
 
     def _begun(self, fresh: Deadline, old: Case) -> datetime | None:
         """When a clock that ``starts`` on an earlier transition began: the start of the
@@ -137,19 +143,20 @@ class Timekeeper:
                 [("extension", "no requested duration to grant")], subject="extension"
             )
         granted = Duration.parse(extension)
-        extended = deadline.model_copy(update={"extensions": (*deadline.extensions, granted)})
+        extended = replaced(deadline, {"extensions": (*deadline.extensions, granted)})
         return self._scheduled(extended, now)
 
     def _paused_or_resumed(self, deadline: Deadline, paused: bool, now: datetime) -> Deadline:
         if paused and deadline.paused_at is None:
-            return deadline.model_copy(update={"paused_at": now})
+            return replaced(deadline, {"paused_at": now})
         if not paused and deadline.paused_at is not None:
             spent = self.calendar(deadline.calendar).working_time(deadline.paused_at, now)
-            resumed = deadline.model_copy(
-                update={
+            resumed = replaced(
+                deadline,
+                {
                     "paused_at": None,
                     "paused_seconds": deadline.paused_seconds + spent.total_seconds(),
-                }
+                },
             )
             return self._scheduled(resumed, now)
         return deadline
@@ -157,26 +164,27 @@ class Timekeeper:
     def _scheduled(self, deadline: Deadline, now: datetime) -> Deadline:
         """``deadline`` with due and warning instants computed, warning level adjusted,
         and marked provisional when a due point falls on days without holiday data."""
-        base = deadline.model_copy(update={"provisional": False, "provisional_reason": None})
+        base = _unmarked(deadline)
         try:
             return self._settled(self._timed(base, now))
         except CalendarNotCovered:
-            stand_in = base.model_copy(update={"provisional": True})
+            stand_in = replaced(base, {"provisional": True})
             return self._settled(self._timed(stand_in, now))
 
     def _timed(self, deadline: Deadline, now: datetime) -> Deadline:
         allowed = _allowed(deadline)
         fraction = self._workflow.clock(deadline.clock).warn_at
         due = self._counted(deadline, allowed)
-        warn = self._counted(deadline, allowed.scaled(fraction))
+        warn = self._counted(deadline, _scaled(allowed, fraction))
         warning = deadline.warning
         if now < due and warning == "red":
             warning = "yellow" if warn <= now else "none"
         elif now < warn:
             warning = "none"
         fallback = self._counting(deadline).fallback_days(deadline.started_at, due)
-        return deadline.model_copy(
-            update={"due_at": due, "warn_at": warn, "warning": warning, "fallback_days": fallback}
+        return replaced(
+            deadline,
+            {"due_at": due, "warn_at": warn, "warning": warning, "fallback_days": fallback},
         )
 
     def _settled(self, deadline: Deadline) -> Deadline:
@@ -192,19 +200,19 @@ class Timekeeper:
         except CalendarNotCovered:
             if deadline.provisional:
                 raise
-            return self._marked(deadline.model_copy(update={"provisional": True}))
+            return self._marked(replaced(deadline, {"provisional": True}))
 
     def _marked(self, deadline: Deadline) -> Deadline:
         horizon = max([deadline.due_at, *(at for _, _, at in self._instants(deadline))])
         stand_in = _stand_in(self.calendar(deadline.calendar))
         missing = () if stand_in is None else stand_in.fallback_days(deadline.started_at, horizon)
         if not missing:
-            return deadline.model_copy(update={"provisional": False, "provisional_reason": None})
+            return _unmarked(deadline)
         reason = (
             f"calendar {deadline.calendar!r} has no holiday data for "
             f"{_days_text(missing)}: counted Monday to Friday until the data is supplied"
         )
-        return deadline.model_copy(update={"provisional": True, "provisional_reason": reason})
+        return replaced(deadline, {"provisional": True, "provisional_reason": reason})
 
     def _counting(self, deadline: Deadline) -> WorkCalendar:
         """The calendar the deadline counts on: its own, or for a provisional deadline
@@ -241,6 +249,7 @@ class Timekeeper:
         """
         self.calendar(calendar.name)
         self._calendars[calendar.name] = calendar
+        self._last_instants = None
 
     def touches(self, deadline: Deadline, since: date, calendar: str | None) -> bool:
         """Whether the deadline's computation counted days from ``since`` (local date)
@@ -261,7 +270,7 @@ class Timekeeper:
         """The deadline counted again on the calendars as they are now. Warnings fired
         and rungs climbed stay: nothing is taken back, and nothing fires twice."""
         again = self._scheduled(deadline, now)
-        return again.model_copy(update={"warning": deadline.warning})
+        return replaced(again, {"warning": deadline.warning})
 
     def timers(self, deadline: Deadline) -> dict[str, str]:
         """The deadline's pending timers, by name (``breach``, ``escalation.2``), as ISO
@@ -310,7 +319,7 @@ class Timekeeper:
         except CalendarNotCovered:
             if deadline.provisional:
                 raise
-            return self._timers_of(deadline.model_copy(update={"provisional": True}))
+            return self._timers_of(replaced(deadline, {"provisional": True}))
 
     def _timers_of(self, deadline: Deadline) -> list[tuple[TimerKind, int, datetime]]:
         points: list[tuple[TimerKind, int, datetime]] = []
@@ -321,7 +330,30 @@ class Timekeeper:
         return points + self._instants(deadline)
 
     def _instants(self, deadline: Deadline) -> list[tuple[TimerKind, int, datetime]]:
-        """The timers after the breach: the next rung of the ladder and the expiry."""
+        """The timers after the breach: the next rung of the ladder and the expiry.
+
+        A command asks for them more than once for the same clock (to mark the deadline
+        and to schedule its timers); the last answer is kept, by everything it is
+        counted from, calendar included.
+        """
+        calendar = self._counting(deadline)
+        key = (
+            deadline.clock,
+            deadline.started_at,
+            deadline.limit,
+            deadline.extensions,
+            deadline.paused_seconds,
+            deadline.due_at,
+            deadline.escalation,
+        )
+        last = self._last_instants
+        if last is not None and last[0] is calendar and last[1] == key:
+            return list(last[2])
+        found = self._counted_instants(deadline)
+        self._last_instants = (calendar, key, tuple(found))
+        return found
+
+    def _counted_instants(self, deadline: Deadline) -> list[tuple[TimerKind, int, datetime]]:
         clock = self._workflow.clock(deadline.clock)
         points: list[tuple[TimerKind, int, datetime]] = []
         if deadline.escalation < len(clock.escalation):
@@ -358,7 +390,7 @@ class Timekeeper:
         tasks = tuple(
             self._clocked(task, deadline) if _unclocked(task) else task for task in case.subtasks
         )
-        return case.model_copy(update={"subtasks": tasks})
+        return replaced(case, {"subtasks": tasks})
 
     def _clocked(self, task: Subtask, deadline: Deadline) -> Subtask:
         started = task.activated_at
@@ -367,13 +399,13 @@ class Timekeeper:
         calendar = self.calendar(None)
         if task.within is not None:
             due = calendar.add(started, task.within).astimezone(UTC)
-            warn = calendar.add(started, task.within.scaled(fraction)).astimezone(UTC)
+            warn = calendar.add(started, _scaled(task.within, fraction)).astimezone(UTC)
         else:
             due, warn = deadline.due_at, deadline.warn_at
         update: dict[str, Any] = {"due_at": due, "clock": deadline.clock}
         if started < warn < due:
             update["warn_at"] = warn
-        return task.model_copy(update=update)
+        return replaced(task, update)
 
     def subtask_points(self, case: Case) -> list[DuePoint]:
         """The timers of the case's active subtasks (none once the case is final)."""
@@ -409,16 +441,16 @@ class Timekeeper:
                 if task.due_at is not None:
                     payload["subtask_due_at"] = task.due_at.isoformat()
                 if point.kind == TimerKind.SUBTASK_WARNING:
-                    task = task.model_copy(update={"warning": "yellow"})
+                    task = replaced(task, {"warning": "yellow"})
                 elif point.kind == TimerKind.SUBTASK_BREACH:
-                    task = task.model_copy(update={"warning": "red"})
+                    task = replaced(task, {"warning": "red"})
                 else:
                     assert task.clock is not None
                     step = self._workflow.clock(task.clock).escalation[point.level - 1]
                     update: dict[str, Any] = {"escalation": point.level}
                     if step.supervise:
                         update["supervised"] = True
-                    task = task.model_copy(update=update)
+                    task = replaced(task, update)
                     payload.update(level=point.level, notify=list(step.notify))
             tasks.append(task)
         assert "unit" in payload  # the sweep fires only live points
@@ -440,21 +472,35 @@ class Timekeeper:
         if point.kind == TimerKind.WARNING:
             return (
                 EngineTrigger.WARN,
-                {"deadline": self._settled(deadline.model_copy(update={"warning": "yellow"}))},
+                {"deadline": self._settled(replaced(deadline, {"warning": "yellow"}))},
                 {},
             )
         if point.kind == TimerKind.BREACH:
             return (
                 EngineTrigger.BREACH,
-                {"deadline": self._settled(deadline.model_copy(update={"warning": "red"}))},
+                {"deadline": self._settled(replaced(deadline, {"warning": "red"}))},
                 {},
             )
         step = clock.escalation[point.level - 1]
-        climbed = self._settled(deadline.model_copy(update={"escalation": point.level}))
+        climbed = self._settled(replaced(deadline, {"escalation": point.level}))
         updates: dict[str, Any] = {"deadline": climbed}
         if step.supervise:
             updates["supervised"] = True
         return EngineTrigger.ESCALATE, updates, {"level": point.level, "notify": list(step.notify)}
+
+
+@lru_cache(maxsize=256)
+def _scaled(allowed: Duration, fraction: float) -> Duration:
+    """The part of ``allowed`` at which a clock warns: the same few limits and fractions
+    come back on every command, and scaling by a float's exact fraction is costly."""
+    return allowed.scaled(fraction)
+
+
+def _unmarked(deadline: Deadline) -> Deadline:
+    """``deadline`` without the provisional mark (itself when it has none)."""
+    if not deadline.provisional and deadline.provisional_reason is None:
+        return deadline
+    return replaced(deadline, {"provisional": False, "provisional_reason": None})
 
 
 def _stand_in(calendar: WorkCalendar) -> WorkCalendar | None:

@@ -8,16 +8,19 @@ then the plain destination, unconditional. Firing a trigger therefore decides
 everything about the move in one place, in this order:
 
 1. the machine refuses a trigger that is not declared from the case's state;
-2. its ``prepare_event`` hook admits the command (the caller's ``admit``: who may fire
-   it, its payload, its guards), which may refuse it with an error;
+2. the command is admitted (the caller's ``admit``: who may fire it, its payload, its
+   guards), which may refuse it with an error;
 3. the first transition whose conditions hold, in declaration order, gives the
    destination.
 
-Cases are never attached to the machine. A command fires the machine's event on a
-:class:`Firing` of its own (``Event.trigger(model)``), which carries the state and
-the command; nothing is added to or shared in the machine, so threads fire at once
-without a lock. ``auto_transitions`` is off, invalid triggers raise, and no state
-callbacks are registered: the engine applies effects and the audit trail itself.
+Cases are never attached to the machine. Once compiled, the machine's events are read
+into a table of routes by event and source state (each a destination and its
+conditions, in the machine's order), and a command walks that table on a
+:class:`Firing` of its own, which carries the state and the command: the same
+decision ``Event.trigger`` makes, without the library's per-call callback resolution.
+Nothing is added to or shared in the machine, so threads fire at once without a lock.
+``auto_transitions`` is off and no callbacks are registered: the engine applies
+effects and the audit trail itself.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from transitions import Machine, MachineError
+from transitions import Machine
 
 from closedloop.engine.context import Context
 from closedloop.engine.definition import Divert, TransitionSpec, Workflow
@@ -71,7 +74,6 @@ class CompiledMachine:
             auto_transitions=False,
             ignore_invalid_triggers=False,
             send_event=False,
-            prepare_event=[self._admit],
         )
         for spec in workflow.transitions:
             for divert in spec.divert:
@@ -82,6 +84,7 @@ class CompiledMachine:
                     conditions=[_diverts(workflow, spec, divert)],
                 )
             self._machine.add_transition(spec.name, list(spec.source), spec.dest)
+        self._routes = _routes(self._machine)
 
     @property
     def workflow(self) -> Workflow:
@@ -101,14 +104,15 @@ class CompiledMachine:
             TransitionNotAllowed: ``trigger`` is not declared from the case's state.
             ClosedLoopError: whatever ``admit`` raises to refuse the command.
         """
-        event = self._machine.events.get(trigger)
-        if event is None or case.state not in self._machine.states:
+        routes = self._routes.get((trigger, case.state))
+        if routes is None:
             raise self._refused(case, trigger)
         firing = Firing(case.state, case, trigger, admit)
-        try:
-            event.trigger(firing, firing)
-        except MachineError:
-            raise self._refused(case, trigger) from None
+        self._admit(firing)
+        for dest, conditions in routes:
+            if all(condition(firing) for condition in conditions):
+                firing.state = dest
+                break
         return firing
 
     def _admit(self, firing: Firing) -> None:
@@ -116,6 +120,33 @@ class CompiledMachine:
 
     def _refused(self, case: Case, trigger: str) -> TransitionNotAllowed:
         return TransitionNotAllowed(case.id, case.state, str(trigger), self.triggers(case.state))
+
+
+Route = tuple[str, tuple[Callable[[Firing], bool], ...]]
+"""A destination of an event from one state, with the conditions that must hold."""
+
+
+def _routes(machine: Machine) -> dict[tuple[str, str], tuple[Route, ...]]:
+    """The compiled machine's transitions by event and source state, in declaration
+    order: what ``Event.trigger`` would try, read once so that a command evaluates them
+    without the library's per-call callback resolution."""
+    routes: dict[tuple[str, str], tuple[Route, ...]] = {}
+    for name, event in machine.events.items():
+        for source, transitions in event.transitions.items():
+            routes[(name, source)] = tuple(
+                (str(t.dest), tuple(_condition(c.func, c.target) for c in t.conditions))
+                for t in transitions
+            )
+    return routes
+
+
+def _condition(func: object, target: bool) -> Callable[[Firing], bool]:
+    """A condition as ``Condition.check`` evaluates it (the machine holds only the
+    callables this module gave it)."""
+    assert callable(func)
+    if target:
+        return func
+    return lambda firing: not func(firing)
 
 
 def _diverts(workflow: Workflow, spec: TransitionSpec, divert: Divert) -> Callable[[Firing], bool]:

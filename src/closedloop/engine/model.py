@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -109,6 +109,30 @@ SYSTEM = Actor("system", roles=frozenset({"system"}))
 
 class _Value(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+V = TypeVar("V", bound=_Value)
+
+_set = object.__setattr__
+
+
+def replaced(value: V, update: Mapping[str, Any]) -> V:
+    """``value`` with the fields in ``update`` replaced, as ``model_copy(update=...)``
+    makes it (the updated fields count as given; nothing is validated: the engine passes
+    values of the fields' types), without its generic copying. ``update`` names fields
+    of the model only."""
+    copied = object.__new__(type(value))
+    fields = value.__dict__.copy()
+    fields.update(update)
+    _set(copied, "__dict__", fields)
+    _set(copied, "__pydantic_extra__", _copy_extra(value.__pydantic_extra__))
+    _set(copied, "__pydantic_fields_set__", value.__pydantic_fields_set__ | update.keys())
+    _set(copied, "__pydantic_private__", None)
+    return copied
+
+
+def _copy_extra(extra: dict[str, Any] | None) -> dict[str, Any] | None:
+    return None if extra is None else dict(extra)
 
 
 class Location(_Value):

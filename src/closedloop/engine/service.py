@@ -26,7 +26,15 @@ from closedloop.engine.deadlines import Timekeeper
 from closedloop.engine.definition import Workflow
 from closedloop.engine.delivery import Deliverer, DeliveryReport, RetryPolicy
 from closedloop.engine.duties.responsibility_list import ResponsibilityList
-from closedloop.engine.model import Actor, AuditEvent, Case, Location, MediaRef, ReporterContact
+from closedloop.engine.model import (
+    Actor,
+    AuditEvent,
+    Case,
+    Location,
+    MediaRef,
+    ReporterContact,
+    replaced,
+)
 from closedloop.engine.ports import (
     CaseStore,
     CaseTransaction,
@@ -655,4 +663,4 @@ class Engine:
 
     def _shown(self, case: Case, viewer: Actor, contact: ReporterContact | None) -> Case:
         shown = contact_for(self._workflow, case, viewer, contact)
-        return case.model_copy(update={"contact": shown})
+        return replaced(case, {"contact": shown})

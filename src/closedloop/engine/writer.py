@@ -33,6 +33,7 @@ from closedloop.engine.model import (
     Case,
     Duplicate,
     ReporterContact,
+    replaced,
 )
 from closedloop.engine.ports import CaseTransaction, TimerClaim
 from closedloop.errors import ConflictOfInterest, MergeRefused, PermissionDenied
@@ -173,7 +174,7 @@ class CaseWriter:
         entry = Duplicate(case=duplicate.id, reporter=duplicate.reporter_id, at=now)
         new, event = record(
             master,
-            master.model_copy(update={"duplicates": (*master.duplicates, entry)}),
+            replaced(master, {"duplicates": (*master.duplicates, entry)}),
             actor=by.id,
             now=now,
             payload={"duplicate": duplicate.id},
@@ -196,7 +197,7 @@ class CaseWriter:
             attributes = {**duplicate.attributes, "master_outcome": master.state}
             new, event = record(
                 duplicate,
-                duplicate.model_copy(update={"attributes": attributes}),
+                replaced(duplicate, {"attributes": attributes}),
                 actor=SYSTEM.id,
                 now=now,
                 payload={"master": master.id, "outcome": master.state},
@@ -226,7 +227,7 @@ class CaseWriter:
         (``claim``: a ticker's claim on the case, checked and ended by the write)."""
         new, event = record(
             case,
-            case.model_copy(update=dict(updates)),
+            replaced(case, dict(updates)),
             actor=SYSTEM.id,
             now=now,
             payload=payload,
@@ -256,7 +257,7 @@ class CaseWriter:
         ``purged`` event names the kinds and the rule, never the data. The case's
         ``updated_at`` stays: erasing data is not handling the case."""
         erased = personal.erased_case(case, kinds, self._workflow)
-        new = erased.model_copy(update={"version": case.version + 1})
+        new = replaced(erased, {"version": case.version + 1})
         event = audit.seal(
             case_id=case.id,
             seq=new.version,

@@ -24,7 +24,9 @@ from typing import Any, Literal
 from pydantic_core import from_json, to_json
 from sqlalchemy import URL, Connection, Engine, RootTransaction, create_engine, event, make_url
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.sql.expression import ClauseElement
 
+from closedloop.adapters.sqlalchemy.prepared import Prepared
 from closedloop.errors import StoreError
 
 READ_ONLY = "closedloop_read_only"
@@ -143,6 +145,27 @@ def _configure_sqlite(engine: Engine, busy_timeout: float, synchronous: Synchron
 
     event.listen(engine, "connect", on_connect)
     event.listen(engine, "begin", on_begin)
+
+
+_prepared: weakref.WeakKeyDictionary[Engine, dict[tuple[int, tuple[str, ...]], Prepared]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def prepared(engine: Engine, statement: ClauseElement, columns: tuple[str, ...]) -> Prepared:
+    """``statement`` compiled once for ``engine``, setting ``columns`` (the keys of the
+    parameters it is run with), and kept for the engine's next transactions.
+
+    Raises:
+        StoreError: the statement cannot be prepared (see :class:`Prepared`).
+    """
+    kept = _prepared.setdefault(engine, {})
+    key = (id(statement), columns)  # statements are module constants: their ids stay
+    found = kept.get(key)
+    if found is None:
+        found = Prepared(statement, engine, columns=columns)
+        kept[key] = found
+    return found
 
 
 def connect(engine: Engine, *, read_only: bool) -> Connection:

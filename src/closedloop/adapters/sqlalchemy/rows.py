@@ -10,14 +10,13 @@ from pydantic_core import PydanticSerializationError
 from sqlalchemy import RowMapping
 
 from closedloop.adapters.sqlalchemy.damage import damaged_row
+from closedloop.engine import audit
 from closedloop.engine.integrity import indexed_values
 from closedloop.engine.model import (
-    BODY_EXCLUDE,
     AuditEvent,
     Case,
     ReporterContact,
     from_stored,
-    to_stored,
 )
 from closedloop.engine.ports import IdempotencyRecord, OutboxMessage
 from closedloop.errors import StoreError
@@ -120,14 +119,15 @@ def outbox_from_row(row: RowMapping) -> OutboxMessage:
 def _with_json(model: AuditEvent | OutboxMessage, *json_fields: str) -> dict[str, Any]:
     # Instants stay datetimes for their typed columns; JSON columns get JSON data, so a
     # value pydantic can encode (an instant inside a payload) is stored as it encodes.
-    values = model.model_dump()
-    values.update(_json_data(model, include=set(json_fields)))
+    fields = set(json_fields)
+    values = model.model_dump(exclude=fields)
+    values.update(_json_data(model, include=fields))
     return values
 
 
 def _stored_case(case: Case) -> dict[str, Any]:
     try:
-        return to_stored(case, exclude=BODY_EXCLUDE)
+        return audit.body(case)
     except PydanticSerializationError as exc:
         raise StoreError(f"cannot store a value that is not JSON data: {exc}") from None
 

@@ -18,7 +18,7 @@ from sqlalchemy import exc as sa_exc
 
 from closedloop.adapters.sqlalchemy import rows
 from closedloop.adapters.sqlalchemy import statements as sql
-from closedloop.adapters.sqlalchemy.engines import begin, connect
+from closedloop.adapters.sqlalchemy.engines import begin, connect, prepared
 from closedloop.adapters.sqlalchemy.failures import is_busy, translate, translated
 from closedloop.adapters.store_base import StoreTransaction
 from closedloop.engine.model import AuditEvent, Case, ReporterContact
@@ -33,6 +33,10 @@ from closedloop.errors import (
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
+
+
+_PREPARED = (sql.ADD_CASE, sql.ADD_EVENT, sql.UPDATE_CASE, sql.CLAIMED_CASE, sql.ADD_OUTBOX)
+"""The writes every command makes, run as prepared statements."""
 
 
 class SQLTransaction(StoreTransaction):
@@ -287,9 +291,9 @@ class SQLTransaction(StoreTransaction):
 
     def _write(self, statement: Executable, params: Any) -> CursorResult[Any]:
         if self._connection is None:
-            return self._open(write=True).execute(statement, params)
+            return self._execute(self._open(write=True), statement, params)
         if self._writing:
-            return self._connection.execute(statement, params)
+            return self._execute(self._connection, statement, params)
         # A SQLite reader's first write: it becomes the writer in place when nobody
         # wrote since its snapshot (what it read is current). Otherwise SQLite refuses
         # at once ("database is locked", whatever the timeout), and the transaction
@@ -297,16 +301,26 @@ class SQLTransaction(StoreTransaction):
         # checked before it commits (see _check_reads). Nothing was written yet, so
         # running this first statement again is safe.
         try:
-            result = self._connection.execute(statement, params)
+            result = self._execute(self._connection, statement, params)
         except sa_exc.OperationalError as exc:
             if not is_busy(exc):
                 raise
             self._restart_as_writer(self._connection)
-            result = self._connection.execute(statement, params)
+            result = self._execute(self._connection, statement, params)
         else:
             self._read_versions.clear()
         self._writing = True
         return result
+
+    def _execute(
+        self, connection: Connection, statement: Executable, params: Any
+    ) -> CursorResult[Any]:
+        # A command's own writes run prepared (compiled once per engine); others as usual.
+        hot = next((known for known in _PREPARED if known is statement), None)
+        if hot is None or not params:
+            return connection.execute(statement, params)
+        first = params if isinstance(params, dict) else params[0]
+        return prepared(self._engine, hot, tuple(first)).run(connection, params)
 
     def _open(self, *, write: bool) -> Connection:
         if self._finished:

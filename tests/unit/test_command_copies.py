@@ -1,0 +1,55 @@
+"""A command validates only what it changes, and the in-memory store keeps what it is
+given as a database would give it back."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError as PydanticValidationError
+
+from closedloop.adapters.memory import InMemoryStore
+from closedloop.engine.commands import changed
+from closedloop.engine.model import Case, to_stored
+from closedloop.errors import StoreError
+from closedloop.testing.contract.base import commit, new_case, read
+
+
+def test_updated_fields_are_validated_as_the_whole_case_validates_them() -> None:
+    case, _ = new_case("c1")
+    update = {
+        "co_units": ["water", "power"],
+        "subtasks": [{"unit": "power", "duty": "cut the supply"}],
+        "attributes": {"result": "fixed"},
+    }
+    made = changed(case, update)
+    whole = Case.model_validate({**dict(case), **update})
+    assert made == whole
+    assert made.co_units == ("water", "power")
+    assert to_stored(made) == to_stored(whole)  # records keep only what they were given
+
+
+def test_an_invalid_update_is_reported_as_validating_the_whole_case_reports_it() -> None:
+    case, _ = new_case("c1")
+    with pytest.raises(PydanticValidationError) as whole:
+        Case.model_validate({**dict(case), "subtasks": [{"duty": "no unit"}]})
+    with pytest.raises(PydanticValidationError) as made:
+        changed(case, {"subtasks": [{"duty": "no unit"}]})
+    assert made.value.errors() == whole.value.errors()
+    assert made.value.errors()[0]["loc"] == ("subtasks", 0, "unit")
+
+
+def test_the_memory_store_gives_back_values_as_json_data() -> None:
+    store = InMemoryStore()
+    case, event = new_case("c1")
+    odd = case.model_copy(update={"attributes": {"pair": (1, 2), "plain": [1, "é", 2.5]}})
+    commit(store, lambda tx: tx.add_case(odd, None, event))
+    stored = read(store, lambda tx: tx.get_case("c1"))
+    assert stored.attributes == {"pair": [1, 2], "plain": [1, "é", 2.5]}
+
+
+def test_the_memory_store_refuses_a_value_that_is_not_json_data() -> None:
+    store = InMemoryStore()
+    case, event = new_case("c1")
+    odd = case.model_copy(update={"attributes": {"when": object()}})
+    with pytest.raises(StoreError, match="not JSON data"):
+        commit(store, lambda tx: tx.add_case(odd, None, event))
+    assert read(store, lambda tx: tx.get_case("c1")) is None
