@@ -77,6 +77,20 @@ def test_a_malformed_case_row_is_a_typed_error_naming_the_case(store: SQLStore) 
     store.close()
 
 
+def test_a_case_row_that_is_not_a_json_object_is_a_typed_error(store: SQLStore) -> None:
+    engine, case_id = classified(store)
+    with store.engine.begin() as conn:
+        conn.execute(update(cases).where(cases.c.id == case_id).values(body=[case_id]))
+    for read in (
+        lambda: engine.get(case_id, viewer=DISPATCHER),
+        lambda: engine.trigger(case_id, "cancel", by=CITIZEN),
+    ):
+        with pytest.raises(DamagedRecord) as raised:
+            read()
+        assert (raised.value.record, raised.value.case_id) == ("case row", None)
+    store.close()
+
+
 def test_case_show_names_the_damaged_row_in_one_error_line(tmp_path: Path) -> None:
     store = SQLStore(f"sqlite:///{tmp_path / 'damaged.db'}")
     _, case_id = classified(store)

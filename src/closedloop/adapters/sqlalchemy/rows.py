@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel
-from pydantic_core import PydanticSerializationError
+from pydantic_core import PydanticSerializationError, from_json
 from sqlalchemy import RowMapping
 
 from closedloop.adapters.sqlalchemy.damage import damaged_row
@@ -32,14 +32,20 @@ def case_values(case: Case) -> dict[str, Any]:
     return {**indexed_values(case), "body": _stored_case(case)}
 
 
-def case_from_row(body: Mapping[str, Any], version: int) -> Case:
-    """The case stored as ``body`` at ``version``.
+def case_from_row(body: Mapping[str, Any] | str | bytes, version: int) -> Case:
+    """The case stored as ``body`` at ``version``: the column's JSON as data, or as the
+    text a prepared statement reads on SQLite (decoded here, as the engine's
+    ``json_deserializer`` would).
 
     Raises:
         DamagedRecord: the row does not hold a case (it was edited or damaged).
     """
-    with damaged_row(body, "case"):
-        return from_stored({**body, "version": version})
+    data: Any = body
+    if isinstance(data, str | bytes):
+        with damaged_row({}, "case"):
+            data = from_json(data)
+    with damaged_row(data if isinstance(data, Mapping) else {}, "case"):
+        return from_stored({**data, "version": version})
 
 
 def event_values(event: AuditEvent) -> dict[str, Any]:

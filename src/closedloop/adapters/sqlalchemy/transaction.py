@@ -63,7 +63,8 @@ class SQLTransaction(StoreTransaction):
     def get_case(self, case_id: str) -> Case | None:
         """The stored case (contact data not included), or ``None``."""
         with self._errors("read a case", case_id):
-            row = self._conn().execute(sql.CASE, {"case_id": case_id}).first()
+            read = prepared(self._engine, sql.CASE, ())  # every command's first statement
+            row = read.run(self._conn(), {"case_id": case_id}).first()
         if row is None:
             return None
         self._versions.setdefault(case_id, row.version)
