@@ -159,6 +159,22 @@ def test_an_edited_lead_unit_column_is_reported(store: SQLStore) -> None:
     store.close()
 
 
+def test_edited_search_and_supervision_columns_are_reported(store: SQLStore) -> None:
+    # What the queries read beside the body is written from the case: an edit that
+    # would hide a case from a search, or mark it supervised, is found like any other.
+    engine = engine_on(store, key=None)
+    case_id = accepted(engine)
+    with store.engine.begin() as conn:
+        edited = {"search_text": "nothing here", "supervised": True, "co_units": ["roads"]}
+        conn.execute(update(cases).where(cases.c.id == case_id).values(**edited))
+    assert engine.verify(case_id).problems == (
+        "the stored column search_text is 'nothing here' but the case says 'Water main leaking\\n'",
+        "the stored column co_units is ['roads'] but the case says []",
+        "the stored column supervised is True but the case says False",
+    )
+    store.close()
+
+
 def test_checkpoints_on_the_memory_store() -> None:
     engine = engine_on(InMemoryStore())
     case_id = accepted(engine)

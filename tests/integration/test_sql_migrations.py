@@ -22,8 +22,11 @@ from closedloop.adapters.sqlalchemy.schema import (
     cases,
     version_table,
 )
+from closedloop.engine.case_query import CaseFilter, Party
+from closedloop.engine.integrity import column_problems
+from closedloop.engine.model import Case, Duplicate, Location
 from closedloop.errors import StoreError
-from closedloop.testing.contract.base import LEASE, T0, add, new_case, read
+from closedloop.testing.contract.base import LEASE, T0, add, commit, new_case, read, revise
 from tests.conftest import postgres_url
 
 alembic = pytest.importorskip("alembic")
@@ -165,7 +168,7 @@ def test_a_database_at_the_first_revision_upgrades_with_its_data(
         engine = engine.execution_options(schema_translate_map={None: schema})
     with engine.begin() as connection:  # rows as a 0001 store wrote them
         for written, first in ((case, event), (other, opened)):
-            connection.execute(insert(cases), rows.case_values(written))
+            connection.execute(insert(cases), _row_before_0009(written))
             connection.execute(insert(case_events), rows.event_values(first))
         connection.execute(
             insert(_due_points_0001(schema)),
@@ -185,6 +188,68 @@ def test_a_database_at_the_first_revision_upgrades_with_its_data(
     claimed = store.claim_due(T0 + 10 * LEASE, owner="w1", lease=LEASE, limit=10)
     assert [(c.case_id, c.next_timer_at) for c in claimed] == [("c1", T0)]
     store.close()
+
+
+def test_a_database_at_0008_upgrades_its_cases_to_the_derived_columns(
+    database: tuple[str, str | None],
+) -> None:
+    url, schema = database
+    assert upgrade(url, schema=schema, revision="0008") == "0008"
+    written = [
+        new_case(
+            "master",
+            description="井盖 missing",
+            location=Location(area="310101", address="9 Pine Rd"),
+            co_units=("roads", "parks"),
+            supervised=True,
+            duplicates=(
+                Duplicate(case="dup", reporter="citizen-2", at=T0),
+                Duplicate(case="dup2", reporter="citizen-2", at=T0),
+            ),
+        ),
+        new_case("dup", reporter_id="citizen-2", merged_into="master"),
+        new_case("plain"),
+    ]
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+    if schema is not None:
+        engine = engine.execution_options(schema_translate_map={None: schema})
+    with engine.begin() as connection:  # rows as a 0008 store wrote them
+        for case, event in written:
+            connection.execute(insert(cases), _row_before_0009(case))
+            connection.execute(insert(case_events), rows.event_values(event))
+    engine.dispose()
+    assert upgrade(url, schema=schema) == HEAD_REVISION
+    assert differences(url, schema) == []
+    store = SQLStore(url, schema=schema)
+    for case, _event in written:  # verify finds every column as the store writes it
+        assert column_problems(store, case) == []
+
+    def ids(**criteria: object) -> list[str]:
+        page = store.select_cases(CaseFilter(**criteria), order="oldest", after=None, limit=10)  # type: ignore[arg-type]
+        return [case.id for case in page.cases]
+
+    assert ids(co_unit="parks") == ["master"]
+    assert ids(sight=Party(follower="citizen-2")) == ["master"]
+    assert ids(supervised=True) == ["master"]
+    assert ids(supervised=False) == ["dup", "plain"]
+    assert ids(merged_into="master") == ["dup"]
+    assert ids(text="pine rd") == ["master"]
+    assert ids(text="井盖") == ["master"]
+    # The triggers now follow the columns: a change to the case moves its index rows.
+    master, head = written[0]
+    changed, event = revise(master, head, co_units=("water",))
+    commit(store, lambda tx: tx.update_case(changed, master.version, event))
+    assert ids(co_unit="parks") == []
+    assert ids(co_unit="water") == ["master"]
+    store.close()
+
+
+def _row_before_0009(case: Case) -> dict[str, object]:
+    """The case row as revisions up to 0008 wrote it (0009 adds the derived columns)."""
+    values = rows.case_values(case)
+    for name in ("search_text", "co_units", "followers", "supervised", "merged_into"):
+        del values[name]
+    return values
 
 
 def _due_points_0001(schema: str | None) -> TableClause:

@@ -12,13 +12,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from closedloop.engine.case_query import warning_level_of
+from closedloop.engine.case_query import searchable, warning_level_of
 from closedloop.engine.model import Case
 from closedloop.engine.ports import CaseStore, Checkpoint, CheckpointStore, IndexedColumns
 
 
 def indexed_values(case: Case) -> dict[str, object]:
-    """The values a store's queryable columns hold for ``case``, by column name."""
+    """The values a store's queryable columns hold for ``case``, by column name.
+
+    Besides the case's own fields, the values its queries derive from it: the text a
+    ``text`` criterion searches, the co-units and the reporters of the duplicates
+    merged into it (each once, in the case's order), the supervision flag and the
+    master it was merged into.
+    """
     deadline = case.deadline
     return {
         "id": case.id,
@@ -37,6 +43,11 @@ def indexed_values(case: Case) -> dict[str, object]:
         "warning_level": warning_level_of(case),
         "due_at": None if deadline is None else deadline.due_at,
         "paused_at": None if deadline is None else deadline.paused_at,
+        "search_text": searchable(case),
+        "co_units": list(case.co_units),
+        "followers": list(dict.fromkeys(duplicate.reporter for duplicate in case.duplicates)),
+        "supervised": case.supervised,
+        "merged_into": case.merged_into,
     }
 
 

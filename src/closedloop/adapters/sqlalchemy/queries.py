@@ -2,9 +2,12 @@
 
 Pages are keyset pages: the cursor holds the last row's sort key, so a page costs the
 same at the millionth case as at the first, and rows added meanwhile do not shift pages.
-Each criterion reads an index: plain columns, expression indexes (the urgent order, the
-supervision flag), and per dialect the co-units and the text search (SQLite: tables kept
-by triggers, FTS5 with the trigram tokenizer; PostgreSQL: GIN indexes, ``pg_trgm``).
+Each criterion reads an index: plain columns (among them the supervision flag and the
+master of a duplicate, written from the case with its row), the urgent order's
+expression index, and per dialect the co-units, the followers and the text search
+(SQLite: tables kept by triggers from the row's columns, FTS5 with the trigram
+tokenizer; PostgreSQL: GIN indexes on the columns, ``pg_trgm``). No query parses a
+case's body.
 """
 
 from __future__ import annotations
@@ -26,7 +29,6 @@ from sqlalchemy import (
     false,
     func,
     literal,
-    literal_column,
     or_,
     select,
     table,
@@ -39,14 +41,7 @@ from closedloop.adapters.sqlalchemy.schema import (
     CASE_FOLLOWERS,
     CASE_TEXT,
     cases,
-    co_unit_list,
-    duplicate_list,
-    postgres_merged_into,
-    postgres_supervised,
     reporter_contacts,
-    search_text,
-    sqlite_merged_into,
-    sqlite_supervised,
     urgency_rank,
 )
 from closedloop.engine.case_query import (
@@ -93,10 +88,9 @@ def conditions(where: CaseFilter, dialect: str) -> list[ColumnElement[bool]]:
     if where.reported_before is not None:
         found.append(cases.c.reported_at < where.reported_before)
     if where.supervised is not None:
-        found.append(_supervised(where.supervised, dialect))
+        found.append(cases.c.supervised == where.supervised)
     if where.merged_into is not None:
-        master = postgres_merged_into if dialect == "postgresql" else sqlite_merged_into
-        found.append(master == where.merged_into)
+        found.append(cases.c.merged_into == where.merged_into)
     if where.text is not None:
         found.append(_text(where.text, dialect))
     if where.overdue_at is not None:
@@ -259,7 +253,7 @@ def _co_units(units: tuple[str, ...], dialect: str) -> ColumnElement[bool]:
     if dialect == "postgresql":
         return or_(
             false(),
-            *(co_unit_list.op("@>")(cast(literal(json.dumps([unit])), JSONB)) for unit in units),
+            *(cases.c.co_units.op("@>")(_jsonb_list(unit)) for unit in units),
         )
     return cases.c.row_id.in_(select(_co_unit_rows.c.row_id).where(_co_unit_rows.c.unit.in_(units)))
 
@@ -282,24 +276,20 @@ def _party(party: Party, dialect: str) -> ColumnElement[bool]:
 def _follows(reporter: str, dialect: str) -> ColumnElement[bool]:
     """Cases a report of ``reporter`` was merged into."""
     if dialect == "postgresql":
-        wanted = cast(literal(json.dumps([{"reporter": reporter}])), JSONB)
-        return duplicate_list.op("@>")(wanted)
+        return cases.c.followers.op("@>")(_jsonb_list(reporter))
     followed = select(_follower_rows.c.row_id).where(_follower_rows.c.reporter == reporter)
     return cases.c.row_id.in_(followed)
 
 
-def _supervised(wanted: bool, dialect: str) -> ColumnElement[bool]:
-    if dialect == "postgresql":
-        flag = postgres_supervised == literal_column("'true'")
-    else:
-        flag = sqlite_supervised == literal_column("1")
-    return flag if wanted else ~flag
+def _jsonb_list(item: str) -> ColumnElement[Any]:
+    """PostgreSQL: ``[item]`` as ``jsonb`` (``column @> [item]``: the list holds it)."""
+    return cast(literal(json.dumps([item])), JSONB)
 
 
 def _text(needle: str, dialect: str) -> ColumnElement[bool]:
     pattern = "%" + needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
     if dialect == "postgresql":
-        return search_text.ilike(pattern, escape="\\")
+        return cases.c.search_text.ilike(pattern, escape="\\")
     fts = _text_rows
     if len(needle) >= 3:
         phrase = '"' + needle.replace('"', '""') + '"'

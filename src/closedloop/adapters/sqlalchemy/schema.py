@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     ColumnElement,
     DateTime,
@@ -30,9 +31,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    cast,
     event,
-    func,
     literal_column,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -41,7 +40,7 @@ from sqlalchemy.types import TypeDecorator
 
 from closedloop.engine.clock import utc
 
-HEAD_REVISION = "0008"
+HEAD_REVISION = "0009"
 """The Alembic revision that :data:`metadata` corresponds to.
 
 A store that creates its schema itself records this revision, so a later
@@ -89,6 +88,9 @@ class Instant(TypeDecorator[datetime]):
         return value.astimezone(UTC)  # type: ignore[no-any-return]
 
 
+JSONList = JSON().with_variant(JSONB(), "postgresql")
+"""A JSON array of strings: ``jsonb`` on PostgreSQL (GIN indexes find an element)."""
+
 # SQLite only autoincrements an INTEGER PRIMARY KEY; elsewhere a 64-bit key.
 RowId = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -120,6 +122,15 @@ cases = Table(
     Column("tick_owner", String),
     Column("tick_expires_at", Instant),
     Column("tick_token", String),
+    # What the case queries read beside the columns above (revision 0009), written from
+    # the case with the row so no index or trigger parses the body: the text a ``text``
+    # criterion searches, the co-units, the reporters of the duplicates merged into the
+    # case, the supervision flag and the master a duplicate was merged into.
+    Column("search_text", Text),
+    Column("co_units", JSONList),
+    Column("followers", JSONList),
+    Column("supervised", Boolean, index=True),
+    Column("merged_into", String, index=True),
     comment="One row per case; body holds the whole case as JSON, without contact data.",
 )
 
@@ -135,36 +146,6 @@ urgency_rank: ColumnElement[int] = literal_column(
     "(CASE warning_level WHEN 'red' THEN 0 WHEN 'yellow' THEN 1 WHEN 'none' THEN 2 ELSE 3 END)"
 )
 """The urgent order's first key: red, yellow, no warning, then final cases (no clock)."""
-
-sqlite_supervised = func.json_extract(cases.c.body, literal_column("'$.supervised'"))
-"""SQLite: the case's supervision flag (1 or 0), read from its body."""
-
-postgres_supervised = cases.c.body.op("->>")(literal_column("'supervised'"))
-"""PostgreSQL: the case's supervision flag (``'true'`` or ``'false'``), from its body."""
-
-sqlite_merged_into = func.json_extract(cases.c.body, literal_column("'$.attributes.merged_into'"))
-"""SQLite: the master a duplicate was merged into, read from its body."""
-
-postgres_merged_into = cases.c.body.op("->")(literal_column("'attributes'")).op("->>")(
-    literal_column("'merged_into'")
-)
-"""PostgreSQL: the master a duplicate was merged into, read from its body."""
-
-duplicate_list = (
-    cast(cases.c.body, JSONB)
-    .op("->")(literal_column("'attributes'"))
-    .op("->")(literal_column("'duplicates'"))
-)
-"""PostgreSQL: the duplicates merged into the case, as ``jsonb`` (``@>`` finds a reporter)."""
-
-co_unit_list = cast(cases.c.body, JSONB).op("->")(literal_column("'co_units'"))
-"""PostgreSQL: the case's co-units, as ``jsonb`` (``@>`` finds one)."""
-
-search_text: ColumnElement[str] = literal_column(
-    "(coalesce(body ->> 'description', '') || ' ' || "
-    "coalesce(body -> 'location' ->> 'address', ''))"
-)
-"""PostgreSQL: the text a ``text`` criterion searches (description, then address)."""
 
 Index(
     "ix_closedloop_cases_reporter_urgency",
@@ -183,51 +164,34 @@ Index(
     cases.c.due_at,
     cases.c.row_id,
 )
-Index("ix_closedloop_cases_supervised", sqlite_supervised).ddl_if(dialect="sqlite")
-Index("ix_closedloop_cases_supervised_pg", postgres_supervised).ddl_if(dialect="postgresql")
-Index("ix_closedloop_cases_merged_into", sqlite_merged_into).ddl_if(dialect="sqlite")
 # Prefixes of codes compare bytewise ("D1." <= code < "D1/"), whatever the collation.
 Index("ix_closedloop_cases_area_c", cases.c.area.collate("C")).ddl_if(dialect="postgresql")
 Index("ix_closedloop_cases_category_c", cases.c.category.collate("C")).ddl_if(dialect="postgresql")
-# These name no column directly: they join the table explicitly.
-cases.append_constraint(
-    Index("ix_closedloop_cases_merged_into_pg", postgres_merged_into).ddl_if(dialect="postgresql")
+# PostgreSQL finds a co-unit or a follower by jsonb containment, and searches the text
+# by trigrams; SQLite keeps tables for the three, filled by triggers (below).
+Index("ix_closedloop_cases_co_units", cases.c.co_units, postgresql_using="gin").ddl_if(
+    dialect="postgresql"
 )
-cases.append_constraint(
-    Index("ix_closedloop_cases_followers", duplicate_list, postgresql_using="gin").ddl_if(
-        dialect="postgresql"
-    )
+Index("ix_closedloop_cases_followers", cases.c.followers, postgresql_using="gin").ddl_if(
+    dialect="postgresql"
 )
-cases.append_constraint(
-    Index("ix_closedloop_cases_co_units", co_unit_list, postgresql_using="gin").ddl_if(
-        dialect="postgresql"
-    )
-)
-cases.append_constraint(
-    Index(
-        "ix_closedloop_cases_search_text",
-        literal_column(
-            "(coalesce(body ->> 'description', '') || ' ' || "
-            "coalesce(body -> 'location' ->> 'address', '')) gin_trgm_ops"
-        ),
-        postgresql_using="gin",
-    ).ddl_if(dialect="postgresql")
-)
+Index(
+    "ix_closedloop_cases_search_text",
+    cases.c.search_text,
+    postgresql_using="gin",
+    postgresql_ops={"search_text": "gin_trgm_ops"},
+).ddl_if(dialect="postgresql")
 
 EXPRESSION_INDEXES = {
     "sqlite": (
         "ix_closedloop_cases_urgency",
         "ix_closedloop_cases_lead_unit_urgency",
         "ix_closedloop_cases_reporter_urgency",
-        "ix_closedloop_cases_supervised",
-        "ix_closedloop_cases_merged_into",
     ),
     "postgresql": (
         "ix_closedloop_cases_urgency",
         "ix_closedloop_cases_lead_unit_urgency",
         "ix_closedloop_cases_reporter_urgency",
-        "ix_closedloop_cases_supervised_pg",
-        "ix_closedloop_cases_merged_into_pg",
         "ix_closedloop_cases_followers",
         "ix_closedloop_cases_area_c",
         "ix_closedloop_cases_category_c",
@@ -235,7 +199,8 @@ EXPRESSION_INDEXES = {
         "ix_closedloop_cases_search_text",
     ),
 }
-"""The indexes over expressions, per dialect (Alembic cannot compare them)."""
+"""The indexes over expressions or of one dialect only, per dialect (Alembic cannot
+compare them)."""
 
 CASE_TEXT = "closedloop_case_text"
 """SQLite: the FTS5 table (trigram tokenizer) over each case's description and address,
@@ -247,16 +212,50 @@ CASE_CO_UNITS = "closedloop_case_co_units"
 CASE_FOLLOWERS = "closedloop_case_followers"
 """SQLite: one row per (reporter of a duplicate, master case ``row_id``), kept by triggers."""
 
-_FOLLOWERS_OF = (
-    f"INSERT INTO {CASE_FOLLOWERS} (reporter, row_id) SELECT DISTINCT "
-    "json_extract(value, '$.reporter'), new.row_id FROM json_each(new.body, "
-    "'$.attributes.duplicates') WHERE json_extract(value, '$.reporter') IS NOT NULL; "
+_INDEX_ROW = (
+    f"INSERT INTO {CASE_TEXT} (rowid, text) VALUES (new.row_id, new.search_text); "
+    f"INSERT INTO {CASE_CO_UNITS} (unit, row_id) SELECT DISTINCT value, new.row_id "
+    "FROM json_each(new.co_units); "
+    f"INSERT INTO {CASE_FOLLOWERS} (reporter, row_id) SELECT DISTINCT value, new.row_id "
+    "FROM json_each(new.followers); "
 )
 
-_TEXT_OF = (
-    "coalesce(json_extract({row}.body, '$.description'), '') || char(10) || "
-    "coalesce(json_extract({row}.body, '$.location.address'), '')"
+
+def _when_changed(name: str, body: str) -> str:
+    """A trigger that runs ``body`` when an UPDATE changes the column ``name``."""
+    return (
+        f"CREATE TRIGGER closedloop_cases_{name}_changed AFTER UPDATE OF {name} "
+        f"ON closedloop_cases WHEN old.{name} IS NOT new.{name} BEGIN {body}END"
+    )
+
+
+SQLITE_TRIGGERS = (
+    f"CREATE TRIGGER closedloop_cases_indexed AFTER INSERT ON closedloop_cases "
+    f"BEGIN {_INDEX_ROW}END",
+    _when_changed(
+        "search_text",
+        f"DELETE FROM {CASE_TEXT} WHERE rowid = old.row_id; "
+        f"INSERT INTO {CASE_TEXT} (rowid, text) VALUES (new.row_id, new.search_text); ",
+    ),
+    _when_changed(
+        "co_units",
+        f"DELETE FROM {CASE_CO_UNITS} WHERE row_id = old.row_id; "
+        f"INSERT INTO {CASE_CO_UNITS} (unit, row_id) SELECT DISTINCT value, new.row_id "
+        "FROM json_each(new.co_units); ",
+    ),
+    _when_changed(
+        "followers",
+        f"DELETE FROM {CASE_FOLLOWERS} WHERE row_id = old.row_id; "
+        f"INSERT INTO {CASE_FOLLOWERS} (reporter, row_id) SELECT DISTINCT value, new.row_id "
+        "FROM json_each(new.followers); ",
+    ),
+    f"CREATE TRIGGER closedloop_cases_unindexed AFTER DELETE ON closedloop_cases BEGIN "
+    f"DELETE FROM {CASE_TEXT} WHERE rowid = old.row_id; "
+    f"DELETE FROM {CASE_CO_UNITS} WHERE row_id = old.row_id; "
+    f"DELETE FROM {CASE_FOLLOWERS} WHERE row_id = old.row_id; END",
 )
+"""SQLite: the triggers that keep the search, co-unit and follower tables (revision
+0009: they read the row's columns, not its body)."""
 
 SQLITE_QUERY_DDL = (
     f"CREATE VIRTUAL TABLE {CASE_TEXT} USING fts5(text, tokenize='trigram')",
@@ -266,44 +265,11 @@ SQLITE_QUERY_DDL = (
     f"CREATE TABLE {CASE_FOLLOWERS} (reporter TEXT NOT NULL, row_id INTEGER NOT NULL, "
     "PRIMARY KEY (reporter, row_id)) WITHOUT ROWID",
     f"CREATE INDEX ix_{CASE_FOLLOWERS}_row_id ON {CASE_FOLLOWERS} (row_id)",
-    f"CREATE TRIGGER closedloop_cases_indexed AFTER INSERT ON closedloop_cases BEGIN "
-    f"INSERT INTO {CASE_TEXT} (rowid, text) VALUES (new.row_id, {_TEXT_OF.format(row='new')}); "
-    f"INSERT INTO {CASE_CO_UNITS} (unit, row_id) SELECT DISTINCT value, new.row_id "
-    "FROM json_each(new.body, '$.co_units'); "
-    f"{_FOLLOWERS_OF}END",
-    f"CREATE TRIGGER closedloop_cases_text_changed AFTER UPDATE OF body ON closedloop_cases "
-    f"WHEN {_TEXT_OF.format(row='old')} IS NOT {_TEXT_OF.format(row='new')} BEGIN "
-    f"DELETE FROM {CASE_TEXT} WHERE rowid = old.row_id; "
-    f"INSERT INTO {CASE_TEXT} (rowid, text) VALUES (new.row_id, {_TEXT_OF.format(row='new')}); "
-    "END",
-    f"CREATE TRIGGER closedloop_cases_co_units_changed AFTER UPDATE OF body ON closedloop_cases "
-    "WHEN json_extract(old.body, '$.co_units') IS NOT json_extract(new.body, '$.co_units') "
-    f"BEGIN DELETE FROM {CASE_CO_UNITS} WHERE row_id = old.row_id; "
-    f"INSERT INTO {CASE_CO_UNITS} (unit, row_id) SELECT DISTINCT value, new.row_id "
-    "FROM json_each(new.body, '$.co_units'); END",
-    f"CREATE TRIGGER closedloop_cases_unindexed AFTER DELETE ON closedloop_cases BEGIN "
-    f"DELETE FROM {CASE_TEXT} WHERE rowid = old.row_id; "
-    f"DELETE FROM {CASE_CO_UNITS} WHERE row_id = old.row_id; "
-    f"DELETE FROM {CASE_FOLLOWERS} WHERE row_id = old.row_id; END",
-    "CREATE TRIGGER closedloop_cases_followers_changed AFTER UPDATE OF body ON closedloop_cases "
-    "WHEN json_extract(old.body, '$.attributes.duplicates') IS NOT "
-    "json_extract(new.body, '$.attributes.duplicates') "
-    f"BEGIN DELETE FROM {CASE_FOLLOWERS} WHERE row_id = old.row_id; {_FOLLOWERS_OF}END",
+    *SQLITE_TRIGGERS,
 )
-"""SQLite: the search and co-unit tables and the triggers that keep them, created after
-``closedloop_cases`` (outside :data:`metadata`: Alembic cannot describe them)."""
-
-SQLITE_QUERY_FILL = (
-    f"INSERT INTO {CASE_TEXT} (rowid, text) "
-    f"SELECT row_id, {_TEXT_OF.format(row='closedloop_cases')} FROM closedloop_cases",
-    f"INSERT INTO {CASE_CO_UNITS} (unit, row_id) SELECT DISTINCT j.value, c.row_id "
-    "FROM closedloop_cases AS c, json_each(c.body, '$.co_units') AS j",
-    f"INSERT INTO {CASE_FOLLOWERS} (reporter, row_id) SELECT DISTINCT "
-    "json_extract(j.value, '$.reporter'), c.row_id FROM closedloop_cases AS c, "
-    "json_each(c.body, '$.attributes.duplicates') AS j "
-    "WHERE json_extract(j.value, '$.reporter') IS NOT NULL",
-)
-"""SQLite: fill the search and co-unit tables from the cases already stored."""
+"""SQLite: the search, co-unit and follower tables and the triggers that keep them from
+the row's own columns, created after ``closedloop_cases`` (outside :data:`metadata`:
+Alembic cannot describe them)."""
 
 AUXILIARY_PREFIXES = (CASE_TEXT, CASE_CO_UNITS, CASE_FOLLOWERS)
 """Names of the SQLite tables outside :data:`metadata` (FTS5 adds its own beside them)."""
