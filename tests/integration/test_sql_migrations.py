@@ -103,6 +103,49 @@ def test_migrated_and_store_made_databases_have_the_expression_indexes(
     assert wanted <= found
 
 
+def test_migrated_and_store_made_databases_keep_the_derived_columns_alike(
+    database: tuple[str, str | None],
+) -> None:
+    # Alembic compares neither triggers nor an index's WHERE or method: the frozen
+    # statements of revision 0009 must say what the models say.
+    url, schema = database
+    found = []
+    for made_by in ("upgrade", "store"):
+        named = url if schema is not None else url.replace(".db", f"_{made_by}.db")
+        where = None if schema is None else f"{schema}_{made_by}"
+        if made_by == "upgrade":
+            upgrade(named, schema=where)
+        else:
+            SQLStore(named, schema=where).close()
+        found.append(_derived_definitions(named, where))
+    assert found[0] == found[1]
+    assert len(found[0]) == (7 if schema is None else 5)
+
+
+def _derived_definitions(url: str, schema: str | None) -> list[str]:
+    """The definitions of the triggers and indexes over the 0009 columns."""
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+    with engine.connect() as connection:
+        if schema is None:
+            listed = text(
+                "SELECT sql FROM sqlite_master WHERE type = 'trigger' OR name IN "
+                "('ix_closedloop_cases_supervised', 'ix_closedloop_cases_merged_into')"
+            )
+        else:
+            listed = text(
+                "SELECT indexdef FROM pg_indexes WHERE schemaname = :s AND indexname IN "
+                "('ix_closedloop_cases_supervised', 'ix_closedloop_cases_merged_into', "
+                "'ix_closedloop_cases_co_units', 'ix_closedloop_cases_followers', "
+                "'ix_closedloop_cases_search_text')"
+            ).bindparams(s=schema)
+        found = sorted(
+            " ".join(d.replace(f"{schema}.", "").split())
+            for d in connection.execute(listed).scalars()
+        )
+    engine.dispose()
+    return found
+
+
 def test_head_revision_is_the_newest_shipped_migration() -> None:
     assert ScriptDirectory(str(MIGRATIONS)).get_current_head() == HEAD_REVISION
 

@@ -33,6 +33,7 @@ from sqlalchemy import (
     Text,
     event,
     literal_column,
+    true,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.schema import DDL
@@ -129,8 +130,8 @@ cases = Table(
     Column("search_text", Text),
     Column("co_units", JSONList),
     Column("followers", JSONList),
-    Column("supervised", Boolean, index=True),
-    Column("merged_into", String, index=True),
+    Column("supervised", Boolean),
+    Column("merged_into", String),
     comment="One row per case; body holds the whole case as JSON, without contact data.",
 )
 
@@ -163,6 +164,20 @@ Index(
     urgency_rank,
     cases.c.due_at,
     cases.c.row_id,
+)
+# Partial: a row that is neither supervised nor merged has no entry, so writing it (with
+# these columns unchanged) costs no index work; a query for either finds its few rows.
+Index(
+    "ix_closedloop_cases_supervised",
+    cases.c.supervised,
+    sqlite_where=cases.c.supervised == true(),
+    postgresql_where=cases.c.supervised == true(),
+)
+Index(
+    "ix_closedloop_cases_merged_into",
+    cases.c.merged_into,
+    sqlite_where=cases.c.merged_into.is_not(None),
+    postgresql_where=cases.c.merged_into.is_not(None),
 )
 # Prefixes of codes compare bytewise ("D1." <= code < "D1/"), whatever the collation.
 Index("ix_closedloop_cases_area_c", cases.c.area.collate("C")).ddl_if(dialect="postgresql")

@@ -5,11 +5,12 @@ Each case row gains ``search_text`` (the description, a newline, the address),
 duplicates merged into the case), ``supervised`` and ``merged_into``, filled here from
 the stored bodies. The store writes them from the case with the row from now on.
 
-SQLite: the triggers that keep the search, co-unit and follower tables fire on those
-columns and read them; the supervision and merge indexes become plain column indexes.
-PostgreSQL: plain indexes on ``supervised`` and ``merged_into``, GIN indexes on the
-``jsonb`` columns ``co_units`` and ``followers`` and a trigram index on
-``search_text`` replace the indexes over the body. No index or trigger parses a body.
+The indexes over the body make way for indexes on the columns: on both dialects partial
+indexes on ``supervised`` (over the supervised rows) and ``merged_into`` (over the
+merged ones), so writing any other row costs them nothing; on PostgreSQL GIN indexes on
+the ``jsonb`` columns ``co_units`` and ``followers`` and a trigram index on
+``search_text``. SQLite's triggers that keep the search, co-unit and follower tables
+fire on those columns and read them. No index or trigger parses a body any more.
 
 Downgrading restores the indexes and triggers over the body and drops the columns.
 
@@ -41,7 +42,10 @@ COLUMNS = (
     ("supervised", sa.Boolean()),
     ("merged_into", sa.String()),
 )
-PLAIN = ("supervised", "merged_into")  # ix_closedloop_cases_<name>, both dialects
+PARTIAL = {  # ix_closedloop_cases_<name> on both dialects, only over the rows it finds
+    "supervised": {"sqlite": "supervised = 1", "postgresql": "supervised = true"},
+    "merged_into": {"sqlite": "merged_into IS NOT NULL", "postgresql": "merged_into IS NOT NULL"},
+}
 BATCH = 500
 
 # Frozen copies of the statements at revisions 0005 (old) and 0009 (new).
@@ -109,14 +113,21 @@ def upgrade(schema: str | None = None) -> None:
     else:
         _replace_triggers(SQLITE_NEW_TRIGGERS)
         _drop_indexes(SQLITE_OLD_INDEXES, schema)
-    for name in PLAIN:
-        op.create_index(f"ix_{CASES}_{name}", CASES, [name], schema=schema)
+    for name, where in PARTIAL.items():
+        op.create_index(
+            f"ix_{CASES}_{name}",
+            CASES,
+            [name],
+            schema=schema,
+            sqlite_where=sa.text(where["sqlite"]),
+            postgresql_where=sa.text(where["postgresql"]),
+        )
 
 
 def downgrade(schema: str | None = None) -> None:
     """Put the indexes and triggers over the body back and drop the columns."""
     postgres = op.get_bind().dialect.name == "postgresql"
-    for name in PLAIN:
+    for name in PARTIAL:
         op.drop_index(f"ix_{CASES}_{name}", table_name=CASES, schema=schema)
     if postgres:
         _drop_indexes(POSTGRES_NEW_INDEXES, schema)
