@@ -11,6 +11,7 @@ import yaml
 
 from closedloop import Case, Engine, GuardRejected, PermissionDenied, Workflow, workflows
 from closedloop.adapters.memory import InMemoryStore
+from closedloop.adapters.sqlalchemy import SQLStore
 from closedloop.engine.calendars import ChineseHolidays, WorkingCalendar
 from closedloop.engine.ports import CaseStore
 from closedloop.testing import ManualClock
@@ -204,6 +205,45 @@ def test_auto_close_on_expiry_records_who_and_why() -> None:
         "close_unconfirmed", "system", "system", reason,
     )  # fmt: skip
     assert closed.deadline is None
+
+
+REMINDED = """
+name: reminded
+roles:
+  - {name: dispatcher, kind: global, sees_all: true}
+  - {name: system, kind: global, sees_all: true}
+  - {name: reporter, kind: reporter}
+clocks:
+  - name: triage
+    duration: "1 day"
+    on_expiry: {trigger: remind, after: "0 hours", reason: "still waiting"}
+states:
+  - {name: reported, initial: true, owner: dispatcher, clock: triage}
+  - {name: done, final: true}
+transitions:
+  - {name: remind, from: [reported], to: reported, roles: [system], fields: {reason: {type: text}}}
+  - {name: finish, from: [reported], to: done, roles: [dispatcher]}
+"""
+
+
+@pytest.mark.parametrize("store", ["memory", "sqlite"])
+def test_an_expiry_back_into_its_own_state_fires_once(store: str, tmp_path: Any) -> None:
+    # The clock runs on through the reminder, so its expiry has happened: later ticks
+    # find nothing, however long the case waits.
+    clock = ManualClock(local(2026, 11, 2, 10))
+    stored: CaseStore = (
+        InMemoryStore() if store == "memory" else SQLStore(f"sqlite:///{tmp_path / 'c.db'}")
+    )
+    engine = engine_on(Workflow.from_dict(yaml.safe_load(REMINDED)), clock, stored)
+    case = engine.report(CITIZEN, description="路灯不亮 street light out")
+    for _ in range(3):
+        clock.advance(timedelta(days=2))
+        engine.tick()
+    assert [e.trigger for e in engine.history(case.id)] == ["report", "warn", "breach", "remind"]
+    assert engine.next_due_at() is None
+    assert engine.verify(case.id).ok
+    assert engine.trigger(case.id, "finish", by=DISPATCHER).state == "done"
+    stored.close()
 
 
 def test_an_emergency_runs_in_natural_time_on_a_working_calendar() -> None:

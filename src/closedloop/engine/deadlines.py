@@ -106,10 +106,22 @@ class Timekeeper:
         deadline = old.deadline
         if new.state != old.state or deadline is None or deadline.clock != state.clock:
             deadline = self._entered(old, new, transition, now)
+        elif self._expires(deadline, transition, now):
+            # The clock's expiry action led back into its own state, and the clock runs
+            # on: its expiry has happened and must not be derived again.
+            deadline = replaced(deadline, {"expired": True})
         if transition.extends_clock:
             extension = _lookup(old.recorded(), transition.extends_clock)
             deadline = self._extended(deadline, extension, now)
         return self._paused_or_resumed(deadline, bool(new.paused), now)
+
+    def _expires(self, deadline: Deadline, transition: TransitionSpec, now: datetime) -> bool:
+        """Whether ``transition`` at ``now`` is the clock's expiry action, its instant come."""
+        expiry = self._workflow.clock(deadline.clock).on_expiry
+        if deadline.expired or expiry is None or expiry.trigger != transition.name:
+            return False
+        pending = self._pending(deadline)
+        return any(kind == TimerKind.EXPIRY and at <= now for kind, _, at in pending)
 
     def _entered(self, old: Case, new: Case, transition: TransitionSpec, now: datetime) -> Deadline:
         """The deadline on entering ``new.state``: a resumed clock, or a fresh one."""
@@ -327,7 +339,10 @@ class Timekeeper:
             points.append((TimerKind.WARNING, 0, deadline.warn_at))
         if deadline.warning != "red":
             points.append((TimerKind.BREACH, 0, deadline.due_at))
-        return points + self._instants(deadline)
+        after_breach = self._instants(deadline)
+        if deadline.expired:  # the expiry fired and the clock ran on: it is not due again
+            after_breach = [p for p in after_breach if p[0] != TimerKind.EXPIRY]
+        return points + after_breach
 
     def _instants(self, deadline: Deadline) -> list[tuple[TimerKind, int, datetime]]:
         """The timers after the breach: the next rung of the ladder and the expiry.

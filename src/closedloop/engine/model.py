@@ -181,6 +181,10 @@ class Deadline(_Value):
     for, Monday to Friday standing in; ``provisional_reason`` says which days.
     ``Engine.recompute_deadlines`` counts them again once the data is there. Both are
     written only when set, so deadlines stored before they existed read and hash the same.
+
+    ``expired`` is set when the clock's expiry action led the case back into the state
+    it waits in and the clock ran on: its expiry is then not due again. It too is
+    written only when set.
     """
 
     clock: str
@@ -197,6 +201,7 @@ class Deadline(_Value):
     fallback_days: tuple[date, ...] = ()
     provisional: bool = False
     provisional_reason: str | None = None
+    expired: bool = False
     previous: Deadline | None = None
     """The clock the case left when it entered this state, kept so that it can resume."""
 
@@ -427,13 +432,15 @@ def from_stored(data: Mapping[str, Any]) -> Case:
 
 
 def _unmarked(deadline: JSON) -> None:
-    """Leave a clock's provisional fields out of its stored form unless set (and those
-    of the clocks it resumes), as deadlines were stored before the fields existed."""
+    """Leave a clock's provisional and expired fields out of its stored form unless set
+    (and those of the clocks it resumes), as deadlines were stored before they existed."""
     while isinstance(deadline, dict):
         if deadline.get("provisional") is False:
             del deadline["provisional"]
         if "provisional_reason" in deadline and deadline["provisional_reason"] is None:
             del deadline["provisional_reason"]
+        if deadline.get("expired") is False:
+            del deadline["expired"]
         deadline = deadline.get("previous")
 
 

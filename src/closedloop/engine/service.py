@@ -272,14 +272,16 @@ class Engine:
     ) -> TickReport:
         """Apply every timer due at ``now`` (the clock's time by default), earliest first.
 
-        Each timer is claimed with a lease and applied in its own transaction with the
-        claim's completion, so its effect happens once even when several engines tick
-        the same store, and a timer that came due while no engine ran fires on the next
-        tick. A timer never fires before its ``due_at``.
+        The cases whose earliest timer has come are claimed a batch at a time, each with
+        a lease, and a batch is applied in one transaction (each case in a savepoint of
+        its own when the store offers them, so one that fails rolls back alone and is
+        reported). A timer's effect happens once even when several engines tick the
+        same store, a timer that came due while no engine ran fires on the next tick,
+        and a timer never fires before its ``due_at``.
 
         Args:
             now: The instant to apply timers at; the engine's clock by default.
-            batch: How many timers to claim at once.
+            batch: How many cases to claim at once.
             should_stop: Asked before each claim; once it answers ``True`` the tick
                 claims nothing more and returns after applying the timers it holds.
         """
