@@ -57,7 +57,9 @@ UPDATE closedloop_cases SET
     '$.lead_unit', printf('unit-%02d', row_id % 50),
     '$.state', CASE row_id % 3 WHEN 0 THEN 'assigned' WHEN 1 THEN 'in_progress'
                ELSE 'reported' END,
-    '$.description', CASE row_id % 100 WHEN 0 THEN '井盖缺失 行人危险' ELSE '路灯不亮' END)
+    '$.description', CASE row_id % 100 WHEN 0 THEN '井盖缺失 行人危险' ELSE '路灯不亮' END),
+  search_text = CASE row_id % 100 WHEN 0 THEN '井盖缺失 行人危险' ELSE '路灯不亮' END
+    || char(10) || coalesce(json_extract(body, '$.location.address'), '')
 """
 SPREAD_POSTGRES = """
 UPDATE closedloop_cases SET
@@ -70,7 +72,9 @@ UPDATE closedloop_cases SET
     || jsonb_build_object('state', CASE row_id % 3 WHEN 0 THEN 'assigned'
                                    WHEN 1 THEN 'in_progress' ELSE 'reported' END)
     || jsonb_build_object('description', CASE row_id % 100 WHEN 0 THEN '井盖缺失 行人危险'
-                                         ELSE '路灯不亮' END))::json
+                                         ELSE '路灯不亮' END))::json,
+  search_text = CASE row_id % 100 WHEN 0 THEN '井盖缺失 行人危险' ELSE '路灯不亮' END
+    || chr(10) || coalesce(body -> 'location' ->> 'address', '')
 """
 URGENCY = (
     "(CASE warning_level WHEN 'red' THEN 0 WHEN 'yellow' THEN 1 WHEN 'none' THEN 2 ELSE 3 END)"
@@ -85,8 +89,7 @@ HAND_TEXT = {
     "sqlite": "SELECT body, version FROM closedloop_cases WHERE row_id IN (SELECT rowid FROM "
     "closedloop_case_text WHERE closedloop_case_text MATCH '\"井盖缺失\"') "
     "ORDER BY reported_at, row_id LIMIT 50",
-    "postgresql": "SELECT body, version FROM closedloop_cases WHERE (coalesce(body ->> "
-    "'description', '') || ' ' || coalesce(body -> 'location' ->> 'address', '')) "
+    "postgresql": "SELECT body, version FROM closedloop_cases WHERE search_text "
     "ILIKE '%井盖缺失%' ORDER BY reported_at, row_id LIMIT 50",
 }
 HAND_FACETS = "SELECT state, count(*) FROM closedloop_cases GROUP BY state"
