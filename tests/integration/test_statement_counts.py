@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -104,3 +105,21 @@ def test_a_tick_that_applies_one_timer_claims_applies_and_finds_nothing_left(
         "SELECT",
     ]
     assert engine.history(engine.store.case_ids()[0])[-1].trigger == "warn"
+
+
+def test_a_trigger_s_update_sets_only_the_columns_that_changed(store: SQLStore) -> None:
+    clock = ManualClock()
+    engine = Engine(workflows.standard(), store=store, clock=clock)
+    case = engine.report(CITIZEN, description="Pipe burst", location={"area": "310101"})
+    engine.trigger(case.id, "classify", by=DISPATCHER, category="01.02", urgency="normal")
+    clock.advance(timedelta(minutes=5))
+    sent: list[str] = []
+    event.listen(store.engine, "before_cursor_execute", lambda *a: sent.append(a[2]))
+    engine.trigger(case.id, "dispatch", by=DISPATCHER, unit="water")
+    (update,) = [s for s in sent if s.startswith("UPDATE")]
+    assigned = update.split(" SET ")[1].split(" WHERE ")[0]
+    set_columns = {part.split("=")[0].strip() for part in assigned.split(", ")}
+    # What a dispatch changes, and nothing it leaves as it was (the reporter, the text).
+    assert {"state", "lead_unit", "version", "body", "updated_at", "clock"} <= set_columns
+    assert set_columns.isdisjoint({"reporter_id", "reported_at", "search_text", "category"})
+    assert engine.verify(case.id).ok

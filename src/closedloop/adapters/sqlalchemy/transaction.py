@@ -57,6 +57,7 @@ class SQLTransaction(StoreTransaction):
         self._read_versions: dict[str, int] = {}
         self._contacts: dict[str, ReporterContact | None] = {}
         self._heads: dict[str, str | None] = {}
+        self._stored: dict[str, Case] = {}  # the case as its row holds it now
 
     # -- reads -----------------------------------------------------------------------
 
@@ -72,7 +73,9 @@ class SQLTransaction(StoreTransaction):
             self._read_versions.setdefault(case_id, row.version)
         self._contacts[case_id] = rows.joined_contact(row._mapping)
         self._heads[case_id] = row.head
-        return rows.case_from_row(row.body, row.version)
+        case = rows.case_from_row(row.body, row.version)
+        self._stored.setdefault(case_id, case)
+        return case
 
     def get_contact(self, case_id: str) -> ReporterContact | None:
         """The reporter's contact data for the case, or ``None``."""
@@ -119,6 +122,7 @@ class SQLTransaction(StoreTransaction):
             if contact is not None:
                 self._write(sql.ADD_CONTACT, rows.contact_values(case.id, contact))
             self._write(sql.ADD_EVENT, rows.event_values(event))
+        self._stored[case.id] = case
         self._contacts[case.id] = contact
         self._heads[case.id] = event.hash
         self._versions[case.id] = case.version
@@ -132,8 +136,7 @@ class SQLTransaction(StoreTransaction):
         claim: TimerClaim | None,
     ) -> None:
         stale = _conflict(case.id, expected_version)
-        values = rows.case_values(case)
-        del values["id"]  # the key is matched, not set
+        values = self._changed_values(case, expected_version)
         values["next_timer_at"] = next_timer_at
         with self._errors("update a case", case.id, conflict=stale, duplicate=stale):
             params = {"case_id": case.id, "expected": expected_version, **values}
@@ -147,8 +150,22 @@ class SQLTransaction(StoreTransaction):
             self._write(sql.ADD_EVENT, rows.event_values(event))
         self._versions[case.id] = case.version
         self._heads[case.id] = event.hash
+        self._stored[case.id] = case
         if self._read_versions.get(case.id) == expected_version:
             del self._read_versions[case.id]  # the guarded UPDATE checked this read
+
+    def _changed_values(self, case: Case, expected_version: int) -> dict[str, Any]:
+        """The columns to set for ``case``: those whose values differ from the case as
+        this transaction read or wrote it at ``expected_version`` (all of them when it
+        did neither). SQLite rewrites the entries of every index on a column an UPDATE
+        sets, changed or not, so setting only what changed spares most of them."""
+        values = rows.case_values(case)
+        del values["id"]  # the key is matched, not set
+        before = self._stored.get(case.id)
+        if before is None or before.version != expected_version:
+            return values
+        was = rows.case_values(before)
+        return {name: value for name, value in values.items() if was.get(name) != value}
 
     def _put_idempotency(self, record: IdempotencyRecord) -> None:
         taken = _conflict(record.case_id, 0)
@@ -254,13 +271,14 @@ class SQLTransaction(StoreTransaction):
         return (
             dict(self._versions),
             dict(self._read_versions),
+            dict(self._stored),
             dict(self._contacts),
             dict(self._heads),
         )
 
     def _restore(self, remembered: tuple[dict[str, Any], ...]) -> None:
-        versions, read_versions, contacts, heads = remembered
-        self._versions, self._read_versions = versions, read_versions
+        versions, read_versions, stored, contacts, heads = remembered
+        self._versions, self._read_versions, self._stored = versions, read_versions, stored
         self._contacts, self._heads = contacts, heads
 
     # -- end -------------------------------------------------------------------------
