@@ -223,6 +223,13 @@ states:
 transitions:
   - {name: remind, from: [reported], to: reported, roles: [system], fields: {reason: {type: text}}}
   - {name: finish, from: [reported], to: done, roles: [dispatcher]}
+  - name: ask
+    from: [reported]
+    to: reported
+    roles: [dispatcher]
+    fields: {duration: {type: text}}
+    sets: {extension: duration}
+  - {name: grant, from: [reported], to: reported, roles: [dispatcher], extends_clock: extension}
 """
 
 
@@ -244,6 +251,21 @@ def test_an_expiry_back_into_its_own_state_fires_once(store: str, tmp_path: Any)
     assert engine.verify(case.id).ok
     assert engine.trigger(case.id, "finish", by=DISPATCHER).state == "done"
     stored.close()
+
+
+def test_an_extended_deadline_expires_anew_after_its_reminder() -> None:
+    clock = ManualClock(local(2026, 11, 2, 10))
+    engine = engine_on(Workflow.from_dict(yaml.safe_load(REMINDED)), clock)
+    case = engine.report(CITIZEN, description="路灯不亮 street light out")
+    clock.advance(timedelta(days=2))
+    engine.tick()
+    engine.trigger(case.id, "ask", by=DISPATCHER, duration="3 days")
+    engine.trigger(case.id, "grant", by=DISPATCHER)
+    clock.advance(timedelta(days=4))
+    engine.tick()
+    engine.tick()
+    fired = [e.trigger for e in engine.history(case.id) if e.actor == "system"]
+    assert fired == ["warn", "breach", "remind", "warn", "breach", "remind"]
 
 
 def test_an_emergency_runs_in_natural_time_on_a_working_calendar() -> None:

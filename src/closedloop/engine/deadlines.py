@@ -106,22 +106,28 @@ class Timekeeper:
         deadline = old.deadline
         if new.state != old.state or deadline is None or deadline.clock != state.clock:
             deadline = self._entered(old, new, transition, now)
-        elif self._expires(deadline, transition, now):
-            # The clock's expiry action led back into its own state, and the clock runs
-            # on: its expiry has happened and must not be derived again.
-            deadline = replaced(deadline, {"expired": True})
+        else:
+            expiry = self._expiry(deadline, transition, now)
+            if expiry is not None:
+                # The clock's expiry action led back into its own state, and the clock
+                # runs on: this expiry has happened and must not be derived again.
+                deadline = replaced(deadline, {"expired_at": expiry})
         if transition.extends_clock:
             extension = _lookup(old.recorded(), transition.extends_clock)
             deadline = self._extended(deadline, extension, now)
         return self._paused_or_resumed(deadline, bool(new.paused), now)
 
-    def _expires(self, deadline: Deadline, transition: TransitionSpec, now: datetime) -> bool:
-        """Whether ``transition`` at ``now`` is the clock's expiry action, its instant come."""
+    def _expiry(
+        self, deadline: Deadline, transition: TransitionSpec, now: datetime
+    ) -> datetime | None:
+        """The instant of the clock's expiry when ``transition`` at ``now`` is its action
+        and that instant has come (``None`` otherwise)."""
         expiry = self._workflow.clock(deadline.clock).on_expiry
-        if deadline.expired or expiry is None or expiry.trigger != transition.name:
-            return False
+        if expiry is None or expiry.trigger != transition.name:
+            return None
         pending = self._pending(deadline)
-        return any(kind == TimerKind.EXPIRY and at <= now for kind, _, at in pending)
+        due = [at for kind, _, at in pending if kind == TimerKind.EXPIRY and at <= now]
+        return due[0] if due else None
 
     def _entered(self, old: Case, new: Case, transition: TransitionSpec, now: datetime) -> Deadline:
         """The deadline on entering ``new.state``: a resumed clock, or a fresh one."""
@@ -340,8 +346,11 @@ class Timekeeper:
         if deadline.warning != "red":
             points.append((TimerKind.BREACH, 0, deadline.due_at))
         after_breach = self._instants(deadline)
-        if deadline.expired:  # the expiry fired and the clock ran on: it is not due again
-            after_breach = [p for p in after_breach if p[0] != TimerKind.EXPIRY]
+        if deadline.expired_at is not None:
+            # The expiry fired at this instant and the clock ran on: it is not due again
+            # (a deadline moved since, by an extension or a recount, expires anew).
+            fired = deadline.expired_at
+            after_breach = [p for p in after_breach if p[0] != TimerKind.EXPIRY or p[2] != fired]
         return points + after_breach
 
     def _instants(self, deadline: Deadline) -> list[tuple[TimerKind, int, datetime]]:

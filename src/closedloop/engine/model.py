@@ -182,9 +182,10 @@ class Deadline(_Value):
     ``Engine.recompute_deadlines`` counts them again once the data is there. Both are
     written only when set, so deadlines stored before they existed read and hash the same.
 
-    ``expired`` is set when the clock's expiry action led the case back into the state
-    it waits in and the clock ran on: its expiry is then not due again. It too is
-    written only when set.
+    ``expired_at`` is set when the clock's expiry action led the case back into the
+    state it waits in and the clock ran on: the expiry due at that instant is not due
+    again (one moved since, by an extension or a recount, is). It too is written only
+    when set.
     """
 
     clock: str
@@ -201,7 +202,7 @@ class Deadline(_Value):
     fallback_days: tuple[date, ...] = ()
     provisional: bool = False
     provisional_reason: str | None = None
-    expired: bool = False
+    expired_at: Instant | None = None
     previous: Deadline | None = None
     """The clock the case left when it entered this state, kept so that it can resume."""
 
@@ -439,8 +440,8 @@ def _unmarked(deadline: JSON) -> None:
             del deadline["provisional"]
         if "provisional_reason" in deadline and deadline["provisional_reason"] is None:
             del deadline["provisional_reason"]
-        if deadline.get("expired") is False:
-            del deadline["expired"]
+        if "expired_at" in deadline and deadline["expired_at"] is None:
+            del deadline["expired_at"]
         deadline = deadline.get("previous")
 
 
