@@ -288,6 +288,16 @@ def test_personal_data_stays_out_of_errors(engine: Engine) -> None:
     assert "李雷" not in str(raised.value)
 
 
+def test_changing_a_returned_case_changes_nothing_stored(engine: Engine) -> None:
+    case = engine.trigger(new_case(engine).id, "classify", by=DISPATCHER, category="01.01")
+    case.attributes["written_by_the_caller"] = True
+    case.counters["invented"] = 7
+    stored = engine.get(case.id, viewer=DISPATCHER)
+    assert "written_by_the_caller" not in stored.attributes
+    assert "invented" not in stored.counters
+    assert engine.verify(case.id).ok
+
+
 def test_allowed_lists_what_this_actor_may_fire_now(engine: Engine) -> None:
     case = dispatched(engine)
     assert engine.allowed(case.id, WATER) == ("accept", "return")

@@ -6,18 +6,17 @@ commit) work on one :class:`MemoryRecords`; neither reaches into the other.
 
 from __future__ import annotations
 
-import math
 import threading
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from pydantic_core import PydanticSerializationError
 
 from closedloop.adapters.memory.due_index import DueIndex
 from closedloop.adapters.memory.outbox_rows import OutboxRows
 from closedloop.adapters.memory.staging import Staged
-from closedloop.engine.model import AuditEvent, Case, ReporterContact, Request
+from closedloop.engine.model import AuditEvent, Case, ReporterContact
 from closedloop.engine.ports import IdempotencyRecord, OutboxMessage, OutboxStatus, TimerClaim
 from closedloop.errors import ConcurrentModification, LeaseLost, StoreError
 
@@ -144,8 +143,7 @@ class MemoryRecords:
         # Everything is checked before the first row changes: a value that is not JSON
         # data fails the commit here, with nothing written. Each value is kept as it
         # reads back from its JSON row, as a database would give it back: checked once,
-        # here, not on every read. A case or event whose free-form values are already
-        # plain JSON data reads back as it is, so it is kept without the round trip.
+        # here, not on every read, and never the object the command still holds.
         try:
             contacts = {
                 case.id: _checked(contact)
@@ -224,63 +222,14 @@ def _checked(value: T) -> T:
 
 
 def _kept_case(case: Case) -> Case:
-    """The case as it reads back from its row: itself when its free-form values are
-    plain JSON data and it carries no contact data, else the round trip's result."""
-    if (
-        case.contact is None
-        and _plain(case.attributes)
-        and _plain_extra(case.extension_request)
-        and _plain_extra(case.suspension_request)
-    ):
-        return case
+    """The case as it reads back from its row: a copy of its own, so that the case a
+    command returns and the one kept here share no dict or list."""
     return read_case(write_case(case))
 
 
 def _kept_event(event: AuditEvent) -> AuditEvent:
-    """The event as it reads back from its row (itself when its payload and changes
-    are plain JSON data)."""
-    if _plain(event.payload) and _plain(event.changes):
-        return event
+    """The event as it reads back from its row (a copy of its own, as for cases)."""
     return _checked(event)
-
-
-def _plain_extra(request: Request | None) -> bool:
-    return request is None or _plain(request.__pydantic_extra__)
-
-
-def _plain(value: object) -> bool:
-    """Whether ``value`` is JSON data that reads back from JSON text as it is: dicts with
-    text keys, lists (not tuples), text valid in UTF-8, booleans, integers, finite
-    floats and ``None``."""
-    pending: list[Any] = [value]
-    pop, extend = pending.pop, pending.extend
-    while pending:
-        item = pop()
-        kind = type(item)
-        if kind is str:
-            if not item.isascii() and not _utf8(item):
-                return False
-        elif kind is dict:
-            for key in item:
-                if type(key) is not str or not (key.isascii() or _utf8(key)):
-                    return False
-            extend(item.values())
-        elif kind is list:
-            extend(item)
-        elif kind is float:
-            if not math.isfinite(item):
-                return False
-        elif not (kind is int or kind is bool or item is None):
-            return False
-    return True
-
-
-def _utf8(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def write_case(case: Case) -> str:
