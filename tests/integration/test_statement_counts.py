@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import create_engine, event
 
 from closedloop import Engine, workflows
 from closedloop.adapters.sqlalchemy import SQLStore
@@ -123,3 +123,20 @@ def test_a_trigger_s_update_sets_only_the_columns_that_changed(store: SQLStore) 
     assert {"state", "lead_unit", "version", "body", "updated_at", "clock"} <= set_columns
     assert set_columns.isdisjoint({"reporter_id", "reported_at", "search_text", "category"})
     assert engine.verify(case.id).ok
+
+
+def test_sqlite_commands_reuse_the_connection_the_last_one_ended_on(tmp_path: Path) -> None:
+    pooled = create_engine(f"sqlite:///{tmp_path / 'cases.db'}", hide_parameters=True)
+    store = SQLStore(pooled)
+    engine = Engine(workflows.standard(), store=store, clock=ManualClock())
+    case = engine.report(CITIZEN, description="Pipe burst", location={"area": "310101"})
+    checkouts: list[object] = []
+    event.listen(pooled, "checkout", lambda *a: checkouts.append(a))
+    engine.trigger(case.id, "classify", by=DISPATCHER, category="01.02", urgency="normal")
+    engine.trigger(case.id, "dispatch", by=DISPATCHER, unit="water")
+    assert engine.get(case.id, viewer=DISPATCHER).state == "assigned"
+    assert checkouts == []  # each command began on the connection the last one left
+    assert pooled.pool.checkedout() == 1
+    store.close()  # a host's engine gets its connections back
+    assert pooled.pool.checkedout() == 0
+    pooled.dispose()

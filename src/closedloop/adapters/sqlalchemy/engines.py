@@ -18,6 +18,7 @@ transactions run at REPEATABLE READ so that all their reads agree.
 
 from __future__ import annotations
 
+import os
 import weakref
 from typing import Any, Literal
 
@@ -166,6 +167,67 @@ def prepared(engine: Engine, statement: ClauseElement, columns: tuple[str, ...])
         found = Prepared(statement, engine, columns=columns)
         kept[key] = found
     return found
+
+
+class IdleConnections:
+    """The SQLite connections a store's transactions ended on, kept for its next ones.
+
+    Checking a connection out of the pool and back in costs a command more than its
+    ``BEGIN`` (SQLAlchemy builds the connection and its event dispatch anew each time),
+    so a transaction that ended cleanly leaves its connection here, between
+    transactions, with nothing begun, and the next transaction takes it. At most
+    ``keep`` wait; the others go back to the pool. A connection is taken back only by
+    the process that left it (a forked child opens its own), and one that is closed,
+    invalidated or still inside a transaction is never kept. PostgreSQL connections
+    always go back to the pool, which resets what a read-only transaction set.
+    """
+
+    def __init__(self, engine: Engine, *, keep: int = 2) -> None:
+        self._kept: list[tuple[int, Connection]] = []
+        self._keep = keep if engine.dialect.name == "sqlite" else 0
+
+    def take(self, engine: Engine, *, read_only: bool) -> Connection:
+        """A kept connection of this process, or a new one (see :func:`connect`).
+
+        Raises:
+            sqlalchemy.exc.SQLAlchemyError: the database cannot be reached.
+        """
+        while self._kept:
+            try:
+                pid, connection = self._kept.pop()  # atomic: threads never share one
+            except IndexError:
+                break
+            if pid == os.getpid() and not connection.closed and not connection.invalidated:
+                return connection
+        return connect(engine, read_only=read_only)
+
+    def give_back(self, connection: Connection) -> None:
+        """Keep ``connection`` for a next transaction, or return it to the pool.
+
+        Raises:
+            sqlalchemy.exc.SQLAlchemyError: returning it to the pool failed.
+        """
+        if len(self._kept) < self._keep and _idle(connection):
+            self._kept.append((os.getpid(), connection))
+            return
+        connection.close()
+
+    def close(self) -> None:
+        """Return every kept connection to the pool (before the store disposes of it)."""
+        while self._kept:
+            try:
+                pid, connection = self._kept.pop()
+            except IndexError:
+                break
+            if pid == os.getpid():
+                connection.close()
+
+
+def _idle(connection: Connection) -> bool:
+    if connection.closed or connection.invalidated or connection.in_transaction():
+        return False
+    driver = connection.connection.driver_connection
+    return not getattr(driver, "in_transaction", True)
 
 
 def connect(engine: Engine, *, read_only: bool) -> Connection:

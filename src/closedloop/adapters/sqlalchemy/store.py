@@ -11,7 +11,13 @@ from sqlalchemy import URL, Connection, Engine, select
 from closedloop.adapters.sqlalchemy import event_stream, leases, queries
 from closedloop.adapters.sqlalchemy import statements as sql
 from closedloop.adapters.sqlalchemy.checkpoints import SQLCheckpoints
-from closedloop.adapters.sqlalchemy.engines import Synchronous, begin, connect, make_engine
+from closedloop.adapters.sqlalchemy.engines import (
+    IdleConnections,
+    Synchronous,
+    begin,
+    connect,
+    make_engine,
+)
 from closedloop.adapters.sqlalchemy.failures import retrying, translated
 from closedloop.adapters.sqlalchemy.provisioning import prepare as prepare_schema
 from closedloop.adapters.sqlalchemy.schema import cases
@@ -76,6 +82,7 @@ class SQLStore(CaseQueries, EventStream, SQLCheckpoints):
             url_or_engine, busy_timeout=busy_timeout, synchronous=synchronous
         )
         self._base = engine
+        self._idle = IdleConnections(engine)
         if schema is not None and engine.dialect.name != "postgresql":
             self.close()
             raise StoreError("schema= is only available on PostgreSQL")
@@ -104,7 +111,7 @@ class SQLStore(CaseQueries, EventStream, SQLCheckpoints):
             read_only: The transaction only reads. It then takes no write lock on
                 SQLite and reads one consistent snapshot on both backends.
         """
-        return SQLTransaction(self._engine, read_only=read_only)
+        return SQLTransaction(self._engine, self._idle, read_only=read_only)
 
     def case_ids(self) -> list[str]:
         """Every case id, oldest first."""
@@ -119,6 +126,7 @@ class SQLStore(CaseQueries, EventStream, SQLCheckpoints):
 
     def close(self) -> None:
         """Release the connections (only those of an engine this store created)."""
+        self._idle.close()
         if self._owned:
             self._base.dispose()
 

@@ -18,7 +18,7 @@ from sqlalchemy import exc as sa_exc
 
 from closedloop.adapters.sqlalchemy import rows
 from closedloop.adapters.sqlalchemy import statements as sql
-from closedloop.adapters.sqlalchemy.engines import begin, connect, prepared
+from closedloop.adapters.sqlalchemy.engines import IdleConnections, begin, prepared
 from closedloop.adapters.sqlalchemy.failures import is_busy, translate, translated
 from closedloop.adapters.store_base import StoreTransaction
 from closedloop.engine.model import AuditEvent, Case, ReporterContact
@@ -47,9 +47,10 @@ class SQLTransaction(StoreTransaction):
     :class:`~closedloop.adapters.store_base.StoreTransaction`'s; this class writes.
     """
 
-    def __init__(self, engine: Engine, *, read_only: bool = False) -> None:
+    def __init__(self, engine: Engine, idle: IdleConnections, *, read_only: bool = False) -> None:
         super().__init__(read_only=read_only)
         self._engine = engine
+        self._idle = idle
         self._connection: Connection | None = None
         self._transaction: RootTransaction | None = None
         self._writing = False
@@ -345,7 +346,7 @@ class SQLTransaction(StoreTransaction):
         if self._finished:
             raise StoreError("this transaction has already ended")
         with translated("connect"):
-            connection = connect(self._engine, read_only=self._read_only)
+            connection = self._idle.take(self._engine, read_only=self._read_only)
             self._connection = connection
             self._begin(connection, write=write)
         return connection
@@ -377,7 +378,7 @@ class SQLTransaction(StoreTransaction):
         self._finished = True
         connection, self._connection, self._transaction = self._connection, None, None
         if connection is not None:
-            connection.close()
+            self._idle.give_back(connection)
 
     @contextmanager
     def _errors(
