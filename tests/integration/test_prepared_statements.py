@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import JSON, Column, Integer, MetaData, String, Table, bindparam, event, select
+from sqlalchemy import exc as sa_exc
 
 from closedloop.adapters.sqlalchemy import SQLStore
 from closedloop.adapters.sqlalchemy import statements as sql
@@ -121,3 +122,18 @@ def test_a_statement_with_an_expanding_list_is_refused(store: SQLStore) -> None:
     statement = select(cases.c.id).where(cases.c.id.in_(bindparam("ids", expanding=True)))
     with pytest.raises(StoreError, match="cannot be prepared"):
         Prepared(statement, store.engine)
+
+
+def test_inside_a_transaction_rows_and_errors_are_those_execute_gives(store: SQLStore) -> None:
+    statement = notes.insert()
+    row = key_row("once", AT)
+    insert = Prepared(statement, store.engine, columns=list(row))
+    read = Prepared(
+        select(notes.c.key, notes.c.n).where(notes.c.key == bindparam("k")), store.engine
+    )
+    with store.engine.begin() as connection:
+        assert insert.run(connection, row).rowcount == 1
+        found = read.run(connection, {"k": "once"}).first()
+        assert (found.key, found.n, found._mapping) == ("once", 2, {"key": "once", "n": 2})
+        with pytest.raises(sa_exc.IntegrityError):
+            insert.run(connection, row)

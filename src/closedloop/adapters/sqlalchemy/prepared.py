@@ -11,12 +11,21 @@ apply: instants to UTC, JSON to text), and runs through
 ``Connection.exec_driver_sql``. The connection's events still fire for every statement,
 so listeners (and the statement counts in the test suite) see each one.
 
+On SQLite, while nothing listens to a connection's statements (no cursor or error
+events, no statement logging) and a transaction is open on it, a prepared statement
+goes to the driver's cursor directly: SQLAlchemy's execution context and result set
+cost several times what SQLite takes to run the statement. Its errors are handled as
+``execute`` handles them (the same ``sqlalchemy.exc`` errors, the same invalidation),
+and it gives back what callers use of a result: ``rowcount`` and ``first()``, whose
+row has the columns as attributes and ``_mapping``.
+
 Only plain statements qualify: no expanding ``IN`` lists, no literal rendering, no
 Python-side column defaults; :class:`Prepared` refuses anything else when it is built.
 """
 
 from __future__ import annotations
 
+from collections import namedtuple
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
@@ -73,6 +82,8 @@ class Prepared:
         self.sql = str(compiled)
         self._positional = bool(compiled.positional)
         names = list(compiled.positiontup or ()) if self._positional else list(by_name)
+        self._direct = dialect.name == "sqlite"
+        self._rows: Any = None  # the class of the rows it reads, once it has read
         self._steps: list[tuple[str, str | None, Any, Processor]] = []
         for name in names:
             bind = by_name[name]
@@ -99,11 +110,97 @@ class Prepared:
 
     def run(
         self, connection: Connection, values: Mapping[str, Any] | Sequence[Mapping[str, Any]]
-    ) -> CursorResult[Any]:
-        """Execute with one row of ``values``, or with each of several (executemany)."""
+    ) -> Outcome:
+        """Execute with one row of ``values``, or with each of several (executemany).
+
+        Raises:
+            sqlalchemy.exc.DBAPIError: the database refused (as ``execute`` raises it).
+        """
+        many = not isinstance(values, Mapping)
         if isinstance(values, Mapping):
-            return connection.exec_driver_sql(self.sql, self.parameters(values))
-        return connection.exec_driver_sql(self.sql, [self.parameters(v) for v in values])
+            params = self.parameters(values)
+        else:
+            params = [self.parameters(v) for v in values]
+        if self._direct and _unobserved(connection):
+            return self._on_cursor(connection, params, many=many)
+        return connection.exec_driver_sql(self.sql, params)
+
+    def _on_cursor(self, connection: Connection, params: Any, *, many: bool) -> Ran:
+        cursor = connection.connection.cursor()
+        try:
+            if many:
+                cursor.executemany(self.sql, params)
+            else:
+                cursor.execute(self.sql, params)
+            description = cursor.description
+            if description is None:
+                return Ran(cursor.rowcount)
+            rows = self._row_class(description)
+            return Ran(cursor.rowcount, rows._fields, [rows(*row) for row in cursor.fetchall()])
+        except BaseException as exc:
+            # Translated (and the connection invalidated when it is lost) as execute does.
+            connection._handle_dbapi_exception(exc, self.sql, params, cursor, None)
+        finally:
+            cursor.close()
+
+    def _row_class(self, description: Sequence[Sequence[Any]]) -> Any:
+        if self._rows is None:
+            self._rows = _row_class(tuple(str(column[0]) for column in description))
+        return self._rows
+
+
+class Ran:
+    """What a prepared statement run on the driver's cursor gives back: the number of
+    rows it changed, and the rows it read, each with its columns as attributes and as
+    ``_mapping`` (as SQLAlchemy's rows have them)."""
+
+    __slots__ = ("_keys", "_rows", "rowcount")
+
+    def __init__(self, rowcount: int, keys: Sequence[str] = (), rows: Sequence[Any] = ()) -> None:
+        self.rowcount = rowcount
+        self._keys = keys
+        self._rows = rows
+
+    def first(self) -> Any:
+        """The first row read (``None`` if none)."""
+        return self._rows[0] if self._rows else None
+
+    def all(self) -> list[Any]:
+        """Every row read."""
+        return list(self._rows)
+
+    def keys(self) -> list[str]:
+        """The names of the columns read."""
+        return list(self._keys)
+
+
+Outcome = CursorResult[Any] | Ran
+"""The result of :meth:`Prepared.run`: SQLAlchemy's, or the driver's (see the module)."""
+
+
+def _row_class(names: tuple[str, ...]) -> Any:
+    base = namedtuple("PreparedRow", names, rename=True)  # type: ignore[misc]
+
+    class PreparedRow(base):
+        __slots__ = ()
+
+        @property
+        def _mapping(self) -> dict[str, Any]:
+            return dict(zip(names, self, strict=True))
+
+    return PreparedRow
+
+
+def _unobserved(connection: Connection) -> bool:
+    """Whether a statement may bypass SQLAlchemy on ``connection``: a transaction is
+    open, and no listener, no dialect hook and no statement log would miss it."""
+    if connection._echo or not connection.in_transaction():
+        return False
+    dispatch = connection.dispatch
+    if dispatch.before_cursor_execute or dispatch.after_cursor_execute:
+        return False
+    hooks = connection.dialect.dispatch
+    return not (hooks.do_execute or hooks.do_executemany or hooks.handle_error)
 
 
 def _processor(bind: BindParameter[Any], dialect: Dialect) -> Processor:

@@ -13,13 +13,14 @@ from contextlib import contextmanager, suppress
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, CursorResult, Executable, RootTransaction
+from sqlalchemy import Connection, Executable, RootTransaction
 from sqlalchemy import exc as sa_exc
 
 from closedloop.adapters.sqlalchemy import rows
 from closedloop.adapters.sqlalchemy import statements as sql
 from closedloop.adapters.sqlalchemy.engines import IdleConnections, begin, prepared
 from closedloop.adapters.sqlalchemy.failures import is_busy, translate, translated
+from closedloop.adapters.sqlalchemy.prepared import Outcome
 from closedloop.adapters.store_base import StoreTransaction
 from closedloop.engine.model import AuditEvent, Case, ReporterContact
 from closedloop.engine.ports import IdempotencyRecord, OutboxMessage, TimerClaim
@@ -309,7 +310,7 @@ class SQLTransaction(StoreTransaction):
             return self._open(write=False)
         return self._connection
 
-    def _write(self, statement: Executable, params: Any) -> CursorResult[Any]:
+    def _write(self, statement: Executable, params: Any) -> Outcome:
         if self._connection is None:
             return self._execute(self._open(write=True), statement, params)
         if self._writing:
@@ -332,9 +333,7 @@ class SQLTransaction(StoreTransaction):
         self._writing = True
         return result
 
-    def _execute(
-        self, connection: Connection, statement: Executable, params: Any
-    ) -> CursorResult[Any]:
+    def _execute(self, connection: Connection, statement: Executable, params: Any) -> Outcome:
         # A command's own writes run prepared (compiled once per engine); others as usual.
         hot = next((known for known in _PREPARED if known is statement), None)
         if hot is None or not params:
