@@ -82,16 +82,37 @@ def body(case: Case) -> dict[str, JSON]:
     if found is not None and found[0] is case:
         return found[1]
     data = to_stored(case, exclude=BODY_EXCLUDE)
+    _keep(case, data)
+    return data
+
+
+def read_body(case: Case, data: Mapping[str, JSON]) -> None:
+    """Note that a store read ``case`` from the stored body ``data``.
+
+    When ``data`` equals the body computed lately for the case of that id and version
+    (the one a command wrote), it is ``case``'s body too: a stored body reads back into
+    a case whose body is that body again. The next command then compares with it
+    instead of computing it from ``case``.
+    """
+    known = _WRITTEN.get((case.id, case.version))
+    if known is not None and known == data:
+        _keep(case, known)
+
+
+def _keep(case: Case, data: dict[str, JSON]) -> None:
     if len(_BODIES) >= _KEPT_BODIES:
         _BODIES.clear()
+        _WRITTEN.clear()
     _BODIES[id(case)] = (case, data)
-    return data
+    _WRITTEN[(case.id, case.version)] = data
 
 
 _KEPT_BODIES = 64
 _BODIES: dict[int, tuple[Case, dict[str, JSON]]] = {}
 """The bodies of recent cases by the case's id(); the case is kept with its body so the
 id cannot be reused while the entry lives."""
+_WRITTEN: dict[tuple[str, int], dict[str, JSON]] = {}
+"""The same bodies by case id and version."""
 
 
 def changes(before: Case | None, after: Case) -> dict[str, JSON]:

@@ -45,7 +45,9 @@ def case_from_row(body: Mapping[str, Any] | str | bytes, version: int) -> Case:
         with damaged_row({}, "case"):
             data = from_json(data)
     with damaged_row(data if isinstance(data, Mapping) else {}, "case"):
-        return from_stored({**data, "version": version})
+        case = from_stored({**data, "version": version})
+    audit.read_body(case, data)
+    return case
 
 
 def event_values(event: AuditEvent) -> dict[str, Any]:
