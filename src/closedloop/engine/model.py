@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
@@ -29,17 +29,14 @@ JSON = Any
 
 
 def _utc(value: datetime) -> datetime:
-    # Every instant of a case read back passes here (pydantic gives them its own UTC
-    # zone), so the common cases are settled without the general function's calls.
+    # Every instant of a case read back passes here (in pydantic's own UTC zone): the
+    # checks of ``utc``, without its calls.
     zone = value.tzinfo
     if zone is UTC:
         return value
-    if zone is not None and zone.utcoffset(value) == _ZERO:
-        return value.replace(tzinfo=UTC, fold=0)  # what astimezone(UTC) gives
+    if zone is not None and zone.utcoffset(value) is not None:
+        return value.astimezone(UTC)
     return utc(value, "instant")  # NaiveDatetime is a ValueError: pydantic reports it
-
-
-_ZERO = timedelta(0)
 
 
 Instant = Annotated[datetime, AfterValidator(_utc)]
