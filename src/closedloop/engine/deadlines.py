@@ -326,8 +326,13 @@ class Timekeeper:
     def next_timer_at(self, case: Case) -> datetime | None:
         """The earliest ``due_at`` of :meth:`due_points` (``None`` when there is none):
         what the store keeps on the case's row for claims."""
-        points = self.due_points(case)
-        return points[0].due_at if points else None
+        deadline = case.deadline
+        if deadline is None or deadline.paused_at is not None:
+            return None
+        # The instants alone: every command asks, and only the earliest is kept.
+        instants = [at for _, _, at in self._pending(deadline)]
+        instants.extend(point.due_at for point in self.subtask_points(case))
+        return min(instants).astimezone(UTC) if instants else None
 
     def _pending(self, deadline: Deadline) -> list[tuple[TimerKind, int, datetime]]:
         """The timers still to fire for the deadline's warning level and rung; counted
