@@ -65,9 +65,13 @@ def chain_head(tx: CaseTransaction, case_id: str) -> str:
 
 def canonical_json(value: Any) -> bytes:
     """The canonical JSON encoding that hashes are computed over."""
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode("utf-8")
+    return _CANONICAL.encode(value).encode("utf-8")
+
+
+_CANONICAL = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+)
+"""What ``json.dumps`` builds for these options on every call, built once."""
 
 
 def body(case: Case) -> dict[str, JSON]:

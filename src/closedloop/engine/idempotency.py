@@ -11,6 +11,9 @@ from closedloop.engine.model import Case, ReporterContact, printable
 from closedloop.engine.ports import CaseStore, CaseTransaction, IdempotencyRecord
 from closedloop.errors import ClosedLoopError, IdempotencyConflict, ValidationError
 
+_ENCODER = json.JSONEncoder(sort_keys=True, default=repr, ensure_ascii=True)
+"""What ``json.dumps`` builds for these options on every call, built once."""
+
 
 def fingerprint(*parts: Any) -> str:
     """A digest of a command (its kind, target, actor and payload) to compare retries by.
@@ -20,7 +23,7 @@ def fingerprint(*parts: Any) -> str:
             keys of mixed types).
     """
     try:
-        text = json.dumps(parts, sort_keys=True, default=repr, ensure_ascii=True)
+        text = _ENCODER.encode(parts)
     except (TypeError, ValueError, RecursionError):
         raise ValidationError(
             [("<payload>", "is not JSON-compatible data (a cycle, or keys that are not text)")],

@@ -405,6 +405,10 @@ def _not_number(value: Any) -> bool:
     return isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value)
 
 
+_SIZED = json.JSONEncoder(default=str, ensure_ascii=False)
+"""What ``json.dumps`` builds for these options on every call, built once."""
+
+
 def _check_shape(raw: Any, errors: Errors) -> None:
     if not isinstance(raw, Mapping):
         errors.append(("<payload>", "must be a mapping of field names to values"))
@@ -417,7 +421,7 @@ def _check_shape(raw: Any, errors: Errors) -> None:
             errors.append(("<payload>", "has a key that is not text"))
             return
     try:
-        size = len(json.dumps(raw, default=str, ensure_ascii=False).encode("utf-8", "replace"))
+        size = len(_SIZED.encode(raw).encode("utf-8", "replace"))
     except (TypeError, ValueError):
         errors.append(("<payload>", "is not JSON-compatible data"))
         return
