@@ -13,8 +13,9 @@ A stored row that does not read back as what it holds is a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from types import TracebackType
 
 from pydantic import ValidationError as PydanticValidationError
 
@@ -107,20 +108,34 @@ def callback(value: object, name: str) -> Callable[[], bool] | None:
     return value
 
 
-@contextmanager
-def reading(record: str, case_id: str | None) -> Iterator[None]:
+def reading(record: str, case_id: str | None) -> AbstractContextManager[None]:
     """Turn a stored row that does not read back (bad JSON, a field of the wrong type)
     into :class:`~closedloop.errors.DamagedRecord` naming ``record``.
 
     Errors of closedloop's own tree pass unchanged; so does anything that is not a
     failure to decode (a bug is not reported as damage).
     """
-    try:
-        yield
-    except ClosedLoopError:
-        raise
-    except (PydanticValidationError, ValueError, TypeError, KeyError) as exc:
-        raise DamagedRecord(record, _one_line(exc), case_id=case_id) from exc
+    return _Reading(record, case_id)
+
+
+class _Reading(AbstractContextManager[None]):
+    # A class rather than a generator: every command reads its case inside one.
+    __slots__ = ("_case_id", "_record")
+
+    def __init__(self, record: str, case_id: str | None) -> None:
+        self._record = record
+        self._case_id = case_id
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if isinstance(exc, ClosedLoopError):
+            return
+        if isinstance(exc, PydanticValidationError | ValueError | TypeError | KeyError):
+            raise DamagedRecord(self._record, _one_line(exc), case_id=self._case_id) from exc
 
 
 def _one_line(exc: BaseException) -> str:

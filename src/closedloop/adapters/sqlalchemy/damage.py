@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
+from types import TracebackType
 from typing import Any, Literal
 
 from pydantic import ValidationError as PydanticValidationError
@@ -11,19 +12,37 @@ from pydantic import ValidationError as PydanticValidationError
 from closedloop.errors import DamagedRecord
 
 
-@contextmanager
-def damaged_row(row: Mapping[Any, Any], kind: Literal["case", "event"]) -> Iterator[None]:
+def damaged_row(
+    row: Mapping[Any, Any], kind: Literal["case", "event"]
+) -> AbstractContextManager[None]:
     """Turn a failure to build a value from ``row`` into a ``DamagedRecord`` naming it.
 
     A case row is named by the id in its body, an event row by its case and sequence
     number. The message carries the field and what is wrong, never the stored value.
     """
-    try:
-        yield
-    except (PydanticValidationError, ValueError, TypeError) as exc:
-        case_id = row.get("id") if kind == "case" else row.get("case_id")
+    return _Damaged(row, kind)
+
+
+class _Damaged(AbstractContextManager[None]):
+    # A class rather than a generator: every case and event read runs inside one.
+    __slots__ = ("_kind", "_row")
+
+    def __init__(self, row: Mapping[Any, Any], kind: Literal["case", "event"]) -> None:
+        self._row = row
+        self._kind = kind
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if not isinstance(exc, PydanticValidationError | ValueError | TypeError):
+            return
+        row = self._row
+        case_id = row.get("id") if self._kind == "case" else row.get("case_id")
         shown = case_id if isinstance(case_id, str) else None
-        if kind == "case":
+        if self._kind == "case":
             record = f"case {shown!r}" if shown else "case row"
         else:
             record = f"audit event {row.get('seq')!r} of case {shown!r}"

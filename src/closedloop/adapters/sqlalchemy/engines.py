@@ -252,5 +252,8 @@ def begin(connection: Connection, *, write: bool) -> RootTransaction:
         sqlalchemy.exc.SQLAlchemyError: the database failed (callers translate it).
     """
     if connection.dialect.name == "sqlite":
-        connection.execution_options(**{READ_ONLY: not write})
+        read_only = not write
+        if connection.get_execution_options().get(READ_ONLY) is not read_only:
+            # Set only when it changes: a kept connection mostly begins as it did before.
+            connection.execution_options(**{READ_ONLY: read_only})
     return connection.begin()

@@ -11,8 +11,9 @@ from __future__ import annotations
 import enum
 import random
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from types import TracebackType
 from typing import TypeVar
 
 from sqlalchemy import exc as sa_exc
@@ -118,21 +119,47 @@ def translate(
     return StoreError(f"the database failed to {action}: {detail}")
 
 
-@contextmanager
 def translated(
     action: str,
     *,
     conflict: ErrorFactory | None = None,
     duplicate: ErrorFactory | None = None,
     missing: ErrorFactory | None = None,
-) -> Iterator[None]:
+) -> AbstractContextManager[None]:
     """Raise driver errors of the block as closedloop errors (see :func:`translate`)."""
-    try:
-        yield
-    except sa_exc.SQLAlchemyError as exc:
-        raise translate(
-            exc, action, conflict=conflict, duplicate=duplicate, missing=missing
-        ) from exc
+    return _Translated(action, conflict, duplicate, missing)
+
+
+class _Translated(AbstractContextManager[None]):
+    # A class rather than a generator: every statement of a command runs inside one.
+    __slots__ = ("_action", "_conflict", "_duplicate", "_missing")
+
+    def __init__(
+        self,
+        action: str,
+        conflict: ErrorFactory | None,
+        duplicate: ErrorFactory | None,
+        missing: ErrorFactory | None,
+    ) -> None:
+        self._action = action
+        self._conflict = conflict
+        self._duplicate = duplicate
+        self._missing = missing
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if isinstance(exc, sa_exc.SQLAlchemyError):
+            raise translate(
+                exc,
+                self._action,
+                conflict=self._conflict,
+                duplicate=self._duplicate,
+                missing=self._missing,
+            ) from exc
 
 
 def retrying(work: Callable[[], T], *, attempts: int) -> T:

@@ -9,7 +9,7 @@ see them and the database enforces keys as it goes; nothing is durable until
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +19,7 @@ from sqlalchemy import exc as sa_exc
 from closedloop.adapters.sqlalchemy import rows
 from closedloop.adapters.sqlalchemy import statements as sql
 from closedloop.adapters.sqlalchemy.engines import IdleConnections, begin, prepared
-from closedloop.adapters.sqlalchemy.failures import is_busy, translate, translated
+from closedloop.adapters.sqlalchemy.failures import is_busy, translated
 from closedloop.adapters.sqlalchemy.prepared import Outcome
 from closedloop.adapters.store_base import StoreTransaction
 from closedloop.engine.model import AuditEvent, Case, ReporterContact
@@ -379,7 +379,6 @@ class SQLTransaction(StoreTransaction):
         if connection is not None:
             self._idle.give_back(connection)
 
-    @contextmanager
     def _errors(
         self,
         action: str,
@@ -387,20 +386,17 @@ class SQLTransaction(StoreTransaction):
         *,
         conflict: Callable[[], ClosedLoopError] | None = None,
         duplicate: Callable[[], ClosedLoopError] | None = None,
-    ) -> Iterator[None]:
+    ) -> AbstractContextManager[None]:
+        if case_id is None:
+            return translated(action, conflict=conflict, duplicate=duplicate)
         # A deadlock or serialization failure means another writer touched this case.
-        known = self._versions.get(case_id or "", 0)
-        fallback = _conflict(case_id, known) if case_id is not None else None
-        try:
-            yield
-        except sa_exc.SQLAlchemyError as exc:
-            raise translate(
-                exc,
-                action,
-                conflict=conflict or fallback,
-                duplicate=duplicate,
-                missing=None if case_id is None else (lambda: CaseNotFound(case_id)),
-            ) from exc
+        fallback = _conflict(case_id, self._versions.get(case_id, 0))
+        return translated(
+            action,
+            conflict=conflict or fallback,
+            duplicate=duplicate,
+            missing=lambda: CaseNotFound(case_id),
+        )
 
 
 def _conflict(case_id: str, expected: int) -> Callable[[], ClosedLoopError]:
