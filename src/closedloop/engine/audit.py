@@ -162,18 +162,42 @@ def seal(
         hash="",
         sealed=dict(sealed or {}),
     )
-    return replaced(draft, {"hash": event_hash(draft)})
+    data = _hashed(draft)
+    event = replaced(draft, {"hash": hashlib.sha256(canonical_json(data)).hexdigest()})
+    if not draft.sealed:
+        if len(_HASHED) >= _KEPT_BODIES:
+            _HASHED.clear()
+        _HASHED[id(event)] = (event, data)
+    return event
+
+
+def hashed_json(event: AuditEvent) -> dict[str, JSON] | None:
+    """The JSON data of ``event``'s fields as its hash was computed over them (``hash``
+    and ``sealed`` aside), for an event without sealed fields that :func:`seal` made
+    lately; ``None`` otherwise. A store writing the event reads its JSON fields from
+    it rather than encoding them again; callers never change it."""
+    found = _HASHED.get(id(event))
+    return found[1] if found is not None and found[0] is event else None
+
+
+_HASHED: dict[int, tuple[AuditEvent, dict[str, JSON]]] = {}
+"""The hashed JSON data of recent events by the event's id(), kept as bodies are."""
 
 
 def event_hash(event: AuditEvent) -> str:
     """The SHA-256 over the event's canonical JSON, ``hash`` field excluded; each sealed
     field counted by its digest, not its value (see the module's formats)."""
+    return hashlib.sha256(canonical_json(_hashed(event))).hexdigest()
+
+
+def _hashed(event: AuditEvent) -> dict[str, JSON]:
+    """The data :func:`event_hash` encodes."""
     data = event.model_dump(mode="json", exclude={"hash", "sealed"})
     if event.sealed:
         for path, seal in event.sealed.items():
             put(data, path, {"kind": seal.kind, "sealed": seal.digest})
         data["format"] = SEALED_FORMAT
-    return hashlib.sha256(canonical_json(data)).hexdigest()
+    return data
 
 
 def digest(salt: str, value: JSON) -> str:

@@ -53,11 +53,23 @@ def case_from_row(body: Mapping[str, Any] | str | bytes, version: int) -> Case:
 def event_values(event: AuditEvent) -> dict[str, Any]:
     """The ``case_events`` row of ``event`` (without ``sealed`` when it has no seals, as
     events were stored before seals existed)."""
+    hashed = audit.hashed_json(event)
+    if hashed is not None:  # JSON fields as the hash encoded them: the same data
+        values: dict[str, Any] = {name: getattr(event, name) for name in _EVENT_PLAIN}
+        values["payload"] = hashed["payload"]
+        values["changes"] = hashed["changes"]
+        return values
     if not event.sealed:
         values = _with_json(event, "payload", "changes")
         del values["sealed"]
         return values
     return _with_json(event, "payload", "changes", "sealed")
+
+
+_EVENT_PLAIN = tuple(
+    name for name in AuditEvent.model_fields if name not in ("payload", "changes", "sealed")
+)
+"""The event's fields stored as they are (the others are JSON columns)."""
 
 
 def erased_event_values(event: AuditEvent) -> dict[str, Any]:
