@@ -84,6 +84,7 @@ class Prepared:
         names = list(compiled.positiontup or ()) if self._positional else list(by_name)
         self._direct = dialect.name == "sqlite"
         self._rows: Any = None  # the class of the rows it reads, once it has read
+        self._names = names
         self._steps: list[tuple[str, str | None, Any, Processor]] = []
         for name in names:
             bind = by_name[name]
@@ -97,16 +98,17 @@ class Prepared:
 
     def parameters(self, values: Mapping[str, Any]) -> Any:
         """The driver's parameters for one row of ``values`` (a tuple or a dict)."""
-        made: list[tuple[str, Any]] = []
-        for name, key, constant, processor in self._steps:
-            if key is None:
-                made.append((name, constant))
-                continue
-            value = values[key]
-            made.append((name, processor(value) if processor is not None else value))
+        made = [
+            constant
+            if key is None
+            else values[key]
+            if processor is None
+            else processor(values[key])
+            for _, key, constant, processor in self._steps
+        ]
         if self._positional:
-            return tuple(value for _, value in made)
-        return dict(made)
+            return tuple(made)
+        return dict(zip(self._names, made, strict=True))
 
     def run(
         self, connection: Connection, values: Mapping[str, Any] | Sequence[Mapping[str, Any]]
