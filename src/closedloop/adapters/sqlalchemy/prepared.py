@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections import namedtuple
 from collections.abc import Callable, Collection, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, CursorResult, Dialect, Engine
@@ -34,6 +35,8 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import BindParameter
 from sqlalchemy.sql.expression import ClauseElement
 
+from closedloop.adapters.sqlalchemy.schema import Instant
+from closedloop.engine.clock import utc
 from closedloop.errors import StoreError
 
 Processor = Callable[[Any], Any] | None
@@ -208,4 +211,17 @@ def _unobserved(connection: Connection) -> bool:
 def _processor(bind: BindParameter[Any], dialect: Dialect) -> Processor:
     """What ``execute`` does to the value: the type's processing for this dialect (a
     decorated type's own step, then its implementation's)."""
+    if dialect.name == "sqlite" and isinstance(bind.type, Instant):
+        return _sqlite_instant
     return bind.type.dialect_impl(dialect).bind_processor(dialect)
+
+
+def _sqlite_instant(value: datetime | None) -> str | None:
+    """An instant as ``Instant`` and SQLite's ``DATETIME`` together write it (UTC text,
+    microseconds always), in one step: a command writes several."""
+    if value is None:
+        return None
+    if value.tzinfo is not UTC:
+        value = utc(value, "a stored instant")
+    # "YYYY-MM-DD HH:MM:SS.ffffff", the UTC offset cut off (years have four digits).
+    return value.isoformat(" ", "microseconds")[:26]
