@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError as PydanticValidationError
 
+from closedloop.engine.clock import utc
 from closedloop.engine.model import (
     BODY_EXCLUDE,
     JSON,
@@ -145,19 +146,24 @@ def seal(
     sealed: Mapping[str, Seal] | None = None,
 ) -> AuditEvent:
     """Build an event and compute its hash (``sealed``: the seals of its personal
-    fields, see :mod:`closedloop.engine.personal`)."""
-    draft = AuditEvent(
+    fields, see :mod:`closedloop.engine.personal`).
+
+    The engine made every value (its instant, its payload checked, its changes from
+    the bodies), so the event is assembled as validation would give it, without
+    validating: ``at`` in UTC, and dicts of its own.
+    """
+    draft = AuditEvent.model_construct(
         case_id=case_id,
         seq=seq,
-        at=at,
+        at=utc(at, "at"),
         actor=actor,
         role=role,
         trigger=trigger,
         from_state=from_state,
         to_state=to_state,
-        payload=payload,
+        payload=dict(payload),
         reason=reason,
-        changes=changes,
+        changes=dict(changes),
         prev_hash=prev_hash,
         hash="",
         sealed=dict(sealed or {}),
