@@ -30,6 +30,7 @@ from closedloop.engine.clock import utc
 from closedloop.engine.model import (
     BODY_EXCLUDE,
     JSON,
+    RECORD_FIELDS,
     AuditEvent,
     Case,
     Seal,
@@ -122,11 +123,32 @@ _WRITTEN: dict[tuple[str, int], dict[str, JSON]] = {}
 
 def changes(before: Case | None, after: Case) -> dict[str, JSON]:
     """The body fields of ``after`` that differ from ``before`` (all of them if new)."""
-    new = body(after)
     if before is None:
-        return new
+        return body(after)
     old = body(before)
+    new = _body_after(before, old, after)
     return {key: value for key, value in new.items() if old.get(key) != value}
+
+
+def _body_after(before: Case, old: dict[str, JSON], after: Case) -> dict[str, JSON]:
+    """The body of ``after``, a case made from ``before`` (whose body is ``old``) by
+    replacing some of its fields: the fields it shares with ``before`` (the very same
+    values) are taken from ``old``, only the others encoded."""
+    found = _BODIES.get(id(after))
+    if found is not None and found[0] is after:
+        return found[1]
+    was, now = before.__dict__, after.__dict__
+    kept = {name for name in _BODY_FIELDS if was.get(name) is now.get(name)}
+    if not kept.issuperset(RECORD_FIELDS):
+        kept.discard("attributes")  # the records are written inside the attributes
+    kept.difference_update(RECORD_FIELDS)
+    data = dict(old)
+    data.update(to_stored(after, exclude=BODY_EXCLUDE | kept))
+    _keep(after, data)
+    return data
+
+
+_BODY_FIELDS = frozenset(Case.model_fields) - BODY_EXCLUDE
 
 
 def seal(
