@@ -207,6 +207,10 @@ class TimerSweep:
         totals: Counter[TimerOutcome] = Counter()
         alone = list(claims)
         if len(claims) > 1:
+            at_once = self._at_once(claims, now)
+            if at_once is not None:
+                self._due.clear()
+                return at_once
             alone = []
             try:
                 with self._store.transaction() as tx:
@@ -224,6 +228,25 @@ class TimerSweep:
         for claim in alone:
             totals.update(self._case_alone(claim, now))
         self._due.clear()  # read for this batch's failures only
+        return totals
+
+    def _at_once(self, claims: Sequence[TimerClaim], now: datetime) -> Counter[TimerOutcome] | None:
+        """Apply a batch in one transaction without savepoints, as long as nothing in it
+        fails; ``None`` when something did (a refused expiry action, another writer, a
+        lost lease, the store): nothing of the batch is written then, no timer is kept
+        as stuck, and the caller applies the batch case by case, as it would have."""
+        stuck = dict(self._stuck)
+        totals: Counter[TimerOutcome] = Counter()
+        try:
+            with self._store.transaction() as tx:
+                if not isinstance(tx, Savepoints):
+                    return None  # case by case, each in a transaction of its own
+                for claim in claims:
+                    totals.update(self._sweep_case(tx, claim, now, None))
+                tx.commit()
+        except (_Refused, ClosedLoopError):
+            self._stuck = stuck
+            return None
         return totals
 
     def _sweep_saved(
@@ -300,8 +323,9 @@ class TimerSweep:
         done = set(refused or ())
         deferred = len(done & {p.id for p in due})
         held: TimerClaim | None = claim  # the claim no write has ended yet
+        current = due  # the case's due timers as it now stands
         while True:
-            ready = [p for p in self._due_now(case, now) if p.id not in done]
+            ready = [p for p in current if p.id not in done]
             if not ready:
                 break
             point = ready[0]
@@ -323,6 +347,7 @@ class TimerSweep:
             self._stuck.pop(point.id, None)
             outcomes[TimerOutcome.APPLIED] += 1
             case, held = new, None
+            current = self._due_now(case, now)
         outcomes[TimerOutcome.DEFERRED] += deferred
         if held is None:
             if deferred:
