@@ -39,7 +39,14 @@ from closedloop.engine.deadlines import Timekeeper
 from closedloop.engine.definition import Workflow
 from closedloop.engine.kinds import TimerKind
 from closedloop.engine.model import SYSTEM, Case
-from closedloop.engine.ports import CaseStore, CaseTransaction, DuePoint, Savepoints, TimerClaim
+from closedloop.engine.ports import (
+    CaseBatches,
+    CaseStore,
+    CaseTransaction,
+    DuePoint,
+    Savepoints,
+    TimerClaim,
+)
 from closedloop.engine.writer import CaseWriter
 from closedloop.errors import (
     CalendarNotCovered,
@@ -241,8 +248,14 @@ class TimerSweep:
             with self._store.transaction() as tx:
                 if not isinstance(tx, Savepoints):
                     return None  # case by case, each in a transaction of its own
-                for claim in claims:
-                    totals.update(self._sweep_case(tx, claim, now, None))
+                batches = tx if isinstance(tx, CaseBatches) else None
+                read: Mapping[str, Case] = {}
+                if batches is not None:
+                    read = batches.get_cases([claim.case_id for claim in claims])
+                with batches.batched_writes() if batches is not None else _plain():
+                    for claim in claims:
+                        known = read.get(claim.case_id)
+                        totals.update(self._sweep_case(tx, claim, now, None, case=known))
                 tx.commit()
         except (_Refused, ClosedLoopError):
             self._stuck = stuck
@@ -304,15 +317,19 @@ class TimerSweep:
         now: datetime,
         nested: Savepoints | None,
         refused: set[str] | None = None,
+        *,
+        case: Case | None = None,
     ) -> Counter[TimerOutcome]:
         """Apply the claimed case's due timers, earliest first, each as it stands now.
 
         The first write ends the claim; when nothing is written the claim is released
         with the case's earliest instant as it now stands. A case with a timer left for
-        a later tick stays leased under the claim.
+        a later tick stays leased under the claim (``case``: the case as this
+        transaction read it already).
         """
         outcomes: Counter[TimerOutcome] = Counter()
-        case = tx.get_case(claim.case_id)
+        if case is None:
+            case = tx.get_case(claim.case_id)
         if case is None:
             return Counter({TimerOutcome.STALE: 1})
         due = self._due_now(case, now)
