@@ -364,7 +364,8 @@ class TimerSweep:
             self._stuck.pop(point.id, None)
             outcomes[TimerOutcome.APPLIED] += 1
             case, held = new, None
-            current = self._due_now(case, now)
+            next_at = self._writer.next_timer_at(case)  # as the write stored it
+            current = [] if next_at is None or next_at > now else self._due_now(case, now)
         outcomes[TimerOutcome.DEFERRED] += deferred
         if held is None:
             if deferred:
