@@ -344,8 +344,9 @@ class Savepoints(Protocol):
     """A :class:`CaseTransaction` that can roll part of its work back (optional).
 
     ``Engine.tick`` applies a batch of due timers in one transaction when the store's
-    transactions offer this, each case's timers inside a savepoint of their own;
-    otherwise it applies each case's timers in a transaction of their own.
+    transactions offer this (without savepoints while nothing fails; a batch in which
+    something failed is applied again with each case's timers inside a savepoint of
+    their own); otherwise it applies each case's timers in a transaction of their own.
     """
 
     def savepoint(self) -> AbstractContextManager[None]:

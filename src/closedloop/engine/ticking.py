@@ -11,10 +11,15 @@ changes the case so that the timer is not derived again, so it happens once even
 several engines sweep one store.
 
 When the store's transactions offer savepoints (:class:`~closedloop.engine.ports.Savepoints`)
-a batch is one transaction, each case inside a savepoint and each timer inside one of
-its own: a refused expiry action rolls back alone and is reported, and a case that
-another writer changed meanwhile is applied again, alone, after the batch commits.
-Otherwise each case gets a transaction of its own. The change a timer makes is
+a batch is first applied in one transaction without them, its cases read at once and
+its writes sent together when the store offers that
+(:class:`~closedloop.engine.ports.CaseBatches`). If anything in it fails, that
+transaction rolls back and the batch is applied again in one transaction, each case
+inside a savepoint and each timer inside one of its own: a refused expiry action rolls
+back alone and is reported, and a case that another writer changed meanwhile is
+applied again, alone, after the batch commits. Either way the outcomes, the report and
+the stuck timers are the same. Without savepoints each case gets a transaction of its
+own. The change a timer makes is
 written by the :class:`~closedloop.engine.writer.CaseWriter`, the same path commands
 take.
 
