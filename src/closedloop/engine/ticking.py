@@ -219,7 +219,10 @@ class TimerSweep:
         totals: Counter[TimerOutcome] = Counter()
         alone = list(claims)
         if len(claims) > 1:
-            at_once = self._at_once(claims, now)
+            # A batch with a timer that failed before would likely fail again at once.
+            failed_before = {s.point.case_id for s in self._stuck.values()}
+            clean = failed_before.isdisjoint(c.case_id for c in claims)
+            at_once = self._at_once(claims, now) if clean else None
             if at_once is not None:
                 self._due.clear()
                 return at_once
