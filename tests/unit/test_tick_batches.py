@@ -4,13 +4,16 @@ fails: what it reports and keeps is the same either way, on every store."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 import yaml
 
 from closedloop import Engine, Workflow, workflows
-from closedloop.engine.ports import CaseStore
+from closedloop.engine.model import Case
+from closedloop.engine.ports import CaseBatches, CaseStore, CaseTransaction
 from closedloop.engine.ticking import TimerFailure
 from closedloop.testing import ManualClock
 from tests.cast import CITIZEN, DISPATCHER
@@ -71,4 +74,55 @@ def test_a_batch_applies_each_case_s_due_timers_once(store: CaseStore) -> None:
     assert engine.tick().applied == 0
     for case_id in ids:
         assert [e.trigger for e in engine.history(case_id)] == ["report", "warn", "breach"]
+        assert engine.verify(case_id).ok
+
+
+class Meddling:
+    """A store whose first ``get_cases`` lets ``meddle`` change the cases just read."""
+
+    def __init__(self, store: CaseStore, meddle: Callable[[], object]) -> None:
+        self._store = store
+        self._meddle: Callable[[], object] | None = meddle
+
+    def transaction(self, *, read_only: bool = False) -> CaseTransaction:
+        tx = self._store.transaction(read_only=read_only)
+        if isinstance(tx, CaseBatches) and self._meddle is not None:
+            read = tx.get_cases
+
+            def get_cases(case_ids: Sequence[str]) -> Mapping[str, Case]:
+                found = read(case_ids)
+                if self._meddle is not None:
+                    meddle, self._meddle = self._meddle, None
+                    meddle()
+                return found
+
+            tx.get_cases = get_cases  # type: ignore[method-assign]
+        return tx
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+
+def test_a_case_changed_while_its_batch_applies_is_applied_again_as_it_now_is(
+    store: CaseStore,
+) -> None:
+    clock = ManualClock(datetime(2026, 1, 5, 9, tzinfo=UTC))
+    engine = Engine(workflows.standard(), store=store, clock=clock)
+    ids = [engine.report(CITIZEN, description=f"Pipe burst {n}").id for n in range(3)]
+    due = engine.next_due_at()
+    assert due is not None
+    clock.set(due)  # the three classify clocks' warnings
+
+    def classify_the_first() -> None:  # another engine's command, after the batch read
+        engine.trigger(ids[0], "classify", by=DISPATCHER, category="01.02", urgency="normal")
+
+    meddled = Engine(workflows.standard(), store=Meddling(store, classify_the_first), clock=clock)
+    report = meddled.tick()
+    # The first case was classified: its warning is no longer due; the others warn.
+    assert (report.applied, report.stale, report.deferred) == (2, 1, 0)
+    assert [e.trigger for e in engine.history(ids[0])] == ["report", "classify"]
+    for case_id in ids[1:]:
+        assert [e.trigger for e in engine.history(case_id)] == ["report", "warn"]
+    assert meddled.tick().applied == 0
+    for case_id in ids:
         assert engine.verify(case_id).ok
