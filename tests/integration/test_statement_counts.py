@@ -76,9 +76,19 @@ def test_a_trigger_that_reschedules_and_notifies_is_one_transaction(store: SQLSt
     counted = Counted(store)
     dispatch = counted.of(lambda: engine.trigger(case.id, "dispatch", by=DISPATCHER, unit="water"))
     # Read the case with its head and contact; update it (with its timers' earliest
-    # instant); append its event; queue its notification.
-    assert dispatch == (1, 1, 4)
-    assert [s.split()[0] for s in counted.statements] == ["SELECT", "UPDATE", "INSERT", "INSERT"]
+    # instant); append its event; queue its notification. PostgreSQL updates the case
+    # and appends its event in one statement.
+    if store.engine.dialect.name == "postgresql":
+        assert dispatch == (1, 1, 3)
+        assert [s.split()[0] for s in counted.statements] == ["SELECT", "WITH", "INSERT"]
+    else:
+        assert dispatch == (1, 1, 4)
+        assert [s.split()[0] for s in counted.statements] == [
+            "SELECT",
+            "UPDATE",
+            "INSERT",
+            "INSERT",
+        ]
 
 
 def test_a_tick_that_applies_one_timer_claims_applies_and_finds_nothing_left(
@@ -95,13 +105,14 @@ def test_a_tick_that_applies_one_timer_claims_applies_and_finds_nothing_left(
     # The claim (select the due cases, lease them); the case's warning: read the case,
     # update it under the claim (ending the lease), append its event (the standard
     # workflow notifies nobody of a classify warning); the next claim finds nothing.
-    assert tick == (3, 3, 6)
+    # PostgreSQL updates the case and appends its event in one statement.
+    written = ["WITH"] if store.engine.dialect.name == "postgresql" else ["UPDATE", "INSERT"]
+    assert tick == (3, 3, 4 + len(written))
     assert [s.split()[0] for s in counted.statements] == [
         "SELECT",
         "UPDATE",
         "SELECT",
-        "UPDATE",
-        "INSERT",
+        *written,
         "SELECT",
     ]
     assert engine.history(engine.store.case_ids()[0])[-1].trigger == "warn"
@@ -116,7 +127,7 @@ def test_a_trigger_s_update_sets_only_the_columns_that_changed(store: SQLStore) 
     sent: list[str] = []
     event.listen(store.engine, "before_cursor_execute", lambda *a: sent.append(a[2]))
     engine.trigger(case.id, "dispatch", by=DISPATCHER, unit="water")
-    (update,) = [s for s in sent if s.startswith("UPDATE")]
+    (update,) = [s[s.index("UPDATE") :] for s in sent if "UPDATE" in s]
     assigned = update.split(" SET ")[1].split(" WHERE ")[0]
     set_columns = {part.split("=")[0].strip() for part in assigned.split(", ")}
     # What a dispatch changes, and nothing it leaves as it was (the reporter, the text).

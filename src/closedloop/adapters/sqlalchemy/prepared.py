@@ -18,7 +18,7 @@ Python-side column defaults; :class:`Prepared` refuses anything else when it is 
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Connection, CursorResult, Dialect, Engine
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -28,6 +28,14 @@ from sqlalchemy.sql.expression import ClauseElement
 from closedloop.errors import StoreError
 
 Processor = Callable[[Any], Any] | None
+
+
+class Composed(Protocol):
+    """A statement whose shape depends on the names of the parameters it is run with."""
+
+    def compose(self, keys: tuple[str, ...]) -> ClauseElement:
+        """The statement for parameters named ``keys``."""
+        ...
 
 
 class Prepared:

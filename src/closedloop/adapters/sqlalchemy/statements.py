@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, select, text, update
+from sqlalchemy import Insert, Update, bindparam, delete, insert, select, text, update
 
 from closedloop.adapters.sqlalchemy.schema import (
     CASE_TEXT,
@@ -103,3 +103,42 @@ LEASE_STATE = select(cases.c.version, cases.c.tick_token).where(cases.c.id == bi
 
 NO_LEASE = {"tick_owner": None, "tick_expires_at": None, "tick_token": None}
 """The lease columns of a case no ticker holds."""
+
+
+EVENT = "event_"
+"""The prefix of an event column's parameter in a :class:`WithEvent` statement."""
+
+
+class WithEvent:
+    """PostgreSQL: a guarded UPDATE of a case and the INSERT of its event, one statement.
+
+    ``WITH moved AS (UPDATE ... WHERE <guard> RETURNING id) INSERT INTO
+    closedloop_case_events (...) SELECT ... FROM moved``: the event is inserted only when
+    the guard matched the case's row, so the statement's row count (1 or 0) says whether
+    it did, and the database hears one statement where it would hear two. The UPDATE
+    sets the columns its parameters name; the event's values come as ``event_<column>``.
+    Built once per set of parameter names (see :func:`~closedloop.adapters.sqlalchemy.
+    engines.prepared`).
+    """
+
+    def __init__(self, guard: Update) -> None:
+        self.guard = guard
+
+    def compose(self, keys: tuple[str, ...]) -> Insert:
+        """The statement for parameters named ``keys``."""
+        sets = {name: bindparam(name, type_=cases.c[name].type) for name in keys if name in cases.c}
+        columns = [name.removeprefix(EVENT) for name in keys if name.startswith(EVENT)]
+        moved = self.guard.values(sets).returning(cases.c.id).cte("moved")
+        row = select(
+            *(bindparam(EVENT + name, type_=case_events.c[name].type) for name in columns)
+        ).select_from(moved)
+        return insert(case_events).from_select(columns, row)
+
+
+def event_parameters(values: dict[str, Any]) -> dict[str, Any]:
+    """An event's row as :class:`WithEvent` parameters."""
+    return {EVENT + name: value for name, value in values.items()}
+
+
+UPDATE_WITH_EVENT = WithEvent(UPDATE_CASE)
+CLAIMED_WITH_EVENT = WithEvent(CLAIMED_CASE)

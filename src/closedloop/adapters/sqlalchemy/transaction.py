@@ -15,11 +15,13 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, CursorResult, Executable, RootTransaction
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.sql.expression import ClauseElement
 
 from closedloop.adapters.sqlalchemy import rows
 from closedloop.adapters.sqlalchemy import statements as sql
 from closedloop.adapters.sqlalchemy.engines import begin, connect, prepared
 from closedloop.adapters.sqlalchemy.failures import is_busy, translate, translated
+from closedloop.adapters.sqlalchemy.prepared import Composed
 from closedloop.adapters.store_base import StoreTransaction
 from closedloop.engine.model import AuditEvent, Case, ReporterContact
 from closedloop.engine.ports import IdempotencyRecord, OutboxMessage, TimerClaim
@@ -35,7 +37,15 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
 
-_PREPARED = (sql.ADD_CASE, sql.ADD_EVENT, sql.UPDATE_CASE, sql.CLAIMED_CASE, sql.ADD_OUTBOX)
+_PREPARED: tuple[ClauseElement | Composed, ...] = (
+    sql.ADD_CASE,
+    sql.ADD_EVENT,
+    sql.UPDATE_CASE,
+    sql.CLAIMED_CASE,
+    sql.ADD_OUTBOX,
+    sql.UPDATE_WITH_EVENT,
+    sql.CLAIMED_WITH_EVENT,
+)
 """The writes every command makes, run as prepared statements."""
 
 
@@ -138,16 +148,21 @@ class SQLTransaction(StoreTransaction):
         stale = _conflict(case.id, expected_version)
         values = self._changed_values(case, expected_version)
         values["next_timer_at"] = next_timer_at
+        params = {"case_id": case.id, "expected": expected_version, **values}
+        if claim is not None:
+            params.update(sql.NO_LEASE, token=claim.token)
         with self._errors("update a case", case.id, conflict=stale, duplicate=stale):
-            params = {"case_id": case.id, "expected": expected_version, **values}
-            if claim is None:
-                updated = self._write(sql.UPDATE_CASE, params).rowcount
+            if self._engine.dialect.name == "postgresql":
+                # One round trip: the event is inserted only if the guard matched.
+                params.update(sql.event_parameters(rows.event_values(event)))
+                both = sql.UPDATE_WITH_EVENT if claim is None else sql.CLAIMED_WITH_EVENT
+                if self._write(both, params).rowcount != 1:
+                    self._refused(case.id, expected_version, claim)
             else:
-                params.update(sql.NO_LEASE, token=claim.token)
-                updated = self._write(sql.CLAIMED_CASE, params).rowcount
-            if updated != 1:
-                self._refused(case.id, expected_version, claim)
-            self._write(sql.ADD_EVENT, rows.event_values(event))
+                guard = sql.UPDATE_CASE if claim is None else sql.CLAIMED_CASE
+                if self._write(guard, params).rowcount != 1:
+                    self._refused(case.id, expected_version, claim)
+                self._write(sql.ADD_EVENT, rows.event_values(event))
         self._versions[case.id] = case.version
         self._heads[case.id] = event.hash
         self._stored[case.id] = case
@@ -308,7 +323,7 @@ class SQLTransaction(StoreTransaction):
             return self._open(write=False)
         return self._connection
 
-    def _write(self, statement: Executable, params: Any) -> CursorResult[Any]:
+    def _write(self, statement: Executable | Composed, params: Any) -> CursorResult[Any]:
         if self._connection is None:
             return self._execute(self._open(write=True), statement, params)
         if self._writing:
@@ -332,11 +347,12 @@ class SQLTransaction(StoreTransaction):
         return result
 
     def _execute(
-        self, connection: Connection, statement: Executable, params: Any
+        self, connection: Connection, statement: Executable | Composed, params: Any
     ) -> CursorResult[Any]:
         # A command's own writes run prepared (compiled once per engine); others as usual.
         hot = next((known for known in _PREPARED if known is statement), None)
         if hot is None or not params:
+            assert isinstance(statement, Executable)  # a Composed one is always prepared
             return connection.execute(statement, params)
         first = params if isinstance(params, dict) else params[0]
         return prepared(self._engine, hot, tuple(first)).run(connection, params)
