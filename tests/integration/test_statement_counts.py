@@ -60,13 +60,19 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SQLStore]:
     opened.close()
 
 
-def test_a_report_is_one_transaction_of_two_statements(store: SQLStore) -> None:
+def test_a_report_is_one_transaction_of_two_statements_or_one_on_postgresql(
+    store: SQLStore,
+) -> None:
     engine = Engine(workflows.standard(), store=store, clock=ManualClock())
     counted = Counted(store)
     report = counted.of(lambda: engine.report(CITIZEN, description="Pipe burst"))
-    assert report == (1, 1, 2)  # the case (with its earliest timer instant), its event
-    assert counted.statements[0].startswith("INSERT INTO")
-    assert "closedloop_cases" in counted.statements[0]
+    if store.engine.dialect.name == "postgresql":
+        assert report == (1, 1, 1)  # the case and its event, in one statement
+        assert counted.statements[0].startswith("WITH added AS")
+    else:
+        assert report == (1, 1, 2)  # the case (with its earliest timer instant), its event
+        assert counted.statements[0].startswith("INSERT INTO")
+        assert "closedloop_cases" in counted.statements[0]
 
 
 def test_a_trigger_that_reschedules_and_notifies_is_one_transaction(store: SQLStore) -> None:

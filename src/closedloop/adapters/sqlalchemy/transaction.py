@@ -45,6 +45,7 @@ _PREPARED: tuple[ClauseElement | Composed, ...] = (
     sql.ADD_OUTBOX,
     sql.UPDATE_WITH_EVENT,
     sql.CLAIMED_WITH_EVENT,
+    sql.ADD_WITH_EVENT,
 )
 """The writes every command makes, run as prepared statements."""
 
@@ -128,10 +129,18 @@ class SQLTransaction(StoreTransaction):
         values = rows.case_values(case)
         values["next_timer_at"] = next_timer_at
         with self._errors("add a case", case.id, conflict=exists, duplicate=exists):
-            self._write(sql.ADD_CASE, values)
-            if contact is not None:
-                self._write(sql.ADD_CONTACT, rows.contact_values(case.id, contact))
-            self._write(sql.ADD_EVENT, rows.event_values(event))
+            if self._engine.dialect.name == "postgresql":  # one statement, one round trip
+                if contact is not None:
+                    values.update(
+                        sql.prefixed(sql.CONTACT_PARAM, rows.contact_values(case.id, contact))
+                    )
+                values.update(sql.prefixed(sql.EVENT_PARAM, rows.event_values(event)))
+                self._write(sql.ADD_WITH_EVENT, values)
+            else:
+                self._write(sql.ADD_CASE, values)
+                if contact is not None:
+                    self._write(sql.ADD_CONTACT, rows.contact_values(case.id, contact))
+                self._write(sql.ADD_EVENT, rows.event_values(event))
         self._stored[case.id] = case
         self._contacts[case.id] = contact
         self._heads[case.id] = event.hash
@@ -154,7 +163,7 @@ class SQLTransaction(StoreTransaction):
         with self._errors("update a case", case.id, conflict=stale, duplicate=stale):
             if self._engine.dialect.name == "postgresql":
                 # One round trip: the event is inserted only if the guard matched.
-                params.update(sql.event_parameters(rows.event_values(event)))
+                params.update(sql.prefixed(sql.EVENT_PARAM, rows.event_values(event)))
                 both = sql.UPDATE_WITH_EVENT if claim is None else sql.CLAIMED_WITH_EVENT
                 if self._write(both, params).rowcount != 1:
                     self._refused(case.id, expected_version, claim)
