@@ -3,7 +3,10 @@
 Writes go to the database as they are made, inside the open transaction, so reads
 see them and the database enforces keys as it goes; nothing is durable until
 :meth:`SQLTransaction.commit`. The optimistic check is the ``UPDATE``'s own
-``WHERE version = :expected``: zero rows means another writer got there first.
+``WHERE version = :expected``: zero rows means another writer got there first. On
+PostgreSQL, where each statement is a round trip, the ``UPDATE`` and the INSERT of the
+case's event are one statement (:class:`~closedloop.adapters.sqlalchemy.statements.
+WithEvent`), and so are a new case's INSERTs.
 """
 
 from __future__ import annotations
