@@ -14,6 +14,7 @@ from closedloop.engine.model import AuditEvent, ReporterContact, Seal
 from closedloop.engine.ports import CaseStore, IdempotencyRecord, OutboxMessage
 from closedloop.errors import StoreError
 from closedloop.testing.contract import (
+    CaseBatchContract,
     CaseQueryContract,
     CaseStoreContract,
     CheckpointContract,
@@ -23,7 +24,7 @@ from closedloop.testing.contract import base as contract
 from tests.conftest import Backend, StoreFactory
 
 
-class TestEveryStore(CaseStoreContract, CaseQueryContract, CheckpointContract):
+class TestEveryStore(CaseStoreContract, CaseQueryContract, CheckpointContract, CaseBatchContract):
     """Memory, a SQLite file and PostgreSQL (the conftest's parametrised factory)."""
 
     @pytest.fixture

@@ -124,6 +124,36 @@ def test_a_tick_that_applies_one_timer_claims_applies_and_finds_nothing_left(
     assert engine.history(engine.store.case_ids()[0])[-1].trigger == "warn"
 
 
+def test_a_tick_that_applies_three_timers_reads_and_writes_their_cases_at_once(
+    store: SQLStore,
+) -> None:
+    clock = ManualClock()
+    engine = Engine(workflows.standard(), store=store, clock=clock)
+    for n in range(3):
+        engine.report(CITIZEN, description=f"Pipe burst {n}", location={"area": "310101"})
+    due = engine.next_due_at()
+    assert due is not None
+    clock.set(due)  # the three classify clocks' warnings
+    counted = Counted(store)
+    tick = counted.of(engine.tick)
+    # The claim of the three; one transaction for the batch: read the three cases with
+    # one SELECT, update them with one UPDATE (run for each), append their events with
+    # one INSERT (run for each); the next claim finds nothing.
+    assert tick == (3, 3, 6)
+    assert [s.split()[0] for s in counted.statements] == [
+        "SELECT",
+        "UPDATE",
+        "SELECT",
+        "UPDATE",
+        "INSERT",
+        "SELECT",
+    ]
+    assert engine.tick().applied == 0
+    for case_id in engine.store.case_ids():
+        assert [e.trigger for e in engine.history(case_id)] == ["report", "warn"]
+        assert engine.verify(case_id).ok
+
+
 def test_a_trigger_s_update_sets_only_the_columns_that_changed(store: SQLStore) -> None:
     clock = ManualClock()
     engine = Engine(workflows.standard(), store=store, clock=clock)

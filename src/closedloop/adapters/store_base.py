@@ -10,8 +10,8 @@ stores refuse the same calls with the same errors, and a new check is added once
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
-from contextlib import suppress
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Self
@@ -116,6 +116,19 @@ class StoreTransaction(ABC):
     @abstractmethod
     def get_idempotency(self, key: str) -> IdempotencyRecord | None:
         """The record stored under ``key``, or ``None``."""
+
+    def get_cases(self, case_ids: Sequence[str]) -> Mapping[str, Case]:
+        """The stored cases among ``case_ids``, by id (an id with no case left out);
+        a backend may read them at once."""
+        found = {case_id: self.get_case(case_id) for case_id in dict.fromkeys(case_ids)}
+        return {case_id: case for case_id, case in found.items() if case is not None}
+
+    @contextmanager
+    def batched_writes(self) -> Iterator[None]:
+        """A block whose writes a backend may hold back and send together (here each
+        goes as it is made)."""
+        self._check_writable()
+        yield
 
     # -- writes: checked here, written by the backend --------------------------------
 

@@ -344,8 +344,9 @@ class Savepoints(Protocol):
     """A :class:`CaseTransaction` that can roll part of its work back (optional).
 
     ``Engine.tick`` applies a batch of due timers in one transaction when the store's
-    transactions offer this, each case's timers inside a savepoint of their own;
-    otherwise it applies each case's timers in a transaction of their own.
+    transactions offer this (without savepoints while nothing fails; a batch in which
+    something failed is applied again with each case's timers inside a savepoint of
+    their own); otherwise it applies each case's timers in a transaction of their own.
     """
 
     def savepoint(self) -> AbstractContextManager[None]:
@@ -353,6 +354,40 @@ class Savepoints(Protocol):
 
         The transaction stays open after such a rollback, with every write made before
         the block; leaving the block normally keeps its writes in the transaction.
+
+        Raises:
+            StoreError: the transaction is read-only or has ended.
+        """
+        ...
+
+
+@runtime_checkable
+class CaseBatches(Protocol):
+    """A :class:`CaseTransaction` that reads and writes many cases at a time (optional).
+
+    ``Engine.tick`` reads a claimed batch's cases with one :meth:`get_cases` and applies
+    their timers inside one :meth:`batched_writes` block; without these it reads each
+    case with ``get_case`` and each write goes out as it is made.
+    """
+
+    def get_cases(self, case_ids: Sequence[str]) -> Mapping[str, Case]:
+        """The stored cases among ``case_ids`` (without contact data), by id, each as
+        ``get_case`` would answer it; an id with no case is left out.
+
+        Raises:
+            StoreError: the transaction has ended, or the backend failed.
+        """
+        ...
+
+    def batched_writes(self) -> AbstractContextManager[None]:
+        """A block whose writes the store may hold back and send together, at the
+        latest when the block ends; reads in the block still see them.
+
+        An optimistic check of a held-back write fails when they are sent: by the end
+        of the block, a read, or :meth:`CaseTransaction.commit`
+        (``ConcurrentModification``, ``LeaseLost``); the transaction must roll back
+        then. When the block raises, its held-back writes are dropped and the
+        transaction must roll back too.
 
         Raises:
             StoreError: the transaction is read-only or has ended.

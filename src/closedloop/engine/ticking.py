@@ -11,10 +11,15 @@ changes the case so that the timer is not derived again, so it happens once even
 several engines sweep one store.
 
 When the store's transactions offer savepoints (:class:`~closedloop.engine.ports.Savepoints`)
-a batch is one transaction, each case inside a savepoint and each timer inside one of
-its own: a refused expiry action rolls back alone and is reported, and a case that
-another writer changed meanwhile is applied again, alone, after the batch commits.
-Otherwise each case gets a transaction of its own. The change a timer makes is
+a batch is first applied in one transaction without them, its cases read at once and
+its writes sent together when the store offers that
+(:class:`~closedloop.engine.ports.CaseBatches`). If anything in it fails, that
+transaction rolls back and the batch is applied again in one transaction, each case
+inside a savepoint and each timer inside one of its own: a refused expiry action rolls
+back alone and is reported, and a case that another writer changed meanwhile is
+applied again, alone, after the batch commits. Either way the outcomes, the report and
+the stuck timers are the same. Without savepoints each case gets a transaction of its
+own. The change a timer makes is
 written by the :class:`~closedloop.engine.writer.CaseWriter`, the same path commands
 take.
 
@@ -39,7 +44,14 @@ from closedloop.engine.deadlines import Timekeeper
 from closedloop.engine.definition import Workflow
 from closedloop.engine.kinds import TimerKind
 from closedloop.engine.model import SYSTEM, Case
-from closedloop.engine.ports import CaseStore, CaseTransaction, DuePoint, Savepoints, TimerClaim
+from closedloop.engine.ports import (
+    CaseBatches,
+    CaseStore,
+    CaseTransaction,
+    DuePoint,
+    Savepoints,
+    TimerClaim,
+)
 from closedloop.engine.writer import CaseWriter
 from closedloop.errors import (
     CalendarNotCovered,
@@ -207,6 +219,13 @@ class TimerSweep:
         totals: Counter[TimerOutcome] = Counter()
         alone = list(claims)
         if len(claims) > 1:
+            # A batch with a timer that failed before would likely fail again at once.
+            failed_before = {s.point.case_id for s in self._stuck.values()}
+            clean = failed_before.isdisjoint(c.case_id for c in claims)
+            at_once = self._at_once(claims, now) if clean else None
+            if at_once is not None:
+                self._due.clear()
+                return at_once
             alone = []
             try:
                 with self._store.transaction() as tx:
@@ -224,6 +243,31 @@ class TimerSweep:
         for claim in alone:
             totals.update(self._case_alone(claim, now))
         self._due.clear()  # read for this batch's failures only
+        return totals
+
+    def _at_once(self, claims: Sequence[TimerClaim], now: datetime) -> Counter[TimerOutcome] | None:
+        """Apply a batch in one transaction without savepoints, as long as nothing in it
+        fails; ``None`` when something did (a refused expiry action, another writer, a
+        lost lease, the store): nothing of the batch is written then, no timer is kept
+        as stuck, and the caller applies the batch case by case, as it would have."""
+        stuck = dict(self._stuck)
+        totals: Counter[TimerOutcome] = Counter()
+        try:
+            with self._store.transaction() as tx:
+                if not isinstance(tx, Savepoints):
+                    return None  # case by case, each in a transaction of its own
+                batches = tx if isinstance(tx, CaseBatches) else None
+                read: Mapping[str, Case] = {}
+                if batches is not None:
+                    read = batches.get_cases([claim.case_id for claim in claims])
+                with batches.batched_writes() if batches is not None else _plain():
+                    for claim in claims:
+                        known = read.get(claim.case_id)
+                        totals.update(self._sweep_case(tx, claim, now, None, case=known))
+                tx.commit()
+        except (_Refused, ClosedLoopError):
+            self._stuck = stuck
+            return None
         return totals
 
     def _sweep_saved(
@@ -281,15 +325,19 @@ class TimerSweep:
         now: datetime,
         nested: Savepoints | None,
         refused: set[str] | None = None,
+        *,
+        case: Case | None = None,
     ) -> Counter[TimerOutcome]:
         """Apply the claimed case's due timers, earliest first, each as it stands now.
 
         The first write ends the claim; when nothing is written the claim is released
         with the case's earliest instant as it now stands. A case with a timer left for
-        a later tick stays leased under the claim.
+        a later tick stays leased under the claim (``case``: the case as this
+        transaction read it already).
         """
         outcomes: Counter[TimerOutcome] = Counter()
-        case = tx.get_case(claim.case_id)
+        if case is None:
+            case = tx.get_case(claim.case_id)
         if case is None:
             return Counter({TimerOutcome.STALE: 1})
         due = self._due_now(case, now)
@@ -300,8 +348,9 @@ class TimerSweep:
         done = set(refused or ())
         deferred = len(done & {p.id for p in due})
         held: TimerClaim | None = claim  # the claim no write has ended yet
+        current = due  # the case's due timers as it now stands
         while True:
-            ready = [p for p in self._due_now(case, now) if p.id not in done]
+            ready = [p for p in current if p.id not in done]
             if not ready:
                 break
             point = ready[0]
@@ -323,6 +372,8 @@ class TimerSweep:
             self._stuck.pop(point.id, None)
             outcomes[TimerOutcome.APPLIED] += 1
             case, held = new, None
+            next_at = self._writer.next_timer_at(case)  # as the write stored it
+            current = [] if next_at is None or next_at > now else self._due_now(case, now)
         outcomes[TimerOutcome.DEFERRED] += deferred
         if held is None:
             if deferred:

@@ -54,6 +54,7 @@ class CaseWriter:
         self._timekeeper = timekeeper
         self._services = services
         self._seals = workflow.retention is not None
+        self._scheduled: tuple[Case, datetime | None] | None = None  # the last write's
 
     def open(
         self,
@@ -359,6 +360,15 @@ class CaseWriter:
         """Store the new version of a case with its event and its timers' earliest instant."""
         next_at = self._timekeeper.next_timer_at(case)
         tx.update_case(case, expected, event, next_timer_at=next_at, claim=claim)
+        self._scheduled = (case, next_at)
+
+    def next_timer_at(self, case: Case) -> datetime | None:
+        """The earliest instant of ``case``'s timers: as the last write stored it when
+        ``case`` is the case it wrote (a tick asks after each timer), derived otherwise."""
+        last = self._scheduled
+        if last is not None and last[0] is case:
+            return last[1]
+        return self._timekeeper.next_timer_at(case)
 
     def _save_side_effects(
         self, tx: CaseTransaction, case: Case, event: AuditEvent, notify: tuple[str, ...] = ()

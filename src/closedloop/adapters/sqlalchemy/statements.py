@@ -48,6 +48,19 @@ CASE = (
     .where(cases.c.id == bindparam("case_id"))
 )
 """The case with its contact data and chain head: a command that reads one needs all."""
+CASES = (
+    select(
+        cases.c.id,
+        cases.c.body,
+        cases.c.version,
+        _latest_hash(cases.c.id).correlate(cases).scalar_subquery().label("head"),
+        reporter_contacts.c.case_id,
+        *CONTACT_COLUMNS,
+    )
+    .outerjoin(reporter_contacts, reporter_contacts.c.case_id == cases.c.id)
+    .where(cases.c.id.in_(bindparam("case_ids", expanding=True)))
+)
+"""Several cases, each as :data:`CASE` reads one (with its id): a tick's batch."""
 VERSION = select(cases.c.version).where(cases.c.id == bindparam("case_id"))
 VERSIONS = select(cases.c.id, cases.c.version).where(
     cases.c.id.in_(bindparam("case_ids", expanding=True))

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sqlalchemy import Connection, CursorResult, Executable, RootTransaction
 from sqlalchemy import exc as sa_exc
@@ -72,6 +72,8 @@ class SQLTransaction(StoreTransaction):
         self._contacts: dict[str, ReporterContact | None] = {}
         self._heads: dict[str, str | None] = {}
         self._stored: dict[str, Case] = {}  # the case as its row holds it now
+        self._held: list[_Held] | None = None  # writes held back (in batched_writes)
+        self._held_cases: set[str] = set()  # the cases with an UPDATE among them
 
     # -- reads -----------------------------------------------------------------------
 
@@ -80,8 +82,22 @@ class SQLTransaction(StoreTransaction):
         with self._errors("read a case", case_id):
             read = prepared(self._engine, sql.CASE, ())  # every command's first statement
             row = read.run(self._conn(), {"case_id": case_id}).first()
-        if row is None:
-            return None
+        return None if row is None else self._read(case_id, row)
+
+    def get_cases(self, case_ids: Sequence[str]) -> dict[str, Case]:
+        """The stored cases among ``case_ids`` by id, read with their heads and
+        contacts a few hundred at a statement (one for a tick's batch)."""
+        wanted = list(dict.fromkeys(case_ids))
+        found: dict[str, Case] = {}
+        for start in range(0, len(wanted), _READ_AT_ONCE):
+            chunk = wanted[start : start + _READ_AT_ONCE]
+            with self._errors("read cases", None):
+                read = self._conn().execute(sql.CASES, {"case_ids": chunk}).all()
+            found.update((row.id, self._read(row.id, row)) for row in read)
+        return found
+
+    def _read(self, case_id: str, row: Any) -> Case:
+        """The case in a row of :data:`sql.CASE`, its version, head and contact kept."""
         self._versions.setdefault(case_id, row.version)
         if not self._writing:
             self._read_versions.setdefault(case_id, row.version)
@@ -157,6 +173,9 @@ class SQLTransaction(StoreTransaction):
         next_timer_at: datetime | None,
         claim: TimerClaim | None,
     ) -> None:
+        if self._held is not None:
+            self._update_later(case, expected_version, event, next_timer_at, claim)
+            return
         stale = _conflict(case.id, expected_version)
         values = self._changed_values(case, expected_version)
         values["next_timer_at"] = next_timer_at
@@ -180,6 +199,35 @@ class SQLTransaction(StoreTransaction):
         self._stored[case.id] = case
         if self._read_versions.get(case.id) == expected_version:
             del self._read_versions[case.id]  # the guarded UPDATE checked this read
+
+    def _update_later(
+        self,
+        case: Case,
+        expected_version: int,
+        event: AuditEvent,
+        next_timer_at: datetime | None,
+        claim: TimerClaim | None,
+    ) -> None:
+        """Hold back the guarded UPDATE and the event of ``_update_case``: they are sent
+        with the batch's others, the UPDATE's match checked then (see :meth:`_send`)."""
+        assert self._held is not None
+        if case.id in self._held_cases:
+            self._send()  # its earlier UPDATE goes first, alone
+        values = self._changed_values(case, expected_version)
+        values["next_timer_at"] = next_timer_at
+        params = {"case_id": case.id, "expected": expected_version, **values}
+        statement = sql.UPDATE_CASE
+        if claim is not None:
+            params.update(sql.NO_LEASE, token=claim.token)
+            statement = sql.CLAIMED_CASE
+        check = _Check(case.id, expected_version, case.version, claim)
+        self._held += [(statement, params, check), (sql.ADD_EVENT, rows.event_values(event), None)]
+        self._held_cases.add(case.id)
+        self._versions[case.id] = case.version
+        self._heads[case.id] = event.hash
+        self._stored[case.id] = case
+        if self._read_versions.get(case.id) == expected_version:
+            del self._read_versions[case.id]  # the guarded UPDATE checks this read
 
     def _changed_values(self, case: Case, expected_version: int) -> dict[str, Any]:
         """The columns to set for ``case``: those whose values differ from the case as
@@ -233,6 +281,9 @@ class SQLTransaction(StoreTransaction):
         raise ConcurrentModification(case_id, expected, None if found is None else found.version)
 
     def _add_outbox(self, messages: Sequence[OutboxMessage]) -> None:
+        if self._held is not None:
+            self._held += [(sql.ADD_OUTBOX, rows.outbox_values(m), None) for m in messages]
+            return
         first = messages[0]
         clash = _conflict(first.case_id or first.id, 0)
         with self._errors("write outbox messages", first.case_id, duplicate=clash):
@@ -260,6 +311,65 @@ class SQLTransaction(StoreTransaction):
                 self._contacts[case_id] = None
             self._write(sql.DROP_IDEMPOTENCY, {"case_id": case_id})
 
+    # -- batches ---------------------------------------------------------------------
+
+    @contextmanager
+    def batched_writes(self) -> Iterator[None]:
+        """A block whose case updates, events and outbox messages are held back and sent
+        together: one ``executemany`` per statement (and per set of columns) when the
+        block ends, or before anything else touches the database. Each UPDATE's match is
+        checked then, and a missed one raises as ``update_case`` would."""
+        self._check_writable()
+        if self._held is not None:
+            yield  # already batching: the outer block sends
+            return
+        self._held = []
+        try:
+            yield
+            self._send()
+        finally:
+            self._held = None
+            self._held_cases.clear()
+
+    def _send(self) -> None:
+        """Send the held-back writes, grouped by statement and columns in the order each
+        group first came, rows in their order; check every guarded UPDATE matched."""
+        held, self._held = self._held or [], []
+        self._held_cases.clear()
+        groups: dict[tuple[int, tuple[str, ...]], tuple[Executable, list[Any], list[_Check]]]
+        groups = {}
+        for statement, params, check in held:
+            group = groups.setdefault((id(statement), tuple(params)), (statement, [], []))
+            group[1].append(params)
+            if check is not None:
+                group[2].append(check)
+        for statement, batch, checks in groups.values():
+            first = checks[0] if checks else None
+            clash = None if first is None else _conflict(first.case_id, first.expected)
+            with self._errors("write a batch", None, conflict=clash, duplicate=clash):
+                matched = self._write(statement, batch).rowcount
+            if checks and matched != len(checks):
+                self._unmatched(checks)
+
+    def _unmatched(self, checks: Sequence[_Check]) -> None:
+        """Raise why one of a batch's guarded UPDATEs matched no row."""
+        ids = list(dict.fromkeys(c.case_id for c in checks))
+        with self._errors("check a batch", None):
+            found = {row.id: row for row in self._conn().execute(sql.CASES, {"case_ids": ids})}
+        for check in checks:
+            # Each case has one UPDATE among those sent together (see _update_later): it
+            # matched if the row now holds the case this transaction wrote.
+            row = found.get(check.case_id)
+            written = self._stored.get(check.case_id)
+            if (
+                row is None
+                or row.version != check.version
+                or rows.case_from_row(row.body, row.version) != written
+            ):
+                self._refused(check.case_id, check.expected, check.claim)
+        first = checks[0]
+        raise ConcurrentModification(first.case_id, first.expected, None)
+
     # -- savepoints ------------------------------------------------------------------
 
     @contextmanager
@@ -270,6 +380,9 @@ class SQLTransaction(StoreTransaction):
         a savepoint is never lost to a reader's restart.
         """
         self._check_writable()
+        if self._held:
+            self._send()
+        held, self._held = self._held, None  # inside, each write goes as it is made
         connection = self._writer_connection()
         remembered = self._remember()
         with translated("begin a savepoint"):
@@ -281,6 +394,8 @@ class SQLTransaction(StoreTransaction):
                 nested.rollback()
             self._restore(remembered)
             raise
+        finally:
+            self._held = held
         with self._errors("release a savepoint", None):
             nested.commit()
 
@@ -312,6 +427,8 @@ class SQLTransaction(StoreTransaction):
 
     def _commit(self) -> None:
         try:
+            if self._held:
+                self._send()
             if self._transaction is not None:
                 if self._writing and self._connection is not None:
                     self._check_reads(self._connection)
@@ -331,11 +448,15 @@ class SQLTransaction(StoreTransaction):
     # -- internals -------------------------------------------------------------------
 
     def _conn(self) -> Connection:
+        if self._held:
+            self._send()  # a read sees the held-back writes
         if self._connection is None:
             return self._open(write=False)
         return self._connection
 
     def _write(self, statement: Executable | Composed, params: Any) -> CursorResult[Any]:
+        if self._held:
+            self._send()  # the held-back writes go first
         if self._connection is None:
             return self._execute(self._open(write=True), statement, params)
         if self._writing:
@@ -429,6 +550,23 @@ class SQLTransaction(StoreTransaction):
                 duplicate=duplicate,
                 missing=None if case_id is None else (lambda: CaseNotFound(case_id)),
             ) from exc
+
+
+_READ_AT_ONCE = 500
+"""The most cases :meth:`SQLTransaction.get_cases` reads in one statement."""
+
+
+class _Check(NamedTuple):
+    """What a held-back guarded UPDATE of a case expects, to check it matched."""
+
+    case_id: str
+    expected: int
+    version: int  # the version it writes
+    claim: TimerClaim | None
+
+
+_Held = tuple[Executable, dict[str, Any], _Check | None]
+"""A held-back write: its statement, its row's parameters, its check if guarded."""
 
 
 def _conflict(case_id: str, expected: int) -> Callable[[], ClosedLoopError]:

@@ -24,7 +24,9 @@ database per test::
 Stores that also answer the case queries (``find_cases``, ``count_cases``) add
 :class:`CaseQueryContract`; stores that stream every audit trail in one read
 (``stream_events``, the :class:`~closedloop.engine.ports.EventStream` port) add
-:class:`EventStreamContract`; stores that keep signed checkpoints (the
+:class:`EventStreamContract`; stores whose transactions read and write many cases at a
+time (the :class:`~closedloop.engine.ports.CaseBatches` port) add
+:class:`CaseBatchContract`; stores that keep signed checkpoints (the
 :class:`~closedloop.engine.ports.CheckpointStore` port) add :class:`CheckpointContract`.
 For pytest's detailed assertion messages, call
 ``pytest.register_assert_rewrite("closedloop.testing.contract")`` in a ``conftest.py``
@@ -36,6 +38,7 @@ This module imports pytest; ``closedloop.testing`` does not import it.
 from __future__ import annotations
 
 from closedloop.testing.contract.base import StoreFixtures
+from closedloop.testing.contract.batches import CaseBatchContract
 from closedloop.testing.contract.cases import CaseContract
 from closedloop.testing.contract.checkpoints import CheckpointContract
 from closedloop.testing.contract.outbox import OutboxContract
@@ -50,6 +53,7 @@ class CaseStoreContract(CaseContract, DuePointContract, OutboxContract):
 
 
 __all__ = [
+    "CaseBatchContract",
     "CaseContract",
     "CaseQueryContract",
     "CaseStoreContract",
