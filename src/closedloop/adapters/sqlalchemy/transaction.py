@@ -327,13 +327,22 @@ class SQLTransaction(StoreTransaction):
         try:
             yield
             self._send()
+        except BaseException:
+            self._spoiled = True  # some of it may be sent: the transaction cannot commit
+            raise
         finally:
             self._held = None
             self._held_cases.clear()
 
     def _send(self) -> None:
-        """Send the held-back writes, grouped by statement and columns in the order each
-        group first came, rows in their order; check every guarded UPDATE matched."""
+        """Send the held-back writes, grouped by statement and columns, rows in their
+        order; check every guarded UPDATE matched.
+
+        The guarded UPDATEs go first (their groups in the order each first came), then
+        the rest: a stale case fails on its own UPDATE, as ``update_case`` would, before
+        its event collides with the one another writer appended, and each case's row is
+        locked before the rows that hang on it are written, as a command locks it.
+        """
         held, self._held = self._held or [], []
         self._held_cases.clear()
         groups: dict[tuple[int, tuple[str, ...]], tuple[Executable, list[Any], list[_Check]]]
@@ -343,7 +352,7 @@ class SQLTransaction(StoreTransaction):
             group[1].append(params)
             if check is not None:
                 group[2].append(check)
-        for statement, batch, checks in groups.values():
+        for statement, batch, checks in sorted(groups.values(), key=lambda g: not g[2]):
             first = checks[0] if checks else None
             clash = None if first is None else _conflict(first.case_id, first.expected)
             with self._errors("write a batch", None, conflict=clash, duplicate=clash):
