@@ -60,13 +60,19 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SQLStore]:
     opened.close()
 
 
-def test_a_report_is_one_transaction_of_two_statements(store: SQLStore) -> None:
+def test_a_report_is_one_transaction_of_two_statements_or_one_on_postgresql(
+    store: SQLStore,
+) -> None:
     engine = Engine(workflows.standard(), store=store, clock=ManualClock())
     counted = Counted(store)
     report = counted.of(lambda: engine.report(CITIZEN, description="Pipe burst"))
-    assert report == (1, 1, 2)  # the case (with its earliest timer instant), its event
-    assert counted.statements[0].startswith("INSERT INTO")
-    assert "closedloop_cases" in counted.statements[0]
+    if store.engine.dialect.name == "postgresql":
+        assert report == (1, 1, 1)  # the case and its event, in one statement
+        assert counted.statements[0].startswith("WITH added AS")
+    else:
+        assert report == (1, 1, 2)  # the case (with its earliest timer instant), its event
+        assert counted.statements[0].startswith("INSERT INTO")
+        assert "closedloop_cases" in counted.statements[0]
 
 
 def test_a_trigger_that_reschedules_and_notifies_is_one_transaction(store: SQLStore) -> None:
@@ -76,9 +82,19 @@ def test_a_trigger_that_reschedules_and_notifies_is_one_transaction(store: SQLSt
     counted = Counted(store)
     dispatch = counted.of(lambda: engine.trigger(case.id, "dispatch", by=DISPATCHER, unit="water"))
     # Read the case with its head and contact; update it (with its timers' earliest
-    # instant); append its event; queue its notification.
-    assert dispatch == (1, 1, 4)
-    assert [s.split()[0] for s in counted.statements] == ["SELECT", "UPDATE", "INSERT", "INSERT"]
+    # instant); append its event; queue its notification. PostgreSQL updates the case
+    # and appends its event in one statement.
+    if store.engine.dialect.name == "postgresql":
+        assert dispatch == (1, 1, 3)
+        assert [s.split()[0] for s in counted.statements] == ["SELECT", "WITH", "INSERT"]
+    else:
+        assert dispatch == (1, 1, 4)
+        assert [s.split()[0] for s in counted.statements] == [
+            "SELECT",
+            "UPDATE",
+            "INSERT",
+            "INSERT",
+        ]
 
 
 def test_a_tick_that_applies_one_timer_claims_applies_and_finds_nothing_left(
@@ -95,13 +111,14 @@ def test_a_tick_that_applies_one_timer_claims_applies_and_finds_nothing_left(
     # The claim (select the due cases, lease them); the case's warning: read the case,
     # update it under the claim (ending the lease), append its event (the standard
     # workflow notifies nobody of a classify warning); the next claim finds nothing.
-    assert tick == (3, 3, 6)
+    # PostgreSQL updates the case and appends its event in one statement.
+    written = ["WITH"] if store.engine.dialect.name == "postgresql" else ["UPDATE", "INSERT"]
+    assert tick == (3, 3, 4 + len(written))
     assert [s.split()[0] for s in counted.statements] == [
         "SELECT",
         "UPDATE",
         "SELECT",
-        "UPDATE",
-        "INSERT",
+        *written,
         "SELECT",
     ]
     assert engine.history(engine.store.case_ids()[0])[-1].trigger == "warn"
@@ -146,7 +163,7 @@ def test_a_trigger_s_update_sets_only_the_columns_that_changed(store: SQLStore) 
     sent: list[str] = []
     event.listen(store.engine, "before_cursor_execute", lambda *a: sent.append(a[2]))
     engine.trigger(case.id, "dispatch", by=DISPATCHER, unit="water")
-    (update,) = [s for s in sent if s.startswith("UPDATE")]
+    (update,) = [s[s.index("UPDATE") :] for s in sent if "UPDATE" in s]
     assigned = update.split(" SET ")[1].split(" WHERE ")[0]
     set_columns = {part.split("=")[0].strip() for part in assigned.split(", ")}
     # What a dispatch changes, and nothing it leaves as it was (the reporter, the text).

@@ -76,6 +76,7 @@ class StoreTransaction(ABC):
     def __init__(self, *, read_only: bool = False) -> None:
         self._read_only = read_only
         self._finished = False
+        self._spoiled = False  # a batched_writes block failed: commit refuses
 
     def __enter__(self) -> Self:
         return self
@@ -126,9 +127,13 @@ class StoreTransaction(ABC):
     @contextmanager
     def batched_writes(self) -> Iterator[None]:
         """A block whose writes a backend may hold back and send together (here each
-        goes as it is made)."""
+        goes as it is made). When the block raises, the transaction cannot commit."""
         self._check_writable()
-        yield
+        try:
+            yield
+        except BaseException:
+            self._spoiled = True
+            raise
 
     # -- writes: checked here, written by the backend --------------------------------
 
@@ -268,11 +273,17 @@ class StoreTransaction(ABC):
 
         Raises:
             ConcurrentModification: an optimistic check failed; nothing was written.
-            StoreError: the transaction has ended, or the backend failed; nothing was
-                written.
+            StoreError: the transaction has ended, a ``batched_writes`` block of it
+                raised, or the backend failed; nothing was written.
         """
         if self._finished:
             raise StoreError("this transaction has already ended")
+        if self._spoiled:
+            self.rollback()
+            raise StoreError(
+                "a batch of writes in this transaction failed, so it cannot commit: "
+                "it was rolled back and nothing was written"
+            )
         try:
             self._commit()
         finally:

@@ -385,9 +385,10 @@ class CaseBatches(Protocol):
 
         An optimistic check of a held-back write fails when they are sent: by the end
         of the block, a read, or :meth:`CaseTransaction.commit`
-        (``ConcurrentModification``, ``LeaseLost``); the transaction must roll back
-        then. When the block raises, its held-back writes are dropped and the
-        transaction must roll back too.
+        (``ConcurrentModification``, ``LeaseLost``). Once the block has raised, for
+        that or any other reason, the transaction cannot commit: part of the batch may
+        be sent, the rest is dropped, and ``commit`` rolls it all back and raises
+        ``StoreError``.
 
         Raises:
             StoreError: the transaction is read-only or has ended.

@@ -273,11 +273,12 @@ class Engine:
         """Apply every timer due at ``now`` (the clock's time by default), earliest first.
 
         The cases whose earliest timer has come are claimed a batch at a time, each with
-        a lease, and a batch is applied in one transaction (each case in a savepoint of
-        its own when the store offers them, so one that fails rolls back alone and is
-        reported). A timer's effect happens once even when several engines tick the
-        same store, a timer that came due while no engine ran fires on the next tick,
-        and a timer never fires before its ``due_at``.
+        a lease, and a batch is applied in one transaction: all together while nothing
+        in it fails, otherwise again with each case in a savepoint of its own when the
+        store offers them, so one that fails rolls back alone and is reported. A
+        timer's effect happens once even when several engines tick the same store, a
+        timer that came due while no engine ran fires on the next tick, and a timer
+        never fires before its ``due_at``.
 
         Args:
             now: The instant to apply timers at; the engine's clock by default.

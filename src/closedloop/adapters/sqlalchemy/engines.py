@@ -27,7 +27,7 @@ from sqlalchemy import URL, Connection, Engine, RootTransaction, create_engine, 
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.sql.expression import ClauseElement
 
-from closedloop.adapters.sqlalchemy.prepared import Prepared
+from closedloop.adapters.sqlalchemy.prepared import Composed, Prepared
 from closedloop.errors import StoreError
 
 READ_ONLY = "closedloop_read_only"
@@ -153,9 +153,13 @@ _prepared: weakref.WeakKeyDictionary[Engine, dict[tuple[int, tuple[str, ...]], P
 )
 
 
-def prepared(engine: Engine, statement: ClauseElement, columns: tuple[str, ...]) -> Prepared:
+def prepared(
+    engine: Engine, statement: ClauseElement | Composed, columns: tuple[str, ...]
+) -> Prepared:
     """``statement`` compiled once for ``engine``, setting ``columns`` (the keys of the
-    parameters it is run with), and kept for the engine's next transactions.
+    parameters it is run with), and kept for the engine's next transactions. A
+    :class:`~closedloop.adapters.sqlalchemy.prepared.Composed` statement is first built
+    for those keys.
 
     Raises:
         StoreError: the statement cannot be prepared (see :class:`Prepared`).
@@ -164,7 +168,10 @@ def prepared(engine: Engine, statement: ClauseElement, columns: tuple[str, ...])
     key = (id(statement), columns)  # statements are module constants: their ids stay
     found = kept.get(key)
     if found is None:
-        found = Prepared(statement, engine, columns=columns)
+        if isinstance(statement, ClauseElement):
+            found = Prepared(statement, engine, columns=columns)
+        else:
+            found = Prepared(statement.compose(columns), engine)
         kept[key] = found
     return found
 

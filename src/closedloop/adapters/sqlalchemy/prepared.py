@@ -1,10 +1,11 @@
 """Statements compiled once per store and run with the driver's own parameters.
 
 A command runs the same few statements every time: read the case, update it, append
-its event, queue its notifications. Through ``Connection.execute`` each call looks the
-compiled form up in SQLAlchemy's cache, builds its parameters generically, expands and
-processes them, and sets its result up; on a durable command that is a larger share of
-the time than the database's own work. A :class:`Prepared` statement does the lookup
+its event (on PostgreSQL in the same statement as the update), queue its
+notifications. Through ``Connection.execute`` each call looks the compiled form up in
+SQLAlchemy's cache, builds its parameters generically, expands and processes them, and
+sets its result up; on a durable command that is a larger share of the time than the
+database's own work. A :class:`Prepared` statement does the lookup
 once: it compiles the statement for the store's dialect, keeps the SQL text, the order
 of its parameters and each one's bind processor (the same processors ``execute`` would
 apply: instants to UTC, JSON to text), and runs through
@@ -21,6 +22,8 @@ row has the columns as attributes and ``_mapping``.
 
 Only plain statements qualify: no expanding ``IN`` lists, no literal rendering, no
 Python-side column defaults; :class:`Prepared` refuses anything else when it is built.
+A :class:`Composed` statement, whose shape follows the names of its parameters, is
+built for those names first.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from __future__ import annotations
 from collections import namedtuple
 from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Connection, CursorResult, Dialect, Engine
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -40,6 +43,14 @@ from closedloop.engine.clock import utc
 from closedloop.errors import StoreError
 
 Processor = Callable[[Any], Any] | None
+
+
+class Composed(Protocol):
+    """A statement whose shape depends on the names of the parameters it is run with."""
+
+    def compose(self, keys: tuple[str, ...]) -> ClauseElement:
+        """The statement for parameters named ``keys``."""
+        ...
 
 
 class Prepared:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, select, text, update
+from sqlalchemy import Insert, Update, bindparam, delete, insert, select, text, update
 
 from closedloop.adapters.sqlalchemy.schema import (
     CASE_TEXT,
@@ -116,3 +116,84 @@ LEASE_STATE = select(cases.c.version, cases.c.tick_token).where(cases.c.id == bi
 
 NO_LEASE = {"tick_owner": None, "tick_expires_at": None, "tick_token": None}
 """The lease columns of a case no ticker holds."""
+
+
+EVENT_PARAM = "event_"
+"""The prefix of an event column's parameter in a statement that also writes the event."""
+CONTACT_PARAM = "contact_"
+"""The prefix of a contact column's parameter in :data:`ADD_WITH_EVENT`."""
+
+
+def _event_after(written: Any, keys: tuple[str, ...]) -> Insert:
+    """The INSERT of the event whose values are the ``event_`` keys, one row for each row
+    ``written`` returns: the event is written only when the case was."""
+    columns = [name.removeprefix(EVENT_PARAM) for name in keys if name.startswith(EVENT_PARAM)]
+    row = select(
+        *(bindparam(EVENT_PARAM + name, type_=case_events.c[name].type) for name in columns)
+    ).select_from(written)
+    return insert(case_events).from_select(columns, row)
+
+
+class WithEvent:
+    """PostgreSQL: a guarded UPDATE of a case and the INSERT of its event, one statement.
+
+    ``WITH moved AS (UPDATE ... WHERE <guard> RETURNING id) INSERT INTO
+    closedloop_case_events (...) SELECT ... FROM moved``: the event is inserted only when
+    the guard matched the case's row, so the statement's row count (1 or 0) says whether
+    it did, and the database hears one statement where it would hear two. The UPDATE
+    sets the columns its parameters name; the event's values come as ``event_<column>``.
+    Built once per set of parameter names (see :func:`~closedloop.adapters.sqlalchemy.
+    engines.prepared`).
+    """
+
+    def __init__(self, guard: Update) -> None:
+        self.guard = guard
+
+    def compose(self, keys: tuple[str, ...]) -> Insert:
+        """The statement for parameters named ``keys``."""
+        sets = {name: bindparam(name, type_=cases.c[name].type) for name in keys if name in cases.c}
+        return _event_after(self.guard.values(sets).returning(cases.c.id).cte("moved"), keys)
+
+
+class AddedWithEvent:
+    """PostgreSQL: the INSERT of a new case, of its contact data and of its first event,
+    one statement (``WITH added AS (INSERT ... RETURNING id) ...``).
+
+    The case's values come under their column names, the contact's (when the case has
+    contact data) as ``contact_<column>`` (its ``case_id`` is the new case's), the
+    event's as ``event_<column>``.
+    """
+
+    def compose(self, keys: tuple[str, ...]) -> Insert:
+        """The statement for parameters named ``keys``."""
+        values = {
+            name: bindparam(name, type_=cases.c[name].type) for name in keys if name in cases.c
+        }
+        added = insert(cases).values(values).returning(cases.c.id).cte("added")
+        statement = _event_after(added, keys)
+        contact = [
+            name.removeprefix(CONTACT_PARAM)
+            for name in keys
+            if name.startswith(CONTACT_PARAM) and name != CONTACT_PARAM + "case_id"
+        ]
+        if not contact:
+            return statement
+        row = select(
+            added.c.id,
+            *(
+                bindparam(CONTACT_PARAM + name, type_=reporter_contacts.c[name].type)
+                for name in contact
+            ),
+        )
+        stored = insert(reporter_contacts).from_select(["case_id", *contact], row)
+        return statement.add_cte(stored.cte("contact"))  # run, though nothing reads it
+
+
+def prefixed(prefix: str, values: dict[str, Any]) -> dict[str, Any]:
+    """A row's values as the parameters of a statement that writes it with others."""
+    return {prefix + name: value for name, value in values.items()}
+
+
+UPDATE_WITH_EVENT = WithEvent(UPDATE_CASE)
+CLAIMED_WITH_EVENT = WithEvent(CLAIMED_CASE)
+ADD_WITH_EVENT = AddedWithEvent()

@@ -3,7 +3,10 @@
 Writes go to the database as they are made, inside the open transaction, so reads
 see them and the database enforces keys as it goes; nothing is durable until
 :meth:`SQLTransaction.commit`. The optimistic check is the ``UPDATE``'s own
-``WHERE version = :expected``: zero rows means another writer got there first.
+``WHERE version = :expected``: zero rows means another writer got there first. On
+PostgreSQL, where each statement is a round trip, the ``UPDATE`` and the INSERT of the
+case's event are one statement (:class:`~closedloop.adapters.sqlalchemy.statements.
+WithEvent`), and so are a new case's INSERTs.
 """
 
 from __future__ import annotations
@@ -15,12 +18,13 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sqlalchemy import Connection, Executable, RootTransaction
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.sql.expression import ClauseElement
 
 from closedloop.adapters.sqlalchemy import rows
 from closedloop.adapters.sqlalchemy import statements as sql
 from closedloop.adapters.sqlalchemy.engines import IdleConnections, begin, prepared
 from closedloop.adapters.sqlalchemy.failures import is_busy, translated
-from closedloop.adapters.sqlalchemy.prepared import Outcome
+from closedloop.adapters.sqlalchemy.prepared import Composed, Outcome
 from closedloop.adapters.store_base import StoreTransaction
 from closedloop.engine.model import AuditEvent, Case, ReporterContact
 from closedloop.engine.ports import IdempotencyRecord, OutboxMessage, TimerClaim
@@ -36,7 +40,16 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
 
-_PREPARED = (sql.ADD_CASE, sql.ADD_EVENT, sql.UPDATE_CASE, sql.CLAIMED_CASE, sql.ADD_OUTBOX)
+_PREPARED: tuple[ClauseElement | Composed, ...] = (
+    sql.ADD_CASE,
+    sql.ADD_EVENT,
+    sql.UPDATE_CASE,
+    sql.CLAIMED_CASE,
+    sql.ADD_OUTBOX,
+    sql.UPDATE_WITH_EVENT,
+    sql.CLAIMED_WITH_EVENT,
+    sql.ADD_WITH_EVENT,
+)
 """The writes every command makes, run as prepared statements."""
 
 
@@ -136,10 +149,18 @@ class SQLTransaction(StoreTransaction):
         values = rows.case_values(case)
         values["next_timer_at"] = next_timer_at
         with self._errors("add a case", case.id, conflict=exists, duplicate=exists):
-            self._write(sql.ADD_CASE, values)
-            if contact is not None:
-                self._write(sql.ADD_CONTACT, rows.contact_values(case.id, contact))
-            self._write(sql.ADD_EVENT, rows.event_values(event))
+            if self._engine.dialect.name == "postgresql":  # one statement, one round trip
+                if contact is not None:
+                    values.update(
+                        sql.prefixed(sql.CONTACT_PARAM, rows.contact_values(case.id, contact))
+                    )
+                values.update(sql.prefixed(sql.EVENT_PARAM, rows.event_values(event)))
+                self._write(sql.ADD_WITH_EVENT, values)
+            else:
+                self._write(sql.ADD_CASE, values)
+                if contact is not None:
+                    self._write(sql.ADD_CONTACT, rows.contact_values(case.id, contact))
+                self._write(sql.ADD_EVENT, rows.event_values(event))
         self._stored[case.id] = case
         self._contacts[case.id] = contact
         self._heads[case.id] = event.hash
@@ -159,16 +180,21 @@ class SQLTransaction(StoreTransaction):
         stale = _conflict(case.id, expected_version)
         values = self._changed_values(case, expected_version)
         values["next_timer_at"] = next_timer_at
+        params = {"case_id": case.id, "expected": expected_version, **values}
+        if claim is not None:
+            params.update(sql.NO_LEASE, token=claim.token)
         with self._errors("update a case", case.id, conflict=stale, duplicate=stale):
-            params = {"case_id": case.id, "expected": expected_version, **values}
-            if claim is None:
-                updated = self._write(sql.UPDATE_CASE, params).rowcount
+            if self._engine.dialect.name == "postgresql":
+                # One round trip: the event is inserted only if the guard matched.
+                params.update(sql.prefixed(sql.EVENT_PARAM, rows.event_values(event)))
+                both = sql.UPDATE_WITH_EVENT if claim is None else sql.CLAIMED_WITH_EVENT
+                if self._write(both, params).rowcount != 1:
+                    self._refused(case.id, expected_version, claim)
             else:
-                params.update(sql.NO_LEASE, token=claim.token)
-                updated = self._write(sql.CLAIMED_CASE, params).rowcount
-            if updated != 1:
-                self._refused(case.id, expected_version, claim)
-            self._write(sql.ADD_EVENT, rows.event_values(event))
+                guard = sql.UPDATE_CASE if claim is None else sql.CLAIMED_CASE
+                if self._write(guard, params).rowcount != 1:
+                    self._refused(case.id, expected_version, claim)
+                self._write(sql.ADD_EVENT, rows.event_values(event))
         self._versions[case.id] = case.version
         self._heads[case.id] = event.hash
         self._stored[case.id] = case
@@ -302,13 +328,22 @@ class SQLTransaction(StoreTransaction):
         try:
             yield
             self._send()
+        except BaseException:
+            self._spoiled = True  # some of it may be sent: the transaction cannot commit
+            raise
         finally:
             self._held = None
             self._held_cases.clear()
 
     def _send(self) -> None:
-        """Send the held-back writes, grouped by statement and columns in the order each
-        group first came, rows in their order; check every guarded UPDATE matched."""
+        """Send the held-back writes, grouped by statement and columns, rows in their
+        order; check every guarded UPDATE matched.
+
+        The guarded UPDATEs go first (their groups in the order each first came), then
+        the rest: a stale case fails on its own UPDATE, as ``update_case`` would, before
+        its event collides with the one another writer appended, and each case's row is
+        locked before the rows that hang on it are written, as a command locks it.
+        """
         held, self._held = self._held or [], []
         self._held_cases.clear()
         groups: dict[tuple[int, tuple[str, ...]], tuple[Executable, list[Any], list[_Check]]]
@@ -318,7 +353,7 @@ class SQLTransaction(StoreTransaction):
             group[1].append(params)
             if check is not None:
                 group[2].append(check)
-        for statement, batch, checks in groups.values():
+        for statement, batch, checks in sorted(groups.values(), key=lambda g: not g[2]):
             first = checks[0] if checks else None
             clash = None if first is None else _conflict(first.case_id, first.expected)
             with self._errors("write a batch", None, conflict=clash, duplicate=clash):
@@ -429,7 +464,7 @@ class SQLTransaction(StoreTransaction):
             return self._open(write=False)
         return self._connection
 
-    def _write(self, statement: Executable, params: Any) -> Outcome:
+    def _write(self, statement: Executable | Composed, params: Any) -> Outcome:
         if self._held:
             self._send()  # the held-back writes go first
         if self._connection is None:
@@ -454,10 +489,13 @@ class SQLTransaction(StoreTransaction):
         self._writing = True
         return result
 
-    def _execute(self, connection: Connection, statement: Executable, params: Any) -> Outcome:
+    def _execute(
+        self, connection: Connection, statement: Executable | Composed, params: Any
+    ) -> Outcome:
         # A command's own writes run prepared (compiled once per engine); others as usual.
         hot = next((known for known in _PREPARED if known is statement), None)
         if hot is None or not params:
+            assert isinstance(statement, Executable)  # a Composed one is always prepared
             return connection.execute(statement, params)
         first = params if isinstance(params, dict) else params[0]
         return prepared(self._engine, hot, tuple(first)).run(connection, params)

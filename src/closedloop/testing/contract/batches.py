@@ -8,11 +8,12 @@ from datetime import timedelta
 import pytest
 
 from closedloop.engine.ports import CaseBatches, CaseStore, CaseTransaction, TimerClaim
-from closedloop.errors import ConcurrentModification, LeaseLost
+from closedloop.errors import ConcurrentModification, LeaseLost, StoreError
 from closedloop.testing.contract.base import (
     LEASE,
     T0,
     StoreFixtures,
+    commit,
     message,
     revise,
     timed,
@@ -104,6 +105,53 @@ class CaseBatchContract(StoreFixtures):
         assert (raised.value.case_id, raised.value.expected) == ("c1", 1)
         assert _version(store, "c0") == 1
         assert _seqs(store, "c0") == [1]
+
+    def test_a_stale_write_fails_on_its_own_check_whatever_the_others_set(
+        self, store: CaseStore
+    ) -> None:
+        firsts = [timed(store, f"c{k}", T0) for k in range(2)]
+        (case, event), (other, other_event) = firsts
+        moved_on, moved_event = revise(other, other_event, description="changed meanwhile")
+        commit(store, lambda tx: tx.update_case(moved_on, 1, moved_event))
+        later, moved = revise(case, event, description="mine")
+        stale, stale_event = revise(other, other_event, description="stale")
+
+        def read_one_then_batch() -> None:
+            with store.transaction() as tx:
+                _batches(tx).get_cases(["c0"])  # read: its write may set fewer columns
+                with _batches(tx).batched_writes():
+                    tx.update_case(later, 1, moved)
+                    tx.update_case(stale, 1, stale_event)
+                tx.commit()
+
+        with pytest.raises(ConcurrentModification) as raised:
+            read_one_then_batch()
+        assert (raised.value.case_id, raised.value.expected) == ("c1", 1)
+        assert (_version(store, "c0"), _seqs(store, "c0")) == (1, [1])
+        assert (_version(store, "c1"), _seqs(store, "c1")) == (2, [1, 2])
+
+    def test_a_transaction_whose_batch_failed_cannot_commit(self, store: CaseStore) -> None:
+        (case, event), (other, other_event) = [timed(store, f"c{k}", T0) for k in range(2)]
+        claims = _claims(store, 2)
+        store.claim_due(T0 + LEASE, owner="w2", lease=LEASE, limit=2)  # both taken over
+        later, moved = revise(case, event)
+        stale, stale_event = revise(other, other_event)
+
+        def batch(tx: CaseTransaction) -> None:
+            with _batches(tx).batched_writes():
+                tx.update_case(later, 1, moved)  # no claim: it would match
+                tx.update_case(stale, 1, stale_event, claim=claims["c1"])
+
+        with store.transaction() as tx:
+            with pytest.raises(LeaseLost):
+                batch(tx)
+            with pytest.raises(StoreError, match="cannot commit"):
+                tx.commit()
+        for case_id in ("c0", "c1"):
+            assert (_version(store, case_id), _seqs(store, case_id)) == (1, [1])
+        again, again_event = revise(other, other_event, description="the next command")
+        commit(store, lambda tx: tx.update_case(again, 1, again_event))
+        assert _seqs(store, "c1") == [1, 2]
 
     def test_a_lost_lease_in_a_batch_fails_it_and_writes_nothing(self, store: CaseStore) -> None:
         case, event = timed(store, "c0", T0)
