@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import sqlite3
 import uuid
 from pathlib import Path
 
@@ -176,4 +177,22 @@ def test_postgres_tables_live_in_the_given_schema() -> None:
         assert "closedloop_cases" in set(tables)
         count = connection.exec_driver_sql(f'SELECT count(*) FROM "{schema}".closedloop_cases')
         assert count.scalar() == 1
+    store.close()
+
+
+def test_a_write_that_waits_past_the_busy_timeout_is_a_typed_error(tmp_path: Path) -> None:
+    path = tmp_path / "cases.db"
+    store = SQLStore(f"sqlite:///{path}", busy_timeout=0.2)
+    engine = Engine(workflows.standard(), store=store)
+    case = engine.report(CITIZEN, description="Pipe burst", location={"area": "310101"})
+    other = sqlite3.connect(path)
+    other.execute("BEGIN IMMEDIATE")  # another process holds the write lock throughout
+    try:
+        with pytest.raises(StoreError, match=r"lock|busy"):
+            engine.trigger(case.id, "classify", by=DISPATCHER, category="01.02", urgency="normal")
+    finally:
+        other.rollback()
+        other.close()
+    engine.trigger(case.id, "classify", by=DISPATCHER, category="01.02", urgency="normal")
+    assert [e.trigger for e in engine.history(case.id)] == ["report", "classify"]
     store.close()

@@ -6,8 +6,11 @@ are counted with SQLAlchemy's cursor events, on SQLite and on PostgreSQL.
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -187,3 +190,40 @@ def test_sqlite_commands_reuse_the_connection_the_last_one_ended_on(tmp_path: Pa
     store.close()  # a host's engine gets its connections back
     assert pooled.pool.checkedout() == 0
     pooled.dispose()
+
+
+def test_a_kept_connection_is_not_used_after_the_host_disposes_of_its_engine(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "cases.db"
+    pooled = create_engine(f"sqlite:///{path}", hide_parameters=True)
+    engine = Engine(workflows.standard(), store=SQLStore(pooled), clock=ManualClock())
+    kept = engine.report(CITIZEN, description="Pipe burst", location={"area": "310101"})
+    backup = sqlite3.connect(tmp_path / "backup.db")
+    with closing(sqlite3.connect(path)) as live:
+        live.backup(backup)
+    backup.close()
+    engine.report(CITIZEN, description="Lost in the restore", location={"area": "310101"})
+    pooled.dispose()  # the host restores its backup: no connection to the old file left
+    for suffix in ("-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    (tmp_path / "backup.db").replace(path)
+    after = engine.report(CITIZEN, description="After the restore", location={"area": "310101"})
+    with closing(sqlite3.connect(path)) as restored:
+        ids = {row[0] for row in restored.execute("SELECT id FROM closedloop_cases")}
+    assert ids == {kept.id, after.id}
+    engine.store.close()
+    pooled.dispose()
+
+
+def test_statements_are_logged_once_the_host_turns_logging_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = SQLStore(f"sqlite:///{tmp_path / 'cases.db'}")
+    engine = Engine(workflows.standard(), store=store, clock=ManualClock())
+    case = engine.report(CITIZEN, description="Pipe burst", location={"area": "310101"})
+    with caplog.at_level(logging.INFO, logger="sqlalchemy.engine"):
+        engine.trigger(case.id, "classify", by=DISPATCHER, category="01.02", urgency="normal")
+    logged = [r.getMessage() for r in caplog.records if r.name.startswith("sqlalchemy.engine")]
+    assert any(message.startswith("UPDATE closedloop_cases") for message in logged)
+    store.close()

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import itertools
+import json
+from datetime import UTC, datetime
 
 from closedloop import Case, Engine
 from closedloop.adapters.memory import InMemoryStore
+from closedloop.adapters.sqlalchemy import rows as sql_rows
+from closedloop.engine import audit
 from closedloop.engine.audit import GENESIS, body, replay
-from closedloop.engine.model import AuditEvent
+from closedloop.engine.model import BODY_EXCLUDE, AuditEvent, replaced, to_stored
 from tests.cast import CITIZEN, DISPATCHER, STREET, WATER
 
 
@@ -116,3 +120,30 @@ def test_an_untouched_trail_verifies_and_reports_its_length(memory_engine: Engin
     report = memory_engine.verify(case.id)
     assert (report.ok, report.events, report.problems) == (True, case.version, ())
     assert bool(report)
+
+
+def test_a_body_read_back_keeps_its_own_json_types_beside_a_lookalike_written_lately() -> None:
+    # Two stores in one process (two tenants) hold a case of the same id and version;
+    # one wrote {"flag": 1}, the other stores {"flag": true}. Reading the second must
+    # not take the first's body for its own: its next write keeps true.
+    at = datetime(2026, 1, 5, 9, tzinfo=UTC)
+    fields = {
+        "id": "2026-0001",
+        "workflow": "standard",
+        "state": "reported",
+        "version": 3,
+        "reported_at": at,
+        "updated_at": at,
+        "reporter_id": "r",
+        "channel": "hotline",
+        "description": "Pipe burst",
+    }
+    theirs = Case(**fields, attributes={"flag": True})
+    stored = json.dumps(to_stored(theirs, exclude=BODY_EXCLUDE))
+    sql_rows.case_values(Case(**fields, attributes={"flag": 1}))  # the other store's write
+    read = sql_rows.case_from_row(stored, 3)
+    after = replaced(read, {"state": "classified", "version": 4})
+    assert audit.changes(read, after) == {"state": "classified"}
+    written = json.loads(json.dumps(sql_rows.case_values(after)["body"]))
+    assert written["attributes"] == {"flag": True}
+    assert type(written["attributes"]["flag"]) is bool

@@ -19,12 +19,14 @@ transactions run at REPEATABLE READ so that all their reads agree.
 from __future__ import annotations
 
 import os
+import sqlite3
 import weakref
 from typing import Any, Literal
 
 from pydantic_core import from_json, to_json
 from sqlalchemy import URL, Connection, Engine, RootTransaction, create_engine, event, make_url
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.pool import Pool
 from sqlalchemy.sql.expression import ClauseElement
 
 from closedloop.adapters.sqlalchemy.prepared import Composed, Prepared
@@ -140,9 +142,13 @@ def _configure_sqlite(engine: Engine, busy_timeout: float, synchronous: Synchron
         # A deferred BEGIN gives a reader a stable snapshot without taking the write lock.
         # Straight to the driver: this runs for every transaction, and SQLAlchemy's
         # statement machinery would cost more than the BEGIN itself.
-        connection.connection.driver_connection.execute(  # type: ignore[union-attr]
-            "BEGIN" if read_only else "BEGIN IMMEDIATE"
-        )
+        statement = "BEGIN" if read_only else "BEGIN IMMEDIATE"
+        try:
+            connection.connection.driver_connection.execute(statement)  # type: ignore[union-attr]
+        except sqlite3.Error as exc:
+            # Outside SQLAlchemy's own handling: wrapped as it wraps a statement's
+            # error, so that the store translates it (a lock not had in time, say).
+            raise sa_exc.DBAPIError.instance(statement, None, exc, sqlite3.Error) from exc
 
     event.listen(engine, "connect", on_connect)
     event.listen(engine, "begin", on_begin)
@@ -184,13 +190,18 @@ class IdleConnections:
     so a transaction that ended cleanly leaves its connection here, between
     transactions, with nothing begun, and the next transaction takes it. At most
     ``keep`` wait; the others go back to the pool. A connection is taken back only by
-    the process that left it (a forked child opens its own), and one that is closed,
-    invalidated or still inside a transaction is never kept. PostgreSQL connections
-    always go back to the pool, which resets what a read-only transaction set.
+    the process that left it (a forked child opens its own and leaves its parent's
+    alone), only while the engine's pool is the one it came from (after the host's
+    ``Engine.dispose()`` the next transaction opens a fresh one) and while it logs
+    statements as the engine now would; one that is closed, invalidated or still inside
+    a transaction is never kept. A kept connection skips the pool between
+    transactions: its checkout and checkin events, pre-ping and recycling. PostgreSQL
+    connections always go back to the pool, which resets what a read-only transaction
+    set.
     """
 
     def __init__(self, engine: Engine, *, keep: int = 2) -> None:
-        self._kept: list[tuple[int, Connection]] = []
+        self._kept: list[tuple[int, Pool, Connection]] = []
         self._keep = keep if engine.dialect.name == "sqlite" else 0
 
     def take(self, engine: Engine, *, read_only: bool) -> Connection:
@@ -201,11 +212,17 @@ class IdleConnections:
         """
         while self._kept:
             try:
-                pid, connection = self._kept.pop()  # atomic: threads never share one
+                pid, pool, connection = self._kept.pop()  # atomic: threads never share one
             except IndexError:
                 break
-            if pid == os.getpid() and not connection.closed and not connection.invalidated:
+            if pid != os.getpid():
+                # The parent's, inherited by a fork: never used nor let go here (freed,
+                # SQLAlchemy would hand its driver connection to this process's pool).
+                _INHERITED.append(connection)
+            elif pool is engine.pool and _current(connection, engine):
                 return connection
+            else:  # the engine was disposed of, or its logging changed: a fresh one
+                connection.close()
         return connect(engine, read_only=read_only)
 
     def give_back(self, connection: Connection) -> None:
@@ -214,8 +231,9 @@ class IdleConnections:
         Raises:
             sqlalchemy.exc.SQLAlchemyError: returning it to the pool failed.
         """
-        if len(self._kept) < self._keep and _idle(connection):
-            self._kept.append((os.getpid(), connection))
+        engine = connection.engine
+        if len(self._kept) < self._keep and _idle(connection) and _current(connection, engine):
+            self._kept.append((os.getpid(), engine.pool, connection))
             return
         connection.close()
 
@@ -223,11 +241,26 @@ class IdleConnections:
         """Return every kept connection to the pool (before the store disposes of it)."""
         while self._kept:
             try:
-                pid, connection = self._kept.pop()
+                pid, _, connection = self._kept.pop()
             except IndexError:
                 break
             if pid == os.getpid():
                 connection.close()
+            else:
+                _INHERITED.append(connection)
+
+
+_INHERITED: list[Connection] = []
+"""Kept connections a forked child found, its parent's: held, never closed or freed."""
+
+
+def _current(connection: Connection, engine: Engine) -> bool:
+    """Whether ``connection`` is usable as the engine would make it now: open, valid,
+    and logging statements exactly when the engine does (a connection fixes that when
+    it is made)."""
+    if connection.closed or connection.invalidated:
+        return False
+    return bool(connection._echo) == bool(engine._should_log_info())
 
 
 def _idle(connection: Connection) -> bool:
