@@ -583,7 +583,9 @@ def _point(case_id: str, deadline: Deadline, kind: TimerKind, level: int, at: da
     # The instant is part of the id: a moved deadline is a new timer, the old one cancelled.
     at = at.astimezone(UTC)
     started, stamp = deadline.started_at.isoformat(), at.isoformat()
-    return DuePoint(
+    # Made from the case's own checked values (an aware instant, now in UTC): built
+    # without validating them again, as every tick derives these for every case.
+    return DuePoint.model_construct(
         id=f"{case_id}/{deadline.clock}/{started}/{kind}/{level}/{stamp}",
         case_id=case_id,
         clock=deadline.clock,

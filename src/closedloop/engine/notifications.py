@@ -50,10 +50,10 @@ def messages(
     for index, rule in enumerate(workflow.notifications):
         if event.trigger not in rule.events:
             continue
-        values = values or _values(case, event, categories, zone)
         escalating = event.trigger in (EngineTrigger.ESCALATE, EngineTrigger.SUBTASK_ESCALATE)
         targets = [*rule.to, *(extra_targets if escalating else ())]
         for recipient in dict.fromkeys(_recipients(case, event, targets, directory)):
+            values = values or _values(case, event, categories, zone)  # only when sent
             result.append(_message(workflow, rule, index, case, event, recipient, values, now))
     return result
 
