@@ -199,19 +199,31 @@ def test_a_kept_connection_is_not_used_after_the_host_disposes_of_its_engine(
     pooled = create_engine(f"sqlite:///{path}", hide_parameters=True)
     engine = Engine(workflows.standard(), store=SQLStore(pooled), clock=ManualClock())
     kept = engine.report(CITIZEN, description="Pipe burst", location={"area": "310101"})
-    backup = sqlite3.connect(tmp_path / "backup.db")
-    with closing(sqlite3.connect(path)) as live:
-        live.backup(backup)
-    backup.close()
+    backup_path = tmp_path / "backup.db"
+    with closing(sqlite3.connect(path)) as live, closing(sqlite3.connect(backup_path)) as copy:
+        live.backup(copy)
     engine.report(CITIZEN, description="Lost in the restore", location={"area": "310101"})
     pooled.dispose()  # the host restores its backup: no connection to the old file left
     for suffix in ("-wal", "-shm"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
-    (tmp_path / "backup.db").replace(path)
+    backup_path.replace(path)
     after = engine.report(CITIZEN, description="After the restore", location={"area": "310101"})
     with closing(sqlite3.connect(path)) as restored:
         ids = {row[0] for row in restored.execute("SELECT id FROM closedloop_cases")}
     assert ids == {kept.id, after.id}
+    # Disposed of while a transaction runs: its connection is not kept either.
+    with closing(sqlite3.connect(path)) as live, closing(sqlite3.connect(backup_path)) as copy:
+        live.backup(copy)
+    with engine.store.transaction(read_only=True) as tx:
+        assert tx.get_case(after.id) is not None
+        pooled.dispose()  # the host restores once the transactions under way have ended
+    for suffix in ("-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    backup_path.replace(path)
+    last = engine.report(CITIZEN, description="After the restore", location={"area": "310101"})
+    with closing(sqlite3.connect(path)) as restored:
+        ids = {row[0] for row in restored.execute("SELECT id FROM closedloop_cases")}
+    assert ids == {kept.id, after.id, last.id}
     engine.store.close()
     pooled.dispose()
 

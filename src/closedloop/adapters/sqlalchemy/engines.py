@@ -203,6 +203,7 @@ class IdleConnections:
     def __init__(self, engine: Engine, *, keep: int = 2) -> None:
         self._kept: list[tuple[int, Pool, Connection]] = []
         self._keep = keep if engine.dialect.name == "sqlite" else 0
+        self._lent: dict[int, Pool] = {}  # the pool each connection in use came from
 
     def take(self, engine: Engine, *, read_only: bool) -> Connection:
         """A kept connection of this process, or a new one (see :func:`connect`).
@@ -220,10 +221,14 @@ class IdleConnections:
                 # SQLAlchemy would hand its driver connection to this process's pool).
                 _INHERITED.append(connection)
             elif pool is engine.pool and _current(connection, engine):
+                self._lent[id(connection)] = pool
                 return connection
             else:  # the engine was disposed of, or its logging changed: a fresh one
                 connection.close()
-        return connect(engine, read_only=read_only)
+        pool = engine.pool
+        connection = connect(engine, read_only=read_only)
+        self._lent[id(connection)] = pool
+        return connection
 
     def give_back(self, connection: Connection) -> None:
         """Keep ``connection`` for a next transaction, or return it to the pool.
@@ -231,9 +236,14 @@ class IdleConnections:
         Raises:
             sqlalchemy.exc.SQLAlchemyError: returning it to the pool failed.
         """
-        engine = connection.engine
-        if len(self._kept) < self._keep and _idle(connection) and _current(connection, engine):
-            self._kept.append((os.getpid(), engine.pool, connection))
+        engine, pool = connection.engine, self._lent.pop(id(connection), None)
+        if (
+            len(self._kept) < self._keep
+            and pool is engine.pool  # not disposed of while the connection was in use
+            and _idle(connection)
+            and _current(connection, engine)
+        ):
+            self._kept.append((os.getpid(), pool, connection))
             return
         connection.close()
 
