@@ -178,11 +178,7 @@ class SQLTransaction(StoreTransaction):
             self._update_later(case, expected_version, event, next_timer_at, claim)
             return
         stale = _conflict(case.id, expected_version)
-        values = self._changed_values(case, expected_version)
-        values["next_timer_at"] = next_timer_at
-        params = {"case_id": case.id, "expected": expected_version, **values}
-        if claim is not None:
-            params.update(sql.NO_LEASE, token=claim.token)
+        params = self._update_params(case, expected_version, next_timer_at, claim)
         with self._errors("update a case", case.id, conflict=stale, duplicate=stale):
             if self._engine.dialect.name == "postgresql":
                 # One round trip: the event is inserted only if the guard matched.
@@ -195,11 +191,7 @@ class SQLTransaction(StoreTransaction):
                 if self._write(guard, params).rowcount != 1:
                     self._refused(case.id, expected_version, claim)
                 self._write(sql.ADD_EVENT, rows.event_values(event))
-        self._versions[case.id] = case.version
-        self._heads[case.id] = event.hash
-        self._stored[case.id] = case
-        if self._read_versions.get(case.id) == expected_version:
-            del self._read_versions[case.id]  # the guarded UPDATE checked this read
+        self._updated(case, expected_version, event)
 
     def _update_later(
         self,
@@ -214,16 +206,30 @@ class SQLTransaction(StoreTransaction):
         assert self._held is not None
         if case.id in self._held_cases:
             self._send()  # its earlier UPDATE goes first, alone
-        values = self._changed_values(case, expected_version)
-        values["next_timer_at"] = next_timer_at
-        params = {"case_id": case.id, "expected": expected_version, **values}
-        statement = sql.UPDATE_CASE
-        if claim is not None:
-            params.update(sql.NO_LEASE, token=claim.token)
-            statement = sql.CLAIMED_CASE
+        params = self._update_params(case, expected_version, next_timer_at, claim)
+        statement = sql.UPDATE_CASE if claim is None else sql.CLAIMED_CASE
         check = _Check(case.id, expected_version, case.version, claim)
         self._held += [(statement, params, check), (sql.ADD_EVENT, rows.event_values(event), None)]
         self._held_cases.add(case.id)
+        self._updated(case, expected_version, event)
+
+    def _update_params(
+        self,
+        case: Case,
+        expected_version: int,
+        next_timer_at: datetime | None,
+        claim: TimerClaim | None,
+    ) -> dict[str, Any]:
+        """The parameters of the guarded UPDATE of ``case`` (under ``claim``, if any)."""
+        values = self._changed_values(case, expected_version)
+        values["next_timer_at"] = next_timer_at
+        params = {"case_id": case.id, "expected": expected_version, **values}
+        if claim is not None:
+            params.update(sql.NO_LEASE, token=claim.token)
+        return params
+
+    def _updated(self, case: Case, expected_version: int, event: AuditEvent) -> None:
+        """Remember ``case`` as this transaction wrote it, with its event as the head."""
         self._versions[case.id] = case.version
         self._heads[case.id] = event.hash
         self._stored[case.id] = case
