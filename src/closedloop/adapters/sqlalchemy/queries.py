@@ -35,7 +35,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
-from closedloop.adapters.sqlalchemy import rows
+from closedloop.adapters.sqlalchemy import rows, tally
 from closedloop.adapters.sqlalchemy.schema import (
     CASE_CO_UNITS,
     CASE_FOLLOWERS,
@@ -169,8 +169,12 @@ def count_query(where: CaseFilter, dialect: str) -> Select[int]:
 
 
 def facet_counts(connection: Connection, where: CaseFilter, by: Facet) -> dict[str | None, int]:
-    """How many cases match ``where``, per value of the column ``by``."""
-    column = cases.c[check_facet(by)]
+    """How many cases match ``where``, per value of the column ``by``: from the tally
+    the triggers keep when it can answer (:func:`tally.answers`), else a ``GROUP BY``."""
+    by = check_facet(by)
+    if tally.answers(where):
+        return tally.counts(connection, where, by)
+    column = cases.c[by]
     query = select(column, func.count()).where(*conditions(where, connection.dialect.name))
     return {value: int(n) for value, n in connection.execute(query.group_by(column)).all()}
 

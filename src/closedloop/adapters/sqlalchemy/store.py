@@ -8,7 +8,7 @@ from typing import TypeVar
 
 from sqlalchemy import URL, Connection, Engine, select
 
-from closedloop.adapters.sqlalchemy import event_stream, leases, queries
+from closedloop.adapters.sqlalchemy import event_stream, leases, queries, tally
 from closedloop.adapters.sqlalchemy import statements as sql
 from closedloop.adapters.sqlalchemy.checkpoints import SQLCheckpoints
 from closedloop.adapters.sqlalchemy.engines import (
@@ -207,10 +207,18 @@ class SQLStore(CaseQueries, EventStream, SQLCheckpoints):
     def facet_counts(self, where: CaseFilter, by: Facet) -> dict[str | None, int]:
         """How many cases ``where`` selects, per value of ``by``.
 
+        On PostgreSQL a call that finds many changes to the case tally pending folds
+        them into it afterwards, in a short transaction of its own.
+
         Raises:
             StoreError: the database failed.
         """
-        return self._read("count cases", lambda c: queries.facet_counts(c, where, by))
+        counts, due = self._read(
+            "count cases", lambda c: (queries.facet_counts(c, where, by), tally.fold_due(c))
+        )
+        if due:
+            self._write("fold the case counts", tally.fold)
+        return counts
 
     def contacts_of(self, case_ids: Sequence[str]) -> dict[str, ReporterContact]:
         """The stored contact data of these cases, in one query.
