@@ -93,6 +93,7 @@ class SQLStore(CaseQueries, EventStream, SQLCheckpoints):
             else engine.execution_options(schema_translate_map={None: schema})
         )
         self._retries = max(1, retries)
+        self._schema = schema
         try:
             prepare_schema(self._engine, schema, create=create_schema)
         except BaseException:
@@ -207,17 +208,17 @@ class SQLStore(CaseQueries, EventStream, SQLCheckpoints):
     def facet_counts(self, where: CaseFilter, by: Facet) -> dict[str | None, int]:
         """How many cases ``where`` selects, per value of ``by``.
 
-        On PostgreSQL a call that finds many changes to the case tally pending folds
-        them into it afterwards, in a short transaction of its own.
+        On PostgreSQL a call that reads the case tally and finds many changes to it
+        pending folds them into it afterwards, in a short transaction of its own, then
+        vacuums the changes (without making writers wait).
 
         Raises:
             StoreError: the database failed.
         """
-        counts, due = self._read(
-            "count cases", lambda c: (queries.facet_counts(c, where, by), tally.fold_due(c))
-        )
-        if due:
-            self._write("fold the case counts", tally.fold)
+        counts, due = self._read("count cases", lambda c: queries.facet_counts(c, where, by))
+        if due and self._write("fold the case counts", tally.fold):
+            with translated("vacuum the case counts"):
+                tally.vacuum(self._base, self._schema)
         return counts
 
     def contacts_of(self, case_ids: Sequence[str]) -> dict[str, ReporterContact]:

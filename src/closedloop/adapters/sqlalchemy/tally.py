@@ -10,7 +10,7 @@ SQLite has one writer at a time, so its triggers change the tally's rows in plac
 On PostgreSQL they append +1/-1 rows to ``closedloop_case_tally_changes`` instead, so
 concurrent commands never wait on a shared row; a count sums the tally and the pending
 changes, and a reader that finds :data:`FOLD_AT` changes or more folds them into the
-tally afterwards (:func:`fold`), one reader at a time.
+tally afterwards (:func:`fold`, then :func:`vacuum`), one reader at a time.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from dataclasses import replace
 from sqlalchemy import (
     ColumnElement,
     Connection,
+    Engine,
     Integer,
     cast,
     delete,
@@ -36,6 +37,9 @@ FOLD_AT = 1000
 """PostgreSQL: how many pending change rows make a reader fold them into the tally."""
 
 _FOLD_LOCK = 0x636C7461 << 8  # "clta": one folder at a time (beside provisioning's key)
+_PENDING = select(func.count()).select_from(
+    select(case_tally_changes.c.n).limit(FOLD_AT).subquery()
+)
 
 
 def answers(where: CaseFilter) -> bool:
@@ -44,11 +48,18 @@ def answers(where: CaseFilter) -> bool:
     return replace(where, states=None, lead_unit=None, warning_level=None) == CaseFilter()
 
 
-def counts(connection: Connection, where: CaseFilter, by: Facet) -> dict[str | None, int]:
+def counts(
+    connection: Connection, where: CaseFilter, by: Facet
+) -> tuple[dict[str | None, int], bool]:
     """How many cases ``where`` selects per value of ``by``, from the tally (see
-    :func:`answers`); values without cases are left out, as a ``GROUP BY`` leaves them."""
+    :func:`answers`), values without cases left out as a ``GROUP BY`` leaves them; and
+    whether :data:`FOLD_AT` or more changes are pending (PostgreSQL; SQLite: never).
+
+    On PostgreSQL the same statement counts the pending changes (up to :data:`FOLD_AT`).
+    """
     rows = case_tally
-    if connection.dialect.name == "postgresql":
+    postgres = connection.dialect.name == "postgresql"
+    if postgres:
         parts = [select(*(t.c[k] for k in (*TALLY_KEYS, "n"))) for t in (rows, case_tally_changes)]
         rows = union_all(*parts).subquery("tallied")  # type: ignore[assignment]
     found: list[ColumnElement[bool]] = []
@@ -60,15 +71,18 @@ def counts(connection: Connection, where: CaseFilter, by: Facet) -> dict[str | N
         found.append(rows.c.warning_level == where.warning_level)
     value, total = rows.c[by], func.sum(rows.c.n)
     query = select(value, cast(total, Integer)).where(*found).group_by(value).having(total > 0)
-    return {v: int(n) for v, n in connection.execute(query).all()}
+    if not postgres:
+        return {v: int(n) for v, n in connection.execute(query).all()}, False
+    result = connection.execute(query.add_columns(_PENDING.scalar_subquery())).all()
+    due = result[0][2] >= FOLD_AT if result else fold_due(connection)
+    return {v: int(n) for v, n, _ in result}, due
 
 
 def fold_due(connection: Connection) -> bool:
     """PostgreSQL: whether :data:`FOLD_AT` or more changes are pending (SQLite: never)."""
     if connection.dialect.name != "postgresql":
         return False
-    pending = select(case_tally_changes.c.n).limit(FOLD_AT).subquery()
-    return (connection.execute(select(func.count()).select_from(pending)).scalar() or 0) >= FOLD_AT
+    return (connection.execute(_PENDING).scalar() or 0) >= FOLD_AT
 
 
 def fold(connection: Connection) -> bool:
@@ -93,3 +107,12 @@ def fold(connection: Connection) -> bool:
     statement = insert(case_tally).from_select([*keys, case_tally.c.n], summed)
     connection.execute(statement.add_cte(moved).add_cte(kept))
     return True
+
+
+def vacuum(engine: Engine, schema: str | None) -> None:
+    """PostgreSQL: clear the rows a fold deleted, so reads stop scanning them before
+    autovacuum comes round; skipped when another vacuum holds the table, and without
+    truncating the file (which would lock out writers for a moment)."""
+    table = f'"{schema}".{case_tally_changes.name}' if schema else case_tally_changes.name
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.exec_driver_sql(f"VACUUM (SKIP_LOCKED, TRUNCATE false) {table}")
