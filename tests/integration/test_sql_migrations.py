@@ -8,7 +8,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import MetaData, column, create_engine, insert, table, text, update
+from sqlalchemy import MetaData, column, create_engine, insert, inspect, table, text, update
 from sqlalchemy.sql.expression import TableClause
 
 from closedloop.adapters.sqlalchemy import HEAD_REVISION, SQLStore, metadata, rows, upgrade
@@ -26,12 +26,23 @@ from closedloop.engine.case_query import CaseFilter, Party
 from closedloop.engine.integrity import column_problems
 from closedloop.engine.model import Case, Duplicate, Location
 from closedloop.errors import StoreError
-from closedloop.testing.contract.base import LEASE, T0, add, commit, new_case, read, revise
+from closedloop.testing.contract.base import (
+    LEASE,
+    T0,
+    add,
+    commit,
+    deadline,
+    new_case,
+    read,
+    revise,
+)
 from tests.conftest import postgres_url
 
 alembic = pytest.importorskip("alembic")
 
+from alembic import command  # noqa: E402
 from alembic.autogenerate import compare_metadata  # noqa: E402
+from alembic.config import Config  # noqa: E402
 from alembic.runtime.migration import MigrationContext  # noqa: E402
 from alembic.script import ScriptDirectory  # noqa: E402
 
@@ -107,7 +118,7 @@ def test_migrated_and_store_made_databases_keep_the_derived_columns_alike(
     database: tuple[str, str | None],
 ) -> None:
     # Alembic compares neither triggers nor an index's WHERE or method: the frozen
-    # statements of revision 0009 must say what the models say.
+    # statements of revisions 0009 and 0010 must say what the models say.
     url, schema = database
     found = []
     for made_by in ("upgrade", "store"):
@@ -119,7 +130,7 @@ def test_migrated_and_store_made_databases_keep_the_derived_columns_alike(
             SQLStore(named, schema=where).close()
         found.append(_derived_definitions(named, where))
     assert found[0] == found[1]
-    assert len(found[0]) == (7 if schema is None else 5)
+    assert len(found[0]) == (10 if schema is None else 11)
 
 
 def _derived_definitions(url: str, schema: str | None) -> list[str]:
@@ -137,9 +148,14 @@ def _derived_definitions(url: str, schema: str | None) -> list[str]:
                 "('ix_closedloop_cases_supervised', 'ix_closedloop_cases_merged_into', "
                 "'ix_closedloop_cases_co_units', 'ix_closedloop_cases_followers', "
                 "'ix_closedloop_cases_search_text')"
+                " UNION ALL SELECT pg_get_triggerdef(t.oid) FROM pg_trigger t JOIN pg_class c "
+                "ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = :s AND NOT t.tgisinternal"
+                " UNION ALL SELECT pg_get_functiondef(p.oid) FROM pg_proc p JOIN pg_namespace n "
+                "ON n.oid = p.pronamespace WHERE n.nspname = :s"
             ).bindparams(s=schema)
         found = sorted(
-            " ".join(d.replace(f"{schema}.", "").split())
+            " ".join(d.replace(f'"{schema}".', "").replace(f"{schema}.", "").split())
             for d in connection.execute(listed).scalars()
         )
     engine.dispose()
@@ -315,3 +331,46 @@ def _point(case_id: str, kind: str, at: datetime, status: str) -> dict[str, obje
         "due_at": at,
         "status": status,
     }
+
+
+def test_a_database_at_0009_counts_its_cases_into_the_tally_and_downgrades_again(
+    database: tuple[str, str | None],
+) -> None:
+    url, schema = database
+    assert upgrade(url, schema=schema, revision="0009") == "0009"
+    written = [
+        new_case("a", lead_unit="water"),
+        new_case("b", lead_unit="water", deadline=deadline(T0, warning="red")),
+        new_case("c", lead_unit="water", state="assigned"),
+        new_case("d"),
+    ]
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+    if schema is not None:
+        engine = engine.execution_options(schema_translate_map={None: schema})
+    with engine.begin() as connection:  # rows as a 0009 store wrote them
+        for case, event in written:
+            connection.execute(insert(cases), rows.case_values(case))
+            connection.execute(insert(case_events), rows.event_values(event))
+    assert upgrade(url, schema=schema) == HEAD_REVISION
+    store = SQLStore(url, schema=schema)
+    assert store.facet_counts(CaseFilter(), "lead_unit") == {"water": 3, None: 1}
+    assert store.facet_counts(CaseFilter.of(lead_unit="water"), "state") == {
+        "reported": 2, "assigned": 1}  # fmt: skip
+    assert store.facet_counts(CaseFilter(), "warning_level") == {"red": 1, None: 3}
+    add(store, "e", lead_unit="roads")  # the triggers count from now on
+    assert store.facet_counts(CaseFilter(), "lead_unit") == {"water": 3, "roads": 1, None: 1}
+    store.close()
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes.update(connection=connection, schema=schema)
+        command.downgrade(config, "0009")
+        assert not inspect(connection).has_table("closedloop_case_tally", schema=schema)
+        # No trigger is left behind: a case is stored as at revision 0009.
+        connection.execute(insert(cases), rows.case_values(new_case("f")[0]))
+    engine.dispose()
+    assert upgrade(url, schema=schema) == HEAD_REVISION
+    store = SQLStore(url, schema=schema)
+    assert store.facet_counts(CaseFilter(), "state") == {"reported": 5, "assigned": 1}
+    store.close()

@@ -10,16 +10,18 @@ with a sentence saying what is wrong; they are usable on their own in a host's t
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from closedloop.engine.access import roles_on
+from closedloop.engine.case_query import FACETS, CaseFilter, warning_level_of
 from closedloop.engine.context import Context
 from closedloop.engine.definition import TransitionSpec, Workflow
 from closedloop.engine.kinds import SUBTASK_TRIGGERS, EngineTrigger
 from closedloop.engine.model import SYSTEM, Actor, AuditEvent, Case
-from closedloop.engine.ports import DuePoint
+from closedloop.engine.ports import CaseQueries, DuePoint
 from closedloop.engine.service import Engine
 from closedloop.errors import CaseNotFound
 
@@ -112,6 +114,35 @@ def check_next_due(stored: datetime | None, seen: Iterable[Snapshot]) -> None:
         f"the store's next timer is due at {stored and stored.isoformat()}, but the "
         f"cases' earliest timer is due at {earliest and earliest.isoformat()}"
     )
+
+
+def check_facets(queries: CaseQueries) -> None:
+    """The store's counts per state, lead unit and warning level (what ``Engine.facets``
+    answers a viewer who sees every case), and per lead unit within the commonest state,
+    are those its cases make: a store that keeps counts as cases change, and misses a
+    change, is caught here. Reads every case: for test stores.
+    """
+    cases: list[Case] = []
+    after = None
+    while True:
+        page = queries.select_cases(CaseFilter(), order="oldest", after=after, limit=1000)
+        cases += page.cases
+        if page.next_cursor is None:
+            break
+        after = page.next_cursor
+    values: dict[str, Callable[[Case], str | None]] = {
+        "state": lambda c: c.state,
+        "lead_unit": lambda c: c.lead_unit,
+        "warning_level": warning_level_of,
+    }
+    asked = [CaseFilter.of(state=s) for s, _ in Counter(c.state for c in cases).most_common(1)]
+    for where, by in [*((CaseFilter(), by) for by in FACETS), *((w, "lead_unit") for w in asked)]:
+        wanted = Counter(values[by](c) for c in cases if where.matches(c))
+        counted = queries.facet_counts(where, by)
+        assert counted == dict(wanted), (
+            f"the store counts {counted} cases per {by} ({where}), but its cases make "
+            f"{dict(wanted)}"
+        )
 
 
 LATER: tuple[timedelta, ...] = (

@@ -16,6 +16,7 @@ from closedloop.adapters.sqlalchemy.schema import (
     HEAD_REVISION,
     VERSION_TABLE,
     metadata,
+    tally_ddl,
     version_table,
 )
 from closedloop.errors import StoreError
@@ -62,6 +63,8 @@ def prepare(engine: Engine, schema: str | None, *, create: bool) -> None:
             return
         _check_empty(connection, schema, revision, create)
         metadata.create_all(connection)
+        for statement in tally_ddl(connection.dialect.name, schema):
+            connection.exec_driver_sql(statement)
         version_table.create(connection)
         connection.execute(insert(version_table).values(version_num=HEAD_REVISION))
 

@@ -35,7 +35,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
-from closedloop.adapters.sqlalchemy import rows
+from closedloop.adapters.sqlalchemy import rows, tally
 from closedloop.adapters.sqlalchemy.schema import (
     CASE_CO_UNITS,
     CASE_FOLLOWERS,
@@ -168,11 +168,18 @@ def count_query(where: CaseFilter, dialect: str) -> Select[int]:
     return select(func.count()).select_from(cases).where(*conditions(where, dialect))
 
 
-def facet_counts(connection: Connection, where: CaseFilter, by: Facet) -> dict[str | None, int]:
-    """How many cases match ``where``, per value of the column ``by``."""
-    column = cases.c[check_facet(by)]
+def facet_counts(
+    connection: Connection, where: CaseFilter, by: Facet
+) -> tuple[dict[str | None, int], bool]:
+    """How many cases match ``where``, per value of the column ``by``: from the tally
+    the triggers keep when it can answer (:func:`tally.answers`), else a ``GROUP BY``;
+    and whether the tally's pending changes are due for a fold (:func:`tally.fold`)."""
+    by = check_facet(by)
+    if tally.answers(where):
+        return tally.counts(connection, where, by)
+    column = cases.c[by]
     query = select(column, func.count()).where(*conditions(where, connection.dialect.name))
-    return {value: int(n) for value, n in connection.execute(query.group_by(column)).all()}
+    return {value: int(n) for value, n in connection.execute(query.group_by(column)).all()}, False
 
 
 def contacts_of(connection: Connection, case_ids: Sequence[str]) -> dict[str, ReporterContact]:

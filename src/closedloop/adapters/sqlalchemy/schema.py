@@ -41,7 +41,7 @@ from sqlalchemy.types import TypeDecorator
 
 from closedloop.engine.clock import utc
 
-HEAD_REVISION = "0009"
+HEAD_REVISION = "0010"
 """The Alembic revision that :data:`metadata` corresponds to.
 
 A store that creates its schema itself records this revision, so a later
@@ -299,6 +299,106 @@ for _statement in SQLITE_QUERY_DDL:
 event.listen(
     metadata, "before_create", _ddl("CREATE EXTENSION IF NOT EXISTS pg_trgm", "postgresql")
 )
+
+
+# -- counts kept as cases change (revision 0010) ---------------------------------------
+
+case_tally = Table(
+    "closedloop_case_tally",
+    metadata,
+    Column("lead_unit", String),
+    Column("state", String, nullable=False),
+    Column("warning_level", String),
+    Column("n", Integer, nullable=False),
+    Index(None, "state", "lead_unit", "warning_level"),
+    comment="How many cases there are per (lead unit, state, warning level), kept by "
+    "triggers; on PostgreSQL with the pending changes beside it.",
+)
+
+case_tally_changes = Table(
+    "closedloop_case_tally_changes",
+    metadata,
+    Column("lead_unit", String),
+    Column("state", String, nullable=False),
+    Column("warning_level", String),
+    Column("n", Integer, nullable=False),
+    comment="PostgreSQL: changes to the case tally not yet folded into it, appended by "
+    "triggers (empty on SQLite).",
+)
+
+TALLY_KEYS = ("lead_unit", "state", "warning_level")
+"""The case columns the tally counts by (a row per combination that occurs)."""
+
+
+def _tally_sqlite_add(sign: str, row: str) -> str:
+    """SQLite: add ``sign`` 1 to the tally row of the case values ``row`` (old or new)."""
+    match = (
+        f"state = {row}.state AND lead_unit IS {row}.lead_unit "
+        f"AND warning_level IS {row}.warning_level"
+    )
+    missing = (
+        "INSERT INTO closedloop_case_tally (lead_unit, state, warning_level, n) "
+        f"SELECT {row}.lead_unit, {row}.state, {row}.warning_level, 0 "
+        f"WHERE NOT EXISTS (SELECT 1 FROM closedloop_case_tally WHERE {match}); "
+    )
+    update = f"UPDATE closedloop_case_tally SET n = n {sign} 1 WHERE {match}; "
+    return update if sign == "-" else missing + update
+
+
+_TALLY_MOVED_WHEN = " OR ".join(f"old.{k} IS NOT new.{k}" for k in TALLY_KEYS)
+
+SQLITE_TALLY_TRIGGERS = (
+    "CREATE TRIGGER closedloop_cases_tally_added AFTER INSERT ON closedloop_cases "
+    f"BEGIN {_tally_sqlite_add('+', 'new')}END",
+    "CREATE TRIGGER closedloop_cases_tally_moved AFTER UPDATE OF lead_unit, state, "
+    f"warning_level ON closedloop_cases WHEN {_TALLY_MOVED_WHEN} "
+    f"BEGIN {_tally_sqlite_add('-', 'old')}{_tally_sqlite_add('+', 'new')}END",
+    "CREATE TRIGGER closedloop_cases_tally_removed AFTER DELETE ON closedloop_cases "
+    f"BEGIN {_tally_sqlite_add('-', 'old')}END",
+)
+"""SQLite: the triggers that keep ``closedloop_case_tally`` (one writer at a time, so
+they change its rows in place)."""
+
+
+def postgres_tally_ddl(schema: str | None) -> tuple[str, ...]:
+    """PostgreSQL: the functions and triggers that append to
+    ``closedloop_case_tally_changes``, in ``schema`` (the default one when ``None``).
+
+    Inserts and deletes are counted once per statement from its transition table (a
+    bulk insert appends a row per combination, not per case); an update that moves a
+    case appends -1 for its old combination and +1 for its new one. No trigger updates
+    a row another transaction may update too, so writers never wait for each other here.
+    """
+    q = f'"{schema}".' if schema else ""
+    columns = ", ".join(TALLY_KEYS)
+    moved_when = " OR ".join(f"OLD.{k} IS DISTINCT FROM NEW.{k}" for k in TALLY_KEYS)
+    return (
+        *(
+            f"CREATE FUNCTION {q}closedloop_cases_tally_{name}() RETURNS trigger "
+            f"LANGUAGE plpgsql AS $$ BEGIN INSERT INTO {q}closedloop_case_tally_changes "
+            f"({columns}, n) SELECT {columns}, {sign}count(*) FROM {name} "
+            f"GROUP BY {columns}; RETURN NULL; END $$"
+            for name, sign in (("added", ""), ("removed", "-"))
+        ),
+        f"CREATE FUNCTION {q}closedloop_cases_tally_moved() RETURNS trigger "
+        f"LANGUAGE plpgsql AS $$ BEGIN INSERT INTO {q}closedloop_case_tally_changes "
+        f"({columns}, n) VALUES (OLD.lead_unit, OLD.state, OLD.warning_level, -1), "
+        "(NEW.lead_unit, NEW.state, NEW.warning_level, 1); RETURN NULL; END $$",
+        f"CREATE TRIGGER closedloop_cases_tally_added AFTER INSERT ON {q}closedloop_cases "
+        "REFERENCING NEW TABLE AS added FOR EACH STATEMENT "
+        f"EXECUTE FUNCTION {q}closedloop_cases_tally_added()",
+        f"CREATE TRIGGER closedloop_cases_tally_removed AFTER DELETE ON {q}closedloop_cases "
+        "REFERENCING OLD TABLE AS removed FOR EACH STATEMENT "
+        f"EXECUTE FUNCTION {q}closedloop_cases_tally_removed()",
+        f"CREATE TRIGGER closedloop_cases_tally_moved AFTER UPDATE OF {columns} "
+        f"ON {q}closedloop_cases FOR EACH ROW WHEN ({moved_when}) "
+        f"EXECUTE FUNCTION {q}closedloop_cases_tally_moved()",
+    )
+
+
+def tally_ddl(dialect: str, schema: str | None) -> tuple[str, ...]:
+    """The triggers (and PostgreSQL functions) keeping the case tally, for a new schema."""
+    return postgres_tally_ddl(schema) if dialect == "postgresql" else SQLITE_TALLY_TRIGGERS
 
 
 case_events = Table(

@@ -8,7 +8,7 @@ from typing import TypeVar
 
 from sqlalchemy import URL, Connection, Engine, select
 
-from closedloop.adapters.sqlalchemy import event_stream, leases, queries
+from closedloop.adapters.sqlalchemy import event_stream, leases, queries, tally
 from closedloop.adapters.sqlalchemy import statements as sql
 from closedloop.adapters.sqlalchemy.checkpoints import SQLCheckpoints
 from closedloop.adapters.sqlalchemy.engines import (
@@ -93,6 +93,7 @@ class SQLStore(CaseQueries, EventStream, SQLCheckpoints):
             else engine.execution_options(schema_translate_map={None: schema})
         )
         self._retries = max(1, retries)
+        self._schema = schema
         try:
             prepare_schema(self._engine, schema, create=create_schema)
         except BaseException:
@@ -207,10 +208,18 @@ class SQLStore(CaseQueries, EventStream, SQLCheckpoints):
     def facet_counts(self, where: CaseFilter, by: Facet) -> dict[str | None, int]:
         """How many cases ``where`` selects, per value of ``by``.
 
+        On PostgreSQL a call that reads the case tally and finds many changes to it
+        pending folds them into it afterwards, in a short transaction of its own, then
+        vacuums the changes (without making writers wait).
+
         Raises:
             StoreError: the database failed.
         """
-        return self._read("count cases", lambda c: queries.facet_counts(c, where, by))
+        counts, due = self._read("count cases", lambda c: queries.facet_counts(c, where, by))
+        if due and self._write("fold the case counts", tally.fold):
+            with translated("vacuum the case counts"):
+                tally.vacuum(self._base, self._schema)
+        return counts
 
     def contacts_of(self, case_ids: Sequence[str]) -> dict[str, ReporterContact]:
         """The stored contact data of these cases, in one query.
