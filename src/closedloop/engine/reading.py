@@ -27,8 +27,8 @@ from closedloop.engine.case_query import (
     check_order,
 )
 from closedloop.engine.definition import Workflow
-from closedloop.engine.model import Actor
-from closedloop.engine.ports import CaseQueries, CaseStore
+from closedloop.engine.model import Actor, ReporterContact, replaced
+from closedloop.engine.ports import CaseQueries, CaseStore, ShownCases
 from closedloop.errors import StoreError
 
 
@@ -177,13 +177,18 @@ class Reader:
     ) -> CasePage:
         """One page of the cases ``where`` selects, each shown as ``viewer`` may see it."""
         queries = self._queries()
-        page = queries.select_cases(where, order=check_order(order), after=after, limit=limit)
+        order = check_order(order)
+        known: dict[str, ReporterContact] | None = None
+        if isinstance(queries, ShownCases):  # the page and its contact data in one read
+            page, known = queries.select_shown(where, order=order, after=after, limit=limit)
+        else:
+            page = queries.select_cases(where, order=order, after=after, limit=limit)
         # The store's filter already holds to what the viewer may see; checked again here.
         seen = [case for case in page.cases if can_see(self._workflow, case, viewer)]
-        contacts = queries.contacts_of([case.id for case in seen])
+        contacts = queries.contacts_of([case.id for case in seen]) if known is None else known
         shown = tuple(
-            case.model_copy(
-                update={"contact": contact_for(self._workflow, case, viewer, contacts.get(case.id))}
+            replaced(
+                case, {"contact": contact_for(self._workflow, case, viewer, contacts.get(case.id))}
             )
             for case in seen
         )

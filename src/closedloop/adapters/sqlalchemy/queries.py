@@ -13,7 +13,7 @@ case's body.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -21,7 +21,6 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Connection,
-    Row,
     Select,
     and_,
     cast,
@@ -32,6 +31,7 @@ from sqlalchemy import (
     or_,
     select,
     table,
+    union_all,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -50,6 +50,7 @@ from closedloop.engine.case_query import (
     Facet,
     Order,
     Party,
+    Turn,
     bad_cursor,
     check_facet,
     check_order,
@@ -119,19 +120,24 @@ def select_cases(
     connection: Connection, where: CaseFilter, *, order: Order, after: str | None, limit: int
 ) -> CasePage:
     """One page of matching cases in ``order`` (see ``CaseQueries.select_cases``)."""
+    return select_shown(connection, where, order=order, after=after, limit=limit, contacts=False)[0]
+
+
+def select_shown(
+    connection: Connection,
+    where: CaseFilter,
+    *,
+    order: Order,
+    after: str | None,
+    limit: int,
+    contacts: bool = True,
+) -> tuple[CasePage, dict[str, ReporterContact]]:
+    """One page of matching cases in ``order``, with the stored contact data of those
+    that have any (with ``contacts``), from one statement."""
     check_page(limit)
     order = check_order(order)
-    dialect = connection.dialect.name
-    if where.turns is not None and len(where.turns) > 1:
-        # One index-ordered page per turn, merged: an OR of turns would be read whole
-        # and sorted.
-        merged: dict[int, Row[Any]] = {}
-        for turn in where.turns:
-            query = page_query(replace(where, turns=(turn,)), order, after, limit + 1, dialect)
-            merged.update((row.row_id, row) for row in connection.execute(query).all())
-        found = sorted(merged.values(), key=_sort_key(order), reverse=order == "newest")
-    else:
-        found = list(connection.execute(page_query(where, order, after, limit + 1, dialect)).all())
+    query = shown_query(where, order, after, limit + 1, connection.dialect.name, contacts=contacts)
+    found = connection.execute(query).all()
     page = found[:limit]
     cursor = None
     if len(found) > limit:
@@ -142,14 +148,65 @@ def select_cases(
         else:
             stamp = utc(last.reported_at, "reported_at").isoformat()
             cursor = encode_cursor(order, [stamp, last.row_id])
-    return CasePage(tuple(rows.case_from_row(row.body, row.version) for row in page), cursor)
+    shown = tuple(rows.case_from_row(row.body, row.version) for row in page)
+    held = {}
+    if contacts:
+        held = {
+            row.id: ReporterContact(name=row.name, phone=row.phone, email=row.email)
+            for row in page
+            if row.contact_of is not None
+        }
+    return CasePage(shown, cursor), held
+
+
+def shown_query(
+    where: CaseFilter, order: Order, after: str | None, limit: int, dialect: str, *, contacts: bool
+) -> Select[tuple[object, ...]]:
+    """The statement of one page (``limit`` rows after ``after``) on ``dialect``, its
+    cases' contact data joined with ``contacts``.
+
+    A filter with several turns (an inbox: the unit's cases, the member's own reports
+    awaiting confirmation) reads each turn's page from its own index in order, stopping
+    at ``limit`` rows, and sorts the union of those pages: an OR of the turns would read
+    every case of them and sort them all.
+    """
+    turns = where.turns
+    if turns is not None and len(turns) > 1 and _apart(turns):
+        each = (replace(where, turns=(turn,)) for turn in turns)
+        pages = (page_query(one, order, after, limit, dialect).subquery() for one in each)
+        page = union_all(*(select(one) for one in pages)).subquery("page")
+    elif contacts:
+        page = page_query(where, order, after, limit, dialect).subquery("page")
+    else:
+        return page_query(where, order, after, limit, dialect)
+    query = select(*page.c)
+    if contacts:
+        held = reporter_contacts
+        query = query.add_columns(
+            held.c.case_id.label("contact_of"), held.c.name, held.c.phone, held.c.email
+        ).select_from(page.outerjoin(held, held.c.case_id == page.c.id))
+    keys: list[ColumnElement[Any]]
+    if order == "urgent":
+        keys = [page.c.rank, page.c.due_at, page.c.row_id]
+    elif order == "newest":
+        keys = [page.c.reported_at.desc(), page.c.row_id.desc()]
+    else:
+        keys = [page.c.reported_at, page.c.row_id]
+    return query.order_by(*keys).limit(limit)
+
+
+def _apart(turns: Sequence[Turn]) -> bool:
+    """Whether no case can be in two of ``turns`` (their states differ): then the
+    union of their pages holds each case once."""
+    states = [state for turn in turns for state in turn.states]
+    return len(states) == len(set(states))
 
 
 def page_query(
     where: CaseFilter, order: Order, after: str | None, limit: int, dialect: str
 ) -> Select[tuple[object, ...]]:
     """The statement of one page (``limit`` rows after ``after``) on ``dialect``."""
-    query = select(cases.c.row_id, cases.c.body, cases.c.version, cases.c.reported_at)
+    query = select(cases.c.row_id, cases.c.id, cases.c.body, cases.c.version, cases.c.reported_at)
     query = query.add_columns(urgency_rank.label("rank"), cases.c.due_at)
     query = query.where(*conditions(where, dialect))
     if after is not None:
@@ -182,12 +239,6 @@ def contacts_of(connection: Connection, case_ids: Sequence[str]) -> dict[str, Re
     query = select(reporter_contacts).where(reporter_contacts.c.case_id.in_(case_ids))
     found = connection.execute(query).mappings().all()
     return {row["case_id"]: rows.contact_from_row(row) for row in found}
-
-
-def _sort_key(order: Order) -> Callable[[Row[Any]], tuple[Any, ...]]:
-    if order == "urgent":
-        return lambda row: (row.rank, row.due_at is not None, row.due_at or 0, row.row_id)
-    return lambda row: (row.reported_at, row.row_id)
 
 
 def _ordered(query: Select[tuple[object, ...]], order: Order) -> Select[tuple[object, ...]]:

@@ -32,6 +32,7 @@ from closedloop.engine.ports import (
     EventStream,
     OutboxMessage,
     OutboxStatus,
+    ShownCases,
     TimerClaim,
 )
 from closedloop.errors import MessageNotFound, StoreError
@@ -41,7 +42,7 @@ T = TypeVar("T")
 _CASE_IDS = select(cases.c.id).order_by(cases.c.row_id)
 
 
-class SQLStore(CaseQueries, EventStream, SQLCheckpoints):
+class SQLStore(CaseQueries, ShownCases, EventStream, SQLCheckpoints):
     """A CaseStore in a SQL database: a SQLite file, or PostgreSQL through psycopg 3.
 
     On an empty database the store creates its tables and records the schema revision;
@@ -194,6 +195,26 @@ class SQLStore(CaseQueries, EventStream, SQLCheckpoints):
         return self._read(
             "find cases",
             lambda c: queries.select_cases(c, where, order=order, after=after, limit=limit),
+        )
+
+    def select_shown(
+        self,
+        where: CaseFilter,
+        *,
+        order: Order = "oldest",
+        after: str | None = None,
+        limit: int = 50,
+    ) -> tuple[CasePage, dict[str, ReporterContact]]:
+        """The page :meth:`select_cases` returns and its cases' contact data, from one
+        statement.
+
+        Raises:
+            ValidationError: ``limit`` is out of range or ``after`` is not a cursor.
+            StoreError: the database failed.
+        """
+        return self._read(
+            "find cases",
+            lambda c: queries.select_shown(c, where, order=order, after=after, limit=limit),
         )
 
     def count_selected(self, where: CaseFilter) -> int:
