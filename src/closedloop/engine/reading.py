@@ -123,6 +123,8 @@ class Reader:
     def __init__(self, workflow: Workflow, store: CaseStore) -> None:
         self._workflow = workflow
         self._store = store
+        self._answering: CaseQueries | None = None  # the store, once it was checked
+        self._shows: ShownCases | None = None  # the store, when it reads contacts along
 
     def criteria(
         self,
@@ -179,8 +181,8 @@ class Reader:
         queries = self._queries()
         order = check_order(order)
         known: dict[str, ReporterContact] | None = None
-        if isinstance(queries, ShownCases):  # the page and its contact data in one read
-            page, known = queries.select_shown(where, order=order, after=after, limit=limit)
+        if self._shows is not None:  # the page and its contact data in one read
+            page, known = self._shows.select_shown(where, order=order, after=after, limit=limit)
         else:
             page = queries.select_cases(where, order=order, after=after, limit=limit)
         # The store's filter already holds to what the viewer may see; checked again here.
@@ -204,9 +206,14 @@ class Reader:
         return self._queries().facet_counts(where, facet)
 
     def _queries(self) -> CaseQueries:
+        if self._answering is not None:
+            return self._answering
         if not isinstance(self._store, CaseQueries):
             raise StoreError(
                 f"{type(self._store).__name__} answers no case queries: it does not "
                 "implement closedloop.engine.ports.CaseQueries"
             )
+        # Checked once: a protocol's isinstance costs more than a page's SQL.
+        self._shows = self._store if isinstance(self._store, ShownCases) else None
+        self._answering = self._store
         return self._store
