@@ -25,6 +25,7 @@ from sqlalchemy import (
     Engine,
     Integer,
     Select,
+    Text,
     and_,
     bindparam,
     cast,
@@ -159,7 +160,7 @@ def select_shown(
         else:
             stamp = _read_instant(last.reported_at).isoformat()
             cursor = encode_cursor(order, [stamp, last.row_id])
-    shown = tuple(rows.case_from_row(row.body, row.version) for row in page)
+    shown = tuple(rows.built_cases.case(row.body, row.version) for row in page)
     held = {}
     if contacts:
         held = {
@@ -268,7 +269,10 @@ def page_query(
 def _page(
     where: CaseFilter, order: Order, shape: str | None, limit: int, dialect: str
 ) -> Select[tuple[object, ...]]:
-    query = select(cases.c.row_id, cases.c.id, cases.c.body, cases.c.version, cases.c.reported_at)
+    # PostgreSQL: the body as its stored text, as SQLite gives it, to be decoded only
+    # when no case built from that text is kept (see rows.BuiltCases).
+    body = cast(cases.c.body, Text).label("body") if dialect == "postgresql" else cases.c.body
+    query = select(cases.c.row_id, cases.c.id, body, cases.c.version, cases.c.reported_at)
     query = query.add_columns(urgency_rank.label("rank"), cases.c.due_at)
     query = query.where(*conditions(where, dialect))
     if shape is not None:

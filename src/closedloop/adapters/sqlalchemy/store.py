@@ -8,7 +8,7 @@ from typing import TypeVar
 
 from sqlalchemy import URL, Connection, Engine, select
 
-from closedloop.adapters.sqlalchemy import event_stream, leases, queries
+from closedloop.adapters.sqlalchemy import event_stream, leases, queries, rows
 from closedloop.adapters.sqlalchemy import statements as sql
 from closedloop.adapters.sqlalchemy.checkpoints import SQLCheckpoints
 from closedloop.adapters.sqlalchemy.engines import (
@@ -121,7 +121,9 @@ class SQLStore(CaseQueries, ShownCases, EventStream, SQLCheckpoints):
     def finish_erasures(self) -> None:
         """Drop what the database keeps of erased text beyond the rows: on SQLite, the
         full-text index keeps a changed row's old text in its segments until they are
-        merged, so they are merged here (once per purge, not per case)."""
+        merged, so they are merged here (once per purge, not per case). The cases the
+        queries built lately from stored bodies are dropped too (``rows.BuiltCases``)."""
+        rows.built_cases.clear()
         if self._engine.dialect.name == "sqlite":
             self._write("merge the search index", lambda c: c.execute(sql.MERGE_SEARCH_TEXT))
 
