@@ -370,6 +370,8 @@ def _read_instant(value: datetime | str) -> datetime:
 def _among(column: ColumnElement[str], values: Sequence[str]) -> ColumnElement[bool]:
     """``column IN (...)`` with a parameter of its own per value (not one list expanded
     at each run): a statement that can be prepared."""
+    if not values:
+        return false()  # no value: no row (SQL has no empty list)
     return column.in_([bindparam(None, value, type_=column.type) for value in values])
 
 
