@@ -16,6 +16,7 @@ from sqlalchemy import exc as sa_exc
 from closedloop import Engine, workflows
 from closedloop.adapters.sqlalchemy import SQLStore
 from closedloop.adapters.sqlalchemy.failures import Failure, classify, retrying
+from closedloop.engine.case_query import CaseFilter
 from closedloop.engine.ports import IdempotencyRecord
 from closedloop.errors import StoreError, StoreUnavailable
 from closedloop.testing.contract.base import T0, add, deadline, read
@@ -195,4 +196,29 @@ def test_a_write_that_waits_past_the_busy_timeout_is_a_typed_error(tmp_path: Pat
         other.close()
     engine.trigger(case.id, "classify", by=DISPATCHER, category="01.02", urgency="normal")
     assert [e.trigger for e in engine.history(case.id)] == ["report", "classify"]
+    store.close()
+
+
+def test_a_case_a_query_read_before_is_its_stored_body_and_not_what_a_reader_changed(
+    tmp_path: Path,
+) -> None:
+    # Pages of cases are built from bodies read before when the stored text is the same;
+    # what one reader does to its copy, and a body changed without a new version (a
+    # repair by hand), must not show in the next read.
+    url = f"sqlite:///{tmp_path / 'cases.db'}"
+    store = SQLStore(url)
+    add(store, "c1", lead_unit="water", counters={"returns": 1}, attributes={"tags": ["a"]})
+    first = store.select_cases(CaseFilter()).cases[0]
+    first.attributes["tags"].append("b")
+    first.counters["returns"] = 9
+    again = store.select_cases(CaseFilter()).cases[0]
+    assert (again.attributes, again.counters) == ({"tags": ["a"]}, {"returns": 1})
+    assert again == read(store, lambda tx: tx.get_case("c1"))
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(
+            text("UPDATE closedloop_cases SET body = json_set(body, '$.description', 'fixed')")
+        )
+    engine.dispose()
+    assert store.select_cases(CaseFilter()).cases[0].description == "fixed"
     store.close()

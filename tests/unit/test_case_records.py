@@ -14,7 +14,14 @@ import pytest
 from closedloop import Actor, Case, Engine, Workflow, workflows
 from closedloop.adapters.memory import InMemoryStore
 from closedloop.engine import audit
-from closedloop.engine.model import Misdirect, RoutingRecord, Subtask, from_stored, to_stored
+from closedloop.engine.model import (
+    Misdirect,
+    RoutingRecord,
+    Subtask,
+    from_stored,
+    to_stored,
+    unshared,
+)
 from closedloop.engine.ports import CaseStore
 from closedloop.errors import GuardRejected, InvalidWorkflow
 from closedloop.testing import ManualClock
@@ -209,3 +216,24 @@ def test_a_workflow_marks_the_arbitration_flag_only_true_or_null(tmp_path: Path)
     bad.write_text(text.replace("{final_assignment: true}", "{final_assignment: settled}"))
     with pytest.raises(InvalidWorkflow, match="'final_assignment' takes only true or null"):
         Workflow.from_yaml(bad)
+
+
+def test_an_unshared_copy_changes_nothing_of_the_case_it_was_made_from() -> None:
+    # The SQL store hands out such copies of the cases it keeps for later readers.
+    body = old_shape_body()
+    body["counters"] = {"returns": 1}
+    body["attributes"] = {
+        **body["attributes"],
+        "tags": ["a"],
+        "extension_request": {"by": "u-1", "at": AT, "duration": "1 day", "why": {"n": [1]}},
+    }
+    kept = from_stored({**body, "version": 3})
+    before = kept.model_dump_json()
+    copy = unshared(kept)
+    assert copy == kept
+    assert copy.model_fields_set == kept.model_fields_set
+    assert copy.extension_request is not None
+    copy.counters["returns"] = 2
+    copy.attributes["tags"].append("b")
+    copy.extension_request.why["n"].append(2)
+    assert kept.model_dump_json() == before

@@ -389,6 +389,36 @@ class Case(_Value):
         return self.counters.get(name, 0)
 
 
+def unshared(case: Case) -> Case:
+    """``case`` holding copies of its mutable values: its counters, its attributes and a
+    pending request's extra fields, copied all the way down. Its other values are
+    immutable (frozen models, tuples, text, numbers, instants), so nothing done to the
+    copy changes ``case``: a case kept for later readers is handed out so.
+    """
+    fields: dict[str, Any] = {
+        "counters": dict(case.counters),
+        "attributes": _thawed(case.attributes),
+    }
+    for name in ("extension_request", "suspension_request"):
+        request = getattr(case, name)
+        if request is not None and request.__pydantic_extra__:
+            request = replaced(request, {})
+            _set(request, "__pydantic_extra__", _thawed(request.__pydantic_extra__))
+            fields[name] = request
+    copied = replaced(case, fields)
+    _set(copied, "__pydantic_fields_set__", set(case.__pydantic_fields_set__))  # as in ``case``
+    return copied
+
+
+def _thawed(value: Any) -> Any:
+    """A copy of JSON data whose dicts and lists are new ones."""
+    if isinstance(value, dict):
+        return {key: _thawed(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_thawed(item) for item in value]
+    return value
+
+
 BODY_EXCLUDE = frozenset({"contact", "version"})
 """Case fields that audit events never carry: personal data, and the version (the
 event's sequence number is the version)."""

@@ -569,6 +569,34 @@ class CaseQueries(Protocol):
         ...
 
 
+@runtime_checkable
+class ShownCases(Protocol):
+    """A store that reads a page of cases together with their contact data (the SQL
+    store does, in one statement); ``Engine.find`` and ``Engine.inbox`` use it when the
+    store has it, and :meth:`CaseQueries.select_cases` then
+    :meth:`CaseQueries.contacts_of` otherwise.
+    """
+
+    def select_shown(
+        self,
+        where: CaseFilter,
+        *,
+        order: Order = "oldest",
+        after: str | None = None,
+        limit: int = 50,
+    ) -> tuple[CasePage, dict[str, ReporterContact]]:
+        """The page :meth:`CaseQueries.select_cases` returns, and the stored contact
+        data of its cases (cases without any left out). The engine masks it before
+        anyone sees it.
+
+        Raises:
+            ValidationError: ``limit`` is out of range, or ``after`` is not a cursor this
+                store returned for ``order``.
+            StoreError: the backend failed.
+        """
+        ...
+
+
 class EventRecord(Protocol):
     """One audit event as a streamed read hands it on: the fields a fold over trails reads.
 

@@ -27,8 +27,8 @@ from closedloop.engine.case_query import (
     check_order,
 )
 from closedloop.engine.definition import Workflow
-from closedloop.engine.model import Actor
-from closedloop.engine.ports import CaseQueries, CaseStore
+from closedloop.engine.model import Actor, ReporterContact, replaced
+from closedloop.engine.ports import CaseQueries, CaseStore, ShownCases
 from closedloop.errors import StoreError
 
 
@@ -123,6 +123,8 @@ class Reader:
     def __init__(self, workflow: Workflow, store: CaseStore) -> None:
         self._workflow = workflow
         self._store = store
+        self._answering: CaseQueries | None = None  # the store, once it was checked
+        self._shows: ShownCases | None = None  # the store, when it reads contacts along
 
     def criteria(
         self,
@@ -177,13 +179,18 @@ class Reader:
     ) -> CasePage:
         """One page of the cases ``where`` selects, each shown as ``viewer`` may see it."""
         queries = self._queries()
-        page = queries.select_cases(where, order=check_order(order), after=after, limit=limit)
+        order = check_order(order)
+        known: dict[str, ReporterContact] | None = None
+        if self._shows is not None:  # the page and its contact data in one read
+            page, known = self._shows.select_shown(where, order=order, after=after, limit=limit)
+        else:
+            page = queries.select_cases(where, order=order, after=after, limit=limit)
         # The store's filter already holds to what the viewer may see; checked again here.
         seen = [case for case in page.cases if can_see(self._workflow, case, viewer)]
-        contacts = queries.contacts_of([case.id for case in seen])
+        contacts = queries.contacts_of([case.id for case in seen]) if known is None else known
         shown = tuple(
-            case.model_copy(
-                update={"contact": contact_for(self._workflow, case, viewer, contacts.get(case.id))}
+            replaced(
+                case, {"contact": contact_for(self._workflow, case, viewer, contacts.get(case.id))}
             )
             for case in seen
         )
@@ -199,9 +206,14 @@ class Reader:
         return self._queries().facet_counts(where, facet)
 
     def _queries(self) -> CaseQueries:
+        if self._answering is not None:
+            return self._answering
         if not isinstance(self._store, CaseQueries):
             raise StoreError(
                 f"{type(self._store).__name__} answers no case queries: it does not "
                 "implement closedloop.engine.ports.CaseQueries"
             )
+        # Checked once: a protocol's isinstance costs more than a page's SQL.
+        self._shows = self._store if isinstance(self._store, ShownCases) else None
+        self._answering = self._store
         return self._store

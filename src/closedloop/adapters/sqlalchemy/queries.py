@@ -13,17 +13,21 @@ case's body.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+import weakref
+from collections.abc import Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
     Connection,
-    Row,
+    Engine,
+    Integer,
     Select,
+    Text,
     and_,
+    bindparam,
     cast,
     column,
     false,
@@ -32,10 +36,12 @@ from sqlalchemy import (
     or_,
     select,
     table,
+    union_all,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
 from closedloop.adapters.sqlalchemy import rows, tally
+from closedloop.adapters.sqlalchemy.prepared import Prepared
 from closedloop.adapters.sqlalchemy.schema import (
     CASE_CO_UNITS,
     CASE_FOLLOWERS,
@@ -50,6 +56,7 @@ from closedloop.engine.case_query import (
     Facet,
     Order,
     Party,
+    Turn,
     bad_cursor,
     check_facet,
     check_order,
@@ -69,7 +76,7 @@ def conditions(where: CaseFilter, dialect: str) -> list[ColumnElement[bool]]:
     """The SQL conditions selecting what ``where`` selects."""
     found: list[ColumnElement[bool]] = []
     if where.states is not None:
-        found.append(cases.c.state.in_(where.states))
+        found.append(_among(cases.c.state, where.states))
     for field, wanted in (
         (cases.c.lead_unit, where.lead_unit),
         (cases.c.reporter_id, where.reporter),
@@ -103,7 +110,7 @@ def conditions(where: CaseFilter, dialect: str) -> list[ColumnElement[bool]]:
                 false(),
                 *(
                     and_(
-                        cases.c.state.in_(turn.states),
+                        _among(cases.c.state, turn.states),
                         *([] if turn.party is None else [_party(turn.party, dialect)]),
                     )
                     for turn in where.turns
@@ -119,41 +126,157 @@ def select_cases(
     connection: Connection, where: CaseFilter, *, order: Order, after: str | None, limit: int
 ) -> CasePage:
     """One page of matching cases in ``order`` (see ``CaseQueries.select_cases``)."""
+    return select_shown(connection, where, order=order, after=after, limit=limit, contacts=False)[0]
+
+
+def select_shown(
+    connection: Connection,
+    where: CaseFilter,
+    *,
+    order: Order,
+    after: str | None,
+    limit: int,
+    contacts: bool = True,
+) -> tuple[CasePage, dict[str, ReporterContact]]:
+    """One page of matching cases in ``order``, with the stored contact data of those
+    that have any (with ``contacts``), from one statement.
+
+    The statement is prepared once per filter, order, page size and kind of cursor (see
+    :class:`_Pages`), and runs with the cursor's key as its parameters: a screen asked
+    again, or for its next page, costs the database's work and the cases' reading.
+    """
     check_page(limit)
     order = check_order(order)
-    dialect = connection.dialect.name
-    if where.turns is not None and len(where.turns) > 1:
-        # One index-ordered page per turn, merged: an OR of turns would be read whole
-        # and sorted.
-        merged: dict[int, Row[Any]] = {}
-        for turn in where.turns:
-            query = page_query(replace(where, turns=(turn,)), order, after, limit + 1, dialect)
-            merged.update((row.row_id, row) for row in connection.execute(query).all())
-        found = sorted(merged.values(), key=_sort_key(order), reverse=order == "newest")
-    else:
-        found = list(connection.execute(page_query(where, order, after, limit + 1, dialect)).all())
+    shape, values = (None, {}) if after is None else _cursor(order, decode_cursor(after, order))
+    statement = _pages.statement(connection.engine, where, order, shape, limit + 1, contacts)
+    found = statement.run(connection, values).all()
     page = found[:limit]
     cursor = None
     if len(found) > limit:
         last = page[-1]
         if order == "urgent":
-            due = None if last.due_at is None else utc(last.due_at, "due_at").isoformat()
+            due = None if last.due_at is None else _read_instant(last.due_at).isoformat()
             cursor = encode_cursor(order, [last.rank, due, last.row_id])
         else:
-            stamp = utc(last.reported_at, "reported_at").isoformat()
+            stamp = _read_instant(last.reported_at).isoformat()
             cursor = encode_cursor(order, [stamp, last.row_id])
-    return CasePage(tuple(rows.case_from_row(row.body, row.version) for row in page), cursor)
+    shown = tuple(rows.built_cases.case(row.body, row.version) for row in page)
+    held = {}
+    if contacts:
+        held = {
+            row.id: ReporterContact(name=row.name, phone=row.phone, email=row.email)
+            for row in page
+            if row.contact_of is not None
+        }
+    return CasePage(shown, cursor), held
+
+
+class _Pages:
+    """The page statements prepared for each engine, by what shapes them: the filter
+    (its values are written into the statement as constants), the order, the kind of
+    cursor (its key is the statement's parameters), the page size and whether contact
+    data is joined. At most :attr:`KEEP` per engine; when full, they are dropped and
+    prepared again as they are asked for.
+    """
+
+    KEEP = 256
+
+    def __init__(self) -> None:
+        self._kept: weakref.WeakKeyDictionary[Engine, dict[tuple[Any, ...], Prepared]] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def statement(
+        self,
+        engine: Engine,
+        where: CaseFilter,
+        order: Order,
+        shape: str | None,
+        limit: int,
+        contacts: bool,
+    ) -> Prepared:
+        kept = self._kept.get(engine)
+        if kept is None:
+            kept = self._kept.setdefault(engine, {})
+        key = (where, order, shape, limit, contacts)
+        found = kept.get(key)
+        if found is None:
+            query = shown_query(where, order, shape, limit, engine.dialect.name, contacts=contacts)
+            found = Prepared(query, engine)
+            if len(kept) >= self.KEEP:
+                kept.clear()
+            kept[key] = found
+        return found
+
+
+_pages = _Pages()
+
+
+def shown_query(
+    where: CaseFilter, order: Order, shape: str | None, limit: int, dialect: str, *, contacts: bool
+) -> Select[tuple[object, ...]]:
+    """The statement of one page of ``limit`` rows on ``dialect``, its cases' contact
+    data joined with ``contacts``; after a cursor of ``shape`` (see :func:`_cursor`),
+    whose key it takes as parameters, or from the first case when ``shape`` is ``None``.
+
+    A filter with several turns (an inbox: the unit's cases, the member's own reports
+    awaiting confirmation) reads each turn's page from its own index in order, stopping
+    at ``limit`` rows, and sorts the union of those pages: an OR of the turns would read
+    every case of them and sort them all.
+    """
+    turns = where.turns
+    if turns is not None and len(turns) > 1 and _apart(turns):
+        each = (replace(where, turns=(turn,)) for turn in turns)
+        pages = (_page(one, order, shape, limit, dialect).subquery() for one in each)
+        page = union_all(*(select(one) for one in pages)).subquery("page")
+    elif contacts:
+        page = _page(where, order, shape, limit, dialect).subquery("page")
+    else:
+        return _page(where, order, shape, limit, dialect)
+    query = select(*page.c)
+    if contacts:
+        held = reporter_contacts
+        query = query.add_columns(
+            held.c.case_id.label("contact_of"), held.c.name, held.c.phone, held.c.email
+        ).select_from(page.outerjoin(held, held.c.case_id == page.c.id))
+    keys: list[ColumnElement[Any]]
+    if order == "urgent":
+        keys = [page.c.rank, page.c.due_at, page.c.row_id]
+    elif order == "newest":
+        keys = [page.c.reported_at.desc(), page.c.row_id.desc()]
+    else:
+        keys = [page.c.reported_at, page.c.row_id]
+    return query.order_by(*keys).limit(limit)
+
+
+def _apart(turns: Sequence[Turn]) -> bool:
+    """Whether no case can be in two of ``turns`` (their states differ): then the
+    union of their pages holds each case once."""
+    states = [state for turn in turns for state in turn.states]
+    return len(states) == len(set(states))
 
 
 def page_query(
     where: CaseFilter, order: Order, after: str | None, limit: int, dialect: str
 ) -> Select[tuple[object, ...]]:
     """The statement of one page (``limit`` rows after ``after``) on ``dialect``."""
-    query = select(cases.c.row_id, cases.c.body, cases.c.version, cases.c.reported_at)
+    if after is None:
+        return _page(where, order, None, limit, dialect)
+    shape, values = _cursor(order, decode_cursor(after, order))
+    return _page(where, order, shape, limit, dialect).params(values)
+
+
+def _page(
+    where: CaseFilter, order: Order, shape: str | None, limit: int, dialect: str
+) -> Select[tuple[object, ...]]:
+    # PostgreSQL: the body as its stored text, as SQLite gives it, to be decoded only
+    # when no case built from that text is kept (see rows.BuiltCases).
+    body = cast(cases.c.body, Text).label("body") if dialect == "postgresql" else cases.c.body
+    query = select(cases.c.row_id, cases.c.id, body, cases.c.version, cases.c.reported_at)
     query = query.add_columns(urgency_rank.label("rank"), cases.c.due_at)
     query = query.where(*conditions(where, dialect))
-    if after is not None:
-        query = query.where(_after(order, decode_cursor(after, order)))
+    if shape is not None:
+        query = query.where(_after(order, shape))
     return _ordered(query, order).limit(limit)
 
 
@@ -191,12 +314,6 @@ def contacts_of(connection: Connection, case_ids: Sequence[str]) -> dict[str, Re
     return {row["case_id"]: rows.contact_from_row(row) for row in found}
 
 
-def _sort_key(order: Order) -> Callable[[Row[Any]], tuple[Any, ...]]:
-    if order == "urgent":
-        return lambda row: (row.rank, row.due_at is not None, row.due_at or 0, row.row_id)
-    return lambda row: (row.reported_at, row.row_id)
-
-
 def _ordered(query: Select[tuple[object, ...]], order: Order) -> Select[tuple[object, ...]]:
     if order == "urgent":
         # No NULLS LAST: only final cases (rank 3) have no due instant, all of them.
@@ -206,23 +323,39 @@ def _ordered(query: Select[tuple[object, ...]], order: Order) -> Select[tuple[ob
     return query.order_by(cases.c.reported_at, cases.c.row_id)
 
 
-def _after(order: Order, key: list[object]) -> ColumnElement[bool]:
+def _cursor(order: Order, key: list[object]) -> tuple[str, dict[str, Any]]:
+    """The kind of a cursor's key (``due``, ``undue`` in the urgent order, else
+    ``at``) and its values, the parameters of :func:`_after`'s condition."""
     if order == "urgent":
         if len(key) != 3:
             raise bad_cursor()
         rank, due, row_id = _int(key[0]), _instant(key[1], nullable=True), _int(key[2])
+        values = {"after_rank": rank, "after_row": row_id}
         if due is None:
+            return "undue", values
+        return "due", {**values, "after_due": due}
+    if len(key) != 2:
+        raise bad_cursor()
+    stamp, row_id = _instant(key[0], nullable=False), _int(key[1])
+    return "at", {"after_at": stamp, "after_row": row_id}
+
+
+def _after(order: Order, shape: str) -> ColumnElement[bool]:
+    """The rows after a cursor's key in ``order``, the key given as parameters."""
+    row_id = bindparam("after_row", type_=cases.c.row_id.type)
+    if order == "urgent":
+        rank = bindparam("after_rank", type_=Integer())
+        if shape == "undue":
             same = and_(cases.c.due_at.is_(None), cases.c.row_id > row_id)
         else:
+            due = bindparam("after_due", type_=cases.c.due_at.type)
             same = or_(
                 cases.c.due_at > due,
                 cases.c.due_at.is_(None),
                 and_(cases.c.due_at == due, cases.c.row_id > row_id),
             )
         return or_(urgency_rank > rank, and_(urgency_rank == rank, same))
-    if len(key) != 2:
-        raise bad_cursor()
-    stamp, row_id = _instant(key[0], nullable=False), _int(key[1])
+    stamp = bindparam("after_at", type_=cases.c.reported_at.type)
     if order == "newest":
         return or_(
             cases.c.reported_at < stamp, and_(cases.c.reported_at == stamp, cases.c.row_id < row_id)
@@ -230,6 +363,23 @@ def _after(order: Order, key: list[object]) -> ColumnElement[bool]:
     return or_(
         cases.c.reported_at > stamp, and_(cases.c.reported_at == stamp, cases.c.row_id > row_id)
     )
+
+
+def _read_instant(value: datetime | str) -> datetime:
+    """An instant as the driver read it (SQLite: the stored UTC text), aware in UTC."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+    return utc(value, "a stored instant")
+
+
+def _among(column: ColumnElement[str], values: Sequence[str]) -> ColumnElement[bool]:
+    """``column IN (...)`` with a parameter of its own per value (not one list expanded
+    at each run): a statement that can be prepared."""
+    if not values:
+        return false()  # no value: no row (SQL has no empty list)
+    return column.in_([bindparam(None, value, type_=column.type) for value in values])
 
 
 def _int(value: object) -> int:
@@ -262,7 +412,9 @@ def _co_units(units: tuple[str, ...], dialect: str) -> ColumnElement[bool]:
             false(),
             *(cases.c.co_units.op("@>")(_jsonb_list(unit)) for unit in units),
         )
-    return cases.c.row_id.in_(select(_co_unit_rows.c.row_id).where(_co_unit_rows.c.unit.in_(units)))
+    return cases.c.row_id.in_(
+        select(_co_unit_rows.c.row_id).where(_among(_co_unit_rows.c.unit, units))
+    )
 
 
 def _party(party: Party, dialect: str) -> ColumnElement[bool]:
@@ -272,7 +424,7 @@ def _party(party: Party, dialect: str) -> ColumnElement[bool]:
     if len(party.lead_units) == 1:  # an equality: the (lead_unit, urgency) index serves it
         found.append(cases.c.lead_unit == party.lead_units[0])
     elif party.lead_units:
-        found.append(cases.c.lead_unit.in_(party.lead_units))
+        found.append(_among(cases.c.lead_unit, party.lead_units))
     if party.co_units:
         found.append(_co_units(party.co_units, dialect))
     if party.follower is not None:

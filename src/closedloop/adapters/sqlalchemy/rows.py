@@ -17,6 +17,7 @@ from closedloop.engine.model import (
     Case,
     ReporterContact,
     from_stored,
+    unshared,
 )
 from closedloop.engine.ports import IdempotencyRecord, OutboxMessage
 from closedloop.errors import StoreError
@@ -48,6 +49,51 @@ def case_from_row(body: Mapping[str, Any] | str | bytes, version: int) -> Case:
         case = from_stored({**data, "version": version})
     audit.read_body(case, data)
     return case
+
+
+class BuiltCases:
+    """Cases the case queries built lately from stored bodies, by body text and version.
+
+    An inbox or a search asked again reads mostly the same rows, and building a case
+    from its body (decoding the JSON, validating the model) is most of what such a page
+    costs in Python. The key is the stored text itself with the version: a body
+    changed in any way (by a command, an erasure, a migration, a repair by hand) is
+    built anew, and one that does not hold a case is never kept. Each reader gets a
+    copy whose mutable values are its own (:func:`~closedloop.engine.model.unshared`),
+    so no change a reader makes reaches a kept case. At most :attr:`KEEP` cases are
+    kept; when full, all are dropped.
+    """
+
+    KEEP = 1024
+
+    def __init__(self) -> None:
+        self._kept: dict[tuple[str, int], Case] = {}
+
+    def case(self, body: Mapping[str, Any] | str | bytes, version: int) -> Case:
+        """The case stored as ``body`` at ``version`` (see :func:`case_from_row`).
+
+        Raises:
+            DamagedRecord: the row does not hold a case.
+        """
+        if not isinstance(body, str):  # decoded already: built each time
+            return case_from_row(body, version)
+        key = (body, version)
+        found = self._kept.get(key)
+        if found is None:
+            found = case_from_row(body, version)
+            if len(self._kept) >= self.KEEP:
+                self._kept.clear()
+            self._kept[key] = found
+        return unshared(found)
+
+    def clear(self) -> None:
+        """Drop every kept case (after an erasure: their bodies may hold erased text)."""
+        self._kept.clear()
+
+
+built_cases = BuiltCases()
+"""The cases the SQL stores' queries built lately (one for the process: a key names
+the whole stored value, whichever database it came from)."""
 
 
 def event_values(event: AuditEvent) -> dict[str, Any]:

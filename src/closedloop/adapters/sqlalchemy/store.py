@@ -8,7 +8,7 @@ from typing import TypeVar
 
 from sqlalchemy import URL, Connection, Engine, select
 
-from closedloop.adapters.sqlalchemy import event_stream, leases, queries, tally
+from closedloop.adapters.sqlalchemy import event_stream, leases, queries, rows, tally
 from closedloop.adapters.sqlalchemy import statements as sql
 from closedloop.adapters.sqlalchemy.checkpoints import SQLCheckpoints
 from closedloop.adapters.sqlalchemy.engines import (
@@ -32,6 +32,7 @@ from closedloop.engine.ports import (
     EventStream,
     OutboxMessage,
     OutboxStatus,
+    ShownCases,
     TimerClaim,
 )
 from closedloop.errors import MessageNotFound, StoreError
@@ -41,7 +42,7 @@ T = TypeVar("T")
 _CASE_IDS = select(cases.c.id).order_by(cases.c.row_id)
 
 
-class SQLStore(CaseQueries, EventStream, SQLCheckpoints):
+class SQLStore(CaseQueries, ShownCases, EventStream, SQLCheckpoints):
     """A CaseStore in a SQL database: a SQLite file, or PostgreSQL through psycopg 3.
 
     On an empty database the store creates its tables and records the schema revision;
@@ -121,7 +122,9 @@ class SQLStore(CaseQueries, EventStream, SQLCheckpoints):
     def finish_erasures(self) -> None:
         """Drop what the database keeps of erased text beyond the rows: on SQLite, the
         full-text index keeps a changed row's old text in its segments until they are
-        merged, so they are merged here (once per purge, not per case)."""
+        merged, so they are merged here (once per purge, not per case). The cases the
+        queries built lately from stored bodies are dropped too (``rows.BuiltCases``)."""
+        rows.built_cases.clear()
         if self._engine.dialect.name == "sqlite":
             self._write("merge the search index", lambda c: c.execute(sql.MERGE_SEARCH_TEXT))
 
@@ -195,6 +198,26 @@ class SQLStore(CaseQueries, EventStream, SQLCheckpoints):
         return self._read(
             "find cases",
             lambda c: queries.select_cases(c, where, order=order, after=after, limit=limit),
+        )
+
+    def select_shown(
+        self,
+        where: CaseFilter,
+        *,
+        order: Order = "oldest",
+        after: str | None = None,
+        limit: int = 50,
+    ) -> tuple[CasePage, dict[str, ReporterContact]]:
+        """The page :meth:`select_cases` returns and its cases' contact data, from one
+        statement.
+
+        Raises:
+            ValidationError: ``limit`` is out of range or ``after`` is not a cursor.
+            StoreError: the database failed.
+        """
+        return self._read(
+            "find cases",
+            lambda c: queries.select_shown(c, where, order=order, after=after, limit=limit),
         )
 
     def count_selected(self, where: CaseFilter) -> int:

@@ -80,6 +80,8 @@ class CaseSelectionContract(StoreFixtures):
         window = {"reported_from": T0 + DAY, "reported_before": T0 + 3 * DAY}
         assert self._found(spread, **window) == ["b", "c"]
         assert self._found(spread, state="assigned", area="D2") == ["d", "g"]
+        assert self._found(spread, state=["assigned", "closed"]) == ["d", "e", "g"]
+        assert self._found(spread, state=[]) == []
 
     def test_text_finds_words_in_the_description_or_the_address(self, spread: Any) -> None:
         assert self._found(spread, text="南京路") == ["a", "e"]
@@ -100,6 +102,21 @@ class CaseSelectionContract(StoreFixtures):
         turns = (Turn(("assigned",)), Turn(("reported",), Party(co_units=("parks",))))
         assert self._where(spread, CaseFilter(turns=turns)) == ["c", "d", "g"]
         assert self._where(spread, CaseFilter(turns=())) == []
+        twice = (Turn(("assigned",)), Turn(("assigned", "closed")))  # a case in both
+        assert self._where(spread, CaseFilter(turns=twice)) == ["d", "e", "g"]
+        # A page at a time, in the urgent order, the turns give the same cases.
+        whole = spread.select_cases(CaseFilter(turns=turns), order="urgent", limit=100)
+        paged: list[str] = []
+        after = None
+        while True:
+            page = spread.select_cases(
+                CaseFilter(turns=turns), order="urgent", after=after, limit=1
+            )
+            paged += [c.id for c in page.cases]
+            after = page.next_cursor
+            if after is None:
+                break
+        assert paged == [c.id for c in whole.cases]
 
     def test_orders(self, spread: Any) -> None:
         assert self._found(spread, "oldest") == ["a", "b", "c", "d", "e", "f", "g"]
