@@ -197,6 +197,34 @@ def test_a_claim_inside_a_transaction_lasts_from_its_commit_and_not_after_a_roll
     assert store.claim_due(due + lease, owner="c", lease=lease, limit=10)[0].owner == "c"
 
 
+@pytest.mark.external_service
+def test_reading_a_case_on_postgresql_keeps_the_statements_the_server_prepared() -> None:
+    store = SQLStore(postgres_url(), schema=f"t_{uuid.uuid4().hex[:12]}")
+    try:
+        engine = Engine(workflows.standard(), store=store, clock=ManualClock())
+        ids = [engine.report(CITIZEN, description="Leak", location="Gate").id for _ in range(7)]
+        for case_id in ids:  # psycopg prepares a statement on its fifth run
+            engine.trigger(case_id, "classify", by=DISPATCHER, category="01.02", urgency="normal")
+
+        def prepared() -> int:
+            with store.engine.connect() as connection:  # the one pooled connection
+                found = connection.exec_driver_sql("SELECT count(*) FROM pg_prepared_statements")
+                count = int(found.scalar_one())
+                connection.commit()
+                return count
+
+        before = prepared()
+        counted = Counted(store)
+        rollbacks: list[object] = []
+        event.listen(store.engine, "rollback", rollbacks.append)
+        assert counted.of(lambda: engine.get(ids[0], viewer=DISPATCHER))[:2] == (1, 1)
+        assert rollbacks == []
+        assert before > 0
+        assert prepared() == before
+    finally:
+        store.close()
+
+
 def test_a_trigger_s_update_sets_only_the_columns_that_changed(store: SQLStore) -> None:
     clock = ManualClock()
     engine = Engine(workflows.standard(), store=store, clock=clock)

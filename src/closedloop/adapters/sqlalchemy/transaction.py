@@ -472,6 +472,15 @@ class SQLTransaction(StoreTransaction):
     def _rollback(self) -> None:
         try:
             if self._transaction is not None and self._transaction.is_active:
+                if self._read_only and self._engine.dialect.name == "postgresql":
+                    # A PostgreSQL reader wrote nothing, so COMMIT ends it as ROLLBACK
+                    # would, but keeps the connection's prepared statements: psycopg
+                    # drops them all at every ROLLBACK (DEALLOCATE ALL), so a host
+                    # reading a case between commands would make the server plan the
+                    # commands' statements again.
+                    with translated("end a read"):
+                        self._transaction.commit()
+                    return
                 with translated("roll back"):
                     self._transaction.rollback()
         finally:
