@@ -141,8 +141,8 @@ def test_a_tick_that_applies_three_timers_reads_and_writes_their_cases_at_once(
     tick = counted.of(engine.tick)
     # The claim of the three; one transaction for the batch: read the three cases with
     # one SELECT, update them with one UPDATE (run for each), append their events with
-    # one INSERT (run for each); the next claim finds nothing.
-    assert tick == (3, 3, 6)
+    # one INSERT (run for each), and claim the next batch, which finds nothing.
+    assert tick == (2, 2, 6)
     assert [s.split()[0] for s in counted.statements] == [
         "SELECT",
         "UPDATE",
@@ -155,6 +155,46 @@ def test_a_tick_that_applies_three_timers_reads_and_writes_their_cases_at_once(
     for case_id in engine.store.case_ids():
         assert [e.trigger for e in engine.history(case_id)] == ["report", "warn"]
         assert engine.verify(case_id).ok
+
+
+def test_a_tick_claims_each_batch_after_the_first_in_the_transaction_of_the_one_before(
+    store: SQLStore,
+) -> None:
+    clock = ManualClock()
+    engine = Engine(workflows.standard(), store=store, clock=clock)
+    for n in range(4):
+        engine.report(CITIZEN, description=f"Pipe burst {n}", location={"area": "310101"})
+    due = engine.next_due_at()
+    assert due is not None
+    clock.set(due)  # the four classify clocks' warnings
+    counted = Counted(store)
+    report = counted.of(lambda: engine.tick(batch=2))
+    # The first claim; the first two cases' transaction, which claims the other two; the
+    # other two's, whose claim finds nothing: one commit per batch, and one more.
+    assert report[:2] == (3, 3)
+    assert engine.tick().applied == 0
+    for case_id in engine.store.case_ids():
+        assert [e.trigger for e in engine.history(case_id)] == ["report", "warn"]
+
+
+def test_a_claim_inside_a_transaction_lasts_from_its_commit_and_not_after_a_rollback(
+    store: SQLStore,
+) -> None:
+    clock = ManualClock()
+    engine = Engine(workflows.standard(), store=store, clock=clock)
+    case = engine.report(CITIZEN, description="Pipe burst", location={"area": "310101"})
+    due = engine.next_due_at()
+    assert due is not None
+    lease = timedelta(minutes=5)
+    with store.transaction() as tx:
+        (claim,) = tx.claim_due(due, owner="a", lease=lease, limit=10)
+        assert (claim.case_id, claim.owner) == (case.id, "a")
+    # Rolled back: the case is free again, and this time the lease is kept.
+    with store.transaction() as tx:
+        assert [c.case_id for c in tx.claim_due(due, owner="b", lease=lease, limit=10)] == [case.id]
+        tx.commit()
+    assert store.claim_due(due, owner="c", lease=lease, limit=10) == []
+    assert store.claim_due(due + lease, owner="c", lease=lease, limit=10)[0].owner == "c"
 
 
 @pytest.mark.external_service

@@ -1,14 +1,21 @@
-"""A command validates only what it changes, and the in-memory store keeps what it is
+"""A command validates only what it changes, the values a tick makes many of are
+assembled as their models would make them, and the in-memory store keeps what it is
 given as a database would give it back."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from typing import Any
+
 import pytest
+from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
 from closedloop.adapters.memory import InMemoryStore
 from closedloop.engine.commands import changed
-from closedloop.engine.model import Case, to_stored
+from closedloop.engine.kinds import TimerKind
+from closedloop.engine.model import Case, assembled, to_stored
+from closedloop.engine.ports import DuePoint, TimerClaim
 from closedloop.errors import StoreError
 from closedloop.testing.contract.base import commit, new_case, read
 
@@ -53,3 +60,39 @@ def test_the_memory_store_refuses_a_value_that_is_not_json_data() -> None:
     with pytest.raises(StoreError, match="not JSON data"):
         commit(store, lambda tx: tx.add_case(odd, None, event))
     assert read(store, lambda tx: tx.get_case("c1")) is None
+
+
+@pytest.mark.parametrize(
+    ("kind", "fields"),
+    [
+        (
+            DuePoint,
+            {
+                "id": "c/classify/2026-01-05T09:00:00+00:00/warning/0/2026-01-05T10:24:00+00:00",
+                "case_id": "c",
+                "clock": "classify",
+                "kind": TimerKind.WARNING,
+                "level": 0,
+                "due_at": datetime(2026, 1, 5, 10, 24, tzinfo=UTC),
+            },
+        ),
+        (
+            TimerClaim,
+            {
+                "case_id": "c",
+                "next_timer_at": datetime(2026, 1, 5, 10, 24, tzinfo=UTC),
+                "owner": "ticker",
+                "expires_at": datetime(2026, 1, 5, 10, 29, tzinfo=UTC),
+                "token": "t",
+            },
+        ),
+    ],
+)
+def test_an_assembled_value_is_the_one_its_model_would_construct_and_validate(
+    kind: type[BaseModel], fields: dict[str, Any]
+) -> None:
+    made = assembled(kind, dict(fields))
+    for other in (kind.model_construct(**fields), kind.model_validate(fields)):
+        assert made == other
+        assert made.model_fields_set == other.model_fields_set
+        assert made.model_dump(mode="json") == other.model_dump(mode="json")

@@ -34,8 +34,8 @@ from closedloop.engine.model import (
     AuditEvent,
     Case,
     Seal,
+    assembled,
     from_stored,
-    replaced,
     to_stored,
 )
 from closedloop.errors import StoreError
@@ -188,25 +188,27 @@ def seal(
     the bodies), so the event is assembled as validation would give it, without
     validating: ``at`` in UTC, and dicts of its own.
     """
-    draft = AuditEvent.model_construct(
-        case_id=case_id,
-        seq=seq,
-        at=utc(at, "at"),
-        actor=actor,
-        role=role,
-        trigger=trigger,
-        from_state=from_state,
-        to_state=to_state,
-        payload=dict(payload),
-        reason=reason,
-        changes=dict(changes),
-        prev_hash=prev_hash,
-        hash="",
-        sealed=dict(sealed or {}),
-    )
-    data = _hashed(draft)
-    event = replaced(draft, {"hash": hashlib.sha256(canonical_json(data)).hexdigest()})
-    if not draft.sealed:
+    fields: dict[str, Any] = {
+        "case_id": case_id,
+        "seq": seq,
+        "at": utc(at, "at"),
+        "actor": actor,
+        "role": role,
+        "trigger": trigger,
+        "from_state": from_state,
+        "to_state": to_state,
+        "payload": dict(payload),
+        "reason": reason,
+        "changes": dict(changes),
+        "prev_hash": prev_hash,
+        "hash": "",
+        "sealed": dict(sealed or {}),
+    }
+    event = assembled(AuditEvent, fields)
+    data = _hashed(event)
+    # Not shown to anyone before its hash is in: set in place, not copied.
+    fields["hash"] = hashlib.sha256(canonical_json(data)).hexdigest()
+    if not event.sealed:
         if len(_HASHED) >= _KEPT_BODIES:
             _HASHED.clear()
         _HASHED[id(event)] = (event, data)

@@ -33,7 +33,7 @@ from closedloop.engine.definition import ClockSpec, SlaRow, TransitionSpec, Work
 from closedloop.engine.durations import Duration
 from closedloop.engine.hierarchy import covers
 from closedloop.engine.kinds import SUBTASK_TIMERS, EngineTrigger, TimerKind
-from closedloop.engine.model import Case, Deadline, Subtask, replaced
+from closedloop.engine.model import Case, Deadline, Subtask, assembled, replaced
 from closedloop.engine.ports import DuePoint, WorkCalendar
 from closedloop.errors import CalendarNotCovered, UnknownName, ValidationError
 
@@ -300,16 +300,19 @@ class Timekeeper:
 
     # -- due points ------------------------------------------------------------------------
 
-    def due_points(self, case: Case) -> list[DuePoint]:
-        """The timers the case needs now, earliest first (none while paused or final)."""
+    def due_points(self, case: Case, *, until: datetime | None = None) -> list[DuePoint]:
+        """The timers the case needs now, earliest first (none while paused or final);
+        only those due at ``until`` or before when it is given (a tick asks for what is
+        due, and builds no point for the others)."""
         deadline = case.deadline
         if deadline is None or deadline.paused_at is not None:
             return []
         made = [
             _point(case.id, deadline, kind, level, at)
             for kind, level, at in self._pending(deadline)
+            if until is None or at <= until
         ]
-        made.extend(self.subtask_points(case))
+        made.extend(p for p in self.subtask_points(case) if until is None or p.due_at <= until)
         return sorted(made, key=lambda p: (p.due_at, p.id))
 
     def counts(self, deadline: Deadline) -> bool:
@@ -585,13 +588,16 @@ def _point(case_id: str, deadline: Deadline, kind: TimerKind, level: int, at: da
     started, stamp = deadline.started_at.isoformat(), at.isoformat()
     # Made from the case's own checked values (an aware instant, now in UTC): built
     # without validating them again, as every tick derives these for every case.
-    return DuePoint.model_construct(
-        id=f"{case_id}/{deadline.clock}/{started}/{kind}/{level}/{stamp}",
-        case_id=case_id,
-        clock=deadline.clock,
-        kind=kind,
-        level=level,
-        due_at=at,
+    return assembled(
+        DuePoint,
+        {
+            "id": f"{case_id}/{deadline.clock}/{started}/{kind}/{level}/{stamp}",
+            "case_id": case_id,
+            "clock": deadline.clock,
+            "kind": kind,
+            "level": level,
+            "due_at": at,
+        },
     )
 
 

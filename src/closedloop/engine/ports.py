@@ -396,6 +396,30 @@ class CaseBatches(Protocol):
         ...
 
 
+@runtime_checkable
+class ClaimsWithin(Protocol):
+    """A :class:`CaseTransaction` that can claim due cases as one of its writes (optional).
+
+    ``Engine.tick`` claims the next batch inside the transaction that applied the last
+    one, after its writes, when the store's transactions offer this: the batch's
+    commit makes the next batch's leases durable too, one commit fewer per batch. The
+    first claim of a tick, and the one after a batch that failed, go through
+    :meth:`CaseStore.claim_due`.
+    """
+
+    def claim_due(
+        self, now: datetime, *, owner: str, lease: timedelta, limit: int
+    ) -> list[TimerClaim]:
+        """Lease up to ``limit`` cases whose earliest timer is due, as
+        :meth:`CaseStore.claim_due` does, this transaction's own writes seen; the leases
+        last from this transaction's commit and are gone if it rolls back.
+
+        Raises:
+            StoreError: the transaction is read-only or has ended, or the backend failed.
+        """
+        ...
+
+
 class CaseStore(Protocol):
     """Durable home of cases, their audit events, contact data and idempotency keys."""
 

@@ -17,11 +17,13 @@ its writes sent together when the store offers that
 transaction rolls back and the batch is applied again in one transaction, each case
 inside a savepoint and each timer inside one of its own: a refused expiry action rolls
 back alone and is reported, and a case that another writer changed meanwhile is
-applied again, alone, after the batch commits. Either way the outcomes, the report and
-the stuck timers are the same. Without savepoints each case gets a transaction of its
-own. The change a timer makes is
-written by the :class:`~closedloop.engine.writer.CaseWriter`, the same path commands
-take.
+applied again, alone, after the batch commits. When the store's transactions can
+claim (:class:`~closedloop.engine.ports.ClaimsWithin`) the batch's transaction claims
+the next batch after its writes, so the one commit makes both durable; a batch that
+failed claims nothing, and the next claim is a transaction of its own. Either way the
+outcomes, the report and the stuck timers are the same. Without savepoints each case
+gets a transaction of its own. The change a timer makes is written by the
+:class:`~closedloop.engine.writer.CaseWriter`, the same path commands take.
 
 A timer left for a later tick is never retried in silence: its case stays leased
 until the lease expires, and it is logged on the ``closedloop.timers`` logger with its
@@ -48,6 +50,7 @@ from closedloop.engine.ports import (
     CaseBatches,
     CaseStore,
     CaseTransaction,
+    ClaimsWithin,
     DuePoint,
     Savepoints,
     TimerClaim,
@@ -173,16 +176,25 @@ class TimerSweep:
         ``should_stop()`` answers ``True`` before a claim)."""
         totals: Counter[TimerOutcome] = Counter()
         swept: Counter[str] = Counter()
-        while should_stop is None or not should_stop():
-            claims = self._store.claim_due(at, owner=self._owner, lease=self._lease, limit=batch)
+        then = _NextClaim(at, batch, should_stop)
+        claims: list[TimerClaim] | None = None  # claimed along with the last batch
+        while True:
+            if claims is None:
+                if then.stops():
+                    break
+                claims = self._store.claim_due(
+                    at, owner=self._owner, lease=self._lease, limit=batch
+                )
             if not claims:
                 break
             # A case claimed again within one tick is one whose timers came due again
             # (or never stopped being due): after a few sweeps it waits, leased.
-            claims = [c for c in claims if swept[c.case_id] < ATTEMPTS]
-            swept.update(c.case_id for c in claims)
-            if claims:
-                totals.update(self._apply(claims, at))
+            ready = [c for c in claims if swept[c.case_id] < ATTEMPTS]
+            swept.update(c.case_id for c in ready)
+            claims = None
+            if ready:
+                outcomes, claims = self._apply(ready, at, then)
+                totals.update(outcomes)
         reasons = Counter(
             s.reason
             for s in self._stuck.values()
@@ -214,15 +226,18 @@ class TimerSweep:
             error,
         )
 
-    def _apply(self, claims: Sequence[TimerClaim], now: datetime) -> Counter[TimerOutcome]:
-        """Apply the timers of the claimed cases (in the order of their instants)."""
+    def _apply(
+        self, claims: Sequence[TimerClaim], now: datetime, then: _NextClaim
+    ) -> tuple[Counter[TimerOutcome], list[TimerClaim] | None]:
+        """Apply the timers of the claimed cases (in the order of their instants); with
+        the claims of the next batch when they were made in the same transaction."""
         totals: Counter[TimerOutcome] = Counter()
         alone = list(claims)
         if len(claims) > 1:
             # A batch with a timer that failed before would likely fail again at once.
             failed_before = {s.point.case_id for s in self._stuck.values()}
             clean = failed_before.isdisjoint(c.case_id for c in claims)
-            at_once = self._at_once(claims, now) if clean else None
+            at_once = self._at_once(claims, now, then) if clean else None
             if at_once is not None:
                 self._due.clear()
                 return at_once
@@ -243,15 +258,23 @@ class TimerSweep:
         for claim in alone:
             totals.update(self._case_alone(claim, now))
         self._due.clear()  # read for this batch's failures only
-        return totals
+        return totals, None
 
-    def _at_once(self, claims: Sequence[TimerClaim], now: datetime) -> Counter[TimerOutcome] | None:
+    def _at_once(
+        self, claims: Sequence[TimerClaim], now: datetime, then: _NextClaim
+    ) -> tuple[Counter[TimerOutcome], list[TimerClaim] | None] | None:
         """Apply a batch in one transaction without savepoints, as long as nothing in it
         fails; ``None`` when something did (a refused expiry action, another writer, a
         lost lease, the store): nothing of the batch is written then, no timer is kept
-        as stuck, and the caller applies the batch case by case, as it would have."""
+        as stuck, and the caller applies the batch case by case, as it would have.
+
+        When the store's transactions can claim (:class:`~closedloop.engine.ports.
+        ClaimsWithin`) the next batch is claimed after the batch's writes, in the same
+        transaction: its claims come back with the outcomes (``None`` otherwise)."""
         stuck = dict(self._stuck)
         totals: Counter[TimerOutcome] = Counter()
+        following: list[TimerClaim] | None = None
+        stopping: Exception | None = None
         try:
             with self._store.transaction() as tx:
                 if not isinstance(tx, Savepoints):
@@ -264,11 +287,15 @@ class TimerSweep:
                     for claim in claims:
                         known = read.get(claim.case_id)
                         totals.update(self._sweep_case(tx, claim, now, None, case=known))
+                if isinstance(tx, ClaimsWithin):
+                    following, stopping = then.claim_within(tx, self._owner, self._lease)
                 tx.commit()
         except (_Refused, ClosedLoopError):
             self._stuck = stuck
             return None
-        return totals
+        if stopping is not None:
+            raise stopping  # the host's should_stop failed: after the batch, as before
+        return totals, following
 
     def _sweep_saved(
         self,
@@ -388,7 +415,7 @@ class TimerSweep:
     def _due_now(self, case: Case, now: datetime) -> list[DuePoint]:
         """The case's timers due at ``now``, earliest first: whatever the claim said, a
         timer never fires before its instant."""
-        return [p for p in self._clocks.due_points(case) if p.due_at <= now]
+        return self._clocks.due_points(case, until=now)
 
     def _fire_on(
         self,
@@ -426,6 +453,31 @@ class TimerSweep:
             notify=notify,
             claim=claim,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class _NextClaim:
+    """How a tick claims its next batch: at its instant, so many at a time, unless the
+    host asks it to stop (``should_stop`` is asked once before each claim)."""
+
+    at: datetime
+    limit: int
+    should_stop: Callable[[], bool] | None
+
+    def stops(self) -> bool:
+        return self.should_stop is not None and self.should_stop()
+
+    def claim_within(
+        self, tx: ClaimsWithin, owner: str, lease: timedelta
+    ) -> tuple[list[TimerClaim], Exception | None]:
+        """The next batch's claims made in ``tx`` (none once the host asks to stop), and
+        what ``should_stop`` raised, if it did (raised once ``tx`` has committed)."""
+        try:
+            if self.stops():
+                return [], None
+        except Exception as failed:  # raised again once the batch has committed
+            return [], failed
+        return tx.claim_due(self.at, owner=owner, lease=lease, limit=self.limit), None
 
 
 class _NoSavepoints(Exception):

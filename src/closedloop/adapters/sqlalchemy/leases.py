@@ -18,6 +18,7 @@ from sqlalchemy import Connection, Select, func, or_, select, update
 
 from closedloop.adapters.sqlalchemy import rows
 from closedloop.adapters.sqlalchemy.schema import cases, outbox
+from closedloop.engine.model import assembled
 from closedloop.engine.ports import OutboxMessage, OutboxStatus, TimerClaim
 
 PENDING = "pending"
@@ -61,8 +62,18 @@ def claim_due(
         .returning(cases.c.row_id, *_CLAIM_COLUMNS)
     ).all()
     ordered = sorted(claimed, key=lambda row: (row.next_timer_at, row.row_id))
+    # The columns' own values (instants read back aware, in UTC): not validated again.
     return [
-        TimerClaim.model_validate({k: v for k, v in row._mapping.items() if k != "row_id"})
+        assembled(
+            TimerClaim,
+            {
+                "case_id": row.case_id,
+                "next_timer_at": row.next_timer_at,
+                "owner": row.owner,
+                "expires_at": row.expires_at,
+                "token": row.token,
+            },
+        )
         for row in ordered
     ]
 

@@ -13,19 +13,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sqlalchemy import Connection, Executable, RootTransaction
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.sql.expression import ClauseElement
 
-from closedloop.adapters.sqlalchemy import rows
+from closedloop.adapters.sqlalchemy import leases, rows
 from closedloop.adapters.sqlalchemy import statements as sql
 from closedloop.adapters.sqlalchemy.engines import IdleConnections, begin, prepared
 from closedloop.adapters.sqlalchemy.failures import is_busy, translated
 from closedloop.adapters.sqlalchemy.prepared import Composed, Outcome
-from closedloop.adapters.store_base import StoreTransaction
+from closedloop.adapters.store_base import StoreTransaction, check_claim
 from closedloop.engine.model import AuditEvent, Case, ReporterContact
 from closedloop.engine.ports import IdempotencyRecord, OutboxMessage, TimerClaim
 from closedloop.errors import (
@@ -385,6 +385,22 @@ class SQLTransaction(StoreTransaction):
                 self._refused(check.case_id, check.expected, check.claim)
         first = checks[0]
         raise ConcurrentModification(first.case_id, first.expected, None)
+
+    # -- claims ----------------------------------------------------------------------
+
+    def claim_due(
+        self, now: datetime, *, owner: str, lease: timedelta, limit: int
+    ) -> list[TimerClaim]:
+        """Lease up to ``limit`` due cases as one of this transaction's writes (the held
+        back writes sent first, so it sees them); the leases last from its commit."""
+        now = check_claim(now, lease, limit)
+        self._check_writable()
+        if self._held:
+            self._send()
+        with self._errors("claim due timers", None):
+            return leases.claim_due(
+                self._writer_connection(), now, owner=owner, lease=lease, limit=limit
+            )
 
     # -- savepoints ------------------------------------------------------------------
 
