@@ -8,6 +8,7 @@ import socket
 import sqlite3
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -19,6 +20,7 @@ from closedloop.adapters.sqlalchemy.failures import Failure, classify, retrying
 from closedloop.engine.case_query import CaseFilter
 from closedloop.engine.ports import IdempotencyRecord
 from closedloop.errors import StoreError, StoreUnavailable
+from closedloop.testing import ManualClock
 from closedloop.testing.contract.base import T0, add, deadline, read
 from tests.cast import CITIZEN, DISPATCHER
 from tests.conftest import postgres_url
@@ -221,4 +223,77 @@ def test_a_case_a_query_read_before_is_its_stored_body_and_not_what_a_reader_cha
         )
     engine.dispose()
     assert store.select_cases(CaseFilter()).cases[0].description == "fixed"
+    store.close()
+
+
+def test_a_tick_asks_should_stop_outside_its_transactions_so_the_host_may_write(
+    tmp_path: Path,
+) -> None:
+    # A host that records a heartbeat through the engine each time the tick asks: were
+    # it asked while a batch held SQLite's write lock, the heartbeat would wait out the
+    # busy timeout and fail.
+    store = SQLStore(f"sqlite:///{tmp_path / 'cases.db'}", busy_timeout=0.5)
+    clock = ManualClock(T0)
+    engine = Engine(workflows.standard(), store=store, clock=clock)
+    reported = [engine.report(CITIZEN, description=f"Pipe burst {n}").id for n in range(4)]
+    clock.advance(hours=3)  # each case's warning and breach are due
+    heartbeats: list[str] = []
+
+    def heartbeat() -> bool:
+        heartbeats.append(engine.report(CITIZEN, description="heartbeat").id)
+        return False
+
+    report = engine.tick(batch=2, should_stop=heartbeat)
+    assert report.applied == 8  # each case's warning and breach
+    assert len(heartbeats) == 3  # before each of the three claims (the last finds none)
+    for case_id in reported:
+        assert [e.trigger for e in engine.history(case_id)][1:] == ["warn", "breach"]
+    store.close()
+
+
+class _CommitFailsOnceAfterClaiming:
+    """A SQL store whose first transaction that claims a next batch fails to commit."""
+
+    def __init__(self, store: SQLStore) -> None:
+        self._store = store
+        self.failed = False
+
+    def transaction(self, *, read_only: bool = False) -> Any:
+        tx = self._store.transaction(read_only=read_only)
+        claim_due = tx.claim_due
+
+        def claiming(*args: Any, **kwargs: Any) -> Any:
+            claims = claim_due(*args, **kwargs)
+            if claims and not self.failed:
+                self.failed = True
+                tx.commit = self._refuse  # type: ignore[method-assign]
+            return claims
+
+        tx.claim_due = claiming  # type: ignore[method-assign]
+        return tx
+
+    @staticmethod
+    def _refuse() -> None:
+        raise StoreUnavailable("the commit failed")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+
+def test_a_batch_whose_commit_fails_after_claiming_the_next_is_applied_again_once(
+    tmp_path: Path,
+) -> None:
+    store = SQLStore(f"sqlite:///{tmp_path / 'cases.db'}")
+    clock = ManualClock(T0)
+    engine = Engine(workflows.standard(), store=store, clock=clock)
+    reported = [engine.report(CITIZEN, description=f"Pipe burst {n}").id for n in range(6)]
+    clock.advance(hours=3)  # each case's warning and breach are due
+    failing = _CommitFailsOnceAfterClaiming(store)
+    ticking = Engine(workflows.standard(), store=failing, clock=clock)  # type: ignore[arg-type]
+    assert ticking.tick(batch=2).applied == 12
+    assert failing.failed
+    assert engine.tick().applied == 0  # no timer left, none leased
+    for case_id in reported:
+        assert [e.trigger for e in engine.history(case_id)] == ["report", "warn", "breach"]
+        assert engine.verify(case_id).ok
     store.close()

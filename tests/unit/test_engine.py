@@ -345,3 +345,12 @@ def test_events_carry_the_clock_time(engine: Engine, clock: ManualClock) -> None
     case = engine.trigger(case.id, "classify", by=DISPATCHER, category="01.01")
     assert case.updated_at - case.reported_at == timedelta(minutes=30)
     assert engine.history(case.id)[-1].at == clock.now()
+
+
+@pytest.mark.parametrize("worker_id", [123, "", "tick\ner"])
+def test_a_worker_id_that_cannot_name_a_lease_is_refused(worker_id: Any) -> None:
+    # Every store writes it on the leases it takes, beside the lease's token.
+    with pytest.raises(ValidationError) as refused:
+        Engine(workflows.standard(), store=InMemoryStore(), worker_id=worker_id)
+    assert "worker_id" in str(refused.value)
+    assert "printable" in str(refused.value) or "text" in str(refused.value)

@@ -403,8 +403,9 @@ class ClaimsWithin(Protocol):
     ``Engine.tick`` claims the next batch inside the transaction that applied the last
     one, after its writes, when the store's transactions offer this: the batch's
     commit makes the next batch's leases durable too, one commit fewer per batch. The
-    first claim of a tick, and the one after a batch that failed, go through
-    :meth:`CaseStore.claim_due`.
+    other claims go through :meth:`CaseStore.claim_due`: a tick's first, and the one
+    after a batch applied case by case (a batch of one case, one holding a case whose
+    timer failed before, one that failed, or whose cases were all swept enough times).
     """
 
     def claim_due(
@@ -412,7 +413,8 @@ class ClaimsWithin(Protocol):
     ) -> list[TimerClaim]:
         """Lease up to ``limit`` cases whose earliest timer is due, as
         :meth:`CaseStore.claim_due` does, this transaction's own writes seen; the leases
-        last from this transaction's commit and are gone if it rolls back.
+        are seen by others from this transaction's commit (they run out at ``now`` plus
+        ``lease``, as always) and are gone if it rolls back.
 
         Raises:
             StoreError: the transaction is read-only or has ended, or the backend failed.

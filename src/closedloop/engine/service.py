@@ -83,7 +83,8 @@ class Engine:
             channel name (``"*"`` for the rest).
         retry: Attempts, backoff and jitter for deliveries.
         id_factory: Makes new case ids; random UUIDs by default.
-        worker_id: Names this engine on the leases it takes; random by default.
+        worker_id: Names this engine on the leases it takes (1 to 1000 printable
+            characters); random by default.
         lease: How long a claimed timer or message is held before another engine may
             take it over.
         seed: Seeds the jitter of retries (for reproducible tests and simulations).
@@ -92,6 +93,7 @@ class Engine:
 
     Raises:
         UnknownName: a clock of the workflow names a calendar not given here.
+        ValidationError: ``worker_id`` is not text of 1 to 1000 printable characters.
     """
 
     def __init__(
@@ -129,7 +131,11 @@ class Engine:
         self._reader = Reader(workflow, store)
         self._retention = Retention(workflow, store, self._writer)
         self._new_id = id_factory
-        self._worker = worker_id or f"engine-{uuid.uuid4().hex[:12]}"
+        self._worker = (
+            f"engine-{uuid.uuid4().hex[:12]}"
+            if worker_id is None
+            else arguments.identifier(worker_id, "worker_id")
+        )
         self._lease = lease
         channels = (
             notifier if isinstance(notifier, Mapping) else {"*": notifier} if notifier else {}
@@ -283,8 +289,10 @@ class Engine:
         Args:
             now: The instant to apply timers at; the engine's clock by default.
             batch: How many cases to claim at once.
-            should_stop: Asked before each claim; once it answers ``True`` the tick
-                claims nothing more and returns after applying the timers it holds.
+            should_stop: Asked before each claim, never inside a transaction (when a
+                batch's transaction claims the next batch, before that batch is
+                applied); once it answers ``True`` the tick claims nothing more and
+                returns after applying the timers it holds.
         """
         at = utc(now, "now") if now is not None else self._now()
         batch = arguments.count(batch, "batch")

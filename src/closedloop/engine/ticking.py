@@ -275,6 +275,7 @@ class TimerSweep:
         totals: Counter[TimerOutcome] = Counter()
         following: list[TimerClaim] | None = None
         stopping: Exception | None = None
+        then.ask_ahead()  # not while the batch holds the store's locks
         try:
             with self._store.transaction() as tx:
                 if not isinstance(tx, Savepoints):
@@ -455,16 +456,39 @@ class TimerSweep:
         )
 
 
-@dataclass(frozen=True, slots=True)
 class _NextClaim:
     """How a tick claims its next batch: at its instant, so many at a time, unless the
-    host asks it to stop (``should_stop`` is asked once before each claim)."""
+    host asks it to stop. ``should_stop`` is asked once per claim, and never inside a
+    transaction: a batch whose transaction claims the next one asks it before opening
+    (:meth:`ask_ahead`), and the claim after takes that answer."""
 
-    at: datetime
-    limit: int
-    should_stop: Callable[[], bool] | None
+    __slots__ = ("_ahead", "at", "limit", "should_stop")
+
+    def __init__(self, at: datetime, limit: int, should_stop: Callable[[], bool] | None):
+        self.at = at
+        self.limit = limit
+        self.should_stop = should_stop
+        self._ahead: bool | Exception | None = None  # an answer not yet taken
+
+    def ask_ahead(self) -> None:
+        """Ask ``should_stop`` now for the next claim (what it raises is kept too)."""
+        if self.should_stop is not None and self._ahead is None:
+            try:
+                self._ahead = self.should_stop()
+            except Exception as failed:  # raised when the answer is taken
+                self._ahead = failed
 
     def stops(self) -> bool:
+        """Whether the host asks the tick to stop before its next claim.
+
+        Raises:
+            Exception: what ``should_stop`` raised.
+        """
+        ahead, self._ahead = self._ahead, None
+        if isinstance(ahead, Exception):
+            raise ahead
+        if ahead is not None:
+            return ahead
         return self.should_stop is not None and self.should_stop()
 
     def claim_within(
