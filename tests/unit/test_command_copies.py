@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
 from closedloop.adapters.memory import InMemoryStore
+from closedloop.engine import audit
 from closedloop.engine.commands import changed
 from closedloop.engine.kinds import TimerKind
 from closedloop.engine.model import Case, assembled, to_stored
@@ -59,6 +60,42 @@ def test_the_memory_store_refuses_a_value_that_is_not_json_data() -> None:
     odd = case.model_copy(update={"attributes": {"when": object()}})
     with pytest.raises(StoreError, match="not JSON data"):
         commit(store, lambda tx: tx.add_case(odd, None, event))
+    assert read(store, lambda tx: tx.get_case("c1")) is None
+
+
+@pytest.mark.parametrize("pair", [[1, 2], (1, 2)])
+def test_the_memory_store_keeps_an_event_of_its_own_as_json_data(pair: object) -> None:
+    store = InMemoryStore()
+    case, _ = new_case("c1")
+    event = audit.seal(
+        case_id="c1",
+        seq=1,
+        at=case.reported_at,
+        actor="host",
+        role=None,
+        trigger="report",
+        from_state=None,
+        to_state="reported",
+        payload={"pair": pair, "nested": {"tags": ["a"]}},
+        reason=None,
+        changes=audit.changes(None, case),
+        prev_hash=audit.GENESIS,
+    )
+    commit(store, lambda tx: tx.add_case(case, None, event))
+    event.payload["nested"]["tags"].append("b")
+    event.changes["state"] = "changed by the host"
+    (stored,) = read(store, lambda tx: tx.get_events("c1"))
+    assert stored.payload == {"pair": [1, 2], "nested": {"tags": ["a"]}}
+    assert stored.changes["state"] == "reported"
+    assert stored.hash == audit.event_hash(stored)
+
+
+def test_the_memory_store_checks_an_event_as_it_is_at_commit() -> None:
+    store = InMemoryStore()
+    case, event = new_case("c1")
+    event.payload["when"] = object()
+    with pytest.raises(StoreError, match="not JSON data"):
+        commit(store, lambda tx: tx.add_case(case, None, event))
     assert read(store, lambda tx: tx.get_case("c1")) is None
 
 
