@@ -1,4 +1,4 @@
-"""The cases the in-memory store keeps: each as it reads back from its JSON row.
+"""The cases and events the in-memory store keeps: each as it reads back from its JSON row.
 
 A database hands back what it parsed from a row, never the object that was written,
 and refuses a value that is not JSON data. The in-memory store keeps a case the same
@@ -24,9 +24,9 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel
 
-from closedloop.engine.audit import same_body
+from closedloop.engine.audit import hashed_json, same_body
 from closedloop.engine.durations import Duration
-from closedloop.engine.model import Case, unshared
+from closedloop.engine.model import AuditEvent, Case, replaced, unshared
 
 Spec = dict[type, Any]
 """The exact types a field may hold to read back as it is, each with the spec of its
@@ -68,6 +68,58 @@ def kept_case(case: Case, stored: Case | None) -> Case:
         copy.__pydantic_fields_set__.discard("contact")
     same_body(case, copy)
     return copy
+
+
+def kept_event(event: AuditEvent) -> AuditEvent:
+    """``event`` as it reads back from a row of its whole JSON: a copy of its own.
+
+    An event the engine sealed lately comes with the JSON data its hash was computed
+    over: encoding it checked that every value is JSON data, and its payload and
+    changes are new dicts and lists, JSON data as they read back from a row. Such an
+    event is kept with those, without the round trip, when its other fields are of the
+    exact types they read back as (text, an integer, an instant in UTC) and its payload
+    and changes still equal those data.
+
+    Raises:
+        pydantic_core.PydanticSerializationError: a value is not JSON data.
+    """
+    hashed = hashed_json(event)
+    if (
+        hashed is None
+        or not _plain_fields(event)
+        or event.payload != hashed["payload"]
+        or event.changes != hashed["changes"]  # changed since it was sealed, or tuples
+    ):
+        return AuditEvent.model_validate_json(event.model_dump_json())
+    payload, changes = hashed["payload"], hashed["changes"]
+    kept = replaced(event, {"payload": payload, "changes": changes})
+    object.__setattr__(kept, "__pydantic_fields_set__", set(_EVENT_FIELDS))
+    return kept
+
+
+_EVENT_FIELDS = frozenset(AuditEvent.model_fields)
+
+
+def _plain_fields(event: AuditEvent) -> bool:
+    """Whether the fields of ``event`` other than its payload and changes read back from
+    JSON as they are, and it has no sealed fields."""
+    at = event.at
+    return (
+        not event.sealed
+        and type(at) is datetime
+        and at.tzinfo is UTC
+        and type(event.seq) is int
+        and all(
+            type(text) is str
+            for text in (event.case_id, event.actor, event.trigger, event.to_state)
+        )
+        and all(
+            text is None or type(text) is str
+            for text in (event.role, event.from_state, event.reason)
+        )
+        and type(event.prev_hash) is str
+        and type(event.hash) is str
+    )
 
 
 def _check_case(case: Case, stored: Case | None) -> None:

@@ -8,17 +8,16 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TypeVar
 
 from pydantic_core import PydanticSerializationError
 
 from closedloop.adapters.memory.due_index import DueIndex
-from closedloop.adapters.memory.kept import kept_case
+from closedloop.adapters.memory.kept import kept_case, kept_event
 from closedloop.adapters.memory.outbox_rows import OutboxRows
 from closedloop.adapters.memory.staging import Staged
-from closedloop.engine.audit import hashed_json
-from closedloop.engine.model import AuditEvent, Case, ReporterContact, replaced
+from closedloop.engine.model import AuditEvent, Case, ReporterContact
 from closedloop.engine.ports import IdempotencyRecord, OutboxMessage, OutboxStatus, TimerClaim
 from closedloop.errors import ConcurrentModification, LeaseLost, StoreError
 
@@ -155,7 +154,7 @@ class MemoryRecords:
             cases = {
                 key: kept_case(case, self._cases.get(key)) for key, case in staged.cases.items()
             }
-            events = {key: [_kept_event(e) for e in found] for key, found in staged.events.items()}
+            events = {key: [kept_event(e) for e in found] for key, found in staged.events.items()}
             records = {key: _checked(record) for key, record in staged.idempotency.items()}
             outbox = {m.id: m.model_dump_json() for m in staged.outbox.values()}
             erased = {
@@ -223,49 +222,3 @@ class MemoryRecords:
 def _checked(value: T) -> T:
     """``value`` as it reads back from its JSON row (a value that is not JSON data fails)."""
     return type(value).model_validate_json(value.model_dump_json())
-
-
-def _kept_event(event: AuditEvent) -> AuditEvent:
-    """The event as it reads back from its row (a copy of its own, as for cases).
-
-    An event the engine sealed lately comes with the JSON data its hash was computed
-    over: encoding it checked that every value is JSON data, and its payload and
-    changes are new dicts and lists, JSON data as they read back from a row. Such an
-    event is kept with those, without the round trip, when its other fields are of the
-    exact types they read back as (text, an integer, an instant in UTC) and its payload
-    and changes still equal those data.
-    """
-    hashed = hashed_json(event)
-    if hashed is None or not _plain_fields(event):
-        return _checked(event)
-    payload, changes = hashed["payload"], hashed["changes"]
-    if event.payload != payload or event.changes != changes:
-        return _checked(event)  # changed since it was sealed (or holding tuples)
-    kept = replaced(event, {"payload": payload, "changes": changes})
-    object.__setattr__(kept, "__pydantic_fields_set__", set(_EVENT_FIELDS))
-    return kept
-
-
-_EVENT_FIELDS = frozenset(AuditEvent.model_fields)
-
-
-def _plain_fields(event: AuditEvent) -> bool:
-    """Whether the fields of ``event`` other than its payload and changes read back from
-    JSON as they are, and it has no sealed fields."""
-    at = event.at
-    return (
-        not event.sealed
-        and type(at) is datetime
-        and at.tzinfo is UTC
-        and type(event.seq) is int
-        and all(
-            type(text) is str
-            for text in (event.case_id, event.actor, event.trigger, event.to_state)
-        )
-        and all(
-            text is None or type(text) is str
-            for text in (event.role, event.from_state, event.reason)
-        )
-        and type(event.prev_hash) is str
-        and type(event.hash) is str
-    )
