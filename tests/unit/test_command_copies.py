@@ -4,7 +4,7 @@ given as a database would give it back."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -12,12 +12,13 @@ from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
 from closedloop.adapters.memory import InMemoryStore
+from closedloop.engine import audit
 from closedloop.engine.commands import changed
 from closedloop.engine.kinds import TimerKind
 from closedloop.engine.model import Case, assembled, to_stored
 from closedloop.engine.ports import DuePoint, TimerClaim
 from closedloop.errors import StoreError
-from closedloop.testing.contract.base import commit, new_case, read
+from closedloop.testing.contract.base import commit, new_case, read, revise
 
 
 def test_updated_fields_are_validated_as_the_whole_case_validates_them() -> None:
@@ -59,6 +60,78 @@ def test_the_memory_store_refuses_a_value_that_is_not_json_data() -> None:
     odd = case.model_copy(update={"attributes": {"when": object()}})
     with pytest.raises(StoreError, match="not JSON data"):
         commit(store, lambda tx: tx.add_case(odd, None, event))
+    assert read(store, lambda tx: tx.get_case("c1")) is None
+
+
+def test_the_memory_store_gives_back_instants_in_utc() -> None:
+    store = InMemoryStore()
+    case, event = new_case("c1")
+    beijing = case.reported_at.astimezone(timezone(timedelta(hours=8)))
+    odd = case.model_copy(update={"reported_at": beijing})
+    commit(store, lambda tx: tx.add_case(odd, None, event))
+    stored = read(store, lambda tx: tx.get_case("c1"))
+    assert stored.reported_at == beijing
+    assert stored.reported_at.tzinfo is UTC
+
+
+def test_an_update_holding_text_that_is_not_valid_unicode_stores_nothing() -> None:
+    store = InMemoryStore()
+    case, event = new_case("c1", attributes={"note": "kept"})
+    commit(store, lambda tx: tx.add_case(case, None, event))
+    second, second_event = revise(case, event, state="classified")
+    odd = second.model_copy(update={"attributes": {"note": "\ud800"}})
+    with pytest.raises(StoreError, match="not JSON data"):
+        commit(store, lambda tx: tx.update_case(odd, 1, second_event))
+    stored = read(store, lambda tx: tx.get_case("c1"))
+    assert (stored.version, stored.attributes) == (1, {"note": "kept"})
+    assert len(read(store, lambda tx: tx.get_events("c1"))) == 1
+
+
+def test_a_case_kept_by_the_memory_store_shares_no_dict_with_the_one_committed() -> None:
+    store = InMemoryStore()
+    case, event = new_case("c1", counters={"returns": 1}, attributes={"tags": ["a"]})
+    commit(store, lambda tx: tx.add_case(case, None, event))
+    second, second_event = revise(case, event, state="classified")
+    commit(store, lambda tx: tx.update_case(second, 1, second_event))
+    second.counters["returns"] = 5
+    second.attributes["tags"].append("b")
+    stored = read(store, lambda tx: tx.get_case("c1"))
+    assert (stored.counters, stored.attributes) == ({"returns": 1}, {"tags": ["a"]})
+
+
+@pytest.mark.parametrize("pair", [[1, 2], (1, 2)])
+def test_the_memory_store_keeps_an_event_of_its_own_as_json_data(pair: object) -> None:
+    store = InMemoryStore()
+    case, _ = new_case("c1")
+    event = audit.seal(
+        case_id="c1",
+        seq=1,
+        at=case.reported_at,
+        actor="host",
+        role=None,
+        trigger="report",
+        from_state=None,
+        to_state="reported",
+        payload={"pair": pair, "nested": {"tags": ["a"]}},
+        reason=None,
+        changes=audit.changes(None, case),
+        prev_hash=audit.GENESIS,
+    )
+    commit(store, lambda tx: tx.add_case(case, None, event))
+    event.payload["nested"]["tags"].append("b")
+    event.changes["state"] = "changed by the host"
+    (stored,) = read(store, lambda tx: tx.get_events("c1"))
+    assert stored.payload == {"pair": [1, 2], "nested": {"tags": ["a"]}}
+    assert stored.changes["state"] == "reported"
+    assert stored.hash == audit.event_hash(stored)
+
+
+def test_the_memory_store_checks_an_event_as_it_is_at_commit() -> None:
+    store = InMemoryStore()
+    case, event = new_case("c1")
+    event.payload["when"] = object()
+    with pytest.raises(StoreError, match="not JSON data"):
+        commit(store, lambda tx: tx.add_case(case, None, event))
     assert read(store, lambda tx: tx.get_case("c1")) is None
 
 

@@ -9,20 +9,15 @@ from closedloop.engine.privacy import masked
 
 def roles_on(workflow: Workflow, case: Case, actor: Actor) -> frozenset[str]:
     """The workflow roles ``actor`` holds with respect to ``case``."""
-    held = set()
-    for role in workflow.roles:
-        match role.kind:
-            case "global":
-                holds = role.name in actor.roles
-            case "reporter":
-                holds = actor.id == case.reporter_id
-            case "lead_unit":
-                holds = case.lead_unit is not None and case.lead_unit in actor.units
-            case "co_unit":
-                holds = not actor.units.isdisjoint(case.co_units)
-        if holds:
-            held.add(role.name)
-    return frozenset(held)
+    names = workflow.role_names
+    held = names["global"] & actor.roles
+    if actor.id == case.reporter_id:
+        held |= names["reporter"]
+    if case.lead_unit is not None and case.lead_unit in actor.units:
+        held |= names["lead_unit"]
+    if not actor.units.isdisjoint(case.co_units):
+        held |= names["co_unit"]
+    return held
 
 
 def party_units(case: Case, actor: Actor) -> frozenset[str]:

@@ -105,6 +105,15 @@ def read_body(case: Case, data: Mapping[str, JSON]) -> None:
         _keep(case, known)
 
 
+def same_body(case: Case, copy: Case) -> None:
+    """Note that ``copy`` holds what ``case`` holds, apart from its contact data and as
+    copies of its dicts and lists (a store's own copy of a case it keeps): when the body
+    of ``case`` was computed lately, it is ``copy``'s body too."""
+    found = _BODIES.get(id(case))
+    if found is not None and found[0] is case:
+        _keep(copy, found[1])
+
+
 def _same(one: object, other: object) -> bool:
     """Whether two JSON values are the same, types included (``==`` holds ``1``,
     ``1.0`` and ``True`` equal, and a body holding one must not pass for the other)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from functools import cached_property
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -355,6 +355,14 @@ class WorkflowSpec(_Definition):
     @cached_property
     def _roles(self) -> dict[str, RoleSpec]:
         return {r.name: r for r in self.roles}
+
+    @cached_property
+    def role_names(self) -> dict[RoleKind, frozenset[str]]:
+        """The names of the roles of each kind."""
+        names: dict[RoleKind, set[str]] = {kind: set() for kind in get_args(RoleKind)}
+        for role in self.roles:
+            names[role.kind].add(role.name)
+        return {kind: frozenset(found) for kind, found in names.items()}
 
     @cached_property
     def _clocks(self) -> dict[str, ClockSpec]:

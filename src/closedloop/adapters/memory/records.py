@@ -14,6 +14,7 @@ from typing import TypeVar
 from pydantic_core import PydanticSerializationError
 
 from closedloop.adapters.memory.due_index import DueIndex
+from closedloop.adapters.memory.kept import kept_case, kept_event
 from closedloop.adapters.memory.outbox_rows import OutboxRows
 from closedloop.adapters.memory.staging import Staged
 from closedloop.engine.model import AuditEvent, Case, ReporterContact
@@ -150,8 +151,10 @@ class MemoryRecords:
                 for case, contact in staged.added.values()
                 if contact is not None
             }
-            cases = {key: _kept_case(case) for key, case in staged.cases.items()}
-            events = {key: [_kept_event(e) for e in found] for key, found in staged.events.items()}
+            cases = {
+                key: kept_case(case, self._cases.get(key)) for key, case in staged.cases.items()
+            }
+            events = {key: [kept_event(e) for e in found] for key, found in staged.events.items()}
             records = {key: _checked(record) for key, record in staged.idempotency.items()}
             outbox = {m.id: m.model_dump_json() for m in staged.outbox.values()}
             erased = {
@@ -219,25 +222,3 @@ class MemoryRecords:
 def _checked(value: T) -> T:
     """``value`` as it reads back from its JSON row (a value that is not JSON data fails)."""
     return type(value).model_validate_json(value.model_dump_json())
-
-
-def _kept_case(case: Case) -> Case:
-    """The case as it reads back from its row: a copy of its own, so that the case a
-    command returns and the one kept here share no dict or list."""
-    return read_case(write_case(case))
-
-
-def _kept_event(event: AuditEvent) -> AuditEvent:
-    """The event as it reads back from its row (a copy of its own, as for cases)."""
-    return _checked(event)
-
-
-def write_case(case: Case) -> str:
-    """A case as the in-memory store keeps it: JSON without contact data, and with only
-    what was given, so that its records read back as they were made."""
-    return case.model_dump_json(exclude={"contact"}, exclude_unset=True)
-
-
-def read_case(row: str) -> Case:
-    """The case kept as ``row`` by :func:`write_case`."""
-    return Case.model_validate_json(row)
