@@ -26,15 +26,21 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    literal,
     select,
     union_all,
 )
+from sqlalchemy.dialects.postgresql import REGCLASS
 
 from closedloop.adapters.sqlalchemy.schema import TALLY_KEYS, case_tally, case_tally_changes
 from closedloop.engine.case_query import CaseFilter, Facet
 
 FOLD_AT = 1000
 """PostgreSQL: how many pending change rows make a reader fold them into the tally."""
+
+SHRINK_ABOVE = 1 << 20
+"""PostgreSQL: the size in bytes of the changes table above which a vacuum after a
+fold gives its empty pages back (see :func:`vacuum`)."""
 
 _FOLD_LOCK = 0x636C7461 << 8  # "clta": one folder at a time (beside provisioning's key)
 _PENDING = select(func.count()).select_from(
@@ -111,8 +117,22 @@ def fold(connection: Connection) -> bool:
 
 def vacuum(engine: Engine, schema: str | None) -> None:
     """PostgreSQL: clear the rows a fold deleted, so reads stop scanning them before
-    autovacuum comes round; skipped when another vacuum holds the table, and without
-    truncating the file (which would lock out writers for a moment)."""
+    autovacuum comes round.
+
+    A read scans every page of the changes, empty or not. While folds keep up the table
+    stays a few pages long: the vacuum is skipped when another holds the table, and
+    leaves the file's length alone (giving pages back takes a lock that makes writers
+    wait for a moment). When a bulk write left it longer than :data:`SHRINK_ABOVE`
+    bytes (a million cases updated by hand append two million changes), the vacuum
+    gives the empty pages back, or every count would go on reading them; it then waits
+    for an autovacuum of the table, which yields to it within ``deadlock_timeout``.
+    """
     table = f'"{schema}".{case_tally_changes.name}' if schema else case_tally_changes.name
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-        connection.exec_driver_sql(f"VACUUM (SKIP_LOCKED, TRUNCATE false) {table}")
+        size = connection.execute(
+            select(func.pg_relation_size(cast(literal(table), REGCLASS)))
+        ).scalar()
+        if (size or 0) > SHRINK_ABOVE:  # waits for an autovacuum of the table to yield
+            connection.exec_driver_sql(f"VACUUM {table}")
+        else:
+            connection.exec_driver_sql(f"VACUUM (SKIP_LOCKED, TRUNCATE false) {table}")
