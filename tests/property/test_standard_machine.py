@@ -5,6 +5,7 @@ from __future__ import annotations
 from hypothesis import settings
 
 from closedloop import workflows
+from closedloop.adapters.sqlalchemy import rows
 from closedloop.engine.ports import CaseStore
 from closedloop.testing import invariants, workflow_state_machine
 from closedloop.testing.profiles import CI_EXAMPLES
@@ -47,6 +48,9 @@ def test_standard_workflow_holds_its_invariants(backend: Backend) -> None:
         # the example left it, counts its cases.
         for store in made:
             invariants.check_facets(backend.reopen(store))  # type: ignore[arg-type]
+        # The cases the SQL stores keep built (those the commands wrote among them) are
+        # those their stored texts build.
+        invariants.check_kept_cases(rows.built_cases.kept(), rows.case_from_row)
     if backend.name == "memory":
         assert len(machine.coverage.declared) == STANDARD_PAIRS
         assert machine.coverage.missed() == [], machine.coverage.table()

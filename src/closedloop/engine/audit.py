@@ -109,9 +109,23 @@ def same_body(case: Case, copy: Case) -> None:
     """Note that ``copy`` holds what ``case`` holds, apart from its contact data and as
     copies of its dicts and lists (a store's own copy of a case it keeps): when the body
     of ``case`` was computed lately, it is ``copy``'s body too."""
+    data = known_body(case)
+    if data is not None:
+        _keep(copy, data)
+
+
+def known_body(case: Case) -> dict[str, JSON] | None:
+    """The body of ``case`` when it is known already (computed, or noted by
+    :func:`read_body` or :func:`note_body`); ``None`` otherwise. Nothing is computed."""
     found = _BODIES.get(id(case))
-    if found is not None and found[0] is case:
-        _keep(copy, found[1])
+    return found[1] if found is not None and found[0] is case else None
+
+
+def note_body(case: Case, data: dict[str, JSON]) -> None:
+    """Note that ``data`` is the body of ``case``, known to be (a store hands out a copy
+    of a case whose body it is): the next command compares with it instead of
+    computing it. ``data`` is never changed afterwards."""
+    _keep(case, data)
 
 
 def _same(one: object, other: object) -> bool:

@@ -11,16 +11,17 @@ with a sentence saying what is wrong; they are usable on their own in a host's t
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from closedloop.engine.access import roles_on
+from closedloop.engine.audit import canonical_json
 from closedloop.engine.case_query import FACETS, CaseFilter, warning_level_of
 from closedloop.engine.context import Context
 from closedloop.engine.definition import TransitionSpec, Workflow
 from closedloop.engine.kinds import SUBTASK_TRIGGERS, EngineTrigger
-from closedloop.engine.model import SYSTEM, Actor, AuditEvent, Case
+from closedloop.engine.model import SYSTEM, Actor, AuditEvent, Case, to_stored
 from closedloop.engine.ports import CaseQueries, DuePoint
 from closedloop.engine.service import Engine
 from closedloop.errors import CaseNotFound
@@ -142,6 +143,33 @@ def check_facets(queries: CaseQueries) -> None:
         assert counted == dict(wanted), (
             f"the store counts {counted} cases per {by} ({where}), but its cases make "
             f"{dict(wanted)}"
+        )
+
+
+def check_kept_cases(
+    kept: Mapping[tuple[str, int], Case], build: Callable[[str, int], Case]
+) -> None:
+    """Each case a store keeps built, by the stored text and version it stands for, is
+    the case ``build`` makes of that text at that version: equal, with the same JSON,
+    and stored with the same fields (a record's fields as given). A store that keeps the
+    cases it wrote, to spare reading them back, and would read back another case (or
+    one its writer's caller can still change), is caught here.
+
+    Args:
+        kept: The kept cases by stored body text and version.
+        build: How the store builds a case from a body's text and a version.
+    """
+    for (text, version), case in kept.items():
+        built = build(text, version)
+        assert built == case, f"case {case.id!r} v{version} is kept as {case!r}, read as {built!r}"
+        assert built.model_dump_json() == case.model_dump_json(), (
+            f"case {case.id!r} v{version} is kept with other JSON than it reads back with"
+        )
+        assert canonical_json(to_stored(built)) == canonical_json(to_stored(case)), (
+            f"case {case.id!r} v{version} is kept with another stored form than it reads with"
+        )
+        assert built.model_fields_set == case.model_fields_set, (
+            f"case {case.id!r} v{version} is kept with other fields given than it reads with"
         )
 
 

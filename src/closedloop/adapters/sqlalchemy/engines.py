@@ -154,30 +154,36 @@ def _configure_sqlite(engine: Engine, busy_timeout: float, synchronous: Synchron
     event.listen(engine, "begin", on_begin)
 
 
-_prepared: weakref.WeakKeyDictionary[Engine, dict[tuple[int, tuple[str, ...]], Prepared]] = (
+_PreparedKey = tuple[int, tuple[str, ...], tuple[str, ...]]
+_prepared: weakref.WeakKeyDictionary[Engine, dict[_PreparedKey, Prepared]] = (
     weakref.WeakKeyDictionary()
 )
 
 
 def prepared(
-    engine: Engine, statement: ClauseElement | Composed, columns: tuple[str, ...]
+    engine: Engine,
+    statement: ClauseElement | Composed,
+    columns: tuple[str, ...],
+    *,
+    encoded: tuple[str, ...] = (),
 ) -> Prepared:
     """``statement`` compiled once for ``engine``, setting ``columns`` (the keys of the
     parameters it is run with), and kept for the engine's next transactions. A
     :class:`~closedloop.adapters.sqlalchemy.prepared.Composed` statement is first built
-    for those keys.
+    for those keys. The parameters named in ``encoded`` come as the driver takes them
+    (JSON as its text, see :class:`Prepared`).
 
     Raises:
         StoreError: the statement cannot be prepared (see :class:`Prepared`).
     """
     kept = _prepared.setdefault(engine, {})
-    key = (id(statement), columns)  # statements are module constants: their ids stay
+    key = (id(statement), columns, encoded)  # statements are module constants: ids stay
     found = kept.get(key)
     if found is None:
         if isinstance(statement, ClauseElement):
-            found = Prepared(statement, engine, columns=columns)
+            found = Prepared(statement, engine, columns=columns, encoded=encoded)
         else:
-            found = Prepared(statement.compose(columns), engine)
+            found = Prepared(statement.compose(columns), engine, encoded=encoded)
         kept[key] = found
     return found
 

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel
-from pydantic_core import PydanticSerializationError, from_json
+from pydantic_core import PydanticSerializationError, from_json, to_json
 from sqlalchemy import RowMapping
 
 from closedloop.adapters.sqlalchemy.damage import damaged_row
 from closedloop.engine import audit
 from closedloop.engine.integrity import indexed_values
 from closedloop.engine.model import (
+    RECORD_FIELDS,
     AuditEvent,
     Case,
     ReporterContact,
@@ -31,6 +33,16 @@ def case_values(case: Case) -> dict[str, Any]:
     """
     # The version lives in its own column, the contact in its own table.
     return {**indexed_values(case), "body": _stored_case(case)}
+
+
+def case_written(case: Case) -> dict[str, Any]:
+    """:func:`case_values` with the body as its JSON text, as the engine's serializer
+    (pydantic-core's) writes it, encoded here once: a transaction's statements take it
+    as it is (their ``encoded`` parameter, see ``Prepared``), and the transaction keeps
+    it to know the case that text builds (:meth:`BuiltCases.keep`)."""
+    values = case_values(case)
+    values["body"] = _json_text(values["body"])
+    return values
 
 
 def case_from_row(body: Mapping[str, Any] | str | bytes, version: int) -> Case:
@@ -52,22 +64,27 @@ def case_from_row(body: Mapping[str, Any] | str | bytes, version: int) -> Case:
 
 
 class BuiltCases:
-    """Cases the case queries built lately from stored bodies, by body text and version.
+    """Cases built lately from stored bodies, by body text and version: those the case
+    queries built, and those this process's transactions wrote and committed.
 
     An inbox or a search asked again reads mostly the same rows, and building a case
     from its body (decoding the JSON, validating the model) is most of what such a page
-    costs in Python. The key is the stored text itself with the version: a body
-    changed in any way (by a command, an erasure, a migration, a repair by hand) is
-    built anew, and one that does not hold a case is never kept. Each reader gets a
-    copy whose mutable values are its own (:func:`~closedloop.engine.model.unshared`),
-    so no change a reader makes reaches a kept case. At most :attr:`KEEP` cases are
-    kept; when full, all are dropped.
+    costs in Python; a command mostly reads the case the command before it wrote. The
+    key is the stored text itself with the version: a body changed in any way (by a
+    command, an erasure, a migration, a repair by hand, another process) is built anew,
+    and one that does not hold a case is never kept. Each reader gets a copy whose
+    mutable values are its own (:func:`~closedloop.engine.model.unshared`), so no
+    change a reader makes reaches a kept case; when the case's body is known (it was
+    written as that text, or read as one a command wrote), the copy's body is noted for
+    the audit (:func:`~closedloop.engine.audit.note_body`), so the next command does
+    not compute it again. At most :attr:`KEEP` cases are kept; when full, all are
+    dropped.
     """
 
     KEEP = 1024
 
     def __init__(self) -> None:
-        self._kept: dict[tuple[str, int], Case] = {}
+        self._kept: dict[tuple[str, int], tuple[Case, dict[str, Any] | None]] = {}
 
     def case(self, body: Mapping[str, Any] | str | bytes, version: int) -> Case:
         """The case stored as ``body`` at ``version`` (see :func:`case_from_row`).
@@ -80,15 +97,78 @@ class BuiltCases:
         key = (body, version)
         found = self._kept.get(key)
         if found is None:
-            found = case_from_row(body, version)
-            if len(self._kept) >= self.KEEP:
-                self._kept.clear()
-            self._kept[key] = found
-        return unshared(found)
+            built = case_from_row(body, version)
+            found = (built, audit.known_body(built))
+            self._put(key, found)
+        case, data = found
+        copy = unshared(case)
+        if data is not None:
+            audit.note_body(copy, data)
+        return copy
+
+    def keep(self, body: str, case: Case, data: dict[str, Any]) -> None:
+        """Keep ``case``, whose stored body ``data`` a committed transaction of this
+        process wrote as the text ``body`` (at the case's version), as the case that
+        text builds, unless it might not build exactly that case (contact data, which a
+        body never holds; recorded values that are not plain JSON, which would read
+        back as other types). ``case`` is :func:`as_read`'s copy, made when it was
+        written: nobody else holds it."""
+        if case.contact is None and _round_trips(case):
+            self._put((body, case.version), (case, data))
+
+    def kept(self) -> dict[tuple[str, int], Case]:
+        """The cases kept now, by stored text and version (for checks)."""
+        return {key: case for key, (case, _) in self._kept.items()}
 
     def clear(self) -> None:
         """Drop every kept case (after an erasure: their bodies may hold erased text)."""
         self._kept.clear()
+
+    def _put(self, key: tuple[str, int], entry: tuple[Case, dict[str, Any] | None]) -> None:
+        if len(self._kept) >= self.KEEP:
+            self._kept.clear()
+        self._kept[key] = entry
+
+
+def as_read(case: Case, data: Mapping[str, Any]) -> Case:
+    """A copy of ``case``, whose stored body is ``data``, as reading that body makes it:
+    its mutable values its own (the writer's caller holds ``case``, and may change them
+    after writing it), and its fields counted as given as validation counts them (those
+    the body names, the records found in its attributes, the version)."""
+    copy = unshared(case)
+    given = {*data, "version"}
+    attributes = data.get("attributes")
+    if isinstance(attributes, Mapping):
+        given.update(name for name in RECORD_FIELDS if name in attributes)
+    object.__setattr__(copy, "__pydantic_fields_set__", given)
+    return copy
+
+
+def _round_trips(case: Case) -> bool:
+    """Whether the values of ``case`` that are not validated as typed fields (its
+    recorded attributes, a pending request's extra fields) are plain JSON: dicts with
+    text keys, lists, text, integers, finite floats, booleans and ``None``, which read
+    back from their JSON text as the same values of the same types. Every other field
+    is validated when the engine sets it, as reading the body validates it."""
+    if not _plain(case.attributes):
+        return False
+    for request in (case.extension_request, case.suspension_request):
+        if request is not None and not _plain(request.__pydantic_extra__):
+            return False
+    return True
+
+
+def _plain(value: object) -> bool:
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return True
+    if kind is float:
+        return math.isfinite(value)  # type: ignore[arg-type]
+    if kind is dict:
+        return all(type(k) is str and _plain(v) for k, v in value.items())  # type: ignore[attr-defined]
+    if kind is list:
+        return all(_plain(v) for v in value)  # type: ignore[attr-defined]
+    return False
 
 
 built_cases = BuiltCases()
@@ -194,6 +274,14 @@ def _with_json(model: AuditEvent | OutboxMessage, *json_fields: str) -> dict[str
 def _stored_case(case: Case) -> dict[str, Any]:
     try:
         return audit.body(case)
+    except PydanticSerializationError as exc:
+        raise StoreError(f"cannot store a value that is not JSON data: {exc}") from None
+
+
+def _json_text(data: dict[str, Any]) -> str:
+    """``data`` as the engine's JSON serializer writes it."""
+    try:
+        return to_json(data).decode("utf-8")
     except PydanticSerializationError as exc:
         raise StoreError(f"cannot store a value that is not JSON data: {exc}") from None
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Insert, Update, bindparam, delete, insert, select, text, update
+from sqlalchemy import Insert, Text, Update, bindparam, cast, delete, insert, select, text, update
 
 from closedloop.adapters.sqlalchemy.schema import (
     CASE_TEXT,
@@ -36,9 +36,14 @@ def _latest_hash(case_id: Any) -> Any:
 HEAD = _latest_hash(bindparam("case_id"))
 """The hash of the case's latest event, for a case not read in this transaction."""
 
+STORED_BODY = cast(cases.c.body, Text).label("body")
+"""The case's body as the text its row holds (PostgreSQL's ``json`` keeps the text it
+was given; SQLite's column holds text), to be decoded only when no case built from that
+text is kept (see ``rows.BuiltCases``)."""
+
 CASE = (
     select(
-        cases.c.body,
+        STORED_BODY,
         cases.c.version,
         _latest_hash(cases.c.id).correlate(cases).scalar_subquery().label("head"),
         reporter_contacts.c.case_id,
@@ -51,7 +56,7 @@ CASE = (
 CASES = (
     select(
         cases.c.id,
-        cases.c.body,
+        STORED_BODY,
         cases.c.version,
         _latest_hash(cases.c.id).correlate(cases).scalar_subquery().label("head"),
         reporter_contacts.c.case_id,

@@ -26,6 +26,8 @@ from closedloop.adapters.sqlalchemy.engines import IdleConnections, begin, prepa
 from closedloop.adapters.sqlalchemy.failures import is_busy, translated
 from closedloop.adapters.sqlalchemy.prepared import Composed, Outcome
 from closedloop.adapters.store_base import StoreTransaction, check_claim
+from closedloop.engine import audit
+from closedloop.engine.integrity import indexed_values
 from closedloop.engine.model import AuditEvent, Case, ReporterContact
 from closedloop.engine.ports import IdempotencyRecord, OutboxMessage, TimerClaim
 from closedloop.errors import (
@@ -73,6 +75,9 @@ class SQLTransaction(StoreTransaction):
         self._contacts: dict[str, ReporterContact | None] = {}
         self._heads: dict[str, str | None] = {}
         self._stored: dict[str, Case] = {}  # the case as its row holds it now
+        self._texts: dict[str, str] = {}  # the body text its row holds now, when known
+        # The cases written (as they read back, see rows.as_read) and their bodies.
+        self._written: dict[str, tuple[Case, dict[str, Any]]] = {}
         self._held: list[_Held] | None = None  # writes held back (in batched_writes)
         self._held_cases: set[str] = set()  # the cases with an UPDATE among them
 
@@ -104,8 +109,11 @@ class SQLTransaction(StoreTransaction):
             self._read_versions.setdefault(case_id, row.version)
         self._contacts[case_id] = rows.joined_contact(row._mapping)
         self._heads[case_id] = row.head
-        case = rows.case_from_row(row.body, row.version)
-        self._stored.setdefault(case_id, case)
+        case = rows.built_cases.case(row.body, row.version)
+        if case_id not in self._stored:
+            self._stored[case_id] = case
+            if isinstance(row.body, str):
+                self._texts[case_id] = row.body
         return case
 
     def get_contact(self, case_id: str) -> ReporterContact | None:
@@ -146,7 +154,7 @@ class SQLTransaction(StoreTransaction):
         next_timer_at: datetime | None,
     ) -> None:
         exists = _conflict(case.id, 0)
-        values = rows.case_values(case)
+        values = rows.case_written(case)
         values["next_timer_at"] = next_timer_at
         with self._errors("add a case", case.id, conflict=exists, duplicate=exists):
             if self._engine.dialect.name == "postgresql":  # one statement, one round trip
@@ -162,6 +170,8 @@ class SQLTransaction(StoreTransaction):
                     self._write(sql.ADD_CONTACT, rows.contact_values(case.id, contact))
                 self._write(sql.ADD_EVENT, rows.event_values(event))
         self._stored[case.id] = case
+        self._texts[case.id] = values["body"]
+        self._wrote(case)
         self._contacts[case.id] = contact
         self._heads[case.id] = event.hash
         self._versions[case.id] = case.version
@@ -178,7 +188,7 @@ class SQLTransaction(StoreTransaction):
             self._update_later(case, expected_version, event, next_timer_at, claim)
             return
         stale = _conflict(case.id, expected_version)
-        params = self._update_params(case, expected_version, next_timer_at, claim)
+        params, text = self._update_params(case, expected_version, next_timer_at, claim)
         with self._errors("update a case", case.id, conflict=stale, duplicate=stale):
             if self._engine.dialect.name == "postgresql":
                 # One round trip: the event is inserted only if the guard matched.
@@ -191,7 +201,7 @@ class SQLTransaction(StoreTransaction):
                 if self._write(guard, params).rowcount != 1:
                     self._refused(case.id, expected_version, claim)
                 self._write(sql.ADD_EVENT, rows.event_values(event))
-        self._updated(case, expected_version, event)
+        self._updated(case, expected_version, event, text, "body" in params)
 
     def _update_later(
         self,
@@ -206,12 +216,12 @@ class SQLTransaction(StoreTransaction):
         assert self._held is not None
         if case.id in self._held_cases:
             self._send()  # its earlier UPDATE goes first, alone
-        params = self._update_params(case, expected_version, next_timer_at, claim)
+        params, text = self._update_params(case, expected_version, next_timer_at, claim)
         statement = sql.UPDATE_CASE if claim is None else sql.CLAIMED_CASE
         check = _Check(case.id, expected_version, case.version, claim)
         self._held += [(statement, params, check), (sql.ADD_EVENT, rows.event_values(event), None)]
         self._held_cases.add(case.id)
-        self._updated(case, expected_version, event)
+        self._updated(case, expected_version, event, text, "body" in params)
 
     def _update_params(
         self,
@@ -219,35 +229,60 @@ class SQLTransaction(StoreTransaction):
         expected_version: int,
         next_timer_at: datetime | None,
         claim: TimerClaim | None,
-    ) -> dict[str, Any]:
-        """The parameters of the guarded UPDATE of ``case`` (under ``claim``, if any)."""
-        values = self._changed_values(case, expected_version)
+    ) -> tuple[dict[str, Any], str]:
+        """The parameters of the guarded UPDATE of ``case`` (under ``claim``, if any),
+        and the text of its body (a parameter only when it changed)."""
+        values, text = self._changed_values(case, expected_version)
         values["next_timer_at"] = next_timer_at
         params = {"case_id": case.id, "expected": expected_version, **values}
         if claim is not None:
             params.update(sql.NO_LEASE, token=claim.token)
-        return params
+        return params, text
 
-    def _updated(self, case: Case, expected_version: int, event: AuditEvent) -> None:
-        """Remember ``case`` as this transaction wrote it, with its event as the head."""
+    def _updated(
+        self, case: Case, expected_version: int, event: AuditEvent, text: str, set_body: bool
+    ) -> None:
+        """Remember ``case`` as this transaction wrote it, with its event as the head, and
+        the text its row's body then holds: ``text`` when the UPDATE set it or the row
+        held it already; unknown otherwise (a body equal as data, not as text, is not
+        known to build ``case`` exactly)."""
         self._versions[case.id] = case.version
         self._heads[case.id] = event.hash
         self._stored[case.id] = case
+        if set_body or self._texts.get(case.id) == text:
+            self._texts[case.id] = text
+        else:
+            self._texts.pop(case.id, None)
+        self._wrote(case)
         if self._read_versions.get(case.id) == expected_version:
             del self._read_versions[case.id]  # the guarded UPDATE checks this read
 
-    def _changed_values(self, case: Case, expected_version: int) -> dict[str, Any]:
+    def _wrote(self, case: Case) -> None:
+        """Remember ``case``, written, as its stored body reads back (to keep at commit)."""
+        data = audit.body(case)
+        self._written[case.id] = (rows.as_read(case, data), data)
+
+    def _changed_values(self, case: Case, expected_version: int) -> tuple[dict[str, Any], str]:
         """The columns to set for ``case``: those whose values differ from the case as
         this transaction read or wrote it at ``expected_version`` (all of them when it
-        did neither). SQLite rewrites the entries of every index on a column an UPDATE
-        sets, changed or not, so setting only what changed spares most of them."""
-        values = rows.case_values(case)
+        did neither), and the text of its body. SQLite rewrites the entries of every
+        index on a column an UPDATE sets, changed or not, so setting only what changed
+        spares most of them."""
+        values = rows.case_written(case)
         del values["id"]  # the key is matched, not set
+        text: str = values["body"]
         before = self._stored.get(case.id)
         if before is None or before.version != expected_version:
-            return values
-        was = rows.case_values(before)
-        return {name: value for name, value in values.items() if was.get(name) != value}
+            return values, text
+        was = indexed_values(before)
+        changed = {
+            name: value
+            for name, value in values.items()
+            if name != "body" and was.get(name) != value
+        }
+        if audit.body(before) != audit.body(case):  # as data (both known to the audit)
+            changed["body"] = text
+        return changed, text
 
     def _put_idempotency(self, record: IdempotencyRecord) -> None:
         taken = _conflict(record.case_id, 0)
@@ -448,12 +483,15 @@ class SQLTransaction(StoreTransaction):
             dict(self._stored),
             dict(self._contacts),
             dict(self._heads),
+            dict(self._texts),
+            dict(self._written),
         )
 
     def _restore(self, remembered: tuple[dict[str, Any], ...]) -> None:
-        versions, read_versions, stored, contacts, heads = remembered
+        versions, read_versions, stored, contacts, heads, texts, written = remembered
         self._versions, self._read_versions, self._stored = versions, read_versions, stored
         self._contacts, self._heads = contacts, heads
+        self._texts, self._written = texts, written
 
     # -- end -------------------------------------------------------------------------
 
@@ -468,6 +506,16 @@ class SQLTransaction(StoreTransaction):
                     self._transaction.commit()
         finally:
             self._close()
+        self._keep_written()
+
+    def _keep_written(self) -> None:
+        """Keep the cases this transaction wrote, now committed, as the cases their rows'
+        texts build (``rows.BuiltCases``): the next command on one reads it without
+        building it again. A case whose row's text is not known is not kept."""
+        for case_id, (case, data) in self._written.items():
+            text = self._texts.get(case_id)
+            if text is not None:
+                rows.built_cases.keep(text, case, data)
 
     def _rollback(self) -> None:
         try:
@@ -529,7 +577,9 @@ class SQLTransaction(StoreTransaction):
             assert isinstance(statement, Executable)  # a Composed one is always prepared
             return connection.execute(statement, params)
         first = params if isinstance(params, dict) else params[0]
-        return prepared(self._engine, hot, tuple(first)).run(connection, params)
+        # The body comes as JSON text (rows.case_written): passed as it is.
+        statement_of = prepared(self._engine, hot, tuple(first), encoded=_ENCODED)
+        return statement_of.run(connection, params)
 
     def _open(self, *, write: bool) -> Connection:
         if self._finished:
@@ -588,6 +638,9 @@ class SQLTransaction(StoreTransaction):
             missing=lambda: CaseNotFound(case_id),
         )
 
+
+_ENCODED = ("body",)
+"""The parameters a transaction passes encoded already: the case body's JSON text."""
 
 _READ_AT_ONCE = 500
 """The most cases :meth:`SQLTransaction.get_cases` reads in one statement."""

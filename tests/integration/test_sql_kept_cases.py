@@ -1,0 +1,131 @@
+"""A SQL store keeps the cases its committed commands wrote, as the cases their rows'
+texts build: the next command on a case reads it without building it again, and a row
+changed in any other way, or a write rolled back, is never mistaken for one."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import update
+
+from closedloop import Engine, workflows
+from closedloop.adapters.sqlalchemy import SQLStore, rows
+from closedloop.adapters.sqlalchemy.schema import cases
+from closedloop.engine import audit, model
+from closedloop.errors import ConcurrentModification
+from closedloop.testing import ManualClock
+from closedloop.testing.contract.base import T0, revise
+from tests.cast import CITIZEN, DISPATCHER
+from tests.conftest import postgres_url
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.external_service)])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SQLStore]:
+    if request.param == "sqlite":
+        opened = SQLStore(f"sqlite:///{tmp_path / 'cases.db'}")
+    else:
+        opened = SQLStore(postgres_url(), schema=f"t_{uuid.uuid4().hex[:12]}")
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def built(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """The cases the store builds from stored bodies, as it builds them."""
+    made: list[Any] = []
+
+    def counted(data: Any) -> model.Case:
+        made.append(data)
+        return model.from_stored(data)
+
+    monkeypatch.setattr(rows, "from_stored", counted)
+    return made
+
+
+def _kept_versions(case_id: str) -> list[int]:
+    return sorted(v for (_, v), case in rows.built_cases.kept().items() if case.id == case_id)
+
+
+def test_a_command_reads_the_case_the_one_before_wrote_without_building_it(
+    store: SQLStore, built: list[Any]
+) -> None:
+    engine = Engine(workflows.standard(), store=store, clock=ManualClock(T0))
+    case = engine.report(CITIZEN, description="Pipe burst on Renmin Road")
+    engine.trigger(case.id, "classify", by=DISPATCHER, category="01.02", urgency="normal")
+    engine.trigger(case.id, "dispatch", by=DISPATCHER, unit="water")
+    assert built == []  # neither command built the case its predecessor wrote
+    with store.transaction(read_only=True) as tx:
+        read = tx.get_case(case.id)
+    assert read is not None
+    assert built == []
+    assert (read.version, read.category, read.lead_unit) == (3, "01.02", "water")
+    # The body the next command compares with is known, not computed again.
+    assert audit.known_body(read) == model.to_stored(read, exclude=model.BODY_EXCLUDE)
+    assert engine.verify(case.id).ok
+
+
+def test_a_row_changed_by_hand_is_built_from_the_row(store: SQLStore, built: list[Any]) -> None:
+    engine = Engine(workflows.standard(), store=store, clock=ManualClock(T0))
+    case = engine.report(CITIZEN, description="Pipe burst on Renmin Road")
+    repaired = {**model.to_stored(case, exclude=model.BODY_EXCLUDE), "description": "fixed"}
+    with store.engine.begin() as connection:  # the same version, another text
+        connection.execute(update(cases).where(cases.c.id == case.id).values(body=repaired))
+    with store.transaction(read_only=True) as tx:
+        read = tx.get_case(case.id)
+    assert read is not None
+    assert read.description == "fixed"
+    assert len(built) == 1
+
+
+def test_a_write_rolled_back_is_never_kept(store: SQLStore) -> None:
+    engine = Engine(workflows.standard(), store=store, clock=ManualClock(T0))
+    case = engine.report(CITIZEN, description="Pipe burst on Renmin Road")
+    assert _kept_versions(case.id) == [1]
+    with store.transaction() as tx:
+        stored = tx.get_case(case.id)
+        assert stored is not None
+        head = tx.get_events(case.id)[-1]
+        new, event = revise(stored, head, description="never committed")
+        tx.update_case(new, 1, event)
+    # Left without committing: rolled back, and the case it wrote is not kept.
+    assert _kept_versions(case.id) == [1]
+    with store.transaction(read_only=True) as tx:
+        again = tx.get_case(case.id)
+    assert again is not None
+    assert again.description == "Pipe burst on Renmin Road"
+
+
+def test_an_update_refused_as_stale_is_never_kept(store: SQLStore) -> None:
+    engine = Engine(workflows.standard(), store=store, clock=ManualClock(T0))
+    case = engine.report(CITIZEN, description="Pipe burst on Renmin Road")
+    with store.transaction() as tx:
+        stored = tx.get_case(case.id)
+        assert stored is not None
+        new, event = revise(stored, tx.get_events(case.id)[-1], description="stale")
+        with pytest.raises(ConcurrentModification):
+            tx.update_case(new, 7, event)  # the case is at version 1
+        tx.commit()  # what else it wrote is kept; the refused update wrote nothing
+    assert _kept_versions(case.id) == [1]
+
+
+def test_a_case_changed_by_its_writer_after_writing_reads_back_as_written(
+    store: SQLStore,
+) -> None:
+    engine = Engine(workflows.standard(), store=store, clock=ManualClock(T0))
+    case = engine.report(CITIZEN, description="Pipe burst on Renmin Road")
+    case.attributes["changed_after_reporting"] = True
+    with store.transaction() as tx:
+        stored = tx.get_case(case.id)
+        assert stored is not None
+        new, event = revise(stored, tx.get_events(case.id)[-1], attributes={"note": "v2"})
+        tx.update_case(new, 1, event)
+        new.attributes["changed_after_writing"] = True
+        tx.commit()
+    with store.transaction(read_only=True) as tx:
+        again = tx.get_case(case.id)
+    assert again is not None
+    assert again.attributes == {"note": "v2"}
