@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -10,6 +9,7 @@ from pydantic import BaseModel
 from pydantic_core import PydanticSerializationError, from_json, to_json
 from sqlalchemy import RowMapping
 
+from closedloop.adapters.readback import reads_back
 from closedloop.adapters.sqlalchemy.damage import damaged_row
 from closedloop.engine import audit
 from closedloop.engine.integrity import indexed_values
@@ -109,11 +109,12 @@ class BuiltCases:
     def keep(self, body: str, case: Case, data: dict[str, Any]) -> None:
         """Keep ``case``, whose stored body ``data`` a committed transaction of this
         process wrote as the text ``body`` (at the case's version), as the case that
-        text builds, unless it might not build exactly that case (contact data, which a
-        body never holds; recorded values that are not plain JSON, which would read
-        back as other types). ``case`` is :func:`as_read`'s copy, made when it was
-        written: nobody else holds it."""
-        if case.contact is None and _round_trips(case):
+        text builds, unless it might not build exactly that case: it holds contact
+        data, which a body never holds, or a value that would read back as another
+        (:func:`~closedloop.adapters.readback.reads_back`: an instant not in UTC, a
+        list where the model has a tuple, ``1`` for ``True``). ``case`` is
+        :func:`as_read`'s copy, made when it was written: nobody else holds it."""
+        if case.contact is None and reads_back(case):
             self._put((body, case.version), (case, data))
 
     def kept(self) -> dict[tuple[str, int], Case]:
@@ -142,33 +143,6 @@ def as_read(case: Case, data: Mapping[str, Any]) -> Case:
         given.update(name for name in RECORD_FIELDS if name in attributes)
     object.__setattr__(copy, "__pydantic_fields_set__", given)
     return copy
-
-
-def _round_trips(case: Case) -> bool:
-    """Whether the values of ``case`` that are not validated as typed fields (its
-    recorded attributes, a pending request's extra fields) are plain JSON: dicts with
-    text keys, lists, text, integers, finite floats, booleans and ``None``, which read
-    back from their JSON text as the same values of the same types. Every other field
-    is validated when the engine sets it, as reading the body validates it."""
-    if not _plain(case.attributes):
-        return False
-    for request in (case.extension_request, case.suspension_request):
-        if request is not None and not _plain(request.__pydantic_extra__):
-            return False
-    return True
-
-
-def _plain(value: object) -> bool:
-    kind = type(value)
-    if kind is str or kind is int or kind is bool or value is None:
-        return True
-    if kind is float:
-        return math.isfinite(value)  # type: ignore[arg-type]
-    if kind is dict:
-        return all(type(k) is str and _plain(v) for k, v in value.items())  # type: ignore[attr-defined]
-    if kind is list:
-        return all(_plain(v) for v in value)  # type: ignore[attr-defined]
-    return False
 
 
 built_cases = BuiltCases()
