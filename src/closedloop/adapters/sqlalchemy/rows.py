@@ -119,7 +119,7 @@ class BuiltCases:
 
     def kept(self) -> dict[tuple[str, int], Case]:
         """The cases kept now, by stored text and version (for checks)."""
-        return {key: case for key, (case, _) in self._kept.items()}
+        return {key: case for key, (case, _) in list(self._kept.items())}  # other threads add
 
     def clear(self) -> None:
         """Drop every kept case (after an erasure: their bodies may hold erased text)."""
