@@ -21,17 +21,14 @@ from closedloop.errors import ConcurrentModification
 from closedloop.testing import ManualClock
 from closedloop.testing.contract.base import T0, new_case, revise
 from tests.cast import CITIZEN, DISPATCHER
-from tests.conftest import postgres_url
+from tests.conftest import Backend
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.external_service)])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SQLStore]:
-    if request.param == "sqlite":
-        opened = SQLStore(f"sqlite:///{tmp_path / 'cases.db'}")
-    else:
-        opened = SQLStore(postgres_url(), schema=f"t_{uuid.uuid4().hex[:12]}")
-    yield opened
-    opened.close()
+    backend = Backend(request.param, tmp_path)
+    yield backend.fresh()  # type: ignore[misc]
+    backend.close()
 
 
 @pytest.fixture
@@ -132,6 +129,7 @@ def test_a_case_changed_by_its_writer_after_writing_reads_back_as_written(
     assert again.attributes == {"note": "v2"}
 
 
+@pytest.mark.filterwarnings("ignore:Pydantic serializer warnings")  # the list, on purpose
 @pytest.mark.parametrize(
     "unlike",
     [
