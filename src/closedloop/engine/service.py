@@ -467,7 +467,8 @@ class Engine:
         (one or several), ``waiting_on`` (an :class:`Actor`: cases whose current step
         that actor owns), ``lead_unit``, ``co_unit``, ``reporter`` (a reporter id),
         ``area`` and ``category`` (the code and everything under it), ``channel``,
-        ``reported_from`` and ``reported_before``, ``warning_level``, ``overdue_at``,
+        ``reported_from`` and ``reported_before``, ``updated_from`` and
+        ``updated_before`` (the case's latest change), ``warning_level``, ``overdue_at``,
         ``supervised``, ``merged_into`` (the master's id), ``text`` (in the
         description or the address).
 

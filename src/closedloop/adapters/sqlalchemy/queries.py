@@ -94,6 +94,10 @@ def conditions(where: CaseFilter, dialect: str) -> list[ColumnElement[bool]]:
         found.append(cases.c.reported_at >= where.reported_from)
     if where.reported_before is not None:
         found.append(cases.c.reported_at < where.reported_before)
+    if where.updated_from is not None:
+        found.append(cases.c.updated_at >= where.updated_from)
+    if where.updated_before is not None:
+        found.append(cases.c.updated_at < where.updated_before)
     if where.supervised is not None:
         found.append(cases.c.supervised == where.supervised)
     if where.merged_into is not None:
