@@ -23,12 +23,13 @@ from closedloop.errors import ValidationError
 MAX_PAGE = 1000
 """The largest page ``find_cases`` returns."""
 
-Order = Literal["oldest", "newest", "urgent"]
-"""The orders of a query: oldest or newest report first, or most urgent first (the
+Order = Literal["oldest", "newest", "urgent", "updated"]
+"""The orders of a query: oldest or newest report first, most urgent first (the
 running clock's warning level, red before yellow before none, then its due instant;
-final cases last)."""
+final cases last), or least recently changed first (``updated``: a case changed while
+its pages are read moves to the end, so it may come again on a later page)."""
 
-ORDERS: tuple[Order, ...] = ("oldest", "newest", "urgent")
+ORDERS: tuple[Order, ...] = ("oldest", "newest", "urgent", "updated")
 
 Facet = Literal["state", "lead_unit", "warning_level"]
 """What ``facets`` counts cases by."""

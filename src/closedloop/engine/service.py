@@ -473,8 +473,10 @@ class Engine:
         description or the address).
 
         Args:
-            order: ``"oldest"`` or ``"newest"`` report first, or ``"urgent"``: the
-                running clock's warning level (red first), then its due instant.
+            order: ``"oldest"`` or ``"newest"`` report first, ``"urgent"``: the
+                running clock's warning level (red first), then its due instant, or
+                ``"updated"``: least recently changed first (a case changed while its
+                pages are read moves to the end and may come again).
             after: The ``next_cursor`` of the previous page (opaque).
             limit: The page size, 1 to 1000.
 

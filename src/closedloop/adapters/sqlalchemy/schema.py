@@ -158,7 +158,7 @@ Index(
 Index("ix_closedloop_cases_channel", cases.c.channel)
 Index("ix_closedloop_cases_reported_at_row_id", cases.c.reported_at, cases.c.row_id)
 # The cases changed in a window (revision 0012): the ``updated_*`` criteria.
-Index("ix_closedloop_cases_updated_at", cases.c.updated_at)
+Index("ix_closedloop_cases_updated_at_row_id", cases.c.updated_at, cases.c.row_id)
 Index("ix_closedloop_cases_urgency", urgency_rank, cases.c.due_at, cases.c.row_id)
 Index(
     "ix_closedloop_cases_lead_unit_urgency",

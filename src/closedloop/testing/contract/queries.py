@@ -119,6 +119,7 @@ class CaseSelectionContract(StoreFixtures):
             "c",
         ]
         assert self._found(spread, "newest", updated_from=T0 + 5 * DAY) == ["g", "f", "c", "a"]
+        assert self._found(spread, "updated", updated_from=T0 + 5 * DAY) == ["f", "g", "a", "c"]
         assert spread.count_selected(CaseFilter.of(updated_from=T0 + 5 * DAY)) == 4
         assert spread.facet_counts(CaseFilter.of(updated_from=T0 + 5 * DAY), "lead_unit") == {
             "water": 1, "roads": 1, "parks": 1, None: 1}  # fmt: skip
@@ -139,6 +140,21 @@ class CaseSelectionContract(StoreFixtures):
         assert seen == ["a", "d", "f", "g"]
         assert rest.next_cursor is None
         assert self._found(spread, updated_from=T0 + 5 * DAY) == ["a", "b", "d", "f", "g"]
+
+    def test_pages_in_the_updated_order_skip_no_case_that_changes(self, spread: Any) -> None:
+        # Least recently changed first: a case changed while the pages are read moves
+        # past the cursor, so it comes again (in its new state) rather than being missed.
+        self._change(spread, "a", T0 + 10 * DAY)
+        first = spread.select_cases(CaseFilter(), order="updated", limit=3)
+        assert [c.id for c in first.cases] == ["b", "c", "d"]
+        self._change(spread, "c", T0 + 20 * DAY)  # already seen: comes again
+        self._change(spread, "e", T0 + 21 * DAY)  # not yet seen: comes once, later
+        rest = spread.select_cases(CaseFilter(), order="updated", limit=10, after=first.next_cursor)
+        assert [c.id for c in rest.cases] == ["f", "g", "a", "c", "e"]
+        assert rest.cases[3].updated_at == T0 + 20 * DAY
+        assert rest.next_cursor is None
+        with pytest.raises(ValidationError):
+            spread.select_cases(CaseFilter(), order="oldest", after=first.next_cursor)
 
     def test_turns_and_sight_select_by_relation(self, spread: Any) -> None:
         water = Party(lead_units=("water",))
@@ -173,8 +189,10 @@ class CaseSelectionContract(StoreFixtures):
         assert self._found(spread, "newest") == ["g", "f", "e", "d", "c", "b", "a"]
         # Red before yellow before none, each by due instant; the final case last.
         assert self._found(spread, "urgent") == ["f", "b", "g", "d", "c", "a", "e"]
+        # Least recently changed first: here each case last changed when reported.
+        assert self._found(spread, "updated") == ["a", "b", "c", "d", "e", "f", "g"]
 
-    @pytest.mark.parametrize("order", ["oldest", "newest", "urgent"])
+    @pytest.mark.parametrize("order", ["oldest", "newest", "urgent", "updated"])
     def test_pages_cover_every_match_once_while_cases_are_added(
         self, spread: Any, order: Any
     ) -> None:

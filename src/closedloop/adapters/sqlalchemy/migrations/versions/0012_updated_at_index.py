@@ -19,12 +19,12 @@ branch_labels = None
 depends_on = None
 
 TABLE = "closedloop_cases"
-INDEX = "ix_closedloop_cases_updated_at"
+INDEX = "ix_closedloop_cases_updated_at_row_id"
 
 
 def upgrade(schema: str | None = None) -> None:
     """Index ``closedloop_cases.updated_at``."""
-    op.create_index(INDEX, TABLE, ["updated_at"], schema=schema)
+    op.create_index(INDEX, TABLE, ["updated_at", "row_id"], schema=schema)
 
 
 def downgrade(schema: str | None = None) -> None:
