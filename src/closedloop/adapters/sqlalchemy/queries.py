@@ -164,7 +164,7 @@ def select_shown(
         else:
             at = last.updated_at if order == "updated" else last.reported_at
             cursor = encode_cursor(order, [_read_instant(at).isoformat(), last.row_id])
-    shown = tuple(rows.built_cases.case(row.body, row.version) for row in page)
+    shown = tuple(rows.built_cases.case(row.body, row.version, noted=False) for row in page)
     held = {}
     if contacts:
         held = {
