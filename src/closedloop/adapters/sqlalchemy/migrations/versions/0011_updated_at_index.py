@@ -4,7 +4,7 @@
 window; the Open311 updates feed asks for the cases changed since its start date. With
 this index the database reads the range of changed cases, not every case.
 
-Revision ID: 0012
+Revision ID: 0011
 Revises: 0010
 Create Date: 2026-12-07
 """
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = "0012"
+revision = "0011"
 down_revision = "0010"
 branch_labels = None
 depends_on = None
