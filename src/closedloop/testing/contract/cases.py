@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from closedloop.engine import audit
 from closedloop.engine.ports import CaseStore, IdempotencyRecord
 from closedloop.errors import ClosedLoopError, ConcurrentModification, NaiveDatetime, StoreError
 from closedloop.testing.contract.base import (
@@ -53,6 +54,32 @@ class CaseContract(StoreFixtures):
             tx.update_case(new, 1, second)
             tx.commit()
         assert read(store, lambda tx: tx.get_case("c1")) == new
+
+    def test_a_value_changed_to_an_equal_one_of_another_type_is_written(
+        self, stores: StoreFactory
+    ) -> None:
+        # 1 == 1.0 == True in Python, yet each reads back as itself and is a change to
+        # record; the updates come at one instant, so nothing else in the case changes.
+        store = stores()
+        case, head = add(store, "c1", attributes={"n": 1, "deep": [{"n": 1}]})
+        for value in (True, 1.0, 1):
+            new, head = revise(
+                case, head, at=head.at, attributes={"n": value, "deep": [{"n": value}]}
+            )
+            assert head.changes == {"attributes": {"n": value, "deep": [{"n": value}]}}
+            with store.transaction() as tx:
+                assert tx.get_case("c1") == case  # read first, as a command does
+                tx.update_case(new, case.version, head)
+                tx.commit()
+            for reader in (store, stores()):
+                stored = read(reader, lambda tx: tx.get_case("c1"))
+                assert [type(stored.attributes["n"]), type(stored.attributes["deep"][0]["n"])] == [
+                    type(value)
+                ] * 2
+            case = new
+        events = read(store, lambda tx: tx.get_events("c1"))
+        assert [type(e.changes["attributes"]["n"]) for e in events] == [int, bool, float, int]
+        assert audit.verify_chain("c1", events, stored).ok
 
     def test_a_stale_expected_version_changes_nothing(self, store: CaseStore) -> None:
         case, event = add(store, "c1")
