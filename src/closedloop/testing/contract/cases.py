@@ -81,6 +81,33 @@ class CaseContract(StoreFixtures):
         assert [type(e.changes["attributes"]["n"]) for e in events] == [int, bool, float, int]
         assert audit.verify_chain("c1", events, stored).ok
 
+    def test_a_case_changed_by_its_writer_after_it_was_written_is_stored_as_written(
+        self, stores: StoreFactory
+    ) -> None:
+        # What a transaction stores is the case as it was when written, as a database
+        # row holds what was sent; the writer's object is its own to change afterwards.
+        store = stores()
+        case, first = new_case("c1", attributes={"n": 1})
+        with store.transaction() as tx:
+            tx.add_case(case, None, first)
+            case.attributes["n"] = 2
+            tx.commit()
+        case.attributes["n"] = 1
+        new, second = revise(case, first, attributes={"n": 3, "list": [1]})
+        with store.transaction() as tx:
+            assert tx.get_case("c1") == case
+            tx.update_case(new, 1, second)
+            new.attributes["n"] = 4
+            new.attributes["list"].append(2)
+            new.attributes["other"] = True
+            tx.commit()
+        for reader in (store, stores()):
+            assert read(reader, lambda tx: tx.get_case("c1")).attributes == {"n": 3, "list": [1]}
+            events = read(reader, lambda tx: tx.get_events("c1"))
+            assert [e.changes["attributes"] for e in events] == [{"n": 1}, {"n": 3, "list": [1]}]
+        _, third = revise(read(store, lambda tx: tx.get_case("c1")), second, state="x")
+        assert set(third.changes) == {"state", "updated_at"}  # against the stored case
+
     def test_a_stale_expected_version_changes_nothing(self, store: CaseStore) -> None:
         case, event = add(store, "c1")
         new, second = revise(case, event, state="classified")
