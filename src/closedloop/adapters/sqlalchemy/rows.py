@@ -89,9 +89,7 @@ class BuiltCases:
     KEEP = 1024
 
     def __init__(self) -> None:
-        self._kept: OrderedDict[tuple[str, int], tuple[Case, dict[str, Any] | None]] = (
-            OrderedDict()
-        )
+        self._kept: OrderedDict[tuple[str, int], tuple[Case, dict[str, Any] | None]] = OrderedDict()
         self._lock = threading.Lock()
 
     def case(
