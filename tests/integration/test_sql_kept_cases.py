@@ -4,6 +4,7 @@ changed in any other way, or a write rolled back, is never mistaken for one."""
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -161,3 +162,54 @@ def test_a_written_case_that_would_read_back_otherwise_is_read_from_its_row(
     assert read.model_dump_json() == from_row.model_dump_json()
     name = next(iter(unlike))
     assert repr(getattr(read, name)) == repr(getattr(from_row, name))
+
+
+def _texts(count: int) -> list[str]:
+    """The stored body texts of ``count`` new cases."""
+    return [rows.case_written(new_case(f"lru-{n}")[0])["body"] for n in range(count)]
+
+
+def test_a_full_cache_drops_the_case_used_least_recently(built: list[Any]) -> None:
+    kept = rows.BuiltCases()
+    texts = _texts(kept.KEEP + 1)
+    for text in texts[:-1]:
+        kept.case(text, 1)
+    kept.case(texts[0], 1)  # the oldest, used again: now the most recent
+    kept.case(texts[-1], 1)  # one more than the bound
+    assert len(kept.kept()) == kept.KEEP
+    assert (texts[0], 1) in kept.kept()
+    assert (texts[1], 1) not in kept.kept()  # used least recently
+    del built[:]
+    assert [kept.case(text, 1).id for text in (texts[0], texts[2], texts[-1])] == [
+        "lru-0",
+        "lru-2",
+        f"lru-{kept.KEEP}",
+    ]
+    assert built == []  # each came from the cache
+    kept.case(texts[1], 1)
+    assert len(built) == 1
+    assert len(kept.kept()) == kept.KEEP
+
+
+def test_readers_in_threads_share_a_full_cache_within_its_bound() -> None:
+    kept = rows.BuiltCases()
+    kept.KEEP = 16
+    texts = _texts(40)
+    failures: list[BaseException] = []
+
+    def read(offset: int) -> None:
+        try:
+            for n in range(400):
+                text = texts[(offset + n * 7) % len(texts)]
+                assert kept.case(text, 1).id == f"lru-{texts.index(text)}"
+                assert len(kept.kept()) <= kept.KEEP
+        except BaseException as failure:  # reported by the test
+            failures.append(failure)
+
+    threads = [threading.Thread(target=read, args=(offset,)) for offset in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert failures == []
+    assert len(kept.kept()) == kept.KEEP

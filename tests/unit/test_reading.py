@@ -106,6 +106,18 @@ def test_cases_are_found_by_their_latest_change(
         engine.find(DISPATCHER, updated_from=since.replace(tzinfo=None))
 
 
+def test_states_and_units_may_come_as_any_collection(engine: Engine, town: dict[str, Case]) -> None:
+    water = Actor("water-1", units=["water"])  # type: ignore[arg-type]
+    expected = [town["water"].id, town["working"].id]
+    for states in (["assigned", "in_progress"], {"assigned", "in_progress"}, ("assigned",)):
+        found = ids(engine.find(DISPATCHER, state=states, waiting_on=water))
+        assert found == expected[: len(states)]
+    assert engine.count(DISPATCHER, state=["assigned"]) == 2
+    with pytest.raises(ValidationError) as refused:
+        engine.find(DISPATCHER, state=[1])  # type: ignore[list-item]
+    assert refused.value.fields == ("states",)
+
+
 def test_pages_follow_the_cursor(engine: Engine, town: dict[str, Case]) -> None:
     first = engine.find(DISPATCHER, limit=3)
     assert first.next_cursor is not None

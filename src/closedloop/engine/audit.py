@@ -128,9 +128,19 @@ def note_body(case: Case, data: dict[str, JSON]) -> None:
     _keep(case, data)
 
 
+def differs(one: object, other: object) -> bool:
+    """Whether two JSON values differ, types included: ``==`` holds ``1``, ``1.0`` and
+    ``True`` equal (in dicts and lists too), and a change from one to another is a
+    change to record and to write. Values that are the same object, or unequal, are
+    told at once; only equal values of other objects are compared part by part."""
+    return one is not other and (one != other or not _same(one, other))
+
+
 def _same(one: object, other: object) -> bool:
     """Whether two JSON values are the same, types included (``==`` holds ``1``,
     ``1.0`` and ``True`` equal, and a body holding one must not pass for the other)."""
+    if one is other:
+        return True
     if type(one) is not type(other):
         return False
     if isinstance(one, dict):
@@ -159,12 +169,13 @@ _WRITTEN: dict[tuple[str, int], dict[str, JSON]] = {}
 
 
 def changes(before: Case | None, after: Case) -> dict[str, JSON]:
-    """The body fields of ``after`` that differ from ``before`` (all of them if new)."""
+    """The body fields of ``after`` that differ from ``before`` (all of them if new),
+    types included: a value changed from ``1`` to ``True`` or ``1.0`` is a change."""
     if before is None:
         return body(after)
     old = body(before)
     new = _body_after(before, old, after)
-    return {key: value for key, value in new.items() if old.get(key) != value}
+    return {key: value for key, value in new.items() if differs(old.get(key), value)}
 
 
 def _body_after(before: Case, old: dict[str, JSON], after: Case) -> dict[str, JSON]:
@@ -367,6 +378,6 @@ def _against_stored(events: Sequence[AuditEvent], stored: Case | None) -> list[s
         rebuilt = replay(events)
     except (ValueError, PydanticValidationError) as exc:
         return [f"replaying the events fails: {exc}"]
-    if body(rebuilt) != body(stored):
+    if differs(body(rebuilt), body(stored)):
         return ["replaying the events does not give the stored case"]
     return []

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Literal, cast
 
 from closedloop.engine.clock import utc
 from closedloop.engine.hierarchy import covers, is_code
@@ -61,6 +61,31 @@ class CasePage:
         }
 
 
+def _collections(owner: object, names: tuple[str, ...], kind: type, what: str) -> None:
+    """Make each of the ``names`` fields of the frozen ``owner`` a tuple of ``kind``
+    (as its annotation says) when it was given another collection (a list, a set), or
+    a single text where ``kind`` is text; ``None`` stays. A filter is hashed and
+    compared (the SQL stores keep statements by it), so it holds no list.
+
+    Raises:
+        ValidationError: a field is not such a collection, or holds something else.
+    """
+    for name in names:
+        value = getattr(owner, name)
+        if value is None or (type(value) is tuple and all(isinstance(v, kind) for v in value)):
+            continue
+        if isinstance(value, str) and kind is str:
+            items: tuple[object, ...] = (value,)
+        elif isinstance(value, Iterable) and not isinstance(value, str | bytes | Mapping):
+            items = tuple(value)
+        else:
+            items = (value,)  # refused below
+        if not all(isinstance(item, kind) for item in items):
+            problem = f"must be {what} or a collection of them, not {type(value).__name__}"
+            raise ValidationError([(name, problem)], subject="query")
+        object.__setattr__(owner, name, items)
+
+
 @dataclass(frozen=True, slots=True)
 class Party:
     """Cases an actor is party to: as their reporter, through a unit, or as the reporter
@@ -70,6 +95,9 @@ class Party:
     lead_units: tuple[str, ...] = ()
     co_units: tuple[str, ...] = ()
     follower: str | None = None
+
+    def __post_init__(self) -> None:
+        _collections(self, ("lead_units", "co_units"), str, "a unit id")
 
     def holds(self, case: Case) -> bool:
         """Whether ``case`` is one the party is related to."""
@@ -91,6 +119,9 @@ class Turn:
     states: tuple[str, ...]
     party: Party | None = None
 
+    def __post_init__(self) -> None:
+        _collections(self, ("states",), str, "a state name")
+
     def holds(self, case: Case) -> bool:
         """Whether ``case`` waits in this turn."""
         return case.state in self.states and (self.party is None or self.party.holds(case))
@@ -102,11 +133,19 @@ class CaseFilter:
 
     ``area`` and ``category`` select the code and everything under it
     (:func:`~closedloop.engine.hierarchy.covers`); ``text`` is a case-insensitive
+<<<<<<< HEAD
     substring of the description or the address; ``reported_from`` and
     ``updated_from`` are inclusive, ``reported_before`` and ``updated_before`` exclusive
     (``updated_*`` read the instant of the case's latest change). ``turns`` (any one
     holds) and ``sight`` are what the engine derives from a workflow and an actor: whose
     turn it is, who may see.
+=======
+    substring of the description or the address; ``reported_from`` is inclusive and
+    ``reported_before`` exclusive. ``turns`` (any one holds) and ``sight`` are what the
+    engine derives from a workflow and an actor: whose turn it is, who may see.
+    ``states`` and ``turns`` (and the collections of a :class:`Turn` and a
+    :class:`Party`) take any collection, kept as a tuple; a single text is one state.
+>>>>>>> fixes
     """
 
     states: tuple[str, ...] | None = None
@@ -128,6 +167,10 @@ class CaseFilter:
     text: str | None = None
     turns: tuple[Turn, ...] | None = None
     sight: Party | None = None
+
+    def __post_init__(self) -> None:
+        _collections(self, ("states",), str, "a state name")
+        _collections(self, ("turns",), Turn, "a Turn")
 
     @classmethod
     def of(
@@ -153,10 +196,10 @@ class CaseFilter:
         """Normalise the keyword arguments of the query methods.
 
         Raises:
-            ValidationError: ``area`` or ``category`` is not a code, ``text`` is empty.
+            ValidationError: ``area`` or ``category`` is not a code, ``text`` is empty,
+                ``state`` is neither a state name nor a collection of them.
             NaiveDatetime: an instant has no time zone.
         """
-        states = (state,) if isinstance(state, str) else None if state is None else tuple(state)
         problems = [
             (name, "must be a code such as 'D1.S1' or '01.02'")
             for name, value in (("area", area), ("category", category))
@@ -167,7 +210,7 @@ class CaseFilter:
         if problems:
             raise ValidationError(problems, subject="query")
         return cls(
-            states=states,
+            states=cast("tuple[str, ...] | None", state),  # made one by the constructor
             lead_unit=lead_unit,
             co_unit=co_unit,
             reporter=reporter,

@@ -32,6 +32,16 @@ def fingerprint(*parts: Any) -> str:
     return hashlib.sha256(text.encode("ascii")).hexdigest()
 
 
+def keyed(key: str | None, *parts: Any) -> str:
+    """The :func:`fingerprint` of a command sent with ``key``; for one without a key,
+    whose fingerprint nothing compares, ``""`` without computing it.
+
+    Raises:
+        ValidationError: a keyed command holds data that is not JSON-compatible.
+    """
+    return "" if key is None else fingerprint(*parts)
+
+
 def first_result(tx: CaseTransaction, key: str | None, digest: str) -> Case | None:
     """The case as the first command with ``key`` left it, or ``None`` for a new key.
 

@@ -200,7 +200,8 @@ class Engine:
             if report.media
             else {}
         )
-        digest = idempotency.fingerprint(
+        digest = idempotency.keyed(
+            idempotency_key,
             "report",
             reporter.id,
             description,
@@ -249,7 +250,7 @@ class Engine:
         name = arguments.trigger_name(name)
         by = arguments.actor(by, "by")
         expected_version = arguments.version(expected_version, "expected_version")
-        digest = idempotency.fingerprint("trigger", case_id, name, by.id, payload)
+        digest = idempotency.keyed(idempotency_key, "trigger", case_id, name, by.id, payload)
         try:
             with self._store.transaction() as tx:
                 first = idempotency.first_result(tx, idempotency_key, digest)

@@ -14,7 +14,6 @@ from typing import TypeVar
 from pydantic_core import PydanticSerializationError
 
 from closedloop.adapters.memory.due_index import DueIndex
-from closedloop.adapters.memory.kept import kept_case, kept_event
 from closedloop.adapters.memory.outbox_rows import OutboxRows
 from closedloop.adapters.memory.staging import Staged
 from closedloop.engine.model import AuditEvent, Case, ReporterContact
@@ -144,17 +143,15 @@ class MemoryRecords:
         # Everything is checked before the first row changes: a value that is not JSON
         # data fails the commit here, with nothing written. Each value is kept as it
         # reads back from its JSON row, as a database would give it back: checked once,
-        # here, not on every read, and never the object the command still holds.
+        # not on every read, and never the object the command still holds (cases and
+        # events were copied so when they were staged, see ``kept``).
+        cases, events = staged.cases, staged.events
         try:
             contacts = {
                 case.id: _checked(contact)
                 for case, contact in staged.added.values()
                 if contact is not None
             }
-            cases = {
-                key: kept_case(case, self._cases.get(key)) for key, case in staged.cases.items()
-            }
-            events = {key: [kept_event(e) for e in found] for key, found in staged.events.items()}
             records = {key: _checked(record) for key, record in staged.idempotency.items()}
             outbox = {m.id: m.model_dump_json() for m in staged.outbox.values()}
             erased = {

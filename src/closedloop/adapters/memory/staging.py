@@ -27,11 +27,14 @@ class Staged:
     added: dict[str, tuple[Case, ReporterContact | None]] = field(default_factory=dict)
     """New cases with their contact data."""
     cases: dict[str, Case] = field(default_factory=dict)
-    """The latest version of every case written, new ones included."""
+    """The latest version of every case written, new ones included: the copies the
+    commit stores, taken when each was staged
+    (:func:`~closedloop.adapters.memory.kept.kept_case`), so a writer changing its own
+    object afterwards changes nothing staged."""
     expected: dict[str, int] = field(default_factory=dict)
     """The stored version each updated (not new) case must still have at commit."""
     events: dict[str, list[AuditEvent]] = field(default_factory=dict)
-    """New audit events by case, oldest first."""
+    """New audit events by case, oldest first (copies, as the cases are)."""
     idempotency: dict[str, IdempotencyRecord] = field(default_factory=dict)
     timers: dict[str, datetime | None] = field(default_factory=dict)
     """Each written case's earliest timer instant."""

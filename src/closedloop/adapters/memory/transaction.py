@@ -6,12 +6,15 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 
+from pydantic_core import PydanticSerializationError
+
+from closedloop.adapters.memory.kept import kept_case, kept_event
 from closedloop.adapters.memory.records import MemoryRecords
 from closedloop.adapters.memory.staging import Erasure, Staged
 from closedloop.adapters.store_base import StoreTransaction
 from closedloop.engine.model import AuditEvent, Case, ReporterContact
 from closedloop.engine.ports import IdempotencyRecord, OutboxMessage, TimerClaim
-from closedloop.errors import ConcurrentModification, LeaseLost
+from closedloop.errors import ConcurrentModification, LeaseLost, StoreError
 
 
 class InMemoryTransaction(StoreTransaction):
@@ -75,6 +78,7 @@ class InMemoryTransaction(StoreTransaction):
     ) -> None:
         if case.id in self.staged.cases or self._records.read_case(case.id) is not None:
             raise ConcurrentModification(case.id, 0, None)
+        case, event = _kept(case, None, event)
         self.staged.added[case.id] = (case, contact)
         self.staged.cases[case.id] = case
         self.staged.events[case.id] = [event]
@@ -89,7 +93,8 @@ class InMemoryTransaction(StoreTransaction):
         claim: TimerClaim | None,
     ) -> None:
         # The version (and the claim's token) is checked now and again at commit.
-        self._check_version(case.id, expected_version)
+        stored = self._check_version(case.id, expected_version)
+        case, event = _kept(case, stored, event)
         if claim is not None:
             self._end_lease(claim)
         self.staged.cases[case.id] = case
@@ -107,13 +112,15 @@ class InMemoryTransaction(StoreTransaction):
         self._check_version(claim.case_id, version)
         self.staged.leases[claim.case_id] = claim
 
-    def _check_version(self, case_id: str, expected: int) -> None:
+    def _check_version(self, case_id: str, expected: int) -> Case:
+        """The case as this transaction sees it, checked to be at version ``expected``."""
         current = self.get_case(case_id)
         if current is None or current.version != expected:
             actual = None if current is None else current.version
             raise ConcurrentModification(case_id, expected, actual)
         if case_id not in self.staged.added:
             self.staged.expected.setdefault(case_id, expected)
+        return current
 
     def _end_lease(self, claim: TimerClaim) -> None:
         """Check that ``claim`` holds its case (as this transaction sees it); release it."""
@@ -175,3 +182,18 @@ class InMemoryTransaction(StoreTransaction):
 
     def _rollback(self) -> None:
         self.staged.clear()
+
+
+def _kept(case: Case, stored: Case | None, event: AuditEvent) -> tuple[Case, AuditEvent]:
+    """The copies of ``case`` and its event that the commit stores, taken when they are
+    staged (see :mod:`~closedloop.adapters.memory.kept`; ``stored``: the case of that id
+    as the transaction sees it): what the writer changes in its objects afterwards is
+    not stored, as a SQL store encodes a case and its event when they are written.
+
+    Raises:
+        StoreError: a value is not JSON data.
+    """
+    try:
+        return kept_case(case, stored), kept_event(event)
+    except PydanticSerializationError as exc:
+        raise StoreError(f"cannot store a value that is not JSON data: {exc}") from None

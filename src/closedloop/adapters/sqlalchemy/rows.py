@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
@@ -77,14 +79,18 @@ class BuiltCases:
     change a reader makes reaches a kept case; when the case's body is known (it was
     written as that text, or read as one a command wrote), the copy's body is noted for
     the audit (:func:`~closedloop.engine.audit.note_body`), so the next command does
-    not compute it again. At most :attr:`KEEP` cases are kept; when full, all are
-    dropped.
+    not compute it again. At most :attr:`KEEP` cases are kept; when full, the one used
+    least recently goes, so a read over more cases than that keeps the latest it read
+    and a page asked again after it still finds its own. Readers in other threads share
+    the cases: a lock keeps the order and the bound exact (held for the lookups only,
+    never while a case is built).
     """
 
     KEEP = 1024
 
     def __init__(self) -> None:
-        self._kept: dict[tuple[str, int], tuple[Case, dict[str, Any] | None]] = {}
+        self._kept: OrderedDict[tuple[str, int], tuple[Case, dict[str, Any] | None]] = OrderedDict()
+        self._lock = threading.Lock()
 
     def case(
         self, body: Mapping[str, Any] | str | bytes, version: int, *, noted: bool = True
@@ -99,7 +105,10 @@ class BuiltCases:
         if not isinstance(body, str):  # decoded already: built each time
             return case_from_row(body, version)
         key = (body, version)
-        found = self._kept.get(key)
+        with self._lock:
+            found = self._kept.get(key)
+            if found is not None:
+                self._kept.move_to_end(key)  # used now: the last to go
         if found is None:
             built = case_from_row(body, version)
             found = (built, audit.known_body(built))
@@ -123,16 +132,20 @@ class BuiltCases:
 
     def kept(self) -> dict[tuple[str, int], Case]:
         """The cases kept now, by stored text and version (for checks)."""
-        return {key: case for key, (case, _) in list(self._kept.items())}  # other threads add
+        with self._lock:  # other threads add
+            return {key: case for key, (case, _) in self._kept.items()}
 
     def clear(self) -> None:
         """Drop every kept case (after an erasure: their bodies may hold erased text)."""
-        self._kept.clear()
+        with self._lock:
+            self._kept.clear()
 
     def _put(self, key: tuple[str, int], entry: tuple[Case, dict[str, Any] | None]) -> None:
-        if len(self._kept) >= self.KEEP:
-            self._kept.clear()
-        self._kept[key] = entry
+        with self._lock:
+            self._kept[key] = entry
+            self._kept.move_to_end(key)
+            while len(self._kept) > self.KEEP:
+                self._kept.popitem(last=False)  # the least recently used
 
 
 def as_read(case: Case, data: Mapping[str, Any]) -> Case:

@@ -265,9 +265,10 @@ class SQLTransaction(StoreTransaction):
     def _changed_values(self, case: Case, expected_version: int) -> tuple[dict[str, Any], str]:
         """The columns to set for ``case``: those whose values differ from the case as
         this transaction read or wrote it at ``expected_version`` (all of them when it
-        did neither), and the text of its body. SQLite rewrites the entries of every
-        index on a column an UPDATE sets, changed or not, so setting only what changed
-        spares most of them."""
+        did neither), types included (:func:`~closedloop.engine.audit.differs`: ``1``
+        changed to ``True`` is written), and the text of its body. SQLite rewrites the
+        entries of every index on a column an UPDATE sets, changed or not, so setting
+        only what changed spares most of them."""
         values = rows.case_written(case)
         del values["id"]  # the key is matched, not set
         text: str = values["body"]
@@ -278,9 +279,9 @@ class SQLTransaction(StoreTransaction):
         changed = {
             name: value
             for name, value in values.items()
-            if name != "body" and was.get(name) != value
+            if name != "body" and audit.differs(was.get(name), value)
         }
-        if audit.body(before) != audit.body(case):  # as data (both known to the audit)
+        if audit.differs(audit.body(before), audit.body(case)):  # both known to the audit
             changed["body"] = text
         return changed, text
 

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from closedloop.engine import audit
 from closedloop.engine.ports import CaseStore, IdempotencyRecord
 from closedloop.errors import ClosedLoopError, ConcurrentModification, NaiveDatetime, StoreError
 from closedloop.testing.contract.base import (
@@ -53,6 +54,59 @@ class CaseContract(StoreFixtures):
             tx.update_case(new, 1, second)
             tx.commit()
         assert read(store, lambda tx: tx.get_case("c1")) == new
+
+    def test_a_value_changed_to_an_equal_one_of_another_type_is_written(
+        self, stores: StoreFactory
+    ) -> None:
+        # 1 == 1.0 == True in Python, yet each reads back as itself and is a change to
+        # record; the updates come at one instant, so nothing else in the case changes.
+        store = stores()
+        case, head = add(store, "c1", attributes={"n": 1, "deep": [{"n": 1}]})
+        for value in (True, 1.0, 1):
+            new, head = revise(
+                case, head, at=head.at, attributes={"n": value, "deep": [{"n": value}]}
+            )
+            assert head.changes == {"attributes": {"n": value, "deep": [{"n": value}]}}
+            with store.transaction() as tx:
+                assert tx.get_case("c1") == case  # read first, as a command does
+                tx.update_case(new, case.version, head)
+                tx.commit()
+            for reader in (store, stores()):
+                stored = read(reader, lambda tx: tx.get_case("c1"))
+                assert [type(stored.attributes["n"]), type(stored.attributes["deep"][0]["n"])] == [
+                    type(value)
+                ] * 2
+            case = new
+        events = read(store, lambda tx: tx.get_events("c1"))
+        assert [type(e.changes["attributes"]["n"]) for e in events] == [int, bool, float, int]
+        assert audit.verify_chain("c1", events, stored).ok
+
+    def test_a_case_changed_by_its_writer_after_it_was_written_is_stored_as_written(
+        self, stores: StoreFactory
+    ) -> None:
+        # What a transaction stores is the case as it was when written, as a database
+        # row holds what was sent; the writer's object is its own to change afterwards.
+        store = stores()
+        case, first = new_case("c1", attributes={"n": 1})
+        with store.transaction() as tx:
+            tx.add_case(case, None, first)
+            case.attributes["n"] = 2
+            tx.commit()
+        case.attributes["n"] = 1
+        new, second = revise(case, first, attributes={"n": 3, "list": [1]})
+        with store.transaction() as tx:
+            assert tx.get_case("c1") == case
+            tx.update_case(new, 1, second)
+            new.attributes["n"] = 4
+            new.attributes["list"].append(2)
+            new.attributes["other"] = True
+            tx.commit()
+        for reader in (store, stores()):
+            assert read(reader, lambda tx: tx.get_case("c1")).attributes == {"n": 3, "list": [1]}
+            events = read(reader, lambda tx: tx.get_events("c1"))
+            assert [e.changes["attributes"] for e in events] == [{"n": 1}, {"n": 3, "list": [1]}]
+        _, third = revise(read(store, lambda tx: tx.get_case("c1")), second, state="x")
+        assert set(third.changes) == {"state", "updated_at"}  # against the stored case
 
     def test_a_stale_expected_version_changes_nothing(self, store: CaseStore) -> None:
         case, event = add(store, "c1")

@@ -184,6 +184,35 @@ class CaseSelectionContract(StoreFixtures):
                 break
         assert paged == [c.id for c in whole.cases]
 
+    def test_collections_given_as_lists_select_as_tuples(self, spread: Any) -> None:
+        # A host may build a filter with lists (or sets): kept as tuples, it selects
+        # what the tuples select, and a filter holding something else is refused.
+        where: Any = CaseFilter  # built as a host without type checks builds it
+        turn: Any = Turn
+        party: Any = Party
+        lists = [
+            where(states=["assigned", "closed"]),
+            where(turns=[turn(["assigned"]), turn(["reported"], party(co_units=["parks"]))]),
+            where(sight=party(reporter="citizen-2", lead_units=["water"], co_units=["x"])),
+            where(states={"assigned"}, sight=party(lead_units={"roads"})),
+        ]
+        assert [self._where(spread, each) for each in lists] == [
+            ["d", "e", "g"],
+            ["c", "d", "g"],
+            ["a", "b", "c"],
+            ["d"],
+        ]
+        assert lists[0] == CaseFilter(states=("assigned", "closed"))
+        assert spread.count_selected(lists[1]) == 3
+        assert self._where(spread, where(states="closed")) == ["e"]  # one state
+        for bad in ({"states": [1]}, {"states": 3}, {"turns": [("assigned",)]}):
+            with pytest.raises(ValidationError) as refused:
+                where(**bad)
+            assert refused.value.fields == tuple(bad)
+        with pytest.raises(ValidationError) as refused:
+            party(lead_units=[None])
+        assert refused.value.fields == ("lead_units",)
+
     def test_orders(self, spread: Any) -> None:
         assert self._found(spread, "oldest") == ["a", "b", "c", "d", "e", "f", "g"]
         assert self._found(spread, "newest") == ["g", "f", "e", "d", "c", "b", "a"]
