@@ -257,3 +257,21 @@ def test_case_records_are_cleared_by_marks_but_made_only_by_effects() -> None:
         "transitions[0] (finish).marks.subtasks: case field 'subtasks' takes only null",
         "transitions[0] (finish).sets.routing: case field 'routing' is made by effects, not fields",
     }
+
+
+def test_an_escalation_step_telling_no_one_is_refused_at_load() -> None:
+    data = minimal()
+    data["clocks"][0]["escalation"] = [
+        {"after": "0 hours", "notify": ["supervising_unit", "role:clerk"]},
+        {"after": "1 hour", "notify": ["clerk", "role:boss"]},
+    ]
+    assert problems_of(data) == (
+        "clocks.wait.escalation[1].notify: 'clerk' is not "
+        "['co_units', 'lead_unit', 'parent_unit', 'reporter', 'subtask_unit', "
+        "'supervising_unit'] or role:<declared role>",
+        "clocks.wait.escalation[1].notify: 'role:boss' is not "
+        "['co_units', 'lead_unit', 'parent_unit', 'reporter', 'subtask_unit', "
+        "'supervising_unit'] or role:<declared role>",
+    )
+    data["clocks"][0]["escalation"][1]["notify"] = ["parent_unit"]
+    assert Workflow.from_dict(data).clocks[0].escalation[1].notify == ("parent_unit",)

@@ -37,12 +37,13 @@ def rule_problems(workflow: WorkflowSpec) -> Iterator[str]:
             if name not in events:
                 known = sorted(ENGINE_EVENTS)
                 yield f"{where}.events: unknown event {name!r}; events: transitions and {known}"
-        for target in rule.to:
-            role = target.removeprefix("role:")
-            if target not in TARGETS and not (target.startswith("role:") and role in roles):
-                yield f"{where}.to: {target!r} is not {sorted(TARGETS)} or role:<declared role>"
+        yield from _target_problems(f"{where}.to", rule.to, roles)
         if rule.template not in workflow.templates:
             yield f"{where}.template: unknown template {rule.template!r}"
+    for clock in workflow.clocks:
+        for step, rung in enumerate(clock.escalation):
+            where = f"clocks.{clock.name}.escalation[{step}].notify"
+            yield from _target_problems(where, rung.notify, roles)
     for name, spec in workflow.templates.items():
         for part in ("subject", "body"):
             template = Template(getattr(spec, part))
@@ -55,3 +56,12 @@ def rule_problems(workflow: WorkflowSpec) -> Iterator[str]:
                     f"templates.{name}.{part}: unknown names {sorted(unknown)}; "
                     f"known: {sorted(VARIABLES)}"
                 )
+
+
+def _target_problems(where: str, targets: tuple[str, ...], roles: set[str]) -> Iterator[str]:
+    """The recipients among ``targets`` that tell no one: neither one of :data:`TARGETS`
+    nor ``role:`` and a declared role."""
+    for target in targets:
+        role = target.removeprefix("role:")
+        if target not in TARGETS and not (target.startswith("role:") and role in roles):
+            yield f"{where}: {target!r} is not {sorted(TARGETS)} or role:<declared role>"

@@ -73,7 +73,9 @@ class EscalationStep(_Definition):
     supervise: bool = False
     """Set the supervision flag (督办) on the case."""
     notify: tuple[str, ...] = ()
-    """Who is told: ``lead_unit``, ``supervising_unit``, ``parent_unit`` or a role."""
+    """Who is told besides the ``escalate`` rules' recipients: recipients as in a
+    notification rule's ``to`` (``supervising_unit``, ``parent_unit``, ``role:NAME``,
+    ...), checked when the workflow loads."""
 
 
 class ExpirySpec(_Definition):
