@@ -33,6 +33,7 @@ from sqlalchemy import (
     false,
     func,
     literal,
+    literal_column,
     or_,
     select,
     table,
@@ -148,8 +149,12 @@ def select_shown(
     check_page(limit)
     order = check_order(order)
     shape, values = (None, {}) if after is None else _cursor(order, decode_cursor(after, order))
-    statement = _pages.statement(connection.engine, where, order, shape, limit + 1, contacts)
-    found = statement.run(connection, values).all()
+    found: Sequence[Any]
+    if _searched_in_time(where, order):
+        found = _search(connection, where, order, shape, values, limit + 1, contacts)
+    else:
+        statement = _pages.statement(connection.engine, where, order, shape, limit + 1, contacts)
+        found = statement.run(connection, values).all()
     page = found[:limit]
     cursor = None
     if len(found) > limit:
@@ -169,6 +174,72 @@ def select_shown(
             if row.contact_of is not None
         }
     return CasePage(shown, cursor), held
+
+
+FIRST_SPAN = 128
+"""Cases of the report-time order a text search reads first, per row of its page (at
+least :data:`SMALLEST_SPAN`): a text one case in a hundred holds fills its page there."""
+SMALLEST_SPAN = 1_024
+LONGEST_SPAN = 65_536
+"""The most cases of the report-time order a text search reads in one span: when its
+matches are too rare to fill the page within it, the text index finds the rest."""
+
+
+def _searched_in_time(where: CaseFilter, order: Order) -> bool:
+    """Whether a page is a text search in report-time order (see :func:`_search`)."""
+    if where.text is None or order == "urgent":
+        return False
+    return where.turns is None or len(where.turns) < 2 or not _apart(where.turns)
+
+
+def _search(
+    connection: Connection,
+    where: CaseFilter,
+    order: Order,
+    shape: str | None,
+    values: dict[str, Any],
+    wanted: int,
+    contacts: bool,
+) -> list[Any]:
+    """The first ``wanted`` rows of a text search in report-time order, after the cursor
+    ``values`` (of ``shape``).
+
+    The text index finds every match, and a page of them in time order costs sorting
+    them all: 10,000 matches at a million cases. So the search reads spans of the
+    report-time order instead: the edge of a span is the case ``span`` places further
+    along that index (one statement, which reads the index alone), and the span's
+    matches are those of the page statement bounded by that edge (read along the same
+    index, so they cost what the span holds, not what the text matches). When the span
+    fills the page, that is the page; else the next span starts at its edge, sized by
+    the matches seen so far. When the matches are too rare to fill the page within
+    :data:`LONGEST_SPAN` cases (or a span held none), the page statement itself, from
+    the last edge on, finds the rest through the text index, as every search did
+    before: its cost follows the matches, few by then. The pages are those one
+    statement would give, row for row.
+    """
+    engine = connection.engine
+    span = max(SMALLEST_SPAN, FIRST_SPAN * wanted)
+    found: list[Any] = []
+    while True:
+        last = (
+            _pages.edge(engine, order, shape).run(connection, {**values, "skip": span - 1}).first()
+        )
+        if last is None:  # fewer than ``span`` cases left: no bound
+            break
+        edge_at = _read_instant(last.reported_at)
+        bound = {**values, "edge_at": edge_at, "edge_row": last.row_id}
+        bounded = _pages.statement(engine, where, order, shape, wanted, contacts, spanned=True)
+        hits = bounded.run(connection, bound).all()
+        found += hits
+        if len(found) >= wanted:
+            return found[:wanted]
+        shape, values = "at", {"after_at": edge_at, "after_row": last.row_id}
+        missing = wanted - len(found)
+        if not hits or missing * span // len(hits) > LONGEST_SPAN:
+            break
+        span = min(LONGEST_SPAN, max(2 * span, 2 * missing * span // len(hits)))
+    rest = _pages.statement(engine, where, order, shape, wanted, contacts)
+    return (found + list(rest.run(connection, values).all()))[:wanted]
 
 
 class _Pages:
@@ -194,15 +265,33 @@ class _Pages:
         shape: str | None,
         limit: int,
         contacts: bool,
+        *,
+        spanned: bool = False,
     ) -> Prepared:
+        """The page statement; with ``spanned``, bounded by the edge of a span of the
+        report-time order (parameters ``edge_at``, ``edge_row``; see :func:`_search`)."""
+        key = (where, order, shape, limit, contacts, spanned)
+        return self._kept_or(
+            engine,
+            key,
+            lambda dialect: shown_query(
+                where, order, shape, limit, dialect, contacts=contacts, spanned=spanned
+            ),
+        )
+
+    def edge(self, engine: Engine, order: Order, shape: str | None) -> Prepared:
+        """The report time and row id of the case ``skip`` places after the cursor (of
+        ``shape``) in ``order``, the first one's when ``skip`` is 0: read from the
+        index on (reported_at, row_id) alone."""
+        return self._kept_or(engine, ("edge", order, shape), lambda _: _edge_query(order, shape))
+
+    def _kept_or(self, engine: Engine, key: tuple[Any, ...], build: Any) -> Prepared:
         kept = self._kept.get(engine)
         if kept is None:
             kept = self._kept.setdefault(engine, {})
-        key = (where, order, shape, limit, contacts)
         found = kept.get(key)
         if found is None:
-            query = shown_query(where, order, shape, limit, engine.dialect.name, contacts=contacts)
-            found = Prepared(query, engine)
+            found = Prepared(build(engine.dialect.name), engine)
             if len(kept) >= self.KEEP:
                 kept.clear()
             kept[key] = found
@@ -212,8 +301,23 @@ class _Pages:
 _pages = _Pages()
 
 
+def _edge_query(order: Order, shape: str | None) -> Select[tuple[object, ...]]:
+    query = select(cases.c.reported_at, cases.c.row_id)
+    if shape is not None:
+        query = query.where(_after(order, shape))
+    skip = bindparam("skip", type_=Integer())
+    return _ordered(query, order).limit(1).offset(skip)
+
+
 def shown_query(
-    where: CaseFilter, order: Order, shape: str | None, limit: int, dialect: str, *, contacts: bool
+    where: CaseFilter,
+    order: Order,
+    shape: str | None,
+    limit: int,
+    dialect: str,
+    *,
+    contacts: bool,
+    spanned: bool = False,
 ) -> Select[tuple[object, ...]]:
     """The statement of one page of ``limit`` rows on ``dialect``, its cases' contact
     data joined with ``contacts``; after a cursor of ``shape`` (see :func:`_cursor`),
@@ -230,9 +334,9 @@ def shown_query(
         pages = (_page(one, order, shape, limit, dialect).subquery() for one in each)
         page = union_all(*(select(one) for one in pages)).subquery("page")
     elif contacts:
-        page = _page(where, order, shape, limit, dialect).subquery("page")
+        page = _page(where, order, shape, limit, dialect, spanned=spanned).subquery("page")
     else:
-        return _page(where, order, shape, limit, dialect)
+        return _page(where, order, shape, limit, dialect, spanned=spanned)
     query = select(*page.c)
     if contacts:
         held = reporter_contacts
@@ -267,14 +371,29 @@ def page_query(
 
 
 def _page(
-    where: CaseFilter, order: Order, shape: str | None, limit: int, dialect: str
+    where: CaseFilter,
+    order: Order,
+    shape: str | None,
+    limit: int,
+    dialect: str,
+    *,
+    spanned: bool = False,
 ) -> Select[tuple[object, ...]]:
     # PostgreSQL: the body as its stored text, as SQLite gives it, to be decoded only
     # when no case built from that text is kept (see rows.BuiltCases).
     body = cast(cases.c.body, Text).label("body") if dialect == "postgresql" else cases.c.body
     query = select(cases.c.row_id, cases.c.id, body, cases.c.version, cases.c.reported_at)
     query = query.add_columns(urgency_rank.label("rank"), cases.c.due_at)
-    query = query.where(*conditions(where, dialect))
+    if spanned and where.text is not None:
+        # Along the span, not through every match of the text: the search tests each row
+        # of the span against the matches (SQLite: ``row_id + 0`` is no index's key).
+        query = query.where(
+            *conditions(replace(where, text=None), dialect),
+            _text(where.text, dialect, walked=True),
+            _within(order),
+        )
+    else:
+        query = query.where(*conditions(where, dialect))
     if shape is not None:
         query = query.where(_after(order, shape))
     return _ordered(query, order).limit(limit)
@@ -365,6 +484,20 @@ def _after(order: Order, shape: str) -> ColumnElement[bool]:
     )
 
 
+def _within(order: Order) -> ColumnElement[bool]:
+    """The rows up to a span's edge in ``order``, the edge given as parameters."""
+    stamp = bindparam("edge_at", type_=cases.c.reported_at.type)
+    row_id = bindparam("edge_row", type_=cases.c.row_id.type)
+    if order == "newest":
+        return or_(
+            cases.c.reported_at > stamp,
+            and_(cases.c.reported_at == stamp, cases.c.row_id >= row_id),
+        )
+    return or_(
+        cases.c.reported_at < stamp, and_(cases.c.reported_at == stamp, cases.c.row_id <= row_id)
+    )
+
+
 def _read_instant(value: datetime | str) -> datetime:
     """An instant as the driver read it (SQLite: the stored UTC text), aware in UTC."""
     if isinstance(value, str):
@@ -445,7 +578,7 @@ def _jsonb_list(item: str) -> ColumnElement[Any]:
     return cast(literal(json.dumps([item])), JSONB)
 
 
-def _text(needle: str, dialect: str) -> ColumnElement[bool]:
+def _text(needle: str, dialect: str, *, walked: bool = False) -> ColumnElement[bool]:
     pattern = "%" + needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
     if dialect == "postgresql":
         return cases.c.search_text.ilike(pattern, escape="\\")
@@ -455,4 +588,5 @@ def _text(needle: str, dialect: str) -> ColumnElement[bool]:
         match = fts.c[CASE_TEXT].op("MATCH")(phrase)
     else:  # the trigram index cannot serve fewer than three characters: a scan of it
         match = fts.c.text.like(pattern, escape="\\")
-    return cases.c.row_id.in_(select(fts.c.rowid).where(match))
+    row_id = cases.c.row_id + literal_column("0") if walked else cases.c.row_id
+    return row_id.in_(select(fts.c.rowid).where(match))
