@@ -37,6 +37,7 @@ from sqlalchemy import (
     or_,
     select,
     table,
+    tuple_,
     union_all,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -228,6 +229,8 @@ def _search(
             break
         edge_at = _read_instant(last.reported_at)
         bound = {**values, "edge_at": edge_at, "edge_row": last.row_id}
+        if connection.dialect.name == "sqlite":
+            bound.update(span_low=last.low, span_high=last.high)
         bounded = _pages.statement(engine, where, order, shape, wanted, contacts, spanned=True)
         hits = bounded.run(connection, bound).all()
         found += hits
@@ -283,7 +286,9 @@ class _Pages:
         """The report time and row id of the case ``skip`` places after the cursor (of
         ``shape``) in ``order``, the first one's when ``skip`` is 0: read from the
         index on (reported_at, row_id) alone."""
-        return self._kept_or(engine, ("edge", order, shape), lambda _: _edge_query(order, shape))
+        return self._kept_or(
+            engine, ("edge", order, shape), lambda dialect: _edge_query(order, shape, dialect)
+        )
 
     def _kept_or(self, engine: Engine, key: tuple[Any, ...], build: Any) -> Prepared:
         kept = self._kept.get(engine)
@@ -301,12 +306,21 @@ class _Pages:
 _pages = _Pages()
 
 
-def _edge_query(order: Order, shape: str | None) -> Select[tuple[object, ...]]:
+def _edge_query(order: Order, shape: str | None, dialect: str) -> Select[tuple[object, ...]]:
     query = select(cases.c.reported_at, cases.c.row_id)
     if shape is not None:
-        query = query.where(_after(order, shape))
+        query = query.where(_key_after(order))
     skip = bindparam("skip", type_=Integer())
-    return _ordered(query, order).limit(1).offset(skip)
+    edge = _ordered(query, order).limit(1).offset(skip)
+    if dialect != "sqlite":
+        return edge
+    # SQLite: the lowest and highest row id of the span too, which bound the matches the
+    # FTS5 table gives (rows are mostly added in report-time order: a span's row ids lie
+    # close together, and the text index skips its matches outside them).
+    span = _ordered(query.with_only_columns(cases.c.row_id), order).limit(skip + 1).subquery()
+    ids = select(func.min(span.c.row_id).label("low"), func.max(span.c.row_id).label("high"))
+    edged, bounds = edge.subquery(), ids.subquery()
+    return select(edged.c.reported_at, edged.c.row_id, bounds.c.low, bounds.c.high)
 
 
 def shown_query(
@@ -390,12 +404,12 @@ def _page(
         query = query.where(
             *conditions(replace(where, text=None), dialect),
             _text(where.text, dialect, walked=True),
-            _within(order),
+            *_span(order, shape),
         )
     else:
         query = query.where(*conditions(where, dialect))
-    if shape is not None:
-        query = query.where(_after(order, shape))
+        if shape is not None:
+            query = query.where(_after(order, shape))
     return _ordered(query, order).limit(limit)
 
 
@@ -484,17 +498,28 @@ def _after(order: Order, shape: str) -> ColumnElement[bool]:
     )
 
 
-def _within(order: Order) -> ColumnElement[bool]:
-    """The rows up to a span's edge in ``order``, the edge given as parameters."""
-    stamp = bindparam("edge_at", type_=cases.c.reported_at.type)
-    row_id = bindparam("edge_row", type_=cases.c.row_id.type)
-    if order == "newest":
-        return or_(
-            cases.c.reported_at > stamp,
-            and_(cases.c.reported_at == stamp, cases.c.row_id >= row_id),
-        )
-    return or_(
-        cases.c.reported_at < stamp, and_(cases.c.reported_at == stamp, cases.c.row_id <= row_id)
+def _span(order: Order, shape: str | None) -> list[ColumnElement[bool]]:
+    """The rows after the cursor (of ``shape``) up to a span's edge in ``order``, both
+    keys given as parameters (``after_*``, ``edge_*``), each as one comparison of
+    (reported_at, row_id): a range of the index on those columns."""
+    key = tuple_(cases.c.reported_at, cases.c.row_id)
+    edge = _key("edge")
+    found = [key >= edge if order == "newest" else key <= edge]
+    if shape is not None:
+        found.append(_key_after(order))
+    return found
+
+
+def _key_after(order: Order) -> ColumnElement[bool]:
+    """The rows after the cursor's key in a report-time order, as one comparison."""
+    key, after = tuple_(cases.c.reported_at, cases.c.row_id), _key("after")
+    return key < after if order == "newest" else key > after
+
+
+def _key(prefix: str) -> ColumnElement[Any]:
+    return tuple_(
+        bindparam(f"{prefix}_at", type_=cases.c.reported_at.type),
+        bindparam(f"{prefix}_row", type_=cases.c.row_id.type),
     )
 
 
@@ -588,5 +613,9 @@ def _text(needle: str, dialect: str, *, walked: bool = False) -> ColumnElement[b
         match = fts.c[CASE_TEXT].op("MATCH")(phrase)
     else:  # the trigram index cannot serve fewer than three characters: a scan of it
         match = fts.c.text.like(pattern, escape="\\")
-    row_id = cases.c.row_id + literal_column("0") if walked else cases.c.row_id
-    return row_id.in_(select(fts.c.rowid).where(match))
+    if not walked:
+        return cases.c.row_id.in_(select(fts.c.rowid).where(match))
+    low = bindparam("span_low", type_=cases.c.row_id.type)
+    high = bindparam("span_high", type_=cases.c.row_id.type)
+    spanned = select(fts.c.rowid).where(match, fts.c.rowid.between(low, high))
+    return (cases.c.row_id + literal_column("0")).in_(spanned)
