@@ -39,7 +39,6 @@ class TestEveryStore(CaseStoreContract, CaseQueryContract, CheckpointContract, C
         the page, a next span sized by the matches seen, the text index for the rest)."""
         monkeypatch.setattr(queries, "FIRST_SPAN", 1)
         monkeypatch.setattr(queries, "SMALLEST_SPAN", 2)
-        monkeypatch.setattr(queries, "LONGEST_SPAN", 8)
 
 
 class TestMethodForm(CaseStoreContract):

@@ -181,9 +181,11 @@ FIRST_SPAN = 128
 """Cases of the report-time order a text search reads first, per row of its page (at
 least :data:`SMALLEST_SPAN`): a text one case in a hundred holds fills its page there."""
 SMALLEST_SPAN = 1_024
-LONGEST_SPAN = 65_536
-"""The most cases of the report-time order a text search reads in one span: when its
-matches are too rare to fill the page within it, the text index finds the rest."""
+WALKED_SPANS = 4
+"""The most cases of the report-time order a text search reads, in first spans: when
+its matches are too rare to fill the page within them, the text index finds the rest
+(at a tenth as dense as a hundredth, the text index's few matches cost less than the
+walk)."""
 
 
 def _searched_in_time(where: CaseFilter, order: Order) -> bool:
@@ -213,13 +215,14 @@ def _search(
     index, so they cost what the span holds, not what the text matches). When the span
     fills the page, that is the page; else the next span starts at its edge, sized by
     the matches seen so far. When the matches are too rare to fill the page within
-    :data:`LONGEST_SPAN` cases (or a span held none), the page statement itself, from
+    :data:`WALKED_SPANS` first spans (or a span held none), the page statement itself, from
     the last edge on, finds the rest through the text index, as every search did
     before: its cost follows the matches, few by then. The pages are those one
     statement would give, row for row.
     """
     engine = connection.engine
     span = max(SMALLEST_SPAN, FIRST_SPAN * wanted)
+    walk = WALKED_SPANS * span  # cases the search may still read along the time index
     found: list[Any] = []
     while True:
         last = (
@@ -238,9 +241,10 @@ def _search(
             return found[:wanted]
         shape, values = "at", {"after_at": edge_at, "after_row": last.row_id}
         missing = wanted - len(found)
-        if not hits or missing * span // len(hits) > LONGEST_SPAN:
+        walk -= span
+        if not hits or missing * span // len(hits) > walk:
             break
-        span = min(LONGEST_SPAN, max(2 * span, 2 * missing * span // len(hits)))
+        span = min(walk, max(2 * span, 2 * missing * span // len(hits)))
     rest = _pages.statement(engine, where, order, shape, wanted, contacts)
     return (found + list(rest.run(connection, values).all()))[:wanted]
 
