@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -141,7 +141,9 @@ def select_shown(
     contacts: bool = True,
 ) -> tuple[CasePage, dict[str, ReporterContact]]:
     """One page of matching cases in ``order``, with the stored contact data of those
-    that have any (with ``contacts``), from one statement.
+    that have any (with ``contacts``), from one statement (a text search in report-time
+    order: two per span of the time index it reads, one more when it asks the text
+    index; see :func:`_search`).
 
     The statement is prepared once per filter, order, page size and kind of cursor (see
     :class:`_Pages`), and runs with the cursor's key as its parameters: a screen asked
@@ -294,7 +296,9 @@ class _Pages:
             engine, ("edge", order, shape), lambda dialect: _edge_query(order, shape, dialect)
         )
 
-    def _kept_or(self, engine: Engine, key: tuple[Any, ...], build: Any) -> Prepared:
+    def _kept_or(
+        self, engine: Engine, key: tuple[Any, ...], build: Callable[[str], Select[Any]]
+    ) -> Prepared:
         kept = self._kept.get(engine)
         if kept is None:
             kept = self._kept.setdefault(engine, {})
