@@ -12,6 +12,8 @@ each measure runs ``--calls`` times on both sides, in turn:
   (what a host writing its own screen would send);
 * **text search**: ``engine.find(dispatcher, text="井盖缺失")``, 50 cases, beside a
   ``SELECT`` through the FTS5 table (SQLite) or an ``ILIKE`` (PostgreSQL);
+* **text search, newest first**: the same search in the ``newest`` order, beside the
+  same ``SELECT`` in descending report time;
 * **facets**: ``engine.facets(dispatcher, by="state")`` beside a ``GROUP BY``.
 
 The ratio is hand-written time over closedloop's (goal: at least 0.67, within 1.5x);
@@ -92,6 +94,10 @@ HAND_TEXT = {
     "postgresql": "SELECT body, version FROM closedloop_cases WHERE search_text "
     "ILIKE '%井盖缺失%' ORDER BY reported_at, row_id LIMIT 50",
 }
+HAND_TEXT_NEWEST = {
+    dialect: sql.replace("ORDER BY reported_at, row_id", "ORDER BY reported_at DESC, row_id DESC")
+    for dialect, sql in HAND_TEXT.items()
+}
 HAND_FACETS = "SELECT state, count(*) FROM closedloop_cases GROUP BY state"
 
 
@@ -165,6 +171,11 @@ def rows(filled: Filled, calls: int, repeats: int) -> list[Row]:
     measures = (
         ("inbox, 50 most urgent", lambda: filled.engine.inbox(MEMBER), HAND_INBOX),
         ("text search", lambda: filled.engine.find(DISPATCHER, text=NEEDLE), HAND_TEXT[dialect]),
+        (
+            "text search, newest first",
+            lambda: filled.engine.find(DISPATCHER, text=NEEDLE, order="newest"),
+            HAND_TEXT_NEWEST[dialect],
+        ),
         ("facets by state", lambda: filled.engine.facets(DISPATCHER, by="state"), HAND_FACETS),
     )
     result: list[Row] = []

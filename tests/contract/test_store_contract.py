@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from closedloop.adapters.memory import InMemoryStore
+from closedloop.adapters.sqlalchemy import queries
 from closedloop.engine import audit, personal
 from closedloop.engine.model import AuditEvent, ReporterContact, Seal
 from closedloop.engine.ports import CaseStore, IdempotencyRecord, OutboxMessage
@@ -30,6 +31,14 @@ class TestEveryStore(CaseStoreContract, CaseQueryContract, CheckpointContract, C
     @pytest.fixture
     def make_store(self, store_factory: StoreFactory) -> StoreFactory:
         return store_factory
+
+    @pytest.fixture(autouse=True)
+    def short_spans(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A SQL store's text search reads spans of a few cases, not thousands: the
+        contract's few cases then cross every switch of its plan (a span that fills
+        the page, a next span sized by the matches seen, the text index for the rest)."""
+        monkeypatch.setattr(queries, "FIRST_SPAN", 1)
+        monkeypatch.setattr(queries, "SMALLEST_SPAN", 2)
 
 
 class TestMethodForm(CaseStoreContract):

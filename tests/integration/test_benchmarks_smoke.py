@@ -43,7 +43,12 @@ ALL_TICK_ROWS = [
 QUERY_ROWS = [
     f"{measure}, {place}, 300 cases: {kind}"
     for place in ["SQLite file", *(["PostgreSQL"] * POSTGRES)]
-    for measure in ("inbox, 50 most urgent", "text search", "facets by state")
+    for measure in (
+        "inbox, 50 most urgent",
+        "text search",
+        "text search, newest first",
+        "facets by state",
+    )
     for kind in ("hand-written / closedloop", "p95 ms")
 ]
 HTTP_ROWS = [

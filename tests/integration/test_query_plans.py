@@ -18,7 +18,8 @@ import pytest
 from sqlalchemy import Connection, String, create_engine, event, func, select, type_coerce
 
 from closedloop import Actor, workflows
-from closedloop.adapters.sqlalchemy import SQLStore, leases
+from closedloop.adapters.sqlalchemy import SQLStore, leases, queries
+from closedloop.adapters.sqlalchemy.prepared import Prepared
 from closedloop.adapters.sqlalchemy.queries import count_query, page_query, shown_query
 from closedloop.adapters.sqlalchemy.schema import cases
 from closedloop.engine.case_query import CaseFilter
@@ -158,3 +159,34 @@ def test_a_ticks_claim_and_the_next_due_instant_read_the_next_timer_index(
     for query in (leases.due_cases(T0, 50), earliest):
         found = "\n".join(str(row[-1]) for row in explained.execute(query).all())
         assert "ix_closedloop_cases_next_timer_at" in found, found
+
+
+@pytest.mark.parametrize("order", ["oldest", "newest"])
+def test_a_text_search_reads_its_span_along_the_report_time_index(
+    explained: Connection, order: str
+) -> None:
+    # A text search in report-time order finds the edge of a span from that index
+    # alone, then the span's matches along the same index (on PostgreSQL possibly
+    # joined with the text index): never every match of the text, sorted.
+    dialect = explained.dialect.name
+    where = CaseFilter.of(text="井盖 1")
+    after = {"after_at": T0, "after_row": 1}
+    edge = queries._edge_query(order, "at", dialect)  # type: ignore[arg-type]
+    found = prepared_plan(explained, edge, {**after, "skip": 9})
+    assert "ix_closedloop_cases_reported_at_row_id" in found, found
+    spanned = shown_query(where, order, "at", 51, dialect, contacts=True, spanned=True)  # type: ignore[arg-type]
+    bound = {**after, "edge_at": T0 + 9 * DAY, "edge_row": 10, "span_low": 1, "span_high": 10}
+    found = prepared_plan(explained, spanned, bound)
+    assert "ix_closedloop_cases_reported_at_row_id" in found, found
+    if dialect == "sqlite":
+        assert "case_text" in found, found
+        assert "SCAN closedloop_cases" not in found, found
+    else:
+        assert "Seq Scan" not in found, found
+
+
+def prepared_plan(connection: Connection, query: Any, values: dict[str, Any]) -> str:
+    """The plan of ``query`` run as the store runs it: prepared, with ``values``."""
+    engine = connection.engine.execution_options(**connection.get_execution_options())
+    found = Prepared(query, engine).run(connection, values).all()
+    return "\n".join(str(row[-1]) for row in found)

@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import create_engine, event
 
 from closedloop import Engine, workflows
-from closedloop.adapters.sqlalchemy import SQLStore
+from closedloop.adapters.sqlalchemy import SQLStore, queries
 from closedloop.testing import ManualClock
 from tests.cast import CITIZEN, DISPATCHER
 from tests.conftest import postgres_url
@@ -307,3 +307,30 @@ def test_statements_are_logged_once_the_host_turns_logging_on(
     logged = [r.getMessage() for r in caplog.records if r.name.startswith("sqlalchemy.engine")]
     assert any(message.startswith("UPDATE closedloop_cases") for message in logged)
     store.close()
+
+
+def test_a_text_search_reads_spans_of_the_time_index_and_the_text_index_only_when_rare(
+    store: SQLStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A text search in report-time order reads a span of that order (one statement for
+    # its edge, one for its matches) and stops once the page is full; a span without a
+    # match leaves the rest to the text index, a third statement. Spans of four cases
+    # here, of thousands in a store's use.
+    monkeypatch.setattr(queries, "FIRST_SPAN", 1)
+    monkeypatch.setattr(queries, "SMALLEST_SPAN", 4)
+    clock = ManualClock()
+    engine = Engine(workflows.standard(), store=store, clock=clock)
+    for n in range(12):
+        engine.report(CITIZEN, description="manhole cover missing" if n < 8 else "lamp out")
+        clock.advance(timedelta(minutes=1))
+    counted = Counted(store)
+    assert counted.of(lambda: engine.find(DISPATCHER, text="manhole", limit=2)) == (1, 1, 2)
+    assert counted.of(lambda: engine.find(DISPATCHER, text="lamp", limit=2)) == (1, 1, 3)
+    assert counted.of(lambda: engine.find(DISPATCHER, text="lamp", order="urgent")) == (1, 1, 1)
+    assert counted.of(lambda: engine.find(DISPATCHER, state="reported", limit=2)) == (1, 1, 1)
+    # The newest cases hold the lamp: the first span fills the page.
+    assert counted.of(lambda: engine.find(DISPATCHER, text="lamp", order="newest", limit=2)) == (
+        1,
+        1,
+        2,
+    )

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -33,9 +33,11 @@ from sqlalchemy import (
     false,
     func,
     literal,
+    literal_column,
     or_,
     select,
     table,
+    tuple_,
     union_all,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -143,7 +145,9 @@ def select_shown(
     contacts: bool = True,
 ) -> tuple[CasePage, dict[str, ReporterContact]]:
     """One page of matching cases in ``order``, with the stored contact data of those
-    that have any (with ``contacts``), from one statement.
+    that have any (with ``contacts``), from one statement (a text search in report-time
+    order: two per span of the time index it reads, one more when it asks the text
+    index; see :func:`_search`).
 
     The statement is prepared once per filter, order, page size and kind of cursor (see
     :class:`_Pages`), and runs with the cursor's key as its parameters: a screen asked
@@ -152,8 +156,12 @@ def select_shown(
     check_page(limit)
     order = check_order(order)
     shape, values = (None, {}) if after is None else _cursor(order, decode_cursor(after, order))
-    statement = _pages.statement(connection.engine, where, order, shape, limit + 1, contacts)
-    found = statement.run(connection, values).all()
+    found: Sequence[Any]
+    if _searched_in_time(where, order):
+        found = _search(connection, where, order, shape, values, limit + 1, contacts)
+    else:
+        statement = _pages.statement(connection.engine, where, order, shape, limit + 1, contacts)
+        found = statement.run(connection, values).all()
     page = found[:limit]
     cursor = None
     if len(found) > limit:
@@ -173,6 +181,78 @@ def select_shown(
             if row.contact_of is not None
         }
     return CasePage(shown, cursor), held
+
+
+FIRST_SPAN = 128
+"""Cases of the report-time order a text search reads first, per row of its page (at
+least :data:`SMALLEST_SPAN`): a text one case in a hundred holds fills its page there."""
+SMALLEST_SPAN = 1_024
+WALKED_SPANS = 4
+"""The most cases of the report-time order a text search reads, in first spans: when
+its matches are too rare to fill the page within them, the text index finds the rest
+(at a tenth as dense as a hundredth, the text index's few matches cost less than the
+walk)."""
+
+
+def _searched_in_time(where: CaseFilter, order: Order) -> bool:
+    """Whether a page is a text search in report-time order (see :func:`_search`)."""
+    if where.text is None or order == "urgent":
+        return False
+    return where.turns is None or len(where.turns) < 2 or not _apart(where.turns)
+
+
+def _search(
+    connection: Connection,
+    where: CaseFilter,
+    order: Order,
+    shape: str | None,
+    values: dict[str, Any],
+    wanted: int,
+    contacts: bool,
+) -> list[Any]:
+    """The first ``wanted`` rows of a text search in report-time order, after the cursor
+    ``values`` (of ``shape``).
+
+    The text index finds every match, and a page of them in time order costs sorting
+    them all: 10,000 matches at a million cases. So the search reads spans of the
+    report-time order instead: the edge of a span is the case ``span`` places further
+    along that index (one statement, which reads the index alone), and the span's
+    matches are those of the page statement bounded by that edge (read along the same
+    index, so they cost what the span holds, not what the text matches). When the span
+    fills the page, that is the page; else the next span starts at its edge, sized by
+    the matches seen so far. When the matches are too rare to fill the page within
+    :data:`WALKED_SPANS` first spans (or a span held none), the page statement itself, from
+    the last edge on, finds the rest through the text index, as every search did
+    before: its cost follows the matches, few by then. The pages are those one
+    statement would give, row for row.
+    """
+    engine = connection.engine
+    span = max(SMALLEST_SPAN, FIRST_SPAN * wanted)
+    walk = WALKED_SPANS * span  # cases the search may still read along the time index
+    found: list[Any] = []
+    while True:
+        last = (
+            _pages.edge(engine, order, shape).run(connection, {**values, "skip": span - 1}).first()
+        )
+        if last is None:  # fewer than ``span`` cases left: no bound
+            break
+        edge_at = _read_instant(last.reported_at)
+        bound = {**values, "edge_at": edge_at, "edge_row": last.row_id}
+        if connection.dialect.name == "sqlite":
+            bound.update(span_low=last.low, span_high=last.high)
+        bounded = _pages.statement(engine, where, order, shape, wanted, contacts, spanned=True)
+        hits = bounded.run(connection, bound).all()
+        found += hits
+        if len(found) >= wanted:
+            return found[:wanted]
+        shape, values = "at", {"after_at": edge_at, "after_row": last.row_id}
+        missing = wanted - len(found)
+        walk -= span
+        if not hits or missing * span // len(hits) > walk:
+            break
+        span = min(walk, max(2 * span, 2 * missing * span // len(hits)))
+    rest = _pages.statement(engine, where, order, shape, wanted, contacts)
+    return (found + list(rest.run(connection, values).all()))[:wanted]
 
 
 class _Pages:
@@ -198,15 +278,37 @@ class _Pages:
         shape: str | None,
         limit: int,
         contacts: bool,
+        *,
+        spanned: bool = False,
+    ) -> Prepared:
+        """The page statement; with ``spanned``, bounded by the edge of a span of the
+        report-time order (parameters ``edge_at``, ``edge_row``; see :func:`_search`)."""
+        key = (where, order, shape, limit, contacts, spanned)
+        return self._kept_or(
+            engine,
+            key,
+            lambda dialect: shown_query(
+                where, order, shape, limit, dialect, contacts=contacts, spanned=spanned
+            ),
+        )
+
+    def edge(self, engine: Engine, order: Order, shape: str | None) -> Prepared:
+        """The report time and row id of the case ``skip`` places after the cursor (of
+        ``shape``) in ``order``, the first one's when ``skip`` is 0: read from the
+        index on (reported_at, row_id) alone."""
+        return self._kept_or(
+            engine, ("edge", order, shape), lambda dialect: _edge_query(order, shape, dialect)
+        )
+
+    def _kept_or(
+        self, engine: Engine, key: tuple[Any, ...], build: Callable[[str], Select[Any]]
     ) -> Prepared:
         kept = self._kept.get(engine)
         if kept is None:
             kept = self._kept.setdefault(engine, {})
-        key = (where, order, shape, limit, contacts)
         found = kept.get(key)
         if found is None:
-            query = shown_query(where, order, shape, limit, engine.dialect.name, contacts=contacts)
-            found = Prepared(query, engine)
+            found = Prepared(build(engine.dialect.name), engine)
             if len(kept) >= self.KEEP:
                 kept.clear()
             kept[key] = found
@@ -216,8 +318,32 @@ class _Pages:
 _pages = _Pages()
 
 
+def _edge_query(order: Order, shape: str | None, dialect: str) -> Select[tuple[object, ...]]:
+    query = select(cases.c.reported_at, cases.c.row_id)
+    if shape is not None:
+        query = query.where(_key_after(order))
+    skip = bindparam("skip", type_=Integer())
+    edge = _ordered(query, order).limit(1).offset(skip)
+    if dialect != "sqlite":
+        return edge
+    # SQLite: the lowest and highest row id of the span too, which bound the matches the
+    # FTS5 table gives (rows are mostly added in report-time order: a span's row ids lie
+    # close together, and the text index skips its matches outside them).
+    span = _ordered(query.with_only_columns(cases.c.row_id), order).limit(skip + 1).subquery()
+    ids = select(func.min(span.c.row_id).label("low"), func.max(span.c.row_id).label("high"))
+    edged, bounds = edge.subquery(), ids.subquery()
+    return select(edged.c.reported_at, edged.c.row_id, bounds.c.low, bounds.c.high)
+
+
 def shown_query(
-    where: CaseFilter, order: Order, shape: str | None, limit: int, dialect: str, *, contacts: bool
+    where: CaseFilter,
+    order: Order,
+    shape: str | None,
+    limit: int,
+    dialect: str,
+    *,
+    contacts: bool,
+    spanned: bool = False,
 ) -> Select[tuple[object, ...]]:
     """The statement of one page of ``limit`` rows on ``dialect``, its cases' contact
     data joined with ``contacts``; after a cursor of ``shape`` (see :func:`_cursor`),
@@ -234,9 +360,9 @@ def shown_query(
         pages = (_page(one, order, shape, limit, dialect).subquery() for one in each)
         page = union_all(*(select(one) for one in pages)).subquery("page")
     elif contacts:
-        page = _page(where, order, shape, limit, dialect).subquery("page")
+        page = _page(where, order, shape, limit, dialect, spanned=spanned).subquery("page")
     else:
-        return _page(where, order, shape, limit, dialect)
+        return _page(where, order, shape, limit, dialect, spanned=spanned)
     query = select(*page.c)
     if contacts:
         held = reporter_contacts
@@ -273,16 +399,31 @@ def page_query(
 
 
 def _page(
-    where: CaseFilter, order: Order, shape: str | None, limit: int, dialect: str
+    where: CaseFilter,
+    order: Order,
+    shape: str | None,
+    limit: int,
+    dialect: str,
+    *,
+    spanned: bool = False,
 ) -> Select[tuple[object, ...]]:
     # PostgreSQL: the body as its stored text, as SQLite gives it, to be decoded only
     # when no case built from that text is kept (see rows.BuiltCases).
     body = cast(cases.c.body, Text).label("body") if dialect == "postgresql" else cases.c.body
     query = select(cases.c.row_id, cases.c.id, body, cases.c.version, cases.c.reported_at)
     query = query.add_columns(urgency_rank.label("rank"), cases.c.due_at, cases.c.updated_at)
-    query = query.where(*conditions(where, dialect))
-    if shape is not None:
-        query = query.where(_after(order, shape))
+    if spanned and where.text is not None:
+        # Along the span, not through every match of the text: the search tests each row
+        # of the span against the matches (SQLite: ``row_id + 0`` is no index's key).
+        query = query.where(
+            *conditions(replace(where, text=None), dialect),
+            _text(where.text, dialect, walked=True),
+            *_span(order, shape),
+        )
+    else:
+        query = query.where(*conditions(where, dialect))
+        if shape is not None:
+            query = query.where(_after(order, shape))
     return _ordered(query, order).limit(limit)
 
 
@@ -372,6 +513,31 @@ def _after(order: Order, shape: str) -> ColumnElement[bool]:
     return or_(at > stamp, and_(at == stamp, cases.c.row_id > row_id))
 
 
+def _span(order: Order, shape: str | None) -> list[ColumnElement[bool]]:
+    """The rows after the cursor (of ``shape``) up to a span's edge in ``order``, both
+    keys given as parameters (``after_*``, ``edge_*``), each as one comparison of
+    (reported_at, row_id): a range of the index on those columns."""
+    key = tuple_(cases.c.reported_at, cases.c.row_id)
+    edge = _key("edge")
+    found = [key >= edge if order == "newest" else key <= edge]
+    if shape is not None:
+        found.append(_key_after(order))
+    return found
+
+
+def _key_after(order: Order) -> ColumnElement[bool]:
+    """The rows after the cursor's key in a report-time order, as one comparison."""
+    key, after = tuple_(cases.c.reported_at, cases.c.row_id), _key("after")
+    return key < after if order == "newest" else key > after
+
+
+def _key(prefix: str) -> ColumnElement[Any]:
+    return tuple_(
+        bindparam(f"{prefix}_at", type_=cases.c.reported_at.type),
+        bindparam(f"{prefix}_row", type_=cases.c.row_id.type),
+    )
+
+
 def _read_instant(value: datetime | str) -> datetime:
     """An instant as the driver read it (SQLite: the stored UTC text), aware in UTC."""
     if isinstance(value, str):
@@ -452,7 +618,7 @@ def _jsonb_list(item: str) -> ColumnElement[Any]:
     return cast(literal(json.dumps([item])), JSONB)
 
 
-def _text(needle: str, dialect: str) -> ColumnElement[bool]:
+def _text(needle: str, dialect: str, *, walked: bool = False) -> ColumnElement[bool]:
     pattern = "%" + needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
     if dialect == "postgresql":
         return cases.c.search_text.ilike(pattern, escape="\\")
@@ -462,4 +628,9 @@ def _text(needle: str, dialect: str) -> ColumnElement[bool]:
         match = fts.c[CASE_TEXT].op("MATCH")(phrase)
     else:  # the trigram index cannot serve fewer than three characters: a scan of it
         match = fts.c.text.like(pattern, escape="\\")
-    return cases.c.row_id.in_(select(fts.c.rowid).where(match))
+    if not walked:
+        return cases.c.row_id.in_(select(fts.c.rowid).where(match))
+    low = bindparam("span_low", type_=cases.c.row_id.type)
+    high = bindparam("span_high", type_=cases.c.row_id.type)
+    spanned = select(fts.c.rowid).where(match, fts.c.rowid.between(low, high))
+    return (cases.c.row_id + literal_column("0")).in_(spanned)

@@ -12,10 +12,21 @@ from typing import Any
 import pytest
 
 from closedloop.engine.case_query import CaseFilter, Party, Turn
+from closedloop.engine.model import ReporterContact
 from closedloop.errors import NaiveDatetime, ValidationError
-from closedloop.testing.contract.base import T0, StoreFixtures, add, commit, deadline, read, revise
+from closedloop.testing.contract.base import (
+    T0,
+    StoreFixtures,
+    add,
+    commit,
+    deadline,
+    new_case,
+    read,
+    revise,
+)
 
 DAY = timedelta(days=1)
+HOUR = timedelta(hours=1)
 
 
 class CaseSelectionContract(StoreFixtures):
@@ -332,6 +343,81 @@ class CaseQueryContract(CaseSelectionContract):
         assert seen == ["c", "d", "e"]
         last = cases.find_cases(lead_unit="roads", limit=3)
         assert last.next_cursor is None
+
+    @pytest.fixture
+    def texts(self, store: Any) -> Any:
+        """Forty cases an hour apart, added out of time order: the first sixteen hours
+        about a missing manhole cover (a dense text), hours 24 and 36 about a loose
+        lid (a rare one), the rest about street lights; one case in four water's."""
+        with store.transaction() as tx:
+            for n in range(40):
+                hour = n * 7 % 40  # every hour once, in an order of its own
+                case, event = new_case(
+                    f"t{hour:02d}",
+                    at=T0 + hour * HOUR,
+                    lead_unit="water" if hour % 4 == 0 else "roads",
+                    description=self._text_of(hour),
+                )
+                tx.add_case(case, ReporterContact(name="Li Lei"), event)
+            tx.commit()
+        return store
+
+    @staticmethod
+    def _text_of(hour: int) -> str:
+        if hour < 16:
+            return "井盖缺失 manhole cover missing"
+        return "manhole lid loose" if hour in (24, 36) else "路灯不亮 street light out"
+
+    @staticmethod
+    def _paged(store: Any, order: Any, limit: int, **criteria: Any) -> list[str]:
+        where = CaseFilter.of(**criteria)
+        seen: list[str] = []
+        after = None
+        while True:
+            page = store.select_cases(where, order=order, after=after, limit=limit)
+            seen += [c.id for c in page.cases]
+            after = page.next_cursor
+            if after is None:
+                return seen
+
+    @pytest.mark.parametrize("order", ["oldest", "newest"])
+    def test_text_pages_hold_every_match_once_in_order(self, texts: Any, order: Any) -> None:
+        # A dense text, a rare one, a text with a selective criterion, a text that holds
+        # the first hours only (so the newest pages find it last) and one nobody wrote:
+        # page by page, the matches each give are those of one whole page, in order.
+        searches: list[tuple[dict[str, Any], list[int]]] = [
+            ({"text": "manhole"}, [h for h in range(40) if h < 16 or h in (24, 36)]),
+            ({"text": "lid loose"}, [24, 36]),
+            ({"text": "manhole", "lead_unit": "water"}, [0, 4, 8, 12, 24, 36]),
+            ({"text": "井盖缺失"}, list(range(16))),
+            ({"text": "street light", "lead_unit": "water"}, [16, 20, 28, 32]),
+            ({"text": "nowhere"}, []),
+        ]
+        for criteria, hours in searches:
+            expected = [f"t{h:02d}" for h in (hours if order == "oldest" else hours[::-1])]
+            assert self._found(texts, order, **criteria) == expected, criteria
+            for limit in (1, 3, 7):
+                assert self._paged(texts, order, limit, **criteria) == expected, (criteria, limit)
+
+    @pytest.mark.parametrize("order", ["oldest", "newest"])
+    def test_text_pages_skip_nothing_while_matching_cases_are_added(
+        self, texts: Any, order: Any
+    ) -> None:
+        expected = self._found(texts, order, text="manhole")
+        where = CaseFilter.of(text="manhole")
+        seen: list[str] = []
+        page = texts.select_cases(where, order=order, limit=2)
+        added = 0
+        while True:
+            seen += [c.id for c in page.cases]
+            if page.next_cursor is None:
+                break
+            added += 1  # a late match and one that sorts before every page
+            add(texts, f"late-{added}", at=T0 + (100 + added) * HOUR, description="manhole")
+            add(texts, f"early-{added}", at=T0 - added * HOUR, description="manhole")
+            page = texts.select_cases(where, order=order, limit=2, after=page.next_cursor)
+        assert len(seen) == len(set(seen))
+        assert [i for i in seen if i in expected] == expected
 
     def test_found_cases_carry_no_contact_data(self, cases: Any) -> None:
         assert all(c.contact is None for c in cases.find_cases().cases)
