@@ -28,7 +28,7 @@ from closedloop.cli.database import (
     zone_of,
 )
 from closedloop.cli.definitions import RegistryOption
-from closedloop.cli.failures import reported
+from closedloop.cli.failures import reported, require
 from closedloop.cli.fitting import check_store
 from closedloop.cli.routing import load_list
 from closedloop.engine.directory import InMemoryDirectory
@@ -82,7 +82,11 @@ def serve(
         typer.Option(envvar="CLOSEDLOOP_OPEN311_KEYS", help="An Open311 key that may POST."),
     ] = None,
 ) -> None:
-    """Serve Open311, the JSON API and the dispatcher console (stop with Ctrl-C)."""
+    """Serve Open311, the JSON API and the dispatcher console (stop with Ctrl-C).
+
+    Needs the ``server`` extra (``pip install 'closedloop[cli,server]'``).
+    """
+    require("closedloop serve", "uvicorn", "fastapi", "jinja2", "python_multipart|multipart")
     import uvicorn
 
     from closedloop.adapters.http import ConsoleActor, ConsoleConfig, Open311Config, create_app
