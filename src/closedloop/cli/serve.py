@@ -21,6 +21,7 @@ from typing import Annotated, Any
 import typer
 
 from closedloop.cli.database import (
+    CalendarZoneOption,
     WorkflowOption,
     calendars_engine,
     open_store,
@@ -74,9 +75,7 @@ def serve(
     no_worker: Annotated[
         bool, typer.Option("--no-worker", help="Leave timers and notifications to a worker.")
     ] = False,
-    timezone: Annotated[str, typer.Option(help="Zone of the office-hours calendar.")] = (
-        "Asia/Shanghai"
-    ),
+    timezone: CalendarZoneOption = None,
     api_key: Annotated[
         list[str] | None,
         typer.Option(envvar="CLOSEDLOOP_OPEN311_KEYS", help="An Open311 key that may POST."),
@@ -99,7 +98,7 @@ def serve(
         engine = calendars_engine(
             store,
             loaded,
-            zone_of(timezone),
+            zone_of(timezone) if timezone is not None else None,
             responsibilities=duties,
             worker_id=f"serve-{socket.gethostname()}-{os.getpid()}",
         )
