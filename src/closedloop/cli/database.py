@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from closedloop import workflows
-from closedloop.cli.definitions import RegistryOption, load_workflow, registry_of
+from closedloop.cli.definitions import RegistryOption, registry_of, workflow_file
 from closedloop.cli.failures import fail, reported
 from closedloop.cli.fitting import check_case
 from closedloop.cli.output import NONE, console, instant, table
@@ -74,8 +74,9 @@ def workflow_of(path: Path | None, registry: str | None = None) -> Workflow:
         InvalidWorkflow: the file is unreadable or the definition has problems.
         HostCodeUnusable: the registry cannot be loaded.
     """
-    host = registry_of(registry)
-    return load_workflow(path, host) if path is not None else workflows.standard(registry=host)
+    if path is not None:
+        return workflow_file(path, registry)
+    return workflows.standard(registry=registry_of(registry))
 
 
 CalendarZoneOption = Annotated[
