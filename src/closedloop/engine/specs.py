@@ -73,7 +73,9 @@ class EscalationStep(_Definition):
     supervise: bool = False
     """Set the supervision flag (督办) on the case."""
     notify: tuple[str, ...] = ()
-    """Who is told: ``lead_unit``, ``supervising_unit``, ``parent_unit`` or a role."""
+    """Who is told besides the ``escalate`` rules' recipients: recipients as in a rule's
+    ``to`` (``supervising_unit``, ``parent_unit``, ``role:NAME``, ...), not checked when
+    the workflow loads."""
 
 
 class ExpirySpec(_Definition):
@@ -205,6 +207,8 @@ class NotificationRule(_Definition):
 
     events: tuple[str, ...] = Field(min_length=1)
     to: tuple[str, ...] = Field(min_length=1)
+    """``lead_unit``, ``co_units``, ``supervising_unit``, ``parent_unit``,
+    ``subtask_unit``, ``reporter`` or ``role:NAME`` (a declared role)."""
     channel: str = Field(min_length=1)
     template: str = Field(min_length=1)
 
