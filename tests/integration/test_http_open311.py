@@ -6,12 +6,15 @@ import hashlib
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import create_engine, event
 
 from closedloop import Actor, Engine, workflows
 from closedloop.adapters.memory import InMemoryStore
+from closedloop.adapters.sqlalchemy import SQLStore
 from closedloop.engine.duties import CategoryCatalog
 from closedloop.testing import ManualClock
 from tests.http_server import serving
@@ -20,6 +23,7 @@ pytest.importorskip("fastapi")
 httpx = pytest.importorskip("httpx")
 
 from closedloop.adapters.http import Open311Config, create_app  # noqa: E402
+from closedloop.adapters.http.open311 import Open311Service  # noqa: E402
 
 START = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
 KEY = "key-for-the-city-app"
@@ -320,6 +324,56 @@ def _follow_the_loop(http: Any, city: City) -> None:
     )
     [shown] = http.get(f"/requests/{case_id}.json").json()
     assert (shown["agency_responsible"], shown["address"]) == ("roads", "1 Lamp Road")
+
+
+def test_updates_read_only_the_cases_changed_since_the_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Many cases left alone since long before the window, a few changed in it: the
+    # feed reads the history of those few, from the index on the change instant.
+    clock = ManualClock(START - timedelta(days=200))
+    database = create_engine(f"sqlite:///{tmp_path / 'city.db'}")
+    engine = Engine(workflows.standard(), store=SQLStore(database), clock=clock)
+    service = Open311Service(engine, Open311Config(categories=CATEGORIES))
+
+    def report(n: int) -> str:
+        return engine.report(Actor(f"citizen-{n}"), description=f"lamp {n}", location="Elm St").id
+
+    old = [report(n) for n in range(40)]
+    clock.advance(timedelta(days=200, minutes=10))  # START + 10 minutes: in the window
+    for case_id in old[:3]:
+        engine.trigger(case_id, "classify", by=DISPATCHER, category="03.01")
+    new = report(40)
+    clock.advance(timedelta(hours=2))  # after the window's end
+    engine.trigger(old[0], "dispatch", by=DISPATCHER, unit="roads")
+    report(41)  # reported after the end: never read
+
+    found: list[str] = []  # the cases the feed's queries return
+    sent: list[str] = []  # the statements it sends
+
+    def find(viewer: Actor, **asked: Any) -> Any:
+        page = Engine.find(engine, viewer, **asked)
+        found.extend(case.id for case in page.cases)
+        return page
+
+    monkeypatch.setattr(engine, "find", find)
+    event.listen(database, "before_cursor_execute", lambda *sending: sent.append(sending[2]))
+    window = {"start_date": "2026-03-02T01:00:00Z", "end_date": "2026-03-02T02:00:00Z"}
+    updates = service.updates(window, None)
+    shown = {(u["service_request_id"], u["description"], u["updated_datetime"]) for u in updates}
+    assert len(updates) == 4
+    assert shown == {
+        *((case_id, "Classified; waiting to be assigned to a unit.", "2026-03-02T01:10:00Z")
+          for case_id in old[:3]),
+        (new, "Received; waiting to be classified.", "2026-03-02T01:10:00Z"),
+    }  # fmt: skip
+    # The three changed in the window (the first changed again since) and the new one;
+    # one page of them, then each one's case and history: nine statements.
+    assert sorted(found) == sorted([*old[:3], new])
+    assert len(sent) == 9
+    assert len([s for s in sent if s.startswith("SELECT closedloop_case_events.")]) == 4
+    engine.store.close()
+    database.dispose()
 
 
 def test_an_asynchronous_city_answers_with_a_token() -> None:

@@ -101,6 +101,11 @@ def needs_unicode_ctype(connection: Connection) -> None:
         (DISPATCHER, "oldest", {"channel": "app"}, "ix_closedloop_cases_channel"),
         (DISPATCHER, "oldest", {"reported_from": T0}, "ix_closedloop_cases_reported_at"),
         (DISPATCHER, "newest", {}, "ix_closedloop_cases_reported_at_row_id"),
+        (DISPATCHER, "updated", {}, "ix_closedloop_cases_updated_at_row_id"),
+        (DISPATCHER, "updated", {"updated_from": T0}, "ix_closedloop_cases_updated_at_row_id"),
+        (DISPATCHER, "updated", {"updated_before": T0}, "ix_closedloop_cases_updated_at_row_id"),
+        # The Open311 updates feed: changed since its start, reported by its end.
+        (DISPATCHER, "updated", {"updated_from": T0, "reported_before": T0 + DAY}, "updated_at"),
         (DISPATCHER, "urgent", {}, "ix_closedloop_cases_urgency"),
         (DISPATCHER, "oldest", {"supervised": True}, "ix_closedloop_cases_supervised"),
         (DISPATCHER, "oldest", {"state": "assigned"}, "ix_closedloop_cases_state"),

@@ -10,7 +10,7 @@ import pytest
 
 from closedloop import Actor, Case, Engine, ValidationError
 from closedloop.engine.ports import CaseStore
-from closedloop.errors import StoreError
+from closedloop.errors import NaiveDatetime, StoreError
 from closedloop.testing import ManualClock
 from tests.cast import CITIZEN, DISPATCHER, OTHER_CITIZEN, STREET, WATER
 
@@ -88,6 +88,22 @@ def test_criteria_orders_counts_and_facets(engine: Engine, town: dict[str, Case]
     assert engine.count(WATER, area="D1") == 2
     assert engine.facets(DISPATCHER, by="state") == {"reported": 1, "assigned": 2, "in_progress": 1}
     assert engine.facets(WATER, by="lead_unit") == {"water": 2}
+
+
+def test_cases_are_found_by_their_latest_change(
+    engine: Engine, clock: ManualClock, town: dict[str, Case]
+) -> None:
+    since = clock.now()  # the roads case changed last, at this instant
+    clock.advance(hours=1)
+    engine.trigger(town["fresh"].id, "classify", by=DISPATCHER, category="01.01")
+    changed = [town[k].id for k in ("water", "working", "roads", "fresh")]
+    assert ids(engine.find(DISPATCHER, order="updated")) == changed
+    assert ids(engine.find(DISPATCHER, updated_from=since, order="updated")) == changed[2:]
+    assert ids(engine.find(DISPATCHER, updated_before=since)) == changed[:2]
+    assert ids(engine.find(WATER, updated_from=since)) == []  # as the viewer may see
+    assert engine.count(DISPATCHER, updated_from=since, area="D1") == 1
+    with pytest.raises(NaiveDatetime):
+        engine.find(DISPATCHER, updated_from=since.replace(tzinfo=None))
 
 
 def test_pages_follow_the_cursor(engine: Engine, town: dict[str, Case]) -> None:

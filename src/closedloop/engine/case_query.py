@@ -23,12 +23,13 @@ from closedloop.errors import ValidationError
 MAX_PAGE = 1000
 """The largest page ``find_cases`` returns."""
 
-Order = Literal["oldest", "newest", "urgent"]
-"""The orders of a query: oldest or newest report first, or most urgent first (the
+Order = Literal["oldest", "newest", "urgent", "updated"]
+"""The orders of a query: oldest or newest report first, most urgent first (the
 running clock's warning level, red before yellow before none, then its due instant;
-final cases last)."""
+final cases last), or least recently changed first (``updated``: a case changed while
+its pages are read moves to the end, so it may come again on a later page)."""
 
-ORDERS: tuple[Order, ...] = ("oldest", "newest", "urgent")
+ORDERS: tuple[Order, ...] = ("oldest", "newest", "urgent", "updated")
 
 Facet = Literal["state", "lead_unit", "warning_level"]
 """What ``facets`` counts cases by."""
@@ -101,9 +102,11 @@ class CaseFilter:
 
     ``area`` and ``category`` select the code and everything under it
     (:func:`~closedloop.engine.hierarchy.covers`); ``text`` is a case-insensitive
-    substring of the description or the address; ``reported_from`` is inclusive and
-    ``reported_before`` exclusive. ``turns`` (any one holds) and ``sight`` are what the
-    engine derives from a workflow and an actor: whose turn it is, who may see.
+    substring of the description or the address; ``reported_from`` and
+    ``updated_from`` are inclusive, ``reported_before`` and ``updated_before`` exclusive
+    (``updated_*`` read the instant of the case's latest change). ``turns`` (any one
+    holds) and ``sight`` are what the engine derives from a workflow and an actor: whose
+    turn it is, who may see.
     """
 
     states: tuple[str, ...] | None = None
@@ -115,6 +118,8 @@ class CaseFilter:
     channel: str | None = None
     reported_from: datetime | None = None
     reported_before: datetime | None = None
+    updated_from: datetime | None = None
+    updated_before: datetime | None = None
     warning_level: str | None = None
     overdue_at: datetime | None = None
     """Cases whose running clock is overdue at this instant (see :func:`is_overdue`)."""
@@ -139,6 +144,8 @@ class CaseFilter:
         channel: str | None = None,
         reported_from: datetime | None = None,
         reported_before: datetime | None = None,
+        updated_from: datetime | None = None,
+        updated_before: datetime | None = None,
         supervised: bool | None = None,
         merged_into: str | None = None,
         text: str | None = None,
@@ -169,6 +176,8 @@ class CaseFilter:
             channel=channel,
             reported_from=_instant(reported_from, "reported_from"),
             reported_before=_instant(reported_before, "reported_before"),
+            updated_from=_instant(updated_from, "updated_from"),
+            updated_before=_instant(updated_before, "updated_before"),
             warning_level=warning_level,
             overdue_at=_instant(overdue_at, "overdue_at"),
             supervised=supervised,
@@ -198,6 +207,10 @@ class CaseFilter:
         if self.reported_from is not None and case.reported_at < self.reported_from:
             return False
         if self.reported_before is not None and case.reported_at >= self.reported_before:
+            return False
+        if self.updated_from is not None and case.updated_at < self.updated_from:
+            return False
+        if self.updated_before is not None and case.updated_at >= self.updated_before:
             return False
         if self.text is not None and self.text.casefold() not in searchable(case).casefold():
             return False

@@ -45,6 +45,8 @@ class Criteria(TypedDict, total=False):
     channel: str | None
     reported_from: datetime | None
     reported_before: datetime | None
+    updated_from: datetime | None
+    updated_before: datetime | None
     warning_level: str | None
     overdue_at: datetime | None
     supervised: bool | None
@@ -140,6 +142,8 @@ class Reader:
         channel: str | None = None,
         reported_from: datetime | None = None,
         reported_before: datetime | None = None,
+        updated_from: datetime | None = None,
+        updated_before: datetime | None = None,
         warning_level: str | None = None,
         overdue_at: datetime | None = None,
         supervised: bool | None = None,
@@ -164,6 +168,8 @@ class Reader:
             channel=channel,
             reported_from=reported_from,
             reported_before=reported_before,
+            updated_from=updated_from,
+            updated_before=updated_before,
             supervised=supervised,
             merged_into=merged_into,
             text=text,

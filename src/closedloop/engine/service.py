@@ -468,13 +468,16 @@ class Engine:
         (one or several), ``waiting_on`` (an :class:`Actor`: cases whose current step
         that actor owns), ``lead_unit``, ``co_unit``, ``reporter`` (a reporter id),
         ``area`` and ``category`` (the code and everything under it), ``channel``,
-        ``reported_from`` and ``reported_before``, ``warning_level``, ``overdue_at``,
+        ``reported_from`` and ``reported_before``, ``updated_from`` and
+        ``updated_before`` (the case's latest change), ``warning_level``, ``overdue_at``,
         ``supervised``, ``merged_into`` (the master's id), ``text`` (in the
         description or the address).
 
         Args:
-            order: ``"oldest"`` or ``"newest"`` report first, or ``"urgent"``: the
-                running clock's warning level (red first), then its due instant.
+            order: ``"oldest"`` or ``"newest"`` report first, ``"urgent"``: the
+                running clock's warning level (red first), then its due instant, or
+                ``"updated"``: least recently changed first (a case changed while its
+                pages are read moves to the end and may come again).
             after: The ``next_cursor`` of the previous page (opaque).
             limit: The page size, 1 to 1000.
 

@@ -213,6 +213,8 @@ def _sort_key(order: Order, case: Case, position: int) -> SortKey:
     if order == "urgent":
         rank, due = urgency_key(case)
         return (rank, "~" if due is None else due.isoformat(), position)
+    if order == "updated":
+        return (0, case.updated_at.isoformat(), position)
     return (0, case.reported_at.isoformat(), position)
 
 

@@ -94,6 +94,10 @@ def conditions(where: CaseFilter, dialect: str) -> list[ColumnElement[bool]]:
         found.append(cases.c.reported_at >= where.reported_from)
     if where.reported_before is not None:
         found.append(cases.c.reported_at < where.reported_before)
+    if where.updated_from is not None:
+        found.append(cases.c.updated_at >= where.updated_from)
+    if where.updated_before is not None:
+        found.append(cases.c.updated_at < where.updated_before)
     if where.supervised is not None:
         found.append(cases.c.supervised == where.supervised)
     if where.merged_into is not None:
@@ -158,8 +162,8 @@ def select_shown(
             due = None if last.due_at is None else _read_instant(last.due_at).isoformat()
             cursor = encode_cursor(order, [last.rank, due, last.row_id])
         else:
-            stamp = _read_instant(last.reported_at).isoformat()
-            cursor = encode_cursor(order, [stamp, last.row_id])
+            at = last.updated_at if order == "updated" else last.reported_at
+            cursor = encode_cursor(order, [_read_instant(at).isoformat(), last.row_id])
     shown = tuple(rows.built_cases.case(row.body, row.version, noted=False) for row in page)
     held = {}
     if contacts:
@@ -244,6 +248,8 @@ def shown_query(
         keys = [page.c.rank, page.c.due_at, page.c.row_id]
     elif order == "newest":
         keys = [page.c.reported_at.desc(), page.c.row_id.desc()]
+    elif order == "updated":
+        keys = [page.c.updated_at, page.c.row_id]
     else:
         keys = [page.c.reported_at, page.c.row_id]
     return query.order_by(*keys).limit(limit)
@@ -273,7 +279,7 @@ def _page(
     # when no case built from that text is kept (see rows.BuiltCases).
     body = cast(cases.c.body, Text).label("body") if dialect == "postgresql" else cases.c.body
     query = select(cases.c.row_id, cases.c.id, body, cases.c.version, cases.c.reported_at)
-    query = query.add_columns(urgency_rank.label("rank"), cases.c.due_at)
+    query = query.add_columns(urgency_rank.label("rank"), cases.c.due_at, cases.c.updated_at)
     query = query.where(*conditions(where, dialect))
     if shape is not None:
         query = query.where(_after(order, shape))
@@ -320,6 +326,8 @@ def _ordered(query: Select[tuple[object, ...]], order: Order) -> Select[tuple[ob
         return query.order_by(urgency_rank, cases.c.due_at, cases.c.row_id)
     if order == "newest":
         return query.order_by(cases.c.reported_at.desc(), cases.c.row_id.desc())
+    if order == "updated":
+        return query.order_by(cases.c.updated_at, cases.c.row_id)
     return query.order_by(cases.c.reported_at, cases.c.row_id)
 
 
@@ -360,9 +368,8 @@ def _after(order: Order, shape: str) -> ColumnElement[bool]:
         return or_(
             cases.c.reported_at < stamp, and_(cases.c.reported_at == stamp, cases.c.row_id < row_id)
         )
-    return or_(
-        cases.c.reported_at > stamp, and_(cases.c.reported_at == stamp, cases.c.row_id > row_id)
-    )
+    at = cases.c.updated_at if order == "updated" else cases.c.reported_at
+    return or_(at > stamp, and_(at == stamp, cases.c.row_id > row_id))
 
 
 def _read_instant(value: datetime | str) -> datetime:

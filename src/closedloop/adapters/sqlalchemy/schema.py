@@ -41,7 +41,7 @@ from sqlalchemy.types import TypeDecorator
 
 from closedloop.engine.clock import utc
 
-HEAD_REVISION = "0010"
+HEAD_REVISION = "0011"
 """The Alembic revision that :data:`metadata` corresponds to.
 
 A store that creates its schema itself records this revision, so a later
@@ -157,6 +157,8 @@ Index(
 )
 Index("ix_closedloop_cases_channel", cases.c.channel)
 Index("ix_closedloop_cases_reported_at_row_id", cases.c.reported_at, cases.c.row_id)
+# The cases changed in a window (revision 0011): the ``updated_*`` criteria.
+Index("ix_closedloop_cases_updated_at_row_id", cases.c.updated_at, cases.c.row_id)
 Index("ix_closedloop_cases_urgency", urgency_rank, cases.c.due_at, cases.c.row_id)
 Index(
     "ix_closedloop_cases_lead_unit_urgency",

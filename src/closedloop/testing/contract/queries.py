@@ -13,7 +13,7 @@ import pytest
 
 from closedloop.engine.case_query import CaseFilter, Party, Turn
 from closedloop.errors import NaiveDatetime, ValidationError
-from closedloop.testing.contract.base import T0, StoreFixtures, add, deadline
+from closedloop.testing.contract.base import T0, StoreFixtures, add, commit, deadline, read, revise
 
 DAY = timedelta(days=1)
 
@@ -90,6 +90,72 @@ class CaseSelectionContract(StoreFixtures):
         assert self._found(spread, text="at") == ["g"]
         assert self._found(spread, text="nowhere") == []
 
+    @staticmethod
+    def _change(store: Any, case_id: str, at: Any) -> None:
+        """Commit a change to the case at ``at``: its ``updated_at`` moves there."""
+        case = read(store, lambda tx: tx.get_case(case_id))
+        head = read(store, lambda tx: tx.get_events(case_id))[-1]
+        changed, event = revise(case, head, at=at)
+        commit(store, lambda tx: tx.update_case(changed, case.version, event))
+
+    def test_updated_window_selects_by_the_latest_change(self, spread: Any) -> None:
+        # Each case was last changed when it was reported (a day apart, T0 to T0 + 6
+        # days), but for "a" changed at T0 + 10 days and "c" at T0 + 12 days.
+        self._change(spread, "a", T0 + 10 * DAY)
+        self._change(spread, "c", T0 + 12 * DAY)
+        assert self._found(spread, updated_from=T0 + 5 * DAY) == ["a", "c", "f", "g"]
+        assert self._found(spread, updated_before=T0 + 5 * DAY) == ["b", "d", "e"]
+        # The start is inclusive, the end exclusive, to the microsecond.
+        window = {"updated_from": T0 + 6 * DAY, "updated_before": T0 + 12 * DAY}
+        assert self._found(spread, **window) == ["a", "g"]
+        tick = timedelta(microseconds=1)
+        assert self._found(spread, updated_from=T0 + 12 * DAY + tick) == []
+        assert self._found(spread, updated_before=T0 + DAY + tick) == ["b"]
+        assert self._found(spread, updated_from=T0 + 12 * DAY, updated_before=T0) == []
+        # Combined with the other criteria, the report window among them.
+        assert self._found(spread, updated_from=T0 + 5 * DAY, lead_unit="parks") == ["f"]
+        assert self._found(spread, updated_from=T0 + 5 * DAY, reported_before=T0 + 3 * DAY) == [
+            "a",
+            "c",
+        ]
+        assert self._found(spread, "newest", updated_from=T0 + 5 * DAY) == ["g", "f", "c", "a"]
+        assert self._found(spread, "updated", updated_from=T0 + 5 * DAY) == ["f", "g", "a", "c"]
+        assert spread.count_selected(CaseFilter.of(updated_from=T0 + 5 * DAY)) == 4
+        assert spread.facet_counts(CaseFilter.of(updated_from=T0 + 5 * DAY), "lead_unit") == {
+            "water": 1, "roads": 1, "parks": 1, None: 1}  # fmt: skip
+
+    def test_pages_of_an_updated_window_hold_while_cases_change(self, spread: Any) -> None:
+        # The pages follow the report order, which a change does not move: a case
+        # changed again between two pages is not seen twice; one that comes into the
+        # window is seen if its report sorts after the cursor, else by the next pass.
+        self._change(spread, "a", T0 + 10 * DAY)
+        since = CaseFilter.of(updated_from=T0 + 5 * DAY)
+        first = spread.select_cases(since, limit=1)
+        self._change(spread, "a", T0 + 20 * DAY)  # already seen
+        self._change(spread, "d", T0 + 20 * DAY)  # reported after the cursor
+        second = spread.select_cases(since, limit=1, after=first.next_cursor)
+        self._change(spread, "b", T0 + 20 * DAY)  # reported before the cursor
+        rest = spread.select_cases(since, limit=10, after=second.next_cursor)
+        seen = [c.id for page in (first, second, rest) for c in page.cases]
+        assert seen == ["a", "d", "f", "g"]
+        assert rest.next_cursor is None
+        assert self._found(spread, updated_from=T0 + 5 * DAY) == ["a", "b", "d", "f", "g"]
+
+    def test_pages_in_the_updated_order_skip_no_case_that_changes(self, spread: Any) -> None:
+        # Least recently changed first: a case changed while the pages are read moves
+        # past the cursor, so it comes again (in its new state) rather than being missed.
+        self._change(spread, "a", T0 + 10 * DAY)
+        first = spread.select_cases(CaseFilter(), order="updated", limit=3)
+        assert [c.id for c in first.cases] == ["b", "c", "d"]
+        self._change(spread, "c", T0 + 20 * DAY)  # already seen: comes again
+        self._change(spread, "e", T0 + 21 * DAY)  # not yet seen: comes once, later
+        rest = spread.select_cases(CaseFilter(), order="updated", limit=10, after=first.next_cursor)
+        assert [c.id for c in rest.cases] == ["f", "g", "a", "c", "e"]
+        assert rest.cases[3].updated_at == T0 + 20 * DAY
+        assert rest.next_cursor is None
+        with pytest.raises(ValidationError):
+            spread.select_cases(CaseFilter(), order="oldest", after=first.next_cursor)
+
     def test_turns_and_sight_select_by_relation(self, spread: Any) -> None:
         water = Party(lead_units=("water",))
         assert self._where(spread, CaseFilter(sight=water)) == ["a", "b"]
@@ -123,8 +189,10 @@ class CaseSelectionContract(StoreFixtures):
         assert self._found(spread, "newest") == ["g", "f", "e", "d", "c", "b", "a"]
         # Red before yellow before none, each by due instant; the final case last.
         assert self._found(spread, "urgent") == ["f", "b", "g", "d", "c", "a", "e"]
+        # Least recently changed first: here each case last changed when reported.
+        assert self._found(spread, "updated") == ["a", "b", "c", "d", "e", "f", "g"]
 
-    @pytest.mark.parametrize("order", ["oldest", "newest", "urgent"])
+    @pytest.mark.parametrize("order", ["oldest", "newest", "urgent", "updated"])
     def test_pages_cover_every_match_once_while_cases_are_added(
         self, spread: Any, order: Any
     ) -> None:
@@ -174,6 +242,11 @@ class CaseSelectionContract(StoreFixtures):
             spread.facet_counts(CaseFilter(), "colour")
         with pytest.raises(NaiveDatetime):
             CaseFilter.of(reported_from=T0.replace(tzinfo=None))
+        naive = T0.replace(tzinfo=None)
+        with pytest.raises(NaiveDatetime, match="updated_from"):
+            CaseFilter.of(updated_from=naive)
+        with pytest.raises(NaiveDatetime, match="updated_before"):
+            CaseFilter.of(updated_from=T0, updated_before=naive)
 
 
 class CaseQueryContract(CaseSelectionContract):
