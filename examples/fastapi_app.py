@@ -8,7 +8,6 @@ workflow's JSON Schema. Who is asking comes from three headers here (``X-Actor``
 
 from __future__ import annotations
 
-import sys
 from typing import Annotated, Any
 
 from fastapi import Body, Depends, FastAPI, Header, Request, Response
@@ -132,11 +131,17 @@ def _trigger_route(app: FastAPI, engine: Engine, trigger: str) -> None:
         return _case(response, case)
 
 
-if __name__ == "__main__":
-    if "--serve" not in sys.argv:
-        print("serve it with: python examples/fastapi_app.py --serve")
-        raise SystemExit(0)
+if __name__ == "__main__":  # --serve [--port 8000] [--db cases.db]
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Serve the example app with uvicorn.")
+    parser.add_argument("--serve", action="store_true")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--db", default="cases.db", help="SQLite file (made if absent)")
+    given = parser.parse_args()
+    if not given.serve:
+        parser.exit(0, "serve it with: --serve [--port 8000] [--db cases.db]\n")
     import uvicorn
 
-    store = SQLStore("sqlite:///cases.db")
-    uvicorn.run(create_app(Engine(workflows.standard(), store=store)), port=8000)
+    store = SQLStore(f"sqlite:///{given.db}")
+    uvicorn.run(create_app(Engine(workflows.standard(), store=store)), port=given.port)

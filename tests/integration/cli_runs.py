@@ -27,15 +27,28 @@ def command(*args: str | Path) -> list[str]:
     return [sys.executable, "-m", "closedloop.cli", *map(str, args)]
 
 
+def command_without(modules: Sequence[str], *args: str | Path) -> list[str]:
+    """The command run as if ``modules`` were not installed (importing one fails)."""
+    blocked = "".join(f"sys.modules[{name!r}] = None; " for name in modules)
+    program = f"import sys; {blocked}from closedloop.cli import main; main()"
+    return [sys.executable, "-c", program, *map(str, args)]
+
+
 def environment() -> dict[str, str]:
     return {**os.environ, "COLUMNS": "200", "PYTHONIOENCODING": "utf-8"}
 
 
-def run_all(cwd: Path, *commands: Sequence[str | Path], timeout: float = 120) -> list[Ran]:
-    """Run the commands side by side; their results in the same order."""
+def run_all(
+    cwd: Path,
+    *commands: Sequence[str | Path],
+    timeout: float = 120,
+    without: Sequence[str] = (),
+) -> list[Ran]:
+    """Run the commands side by side (as if the ``without`` modules were not
+    installed); their results in the same order."""
     started = [
         subprocess.Popen(
-            command(*args),
+            command_without(without, *args) if without else command(*args),
             cwd=cwd,
             env=environment(),
             text=True,

@@ -8,11 +8,15 @@ import json
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
 from closedloop import Actor, Engine, Workflow, workflows
 from closedloop.adapters.sqlalchemy import SQLStore
+from closedloop.cli import app
+from closedloop.engine.case_query import CaseFilter
 from closedloop.testing import ManualClock
 from tests.integration.cli_runs import Ran, assert_one_line_error, run_all
 
@@ -97,7 +101,7 @@ def test_cases_lists_exactly_the_cases_each_query_selects(database: Path) -> Non
 
 
 def test_cases_pages_counts_and_shows_a_table(database: Path) -> None:
-    limited, scanned, table, closed, nothing = run_all(
+    limited, waiting, table, closed, nothing = run_all(
         database.parent,
         ("cases", "--db", database, "--json", "--limit", "2"),
         ("cases", "--db", database, "--json", "--limit", "1", "--waiting-on", "dispatcher"),
@@ -107,8 +111,8 @@ def test_cases_pages_counts_and_shows_a_table(database: Path) -> None:
     )
     first = json.loads(limited.stdout)
     assert (ids(limited), first["total"], first["more"]) == (["c1", "c2"], 6, True)
-    some = json.loads(scanned.stdout)
-    assert (ids(scanned), some["total"], some["more"]) == (["c1"], None, True)
+    some = json.loads(waiting.stdout)
+    assert (ids(waiting), some["total"], some["more"]) == (["c1"], 2, True)
     assert table.returncode == 0, table.stderr
     lines = table.stdout.splitlines()
     assert lines[0] == "2 of 2 cases matching"
@@ -204,3 +208,37 @@ def test_the_workflow_the_cases_were_written_with_reads_them(complaints: Path) -
     assert ids(listed) == ["k1"]
     assert shown.returncode == 0, shown.stderr
     assert "investigate (version 2, workflow complaints)" in shown.stdout
+
+
+def test_cases_reads_one_page_of_the_matching_cases_whatever_the_database_holds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = tmp_path / "cases.db"
+    store = SQLStore(f"sqlite:///{db}")
+    engine = Engine(workflows.standard(), store=store)
+    for number in range(40):  # every eighth one a burst pipe, the rest street lamps
+        text = "Burst pipe" if number % 8 == 7 else "Street lamp out"
+        engine.report(Actor(f"citizen-{number}"), description=text, location="3 Oak Rd")
+    store.close()
+    pages: list[tuple[str | None, int]] = []  # each page read: its text criterion, its size
+    for name in ("select_cases", "select_shown"):
+        original = getattr(SQLStore, name)
+
+        def reading(self: SQLStore, where: CaseFilter, *args: object, _original: Any = original,
+                    **kw: object) -> Any:  # fmt: skip
+            answer = _original(self, where, *args, **kw)
+            page = answer[0] if isinstance(answer, tuple) else answer
+            pages.append((where.text, len(page.cases)))
+            return answer
+
+        monkeypatch.setattr(SQLStore, name, reading)
+    ran = CliRunner().invoke(
+        app, ["cases", "--db", str(db), "--search", "pipe", "--waiting-on", "dispatcher",
+              "--limit", "2", "--json"],
+    )  # fmt: skip
+    assert ran.exit_code == 0, ran.output
+    listed = json.loads(ran.stdout)
+    assert (len(listed["cases"]), listed["total"], listed["more"]) == (2, 5, True)
+    assert {case["description"] for case in listed["cases"]} == {"Burst pipe"}
+    # One page of the two listed, asked with the text (not the forty cases, scanned).
+    assert [size for text, size in pages if text is not None] == [2]

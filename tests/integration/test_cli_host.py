@@ -50,15 +50,21 @@ def host_folder(tmp_path: Path) -> Path:
 
 def test_validate_and_diagram_read_a_workflow_with_the_hosts_guard(tmp_path: Path) -> None:
     folder = host_folder(tmp_path)
-    plain, registered, made, drawn = run_all(
+    plain, registered, made, drawn, undrawn, unlisted = run_all(
         folder,
         ("validate", "potholes.yaml"),
         ("validate", "potholes.yaml", "--registry", "potholes:REGISTRY"),
         ("validate", "potholes.yaml", "--registry", "hostcode:make_registry"),
         ("diagram", "potholes.yaml", "--registry", "potholes:REGISTRY"),
+        ("diagram", "potholes.yaml"),
+        ("cases", "--db", "cases.db", "--workflow", "potholes.yaml"),
     )
     assert_one_line_error(plain, "unknown guard 'photo_on_file'")
     assert "(guards and effects of your own: --registry MODULE:ATTR)" in plain.stdout
+    for ran in (undrawn, unlisted):  # every command that loads a workflow names the option
+        assert_one_line_error(
+            ran, "unknown guard 'photo_on_file'", "(guards and effects of your own: --registry"
+        )
     for ran in (registered, made):
         assert ran.returncode == 0, ran.stderr
         assert ran.stdout == (

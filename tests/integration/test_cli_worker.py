@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import IO, ClassVar
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -89,6 +90,19 @@ def outbox(db: Path) -> dict[str, tuple[str, str, int, str | None]]:
         return {row[0]: row[1:] for row in rows}
 
 
+def due_at(db: Path, case_id: str, zone: str = "UTC") -> datetime:
+    """When the case's clock falls due, in ``zone``."""
+    store = SQLStore(f"sqlite:///{db}")
+    try:
+        deadline = (
+            Engine(workflows.standard(), store=store).get(case_id, viewer=DISPATCHER).deadline
+        )
+    finally:
+        store.close()
+    assert deadline is not None
+    return deadline.due_at.astimezone(ZoneInfo(zone))
+
+
 def held_timers(db: Path) -> int:
     with sqlite3.connect(db) as connection:
         held = connection.execute(
@@ -117,6 +131,8 @@ def test_worker_delivers_a_due_warning_and_stops_on_sigterm(tmp_path: Path) -> N
     assert "stopped:" in err
     warning = next(d for d in delivered if d["event"] == "warn")
     assert (warning["case_id"], warning["recipient"]) == (case_id, "unit:lights")
+    # The case counts in natural time, as the engine that wrote it had no zone: UTC.
+    assert warning["subject"].endswith(f"{due_at(db, case_id):%Y-%m-%d %H:%M} (UTC) 到期")
     rows = outbox(db)
     assert rows[warning["id"]][1] == "delivered"
     assert all(lease is None for _, _, _, lease in rows.values())  # nothing left claimed
@@ -227,7 +243,7 @@ def test_worker_delivers_through_the_hosts_channel_named_on_the_command_line(
     host = start_worker(tmp_path / "host.db", "--notifier", "notify=channels:for_notify",
                         cwd=tmp_path)  # fmt: skip
     other = start_worker(tmp_path / "other.db", "--notifier", "sms=channels:for_sms",
-                         cwd=tmp_path)  # fmt: skip
+                         "--timezone", "America/Chicago", cwd=tmp_path)  # fmt: skip
     for db, worker in ((tmp_path / "host.db", host), (tmp_path / "other.db", other)):
         delivered_everything(db, worker, 4)
     results = {
@@ -255,6 +271,8 @@ def test_worker_delivers_through_the_hosts_channel_named_on_the_command_line(
     printed = [json.loads(line) for line in other.stdout.read().splitlines()]
     assert [p["event"] for p in printed] == ["dispatch", "warn", "breach", "escalate"]
     assert {p["case_id"] for p in printed} == {case_id}
+    due = due_at(tmp_path / "other.db", case_id, "America/Chicago")
+    assert f"{due:%Y-%m-%d %H:%M} (America/Chicago)" in printed[1]["subject"]  # --timezone
 
 
 def test_worker_signs_checkpoints_with_the_key_from_the_environment(tmp_path: Path) -> None:

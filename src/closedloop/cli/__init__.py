@@ -1,8 +1,9 @@
 """The ``closedloop`` command line (the ``cli`` extra: Typer and Rich).
 
 Only this package imports Typer and Rich. Commands: ``demo``, ``validate``,
-``diagram``, ``route``, ``gaps``, ``db upgrade``, ``worker``, ``cases``, ``case show``;
-see ``docs/cli.md``.
+``diagram``, ``route``, ``gaps``, ``db upgrade``, ``worker``, ``serve``, ``cases``,
+``case show``, ``signals``, ``board``, ``deadlines recompute``, ``privacy purge``; see
+``docs/cli.md``.
 """
 
 from __future__ import annotations

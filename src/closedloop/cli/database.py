@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from closedloop import workflows
-from closedloop.cli.definitions import RegistryOption, load_workflow, registry_of
+from closedloop.cli.definitions import RegistryOption, registry_of, workflow_file
 from closedloop.cli.failures import fail, reported
 from closedloop.cli.fitting import check_case
 from closedloop.cli.output import NONE, console, instant, table
@@ -74,20 +74,40 @@ def workflow_of(path: Path | None, registry: str | None = None) -> Workflow:
         InvalidWorkflow: the file is unreadable or the definition has problems.
         HostCodeUnusable: the registry cannot be loaded.
     """
-    host = registry_of(registry)
-    return load_workflow(path, host) if path is not None else workflows.standard(registry=host)
+    if path is not None:
+        return workflow_file(path, registry)
+    return workflows.standard(registry=registry_of(registry))
+
+
+CalendarZoneOption = Annotated[
+    str | None,
+    typer.Option(
+        "--timezone",
+        help="IANA zone of the calendars the cases' clocks count on: the natural one "
+        "(due times in notifications; default UTC) and office-hours, the Chinese office "
+        "hours the demo records (default Asia/Shanghai).",
+        show_default=False,
+    ),
+]
+"""``--timezone`` of the commands that count clocks (``worker``, ``serve``,
+``deadlines recompute``): no default, so each calendar keeps its own zone."""
 
 
 def calendars_engine(
-    store: CaseStore, workflow: Workflow, zone: ZoneInfo, **options: Any
+    store: CaseStore, workflow: Workflow, zone: ZoneInfo | None, **options: Any
 ) -> Engine:
     """An engine with the calendars the command line's cases name: natural time, the
-    default, and office hours (``closedloop demo`` records it), both in ``zone``."""
-    office = chinese_office_hours(zone.key)
+    default, and office hours (``closedloop demo`` records it), both in ``zone`` when
+    given; otherwise natural time in UTC and office hours in Asia/Shanghai, the zones
+    the library's calendars declare."""
+    if zone is None:
+        natural, office = NaturalCalendar(), chinese_office_hours()
+    else:
+        natural, office = NaturalCalendar(timezone=zone.key), chinese_office_hours(zone.key)
     return Engine(
         workflow,
         store=store,
-        calendar=NaturalCalendar(timezone=zone.key),
+        calendar=natural,
         calendars={office.name: office},
         **options,
     )
@@ -130,7 +150,7 @@ def case_show(
     try:
         case = stored_case(store, case_id)
         check_case(case, loaded)
-        engine = calendars_engine(store, loaded, zone)
+        engine = calendars_engine(store, loaded, None)
         events = engine.history(case_id)
         report = engine.verify(case_id)
     finally:

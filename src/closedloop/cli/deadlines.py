@@ -17,6 +17,7 @@ from typing import Annotated
 import typer
 
 from closedloop.cli.database import (
+    CalendarZoneOption,
     WorkflowOption,
     calendars_engine,
     open_store,
@@ -45,18 +46,20 @@ def recompute(
     ] = None,
     workflow: WorkflowOption = None,
     registry: RegistryOption = None,
-    timezone: Annotated[
-        str, typer.Option(help="Zone of the office-hours calendar the cases record.")
-    ] = "Asia/Shanghai",
+    timezone: CalendarZoneOption = None,
 ) -> None:
     """Count again the open clocks that reached the corrected days; list the cases moved."""
     try:
         first = date.fromisoformat(since)
     except ValueError:
         fail(f"--since {since!r} is not a date (YYYY-MM-DD)")
-    zone = zone_of(timezone)
+    zone = zone_of(timezone) if timezone is not None else None
     supplied = HolidayTable.from_yaml(holidays) if holidays is not None else None
-    corrected = chinese_office_hours(zone.key, supplied)
+    corrected = (
+        chinese_office_hours(supplied=supplied)
+        if zone is None
+        else chinese_office_hours(zone.key, supplied)
+    )
     loaded = workflow_of(workflow, registry)
     store = open_store(url)
     try:

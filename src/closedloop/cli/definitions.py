@@ -55,8 +55,28 @@ def load_workflow(path: Path, registry: Registry | None = None) -> Workflow:
     return Workflow.from_yaml(path, registry=registry)
 
 
+REGISTRY_HINT = "(guards and effects of your own: --registry MODULE:ATTR)"
+"""Said when a workflow loaded without ``--registry`` names guards or effects of its own."""
+
+
 def _unknown_code(invalid: InvalidWorkflow) -> bool:
     return any("unknown guard" in p or "unknown effect" in p for p in invalid.problems)
+
+
+def workflow_file(path: Path, registry: str | None) -> Workflow:
+    """The workflow in ``path`` with the ``--registry`` code; when it names guards or
+    effects unknown without one, the one-line error says how to give them.
+
+    Raises:
+        InvalidWorkflow: the file is unreadable or the definition has problems.
+        HostCodeUnusable: the registry cannot be loaded.
+    """
+    try:
+        return load_workflow(path, registry_of(registry))
+    except InvalidWorkflow as invalid:
+        if registry is None and _unknown_code(invalid):
+            fail(f"{one_line(invalid)} {REGISTRY_HINT}")
+        raise
 
 
 @reported
@@ -70,7 +90,7 @@ def validate(workflow: WorkflowFile, registry: RegistryOption = None) -> None:
         for problem in invalid.problems:
             out.print(f"  - {problem}", markup=False)
         if registry is None and _unknown_code(invalid):
-            out.print("  (guards and effects of your own: --registry MODULE:ATTR)", markup=False)
+            out.print(f"  {REGISTRY_HINT}", markup=False)
         fail(one_line(invalid))
     finals = sum(1 for state in loaded.states if state.final)
     out.print(
@@ -118,4 +138,4 @@ def diagram(
 ) -> None:
     """Draw a workflow's states and transitions as Mermaid or Graphviz DOT text."""
     chosen: Format = "dot" if form is DiagramFormat.dot else "mermaid"
-    typer.echo(render(load_workflow(workflow, registry_of(registry)), chosen), nl=False)
+    typer.echo(render(workflow_file(workflow, registry), chosen), nl=False)

@@ -13,12 +13,19 @@ from zoneinfo import ZoneInfo
 
 import typer
 
-from closedloop.cli.database import WorkflowOption, ZoneOption, open_store, workflow_of, zone_of
+from closedloop.cli.database import (
+    WorkflowOption,
+    ZoneOption,
+    calendars_engine,
+    open_store,
+    workflow_of,
+    zone_of,
+)
 from closedloop.cli.definitions import RegistryOption
-from closedloop.cli.failures import reported
+from closedloop.cli.failures import fail, reported
 from closedloop.cli.fitting import check_store
 from closedloop.cli.output import NONE, console, instant, table
-from closedloop.cli.selection import WAITING_ON_FORMS, Found, Selection, WaitingOn, find
+from closedloop.cli.selection import WAITING_ON_FORMS, Found, Selection, WaitingOn, find, operator
 from closedloop.engine.clock import SystemClock
 from closedloop.engine.model import Case, to_stored
 
@@ -60,10 +67,16 @@ def cases(
         waiting_on=WaitingOn.parse(waiting_on, loaded) if waiting_on is not None else None,
         search=search,
     )
+    viewer = operator(loaded)
+    if viewer is None:
+        fail(
+            f"workflow {loaded.name!r} has no role that sees every case (sees_all: true), "
+            "and closedloop cases lists them as one"
+        )
     store = open_store(db)
     try:
         check_store(store, loaded)
-        found = find(store, selection, limit)
+        found = find(calendars_engine(store, loaded, None), viewer, selection, limit)
     finally:
         store.close()
     if as_json:
@@ -85,11 +98,7 @@ def _show(found: Found, zone: ZoneInfo) -> None:
     if not found.cases:
         out.print("No case matches.")
         return
-    shown = len(found.cases)
-    if found.total is not None:
-        title = f"{shown} of {_cases(found.total)} matching"
-    else:
-        title = f"{_cases(shown)} matching" + (" (more match: raise --limit)" if found.more else "")
+    title = f"{len(found.cases)} of {_cases(found.total)} matching"
     columns = ("case", "state", "waiting on", "unit", "category", "area", "due", "warning",
                "description")  # fmt: skip
     rows = [_row(case, zone) for case in found.cases]

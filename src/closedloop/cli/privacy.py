@@ -15,7 +15,6 @@ from closedloop.cli.database import (
     calendars_engine,
     open_store,
     workflow_of,
-    zone_of,
 )
 from closedloop.cli.definitions import RegistryOption
 from closedloop.cli.failures import reported
@@ -40,7 +39,7 @@ def purge(
     store = open_store(url)
     try:
         check_store(store, loaded)
-        report = calendars_engine(store, loaded, zone_of("UTC")).purge(dry_run=dry_run)
+        report = calendars_engine(store, loaded, None).purge(dry_run=dry_run)
     finally:
         store.close()
     out = console()

@@ -1,28 +1,31 @@
-"""The cases ``closedloop cases`` lists: the store's query, then a scan for the rest.
+"""The cases ``closedloop cases`` lists, asked of the engine's query API.
 
-``--state``, ``--unit`` and ``--overdue`` go to the store's ``find_cases`` (indexed,
-keyset pages). ``--waiting-on`` and ``--search`` have no store criterion yet: they
-narrow the states asked for where they can, then filter each page in Python, reading
-pages until enough cases match. That scan reads every case the store criteria select,
-in the worst case; the engine's query API is meant to replace it.
+Every option is a criterion of :meth:`closedloop.Engine.find` and ``count``, which the
+store answers with its indexes, one keyset page at a time: ``--state`` is ``state``,
+``--unit`` is ``lead_unit``, ``--overdue`` is ``overdue_at`` (now), ``--search`` is
+``text``. ``--waiting-on`` narrows the states asked for to those its party owns; a
+unit or a reporter is also the engine's ``waiting_on`` actor (the lead unit's or a
+co-unit's turn, or the reporter's). Cases are read as an operator reads them: by a
+viewer holding every role of the workflow that sees every case.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from closedloop.engine.definition import Workflow
-from closedloop.engine.model import Case
-from closedloop.engine.ports import CaseQueries
+from closedloop.engine.model import Actor, Case
+from closedloop.engine.reading import Criteria
+from closedloop.engine.service import Engine
 from closedloop.errors import UnknownName, ValidationError
 
-SCAN_PAGE = 1000
-"""Cases read per page while filtering in Python."""
-
 WAITING_ON_FORMS = "role:NAME, unit:ID or reporter:ID"
+
+UNIT_MEMBER = "closedloop-cases"
+"""The id of the actor a ``unit:ID`` query asks for the turns of (a member of that unit
+and nothing else; the states asked for leave out any turn it has as a reporter)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,27 +60,32 @@ class WaitingOn:
         kinds = {"unit": ("lead_unit", "co_unit"), "reporter": ("reporter",)}[self.kind]
         return {role.name for role in workflow.roles if role.kind in kinds}
 
-    def holds(self, case: Case, workflow: Workflow) -> bool:
-        """Whether ``case`` waits on this party (its ``waiting_on`` role is theirs)."""
-        if case.waiting_on is None:
-            return False
-        if self.kind == "role":
-            return case.waiting_on == self.value
-        kind = _role_kinds(workflow).get(case.waiting_on)
-        if self.kind == "reporter":
-            return kind == "reporter" and case.reporter_id == self.value
-        return (kind == "lead_unit" and case.lead_unit == self.value) or (
-            kind == "co_unit" and self.value in case.co_units
-        )
+    def actor(self) -> Actor | None:
+        """The actor whose turn the engine's ``waiting_on`` selects; ``None`` for a
+        role, whose states alone say which cases wait on it.
+
+        Raises:
+            ValidationError: the id is not one an actor may have.
+        """
+        if self.kind == "unit":
+            return Actor(UNIT_MEMBER, units=frozenset({self.value}))
+        return Actor(self.value) if self.kind == "reporter" else None
 
 
 def _role_kinds(workflow: Workflow) -> dict[str, str]:
     return {role.name: role.kind for role in workflow.roles}
 
 
+def operator(workflow: Workflow) -> Actor | None:
+    """An actor who sees every case: one holding each role with ``sees_all``; ``None``
+    when the workflow has no such role."""
+    roles = frozenset(r.name for r in workflow.roles if r.kind == "global" and r.sees_all)
+    return Actor("closedloop-operator", roles=roles) if roles else None
+
+
 @dataclass(frozen=True, slots=True)
 class Selection:
-    """What to list: the store's criteria, then the scan's."""
+    """What to list, as the engine's query criteria."""
 
     workflow: Workflow
     states: tuple[str, ...] | None = None
@@ -85,8 +93,8 @@ class Selection:
     overdue_at: datetime | None = None
     waiting_on: WaitingOn | None = None
     search: str | None = None
-    store_states: tuple[str, ...] | None = field(init=False)
-    """The states asked of the store (``None``: any)."""
+    asked_states: tuple[str, ...] | None = field(init=False)
+    """The states asked for (``None``: any)."""
 
     def __post_init__(self) -> None:
         declared = [state.name for state in self.workflow.states]
@@ -96,69 +104,47 @@ class Selection:
         states = set(self.states or declared)
         if self.waiting_on is not None:
             owners = self.waiting_on.owner_roles(self.workflow)
-            states = {s.name for s in self.workflow.states if s.owner in owners} & states
+            states &= {s.name for s in self.workflow.states if s.owner in owners and not s.final}
         narrowed = None if states == set(declared) else tuple(s for s in declared if s in states)
-        object.__setattr__(self, "store_states", narrowed)
+        object.__setattr__(self, "asked_states", narrowed)
 
     @property
-    def criteria(self) -> dict[str, Any]:
-        """The keyword arguments of the store's ``find_cases`` and ``count_cases``."""
-        return {"state": self.store_states, "lead_unit": self.unit, "overdue_at": self.overdue_at}
-
-    @property
-    def scans(self) -> bool:
-        """Whether cases are filtered in Python after the store's query."""
-        return self.waiting_on is not None or bool(self.search)
+    def criteria(self) -> Criteria:
+        """The criteria of the engine's ``find`` and ``count``."""
+        return Criteria(
+            state=self.asked_states,
+            lead_unit=self.unit,
+            overdue_at=self.overdue_at,
+            waiting_on=self.waiting_on.actor() if self.waiting_on is not None else None,
+            text=self.search,
+        )
 
     @property
     def empty(self) -> bool:
-        """Whether no state can hold a matching case (nothing to ask the store)."""
-        return self.store_states == ()
-
-    def matches(self, case: Case) -> bool:
-        """Whether ``case`` passes the scan's filters."""
-        if self.waiting_on is not None and not self.waiting_on.holds(case, self.workflow):
-            return False
-        return self.search is None or _contains(case, self.search)
-
-
-def _contains(case: Case, text: str) -> bool:
-    wanted = text.casefold()
-    haystacks = (case.description, case.location.address or "")
-    return any(wanted in haystack.casefold() for haystack in haystacks)
+        """Whether no state can hold a matching case (nothing to ask)."""
+        return self.asked_states == ()
 
 
 @dataclass(frozen=True, slots=True)
 class Found:
-    """The first ``limit`` matching cases, whether more match, and the total if known."""
+    """The first ``limit`` matching cases, whether more match, and how many do."""
 
     cases: Sequence[Case]
     more: bool
-    total: int | None
+    total: int
 
 
-def find(store: CaseQueries, selection: Selection, limit: int) -> Found:
-    """The oldest ``limit`` cases that match ``selection``.
+def find(engine: Engine, viewer: Actor, selection: Selection, limit: int) -> Found:
+    """The oldest ``limit`` cases (at most one page) that match ``selection``, as
+    ``viewer`` sees them, and how many match.
 
     Raises:
+        ValidationError: a criterion is malformed.
         StoreError: the database cannot be read.
     """
     if selection.empty:
         return Found((), False, 0)
-    total = None if selection.scans else store.count_cases(**selection.criteria)
-    size = SCAN_PAGE if selection.scans else min(limit + 1, SCAN_PAGE)
-    found = _scan(store, selection, size, lambda got: len(got) > limit)
-    return Found(found[:limit], len(found) > limit, total)
-
-
-def _scan(
-    store: CaseQueries, selection: Selection, size: int, enough: Callable[[list[Case]], bool]
-) -> list[Case]:
-    found: list[Case] = []
-    cursor: str | None = None
-    while True:
-        page = store.find_cases(**selection.criteria, after=cursor, limit=size)
-        found += [case for case in page.cases if selection.matches(case)]
-        if enough(found) or page.next_cursor is None:
-            return found
-        cursor = page.next_cursor
+    criteria = selection.criteria
+    total = engine.count(viewer, **criteria)
+    page = engine.find(viewer, order="oldest", limit=limit, **criteria)
+    return Found(page.cases, total > len(page.cases), total)

@@ -21,6 +21,7 @@ from typing import Annotated, Any
 import typer
 
 from closedloop.cli.database import (
+    CalendarZoneOption,
     WorkflowOption,
     calendars_engine,
     open_store,
@@ -28,7 +29,7 @@ from closedloop.cli.database import (
     zone_of,
 )
 from closedloop.cli.definitions import RegistryOption
-from closedloop.cli.failures import reported
+from closedloop.cli.failures import reported, require
 from closedloop.cli.fitting import check_store
 from closedloop.cli.routing import load_list
 from closedloop.engine.directory import InMemoryDirectory
@@ -74,15 +75,17 @@ def serve(
     no_worker: Annotated[
         bool, typer.Option("--no-worker", help="Leave timers and notifications to a worker.")
     ] = False,
-    timezone: Annotated[str, typer.Option(help="Zone of the office-hours calendar.")] = (
-        "Asia/Shanghai"
-    ),
+    timezone: CalendarZoneOption = None,
     api_key: Annotated[
         list[str] | None,
         typer.Option(envvar="CLOSEDLOOP_OPEN311_KEYS", help="An Open311 key that may POST."),
     ] = None,
 ) -> None:
-    """Serve Open311, the JSON API and the dispatcher console (stop with Ctrl-C)."""
+    """Serve Open311, the JSON API and the dispatcher console (stop with Ctrl-C).
+
+    Needs the ``server`` extra (``pip install 'closedloop[cli,server]'``).
+    """
+    require("closedloop serve", "uvicorn", "fastapi", "jinja2", "python_multipart|multipart")
     import uvicorn
 
     from closedloop.adapters.http import ConsoleActor, ConsoleConfig, Open311Config, create_app
@@ -95,7 +98,7 @@ def serve(
         engine = calendars_engine(
             store,
             loaded,
-            zone_of(timezone),
+            zone_of(timezone) if timezone is not None else None,
             responsibilities=duties,
             worker_id=f"serve-{socket.gethostname()}-{os.getpid()}",
         )

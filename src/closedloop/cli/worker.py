@@ -31,6 +31,7 @@ import typer
 
 from closedloop.adapters.callback import CallbackNotifier
 from closedloop.cli.database import (
+    CalendarZoneOption,
     WorkflowOption,
     calendars_engine,
     open_store,
@@ -99,9 +100,7 @@ def worker(
     interval: Annotated[float, typer.Option(min=0.05, help="Longest sleep, seconds.")] = 5.0,
     lease: Annotated[float, typer.Option(min=1, help="Lease on a claimed item, seconds.")] = 60,
     workflow: WorkflowOption = None,
-    timezone: Annotated[
-        str, typer.Option(help="Zone of the office-hours calendar the demo records on cases.")
-    ] = "Asia/Shanghai",
+    timezone: CalendarZoneOption = None,
     webhook: Annotated[
         str | None,
         typer.Option(help="POST notifications here, signed with CLOSEDLOOP_WEBHOOK_SECRET."),
@@ -149,7 +148,7 @@ def worker(
     """Apply due timers and deliver notifications until stopped (SIGTERM or Ctrl-C)."""
     key = _checkpoint_key(checkpoint_every, checkpoint_key)
     channels = _notifiers(notifier or [], webhook, webhook_secret, allow_host or [])
-    zone = zone_of(timezone)
+    zone = zone_of(timezone) if timezone is not None else None
     loaded = workflow_of(workflow, registry)
     if purge_every is not None and not loaded.retention:
         fail(
@@ -195,7 +194,7 @@ def _checkpoint_key(every: float | None, text: str | None) -> bytes | None:
 def _engine(
     store: CaseStore,
     workflow: Workflow,
-    zone: ZoneInfo,
+    zone: ZoneInfo | None,
     lease: float,
     notifier: dict[str, Notifier],
     checkpoint_key: bytes | None = None,

@@ -207,6 +207,8 @@ class NotificationRule(_Definition):
 
     events: tuple[str, ...] = Field(min_length=1)
     to: tuple[str, ...] = Field(min_length=1)
+    """``lead_unit``, ``co_units``, ``supervising_unit``, ``parent_unit``,
+    ``subtask_unit``, ``reporter`` or ``role:NAME`` (a declared role)."""
     channel: str = Field(min_length=1)
     template: str = Field(min_length=1)
 
