@@ -133,19 +133,13 @@ class CaseFilter:
 
     ``area`` and ``category`` select the code and everything under it
     (:func:`~closedloop.engine.hierarchy.covers`); ``text`` is a case-insensitive
-<<<<<<< HEAD
     substring of the description or the address; ``reported_from`` and
     ``updated_from`` are inclusive, ``reported_before`` and ``updated_before`` exclusive
     (``updated_*`` read the instant of the case's latest change). ``turns`` (any one
     holds) and ``sight`` are what the engine derives from a workflow and an actor: whose
-    turn it is, who may see.
-=======
-    substring of the description or the address; ``reported_from`` is inclusive and
-    ``reported_before`` exclusive. ``turns`` (any one holds) and ``sight`` are what the
-    engine derives from a workflow and an actor: whose turn it is, who may see.
-    ``states`` and ``turns`` (and the collections of a :class:`Turn` and a
-    :class:`Party`) take any collection, kept as a tuple; a single text is one state.
->>>>>>> fixes
+    turn it is, who may see. ``states`` and ``turns`` (and the collections of a
+    :class:`Turn` and a :class:`Party`) take any collection, kept as a tuple; a single
+    text is one state.
     """
 
     states: tuple[str, ...] | None = None
