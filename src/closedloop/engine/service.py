@@ -240,12 +240,14 @@ class Engine:
                 committed first.
             TransitionNotAllowed: ``name`` cannot fire from the case's state.
             PermissionDenied: ``by`` holds none of the roles that may fire it.
-            ValidationError: the payload is malformed; the error names each field.
+            ValidationError: ``name`` is not a trigger of the workflow (the error lists
+                those it declares), or the payload is malformed; the error names each
+                field.
             GuardRejected: a guard refused, with its reason.
             IdempotencyConflict: the key was used for a different command.
         """
         case_id = arguments.identifier(case_id, "case_id")
-        name = arguments.trigger_name(name)
+        name = arguments.trigger(name, self._workflow).name
         by = arguments.actor(by, "by")
         expected_version = arguments.version(expected_version, "expected_version")
         digest = idempotency.fingerprint("trigger", case_id, name, by.id, payload)

@@ -214,6 +214,7 @@ def api_router(engine: Engine, identities: Identities) -> APIRouter:
 
     for transition in workflow.transitions:
         _trigger_route(router, engine, transition.name, transition.description, who)
+    _undeclared_trigger_route(router, engine, who)  # after the declared ones: they match first
     return router
 
 
@@ -301,23 +302,59 @@ def _trigger_route(
         if_match: Annotated[str | None, Header()] = None,
         idempotency_key: Annotated[str | None, Header()] = None,
     ) -> Case:
-        actor = who(request)
-        raw = await request.body()
-        try:
-            payload = json.loads(raw) if raw.strip() else {}
-        except ValueError:
-            raise ValidationError([("<body>", "is not JSON")], subject="payload") from None
-        if not isinstance(payload, dict):
-            raise ValidationError([("<body>", "must be a JSON object")], subject="payload")
-        case = await run_in_threadpool(
-            fire,
-            engine,
-            case_id,
-            trigger,
-            actor,
-            payload,
-            if_match=if_match,
-            idempotency_key=idempotency_key,
+        return await fired(
+            engine, who, case_id, trigger, request, response, if_match, idempotency_key
         )
-        response.headers["ETag"] = etag(case)
-        return case
+
+
+def _undeclared_trigger_route(router: APIRouter, engine: Engine, who: Any) -> None:
+    """A route for the trigger names the workflow does not declare: the engine refuses
+    each with its own error (422, listing the triggers it declares), not a route miss."""
+
+    @router.post(
+        "/cases/{case_id}/triggers/{trigger}", response_model=Case, include_in_schema=False
+    )
+    async def undeclared_route(
+        case_id: str,
+        trigger: str,
+        request: Request,
+        response: Response,
+        if_match: Annotated[str | None, Header()] = None,
+        idempotency_key: Annotated[str | None, Header()] = None,
+    ) -> Case:
+        return await fired(
+            engine, who, case_id, trigger, request, response, if_match, idempotency_key
+        )
+
+
+async def fired(
+    engine: Engine,
+    who: Any,
+    case_id: str,
+    trigger: str,
+    request: Request,
+    response: Response,
+    if_match: str | None,
+    idempotency_key: str | None,
+) -> Case:
+    """Fire ``trigger`` with the request's JSON body as its payload, as :func:`fire` does."""
+    actor = who(request)
+    raw = await request.body()
+    try:
+        payload = json.loads(raw) if raw.strip() else {}
+    except ValueError:
+        raise ValidationError([("<body>", "is not JSON")], subject="payload") from None
+    if not isinstance(payload, dict):
+        raise ValidationError([("<body>", "must be a JSON object")], subject="payload")
+    case = await run_in_threadpool(
+        fire,
+        engine,
+        case_id,
+        trigger,
+        actor,
+        payload,
+        if_match=if_match,
+        idempotency_key=idempotency_key,
+    )
+    response.headers["ETag"] = etag(case)
+    return case

@@ -1,0 +1,58 @@
+"""A new user's slips at the Engine's public API: each is a typed refusal naming what was
+wrong and what is allowed, and each changes nothing."""
+
+from __future__ import annotations
+
+import pytest
+
+from closedloop import Case, Engine, TransitionNotAllowed, ValidationError
+from tests.cast import CITIZEN, DISPATCHER
+
+STANDARD_TRIGGERS = (
+    "accept, answer, approve_extension, approve_suspension, arbitrate, cancel, classify, "
+    "close_unconfirmed, complete_subtask, confirm, dispatch, feedback, merge, provide_info, "
+    "redispatch, refer_to_arbitration, refuse_extension, refuse_suspension, reject, "
+    "reject_result, reject_return, reopen, request_extension, request_info, "
+    "request_suspension, resolve_on_spot, resume, return, send_back, submit_result"
+)
+
+
+def classified(engine: Engine) -> Case:
+    case = engine.report(CITIZEN, description="Burst pipe", location="9 Pine Rd")
+    return engine.trigger(case.id, "classify", by=DISPATCHER, category="01.01")
+
+
+def unchanged(engine: Engine, case: Case) -> bool:
+    return engine.get(case.id, viewer=DISPATCHER) == case and len(engine.history(case.id)) == 2
+
+
+def test_a_misspelt_trigger_is_named_as_no_trigger_of_the_workflow(memory_engine: Engine) -> None:
+    case = classified(memory_engine)
+    with pytest.raises(ValidationError) as raised:
+        memory_engine.trigger(case.id, "dispach", by=DISPATCHER, unit="water")
+    assert raised.value.errors == (
+        (
+            "name",
+            f"'dispach' is not a trigger of workflow 'standard'; triggers: {STANDARD_TRIGGERS}",
+        ),
+    )
+    assert raised.value.status == 422
+    assert unchanged(memory_engine, case)
+
+
+def test_a_declared_trigger_the_state_does_not_allow_is_still_a_conflict(
+    memory_engine: Engine,
+) -> None:
+    case = classified(memory_engine)
+    with pytest.raises(TransitionNotAllowed) as raised:
+        memory_engine.trigger(case.id, "confirm", by=CITIZEN, rating="satisfied")
+    assert (raised.value.status, raised.value.trigger) == (409, "confirm")
+    assert unchanged(memory_engine, case)
+
+
+def test_an_undeclared_trigger_is_refused_before_the_case_is_looked_up(
+    memory_engine: Engine,
+) -> None:
+    with pytest.raises(ValidationError) as raised:
+        memory_engine.trigger("no-such-case", "teleport", by=DISPATCHER)
+    assert raised.value.fields == ("name",)
