@@ -128,6 +128,7 @@ def _trigger_route(app: FastAPI, engine: Engine, trigger: str) -> None:
         payload: Annotated[dict[str, Any] | None, Body()] = None,
     ) -> dict[str, Any]:
         version, fields = _version(if_match), payload or {}
+        engine.check_payload_keys(trigger, fields)  # refuses a key such as "by", as no field
         case = engine.trigger(case_id, trigger, by=caller, expected_version=version, **fields)
         return _case(response, case)
 

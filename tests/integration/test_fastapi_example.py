@@ -159,3 +159,23 @@ def test_the_example_answers_a_request_without_its_actor_header_with_a_problem(
     case_id = reported(example_http)
     answer = example_http.post(f"/cases/{case_id}/classify", json=[1], headers=DISPATCHER)
     assert [e["field"] for e in assert_problem(answer, 422)["errors"]] == ["body"]
+
+
+def test_the_example_refuses_a_body_key_that_is_no_field_of_the_trigger(
+    example_http: Any,
+) -> None:
+    case_id = reported(example_http)
+    path = f"/cases/{case_id}"
+    example_http.post(f"{path}/classify", json={"category": "01.01"}, headers=DISPATCHER)
+    for key in ("idempotency_key", "by", "expected_version"):
+        answer = example_http.post(
+            f"{path}/dispatch", json={"unit": "water", key: "k1"}, headers=DISPATCHER
+        )
+        assert assert_problem(answer, 422)["errors"] == [
+            {
+                "field": key,
+                "message": "is not a field of 'dispatch'; fields: co_units, reason, unit",
+            }
+        ]
+    assert example_http.get(path, headers=DISPATCHER).json()["version"] == 2
+    assert len(example_http.get(f"{path}/history", headers=DISPATCHER).json()) == 2

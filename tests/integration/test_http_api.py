@@ -177,6 +177,28 @@ def test_an_unknown_route_or_method_is_a_problem_document(http: Any) -> None:
     assert unknown.json()["title"] == "Not Found"
 
 
+@pytest.mark.parametrize("key", ["by", "expected_version", "idempotency_key", "case_id"])
+def test_a_body_key_named_like_an_argument_of_trigger_is_not_a_field(http: Any, key: str) -> None:
+    case_id = report(http)
+    http.post(
+        f"/api/cases/{case_id}/triggers/classify", headers=DISPATCHER, json={"category": "01"}
+    )
+    refused = http.post(
+        f"/api/cases/{case_id}/triggers/dispatch",
+        headers={**DISPATCHER, "If-Match": '"2"'},
+        json={"unit": "water", key: 1},
+    )
+    assert (refused.status_code, refused.headers["content-type"]) == (
+        422,
+        "application/problem+json",
+    )
+    assert refused.json()["errors"] == [
+        {"field": key, "message": "is not a field of 'dispatch'; fields: co_units, reason, unit"}
+    ]
+    shown = http.get(f"/api/cases/{case_id}", headers=DISPATCHER).json()["case"]
+    assert (shown["state"], shown["version"]) == ("classified", 2)
+
+
 def test_a_trigger_the_workflow_does_not_declare_is_refused_with_the_list(http: Any) -> None:
     case_id = report(http)
     for headers in (DISPATCHER, {**DISPATCHER, "If-Match": '"1"'}):

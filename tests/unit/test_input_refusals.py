@@ -3,10 +3,18 @@ wrong and what is allowed, and each changes nothing."""
 
 from __future__ import annotations
 
-import pytest
+from pathlib import Path
 
-from closedloop import Case, Engine, TransitionNotAllowed, ValidationError
+import pytest
+import yaml
+
+import closedloop.workflows
+from closedloop import Case, Engine, TransitionNotAllowed, ValidationError, Workflow
+from closedloop.errors import InvalidWorkflow
 from tests.cast import CITIZEN, DISPATCHER
+
+STANDARD_YAML = Path(closedloop.workflows.__file__).with_name("standard.yaml")
+DISPATCH_FIELDS = "co_units, reason, unit"
 
 STANDARD_TRIGGERS = (
     "accept, answer, approve_extension, approve_suspension, arbitrate, cancel, classify, "
@@ -56,3 +64,46 @@ def test_an_undeclared_trigger_is_refused_before_the_case_is_looked_up(
     with pytest.raises(ValidationError) as raised:
         memory_engine.trigger("no-such-case", "teleport", by=DISPATCHER)
     assert raised.value.fields == ("name",)
+
+
+# -- payload keys named like the arguments of trigger ------------------------------------
+
+
+@pytest.mark.parametrize("key", ["case_id", "name"])
+def test_a_payload_key_named_like_a_positional_argument_is_an_unknown_field(
+    memory_engine: Engine, key: str
+) -> None:
+    case = classified(memory_engine)
+    with pytest.raises(ValidationError) as raised:
+        memory_engine.trigger(case.id, "dispatch", by=DISPATCHER, unit="water", **{key: "x"})
+    assert raised.value.errors == (
+        (key, f"is not a field of 'dispatch'; fields: {DISPATCH_FIELDS}"),
+    )
+    assert unchanged(memory_engine, case)
+
+
+def test_payload_keys_are_checked_as_trigger_checks_them(memory_engine: Engine) -> None:
+    body = {"unit": "water", "by": "x", "expected_version": 1, "idempotency_key": "k1"}
+    with pytest.raises(ValidationError) as raised:
+        memory_engine.check_payload_keys("dispatch", body)
+    assert raised.value.errors == tuple(
+        (key, f"is not a field of 'dispatch'; fields: {DISPATCH_FIELDS}")
+        for key in ("by", "expected_version", "idempotency_key")
+    )
+    assert "payload of 'dispatch'" in str(raised.value)
+    memory_engine.check_payload_keys("dispatch", {"unit": "water", "reason": "pipes"})
+    with pytest.raises(ValidationError) as unknown:
+        memory_engine.check_payload_keys("dispach", {"unit": "water"})
+    assert unknown.value.fields == ("name",)
+
+
+@pytest.mark.parametrize("field", ["by", "expected_version", "idempotency_key", "case_id"])
+def test_a_workflow_field_named_like_an_argument_of_trigger_is_refused(field: str) -> None:
+    data = yaml.safe_load(STANDARD_YAML.read_text(encoding="utf-8"))
+    data["transitions"][0]["fields"][field] = {"type": "text"}
+    with pytest.raises(InvalidWorkflow) as raised:
+        Workflow.from_dict(data)
+    assert raised.value.problems == (
+        f"transitions[0] (classify).fields.{field}: {field!r} is an argument of "
+        "Engine.trigger; name the field otherwise",
+    )

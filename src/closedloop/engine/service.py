@@ -226,6 +226,7 @@ class Engine:
         self,
         case_id: str,
         name: str,
+        /,
         *,
         by: Actor,
         expected_version: int | None = None,
@@ -233,6 +234,12 @@ class Engine:
         **payload: Any,
     ) -> Case:
         """Fire the trigger ``name`` on a case as actor ``by`` with ``payload``.
+
+        ``case_id`` and ``name`` are positional, so a payload may hold keys of those
+        names (refused as fields the trigger lacks, as any other). A host that passes a
+        request's body as the payload checks its keys with :meth:`check_payload_keys`
+        first, so that a key ``by``, ``expected_version`` or ``idempotency_key`` is
+        refused as such rather than taken for an argument.
 
         Raises:
             CaseNotFound: no such case, or ``by`` may not see it.
@@ -268,6 +275,31 @@ class Engine:
             first, contact = idempotency.settled(self._store, idempotency_key, digest, refusal)
             return self._shown(first, by, contact)
         return self._shown(new, by, contact)
+
+    def check_payload_keys(self, name: str, payload: Mapping[str, object]) -> None:
+        """Refuse the keys of ``payload`` that are not fields of the trigger ``name``, as
+        :meth:`trigger` would, before any store is read.
+
+        For a host passing a request's body on: ``engine.trigger(case_id, name, by=actor,
+        **body)`` would take a key ``by``, ``expected_version`` or ``idempotency_key``
+        for its own argument (or fail with Python's ``TypeError``); checked first, such
+        a key is refused with the trigger's fields listed. Values are checked by
+        :meth:`trigger`, which knows the case they are for.
+
+        Raises:
+            ValidationError: ``name`` is not a trigger of the workflow (the error lists
+                those it declares), ``payload`` is not a mapping, or a key is not a
+                field of the trigger (each one named, with the trigger's fields).
+        """
+        transition = arguments.trigger(name, self._workflow)
+        if not isinstance(payload, Mapping) or not all(isinstance(k, str) for k in payload):
+            raise ValidationError(
+                [("<payload>", "must be a mapping of field names to values")],
+                subject=f"payload of {transition.name!r}",
+            )
+        unknown = inputs.unknown_fields(transition, payload)
+        if unknown:
+            raise ValidationError(unknown, subject=f"payload of {transition.name!r}")
 
     # -- timers --------------------------------------------------------------------------
 

@@ -245,8 +245,11 @@ def fire(
     """Fire ``trigger`` as ``actor``; ``If-Match`` must name the current version.
 
     A retry with the ``Idempotency-Key`` and ``If-Match`` of a command that already
-    moved the case on gives that command's first result, not 412.
+    moved the case on gives that command's first result, not 412. The trigger's name
+    and the payload's keys are checked first: a key that is not a field of the
+    trigger (``by``, ``idempotency_key``) is refused, never taken for an argument.
     """
+    engine.check_payload_keys(trigger, payload)  # a key "by" is no argument of trigger
     expected = None
     if if_match is not None and if_match.strip() != "*":
         current = engine.get(case_id, viewer=actor).version
