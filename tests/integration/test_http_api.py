@@ -199,6 +199,33 @@ def test_a_body_key_named_like_an_argument_of_trigger_is_not_a_field(http: Any, 
     assert (shown["state"], shown["version"]) == ("classified", 2)
 
 
+def test_a_misspelt_query_is_refused_not_answered_with_an_empty_page(http: Any) -> None:
+    report(http)
+    for path, params, field, start in (
+        ("/api/cases", {"state": "clsoed"}, "state", "unknown state 'clsoed'; known: "),
+        ("/api/facets", {"state": "clsoed"}, "state", "unknown state 'clsoed'; known: "),
+        ("/api/cases", {"warning_level": "orange"}, "warning_level", "unknown warning level"),
+        ("/api/cases", {"stat": "closed"}, "stat", "is not a parameter of this route; "),
+        ("/api/facets", {"stat": "closed"}, "stat", "is not a parameter of this route; "),
+        ("/api/inbox", {"limt": "5"}, "limt", "is not a parameter of this route; "),
+    ):
+        refused = http.get(path, headers=DISPATCHER, params=params)
+        assert (refused.status_code, refused.headers["content-type"]) == (
+            422,
+            "application/problem+json",
+        ), (path, params)
+        [error] = refused.json()["errors"]
+        assert error["field"] == field
+        assert error["message"].startswith(start), error
+    [found] = http.get("/api/cases", headers=DISPATCHER, params={"stat": "x"}).json()["errors"]
+    assert found["message"] == (
+        "is not a parameter of this route; parameters: after, area, category, lead_unit, "
+        "limit, order, state, text, warning_level"
+    )
+    closed = http.get("/api/cases", headers=DISPATCHER, params={"state": "closed"})
+    assert (closed.status_code, closed.json()["cases"]) == (200, [])
+
+
 def test_a_trigger_the_workflow_does_not_declare_is_refused_with_the_list(http: Any) -> None:
     case_id = report(http)
     for headers in (DISPATCHER, {**DISPATCHER, "If-Match": '"1"'}):

@@ -10,6 +10,7 @@ import yaml
 
 import closedloop.workflows
 from closedloop import Case, Engine, TransitionNotAllowed, ValidationError, Workflow
+from closedloop.engine.reading import Criteria
 from closedloop.errors import InvalidWorkflow
 from tests.cast import CITIZEN, DISPATCHER
 
@@ -107,3 +108,48 @@ def test_a_workflow_field_named_like_an_argument_of_trigger_is_refused(field: st
         f"transitions[0] (classify).fields.{field}: {field!r} is an argument of "
         "Engine.trigger; name the field otherwise",
     )
+
+
+# -- misspelt query criteria -------------------------------------------------------------
+
+
+def test_a_misspelt_state_is_refused_by_find_count_and_facets(memory_engine: Engine) -> None:
+    case = classified(memory_engine)
+    states = ", ".join(sorted(state.name for state in memory_engine.workflow.states))
+    expected = (("state", f"unknown state 'clsoed'; known: {states}"),)
+    for ask in (
+        lambda: memory_engine.find(DISPATCHER, state="clsoed"),
+        lambda: memory_engine.find(DISPATCHER, state=["classified", "clsoed"]),
+        lambda: memory_engine.find(DISPATCHER, state=iter(["clsoed"])),
+        lambda: memory_engine.count(DISPATCHER, state="clsoed"),
+        lambda: memory_engine.facets(DISPATCHER, by="lead_unit", state="clsoed"),
+    ):
+        with pytest.raises(ValidationError) as raised:
+            ask()
+        assert raised.value.errors == expected
+    assert [c.id for c in memory_engine.find(DISPATCHER, state=["classified"]).cases] == [case.id]
+    assert memory_engine.count(DISPATCHER, state=iter(["classified", "closed"])) == 1
+
+
+def test_a_misspelt_criterion_is_refused_with_the_criteria(memory_engine: Engine) -> None:
+    classified(memory_engine)
+    criteria = ", ".join(sorted(Criteria.__optional_keys__))
+    assert "state, supervised, text" in criteria
+    for ask in (
+        lambda: memory_engine.find(DISPATCHER, stat="closed"),  # type: ignore[call-arg]
+        lambda: memory_engine.count(DISPATCHER, stat="closed"),  # type: ignore[call-arg]
+        lambda: memory_engine.facets(DISPATCHER, by="state", stat="closed"),  # type: ignore[call-arg]
+    ):
+        with pytest.raises(ValidationError) as raised:
+            ask()
+        assert raised.value.errors == (("stat", f"is not a criterion; criteria: {criteria}"),)
+
+
+def test_a_warning_level_that_does_not_exist_is_refused(memory_engine: Engine) -> None:
+    classified(memory_engine)
+    with pytest.raises(ValidationError) as raised:
+        memory_engine.find(DISPATCHER, warning_level="orange")
+    assert raised.value.errors == (
+        ("warning_level", "unknown warning level 'orange'; known: none, yellow, red"),
+    )
+    assert memory_engine.count(DISPATCHER, warning_level="none") == 1

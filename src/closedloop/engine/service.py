@@ -47,7 +47,7 @@ from closedloop.engine.ports import (
     OutboxMessage,
     WorkCalendar,
 )
-from closedloop.engine.reading import Criteria, Reader
+from closedloop.engine.reading import Criteria, Reader, checked_criteria
 from closedloop.engine.recomputing import Recount
 from closedloop.engine.retention import PurgeReport, Retention
 from closedloop.engine.ticking import StuckTimer, TickReport, TimerSweep
@@ -512,16 +512,19 @@ class Engine:
             limit: The page size, 1 to 1000.
 
         Raises:
-            ValidationError: a criterion, the order, the limit or the cursor is invalid.
+            ValidationError: a criterion, the order, the limit or the cursor is invalid:
+                a name that is no criterion, a state the workflow does not declare, a
+                warning level that does not exist (each named, with what is allowed).
             NaiveDatetime: an instant has no time zone.
             StoreError: the store answers no queries, or failed.
         """
-        where = self._reader.criteria(viewer, **criteria)
+        where = self._reader.criteria(viewer, **checked_criteria(self._workflow, criteria))
         return self._reader.find(viewer, where, order=order, after=after, limit=limit)
 
     def count(self, viewer: Actor, **criteria: Unpack[Criteria]) -> int:
         """How many cases :meth:`find` would give ``viewer`` for ``criteria``."""
-        return self._reader.count(self._reader.criteria(viewer, **criteria))
+        checked = checked_criteria(self._workflow, criteria)
+        return self._reader.count(self._reader.criteria(viewer, **checked))
 
     def inbox(self, actor: Actor, *, after: str | None = None, limit: int = 50) -> CasePage:
         """The cases waiting on ``actor`` that they may see, most urgent first."""
@@ -533,7 +536,8 @@ class Engine:
         """How many of the cases :meth:`find` would give ``viewer`` have each value of
         ``by`` (``"state"``, ``"lead_unit"`` or ``"warning_level"``; ``None`` counts
         cases without one)."""
-        return self._reader.facets(self._reader.criteria(viewer, **criteria), by)
+        checked = checked_criteria(self._workflow, criteria)
+        return self._reader.facets(self._reader.criteria(viewer, **checked), by)
 
     def history(self, case_id: str, *, viewer: Actor | None = None) -> list[AuditEvent]:
         """The audit events of the case, oldest first.

@@ -121,6 +121,29 @@ def _criteria(**given: Any) -> dict[str, Any]:
     return {name: value for name, value in given.items() if value is not None}
 
 
+_FIND_CRITERIA = ("state", "area", "category", "lead_unit", "warning_level", "text")
+"""The criteria ``GET /api/cases`` takes."""
+
+
+def _only_parameters(request: Request, *known: str) -> None:
+    """Refuse a query parameter the route does not take: a misspelt criterion
+    (``?stat=closed``) would otherwise be ignored and select every case.
+
+    Raises:
+        ValidationError: each unknown parameter named, with the route's parameters.
+    """
+    allowed = ", ".join(sorted(known))
+    unknown = sorted(set(request.query_params) - set(known))
+    if unknown:
+        raise ValidationError(
+            [
+                (name, f"is not a parameter of this route; parameters: {allowed}")
+                for name in unknown
+            ],
+            subject="query",
+        )
+
+
 def api_router(engine: Engine, identities: Identities) -> APIRouter:
     """The JSON API over ``engine``."""
     router = APIRouter(prefix="/api", tags=["cases"])
@@ -134,7 +157,9 @@ def api_router(engine: Engine, identities: Identities) -> APIRouter:
     def inbox(
         request: Request, after: str | None = None, limit: Annotated[int, Query(ge=1, le=1000)] = 50
     ) -> CasePageBody:
-        page = engine.inbox(who(request), after=after, limit=limit)
+        actor = who(request)
+        _only_parameters(request, "after", "limit")
+        page = engine.inbox(actor, after=after, limit=limit)
         return CasePageBody(cases=list(page.cases), next_cursor=page.next_cursor)
 
     @router.get("/cases", response_model=CasePageBody, summary="Find cases")
@@ -150,6 +175,8 @@ def api_router(engine: Engine, identities: Identities) -> APIRouter:
         after: str | None = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     ) -> CasePageBody:
+        actor = who(request)
+        _only_parameters(request, *_FIND_CRITERIA, "order", "after", "limit")
         given = _criteria(
             state=state,
             area=area,
@@ -158,7 +185,7 @@ def api_router(engine: Engine, identities: Identities) -> APIRouter:
             warning_level=warning_level,
             text=text,
         )
-        page = engine.find(who(request), order=order, after=after, limit=limit, **given)
+        page = engine.find(actor, order=order, after=after, limit=limit, **given)
         return CasePageBody(cases=list(page.cases), next_cursor=page.next_cursor)
 
     @router.get("/facets", response_model=Facets, summary="Count cases per value")
@@ -169,8 +196,10 @@ def api_router(engine: Engine, identities: Identities) -> APIRouter:
         area: str | None = None,
         category: str | None = None,
     ) -> Facets:
+        actor = who(request)
+        _only_parameters(request, "by", "state", "area", "category")
         given = _criteria(state=state, area=area, category=category)
-        counts = engine.facets(who(request), by=by, **given)
+        counts = engine.facets(actor, by=by, **given)
         rows = [FacetCount(value=v, count=n) for v, n in sorted(counts.items(), key=str)]
         return Facets(by=by, counts=rows)
 
