@@ -9,9 +9,16 @@ import pytest
 import yaml
 
 import closedloop.workflows
-from closedloop import Case, Engine, TransitionNotAllowed, ValidationError, Workflow
+from closedloop import (
+    Case,
+    CategoryCatalog,
+    Engine,
+    TransitionNotAllowed,
+    ValidationError,
+    Workflow,
+)
 from closedloop.engine.reading import Criteria
-from closedloop.errors import InvalidWorkflow
+from closedloop.errors import InvalidResponsibilityList, InvalidWorkflow
 from tests.cast import CITIZEN, DISPATCHER
 
 STANDARD_YAML = Path(closedloop.workflows.__file__).with_name("standard.yaml")
@@ -153,3 +160,38 @@ def test_a_warning_level_that_does_not_exist_is_refused(memory_engine: Engine) -
         ("warning_level", "unknown warning level 'orange'; known: none, yellow, red"),
     )
     assert memory_engine.count(DISPATCHER, warning_level="none") == 1
+
+
+# -- a YAML file that does not parse -----------------------------------------------------
+
+BROKEN = "name: district\nstates:\n  - [reported\n  - closed: true\n"
+"""A flow list left open on line 3: the parser stops on line 4."""
+STOPPED = "line 4, column 11: expected ',' or ']', but got ':' (while parsing a flow sequence"
+
+
+def test_a_yaml_syntax_error_names_the_workflow_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "district.yaml"
+    path.write_text(BROKEN, encoding="utf-8")
+    with pytest.raises(InvalidWorkflow) as raised:
+        Workflow.from_yaml(path)
+    assert raised.value.problems == (f"not valid YAML: {path}, {STOPPED} from line 3)",)
+    assert "<unicode string>" not in str(raised.value)
+
+
+def test_a_yaml_syntax_error_names_the_catalogue_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "categories.yaml"
+    path.write_text(BROKEN, encoding="utf-8")
+    with pytest.raises(InvalidResponsibilityList) as raised:
+        CategoryCatalog.from_yaml(path)
+    assert raised.value.problems == (f"not valid YAML: {path}, {STOPPED} from line 3)",)
+
+
+def test_a_character_yaml_does_not_allow_is_named_with_the_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "district.yaml"
+    path.write_text("name: district\ndescription: a\x1fb\n", encoding="utf-8")
+    with pytest.raises(InvalidWorkflow) as raised:
+        Workflow.from_yaml(path)
+    assert raised.value.problems == (
+        f"not valid YAML: {path}, line 2, column 15: unacceptable character #x001f: "
+        "special characters are not allowed",
+    )
