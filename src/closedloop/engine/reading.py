@@ -117,8 +117,8 @@ def _within(turn: Turn, sight: Party) -> bool:
     )
 
 
-def checked_criteria(workflow: Workflow, given: Mapping[str, object]) -> Criteria:
-    """``given`` as criteria of :meth:`closedloop.Engine.find`, with their names and
+def checked_criteria(workflow: Workflow, criteria: Mapping[str, object]) -> Criteria:
+    """``criteria`` as those of :meth:`closedloop.Engine.find`, with their names and
     their closed sets of values checked: a misspelt criterion or state would otherwise
     select nothing, silently.
 
@@ -133,10 +133,10 @@ def checked_criteria(workflow: Workflow, given: Mapping[str, object]) -> Criteri
     known = sorted(Criteria.__required_keys__ | Criteria.__optional_keys__)
     problems = [
         (name, f"is not a criterion; criteria: {', '.join(known)}")
-        for name in given
+        for name in criteria
         if name not in known
     ]
-    checked = dict(given)
+    checked = dict(criteria)
     state = checked.get("state")
     states: tuple[object, ...] = ()
     if isinstance(state, str):
