@@ -144,3 +144,30 @@ def test_a_duplicates_reporter_finds_the_master_and_duplicates_are_found_by_it(
     assert shown.contact == engine.get(master.id, viewer=ROADS_CITIZEN).contact
     assert shown.contact is not None
     assert shown.contact.phone != PHONE
+
+
+def test_changing_a_case_found_or_got_changes_nothing_stored_or_shown_again(
+    engine: Engine, town: dict[str, Case]
+) -> None:
+    # Each store hands the reader its own objects (the in-memory store its stored cases,
+    # the SQL store the cases it keeps built); a host editing a page must not reach them.
+    found = engine.find(DISPATCHER).cases
+    for case in found:
+        case.attributes["edited"] = {"by": "host"}
+        case.counters["edited"] = 7
+    again = engine.find(DISPATCHER).cases
+    assert [c.id for c in again] == [c.id for c in found]
+    for case in again:
+        assert "edited" not in case.attributes
+        assert "edited" not in case.counters
+        stored = engine.get(case.id, viewer=DISPATCHER)
+        assert "edited" not in stored.attributes
+        assert "edited" not in stored.counters
+    got = engine.get(town["water"].id, viewer=WATER)
+    got.attributes["edited"] = True
+    got.counters["edited"] = 1
+    assert "edited" not in engine.get(town["water"].id, viewer=WATER).attributes
+    # A command after the edits works from the stored case, not an edited copy.
+    water = engine.trigger(town["water"].id, "accept", by=WATER)
+    assert "edited" not in water.attributes
+    assert water.counters.get("edited") is None

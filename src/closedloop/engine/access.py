@@ -49,7 +49,11 @@ def can_see(workflow: Workflow, case: Case, actor: Actor) -> bool:
     they are related to (as reporter, lead unit or co-unit member), and the reporter of
     a duplicate sees the case it was merged into.
     """
-    held = roles_on(workflow, case, actor)
+    return sees_through(workflow, case, actor, roles_on(workflow, case, actor))
+
+
+def sees_through(workflow: Workflow, case: Case, actor: Actor, held: frozenset[str]) -> bool:
+    """:func:`can_see`, given the roles ``actor`` holds on ``case`` (:func:`roles_on`)."""
     if any((workflow.role(name).kind != "global") or workflow.role(name).sees_all for name in held):
         return True
     return any(duplicate.reporter == actor.id for duplicate in case.duplicates)
@@ -61,5 +65,13 @@ def contact_for(
     """The contact data as ``viewer`` may see it: in full or masked."""
     if contact is None:
         return None
-    entitled = roles_on(workflow, case, viewer) & workflow.full_contact_roles
-    return contact if entitled else masked(contact)
+    return contact_as(workflow, roles_on(workflow, case, viewer), contact)
+
+
+def contact_as(
+    workflow: Workflow, held: frozenset[str], contact: ReporterContact | None
+) -> ReporterContact | None:
+    """:func:`contact_for`, given the roles the viewer holds on the case."""
+    if contact is None:
+        return None
+    return contact if held & workflow.full_contact_roles else masked(contact)

@@ -138,6 +138,15 @@ def replaced(value: V, update: Mapping[str, Any]) -> V:
     return copied
 
 
+def given(value: V, name: str, item: Any) -> V:
+    """``value`` with its field ``name`` set to ``item`` in place, counted as given: for
+    a copy made for one caller a moment ago, that nobody else holds (a frozen model is
+    otherwise never changed). ``item`` is of the field's type; nothing is validated."""
+    value.__dict__[name] = item
+    value.__pydantic_fields_set__.add(name)
+    return value
+
+
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -406,24 +415,33 @@ class Case(_Value):
         return self.counters.get(name, 0)
 
 
-def unshared(case: Case) -> Case:
+def unshared(case: Case, update: Mapping[str, Any] | None = None) -> Case:
     """``case`` holding copies of its mutable values: its counters, its attributes and a
     pending request's extra fields, copied all the way down. Its other values are
     immutable (frozen models, tuples, text, numbers, instants), so nothing done to the
     copy changes ``case``: a case kept for later readers is handed out so.
+
+    The fields in ``update`` (of the model's types, not validated) are replaced in the
+    copy and count as given, as :func:`replaced` does; the copy is made once.
     """
-    fields: dict[str, Any] = {
-        "counters": dict(case.counters),
-        "attributes": _thawed(case.attributes),
-    }
+    fields = case.__dict__.copy()
+    fields["counters"] = dict(fields["counters"])
+    fields["attributes"] = _thawed(fields["attributes"])
     for name in ("extension_request", "suspension_request"):
-        request = getattr(case, name)
+        request = fields[name]
         if request is not None and request.__pydantic_extra__:
             request = replaced(request, {})
             _set(request, "__pydantic_extra__", _thawed(request.__pydantic_extra__))
             fields[name] = request
-    copied = replaced(case, fields)
-    _set(copied, "__pydantic_fields_set__", set(case.__pydantic_fields_set__))  # as in ``case``
+    given = set(case.__pydantic_fields_set__)  # as in ``case``
+    if update:
+        fields.update(update)
+        given.update(update)
+    copied = object.__new__(type(case))
+    _set(copied, "__dict__", fields)
+    _set(copied, "__pydantic_extra__", _copy_extra(case.__pydantic_extra__))
+    _set(copied, "__pydantic_fields_set__", given)
+    _set(copied, "__pydantic_private__", None)
     return copied
 
 

@@ -613,7 +613,8 @@ class ShownCases(Protocol):
     ) -> tuple[CasePage, dict[str, ReporterContact]]:
         """The page :meth:`CaseQueries.select_cases` returns, and the stored contact
         data of its cases (cases without any left out). The engine masks it before
-        anyone sees it.
+        anyone sees it. Each case of the page is the caller's own: a copy nobody else
+        holds (the engine sets its contact data in place).
 
         Raises:
             ValidationError: ``limit`` is out of range, or ``after`` is not a cursor this

@@ -16,7 +16,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import TypedDict, cast, get_args
 
-from closedloop.engine.access import can_see, contact_for
+from closedloop.engine.access import contact_as, roles_on, sees_through
 from closedloop.engine.case_query import (
     CaseFilter,
     CasePage,
@@ -27,7 +27,7 @@ from closedloop.engine.case_query import (
     check_order,
 )
 from closedloop.engine.definition import Workflow
-from closedloop.engine.model import Actor, ReporterContact, Warning, replaced
+from closedloop.engine.model import Actor, ReporterContact, Warning, given, unshared
 from closedloop.engine.ports import CaseQueries, CaseStore, ShownCases
 from closedloop.errors import StoreError, ValidationError
 
@@ -228,14 +228,28 @@ class Reader:
         else:
             page = queries.select_cases(where, order=order, after=after, limit=limit)
         # The store's filter already holds to what the viewer may see; checked again here.
-        seen = [case for case in page.cases if can_see(self._workflow, case, viewer)]
-        contacts = queries.contacts_of([case.id for case in seen]) if known is None else known
-        shown = tuple(
-            replaced(
-                case, {"contact": contact_for(self._workflow, case, viewer, contacts.get(case.id))}
+        workflow = self._workflow
+        seen = []
+        for case in page.cases:
+            held = roles_on(workflow, case, viewer)
+            if sees_through(workflow, case, viewer, held):
+                seen.append((case, held))
+        if known is None:
+            known = queries.contacts_of([case.id for case, _ in seen])
+        # Each case shown is a copy of its own, with the contact data as the viewer may
+        # see it: the cases of a ``ShownCases`` page are copies made for this caller
+        # already, and are given their contact data in place; a ``select_cases`` page
+        # may hold the objects a store keeps (the in-memory store's), and is copied.
+        if self._shows is not None:
+            shown = tuple(
+                given(case, "contact", contact_as(workflow, held, known.get(case.id)))
+                for case, held in seen
             )
-            for case in seen
-        )
+        else:
+            shown = tuple(
+                unshared(case, {"contact": contact_as(workflow, held, known.get(case.id))})
+                for case, held in seen
+            )
         return CasePage(shown, page.next_cursor)
 
     def count(self, where: CaseFilter) -> int:

@@ -34,6 +34,7 @@ from closedloop.engine.model import (
     MediaRef,
     ReporterContact,
     replaced,
+    unshared,
 )
 from closedloop.engine.ports import (
     CaseStore,
@@ -213,13 +214,13 @@ class Engine:
             with self._store.transaction() as tx:
                 first = idempotency.first_result(tx, idempotency_key, digest)
                 if first is not None:
-                    return self._shown(first, reporter, tx.get_contact(first.id))
+                    return self._shown_read(first, reporter, tx.get_contact(first.id))
                 case = self._writer.open(tx, report, checked_contact, self._now())
                 idempotency.remember(tx, idempotency_key, digest, case)
                 tx.commit()
         except ClosedLoopError as refusal:
             first, contact = idempotency.settled(self._store, idempotency_key, digest, refusal)
-            return self._shown(first, reporter, contact)
+            return self._shown_read(first, reporter, contact)
         return self._shown(case, reporter, checked_contact)
 
     def trigger(
@@ -262,7 +263,7 @@ class Engine:
             with self._store.transaction() as tx:
                 first = idempotency.first_result(tx, idempotency_key, digest)
                 if first is not None:
-                    return self._shown(first, by, tx.get_contact(first.id))
+                    return self._shown_read(first, by, tx.get_contact(first.id))
                 case = self._visible(tx, case_id, by)
                 if expected_version is not None and expected_version != case.version:
                     raise ConcurrentModification(case_id, expected_version, case.version)
@@ -273,7 +274,7 @@ class Engine:
         except ClosedLoopError as refusal:
             # A sender with the same key may have committed between our reads.
             first, contact = idempotency.settled(self._store, idempotency_key, digest, refusal)
-            return self._shown(first, by, contact)
+            return self._shown_read(first, by, contact)
         return self._shown(new, by, contact)
 
     def check_payload_keys(self, name: str, payload: Mapping[str, object]) -> None:
@@ -483,7 +484,7 @@ class Engine:
             case = self._visible(tx, case_id, viewer)
             with arguments.reading(f"contact data of case {case_id!r}", case_id):
                 contact = tx.get_contact(case_id)
-        return self._shown(case, viewer, contact)
+        return self._shown_read(case, viewer, contact)
 
     def find(
         self,
@@ -713,3 +714,9 @@ class Engine:
     def _shown(self, case: Case, viewer: Actor, contact: ReporterContact | None) -> Case:
         shown = contact_for(self._workflow, case, viewer, contact)
         return replaced(case, {"contact": shown})
+
+    def _shown_read(self, case: Case, viewer: Actor, contact: ReporterContact | None) -> Case:
+        """:meth:`_shown` for a case read, not written: a copy of its own, since a store
+        may hand out the case it keeps (the in-memory store does) and the caller may
+        change what it gets. (A case a command wrote is the caller's already.)"""
+        return unshared(case, {"contact": contact_for(self._workflow, case, viewer, contact)})

@@ -160,7 +160,7 @@ def select_shown(
         else:
             stamp = _read_instant(last.reported_at).isoformat()
             cursor = encode_cursor(order, [stamp, last.row_id])
-    shown = tuple(rows.built_cases.case(row.body, row.version) for row in page)
+    shown = tuple(rows.built_cases.case(row.body, row.version, noted=False) for row in page)
     held = {}
     if contacts:
         held = {

@@ -86,8 +86,12 @@ class BuiltCases:
     def __init__(self) -> None:
         self._kept: dict[tuple[str, int], tuple[Case, dict[str, Any] | None]] = {}
 
-    def case(self, body: Mapping[str, Any] | str | bytes, version: int) -> Case:
-        """The case stored as ``body`` at ``version`` (see :func:`case_from_row`).
+    def case(
+        self, body: Mapping[str, Any] | str | bytes, version: int, *, noted: bool = True
+    ) -> Case:
+        """The case stored as ``body`` at ``version`` (see :func:`case_from_row`), its
+        body noted for the audit when known and ``noted`` (a command's read; a query's
+        cases never reach a command).
 
         Raises:
             DamagedRecord: the row does not hold a case.
@@ -102,7 +106,7 @@ class BuiltCases:
             self._put(key, found)
         case, data = found
         copy = unshared(case)
-        if data is not None:
+        if data is not None and noted:
             audit.note_body(copy, data)
         return copy
 
