@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import Body, Depends, FastAPI, Header, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
@@ -69,17 +70,18 @@ def create_app(engine: Engine) -> FastAPI:
             error.to_problem(), status_code=error.status, media_type="application/problem+json"
         )
 
+    @app.exception_handler(RequestValidationError)  # a header missing, a body not an object
+    def malformed(request: Request, error: RequestValidationError) -> JSONResponse:
+        wrong = [(".".join(map(str, e["loc"])), e["msg"]) for e in error.errors()]
+        return problem(request, ValidationError(wrong, subject="request"))
+
     @app.post("/cases", status_code=201)
     def report(response: Response, caller: Caller, body: Report) -> dict[str, Any]:
         case = engine.report(caller, **body.model_dump(exclude_none=True))
         return _case(response, case)
 
     @app.get("/inbox")
-    def inbox(
-        caller: Caller,
-        after: str | None = None,
-        limit: int = 50,
-    ) -> dict[str, Any]:
+    def inbox(caller: Caller, after: str | None = None, limit: int = 50) -> dict[str, Any]:
         return engine.inbox(caller, after=after, limit=limit).to_json()
 
     @app.get("/cases")
@@ -95,22 +97,20 @@ def create_app(engine: Engine) -> FastAPI:
         return page.to_json()
 
     @app.get("/cases/{case_id}")
-    def show(
-        case_id: str,
-        response: Response,
-        caller: Caller,
-    ) -> dict[str, Any]:
+    def show(case_id: str, response: Response, caller: Caller) -> dict[str, Any]:
         return _case(response, engine.get(case_id, viewer=caller))
 
     @app.get("/cases/{case_id}/history")
-    def history(
-        case_id: str,
-        caller: Caller,
-    ) -> list[dict[str, Any]]:
+    def history(case_id: str, caller: Caller) -> list[dict[str, Any]]:
         return [event.model_dump(mode="json") for event in engine.history(case_id, viewer=caller)]
 
     for transition in engine.workflow.transitions:
         _trigger_route(app, engine, transition.name)
+
+    @app.post("/cases/{case_id}/{name}", include_in_schema=False)
+    def undeclared(case_id: str, name: str, caller: Caller) -> None:
+        engine.trigger(case_id, name, by=caller)  # refused: the workflow declares no such trigger
+
     return app
 
 
@@ -127,6 +127,7 @@ def _trigger_route(app: FastAPI, engine: Engine, trigger: str) -> None:
         payload: Annotated[dict[str, Any] | None, Body()] = None,
     ) -> dict[str, Any]:
         version, fields = _version(if_match), payload or {}
+        engine.check_payload_keys(trigger, fields)  # refuses a key such as "by", as no field
         case = engine.trigger(case_id, trigger, by=caller, expected_version=version, **fields)
         return _case(response, case)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import pytest
 from closedloop import Engine, workflows
 from closedloop.adapters.sqlalchemy import SQLStore
 from closedloop.testing import ManualClock
+from tests.http_server import serving
 
 pytest.importorskip("fastapi")
 httpx = pytest.importorskip("httpx")
@@ -105,3 +107,75 @@ def test_the_example_app_runs_the_loop_over_http(tmp_path: Path) -> None:
         asyncio.run(drive(example.create_app(engine)))
     finally:
         store.close()
+
+
+@pytest.fixture(scope="module")
+def example_http(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The example app served on loopback, over a SQLite file of its own."""
+    store = SQLStore(f"sqlite:///{tmp_path_factory.mktemp('example') / 'cases.db'}")
+    app = load_example().create_app(Engine(workflows.standard(), store=store, clock=ManualClock()))
+    try:
+        with serving(app) as base, httpx.Client(base_url=base) as client:
+            yield client
+    finally:
+        store.close()
+
+
+def reported(http: Any) -> str:
+    made = http.post("/cases", json={"description": "burst pipe"}, headers=CITIZEN)
+    assert made.status_code == 201, made.text
+    return str(made.json()["id"])
+
+
+def assert_problem(answer: Any, status: int) -> dict[str, Any]:
+    assert (answer.status_code, answer.headers["content-type"]) == (
+        status,
+        "application/problem+json",
+    ), answer.text
+    problem: dict[str, Any] = answer.json()
+    assert problem["status"] == status
+    return problem
+
+
+def test_the_example_refuses_an_undeclared_trigger_with_the_workflow_s_list(
+    example_http: Any,
+) -> None:
+    case_id = reported(example_http)
+    answer = example_http.post(f"/cases/{case_id}/dispach", json={}, headers=DISPATCHER)
+    [error] = assert_problem(answer, 422)["errors"]
+    assert error["field"] == "name"
+    assert error["message"].startswith("'dispach' is not a trigger of workflow 'standard'")
+    assert ", classify, " in error["message"]
+    assert example_http.get(f"/cases/{case_id}", headers=DISPATCHER).json()["version"] == 1
+
+
+def test_the_example_answers_a_request_without_its_actor_header_with_a_problem(
+    example_http: Any,
+) -> None:
+    answer = example_http.post("/cases", json={"description": "burst pipe"})
+    assert assert_problem(answer, 422)["errors"] == [
+        {"field": "header.x-actor", "message": "Field required"}
+    ]
+    case_id = reported(example_http)
+    answer = example_http.post(f"/cases/{case_id}/classify", json=[1], headers=DISPATCHER)
+    assert [e["field"] for e in assert_problem(answer, 422)["errors"]] == ["body"]
+
+
+def test_the_example_refuses_a_body_key_that_is_no_field_of_the_trigger(
+    example_http: Any,
+) -> None:
+    case_id = reported(example_http)
+    path = f"/cases/{case_id}"
+    example_http.post(f"{path}/classify", json={"category": "01.01"}, headers=DISPATCHER)
+    for key in ("idempotency_key", "by", "expected_version"):
+        answer = example_http.post(
+            f"{path}/dispatch", json={"unit": "water", key: "k1"}, headers=DISPATCHER
+        )
+        assert assert_problem(answer, 422)["errors"] == [
+            {
+                "field": key,
+                "message": "is not a field of 'dispatch'; fields: co_units, reason, unit",
+            }
+        ]
+    assert example_http.get(path, headers=DISPATCHER).json()["version"] == 2
+    assert len(example_http.get(f"{path}/history", headers=DISPATCHER).json()) == 2

@@ -178,12 +178,82 @@ def test_a_retry_with_its_if_match_and_key_gives_the_first_result(http: Any) -> 
 
 
 def test_an_unknown_route_or_method_is_a_problem_document(http: Any) -> None:
-    unknown = http.post("/api/cases/c-1/triggers/fly", headers=DISPATCHER, json={})
+    unknown = http.post("/api/cases/c-1/fly", headers=DISPATCHER, json={})
     assert (unknown.status_code, unknown.headers["content-type"]) == (
         404,
         "application/problem+json",
     )
     assert unknown.json()["title"] == "Not Found"
+
+
+@pytest.mark.parametrize("key", ["by", "expected_version", "idempotency_key", "case_id"])
+def test_a_body_key_named_like_an_argument_of_trigger_is_not_a_field(http: Any, key: str) -> None:
+    case_id = report(http)
+    http.post(
+        f"/api/cases/{case_id}/triggers/classify", headers=DISPATCHER, json={"category": "01"}
+    )
+    refused = http.post(
+        f"/api/cases/{case_id}/triggers/dispatch",
+        headers={**DISPATCHER, "If-Match": '"2"'},
+        json={"unit": "water", key: 1},
+    )
+    assert (refused.status_code, refused.headers["content-type"]) == (
+        422,
+        "application/problem+json",
+    )
+    assert refused.json()["errors"] == [
+        {"field": key, "message": "is not a field of 'dispatch'; fields: co_units, reason, unit"}
+    ]
+    shown = http.get(f"/api/cases/{case_id}", headers=DISPATCHER).json()["case"]
+    assert (shown["state"], shown["version"]) == ("classified", 2)
+
+
+def test_a_misspelt_query_is_refused_not_answered_with_an_empty_page(http: Any) -> None:
+    report(http)
+    for path, params, field, start in (
+        ("/api/cases", {"state": "clsoed"}, "state", "unknown state 'clsoed'; known: "),
+        ("/api/facets", {"state": "clsoed"}, "state", "unknown state 'clsoed'; known: "),
+        ("/api/cases", {"warning_level": "orange"}, "warning_level", "unknown warning level"),
+        ("/api/cases", {"stat": "closed"}, "stat", "is not a parameter of this route; "),
+        ("/api/facets", {"stat": "closed"}, "stat", "is not a parameter of this route; "),
+        ("/api/inbox", {"limt": "5"}, "limt", "is not a parameter of this route; "),
+    ):
+        refused = http.get(path, headers=DISPATCHER, params=params)
+        assert (refused.status_code, refused.headers["content-type"]) == (
+            422,
+            "application/problem+json",
+        ), (path, params)
+        [error] = refused.json()["errors"]
+        assert error["field"] == field
+        assert error["message"].startswith(start), error
+    [found] = http.get("/api/cases", headers=DISPATCHER, params={"stat": "x"}).json()["errors"]
+    assert found["message"] == (
+        "is not a parameter of this route; parameters: after, area, category, lead_unit, "
+        "limit, order, state, text, warning_level"
+    )
+    closed = http.get("/api/cases", headers=DISPATCHER, params={"state": "closed"})
+    assert (closed.status_code, closed.json()["cases"]) == (200, [])
+
+
+def test_a_trigger_the_workflow_does_not_declare_is_refused_with_the_list(http: Any) -> None:
+    case_id = report(http)
+    for headers in (DISPATCHER, {**DISPATCHER, "If-Match": '"1"'}):
+        unknown = http.post(
+            f"/api/cases/{case_id}/triggers/dispach", headers=headers, json={"unit": "water"}
+        )
+        assert (unknown.status_code, unknown.headers["content-type"]) == (
+            422,
+            "application/problem+json",
+        )
+        [error] = unknown.json()["errors"]
+        assert error["field"] == "name"
+        assert error["message"].startswith(
+            "'dispach' is not a trigger of workflow 'standard'; triggers: accept, answer, "
+        )
+        assert ", dispatch, " in error["message"]
+    shown = http.get(f"/api/cases/{case_id}", headers=DISPATCHER).json()["case"]
+    assert (shown["state"], shown["version"]) == ("reported", 1)
+    assert http.post(f"/api/cases/{case_id}/triggers/dispach", json={}).status_code == 401
     wrong = http.delete("/api/inbox", headers=DISPATCHER)
     assert (wrong.status_code, wrong.headers["allow"]) == (405, "GET")
     assert wrong.json()["status"] == 405
@@ -310,7 +380,7 @@ def _routes(host: Host) -> list[tuple[str, str]]:
 
 def test_every_route_refuses_a_request_from_nobody(http: Any, host: Host) -> None:
     routes = _routes(host)
-    assert len(routes) == 8 + 30 + 8 + 7  # the api, its triggers, the console, open311
+    assert len(routes) == 8 + 30 + 1 + 8 + 7  # the api, its triggers and the rest, console, open311
     for method, template in routes:
         path = (
             template.replace("{case_id}", "c-1")

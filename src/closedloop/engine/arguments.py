@@ -5,7 +5,9 @@ type and form at the public API, and a wrong one is a
 :class:`~closedloop.errors.ValidationError` naming the argument, so no ``TypeError``,
 ``AttributeError``, ``OverflowError`` or ``UnicodeEncodeError`` from deeper down (a
 dictionary, a database driver) reaches the host, and nothing is written. The values
-themselves stay out of the messages: a badly chosen one may be personal data.
+themselves stay out of the messages: a badly chosen one may be personal data. A trigger
+name is the exception: one the workflow does not declare is named back with the
+triggers it does declare, so that a misspelling shows.
 
 A stored row that does not read back as what it holds is a
 :class:`~closedloop.errors.DamagedRecord` naming it (:func:`reading`).
@@ -16,11 +18,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError as PydanticValidationError
 
 from closedloop.engine.model import Actor, printable
 from closedloop.errors import ClosedLoopError, DamagedRecord, ValidationError
+
+if TYPE_CHECKING:
+    from closedloop.engine.definition import TransitionSpec, Workflow
 
 MAX_ID = 1000
 """The longest case or message id the engine looks up, in characters."""
@@ -43,13 +49,24 @@ def identifier(value: object, name: str) -> str:
     return value
 
 
-def trigger_name(value: object) -> str:
-    """``value`` as the name of a trigger (whether the workflow has it is checked later).
+def trigger(value: object, workflow: Workflow) -> TransitionSpec:
+    """The transition of ``workflow`` that ``value`` names.
+
+    A name the workflow does not declare is a wrong argument, not a command the case's
+    state refuses: whichever state the case is in, no such trigger fires.
 
     Raises:
-        ValidationError: not text, or not printable valid Unicode.
+        ValidationError: not text, not printable valid Unicode, or not a trigger the
+            workflow declares; the error lists the triggers it does declare.
     """
-    return identifier(value, "name")
+    name = identifier(value, "name")
+    try:
+        return workflow.transition(name)
+    except KeyError:
+        declared = ", ".join(sorted(t.name for t in workflow.transitions)) or "none"
+        raise _refuse(
+            "name", f"{name!r} is not a trigger of workflow {workflow.name!r}; triggers: {declared}"
+        ) from None
 
 
 def actor(value: object, name: str) -> Actor:

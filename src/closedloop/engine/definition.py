@@ -109,9 +109,9 @@ class Workflow(WorkflowSpec):
         """
         text = _read(path)
         try:
-            data = parse_yaml(text)
+            data = parse_yaml(text, source=str(path))
         except NotYAML as exc:
-            raise InvalidWorkflow([f"<yaml>: {exc}"], source=str(path)) from None
+            raise InvalidWorkflow([f"not valid YAML: {exc}"], source=str(path)) from None
         return cls.from_dict(data, registry=registry, source=str(path))
 
     @classmethod

@@ -312,6 +312,16 @@ def _media_ref(item: Mapping[str, Any], where: str, errors: Errors) -> dict[str,
     return ref
 
 
+def unknown_fields(transition: TransitionSpec, names: Iterable[str]) -> Errors:
+    """One error for each of ``names`` that is not a field of ``transition``, listing
+    the fields it has."""
+    allowed = ", ".join(sorted(transition.fields)) or "none"
+    return [
+        (name, f"is not a field of {transition.name!r}; fields: {allowed}")
+        for name in sorted(set(names) - set(transition.fields))
+    ]
+
+
 def payload(
     transition: TransitionSpec, raw: Mapping[str, Any], *, channel: str | None = None
 ) -> dict[str, JSON]:
@@ -325,10 +335,7 @@ def payload(
     _check_shape(raw, errors)
     if errors:
         raise ValidationError(errors, subject=f"payload of {transition.name!r}")
-    unknown = sorted(set(raw) - set(transition.fields))
-    for name in unknown:
-        allowed = ", ".join(sorted(transition.fields)) or "none"
-        errors.append((name, f"is not a field of {transition.name!r}; fields: {allowed}"))
+    errors += unknown_fields(transition, raw)
     result: dict[str, JSON] = {}
     for name, spec in transition.fields.items():
         if raw.get(name) is None or (spec.type == "media" and raw.get(name) == []):

@@ -66,9 +66,7 @@ def _unique_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, 
         key = loader.construct_object(key_node, deep=True)
         if key in result:
             mark = key_node.start_mark
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r} (line {mark.line + 1})", mark
-            )
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", mark)
         result[key] = loader.construct_object(value_node, deep=True)
     return result
 
@@ -97,26 +95,57 @@ class NotYAML(ValueError):
     """
 
 
-def parse_yaml(text: str, *, dates_as_text: bool = False) -> Any:
+def parse_yaml(text: str, *, dates_as_text: bool = False, source: str | None = None) -> Any:
     """The YAML document in ``text``, refusing duplicate keys and deep nesting.
 
     Args:
         text: The document.
         dates_as_text: Leave ``2027-01-01`` as the string it is written as, for
             readers that check dates themselves and report a bad one by its path.
+        source: Where the text comes from (a file's name), for the messages.
 
     Raises:
-        NotYAML: not YAML, nested too deep, or a mapping repeats a key.
+        NotYAML: not YAML, nested too deep, or a mapping repeats a key; the message
+            says where: ``source``, line and column.
     """
     # A SafeLoader: no arbitrary objects are constructed. A list or mapping used as a
     # key, or nesting too deep to build, is not a document we accept.
-    loader = _TextDatesLoader if dates_as_text else _StrictLoader
+    kind = _TextDatesLoader if dates_as_text else _StrictLoader
     try:
-        return yaml.load(text, Loader=loader)
+        loader = kind(text)  # refuses a character YAML does not allow, at once
+        try:
+            return loader.get_single_data()
+        finally:
+            loader.dispose()
+    except yaml.reader.ReaderError as exc:
+        raise NotYAML(_unacceptable(text, exc, source)) from None
     except yaml.YAMLError as exc:
-        raise NotYAML(str(exc)) from None
+        raise NotYAML(_where(exc, source)) from None
     except (TypeError, RecursionError) as exc:
         raise NotYAML(f"unusable YAML structure: {exc}") from None
+
+
+def _unacceptable(text: str, exc: yaml.reader.ReaderError, source: str | None) -> str:
+    """One line: where ``text`` holds a character YAML does not allow, and which."""
+    at = exc.position
+    line, column = text.count("\n", 0, at) + 1, at - text.rfind("\n", 0, at)
+    code = ord(exc.character) if isinstance(exc.character, str) else exc.character
+    named = f"{source}, " if source else ""
+    return f"{named}line {line}, column {column}: unacceptable character #x{code:04x}: {exc.reason}"
+
+
+def _where(exc: yaml.YAMLError, source: str | None) -> str:
+    """One line: where the parser stopped (``source``, line, column) and why."""
+    named = f"{source}, " if source else ""
+    if not isinstance(exc, yaml.MarkedYAMLError) or exc.problem_mark is None:
+        return f"{source}: {exc}" if source else str(exc)
+    mark = exc.problem_mark
+    said = f"{named}line {mark.line + 1}, column {mark.column + 1}: {exc.problem}"
+    if exc.context:
+        begun = exc.context_mark
+        since = f" from line {begun.line + 1}" if begun is not None else ""
+        said += f" ({exc.context}{since})"
+    return said
 
 
 def read_yaml(path: str | Path) -> tuple[Any, list[str]]:
@@ -127,7 +156,7 @@ def read_yaml(path: str | Path) -> tuple[Any, list[str]]:
     """
     text = Path(path).read_text(encoding="utf-8")
     try:
-        return parse_yaml(text), []
+        return parse_yaml(text, source=str(path)), []
     except NotYAML as exc:
         return None, [f"not valid YAML: {exc}"]
 

@@ -11,10 +11,10 @@ workflow: each state's ``owner`` role, and what that role's kind relates to.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
-from typing import TypedDict
+from typing import TypedDict, cast, get_args
 
 from closedloop.engine.access import contact_as, roles_on, sees_through
 from closedloop.engine.case_query import (
@@ -27,9 +27,9 @@ from closedloop.engine.case_query import (
     check_order,
 )
 from closedloop.engine.definition import Workflow
-from closedloop.engine.model import Actor, ReporterContact, given, unshared
+from closedloop.engine.model import Actor, ReporterContact, Warning, given, unshared
 from closedloop.engine.ports import CaseQueries, CaseStore, ShownCases
-from closedloop.errors import StoreError
+from closedloop.errors import StoreError, ValidationError
 
 
 class Criteria(TypedDict, total=False):
@@ -117,6 +117,48 @@ def _within(turn: Turn, sight: Party) -> bool:
         and set(party.co_units) <= set(sight.co_units)
         and party.follower in (None, sight.follower)
     )
+
+
+def checked_criteria(workflow: Workflow, criteria: Mapping[str, object]) -> Criteria:
+    """``criteria`` as those of :meth:`closedloop.Engine.find`, with their names and
+    their closed sets of values checked: a misspelt criterion or state would otherwise
+    select nothing, silently.
+
+    ``state`` (one or a collection) must name states of ``workflow`` and
+    ``warning_level`` one of the levels; the other criteria are checked where the
+    filter is built. A collection of states given as an iterator is read once, here.
+
+    Raises:
+        ValidationError: a name that is not a criterion, or a state or warning level
+            that does not exist; each named, with what is allowed.
+    """
+    known = sorted(Criteria.__required_keys__ | Criteria.__optional_keys__)
+    problems = [
+        (name, f"is not a criterion; criteria: {', '.join(known)}")
+        for name in criteria
+        if name not in known
+    ]
+    checked = dict(criteria)
+    state = checked.get("state")
+    states: tuple[object, ...] = ()
+    if isinstance(state, str):
+        states = (state,)
+    elif isinstance(state, Iterable) and not isinstance(state, bytes | Mapping):
+        states = checked["state"] = tuple(state)
+    declared = sorted(s.name for s in workflow.states)
+    problems += [
+        ("state", f"unknown state {name!r}; known: {', '.join(declared)}")
+        for name in states
+        if isinstance(name, str) and name not in declared
+    ]
+    level, levels = checked.get("warning_level"), get_args(Warning)
+    if level is not None and level not in levels:
+        problems.append(
+            ("warning_level", f"unknown warning level {level!r}; known: {', '.join(levels)}")
+        )
+    if problems:
+        raise ValidationError(problems, subject="query")
+    return cast(Criteria, checked)
 
 
 class Reader:

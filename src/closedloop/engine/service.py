@@ -48,7 +48,7 @@ from closedloop.engine.ports import (
     OutboxMessage,
     WorkCalendar,
 )
-from closedloop.engine.reading import Criteria, Reader
+from closedloop.engine.reading import Criteria, Reader, checked_criteria
 from closedloop.engine.recomputing import Recount
 from closedloop.engine.retention import PurgeReport, Retention
 from closedloop.engine.ticking import StuckTimer, TickReport, TimerSweep
@@ -228,6 +228,7 @@ class Engine:
         self,
         case_id: str,
         name: str,
+        /,
         *,
         by: Actor,
         expected_version: int | None = None,
@@ -236,18 +237,26 @@ class Engine:
     ) -> Case:
         """Fire the trigger ``name`` on a case as actor ``by`` with ``payload``.
 
+        ``case_id`` and ``name`` are positional, so a payload may hold keys of those
+        names (refused as fields the trigger lacks, as any other). A host that passes a
+        request's body as the payload checks its keys with :meth:`check_payload_keys`
+        first, so that a key ``by``, ``expected_version`` or ``idempotency_key`` is
+        refused as such rather than taken for an argument.
+
         Raises:
             CaseNotFound: no such case, or ``by`` may not see it.
             ConcurrentModification: ``expected_version`` is stale, or another writer
                 committed first.
             TransitionNotAllowed: ``name`` cannot fire from the case's state.
             PermissionDenied: ``by`` holds none of the roles that may fire it.
-            ValidationError: the payload is malformed; the error names each field.
+            ValidationError: ``name`` is not a trigger of the workflow (the error lists
+                those it declares), or the payload is malformed; the error names each
+                field.
             GuardRejected: a guard refused, with its reason.
             IdempotencyConflict: the key was used for a different command.
         """
         case_id = arguments.identifier(case_id, "case_id")
-        name = arguments.trigger_name(name)
+        name = arguments.trigger(name, self._workflow).name
         by = arguments.actor(by, "by")
         expected_version = arguments.version(expected_version, "expected_version")
         digest = idempotency.keyed(idempotency_key, "trigger", case_id, name, by.id, payload)
@@ -268,6 +277,31 @@ class Engine:
             first, contact = idempotency.settled(self._store, idempotency_key, digest, refusal)
             return self._shown_read(first, by, contact)
         return self._shown(new, by, contact)
+
+    def check_payload_keys(self, name: str, payload: Mapping[str, object]) -> None:
+        """Refuse the keys of ``payload`` that are not fields of the trigger ``name``, as
+        :meth:`trigger` would, before any store is read.
+
+        For a host passing a request's body on: ``engine.trigger(case_id, name, by=actor,
+        **body)`` would take a key ``by``, ``expected_version`` or ``idempotency_key``
+        for its own argument (or fail with Python's ``TypeError``); checked first, such
+        a key is refused with the trigger's fields listed. Values are checked by
+        :meth:`trigger`, which knows the case they are for.
+
+        Raises:
+            ValidationError: ``name`` is not a trigger of the workflow (the error lists
+                those it declares), ``payload`` is not a mapping, or a key is not a
+                field of the trigger (each one named, with the trigger's fields).
+        """
+        transition = arguments.trigger(name, self._workflow)
+        if not isinstance(payload, Mapping) or not all(isinstance(k, str) for k in payload):
+            raise ValidationError(
+                [("<payload>", "must be a mapping of field names to values")],
+                subject=f"payload of {transition.name!r}",
+            )
+        unknown = inputs.unknown_fields(transition, payload)
+        if unknown:
+            raise ValidationError(unknown, subject=f"payload of {transition.name!r}")
 
     # -- timers --------------------------------------------------------------------------
 
@@ -483,16 +517,19 @@ class Engine:
             limit: The page size, 1 to 1000.
 
         Raises:
-            ValidationError: a criterion, the order, the limit or the cursor is invalid.
+            ValidationError: a criterion, the order, the limit or the cursor is invalid:
+                a name that is no criterion, a state the workflow does not declare, a
+                warning level that does not exist (each named, with what is allowed).
             NaiveDatetime: an instant has no time zone.
             StoreError: the store answers no queries, or failed.
         """
-        where = self._reader.criteria(viewer, **criteria)
+        where = self._reader.criteria(viewer, **checked_criteria(self._workflow, criteria))
         return self._reader.find(viewer, where, order=order, after=after, limit=limit)
 
     def count(self, viewer: Actor, **criteria: Unpack[Criteria]) -> int:
         """How many cases :meth:`find` would give ``viewer`` for ``criteria``."""
-        return self._reader.count(self._reader.criteria(viewer, **criteria))
+        checked = checked_criteria(self._workflow, criteria)
+        return self._reader.count(self._reader.criteria(viewer, **checked))
 
     def inbox(self, actor: Actor, *, after: str | None = None, limit: int = 50) -> CasePage:
         """The cases waiting on ``actor`` that they may see, most urgent first."""
@@ -504,7 +541,8 @@ class Engine:
         """How many of the cases :meth:`find` would give ``viewer`` have each value of
         ``by`` (``"state"``, ``"lead_unit"`` or ``"warning_level"``; ``None`` counts
         cases without one)."""
-        return self._reader.facets(self._reader.criteria(viewer, **criteria), by)
+        checked = checked_criteria(self._workflow, criteria)
+        return self._reader.facets(self._reader.criteria(viewer, **checked), by)
 
     def history(self, case_id: str, *, viewer: Actor | None = None) -> list[AuditEvent]:
         """The audit events of the case, oldest first.

@@ -121,6 +121,29 @@ def _criteria(**given: Any) -> dict[str, Any]:
     return {name: value for name, value in given.items() if value is not None}
 
 
+_FIND_CRITERIA = ("state", "area", "category", "lead_unit", "warning_level", "text")
+"""The criteria ``GET /api/cases`` takes."""
+
+
+def _only_parameters(request: Request, *known: str) -> None:
+    """Refuse a query parameter the route does not take: a misspelt criterion
+    (``?stat=closed``) would otherwise be ignored and select every case.
+
+    Raises:
+        ValidationError: each unknown parameter named, with the route's parameters.
+    """
+    allowed = ", ".join(sorted(known))
+    unknown = sorted(set(request.query_params) - set(known))
+    if unknown:
+        raise ValidationError(
+            [
+                (name, f"is not a parameter of this route; parameters: {allowed}")
+                for name in unknown
+            ],
+            subject="query",
+        )
+
+
 def api_router(engine: Engine, identities: Identities) -> APIRouter:
     """The JSON API over ``engine``."""
     router = APIRouter(prefix="/api", tags=["cases"])
@@ -134,7 +157,9 @@ def api_router(engine: Engine, identities: Identities) -> APIRouter:
     def inbox(
         request: Request, after: str | None = None, limit: Annotated[int, Query(ge=1, le=1000)] = 50
     ) -> CasePageBody:
-        page = engine.inbox(who(request), after=after, limit=limit)
+        actor = who(request)
+        _only_parameters(request, "after", "limit")
+        page = engine.inbox(actor, after=after, limit=limit)
         return CasePageBody(cases=list(page.cases), next_cursor=page.next_cursor)
 
     @router.get("/cases", response_model=CasePageBody, summary="Find cases")
@@ -150,6 +175,8 @@ def api_router(engine: Engine, identities: Identities) -> APIRouter:
         after: str | None = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     ) -> CasePageBody:
+        actor = who(request)
+        _only_parameters(request, *_FIND_CRITERIA, "order", "after", "limit")
         given = _criteria(
             state=state,
             area=area,
@@ -158,7 +185,7 @@ def api_router(engine: Engine, identities: Identities) -> APIRouter:
             warning_level=warning_level,
             text=text,
         )
-        page = engine.find(who(request), order=order, after=after, limit=limit, **given)
+        page = engine.find(actor, order=order, after=after, limit=limit, **given)
         return CasePageBody(cases=list(page.cases), next_cursor=page.next_cursor)
 
     @router.get("/facets", response_model=Facets, summary="Count cases per value")
@@ -169,8 +196,10 @@ def api_router(engine: Engine, identities: Identities) -> APIRouter:
         area: str | None = None,
         category: str | None = None,
     ) -> Facets:
+        actor = who(request)
+        _only_parameters(request, "by", "state", "area", "category")
         given = _criteria(state=state, area=area, category=category)
-        counts = engine.facets(who(request), by=by, **given)
+        counts = engine.facets(actor, by=by, **given)
         rows = [FacetCount(value=v, count=n) for v, n in sorted(counts.items(), key=str)]
         return Facets(by=by, counts=rows)
 
@@ -214,6 +243,7 @@ def api_router(engine: Engine, identities: Identities) -> APIRouter:
 
     for transition in workflow.transitions:
         _trigger_route(router, engine, transition.name, transition.description, who)
+    _undeclared_trigger_route(router, engine, who)  # after the declared ones: they match first
     return router
 
 
@@ -244,8 +274,11 @@ def fire(
     """Fire ``trigger`` as ``actor``; ``If-Match`` must name the current version.
 
     A retry with the ``Idempotency-Key`` and ``If-Match`` of a command that already
-    moved the case on gives that command's first result, not 412.
+    moved the case on gives that command's first result, not 412. The trigger's name
+    and the payload's keys are checked first: a key that is not a field of the
+    trigger (``by``, ``idempotency_key``) is refused, never taken for an argument.
     """
+    engine.check_payload_keys(trigger, payload)  # a key "by" is no argument of trigger
     expected = None
     if if_match is not None and if_match.strip() != "*":
         current = engine.get(case_id, viewer=actor).version
@@ -301,23 +334,59 @@ def _trigger_route(
         if_match: Annotated[str | None, Header()] = None,
         idempotency_key: Annotated[str | None, Header()] = None,
     ) -> Case:
-        actor = who(request)
-        raw = await request.body()
-        try:
-            payload = json.loads(raw) if raw.strip() else {}
-        except ValueError:
-            raise ValidationError([("<body>", "is not JSON")], subject="payload") from None
-        if not isinstance(payload, dict):
-            raise ValidationError([("<body>", "must be a JSON object")], subject="payload")
-        case = await run_in_threadpool(
-            fire,
-            engine,
-            case_id,
-            trigger,
-            actor,
-            payload,
-            if_match=if_match,
-            idempotency_key=idempotency_key,
+        return await fired(
+            engine, who, case_id, trigger, request, response, if_match, idempotency_key
         )
-        response.headers["ETag"] = etag(case)
-        return case
+
+
+def _undeclared_trigger_route(router: APIRouter, engine: Engine, who: Any) -> None:
+    """A route for the trigger names the workflow does not declare: the engine refuses
+    each with its own error (422, listing the triggers it declares), not a route miss."""
+
+    @router.post(
+        "/cases/{case_id}/triggers/{trigger}", response_model=Case, include_in_schema=False
+    )
+    async def undeclared_route(
+        case_id: str,
+        trigger: str,
+        request: Request,
+        response: Response,
+        if_match: Annotated[str | None, Header()] = None,
+        idempotency_key: Annotated[str | None, Header()] = None,
+    ) -> Case:
+        return await fired(
+            engine, who, case_id, trigger, request, response, if_match, idempotency_key
+        )
+
+
+async def fired(
+    engine: Engine,
+    who: Any,
+    case_id: str,
+    trigger: str,
+    request: Request,
+    response: Response,
+    if_match: str | None,
+    idempotency_key: str | None,
+) -> Case:
+    """Fire ``trigger`` with the request's JSON body as its payload, as :func:`fire` does."""
+    actor = who(request)
+    raw = await request.body()
+    try:
+        payload = json.loads(raw) if raw.strip() else {}
+    except ValueError:
+        raise ValidationError([("<body>", "is not JSON")], subject="payload") from None
+    if not isinstance(payload, dict):
+        raise ValidationError([("<body>", "must be a JSON object")], subject="payload")
+    case = await run_in_threadpool(
+        fire,
+        engine,
+        case_id,
+        trigger,
+        actor,
+        payload,
+        if_match=if_match,
+        idempotency_key=idempotency_key,
+    )
+    response.headers["ETag"] = etag(case)
+    return case

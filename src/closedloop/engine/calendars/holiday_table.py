@@ -128,7 +128,9 @@ class HolidayTable:
         """
         file = Path(path)
         try:
-            data = parse_yaml(file.read_text(encoding="utf-8"), dates_as_text=True)
+            data = parse_yaml(
+                file.read_text(encoding="utf-8"), dates_as_text=True, source=str(file)
+            )
         except NotYAML as exc:
             raise ValidationError(
                 [("", f"not valid YAML: {exc}")], subject=f"holiday table {str(file)!r}"
