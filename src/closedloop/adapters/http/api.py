@@ -376,6 +376,10 @@ async def fired(
         payload = json.loads(raw) if raw.strip() else {}
     except ValueError:
         raise ValidationError([("<body>", "is not JSON")], subject="payload") from None
+    except RecursionError:  # arrays or objects nested thousands deep: no payload is
+        raise ValidationError(
+            [("<body>", "is nested too deeply to be a payload")], subject="payload"
+        ) from None
     if not isinstance(payload, dict):
         raise ValidationError([("<body>", "must be a JSON object")], subject="payload")
     case = await run_in_threadpool(
