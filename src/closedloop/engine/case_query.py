@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -190,7 +191,8 @@ class CaseFilter:
         """Normalise the keyword arguments of the query methods.
 
         Raises:
-            ValidationError: ``area`` or ``category`` is not a code, ``text`` is empty,
+            ValidationError: ``area`` or ``category`` is not a code, ``text`` is empty
+                or holds a control character,
                 ``state`` is neither a state name nor a collection of them.
             NaiveDatetime: an instant has no time zone.
         """
@@ -199,8 +201,8 @@ class CaseFilter:
             for name, value in (("area", area), ("category", category))
             if value is not None and not is_code(value)
         ]
-        if text is not None and not text.strip():
-            problems.append(("text", "must not be empty"))
+        if text is not None:
+            problems.extend(("text", problem) for problem in _text_problems(text))
         if problems:
             raise ValidationError(problems, subject="query")
         return cls(
@@ -256,6 +258,20 @@ class CaseFilter:
         if self.sight is not None and not self.sight.holds(case):
             return False
         return self.overdue_at is None or is_overdue(case, self.overdue_at)
+
+
+def _text_problems(text: object) -> list[str]:
+    """Why ``text`` cannot be searched for: not text, empty, or holding a control
+    character (no case holds one, so such a text would find nothing, or everything
+    where a store drops it)."""
+    if not isinstance(text, str):
+        return [f"must be text, got {type(text).__name__}"]
+    if not text.strip():
+        return ["must not be empty"]
+    for char in text:
+        if unicodedata.category(char) == "Cc":
+            return [f"contains control character U+{ord(char):04X}; search for printable text"]
+    return []
 
 
 def searchable(case: Case) -> str:
