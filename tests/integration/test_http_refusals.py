@@ -127,3 +127,117 @@ def test_a_search_text_with_nothing_to_search_for_is_refused(http: Any, text: st
     assert error["field"] == "text"
     found = http.get("/api/cases", headers=DISPATCHER, params={"text": "lamp"}).json()
     assert {case["description"] for case in found["cases"]} == {"street lamp out"}
+
+
+# -- Open311 ---------------------------------------------------------------------------
+
+O311 = "/open311/v2"
+
+
+def post311(http: Any, **fields: str) -> Any:
+    form = {"api_key": KEY, "service_code": "03.01", "address_string": "1 Elm St", **fields}
+    return http.post(f"{O311}/requests.json", data=form)
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "code"),
+    [
+        ("requests", {"page_size": "²"}, "page_size"),
+        ("requests", {"page": "²"}, "page"),
+        ("requests", {"page": "9" * 5000}, "page"),
+        ("requests", {"end_date": "0001-01-02T00:00:00Z"}, "end_date"),
+        ("requests", {"start_date": "9999-12-31T00:00:00Z"}, "start_date"),
+        ("requests", {"start_date": "9999-12-31T23:00:00-05:00"}, "start_date"),
+        ("requests", {"start_date": "20260301T000000Z"}, "start_date"),
+        ("requests", {"start_date": "2026-03-01T00:00:00-0500"}, "start_date"),
+        ("requests", {"start_date": "2026-03-01T00:00:00.1234567Z"}, "start_date"),
+        (
+            "servicerequestupdates",
+            {"start_date": "9999-12-31T23:00:00Z", "end_date": "9999-12-31T23:59:59.999999Z"},
+            "start_date",
+        ),
+        ("servicerequestupdates", {"end_date": "2026-03-02"}, "end_date"),
+    ],
+)
+def test_a_query_open311_cannot_read_gets_the_spec_error_list(
+    http: Any, path: str, params: dict[str, str], code: str
+) -> None:
+    for fmt in ("json", "xml"):
+        answer = http.get(f"{O311}/{path}.{fmt}", params=params)
+        assert answer.status_code == 400
+        if fmt == "json":
+            assert [e["code"] for e in answer.json()] == [code]
+        else:
+            assert f"<code>{code}</code>" in answer.text
+
+
+def test_w3c_dates_in_every_form_the_spec_allows_are_read(http: Any, host: Host) -> None:
+    case_id = post311(http).json()[0]["service_request_id"]
+    for start in (
+        "2026-03-02T00:59Z",
+        "2026-03-02T08:59+08:00",
+        "2026-03-02T00:59:00.5Z",
+        "2026-03-02T08:59:00+08:00",
+        "2026-03-02T08:59:00 08:00",  # a "+" sent unencoded
+    ):
+        answer = http.get(f"{O311}/requests.json", params={"start_date": start})
+        assert answer.status_code == 200, start
+        assert case_id in {r["service_request_id"] for r in answer.json()}
+
+
+def test_updates_are_filtered_by_request_id() -> None:
+    own = Host()
+    with serving(own.app) as base, httpx.Client(base_url=base) as http:
+        first = post311(http).json()[0]["service_request_id"]
+        second = post311(http).json()[0]["service_request_id"]
+        window = {"start_date": "2026-03-02T00:00:00Z"}
+        both = http.get(f"{O311}/servicerequestupdates.json", params=window).json()
+        assert [u["service_request_id"] for u in both] == [first, second]
+        one = http.get(
+            f"{O311}/servicerequestupdates.json",
+            params={**window, "service_request_id": f"{second},nope"},
+        ).json()
+        assert [u["service_request_id"] for u in one] == [second]
+
+
+def test_a_post_that_is_no_form_is_told_what_the_spec_takes(http: Any, host: Host) -> None:
+    before = len(host.engine.store.case_ids())
+    as_json = http.post(
+        f"{O311}/requests.json",
+        json={"api_key": KEY, "service_code": "03.01", "address_string": "1 Elm St"},
+    )
+    assert as_json.status_code == 400
+    [error] = as_json.json()
+    assert error["code"] == "body"
+    assert "application/x-www-form-urlencoded" in error["description"]
+    assert "application/json" in error["description"]
+    in_url = http.post(
+        f"{O311}/requests.json", params={"api_key": KEY}, data={"service_code": "03.01"}
+    )
+    assert in_url.status_code == 403
+    assert "not of the URL" in in_url.json()[0]["description"]
+    garbled = http.post(
+        f"{O311}/requests.xml",
+        content=f"api_key={KEY}&service_code=03.01&address_string=%FF%FE".encode(),
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert garbled.status_code == 400
+    assert "<code>body</code>" in garbled.text
+    raw = http.post(
+        f"{O311}/requests.json",
+        content=b"api_key=" + KEY.encode() + b"&service_code=03.01&address_string=\xff",
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert raw.status_code == 400
+    assert len(host.engine.store.case_ids()) == before
+
+
+def test_the_openapi_document_describes_the_open311_fields(http: Any) -> None:
+    paths = http.get("/openapi.json").json()["paths"]
+    post = paths["/open311/v2/requests.{fmt}"]["post"]
+    form = post["requestBody"]["content"]["application/x-www-form-urlencoded"]["schema"]
+    assert {"api_key", "service_code", "lat", "long", "description"} <= set(form["properties"])
+    listed = {p["name"] for p in paths["/open311/v2/requests.{fmt}"]["get"]["parameters"]}
+    assert {"service_code", "start_date", "end_date", "status", "page", "page_size"} <= listed
+    updates = paths["/open311/v2/servicerequestupdates.{fmt}"]["get"]["parameters"]
+    assert {"service_request_id", "start_date", "end_date"} <= {p["name"] for p in updates}
