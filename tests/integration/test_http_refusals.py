@@ -241,3 +241,58 @@ def test_the_openapi_document_describes_the_open311_fields(http: Any) -> None:
     assert {"service_code", "start_date", "end_date", "status", "page", "page_size"} <= listed
     updates = paths["/open311/v2/servicerequestupdates.{fmt}"]["get"]["parameters"]
     assert {"service_request_id", "start_date", "end_date"} <= {p["name"] for p in updates}
+
+
+# -- configuration ---------------------------------------------------------------------
+
+
+def test_a_configuration_no_request_could_be_served_with_is_refused_when_built() -> None:
+    from closedloop.errors import DefinitionError
+
+    engine = Engine(workflows.standard(), store=InMemoryStore())
+    with pytest.raises(DefinitionError, match="language must be one of zh, en, not 'fr'"):
+        ConsoleConfig(language="fr")
+    with pytest.raises(DefinitionError, match="offers 'demo-1' twice"):
+        ConsoleConfig(
+            actors=[ConsoleActor(Actor("demo-1"), "a"), ConsoleActor(Actor("demo-1"), "b")]
+        )
+    with pytest.raises(DefinitionError, match="categories must be a CategoryCatalog"):
+        Open311Config(categories="examples/district/categories.yaml")  # type: ignore[arg-type]
+    misspelt = Open311Config(status_notes={"nosuch": "x"})
+    with pytest.raises(DefinitionError, match="'nosuch', no state of the workflow") as refused:
+        create_app(engine, open311=misspelt)
+    assert "reported, classified" in str(refused.value)
+    for limit in (-1, 0):
+        with pytest.raises(DefinitionError, match="max_body must be a number of bytes from 1"):
+            create_app(engine, max_body=limit)
+
+
+def test_a_console_integer_field_given_a_non_ascii_digit_is_the_form_s_error() -> None:
+    from closedloop.engine.definition import Workflow
+    from closedloop.engine.loading import parse_yaml
+
+    text = workflows.standard_yaml().replace(
+        "      reason: {type: text}\n\n# Who is told what.",
+        "      reason: {type: text}\n      days: {type: int}\n\n# Who is told what.",
+    )
+    assert "days: {type: int}" in text
+    engine = Engine(Workflow.from_dict(parse_yaml(text)), store=InMemoryStore())
+    app = create_app(engine, actor_from_request=from_headers)
+    with serving(app) as base, httpx.Client(base_url=base) as http:
+        case_id = report(http)
+        refused = http.post(
+            f"/console/cases/{case_id}/fire/cancel?lang=en",
+            headers=CITIZEN,
+            data={"version": "1", "days": "²"},
+        )
+        assert refused.status_code == 422
+        assert 'class="error"' in refused.text
+        assert "days" in refused.text
+        done = http.post(
+            f"/console/cases/{case_id}/fire/cancel",
+            headers=CITIZEN,
+            data={"version": "1", "days": "3"},
+            follow_redirects=False,
+        )
+        assert done.status_code == 303
+    assert engine.history(case_id)[-1].payload["days"] == 3
