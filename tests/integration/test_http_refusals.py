@@ -129,6 +129,33 @@ def test_a_search_text_with_nothing_to_search_for_is_refused(http: Any, text: st
     assert {case["description"] for case in found["cases"]} == {"street lamp out"}
 
 
+def test_if_match_compares_strongly_and_takes_a_list(http: Any) -> None:
+    case_id = report(http)
+    path = f"/api/cases/{case_id}/triggers/classify"
+    for refused in ('W/"1"', '"0", W/"1"', '"1" "2"'):
+        answer = http.post(
+            path, headers={**DISPATCHER, "If-Match": refused}, json={"category": "01"}
+        )
+        assert (answer.status_code, answer.json()["current"]) == (412, 1)
+    passed = http.post(
+        path, headers={**DISPATCHER, "If-Match": '"0", "1"'}, json={"category": "01"}
+    )
+    assert (passed.status_code, passed.headers["etag"]) == (200, '"2"')
+
+
+def test_if_none_match_naming_the_current_version_is_not_modified(http: Any) -> None:
+    case_id = report(http)
+    path = f"/api/cases/{case_id}"
+    for tags in ('"1"', 'W/"1"', '"7", "1"', "*"):
+        same = http.get(path, headers={**DISPATCHER, "If-None-Match": tags})
+        assert (same.status_code, same.headers["etag"], same.content) == (304, '"1"', b"")
+    other = http.get(path, headers={**DISPATCHER, "If-None-Match": '"0"'})
+    assert (other.status_code, other.json()["case"]["version"]) == (200, 1)
+    http.post(f"{path}/triggers/classify", headers=DISPATCHER, json={"category": "01"})
+    changed = http.get(path, headers={**DISPATCHER, "If-None-Match": '"1"'})
+    assert (changed.status_code, changed.headers["etag"]) == (200, '"2"')
+
+
 # -- Open311 ---------------------------------------------------------------------------
 
 O311 = "/open311/v2"
