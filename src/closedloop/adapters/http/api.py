@@ -258,7 +258,8 @@ def api_router(engine: Engine, identities: Identities) -> APIRouter:
         "/cases/{case_id}",
         response_model=CaseView,
         summary="A case, and what I may do",
-        responses={304: {"description": "If-None-Match names the case's current version"}},
+        description="The case and the triggers I may fire now; its version is the ETag,"
+        " and If-None-Match naming that version is answered 304 with no body.",
     )
     def show(
         case_id: str,
