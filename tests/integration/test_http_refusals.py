@@ -216,6 +216,7 @@ def test_updates_are_filtered_by_request_id() -> None:
     own = Host()
     with serving(own.app) as base, httpx.Client(base_url=base) as http:
         first = post311(http).json()[0]["service_request_id"]
+        own.clock.advance(minutes=1)
         second = post311(http).json()[0]["service_request_id"]
         window = {"start_date": "2026-03-02T00:00:00Z"}
         both = http.get(f"{O311}/servicerequestupdates.json", params=window).json()
