@@ -324,3 +324,19 @@ def test_a_console_integer_field_given_a_non_ascii_digit_is_the_form_s_error() -
         )
         assert done.status_code == 303
     assert engine.history(case_id)[-1].payload["days"] == 3
+
+
+# -- what a reader notices --------------------------------------------------------------
+
+
+def test_a_chinese_name_is_kept_family_name_first(http: Any, host: Host) -> None:
+    names = [("华", "李", "李华"), ("Hua", "Li", "Hua Li"), ("", "李", "李")]
+    for first, last, shown in names:
+        case_id = post311(http, first_name=first, last_name=last).json()[0]["service_request_id"]
+        view = http.get(f"/api/cases/{case_id}", headers=DISPATCHER).json()["case"]
+        assert view["contact"]["name"] == shown
+
+
+def test_the_language_link_keeps_the_page_s_other_parameters(http: Any) -> None:
+    page = http.get("/console/inbox?after=abc&lang=en", headers=DISPATCHER)
+    assert 'href="/console/inbox?after=abc&amp;lang=zh"' in page.text

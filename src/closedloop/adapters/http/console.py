@@ -50,8 +50,14 @@ def page(
     """The template ``name`` rendered in the request's language."""
     language = _language(request, default)
     other = LANGUAGES[1 - LANGUAGES.index(language)]
+    switch = request.url.include_query_params(lang=other)  # the same page, other language
     html = _TEMPLATES.get_template(name).render(
-        t=translator(language), lang=language, other=other, path=request.url.path, **context
+        t=translator(language),
+        lang=language,
+        other=other,
+        switch=f"{switch.path}?{switch.query}",
+        path=request.url.path,
+        **context,
     )
     response = HTMLResponse(html, status_code=status)
     if request.query_params.get("lang") in LANGUAGES:

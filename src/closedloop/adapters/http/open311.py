@@ -11,6 +11,7 @@ item has a field for it.
 from __future__ import annotations
 
 import re
+import unicodedata
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -404,12 +405,16 @@ def _location(form: Mapping[str, str]) -> dict[str, object]:
     return location
 
 
+def _name(first: str, last: str) -> str:
+    """The reporter's name as it is written: a name in Chinese, Japanese or Korean
+    characters family name first with no space (李华), others ``first last``."""
+    if first and last and all(unicodedata.east_asian_width(c) in "WF" for c in first + last):
+        return last + first
+    return " ".join(part for part in (first, last) if part)
+
+
 def _contact(form: Mapping[str, str]) -> ReporterContact | None:
-    name = " ".join(
-        part
-        for part in (form.get("first_name", "").strip(), form.get("last_name", "").strip())
-        if part
-    )
+    name = _name(form.get("first_name", "").strip(), form.get("last_name", "").strip())
     fields = {
         "name": name or None,
         "phone": form.get("phone", "").strip() or None,
