@@ -64,3 +64,24 @@ def test_serve_answers_open311_the_api_and_the_console_then_stops(tmp_path: Path
         server.send_signal(signal.SIGINT)
         server.communicate(timeout=30)
     assert server.returncode == 0
+
+
+def test_serve_on_a_port_in_use_is_a_one_line_error(tmp_path: Path) -> None:
+    db = tmp_path / "cases.db"
+    SQLStore(f"sqlite:///{db}").close()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        ran = subprocess.run(
+            command("serve", "--db", db, "--port", str(port), "--no-worker"),
+            env=environment(),
+            text=True,
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+    assert ran.returncode == 1
+    assert ran.stderr.splitlines() == [
+        f"closedloop: error: cannot listen on 127.0.0.1:{port}: Address already in use"
+    ]

@@ -83,3 +83,20 @@ def _nested(depth: int) -> list[Any]:
     for _ in range(depth - 1):
         value = [value]
     return value
+
+
+def test_a_missing_definition_file_is_each_loader_s_typed_error(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.yaml"
+    loaders: list[tuple[Callable[[], Any], type[ClosedLoopError]]] = [
+        (lambda: Workflow.from_yaml(missing), InvalidWorkflow),
+        (lambda: CategoryCatalog.from_yaml(missing), InvalidResponsibilityList),
+        (
+            lambda: ResponsibilityList.from_yaml(missing, directory=DIRECTORY),
+            InvalidResponsibilityList,
+        ),
+        (lambda: InMemoryDirectory.from_yaml(missing), InvalidDirectory),
+    ]
+    for load, error in loaders:
+        with pytest.raises(error, match="cannot read") as refused:
+            load()
+        assert str(missing) in str(refused.value)

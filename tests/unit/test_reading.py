@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 from pathlib import Path
 from typing import Any
@@ -126,6 +127,38 @@ def test_pages_follow_the_cursor(engine: Engine, town: dict[str, Case]) -> None:
     assert rest.next_cursor is None
     with pytest.raises(ValidationError):
         engine.find(DISPATCHER, order="urgent", after=first.next_cursor)
+
+
+def _cursor(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[" * 5000,  # nested past the interpreter's recursion limit
+        '["oldest",' * 40 + "1" + "]" * 40,
+        '["oldest","9999-12-31T23:59:59.999999-23:59",2]',  # past the last instant in UTC
+        '["oldest","0001-01-01T00:00:00+00:01",2]',  # before the first
+        '["oldest","2026-03-02T00:37:45+00:00",99999999999999999999999]',
+        '["oldest","2026-03-02T00:37:45+00:00",-1]',
+        '["oldest","2026-03-02T00:37:45+00:00",true]',
+        '["oldest","2026-03-02T00:37:45+00:00",1.5]',
+        '["oldest","2026-03-02T08:37:45+08:00",1]',  # not as a store writes it
+        '["oldest",["2026-03-02T00:37:45+00:00"],1]',
+        '["oldest",{"at":"2026-03-02T00:37:45+00:00"},1]',
+        '["oldest"]',
+        "",
+    ],
+)
+def test_a_cursor_no_store_handed_out_is_refused_as_one(
+    engine: Engine, town: dict[str, Case], text: str
+) -> None:
+    for order in ("oldest", "urgent"):
+        with pytest.raises(ValidationError, match="is not a cursor returned by this store"):
+            engine.find(DISPATCHER, order=order, after=_cursor(text.replace("oldest", order)))
+    with pytest.raises(ValidationError, match="is not a cursor returned by this store"):
+        engine.find(DISPATCHER, after="A" * 4000)
 
 
 def test_a_store_without_queries_is_named(store: CaseStore) -> None:

@@ -29,7 +29,7 @@ from closedloop.cli.database import (
     zone_of,
 )
 from closedloop.cli.definitions import RegistryOption
-from closedloop.cli.failures import reported, require
+from closedloop.cli.failures import fail, reported, require
 from closedloop.cli.fitting import check_store
 from closedloop.cli.routing import load_list
 from closedloop.engine.directory import InMemoryDirectory
@@ -109,14 +109,36 @@ def serve(
             api_keys=list(api_key or []),
             console=ConsoleConfig(actors=people),
         )
+        listening = _listen(host, port)  # before anything starts: a port in use is one line
         running = None if no_worker else Worker(engine, interval=timedelta(seconds=5))
         if running is not None:
             threading.Thread(target=running.run, name="closedloop-worker", daemon=True).start()
         typer.echo(f"closedloop serve: http://{host}:{port}/console/ (Ctrl-C stops)", err=True)
         try:
-            uvicorn.run(app, host=host, port=port, log_level="warning")
+            config = uvicorn.Config(app, log_level="warning")
+            uvicorn.Server(config).run(sockets=[listening])
+        except KeyboardInterrupt:
+            pass  # uvicorn raises the Ctrl-C again once it has stopped, as uvicorn.run hides
         finally:
+            listening.close()
             if running is not None:
                 running.stop()
     finally:
         store.close()
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host`` and ``port``, or the one-line error (exit 1) saying
+    why not: the port is in use, the address is not this machine's, ..."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        listening = socket.socket(family, socket.SOCK_STREAM)
+    except OSError as error:
+        fail(f"cannot listen on {host}:{port}: {error.strerror or error}")
+    try:
+        listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listening.bind((host, port))
+    except OSError as error:
+        listening.close()
+        fail(f"cannot listen on {host}:{port}: {error.strerror or error}")
+    return listening

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import base64
 import json
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal, cast
 
 from closedloop.engine.clock import utc
@@ -190,7 +191,8 @@ class CaseFilter:
         """Normalise the keyword arguments of the query methods.
 
         Raises:
-            ValidationError: ``area`` or ``category`` is not a code, ``text`` is empty,
+            ValidationError: ``area`` or ``category`` is not a code, ``text`` is empty
+                or holds a control character,
                 ``state`` is neither a state name nor a collection of them.
             NaiveDatetime: an instant has no time zone.
         """
@@ -199,8 +201,8 @@ class CaseFilter:
             for name, value in (("area", area), ("category", category))
             if value is not None and not is_code(value)
         ]
-        if text is not None and not text.strip():
-            problems.append(("text", "must not be empty"))
+        if text is not None:
+            problems.extend(("text", problem) for problem in _text_problems(text))
         if problems:
             raise ValidationError(problems, subject="query")
         return cls(
@@ -258,6 +260,20 @@ class CaseFilter:
         return self.overdue_at is None or is_overdue(case, self.overdue_at)
 
 
+def _text_problems(text: object) -> list[str]:
+    """Why ``text`` cannot be searched for: not text, empty, or holding a control
+    character (no case holds one, so such a text would find nothing, or everything
+    where a store drops it)."""
+    if not isinstance(text, str):
+        return [f"must be text, got {type(text).__name__}"]
+    if not text.strip():
+        return ["must not be empty"]
+    for char in text:
+        if unicodedata.category(char) == "Cc":
+            return [f"contains control character U+{ord(char):04X}; search for printable text"]
+    return []
+
+
 def searchable(case: Case) -> str:
     """The text a ``text`` criterion searches: the description, then the address."""
     return f"{case.description}\n{case.location.address or ''}"
@@ -276,20 +292,53 @@ def encode_cursor(order: Order, key: Sequence[object]) -> str:
     return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
 
 
+MAX_CURSOR = 256
+"""The longest cursor read, in characters: every cursor a store hands out is far shorter."""
+
+_CURSOR_INT = 2**63 - 1
+"""The largest whole number a cursor holds (a database's 64-bit integer)."""
+
+UNDUE = "~"
+"""The text a cursor of the urgent order may hold in place of a due instant."""
+
+
 def decode_cursor(cursor: str, order: Order) -> list[object]:
-    """The sort key a cursor holds.
+    """The sort key a cursor holds, read strictly: the order it was handed out for,
+    then one to three values, each a whole number from 0 to 2**63 - 1, ``null``,
+    :data:`UNDUE`, or an instant in UTC written as the store writes it
+    (``2026-03-02T09:00:00+00:00``). Each store checks the key's shape further.
 
     Raises:
         ValidationError: not a cursor handed out for this order.
     """
+    if not isinstance(cursor, str) or not 0 < len(cursor) <= MAX_CURSOR:
+        raise bad_cursor()
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise bad_cursor() from None
-    if not isinstance(data, list) or not data or data[0] != order:
+    if not isinstance(data, list) or not 2 <= len(data) <= 4 or data[0] != order:
         raise bad_cursor()
-    return list(data[1:])
+    key = list(data[1:])
+    if not all(_key_value(value) for value in key):
+        raise bad_cursor()
+    return key
+
+
+def _key_value(value: object) -> bool:
+    """Whether ``value`` is one a cursor's key may hold (see :func:`decode_cursor`)."""
+    if value is None or value == UNDUE:
+        return True
+    if isinstance(value, int) and not isinstance(value, bool):
+        return 0 <= value <= _CURSOR_INT
+    if not isinstance(value, str):
+        return False
+    try:
+        instant = datetime.fromisoformat(value)
+    except ValueError:
+        return False
+    return instant.utcoffset() == timedelta(0) and instant.isoformat() == value
 
 
 def _instant(value: datetime | None, name: str) -> datetime | None:

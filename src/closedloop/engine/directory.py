@@ -143,8 +143,8 @@ class InMemoryDirectory:
         """Load a directory from a YAML file (see the module docstring for the format).
 
         Raises:
-            InvalidDirectory: the file is not valid YAML or its data has problems.
-            OSError: the file cannot be read.
+            InvalidDirectory: the file cannot be read, is not valid YAML, or its data has
+                problems.
         """
         data, problems = read_yaml(path)
         if problems:

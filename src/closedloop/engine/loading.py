@@ -149,12 +149,12 @@ def _where(exc: yaml.YAMLError, source: str | None) -> str:
 
 
 def read_yaml(path: str | Path) -> tuple[Any, list[str]]:
-    """The document in ``path`` and, if it cannot be parsed, the reason as a problem.
-
-    Raises:
-        OSError: the file cannot be read.
-    """
-    text = Path(path).read_text(encoding="utf-8")
+    """The document in ``path`` and, if it cannot be read or parsed, the reason as a
+    problem (each loader raises its own typed error with it)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, ValueError) as exc:  # ValueError: undecodable, or a NUL in the path
+        return None, [f"<file>: cannot read: {exc}"]
     try:
         return parse_yaml(text, source=str(path)), []
     except NotYAML as exc:

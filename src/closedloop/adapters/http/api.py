@@ -111,6 +111,45 @@ def payload_components(engine: Engine) -> dict[str, dict[str, Any]]:
 _VERSION_TAG = re.compile(r'"([1-9][0-9]{0,17})"')
 """An entity tag that names a version (``"3"``)."""
 
+_TAG_LIST = re.compile(r'\s*(W/)?("[^"]*")\s*(?:,|$)')
+"""One entity tag of a list (RFC 9110 ``#entity-tag``), weak or strong."""
+
+
+def entity_tags(header: str) -> list[tuple[bool, str]] | None:
+    """The tags of an ``If-Match`` or ``If-None-Match`` list as (weak, tag), or ``None``
+    when the header is no list of entity tags."""
+    text = header.strip()
+    tags, at = [], 0
+    while at < len(text):
+        found = _TAG_LIST.match(text, at)
+        if found is None or found.end() == at:
+            return None
+        tags.append((found.group(1) is not None, found.group(2)))
+        at = found.end()
+    return tags or None
+
+
+def _matching(if_match: str, current: int) -> tuple[bool, int | None]:
+    """Whether ``If-Match`` passes at version ``current`` (a strong tag of the list is
+    its tag: RFC 9110's strong comparison, so a weak tag never matches), and the
+    version a retry may name (the list's first strong version tag)."""
+    tags = entity_tags(if_match) or []
+    strong = [tag for weak, tag in tags if not weak]
+    if f'"{current}"' in strong:
+        return True, current
+    named = [found for tag in strong if (found := _VERSION_TAG.fullmatch(tag))]
+    return False, int(named[0].group(1)) if named else None
+
+
+def not_modified(if_none_match: str | None, case: Case) -> bool:
+    """Whether ``If-None-Match`` names the case's current version (``*``, or any tag
+    of the list by weak comparison): a GET answers 304."""
+    if if_none_match is None:
+        return False
+    if if_none_match.strip() == "*":
+        return True
+    return any(tag == etag(case) for _, tag in entity_tags(if_none_match) or [])
+
 
 def etag(case: Case) -> str:
     """The case's version as an entity tag."""
@@ -215,10 +254,23 @@ def api_router(engine: Engine, identities: Identities) -> APIRouter:
         response.headers["ETag"] = etag(case)
         return case
 
-    @router.get("/cases/{case_id}", response_model=CaseView, summary="A case, and what I may do")
-    def show(case_id: str, request: Request, response: Response) -> CaseView:
+    @router.get(
+        "/cases/{case_id}",
+        response_model=CaseView,
+        summary="A case, and what I may do",
+        description="The case and the triggers I may fire now; its version is the ETag,"
+        " and If-None-Match naming that version is answered 304 with no body.",
+    )
+    def show(
+        case_id: str,
+        request: Request,
+        response: Response,
+        if_none_match: Annotated[str | None, Header()] = None,
+    ) -> Any:
         actor = who(request)
         case = engine.get(case_id, viewer=actor)
+        if not_modified(if_none_match, case):
+            return Response(status_code=304, headers={"ETag": etag(case)})
         response.headers["ETag"] = etag(case)
         return CaseView(case=case, allowed=allowed_triggers(engine, case_id, actor))
 
@@ -282,9 +334,8 @@ def fire(
     expected = None
     if if_match is not None and if_match.strip() != "*":
         current = engine.get(case_id, viewer=actor).version
-        tag = if_match.strip().removeprefix("W/")
-        if tag != f'"{current}"':
-            sent = _VERSION_TAG.fullmatch(tag)
+        passes, sent = _matching(if_match, current)
+        if not passes:
             if idempotency_key is None or sent is None:
                 raise StaleVersion(case_id, if_match, current)
             try:
@@ -292,7 +343,7 @@ def fire(
                     case_id,
                     trigger,
                     by=actor,
-                    expected_version=int(sent.group(1)),
+                    expected_version=sent,
                     idempotency_key=idempotency_key,
                     **payload,
                 )
@@ -376,6 +427,10 @@ async def fired(
         payload = json.loads(raw) if raw.strip() else {}
     except ValueError:
         raise ValidationError([("<body>", "is not JSON")], subject="payload") from None
+    except RecursionError:  # arrays or objects nested thousands deep: no payload is
+        raise ValidationError(
+            [("<body>", "is nested too deeply to be a payload")], subject="payload"
+        ) from None
     if not isinstance(payload, dict):
         raise ValidationError([("<body>", "must be a JSON object")], subject="payload")
     case = await run_in_threadpool(

@@ -30,7 +30,13 @@ from closedloop.adapters.http.guards import (
 from closedloop.adapters.http.open311 import Open311Service
 from closedloop.adapters.http.open311_routes import PREFIX, open311_router, refusal_response
 from closedloop.engine.service import Engine
-from closedloop.errors import BodyTooLarge, ClosedLoopError, Open311Refusal, ValidationError
+from closedloop.errors import (
+    BodyTooLarge,
+    ClosedLoopError,
+    DefinitionError,
+    Open311Refusal,
+    ValidationError,
+)
 
 PROBLEM = "application/problem+json"
 
@@ -72,7 +78,13 @@ def create_app(
 
     Returns:
         A FastAPI application (a host may mount it in its own ASGI app).
+
+    Raises:
+        DefinitionError: ``max_body`` is not a positive number of bytes, or
+            ``open311.status_notes`` names a state the workflow does not declare.
     """
+    if isinstance(max_body, bool) or not isinstance(max_body, int) or max_body < 1:
+        raise DefinitionError(f"max_body must be a number of bytes from 1, not {max_body!r}")
     config = open311 or Open311Config()
     pages = console or ConsoleConfig()
     keys = dict(api_keys) if isinstance(api_keys, Mapping) else {k: client_of(k) for k in api_keys}

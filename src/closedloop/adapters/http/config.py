@@ -9,8 +9,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from closedloop.adapters.http.messages import LANGUAGES
 from closedloop.engine.duties import CategoryCatalog
 from closedloop.engine.model import Actor
+from closedloop.errors import DefinitionError
 
 MediaResolver = Callable[[str], Mapping[str, Any]]
 """Turns an Open311 ``media_url`` into a media reference (``url``, ``content_type``,
@@ -74,6 +76,27 @@ class Open311Config:
     reporter_of: ReporterOf = anonymous_reporter
     service_notice: str | None = None
 
+    def __post_init__(self) -> None:
+        """Refuse a value no request could be served with (the workflow's states are
+        checked against ``status_notes`` when the app is created).
+
+        Raises:
+            DefinitionError: naming the attribute and what it takes.
+        """
+        if self.categories is not None and not isinstance(self.categories, CategoryCatalog):
+            raise DefinitionError(
+                "Open311Config.categories must be a CategoryCatalog (for example"
+                " CategoryCatalog.from_yaml(path)) or None, not"
+                f" {type(self.categories).__name__} {self.categories!r}"
+            )
+        if not isinstance(self.status_notes, Mapping) or not all(
+            isinstance(state, str) and isinstance(note, str)
+            for state, note in self.status_notes.items()
+        ):
+            raise DefinitionError(
+                "Open311Config.status_notes must map state names to notes (text to text)"
+            )
+
 
 @dataclass(frozen=True, slots=True)
 class ConsoleActor:
@@ -102,3 +125,23 @@ class ConsoleConfig:
     actors: Sequence[ConsoleActor] = ()
     language: str = "zh"
     title: str = "closedloop"
+
+    def __post_init__(self) -> None:
+        """Refuse a language the console has no labels in, and two actors with one id.
+
+        Raises:
+            DefinitionError: naming the value and what is allowed.
+        """
+        if self.language not in LANGUAGES:
+            raise DefinitionError(
+                f"ConsoleConfig.language must be one of {', '.join(LANGUAGES)},"
+                f" not {self.language!r}"
+            )
+        seen: set[str] = set()
+        for offered in self.actors:
+            if offered.actor.id in seen:
+                raise DefinitionError(
+                    f"ConsoleConfig.actors offers {offered.actor.id!r} twice;"
+                    " each actor may be offered once"
+                )
+            seen.add(offered.actor.id)

@@ -9,6 +9,7 @@ JavaScript. Labels come in Chinese or English from :mod:`.messages`.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,9 @@ from closedloop.errors import ClosedLoopError, NotPermitted
 from closedloop.metrics import supervision_board
 
 LANGUAGE_COOKIE = "closedloop_lang"
+
+_WHOLE = re.compile(r"-?[0-9]{1,18}")
+"""A whole number as a form field holds it (ASCII digits: ``²`` is a digit to Python)."""
 
 _TEMPLATES = Environment(
     loader=FileSystemLoader(Path(__file__).with_name("templates")),
@@ -46,8 +50,14 @@ def page(
     """The template ``name`` rendered in the request's language."""
     language = _language(request, default)
     other = LANGUAGES[1 - LANGUAGES.index(language)]
+    switch = request.url.include_query_params(lang=other)  # the same page, other language
     html = _TEMPLATES.get_template(name).render(
-        t=translator(language), lang=language, other=other, path=request.url.path, **context
+        t=translator(language),
+        lang=language,
+        other=other,
+        switch=f"{switch.path}?{switch.query}",
+        path=request.url.path,
+        **context,
     )
     response = HTMLResponse(html, status_code=status)
     if request.query_params.get("lang") in LANGUAGES:
@@ -75,7 +85,9 @@ def _payload(schema: dict[str, Any], form: dict[str, str]) -> dict[str, Any]:
         elif not text:
             continue
         elif kind == "integer":
-            payload[name] = int(text) if text.lstrip("-").isdigit() else text
+            payload[name] = (
+                int(text) if _WHOLE.fullmatch(text) else text
+            )  # else the engine names it
         elif kind == "number":
             payload[name] = _number(text)
         elif kind == "array":

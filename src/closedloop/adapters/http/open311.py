@@ -10,9 +10,11 @@ item has a field for it.
 
 from __future__ import annotations
 
+import re
+import unicodedata
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from closedloop.adapters.http.config import Open311Config
@@ -309,6 +311,9 @@ class Open311Service:
         """
         start, end = self._window(query)
         who = viewer or self._viewer
+        ids = _listed(query.get("service_request_id"))
+        if ids:
+            return self._updates_of(ids, who, start, end)
         by_case: dict[str, list[dict[str, object]]] = {}
         counted = 0
         after = None
@@ -333,6 +338,20 @@ class Open311Service:
             if after is None:
                 break
         found = [update for shown in by_case.values() for update in shown]
+        found.sort(key=lambda update: (str(update["updated_datetime"]), str(update["update_id"])))
+        return found
+
+    def _updates_of(
+        self, ids: Sequence[str], viewer: Actor, start: datetime, end: datetime
+    ) -> list[dict[str, object]]:
+        """The updates of the requests named, in the window (an unknown id has none)."""
+        if len(ids) > MAX_RESULTS:
+            raise _refuse(400, "service_request_id", f"at most {MAX_RESULTS} ids at once")
+        found: list[dict[str, object]] = []
+        for case in self._cases_by_id(ids, viewer):
+            found.extend(self._case_updates(case, start, end))
+            if len(found) > MAX_RESULTS:
+                raise _refuse(400, "end_date", f"more than {MAX_RESULTS} updates: narrow the dates")
         found.sort(key=lambda update: (str(update["updated_datetime"]), str(update["update_id"])))
         return found
 
@@ -386,12 +405,16 @@ def _location(form: Mapping[str, str]) -> dict[str, object]:
     return location
 
 
+def _name(first: str, last: str) -> str:
+    """The reporter's name as it is written: a name in Chinese, Japanese or Korean
+    characters family name first with no space (李华), others ``first last``."""
+    if first and last and all(unicodedata.east_asian_width(c) in "WF" for c in first + last):
+        return last + first
+    return " ".join(part for part in (first, last) if part)
+
+
 def _contact(form: Mapping[str, str]) -> ReporterContact | None:
-    name = " ".join(
-        part
-        for part in (form.get("first_name", "").strip(), form.get("last_name", "").strip())
-        if part
-    )
+    name = _name(form.get("first_name", "").strip(), form.get("last_name", "").strip())
     fields = {
         "name": name or None,
         "phone": form.get("phone", "").strip() or None,
@@ -406,25 +429,45 @@ def _listed(text: str | None) -> list[str]:
     return [part.strip() for part in (text or "").split(",") if part.strip()]
 
 
+_W3C = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?(Z|[+-][0-9]{2}:[0-9]{2})"
+)
+"""A W3C date and time with a zone (the profile of ISO 8601 the spec names): minutes,
+or seconds with up to six decimals; ``Z`` or an ``hh:mm`` offset."""
+
+EARLIEST = datetime(2, 1, 1, tzinfo=UTC)
+LATEST = datetime(9998, 12, 31, tzinfo=UTC)
+"""The first and last instants a date may name: a window of 90 days either side
+stays within the calendar."""
+
+
 def _instant(text: str | None, name: str) -> datetime | None:
     if not text:
         return None
-    try:
-        value = datetime.fromisoformat(text.replace(" ", "+"))
-    except ValueError:
-        value = None
-    if value is None or "T" not in text or value.tzinfo is None:
+    text = text.replace(" ", "+")  # a "+" sent unencoded in a query reads as a space
+    value = None
+    if _W3C.fullmatch(text):
+        try:
+            value = datetime.fromisoformat(text).astimezone(UTC)
+        except (ValueError, OverflowError):
+            value = None
+    if value is None:
         raise _refuse(
-            400, name, f"{name} must be a W3C date and time with a zone, e.g. 2026-01-01T00:00:00Z"
+            400,
+            name,
+            f"{name} must be a W3C date and time with a zone, e.g. 2026-01-01T00:00:00Z"
+            " or 2026-01-01T08:00:00+08:00",
         )
+    if not EARLIEST <= value <= LATEST:
+        raise _refuse(400, name, f"{name} must be between 0002-01-01 and 9998-12-31")
     return value
 
 
 def _positive(text: str | None, name: str, default: int) -> int:
     if not text:
         return default
-    if not text.isdigit() or int(text) < 1:
-        raise _refuse(400, name, f"{name} must be a positive whole number")
+    if not (text.isascii() and text.isdigit() and len(text) <= 9) or int(text) < 1:
+        raise _refuse(400, name, f"{name} must be a whole number from 1 to 999999999")
     return int(text)
 
 

@@ -46,20 +46,93 @@ def _query(request: Request) -> dict[str, str]:
     return {key: ",".join(request.query_params.getlist(key)) for key in keys}
 
 
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+"""The bodies a POST takes: the spec's form fields, URL-encoded or as multipart."""
+
+
 async def _form(request: Request) -> dict[str, str]:
-    """The POSTed form; ``attribute[code][]`` values joined by commas."""
-    kind = request.headers.get("content-type", "")
-    if kind.startswith("multipart/form-data"):
+    """The POSTed form; ``attribute[code][]`` values joined by commas.
+
+    Raises:
+        Open311Refusal: the body is no form (JSON, say), or not UTF-8.
+    """
+    kind = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if kind == "multipart/form-data":
         form = await request.form()
         pairs = [(key, value) for key, value in form.multi_items() if isinstance(value, str)]
+    elif kind in ("", "application/x-www-form-urlencoded"):
+        try:
+            text = (await request.body()).decode("utf-8")
+            pairs = parse_qsl(text, keep_blank_values=True, errors="strict")
+        except UnicodeDecodeError:
+            raise Open311Refusal(
+                400, [("body", "the form is not UTF-8 text, as the spec requires")]
+            ) from None
     else:
-        text = (await request.body()).decode("utf-8", errors="replace")
-        pairs = parse_qsl(text, keep_blank_values=True)
+        raise Open311Refusal(
+            400,
+            [
+                (
+                    "body",
+                    f"a request is POSTed as a form ({' or '.join(FORM_TYPES)}),"
+                    f" as the spec has it, not as {kind}",
+                )
+            ],
+        )
     joined: dict[str, str] = {}
     for key, value in pairs:
         name = key.removesuffix("[]")
         joined[name] = f"{joined[name]},{value}" if name in joined else value
     return joined
+
+
+def _parameters(*names: str) -> dict[str, Any]:
+    """The OpenAPI description of query parameters the route reads itself."""
+    return {
+        "parameters": [
+            {"name": name, "in": "query", "required": False, "schema": {"type": "string"}}
+            for name in names
+        ]
+    }
+
+
+_POST_FIELDS = (
+    "api_key",
+    "jurisdiction_id",
+    "service_code",
+    "lat",
+    "long",
+    "address_string",
+    "address_id",
+    "attribute[area]",
+    "email",
+    "device_id",
+    "account_id",
+    "first_name",
+    "last_name",
+    "phone",
+    "description",
+    "media_url",
+)
+"""The fields of POST requests (docs/http.md)."""
+
+_POST_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            kind: {
+                "schema": {
+                    "type": "object",
+                    "required": ["api_key", "service_code"],
+                    "properties": {name: {"type": "string"} for name in _POST_FIELDS},
+                }
+            }
+            for kind in FORM_TYPES
+        },
+    }
+}
+
+_DATES = ("start_date", "end_date")
 
 
 def open311_router(
@@ -106,12 +179,16 @@ def open311_router(
 
         return answer(fmt, work, "service_definition", "")
 
-    @router.post("/requests.{fmt}", summary="POST Service Request")
+    @router.post("/requests.{fmt}", summary="POST Service Request", openapi_extra=_POST_BODY)
     async def create(fmt: str, request: Request) -> Response:
-        form = await _form(request)
+        try:
+            form = await _form(request)
+        except Open311Refusal as refusal:
+            return refusal_response(fmt, refusal)
+        in_url = "api_key" in request.query_params
 
         def work() -> Any:
-            client = _client(api_keys, form.get("api_key", ""))
+            client = _client(api_keys, form.get("api_key", ""), in_url=in_url)
             service.check_jurisdiction(form.get("jurisdiction_id"))
             return [service.create(client, form)]
 
@@ -125,7 +202,19 @@ def open311_router(
 
         return answer(fmt, work, "service_requests", "request")
 
-    @router.get("/requests.{fmt}", summary="GET Service Requests")
+    @router.get(
+        "/requests.{fmt}",
+        summary="GET Service Requests",
+        openapi_extra=_parameters(
+            "jurisdiction_id",
+            "service_request_id",
+            "service_code",
+            *_DATES,
+            "status",
+            "page",
+            "page_size",
+        ),
+    )
     def requests(fmt: str, request: Request) -> Response:
         query = _query(request)
 
@@ -135,7 +224,11 @@ def open311_router(
 
         return answer(fmt, work, "service_requests", "request")
 
-    @router.get("/requests/{request_id}.{fmt}", summary="GET Service Request")
+    @router.get(
+        "/requests/{request_id}.{fmt}",
+        summary="GET Service Request",
+        openapi_extra=_parameters("jurisdiction_id"),
+    )
     def one(request_id: str, fmt: str, request: Request) -> Response:
         query = _query(request)
 
@@ -145,7 +238,11 @@ def open311_router(
 
         return answer(fmt, work, "service_requests", "request")
 
-    @router.get("/servicerequestupdates.{fmt}", summary="GET Service Request Updates")
+    @router.get(
+        "/servicerequestupdates.{fmt}",
+        summary="GET Service Request Updates",
+        openapi_extra=_parameters("jurisdiction_id", "service_request_id", *_DATES),
+    )
     def updates(fmt: str, request: Request) -> Response:
         query = _query(request)
 
@@ -158,8 +255,12 @@ def open311_router(
     return router
 
 
-def _client(api_keys: Mapping[str, str], given: str) -> str:
+def _client(api_keys: Mapping[str, str], given: str, *, in_url: bool = False) -> str:
     """The client an api_key belongs to; 403 when it is missing or unknown."""
+    if not given and in_url:
+        raise Open311Refusal(
+            403, [("api_key", "api_key is a field of the POSTed form, not of the URL")]
+        )
     if not given:
         raise Open311Refusal(403, [("api_key", "api_key was not provided")])
     for key, client in api_keys.items():

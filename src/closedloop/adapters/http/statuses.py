@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from closedloop.engine.definition import Workflow
+from closedloop.errors import DefinitionError
 
 STANDARD_NOTES: Mapping[str, str] = {
     "reported": "Received; waiting to be classified.",
@@ -40,7 +41,18 @@ class Status:
 
 
 def statuses(workflow: Workflow, notes: Mapping[str, str] | None = None) -> dict[str, Status]:
-    """Every state of ``workflow`` as Open311 shows it; ``notes`` override the built-in."""
+    """Every state of ``workflow`` as Open311 shows it; ``notes`` override the built-in.
+
+    Raises:
+        DefinitionError: ``notes`` names a state the workflow does not declare.
+    """
+    states = [state.name for state in workflow.states]
+    unknown = sorted(set(notes or {}) - set(states))
+    if unknown:
+        raise DefinitionError(
+            f"Open311Config.status_notes names {', '.join(map(repr, unknown))}, no state of"
+            f" the workflow {workflow.name!r}; its states: {', '.join(states)}"
+        )
     chosen = {**STANDARD_NOTES, **(notes or {})}
     table: dict[str, Status] = {}
     for state in workflow.states:

@@ -85,8 +85,7 @@ class CategoryCatalog:
         """Load the catalogue from a YAML file (see the module docstring).
 
         Raises:
-            InvalidResponsibilityList: the file is not valid YAML or has problems.
-            OSError: the file cannot be read.
+            InvalidResponsibilityList: the file cannot be read, is not valid YAML, or has problems.
         """
         data, problems = read_yaml(path)
         if problems:

@@ -145,8 +145,8 @@ class ResponsibilityList:
         """Load a list from a YAML file.
 
         Raises:
-            InvalidResponsibilityList: the file is not valid YAML, or has problems.
-            OSError: the file cannot be read.
+            InvalidResponsibilityList: the file cannot be read, is not valid YAML, or
+                has problems.
         """
         data, problems = read_yaml(path)
         if problems:
