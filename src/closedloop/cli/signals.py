@@ -31,14 +31,23 @@ PERIOD_FORM = "FIRST..LAST (dates, both included) or one DATE"
 
 
 def period_of(text: str, timezone: str) -> Period:
-    """``FIRST..LAST`` or a single ``DATE`` (ISO dates) as whole local days."""
+    """``FIRST..LAST`` or a single ``DATE`` (ISO dates) as whole local days.
+
+    Raises:
+        typer.BadParameter: ``LAST`` is before ``FIRST`` (a usage error, exit status 2).
+    """
     first_text, dots, last_text = text.partition("..")
     try:
         first = date.fromisoformat(first_text.strip())
         last = date.fromisoformat(last_text.strip()) if dots else first
-        return Period.days(first, last, timezone=timezone)
     except ValueError:
         fail(f"--period: write {PERIOD_FORM}, not {text!r}")
+    if last < first:
+        raise typer.BadParameter(
+            f"{text!r} is reversed: {last} is before {first}; write the earlier day first",
+            param_hint="'--period'",
+        )
+    return Period.days(first, last, timezone=timezone)
 
 
 @reported
