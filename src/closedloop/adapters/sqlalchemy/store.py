@@ -88,7 +88,7 @@ class SQLStore(CaseQueries, ShownCases, EventStream, SQLCheckpoints):
         self._idle = IdleConnections(engine)
         if schema is not None and engine.dialect.name != "postgresql":
             self.close()
-            raise StoreError("schema= is only available on PostgreSQL")
+            raise StoreError("a schema (schema=, --schema) is only available on PostgreSQL")
         # Tables are defined without a schema; this maps them into ``schema`` on execution.
         self._engine = (
             engine
