@@ -6,6 +6,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from hypothesis import Phase, settings
@@ -130,3 +131,24 @@ def test_a_negative_number_of_failures_is_refused() -> None:
     assert refused.value.errors == (("n", "must be a whole number of calls, 0 or more, not -1"),)
     with pytest.raises(ValidationError):
         notifier.fail_next(1.5)  # type: ignore[arg-type]
+
+
+def test_the_storage_page_names_every_contract_suite_a_store_may_add() -> None:
+    import closedloop.testing.contract as contract
+
+    parts = set(contract.CaseStoreContract.__mro__) | {contract.StoreFixtures}
+    optional = sorted(
+        name
+        for name in contract.__all__
+        if isinstance(getattr(contract, name), type) and getattr(contract, name) not in parts
+    )
+    assert optional == [
+        "CaseBatchContract",
+        "CaseQueryContract",
+        "CheckpointContract",
+        "EventStreamContract",
+    ]
+    page = (Path(__file__).resolve().parents[2] / "docs" / "storage.md").read_text("utf-8")
+    assert "CaseStoreContract" in page
+    for name in optional:
+        assert f"Add `{name}`" in page, name
