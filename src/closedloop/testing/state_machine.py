@@ -26,7 +26,7 @@ from __future__ import annotations
 import itertools
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Any
@@ -98,7 +98,7 @@ def workflow_state_machine(
     triggers = {s.name: strategies.triggers(workflow, s.name) for s in workflow.states}
     payloads = {t.name: strategies.payloads(workflow, t, chosen) for t in workflow.transitions}
     coverage = Coverage(workflow)
-    words = steering.vocabulary(options)
+    words = replace(steering.vocabulary(options), field_values=chosen)
     steer = steering.Steering(workflow)
     valid_reports = steering.valid_reports(words)
     tour_steps = 2 * len(steer.pairs)
@@ -432,9 +432,7 @@ def workflow_state_machine(
                 self._report({"description": "The same again"}, pool[-1])
                 others = sorted(set(self.versions) - self.final - {case_id})
             now = self.clock.now()
-            valid = steering.valid_payloads(
-                workflow, transition, stored, words, others, now, field_values=chosen
-            )
+            valid = steering.valid_payloads(workflow, transition, stored, words, others, now)
             mostly_valid = strategies.weighted((9, valid), (1, payloads[name]))
             payload = data.draw(mostly_valid, label="payload")
             intruders = _intruders(stored, transition)
