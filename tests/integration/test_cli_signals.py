@@ -53,6 +53,19 @@ def test_signals_refuses_a_period_it_cannot_read(database: Path) -> None:
     assert_one_line_error(ran, "--period: write FIRST..LAST")
 
 
+def test_a_reversed_period_is_a_usage_error_that_says_so(database: Path) -> None:
+    before = database.read_bytes()
+    (ran,) = run_all(
+        database.parent, ("signals", "--db", database, "--period", "2026-03-08..2026-03-02")
+    )
+    assert ran.returncode == 2, ran
+    said = " ".join(ran.stderr.replace("│", " ").split())
+    assert "Invalid value for '--period': '2026-03-08..2026-03-02' is reversed" in said
+    assert "2026-03-02 is before 2026-03-08" in said
+    assert "Traceback" not in ran.stderr
+    assert database.read_bytes() == before
+
+
 def test_board_shows_the_open_cases_and_one_line_per_flagged_unit(database: Path) -> None:
     week = "2026-01-05..2026-01-11"
     (shown,) = run_all(database.parent, ("board", "--db", database, "--period", week))

@@ -185,7 +185,9 @@ def test_a_store_made_schema_equals_the_models_and_upgrading_it_is_a_no_op(
 def test_a_migrated_database_opens_without_creating_anything(
     database: tuple[str, str | None],
 ) -> None:
-    with pytest.raises(StoreError, match="no closedloop schema"):
+    with pytest.raises(
+        StoreError, match="no closedloop tables; create them with `closedloop db upgrade"
+    ):
         SQLStore(database[0], schema=database[1], create_schema=False)
     upgrade(database[0], schema=database[1])
     store = SQLStore(database[0], schema=database[1], create_schema=False)

@@ -19,7 +19,7 @@ from closedloop.adapters.sqlalchemy import SQLStore
 from closedloop.adapters.sqlalchemy.failures import Failure, classify, retrying
 from closedloop.engine.case_query import CaseFilter
 from closedloop.engine.ports import IdempotencyRecord
-from closedloop.errors import StoreError, StoreUnavailable
+from closedloop.errors import StoreError, StoreUnavailable, ValidationError
 from closedloop.testing import ManualClock
 from closedloop.testing.contract.base import T0, add, deadline, read
 from tests.cast import CITIZEN, DISPATCHER
@@ -33,6 +33,24 @@ def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path: Path) -> None:
         assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
         assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30_000
         assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+    store.close()
+
+
+@pytest.mark.parametrize("mode", ["FUL", "OFF", "full", 0, 2])
+def test_a_synchronous_mode_other_than_full_or_normal_is_refused_before_the_file_is_made(
+    tmp_path: Path, mode: Any
+) -> None:
+    path = tmp_path / "cases.db"
+    with pytest.raises(ValidationError) as refused:
+        SQLStore(f"sqlite:///{path}", synchronous=mode)
+    assert refused.value.errors == (("synchronous", f'must be "FULL" or "NORMAL", not {mode!r}'),)
+    assert not path.exists()
+
+
+def test_normal_is_the_other_synchronous_mode(tmp_path: Path) -> None:
+    store = SQLStore(f"sqlite:///{tmp_path / 'cases.db'}", synchronous="NORMAL")
+    with store.engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
     store.close()
 
 

@@ -195,3 +195,18 @@ def test_a_character_yaml_does_not_allow_is_named_with_the_file_and_line(tmp_pat
         f"not valid YAML: {path}, line 2, column 15: unacceptable character #x001f: "
         "special characters are not allowed",
     )
+
+
+def test_a_chinese_unit_code_is_refused_saying_codes_are_ascii(memory_engine: Engine) -> None:
+    case = classified(memory_engine)
+    with pytest.raises(ValidationError) as refused:
+        memory_engine.trigger(case.id, "dispatch", by=DISPATCHER, unit="水务公司")
+    assert refused.value.errors == (
+        (
+            "unit",
+            "'水务公司' is not a code; use dot-separated segments of ASCII letters A-Z a-z, "
+            "digits 0-9, '_', '-' or ':' (no other characters: no spaces, no Chinese or other "
+            "non-ASCII letters) (at most 128 characters)",
+        ),
+    )
+    assert unchanged(memory_engine, case)

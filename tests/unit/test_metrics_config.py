@@ -6,12 +6,12 @@ import re
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-import pydantic
 import pytest
 
+from closedloop import ClosedLoopError, ValidationError, workflows
 from closedloop.adapters.memory import InMemoryStore
 from closedloop.engine.ports import CaseStore
-from closedloop.metrics import MetricsConfig, Period, ThreeRates, compute
+from closedloop.metrics import MetricsConfig, Period, SignalConfig, ThreeRates, compute
 from tests.unit.test_metrics_published import Stream
 from tests.unit.test_metrics_units import WEEK, run_week
 
@@ -69,10 +69,66 @@ def test_closures_without_a_rating() -> None:
 
 
 def test_weights_must_lie_between_zero_and_one() -> None:
-    with pytest.raises(pydantic.ValidationError):
+    with pytest.raises(ValidationError) as weight:
         ThreeRates(satisfaction_weights={"satisfied": 1.5})
-    with pytest.raises(pydantic.ValidationError):
+    assert weight.value.errors == (
+        ("satisfaction_weights.satisfied", "Input should be less than or equal to 1"),
+    )
+    with pytest.raises(ValidationError) as unknown:
         MetricsConfig(exclude_suspended=True, unknown=1)  # type: ignore[call-arg]
+    assert unknown.value.errors == (
+        ("unknown", "is not a setting of MetricsConfig; settings: exclude_suspended, three_rates"),
+    )
+
+
+def test_a_negative_signal_threshold_is_refused_naming_its_range() -> None:
+    with pytest.raises(ValidationError) as refused:
+        SignalConfig(hugging_share=-1, min_base=0)
+    assert refused.value.errors == (
+        ("min_base", "Input should be greater than or equal to 1"),
+        ("hugging_share", "Input should be greater than or equal to 0"),
+    )
+
+
+def test_a_rating_field_no_callback_declares_is_refused_with_the_fields_there_are(
+    week_store: CaseStore,
+) -> None:
+    typo = MetricsConfig(three_rates=ThreeRates(rating_field="ratng"))
+    with pytest.raises(ValidationError) as refused:
+        compute(week_store, WEEK, config=typo, workflow=workflows.standard())
+    ((field, message),) = refused.value.errors
+    assert field == "rating_field"
+    assert message.startswith(
+        "'ratng' is not a field of the callback triggers (confirm, reject_result, reopen); "
+        "their fields: "
+    )
+    assert "rating" in message.rpartition(": ")[2].split(", ")
+    # The standard definitions fit the standard workflow.
+    checked = compute(week_store, WEEK, workflow=workflows.standard())
+    assert checked.total == compute(week_store, WEEK).total
+
+
+def test_every_refused_argument_of_compute_is_a_closedloop_error(week_store: CaseStore) -> None:
+    with pytest.raises(ValidationError) as by:
+        compute(week_store, WEEK, by="units")  # type: ignore[arg-type]
+    assert by.value.errors == (
+        ("by", "cannot group by 'units'; choose one of unit, category, area, urgency, channel"),
+    )
+    with pytest.raises(ValidationError) as depth:
+        compute(week_store, WEEK, by="area", depth=0)
+    assert depth.value.errors == (
+        ("depth", "must be a whole number of code segments, at least 1, not 0"),
+    )
+    with pytest.raises(ValidationError) as source:
+        compute(None, WEEK)  # type: ignore[arg-type]
+    assert source.value.errors == (
+        ("source", "must be a CaseStore or an iterable of each case's events, not NoneType"),
+    )
+    with pytest.raises(ValidationError) as period:
+        compute(week_store, None)  # type: ignore[arg-type]
+    assert period.value.errors == (
+        ("period", "must be a Period (Period.week or Period.days), not NoneType"),
+    )
 
 
 def test_grouping_by_area_and_category_at_a_depth(week_store: CaseStore) -> None:
@@ -112,14 +168,39 @@ def test_periods_are_half_open_and_zoned() -> None:
     assert week.start in week
     assert week.end not in week
     assert len(list(week.local_days())) == 7
-    with pytest.raises(pydantic.ValidationError, match="after it starts"):
+    with pytest.raises(ValidationError, match="a period must end after it starts"):
         Period(start=week.end, end=week.start)
-    with pytest.raises(pydantic.ValidationError):
-        Period(start=datetime(2026, 3, 2), end=datetime(2026, 3, 9))  # naive
-    with pytest.raises(ValueError, match="unknown time zone"):
+    with pytest.raises(ValidationError) as naive:
+        Period(start=datetime(2026, 3, 2), end=datetime(2026, 3, 9))
+    assert naive.value.fields == ("start", "end")
+    with pytest.raises(ValidationError, match="unknown time zone 'Mars/Olympus'"):
         Period.week(date(2026, 3, 2), timezone="Mars/Olympus")
-    with pytest.raises(ValueError, match="unknown time zone"):
+    with pytest.raises(ValidationError, match="unknown time zone 'Mars/Olympus'"):
         Period(start=week.start, end=week.end, timezone="Mars/Olympus")
+
+
+def test_a_misspelt_zone_is_refused_with_the_closest_names() -> None:
+    with pytest.raises(ClosedLoopError) as refused:
+        Period.week(date(2026, 3, 2), timezone="Asia/Shangai")
+    assert isinstance(refused.value, ValidationError)
+    ((field, message),) = refused.value.errors
+    assert field == "timezone"
+    assert message.startswith(
+        "unknown time zone 'Asia/Shangai'; use an IANA zone name (closest: Asia/Shanghai"
+    )
+
+
+def test_reversed_days_are_refused_as_reversed() -> None:
+    with pytest.raises(ValidationError) as refused:
+        Period.days(date(2026, 3, 8), date(2026, 3, 2))
+    assert refused.value.errors == (
+        (
+            "last",
+            "2026-03-02 is before first 2026-03-08: the range is reversed; "
+            "write the earlier day first",
+        ),
+    )
+    assert "pydantic" not in str(refused.value)
 
 
 def test_the_example_in_the_metrics_docs_runs() -> None:

@@ -466,8 +466,9 @@ def test_directory_reports_every_problem_at_once() -> None:
         InMemoryDirectory.from_dict(data)
 
     assert set(caught.value.problems) == {
-        "areas[4]: code: malformed code 'D1/S3': use dot-separated segments of letters, "
-        "digits, '_', '-' or ':', such as 'D1.S1.C2.G07' or '01.02'",
+        "areas[4]: code: malformed code 'D1/S3': use dot-separated segments of ASCII "
+        "letters A-Z a-z, digits 0-9, '_', '-' or ':' (no other characters: no spaces, no "
+        "Chinese or other non-ASCII letters), such as 'D1.S1.C2.G07' or '01.02'",
         "duplicate area 'D1.S1' (2 times)",
         "area 'D1.S2.C1': its parent area 'D1.S2' is not listed",
         "duplicate unit 'B' (2 times)",

@@ -5,12 +5,20 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from hypothesis import Phase, settings
 
 import closedloop.testing
-from closedloop.testing import load_profile_from_env, register_profiles
+from closedloop import ClosedLoopError, ValidationError
+from closedloop.testing import (
+    ManualClock,
+    RecordingNotifier,
+    load_profile_from_env,
+    register_profiles,
+)
 
 
 def test_exported_names_are_pinned() -> None:
@@ -94,3 +102,53 @@ def test_the_ci_profile_is_bounded_reproducible_and_quick_to_report() -> None:
     assert quick.stateful_step_count < ci.stateful_step_count
     assert Phase.explain not in quick.phases
     assert thorough.deadline is None
+
+
+def test_a_clock_moved_by_a_bare_number_says_to_pass_a_timedelta() -> None:
+    clock = ManualClock()
+    before = clock.now()
+    with pytest.raises(ClosedLoopError) as refused:
+        clock.advance(3)  # type: ignore[arg-type]
+    assert isinstance(refused.value, ValidationError)
+    assert refused.value.errors == (
+        (
+            "delta",
+            "must be a timedelta, such as timedelta(minutes=3), or use the keywords days=, "
+            "hours=, minutes=, seconds=; not int",
+        ),
+    )
+    with pytest.raises(ValidationError) as amount:
+        clock.advance(hours="2")  # type: ignore[arg-type]
+    assert amount.value.errors == (("hours", "must be a number, not str"),)
+    assert clock.now() == before  # refused moves change nothing
+    assert clock.advance(timedelta(minutes=3), seconds=30) - before == timedelta(seconds=210)
+
+
+def test_a_negative_number_of_failures_is_refused() -> None:
+    notifier = RecordingNotifier()
+    with pytest.raises(ValidationError) as refused:
+        notifier.fail_next(-1)
+    assert refused.value.errors == (("n", "must be a whole number of calls, 0 or more, not -1"),)
+    with pytest.raises(ValidationError):
+        notifier.fail_next(1.5)  # type: ignore[arg-type]
+
+
+def test_the_storage_page_names_every_contract_suite_a_store_may_add() -> None:
+    import closedloop.testing.contract as contract
+
+    parts = set(contract.CaseStoreContract.__mro__) | {contract.StoreFixtures}
+    optional = sorted(
+        name
+        for name in contract.__all__
+        if isinstance(getattr(contract, name), type) and getattr(contract, name) not in parts
+    )
+    assert optional == [
+        "CaseBatchContract",
+        "CaseQueryContract",
+        "CheckpointContract",
+        "EventStreamContract",
+    ]
+    page = (Path(__file__).resolve().parents[2] / "docs" / "storage.md").read_text("utf-8")
+    assert "CaseStoreContract" in page
+    for name in optional:
+        assert f"Add `{name}`" in page, name

@@ -43,6 +43,16 @@ WorkflowOption = Annotated[
     typer.Option("--workflow", help="The cases' workflow file (default: the standard one)"),
 ]
 ZoneOption = Annotated[str, typer.Option("--timezone", help="Show times in this IANA zone.")]
+SchemaOption = Annotated[
+    str | None,
+    typer.Option(
+        "--schema",
+        help="PostgreSQL schema that holds the closedloop tables (as given to "
+        "'closedloop db upgrade --schema'); default: the database's search path.",
+        show_default=False,
+    ),
+]
+"""``--schema`` of every command that opens a database: one definition for all."""
 
 
 def database_url(text: str) -> str:
@@ -50,11 +60,13 @@ def database_url(text: str) -> str:
     return text if "://" in text else f"sqlite:///{Path(text)}"
 
 
-def open_store(text: str) -> SQLStore:
-    """The store of an existing database; a SQLite file that is not there is an error.
+def open_store(text: str, schema: str | None = None) -> SQLStore:
+    """The store of an existing database, its tables in ``schema`` (PostgreSQL) when
+    given; a SQLite file that is not there is an error.
 
     Raises:
-        StoreError: the URL is unusable or the database has no closedloop schema.
+        StoreError: the URL is unusable, a schema is given for SQLite, or the database
+            (schema) has no closedloop tables.
         StoreUnavailable: the database cannot be reached.
     """
     from closedloop.adapters.sqlalchemy import SQLStore  # slow to import: only when needed
@@ -64,7 +76,7 @@ def open_store(text: str) -> SQLStore:
         path = Path(url.removeprefix("sqlite:///").split("?")[0])
         if not path.is_file():
             fail(f"no SQLite database at {path}")
-    return SQLStore(url, create_schema=False)
+    return SQLStore(url, schema=schema, create_schema=False)
 
 
 def workflow_of(path: Path | None, registry: str | None = None) -> Workflow:
@@ -125,7 +137,7 @@ def zone_of(name: str) -> ZoneInfo:
 @reported
 def db_upgrade(
     url: Url,
-    schema: Annotated[str | None, typer.Option(help="PostgreSQL schema of the tables.")] = None,
+    schema: SchemaOption = None,
 ) -> None:
     """Create or migrate the closedloop tables to the newest revision."""
     from closedloop.adapters.sqlalchemy import upgrade  # slow to import: only when needed
@@ -142,11 +154,12 @@ def case_show(
     workflow: WorkflowOption = None,
     registry: RegistryOption = None,
     timezone: ZoneOption = "UTC",
+    schema: SchemaOption = None,
 ) -> None:
     """Show a case, its history, and whether its audit chain verifies."""
     zone = zone_of(timezone)
     loaded = workflow_of(workflow, registry)
-    store = open_store(db)
+    store = open_store(db, schema)
     try:
         case = stored_case(store, case_id)
         check_case(case, loaded)

@@ -18,6 +18,7 @@ import typer
 
 from closedloop.cli.database import (
     CalendarZoneOption,
+    SchemaOption,
     WorkflowOption,
     calendars_engine,
     open_store,
@@ -47,6 +48,7 @@ def recompute(
     workflow: WorkflowOption = None,
     registry: RegistryOption = None,
     timezone: CalendarZoneOption = None,
+    schema: SchemaOption = None,
 ) -> None:
     """Count again the open clocks that reached the corrected days; list the cases moved."""
     try:
@@ -61,7 +63,7 @@ def recompute(
         else chinese_office_hours(zone.key, supplied)
     )
     loaded = workflow_of(workflow, registry)
-    store = open_store(url)
+    store = open_store(url, schema)
     try:
         check_store(store, loaded)
         engine = calendars_engine(store, loaded, zone)

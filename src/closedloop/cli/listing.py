@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 import typer
 
 from closedloop.cli.database import (
+    SchemaOption,
     WorkflowOption,
     ZoneOption,
     calendars_engine,
@@ -55,6 +56,7 @@ def cases(
     workflow: WorkflowOption = None,
     registry: RegistryOption = None,
     timezone: ZoneOption = "UTC",
+    schema: SchemaOption = None,
 ) -> None:
     """List the cases that match every option given, oldest first."""
     zone = zone_of(timezone)
@@ -73,7 +75,7 @@ def cases(
             f"workflow {loaded.name!r} has no role that sees every case (sees_all: true), "
             "and closedloop cases lists them as one"
         )
-    store = open_store(db)
+    store = open_store(db, schema)
     try:
         check_store(store, loaded)
         found = find(calendars_engine(store, loaded, None), viewer, selection, limit)

@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from closedloop.cli.database import (
+    SchemaOption,
     WorkflowOption,
     calendars_engine,
     open_store,
@@ -33,10 +34,11 @@ def purge(
     ] = False,
     workflow: WorkflowOption = None,
     registry: RegistryOption = None,
+    schema: SchemaOption = None,
 ) -> None:
     """Erase the personal data the workflow's retention rules make due now."""
     loaded = workflow_of(workflow, registry)
-    store = open_store(url)
+    store = open_store(url, schema)
     try:
         check_store(store, loaded)
         report = calendars_engine(store, loaded, None).purge(dry_run=dry_run)

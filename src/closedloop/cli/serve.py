@@ -22,6 +22,7 @@ import typer
 
 from closedloop.cli.database import (
     CalendarZoneOption,
+    SchemaOption,
     WorkflowOption,
     calendars_engine,
     open_store,
@@ -80,6 +81,7 @@ def serve(
         list[str] | None,
         typer.Option(envvar="CLOSEDLOOP_OPEN311_KEYS", help="An Open311 key that may POST."),
     ] = None,
+    schema: SchemaOption = None,
 ) -> None:
     """Serve Open311, the JSON API and the dispatcher console (stop with Ctrl-C).
 
@@ -92,7 +94,7 @@ def serve(
 
     loaded = workflow_of(workflow, registry)
     duties, directory, catalogue = load_list(list_file or DEMO_LIST, None, None)
-    store = open_store(db)
+    store = open_store(db, schema)
     try:
         check_store(store, loaded)
         engine = calendars_engine(

@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from closedloop.cli.database import ZoneOption, open_store, zone_of
+from closedloop.cli.database import SchemaOption, ZoneOption, open_store, zone_of
 from closedloop.cli.failures import fail, reported
 from closedloop.cli.output import console
 from closedloop.cli.report import board_table
@@ -31,14 +31,23 @@ PERIOD_FORM = "FIRST..LAST (dates, both included) or one DATE"
 
 
 def period_of(text: str, timezone: str) -> Period:
-    """``FIRST..LAST`` or a single ``DATE`` (ISO dates) as whole local days."""
+    """``FIRST..LAST`` or a single ``DATE`` (ISO dates) as whole local days.
+
+    Raises:
+        typer.BadParameter: ``LAST`` is before ``FIRST`` (a usage error, exit status 2).
+    """
     first_text, dots, last_text = text.partition("..")
     try:
         first = date.fromisoformat(first_text.strip())
         last = date.fromisoformat(last_text.strip()) if dots else first
-        return Period.days(first, last, timezone=timezone)
     except ValueError:
         fail(f"--period: write {PERIOD_FORM}, not {text!r}")
+    if last < first:
+        raise typer.BadParameter(
+            f"{text!r} is reversed: {last} is before {first}; write the earlier day first",
+            param_hint="'--period'",
+        )
+    return Period.days(first, last, timezone=timezone)
 
 
 @reported
@@ -51,13 +60,14 @@ def signals_command(
         bool, typer.Option("--all", help="Export every row, not only the flagged ones.")
     ] = False,
     timezone: ZoneOption = "UTC",
+    schema: SchemaOption = None,
 ) -> None:
     """List the units, pairs and dispatchers a supervision signal flags, with their cases."""
     zone_of(timezone)
     if as_json and as_csv:
         fail("--json and --csv: choose one")
     span = period_of(period, timezone)
-    store = open_store(db)
+    store = open_store(db, schema)
     try:
         report = signals(store, span, config=SignalConfig())
     finally:
@@ -88,11 +98,12 @@ def board_command(
     db: Annotated[str, typer.Option("--db", help="Database URL or SQLite file path.")],
     period: Annotated[str, typer.Option("--period", help=f"The signals' period: {PERIOD_FORM}.")],
     timezone: ZoneOption = "UTC",
+    schema: SchemaOption = None,
 ) -> None:
     """Show the supervision board at the end of a period, with the units flagged in it."""
     zone_of(timezone)
     span = period_of(period, timezone)
-    store = open_store(db)
+    store = open_store(db, schema)
     try:
         board = supervision_board(store, as_of=span.end, signals_over=span)
     finally:

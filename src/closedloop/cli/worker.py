@@ -32,6 +32,7 @@ import typer
 from closedloop.adapters.callback import CallbackNotifier
 from closedloop.cli.database import (
     CalendarZoneOption,
+    SchemaOption,
     WorkflowOption,
     calendars_engine,
     open_store,
@@ -144,6 +145,7 @@ def worker(
             show_default=False,
         ),
     ] = None,
+    schema: SchemaOption = None,
 ) -> None:
     """Apply due timers and deliver notifications until stopped (SIGTERM or Ctrl-C)."""
     key = _checkpoint_key(checkpoint_every, checkpoint_key)
@@ -155,7 +157,7 @@ def worker(
             f"--purge-every needs retention rules, and workflow {loaded.name!r} has none: "
             "give the one with them (--workflow FILE)"
         )
-    store = open_store(url)
+    store = open_store(url, schema)
     try:
         check_store(store, loaded)
         engine = _engine(store, loaded, zone, lease, channels, key)

@@ -24,7 +24,10 @@ MAX_CODE_LENGTH = 128
 
 # Matched with fullmatch: "$" would also match before a final line break.
 _CODE = re.compile(r"[A-Za-z0-9_:-]+(?:\.[A-Za-z0-9_:-]+)*")
-CODE_RULE = "dot-separated segments of letters, digits, '_', '-' or ':'"
+CODE_RULE = (
+    "dot-separated segments of ASCII letters A-Z a-z, digits 0-9, '_', '-' or ':' "
+    "(no other characters: no spaces, no Chinese or other non-ASCII letters)"
+)
 """The grammar of a code, in words, for error messages."""
 
 

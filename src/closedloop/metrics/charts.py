@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from closedloop.errors import MissingDependency
+from closedloop.errors import MissingDependency, ValidationError
 from closedloop.metrics.daily import DailySeries
 from closedloop.metrics.rates import MetricTable
 from closedloop.metrics.signals import COUNTED_SIGNALS, SIGNALS, SignalReport
@@ -23,10 +23,15 @@ def _figure(width: int, height: int, dpi: int) -> Any:
 
     Raises:
         MissingDependency: matplotlib is not installed.
-        ValueError: a size is not positive.
+        ValidationError: a size is not positive.
     """
-    if min(width, height, dpi) < 1:
-        raise ValueError("width, height and dpi must be positive")
+    problems = [
+        (name, f"must be a positive whole number, not {value!r}")
+        for name, value in (("width", width), ("height", height), ("dpi", dpi))
+        if not isinstance(value, int) or value < 1
+    ]
+    if problems:
+        raise ValidationError(problems, subject="chart")
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
@@ -55,7 +60,7 @@ def intake_chart(
 
     Raises:
         MissingDependency: matplotlib is not installed (``pip install 'closedloop[cli]'``).
-        ValueError: a size is not positive.
+        ValidationError: a size is not positive.
     """
     figure = _figure(width, height, dpi)
     axes = figure.add_subplot()
@@ -88,10 +93,14 @@ def on_time_chart(
 
     Raises:
         MissingDependency: matplotlib is not installed (``pip install 'closedloop[cli]'``).
-        ValueError: a size is not positive, or ``rate`` is not a rate of the table.
+        ValidationError: a size is not positive, or ``rate`` is not a rate of the table.
     """
-    if not rate.endswith("_rate") or rate not in table.columns:
-        raise ValueError(f"{rate!r} is not a rate of the metric table")
+    if not isinstance(rate, str) or not rate.endswith("_rate") or rate not in table.columns:
+        known = ", ".join(c for c in table.columns if c.endswith("_rate"))
+        raise ValidationError(
+            [("rate", f"{rate!r} is not a rate of the metric table; rates: {known}")],
+            subject="chart",
+        )
     rows = table.rows or (table.total,)
     values: Sequence[float | None] = [getattr(row, rate) for row in rows]
     figure = _figure(width, height, dpi)
@@ -124,10 +133,13 @@ def signal_chart(
 
     Raises:
         MissingDependency: matplotlib is not installed (``pip install 'closedloop[cli]'``).
-        ValueError: a size is not positive, or ``signal`` is not a signal.
+        ValidationError: a size is not positive, or ``signal`` is not a signal.
     """
     if signal not in SIGNALS:
-        raise ValueError(f"{signal!r} is not a supervision signal: {', '.join(SIGNALS)}")
+        raise ValidationError(
+            [("signal", f"{signal!r} is not a supervision signal: {', '.join(SIGNALS)}")],
+            subject="chart",
+        )
     rows = [row for row in report.rows if row.signal == signal]
     share = signal not in COUNTED_SIGNALS
     scale = 100.0 if share else 1.0

@@ -11,9 +11,12 @@ from datetime import timedelta
 from types import MappingProxyType
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
+from closedloop.engine.definition import Workflow
 from closedloop.engine.hierarchy import covers
+from closedloop.errors import ValidationError
+from closedloop.metrics.checked import Checked
 
 Weight = Annotated[float, Field(ge=0.0, le=1.0)]
 """How much one answer counts towards a rate: 1 fully, 0 not at all, between: partly."""
@@ -28,7 +31,7 @@ STANDARD_RESOLUTION: Mapping[str, float] = MappingProxyType({"yes": 1.0, "no": 0
 """The standard workflow's answers to "was it resolved?" (``resolved``)."""
 
 
-class ThreeRates(BaseModel):
+class ThreeRates(Checked):
     """The hotline "three rates" (三率): response, resolution and satisfaction.
 
     Attributes:
@@ -60,6 +63,10 @@ class ThreeRates(BaseModel):
         excluded_categories: Category codes left out of all three rates, with every
             code below them (matters a city does not assess, such as consultations).
         excluded_channels: Intake channels left out of all three rates.
+
+    Raises:
+        ValidationError: a setting is unknown or out of its range (a weight outside
+            0 to 1).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -80,6 +87,37 @@ class ThreeRates(BaseModel):
     excluded_categories: frozenset[str] = frozenset()
     excluded_channels: frozenset[str] = frozenset()
 
+    def check_fields(self, workflow: Workflow) -> None:
+        """Refuse a ``resolution_field`` or ``rating_field`` that none of the
+        workflow's callback triggers declares: the rate would silently be empty.
+
+        A workflow that declares none of ``callback_triggers`` has no callbacks to
+        count, and is not checked.
+
+        Raises:
+            ValidationError: a field no callback trigger declares, with the fields
+                they do declare.
+        """
+        callbacks = [t for t in workflow.transitions if t.name in self.callback_triggers]
+        if not callbacks:
+            return
+        declared = sorted({name for t in callbacks for name in t.fields})
+        triggers = ", ".join(sorted({t.name for t in callbacks}))
+        problems = [
+            (
+                setting,
+                f"{field!r} is not a field of the callback triggers ({triggers}); "
+                f"their fields: {', '.join(declared) or 'none'}",
+            )
+            for setting, field in (
+                ("resolution_field", self.resolution_field),
+                ("rating_field", self.rating_field),
+            )
+            if field not in declared
+        ]
+        if problems:
+            raise ValidationError(problems, subject=f"ThreeRates for workflow {workflow.name!r}")
+
     def assessed(self, category: str | None, channel: str | None) -> bool:
         """Whether a case of this category and channel counts in the three rates."""
         if channel is not None and channel in self.excluded_channels:
@@ -87,7 +125,7 @@ class ThreeRates(BaseModel):
         return category is None or not any(covers(c, category) for c in self.excluded_categories)
 
 
-class MetricsConfig(BaseModel):
+class MetricsConfig(Checked):
     """The choices behind the rates; the defaults are documented in ``docs/metrics.md``.
 
     Attributes:
@@ -96,6 +134,9 @@ class MetricsConfig(BaseModel):
             on-time closure rate.
         three_rates: The definitions of the response, resolution and satisfaction
             rates.
+
+    Raises:
+        ValidationError: a setting is unknown or of the wrong kind.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -122,7 +163,7 @@ SYSTEM_TRIGGERS = frozenset(
 escalations of the case's clock and of co-units' subtasks, and purges of personal data."""
 
 
-class SignalConfig(BaseModel):
+class SignalConfig(Checked):
     """The thresholds of the supervision signals (:mod:`closedloop.metrics.signals`).
 
     A signal flags a subject (a unit, a pair of units, a dispatcher and category) when
@@ -165,6 +206,10 @@ class SignalConfig(BaseModel):
         not_silent_states: States where a case waits on nobody who could act (the
             reporter's confirmation); a case with a paused clock (information asked,
             suspended) is not silent either.
+
+    Raises:
+        ValidationError: a setting is unknown or out of its range (a share outside 0
+            to 1, a negative rate, a base below 1).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")

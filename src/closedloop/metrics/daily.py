@@ -8,6 +8,7 @@ from datetime import date, datetime
 from pydantic import BaseModel, ConfigDict
 
 from closedloop.engine.clock import utc
+from closedloop.metrics.checked import require
 from closedloop.metrics.facts import filed_at, summarize_all
 from closedloop.metrics.period import Period
 from closedloop.metrics.rates import Cell
@@ -75,9 +76,12 @@ def daily(source: Source, period: Period, *, as_of: datetime | None = None) -> D
         as_of: Ignore events from this instant on; the period's end by default.
 
     Raises:
+        ValidationError: ``source`` is neither a store nor an iterable, or ``period``
+            is not a :class:`Period`.
         NaiveDatetime: ``as_of`` has no time zone.
         StoreError: the store failed while being read.
     """
+    require(period, Period, "period", "a Period (Period.week or Period.days)")
     when = period.end if as_of is None else utc(as_of, "as_of")
     start, end = period.start, min(period.end, when)
     counts = {day: [0, 0, 0] for day in period.local_days()}

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import date, datetime, time, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from difflib import get_close_matches
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+from pydantic import ConfigDict, field_validator, model_validator
 
 from closedloop.engine.model import Instant
+from closedloop.errors import ValidationError
+from closedloop.metrics.checked import Checked
 
 
-class Period(BaseModel):
+class Period(Checked):
     """The span ``[start, end)`` that a report covers.
 
     An instant equal to ``end`` belongs to the next period, so consecutive weeks
@@ -24,7 +27,7 @@ class Period(BaseModel):
             per-day series; ``"UTC"`` by default.
 
     Raises:
-        pydantic.ValidationError: an instant is naive, ``end`` is not after
+        ValidationError: an instant is naive or missing, ``end`` is not after
             ``start``, or the zone is unknown.
     """
 
@@ -43,7 +46,16 @@ class Period(BaseModel):
     @model_validator(mode="after")
     def _ordered(self) -> Period:
         if self.end <= self.start:
-            raise ValueError("a period must end after it starts")
+            raise ValidationError(
+                [
+                    (
+                        "end",
+                        f"{self.end} is not after start {self.start}: "
+                        "a period must end after it starts",
+                    )
+                ],
+                subject="Period",
+            )
         return self
 
     @classmethod
@@ -51,19 +63,35 @@ class Period(BaseModel):
         """The whole days ``first`` to ``last`` (both included), in ``timezone``.
 
         Raises:
-            ValueError: the zone is unknown, or ``last`` is before ``first``.
+            ValidationError: the zone is unknown, or ``last`` is before ``first`` (the
+                range is reversed).
 
         >>> Period.days(date(2026, 3, 2), date(2026, 3, 8), timezone="Asia/Shanghai").start
         datetime.datetime(2026, 3, 1, 16, 0, tzinfo=datetime.timezone.utc)
         """
         zone = _zone(timezone)
+        if last < first:
+            raise ValidationError(
+                [
+                    (
+                        "last",
+                        f"{last} is before first {first}: the range is reversed; "
+                        "write the earlier day first",
+                    )
+                ],
+                subject="Period",
+            )
         start = datetime.combine(first, time(0), tzinfo=zone)
         end = datetime.combine(last + timedelta(days=1), time(0), tzinfo=zone)
         return cls(start=start, end=end, timezone=timezone)
 
     @classmethod
     def week(cls, first: date, *, timezone: str = "UTC") -> Period:
-        """The seven days from ``first`` (usually a Monday), in ``timezone``."""
+        """The seven days from ``first`` (usually a Monday), in ``timezone``.
+
+        Raises:
+            ValidationError: the zone is unknown.
+        """
         return cls.days(first, first + timedelta(days=6), timezone=timezone)
 
     def __contains__(self, at: object) -> bool:
@@ -98,5 +126,10 @@ class Period(BaseModel):
 def _zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValueError(f"unknown time zone {name!r}") from exc
+    except (ZoneInfoNotFoundError, ValueError, TypeError):
+        closest = get_close_matches(str(name), sorted(available_timezones()), n=3)
+        hint = f"closest: {', '.join(closest)}" if closest else "e.g. 'Asia/Shanghai', 'UTC'"
+        raise ValidationError(
+            [("timezone", f"unknown time zone {name!r}; use an IANA zone name ({hint})")],
+            subject="Period",
+        ) from None

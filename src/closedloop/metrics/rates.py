@@ -14,6 +14,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from closedloop.engine.clock import utc
+from closedloop.engine.definition import Workflow
+from closedloop.metrics.checked import require
 from closedloop.metrics.config import MetricsConfig
 from closedloop.metrics.facts import summarize_all
 from closedloop.metrics.period import Period
@@ -200,6 +202,7 @@ def compute(
     depth: int | None = None,
     config: MetricsConfig | None = None,
     as_of: datetime | None = None,
+    workflow: Workflow | None = None,
 ) -> MetricTable:
     """The metric table of ``period`` from the audit events of ``source``.
 
@@ -214,13 +217,24 @@ def compute(
         config: The rate definitions; the documented defaults when ``None``.
         as_of: Take cases as they stood just before this instant; the period's end by
             default. Before the end, the period counts only up to ``as_of``.
+        workflow: The workflow the cases were written with; when given, the fields
+            ``config`` reads from callbacks (``rating_field``, ``resolution_field``)
+            must be fields its callback triggers declare, so that a misspelt field
+            is refused rather than giving an empty rate.
 
     Raises:
-        ValueError: ``by`` or ``depth`` is not valid.
+        ValidationError: ``source`` is neither a store nor an iterable, ``period`` is
+            not a :class:`Period`, ``by``, ``depth`` or ``config`` is not valid, or
+            ``config`` names a callback field ``workflow`` does not declare.
         NaiveDatetime: ``as_of`` has no time zone.
         StoreError: the store failed while being read.
     """
-    config = config or MetricsConfig()
+    require(period, Period, "period", "a Period (Period.week or Period.days)")
+    config = MetricsConfig() if config is None else config
+    require(config, MetricsConfig, "config", "a MetricsConfig")
+    if workflow is not None:
+        require(workflow, Workflow, "workflow", "a Workflow")
+        config.three_rates.check_fields(workflow)
     when = period.end if as_of is None else utc(as_of, "as_of")
     tabulator = Tabulator(period, Grouping(by, depth), config, when)
     callbacks = config.three_rates.callback_triggers

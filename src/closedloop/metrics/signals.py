@@ -31,6 +31,7 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, ConfigDict
 
 from closedloop.engine.clock import utc
+from closedloop.metrics.checked import require
 from closedloop.metrics.config import SignalConfig
 from closedloop.metrics.facts import (
     ARBITRATION_STATE,
@@ -221,11 +222,15 @@ def signals(
         config: The thresholds (:class:`~closedloop.metrics.SignalConfig`).
 
     Raises:
-        ValueError: ``as_of`` is naive.
+        ValidationError: ``source`` is neither a store nor an iterable, ``period`` is
+            not a :class:`Period` or ``config`` not a :class:`SignalConfig`.
+        NaiveDatetime: ``as_of`` is naive.
         StoreError: the store failed.
     """
+    require(period, Period, "period", "a Period (Period.week or Period.days)")
     cut = period.end if as_of is None else utc(as_of)
-    settings = config or SignalConfig()
+    settings = SignalConfig() if config is None else config
+    require(settings, SignalConfig, "config", "a SignalConfig")
     gathered = _Gathered(period, cut, settings)
     for events in streams(source):
         if events and events[0].at < cut:

@@ -10,9 +10,10 @@ query over its audit table) is read through it instead; every other store throug
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from typing import TypeGuard, cast
+from typing import TypeGuard
 
 from closedloop.engine.ports import CaseStore, EventStream
+from closedloop.errors import ValidationError
 from closedloop.metrics.facts import EventLike
 
 Source = CaseStore | Iterable[Sequence[EventLike]]
@@ -27,10 +28,25 @@ def is_store(source: object) -> TypeGuard[CaseStore]:
 
 
 def streams(source: Source) -> Iterable[Sequence[EventLike]]:
-    """Each case's events from ``source``, one case at a time."""
+    """Each case's events from ``source``, one case at a time.
+
+    Raises:
+        ValidationError: ``source`` is neither a CaseStore nor an iterable.
+    """
     if is_store(source):
         return read_events(source)
-    return cast(Iterable[Sequence[EventLike]], source)
+    if isinstance(source, str | bytes) or not isinstance(source, Iterable):
+        raise ValidationError(
+            [
+                (
+                    "source",
+                    "must be a CaseStore or an iterable of each case's events, "
+                    f"not {type(source).__name__}",
+                )
+            ],
+            subject="metrics source",
+        )
+    return source
 
 
 def read_events(
@@ -55,11 +71,11 @@ def read_events(
             transaction, a snapshot with no write lock, until the iteration ends).
 
     Raises:
-        ValueError: ``batch`` is below 1.
+        ValidationError: ``batch`` is below 1.
         StoreError: the store failed.
     """
     if batch < 1:
-        raise ValueError("batch must be at least 1")
+        raise ValidationError([("batch", f"must be at least 1, not {batch!r}")], subject="read")
     if bulk and isinstance(store, EventStream):
         yield from store.stream_events()
         return

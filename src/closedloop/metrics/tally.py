@@ -27,6 +27,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, Literal, get_args
 
+from closedloop.errors import ValidationError
 from closedloop.metrics.config import MetricsConfig, ThreeRates
 from closedloop.metrics.facts import HANDLING_CLOCK, CaseFacts, filed_at
 from closedloop.metrics.period import Period
@@ -101,10 +102,19 @@ class Grouping:
     depth: int | None = None
 
     def __post_init__(self) -> None:
+        problems = []
         if self.by is not None and self.by not in DIMENSIONS:
-            raise ValueError(f"cannot group by {self.by!r}; choose one of {DIMENSIONS}")
-        if self.depth is not None and self.depth < 1:
-            raise ValueError("depth must be at least 1")
+            choices = ", ".join(DIMENSIONS)
+            problems.append(("by", f"cannot group by {self.by!r}; choose one of {choices}"))
+        depth = self.depth
+        if depth is not None and (
+            isinstance(depth, bool) or not isinstance(depth, int) or depth < 1
+        ):
+            problems.append(
+                ("depth", f"must be a whole number of code segments, at least 1, not {depth!r}")
+            )
+        if problems:
+            raise ValidationError(problems, subject="grouping")
 
     def of_case(self, facts: CaseFacts) -> str:
         """The group of the case's own counts."""

@@ -54,8 +54,26 @@ class ManualClock:
         """Move forward by ``delta`` and/or the keyword amounts; returns the new instant.
 
         Raises:
-            ValidationError: the move would go backwards.
+            ValidationError: ``delta`` is not a ``timedelta``, an amount is not a
+                number, or the move would go backwards.
         """
+        problems = []
+        if delta is not None and not isinstance(delta, timedelta):
+            problems.append(
+                (
+                    "delta",
+                    f"must be a timedelta, such as timedelta(minutes={delta!r}), or use the "
+                    f"keywords days=, hours=, minutes=, seconds=; not {type(delta).__name__}",
+                )
+            )
+        amounts = {"days": days, "hours": hours, "minutes": minutes, "seconds": seconds}
+        problems += [
+            (name, f"must be a number, not {type(value).__name__}")
+            for name, value in amounts.items()
+            if isinstance(value, bool) or not isinstance(value, int | float)
+        ]
+        if problems:
+            raise ValidationError(problems, subject="clock")
         step = (delta or timedelta()) + timedelta(
             days=days, hours=hours, minutes=minutes, seconds=seconds
         )

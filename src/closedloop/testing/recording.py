@@ -12,7 +12,7 @@ from collections import deque
 from collections.abc import Callable
 
 from closedloop.engine.ports import Notification
-from closedloop.errors import DeliveryFailed
+from closedloop.errors import DeliveryFailed, ValidationError
 
 __all__ = ["FailureScript", "RecordingNotifier"]
 
@@ -64,9 +64,15 @@ class RecordingNotifier:
             exc: The exception to raise, or a function from the notification to one;
                 by default a ``DeliveryFailed`` naming the notification. Any exception
                 type may be scripted, to test how a caller treats a misbehaving channel.
+
+        Raises:
+            ValidationError: ``n`` is not a whole number of at least 0.
         """
-        if n < 0:
-            raise ValueError("n must not be negative")
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise ValidationError(
+                [("n", f"must be a whole number of calls, 0 or more, not {n!r}")],
+                subject="fail_next",
+            )
         with self._changed:
             self._failures.extend([exc] * n)
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 import itertools
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Any
@@ -39,7 +39,7 @@ from closedloop.engine.definition import TransitionSpec, Workflow
 from closedloop.engine.model import Actor, Case
 from closedloop.engine.ports import CaseStore
 from closedloop.engine.service import Engine
-from closedloop.errors import ClosedLoopError
+from closedloop.errors import ClosedLoopError, ValidationError
 from closedloop.testing import invariants, permissions, steering, strategies
 from closedloop.testing.clock import ManualClock
 
@@ -58,6 +58,7 @@ def workflow_state_machine(
     engine_options: Mapping[str, Any] | None = None,
     extra_invariants: Sequence[Invariant] = (),
     report_coverage: bool = False,
+    field_values: Mapping[str, st.SearchStrategy[Any]] | None = None,
 ) -> type[RuleBasedStateMachine]:
     """Build a ``RuleBasedStateMachine`` class that fuzzes ``workflow``.
 
@@ -77,16 +78,27 @@ def workflow_state_machine(
             :class:`MachineView`; each raises ``AssertionError`` when its rule is broken.
         report_coverage: Print, after the test, which (state, trigger) pairs the run
             fired and how often (the class's ``coverage`` holds the counts either way).
+        field_values: A Hypothesis strategy for a payload field, by field name, used
+            for that field in every trigger that declares it, in valid and random
+            payloads alike, instead of the defaults of its type (``docs/testing.md``
+            lists them). Give it the values your guards decide on: a budget check
+            ``cost <= 1000`` needs costs above 1000, which the default ``int`` values
+            never reach.
+
+    Raises:
+        ValidationError: ``field_values`` names a field no trigger declares, or gives
+            something that is not a Hypothesis strategy.
 
     Use it in a test module as ``TestMine = workflow_state_machine(...).TestCase``.
     """
+    chosen = _field_values(workflow, field_values)
     pool = strategies.actor_pool(workflow, directory)
     options = dict(engine_options or {})
     # Strategies are built once: building one costs more than drawing from it.
     triggers = {s.name: strategies.triggers(workflow, s.name) for s in workflow.states}
-    payloads = {t.name: strategies.payloads(workflow, t) for t in workflow.transitions}
+    payloads = {t.name: strategies.payloads(workflow, t, chosen) for t in workflow.transitions}
     coverage = Coverage(workflow)
-    words = steering.vocabulary(options)
+    words = replace(steering.vocabulary(options), field_values=chosen)
     steer = steering.Steering(workflow)
     valid_reports = steering.valid_reports(words)
     tour_steps = 2 * len(steer.pairs)
@@ -555,3 +567,24 @@ def _footprint(seen: invariants.Snapshot) -> tuple[int, str, int, tuple[str, ...
         len(seen.events),
         tuple(p.id for p in seen.due_points),
     )
+
+
+def _field_values(
+    workflow: Workflow, given: Mapping[str, st.SearchStrategy[Any]] | None
+) -> dict[str, st.SearchStrategy[Any]]:
+    """``given``, checked: every name a field some trigger declares, every value a
+    strategy."""
+    chosen = dict(given or {})
+    declared = sorted({name for t in workflow.transitions for name in t.fields})
+    problems = [
+        (name, f"is not a field of any trigger of {workflow.name!r}; fields: {', '.join(declared)}")
+        for name in sorted(set(chosen) - set(declared))
+    ]
+    problems += [
+        (name, f"must be a Hypothesis strategy (such as st.integers(0, 5000)), not {value!r}")
+        for name, value in sorted(chosen.items())
+        if not isinstance(value, st.SearchStrategy)
+    ]
+    if problems:
+        raise ValidationError(problems, subject="field_values")
+    return chosen

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -48,12 +48,15 @@ class Vocabulary:
         areas: Area codes a report may be located in.
         listed: Whether an engine's responsibility list routes dispatches (a dispatch
             may then leave the unit out).
+        field_values: Strategies for payload fields by name, drawn instead of the
+            defaults of their type (``workflow_state_machine(field_values=...)``).
     """
 
     units: tuple[str, ...] = DEFAULT_UNITS
     categories: tuple[str, ...] = DEFAULT_CATEGORIES
     areas: tuple[str, ...] = DEFAULT_AREAS
     listed: bool = False
+    field_values: Mapping[str, st.SearchStrategy[Any]] = field(default_factory=dict)
 
 
 def vocabulary(engine_options: Mapping[str, Any] | None = None) -> Vocabulary:
@@ -101,6 +104,7 @@ def valid_payloads(
     words: Vocabulary,
     others: Sequence[str] = (),
     now: datetime | None = None,
+    field_values: Mapping[str, st.SearchStrategy[Any]] | None = None,
 ) -> st.SearchStrategy[dict[str, Any]]:
     """A payload ``transition`` accepts on ``case``, as far as the definition tells.
 
@@ -109,13 +113,21 @@ def valid_payloads(
         now: The present instant: a date or time field (an appointment, a visit) is
             drawn from a day before it to two days after, so that guards waiting for
             it open within the run.
+        field_values: Strategies for fields by name, used instead of the defaults of
+            their type wherever ``transition`` has such a field; ``words.field_values``
+            when ``None``.
     """
+    if field_values is None:
+        field_values = words.field_values
     del workflow  # the transition carries what is needed; kept for a uniform signature
     unit_fields = _unit_fields(transition)
     required: dict[str, st.SearchStrategy[Any]] = {}
     optional: dict[str, st.SearchStrategy[Any]] = {}
     for name, spec in transition.fields.items():
-        value = _valid_value(transition, name, spec, case, words, others, unit_fields, now)
+        if field_values is not None and name in field_values:
+            value: st.SearchStrategy[Any] | None = field_values[name]
+        else:
+            value = _valid_value(transition, name, spec, case, words, others, unit_fields, now)
         if value is None:
             continue
         # Without a list to route by, the unit a dispatch names is what makes it valid.

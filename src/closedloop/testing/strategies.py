@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -125,11 +125,25 @@ def reports() -> st.SearchStrategy[dict[str, Any]]:
     )
 
 
-def payloads(workflow: Workflow, transition: TransitionSpec) -> st.SearchStrategy[dict[str, Any]]:
-    """Payloads for ``transition``: valid ones, and now and then one field wrong or extra."""
+def payloads(
+    workflow: Workflow,
+    transition: TransitionSpec,
+    field_values: Mapping[str, st.SearchStrategy[Any]] | None = None,
+) -> st.SearchStrategy[dict[str, Any]]:
+    """Payloads for ``transition``: valid ones, and now and then one field wrong or extra.
+
+    Args:
+        field_values: Strategies for fields by name, used instead of the defaults of
+            their type (see ``docs/testing.md``) wherever ``transition`` has such a field.
+    """
     del workflow  # the transition carries its fields; kept for a uniform signature
-    required = {n: _value(n, s) for n, s in transition.fields.items() if s.required}
-    optional = {n: _value(n, s) for n, s in transition.fields.items() if not s.required}
+    chosen = field_values or {}
+
+    def value(name: str, spec: FieldSpec) -> st.SearchStrategy[Any]:
+        return chosen[name] if name in chosen else _value(name, spec)
+
+    required = {n: value(n, s) for n, s in transition.fields.items() if s.required}
+    optional = {n: value(n, s) for n, s in transition.fields.items() if not s.required}
     valid = st.fixed_dictionaries(required, optional=optional)
     junk = st.dictionaries(
         st.sampled_from([*transition.fields, "unexpected"]),

@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import weakref
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic_core import from_json, to_json
 from sqlalchemy import URL, Connection, Engine, RootTransaction, create_engine, event, make_url
@@ -30,12 +30,14 @@ from sqlalchemy.pool import Pool
 from sqlalchemy.sql.expression import ClauseElement
 
 from closedloop.adapters.sqlalchemy.prepared import Composed, Prepared
-from closedloop.errors import StoreError
+from closedloop.errors import StoreError, ValidationError
 
 READ_ONLY = "closedloop_read_only"
 """Connection execution option: the transaction about to begin only reads."""
 
 Synchronous = Literal["FULL", "NORMAL"]
+SYNCHRONOUS_MODES: tuple[str, ...] = get_args(Synchronous)
+"""The SQLite ``synchronous`` modes a store accepts; SQLite itself would take any word."""
 
 # Engines given to more than one store (or to a store and ``upgrade``) get our SQLite
 # hooks once: a second BEGIN would fail inside the first.
@@ -48,9 +50,11 @@ def make_engine(
     """The engine for ``target`` and whether the store owns (and so disposes) it.
 
     Raises:
+        ValidationError: ``synchronous`` is not one of :data:`SYNCHRONOUS_MODES`.
         StoreError: the URL is malformed, names an unsupported backend or an
             in-memory SQLite database, or its driver is not installed.
     """
+    check_synchronous(synchronous)
     if isinstance(target, Engine):
         engine, owned = target, False
     else:
@@ -62,6 +66,23 @@ def make_engine(
     elif name != "postgresql":
         raise _unsupported(name)
     return engine, owned
+
+
+def check_synchronous(synchronous: object) -> None:
+    """Refuse a ``synchronous`` mode other than ``"FULL"`` or ``"NORMAL"``.
+
+    SQLite reads an unknown word as its default and ``OFF`` or ``0`` as no syncing at
+    all, so a typo would silently weaken what a commit survives.
+
+    Raises:
+        ValidationError: ``synchronous`` is not one of :data:`SYNCHRONOUS_MODES`.
+    """
+    if not isinstance(synchronous, str) or synchronous not in SYNCHRONOUS_MODES:
+        allowed = " or ".join(f'"{mode}"' for mode in SYNCHRONOUS_MODES)
+        raise ValidationError(
+            [("synchronous", f"must be {allowed}, not {synchronous!r}")],
+            subject="SQLStore settings",
+        )
 
 
 def _create(target: str | URL, busy_timeout: float) -> Engine:

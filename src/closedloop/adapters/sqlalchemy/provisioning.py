@@ -76,7 +76,8 @@ def _check_empty(
     if revision is not None:
         raise StoreError(
             f"the database{where} is at schema revision {revision!r}; this version of "
-            f"closedloop needs {HEAD_REVISION!r}: run closedloop.adapters.sqlalchemy.upgrade"
+            f"closedloop needs {HEAD_REVISION!r}: run `closedloop db upgrade URL"
+            f"{_schema_option(schema)}` (or closedloop.adapters.sqlalchemy.upgrade)"
         )
     inspector = inspect(connection)
     present = [t.name for t in metadata.sorted_tables if inspector.has_table(t.name, schema)]
@@ -87,6 +88,11 @@ def _check_empty(
         )
     if not create:
         raise StoreError(
-            f"the database{where} has no closedloop schema; run "
-            "closedloop.adapters.sqlalchemy.upgrade or pass create_schema=True"
+            f"the database{where} has no closedloop tables; create them with "
+            f"`closedloop db upgrade URL{_schema_option(schema)}` (from Python: "
+            "closedloop.adapters.sqlalchemy.upgrade, or SQLStore(create_schema=True))"
         )
+
+
+def _schema_option(schema: str | None) -> str:
+    return f" --schema {schema}" if schema else ""

@@ -60,11 +60,13 @@ class SQLStore(CaseQueries, ShownCases, EventStream, SQLCheckpoints):
         busy_timeout: SQLite: seconds a writer waits for the write lock.
         synchronous: SQLite: ``"FULL"`` syncs every commit to disk (a commit survives
             power loss); ``"NORMAL"`` is several times faster and survives a crash of
-            the process but may lose the last commits on power loss.
+            the process but may lose the last commits on power loss. Any other
+            value is refused, on either backend.
         retries: How many times a claim or finish runs before a serialization
             failure or deadlock is given up on (PostgreSQL).
 
     Raises:
+        ValidationError: ``synchronous`` is neither ``"FULL"`` nor ``"NORMAL"``.
         StoreUnavailable: the database cannot be reached.
         StoreError: the URL is unusable, or the schema is of another revision.
     """
@@ -86,7 +88,7 @@ class SQLStore(CaseQueries, ShownCases, EventStream, SQLCheckpoints):
         self._idle = IdleConnections(engine)
         if schema is not None and engine.dialect.name != "postgresql":
             self.close()
-            raise StoreError("schema= is only available on PostgreSQL")
+            raise StoreError("a schema (schema=, --schema) is only available on PostgreSQL")
         # Tables are defined without a schema; this maps them into ``schema`` on execution.
         self._engine = (
             engine
