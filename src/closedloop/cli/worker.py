@@ -72,10 +72,23 @@ def say(message: str) -> None:
 
 
 def _notifiers(
-    hosts: list[str], webhook: str | None, secret: str | None, allow: list[str]
+    hosts: list[str],
+    webhook: str | None,
+    secret: str | None,
+    allow: list[str],
+    workflow: Workflow,
 ) -> dict[str, Notifier]:
     """Notifiers by channel: the host's ``--notifier`` ones, then stdout or the webhook
-    for every other channel (``*``)."""
+    for every other channel (``*``). A channel the workflow's notification rules never
+    use is refused (a typo would otherwise send its messages to stdout)."""
+    known = sorted({rule.channel for rule in workflow.notifications})
+    for value in hosts:
+        channel, equals, _ = value.partition("=")
+        if equals and channel and channel != "*" and channel not in known:
+            fail(
+                f"--notifier {value}: workflow {workflow.name!r} has no channel {channel!r}; "
+                f"its channels: {', '.join(known) or 'none'}"
+            )
     channels = dict(load_notifiers(hosts))
     if "*" in channels:
         if webhook is not None:
@@ -147,9 +160,9 @@ def worker(
 ) -> None:
     """Apply due timers and deliver notifications until stopped (SIGTERM or Ctrl-C)."""
     key = _checkpoint_key(checkpoint_every, checkpoint_key)
-    channels = _notifiers(notifier or [], webhook, webhook_secret, allow_host or [])
-    zone = zone_of(timezone) if timezone is not None else None
     loaded = workflow_of(workflow, registry)
+    channels = _notifiers(notifier or [], webhook, webhook_secret, allow_host or [], loaded)
+    zone = zone_of(timezone) if timezone is not None else None
     if purge_every is not None and not loaded.retention:
         fail(
             f"--purge-every needs retention rules, and workflow {loaded.name!r} has none: "

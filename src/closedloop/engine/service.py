@@ -24,7 +24,7 @@ from closedloop.engine.clock import SystemClock, utc
 from closedloop.engine.context import Services
 from closedloop.engine.deadlines import Timekeeper
 from closedloop.engine.definition import Workflow
-from closedloop.engine.delivery import Deliverer, DeliveryReport, RetryPolicy
+from closedloop.engine.delivery import Deliverer, DeliveryReport, RetryPolicy, checked_channels
 from closedloop.engine.duties.responsibility_list import ResponsibilityList
 from closedloop.engine.model import (
     Actor,
@@ -93,7 +93,10 @@ class Engine:
             checkpoints of the audit heads (:meth:`checkpoint`); kept out of the store.
 
     Raises:
-        UnknownName: a clock of the workflow names a calendar not given here.
+        UnknownName: a clock of the workflow names a calendar not given here, or
+            ``notifier`` maps a channel no notification rule of the workflow uses.
+        NotifierUnusable: ``notifier`` (or one it maps) has no ``send`` method, or its
+            ``send`` is ``async def``.
         ValidationError: ``worker_id`` is not text of 1 to 1000 printable characters.
     """
 
@@ -138,9 +141,7 @@ class Engine:
             else arguments.identifier(worker_id, "worker_id")
         )
         self._lease = lease
-        channels = (
-            notifier if isinstance(notifier, Mapping) else {"*": notifier} if notifier else {}
-        )
+        channels = checked_channels(notifier, {rule.channel for rule in workflow.notifications})
         self._timers = TimerSweep(
             store, workflow, timekeeper, self._writer, owner=self._worker, lease=lease
         )
