@@ -29,6 +29,7 @@ import pytest
 from closedloop import Actor, Engine, workflows
 from closedloop.adapters.sqlalchemy import SQLStore
 from closedloop.testing import ManualClock
+from tests.integration.cli_runs import Ran, assert_one_line_error, environment
 
 STOP_WITHIN = 5.0
 DISPATCHER = Actor("disp-1", roles=frozenset({"dispatcher"}))
@@ -312,3 +313,29 @@ def test_worker_refuses_checkpoints_without_a_usable_key(tmp_path: Path) -> None
     assert "needs a signing key: set CLOSEDLOOP_CHECKPOINT_KEY" in missing.stderr
     assert short.returncode == 1
     assert "at least 32 bytes" in short.stderr
+
+
+def test_a_malformed_webhook_url_or_allowed_network_is_a_one_line_error(tmp_path: Path) -> None:
+    db = tmp_path / "cases.db"
+    prepared(db)
+    secret = {"CLOSEDLOOP_WEBHOOK_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}
+    env = {**environment(), **secret}
+    ran = [
+        subprocess.run(
+            [sys.executable, "-m", "closedloop.cli", "worker", str(db), *args],
+            capture_output=True,
+            text=True,
+            encoding="utf-8",
+            env=env,
+            timeout=60,
+        )
+        for args in (
+            ("--webhook", "https://[::1/"),
+            ("--webhook", "not-a-url"),
+            ("--webhook", "https://hooks.example/x", "--allow-host", "10.0.0.0/33"),
+        )
+    ]
+    bracket, no_scheme, network = (Ran(r.returncode, r.stdout, r.stderr) for r in ran)
+    assert_one_line_error(bracket, "refusing to send to 'https://[::1/': not a valid URL")
+    assert_one_line_error(no_scheme, "refusing to send to 'not-a-url': only http:// and https://")
+    assert_one_line_error(network, "allow_hosts[0]: '10.0.0.0/33' is not a network")

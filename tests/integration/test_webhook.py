@@ -364,6 +364,39 @@ def test_allow_hosts_admits_what_it_names_but_not_metadata_through_a_network() -
 
 
 @pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("https://[::1/", "https://[::1/"),  # an unclosed IPv6 bracket
+        ("https://u:p@[::1/hook?token=1", "https://[::1/hook"),
+        ("not-a-url", "not-a-url"),
+    ],
+)
+def test_a_malformed_url_is_refused_as_typed_showing_what_was_given(url: str, shown: str) -> None:
+    with pytest.raises(UnsafeTarget) as raised:
+        WebhookNotifier(url, secrets=SECRET)
+    assert raised.value.url == shown
+
+
+@pytest.mark.parametrize(
+    ("options", "field", "problem"),
+    [
+        ({"allow_hosts": ["10.0.0.0/33"]}, "allow_hosts[0]", "'10.0.0.0/33' is not a network"),
+        ({"allow_hosts": ["a.example", 42]}, "allow_hosts[1]", "got 42"),
+        ({"timeout": "5"}, "timeout", "must be a positive number of seconds, got '5'"),
+        ({"timeout": 0}, "timeout", "must be a positive number of seconds, got 0"),
+    ],
+)
+def test_malformed_options_are_validation_errors_naming_them(
+    options: dict[str, Any], field: str, problem: str
+) -> None:
+    with pytest.raises(ValidationError) as raised:
+        WebhookNotifier("https://example.org/hook", secrets=SECRET, **options)
+    ((named, said),) = raised.value.errors
+    assert named == field
+    assert problem in said
+
+
+@pytest.mark.parametrize(
     "secrets",
     [b"too short", "not-prefixed-base64", "whsec_!!!not base64!!!", "whsec_c2hvcnQ=", [], [42]],
 )

@@ -100,10 +100,25 @@ def _resolve(host: str, port: int) -> list[IPAddress]:
 
 
 def _shown(url: str) -> str:
-    """``url`` without credentials or query, fit for messages and logs."""
-    parts = urlsplit(url)
+    """``url`` without credentials or query, fit for messages and logs; a text that
+    does not parse as a URL is shown up to its query, without anything before an ``@``."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. "https://[::1/": an unclosed IPv6 bracket
+        head = url.split("?", 1)[0].split("#", 1)[0]
+        scheme, sep, rest = head.partition("://")
+        return f"{scheme}{sep}{rest.rpartition('@')[2]}" if sep else head.rpartition("@")[2]
+    if not parts.scheme or not parts.netloc:
+        return url.split("?", 1)[0].split("#", 1)[0].rpartition("@")[2]
     host = parts.netloc.rpartition("@")[2]
     return f"{parts.scheme}://{host}{parts.path}"
+
+
+def _netloc(url: str) -> str:
+    try:
+        return urlsplit(url).netloc
+    except ValueError:  # httpx accepted what urllib does not: judge the text after "//"
+        return url.partition("//")[2].split("/", 1)[0]
 
 
 def _parse(httpx_module: Any, url: str, allowance: Allowance) -> _Target:
@@ -114,7 +129,7 @@ def _parse(httpx_module: Any, url: str, allowance: Allowance) -> _Target:
         raise UnsafeTarget(shown, f"not a valid URL ({exc})") from exc
     if parsed.scheme not in ("http", "https") or not parsed.host:
         raise UnsafeTarget(shown, "only http:// and https:// URLs with a host are accepted")
-    if parsed.userinfo or "@" in urlsplit(url).netloc:
+    if parsed.userinfo or "@" in _netloc(url):
         raise UnsafeTarget(shown, "credentials (userinfo) in the URL are refused")
     return _Target(parsed, shown, allowance)
 
@@ -182,8 +197,9 @@ class WebhookNotifier:
             import httpx
         except ImportError as exc:
             raise MissingDependency("httpx", "http", "WebhookNotifier") from exc
-        if not timeout > 0:
-            raise ValidationError([("timeout", "must be a positive number of seconds")])
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
+            given = f"got {timeout!r}"
+            raise ValidationError([("timeout", f"must be a positive number of seconds, {given}")])
         self._httpx = httpx
         self._keys = decode_secrets(secrets)
         self._timeout = float(timeout)
