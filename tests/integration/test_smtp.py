@@ -267,6 +267,9 @@ def test_a_server_that_is_down_is_a_retryable_failure() -> None:
         ({"security": "tls"}, "security"),
         ({"username": "hotline", "password": "secret"}, "username"),
         ({"timeout": 0}, "timeout"),
+        ({"timeout": "5"}, "timeout"),
+        ({"addresses": 42}, "addresses"),
+        ({"addresses": {"unit:x": 7}}, "addresses['unit:x']"),
     ],
 )
 def test_unsafe_settings_are_refused(changes: dict[str, Any], field: str) -> None:

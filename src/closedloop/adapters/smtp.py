@@ -101,8 +101,20 @@ def _as_list(value: str | Iterable[str]) -> list[str]:
 def _checked_book(addresses: AddressBook) -> AddressBook:
     if callable(addresses):
         return addresses
+    if not isinstance(addresses, Mapping):
+        problem = (
+            "must be a mapping from logical recipient to address(es), or a function "
+            f"recipient -> address(es); got {type(addresses).__name__}"
+        )
+        raise ValidationError([("addresses", problem)], subject="SMTPNotifier addresses")
     problems: list[tuple[str, str]] = []
     for recipient, value in addresses.items():
+        if not isinstance(value, str) and not (
+            isinstance(value, Iterable) and all(isinstance(v, str) for v in value)
+        ):
+            problem = f"must be an address or a list of addresses; got {value!r}"
+            problems.append((f"addresses[{recipient!r}]", problem))
+            continue
         for index, text in enumerate(_as_list(value)):
             try:
                 plain_address(text)
@@ -210,8 +222,8 @@ class SMTPNotifier:
             problems.append(
                 ("username", "a login over security='none' sends the password in clear")
             )
-        if not timeout > 0:
-            problems.append(("timeout", "must be a positive number of seconds"))
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
+            problems.append(("timeout", f"must be a positive number of seconds, got {timeout!r}"))
         if problems:
             raise ValidationError(problems, subject="SMTPNotifier settings")
         self._from, self._envelope_sender = _checked_sender(sender)
