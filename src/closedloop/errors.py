@@ -579,14 +579,14 @@ class CheckpointTaken(StoreError):
 
 
 class MessageNotFound(StoreError, LookupError):
-    """No outbox message (or dead letter) with that id."""
+    """No outbox message (or dead letter: dead or disabled) with that id."""
 
     status = 404
     title = "Message not found"
 
     def __init__(self, message_id: str) -> None:
         self.message_id = message_id
-        super().__init__(f"no dead-lettered message {message_id!r}")
+        super().__init__(f"no dead or disabled message {message_id!r}")
 
 
 # -- delivery ------------------------------------------------------------------------
@@ -621,7 +621,7 @@ class EndpointGone(DeliveryError):
     def __init__(self, channel: str, endpoint: str) -> None:
         self.channel = channel
         self.endpoint = endpoint
-        super().__init__(f"{channel} endpoint {endpoint!r} is gone (it answered 410); disabled")
+        super().__init__(f"{channel} endpoint {endpoint!r} is gone (it answered 410); not retried")
 
 
 class UnsafeTarget(DeliveryError, ValueError):

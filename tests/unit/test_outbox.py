@@ -134,6 +134,11 @@ def test_a_gone_endpoint_is_not_retried(backend: Backend) -> None:
     clock.advance(days=1)
     assert engine.deliver() == DeliveryReport()
     assert inbox.received == []
+    (gone,) = engine.dead_letters()  # listed with the dead letters, and re-queued alike
+    assert (gone.status, gone.attempts) == ("disabled", 1)
+    engine.requeue(gone.id)
+    assert engine.deliver() == DeliveryReport(delivered=1)
+    assert [n.id for n in inbox.received] == [gone.id]
 
 
 def test_a_plain_exception_from_a_channel_is_recorded_and_retried(backend: Backend) -> None:

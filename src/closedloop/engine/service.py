@@ -357,7 +357,9 @@ class Engine:
         return self._deliverer.deliver(at, batch=batch, should_stop=should_stop)
 
     def dead_letters(self, *, limit: int = 100) -> list[OutboxMessage]:
-        """Notifications that reached the attempt limit, oldest first."""
+        """Notifications given up on, oldest first: ``status`` ``"dead"`` (they reached
+        the attempt limit) or ``"disabled"`` (their endpoint answered that it is gone),
+        each with its ``attempts`` and ``last_error``."""
         return self._store.dead_letters(limit=arguments.count(limit, "limit"))
 
     def stuck_timers(self) -> list[StuckTimer]:
@@ -368,10 +370,11 @@ class Engine:
         return self._timers.stuck()
 
     def requeue(self, message_id: str) -> None:
-        """Put a dead letter back in the outbox with its attempts reset.
+        """Put a dead letter (dead or disabled) back in the outbox, due now, with its
+        attempts reset.
 
         Raises:
-            MessageNotFound: no dead letter with that id.
+            MessageNotFound: no dead or disabled message with that id.
         """
         message_id = arguments.identifier(message_id, "message_id")
         self._store.requeue(message_id, now=self._now())

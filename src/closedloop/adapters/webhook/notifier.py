@@ -151,7 +151,8 @@ class WebhookNotifier:
     """Delivers notifications as signed JSON POST requests to one URL.
 
     Outcomes: a 2xx answer is success; 410 raises :class:`~closedloop.errors.EndpointGone`
-    and disables this notifier (later sends raise it again without a request); any
+    for that message, which the outbox then keeps as ``disabled`` with the dead letters
+    (the notifier itself stays usable: the next message is sent all the same); any
     other answer - 3xx included, redirects are never followed - and timeouts or
     connection errors raise :class:`~closedloop.errors.DeliveryFailed`.
 
@@ -210,17 +211,11 @@ class WebhookNotifier:
         self._owns_client = client is None
         self._client = client or httpx.Client(follow_redirects=False, trust_env=False)
         self._clock: Clock = clock or SystemClock()
-        self._gone = False
 
     @property
     def url(self) -> str:
         """The target URL without credentials or query string."""
         return self._target.shown
-
-    @property
-    def disabled(self) -> bool:
-        """Whether the endpoint answered 410 Gone; every later send raises EndpointGone."""
-        return self._gone
 
     def send(self, notification: Notification) -> None:
         """POST one notification, signed for this attempt.
@@ -228,10 +223,9 @@ class WebhookNotifier:
         Raises:
             DeliveryFailed: not accepted this time (non-2xx, timeout, connection or
                 DNS failure, or the host now resolves to a refused address).
-            EndpointGone: the endpoint answered 410, now or earlier.
+            EndpointGone: the endpoint answered 410 (to this message: the next one
+                is sent all the same).
         """
-        if self._gone:
-            raise EndpointGone(notification.channel, self._target.shown)
         if not _HEADER_SAFE.fullmatch(notification.id):
             raise DeliveryFailed(
                 notification.channel, notification.id, "the id cannot be sent as webhook-id"
@@ -301,7 +295,6 @@ class WebhookNotifier:
         if 200 <= status < 300:
             return
         if status == 410:
-            self._gone = True
             raise EndpointGone(notification.channel, self._target.shown)
         if 300 <= status < 400:
             reason = f"answered {status}, a redirect; redirects are never followed"
