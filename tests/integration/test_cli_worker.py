@@ -339,3 +339,32 @@ def test_a_malformed_webhook_url_or_allowed_network_is_a_one_line_error(tmp_path
     assert_one_line_error(bracket, "refusing to send to 'https://[::1/': not a valid URL")
     assert_one_line_error(no_scheme, "refusing to send to 'not-a-url': only http:// and https://")
     assert_one_line_error(network, "allow_hosts[0]: '10.0.0.0/33' is not a network")
+
+
+FAILING_CHANNEL = """
+class Refusing:
+    def send(self, notification):
+        raise RuntimeError("the gateway is down")
+"""
+
+
+def test_worker_says_how_many_notifications_were_not_delivered(tmp_path: Path) -> None:
+    (tmp_path / "failing.py").write_text(FAILING_CHANNEL, encoding="utf-8")
+    db = tmp_path / "cases.db"
+    prepared(db)
+    worker = start_worker(db, "--notifier", "failing:Refusing", cwd=tmp_path)
+    deadline = time.monotonic() + 60
+    while True:  # the dispatch, warning, breach and escalation each failed once
+        assert worker.poll() is None, worker.stderr.read() if worker.stderr else ""
+        rows = outbox(db).values()
+        if len(rows) == 4 and all(row[1] == "pending" and row[2] == 1 for row in rows):
+            break
+        assert time.monotonic() < deadline, "four failed attempts not made within a minute"
+        time.sleep(0.1)
+    _, err = stopped(worker)
+    assert worker.returncode == 0, err
+    assert (
+        "closedloop worker: notifications not delivered: 4 failed attempts to retry "
+        f"(list them: closedloop outbox dead {db})"
+    ) in err.splitlines()
+    assert "0 notifications delivered" in err

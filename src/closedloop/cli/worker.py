@@ -180,6 +180,9 @@ def worker(
         store.close()
     for line in stuck_lines(engine):
         say(line)
+    failures = failure_line(running, url)
+    if failures:
+        say(failures)
     signed = f", {running.checkpoints} checkpoints signed" if checkpoint_every else ""
     n = running.purged
     purged = f", {n} {'case' if n == 1 else 'cases'} purged" if purge_every else ""
@@ -232,6 +235,21 @@ def stuck_lines(engine: Engine) -> list[str]:
         f"{s.attempts} {'attempt' if s.attempts == 1 else 'attempts'}): {one_line_text(s.detail)}"
         for s in engine.stuck_timers()
     ]
+
+
+def failure_line(running: Worker, url: str) -> str | None:
+    """How many delivery attempts failed, when any did: retried, dead, disabled, with
+    how to list them."""
+    counts = [
+        (running.retried, "failed attempts to retry", "failed attempt to retry"),
+        (running.dead, "dead letters", "dead letter"),
+        (running.disabled, "disabled (their endpoint is gone)", "disabled (its endpoint is gone)"),
+    ]
+    parts = [f"{n} {many if n != 1 else one}" for n, many, one in counts if n]
+    if not parts:
+        return None
+    listing = f"list them: closedloop outbox dead {url}"
+    return f"notifications not delivered: {', '.join(parts)} ({listing})"
 
 
 def one_line_text(text: str) -> str:
