@@ -206,6 +206,29 @@ def test_a_send_that_returns_an_awaitable_has_delivered_nothing(backend: Backend
     assert "send returned an awaitable, so nothing was sent" in dead.last_error
 
 
+class QuotingGateway:
+    """Fails every message to the reporter with an error quoting their contact data."""
+
+    def send(self, notification: Notification) -> None:
+        if notification.contact is not None:
+            contact = notification.contact
+            raise RuntimeError(
+                f"GET /sms?to={contact.phone}&name={contact.name} refused for {contact.email}"
+            )
+
+
+def test_a_stored_error_never_holds_the_reporters_contact_data(backend: Backend) -> None:
+    engine = engine_on(
+        backend.fresh(), ManualClock(), QuotingGateway(), retry=RetryPolicy(max_attempts=1)
+    )  # type: ignore[arg-type]
+    case = engine.trigger(dispatched(engine).id, "accept", by=WATER)
+    engine.trigger(case.id, "request_info", by=WATER, question="Which side of the road?")
+    assert engine.deliver() == DeliveryReport(delivered=1, dead=1)
+    (letter,) = engine.dead_letters()
+    assert letter.recipient == "reporter"
+    assert letter.last_error == "RuntimeError: GET /sms?to=***&name=*** refused for ***"
+
+
 def test_warnings_breach_and_escalation_are_told(backend: Backend) -> None:
     inbox, clock = Inbox(), ManualClock()
     engine = engine_on(backend.fresh(), clock, inbox)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from closedloop.engine.model import ReporterContact
 from closedloop.engine.ports import (
     CaseStore,
     MessageBody,
@@ -202,18 +203,21 @@ class Deliverer:
         if message.attempts > self._policy.max_attempts:  # its worker died mid-send
             return self._finish(message, DeliveryOutcome.DEAD, "attempt limit reached")
         notifier = self._channels.get(message.channel) or self._channels.get("*")
+        sent: Notification | None = None
         try:
             if notifier is None:
                 raise LookupError(f"no notifier for channel {message.channel!r}")
-            answer: object = notifier.send(self._notification(message))  # type: ignore[func-returns-value]
+            sent = self._notification(message)
+            answer: object = notifier.send(sent)  # type: ignore[func-returns-value]
             if inspect.isawaitable(answer):
                 _close(answer)
                 reason = "send returned an awaitable, so nothing was sent (send must not be async)"
                 raise DeliveryFailed(message.channel, message.id, reason)
         except EndpointGone as exc:
-            return self._finish(message, DeliveryOutcome.DISABLED, str(exc))
+            gone = masked(str(exc), sent.contact if sent else None)
+            return self._finish(message, DeliveryOutcome.DISABLED, gone)
         except Exception as exc:  # every failure is recorded and retried, never lost
-            error = f"{type(exc).__name__}: {exc}"
+            error = masked(f"{type(exc).__name__}: {exc}", sent.contact if sent else None)
             if message.attempts >= self._policy.max_attempts:
                 return self._finish(message, DeliveryOutcome.DEAD, error)
             wait = self._policy.delay(message.attempts, self._rng)
@@ -250,6 +254,24 @@ class Deliverer:
             attempt=message.attempts,
             contact=contact,
         )
+
+
+MASK = "***"
+"""What stands for a reporter's contact value in a stored error."""
+
+
+def masked(error: str, contact: ReporterContact | None) -> str:
+    """``error`` with the reporter's name, phone and email masked: a channel's error
+    may quote what it was given (a gateway URL with the phone number), and the outbox
+    stores the error while it never stores contact data."""
+    if contact is None:
+        return error
+    values = [contact.phone, contact.email, contact.name]
+    if contact.phone:
+        values.append("".join(c for c in contact.phone if c.isdigit()))
+    for value in sorted({v for v in values if v and len(v) >= 2}, key=len, reverse=True):
+        error = error.replace(value, MASK)
+    return error
 
 
 def _close(awaitable: object) -> None:
