@@ -24,8 +24,9 @@ class name is, that clients compare rather than fetch. The statuses:
 class                                                   status  why
 ======================================================  ======  ========================
 ClosedLoopError, DefinitionError, MissingDependency,    500     the server's set-up or
-WorkflowMismatch, HostCodeUnusable, TimeError,                  data is wrong; the
-CalendarNotCovered, StoreError, DamagedRecord                   client cannot fix it
+WorkflowMismatch, HostCodeUnusable, NotifierUnusable,           data is wrong; the
+TimeError, CalendarNotCovered, StoreError,                      client cannot fix it
+DamagedRecord
 InvalidWorkflow, InvalidResponsibilityList,             422     a submitted definition
 InvalidDirectory, UnknownName                                   or name is unusable
 CaseError, TransitionNotAllowed, GuardRejected,         409     the case's current state
@@ -241,6 +242,24 @@ class HostCodeUnusable(DefinitionError):
         self.wanted = wanted
         self.reason = reason
         super().__init__(f"{spec!r} is not usable as {wanted}: {reason}")
+
+
+class NotifierUnusable(DefinitionError, TypeError):
+    """Something given as a notification channel cannot be one: it has no ``send``
+    method, its ``send`` is ``async def`` (the outbox never awaits it, so nothing would
+    be sent), or a function where a notifier object is expected.
+
+    ``what`` names the argument, ``given`` what it is and ``expected`` what is allowed.
+    """
+
+    status = 500
+    title = "Unusable notifier"
+
+    def __init__(self, what: str, given: str, expected: str) -> None:
+        self.what = what
+        self.given = given
+        self.expected = expected
+        super().__init__(f"{what} is {given}; expected {expected}")
 
 
 # -- cases ---------------------------------------------------------------------------
@@ -560,14 +579,14 @@ class CheckpointTaken(StoreError):
 
 
 class MessageNotFound(StoreError, LookupError):
-    """No outbox message (or dead letter) with that id."""
+    """No outbox message (or dead letter: dead or disabled) with that id."""
 
     status = 404
     title = "Message not found"
 
     def __init__(self, message_id: str) -> None:
         self.message_id = message_id
-        super().__init__(f"no dead-lettered message {message_id!r}")
+        super().__init__(f"no dead or disabled message {message_id!r}")
 
 
 # -- delivery ------------------------------------------------------------------------
@@ -602,7 +621,7 @@ class EndpointGone(DeliveryError):
     def __init__(self, channel: str, endpoint: str) -> None:
         self.channel = channel
         self.endpoint = endpoint
-        super().__init__(f"{channel} endpoint {endpoint!r} is gone (it answered 410); disabled")
+        super().__init__(f"{channel} endpoint {endpoint!r} is gone (it answered 410); not retried")
 
 
 class UnsafeTarget(DeliveryError, ValueError):

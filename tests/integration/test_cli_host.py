@@ -35,6 +35,11 @@ def gives_a_string():
 class PrintChannel:
     def send(self, notification):
         print(notification.id)
+
+
+class AsyncChannel:
+    async def send(self, notification):
+        print(notification.id)
 """
 
 
@@ -122,3 +127,27 @@ def test_notifier_options_that_cannot_be_used_are_one_line_errors(tmp_path: Path
     assert_one_line_error(twice, "channel 'notify' is given a notifier twice")
     assert_one_line_error(empty_channel, "the channel before '=' is empty")
     assert_one_line_error(both, "--webhook and a --notifier without a channel both serve")
+
+
+def test_a_notifier_for_a_channel_the_workflow_lacks_or_an_async_one_is_refused(
+    tmp_path: Path,
+) -> None:
+    folder = host_folder(tmp_path)
+    (folder / "cases.db").touch()
+    typo, async_send, no_colon = run_all(
+        folder,
+        ("worker", "cases.db", "--notifier", "notfy=hostcode:PrintChannel"),
+        ("worker", "cases.db", "--notifier", "notify=hostcode:AsyncChannel"),
+        ("worker", "cases.db", "--notifier", "hostcode"),
+    )
+    assert_one_line_error(
+        typo,
+        "--notifier notfy=hostcode:PrintChannel: workflow 'standard' has no channel 'notfy'",
+        "its channels: notify",
+    )
+    assert_one_line_error(
+        async_send,
+        "is not usable as a notifier",
+        "calling it gave an AsyncChannel whose send is async def",
+    )
+    assert_one_line_error(no_colon, "write it as module:attribute, e.g. channels:SMSChannel")

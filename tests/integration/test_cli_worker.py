@@ -29,6 +29,7 @@ import pytest
 from closedloop import Actor, Engine, workflows
 from closedloop.adapters.sqlalchemy import SQLStore
 from closedloop.testing import ManualClock
+from tests.integration.cli_runs import Ran, assert_one_line_error, environment
 
 STOP_WITHIN = 5.0
 DISPATCHER = Actor("disp-1", roles=frozenset({"dispatcher"}))
@@ -214,10 +215,6 @@ class FileChannel:
 
 def for_notify():
     return FileChannel("notify.jsonl")
-
-
-def for_sms():
-    return FileChannel("sms.jsonl")
 """
 
 
@@ -242,8 +239,8 @@ def test_worker_delivers_through_the_hosts_channel_named_on_the_command_line(
         case_id = prepared(tmp_path / name)
     host = start_worker(tmp_path / "host.db", "--notifier", "notify=channels:for_notify",
                         cwd=tmp_path)  # fmt: skip
-    other = start_worker(tmp_path / "other.db", "--notifier", "sms=channels:for_sms",
-                         "--timezone", "America/Chicago", cwd=tmp_path)  # fmt: skip
+    other = start_worker(tmp_path / "other.db", "--timezone", "America/Chicago",
+                         cwd=tmp_path)  # fmt: skip
     for db, worker in ((tmp_path / "host.db", host), (tmp_path / "other.db", other)):
         delivered_everything(db, worker, 4)
     results = {
@@ -265,8 +262,7 @@ def test_worker_delivers_through_the_hosts_channel_named_on_the_command_line(
     assert sorted(r["id"] for r in received) == sorted(outbox(tmp_path / "host.db"))
     assert host.stdout is not None
     assert host.stdout.read() == ""
-    # The other worker's host channel serves only "sms": "notify" went to stdout.
-    assert not (tmp_path / "sms.jsonl").exists()
+    # The other worker has no host channel: "notify" went to stdout.
     assert other.stdout is not None
     printed = [json.loads(line) for line in other.stdout.read().splitlines()]
     assert [p["event"] for p in printed] == ["dispatch", "warn", "breach", "escalate"]
@@ -317,3 +313,58 @@ def test_worker_refuses_checkpoints_without_a_usable_key(tmp_path: Path) -> None
     assert "needs a signing key: set CLOSEDLOOP_CHECKPOINT_KEY" in missing.stderr
     assert short.returncode == 1
     assert "at least 32 bytes" in short.stderr
+
+
+def test_a_malformed_webhook_url_or_allowed_network_is_a_one_line_error(tmp_path: Path) -> None:
+    db = tmp_path / "cases.db"
+    prepared(db)
+    secret = {"CLOSEDLOOP_WEBHOOK_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}
+    env = {**environment(), **secret}
+    ran = [
+        subprocess.run(
+            [sys.executable, "-m", "closedloop.cli", "worker", str(db), *args],
+            capture_output=True,
+            text=True,
+            encoding="utf-8",
+            env=env,
+            timeout=60,
+        )
+        for args in (
+            ("--webhook", "https://[::1/"),
+            ("--webhook", "not-a-url"),
+            ("--webhook", "https://hooks.example/x", "--allow-host", "10.0.0.0/33"),
+        )
+    ]
+    bracket, no_scheme, network = (Ran(r.returncode, r.stdout, r.stderr) for r in ran)
+    assert_one_line_error(bracket, "refusing to send to 'https://[::1/': not a valid URL")
+    assert_one_line_error(no_scheme, "refusing to send to 'not-a-url': only http:// and https://")
+    assert_one_line_error(network, "allow_hosts[0]: '10.0.0.0/33' is not a network")
+
+
+FAILING_CHANNEL = """
+class Refusing:
+    def send(self, notification):
+        raise RuntimeError("the gateway is down")
+"""
+
+
+def test_worker_says_how_many_notifications_were_not_delivered(tmp_path: Path) -> None:
+    (tmp_path / "failing.py").write_text(FAILING_CHANNEL, encoding="utf-8")
+    db = tmp_path / "cases.db"
+    prepared(db)
+    worker = start_worker(db, "--notifier", "failing:Refusing", cwd=tmp_path)
+    deadline = time.monotonic() + 60
+    while True:  # the dispatch, warning, breach and escalation each failed once
+        assert worker.poll() is None, worker.stderr.read() if worker.stderr else ""
+        rows = outbox(db).values()
+        if len(rows) == 4 and all(row[1] == "pending" and row[2] == 1 for row in rows):
+            break
+        assert time.monotonic() < deadline, "four failed attempts not made within a minute"
+        time.sleep(0.1)
+    _, err = stopped(worker)
+    assert worker.returncode == 0, err
+    assert (
+        "closedloop worker: notifications not delivered: 4 failed attempts to retry "
+        f"(list them: closedloop outbox dead {db})"
+    ) in err.splitlines()
+    assert "0 notifications delivered" in err

@@ -14,7 +14,7 @@ from pathlib import Path
 from closedloop import Engine, workflows
 from closedloop.adapters.sqlalchemy import SQLStore
 from closedloop.adapters.webhook import WebhookNotifier, verify
-from closedloop.engine.delivery import RetryPolicy
+from closedloop.engine.delivery import DeliveryReport, RetryPolicy
 from closedloop.testing import ManualClock
 from tests.cast import CITIZEN, DISPATCHER
 from tests.loopback import HANG, HTTPReceiver
@@ -53,6 +53,34 @@ def test_500_500_timeout_200_is_four_attempts_with_one_id(tmp_path: Path) -> Non
             sent = datetime.fromtimestamp(int(request.headers["webhook-timestamp"]), UTC)
             verify(request.headers, request.body, [SECRET], now=sent + timedelta(seconds=1))
         assert len(set(stamps)) == 4, "each attempt carries its own timestamp"
+    finally:
+        hook.close()
+        store.close()
+        receiver.close()
+
+
+def test_a_410_gives_up_on_one_message_which_is_listed_and_can_be_requeued(
+    tmp_path: Path,
+) -> None:
+    receiver = HTTPReceiver([410])  # once, then 200
+    clock = ManualClock()
+    hook = WebhookNotifier(receiver.url, secrets=[SECRET], allow_hosts=["127.0.0.1"], clock=clock)
+    store = SQLStore(f"sqlite:///{tmp_path / 'cases.db'}")
+    engine = Engine(workflows.standard(), store=store, clock=clock, notifier=hook)
+    try:
+        for _ in range(3):
+            dispatch_one(engine)
+        assert engine.deliver() == DeliveryReport(delivered=2, disabled=1)
+        assert len(receiver.requests) == 3  # every message was tried
+        (gone,) = engine.dead_letters()
+        assert gone.status == "disabled"
+        assert gone.id == receiver.requests[0].headers["webhook-id"]
+        assert gone.last_error is not None
+        assert "answered 410" in gone.last_error
+        engine.requeue(gone.id)
+        assert engine.deliver() == DeliveryReport(delivered=1)
+        assert receiver.requests[-1].headers["webhook-id"] == gone.id
+        assert engine.dead_letters() == []
     finally:
         hook.close()
         store.close()

@@ -68,6 +68,17 @@ def test_a_dispatched_case_arrives_with_its_chinese_category_intact(
         assert mail.raw.isascii()  # encoded words and base64: safe through any relay
 
 
+def test_an_engine_id_arrives_as_is_in_x_closedloop_id_and_readable_in_message_id(
+    receiver: SMTPReceiver,
+) -> None:
+    engine_id = "672f0a9c41d2/3/0/unit:water"  # the case, the event, the rule, the recipient
+    smtp(receiver).send(sample_notification(id=engine_id, recipient="role:dispatcher"))
+    (mail,) = receiver.mails
+    assert mail.message["X-Closedloop-Id"] == engine_id  # a receiver matches the outbox id
+    assert mail.message["Message-ID"] == "<672f0a9c41d2/3/0/unit=3Awater@city.example>"
+    assert not mail.message["Message-ID"].defects  # a valid RFC 5322 msg-id
+
+
 def test_a_long_chinese_subject_is_folded_and_decodes_intact(receiver: SMTPReceiver) -> None:
     subject = "【红牌预警】" + "人民路供水管道漏水，" * 12
     smtp(receiver).send(sample_notification(recipient="role:dispatcher", subject=subject))
@@ -267,6 +278,9 @@ def test_a_server_that_is_down_is_a_retryable_failure() -> None:
         ({"security": "tls"}, "security"),
         ({"username": "hotline", "password": "secret"}, "username"),
         ({"timeout": 0}, "timeout"),
+        ({"timeout": "5"}, "timeout"),
+        ({"addresses": 42}, "addresses"),
+        ({"addresses": {"unit:x": 7}}, "addresses['unit:x']"),
     ],
 )
 def test_unsafe_settings_are_refused(changes: dict[str, Any], field: str) -> None:

@@ -162,14 +162,14 @@ def test_during_a_rotation_either_secret_verifies(
     verify(request.headers, request.body, SECRET, now=at(request))
 
 
-def test_410_disables_the_endpoint(receiver: HTTPReceiver, notifier: WebhookNotifier) -> None:
-    receiver.script(410)
+def test_410_gives_up_on_that_message_only(
+    receiver: HTTPReceiver, notifier: WebhookNotifier
+) -> None:
+    receiver.script(410, 204)
     with pytest.raises(EndpointGone):
         notifier.send(sample_notification(id="ntf-1"))
-    assert notifier.disabled
-    with pytest.raises(EndpointGone):
-        notifier.send(sample_notification(id="ntf-2"))
-    assert len(receiver.requests) == 1  # the second send made no request
+    notifier.send(sample_notification(id="ntf-2"))  # a 410 disables no later message
+    assert [r.headers["webhook-id"] for r in receiver.requests] == ["ntf-1", "ntf-2"]
 
 
 @pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
@@ -202,7 +202,6 @@ def test_any_2xx_is_success(receiver: HTTPReceiver, notifier: WebhookNotifier, s
     (request,) = receiver.requests  # one attempt, not retried
     assert request.headers["webhook-id"] == "ntf-ok"
     verify(request.headers, request.body, [SECRET], now=at(request))
-    assert not notifier.disabled
     with pytest.raises(DeliveryFailed, match="500"):  # the next answer is judged afresh
         notifier.send(sample_notification(id="ntf-next"))
 
@@ -214,7 +213,6 @@ def test_other_statuses_are_retryable_failures(
     receiver.script(status)
     with pytest.raises(DeliveryFailed, match=str(status)):
         notifier.send(sample_notification())
-    assert not notifier.disabled
 
 
 def test_a_closed_port_is_a_retryable_failure() -> None:
@@ -361,6 +359,39 @@ def test_allow_hosts_admits_what_it_names_but_not_metadata_through_a_network() -
     WebhookNotifier("http://169.254.169.254/", secrets=SECRET, allow_hosts=["169.254.169.254"])
     with pytest.raises(UnsafeTarget, match="credentials"):
         WebhookNotifier("http://u:p@127.0.0.1/", secrets=SECRET, allow_hosts=LOOPBACK)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("https://[::1/", "https://[::1/"),  # an unclosed IPv6 bracket
+        ("https://u:p@[::1/hook?token=1", "https://[::1/hook"),
+        ("not-a-url", "not-a-url"),
+    ],
+)
+def test_a_malformed_url_is_refused_as_typed_showing_what_was_given(url: str, shown: str) -> None:
+    with pytest.raises(UnsafeTarget) as raised:
+        WebhookNotifier(url, secrets=SECRET)
+    assert raised.value.url == shown
+
+
+@pytest.mark.parametrize(
+    ("options", "field", "problem"),
+    [
+        ({"allow_hosts": ["10.0.0.0/33"]}, "allow_hosts[0]", "'10.0.0.0/33' is not a network"),
+        ({"allow_hosts": ["a.example", 42]}, "allow_hosts[1]", "got 42"),
+        ({"timeout": "5"}, "timeout", "must be a positive number of seconds, got '5'"),
+        ({"timeout": 0}, "timeout", "must be a positive number of seconds, got 0"),
+    ],
+)
+def test_malformed_options_are_validation_errors_naming_them(
+    options: dict[str, Any], field: str, problem: str
+) -> None:
+    with pytest.raises(ValidationError) as raised:
+        WebhookNotifier("https://example.org/hook", secrets=SECRET, **options)
+    ((named, said),) = raised.value.errors
+    assert named == field
+    assert problem in said
 
 
 @pytest.mark.parametrize(

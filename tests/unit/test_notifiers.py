@@ -20,6 +20,7 @@ from closedloop.errors import (
     DeliveryFailed,
     EndpointGone,
     NaiveDatetime,
+    NotifierUnusable,
     SignatureInvalid,
     ValidationError,
 )
@@ -132,6 +133,22 @@ def test_an_async_callback_is_refused() -> None:
 
     with pytest.raises(TypeError, match="synchronous"):
         CallbackNotifier(push)
+
+
+def test_a_callback_that_is_not_a_synchronous_function_is_a_typed_refusal() -> None:
+    async def push(notification: Notification) -> None:
+        return None
+
+    with pytest.raises(NotifierUnusable) as not_callable:
+        CallbackNotifier(42)  # type: ignore[arg-type]
+    with pytest.raises(NotifierUnusable) as not_sync:
+        CallbackNotifier(push)
+    assert (not_callable.value.what, not_callable.value.given) == (
+        "CallbackNotifier's function",
+        "an int",
+    )
+    assert not_sync.value.given == "the async function 'push'"
+    assert "a synchronous function" in not_sync.value.expected
 
 
 def test_a_callback_returning_an_awaitable_has_delivered_nothing() -> None:

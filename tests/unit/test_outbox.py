@@ -21,7 +21,7 @@ from closedloop.engine.ports import (
     OutboxMessage,
     WorkCalendar,
 )
-from closedloop.errors import DeliveryFailed, EndpointGone
+from closedloop.errors import DeliveryFailed, EndpointGone, NotifierUnusable, UnknownName
 from closedloop.testing import ManualClock
 from tests.cast import CITIZEN, DISPATCHER, WATER
 from tests.conftest import Backend
@@ -134,6 +134,11 @@ def test_a_gone_endpoint_is_not_retried(backend: Backend) -> None:
     clock.advance(days=1)
     assert engine.deliver() == DeliveryReport()
     assert inbox.received == []
+    (gone,) = engine.dead_letters()  # listed with the dead letters, and re-queued alike
+    assert (gone.status, gone.attempts) == ("disabled", 1)
+    engine.requeue(gone.id)
+    assert engine.deliver() == DeliveryReport(delivered=1)
+    assert [n.id for n in inbox.received] == [gone.id]
 
 
 def test_a_plain_exception_from_a_channel_is_recorded_and_retried(backend: Backend) -> None:
@@ -144,6 +149,84 @@ def test_a_plain_exception_from_a_channel_is_recorded_and_retried(backend: Backe
     assert engine.deliver().retried == 1
     clock.advance(hours=1)
     assert engine.deliver().delivered == 1
+
+
+class AsyncInbox:
+    """A channel written with ``async def send``: the outbox would never await it."""
+
+    async def send(self, notification: Notification) -> None:
+        raise RuntimeError("never runs")
+
+
+class SendsLater:
+    """A channel whose synchronous ``send`` hands back a coroutine it never awaits."""
+
+    def send(self, notification: Notification) -> object:
+        return AsyncInbox().send(notification)
+
+
+def test_what_cannot_be_a_channel_is_refused_when_the_engine_is_made() -> None:
+    def make(notifier: object) -> Engine:
+        return Engine(workflows.standard(), store=InMemoryStore(), notifier=notifier)  # type: ignore[arg-type]
+
+    refused = {}
+    for name, given in {
+        "async": AsyncInbox(),
+        "object": object(),
+        "dict": {"notify": 42},
+        "lambda": lambda n: None,
+        "class": Inbox,
+    }.items():
+        with pytest.raises(NotifierUnusable) as raised:
+            make(given)
+        assert "send(notification)" in raised.value.expected
+        refused[name] = (raised.value.what, raised.value.given)
+    assert refused == {
+        "async": ("notifier", "an AsyncInbox whose send is async def (it would never run, "
+                  "yet count as delivered)"),
+        "object": ("notifier", "an object with no send method"),
+        "dict": ("notifier['notify']", "an int with no send method"),
+        "lambda": ("notifier", "the function '<lambda>', which has no send method"),
+        "class": ("notifier", "the class Inbox, not an instance of it"),
+    }  # fmt: skip
+    with pytest.raises(UnknownName) as unknown:
+        make({"notfy": Inbox()})
+    assert (unknown.value.name, unknown.value.known) == ("notfy", ("notify",))
+    make({"notify": Inbox(), "*": Inbox()})  # the workflow's channel and the rest
+
+
+def test_a_send_that_returns_an_awaitable_has_delivered_nothing(backend: Backend) -> None:
+    clock = ManualClock()
+    engine = Engine(workflows.standard(), store=backend.fresh(), clock=clock,
+                    notifier=SendsLater(), retry=RetryPolicy(max_attempts=1))  # fmt: skip
+    dispatched(engine)
+    assert engine.deliver() == DeliveryReport(dead=1)
+    (dead,) = engine.dead_letters()
+    assert dead.last_error is not None
+    assert "send returned an awaitable, so nothing was sent" in dead.last_error
+
+
+class QuotingGateway:
+    """Fails every message to the reporter with an error quoting their contact data."""
+
+    def send(self, notification: Notification) -> None:
+        if notification.contact is not None:
+            contact = notification.contact
+            raise RuntimeError(
+                f"GET /sms?to={contact.phone}&name={contact.name} refused for {contact.email}"
+            )
+
+
+def test_a_stored_error_never_holds_the_reporters_contact_data(backend: Backend) -> None:
+    engine = engine_on(
+        backend.fresh(), ManualClock(), QuotingGateway(), retry=RetryPolicy(max_attempts=1)
+    )  # type: ignore[arg-type]
+    case = engine.trigger(dispatched(engine).id, "accept", by=WATER)
+    engine.trigger(case.id, "request_info", by=WATER, question="Which side of the road?")
+    assert engine.deliver() == DeliveryReport(delivered=1, dead=1)
+    (letter,) = engine.dead_letters()
+    assert letter.recipient == "reporter"
+    assert letter.last_error == "RuntimeError: GET /sms?to=***&name=*** refused for ***"
 
 
 def test_warnings_breach_and_escalation_are_told(backend: Backend) -> None:

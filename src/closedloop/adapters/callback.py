@@ -8,7 +8,7 @@ import logging
 from collections.abc import Callable
 
 from closedloop.engine.ports import Notification
-from closedloop.errors import DeliveryError, DeliveryFailed
+from closedloop.errors import DeliveryError, DeliveryFailed, NotifierUnusable
 
 __all__ = ["CallbackNotifier", "LoggingNotifier"]
 
@@ -29,17 +29,21 @@ class CallbackNotifier:
         fn: The host function; its return value is ignored.
 
     Raises:
-        TypeError: ``fn`` is not callable or is an ``async`` function.
+        NotifierUnusable: ``fn`` is not callable or is an ``async`` function.
     """
 
     def __init__(self, fn: Callable[[Notification], object]) -> None:
+        expected = (
+            "a synchronous function taking the notification and returning once the "
+            "message is accepted"
+        )
         if not callable(fn):
-            raise TypeError(f"CallbackNotifier needs a callable, not {type(fn).__name__}")
+            name = type(fn).__name__
+            given = f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
+            raise NotifierUnusable("CallbackNotifier's function", given, expected)
         if inspect.iscoroutinefunction(fn):
-            raise TypeError(
-                "CallbackNotifier needs a synchronous function; wrap async code so that it "
-                "returns once the message is accepted"
-            )
+            given = f"the async function {getattr(fn, '__name__', '?')!r}"
+            raise NotifierUnusable("CallbackNotifier's function", given, expected)
         self._fn = fn
 
     def send(self, notification: Notification) -> None:

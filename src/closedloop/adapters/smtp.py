@@ -36,7 +36,9 @@ AddressBook = Mapping[str, str | Iterable[str]] | Callable[[str], str | Iterable
 
 _PLAIN_ADDRESS = re.compile(r"[^\s@<>,;:\"()\[\]\\]+@[^\s@<>,;:\"()\[\]\\]+")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")
-_TOKEN = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_HEADER_SAFE = re.compile(r"[\x21-\x7e]{1,256}")
+_ATEXT = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]")
+_DOT_ATOM = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
 _REMEMBERED = 10_000
 
 
@@ -101,8 +103,20 @@ def _as_list(value: str | Iterable[str]) -> list[str]:
 def _checked_book(addresses: AddressBook) -> AddressBook:
     if callable(addresses):
         return addresses
+    if not isinstance(addresses, Mapping):
+        problem = (
+            "must be a mapping from logical recipient to address(es), or a function "
+            f"recipient -> address(es); got {type(addresses).__name__}"
+        )
+        raise ValidationError([("addresses", problem)], subject="SMTPNotifier addresses")
     problems: list[tuple[str, str]] = []
     for recipient, value in addresses.items():
+        if not isinstance(value, str) and not (
+            isinstance(value, Iterable) and all(isinstance(v, str) for v in value)
+        ):
+            problem = f"must be an address or a list of addresses; got {value!r}"
+            problems.append((f"addresses[{recipient!r}]", problem))
+            continue
         for index, text in enumerate(_as_list(value)):
             try:
                 plain_address(text)
@@ -160,8 +174,9 @@ class SMTPNotifier:
     recipient is looked up in ``addresses``. With ``bcc=False`` each address gets its
     own message (``To:`` that address); with ``bcc=True`` one message goes to all of
     them as blind copies (``To: undisclosed-recipients:;``), so no recipient learns the
-    others. Every message carries a ``Message-ID`` derived from the notification id
-    (the same on every retry) and ``Auto-Submitted: auto-generated``. The subject is
+    others. Every message carries the notification id in ``X-Closedloop-Id``, a
+    ``Message-ID`` made from it (both the same on every retry) and
+    ``Auto-Submitted: auto-generated``. The subject is
     sent as exactly its text, on one line: line breaks become spaces and encoded words
     in it are never decoded, so case data in a subject cannot add a header.
 
@@ -210,8 +225,8 @@ class SMTPNotifier:
             problems.append(
                 ("username", "a login over security='none' sends the password in clear")
             )
-        if not timeout > 0:
-            problems.append(("timeout", "must be a positive number of seconds"))
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
+            problems.append(("timeout", f"must be a positive number of seconds, got {timeout!r}"))
         if problems:
             raise ValidationError(problems, subject="SMTPNotifier settings")
         self._from, self._envelope_sender = _checked_sender(sender)
@@ -287,8 +302,8 @@ class SMTPNotifier:
         message["To"] = to if to is not None else "undisclosed-recipients:;"
         message["Subject"] = one_line(notification.subject)
         message["Date"] = formatdate(usegmt=True)
-        message["Message-ID"] = f"<{_token(notification.id)}@{self._domain}>"
-        message["X-Closedloop-Id"] = _token(notification.id)
+        message["Message-ID"] = f"<{_message_id_part(notification.id)}@{self._domain}>"
+        message["X-Closedloop-Id"] = _header_id(notification.id)
         message["Auto-Submitted"] = "auto-generated"
         body = notification.body
         message.set_content(body, charset="utf-8", cte=None if body.isascii() else "base64")
@@ -324,11 +339,28 @@ class SMTPNotifier:
         return DeliveryFailed(notification.channel, notification.id, reason)
 
 
-def _token(message_id: str) -> str:
-    """``message_id`` if it is safe inside a header, otherwise a digest of it."""
-    if _TOKEN.fullmatch(message_id):
+def _header_id(message_id: str) -> str:
+    """``message_id`` as it is (engine ids such as ``<case>/3/0/unit:water`` are), when
+    it is 1 to 256 printable ASCII characters without spaces; otherwise a digest of it."""
+    if _HEADER_SAFE.fullmatch(message_id):
         return message_id
-    return hashlib.sha256(message_id.encode("utf-8")).hexdigest()[:40]
+    return "sha256-" + hashlib.sha256(message_id.encode("utf-8")).hexdigest()[:40]
+
+
+def _message_id_part(message_id: str) -> str:
+    """The left part of ``Message-ID``: the id with every character outside RFC 5322's
+    dot-atom (``:``, ``=`` ...) written as ``=XX``, so it stays the same on every retry
+    and still reads as the id; a digest when the id is not printable ASCII."""
+    if not _HEADER_SAFE.fullmatch(message_id):
+        return _header_id(message_id)
+
+    def kept(c: str, dots: bool) -> str:
+        return c if (_ATEXT.fullmatch(c) and c != "=") or (dots and c == ".") else f"={ord(c):02X}"
+
+    part = "".join(kept(c, True) for c in message_id)
+    if _DOT_ATOM.fullmatch(part):
+        return part
+    return "".join(kept(c, False) for c in message_id)  # "a..b", ".a": every dot written
 
 
 def _describe(exc: BaseException) -> str:

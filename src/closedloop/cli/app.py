@@ -12,6 +12,7 @@ from closedloop.cli.deadlines import deadlines_app
 from closedloop.cli.definitions import diagram, validate
 from closedloop.cli.demo import demo
 from closedloop.cli.listing import cases
+from closedloop.cli.outbox import outbox_app
 from closedloop.cli.privacy import privacy_app
 from closedloop.cli.routing import gaps, route
 from closedloop.cli.serve import serve
@@ -39,6 +40,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(case_app, name="case")
 app.add_typer(deadlines_app, name="deadlines")
 app.add_typer(privacy_app, name="privacy")
+app.add_typer(outbox_app, name="outbox")
 
 
 def main() -> None:

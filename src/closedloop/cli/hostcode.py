@@ -18,6 +18,7 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import cast
 
+from closedloop.engine.delivery import notifier_problem
 from closedloop.engine.ports import Notifier
 from closedloop.engine.registry import Registry
 from closedloop.errors import HostCodeUnusable
@@ -31,11 +32,12 @@ def _cwd_first() -> None:
     sys.path.insert(0, here)
 
 
-def _attribute(spec: str, wanted: str) -> object:
-    """The object ``module:attr`` names (``attr`` may be dotted)."""
+def _attribute(spec: str, wanted: str, example: str) -> object:
+    """The object ``module:attr`` names (``attr`` may be dotted); ``example`` shows the
+    form in the error when ``spec`` lacks it."""
     module_name, colon, path = spec.partition(":")
     if not colon or not module_name or not path:
-        raise HostCodeUnusable(spec, wanted, "write it as module:attribute, e.g. potholes:REGISTRY")
+        raise HostCodeUnusable(spec, wanted, f"write it as module:attribute, e.g. {example}")
     _cwd_first()
     try:
         found: object = importlib.import_module(module_name)
@@ -58,19 +60,23 @@ def _import_failure(module_name: str, error: Exception) -> str:
     return f"importing {module_name!r} failed: {type(error).__name__}: {error}"
 
 
-def _built(spec: str, wanted: str, found: object, fits: Callable[[object], bool]) -> object:
-    """``found`` if it fits; else, if callable, what calling it with no arguments gives."""
-    if fits(found) and not isinstance(found, type):
+def _built(
+    spec: str, wanted: str, found: object, problem: Callable[[object], str | None]
+) -> object:
+    """``found`` if it fits (``problem`` answers ``None``); else, if callable, what
+    calling it with no arguments gives."""
+    if problem(found) is None and not isinstance(found, type):
         return found
     if not callable(found):
-        raise HostCodeUnusable(spec, wanted, f"it is a {type(found).__name__}")
+        raise HostCodeUnusable(spec, wanted, f"it is {problem(found)}")
     try:
         made = found()
     except Exception as broken:  # host code: a failing factory is reported
         reason = f"calling it failed: {type(broken).__name__}: {broken}"
         raise HostCodeUnusable(spec, wanted, reason) from None
-    if not fits(made):
-        raise HostCodeUnusable(spec, wanted, f"calling it gave a {type(made).__name__}")
+    wrong = problem(made)
+    if wrong is not None:
+        raise HostCodeUnusable(spec, wanted, f"calling it gave {wrong}")
     return made
 
 
@@ -81,22 +87,29 @@ def load_registry(spec: str) -> Registry:
         HostCodeUnusable: it cannot be imported, is missing or is not a registry.
     """
     wanted = "a Registry of guards and effects"
-    found = _built(spec, wanted, _attribute(spec, wanted), lambda o: isinstance(o, Registry))
+    found = _built(spec, wanted, _attribute(spec, wanted, "potholes:REGISTRY"), _registry_problem)
     return cast(Registry, found)
 
 
-def _is_notifier(candidate: object) -> bool:
-    return callable(getattr(candidate, "send", None))
+def _registry_problem(candidate: object) -> str | None:
+    if isinstance(candidate, Registry):
+        return None
+    name = type(candidate).__name__
+    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
 
 
 def load_notifier(spec: str) -> Notifier:
-    """The notifier (an object with ``send``) that ``spec`` names or makes.
+    """The notifier (an object with a synchronous ``send``) that ``spec`` names or makes.
 
     Raises:
-        HostCodeUnusable: it cannot be imported, is missing or has no ``send`` method.
+        HostCodeUnusable: it cannot be imported, is missing, has no ``send`` method or
+            its ``send`` is ``async def``.
     """
-    wanted = "a notifier (an object with a send(notification) method)"
-    return cast(Notifier, _built(spec, wanted, _attribute(spec, wanted), _is_notifier))
+    wanted = "a notifier (an object with a synchronous send(notification) method)"
+    return cast(
+        Notifier,
+        _built(spec, wanted, _attribute(spec, wanted, "channels:SMSChannel"), notifier_problem),
+    )
 
 
 def load_notifiers(specs: list[str]) -> Mapping[str, Notifier]:

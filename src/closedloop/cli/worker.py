@@ -73,10 +73,23 @@ def say(message: str) -> None:
 
 
 def _notifiers(
-    hosts: list[str], webhook: str | None, secret: str | None, allow: list[str]
+    hosts: list[str],
+    webhook: str | None,
+    secret: str | None,
+    allow: list[str],
+    workflow: Workflow,
 ) -> dict[str, Notifier]:
     """Notifiers by channel: the host's ``--notifier`` ones, then stdout or the webhook
-    for every other channel (``*``)."""
+    for every other channel (``*``). A channel the workflow's notification rules never
+    use is refused (a typo would otherwise send its messages to stdout)."""
+    known = sorted({rule.channel for rule in workflow.notifications})
+    for value in hosts:
+        channel, equals, _ = value.partition("=")
+        if equals and channel and channel != "*" and channel not in known:
+            fail(
+                f"--notifier {value}: workflow {workflow.name!r} has no channel {channel!r}; "
+                f"its channels: {', '.join(known) or 'none'}"
+            )
     channels = dict(load_notifiers(hosts))
     if "*" in channels:
         if webhook is not None:
@@ -149,9 +162,9 @@ def worker(
 ) -> None:
     """Apply due timers and deliver notifications until stopped (SIGTERM or Ctrl-C)."""
     key = _checkpoint_key(checkpoint_every, checkpoint_key)
-    channels = _notifiers(notifier or [], webhook, webhook_secret, allow_host or [])
-    zone = zone_of(timezone) if timezone is not None else None
     loaded = workflow_of(workflow, registry)
+    channels = _notifiers(notifier or [], webhook, webhook_secret, allow_host or [], loaded)
+    zone = zone_of(timezone) if timezone is not None else None
     if purge_every is not None and not loaded.retention:
         fail(
             f"--purge-every needs retention rules, and workflow {loaded.name!r} has none: "
@@ -169,6 +182,9 @@ def worker(
         store.close()
     for line in stuck_lines(engine):
         say(line)
+    failures = failure_line(running, url)
+    if failures:
+        say(failures)
     signed = f", {running.checkpoints} checkpoints signed" if checkpoint_every else ""
     n = running.purged
     purged = f", {n} {'case' if n == 1 else 'cases'} purged" if purge_every else ""
@@ -221,6 +237,21 @@ def stuck_lines(engine: Engine) -> list[str]:
         f"{s.attempts} {'attempt' if s.attempts == 1 else 'attempts'}): {one_line_text(s.detail)}"
         for s in engine.stuck_timers()
     ]
+
+
+def failure_line(running: Worker, url: str) -> str | None:
+    """How many delivery attempts failed, when any did: retried, dead, disabled, with
+    how to list them."""
+    counts = [
+        (running.retried, "failed attempts to retry", "failed attempt to retry"),
+        (running.dead, "dead letters", "dead letter"),
+        (running.disabled, "disabled (their endpoint is gone)", "disabled (its endpoint is gone)"),
+    ]
+    parts = [f"{n} {many if n != 1 else one}" for n, many, one in counts if n]
+    if not parts:
+        return None
+    listing = f"list them: closedloop outbox dead {url}"
+    return f"notifications not delivered: {', '.join(parts)} ({listing})"
 
 
 def one_line_text(text: str) -> str:

@@ -10,13 +10,15 @@ has its late outcome discarded by the store.
 
 from __future__ import annotations
 
+import inspect
 import random
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from closedloop.engine.model import ReporterContact
 from closedloop.engine.ports import (
     CaseStore,
     MessageBody,
@@ -25,7 +27,73 @@ from closedloop.engine.ports import (
     OutboxMessage,
     OutboxStatus,
 )
-from closedloop.errors import EndpointGone
+from closedloop.errors import DeliveryFailed, EndpointGone, NotifierUnusable, UnknownName
+
+NOTIFIER_EXPECTED = (
+    "an object with a synchronous send(notification) method that returns once the "
+    "message is accepted (wrap a function in closedloop.adapters.callback.CallbackNotifier)"
+)
+"""What a notification channel must be, as errors word it."""
+
+
+def notifier_problem(candidate: object) -> str | None:
+    """What ``candidate`` is, when it cannot be a notifier; ``None`` when it can.
+
+    A notifier has a ``send`` method that is not ``async def``: the outbox marks a
+    message delivered when ``send`` returns, and it never awaits a coroutine.
+    """
+    name = type(candidate).__name__
+    kind = f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
+    if isinstance(candidate, type):
+        return f"the class {candidate.__name__}, not an instance of it"
+    send = getattr(candidate, "send", None)
+    if send is None:
+        if inspect.isfunction(candidate) or inspect.ismethod(candidate):
+            return f"the function {getattr(candidate, '__name__', '?')!r}, which has no send method"
+        return f"{kind} with no send method"
+    if not callable(send):
+        return f"{kind} whose send is a {type(send).__name__}, not a method"
+    if inspect.iscoroutinefunction(send) or inspect.isasyncgenfunction(send):
+        return f"{kind} whose send is async def (it would never run, yet count as delivered)"
+    return None
+
+
+def checked_notifier(candidate: object, what: str = "notifier") -> Notifier:
+    """``candidate`` as a notifier.
+
+    Raises:
+        NotifierUnusable: it has no ``send`` method, or its ``send`` is ``async def``.
+    """
+    problem = notifier_problem(candidate)
+    if problem is not None:
+        raise NotifierUnusable(what, problem, NOTIFIER_EXPECTED)
+    return candidate  # type: ignore[return-value]
+
+
+def checked_channels(notifier: object, channels: Collection[str]) -> dict[str, Notifier]:
+    """Notifiers by channel name from ``Engine(notifier=...)``: one notifier serves
+    every channel (``"*"``); a mapping names channels of the workflow (``channels``)
+    and ``"*"`` for the rest.
+
+    Raises:
+        NotifierUnusable: a notifier is not one (see :func:`checked_notifier`), or a
+            mapping key is not text.
+        UnknownName: a mapping names a channel no notification rule of the workflow uses.
+    """
+    if notifier is None:
+        return {}
+    if not isinstance(notifier, Mapping):
+        return {"*": checked_notifier(notifier)}
+    found: dict[str, Notifier] = {}
+    for name, one in notifier.items():
+        if not isinstance(name, str):
+            raise NotifierUnusable(
+                "a key of notifier", f"a {type(name).__name__}", "a channel name (text)"
+            )
+        if name != "*" and name not in channels:
+            raise UnknownName("notification channel", name, channels)
+        found[name] = checked_notifier(one, f"notifier[{name!r}]")
+    return found
 
 
 class DeliveryOutcome(StrEnum):
@@ -135,14 +203,21 @@ class Deliverer:
         if message.attempts > self._policy.max_attempts:  # its worker died mid-send
             return self._finish(message, DeliveryOutcome.DEAD, "attempt limit reached")
         notifier = self._channels.get(message.channel) or self._channels.get("*")
+        sent: Notification | None = None
         try:
             if notifier is None:
                 raise LookupError(f"no notifier for channel {message.channel!r}")
-            notifier.send(self._notification(message))
+            sent = self._notification(message)
+            answer: object = notifier.send(sent)  # type: ignore[func-returns-value]
+            if inspect.isawaitable(answer):
+                _close(answer)
+                reason = "send returned an awaitable, so nothing was sent (send must not be async)"
+                raise DeliveryFailed(message.channel, message.id, reason)
         except EndpointGone as exc:
-            return self._finish(message, DeliveryOutcome.DISABLED, str(exc))
+            gone = masked(str(exc), sent.contact if sent else None)
+            return self._finish(message, DeliveryOutcome.DISABLED, gone)
         except Exception as exc:  # every failure is recorded and retried, never lost
-            error = f"{type(exc).__name__}: {exc}"
+            error = masked(f"{type(exc).__name__}: {exc}", sent.contact if sent else None)
             if message.attempts >= self._policy.max_attempts:
                 return self._finish(message, DeliveryOutcome.DEAD, error)
             wait = self._policy.delay(message.attempts, self._rng)
@@ -179,3 +254,28 @@ class Deliverer:
             attempt=message.attempts,
             contact=contact,
         )
+
+
+MASK = "***"
+"""What stands for a reporter's contact value in a stored error."""
+
+
+def masked(error: str, contact: ReporterContact | None) -> str:
+    """``error`` with the reporter's name, phone and email masked: a channel's error
+    may quote what it was given (a gateway URL with the phone number), and the outbox
+    stores the error while it never stores contact data."""
+    if contact is None:
+        return error
+    values = [contact.phone, contact.email, contact.name]
+    if contact.phone:
+        values.append("".join(c for c in contact.phone if c.isdigit()))
+    for value in sorted({v for v in values if v and len(v) >= 2}, key=len, reverse=True):
+        error = error.replace(value, MASK)
+    return error
+
+
+def _close(awaitable: object) -> None:
+    """Close a coroutine that will never be awaited (no "never awaited" warning)."""
+    close = getattr(awaitable, "close", None)
+    if callable(close):
+        close()

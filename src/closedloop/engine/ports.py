@@ -33,6 +33,11 @@ class IdempotencyRecord(BaseModel):
 
 OutboxStatus = Literal["pending", "delivered", "dead", "disabled"]
 
+UNDELIVERED: tuple[OutboxStatus, ...] = ("dead", "disabled")
+"""The statuses of messages given up on: ``dead`` (the attempt limit was reached) and
+``disabled`` (the endpoint said it is gone). They are listed as dead letters and may be
+re-queued."""
+
 
 class DuePoint(BaseModel):
     """A timer of a case: at ``due_at`` the engine applies one effect to the case.
@@ -477,14 +482,15 @@ class CaseStore(Protocol):
         ...
 
     def dead_letters(self, *, limit: int = 100) -> list[OutboxMessage]:
-        """Messages that reached their attempt limit, oldest first."""
+        """Messages given up on (status ``dead`` or ``disabled``: :data:`UNDELIVERED`),
+        oldest first."""
         ...
 
     def requeue(self, message_id: str, *, now: datetime) -> None:
-        """Put a dead letter back as pending with its attempts reset.
+        """Put a dead or disabled message back as pending with its attempts reset.
 
         Raises:
-            LookupError-derived ClosedLoopError: no such dead letter.
+            LookupError-derived ClosedLoopError: no such dead or disabled message.
         """
         ...
 

@@ -24,7 +24,7 @@ from closedloop.engine.clock import SystemClock, utc
 from closedloop.engine.context import Services
 from closedloop.engine.deadlines import Timekeeper
 from closedloop.engine.definition import Workflow
-from closedloop.engine.delivery import Deliverer, DeliveryReport, RetryPolicy
+from closedloop.engine.delivery import Deliverer, DeliveryReport, RetryPolicy, checked_channels
 from closedloop.engine.duties.responsibility_list import ResponsibilityList
 from closedloop.engine.model import (
     Actor,
@@ -93,7 +93,10 @@ class Engine:
             checkpoints of the audit heads (:meth:`checkpoint`); kept out of the store.
 
     Raises:
-        UnknownName: a clock of the workflow names a calendar not given here.
+        UnknownName: a clock of the workflow names a calendar not given here, or
+            ``notifier`` maps a channel no notification rule of the workflow uses.
+        NotifierUnusable: ``notifier`` (or one it maps) has no ``send`` method, or its
+            ``send`` is ``async def``.
         ValidationError: ``worker_id`` is not text of 1 to 1000 printable characters.
     """
 
@@ -138,9 +141,7 @@ class Engine:
             else arguments.identifier(worker_id, "worker_id")
         )
         self._lease = lease
-        channels = (
-            notifier if isinstance(notifier, Mapping) else {"*": notifier} if notifier else {}
-        )
+        channels = checked_channels(notifier, {rule.channel for rule in workflow.notifications})
         self._timers = TimerSweep(
             store, workflow, timekeeper, self._writer, owner=self._worker, lease=lease
         )
@@ -356,7 +357,9 @@ class Engine:
         return self._deliverer.deliver(at, batch=batch, should_stop=should_stop)
 
     def dead_letters(self, *, limit: int = 100) -> list[OutboxMessage]:
-        """Notifications that reached the attempt limit, oldest first."""
+        """Notifications given up on, oldest first: ``status`` ``"dead"`` (they reached
+        the attempt limit) or ``"disabled"`` (their endpoint answered that it is gone),
+        each with its ``attempts`` and ``last_error``."""
         return self._store.dead_letters(limit=arguments.count(limit, "limit"))
 
     def stuck_timers(self) -> list[StuckTimer]:
@@ -367,10 +370,11 @@ class Engine:
         return self._timers.stuck()
 
     def requeue(self, message_id: str) -> None:
-        """Put a dead letter back in the outbox with its attempts reset.
+        """Put a dead letter (dead or disabled) back in the outbox, due now, with its
+        attempts reset.
 
         Raises:
-            MessageNotFound: no dead letter with that id.
+            MessageNotFound: no dead or disabled message with that id.
         """
         message_id = arguments.identifier(message_id, "message_id")
         self._store.requeue(message_id, now=self._now())

@@ -128,6 +128,14 @@ class Worker:
         """Timers applied since the worker was made."""
         self.delivered = 0
         """Notifications delivered since the worker was made."""
+        self.retried = 0
+        """Failed attempts left for a later retry since the worker was made."""
+        self.dead = 0
+        """Notifications that became dead letters (the attempt limit) since the worker
+        was made."""
+        self.disabled = 0
+        """Notifications whose endpoint said it is gone (kept as ``disabled``) since the
+        worker was made."""
         self.checkpoints = 0
         """Checkpoints made since the worker was made."""
         self.purged = 0
@@ -181,6 +189,9 @@ class Worker:
         if self._deliver:
             deliveries = self._engine.deliver(batch=self._deliver_batch, should_stop=should_stop)
             self.delivered += deliveries.delivered
+            self.retried += deliveries.retried
+            self.dead += deliveries.dead
+            self.disabled += deliveries.disabled
         return WorkerRound(timers, deliveries, self._checkpoint(), self._purge())
 
     def _purge(self) -> PurgeReport | None:

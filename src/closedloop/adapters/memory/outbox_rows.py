@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from closedloop.engine.ports import OutboxMessage, OutboxStatus
+from closedloop.engine.ports import UNDELIVERED, OutboxMessage, OutboxStatus
 
 
 class OutboxRows:
@@ -93,16 +93,17 @@ class OutboxRows:
         return True
 
     def dead(self) -> list[OutboxMessage]:
-        """Messages finished as ``dead``, oldest first."""
+        """Messages finished as ``dead`` or ``disabled``, oldest first."""
         messages = map(OutboxMessage.model_validate_json, list(self._rows.values()))
         return sorted(
-            (m for m in messages if m.status == "dead"), key=lambda m: (m.created_at, m.id)
+            (m for m in messages if m.status in UNDELIVERED), key=lambda m: (m.created_at, m.id)
         )
 
     def requeue(self, message_id: str, now: datetime) -> bool:
-        """Make a dead letter pending again at ``now``; ``False`` if there is no such one."""
+        """Make a dead or disabled message pending again at ``now``; ``False`` if there
+        is no such one."""
         message = self.get(message_id)
-        if message is None or message.status != "dead":
+        if message is None or message.status not in UNDELIVERED:
             return False
         update = {"status": "pending", "attempts": 0, "next_attempt_at": now}
         self._rows[message_id] = message.model_copy(update=update).model_dump_json()

@@ -121,12 +121,13 @@ class MemoryRecords:
             return self._outbox.finish(message, status, error, retry_at)
 
     def dead_letters(self) -> list[OutboxMessage]:
-        """Messages finished as ``dead``, oldest first."""
+        """Messages finished as ``dead`` or ``disabled``, oldest first."""
         with self._lock:
             return self._outbox.dead()
 
     def requeue(self, message_id: str, now: datetime) -> bool:
-        """Make a dead letter pending again at ``now``; ``False`` if there is no such one."""
+        """Make a dead or disabled message pending again at ``now``; ``False`` if there is
+        no such one."""
         with self._lock:
             return self._outbox.requeue(message_id, now)
 

@@ -187,14 +187,15 @@ class InMemoryStore(CaseQueries, MemoryCheckpoints):
         return self._records.finish_outbox(message, status, error, retry_at)
 
     def dead_letters(self, *, limit: int = 100) -> list[OutboxMessage]:
-        """Messages finished as ``dead``, oldest first."""
+        """Messages finished as ``dead`` or ``disabled``, oldest first."""
         return self._records.dead_letters()[:limit]
 
     def requeue(self, message_id: str, *, now: datetime) -> None:
-        """Make a dead letter pending again, due at ``now``, with its attempts reset.
+        """Make a dead or disabled message pending again, due at ``now``, with its
+        attempts reset.
 
         Raises:
-            MessageNotFound: no dead letter has that id.
+            MessageNotFound: no dead or disabled message has that id.
         """
         now = utc(now, "now")
         if not self._records.requeue(message_id, now):

@@ -19,7 +19,7 @@ from sqlalchemy import Connection, Select, func, or_, select, update
 from closedloop.adapters.sqlalchemy import rows
 from closedloop.adapters.sqlalchemy.schema import cases, outbox
 from closedloop.engine.model import assembled
-from closedloop.engine.ports import OutboxMessage, OutboxStatus, TimerClaim
+from closedloop.engine.ports import UNDELIVERED, OutboxMessage, OutboxStatus, TimerClaim
 
 PENDING = "pending"
 _CLAIM_COLUMNS = (
@@ -149,10 +149,10 @@ def finish_outbox(
 
 
 def dead_letters(connection: Connection, *, limit: int) -> list[OutboxMessage]:
-    """Messages finished as ``dead``, oldest first."""
+    """Messages finished as ``dead`` or ``disabled``, oldest first."""
     dead = connection.execute(
         select(outbox)
-        .where(outbox.c.status == "dead")
+        .where(outbox.c.status.in_(UNDELIVERED))
         .order_by(outbox.c.created_at, outbox.c.id)
         .limit(limit)
     ).mappings()
@@ -160,10 +160,11 @@ def dead_letters(connection: Connection, *, limit: int) -> list[OutboxMessage]:
 
 
 def requeue(connection: Connection, message_id: str, *, now: datetime) -> bool:
-    """Make a dead letter pending at ``now`` with no attempts; ``False`` if there is none."""
+    """Make a dead or disabled message pending at ``now`` with no attempts; ``False`` if
+    there is none."""
     requeued = connection.execute(
         update(outbox)
-        .where(outbox.c.id == message_id, outbox.c.status == "dead")
+        .where(outbox.c.id == message_id, outbox.c.status.in_(UNDELIVERED))
         .values(status=PENDING, attempts=0, next_attempt_at=now)
     )
     return requeued.rowcount == 1

@@ -320,14 +320,15 @@ class SQLStore(CaseQueries, ShownCases, EventStream, SQLCheckpoints):
         )
 
     def dead_letters(self, *, limit: int = 100) -> list[OutboxMessage]:
-        """Messages finished as ``dead``, oldest first."""
+        """Messages finished as ``dead`` or ``disabled``, oldest first."""
         return self._read("list dead letters", lambda c: leases.dead_letters(c, limit=limit))
 
     def requeue(self, message_id: str, *, now: datetime) -> None:
-        """Put a dead letter back as pending, due at ``now``, with its attempts reset.
+        """Put a dead or disabled message back as pending, due at ``now``, with its
+        attempts reset.
 
         Raises:
-            MessageNotFound: no dead letter has that id.
+            MessageNotFound: no dead or disabled message has that id.
         """
         now = utc(now, "now")
         if not self._write("requeue a message", lambda c: leases.requeue(c, message_id, now=now)):

@@ -100,10 +100,25 @@ def _resolve(host: str, port: int) -> list[IPAddress]:
 
 
 def _shown(url: str) -> str:
-    """``url`` without credentials or query, fit for messages and logs."""
-    parts = urlsplit(url)
+    """``url`` without credentials or query, fit for messages and logs; a text that
+    does not parse as a URL is shown up to its query, without anything before an ``@``."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. "https://[::1/": an unclosed IPv6 bracket
+        head = url.split("?", 1)[0].split("#", 1)[0]
+        scheme, sep, rest = head.partition("://")
+        return f"{scheme}{sep}{rest.rpartition('@')[2]}" if sep else head.rpartition("@")[2]
+    if not parts.scheme or not parts.netloc:
+        return url.split("?", 1)[0].split("#", 1)[0].rpartition("@")[2]
     host = parts.netloc.rpartition("@")[2]
     return f"{parts.scheme}://{host}{parts.path}"
+
+
+def _netloc(url: str) -> str:
+    try:
+        return urlsplit(url).netloc
+    except ValueError:  # httpx accepted what urllib does not: judge the text after "//"
+        return url.partition("//")[2].split("/", 1)[0]
 
 
 def _parse(httpx_module: Any, url: str, allowance: Allowance) -> _Target:
@@ -114,7 +129,7 @@ def _parse(httpx_module: Any, url: str, allowance: Allowance) -> _Target:
         raise UnsafeTarget(shown, f"not a valid URL ({exc})") from exc
     if parsed.scheme not in ("http", "https") or not parsed.host:
         raise UnsafeTarget(shown, "only http:// and https:// URLs with a host are accepted")
-    if parsed.userinfo or "@" in urlsplit(url).netloc:
+    if parsed.userinfo or "@" in _netloc(url):
         raise UnsafeTarget(shown, "credentials (userinfo) in the URL are refused")
     return _Target(parsed, shown, allowance)
 
@@ -136,7 +151,8 @@ class WebhookNotifier:
     """Delivers notifications as signed JSON POST requests to one URL.
 
     Outcomes: a 2xx answer is success; 410 raises :class:`~closedloop.errors.EndpointGone`
-    and disables this notifier (later sends raise it again without a request); any
+    for that message, which the outbox then keeps as ``disabled`` with the dead letters
+    (the notifier itself stays usable: the next message is sent all the same); any
     other answer - 3xx included, redirects are never followed - and timeouts or
     connection errors raise :class:`~closedloop.errors.DeliveryFailed`.
 
@@ -182,8 +198,9 @@ class WebhookNotifier:
             import httpx
         except ImportError as exc:
             raise MissingDependency("httpx", "http", "WebhookNotifier") from exc
-        if not timeout > 0:
-            raise ValidationError([("timeout", "must be a positive number of seconds")])
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
+            given = f"got {timeout!r}"
+            raise ValidationError([("timeout", f"must be a positive number of seconds, {given}")])
         self._httpx = httpx
         self._keys = decode_secrets(secrets)
         self._timeout = float(timeout)
@@ -194,17 +211,11 @@ class WebhookNotifier:
         self._owns_client = client is None
         self._client = client or httpx.Client(follow_redirects=False, trust_env=False)
         self._clock: Clock = clock or SystemClock()
-        self._gone = False
 
     @property
     def url(self) -> str:
         """The target URL without credentials or query string."""
         return self._target.shown
-
-    @property
-    def disabled(self) -> bool:
-        """Whether the endpoint answered 410 Gone; every later send raises EndpointGone."""
-        return self._gone
 
     def send(self, notification: Notification) -> None:
         """POST one notification, signed for this attempt.
@@ -212,10 +223,9 @@ class WebhookNotifier:
         Raises:
             DeliveryFailed: not accepted this time (non-2xx, timeout, connection or
                 DNS failure, or the host now resolves to a refused address).
-            EndpointGone: the endpoint answered 410, now or earlier.
+            EndpointGone: the endpoint answered 410 (to this message: the next one
+                is sent all the same).
         """
-        if self._gone:
-            raise EndpointGone(notification.channel, self._target.shown)
         if not _HEADER_SAFE.fullmatch(notification.id):
             raise DeliveryFailed(
                 notification.channel, notification.id, "the id cannot be sent as webhook-id"
@@ -285,7 +295,6 @@ class WebhookNotifier:
         if 200 <= status < 300:
             return
         if status == 410:
-            self._gone = True
             raise EndpointGone(notification.channel, self._target.shown)
         if 300 <= status < 400:
             reason = f"answered {status}, a redirect; redirects are never followed"

@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
 
+from closedloop.errors import ValidationError
+
 __all__ = [
     "METADATA_ADDRESSES",
     "METADATA_HOSTS",
@@ -40,16 +42,26 @@ class Allowance:
 
     Args:
         entries: Host names, addresses or networks (``10.20.0.0/16``).
+
+    Raises:
+        ValidationError: an entry is not text, or has a ``/`` but is not a network
+            (``10.0.0.0/33``): a host name has none.
     """
 
     def __init__(self, entries: Iterable[str]) -> None:
         names: set[str] = set()
         networks: list[IPNetwork] = []
-        for entry in entries:
+        for position, entry in enumerate(entries):
+            if not isinstance(entry, str):
+                problem = f"must be a host name, an address or a network, got {entry!r}"
+                raise ValidationError([(f"allow_hosts[{position}]", problem)])
             text = entry.strip().lower().rstrip(".")
             try:
                 networks.append(ip_network(text.strip("[]"), strict=False))
-            except ValueError:
+            except ValueError as exc:
+                if "/" in text:
+                    problem = f"{entry!r} is not a network such as 10.20.0.0/16 ({exc})"
+                    raise ValidationError([(f"allow_hosts[{position}]", problem)]) from None
                 names.add(text)
         self.names = frozenset(names)
         self.networks = tuple(networks)

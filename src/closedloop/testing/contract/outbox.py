@@ -86,6 +86,26 @@ class OutboxContract(StoreFixtures):
         (again,) = store.claim_outbox(later, owner="w1", lease=LEASE, limit=10)
         assert (again.id, again.attempts) == ("m1", 1)
 
+    def test_disabled_messages_are_listed_with_dead_letters_and_can_be_requeued(
+        self, store: CaseStore
+    ) -> None:
+        post(store, message("m1", None), message("m2", None), message("m3", None))
+        m1, m2, m3 = store.claim_outbox(T0, owner="w1", lease=LEASE, limit=10)
+        store.finish_outbox(m1, status="disabled", error="410")
+        store.finish_outbox(m2, status="dead", error="500")
+        store.finish_outbox(m3, status="delivered")
+        assert [(m.id, m.status, m.last_error) for m in store.dead_letters()] == [
+            ("m1", "disabled", "410"),
+            ("m2", "dead", "500"),
+        ]
+        later = T0 + timedelta(days=1)
+        store.requeue("m1", now=later)
+        assert [m.id for m in store.dead_letters()] == ["m2"]
+        (again,) = store.claim_outbox(later, owner="w1", lease=LEASE, limit=10)
+        assert (again.id, again.attempts) == ("m1", 1)
+        with pytest.raises(MessageNotFound):
+            store.requeue("m3", now=later)  # delivered: nothing to requeue
+
     def test_requeueing_what_is_not_a_dead_letter_is_not_found(self, store: CaseStore) -> None:
         post(store, message("m1", None))
         with pytest.raises(MessageNotFound):
