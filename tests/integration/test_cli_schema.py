@@ -41,8 +41,8 @@ def test_every_command_that_opens_a_database_takes_schema() -> None:
         and "open_store(" in inspect.getsource(inspect.unwrap(command.callback))
     }
     assert sorted(opening) == [
-        "board", "case show", "cases", "deadlines recompute", "privacy purge", "serve",
-        "signals", "worker",
+        "board", "case show", "cases", "deadlines recompute", "outbox dead", "outbox requeue",
+        "privacy purge", "serve", "signals", "worker",
     ]  # fmt: skip
     for name, command in {**opening, "db upgrade": dict(_commands(root))["db upgrade"]}.items():
         options = {opt for param in command.params for opt in getattr(param, "opts", [])}

@@ -15,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-from closedloop.cli.database import open_store
+from closedloop.cli.database import SchemaOption, open_store
 from closedloop.cli.failures import fail, reported
 from closedloop.cli.output import console
 from closedloop.engine.ports import OutboxMessage
@@ -44,9 +44,10 @@ def dead(
     url: Annotated[str, typer.Argument(help="Database URL or SQLite file path.")],
     limit: Annotated[int, typer.Option(min=1, help="Show at most this many.")] = 100,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+    schema: SchemaOption = None,
 ) -> None:
     """List the dead letters (dead or disabled notifications), oldest first."""
-    store = open_store(url)
+    store = open_store(url, schema)
     try:
         letters = store.dead_letters(limit=limit)
     finally:
@@ -79,11 +80,12 @@ def requeue(
     every: Annotated[
         bool, typer.Option("--all", help="Re-queue every dead or disabled notification.")
     ] = False,
+    schema: SchemaOption = None,
 ) -> None:
     """Put a dead letter (or --all of them) back in the outbox, due now, attempts reset."""
     if (message_id is None) == (not every):
         fail("give the id of one dead letter, or --all (closedloop outbox dead lists them)")
-    store = open_store(url)
+    store = open_store(url, schema)
     now = datetime.now(UTC)
     try:
         if message_id is not None:
