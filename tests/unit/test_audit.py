@@ -147,3 +147,11 @@ def test_a_body_read_back_keeps_its_own_json_types_beside_a_lookalike_written_la
     written = json.loads(json.dumps(sql_rows.case_values(after)["body"]))
     assert written["attributes"] == {"flag": True}
     assert type(written["attributes"]["flag"]) is bool
+
+
+def test_a_zero_and_a_negative_zero_differ_as_their_json_does() -> None:
+    assert json.dumps([0.0, -0.0]) == "[0.0, -0.0]"
+    assert audit.differs(0.0, -0.0)
+    assert audit.differs({"deep": [{"x": -0.0}]}, {"deep": [{"x": 0.0}]})
+    assert not audit.differs(-0.0, -0.0 * 1)
+    assert not audit.differs({"x": [0.0, 2.5]}, {"x": [0.0, 2.5]})

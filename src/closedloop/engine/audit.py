@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -129,16 +130,20 @@ def note_body(case: Case, data: dict[str, JSON]) -> None:
 
 
 def differs(one: object, other: object) -> bool:
-    """Whether two JSON values differ, types included: ``==`` holds ``1``, ``1.0`` and
-    ``True`` equal (in dicts and lists too), and a change from one to another is a
-    change to record and to write. Values that are the same object, or unequal, are
-    told at once; only equal values of other objects are compared part by part."""
+    """Whether two JSON values differ, types and signs included: ``==`` holds ``1``,
+    ``1.0`` and ``True`` equal, and ``0.0`` and ``-0.0`` (in dicts and lists too), yet
+    their JSON differs, and a change from one to another is a change to record and to
+    write. Values that are the same object, or unequal, are told at once; only equal
+    values of other objects are compared part by part. (A NaN, unequal to itself, would
+    count as changed; none reaches here: payloads refuse it and a body holds ``null``
+    for it.)"""
     return one is not other and (one != other or not _same(one, other))
 
 
 def _same(one: object, other: object) -> bool:
-    """Whether two JSON values are the same, types included (``==`` holds ``1``,
-    ``1.0`` and ``True`` equal, and a body holding one must not pass for the other)."""
+    """Whether two JSON values are the same, types and signs included (``==`` holds
+    ``1``, ``1.0`` and ``True`` equal, and ``0.0`` and ``-0.0``, and a body holding one
+    must not pass for the other)."""
     if one is other:
         return True
     if type(one) is not type(other):
@@ -149,6 +154,9 @@ def _same(one: object, other: object) -> bool:
     if isinstance(one, list):
         assert isinstance(other, list)
         return len(one) == len(other) and all(map(_same, one, other))
+    if isinstance(one, float):
+        assert isinstance(other, float)
+        return one == other and (one != 0.0 or math.copysign(1.0, one) == math.copysign(1.0, other))
     return one == other
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 from datetime import datetime, timedelta, timezone
 
@@ -79,6 +80,32 @@ class CaseContract(StoreFixtures):
             case = new
         events = read(store, lambda tx: tx.get_events("c1"))
         assert [type(e.changes["attributes"]["n"]) for e in events] == [int, bool, float, int]
+        assert audit.verify_chain("c1", events, stored).ok
+
+    def test_a_zero_changed_to_negative_zero_is_recorded_and_written(
+        self, stores: StoreFactory
+    ) -> None:
+        # 0.0 == -0.0 in Python, yet their JSON differs (0.0, -0.0): a change from one
+        # to the other is recorded in the event and written, as any other change.
+        store = stores()
+        case, head = add(store, "c1", attributes={"x": 0.0, "deep": [0.0]})
+        for value in (-0.0, 0.0):
+            new, head = revise(case, head, at=head.at, attributes={"x": value, "deep": [value]})
+            assert head.changes == {"attributes": {"x": value, "deep": [value]}}
+            with store.transaction() as tx:
+                assert tx.get_case("c1") == case  # read first, as a command does
+                tx.update_case(new, case.version, head)
+                tx.commit()
+            for reader in (store, stores()):
+                stored = read(reader, lambda tx: tx.get_case("c1"))
+                signs = [
+                    math.copysign(1.0, v)
+                    for v in (stored.attributes["x"], *stored.attributes["deep"])
+                ]
+                assert signs == [math.copysign(1.0, value)] * 2
+            case = new
+        events = read(store, lambda tx: tx.get_events("c1"))
+        assert [str(e.changes["attributes"]["x"]) for e in events] == ["0.0", "-0.0", "0.0"]
         assert audit.verify_chain("c1", events, stored).ok
 
     def test_a_case_changed_by_its_writer_after_it_was_written_is_stored_as_written(
