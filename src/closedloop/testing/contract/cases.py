@@ -204,6 +204,29 @@ class CaseContract(StoreFixtures):
             assert tx.get_case("c1") == new
             assert tx.get_events("c1") == [event, second]
 
+    def test_an_event_changed_after_it_was_sealed_is_stored_as_it_is_when_written(
+        self, stores: StoreFactory
+    ) -> None:
+        # A store writes the event it is given as it is then, as a database row holds
+        # what was sent, whether or not its hash was computed before: the change is
+        # stored, and the trail's check sees that the event no longer matches its hash.
+        store = stores()
+        case, first = new_case("c1", attributes={"n": 1})
+        first.payload["list"][0] = True  # was 1: equal in Python, not in JSON
+        first.changes["attributes"]["n"] = 2
+        commit(store, lambda tx: tx.add_case(case, None, first))
+        new, second = revise(case, first, state="classified")
+        second.payload["note"] = object()
+        with pytest.raises(ClosedLoopError):
+            commit(store, lambda tx: tx.update_case(new, 1, second))
+        for reader in (store, stores()):
+            (stored,) = read(reader, lambda tx: tx.get_events("c1"))
+            assert stored.payload == {"note": "v1", "list": [True, "二"]}
+            assert type(stored.payload["list"][0]) is bool
+            assert stored.changes["attributes"] == {"n": 2}
+            report = audit.verify_chain("c1", [stored], read(reader, lambda tx: tx.get_case("c1")))
+            assert "event 1: content does not match its hash (it was changed)" in report.problems
+
     def test_events_come_back_in_order_with_their_chain(self, store: CaseStore) -> None:
         case, head = add(store, "c1")
         events = [head]
