@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Body, Depends, FastAPI, Header, Request, Response
+from fastapi import Body, Depends, FastAPI, Header, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from pydantic import BaseModel
+from starlette.routing import Match
 
 from closedloop import Actor, ClosedLoopError, Engine, ValidationError, workflows
 from closedloop.adapters.sqlalchemy import SQLStore
@@ -108,10 +110,27 @@ def create_app(engine: Engine) -> FastAPI:
         _trigger_route(app, engine, transition.name)
 
     @app.post("/cases/{case_id}/{name}", include_in_schema=False)
-    def undeclared(case_id: str, name: str, caller: Caller) -> None:
+    def undeclared(
+        case_id: str, name: str, _: Annotated[None, Depends(_no_other_route)], caller: Caller
+    ) -> None:
         engine.trigger(case_id, name, by=caller)  # refused: the workflow declares no such trigger
 
     return app
+
+
+def _no_other_route(request: Request) -> None:
+    """Answer 405 Method Not Allowed, with the methods it has, for a path that is a
+    route of other methods (``POST /cases/{id}/history``): no trigger, though the
+    catch-all route of undeclared triggers matches it. Checked before the caller's
+    headers, as the router checks a method."""
+    allowed = {
+        method
+        for route in request.app.router.routes
+        if isinstance(route, APIRoute) and route.matches(request.scope)[0] is Match.PARTIAL
+        for method in route.methods
+    }
+    if allowed:
+        raise HTTPException(405, headers={"Allow": ", ".join(sorted(allowed))})
 
 
 def _trigger_route(app: FastAPI, engine: Engine, trigger: str) -> None:

@@ -179,3 +179,19 @@ def test_the_example_refuses_a_body_key_that_is_no_field_of_the_trigger(
         ]
     assert example_http.get(path, headers=DISPATCHER).json()["version"] == 2
     assert len(example_http.get(f"{path}/history", headers=DISPATCHER).json()) == 2
+
+
+def test_the_example_answers_a_post_to_a_route_of_other_methods_with_405(
+    example_http: Any,
+) -> None:
+    case_id = reported(example_http)
+    for headers in (DISPATCHER, {}):  # the method is refused before who is asking
+        answer = example_http.post(f"/cases/{case_id}/history", json={}, headers=headers)
+        assert answer.status_code == 405, answer.text
+        assert answer.headers["Allow"] == "GET"
+    answer = example_http.put(f"/cases/{case_id}/classify", json={}, headers=DISPATCHER)
+    assert answer.status_code == 405
+    assert answer.headers["Allow"] == "POST"
+    assert len(example_http.get(f"/cases/{case_id}/history", headers=DISPATCHER).json()) == 1
+    answer = example_http.post(f"/cases/{case_id}/dispach", json={}, headers=DISPATCHER)
+    assert assert_problem(answer, 422)["errors"][0]["field"] == "name"

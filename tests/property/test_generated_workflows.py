@@ -162,8 +162,8 @@ FINISH = "transitions[0] (finish)"
             id="subtask-effect-without-guard",
         ),
         pytest.param(
-            {"fields": {"name": {"type": "text"}}},
-            ".fields.name: 'name' is an argument of Engine.trigger; name the field otherwise",
+            {"fields": {"by": {"type": "text"}}},
+            ".fields.by: 'by' is an argument of Engine.trigger; name the field otherwise",
             {"fields": {"who": {"type": "text"}}},
             {"who": "Li"},
             {"state": "done"},

@@ -12,6 +12,7 @@ from closedloop.adapters.sqlalchemy import rows as sql_rows
 from closedloop.engine import audit
 from closedloop.engine.audit import GENESIS, body, replay
 from closedloop.engine.model import BODY_EXCLUDE, AuditEvent, replaced, to_stored
+from closedloop.testing.contract.base import new_case, revise
 from tests.cast import CITIZEN, DISPATCHER, STREET, WATER
 
 
@@ -147,3 +148,87 @@ def test_a_body_read_back_keeps_its_own_json_types_beside_a_lookalike_written_la
     written = json.loads(json.dumps(sql_rows.case_values(after)["body"]))
     assert written["attributes"] == {"flag": True}
     assert type(written["attributes"]["flag"]) is bool
+
+
+def test_a_zero_and_a_negative_zero_differ_as_their_json_does() -> None:
+    assert json.dumps([0.0, -0.0]) == "[0.0, -0.0]"
+    assert audit.differs(0.0, -0.0)
+    assert audit.differs({"deep": [{"x": -0.0}]}, {"deep": [{"x": 0.0}]})
+    assert not audit.differs(-0.0, -0.0 * 1)
+    assert not audit.differs({"x": [0.0, 2.5]}, {"x": [0.0, 2.5]})
+
+
+def test_what_a_host_changes_in_the_events_and_cases_it_gets_changes_nothing_kept(
+    engine: Engine,
+) -> None:
+    case = engine.report(
+        CITIZEN,
+        description="Burst pipe",
+        location={"address": "9 Pine Rd", "area": "D1.S1.C1"},
+        media=[{"url": "https://x.test/1.jpg", "content_type": "image/jpeg", "sha256": "0" * 64}],
+    )
+    case = engine.trigger(case.id, "classify", by=DISPATCHER, category="01.02")
+    case = engine.trigger(case.id, "dispatch", by=DISPATCHER, unit="water", co_units=["street_s1"])
+    kept = [event.model_dump() for event in engine.history(case.id)]
+    for event in engine.history(case.id):
+        event.changes["state"] = "changed"
+        event.changes.setdefault("attributes", {})["host"] = 1
+        for value in (*event.changes.values(), *event.payload.values()):
+            if isinstance(value, dict):
+                value["host"] = 1
+            if isinstance(value, list) and value and isinstance(value[0], dict):
+                value[0]["url"] = "https://changed.test/"
+        event.payload["host"] = 1
+    case.attributes["host"] = [1]
+    case.counters["host"] = 1
+    assert [event.model_dump() for event in engine.history(case.id)] == kept
+    assert engine.verify(case.id).ok
+    again = engine.trigger(case.id, "accept", by=WATER, idempotency_key="k1")
+    again.attributes["host"] = 2
+    assert (
+        "host" not in engine.trigger(case.id, "accept", by=WATER, idempotency_key="k1").attributes
+    )
+    case = engine.trigger(case.id, "request_info", by=WATER, question="Which drain?")
+    changes = engine.history(case.id)[-1].changes  # against the case as written
+    assert "host" not in json.dumps(changes)
+    assert changes["attributes"] == {**case.recorded(), "question": "Which drain?"}
+    assert "host" not in case.attributes
+    assert "host" not in case.counters
+    assert engine.verify(case.id).ok
+
+
+def test_a_sealed_event_shares_nothing_with_the_bodies_kept_for_the_next_command() -> None:
+    case, first = new_case("c1", attributes={"tags": ["a"]})
+    second_case, _ = revise(case, first, attributes={"tags": ["a", "b"], "deep": {"n": 1}})
+    event = audit.seal(
+        case_id="c1",
+        seq=2,
+        at=second_case.updated_at,
+        actor="host",
+        role=None,
+        trigger="revise",
+        from_state="reported",
+        to_state="reported",
+        payload={"nested": {"tags": ["a"]}},
+        reason=None,
+        changes=audit.changes(case, second_case),
+        prev_hash=first.hash,
+    )
+    event.changes["attributes"]["tags"].append("host")
+    event.changes["attributes"]["deep"]["n"] = 2
+    assert audit.body(second_case)["attributes"] == {"tags": ["a", "b"], "deep": {"n": 1}}
+    third, _ = revise(second_case, event, attributes={"tags": ["a", "b"], "deep": {"n": 1}})
+    assert "attributes" not in audit.changes(second_case, third)
+    assert audit.hashed_json(event) is None  # changed since it was sealed: encoded anew
+
+
+def test_the_bodies_kept_are_those_used_last() -> None:
+    cases = [new_case(f"c{n}")[0] for n in range(audit._KEPT_BODIES + 1)]
+    first = audit.body(cases[0])
+    for case in cases[1:-1]:
+        audit.body(case)
+    assert audit.body(cases[0]) is first  # used again: now the last to go
+    audit.body(cases[-1])
+    assert audit.known_body(cases[0]) is first
+    assert audit.known_body(cases[1]) is None  # the least recently used went
+    assert len(audit._BODIES) == len(audit._WRITTEN) == audit._KEPT_BODIES

@@ -17,8 +17,10 @@ from closedloop import (
     ValidationError,
     Workflow,
 )
+from closedloop.adapters.memory import InMemoryStore
 from closedloop.engine.reading import Criteria
 from closedloop.errors import InvalidResponsibilityList, InvalidWorkflow
+from closedloop.testing.clock import ManualClock
 from tests.cast import CITIZEN, DISPATCHER
 
 STANDARD_YAML = Path(closedloop.workflows.__file__).with_name("standard.yaml")
@@ -105,7 +107,7 @@ def test_payload_keys_are_checked_as_trigger_checks_them(memory_engine: Engine) 
     assert unknown.value.fields == ("name",)
 
 
-@pytest.mark.parametrize("field", ["by", "expected_version", "idempotency_key", "case_id"])
+@pytest.mark.parametrize("field", ["by", "expected_version", "idempotency_key", "self"])
 def test_a_workflow_field_named_like_an_argument_of_trigger_is_refused(field: str) -> None:
     data = yaml.safe_load(STANDARD_YAML.read_text(encoding="utf-8"))
     data["transitions"][0]["fields"][field] = {"type": "text"}
@@ -115,6 +117,20 @@ def test_a_workflow_field_named_like_an_argument_of_trigger_is_refused(field: st
         f"transitions[0] (classify).fields.{field}: {field!r} is an argument of "
         "Engine.trigger; name the field otherwise",
     )
+
+
+def test_a_workflow_field_named_like_a_positional_argument_of_trigger_is_a_field(
+    clock: ManualClock,
+) -> None:
+    data = yaml.safe_load(STANDARD_YAML.read_text(encoding="utf-8"))
+    data["transitions"][0]["fields"].update(case_id={"type": "text"}, name={"type": "text"})
+    engine = Engine(Workflow.from_dict(data), store=InMemoryStore(), clock=clock)
+    case = engine.report(CITIZEN, description="Burst pipe", location="9 Pine Rd")
+    fields = {"category": "01.01", "case_id": "ref-7", "name": "Pine Rd main"}
+    classified = engine.trigger(case.id, "classify", by=DISPATCHER, **fields)
+    assert (classified.id, classified.state) == (case.id, "classified")
+    assert engine.history(case.id)[-1].payload == {**fields, "urgency": "normal"}
+    assert engine.workflow.payload_schema("classify")["properties"].keys() >= {"case_id", "name"}
 
 
 # -- misspelt query criteria -------------------------------------------------------------

@@ -14,9 +14,11 @@ from pathlib import Path
 from types import MappingProxyType
 
 import pytest
+import yaml
 
 import closedloop
-from closedloop import Actor, ValidationError
+import closedloop.workflows
+from closedloop import Actor, Engine, ValidationError, Workflow
 from closedloop.adapters.memory import InMemoryStore
 from closedloop.engine.calendars import chinese_office_hours
 from closedloop.metrics import Period, compute
@@ -32,6 +34,7 @@ from closedloop.simulation.district import FILES, YUNSHAN
 from closedloop.simulation.habits import Dice
 from closedloop.simulation.stage import Agenda, Story
 
+STANDARD_YAML = Path(closedloop.workflows.__file__).with_name("standard.yaml")
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "district"
 
 BUSY = Habits(
@@ -344,3 +347,35 @@ def test_the_demo_signals_flag_exactly_the_units_with_a_simulated_habit(seed: in
         "deadline_hugging", "ping_pong", "ping_pong_pair", "misrouting"
     }  # fmt: skip
     assert others == set(), [row.reason for row in report.flags]
+
+
+def test_a_trigger_field_may_have_any_name_the_stage_takes_for_its_own() -> None:
+    data = yaml.safe_load(STANDARD_YAML.read_text(encoding="utf-8"))
+    classify = next(t for t in data["transitions"] if t["name"] == "classify")
+    for name in ("moves", "story", "actor", "trigger", "fields"):
+        classify["fields"][name] = {"type": "text"}
+    simulation = Simulation(InMemoryStore(), days=1, seed=1)
+    engine = Engine(Workflow.from_dict(data), store=InMemoryStore(), clock=simulation.clock)
+    stage = replace(simulation.stage, engine=engine)
+    dispatcher = simulation.district.cast.dispatcher
+    citizen = Actor("citizen-x")
+    case = engine.report(citizen, description="x", location={"area": "D1.S1.C1"})
+    story = Story(case.id, citizen, "D1.S1.C1", "01.01", "normal")
+    fields = {"category": "01.01", "moves": "m", "fields": "f"}
+    classified = stage.act(story, dispatcher, "classify", fields, story="s", actor="a", trigger="t")
+    assert classified is not None
+    assert classified.state == "classified"
+    assert engine.history(case.id)[-1].payload == {
+        "category": "01.01",
+        "urgency": "normal",
+        "moves": "m",
+        "fields": "f",
+        "story": "s",
+        "actor": "a",
+        "trigger": "t",
+    }
+    assert story.step == 1  # moves=True, the stage's own default
+    with pytest.raises(TypeError, match="'unit' in fields and as a keyword"):
+        stage.act(story, dispatcher, "dispatch", {"unit": "water"}, unit="power")
+    assert stage.act(story, dispatcher, "dispatch", {"unit": "water"}, moves=False) is not None
+    assert story.step == 1

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -36,6 +38,7 @@ from closedloop.engine.model import (
     Seal,
     assembled,
     from_stored,
+    thawed,
     to_stored,
 )
 from closedloop.errors import StoreError
@@ -84,9 +87,9 @@ def body(case: Case) -> dict[str, JSON]:
     asked about are kept: the same (frozen) case gives the same dict, which callers
     read and never change.
     """
-    found = _BODIES.get(id(case))
-    if found is not None and found[0] is case:
-        return found[1]
+    found = _kept(case)
+    if found is not None:
+        return found
     data = to_stored(case, exclude=BODY_EXCLUDE)
     _keep(case, data)
     return data
@@ -117,8 +120,7 @@ def same_body(case: Case, copy: Case) -> None:
 def known_body(case: Case) -> dict[str, JSON] | None:
     """The body of ``case`` when it is known already (computed, or noted by
     :func:`read_body` or :func:`note_body`); ``None`` otherwise. Nothing is computed."""
-    found = _BODIES.get(id(case))
-    return found[1] if found is not None and found[0] is case else None
+    return _kept(case)
 
 
 def note_body(case: Case, data: dict[str, JSON]) -> None:
@@ -129,43 +131,79 @@ def note_body(case: Case, data: dict[str, JSON]) -> None:
 
 
 def differs(one: object, other: object) -> bool:
-    """Whether two JSON values differ, types included: ``==`` holds ``1``, ``1.0`` and
-    ``True`` equal (in dicts and lists too), and a change from one to another is a
-    change to record and to write. Values that are the same object, or unequal, are
-    told at once; only equal values of other objects are compared part by part."""
+    """Whether two JSON values differ, types and signs included: ``==`` holds ``1``,
+    ``1.0`` and ``True`` equal, and ``0.0`` and ``-0.0`` (in dicts and lists too), yet
+    their JSON differs, and a change from one to another is a change to record and to
+    write. Values that are the same object, or unequal, are told at once; only equal
+    values of other objects are compared part by part. (A NaN, unequal to itself, would
+    count as changed; none reaches here: payloads refuse it and a body holds ``null``
+    for it.)"""
     return one is not other and (one != other or not _same(one, other))
 
 
 def _same(one: object, other: object) -> bool:
-    """Whether two JSON values are the same, types included (``==`` holds ``1``,
-    ``1.0`` and ``True`` equal, and a body holding one must not pass for the other)."""
+    """Whether two JSON values are the same, types and signs included (``==`` holds
+    ``1``, ``1.0`` and ``True`` equal, and ``0.0`` and ``-0.0``, and a body holding one
+    must not pass for the other)."""
     if one is other:
         return True
     if type(one) is not type(other):
         return False
+    # The parts of a copy are mostly the very same objects (text, numbers): told apart
+    # from the others here, without a call each.
     if isinstance(one, dict):
         assert isinstance(other, dict)
-        return one.keys() == other.keys() and all(_same(v, other[k]) for k, v in one.items())
+        if one.keys() != other.keys():
+            return False
+        for key, value in one.items():
+            item = other[key]
+            if value is not item and not _same(value, item):
+                return False
+        return True
     if isinstance(one, list):
         assert isinstance(other, list)
-        return len(one) == len(other) and all(map(_same, one, other))
+        if len(one) != len(other):
+            return False
+        for value, item in zip(one, other, strict=True):
+            if value is not item and not _same(value, item):
+                return False
+        return True
+    if isinstance(one, float):
+        assert isinstance(other, float)
+        return one == other and (one != 0.0 or math.copysign(1.0, one) == math.copysign(1.0, other))
     return one == other
 
 
 def _keep(case: Case, data: dict[str, JSON]) -> None:
-    if len(_BODIES) >= _KEPT_BODIES:
-        _BODIES.clear()
-        _WRITTEN.clear()
-    _BODIES[id(case)] = (case, data)
+    """Keep ``data`` as the body of ``case``; when full, the body used least recently
+    goes (with its entry by case id and version, unless a later body took that)."""
+    key = id(case)
+    _BODIES[key] = (case, data)
+    _BODIES.move_to_end(key)
     _WRITTEN[(case.id, case.version)] = data
+    if len(_BODIES) > _KEPT_BODIES:
+        _, (gone, body_gone) = _BODIES.popitem(last=False)
+        written = (gone.id, gone.version)
+        if _WRITTEN.get(written) is body_gone:
+            del _WRITTEN[written]
+
+
+def _kept(case: Case) -> dict[str, JSON] | None:
+    """The body kept for ``case`` (now the last to go), or ``None``."""
+    key = id(case)
+    found = _BODIES.get(key)
+    if found is None or found[0] is not case:
+        return None
+    _BODIES.move_to_end(key)
+    return found[1]
 
 
 _KEPT_BODIES = 64
-_BODIES: dict[int, tuple[Case, dict[str, JSON]]] = {}
-"""The bodies of recent cases by the case's id(); the case is kept with its body so the
-id cannot be reused while the entry lives."""
+_BODIES: OrderedDict[int, tuple[Case, dict[str, JSON]]] = OrderedDict()
+"""The bodies of recent cases by the case's id(), least recently used first; the case is
+kept with its body so the id cannot be reused while the entry lives."""
 _WRITTEN: dict[tuple[str, int], dict[str, JSON]] = {}
-"""The same bodies by case id and version."""
+"""The same bodies by case id and version (at most one for each entry above)."""
 
 
 def changes(before: Case | None, after: Case) -> dict[str, JSON]:
@@ -182,9 +220,9 @@ def _body_after(before: Case, old: dict[str, JSON], after: Case) -> dict[str, JS
     """The body of ``after``, a case made from ``before`` (whose body is ``old``) by
     replacing some of its fields: the fields it shares with ``before`` (the very same
     values) are taken from ``old``, only the others encoded."""
-    found = _BODIES.get(id(after))
-    if found is not None and found[0] is after:
-        return found[1]
+    found = _kept(after)
+    if found is not None:
+        return found
     was, now = before.__dict__, after.__dict__
     kept = {name for name in _BODY_FIELDS if was.get(name) is now.get(name)}
     if not kept.issuperset(RECORD_FIELDS):
@@ -220,7 +258,9 @@ def seal(
 
     The engine made every value (its instant, its payload checked, its changes from
     the bodies), so the event is assembled as validation would give it, without
-    validating: ``at`` in UTC, and dicts of its own.
+    validating: ``at`` in UTC, and dicts of its own: its changes share no dict or list
+    with the bodies kept for the next command, nor with the data :func:`hashed_json`
+    gives a store, so that what a holder of the event changes in it reaches neither.
     """
     fields: dict[str, Any] = {
         "case_id": case_id,
@@ -242,20 +282,34 @@ def seal(
     data = _hashed(event)
     # Not shown to anyone before its hash is in: set in place, not copied.
     fields["hash"] = hashlib.sha256(canonical_json(data)).hexdigest()
-    if not event.sealed:
-        if len(_HASHED) >= _KEPT_BODIES:
-            _HASHED.clear()
-        _HASHED[id(event)] = (event, data)
+    if event.sealed:
+        fields["changes"] = thawed(fields["changes"])
+        return event
+    # ``changes`` holds values of the bodies kept for the next command (see
+    # :func:`changes`), which nothing done to the event may change: the event takes the
+    # copy encoding made of them (JSON data as they are), the kept data the values.
+    fields["changes"], data["changes"] = data["changes"], fields["changes"]
+    if len(_HASHED) >= _KEPT_BODIES:
+        _HASHED.clear()
+    _HASHED[id(event)] = (event, data)
     return event
 
 
 def hashed_json(event: AuditEvent) -> dict[str, JSON] | None:
     """The JSON data of ``event``'s fields as its hash was computed over them (``hash``
     and ``sealed`` aside), for an event without sealed fields that :func:`seal` made
-    lately; ``None`` otherwise. A store writing the event reads its JSON fields from
-    it rather than encoding them again; callers never change it."""
+    lately and whose payload and changes still hold those data, types and signs
+    included (:func:`differs`); ``None`` otherwise. A store writing the event reads its
+    JSON fields from it rather than encoding them again, so every store writes an event
+    as it is when written, changed since it was sealed or not; callers never change
+    it."""
     found = _HASHED.get(id(event))
-    return found[1] if found is not None and found[0] is event else None
+    if found is None or found[0] is not event:
+        return None
+    data = found[1]
+    if differs(event.changes, data["changes"]) or differs(event.payload, data["payload"]):
+        return None
+    return data
 
 
 _HASHED: dict[int, tuple[AuditEvent, dict[str, JSON]]] = {}

@@ -426,12 +426,12 @@ def unshared(case: Case, update: Mapping[str, Any] | None = None) -> Case:
     """
     fields = case.__dict__.copy()
     fields["counters"] = dict(fields["counters"])
-    fields["attributes"] = _thawed(fields["attributes"])
+    fields["attributes"] = thawed(fields["attributes"])
     for name in ("extension_request", "suspension_request"):
         request = fields[name]
         if request is not None and request.__pydantic_extra__:
             request = replaced(request, {})
-            _set(request, "__pydantic_extra__", _thawed(request.__pydantic_extra__))
+            _set(request, "__pydantic_extra__", thawed(request.__pydantic_extra__))
             fields[name] = request
     given = set(case.__pydantic_fields_set__)  # as in ``case``
     if update:
@@ -445,12 +445,29 @@ def unshared(case: Case, update: Mapping[str, Any] | None = None) -> Case:
     return copied
 
 
-def _thawed(value: Any) -> Any:
+def unshared_event(event: AuditEvent) -> AuditEvent:
+    """``event`` holding copies of its payload and changes, all the way down, and of its
+    seals' mapping (the seals themselves are frozen): an event a store keeps is handed
+    out so, as :func:`unshared` hands out a case. Its fields count as given as in
+    ``event``."""
+    fields = event.__dict__.copy()
+    fields["payload"] = thawed(fields["payload"])
+    fields["changes"] = thawed(fields["changes"])
+    fields["sealed"] = dict(fields["sealed"])
+    copied = object.__new__(type(event))
+    _set(copied, "__dict__", fields)
+    _set(copied, "__pydantic_extra__", _copy_extra(event.__pydantic_extra__))
+    _set(copied, "__pydantic_fields_set__", set(event.__pydantic_fields_set__))
+    _set(copied, "__pydantic_private__", None)
+    return copied
+
+
+def thawed(value: Any) -> Any:
     """A copy of JSON data whose dicts and lists are new ones."""
     if isinstance(value, dict):
-        return {key: _thawed(item) for key, item in value.items()}
+        return {key: thawed(item) for key, item in value.items()}
     if isinstance(value, list):
-        return [_thawed(item) for item in value]
+        return [thawed(item) for item in value]
     return value
 
 

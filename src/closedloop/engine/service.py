@@ -35,6 +35,7 @@ from closedloop.engine.model import (
     ReporterContact,
     replaced,
     unshared,
+    unshared_event,
 )
 from closedloop.engine.ports import (
     CaseStore,
@@ -549,7 +550,8 @@ class Engine:
         return self._reader.facets(self._reader.criteria(viewer, **checked), by)
 
     def history(self, case_id: str, *, viewer: Actor | None = None) -> list[AuditEvent]:
-        """The audit events of the case, oldest first.
+        """The audit events of the case, oldest first: copies of their own, which the
+        caller may change without changing the trail.
 
         Args:
             viewer: When given, the case must be visible to this actor.
@@ -566,7 +568,10 @@ class Engine:
             elif self._stored(tx, case_id) is None:
                 raise CaseNotFound(case_id)
             with arguments.reading(f"audit trail of case {case_id!r}", case_id):
-                return tx.get_events(case_id)
+                events = tx.get_events(case_id)
+        # Copies of their own: a store may hand out the events it keeps (the in-memory
+        # store does), and the caller may change what it gets.
+        return [unshared_event(event) for event in events]
 
     def verify(self, case_id: str) -> audit.AuditReport:
         """Check the case's audit chain, that replaying it gives the stored case, that

@@ -164,6 +164,9 @@ class TransitionSpec(_Definition):
     dest: str = Field(alias="to", min_length=1)
     roles: tuple[str, ...] = Field(min_length=1)
     fields: dict[str, FieldSpec] = Field(default_factory=dict)
+    """The payload's fields by name; ``by``, ``expected_version``, ``idempotency_key`` and
+    ``self`` are arguments of ``Engine.trigger``, no field names (``case_id`` and
+    ``name`` may be)."""
     sets: dict[str, str] = Field(default_factory=dict)
     """Case attribute to set ← payload field supplying the value."""
     marks: dict[str, str | int | float | bool | None] = Field(default_factory=dict)

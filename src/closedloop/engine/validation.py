@@ -38,10 +38,11 @@ RECORDS = frozenset(
 FLAGS = frozenset({"final_assignment"})
 """Settable case fields that ``marks`` sets to ``true`` or clears with ``null``."""
 TEXT_TYPES = frozenset({"code", "choice", "text"})
-RESERVED_FIELDS = frozenset(
-    {"by", "expected_version", "idempotency_key", "case_id", "name", "self"}
-)
-"""Field names that would collide with the arguments of ``Engine.trigger``."""
+RESERVED_FIELDS = frozenset({"by", "expected_version", "idempotency_key", "self"})
+"""Field names that would collide with the arguments of ``Engine.trigger``: its keyword
+arguments, and ``self``, which Python binds by name too. ``case_id`` and ``name`` are
+positional only, so a payload may hold keys of those names (``Engine.report`` takes no
+payload, so it reserves nothing)."""
 EFFECT_NEEDS: dict[str, tuple[str, ...]] = {
     "route": ("routable",),
     "complete_subtask": ("has_active_subtask",),

@@ -19,7 +19,7 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -170,17 +170,38 @@ class Stage:
         self.agenda.push(max(at, self.now), play)
 
     def act(
-        self, story: Story, actor: Actor, trigger: str, *, moves: bool = True, **payload: Any
+        self,
+        story: Story,
+        actor: Actor,
+        trigger: str,
+        fields: Mapping[str, Any] | None = None,
+        /,
+        *,
+        moves: bool = True,
+        **payload: Any,
     ) -> Case | None:
         """Fire ``trigger`` as ``actor``; ``None`` (counted) when the engine refuses it.
+
+        The first four arguments are positional, so a trigger's field may have any name:
+        ``story``, ``actor`` and ``trigger`` are fields when given as keywords, and a
+        field named ``moves`` goes in ``fields``.
 
         Args:
             story: The case's notes.
             actor: Who acts.
             trigger: The trigger to fire.
+            fields: The trigger's fields, as a mapping (any names).
             moves: The command moves the case on (drops actions planned before it).
-            payload: The trigger's fields.
+            payload: The trigger's fields, as keywords (``moves`` aside), with ``fields``.
+
+        Raises:
+            TypeError: a field is given both in ``fields`` and as a keyword.
         """
+        if fields:
+            twice = sorted(fields.keys() & payload.keys())
+            if twice:
+                raise TypeError(f"act() got the field {twice[0]!r} in fields and as a keyword")
+            payload = {**fields, **payload}
         try:
             case = self.engine.trigger(story.case_id, trigger, by=actor, **payload)
         except CaseError as refusal:

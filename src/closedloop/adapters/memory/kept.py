@@ -44,22 +44,19 @@ def kept_event(event: AuditEvent) -> AuditEvent:
     """``event`` as it reads back from a row of its whole JSON: a copy of its own.
 
     An event the engine sealed lately comes with the JSON data its hash was computed
-    over: encoding it checked that every value is JSON data, and its payload and
-    changes are new dicts and lists, JSON data as they read back from a row. Such an
-    event is kept with those, without the round trip, when its other fields are of the
-    exact types they read back as (text, an integer, an instant in UTC) and its payload
-    and changes still equal those data.
+    over, while its payload and changes still hold those data
+    (:func:`~closedloop.engine.audit.hashed_json`): encoding it checked that every value
+    is JSON data, and its payload and changes are dicts and lists nobody else changes,
+    JSON data as they read back from a row. Such an event is kept with those, without
+    the round trip, when its other fields are of the exact types they read back as
+    (text, an integer, an instant in UTC). An event changed since it was sealed is kept
+    as it is now, as a SQL store writes it.
 
     Raises:
         pydantic_core.PydanticSerializationError: a value is not JSON data.
     """
     hashed = hashed_json(event)
-    if (
-        hashed is None
-        or not _plain_fields(event)
-        or event.payload != hashed["payload"]
-        or event.changes != hashed["changes"]  # changed since it was sealed, or tuples
-    ):
+    if hashed is None or not _plain_fields(event):
         return AuditEvent.model_validate_json(event.model_dump_json())
     payload, changes = hashed["payload"], hashed["changes"]
     kept = replaced(event, {"payload": payload, "changes": changes})

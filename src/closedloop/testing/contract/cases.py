@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 from datetime import datetime, timedelta, timezone
 
@@ -79,6 +80,32 @@ class CaseContract(StoreFixtures):
             case = new
         events = read(store, lambda tx: tx.get_events("c1"))
         assert [type(e.changes["attributes"]["n"]) for e in events] == [int, bool, float, int]
+        assert audit.verify_chain("c1", events, stored).ok
+
+    def test_a_zero_changed_to_negative_zero_is_recorded_and_written(
+        self, stores: StoreFactory
+    ) -> None:
+        # 0.0 == -0.0 in Python, yet their JSON differs (0.0, -0.0): a change from one
+        # to the other is recorded in the event and written, as any other change.
+        store = stores()
+        case, head = add(store, "c1", attributes={"x": 0.0, "deep": [0.0]})
+        for value in (-0.0, 0.0):
+            new, head = revise(case, head, at=head.at, attributes={"x": value, "deep": [value]})
+            assert head.changes == {"attributes": {"x": value, "deep": [value]}}
+            with store.transaction() as tx:
+                assert tx.get_case("c1") == case  # read first, as a command does
+                tx.update_case(new, case.version, head)
+                tx.commit()
+            for reader in (store, stores()):
+                stored = read(reader, lambda tx: tx.get_case("c1"))
+                signs = [
+                    math.copysign(1.0, v)
+                    for v in (stored.attributes["x"], *stored.attributes["deep"])
+                ]
+                assert signs == [math.copysign(1.0, value)] * 2
+            case = new
+        events = read(store, lambda tx: tx.get_events("c1"))
+        assert [str(e.changes["attributes"]["x"]) for e in events] == ["0.0", "-0.0", "0.0"]
         assert audit.verify_chain("c1", events, stored).ok
 
     def test_a_case_changed_by_its_writer_after_it_was_written_is_stored_as_written(
@@ -176,6 +203,29 @@ class CaseContract(StoreFixtures):
             tx.update_case(new, 1, second)
             assert tx.get_case("c1") == new
             assert tx.get_events("c1") == [event, second]
+
+    def test_an_event_changed_after_it_was_sealed_is_stored_as_it_is_when_written(
+        self, stores: StoreFactory
+    ) -> None:
+        # A store writes the event it is given as it is then, as a database row holds
+        # what was sent, whether or not its hash was computed before: the change is
+        # stored, and the trail's check sees that the event no longer matches its hash.
+        store = stores()
+        case, first = new_case("c1", attributes={"n": 1})
+        first.payload["list"][0] = True  # was 1: equal in Python, not in JSON
+        first.changes["attributes"]["n"] = 2
+        commit(store, lambda tx: tx.add_case(case, None, first))
+        new, second = revise(case, first, state="classified")
+        second.payload["note"] = object()
+        with pytest.raises(ClosedLoopError):
+            commit(store, lambda tx: tx.update_case(new, 1, second))
+        for reader in (store, stores()):
+            (stored,) = read(reader, lambda tx: tx.get_events("c1"))
+            assert stored.payload == {"note": "v1", "list": [True, "二"]}
+            assert type(stored.payload["list"][0]) is bool
+            assert stored.changes["attributes"] == {"n": 2}
+            report = audit.verify_chain("c1", [stored], read(reader, lambda tx: tx.get_case("c1")))
+            assert "event 1: content does not match its hash (it was changed)" in report.problems
 
     def test_events_come_back_in_order_with_their_chain(self, store: CaseStore) -> None:
         case, head = add(store, "c1")
