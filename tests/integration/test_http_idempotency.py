@@ -12,6 +12,7 @@ from closedloop import Actor, Engine, workflows
 from closedloop.adapters.memory import InMemoryStore
 from closedloop.engine.duties import CategoryCatalog
 from tests.http_server import serving
+from tests.integration.test_privacy import with_retention
 
 pytest.importorskip("fastapi")
 httpx = pytest.importorskip("httpx")
@@ -106,3 +107,21 @@ def test_a_key_that_is_not_printable_text_is_refused(served: tuple[Any, Engine])
         }
     ]
     assert engine.count(Actor("sup", roles={"supervisor"})) == 0
+
+
+def test_a_token_answers_404_once_its_reporter_is_erased() -> None:
+    engine = Engine(with_retention(force_erase=["supervisor"]), store=InMemoryStore())
+    config = Open311Config(categories=CATEGORIES, asynchronous=True)
+    app = create_app(engine, open311=config, api_keys={KEY: "city-app"})
+    form = {"api_key": KEY, "service_code": "03", "address_string": "Elm St 3"}
+    with serving(app) as base, httpx.Client(base_url=base + "/open311/v2") as http:
+        [answer] = http.post("/requests.json", data={**form, "phone": "13812345678"}).json()
+        [found] = http.get(f"/tokens/{answer['token']}.json").json()
+        case_id = found["service_request_id"]
+        supervisor = Actor("sup", roles={"supervisor"})
+        reporter = engine.get(case_id, viewer=supervisor).reporter_id
+        engine.erase_subject(reporter, by=supervisor, force=True)
+        gone = http.get(f"/tokens/{answer['token']}.json")
+        assert gone.status_code == 404
+        assert gone.json()[0]["code"] == "token"
+        assert http.get(f"/requests/{case_id}.json").status_code == 200
