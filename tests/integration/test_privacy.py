@@ -295,6 +295,32 @@ def test_retention_rules_are_checked_at_load() -> None:
     ]
 
 
+def test_a_refused_retention_rule_is_one_problem_with_an_example_it_would_take() -> None:
+    from closedloop.errors import InvalidWorkflow
+
+    data = workflows.standard().model_dump(by_alias=True, exclude_defaults=True)
+    data["retention"] = [
+        {"data": ["phone"], "after": "30 days"},
+        {"data": ["contact"], "after": "6 months"},
+    ]
+    with pytest.raises(InvalidWorkflow) as caught:
+        Workflow.from_dict(data)
+    assert list(caught.value.problems) == [
+        "retention[0].data[0]: Input should be 'contact', 'description', 'location', "
+        "'media' or 'inputs'",
+        "retention[1].after: '6 months' is not a duration; write '<number> "
+        "<minutes|hours|days>' in natural time, for example '180 days'",
+    ]
+    data["retention"] = [{"data": [], "after": "180 days"}]
+    with pytest.raises(InvalidWorkflow) as empty:
+        Workflow.from_dict(data)
+    assert list(empty.value.problems) == [
+        "retention[0].data: Tuple should have at least 1 item after validation, not 0"
+    ]
+    data["retention"] = [{"data": ["contact"], "after": "180 days"}]
+    assert Workflow.from_dict(data).retention is not None
+
+
 def test_the_worker_purges_on_its_schedule() -> None:
     from closedloop.engine.worker import MIN_PAUSE, Worker
 

@@ -1,7 +1,10 @@
-"""No query shows a viewer a case ``get`` would refuse them, or contact data ``get`` masks.
+"""No query shows a viewer a case ``get`` would refuse them, or contact data ``get`` masks,
+and no citizen is shown another reporter's identity or contact through a merged case.
 
-Random cases (units, co-units, reporters, states) and random viewers (roles, units,
-ids); every query of the read side is compared with ``get``, case by case.
+Random cases (units, co-units, reporters, duplicates merged into them, states) and
+random viewers (roles, units, ids); every query of the read side is compared with
+``get``, case by case, and what ``get`` and ``history`` show a viewer who sees a case
+only as a citizen holds no reporter id but their own.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ UNITS = ("water", "roads", "parks")
 PEOPLE = ("citizen-1", "citizen-2", "clerk")
 STATES = ("reported", "assigned", "in_progress", "awaiting_confirmation", "closed")
 GLOBAL_ROLES = tuple(r.name for r in WORKFLOW.roles if r.kind == "global")
+SEES_ALL = frozenset(r.name for r in WORKFLOW.roles if r.sees_all)
 
 cases = st.lists(
     st.fixed_dictionaries(
@@ -82,6 +86,16 @@ def check(engine: Engine, viewer: Actor, ids: list[str]) -> None:
         for case in page.cases:
             assert case.id in visible, "a query showed a case get refuses"
             assert case.contact == visible[case.id].contact, "a query unmasked contact data"
+            assert case == visible[case.id], "a query showed a case otherwise than get"
+    for case_id, case in visible.items():
+        if viewer.roles & SEES_ALL or viewer.units & {case.lead_unit, *case.co_units}:
+            continue  # staff of the case see who reported it
+        shown_ids = {case.reporter_id, *(d.reporter for d in case.duplicates)}
+        shown_ids |= {event.actor for event in engine.history(case_id, viewer=viewer)}
+        others = set(PEOPLE) - {viewer.id}  # every reporter and duplicate's reporter
+        assert not shown_ids & others, "a citizen saw another reporter"
+        if case.reporter_id != viewer.id:
+            assert case.contact is None, "a citizen saw another reporter's contact"
     assert {c.id for c in pages[2].cases} == set(visible)
     assert engine.count(viewer) == len(visible)
     assert sum(engine.facets(viewer, by="state").values()) == len(visible)

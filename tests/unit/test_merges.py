@@ -92,7 +92,7 @@ def test_the_master_records_its_duplicates_and_both_trails_verify(
     assert engine.verify(duplicate.id).ok
 
 
-def test_the_duplicates_reporter_follows_the_master_masked(
+def test_the_duplicates_reporter_follows_the_master_without_its_reporter(
     merging: tuple[Engine, ManualClock],
 ) -> None:
     engine, _ = merging
@@ -100,11 +100,47 @@ def test_the_duplicates_reporter_follows_the_master_masked(
     engine.trigger(duplicate.id, "merge", by=DISPATCHER, duplicate_of=master.id)
     followed = engine.get(master.id, viewer=SECOND)
     assert followed.state == "reported"
-    assert followed.contact is not None
-    assert followed.contact.phone == "138****5678"
+    assert (followed.reporter_id, followed.contact) == ("[hidden]", None)
+    assert [d.reporter for d in followed.duplicates] == [SECOND.id]
+    assert [e.actor for e in engine.history(master.id, viewer=SECOND)] == ["[hidden]", "op-1"]
+    assert engine.history(master.id, viewer=SECOND)[0].changes["reporter_id"] == "[hidden]"
+    page = engine.find(SECOND, limit=10).cases
+    assert sorted((c.reporter_id, c.id == master.id) for c in page) == [
+        ("[hidden]", True),
+        (SECOND.id, False),
+    ]
     assert engine.allowed(master.id, SECOND) == ()
     with pytest.raises(CaseNotFound):
         engine.get(master.id, viewer=STRANGER)
+
+
+def test_the_masters_reporter_is_not_shown_who_reported_its_duplicates(
+    merging: tuple[Engine, ManualClock],
+) -> None:
+    engine, _ = merging
+    master, duplicate = two_reports(engine)
+    third = engine.report(STRANGER, description="Elm St is flooded")
+    engine.trigger(duplicate.id, "merge", by=DISPATCHER, duplicate_of=master.id)
+    engine.trigger(third.id, "merge", by=DISPATCHER, duplicate_of=master.id)
+    own = engine.get(master.id, viewer=FIRST)
+    assert (own.reporter_id, own.contact.phone if own.contact else None) == (
+        FIRST.id,
+        "13812345678",
+    )
+    assert own.duplicates == ()
+    trail = engine.history(master.id, viewer=FIRST)
+    assert [e.changes["attributes"] for e in trail if e.trigger == "duplicate"] == [
+        {"duplicates": []},
+        {"duplicates": []},
+    ]
+    assert "citizen-2" not in repr(trail)
+    assert "citizen-3" not in repr(trail)
+    seen_by_third = engine.get(master.id, viewer=STRANGER)
+    assert [d.case for d in seen_by_third.duplicates] == [third.id]
+    staff = engine.get(master.id, viewer=DISPATCHER)
+    assert [d.reporter for d in staff.duplicates] == [SECOND.id, STRANGER.id]
+    assert engine.history(master.id, viewer=DISPATCHER) == engine.history(master.id)
+    assert engine.verify(master.id).ok
 
 
 def test_the_duplicates_reporter_is_told_of_the_merge_and_the_outcome(

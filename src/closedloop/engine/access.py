@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from closedloop.engine.definition import TransitionSpec, Workflow
-from closedloop.engine.model import Actor, Case, ReporterContact
+from closedloop.engine.model import Actor, AuditEvent, Case, ReporterContact
 from closedloop.engine.privacy import masked
+
+HIDDEN = "[hidden]"
+"""What a citizen is shown in place of another reporter's id (see :func:`shown_as`)."""
 
 
 def roles_on(workflow: Workflow, case: Case, actor: Actor) -> frozenset[str]:
@@ -75,3 +80,82 @@ def contact_as(
     if contact is None:
         return None
     return contact if held & workflow.full_contact_roles else masked(contact)
+
+
+def sees_reporters(workflow: Workflow, held: frozenset[str]) -> bool:
+    """Whether a viewer holding ``held`` on a case is shown who reported it and who
+    reported its duplicates: a role that sees the case other than as its reporter (a
+    ``sees_all`` global role, the lead unit, a co-unit). A citizen is not: they see
+    their own reports, and a case their report was merged into, as themselves only."""
+    for name in held:
+        role = workflow.role(name)
+        if role.sees_all or role.kind not in ("global", "reporter"):
+            return True
+    return False
+
+
+def shown_as(
+    workflow: Workflow, case: Case, viewer: Actor, contact: ReporterContact | None
+) -> dict[str, Any]:
+    """The fields of ``case`` that ``viewer`` is shown differently from the stored case:
+    its ``contact`` in full or masked (:func:`contact_as`), and, to a viewer that does
+    not see other reporters (:func:`sees_reporters`), no other reporter's identity: a
+    case merged into by their report shows its ``reporter_id`` as ``[hidden]`` and no
+    contact, and ``duplicates`` keeps only the viewer's own entries."""
+    return shown_with(workflow, case, viewer, roles_on(workflow, case, viewer), contact)
+
+
+def shown_with(
+    workflow: Workflow,
+    case: Case,
+    viewer: Actor,
+    held: frozenset[str],
+    contact: ReporterContact | None,
+) -> dict[str, Any]:
+    """:func:`shown_as`, given the roles ``viewer`` holds on ``case``."""
+    shown = contact_as(workflow, held, contact)
+    if sees_reporters(workflow, held):
+        return {"contact": shown}
+    update: dict[str, Any] = {"contact": shown}
+    if case.reporter_id != viewer.id:
+        update["reporter_id"] = HIDDEN
+        update["contact"] = None
+    if any(entry.reporter != viewer.id for entry in case.duplicates):
+        update["duplicates"] = tuple(e for e in case.duplicates if e.reporter == viewer.id)
+    return update
+
+
+def events_shown(
+    workflow: Workflow, case: Case, viewer: Actor, events: list[AuditEvent]
+) -> list[AuditEvent]:
+    """The case's audit events as ``viewer`` is shown them: to a viewer that does not
+    see other reporters (:func:`sees_reporters`), every other reporter's id (an event's
+    ``actor``, the ``reporter_id`` and ``duplicates`` an event records) reads
+    ``[hidden]`` or is left out, as :func:`shown_as` shows the case. The events so
+    changed no longer hash to their ``hash``: :meth:`~closedloop.Engine.verify` checks
+    the stored trail."""
+    if sees_reporters(workflow, roles_on(workflow, case, viewer)):
+        return events
+    others = {case.reporter_id, *(entry.reporter for entry in case.duplicates)} - {viewer.id}
+    return [_event_shown(event, others, viewer.id) for event in events]
+
+
+def _event_shown(event: AuditEvent, others: set[str], own: str) -> AuditEvent:
+    update: dict[str, Any] = {}
+    if event.actor in others:
+        update["actor"] = HIDDEN
+    changes = event.changes
+    if changes.get("reporter_id", own) != own:
+        changes = {**changes, "reporter_id": HIDDEN}
+    attributes = changes.get("attributes")
+    if isinstance(attributes, dict) and isinstance(attributes.get("duplicates"), list):
+        entries = [
+            entry
+            for entry in attributes["duplicates"]
+            if isinstance(entry, dict) and entry.get("reporter") == own
+        ]
+        if entries != attributes["duplicates"]:
+            changes = {**changes, "attributes": {**attributes, "duplicates": entries}}
+    if changes is not event.changes:
+        update["changes"] = changes
+    return event.model_copy(update=update) if update else event

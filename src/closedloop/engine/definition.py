@@ -10,7 +10,7 @@ are imported.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -163,10 +163,23 @@ def _read(path: str | Path) -> str:
 
 def _pydantic_problems(exc: PydanticValidationError) -> list[str]:
     problems = []
-    for error in exc.errors(include_url=False):
+    errors = exc.errors(include_url=False)
+    for error in errors:
+        if _follows_from_items(error, errors):
+            continue
         path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error["loc"])
-        problems.append(f"{path.lstrip('.') or '<root>'}: {error['msg']}")
+        message = error["msg"].removeprefix("Value error, ")
+        problems.append(f"{path.lstrip('.') or '<root>'}: {message}")
     return problems
+
+
+def _follows_from_items(error: Any, errors: Sequence[Any]) -> bool:
+    """Whether ``error`` says a list is too short only because items of it were refused
+    (reported on their own): ``data: [phone]`` is one problem, not two."""
+    loc = tuple(error["loc"])
+    return error["type"] == "too_short" and any(
+        len(other["loc"]) > len(loc) and tuple(other["loc"][: len(loc)]) == loc for other in errors
+    )
 
 
 class _DuplicateKey(ValueError):

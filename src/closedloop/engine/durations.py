@@ -142,3 +142,30 @@ DurationText = Annotated[
     WithJsonSchema({"type": "string", "examples": ["5 working days"]}),
 ]
 """A :class:`Duration` field of a pydantic model, read from and written as its text."""
+
+
+def _natural_duration_value(value: object) -> Duration:
+    if isinstance(value, str) and not isinstance(_parsed_or_none(value), Duration):
+        raise ValueError(
+            f"{value!r} is not a duration; write '<number> <minutes|hours|days>' in "
+            "natural time, for example '180 days'"
+        )
+    return _duration_value(value)
+
+
+def _parsed_or_none(text: str) -> Duration | None:
+    try:
+        return Duration.parse(text)
+    except ValidationError:
+        return None
+
+
+NaturalDurationText = Annotated[
+    Duration,
+    PlainValidator(_natural_duration_value),
+    PlainSerializer(Duration.as_written, return_type=str),
+    WithJsonSchema({"type": "string", "examples": ["180 days"]}),
+]
+"""A :class:`DurationText` field meant for natural time (a retention rule's ``after``):
+a text that is no duration is refused with a natural-time example. (Working time that
+parses is refused by the workflow's validation, with its own message.)"""

@@ -14,9 +14,9 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
-from typing import TypedDict, cast, get_args
+from typing import Any, TypedDict, cast, get_args
 
-from closedloop.engine.access import contact_as, roles_on, sees_through
+from closedloop.engine.access import roles_on, sees_through, shown_with
 from closedloop.engine.case_query import (
     CaseFilter,
     CasePage,
@@ -27,7 +27,7 @@ from closedloop.engine.case_query import (
     check_order,
 )
 from closedloop.engine.definition import Workflow
-from closedloop.engine.model import Actor, ReporterContact, Warning, given, unshared
+from closedloop.engine.model import Actor, Case, ReporterContact, Warning, given, unshared
 from closedloop.engine.ports import CaseQueries, CaseStore, ShownCases
 from closedloop.errors import StoreError, ValidationError
 
@@ -248,12 +248,12 @@ class Reader:
         # may hold the objects a store keeps (the in-memory store's), and is copied.
         if self._shows is not None:
             shown = tuple(
-                given(case, "contact", contact_as(workflow, held, known.get(case.id)))
+                _given(case, shown_with(workflow, case, viewer, held, known.get(case.id)))
                 for case, held in seen
             )
         else:
             shown = tuple(
-                unshared(case, {"contact": contact_as(workflow, held, known.get(case.id))})
+                unshared(case, shown_with(workflow, case, viewer, held, known.get(case.id)))
                 for case, held in seen
             )
         return CasePage(shown, page.next_cursor)
@@ -279,3 +279,10 @@ class Reader:
         self._shows = self._store if isinstance(self._store, ShownCases) else None
         self._answering = self._store
         return self._store
+
+
+def _given(case: Case, fields: dict[str, Any]) -> Case:
+    """``case``, a copy made for this caller, with ``fields`` set in place."""
+    for name, value in fields.items():
+        given(case, name, value)
+    return case

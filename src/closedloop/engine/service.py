@@ -17,7 +17,7 @@ from datetime import date, datetime, timedelta
 from typing import Any, Unpack
 
 from closedloop.engine import arguments, audit, checkpoints, idempotency, inputs, integrity
-from closedloop.engine.access import can_see, contact_for
+from closedloop.engine.access import can_see, events_shown, shown_as
 from closedloop.engine.calendars import NaturalCalendar
 from closedloop.engine.case_query import CasePage
 from closedloop.engine.clock import SystemClock, utc
@@ -554,7 +554,10 @@ class Engine:
         caller may change without changing the trail.
 
         Args:
-            viewer: When given, the case must be visible to this actor.
+            viewer: When given, the case must be visible to this actor, and the events
+                are shown as :meth:`get` shows the case: to a citizen following a case
+                their report was merged into, every other reporter's id reads
+                ``[hidden]`` (docs/privacy.md).
 
         Raises:
             CaseNotFound: no such case, or ``viewer`` may not see it.
@@ -563,15 +566,19 @@ class Engine:
         case_id = arguments.identifier(case_id, "case_id")
         viewer = arguments.optional_actor(viewer, "viewer")
         with self._store.transaction(read_only=True) as tx:
+            case = self._stored(tx, case_id) if viewer is None else None
             if viewer is not None:
-                self._visible(tx, case_id, viewer)
-            elif self._stored(tx, case_id) is None:
+                case = self._visible(tx, case_id, viewer)
+            elif case is None:
                 raise CaseNotFound(case_id)
             with arguments.reading(f"audit trail of case {case_id!r}", case_id):
                 events = tx.get_events(case_id)
         # Copies of their own: a store may hand out the events it keeps (the in-memory
         # store does), and the caller may change what it gets.
-        return [unshared_event(event) for event in events]
+        copies = [unshared_event(event) for event in events]
+        if viewer is None or case is None:
+            return copies
+        return events_shown(self._workflow, case, viewer, copies)
 
     def verify(self, case_id: str) -> audit.AuditReport:
         """Check the case's audit chain, that replaying it gives the stored case, that
@@ -725,11 +732,10 @@ class Engine:
         return case
 
     def _shown(self, case: Case, viewer: Actor, contact: ReporterContact | None) -> Case:
-        shown = contact_for(self._workflow, case, viewer, contact)
-        return replaced(case, {"contact": shown})
+        return replaced(case, shown_as(self._workflow, case, viewer, contact))
 
     def _shown_read(self, case: Case, viewer: Actor, contact: ReporterContact | None) -> Case:
         """:meth:`_shown` for a case read, not written: a copy of its own, since a store
         may hand out the case it keeps (the in-memory store does) and the caller may
         change what it gets. (A case a command wrote is the caller's already.)"""
-        return unshared(case, {"contact": contact_for(self._workflow, case, viewer, contact)})
+        return unshared(case, shown_as(self._workflow, case, viewer, contact))

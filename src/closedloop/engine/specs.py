@@ -13,7 +13,7 @@ from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from closedloop.engine.durations import DurationText
+from closedloop.engine.durations import NaturalDurationText
 
 FieldType = Literal["text", "code", "int", "number", "bool", "choice", "codes", "datetime", "media"]
 RoleKind = Literal["global", "reporter", "lead_unit", "co_unit"]
@@ -248,7 +248,7 @@ class RetentionRule(_Definition):
 
     data: tuple[PersonalKind, ...] = Field(min_length=1)
     """The kinds of personal data the rule erases."""
-    after: DurationText
+    after: NaturalDurationText
     """How long they are kept, in natural time (``180 days``)."""
     start: RetentionStart = Field(default="closed", alias="from")
     """What the time counts from: the case's close (``closed``, a final case's last

@@ -11,7 +11,13 @@ own. See docs/http.md.
 from __future__ import annotations
 
 from closedloop.adapters.http.app import create_app
-from closedloop.adapters.http.config import ConsoleActor, ConsoleConfig, Open311Config
+from closedloop.adapters.http.config import (
+    ConsoleActor,
+    ConsoleConfig,
+    Open311Config,
+    anonymous_reporter,
+    pseudonymous_reporter,
+)
 from closedloop.errors import (
     BodyTooLarge,
     NotPermitted,
@@ -29,5 +35,7 @@ __all__ = [
     "Open311Refusal",
     "StaleVersion",
     "Unauthenticated",
+    "anonymous_reporter",
     "create_app",
+    "pseudonymous_reporter",
 ]

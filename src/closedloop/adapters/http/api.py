@@ -9,8 +9,11 @@ after the check 409. Errors are ``application/problem+json`` (RFC 9457).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
@@ -18,10 +21,11 @@ from pydantic import BaseModel, ConfigDict
 from starlette.concurrency import run_in_threadpool
 
 from closedloop.adapters.http.guards import Identities
-from closedloop.engine.model import Actor, AuditEvent, Case
+from closedloop.engine.model import Actor, AuditEvent, Case, printable
 from closedloop.engine.service import Engine
 from closedloop.errors import (
     ConcurrentModification,
+    IdempotencyConflict,
     NotPermitted,
     StaleVersion,
     ValidationError,
@@ -250,7 +254,9 @@ def api_router(engine: Engine, identities: Identities) -> APIRouter:
         reporter: Actor = Depends(who),  # noqa: B008 - resolved before the body is checked
     ) -> Case:
         fields = body.model_dump(exclude_none=True)
-        case = engine.report(reporter, idempotency_key=idempotency_key, **fields)
+        with sent_key(idempotency_key):
+            key = scoped_key(reporter, idempotency_key)
+            case = engine.report(reporter, idempotency_key=key, **fields)
         response.headers["ETag"] = etag(case)
         return case
 
@@ -433,15 +439,53 @@ async def fired(
         ) from None
     if not isinstance(payload, dict):
         raise ValidationError([("<body>", "must be a JSON object")], subject="payload")
-    case = await run_in_threadpool(
-        fire,
-        engine,
-        case_id,
-        trigger,
-        actor,
-        payload,
-        if_match=if_match,
-        idempotency_key=idempotency_key,
-    )
+    with sent_key(idempotency_key):
+        case = await run_in_threadpool(
+            fire,
+            engine,
+            case_id,
+            trigger,
+            actor,
+            payload,
+            if_match=if_match,
+            idempotency_key=scoped_key(actor, idempotency_key),
+        )
     response.headers["ETag"] = etag(case)
     return case
+
+
+SCOPED_KEY = "api:"
+"""The prefix of the idempotency keys the JSON API keeps (see :func:`scoped_key`)."""
+
+
+def scoped_key(actor: Actor, key: str | None) -> str | None:
+    """The idempotency key the engine keeps for the ``Idempotency-Key`` ``key`` that
+    ``actor`` sent: ``api:`` and the SHA-256 of the actor's id and the key. Each actor
+    has keys of their own: another actor's same key is another key (it neither returns
+    their result nor is refused as theirs), and no key a client sends reaches the keys
+    the engine keeps for others, such as the Open311 tokens.
+
+    Raises:
+        ValidationError: ``key`` is not 1 to 200 printable characters.
+    """
+    if key is None:
+        return None
+    if not printable(key, 200):
+        raise ValidationError(
+            [("Idempotency-Key", "must be 1 to 200 printable characters of valid Unicode")],
+            subject="command",
+        )
+    named = json.dumps([actor.id, key], ensure_ascii=False).encode()
+    return SCOPED_KEY + hashlib.sha256(named).hexdigest()
+
+
+@contextmanager
+def sent_key(key: str | None) -> Iterator[None]:
+    """Name the key the client sent, not the key kept, when it was used for another
+    command."""
+    try:
+        yield
+    except IdempotencyConflict as conflict:
+        if key is None:
+            raise
+        raise IdempotencyConflict(key) from conflict

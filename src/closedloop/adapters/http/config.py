@@ -5,6 +5,9 @@ Plain data, no web framework: a host builds these before it imports FastAPI.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,7 +15,7 @@ from typing import Any
 from closedloop.adapters.http.messages import LANGUAGES
 from closedloop.engine.duties import CategoryCatalog
 from closedloop.engine.model import Actor
-from closedloop.errors import DefinitionError
+from closedloop.errors import DefinitionError, ValidationError
 
 MediaResolver = Callable[[str], Mapping[str, Any]]
 """Turns an Open311 ``media_url`` into a media reference (``url``, ``content_type``,
@@ -22,20 +25,71 @@ ReporterOf = Callable[[str, Mapping[str, str]], Actor]
 """The reporter of an Open311 POST, from the API client's name and the form fields."""
 
 
-def anonymous_reporter(client: str, form: Mapping[str, str]) -> Actor:
-    """The default reporter of an Open311 POST: the client's account, device or email.
+REPORTER_KEY_BYTES = 32
+"""The shortest key :func:`pseudonymous_reporter` takes, in bytes."""
 
-    ``account_id`` names the person in the client app; without one, the device or the
-    email; a request with none of them gets a reporter of its own (it can be followed,
-    but not confirmed, by anyone).
+IDENTIFIERS = ("account_id", "device_id", "email")
+"""The form fields that name the person behind an Open311 POST, the first given wins."""
+
+
+def anonymous_reporter(client: str, form: Mapping[str, str]) -> Actor:
+    """The default reporter of an Open311 POST: a reporter of its own for each request.
+
+    Its id is the API client's name and a random id (``open311:city-app:anonymous:
+    5f0c...``): nothing in it names the person, whatever the form holds, so nothing of
+    them stays in the audit trail after their contact data is erased. Two requests of
+    one person are two reporters: each request can be followed, but not confirmed (no
+    one holds its reporter role). Give :func:`pseudonymous_reporter` a key to keep one
+    person's requests under one reporter.
     """
     import uuid
 
-    for key in ("account_id", "device_id", "email"):
-        value = form.get(key, "").strip()
-        if value:
-            return Actor(f"open311:{client}:{key.removesuffix('_id')}:{value}"[:200])
     return Actor(f"open311:{client}:anonymous:{uuid.uuid4().hex}")
+
+
+def pseudonymous_reporter(key: bytes) -> ReporterOf:
+    """Reporters named by a keyed digest of who the person is, for ``Open311Config(
+    reporter_of=...)``.
+
+    The form's ``account_id`` (the person's account in the client app), else its
+    ``device_id``, else its ``email``, is digested with HMAC-SHA256 under ``key``
+    together with the client's name and the field's name; the reporter's id is
+    ``open311:{client}:{account|device|email}:{digest}`` (the whole digest, 64 hex
+    digits, so two identifiers never meet in one reporter). The same identifier
+    through the same client is the same reporter, across restarts, for as long as the
+    key stays the same: the person can confirm their cases, and the host finds them
+    for :meth:`~closedloop.Engine.subject_report` and
+    :meth:`~closedloop.Engine.erase_subject` with ``reporter_of(client, {"email":
+    ...}).id``. A request with none of the fields gets a reporter of its own, as
+    :func:`anonymous_reporter` gives. Without the key nobody can tell whose digest an
+    id is, even by trying every phone number or email: keep it in the host's secret
+    store, apart from the database.
+
+    Args:
+        key: At least 32 random bytes (``secrets.token_bytes(32)``); changing it makes
+            every person a new reporter.
+
+    Raises:
+        ValidationError: ``key`` is not bytes, or shorter than 32 bytes.
+    """
+    if not isinstance(key, bytes) or len(key) < REPORTER_KEY_BYTES:
+        raise ValidationError(
+            [("reporter_key", f"must be at least {REPORTER_KEY_BYTES} random bytes")],
+            subject="Open311 configuration",
+        )
+    secret = bytes(key)
+
+    def reporter_of(client: str, form: Mapping[str, str]) -> Actor:
+        for field_name in IDENTIFIERS:
+            value = form.get(field_name, "").strip()
+            if value:
+                kind = field_name.removesuffix("_id")
+                named = json.dumps([client, kind, value], ensure_ascii=False).encode()
+                digest = hmac.new(secret, named, hashlib.sha256).hexdigest()
+                return Actor(f"open311:{client}:{kind}:{digest}")
+        return anonymous_reporter(client, form)
+
+    return reporter_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +114,11 @@ class Open311Config:
             whatever the viewer.
         media: Turns a ``media_url`` into a media reference (digest and type) kept
             as the report's evidence; without it a POST with ``media_url`` is refused.
-        reporter_of: Who reports an Open311 POST (see :func:`anonymous_reporter`).
+        reporter_of: Who reports an Open311 POST: by default a reporter of its own
+            for each request (:func:`anonymous_reporter`); give
+            :func:`pseudonymous_reporter` a key to keep one person's requests together.
+            The reporter's id is in every audit event they cause and is never erased:
+            it must not hold personal data.
         service_notice: Text every POST answers with as ``service_notice``.
     """
 
