@@ -13,7 +13,9 @@ case's body.
 from __future__ import annotations
 
 import json
+import threading
 import weakref
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -259,16 +261,19 @@ class _Pages:
     """The page statements prepared for each engine, by what shapes them: the filter
     (its values are written into the statement as constants), the order, the kind of
     cursor (its key is the statement's parameters), the page size and whether contact
-    data is joined. At most :attr:`KEEP` per engine; when full, they are dropped and
-    prepared again as they are asked for.
+    data is joined. At most :attr:`KEEP` per engine; when full, the one asked for least
+    recently goes, so the screens asked often keep theirs however many other filters
+    pass through. Threads share them: a lock keeps the order and the bound exact (held
+    for the lookups only, never while a statement is compiled).
     """
 
     KEEP = 256
 
     def __init__(self) -> None:
-        self._kept: weakref.WeakKeyDictionary[Engine, dict[tuple[Any, ...], Prepared]] = (
+        self._kept: weakref.WeakKeyDictionary[Engine, OrderedDict[tuple[Any, ...], Prepared]] = (
             weakref.WeakKeyDictionary()
         )
+        self._lock = threading.Lock()
 
     def statement(
         self,
@@ -303,15 +308,20 @@ class _Pages:
     def _kept_or(
         self, engine: Engine, key: tuple[Any, ...], build: Callable[[str], Select[Any]]
     ) -> Prepared:
-        kept = self._kept.get(engine)
-        if kept is None:
-            kept = self._kept.setdefault(engine, {})
-        found = kept.get(key)
-        if found is None:
-            found = Prepared(build(engine.dialect.name), engine)
-            if len(kept) >= self.KEEP:
-                kept.clear()
+        with self._lock:
+            kept = self._kept.get(engine)
+            if kept is None:
+                kept = self._kept.setdefault(engine, OrderedDict())
+            found = kept.get(key)
+            if found is not None:
+                kept.move_to_end(key)  # asked for now: the last to go
+                return found
+        found = Prepared(build(engine.dialect.name), engine)
+        with self._lock:
             kept[key] = found
+            kept.move_to_end(key)
+            while len(kept) > self.KEEP:
+                kept.popitem(last=False)  # the one asked for least recently
         return found
 
 
