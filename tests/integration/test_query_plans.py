@@ -190,3 +190,14 @@ def prepared_plan(connection: Connection, query: Any, values: dict[str, Any]) ->
     engine = connection.engine.execution_options(**connection.get_execution_options())
     found = Prepared(query, engine).run(connection, values).all()
     return "\n".join(str(row[-1]) for row in found)
+
+
+def test_a_text_search_counts_its_matches_through_the_text_index(explained: Connection) -> None:
+    # Before any span, a text search on SQLite counts the text's matches up to a bound,
+    # through the FTS5 table alone: a rare text is then read through it at once.
+    if explained.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL walks the spans without counting first")
+    found = "\n".join(str(row[-1]) for row in explained.execute(queries._few_query("井盖 1", 816)))
+    assert "VIRTUAL TABLE INDEX" in found, found
+    assert "case_text" in found, found
+    assert "closedloop_cases " not in found, found
