@@ -150,7 +150,8 @@ def select_shown(
     that have any (with ``contacts``), from one statement (a text search in report-time
     order: a bounded count of its matches first, then the text index's page of a rare
     text, or two per span of the time index it reads and one more when it asks the
-    text index; see :func:`_search`).
+    text index; see :func:`_search`). A store runs them in one read-only transaction:
+    one snapshot.
 
     The statement is prepared once per filter, order, page size and kind of cursor (see
     :class:`_Pages`), and runs with the cursor's key as its parameters: a screen asked
