@@ -19,6 +19,7 @@ from closedloop.testing.contract import (
     CaseQueryContract,
     CaseStoreContract,
     CheckpointContract,
+    EventsByTimeContract,
     EventStreamContract,
 )
 from closedloop.testing.contract import base as contract
@@ -63,6 +64,21 @@ class TestSQLEventStream(EventStreamContract):
     @pytest.fixture
     def make_store(self, sql_factory: StoreFactory) -> StoreFactory:
         return sql_factory
+
+
+class TestSQLEventsByTime(EventsByTimeContract):
+    """The SQL store reads a window's events by time, on SQLite and PostgreSQL."""
+
+    @pytest.fixture
+    def make_store(self, sql_factory: StoreFactory) -> StoreFactory:
+        return sql_factory
+
+
+class TestMemoryEventsByTime(EventsByTimeContract):
+    """The in-memory store reads a window's events by time."""
+
+    def make_store(self) -> CaseStore:
+        return InMemoryStore()
 
 
 class TestPersonalErasure:

@@ -16,10 +16,11 @@ import pytest
 from sqlalchemy import JSON, Column, Integer, MetaData, String, Table, bindparam, event, select
 from sqlalchemy import exc as sa_exc
 
-from closedloop.adapters.sqlalchemy import SQLStore
+from closedloop.adapters.sqlalchemy import SQLStore, queries
 from closedloop.adapters.sqlalchemy import statements as sql
 from closedloop.adapters.sqlalchemy.prepared import Prepared
 from closedloop.adapters.sqlalchemy.schema import Instant, cases
+from closedloop.engine.case_query import CaseFilter
 from closedloop.errors import StoreError
 from tests.conftest import postgres_url
 
@@ -137,3 +138,30 @@ def test_inside_a_transaction_rows_and_errors_are_those_execute_gives(store: SQL
         assert (found.key, found.n, found._mapping) == ("once", 2, {"key": "once", "n": 2})
         with pytest.raises(sa_exc.IntegrityError):
             insert.run(connection, row)
+
+
+def test_a_full_page_cache_drops_the_statement_asked_for_least_recently(
+    store: SQLStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A screen asked often (the hot filter) keeps its prepared page statement however
+    # many other filters pass through the cache: only the least recently asked goes.
+    compiled: list[str] = []
+
+    class Counted(Prepared):
+        def __init__(self, statement: Any, engine: Any, **options: Any) -> None:
+            compiled.append(str(statement))
+            super().__init__(statement, engine, **options)
+
+    monkeypatch.setattr(queries, "Prepared", Counted)
+    hot, cold = CaseFilter.of(state="reported"), CaseFilter.of(area="D0")
+    store.select_cases(cold)
+    for n in range(3 * queries._Pages.KEEP):
+        store.select_cases(hot)
+        store.select_cases(CaseFilter.of(area=f"D{n + 1}"))
+    assert len(compiled) == 1 + 1 + 3 * queries._Pages.KEEP  # each prepared once
+    store.select_cases(hot)
+    assert len(compiled) == 2 + 3 * queries._Pages.KEEP  # still kept
+    store.select_cases(CaseFilter.of(area=f"D{3 * queries._Pages.KEEP}"))  # the latest other
+    assert len(compiled) == 2 + 3 * queries._Pages.KEEP
+    store.select_cases(cold)  # asked for least recently: it went first
+    assert len(compiled) == 3 + 3 * queries._Pages.KEEP

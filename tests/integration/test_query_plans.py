@@ -19,6 +19,7 @@ from sqlalchemy import Connection, String, create_engine, event, func, select, t
 
 from closedloop import Actor, workflows
 from closedloop.adapters.sqlalchemy import SQLStore, leases, queries
+from closedloop.adapters.sqlalchemy import statements as sql
 from closedloop.adapters.sqlalchemy.prepared import Prepared
 from closedloop.adapters.sqlalchemy.queries import count_query, page_query, shown_query
 from closedloop.adapters.sqlalchemy.schema import cases
@@ -190,3 +191,24 @@ def prepared_plan(connection: Connection, query: Any, values: dict[str, Any]) ->
     engine = connection.engine.execution_options(**connection.get_execution_options())
     found = Prepared(query, engine).run(connection, values).all()
     return "\n".join(str(row[-1]) for row in found)
+
+
+def test_a_text_search_counts_its_matches_through_the_text_index(explained: Connection) -> None:
+    # Before any span, a text search on SQLite counts the text's matches up to a bound,
+    # through the FTS5 table alone: a rare text is then read through it at once.
+    if explained.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL walks the spans without counting first")
+    found = "\n".join(str(row[-1]) for row in explained.execute(queries._few_query("井盖 1", 816)))
+    assert "VIRTUAL TABLE INDEX" in found, found
+    assert "case_text" in found, found
+    assert "closedloop_cases " not in found, found
+
+
+def test_the_events_of_a_window_read_the_index_on_their_instant(explained: Connection) -> None:
+    # The Open311 updates feed reads the events recorded in its window, page by page,
+    # as a range of the index on (at, case_id, seq): never every case's trail.
+    window = {"start": T0, "before": T0 + DAY, "limit": 1000}
+    after = {"after_at": T0, "after_case": "c1", "after_seq": 1}
+    for query, values in ((sql.EVENTS_BETWEEN, window), (sql.EVENTS_BETWEEN_AFTER, window | after)):
+        found = prepared_plan(explained, query, values)
+        assert "ix_closedloop_case_events_at" in found, found

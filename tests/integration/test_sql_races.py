@@ -12,18 +12,24 @@ import threading
 import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from closedloop import Case, ConcurrentModification, Engine, workflows
-from closedloop.adapters.sqlalchemy import SQLStore
+from closedloop.adapters.sqlalchemy import SQLStore, queries
+from closedloop.engine.case_query import CaseFilter
 from closedloop.testing import ManualClock
+from closedloop.testing.contract.base import T0, add, new_case
 from tests.cast import CITIZEN, DISPATCHER, WATER
 from tests.conftest import postgres_url
 
 # Worker processes come from a fork server that imported closedloop once: each starts in
 # a fraction of the time a fresh interpreter takes, and none inherits an open database.
+SECOND, MINUTE = timedelta(seconds=1), timedelta(minutes=1)
 SPAWN = multiprocessing.get_context("forkserver")
 SPAWN.set_forkserver_preload(["closedloop.adapters.sqlalchemy", "closedloop.engine.service"])
 
@@ -174,3 +180,46 @@ def test_sqlite_writers_in_four_processes_see_success_or_conflict(tmp_path: Path
     assert sum(v - 4 for v in versions) == outcomes["won"]
     assert all(engine.verify(case_id).ok for case_id in case_ids)
     engine.store.close()  # type: ignore[attr-defined]
+
+
+def test_a_text_search_reads_its_page_from_one_snapshot_while_cases_are_added(
+    database: tuple[str, str | None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A text search reads its page span by span, in several statements. Two cases
+    # committed together by another writer while the page is being read (one into the
+    # span already read, one into the next) appear on it both or neither: the page is
+    # the one a single statement would give, at one moment, never one case of them.
+    monkeypatch.setattr(queries, "FIRST_SPAN", 1)
+    monkeypatch.setattr(queries, "SMALLEST_SPAN", 4)
+    monkeypatch.setattr(queries, "FEW", 1)
+    url, schema = database
+    reader, writer = SQLStore(url, schema=schema), SQLStore(url, schema=schema)
+    for n in range(16):  # every third case holds the text
+        add(reader, f"c{n:02}", at=T0 + n * MINUTE, description=f"{'manhole' * (n % 3 == 0)} {n}")
+    edges: list[str] = []
+    edge = {queries._pages.edge(reader.engine, "oldest", shape).sql for shape in (None, "at")}
+
+    def between_spans(_c: Any, _cur: Any, statement: str, *_: Any) -> None:
+        if statement not in edge:  # a statement finding the edge of a span
+            return
+        edges.append(statement)
+        if len(edges) == 2:  # the first span is read, the second is next
+            with writer.transaction() as tx:
+                for case_id, at in (("early", T0 + 90 * SECOND), ("later", T0 + 270 * SECOND)):
+                    case, first = new_case(case_id, at=at, description="manhole, meanwhile")
+                    tx.add_case(case, None, first)
+                tx.commit()
+
+    event.listen(reader.engine, "before_cursor_execute", between_spans)
+    page = reader.select_cases(CaseFilter.of(text="manhole"), limit=3)
+    event.remove(reader.engine, "before_cursor_execute", between_spans)
+    assert len(edges) == 2  # the page took two spans
+    assert [case.id for case in page.cases] == ["c00", "c03", "c06"]  # as it was read
+    # The next pages go on from the cursor; both cases came before it, as a case
+    # reported meanwhile with an earlier report time would for one statement.
+    rest = reader.select_cases(CaseFilter.of(text="manhole"), after=page.next_cursor)
+    assert [case.id for case in rest.cases] == ["c09", "c12", "c15"]
+    everything = reader.select_cases(CaseFilter.of(text="manhole"))
+    assert [case.id for case in everything.cases][:4] == ["c00", "early", "c03", "later"]
+    reader.close()
+    writer.close()

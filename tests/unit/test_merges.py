@@ -197,3 +197,33 @@ def test_the_validator_checks_merges_into() -> None:
         f"{where}: 'reason' must be a required code field of this transition",
         f"{where}: a merge must lead to a final state alone (the duplicate waits no more)",
     ]
+
+
+def test_changes_show_a_citizen_no_other_reporter_and_hand_out_copies(
+    merging: tuple[Engine, ManualClock],
+) -> None:
+    engine, clock = merging
+    start = clock.now()
+    master, duplicate = two_reports(engine)
+    engine.trigger(duplicate.id, "classify", by=DISPATCHER, category="01.01")
+    clock.advance(minutes=30)
+    engine.trigger(duplicate.id, "merge", by=DISPATCHER, duplicate_of=master.id)
+    clock.advance(minutes=1)
+
+    # The duplicate's reporter follows the master: its events come through, as the
+    # master's history shows them to that reporter, never naming the master's reporter.
+    seen = list(engine.changes(SECOND, start=start, before=clock.now()))
+    assert {event.case_id for event in seen} == {master.id, duplicate.id}
+    shown = engine.history(master.id, viewer=SECOND)
+    assert [e for e in seen if e.case_id == master.id] == shown
+    assert FIRST.id not in repr(seen)
+    # The dispatcher sees every reporter.
+    assert FIRST.id in repr(list(engine.changes(DISPATCHER, start=start, before=clock.now())))
+
+    # What a host changes in the events it got changes nothing stored.
+    for event in engine.changes(DISPATCHER, start=start, before=clock.now()):
+        event.changes["description"] = "edited"
+        event.payload["edited"] = True
+    assert "edited" not in repr(trails(engine, master, duplicate))
+    assert engine.verify(master.id).ok
+    assert engine.verify(duplicate.id).ok

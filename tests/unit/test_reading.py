@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import base64
 import re
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from closedloop import Actor, Case, Engine, ValidationError
+from closedloop import Actor, Case, Engine, ValidationError, workflows
+from closedloop.adapters.memory import InMemoryStore
 from closedloop.engine.ports import CaseStore
 from closedloop.errors import NaiveDatetime, StoreError
 from closedloop.testing import ManualClock
@@ -232,3 +234,37 @@ def test_changing_a_case_found_or_got_changes_nothing_stored_or_shown_again(
     water = engine.trigger(town["water"].id, "accept", by=WATER)
     assert "edited" not in water.attributes
     assert water.counters.get("edited") is None
+
+
+class StoreWithoutEventsByTime(InMemoryStore):
+    """A host's store that does not read events by time (no ``events_between``)."""
+
+    events_between = None  # type: ignore[assignment]
+
+
+@pytest.mark.parametrize("store_type", [InMemoryStore, StoreWithoutEventsByTime])
+def test_changes_are_the_events_of_a_window_of_the_cases_the_viewer_sees(
+    store_type: type[InMemoryStore],
+) -> None:
+    clock = ManualClock()
+    engine = Engine(workflows.standard(), store=store_type(), clock=clock)
+    mine = engine.report(CITIZEN, description="Pipe burst", location={"area": "310101"})
+    clock.advance(timedelta(minutes=5))
+    start = clock.now()
+    theirs = engine.report(OTHER_CITIZEN, description="Lamp out", location={"area": "310101"})
+    clock.advance(timedelta(minutes=1))
+    engine.trigger(mine.id, "classify", by=DISPATCHER, category="01.02", urgency="normal")
+    clock.advance(timedelta(minutes=5))
+    before = clock.now()
+    engine.trigger(mine.id, "dispatch", by=DISPATCHER, unit="water")  # after the window
+
+    changes = list(engine.changes(DISPATCHER, start=start, before=before))
+    assert [(e.case_id, e.trigger) for e in changes] == [
+        (theirs.id, "report"),
+        (mine.id, "classify"),
+    ]
+    own = list(engine.changes(CITIZEN, start=start, before=before))
+    assert [(e.case_id, e.trigger) for e in own] == [(mine.id, "classify")]
+    assert list(engine.changes(DISPATCHER, start=before, before=before)) == []
+    with pytest.raises(NaiveDatetime):
+        engine.changes(DISPATCHER, start=datetime(2026, 1, 1), before=before)

@@ -692,6 +692,33 @@ class EventStream(Protocol):
         ...
 
 
+EventKey = tuple[datetime, str, int]
+"""Where an event stands in time order: its ``at``, its case id and its ``seq``."""
+
+
+@runtime_checkable
+class EventsByTime(Protocol):
+    """A store that reads the audit events recorded in a window of time, in time order.
+
+    Optional, beside :class:`CaseStore`: ``Engine.changes`` (and the Open311 updates
+    feed) reads a window's events through it when a store offers it
+    (``isinstance(store, EventsByTime)``), instead of the whole trail of every case
+    changed since the window began. Both shipped stores offer it.
+    """
+
+    def events_between(
+        self, start: datetime, before: datetime, *, after: EventKey | None = None, limit: int
+    ) -> list[AuditEvent]:
+        """Up to ``limit`` events whose ``at`` is at or after ``start`` and before
+        ``before``, in order of (``at``, case id, ``seq``), from the first one past
+        ``after`` (the key of the last event a previous call gave).
+
+        Raises:
+            StoreError: the backend failed.
+        """
+        ...
+
+
 class CaseHead(BaseModel):
     """A case's audit head: its latest event's sequence number and hash."""
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any, Unpack
 
@@ -45,11 +45,12 @@ from closedloop.engine.ports import (
     Clock,
     Directory,
     DuePoint,
+    EventsByTime,
     Notifier,
     OutboxMessage,
     WorkCalendar,
 )
-from closedloop.engine.reading import Criteria, Reader, checked_criteria
+from closedloop.engine.reading import Criteria, Reader, checked_criteria, sight_of
 from closedloop.engine.recomputing import Recount
 from closedloop.engine.retention import PurgeReport, Retention
 from closedloop.engine.ticking import StuckTimer, TickReport, TimerSweep
@@ -67,6 +68,10 @@ from closedloop.errors import (
 
 def _new_id() -> str:
     return uuid.uuid4().hex
+
+
+CHANGES_PAGE = 1000
+"""How many audit events :meth:`Engine.changes` reads from a store at a time."""
 
 
 class Engine:
@@ -579,6 +584,82 @@ class Engine:
         if viewer is None or case is None:
             return copies
         return events_shown(self._workflow, case, viewer, copies)
+
+    def changes(self, viewer: Actor, *, start: datetime, before: datetime) -> Iterator[AuditEvent]:
+        """The audit events recorded at or after ``start`` and before ``before``, of the
+        cases ``viewer`` may see, in time order (each event's instant, then its case id
+        and seq). Each event is a copy of its own, shown as :meth:`history` shows it to
+        ``viewer`` (another reporter's id hidden from a citizen).
+
+        A store with the optional :class:`~closedloop.engine.ports.EventsByTime` port
+        reads the window's events alone, :data:`CHANGES_PAGE` at a time (each page in a
+        read of its own), and a case only to decide whether ``viewer`` sees it (once per
+        case, never for a viewer who sees every case). Any other store reads the cases
+        changed since ``start`` through its case queries, and the trail of each.
+
+        Raises:
+            ValidationError: ``viewer`` is not an :class:`Actor`.
+            NaiveDatetime: ``start`` or ``before`` has no time zone.
+            DamagedRecord: a stored row does not read back; it is named.
+        """
+        viewer = arguments.actor(viewer, "viewer")
+        start, before = utc(start, "start"), utc(before, "before")
+        if not isinstance(self._store, EventsByTime):
+            return self._changes_by_case(viewer, start, before)
+        return self._changes_by_time(self._store, viewer, start, before)
+
+    def _changes_by_time(
+        self, store: EventsByTime, viewer: Actor, start: datetime, before: datetime
+    ) -> Iterator[AuditEvent]:
+        # Each case read once: whether the viewer sees it, and how its events are shown
+        # to them (another reporter's id hidden from a citizen, as ``history`` shows it).
+        seen: dict[str, Case | None] = {}
+        every = sight_of(self._workflow, viewer) is None
+        after = None
+        while True:
+            with arguments.reading("audit events", None):
+                page = store.events_between(start, before, after=after, limit=CHANGES_PAGE)
+            for event in page:
+                # A copy of its own: a store may hand out the events it keeps.
+                copy = unshared_event(event)
+                if every:
+                    yield copy
+                    continue
+                if event.case_id not in seen:
+                    seen[event.case_id] = self._seen_case(event.case_id, viewer)
+                case = seen[event.case_id]
+                if case is not None:
+                    yield events_shown(self._workflow, case, viewer, [copy])[0]
+            if len(page) < CHANGES_PAGE:
+                return
+            last = page[-1]
+            after = (last.at, last.case_id, last.seq)
+
+    def _seen_case(self, case_id: str, viewer: Actor) -> Case | None:
+        """The stored case when ``viewer`` may see it, else ``None``."""
+        with self._store.transaction(read_only=True) as tx:
+            case = self._stored(tx, case_id)
+        return case if case is not None and can_see(self._workflow, case, viewer) else None
+
+    def _changes_by_case(
+        self, viewer: Actor, start: datetime, before: datetime
+    ) -> Iterator[AuditEvent]:
+        found: list[AuditEvent] = []
+        after = None
+        while True:
+            page = self.find(
+                viewer, order="updated", after=after, limit=CHANGES_PAGE,
+                updated_from=start, reported_before=before,
+            )  # fmt: skip
+            for case in page.cases:
+                trail = self.history(case.id, viewer=viewer)
+                found += (event for event in trail if start <= event.at < before)
+            after = page.next_cursor
+            if after is None:
+                break
+        # A case changed while the pages were read comes again: its events once each.
+        unique = {(event.case_id, event.seq): event for event in found}
+        yield from sorted(unique.values(), key=lambda e: (e.at, e.case_id, e.seq))
 
     def verify(self, case_id: str) -> audit.AuditReport:
         """Check the case's audit chain, that replaying it gives the stored case, that

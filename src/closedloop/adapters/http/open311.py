@@ -27,8 +27,6 @@ from closedloop.errors import ClosedLoopError, Open311Refusal, ValidationError
 MAX_RESULTS = 1000
 """The most requests (or updates) one GET answers with, as the spec's default limit."""
 
-UPDATES_PAGE = 200
-"""How many changed cases the updates feed reads a page at a time."""
 
 WINDOW = timedelta(days=90)
 """The default span of a GET, and the longest a start and end date may span."""
@@ -303,41 +301,24 @@ class Open311Service:
     def updates(self, query: Mapping[str, str], viewer: Actor | None) -> list[dict[str, object]]:
         """GET servicerequestupdates: each change of status a reporter would see.
 
-        Only the cases changed since ``start_date`` (and reported by ``end_date``) are
-        read, least recently changed first from the index on the change instant, and
-        the history of each; a case changed while the pages are read comes again and
-        its history is read again. More than :data:`MAX_RESULTS` updates are refused
-        as soon as they are counted.
+        Only the events recorded between ``start_date`` and ``end_date`` are read
+        (``Engine.changes``: on both shipped stores a range of the index on the events'
+        instant), of the cases the viewer sees; with ``service_request_id`` the
+        histories of the requests named. More than :data:`MAX_RESULTS` updates are
+        refused as soon as they are counted.
         """
         start, end = self._window(query)
         who = viewer or self._viewer
         ids = _listed(query.get("service_request_id"))
         if ids:
             return self._updates_of(ids, who, start, end)
-        by_case: dict[str, list[dict[str, object]]] = {}
-        counted = 0
-        after = None
-        while True:
-            page = self._engine.find(
-                who,
-                order="updated",
-                after=after,
-                limit=UPDATES_PAGE,
-                updated_from=start,
-                reported_before=end + timedelta(microseconds=1),
-            )
-            for case in page.cases:
-                counted -= len(by_case.get(case.id, ()))
-                by_case[case.id] = shown = list(self._case_updates(case, start, end))
-                counted += len(shown)
-                if counted > MAX_RESULTS:
-                    raise _refuse(
-                        400, "end_date", f"more than {MAX_RESULTS} updates: narrow the dates"
-                    )
-            after = page.next_cursor
-            if after is None:
-                break
-        found = [update for shown in by_case.values() for update in shown]
+        found: list[dict[str, object]] = []
+        for event in self._engine.changes(who, start=start, before=end + timedelta(microseconds=1)):
+            if not _seen_by_reporter(event):
+                continue
+            if len(found) == MAX_RESULTS:
+                raise _refuse(400, "end_date", f"more than {MAX_RESULTS} updates: narrow the dates")
+            found.append(self._update(event))
         found.sort(key=lambda update: (str(update["updated_datetime"]), str(update["update_id"])))
         return found
 
@@ -361,15 +342,18 @@ class Open311Service:
         for event in self._engine.history(case.id):
             if not _seen_by_reporter(event) or not start <= event.at <= end:
                 continue
-            shown = self._statuses[event.to_state]
-            yield {
-                "update_id": f"{case.id}-{event.seq}",
-                "service_request_id": case.id,
-                "status": shown.status,
-                "updated_datetime": w3c(event.at),
-                "description": shown.notes,
-                "media_url": None,
-            }
+            yield self._update(event)
+
+    def _update(self, event: AuditEvent) -> dict[str, object]:
+        shown = self._statuses[event.to_state]
+        return {
+            "update_id": f"{event.case_id}-{event.seq}",
+            "service_request_id": event.case_id,
+            "status": shown.status,
+            "updated_datetime": w3c(event.at),
+            "description": shown.notes,
+            "media_url": None,
+        }
 
 
 def _seen_by_reporter(event: AuditEvent) -> bool:

@@ -72,6 +72,15 @@ class MemoryRecords:
         with self._lock:
             return list(self.events.get(case_id, ()))
 
+    def event_rows(self) -> list[tuple[tuple[datetime, str, int], AuditEvent]]:
+        """Every stored audit event with its key in time order (at, case id, seq)."""
+        with self._lock:
+            return [
+                ((event.at, case_id, event.seq), event)
+                for case_id, events in self.events.items()
+                for event in events
+            ]
+
     def read_outbox_of(self, case_id: str) -> list[OutboxMessage]:
         """Every stored message of the case, whatever its status."""
         with self._lock:

@@ -30,8 +30,14 @@ from closedloop.engine.case_query import (
     warning_level_of,
 )
 from closedloop.engine.clock import utc
-from closedloop.engine.model import Case, ReporterContact
-from closedloop.engine.ports import CaseQueries, OutboxMessage, OutboxStatus, TimerClaim
+from closedloop.engine.model import AuditEvent, Case, ReporterContact
+from closedloop.engine.ports import (
+    CaseQueries,
+    EventKey,
+    OutboxMessage,
+    OutboxStatus,
+    TimerClaim,
+)
 from closedloop.errors import MessageNotFound
 
 
@@ -142,6 +148,19 @@ class InMemoryStore(CaseQueries, MemoryCheckpoints):
         """The stored contact data of these cases (those without any left out)."""
         found = {case_id: self._records.read_contact(case_id) for case_id in case_ids}
         return {case_id: contact for case_id, contact in found.items() if contact is not None}
+
+    def events_between(
+        self, start: datetime, before: datetime, *, after: EventKey | None = None, limit: int
+    ) -> list[AuditEvent]:
+        """Up to ``limit`` events at or after ``start`` and before ``before``, in order
+        of (at, case id, seq), past ``after`` (see ``EventsByTime``): a scan."""
+        start, before = utc(start, "start"), utc(before, "before")
+        found = sorted(
+            (key, event)
+            for key, event in self._records.event_rows()
+            if start <= key[0] < before and (after is None or key > after)
+        )
+        return [event for _, event in found[:limit]]
 
     def _matching(self, where: CaseFilter) -> Iterator[tuple[int, Case]]:
         for position, case in enumerate(self._records.case_rows()):

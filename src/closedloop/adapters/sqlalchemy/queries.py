@@ -13,7 +13,9 @@ case's body.
 from __future__ import annotations
 
 import json
+import threading
 import weakref
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -146,8 +148,10 @@ def select_shown(
 ) -> tuple[CasePage, dict[str, ReporterContact]]:
     """One page of matching cases in ``order``, with the stored contact data of those
     that have any (with ``contacts``), from one statement (a text search in report-time
-    order: two per span of the time index it reads, one more when it asks the text
-    index; see :func:`_search`).
+    order: a bounded count of its matches first, then the text index's page of a rare
+    text, or two per span of the time index it reads and one more when it asks the
+    text index; see :func:`_search`). A store runs them in one read-only transaction:
+    one snapshot.
 
     The statement is prepared once per filter, order, page size and kind of cursor (see
     :class:`_Pages`), and runs with the cursor's key as its parameters: a screen asked
@@ -192,6 +196,11 @@ WALKED_SPANS = 4
 its matches are too rare to fill the page within them, the text index finds the rest
 (at a tenth as dense as a hundredth, the text index's few matches cost less than the
 walk)."""
+FEW = 16
+"""Matches per row of the page (:data:`SMALLEST_SPAN` // 8 at least) below which a
+text is rare whatever the store's size (SQLite): the text index finds them all at once,
+for less than the first span would cost (each match costs a row read and its place in a
+sort, a span's case an index entry)."""
 
 
 def _searched_in_time(where: CaseFilter, order: Order) -> bool:
@@ -214,20 +223,26 @@ def _search(
     ``values`` (of ``shape``).
 
     The text index finds every match, and a page of them in time order costs sorting
-    them all: 10,000 matches at a million cases. So the search reads spans of the
-    report-time order instead: the edge of a span is the case ``span`` places further
-    along that index (one statement, which reads the index alone), and the span's
-    matches are those of the page statement bounded by that edge (read along the same
-    index, so they cost what the span holds, not what the text matches). When the span
-    fills the page, that is the page; else the next span starts at its edge, sized by
-    the matches seen so far. When the matches are too rare to fill the page within
-    :data:`WALKED_SPANS` first spans (or a span held none), the page statement itself, from
-    the last edge on, finds the rest through the text index, as every search did
-    before: its cost follows the matches, few by then. The pages are those one
-    statement would give, row for row.
+    them all: 10,000 matches at a million cases. A text with fewer matches than
+    :data:`FEW` per row of the page (on SQLite a count through the text index, stopping
+    there, says so) is read that way all the same: sorting its few matches costs less than a
+    first span. Any other text's search reads spans of the report-time order instead:
+    the edge of a span is the case ``span`` places further along that index (one
+    statement, which reads the index alone), and the span's matches are those of the
+    page statement bounded by that edge (read along the same index, so they cost what
+    the span holds, not what the text matches). When the span fills the page, that is
+    the page; else the next span starts at its edge, sized by the matches seen so far.
+    When the matches are too sparse to fill the page within :data:`WALKED_SPANS` first
+    spans (or a span held none), the page statement itself, from the last edge on,
+    finds the rest through the text index: its cost follows the matches, few by then.
+    The pages are those one statement would give, row for row.
     """
     engine = connection.engine
     span = max(SMALLEST_SPAN, FIRST_SPAN * wanted)
+    few = max(SMALLEST_SPAN // 8, FEW * wanted)
+    if where.text is not None and _rare(connection, where.text, few):
+        rest = _pages.statement(engine, where, order, shape, wanted, contacts)
+        return list(rest.run(connection, values).all())
     walk = WALKED_SPANS * span  # cases the search may still read along the time index
     found: list[Any] = []
     while True:
@@ -255,20 +270,37 @@ def _search(
     return (found + list(rest.run(connection, values).all()))[:wanted]
 
 
+def _rare(connection: Connection, needle: str, few: int) -> bool:
+    """Whether the text index holds fewer than ``few`` matches of ``needle`` (whatever
+    the other criteria and the cursor: they only leave fewer), counted through that
+    index and stopping at ``few``. SQLite only: the FTS5 table counts its matches from
+    the index alone, where ``pg_trgm`` must check each match against its row (a trigram
+    is no proof of the text), and a dense text's count then costs more than its page. A
+    needle too short for the trigram index is never counted (the count would read every
+    case, as the search through it does)."""
+    if len(needle) < 3 or connection.dialect.name != "sqlite":
+        return False
+    counted = _pages.few(connection.engine, needle, few).run(connection, {}).first()
+    return counted is not None and counted[0] < few
+
+
 class _Pages:
     """The page statements prepared for each engine, by what shapes them: the filter
     (its values are written into the statement as constants), the order, the kind of
     cursor (its key is the statement's parameters), the page size and whether contact
-    data is joined. At most :attr:`KEEP` per engine; when full, they are dropped and
-    prepared again as they are asked for.
+    data is joined. At most :attr:`KEEP` per engine; when full, the one asked for least
+    recently goes, so the screens asked often keep theirs however many other filters
+    pass through. Threads share them: a lock keeps the order and the bound exact (held
+    for the lookups only, never while a statement is compiled).
     """
 
     KEEP = 256
 
     def __init__(self) -> None:
-        self._kept: weakref.WeakKeyDictionary[Engine, dict[tuple[Any, ...], Prepared]] = (
+        self._kept: weakref.WeakKeyDictionary[Engine, OrderedDict[tuple[Any, ...], Prepared]] = (
             weakref.WeakKeyDictionary()
         )
+        self._lock = threading.Lock()
 
     def statement(
         self,
@@ -300,22 +332,38 @@ class _Pages:
             engine, ("edge", order, shape), lambda dialect: _edge_query(order, shape, dialect)
         )
 
+    def few(self, engine: Engine, needle: str, few: int) -> Prepared:
+        """SQLite: how many matches of ``needle`` the FTS5 table holds, up to ``few``
+        (the text written into the statement, as a filter's is)."""
+        return self._kept_or(engine, ("few", needle, few), lambda _: _few_query(needle, few))
+
     def _kept_or(
         self, engine: Engine, key: tuple[Any, ...], build: Callable[[str], Select[Any]]
     ) -> Prepared:
-        kept = self._kept.get(engine)
-        if kept is None:
-            kept = self._kept.setdefault(engine, {})
-        found = kept.get(key)
-        if found is None:
-            found = Prepared(build(engine.dialect.name), engine)
-            if len(kept) >= self.KEEP:
-                kept.clear()
+        with self._lock:
+            kept = self._kept.get(engine)
+            if kept is None:
+                kept = self._kept.setdefault(engine, OrderedDict())
+            found = kept.get(key)
+            if found is not None:
+                kept.move_to_end(key)  # asked for now: the last to go
+                return found
+        found = Prepared(build(engine.dialect.name), engine)
+        with self._lock:
             kept[key] = found
+            kept.move_to_end(key)
+            while len(kept) > self.KEEP:
+                kept.popitem(last=False)  # the one asked for least recently
         return found
 
 
 _pages = _Pages()
+
+
+def _few_query(needle: str, few: int) -> Select[int]:
+    """SQLite: how many rows of the FTS5 table hold ``needle``, up to ``few``."""
+    matches = select(_text_rows.c.rowid).where(_matching(needle)).limit(few)
+    return select(func.count()).select_from(matches.subquery())
 
 
 def _edge_query(order: Order, shape: str | None, dialect: str) -> Select[tuple[object, ...]]:
@@ -619,18 +667,28 @@ def _jsonb_list(item: str) -> ColumnElement[Any]:
 
 
 def _text(needle: str, dialect: str, *, walked: bool = False) -> ColumnElement[bool]:
-    pattern = "%" + needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
     if dialect == "postgresql":
-        return cases.c.search_text.ilike(pattern, escape="\\")
+        return cases.c.search_text.ilike(_pattern(needle), escape="\\")
     fts = _text_rows
-    if len(needle) >= 3:
-        phrase = '"' + needle.replace('"', '""') + '"'
-        match = fts.c[CASE_TEXT].op("MATCH")(phrase)
-    else:  # the trigram index cannot serve fewer than three characters: a scan of it
-        match = fts.c.text.like(pattern, escape="\\")
+    match = _matching(needle)
     if not walked:
         return cases.c.row_id.in_(select(fts.c.rowid).where(match))
     low = bindparam("span_low", type_=cases.c.row_id.type)
     high = bindparam("span_high", type_=cases.c.row_id.type)
     spanned = select(fts.c.rowid).where(match, fts.c.rowid.between(low, high))
     return (cases.c.row_id + literal_column("0")).in_(spanned)
+
+
+def _matching(needle: str) -> ColumnElement[bool]:
+    """SQLite: the rows of the FTS5 table that hold ``needle``."""
+    fts = _text_rows
+    if len(needle) >= 3:
+        phrase = '"' + needle.replace('"', '""') + '"'
+        return fts.c[CASE_TEXT].op("MATCH")(phrase)
+    # The trigram index cannot serve fewer than three characters: a scan of it.
+    return fts.c.text.like(_pattern(needle), escape="\\")
+
+
+def _pattern(needle: str) -> str:
+    """A ``LIKE`` pattern of the rows holding ``needle`` (its wildcards escaped)."""
+    return "%" + needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"

@@ -41,7 +41,7 @@ from sqlalchemy.types import TypeDecorator
 
 from closedloop.engine.clock import utc
 
-HEAD_REVISION = "0011"
+HEAD_REVISION = "0012"
 """The Alembic revision that :data:`metadata` corresponds to.
 
 A store that creates its schema itself records this revision, so a later
@@ -423,6 +423,8 @@ case_events = Table(
     PrimaryKeyConstraint("case_id", "seq"),
     comment="Append-only audit trail; each hash covers the event and the previous hash.",
 )
+# The events recorded in a window, in time order (revision 0012): the Open311 updates.
+Index("ix_closedloop_case_events_at", case_events.c.at, case_events.c.case_id, case_events.c.seq)
 
 reporter_contacts = Table(
     "closedloop_reporter_contacts",

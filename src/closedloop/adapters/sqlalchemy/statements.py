@@ -9,7 +9,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Insert, Text, Update, bindparam, cast, delete, insert, select, text, update
+from sqlalchemy import (
+    Insert,
+    Integer,
+    Select,
+    Text,
+    Update,
+    bindparam,
+    cast,
+    delete,
+    insert,
+    select,
+    text,
+    tuple_,
+    update,
+)
 
 from closedloop.adapters.sqlalchemy.schema import (
     CASE_TEXT,
@@ -76,6 +90,31 @@ EVENTS = (
     .where(case_events.c.case_id == bindparam("case_id"))
     .order_by(case_events.c.seq)
 )
+
+
+def events_between(*, after: bool) -> Select[Any]:
+    """The events at or after ``start`` and before ``before`` in time order (at, case
+    id, seq), ``limit`` of them; with ``after``, past the key ``after_at``,
+    ``after_case``, ``after_seq``: a range of the index on (at, case_id, seq)."""
+    at = case_events.c.at
+    query = select(case_events).where(
+        at >= bindparam("start", type_=at.type), at < bindparam("before", type_=at.type)
+    )
+    key = tuple_(at, case_events.c.case_id, case_events.c.seq)
+    if after:
+        query = query.where(
+            key
+            > tuple_(
+                bindparam("after_at", type_=at.type),
+                bindparam("after_case", type_=case_events.c.case_id.type),
+                bindparam("after_seq", type_=case_events.c.seq.type),
+            )
+        )
+    return query.order_by(*key.clauses).limit(bindparam("limit", type_=Integer()))
+
+
+EVENTS_BETWEEN = events_between(after=False)
+EVENTS_BETWEEN_AFTER = events_between(after=True)
 IDEMPOTENCY = select(idempotency_keys).where(idempotency_keys.c.key == bindparam("key"))
 OUTBOX_OF = (
     select(outbox).where(outbox.c.case_id == bindparam("case_id")).order_by(outbox.c.created_at)

@@ -25,10 +25,12 @@ from closedloop.adapters.sqlalchemy.transaction import SQLTransaction
 from closedloop.adapters.store_base import check_claim
 from closedloop.engine.case_query import CaseFilter, CasePage, Facet, Order
 from closedloop.engine.clock import utc
-from closedloop.engine.model import ReporterContact
+from closedloop.engine.model import AuditEvent, ReporterContact
 from closedloop.engine.ports import (
     CaseQueries,
+    EventKey,
     EventRecord,
+    EventsByTime,
     EventStream,
     OutboxMessage,
     OutboxStatus,
@@ -42,7 +44,7 @@ T = TypeVar("T")
 _CASE_IDS = select(cases.c.id).order_by(cases.c.row_id)
 
 
-class SQLStore(CaseQueries, ShownCases, EventStream, SQLCheckpoints):
+class SQLStore(CaseQueries, ShownCases, EventStream, EventsByTime, SQLCheckpoints):
     """A CaseStore in a SQL database: a SQLite file, or PostgreSQL through psycopg 3.
 
     On an empty database the store creates its tables and records the schema revision;
@@ -255,6 +257,32 @@ class SQLStore(CaseQueries, ShownCases, EventStream, SQLCheckpoints):
         return self._read("read contact data", lambda c: queries.contacts_of(c, case_ids))
 
     # -- the audit trail in one pass ------------------------------------------------
+
+    def events_between(
+        self, start: datetime, before: datetime, *, after: EventKey | None = None, limit: int
+    ) -> list[AuditEvent]:
+        """Up to ``limit`` events at or after ``start`` and before ``before``, in order
+        of (at, case id, seq), past ``after`` (see ``EventsByTime``): one statement, a
+        range of the index on the events' instant.
+
+        Raises:
+            StoreError: the database failed.
+        """
+        values: dict[str, object] = {
+            "start": utc(start, "start"),
+            "before": utc(before, "before"),
+            "limit": limit,
+        }
+        statement = sql.EVENTS_BETWEEN
+        if after is not None:
+            statement = sql.EVENTS_BETWEEN_AFTER
+            values.update(after_at=utc(after[0], "after"), after_case=after[1], after_seq=after[2])
+
+        def read(connection: Connection) -> list[AuditEvent]:
+            found = connection.execute(statement, values).mappings().all()
+            return [rows.event_from_row(row) for row in found]
+
+        return self._read("read audit events", read)
 
     def stream_events(self, *, chunk: int = event_stream.CHUNK) -> Iterator[Sequence[EventRecord]]:
         """Each case's audit events, oldest first, one case at a time, from one streamed query.

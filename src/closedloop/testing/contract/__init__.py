@@ -24,7 +24,9 @@ database per test::
 Stores that also answer the case queries (``find_cases``, ``count_cases``) add
 :class:`CaseQueryContract`; stores that stream every audit trail in one read
 (``stream_events``, the :class:`~closedloop.engine.ports.EventStream` port) add
-:class:`EventStreamContract`; stores whose transactions read and write many cases at a
+:class:`EventStreamContract`; stores that read the events of a window of time
+(``events_between``, the :class:`~closedloop.engine.ports.EventsByTime` port) add
+:class:`EventsByTimeContract`; stores whose transactions read and write many cases at a
 time (the :class:`~closedloop.engine.ports.CaseBatches` port) add
 :class:`CaseBatchContract`; stores that keep signed checkpoints (the
 :class:`~closedloop.engine.ports.CheckpointStore` port) add :class:`CheckpointContract`.
@@ -43,7 +45,7 @@ from closedloop.testing.contract.cases import CaseContract
 from closedloop.testing.contract.checkpoints import CheckpointContract
 from closedloop.testing.contract.outbox import OutboxContract
 from closedloop.testing.contract.queries import CaseQueryContract
-from closedloop.testing.contract.streams import EventStreamContract
+from closedloop.testing.contract.streams import EventsByTimeContract, EventStreamContract
 from closedloop.testing.contract.timers import DuePointContract
 
 
@@ -60,6 +62,7 @@ __all__ = [
     "CheckpointContract",
     "DuePointContract",
     "EventStreamContract",
+    "EventsByTimeContract",
     "OutboxContract",
     "StoreFixtures",
 ]

@@ -1,21 +1,31 @@
 """Contract: the streamed read of every audit trail (the ``EventStream`` port).
 
 Not part of the CaseStore port: a store that offers ``stream_events`` subclasses
-:class:`EventStreamContract` too.
+:class:`EventStreamContract` too, and one that offers ``events_between`` (the
+``EventsByTime`` port) :class:`EventsByTimeContract`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from closedloop.engine.model import AuditEvent, Case
-from closedloop.engine.ports import EventRecord, EventStream
-from closedloop.testing.contract.base import StoreFactory, StoreFixtures, add, commit, revise
+from closedloop.engine.ports import EventRecord, EventsByTime, EventStream
+from closedloop.testing.contract.base import (
+    T0,
+    StoreFactory,
+    StoreFixtures,
+    add,
+    commit,
+    revise,
+)
 
 Fields = tuple[str, Any, str, str, Any, Any]
+MINUTE, HOUR = timedelta(minutes=1), timedelta(hours=1)
 
 
 def _fields(event: AuditEvent | EventRecord) -> Fields:
@@ -86,3 +96,48 @@ class EventStreamContract(StoreFixtures):
         rest = list(stream)
         assert sorted(events[0].case_id for events in (first, *rest)) == ["a", "b", "c"]
         assert len(writer.case_ids()) == 4
+
+
+class EventsByTimeContract(StoreFixtures):
+    """The events of a window of time, in time order, a page at a time (the
+    ``EventsByTime`` port)."""
+
+    @pytest.fixture
+    def timeline(self, store: Any) -> list[AuditEvent]:
+        """Three cases reported at T0, T0 + 1 and T0 + 2 minutes, each changed once
+        and the first twice, a minute apart; every event in time order."""
+        events: list[AuditEvent] = []
+        for n, case_id in enumerate(("b", "a", "c")):
+            case, event = add(store, case_id, at=T0 + n * MINUTE)
+            events.append(event)
+            for step in range(2 if case_id == "b" else 1):
+                case, event = revise(case, event, at=T0 + (3 + n + step) * MINUTE, state=f"s{step}")
+                _update(store, case, event)
+                events.append(event)
+        return sorted(events, key=lambda e: (e.at, e.case_id, e.seq))
+
+    def test_the_store_reads_events_by_time(self, store: Any) -> None:
+        assert isinstance(store, EventsByTime)
+
+    def test_a_window_holds_its_events_in_time_order(
+        self, store: Any, timeline: list[AuditEvent]
+    ) -> None:
+        found = store.events_between(T0 + MINUTE, T0 + 4 * MINUTE, limit=100)
+        expected = [e for e in timeline if T0 + MINUTE <= e.at < T0 + 4 * MINUTE]
+        assert [(e.case_id, e.seq) for e in found] == [(e.case_id, e.seq) for e in expected]
+        assert [_fields(e) for e in found] == [_fields(e) for e in expected]
+        assert store.events_between(T0 + 10 * MINUTE, T0 + 20 * MINUTE, limit=100) == []
+
+    def test_pages_past_a_key_cover_the_window_once(
+        self, store: Any, timeline: list[AuditEvent]
+    ) -> None:
+        # b's second change and a's change share an instant: the case id orders them.
+        keys: list[tuple[str, int]] = []
+        after = None
+        while True:
+            page = store.events_between(T0, T0 + HOUR, after=after, limit=2)
+            keys += [(e.case_id, e.seq) for e in page]
+            if len(page) < 2:
+                break
+            after = (page[-1].at, page[-1].case_id, page[-1].seq)
+        assert keys == [(e.case_id, e.seq) for e in timeline]
