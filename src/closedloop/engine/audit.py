@@ -252,9 +252,15 @@ def seal(
     changes: dict[str, JSON],
     prev_hash: str,
     sealed: Mapping[str, Seal] | None = None,
+    written_at_once: bool = False,
 ) -> AuditEvent:
     """Build an event and compute its hash (``sealed``: the seals of its personal
     fields, see :mod:`closedloop.engine.personal`).
+
+    ``written_at_once``: the caller writes the event in the transaction that sealed it
+    before anyone else holds it (the engine's commands do), so a store may take the
+    data its hash was computed over without checking that the event still holds them
+    (:func:`hashed_json`); any other caller may change the event first.
 
     The engine made every value (its instant, its payload checked, its changes from
     the bodies), so the event is assembled as validation would give it, without
@@ -291,7 +297,7 @@ def seal(
     fields["changes"], data["changes"] = data["changes"], fields["changes"]
     if len(_HASHED) >= _KEPT_BODIES:
         _HASHED.clear()
-    _HASHED[id(event)] = (event, data)
+    _HASHED[id(event)] = (event, data, written_at_once)
     return event
 
 
@@ -307,13 +313,16 @@ def hashed_json(event: AuditEvent) -> dict[str, JSON] | None:
     if found is None or found[0] is not event:
         return None
     data = found[1]
+    if found[2]:  # written in the transaction that sealed it: nobody else held it
+        return data
     if differs(event.changes, data["changes"]) or differs(event.payload, data["payload"]):
         return None
     return data
 
 
-_HASHED: dict[int, tuple[AuditEvent, dict[str, JSON]]] = {}
-"""The hashed JSON data of recent events by the event's id(), kept as bodies are."""
+_HASHED: dict[int, tuple[AuditEvent, dict[str, JSON], bool]] = {}
+"""The hashed JSON data of recent events by the event's id(), kept as bodies are, and
+whether each is written in the transaction that sealed it (``written_at_once``)."""
 
 
 def event_hash(event: AuditEvent) -> str:

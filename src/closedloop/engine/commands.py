@@ -59,6 +59,7 @@ def open_case(
         reason=None,
         changes=audit.changes(None, case),
         prev_hash=audit.GENESIS,
+        written_at_once=True,
     )
     return case, event
 
@@ -173,6 +174,7 @@ def record(
         reason=reason,
         changes=audit.changes(old, new),
         prev_hash=prev_hash,
+        written_at_once=True,
     )
     return new, event
 

@@ -272,6 +272,7 @@ class CaseWriter:
             reason=None,
             changes=audit.changes(case, new),
             prev_hash=audit.chain_head(tx, case.id),
+            written_at_once=True,
         )
         self._update(tx, new, case.version, event)
         self._save_side_effects(tx, new, event)
