@@ -183,14 +183,18 @@ class TimerSweep:
         ``should_stop()`` answers ``True`` before a claim)."""
         totals: Counter[TimerOutcome] = Counter()
         swept: Counter[str] = Counter()
-        then = _NextClaim(at, batch, should_stop)
+        then = _NextClaim(at, batch, should_stop, self._workflow.name)
         claims: list[TimerClaim] | None = None  # claimed along with the last batch
         while True:
             if claims is None:
                 if then.stops():
                     break
                 claims = self._store.claim_due(
-                    at, owner=self._owner, lease=self._lease, limit=batch
+                    at,
+                    owner=self._owner,
+                    lease=self._lease,
+                    limit=batch,
+                    workflow=self._workflow.name,
                 )
             if not claims:
                 break
@@ -527,12 +531,19 @@ class _NextClaim:
     transaction: a batch whose transaction claims the next one asks it before opening
     (:meth:`ask_ahead`), and the claim after takes that answer."""
 
-    __slots__ = ("_ahead", "at", "limit", "should_stop")
+    __slots__ = ("_ahead", "at", "limit", "should_stop", "workflow")
 
-    def __init__(self, at: datetime, limit: int, should_stop: Callable[[], bool] | None):
+    def __init__(
+        self,
+        at: datetime,
+        limit: int,
+        should_stop: Callable[[], bool] | None,
+        workflow: str,
+    ) -> None:
         self.at = at
         self.limit = limit
         self.should_stop = should_stop
+        self.workflow = workflow
         self._ahead: bool | Exception | None = None  # an answer not yet taken
 
     def ask_ahead(self) -> None:
@@ -566,7 +577,10 @@ class _NextClaim:
                 return [], None
         except Exception as failed:  # raised again once the batch has committed
             return [], failed
-        return tx.claim_due(self.at, owner=owner, lease=lease, limit=self.limit), None
+        claims = tx.claim_due(
+            self.at, owner=owner, lease=lease, limit=self.limit, workflow=self.workflow
+        )
+        return claims, None
 
 
 class _NoSavepoints(Exception):
