@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import Connection, String, create_engine, event, func, select, type_coerce
 
 from closedloop import Actor, workflows
-from closedloop.adapters.sqlalchemy import SQLStore, leases, queries
+from closedloop.adapters.sqlalchemy import SQLStore, leases, queries, tally
 from closedloop.adapters.sqlalchemy import statements as sql
 from closedloop.adapters.sqlalchemy.prepared import Prepared
 from closedloop.adapters.sqlalchemy.queries import count_query, page_query, shown_query
@@ -157,9 +157,31 @@ def test_a_ticks_claim_and_the_next_due_instant_read_the_next_timer_index(
     # row_id), not every open case.
     earliest = select(type_coerce(func.min(cases.c.next_timer_at), String))  # the plan's text
     assert str(earliest) == str(leases.NEXT_DUE)
-    for query in (leases.due_cases(T0, 50), earliest):
+    # An engine claims and asks for its own workflow's cases, along the same index.
+    ours = earliest.where(leases.of_workflow(WORKFLOW.name))
+    assert str(ours) == str(leases.next_due(WORKFLOW.name))
+    claims = (leases.due_cases(T0, 50), leases.due_cases(T0, 50, WORKFLOW.name))
+    for query in (*claims, earliest, ours):
         found = "\n".join(str(row[-1]) for row in explained.execute(query).all())
         assert "ix_closedloop_cases_next_timer_at" in found, found
+
+
+def test_the_facet_tally_learns_whether_the_store_holds_one_workflow_from_an_index(
+    explained: Connection,
+) -> None:
+    # The tally counts every workflow's cases together: it answers an engine's facets
+    # while the least and the greatest stored workflow name are the engine's own, read
+    # from the two ends of the workflow index in the tally's own statement.
+    where = Reader(WORKFLOW, None).criteria(DISPATCHER)  # type: ignore[arg-type]
+    assert where.workflow == WORKFLOW.name
+    assert tally.answers(where)
+    query = select(*tally._WORKFLOWS)
+    found = "\n".join(str(row[-1]) for row in explained.execute(query).all())
+    assert "ix_closedloop_cases_workflow" in found, found
+    if explained.dialect.name == "sqlite":
+        assert "SCAN closedloop_cases\n" not in found + "\n", found
+    else:
+        assert "Seq Scan" not in found, found
 
 
 @pytest.mark.parametrize("order", ["oldest", "newest"])

@@ -96,9 +96,17 @@ def claims_early_by(slack: timedelta) -> type[InMemoryStore]:
 
     class EarlyClaimsStore(InMemoryStore):
         def claim_due(
-            self, now: datetime, *, owner: str, lease: timedelta, limit: int
+            self,
+            now: datetime,
+            *,
+            owner: str,
+            lease: timedelta,
+            limit: int,
+            workflow: str | None = None,
         ) -> list[TimerClaim]:
-            return super().claim_due(now + slack, owner=owner, lease=lease, limit=limit)
+            return super().claim_due(
+                now + slack, owner=owner, lease=lease, limit=limit, workflow=workflow
+            )
 
     return EarlyClaimsStore
 

@@ -113,12 +113,18 @@ def test_a_store_error_is_reported_and_the_round_retried_after_the_interval() ->
         failures = 1
 
         def claim_due(
-            self, now: datetime, *, owner: str, lease: timedelta, limit: int
+            self,
+            now: datetime,
+            *,
+            owner: str,
+            lease: timedelta,
+            limit: int,
+            workflow: str | None = None,
         ) -> list[DuePoint]:
             if self.failures:
                 self.failures -= 1
                 raise StoreError("connection reset")
-            return super().claim_due(now, owner=owner, lease=lease, limit=limit)
+            return super().claim_due(now, owner=owner, lease=lease, limit=limit, workflow=workflow)
 
     clock = ManualClock(START)
     engine = Engine(workflows.standard(), store=FailingOnceStore(), clock=clock)
@@ -136,7 +142,7 @@ def test_a_store_error_is_reported_and_the_round_retried_after_the_interval() ->
 
 def test_any_other_error_ends_the_run() -> None:
     class BrokenStore(InMemoryStore):
-        def next_due_at(self) -> datetime | None:
+        def next_due_at(self, workflow: str | None = None) -> datetime | None:
             raise RuntimeError("a bug")
 
     worker = Worker(Engine(workflows.standard(), store=BrokenStore()), wait=lambda pause: None)

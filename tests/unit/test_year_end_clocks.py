@@ -5,7 +5,7 @@ every store."""
 from __future__ import annotations
 
 import logging
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -247,3 +247,36 @@ def test_a_clock_stored_before_provisional_marks_still_loads_and_keeps_its_timer
     assert (rung.kind, rung.level, rung.due_at) == ("escalation", 2, local(2027, 1, 5))
     assert keeper.touches(old, date(2027, 1, 1), "cn")
     assert engine.verify(case_id).ok
+
+
+def test_a_case_on_a_calendar_the_engine_lacks_is_a_stuck_timer_with_its_reason(
+    store: CaseStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = ManualClock(datetime(2026, 1, 5, 9, tzinfo=UTC))
+    office = WorkingCalendar("office", timezone="Asia/Shanghai", days=ChineseHolidays())
+    reporting = Engine(workflows.standard(), store=store, clock=clock, calendar=office)
+    case = reporting.report(CITIZEN, description="a manhole cover is missing")
+    assert case.deadline is not None
+    assert case.deadline.calendar == "office"
+    due = case.deadline.warn_at
+    clock.set(due)
+    plain = Engine(workflows.standard(), store=store, clock=clock)  # knows no "office"
+    with caplog.at_level(logging.WARNING, logger="closedloop.timers"):
+        report = plain.tick()
+    assert (report.applied, report.stale, report.deferred) == (0, 0, 1)
+    assert report.deferred_by == {TimerFailure.UNFIT: 1}
+    assert "not applied (unfit, attempt 1)" in caplog.text
+    (stuck,) = plain.stuck_timers()
+    assert (stuck.point.case_id, stuck.point.kind, stuck.point.due_at, stuck.reason) == (
+        case.id,
+        "warning",
+        due,
+        TimerFailure.UNFIT,
+    )
+    assert "unknown calendar 'office'" in stuck.detail
+    (line,) = stuck_lines(plain)
+    assert line.startswith(f"timer stuck: case {case.id} warning (unfit, 1 attempt): ")
+    assert [e.trigger for e in plain.history(case.id)] == ["report"]  # nothing written
+    clock.set(due + timedelta(minutes=10))
+    assert reporting.tick().applied == 1  # the lease ran out; the engine with it applies it
+    assert [e.trigger for e in reporting.history(case.id)] == ["report", "warn"]

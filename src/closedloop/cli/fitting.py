@@ -19,6 +19,7 @@ from __future__ import annotations
 from closedloop.engine.definition import Workflow
 from closedloop.engine.model import Case
 from closedloop.engine.ports import CaseQueries
+from closedloop.engine.ticking import misfit
 from closedloop.errors import WorkflowMismatch
 
 SAMPLE = 500
@@ -26,20 +27,6 @@ SAMPLE = 500
 
 PAGE = 1000
 """The page size of the search for a case in an undeclared state."""
-
-
-def misfit(case: Case, workflow: Workflow) -> str | None:
-    """Why ``workflow`` cannot handle ``case``; ``None`` when it can."""
-    states = {state.name for state in workflow.states}
-    clocks = {clock.name for clock in workflow.clocks}
-    if case.state not in states:
-        return f"it is in state {case.state!r}, which workflow {workflow.name!r} does not declare"
-    if case.deadline is not None and case.deadline.clock not in clocks:
-        clock = case.deadline.clock
-        return f"its clock {clock!r} is not a clock of workflow {workflow.name!r}"
-    if case.workflow != workflow.name:
-        return "the workflows' names differ"
-    return None
 
 
 def check_case(case: Case, workflow: Workflow) -> None:

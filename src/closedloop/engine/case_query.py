@@ -162,6 +162,8 @@ class CaseFilter:
     text: str | None = None
     turns: tuple[Turn, ...] | None = None
     sight: Party | None = None
+    workflow: str | None = None
+    """Cases of this workflow (the name a case records): an engine selects its own."""
 
     def __post_init__(self) -> None:
         _collections(self, ("states",), str, "a state name")
@@ -227,6 +229,7 @@ class CaseFilter:
     def matches(self, case: Case) -> bool:
         """Whether ``case`` is selected."""
         wanted = (
+            (self.workflow, case.workflow),
             (self.lead_unit, case.lead_unit),
             (self.reporter, case.reporter_id),
             (self.channel, case.channel),

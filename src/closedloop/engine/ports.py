@@ -414,7 +414,13 @@ class ClaimsWithin(Protocol):
     """
 
     def claim_due(
-        self, now: datetime, *, owner: str, lease: timedelta, limit: int
+        self,
+        now: datetime,
+        *,
+        owner: str,
+        lease: timedelta,
+        limit: int,
+        workflow: str | None = None,
     ) -> list[TimerClaim]:
         """Lease up to ``limit`` cases whose earliest timer is due, as
         :meth:`CaseStore.claim_due` does, this transaction's own writes seen; the leases
@@ -449,19 +455,28 @@ class CaseStore(Protocol):
         ...
 
     def claim_due(
-        self, now: datetime, *, owner: str, lease: timedelta, limit: int
+        self,
+        now: datetime,
+        *,
+        owner: str,
+        lease: timedelta,
+        limit: int,
+        workflow: str | None = None,
     ) -> list[TimerClaim]:
         """Lease up to ``limit`` cases whose earliest timer is due (``next_timer_at <=
-        now``) and that no live lease holds, earliest first.
+        now``) and that no live lease holds, earliest first; only cases of ``workflow``
+        (the name a case records) when it is given.
 
-        A case whose lease has expired is claimable again. Each claim gets a new token;
-        the claims are committed before this returns. Uses an index on the cases'
-        ``next_timer_at``: the cost follows the number due, not the number open.
+        A store may hold the cases of several workflows: each engine claims those of
+        its own. A case whose lease has expired is claimable again. Each claim gets a
+        new token; the claims are committed before this returns. Uses an index on the
+        cases' ``next_timer_at``: the cost follows the number due, not the number open.
         """
         ...
 
-    def next_due_at(self) -> datetime | None:
-        """The earliest ``next_timer_at`` of any case, or ``None``."""
+    def next_due_at(self, workflow: str | None = None) -> datetime | None:
+        """The earliest ``next_timer_at`` of any case (of ``workflow``, when given), or
+        ``None``."""
         ...
 
     def claim_outbox(

@@ -192,7 +192,8 @@ class Reader:
         merged_into: str | None = None,
         text: str | None = None,
     ) -> CaseFilter:
-        """The filter of the host's criteria, narrowed to what ``viewer`` may see.
+        """The filter of the host's criteria, narrowed to the cases of this workflow and
+        to what ``viewer`` may see.
 
         Raises:
             ValidationError: a criterion is malformed.
@@ -220,7 +221,7 @@ class Reader:
         sight = sight_of(self._workflow, viewer)
         if sight is not None and turns is not None and all(_within(t, sight) for t in turns):
             sight = None  # each turn already requires a relation the viewer sees through
-        return replace(where, turns=turns, sight=sight)
+        return replace(where, turns=turns, sight=sight, workflow=self._workflow.name)
 
     def find(
         self, viewer: Actor, where: CaseFilter, *, order: str, after: str | None, limit: int

@@ -65,6 +65,8 @@ class Recount:
                 case = tx.get_case(case_id)
                 if case is None or case.deadline is None:
                     continue
+                if case.workflow != self._workflow.name:
+                    continue  # another workflow's case, in the same store
                 if not self._clocks.touches(case.deadline, since, calendar):
                     continue
                 new = self._clocks.recomputed(case.deadline, now)

@@ -12,7 +12,7 @@ outbox messages, pending, sent or dead.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -184,6 +184,7 @@ class Retention:
         store = self._store
         if not isinstance(store, CaseQueries):
             raise ErasureRefused("*", "the store does not answer case queries")
+        where = replace(where, workflow=self._workflow.name)  # this engine's cases only
         after: str | None = None
         while True:
             page = store.select_cases(where, after=after, limit=MAX_PAGE)

@@ -452,8 +452,9 @@ class Engine:
         return self._retention.erase_subject(reporter_id, by=by, force=force, now=self._now())
 
     def next_due_at(self) -> datetime | None:
-        """When the earliest pending timer falls due (for schedulers to sleep until)."""
-        return self._store.next_due_at()
+        """When the earliest pending timer of this engine's workflow falls due (for
+        schedulers to sleep until)."""
+        return self._store.next_due_at(self._workflow.name)
 
     def due_points(self, case: Case) -> list[DuePoint]:
         """The timers ``case`` has, earliest first (none while its clock is paused or
@@ -803,8 +804,13 @@ class Engine:
         return self._store
 
     def _stored(self, tx: CaseTransaction, case_id: str) -> Case | None:
+        """The stored case when it is one of this engine's workflow, else ``None``: a
+        store may hold the cases of several workflows, and each engine handles (shows,
+        changes, verifies) only its own; another's is not found, as a case the actor
+        may not see is not, and nothing is written."""
         with arguments.reading(f"case {case_id!r}", case_id):
-            return tx.get_case(case_id)
+            case = tx.get_case(case_id)
+        return case if case is None or case.workflow == self._workflow.name else None
 
     def _visible(self, tx: CaseTransaction, case_id: str, actor: Actor) -> Case:
         case = self._stored(tx, case_id)

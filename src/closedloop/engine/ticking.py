@@ -65,6 +65,7 @@ from closedloop.errors import (
     LeaseLost,
     PermissionDenied,
     StoreError,
+    WorkflowMismatch,
 )
 
 log = logging.getLogger("closedloop.timers")
@@ -95,6 +96,10 @@ class TimerFailure(StrEnum):
     """The clock's expiry action was refused (not allowed, a guard, the payload)."""
     CALENDAR_NOT_COVERED = "calendar_not_covered"
     """A calendar of the host's own has no data for a day the timer needs."""
+    UNFIT = "unfit"
+    """The engine cannot derive the case's timers: the case is in a state, runs a
+    clock or counts on a calendar the engine's workflow or calendars do not declare
+    (another version of the workflow, or an engine made without that calendar)."""
     STORE = "store"
     """The store failed."""
     ERROR = "error"
@@ -127,6 +132,8 @@ class StuckTimer:
 
 def failure_of(error: BaseException) -> TimerFailure:
     """The typed reason of an error that stopped a timer."""
+    if isinstance(error, WorkflowMismatch):
+        return TimerFailure.UNFIT
     if isinstance(error, ConcurrentModification | LeaseLost):
         return TimerFailure.CONFLICT
     if isinstance(error, CalendarNotCovered):
@@ -176,14 +183,18 @@ class TimerSweep:
         ``should_stop()`` answers ``True`` before a claim)."""
         totals: Counter[TimerOutcome] = Counter()
         swept: Counter[str] = Counter()
-        then = _NextClaim(at, batch, should_stop)
+        then = _NextClaim(at, batch, should_stop, self._workflow.name)
         claims: list[TimerClaim] | None = None  # claimed along with the last batch
         while True:
             if claims is None:
                 if then.stops():
                     break
                 claims = self._store.claim_due(
-                    at, owner=self._owner, lease=self._lease, limit=batch
+                    at,
+                    owner=self._owner,
+                    lease=self._lease,
+                    limit=batch,
+                    workflow=self._workflow.name,
                 )
             if not claims:
                 break
@@ -368,7 +379,13 @@ class TimerSweep:
             case = tx.get_case(claim.case_id)
         if case is None:
             return Counter({TimerOutcome.STALE: 1})
-        due = self._due_now(case, now)
+        try:
+            due = self._derived(case, claim, now)
+        except _Unfit as unfit:
+            # Nothing the engine could write: the case stays leased and is reported.
+            self._due[case.id] = [unfit.point]
+            self._failed(unfit.point, unfit.error, now)
+            return Counter({TimerOutcome.DEFERRED: 1})
         self._due[case.id] = due
         for point_id in [i for i, s in self._stuck.items() if s.point.case_id == case.id]:
             if point_id not in {p.id for p in due}:
@@ -413,6 +430,24 @@ class TimerSweep:
             outcomes[TimerOutcome.STALE] += 1
         return outcomes
 
+    def _derived(self, case: Case, claim: TimerClaim, now: datetime) -> list[DuePoint]:
+        """The claimed case's timers due at ``now`` (see :meth:`_due_now`).
+
+        Raises:
+            _Unfit: the engine cannot derive them: the case's workflow is not the
+                engine's, or names a state, a clock or a calendar it lacks.
+        """
+        reason = misfit(case, self._workflow)
+        if reason is None:
+            try:
+                return self._due_now(case, now)
+            except CalendarNotCovered as uncovered:
+                raise _Unfit(_standing_for(case, claim), uncovered) from uncovered
+            except (ClosedLoopError, LookupError) as failed:
+                reason = f"its timers cannot be counted: {failed}"
+        mismatch = WorkflowMismatch(self._workflow.name, case.id, case.workflow, reason)
+        raise _Unfit(_standing_for(case, claim), mismatch)
+
     def _due_now(self, case: Case, now: datetime) -> list[DuePoint]:
         """The case's timers due at ``now``, earliest first: whatever the claim said, a
         timer never fires before its instant."""
@@ -456,18 +491,59 @@ class TimerSweep:
         )
 
 
+def misfit(case: Case, workflow: Workflow) -> str | None:
+    """Why ``workflow`` cannot handle ``case``; ``None`` when it can (as far as its name,
+    states and clocks go)."""
+    states = {state.name for state in workflow.states}
+    clocks = {clock.name for clock in workflow.clocks}
+    if case.state not in states:
+        return f"it is in state {case.state!r}, which workflow {workflow.name!r} does not declare"
+    if case.deadline is not None and case.deadline.clock not in clocks:
+        clock = case.deadline.clock
+        return f"its clock {clock!r} is not a clock of workflow {workflow.name!r}"
+    if case.workflow != workflow.name:
+        return "the workflows' names differ"
+    return None
+
+
+def _standing_for(case: Case, claim: TimerClaim) -> DuePoint:
+    """A point standing for the timers of a case the engine cannot derive: the next one
+    its clock's warning level leads to, at the instant the claim read."""
+    deadline = case.deadline
+    clock = deadline.clock if deadline is not None else "-"
+    warning = deadline.warning if deadline is not None else "none"
+    kind = {"none": TimerKind.WARNING, "yellow": TimerKind.BREACH}.get(
+        warning, TimerKind.ESCALATION
+    )
+    due_at = claim.next_timer_at
+    return DuePoint(
+        id=f"{case.id}/{clock}/{kind}/underived/{due_at.isoformat()}",
+        case_id=case.id,
+        clock=clock,
+        kind=kind,
+        due_at=due_at,
+    )
+
+
 class _NextClaim:
     """How a tick claims its next batch: at its instant, so many at a time, unless the
     host asks it to stop. ``should_stop`` is asked once per claim, and never inside a
     transaction: a batch whose transaction claims the next one asks it before opening
     (:meth:`ask_ahead`), and the claim after takes that answer."""
 
-    __slots__ = ("_ahead", "at", "limit", "should_stop")
+    __slots__ = ("_ahead", "at", "limit", "should_stop", "workflow")
 
-    def __init__(self, at: datetime, limit: int, should_stop: Callable[[], bool] | None):
+    def __init__(
+        self,
+        at: datetime,
+        limit: int,
+        should_stop: Callable[[], bool] | None,
+        workflow: str,
+    ) -> None:
         self.at = at
         self.limit = limit
         self.should_stop = should_stop
+        self.workflow = workflow
         self._ahead: bool | Exception | None = None  # an answer not yet taken
 
     def ask_ahead(self) -> None:
@@ -501,11 +577,23 @@ class _NextClaim:
                 return [], None
         except Exception as failed:  # raised again once the batch has committed
             return [], failed
-        return tx.claim_due(self.at, owner=owner, lease=lease, limit=self.limit), None
+        claims = tx.claim_due(
+            self.at, owner=owner, lease=lease, limit=self.limit, workflow=self.workflow
+        )
+        return claims, None
 
 
 class _NoSavepoints(Exception):
     """The store's transactions cannot roll part of their work back."""
+
+
+class _Unfit(Exception):
+    """The engine cannot derive a claimed case's timers (``point`` stands for them)."""
+
+    def __init__(self, point: DuePoint, error: ClosedLoopError) -> None:
+        super().__init__(point.id)
+        self.point = point
+        self.error = error
 
 
 class _Refused(Exception):

@@ -13,25 +13,27 @@ from closedloop.engine.ports import TimerClaim
 
 
 class DueIndex:
-    """Each case's ``next_timer_at`` and ticker's lease, and a heap of (instant, case).
+    """Each case's ``next_timer_at`` and ticker's lease, and a heap of (instant, case) per
+    workflow.
 
-    The heap is the index a claim reads, so its cost follows the number due, not the
-    number open. An entry whose case has since moved its instant (or has none) is
-    stale and dropped when it reaches the top.
+    The heaps are the index a claim reads, so its cost follows the number due (of the
+    workflow asked for), not the number open. An entry whose case has since moved its
+    instant (or has none) is stale and dropped when it reaches the top.
     """
 
     def __init__(self) -> None:
         self._next: dict[str, datetime] = {}
         self._leases: dict[str, TimerClaim] = {}
-        self._order: list[tuple[datetime, str]] = []
+        self._orders: dict[str, list[tuple[datetime, str]]] = {}
 
-    def set_next(self, case_id: str, at: datetime | None) -> None:
-        """Make ``at`` the case's earliest timer instant (``None``: it has no timer)."""
+    def set_next(self, case_id: str, at: datetime | None, workflow: str) -> None:
+        """Make ``at`` the earliest timer instant of the case, of ``workflow`` (``None``:
+        it has no timer)."""
         if at is None:
             self._next.pop(case_id, None)
             return
         if self._next.get(case_id) != at:
-            heapq.heappush(self._order, (at, case_id))
+            heapq.heappush(self._orders.setdefault(workflow, []), (at, case_id))
         self._next[case_id] = at
 
     def lease(self, case_id: str) -> TimerClaim | None:
@@ -46,18 +48,29 @@ class DueIndex:
             self._leases[case_id] = claim
 
     def claim(
-        self, now: datetime, limit: int, *, owner: str, expires_at: datetime, token: str
+        self,
+        now: datetime,
+        limit: int,
+        *,
+        owner: str,
+        expires_at: datetime,
+        token: str,
+        workflow: str | None = None,
     ) -> list[TimerClaim]:
         """Lease up to ``limit`` cases due at ``now`` whose lease is free or expired,
-        earliest first."""
+        earliest first: of ``workflow`` (``None``: of any)."""
         found: list[TimerClaim] = []
-        kept: set[tuple[datetime, str]] = set()
-        while self._order and self._order[0][0] <= now and len(found) < limit:
-            entry = heapq.heappop(self._order)
+        kept: dict[tuple[datetime, str], list[tuple[datetime, str]]] = {}
+        orders = self._heaps(workflow)
+        while len(found) < limit:
+            order = self._earliest(orders)
+            if order is None or order[0][0] > now:
+                break
+            entry = heapq.heappop(order)
             at, case_id = entry
-            if entry in kept or self._next.get(case_id) != at:
-                continue  # a duplicate or stale entry
-            kept.add(entry)
+            if entry in kept:
+                continue  # a duplicate entry
+            kept[entry] = order
             held = self._leases.get(case_id)
             if held is not None and held.expires_at > now:
                 continue
@@ -66,12 +79,28 @@ class DueIndex:
             )
             self._leases[case_id] = claim
             found.append(claim)
-        for entry in kept:  # the cases keep their instants: back into the heap
-            heapq.heappush(self._order, entry)
+        for entry, order in kept.items():  # the cases keep their instants: back in the heap
+            heapq.heappush(order, entry)
         return found
 
-    def next_due_at(self) -> datetime | None:
-        """The earliest ``next_timer_at`` of any case."""
-        while self._order and self._next.get(self._order[0][1]) != self._order[0][0]:
-            heapq.heappop(self._order)
-        return self._order[0][0] if self._order else None
+    def next_due_at(self, workflow: str | None = None) -> datetime | None:
+        """The earliest ``next_timer_at`` of any case of ``workflow`` (``None``: of any)."""
+        order = self._earliest(self._heaps(workflow))
+        return order[0][0] if order else None
+
+    def _heaps(self, workflow: str | None) -> list[list[tuple[datetime, str]]]:
+        if workflow is None:
+            return list(self._orders.values())
+        return [self._orders.setdefault(workflow, [])]
+
+    def _earliest(
+        self, orders: list[list[tuple[datetime, str]]]
+    ) -> list[tuple[datetime, str]] | None:
+        """The heap with the earliest live entry (stale tops dropped), or ``None``."""
+        best: list[tuple[datetime, str]] | None = None
+        for order in orders:
+            while order and self._next.get(order[0][1]) != order[0][0]:
+                heapq.heappop(order)
+            if order and (best is None or order[0] < best[0]):
+                best = order
+        return best

@@ -100,16 +100,26 @@ class MemoryRecords:
     # -- timers and outbox, outside any transaction --------------------------------------
 
     def claim_due(
-        self, now: datetime, limit: int, *, owner: str, expires_at: datetime, token: str
+        self,
+        now: datetime,
+        limit: int,
+        *,
+        owner: str,
+        expires_at: datetime,
+        token: str,
+        workflow: str | None = None,
     ) -> list[TimerClaim]:
-        """Lease up to ``limit`` cases whose earliest timer is due at ``now``."""
+        """Lease up to ``limit`` cases (of ``workflow``, or of any) whose earliest timer
+        is due at ``now``."""
         with self._lock:
-            return self._due.claim(now, limit, owner=owner, expires_at=expires_at, token=token)
+            return self._due.claim(
+                now, limit, owner=owner, expires_at=expires_at, token=token, workflow=workflow
+            )
 
-    def next_due_at(self) -> datetime | None:
-        """The earliest ``next_timer_at`` of any case."""
+    def next_due_at(self, workflow: str | None = None) -> datetime | None:
+        """The earliest ``next_timer_at`` of any case (of ``workflow``, when given)."""
         with self._lock:
-            return self._due.next_due_at()
+            return self._due.next_due_at(workflow)
 
     def claim_outbox(
         self, now: datetime, limit: int, held: dict[str, object]
@@ -180,7 +190,7 @@ class MemoryRecords:
                 self.events[case_id].extend(rendered)
             self._idempotency.update(records)
             for case_id, at in staged.timers.items():
-                self._due.set_next(case_id, at)
+                self._due.set_next(case_id, at, self._cases[case_id].workflow)
             for case_id, lease in staged.leases.items():
                 self._due.set_lease(case_id, lease)
             pending = (m.id for m in staged.outbox.values() if m.status == "pending")

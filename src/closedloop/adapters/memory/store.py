@@ -170,18 +170,24 @@ class InMemoryStore(CaseQueries, MemoryCheckpoints):
     # -- timers ----------------------------------------------------------------------
 
     def claim_due(
-        self, now: datetime, *, owner: str, lease: timedelta, limit: int
+        self,
+        now: datetime,
+        *,
+        owner: str,
+        lease: timedelta,
+        limit: int,
+        workflow: str | None = None,
     ) -> list[TimerClaim]:
-        """Lease up to ``limit`` cases whose earliest timer is due at ``now`` and whose
-        lease is free or expired, earliest first."""
+        """Lease up to ``limit`` cases (of ``workflow``, or of any) whose earliest timer
+        is due at ``now`` and whose lease is free or expired, earliest first."""
         now = check_claim(now, lease, limit)
         return self._records.claim_due(
-            now, limit, owner=owner, expires_at=now + lease, token=_token()
+            now, limit, owner=owner, expires_at=now + lease, token=_token(), workflow=workflow
         )
 
-    def next_due_at(self) -> datetime | None:
-        """The earliest ``next_timer_at`` of any case."""
-        return self._records.next_due_at()
+    def next_due_at(self, workflow: str | None = None) -> datetime | None:
+        """The earliest ``next_timer_at`` of any case (of ``workflow``, when given)."""
+        return self._records.next_due_at(workflow)
 
     # -- outbox ----------------------------------------------------------------------
 

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Connection, Select, func, or_, select, update
+from sqlalchemy import ColumnElement, Connection, Select, func, or_, select, update
 
 from closedloop.adapters.sqlalchemy import rows
 from closedloop.adapters.sqlalchemy.schema import cases, outbox
@@ -31,13 +32,22 @@ _CLAIM_COLUMNS = (
 )
 
 
-def due_cases(now: datetime, limit: int) -> Select[tuple[int]]:
+def of_workflow(workflow: str) -> ColumnElement[bool]:
+    """The cases of ``workflow``, as a condition no index serves: the database filters
+    the walk along the timer index with it, and never reads every case of the workflow
+    through the index on the name (which a claim's order cannot use)."""
+    return (cases.c.workflow + "") == workflow
+
+
+def due_cases(now: datetime, limit: int, workflow: str | None = None) -> Select[tuple[int]]:
     """The row ids of up to ``limit`` cases with ``next_timer_at <= now`` and no live
-    lease, earliest first, read through the index on (next_timer_at, row_id)."""
+    lease (of ``workflow``, when given), earliest first, read through the index on
+    (next_timer_at, row_id). Due cases of other workflows are passed over on the way."""
     free = or_(cases.c.tick_expires_at.is_(None), cases.c.tick_expires_at <= now)
+    ours = [] if workflow is None else [of_workflow(workflow)]
     return (
         select(cases.c.row_id)
-        .where(cases.c.next_timer_at <= now, free)
+        .where(cases.c.next_timer_at <= now, free, *ours)
         .order_by(cases.c.next_timer_at, cases.c.row_id)
         .limit(limit)
         .with_for_update(skip_locked=True)
@@ -48,11 +58,26 @@ NEXT_DUE = select(func.min(cases.c.next_timer_at))
 """The earliest ``next_timer_at`` of any case (the index's first entry)."""
 
 
+def next_due(workflow: str | None) -> Select[Any]:
+    """The earliest ``next_timer_at`` of any case of ``workflow`` (``None``: of any),
+    read along the index on (next_timer_at, row_id)."""
+    if workflow is None:
+        return NEXT_DUE
+    return NEXT_DUE.where(of_workflow(workflow))
+
+
 def claim_due(
-    connection: Connection, now: datetime, *, owner: str, lease: timedelta, limit: int
+    connection: Connection,
+    now: datetime,
+    *,
+    owner: str,
+    lease: timedelta,
+    limit: int,
+    workflow: str | None = None,
 ) -> list[TimerClaim]:
-    """Lease up to ``limit`` cases with ``next_timer_at <= now``, earliest first."""
-    ids = connection.execute(due_cases(now, limit)).scalars().all()
+    """Lease up to ``limit`` cases with ``next_timer_at <= now`` (of ``workflow``, when
+    given), earliest first."""
+    ids = connection.execute(due_cases(now, limit, workflow)).scalars().all()
     if not ids:
         return []
     claimed = connection.execute(
@@ -78,9 +103,9 @@ def claim_due(
     ]
 
 
-def next_due_at(connection: Connection) -> datetime | None:
-    """The earliest ``next_timer_at`` of any case."""
-    return connection.execute(NEXT_DUE).scalar()
+def next_due_at(connection: Connection, workflow: str | None = None) -> datetime | None:
+    """The earliest ``next_timer_at`` of any case (of ``workflow``, when given)."""
+    return connection.execute(next_due(workflow)).scalar()
 
 
 def claim_outbox(

@@ -44,7 +44,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
-from closedloop.adapters.sqlalchemy import rows, tally
+from closedloop.adapters.sqlalchemy import leases, rows, tally
 from closedloop.adapters.sqlalchemy.prepared import Prepared
 from closedloop.adapters.sqlalchemy.schema import (
     CASE_CO_UNITS,
@@ -81,6 +81,8 @@ def conditions(where: CaseFilter, dialect: str) -> list[ColumnElement[bool]]:
     found: list[ColumnElement[bool]] = []
     if where.states is not None:
         found.append(_among(cases.c.state, where.states))
+    if where.workflow is not None:  # a filter on the walk of the query's own index
+        found.append(leases.of_workflow(where.workflow))
     for field, wanted in (
         (cases.c.lead_unit, where.lead_unit),
         (cases.c.reporter_id, where.reporter),
@@ -494,7 +496,9 @@ def facet_counts(
     and whether the tally's pending changes are due for a fold (:func:`tally.fold`)."""
     by = check_facet(by)
     if tally.answers(where):
-        return tally.counts(connection, where, by)
+        counted = tally.counts(connection, where, by)
+        if counted is not None:
+            return counted
     column = cases.c[by]
     query = select(column, func.count()).where(*conditions(where, connection.dialect.name))
     return {value: int(n) for value, n in connection.execute(query.group_by(column)).all()}, False

@@ -41,7 +41,7 @@ from sqlalchemy.types import TypeDecorator
 
 from closedloop.engine.clock import utc
 
-HEAD_REVISION = "0012"
+HEAD_REVISION = "0013"
 """The Alembic revision that :data:`metadata` corresponds to.
 
 A store that creates its schema itself records this revision, so a later
@@ -138,6 +138,9 @@ cases = Table(
 # A tick claims the cases whose earliest timer is due, earliest first: the cost follows
 # the number due, not the number open. The row id breaks ties in the index's own order.
 Index("ix_closedloop_cases_next_timer_at", cases.c.next_timer_at, cases.c.row_id)
+# Whether the store holds the cases of one workflow only (revision 0013): the least and
+# the greatest name, read from the index's two ends; the case tally answers only then.
+Index("ix_closedloop_cases_workflow", cases.c.workflow)
 
 # -- what the case queries read (revision 0005) ------------------------------------------
 

@@ -303,9 +303,16 @@ class SQLStore(CaseQueries, ShownCases, EventStream, EventsByTime, SQLCheckpoint
     # -- timers and outbox -----------------------------------------------------------
 
     def claim_due(
-        self, now: datetime, *, owner: str, lease: timedelta, limit: int
+        self,
+        now: datetime,
+        *,
+        owner: str,
+        lease: timedelta,
+        limit: int,
+        workflow: str | None = None,
     ) -> list[TimerClaim]:
-        """Lease up to ``limit`` cases whose earliest timer is due, earliest first.
+        """Lease up to ``limit`` cases (of ``workflow``, or of any) whose earliest timer
+        is due, earliest first.
 
         A case whose lease expired is claimable again; every claim gets a new token
         and is committed before this returns.
@@ -313,12 +320,15 @@ class SQLStore(CaseQueries, ShownCases, EventStream, EventsByTime, SQLCheckpoint
         now = check_claim(now, lease, limit)
         return self._write(
             "claim due timers",
-            lambda c: leases.claim_due(c, now, owner=owner, lease=lease, limit=limit),
+            lambda c: leases.claim_due(
+                c, now, owner=owner, lease=lease, limit=limit, workflow=workflow
+            ),
         )
 
-    def next_due_at(self) -> datetime | None:
-        """The earliest ``next_timer_at`` of any case, or ``None``."""
-        return self._read("find the next due timer", leases.next_due_at)
+    def next_due_at(self, workflow: str | None = None) -> datetime | None:
+        """The earliest ``next_timer_at`` of any case (of ``workflow``, when given), or
+        ``None``."""
+        return self._read("find the next due timer", lambda c: leases.next_due_at(c, workflow))
 
     def claim_outbox(
         self, now: datetime, *, owner: str, lease: timedelta, limit: int

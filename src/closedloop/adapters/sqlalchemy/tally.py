@@ -32,7 +32,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import REGCLASS
 
-from closedloop.adapters.sqlalchemy.schema import TALLY_KEYS, case_tally, case_tally_changes
+from closedloop.adapters.sqlalchemy.schema import (
+    TALLY_KEYS,
+    case_tally,
+    case_tally_changes,
+    cases,
+)
 from closedloop.engine.case_query import CaseFilter, Facet
 
 FOLD_AT = 1000
@@ -49,19 +54,32 @@ _PENDING = select(func.count()).select_from(
 
 
 def answers(where: CaseFilter) -> bool:
-    """Whether the tally can count what ``where`` selects: only states, lead unit and
-    warning level are given (no turn, no sight, no other criterion)."""
-    return replace(where, states=None, lead_unit=None, warning_level=None) == CaseFilter()
+    """Whether the tally may count what ``where`` selects: only states, lead unit and
+    warning level are given (no turn, no sight, no other criterion), besides the
+    workflow (see :func:`counts`)."""
+    kept = replace(where, states=None, lead_unit=None, warning_level=None, workflow=None)
+    return kept == CaseFilter()
+
+
+_WORKFLOWS = (
+    select(func.min(cases.c.workflow)).scalar_subquery(),
+    select(func.max(cases.c.workflow)).scalar_subquery(),
+)
+"""The least and the greatest workflow name of the stored cases (the two ends of their
+index): the same name when the store holds one workflow's cases."""
 
 
 def counts(
     connection: Connection, where: CaseFilter, by: Facet
-) -> tuple[dict[str | None, int], bool]:
+) -> tuple[dict[str | None, int], bool] | None:
     """How many cases ``where`` selects per value of ``by``, from the tally (see
     :func:`answers`), values without cases left out as a ``GROUP BY`` leaves them; and
     whether :data:`FOLD_AT` or more changes are pending (PostgreSQL; SQLite: never).
 
-    On PostgreSQL the same statement counts the pending changes (up to :data:`FOLD_AT`).
+    The tally counts the cases of every workflow together: ``None`` when ``where``
+    names a workflow and the store holds cases of another one too (the caller counts
+    the cases then). The same statement reads the stored workflows' least and greatest
+    name, and on PostgreSQL counts the pending changes (up to :data:`FOLD_AT`).
     """
     rows = case_tally
     postgres = connection.dialect.name == "postgresql"
@@ -77,11 +95,19 @@ def counts(
         found.append(rows.c.warning_level == where.warning_level)
     value, total = rows.c[by], func.sum(rows.c.n)
     query = select(value, cast(total, Integer)).where(*found).group_by(value).having(total > 0)
+    if where.workflow is not None:
+        query = query.add_columns(*_WORKFLOWS)
+    if postgres:
+        query = query.add_columns(_PENDING.scalar_subquery())
+    result = connection.execute(query).all()
+    mixed = where.workflow is not None and result and result[0][2:4] != (where.workflow,) * 2
+    if mixed:
+        return None  # another workflow's cases are counted in the tally too
+    tallied = {row[0]: int(row[1]) for row in result}
     if not postgres:
-        return {v: int(n) for v, n in connection.execute(query).all()}, False
-    result = connection.execute(query.add_columns(_PENDING.scalar_subquery())).all()
-    due = result[0][2] >= FOLD_AT if result else fold_due(connection)
-    return {v: int(n) for v, n, _ in result}, due
+        return tallied, False
+    due = result[0][-1] >= FOLD_AT if result else fold_due(connection)
+    return tallied, due
 
 
 def fold_due(connection: Connection) -> bool:

@@ -425,17 +425,29 @@ class SQLTransaction(StoreTransaction):
     # -- claims ----------------------------------------------------------------------
 
     def claim_due(
-        self, now: datetime, *, owner: str, lease: timedelta, limit: int
+        self,
+        now: datetime,
+        *,
+        owner: str,
+        lease: timedelta,
+        limit: int,
+        workflow: str | None = None,
     ) -> list[TimerClaim]:
-        """Lease up to ``limit`` due cases as one of this transaction's writes (the held
-        back writes sent first, so it sees them); the leases last from its commit."""
+        """Lease up to ``limit`` due cases (of ``workflow``, or of any) as one of this
+        transaction's writes (the held back writes sent first, so it sees them); the
+        leases last from its commit."""
         now = check_claim(now, lease, limit)
         self._check_writable()
         if self._held:
             self._send()
         with self._errors("claim due timers", None):
             return leases.claim_due(
-                self._writer_connection(), now, owner=owner, lease=lease, limit=limit
+                self._writer_connection(),
+                now,
+                owner=owner,
+                lease=lease,
+                limit=limit,
+                workflow=workflow,
             )
 
     # -- savepoints ------------------------------------------------------------------
