@@ -231,6 +231,12 @@ def test_the_events_of_a_window_read_the_index_on_their_instant(explained: Conne
     # as a range of the index on (at, case_id, seq): never every case's trail.
     window = {"start": T0, "before": T0 + DAY, "limit": 1000}
     after = {"after_at": T0, "after_case": "c1", "after_seq": 1}
-    for query, values in ((sql.EVENTS_BETWEEN, window), (sql.EVENTS_BETWEEN_AFTER, window | after)):
+    ours = {"workflow": "standard"}
+    for query, values in (
+        (sql.EVENTS_BETWEEN, window),
+        (sql.EVENTS_BETWEEN_AFTER, window | after),
+        (sql.EVENTS_OF_WORKFLOW_BETWEEN, window | ours),
+        (sql.EVENTS_OF_WORKFLOW_BETWEEN_AFTER, window | after | ours),
+    ):
         found = prepared_plan(explained, query, values)
         assert "ix_closedloop_case_events_at" in found, found

@@ -722,11 +722,19 @@ class EventsByTime(Protocol):
     """
 
     def events_between(
-        self, start: datetime, before: datetime, *, after: EventKey | None = None, limit: int
+        self,
+        start: datetime,
+        before: datetime,
+        *,
+        after: EventKey | None = None,
+        limit: int,
+        workflow: str | None = None,
     ) -> list[AuditEvent]:
         """Up to ``limit`` events whose ``at`` is at or after ``start`` and before
         ``before``, in order of (``at``, case id, ``seq``), from the first one past
-        ``after`` (the key of the last event a previous call gave).
+        ``after`` (the key of the last event a previous call gave); with ``workflow``,
+        only the events of the cases that record that workflow's name (an engine reads
+        its own; one store may hold several workflows).
 
         Raises:
             StoreError: the backend failed.

@@ -588,9 +588,10 @@ class Engine:
 
     def changes(self, viewer: Actor, *, start: datetime, before: datetime) -> Iterator[AuditEvent]:
         """The audit events recorded at or after ``start`` and before ``before``, of the
-        cases ``viewer`` may see, in time order (each event's instant, then its case id
-        and seq). Each event is a copy of its own, shown as :meth:`history` shows it to
-        ``viewer`` (another reporter's id hidden from a citizen).
+        cases of the engine's workflow that ``viewer`` may see, in time order (each
+        event's instant, then its case id and seq). Each event is a copy of its own,
+        shown as :meth:`history` shows it to ``viewer`` (another reporter's id hidden
+        from a citizen).
 
         A store with the optional :class:`~closedloop.engine.ports.EventsByTime` port
         reads the window's events alone, :data:`CHANGES_PAGE` at a time (each page in a
@@ -619,7 +620,9 @@ class Engine:
         after = None
         while True:
             with arguments.reading("audit events", None):
-                page = store.events_between(start, before, after=after, limit=CHANGES_PAGE)
+                page = store.events_between(
+                    start, before, after=after, limit=CHANGES_PAGE, workflow=self._workflow.name
+                )
             for event in page:
                 # A copy of its own: a store may hand out the events it keeps.
                 copy = unshared_event(event)

@@ -150,15 +150,27 @@ class InMemoryStore(CaseQueries, MemoryCheckpoints):
         return {case_id: contact for case_id, contact in found.items() if contact is not None}
 
     def events_between(
-        self, start: datetime, before: datetime, *, after: EventKey | None = None, limit: int
+        self,
+        start: datetime,
+        before: datetime,
+        *,
+        after: EventKey | None = None,
+        limit: int,
+        workflow: str | None = None,
     ) -> list[AuditEvent]:
-        """Up to ``limit`` events at or after ``start`` and before ``before``, in order
-        of (at, case id, seq), past ``after`` (see ``EventsByTime``): a scan."""
+        """Up to ``limit`` events at or after ``start`` and before ``before`` (of the
+        cases of ``workflow``, when given), in order of (at, case id, seq), past
+        ``after`` (see ``EventsByTime``): a scan."""
         start, before = utc(start, "start"), utc(before, "before")
+        ours: set[str] | None = None
+        if workflow is not None:
+            ours = {case.id for case in self._records.case_rows() if case.workflow == workflow}
         found = sorted(
             (key, event)
             for key, event in self._records.event_rows()
-            if start <= key[0] < before and (after is None or key > after)
+            if start <= key[0] < before
+            and (after is None or key > after)
+            and (ours is None or event.case_id in ours)
         )
         return [event for _, event in found[:limit]]
 

@@ -92,14 +92,20 @@ EVENTS = (
 )
 
 
-def events_between(*, after: bool) -> Select[Any]:
+def events_between(*, after: bool, workflow: bool = False) -> Select[Any]:
     """The events at or after ``start`` and before ``before`` in time order (at, case
     id, seq), ``limit`` of them; with ``after``, past the key ``after_at``,
-    ``after_case``, ``after_seq``: a range of the index on (at, case_id, seq)."""
+    ``after_case``, ``after_seq``: a range of the index on (at, case_id, seq). With
+    ``workflow``, only the events of cases of the workflow ``workflow`` (each event's
+    case looked up by its key, as a filter on that range)."""
     at = case_events.c.at
     query = select(case_events).where(
         at >= bindparam("start", type_=at.type), at < bindparam("before", type_=at.type)
     )
+    if workflow:
+        query = query.join(cases, cases.c.id == case_events.c.case_id).where(
+            (cases.c.workflow + "") == bindparam("workflow", type_=cases.c.workflow.type)
+        )
     key = tuple_(at, case_events.c.case_id, case_events.c.seq)
     if after:
         query = query.where(
@@ -115,6 +121,8 @@ def events_between(*, after: bool) -> Select[Any]:
 
 EVENTS_BETWEEN = events_between(after=False)
 EVENTS_BETWEEN_AFTER = events_between(after=True)
+EVENTS_OF_WORKFLOW_BETWEEN = events_between(after=False, workflow=True)
+EVENTS_OF_WORKFLOW_BETWEEN_AFTER = events_between(after=True, workflow=True)
 IDEMPOTENCY = select(idempotency_keys).where(idempotency_keys.c.key == bindparam("key"))
 OUTBOX_OF = (
     select(outbox).where(outbox.c.case_id == bindparam("case_id")).order_by(outbox.c.created_at)

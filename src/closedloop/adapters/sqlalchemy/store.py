@@ -259,11 +259,18 @@ class SQLStore(CaseQueries, ShownCases, EventStream, EventsByTime, SQLCheckpoint
     # -- the audit trail in one pass ------------------------------------------------
 
     def events_between(
-        self, start: datetime, before: datetime, *, after: EventKey | None = None, limit: int
+        self,
+        start: datetime,
+        before: datetime,
+        *,
+        after: EventKey | None = None,
+        limit: int,
+        workflow: str | None = None,
     ) -> list[AuditEvent]:
-        """Up to ``limit`` events at or after ``start`` and before ``before``, in order
-        of (at, case id, seq), past ``after`` (see ``EventsByTime``): one statement, a
-        range of the index on the events' instant.
+        """Up to ``limit`` events at or after ``start`` and before ``before`` (of the
+        cases of ``workflow``, when given), in order of (at, case id, seq), past
+        ``after`` (see ``EventsByTime``): one statement, a range of the index on the
+        events' instant.
 
         Raises:
             StoreError: the database failed.
@@ -273,10 +280,17 @@ class SQLStore(CaseQueries, ShownCases, EventStream, EventsByTime, SQLCheckpoint
             "before": utc(before, "before"),
             "limit": limit,
         }
-        statement = sql.EVENTS_BETWEEN
-        if after is not None:
-            statement = sql.EVENTS_BETWEEN_AFTER
+        if after is None:
+            statement = sql.EVENTS_BETWEEN if workflow is None else sql.EVENTS_OF_WORKFLOW_BETWEEN
+        else:
+            statement = (
+                sql.EVENTS_BETWEEN_AFTER
+                if workflow is None
+                else sql.EVENTS_OF_WORKFLOW_BETWEEN_AFTER
+            )
             values.update(after_at=utc(after[0], "after"), after_case=after[1], after_seq=after[2])
+        if workflow is not None:
+            values["workflow"] = workflow
 
         def read(connection: Connection) -> list[AuditEvent]:
             found = connection.execute(statement, values).mappings().all()

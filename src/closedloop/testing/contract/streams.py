@@ -128,6 +128,22 @@ class EventsByTimeContract(StoreFixtures):
         assert [_fields(e) for e in found] == [_fields(e) for e in expected]
         assert store.events_between(T0 + 10 * MINUTE, T0 + 20 * MINUTE, limit=100) == []
 
+    def test_a_window_holds_the_events_of_one_workflow_when_asked(
+        self, store: Any, timeline: list[AuditEvent]
+    ) -> None:
+        # One store may hold several workflows' cases; an engine reads its own events.
+        _, other = add(store, "z", at=T0 + 2 * MINUTE, workflow="permits")
+        everything = store.events_between(T0, T0 + HOUR, limit=100)
+        expected = sorted([*timeline, other], key=lambda e: (e.at, e.case_id, e.seq))
+        assert [(e.case_id, e.seq) for e in everything] == [(e.case_id, e.seq) for e in expected]
+        ours = store.events_between(T0, T0 + HOUR, limit=100, workflow="contract")
+        assert [(e.case_id, e.seq) for e in ours] == [(e.case_id, e.seq) for e in timeline]
+        theirs = store.events_between(T0, T0 + HOUR, limit=100, workflow="permits")
+        assert [(e.case_id, e.seq) for e in theirs] == [("z", 1)]
+        after = (timeline[0].at, timeline[0].case_id, timeline[0].seq)
+        rest = store.events_between(T0, T0 + HOUR, after=after, limit=100, workflow="contract")
+        assert [(e.case_id, e.seq) for e in rest] == [(e.case_id, e.seq) for e in timeline[1:]]
+
     def test_pages_past_a_key_cover_the_window_once(
         self, store: Any, timeline: list[AuditEvent]
     ) -> None:
