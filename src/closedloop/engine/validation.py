@@ -48,6 +48,9 @@ EFFECT_NEEDS: dict[str, tuple[str, ...]] = {
     "complete_subtask": ("has_active_subtask",),
 }
 """Built-in effects that rely on a guard having run on the same transition."""
+UNIT_GUARDS = ("known_units", "another_unit")
+"""The built-in guards that check the units a payload names against the directory: an
+effect that assigns the named unit needs one of them."""
 
 
 def check_workflow(workflow: WorkflowSpec, registry: Registry) -> list[str]:
@@ -322,6 +325,12 @@ def _targets(transition: TransitionSpec, where: str) -> Iterator[str]:
         "unit" in transition.fields and transition.fields["unit"].required
     ):
         yield f"{where}.effects: 'assign_named_unit' needs a required field 'unit'"
+    if "assign_named_unit" in transition.effects and not set(UNIT_GUARDS) & set(transition.guards):
+        yield (
+            f"{where}.effects: 'assign_named_unit' needs one of the guards "
+            f"{', '.join(map(repr, UNIT_GUARDS))} on the same transition (they refuse a unit "
+            "the directory does not know)"
+        )
     for index, counter in enumerate(transition.counts):
         if not NAME.fullmatch(counter):
             yield f"{where}.counts[{index}]: {counter!r} is not a valid counter name"

@@ -297,7 +297,14 @@ class _Builder:
         fields = {"unit": {"type": "code", "required": True}, "co_units": {"type": "codes"}}
         dest = _one(self.draw, waiting)
         if self.draw(st.booleans()):
-            self.add("assign", [state], dest, fields=fields, effects=["assign_named_unit"])
+            self.add(
+                "assign",
+                [state],
+                dest,
+                fields=fields,
+                guards=["known_units"],
+                effects=["assign_named_unit"],
+            )
         else:
             self.add("assign", [state], dest, fields=fields, sets={"lead_unit": "unit"})
         self.add("start", [dest], dest, effects=["activate_subtasks"])
