@@ -57,7 +57,8 @@ BUILTINS = {
     "subtasks_done": "every mandatory co-unit subtask is done",
     "has_active_subtask": "one of the actor's units has an active subtask on the case",
     "before_due": "the running clock is not yet due",
-    "extension_fits": "the case has a running clock and the requested `duration` fits it",
+    "extension_fits": "the case has a running clock and the requested `duration` is longer "
+    "than zero and counted as its limit is (working or natural time, same unit)",
     "actor_is_reporter": "the actor reported the case",
     "has_lead_unit": "the case has a lead unit",
     "no_lead_unit": "the case has no lead unit",
