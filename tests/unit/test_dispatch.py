@@ -21,11 +21,13 @@ from closedloop import (
     PermissionDenied,
     ResponsibilityList,
     TransitionNotAllowed,
+    Workflow,
     workflows,
 )
 from closedloop.adapters.memory import InMemoryStore
 from closedloop.engine.model import Misdirect, RoutingRecord
 from closedloop.engine.ports import CaseStore
+from closedloop.errors import UnknownCode
 from closedloop.testing import ManualClock
 
 DISTRICT = Path(__file__).resolve().parents[2] / "examples" / "district"
@@ -364,3 +366,24 @@ def test_a_dispatch_by_the_list_refuses_an_unknown_co_unit_too() -> None:
     with pytest.raises(GuardRejected, match=r"'routable': unknown co-unit 'YS-URBN'; known: "):
         engine.trigger(case.id, "dispatch", by=DISPATCHER, co_units=["YS-URBN"])
     assert unchanged(engine, case) == before
+
+
+def test_an_sla_row_for_a_category_the_catalogue_does_not_list_is_refused() -> None:
+    data = yaml.safe_load(workflows.standard_yaml())
+    handling = next(clock for clock in data["clocks"] if clock["name"] == "handling")
+    handling["sla"] = [
+        {"category": "01.01", "duration": "1 working day"},
+        {"category": "01.09", "duration": "2 working days"},
+    ]
+    misspelt = Workflow.from_dict(data)  # the workflow alone knows no catalogue
+    with pytest.raises(UnknownCode) as refused:
+        Engine(misspelt, store=InMemoryStore(), responsibilities=DUTIES)
+    assert refused.value.fields == ("clocks[5] (handling).sla[1].category",)
+    assert refused.value.closest == {
+        "clocks[5] (handling).sla[1].category": ("01.01", "01.02", "01.03")
+    }
+    assert "unknown code '01.09'; closest: 01.01, 01.02, 01.03" in str(refused.value)
+    Engine(misspelt, store=InMemoryStore())  # without a catalogue any code is taken
+    handling["sla"][1]["category"] = "01.02"
+    engine = Engine(Workflow.from_dict(data), store=InMemoryStore(), responsibilities=DUTIES)
+    assert [row.category for row in engine.workflow.clock("handling").sla] == ["01.01", "01.02"]
