@@ -49,13 +49,16 @@ SECTIONS: tuple[tuple[str, type[BaseModel]], ...] = (
 BUILTINS = {
     "routable": "the case can be routed: the responsibility list answers for its category "
     "and area, or the payload names a known `unit` (with a `reason` when it overrides "
-    "the list)",
+    "the list); named `co_units` are known",
     "routing_disputed": "no unit is named and the list's answer needs arbitration",
-    "another_unit": "the payload's `unit` is not the unit that returned the case, and is known",
+    "another_unit": "the payload's `unit` is not the unit that returned the case, and it "
+    "and the `co_units` are known",
+    "known_units": "the directory knows the payload's `unit` and `co_units`",
     "subtasks_done": "every mandatory co-unit subtask is done",
     "has_active_subtask": "one of the actor's units has an active subtask on the case",
     "before_due": "the running clock is not yet due",
-    "extension_fits": "the case has a running clock and the requested `duration` fits it",
+    "extension_fits": "the case has a running clock and the requested `duration` is longer "
+    "than zero and counted as its limit is (working or natural time, same unit)",
     "actor_is_reporter": "the actor reported the case",
     "has_lead_unit": "the case has a lead unit",
     "no_lead_unit": "the case has no lead unit",

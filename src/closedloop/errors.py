@@ -367,7 +367,8 @@ class ConflictOfInterest(PermissionDenied):
 
 class MergeRefused(CaseError):
     """A case cannot be merged into ``target``: it does not exist, is the case itself,
-    is final (closed) or is itself merged into another; ``reason`` says which."""
+    is final (closed) or is itself merged into another, or the case is the master of
+    duplicates of its own; ``reason`` says which."""
 
     status = 409
     title = "Merge refused"

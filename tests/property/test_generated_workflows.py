@@ -138,11 +138,29 @@ FINISH = "transitions[0] (finish)"
             ".effects: 'assign_named_unit' needs a required field 'unit'",
             {
                 "effects": ["assign_named_unit"],
+                "guards": ["known_units"],
                 "fields": {"unit": {"type": "code", "required": True}},
             },
             {"unit": "u1"},
             {"lead_unit": "u1"},
             id="assign-effect-without-unit",
+        ),
+        pytest.param(
+            {
+                "effects": ["assign_named_unit"],
+                "fields": {"unit": {"type": "code", "required": True}},
+            },
+            ".effects: 'assign_named_unit' needs one of the guards 'known_units', "
+            "'another_unit' on the same transition (they refuse a unit the directory does "
+            "not know)",
+            {
+                "effects": ["assign_named_unit"],
+                "guards": ["known_units"],
+                "fields": {"unit": {"type": "code", "required": True}},
+            },
+            {"unit": "u1"},
+            {"lead_unit": "u1"},
+            id="assign-effect-without-unit-check",
         ),
         pytest.param(
             {"effects": ["route"]},

@@ -13,6 +13,7 @@ from closedloop.adapters.memory import InMemoryStore
 from closedloop.engine.calendars import HolidayTable, NaturalCalendar, WorkingCalendar
 from closedloop.engine.ports import WorkCalendar
 from closedloop.testing import ManualClock
+from closedloop.testing.definitions import in_climbing_order
 from tests.cast import CITIZEN
 
 START = datetime(2026, 3, 2, tzinfo=UTC)
@@ -65,7 +66,7 @@ steps = st.lists(st.tuples(st.integers(1, 60 * 24 * 5), st.integers(0, 2)), min_
 @given(
     limit=durations,
     warn_at=st.floats(0.1, 0.9),
-    ladder=st.lists(durations, max_size=2),
+    ladder=st.lists(durations, max_size=2).map(lambda rungs: in_climbing_order(rungs, str)),
     calendar=calendars(),
     clock_steps=steps,
 )

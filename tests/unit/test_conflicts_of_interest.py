@@ -90,6 +90,24 @@ def test_a_reporter_who_is_not_party_still_confirms(engine: Engine) -> None:
     assert engine.trigger(case.id, "confirm", by=CITIZEN).state == "closed"
 
 
+def test_a_grid_worker_of_the_lead_unit_cannot_confirm_their_own_report(engine: Engine) -> None:
+    grid_worker = Actor("grid-7", roles={"grid_worker"}, units={"water"})
+    case = engine.report(grid_worker, description="Manhole cover missing", channel="grid")
+    engine.trigger(case.id, "classify", by=DISPATCHER, category="01.01")
+    engine.trigger(case.id, "dispatch", by=DISPATCHER, unit="water")
+    engine.trigger(case.id, "accept", by=grid_worker)
+    engine.trigger(case.id, "submit_result", by=grid_worker, result="Cover replaced")
+    case = engine.trigger(case.id, "feedback", by=DISPATCHER)
+    before = engine.get(case.id, viewer=DISPATCHER), engine.history(case.id)
+    with pytest.raises(ConflictOfInterest) as refused:
+        engine.trigger(case.id, "confirm", by=grid_worker, rating="satisfied")
+    assert (refused.value.units, refused.value.trigger) == (("water",), "confirm")
+    assert (engine.get(case.id, viewer=DISPATCHER), engine.history(case.id)) == before
+    assert engine.allowed(case.id, grid_worker) == ("reject_result",)
+    closed = engine.trigger(case.id, "confirm", by=VERIFIER, rating="satisfied")
+    assert (closed.state, engine.history(case.id)[-1].actor) == ("closed", VERIFIER.id)
+
+
 def minimal(role_rules: list[dict[str, Any]], roles: list[str]) -> dict[str, Any]:
     return {
         "name": "check",
@@ -140,6 +158,6 @@ def test_the_validator_refuses_not_party_rules_that_cannot_work() -> None:
 def test_validate_lists_what_parties_may_not_do() -> None:
     assert party_rules(workflows.standard()) == (
         "Conflicts of interest: a party to the case may not fire arbitrate (any role), "
-        "approve_extension (any role), confirm (as verifier), reject_result (as verifier), "
+        "approve_extension (any role), confirm (any role), reject_result (as verifier), "
         "reopen (as verifier)."
     )

@@ -127,6 +127,24 @@ def test_an_extension_in_another_unit_is_refused() -> None:
         engine.trigger(case.id, "request_extension", by=WATER, duration="3 hours", reason="x")
 
 
+def test_an_extension_of_no_time_is_refused_and_counts_nothing() -> None:
+    clock = ManualClock(local(2026, 11, 2, 10))
+    engine = engine_on(workflow_with(handling=HANDLING_10), clock)
+    case = accepted(engine)
+    before = engine.get(case.id, viewer=DISPATCHER), len(engine.history(case.id))
+    for nothing in ("0 working days", "0.0 working days"):
+        with pytest.raises(GuardRejected) as refused:
+            engine.trigger(case.id, "request_extension", by=WATER, duration=nothing, reason="x")
+        assert refused.value.guard == "extension_fits"
+        assert refused.value.reason == (
+            f"an extension of {nothing!r} adds no time; ask for more than zero "
+            "(the clock's limit is 10 working days)"
+        )
+    assert (engine.get(case.id, viewer=DISPATCHER), len(engine.history(case.id))) == before
+    assert before[0].extension_request is None
+    assert before[0].counter("extensions") == 0
+
+
 def test_awaiting_information_moves_the_due_time_by_the_pause() -> None:
     clock = ManualClock(local(2026, 11, 2, 10))
     engine = engine_on(workflow_with(handling=HANDLING_10), clock)

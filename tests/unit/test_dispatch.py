@@ -21,11 +21,13 @@ from closedloop import (
     PermissionDenied,
     ResponsibilityList,
     TransitionNotAllowed,
+    Workflow,
     workflows,
 )
 from closedloop.adapters.memory import InMemoryStore
 from closedloop.engine.model import Misdirect, RoutingRecord
 from closedloop.engine.ports import CaseStore
+from closedloop.errors import UnknownCode
 from closedloop.testing import ManualClock
 
 DISTRICT = Path(__file__).resolve().parents[2] / "examples" / "district"
@@ -305,3 +307,83 @@ def test_one_dispatch_asks_the_list_once() -> None:
     case = classified(engine, "01.01", "D1.S1.C1.G01")
     engine.trigger(case.id, "dispatch", by=DISPATCHER)
     assert counting.asked == 1
+
+
+def unchanged(engine: Engine, case: Case) -> tuple[Case, list[str]]:
+    """The case as the dispatcher reads it, and the triggers of its history."""
+    return engine.get(case.id, viewer=DISPATCHER), [e.trigger for e in engine.history(case.id)]
+
+
+def in_arbitration(engine: Engine) -> Case:
+    case = returned(engine)
+    case = engine.trigger(case.id, "reject_return", by=DISPATCHER, reason="it is yours")
+    case = engine.trigger(
+        case.id, "return", by=WATER, reason_code="ownership_unclear", evidence="no records"
+    )
+    assert case.state == "arbitration"
+    return case
+
+
+def test_an_arbiter_cannot_decide_for_a_unit_the_directory_does_not_know() -> None:
+    engine, _ = engine_at(local(2026, 2, 10, 9))
+    case = in_arbitration(engine)
+    before = unchanged(engine, case)
+    with pytest.raises(
+        GuardRejected, match=r"'known_units': unknown unit 'YS-WATR'; known: LH-STREET, MJ-STREET, "
+    ):
+        engine.trigger(case.id, "arbitrate", by=ARBITER, unit="YS-WATR", reason="typo")
+    assert unchanged(engine, case) == before
+    assert not before[0].final_assignment
+    case = engine.trigger(case.id, "arbitrate", by=ARBITER, unit="YS-WATER", reason="register")
+    assert (case.state, case.lead_unit, case.final_assignment) == ("assigned", "YS-WATER", True)
+
+
+@pytest.mark.parametrize("trigger", ["dispatch", "redispatch", "arbitrate"])
+def test_every_co_unit_named_must_be_known_to_the_directory(trigger: str) -> None:
+    engine, _ = engine_at(local(2026, 2, 10, 9))
+    if trigger == "dispatch":
+        case = classified(engine, "01.01", "D1.S1.C1.G01")
+        by, unit = DISPATCHER, "YS-ROADS"
+    elif trigger == "redispatch":
+        case, by, unit = returned(engine), DISPATCHER, "MJ-STREET"
+    else:
+        case, by, unit = in_arbitration(engine), ARBITER, "YS-WATER"
+    before = unchanged(engine, case)
+    named = {"unit": unit, "reason": "co-handled", "co_units": ["YS-URBAN", "YS-URBN", "NO-SUCH"]}
+    with pytest.raises(
+        GuardRejected, match=r"unknown co-units 'YS-URBN', 'NO-SUCH'; known: LH-STREET, MJ-STREET, "
+    ):
+        engine.trigger(case.id, trigger, by=by, **named)
+    assert unchanged(engine, case) == before
+    case = engine.trigger(case.id, trigger, by=by, **{**named, "co_units": ["YS-URBAN"]})
+    assert (case.state, case.lead_unit, case.co_units) == ("assigned", unit, ("YS-URBAN",))
+
+
+def test_a_dispatch_by_the_list_refuses_an_unknown_co_unit_too() -> None:
+    engine, _ = engine_at(local(2026, 2, 10, 9))
+    case = classified(engine, "01.01", "D1.S1.C1.G01")
+    before = unchanged(engine, case)
+    with pytest.raises(GuardRejected, match=r"'routable': unknown co-unit 'YS-URBN'; known: "):
+        engine.trigger(case.id, "dispatch", by=DISPATCHER, co_units=["YS-URBN"])
+    assert unchanged(engine, case) == before
+
+
+def test_an_sla_row_for_a_category_the_catalogue_does_not_list_is_refused() -> None:
+    data = yaml.safe_load(workflows.standard_yaml())
+    handling = next(clock for clock in data["clocks"] if clock["name"] == "handling")
+    handling["sla"] = [
+        {"category": "01.01", "duration": "1 working day"},
+        {"category": "01.09", "duration": "2 working days"},
+    ]
+    misspelt = Workflow.from_dict(data)  # the workflow alone knows no catalogue
+    with pytest.raises(UnknownCode) as refused:
+        Engine(misspelt, store=InMemoryStore(), responsibilities=DUTIES)
+    assert refused.value.fields == ("clocks[5] (handling).sla[1].category",)
+    assert refused.value.closest == {
+        "clocks[5] (handling).sla[1].category": ("01.01", "01.02", "01.03")
+    }
+    assert "unknown code '01.09'; closest: 01.01, 01.02, 01.03" in str(refused.value)
+    Engine(misspelt, store=InMemoryStore())  # without a catalogue any code is taken
+    handling["sla"][1]["category"] = "01.02"
+    engine = Engine(Workflow.from_dict(data), store=InMemoryStore(), responsibilities=DUTIES)
+    assert [row.category for row in engine.workflow.clock("handling").sla] == ["01.01", "01.02"]

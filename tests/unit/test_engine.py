@@ -73,7 +73,7 @@ def test_guard_refusal_says_why_and_changes_nothing(engine: Engine) -> None:
     with pytest.raises(GuardRejected) as raised:
         engine.trigger(case.id, "request_extension", by=WATER, duration="1 working day", reason="x")
     assert raised.value.guard == "no_extension_pending"
-    assert "already pending" in str(raised.value)
+    assert "an extension request is already pending" in str(raised.value)
     assert snapshot(engine, case.id) == before
 
 

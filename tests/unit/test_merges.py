@@ -227,3 +227,28 @@ def test_changes_show_a_citizen_no_other_reporter_and_hand_out_copies(
     assert "edited" not in repr(trails(engine, master, duplicate))
     assert engine.verify(master.id).ok
     assert engine.verify(duplicate.id).ok
+
+
+def test_a_master_with_duplicates_is_not_merged_away_from_their_reporters(
+    merging: tuple[Engine, ManualClock], notifier: RecordingNotifier
+) -> None:
+    engine, _ = merging
+    master, duplicate = two_reports(engine)
+    other = engine.report(STRANGER, description="Elm St flooded")
+    engine.trigger(duplicate.id, "merge", by=DISPATCHER, duplicate_of=master.id)
+    engine.deliver()
+    sent = len(notifier.sent)
+    before = trails(engine, master, duplicate, other)
+    with pytest.raises(MergeRefused) as refused:
+        engine.trigger(master.id, "merge", by=DISPATCHER, duplicate_of=other.id)
+    assert refused.value.reason == (
+        f"it is the master of {duplicate.id!r}, whose reporters follow it; merge "
+        f"{other.id!r} into it instead, or handle both"
+    )
+    assert trails(engine, master, duplicate, other) == before
+    assert engine.get(master.id, viewer=DISPATCHER).state == "reported"
+    engine.deliver()
+    assert len(notifier.sent) == sent  # the duplicate's reporter heard of no ending
+    engine.trigger(other.id, "merge", by=DISPATCHER, duplicate_of=master.id)
+    seen = engine.get(master.id, viewer=DISPATCHER)
+    assert [d.case for d in seen.duplicates] == [duplicate.id, other.id]

@@ -275,3 +275,29 @@ def test_an_escalation_step_telling_no_one_is_refused_at_load() -> None:
     )
     data["clocks"][0]["escalation"][1]["notify"] = ["parent_unit"]
     assert Workflow.from_dict(data).clocks[0].escalation[1].notify == ("parent_unit",)
+
+
+def test_escalation_steps_listed_out_of_order_are_refused_at_load() -> None:
+    data = minimal()
+    data["clocks"][0]["escalation"] = [
+        {"after": "5 working days", "notify": ["parent_unit"]},
+        {"after": "0 hours", "supervise": True},
+        {"after": "2 days"},
+        {"after": "30 hours"},
+        {"after": "3 working hours"},  # working hours after natural ones: not compared
+    ]
+    assert problems_of(data) == (
+        "clocks[0] (wait).escalation[1].after: '0 hours' comes before the step listed above "
+        "it (escalation[0].after: '5 working days'); the steps are climbed in the order "
+        "listed, so list them from the earliest",
+        "clocks[0] (wait).escalation[3].after: '30 hours' comes before the step listed above "
+        "it (escalation[2].after: '2 days'); the steps are climbed in the order listed, so "
+        "list them from the earliest",
+    )
+    data["clocks"][0]["escalation"] = [
+        {"after": "0 hours", "supervise": True},
+        {"after": "0 hours"},
+        {"after": "2 working days"},
+        {"after": "5 working days", "notify": ["parent_unit"]},
+    ]
+    assert len(Workflow.from_dict(data).clocks[0].escalation) == 4

@@ -27,7 +27,7 @@ from closedloop.engine.context import Context, Effect, Guard
 from closedloop.engine.durations import Duration
 from closedloop.engine.duties.resolution import Routing
 from closedloop.engine.model import Misdirect, RoutingRecord, Subtask
-from closedloop.errors import ClosedLoopError
+from closedloop.errors import ClosedLoopError, UnknownName
 
 
 def resolve(ctx: Context) -> Routing | None:
@@ -66,11 +66,43 @@ def _unknown_unit(ctx: Context, unit: str) -> str | None:
     return None
 
 
+def _unknown_co_units(ctx: Context) -> str | None:
+    """Why the payload's ``co_units`` cannot be assigned: the units the directory does
+    not know, all of them named (``None`` when all are known or there is no directory)."""
+    directory = ctx.services.directory
+    if directory is None:
+        return None
+    unknown: list[str] = []
+    known: tuple[str, ...] = ()
+    for unit in ctx.payload.get("co_units") or ():
+        try:
+            directory.unit(unit)
+        except UnknownName as exc:
+            unknown.append(unit)
+            known = exc.known
+        except ClosedLoopError as exc:
+            return f"co_units: {exc}"
+    if not unknown:
+        return None
+    named = ", ".join(repr(unit) for unit in unknown)
+    noun = "co-unit" if len(unknown) == 1 else "co-units"
+    return f"unknown {noun} {named}; known: {', '.join(known) or 'none'}"
+
+
+def _unknown_units(ctx: Context, unit: str | None) -> str | None:
+    """Why ``unit`` (when given) or a co-unit the payload names cannot be assigned."""
+    refusal = _unknown_unit(ctx, unit) if unit is not None else None
+    return refusal or _unknown_co_units(ctx)
+
+
 # -- guards ------------------------------------------------------------------------------
 
 
 def _routable(ctx: Context) -> str | None:
     unit = ctx.payload.get("unit")
+    unknown = _unknown_co_units(ctx)
+    if unknown is not None:
+        return unknown
     try:
         routing = resolve(ctx)
     except ClosedLoopError as exc:
@@ -98,7 +130,11 @@ def _another_unit(ctx: Context) -> str | None:
     unit = ctx.payload.get("unit")
     if unit is not None and unit == ctx.case.lead_unit:
         return f"{unit!r} returned the case; approve the return with another unit"
-    return _unknown_unit(ctx, unit) if unit is not None else None
+    return _unknown_units(ctx, unit)
+
+
+def _known_units(ctx: Context) -> str | None:
+    return _unknown_units(ctx, ctx.payload.get("unit"))
 
 
 def _subtasks_done(ctx: Context) -> str | None:
@@ -116,6 +152,7 @@ GUARDS: Mapping[str, Guard] = {
     "routable": _routable,
     "routing_disputed": _routing_disputed,
     "another_unit": _another_unit,
+    "known_units": _known_units,
     "subtasks_done": _subtasks_done,
     "has_active_subtask": _has_active_subtask,
 }

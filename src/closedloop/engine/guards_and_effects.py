@@ -32,9 +32,17 @@ def _pending(request: Callable[[Case], Request | None], noun: str, *, wanted: bo
         pending = request(ctx.case) is not None
         if pending == wanted:
             return None
-        return f"no {noun} has been requested" if wanted else f"a {noun} request is already pending"
+        return (
+            f"no {noun} has been requested"
+            if wanted
+            else f"{_article(noun)} {noun} request is already pending"
+        )
 
     return guard
+
+
+def _article(noun: str) -> str:
+    return "an" if noun[:1] in "aeiou" else "a"
 
 
 def _extension(case: Case) -> Request | None:
@@ -78,9 +86,15 @@ def _extension_fits(ctx: Context) -> str | None:
     if "duration" not in ctx.payload:  # asked by allowed(): the field itself is required
         return None
     try:
-        deadline.limit.plus(Duration.parse(ctx.payload["duration"]))
+        asked = Duration.parse(ctx.payload["duration"])
+        deadline.limit.plus(asked)
     except ValidationError as exc:
         return f"{exc.errors[0][1]} (the clock's limit is {deadline.limit.as_written()})"
+    if asked.amount <= 0:
+        return (
+            f"an extension of {asked.as_written()!r} adds no time; ask for more than zero "
+            f"(the clock's limit is {deadline.limit.as_written()})"
+        )
     return None
 
 

@@ -104,6 +104,8 @@ class Engine:
         NotifierUnusable: ``notifier`` (or one it maps) has no ``send`` method, or its
             ``send`` is ``async def``.
         ValidationError: ``worker_id`` is not text of 1 to 1000 printable characters.
+        UnknownCode: an SLA row of a clock names a category the list's catalogue does
+            not list (with the closest codes it does).
     """
 
     def __init__(
@@ -137,6 +139,14 @@ class Engine:
             directory = responsibilities.directory
         services = Services(responsibilities, directory, default, workflow.route_at)
         self._writer = CaseWriter(workflow, timekeeper, services)
+        self._writer.check_codes(
+            {
+                f"clocks[{i}] ({clock.name}).sla[{j}].category": row.category
+                for i, clock in enumerate(workflow.clocks)
+                for j, row in enumerate(clock.sla)
+            },
+            f"workflow {workflow.name!r} for the list's category catalogue",
+        )
         self._timekeeper = timekeeper
         self._reader = Reader(workflow, store)
         self._retention = Retention(workflow, store, self._writer)

@@ -16,7 +16,14 @@ from closedloop.engine.kinds import EngineTrigger
 from closedloop.engine.model import Case
 from closedloop.engine.notification_rules import rule_problems
 from closedloop.engine.registry import Registry
-from closedloop.engine.specs import Divert, FieldSpec, RoleRule, TransitionSpec, WorkflowSpec
+from closedloop.engine.specs import (
+    Divert,
+    EscalationStep,
+    FieldSpec,
+    RoleRule,
+    TransitionSpec,
+    WorkflowSpec,
+)
 from closedloop.errors import ValidationError
 
 NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
@@ -48,6 +55,9 @@ EFFECT_NEEDS: dict[str, tuple[str, ...]] = {
     "complete_subtask": ("has_active_subtask",),
 }
 """Built-in effects that rely on a guard having run on the same transition."""
+UNIT_GUARDS = ("known_units", "another_unit")
+"""The built-in guards that check the units a payload names against the directory: an
+effect that assigns the named unit needs one of them."""
 
 
 def check_workflow(workflow: WorkflowSpec, registry: Registry) -> list[str]:
@@ -148,6 +158,39 @@ def _clocks(workflow: WorkflowSpec) -> Iterator[str]:
                 Duration.parse(text)
             except ValidationError as exc:
                 yield f"{where}.{path}: {exc.errors[0][1]}"
+        yield from _ladder(clock.escalation, where)
+
+
+def _ladder(steps: Iterable[EscalationStep], where: str) -> Iterator[str]:
+    """Escalation steps out of order: the ladder is climbed one rung at a time, so a
+    step listed after a later one would fire only once that one has."""
+    previous: tuple[int, str, Duration] | None = None
+    for index, step in enumerate(steps):
+        try:
+            after = Duration.parse(step.after)
+        except ValidationError:
+            previous = None  # reported above
+            continue
+        if previous is not None and earlier(after, previous[2]):
+            yield (
+                f"{where}.escalation[{index}].after: {step.after!r} comes before the step "
+                f"listed above it (escalation[{previous[0]}].after: {previous[1]!r}); the "
+                "steps are climbed in the order listed, so list them from the earliest"
+            )
+        previous = (index, step.after, after)
+
+
+def earlier(one: Duration, other: Duration) -> bool:
+    """Whether ``one`` is surely shorter than ``other``: zero is shorter than any
+    length; natural lengths compare in time; working lengths compare in the same unit
+    (how many working hours a working day holds is the calendar's)."""
+    if one.amount == 0 or other.amount == 0:
+        return one.amount < other.amount
+    if not one.working and not other.working:
+        return one.as_timedelta() < other.as_timedelta()
+    if one.working and other.working and one.unit == other.unit:
+        return one.amount < other.amount
+    return False
 
 
 def _expiry(workflow: WorkflowSpec, clock: str, trigger: str, where: str) -> Iterator[str]:
@@ -322,6 +365,12 @@ def _targets(transition: TransitionSpec, where: str) -> Iterator[str]:
         "unit" in transition.fields and transition.fields["unit"].required
     ):
         yield f"{where}.effects: 'assign_named_unit' needs a required field 'unit'"
+    if "assign_named_unit" in transition.effects and not set(UNIT_GUARDS) & set(transition.guards):
+        yield (
+            f"{where}.effects: 'assign_named_unit' needs one of the guards "
+            f"{', '.join(map(repr, UNIT_GUARDS))} on the same transition (they refuse a unit "
+            "the directory does not know)"
+        )
     for index, counter in enumerate(transition.counts):
         if not NAME.fullmatch(counter):
             yield f"{where}.counts[{index}]: {counter!r} is not a valid counter name"

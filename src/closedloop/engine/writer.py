@@ -145,9 +145,19 @@ class CaseWriter:
         """The open case ``case`` may be merged into.
 
         Raises:
-            MergeRefused: ``target`` does not exist (or ``by`` may not see it), is the
-                case itself, is itself merged, or is final.
+            MergeRefused: ``case`` has duplicates of its own (their reporters follow it
+                and are told its outcome, so it stays a master), or ``target`` does not
+                exist (or ``by`` may not see it), is the case itself, is itself merged,
+                or is final.
         """
+        if case.duplicates:
+            named = ", ".join(repr(entry.case) for entry in case.duplicates)
+            raise MergeRefused(
+                case.id,
+                target,
+                f"it is the master of {named}, whose reporters follow it; merge {target!r} "
+                "into it instead, or handle both",
+            )
         if target == case.id:
             raise MergeRefused(case.id, target, "it is the case itself")
         master = tx.get_case(target)

@@ -9,7 +9,8 @@ resolved. Reporters who never
 answer are called back by a verifier once the confirmation clock has run out. A grid
 worker's on-the-spot fix is checked by a verifier, who reopens the few that were not
 fixed; a reopened case goes back to dispatch, and the loop starts again. A grid worker
-whose report a unit handled confirms it like any reporter.
+whose report another unit handled answers like any reporter; one whose own unit handled
+it is party to the case, so a verifier checks the result in their stead.
 """
 
 from __future__ import annotations
@@ -47,14 +48,16 @@ def _answers(stage: Stage, story: Story, *, rejecting: bool = False) -> dict[str
 
 def _answer(stage: Stage, story: Story) -> None:
     habits = stage.habits
+    own_unit = story.lead_unit is not None and story.lead_unit in story.reporter.units
+    checker = stage.district.cast.verifier if own_unit else story.reporter
     rework = habits.rework_late if story.late else habits.rework_on_time
     if story.lead_unit is not None and stage.dice.chance(rework):
         reason = "问题仍未解决 still not fixed"
         answers = _answers(stage, story, rejecting=True)
-        if stage.act(story, story.reporter, "reject_result", reason=reason, **answers) is not None:
+        if stage.act(story, checker, "reject_result", reason=reason, **answers) is not None:
             stage.steps.rework(stage, story)
         return
-    stage.act(story, story.reporter, "confirm", **_answers(stage, story))
+    stage.act(story, checker, "confirm", **_answers(stage, story))
 
 
 def _call_back(stage: Stage, story: Story) -> None:

@@ -14,13 +14,16 @@ Requires ``hypothesis`` (in the ``dev`` extra).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from functools import cmp_to_key
+from typing import Any, TypeVar
 
 from hypothesis import strategies as st
 
 from closedloop.engine.definition import Workflow
+from closedloop.engine.durations import Duration
 from closedloop.engine.registry import Registry
+from closedloop.engine.validation import earlier
 
 GLOBAL_ROLES: tuple[str, ...] = ("clerk", "officer", "chief", "auditor")
 """Names of the global roles a generated workflow may declare (besides ``system``)."""
@@ -156,6 +159,19 @@ def _rungs() -> st.SearchStrategy[dict[str, Any]]:
 
 _RUNGS = _rungs()
 
+Rung = TypeVar("Rung")
+
+
+def in_climbing_order(rungs: Sequence[Rung], after: Callable[[Rung], str]) -> list[Rung]:
+    """Escalation rungs (or their ``after`` texts) listed from the earliest, as the
+    loader wants them; rungs whose lengths do not compare keep their order."""
+
+    def order(one: Rung, other: Rung) -> int:
+        mine, theirs = Duration.parse(after(one)), Duration.parse(after(other))
+        return -1 if earlier(mine, theirs) else 1 if earlier(theirs, mine) else 0
+
+    return sorted(rungs, key=cmp_to_key(order))
+
 
 @st.composite
 def _clock(draw: st.DrawFn) -> dict[str, Any]:
@@ -166,7 +182,8 @@ def _clock(draw: st.DrawFn) -> dict[str, Any]:
         rows = [{"urgency": "urgent", "duration": draw(durations())}]
         rows += [{"category": "x1", "duration": draw(durations())}] * draw(st.integers(0, 1))
         clock["sla"] = rows
-    clock["escalation"] = draw(st.lists(_RUNGS, max_size=2))
+    rungs = draw(st.lists(_RUNGS, max_size=2))
+    clock["escalation"] = in_climbing_order(rungs, lambda rung: str(rung["after"]))
     return clock
 
 
@@ -297,7 +314,14 @@ class _Builder:
         fields = {"unit": {"type": "code", "required": True}, "co_units": {"type": "codes"}}
         dest = _one(self.draw, waiting)
         if self.draw(st.booleans()):
-            self.add("assign", [state], dest, fields=fields, effects=["assign_named_unit"])
+            self.add(
+                "assign",
+                [state],
+                dest,
+                fields=fields,
+                guards=["known_units"],
+                effects=["assign_named_unit"],
+            )
         else:
             self.add("assign", [state], dest, fields=fields, sets={"lead_unit": "unit"})
         self.add("start", [dest], dest, effects=["activate_subtasks"])
