@@ -206,13 +206,14 @@ def test_workflow_commands(tmp_path: Path) -> None:
 
 def test_list_commands(tmp_path: Path) -> None:
     duties = DISTRICT / "duties.yaml"
-    routed, after_switch, unknown, gaps, no_list = run_all(
+    routed, after_switch, unknown, near, gaps, no_list = run_all(
         tmp_path,
         ("route", duties, "--category", "01.01", "--area", "D1.S1.C1.G01", "--at",
          "2026-02-10T08:15"),
         ("route", duties, "--category", "03.01", "--area", "D1.S2.C4.G08", "--at",
          "2026-03-01 00:00"),
         ("route", duties, "--category", "01.01", "--area", "D9.NOWHERE"),
+        ("route", duties, "--category", "01.1", "--area", "D1.S1.C1.G1"),
         ("gaps", duties),
         ("route", tmp_path / "none.yaml", "--category", "01.01", "--area", "D1"),
     )  # fmt: skip
@@ -221,6 +222,9 @@ def test_list_commands(tmp_path: Path) -> None:
     assert "Entry E-0101 decides: lead unit YS-WATER" in routed.stdout
     assert "E-0301-B (owner)" in after_switch.stdout  # the lamp contract from 1 March
     assert_one_line_error(unknown, "unknown area 'D9.NOWHERE'")
+    # A near miss is told the closest codes the catalogue and the directory list.
+    assert_one_line_error(near, "unknown category '01.1'; closest: 01.01, 01, 01.02")
+    assert "unknown area 'D1.S1.C1.G1'; closest: D1.S1.C1.G01, D1.S1.C1.G02" in near.stderr
     assert gaps.returncode == 0, gaps.stderr
     assert "12 of 168 (category, grid) pairs only a fallback owner covers" in gaps.stdout
     assert gaps.stdout.count("消防栓") == 6

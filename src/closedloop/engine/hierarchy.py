@@ -13,7 +13,9 @@ The codes carry their whole path, so matching is by prefix and never needs the t
 
 from __future__ import annotations
 
+import difflib
 import re
+from collections.abc import Iterable
 from functools import lru_cache
 from typing import Annotated
 
@@ -117,3 +119,29 @@ def covers(scope: str, code: str) -> bool:
     (True, False, True)
     """
     return code == scope or code.startswith(scope + ".")
+
+
+CLOSEST = 3
+"""How many of the nearest valid codes an :class:`~closedloop.errors.UnknownCode` names."""
+
+
+def closest(code: str, known: Iterable[str], limit: int = CLOSEST) -> list[str]:
+    """The codes of ``known`` nearest ``code``: those sharing the most leading segments
+    first (siblings before strangers), then the most similar text, then in code order."""
+    segments = code.split(".")
+
+    def shared(other: str) -> int:
+        count = 0
+        for mine, theirs in zip(segments, other.split("."), strict=False):
+            if mine != theirs:
+                break
+            count += 1
+        return count
+
+    scored = []
+    for other in known:
+        ratio = difflib.SequenceMatcher(None, code, other).ratio()
+        depth = shared(other)
+        if depth or ratio >= 0.5:
+            scored.append((-depth, -ratio, other))
+    return [other for _, _, other in sorted(scored)[:limit]]

@@ -10,7 +10,6 @@ refused, not trimmed (``"water\n"`` is not the unit ``water``). Every refusal is
 
 from __future__ import annotations
 
-import difflib
 import json
 import math
 import re
@@ -22,7 +21,7 @@ from typing import Any
 
 from closedloop.engine.clock import utc
 from closedloop.engine.definition import FieldSpec, TransitionSpec
-from closedloop.engine.hierarchy import CODE_RULE, is_code
+from closedloop.engine.hierarchy import CODE_RULE, closest, is_code
 from closedloop.engine.model import JSON, Actor, Location, MediaRef, ReporterContact, printable
 from closedloop.errors import NaiveDatetime, UnknownCode, ValidationError
 
@@ -99,10 +98,6 @@ def report(
     return checked, checked_contact
 
 
-CLOSEST = 3
-"""How many of the nearest valid codes an :class:`~closedloop.errors.UnknownCode` names."""
-
-
 def known_codes(
     codes: Mapping[str, str | None],
     *,
@@ -127,28 +122,6 @@ def known_codes(
         unknown.append((field, value, closest(value, known)))
     if unknown:
         raise UnknownCode(unknown, subject=subject)
-
-
-def closest(code: str, known: Iterable[str], limit: int = CLOSEST) -> list[str]:
-    """The codes of ``known`` nearest ``code``: those sharing the most leading segments
-    first (siblings before strangers), then the most similar text, then in code order."""
-    segments = code.split(".")
-
-    def shared(other: str) -> int:
-        count = 0
-        for mine, theirs in zip(segments, other.split("."), strict=False):
-            if mine != theirs:
-                break
-            count += 1
-        return count
-
-    scored = []
-    for other in known:
-        ratio = difflib.SequenceMatcher(None, code, other).ratio()
-        depth = shared(other)
-        if depth or ratio >= 0.5:
-            scored.append((-depth, -ratio, other))
-    return [other for _, _, other in sorted(scored)[:limit]]
 
 
 def text(value: Any, field: str, errors: Errors, *, max_length: int, multiline: bool) -> str:

@@ -31,7 +31,7 @@ from closedloop.engine.duties.resolution import (
     routed,
 )
 from closedloop.engine.duties.spreadsheet import read_rows
-from closedloop.engine.hierarchy import code_problem, is_code
+from closedloop.engine.hierarchy import closest, code_problem, is_code
 from closedloop.engine.loading import (
     labelled,
     mapping_problems,
@@ -354,11 +354,14 @@ class ResponsibilityList:
         errors = []
         for field, code in categories:
             if not (isinstance(code, str) and self._known_category(code)):
-                errors.append((field, code_problem(code) or f"unknown category {code!r}"))
+                known = self._categories.codes() if self._categories is not None else ()
+                errors.append((field, code_problem(code) or _unknown("category", code, known)))
         for field, code in areas:
             # a known area is well-formed: the directory checked it when it was loaded
             if not (isinstance(code, str) and self._directory.has_area(code)):
-                errors.append((field, code_problem(code) or f"unknown area {code!r}"))
+                errors.append(
+                    (field, code_problem(code) or _unknown("area", code, self._directory.areas()))
+                )
         if errors:
             raise ValidationError(errors, subject="routing request")
 
@@ -378,3 +381,9 @@ class ResponsibilityList:
             f"ResponsibilityList(version={self.version!r}, entries={len(self._entries)}, "
             f"fallbacks={len(self._fallbacks)}, time_zone={self._meta.time_zone!r})"
         )
+
+
+def _unknown(kind: str, code: str, known: Iterable[str]) -> str:
+    """The problem of a well-formed ``code`` that is not listed, with the closest that are."""
+    nearest = closest(code, known)
+    return f"unknown {kind} {code!r}" + (f"; closest: {', '.join(nearest)}" if nearest else "")
