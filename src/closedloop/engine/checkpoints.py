@@ -97,6 +97,19 @@ def anchor_problems(
     return []
 
 
+def anchor_row_problems(number: int, row: int | None) -> list[str]:
+    """What is wrong with the store's anchor row of a case checkpoint ``number`` signed
+    last: the row is only an index, and one deleted or pointing elsewhere is reported."""
+    if row is None:
+        return [f"checkpoint {number} signed this case's head but its anchor row is missing"]
+    if row != number:
+        return [
+            f"the case's anchor row names checkpoint {row} but checkpoint {number} "
+            "signed its latest head"
+        ]
+    return []
+
+
 def chain_problems(
     published: Sequence[Checkpoint], stored: Sequence[Checkpoint], key: bytes | None
 ) -> list[str]:
