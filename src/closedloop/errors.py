@@ -583,6 +583,7 @@ class CheckpointRefused(StoreError):
     """A trail no longer holds the head an earlier checkpoint signed, so a new
     checkpoint would sign over the change; nothing was written."""
 
+    status = 500
     title = "Checkpoint refused"
 
     def __init__(self, problems: Sequence[str]) -> None:
