@@ -160,6 +160,24 @@ def test_an_anchor_row_moved_to_an_earlier_checkpoint_is_reported(store: SQLStor
     store.close()
 
 
+def test_a_wrong_key_is_told_apart_from_a_changed_trail(store: SQLStore) -> None:
+    engine = engine_on(store)
+    case_id = accepted(engine)
+    engine.checkpoint()
+    published = engine.export_checkpoints()
+    other = engine_on(store, key=b"another key of thirty-two bytes!")
+    assert other.verify(case_id).problems == (
+        "checkpoint 1's signature does not verify under the key given: the key is not "
+        "the one that signed it (a wrong or rotated key), or the checkpoint was altered",
+    )
+    assert other.verify_checkpoints(published) == (
+        "checkpoint 1: the published copy's signature does not verify under the key "
+        "given (a wrong or rotated key, or the copy was altered)",
+    )
+    assert engine.verify(case_id).ok
+    store.close()
+
+
 def test_an_edited_or_deleted_checkpoint_is_reported(store: SQLStore) -> None:
     engine = engine_on(store)
     case_id = accepted(engine)
@@ -171,7 +189,8 @@ def test_an_edited_or_deleted_checkpoint_is_reported(store: SQLStore) -> None:
     with store.engine.begin() as conn:
         conn.execute(update(checkpoints).values(heads=[]))
     assert engine.verify(case_id).problems == (
-        "checkpoint 1 does not verify under the checkpoint key (it was changed)",
+        "checkpoint 1's signature does not verify under the key given: the key is not "
+        "the one that signed it (a wrong or rotated key), or the checkpoint was altered",
     )
     assert engine.verify_checkpoints(published) == (
         "checkpoint 1: the stored copy differs from the published one",
