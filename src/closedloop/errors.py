@@ -26,7 +26,7 @@ class                                                   status  why
 ClosedLoopError, DefinitionError, MissingDependency,    500     the server's set-up or
 WorkflowMismatch, HostCodeUnusable, NotifierUnusable,           data is wrong; the
 TimeError, CalendarNotCovered, StoreError,                      client cannot fix it
-DamagedRecord
+DamagedRecord, CheckpointRefused
 InvalidWorkflow, InvalidResponsibilityList,             422     a submitted definition
 InvalidDirectory, UnknownName                                   or name is unusable
 CaseError, TransitionNotAllowed, GuardRejected,         409     the case's current state
@@ -577,6 +577,21 @@ class CheckpointTaken(StoreError):
     def __init__(self, number: int) -> None:
         self.number = number
         super().__init__(f"checkpoint {number} exists already: another engine made it first")
+
+
+class CheckpointRefused(StoreError):
+    """A trail no longer holds the head an earlier checkpoint signed, so a new
+    checkpoint would sign over the change; nothing was written."""
+
+    status = 500
+    title = "Checkpoint refused"
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = tuple(problems)
+        super().__init__(
+            "refusing to sign a checkpoint over trails that lost their signed heads: "
+            + "; ".join(self.problems)
+        )
 
 
 class MessageNotFound(StoreError, LookupError):

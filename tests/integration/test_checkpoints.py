@@ -18,9 +18,9 @@ from closedloop import Engine, ValidationError, workflows
 from closedloop.adapters.memory import InMemoryStore
 from closedloop.adapters.sqlalchemy import SQLStore
 from closedloop.adapters.sqlalchemy.rows import case_values
-from closedloop.adapters.sqlalchemy.schema import case_events, cases, checkpoints
+from closedloop.adapters.sqlalchemy.schema import case_anchors, case_events, cases, checkpoints
 from closedloop.engine import audit
-from closedloop.errors import StoreError
+from closedloop.errors import CheckpointRefused, StoreError
 from closedloop.testing import ManualClock
 from tests.cast import CITIZEN, DISPATCHER, WATER
 from tests.conftest import postgres_url
@@ -105,6 +105,79 @@ def test_a_checkpoint_catches_a_rewritten_head(store: SQLStore) -> None:
     store.close()
 
 
+def rewrite_fourth(store: SQLStore, case_id: str) -> None:
+    """Rewrite event 4 with a recomputed hash: the chain links, the replay matches."""
+    with store.transaction(read_only=True) as tx:
+        fourth = tx.get_events(case_id)[3]
+    forged = audit.seal(**{**fourth.model_dump(exclude={"hash"}), "actor": "someone-else"})
+    with store.engine.begin() as conn:
+        conn.execute(
+            update(case_events)
+            .where(case_events.c.case_id == case_id, case_events.c.seq == 4)
+            .values(actor=forged.actor, hash=forged.hash)
+        )
+
+
+def test_a_deleted_anchor_row_does_not_hide_a_rewritten_head(store: SQLStore) -> None:
+    # The anchor row is an unsigned index: the signed checkpoint itself names the case.
+    engine = engine_on(store)
+    case_id, other = accepted(engine), accepted(engine)
+    engine.checkpoint()
+    rewrite_fourth(store, case_id)
+    with store.engine.begin() as conn:
+        conn.execute(delete(case_anchors).where(case_anchors.c.case_id == case_id))
+    assert engine.verify(case_id).problems == (
+        "event 4 differs from the one checkpoint 1 signed",
+        "checkpoint 1 signed this case's head but its anchor row is missing",
+    )
+    assert engine_on(store, key=None).verify(case_id).problems == (
+        "event 4 differs from the one checkpoint 1 signed",
+        "checkpoint 1 signed this case's head but its anchor row is missing",
+    )
+    # The next checkpoint refuses to sign the forged head, and writes nothing.
+    engine.trigger(other, "request_info", by=WATER, question="Which floor?")
+    with pytest.raises(CheckpointRefused) as refused:
+        engine.checkpoint()
+    assert refused.value.problems == (
+        f"case {case_id!r}: event 4 differs from the one checkpoint 1 signed",
+    )
+    assert [c.number for c in engine.export_checkpoints()] == [1]
+    assert engine.verify(other).ok
+    store.close()
+
+
+def test_an_anchor_row_moved_to_an_earlier_checkpoint_is_reported(store: SQLStore) -> None:
+    engine = engine_on(store)
+    case_id = accepted(engine)
+    engine.checkpoint()
+    engine.trigger(case_id, "request_info", by=WATER, question="Which floor?")
+    engine.checkpoint()
+    with store.engine.begin() as conn:
+        conn.execute(update(case_anchors).values(number=1, seq=4))
+    assert engine.verify(case_id).problems == (
+        "the case's anchor row names checkpoint 1 but checkpoint 2 signed its latest head",
+    )
+    store.close()
+
+
+def test_a_wrong_key_is_told_apart_from_a_changed_trail(store: SQLStore) -> None:
+    engine = engine_on(store)
+    case_id = accepted(engine)
+    engine.checkpoint()
+    published = engine.export_checkpoints()
+    other = engine_on(store, key=b"another key of thirty-two bytes!")
+    assert other.verify(case_id).problems == (
+        "checkpoint 1's signature does not verify under the key given: the key is not "
+        "the one that signed it (a wrong or rotated key), or the checkpoint was altered",
+    )
+    assert other.verify_checkpoints(published) == (
+        "checkpoint 1: the published copy's signature does not verify under the key "
+        "given (a wrong or rotated key, or the copy was altered)",
+    )
+    assert engine.verify(case_id).ok
+    store.close()
+
+
 def test_an_edited_or_deleted_checkpoint_is_reported(store: SQLStore) -> None:
     engine = engine_on(store)
     case_id = accepted(engine)
@@ -116,7 +189,8 @@ def test_an_edited_or_deleted_checkpoint_is_reported(store: SQLStore) -> None:
     with store.engine.begin() as conn:
         conn.execute(update(checkpoints).values(heads=[]))
     assert engine.verify(case_id).problems == (
-        "checkpoint 1 does not verify under the checkpoint key (it was changed)",
+        "checkpoint 1's signature does not verify under the key given: the key is not "
+        "the one that signed it (a wrong or rotated key), or the checkpoint was altered",
     )
     assert engine.verify_checkpoints(published) == (
         "checkpoint 1: the stored copy differs from the published one",

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import sqlite3
 import subprocess
 import sys
@@ -169,6 +170,47 @@ def test_case_show_prints_the_case_its_history_and_the_verification(demos: Demos
     assert "139****" in shown.stdout  # contact data masked
     assert_one_line_error(missing, "case 'case-99999' not found")
     assert_one_line_error(broken, "does not verify", "content does not match its hash")
+
+
+def test_case_show_checks_checkpoint_signatures_only_with_the_key(
+    demos: Demos, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = bytes(range(32))
+    db = demos.folder / "signed.db"
+    with (
+        sqlite3.connect(demos.folder / "closedloop-demo.db") as source,
+        sqlite3.connect(db) as target,
+    ):
+        source.backup(target)
+    store = SQLStore(f"sqlite:///{db}")
+    office = chinese_office_hours(District.load().time_zone.key)
+    engine = Engine(
+        workflows.standard(), store=store, calendars={office.name: office}, checkpoint_key=key
+    )
+    made = engine.checkpoint()
+    store.close()
+    assert made is not None
+    show = ("case", "show", "case-00050", "--db", db)
+    monkeypatch.setenv("CLOSEDLOOP_CHECKPOINT_KEY", key.hex())
+    keyed = run(demos.folder, *show)
+    assert keyed.returncode == 0, keyed.stderr
+    assert "Checkpoint signatures checked with the key" in keyed.stdout
+    # Someone who can write the database edits the checkpoint row (here: another
+    # case's head). Without the key nothing tells; with it the signature fails.
+    heads = [
+        {**h.model_dump(), "hash": "0" * 64} if h.case_id == "case-00049" else h.model_dump()
+        for h in made.heads
+    ]
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE closedloop_checkpoints SET heads = ?", (json.dumps(heads),))
+    edited = run(demos.folder, *show)
+    assert_one_line_error(edited, "signature does not verify under the key given")
+    monkeypatch.delenv("CLOSEDLOOP_CHECKPOINT_KEY")
+    keyless = run(demos.folder, *show)
+    assert keyless.returncode == 0, keyless.stderr
+    assert "Checkpoint signatures were not checked" in keyless.stdout
+    monkeypatch.setenv("CLOSEDLOOP_CHECKPOINT_KEY", "not hex")
+    assert_one_line_error(run(demos.folder, *show), "must be hexadecimal")
 
 
 def test_demo_keeps_an_existing_file_when_told_to(tmp_path: Path) -> None:

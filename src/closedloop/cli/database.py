@@ -22,6 +22,7 @@ from closedloop.cli.failures import fail, reported
 from closedloop.cli.fitting import check_case
 from closedloop.cli.output import NONE, console, instant, table
 from closedloop.engine.calendars import NaturalCalendar, chinese_office_hours
+from closedloop.engine.checkpoints import MIN_KEY_BYTES
 from closedloop.engine.definition import Workflow
 from closedloop.engine.model import AuditEvent, Case
 from closedloop.engine.ports import CaseStore
@@ -155,15 +156,21 @@ def case_show(
     registry: RegistryOption = None,
     timezone: ZoneOption = "UTC",
     schema: SchemaOption = None,
+    checkpoint_key: Annotated[
+        str | None,
+        typer.Option(envvar="CLOSEDLOOP_CHECKPOINT_KEY", show_envvar=True, hidden=True),
+    ] = None,
 ) -> None:
-    """Show a case, its history, and whether its audit chain verifies."""
+    """Show a case, its history, and whether its audit chain verifies; with the key in
+    CLOSEDLOOP_CHECKPOINT_KEY (hex), also whether its checkpoint's signature does."""
+    key = None if not checkpoint_key else checkpoint_key_of(checkpoint_key)
     zone = zone_of(timezone)
     loaded = workflow_of(workflow, registry)
     store = open_store(db, schema)
     try:
         case = stored_case(store, case_id)
         check_case(case, loaded)
-        engine = calendars_engine(store, loaded, None)
+        engine = calendars_engine(store, loaded, None, checkpoint_key=key)
         events = engine.history(case_id)
         report = engine.verify(case_id)
     finally:
@@ -181,6 +188,29 @@ def case_show(
         "and replaying them gives the stored case.",
         markup=False,
     )
+    if key is None:
+        out.print(
+            "Checkpoint signatures were not checked: set CLOSEDLOOP_CHECKPOINT_KEY (hex) "
+            "to check them. Without the key only the signed head is compared, and a "
+            "checkpoint edited together with the trail goes unnoticed.",
+            markup=False,
+        )
+    else:
+        out.print(
+            "Checkpoint signatures checked with the key in CLOSEDLOOP_CHECKPOINT_KEY.",
+            markup=False,
+        )
+
+
+def checkpoint_key_of(text: str) -> bytes:
+    """The checkpoint key from its hex text, or a one-line error."""
+    try:
+        key = bytes.fromhex(text)
+    except ValueError:
+        fail("CLOSEDLOOP_CHECKPOINT_KEY must be hexadecimal (64 digits or more)")
+    if len(key) < MIN_KEY_BYTES:
+        fail(f"CLOSEDLOOP_CHECKPOINT_KEY must hold at least {MIN_KEY_BYTES} bytes (hex digits x2)")
+    return key
 
 
 def stored_case(store: SQLStore, case_id: str) -> Case:

@@ -35,6 +35,7 @@ from closedloop.cli.database import (
     SchemaOption,
     WorkflowOption,
     calendars_engine,
+    checkpoint_key_of,
     open_store,
     workflow_of,
     zone_of,
@@ -43,7 +44,6 @@ from closedloop.cli.definitions import RegistryOption
 from closedloop.cli.failures import fail, one_line, reported
 from closedloop.cli.fitting import check_store
 from closedloop.cli.hostcode import load_notifiers
-from closedloop.engine.checkpoints import MIN_KEY_BYTES
 from closedloop.engine.definition import Workflow
 from closedloop.engine.ports import CaseStore, Notification, Notifier
 from closedloop.engine.service import Engine
@@ -200,13 +200,7 @@ def _checkpoint_key(every: float | None, text: str | None) -> bytes | None:
         return None
     if not text:
         fail("--checkpoint-every needs a signing key: set CLOSEDLOOP_CHECKPOINT_KEY (hex)")
-    try:
-        key = bytes.fromhex(text)
-    except ValueError:
-        fail("CLOSEDLOOP_CHECKPOINT_KEY must be hexadecimal (64 digits or more)")
-    if len(key) < MIN_KEY_BYTES:
-        fail(f"CLOSEDLOOP_CHECKPOINT_KEY must hold at least {MIN_KEY_BYTES} bytes (hex digits x2)")
-    return key
+    return checkpoint_key_of(text)
 
 
 def _engine(

@@ -82,7 +82,10 @@ def anchor_problems(
     if checkpoint is None:
         return [f"{where}, which signed this case's head, is missing"]
     if key is not None and not genuine(key, checkpoint):
-        return [f"{where} does not verify under the checkpoint key (it was changed)"]
+        return [
+            f"{where}'s signature does not verify under the key given: the key is not "
+            "the one that signed it (a wrong or rotated key), or the checkpoint was altered"
+        ]
     case_id = events[0].case_id if events else None
     head = next((h for h in checkpoint.heads if h.case_id == case_id), None)
     if head is None:
@@ -94,6 +97,19 @@ def anchor_problems(
         ]
     if events[head.seq - 1].hash != head.hash:
         return [f"event {head.seq} differs from the one {where} signed"]
+    return []
+
+
+def anchor_row_problems(number: int, row: int | None) -> list[str]:
+    """What is wrong with the store's anchor row of a case checkpoint ``number`` signed
+    last: the row is only an index, and one deleted or pointing elsewhere is reported."""
+    if row is None:
+        return [f"checkpoint {number} signed this case's head but its anchor row is missing"]
+    if row != number:
+        return [
+            f"the case's anchor row names checkpoint {row} but checkpoint {number} "
+            "signed its latest head"
+        ]
     return []
 
 
@@ -111,7 +127,10 @@ def chain_problems(
     for checkpoint in sorted(published, key=lambda c: c.number):
         where = f"checkpoint {checkpoint.number}"
         if key is not None and not genuine(key, checkpoint):
-            problems.append(f"{where}: the published copy does not verify under the key")
+            problems.append(
+                f"{where}: the published copy's signature does not verify under the key "
+                "given (a wrong or rotated key, or the copy was altered)"
+            )
         follows = previous is not None and previous.number + 1 == checkpoint.number
         if follows and previous is not None and checkpoint.previous != previous.signature:
             problems.append(f"{where}: does not chain to checkpoint {previous.number}")

@@ -4,8 +4,8 @@ A SQL store keeps queryable columns beside the case's JSON (state, lead unit, ar
 warning level, ...) for the queries of host screens; nothing in the chain covers them,
 so one edited on its own would quietly move a case out of a unit's inbox.
 :func:`column_problems` reports every column that disagrees with the case. A case's
-anchor is the latest checkpoint that signed its head (:func:`anchor_of`); the trail is
-compared with it in :func:`closedloop.engine.checkpoints.anchor_problems`.
+anchor is the latest checkpoint whose signed heads name it (:func:`anchor_of`); the
+trail is compared with it in :func:`closedloop.engine.checkpoints.anchor_problems`.
 """
 
 from __future__ import annotations
@@ -67,14 +67,23 @@ def column_problems(store: CaseStore, case: Case) -> list[str]:
     ]
 
 
-def anchor_of(store: CaseStore, case_id: str) -> tuple[int, Checkpoint | None] | None:
-    """The number of the case's latest checkpoint and that checkpoint as stored (``None``
-    when it is missing); ``None`` when no checkpoint signed the case or the store keeps
-    none."""
+def anchor_of(store: CaseStore, case_id: str) -> tuple[int, Checkpoint | None, int | None] | None:
+    """The case's anchor: the number of the latest checkpoint that signed a head of it,
+    that checkpoint as stored (``None`` when it is missing) and the number the store's
+    anchor row names (``None`` without a row); ``None`` when no checkpoint signed the
+    case, or the store keeps none.
+
+    The latest checkpoint is found in the checkpoints' own heads, the data their
+    signatures cover, so deleting or editing the unsigned anchor row cannot hide it;
+    only when no checkpoint's heads name the case is the row's checkpoint taken (it
+    was then changed, or is missing).
+    """
     if not isinstance(store, CheckpointStore):
         return None
-    number = store.anchor(case_id)
+    row = store.anchor(case_id)
+    signed = store.signed_anchors([case_id]).get(case_id)
+    number = signed if signed is not None else row
     if number is None:
         return None
     found = store.checkpoints(after=number - 1, limit=1)
-    return number, (found[0] if found and found[0].number == number else None)
+    return number, (found[0] if found and found[0].number == number else None), row

@@ -811,6 +811,17 @@ class CheckpointStore(Protocol):
         """The number of the latest checkpoint that signed a head of the case, or ``None``."""
         ...
 
+    def signed_anchors(self, case_ids: Sequence[str]) -> dict[str, int]:
+        """For each of ``case_ids`` that a checkpoint signed a head of, the number of the
+        latest such checkpoint, found in the checkpoints' own (signed) heads and never
+        in the anchors :meth:`anchor` reads: a deleted or edited anchor cannot hide a
+        signed head. Cases no checkpoint signed are left out.
+
+        Raises:
+            StoreError: the backend failed.
+        """
+        ...
+
 
 @runtime_checkable
 class IndexedColumns(Protocol):

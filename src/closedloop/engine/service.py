@@ -38,6 +38,7 @@ from closedloop.engine.model import (
     unshared_event,
 )
 from closedloop.engine.ports import (
+    CaseHead,
     CaseStore,
     CaseTransaction,
     Checkpoint,
@@ -57,6 +58,7 @@ from closedloop.engine.ticking import StuckTimer, TickReport, TimerSweep
 from closedloop.engine.writer import CaseWriter
 from closedloop.errors import (
     CaseNotFound,
+    CheckpointRefused,
     CheckpointTaken,
     ClosedLoopError,
     ConcurrentModification,
@@ -708,9 +710,10 @@ class Engine:
         if unreadable:
             problems = [*unreadable, *problems[:-1]]  # not "no stored case" again
         if anchored is not None:
-            number, checkpoint = anchored
+            number, checkpoint, row = anchored
             key = self._checkpoint_key
             problems += checkpoints.anchor_problems(events, checkpoint, number, key)
+            problems += checkpoints.anchor_row_problems(number, row)
         if case is not None:
             problems += integrity.column_problems(self._store, case)
         return audit.AuditReport(case_id, not problems, report.events, tuple(problems))
@@ -747,6 +750,7 @@ class Engine:
             heads = store.unanchored_heads(limit=limit)
             if not heads:
                 return None
+            self._refuse_lost_heads(store, heads, key)
             last = store.last_checkpoint()
             made = checkpoints.signed(
                 key,
@@ -807,6 +811,27 @@ class Engine:
 
     def _now(self) -> datetime:
         return utc(self._clock.now(), "clock.now()")
+
+    def _refuse_lost_heads(
+        self, store: CheckpointStore, heads: Sequence[CaseHead], key: bytes
+    ) -> None:
+        """Raise :class:`CheckpointRefused` when a trail about to be signed no longer
+        holds the head an earlier checkpoint signed (found in the checkpoints' own heads,
+        not in the anchor rows), or that checkpoint was changed or is missing."""
+        signed = store.signed_anchors([head.case_id for head in heads])
+        loaded: dict[int, Checkpoint | None] = {}
+        for number in sorted(set(signed.values())):
+            found = store.checkpoints(after=number - 1, limit=1)
+            loaded[number] = found[0] if found and found[0].number == number else None
+        problems: list[str] = []
+        with self._store.transaction(read_only=True) as tx:
+            for case_id, number in signed.items():
+                with arguments.reading(f"audit trail of case {case_id!r}", case_id):
+                    events = tx.get_events(case_id)
+                lost = checkpoints.anchor_problems(events, loaded[number], number, key)
+                problems += (f"case {case_id!r}: {problem}" for problem in lost)
+        if problems:
+            raise CheckpointRefused(problems)
 
     def _checkpoint_store(self) -> CheckpointStore:
         if not isinstance(self._store, CheckpointStore):

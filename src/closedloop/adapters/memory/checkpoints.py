@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 
 from closedloop.adapters.memory.records import MemoryRecords
 from closedloop.engine.ports import CaseHead, Checkpoint
@@ -71,6 +72,22 @@ class MemoryCheckpoints:
             numbers = sorted(n for n in self._book.rows if n > after)[:limit]
             rows = [self._book.rows[n] for n in numbers]
         return [Checkpoint.model_validate_json(row) for row in rows]
+
+    def signed_anchors(self, case_ids: Sequence[str]) -> dict[str, int]:
+        """For each of ``case_ids`` some checkpoint signed a head of, the number of the
+        latest such checkpoint, read from the checkpoints' own heads (the data their
+        signatures cover), never from the anchors."""
+        wanted = set(case_ids)
+        with self._book.lock:
+            rows = sorted(self._book.rows.items(), reverse=True)
+        found: dict[str, int] = {}
+        for number, row in rows:
+            if len(found) == len(wanted):
+                break
+            for head in Checkpoint.model_validate_json(row).heads:
+                if head.case_id in wanted:
+                    found.setdefault(head.case_id, number)
+        return found
 
     def anchor(self, case_id: str) -> int | None:
         """The number of the latest checkpoint that signed a head of the case."""

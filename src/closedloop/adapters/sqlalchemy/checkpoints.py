@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import Connection, Engine, and_, insert, or_, select, update
+from sqlalchemy import Connection, Engine, and_, func, insert, or_, select, update
+from sqlalchemy import true as sa_true
 
 from closedloop.adapters.sqlalchemy.engines import begin, connect
 from closedloop.adapters.sqlalchemy.failures import translated
@@ -94,11 +96,40 @@ class SQLCheckpoints:
         row = self._read("read a case's columns", lambda c: c.execute(statement).first())
         return None if row is None else dict(row._mapping)
 
+    def signed_anchors(self, case_ids: Sequence[str]) -> dict[str, int]:
+        """For each of ``case_ids`` some checkpoint signed a head of, the number of the
+        latest such checkpoint, read from the checkpoints' own heads (the data their
+        signatures cover), never from the anchor rows."""
+        wanted = list(dict.fromkeys(case_ids))
+        found: dict[str, int] = {}
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            read = functools.partial(_signed, case_ids=chunk)
+            found.update(self._read("read the checkpoints of cases", read))
+        return found
+
     def anchor(self, case_id: str) -> int | None:
         """The number of the latest checkpoint that signed a head of the case."""
         statement = select(case_anchors.c.number).where(case_anchors.c.case_id == case_id)
         number = self._read("read a case's anchor", lambda c: c.execute(statement).scalar())
         return None if number is None else int(number)
+
+
+def _signed(connection: Connection, case_ids: list[str]) -> dict[str, int]:
+    if connection.dialect.name == "postgresql":
+        element = func.json_array_elements(checkpoints.c.heads).table_valued("value")
+        case_id: Any = element.c.value.op("->>")("case_id")
+    else:
+        element = func.json_each(checkpoints.c.heads).table_valued("value")
+        case_id = func.json_extract(element.c.value, "$.case_id")
+    statement = (
+        select(case_id.label("case_id"), func.max(checkpoints.c.number).label("number"))
+        .select_from(checkpoints)
+        .join(element, sa_true())
+        .where(case_id.in_(case_ids))
+        .group_by(case_id)
+    )
+    return {row.case_id: int(row.number) for row in connection.execute(statement)}
 
 
 def _anchor(connection: Connection, checkpoint: Checkpoint) -> None:

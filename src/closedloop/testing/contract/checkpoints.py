@@ -91,3 +91,19 @@ class CheckpointContract(StoreFixtures):
         assert taken.value.number == 1
         assert store.checkpoints() == [kept]
         assert store.anchor("b") is None
+
+    def test_signed_anchors_come_from_the_checkpoints_own_heads(self, store: Any) -> None:
+        _, first = add(store, "a")
+        _, other = add(store, "b")
+        add(store, "c")
+        store.add_checkpoint(_checkpoint(1, CaseHead(case_id="a", seq=1, hash=first.hash)))
+        store.add_checkpoint(
+            _checkpoint(
+                2,
+                CaseHead(case_id="b", seq=1, hash=other.hash),
+                CaseHead(case_id="a", seq=1, hash=first.hash),
+            )
+        )
+        store.add_checkpoint(_checkpoint(3, CaseHead(case_id="b", seq=1, hash=other.hash)))
+        assert store.signed_anchors(["a", "b", "c", "nobody"]) == {"a": 2, "b": 3}
+        assert store.signed_anchors([]) == {}
