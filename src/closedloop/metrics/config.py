@@ -205,7 +205,8 @@ class SignalConfig(Checked):
         silent_cases: Silent cases of a unit that flag it.
         not_silent_states: States where a case waits on nobody who could act (the
             reporter's confirmation); a case with a paused clock (information asked,
-            suspended) is not silent either.
+            suspended) is not silent either. Both still count among the open cases
+            of the signal's base.
 
     Raises:
         ValidationError: a setting is unknown or out of its range (a share outside 0
