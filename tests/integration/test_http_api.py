@@ -285,6 +285,29 @@ def test_a_refused_console_report_shows_why_and_keeps_what_was_typed(http: Any, 
     assert len(host.engine.store.case_ids()) == before
 
 
+def test_console_text_areas_keep_their_line_breaks_as_the_browser_sends_them(
+    http: Any, host: Host
+) -> None:
+    # A browser sends a text area's line breaks as CRLF; what was typed arrives as LF.
+    sent = http.post(
+        "/console/report?lang=en",
+        headers=CITIZEN,
+        data={"description": "路灯不亮\r\n第二行\rthird line", "area": "D1"},
+    )
+    assert sent.status_code == 303
+    case_id = sent.headers["location"].rpartition("/")[2]
+    case = host.engine.get(case_id, viewer=Actor("citizen-7"))
+    assert case.description == "路灯不亮\n第二行\nthird line"
+    cancelled = http.post(
+        f"/console/cases/{case_id}/fire/cancel?lang=en",
+        headers=CITIZEN,
+        data={"version": "1", "reason": "fixed itself\r\nthanks"},
+    )
+    assert cancelled.status_code == 303
+    last = host.engine.history(case_id)[-1]
+    assert (last.trigger, last.payload) == ("cancel", {"reason": "fixed itself\nthanks"})
+
+
 def test_a_stale_if_match_after_another_change_is_refused(http: Any) -> None:
     case_id = report(http)
     first = http.post(

@@ -102,7 +102,7 @@ def test_the_loop_is_walked_through_the_console(browser: Any) -> None:
         page = browser.new_page()
         sign_in(page, base, "市民 citizen-7")
         page.goto(f"{base}/console/report")
-        page.fill("[name=description]", "Burst pipe <at> the school gate")
+        page.fill("[name=description]", "Burst pipe <at> the school gate\nWater on the road")
         page.fill("[name=address]", "1 School Road")
         page.fill("[name=area]", "D1.S1.C1.G01")
         page.get_by_role("button", name="Submit").click()
@@ -140,5 +140,8 @@ def test_the_loop_is_walked_through_the_console(browser: Any) -> None:
         assert page.inner_text("#state") == "已关闭"
         history = page.locator("#history tr").count()
         assert history == 1 + 7  # the header, then report to confirm
-    assert engine.get(case_id, viewer=Actor("citizen-7")).state == "closed"
+    closed = engine.get(case_id, viewer=Actor("citizen-7"))
+    assert closed.state == "closed"
+    # The browser sent the text area's line break as CRLF; the case keeps the LF typed.
+    assert closed.description == "Burst pipe <at> the school gate\nWater on the road"
     assert (ARTEFACTS / "console-inbox.png").stat().st_size > 0

@@ -263,9 +263,15 @@ def test_a_trail_written_without_a_retention_section_is_not_sealed_and_still_ver
     assert [e.sealed for e in plain.history(case.id)] == [{}]
     plain.trigger(case.id, "reject", by=DISPATCHER, reason="not ours")
     sealing = Engine(with_retention(), store=store, clock=clock)
+    sealed = sealing.report(CITIZEN, description=DESCRIPTION, contact={"phone": PHONE})
+    sealing.trigger(sealed.id, "reject", by=DISPATCHER, reason="not ours")
     clock.advance(days=100)
+    preview = sealing.purge(dry_run=True)  # the preview tells what the run will keep
+    assert preview.unsealed == (case.id,)
     report = sealing.purge()
     assert report.unsealed == (case.id,)  # its description is inside the old hashes
+    assert preview.purged == report.purged
+    assert {p.case_id for p in report.purged} == {case.id, sealed.id}
     assert sealing.verify(case.id).ok
     assert sealing.get(case.id, viewer=DISPATCHER).contact is None
 

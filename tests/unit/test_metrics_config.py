@@ -90,6 +90,15 @@ def test_a_negative_signal_threshold_is_refused_naming_its_range() -> None:
     )
 
 
+def test_a_window_of_no_time_or_less_is_refused_as_it_would_check_nothing() -> None:
+    with pytest.raises(ValidationError) as refused:
+        SignalConfig(rework_window=timedelta(days=-1), repeat_window=timedelta(0))
+    assert refused.value.errors == (
+        ("rework_window", "Input should be greater than 0 seconds"),
+        ("repeat_window", "Input should be greater than 0 seconds"),
+    )
+
+
 def test_a_rating_field_no_callback_declares_is_refused_with_the_fields_there_are(
     week_store: CaseStore,
 ) -> None:

@@ -296,3 +296,25 @@ def test_a_repeat_is_a_report_within_the_radius_and_a_paused_case_is_not_silent(
     assert _cells(wide, HOLLOW_CLOSURES, "water") == (2, 2, False, ("A1", "B1"))
     off = signals(store, WEEK, config=SignalConfig(repeat_window=None))
     assert _cells(off, HOLLOW_CLOSURES, "water") == (0, 2, False, ())
+
+
+def test_a_case_awaiting_confirmation_counts_among_the_open_cases_and_is_never_silent() -> None:
+    # S3's result went to the reporter on Monday and waits for their confirmation all
+    # week; S4 has had no act since Monday's sign-for. Both are roads' open cases.
+    steps: list[Step] = [
+        *dispatched(at(5, 9), "S3", "roads", "03.01"),
+        *dispatched(at(5, 9), "S4", "roads", "03.01"),
+        (at(5, 10), "S3", "accept", ROADS, {}),
+        (at(5, 10), "S4", "accept", ROADS, {}),
+        *result(at(5, 11), "S3", ROADS),
+    ]
+    store = InMemoryStore()
+    play(steps, store)
+    report = signals(store, WEEK)
+    assert _cells(report, SILENT_CASES, "roads") == (1, 2, True, ("S4",))
+    (line,) = [
+        x
+        for x in supervision_board(store, as_of=WEEK.end, signals_over=WEEK).flag_lines()
+        if "silent_cases" in x
+    ]
+    assert line.startswith("roads: silent_cases: 1 of 2 open cases")

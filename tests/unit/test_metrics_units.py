@@ -293,3 +293,27 @@ def test_a_tables_title_names_the_period_in_its_own_zone() -> None:
         start=datetime(2026, 3, 2, 1, 30, tzinfo=UTC), end=datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
     )
     assert shift.label == "2026-03-02 01:30 to 2026-03-02 09:30 (UTC)"
+
+
+def test_a_case_never_signed_for_is_due_when_its_handling_time_from_the_dispatch_runs_out() -> None:
+    from closedloop import Actor, Engine, workflows
+    from closedloop.adapters.memory import InMemoryStore
+    from closedloop.metrics import Period, compute
+    from closedloop.testing import ManualClock
+
+    store = InMemoryStore()
+    clock = ManualClock(datetime(2026, 3, 2, 1, tzinfo=UTC))
+    engine = Engine(workflows.standard(), store=store, clock=clock)
+    dispatcher = Actor("op-1", roles=frozenset({"dispatcher"}))
+    crew = Actor("crew-1", units=frozenset({"water"}))
+    cases = [engine.report(Actor(f"citizen-{n}"), description="burst pipe").id for n in range(3)]
+    for case_id in cases:
+        engine.trigger(case_id, "classify", by=dispatcher, category="01.01")
+        engine.trigger(case_id, "dispatch", by=dispatcher, unit="water")
+    for case_id in cases[:2]:  # the third is never signed for
+        engine.trigger(case_id, "accept", by=crew)
+    clock.advance(days=20)
+    total = compute(store, Period.week(date(2026, 3, 2)), as_of=clock.now()).total
+    # All three had 5 days from the dispatch, to 2026-03-07: all three are due and overdue.
+    assert (total.due, total.overdue, total.closed) == (3, 3, 0)
+    assert (total.sign_for_due, total.signed_on_time) == (3, 2)

@@ -142,7 +142,29 @@ class Timekeeper:
         begun = self._begun(fresh, old)
         if begun is not None:
             fresh = self._scheduled(replaced(fresh, {"started_at": begun}), now)
-        return replaced(fresh, {"previous": kept})
+        beside = self._beside(fresh, new, now)
+        return replaced(fresh, {"previous": kept, "beside": beside})
+
+    def _beside(self, fresh: Deadline, case: Case, now: datetime) -> Deadline | None:
+        """The clock that ``starts`` on entering ``case.state`` and runs beside the
+        state's own clock (the handling clock beside the sign-for clock), as it would
+        stand if the case moved on to its state now."""
+        for clock in self._workflow.clocks:
+            if clock.starts is None or clock.name == fresh.clock:
+                continue
+            if self._workflow.transition(clock.starts).dest != case.state:
+                continue
+            limit, calendar = _limit(clock, case)
+            draft = Deadline(
+                clock=clock.name,
+                calendar=calendar or self._default,
+                started_at=fresh.started_at,
+                limit=limit,
+                due_at=now,
+                warn_at=now,
+            )
+            return self._scheduled(draft, now)
+        return None
 
     def _begun(self, fresh: Deadline, old: Case) -> datetime | None:
         """When a clock that ``starts`` on an earlier transition began: the start of the

@@ -238,6 +238,11 @@ class Deadline(_Value):
     expired_at: Instant | None = None
     previous: Deadline | None = None
     """The clock the case left when it entered this state, kept so that it can resume."""
+    beside: Deadline | None = None
+    """A clock that started when the case entered this state and runs beside its clock:
+    the one that ``starts`` on the transition into this state (the handling clock, from
+    the dispatch, beside the sign-for clock), with the due instant it has if the case
+    moves on to its state. Written only when set."""
 
 
 class _Record(_Value):
@@ -531,6 +536,9 @@ def _unmarked(deadline: JSON) -> None:
             del deadline["provisional_reason"]
         if "expired_at" in deadline and deadline["expired_at"] is None:
             del deadline["expired_at"]
+        if "beside" in deadline and deadline["beside"] is None:
+            del deadline["beside"]
+        _unmarked(deadline.get("beside"))
         deadline = deadline.get("previous")
 
 

@@ -51,7 +51,7 @@ class PurgeReport:
     ``unsealed`` names cases whose trail holds personal fields written before they were
     sealed (by a workflow without a ``retention`` section): their contact data and the
     case's copy are erased, but those events keep their values, or their hashes would
-    break.
+    break. A dry run names the same cases the run would.
     """
 
     purged: tuple[Purged, ...] = ()
@@ -125,7 +125,11 @@ class Retention:
         for case in self._cases(CaseFilter(states=finals) if closed_only else CaseFilter()):
             for rule, kinds in self.due(case, now).items():
                 purged.append(Purged(case.id, kinds, rule))
-                if not dry_run and not self._erase(case.id, kinds, rule, SYSTEM, "system", now):
+                if dry_run:
+                    kept = not self._sealed_ok(case.id, kinds)
+                else:
+                    kept = not self._erase(case.id, kinds, rule, SYSTEM, "system", now)
+                if kept:
                     unsealed.append(case.id)
         if purged and not dry_run:
             self._finish()
@@ -219,6 +223,13 @@ class Retention:
             tx.erase_personal(case_id, events=changed, outbox=outbox, contact="contact" in kinds)
             tx.commit()
         return sealed_ok
+
+    def _sealed_ok(self, case_id: str, kinds: tuple[str, ...]) -> bool:
+        """What :meth:`_erase` would answer, without erasing: ``False`` when some of the
+        case's events hold these kinds of data unsealed."""
+        with self._store.transaction(read_only=True) as tx:
+            events = tx.get_events(case_id)
+        return all(e.sealed or not self._unsealed(e, kinds) for e in events)
 
     def _unsealed(self, event: AuditEvent, kinds: tuple[str, ...]) -> bool:
         return any(k in kinds for k in personal.personal_paths(self._workflow, event).values())

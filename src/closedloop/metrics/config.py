@@ -187,9 +187,10 @@ class SignalConfig(Checked):
             resolved".
         resolution_field: The callback's field that says whether it was resolved.
         rework_window: A result sent back within this time after it was submitted is
-            hollow.
+            hollow (more than zero).
         repeat_window: A new report of the same category at the same place within this
-            time after a closure makes the closure hollow; ``None`` checks no repeats
+            time after a closure makes the closure hollow (more than zero); ``None``
+            checks no repeats
             (where reports are too coarse to place, a later report of the area is no
             repeat).
         repeat_radius_m: The same place: within this many metres when both reports
@@ -205,7 +206,8 @@ class SignalConfig(Checked):
         silent_cases: Silent cases of a unit that flag it.
         not_silent_states: States where a case waits on nobody who could act (the
             reporter's confirmation); a case with a paused clock (information asked,
-            suspended) is not silent either.
+            suspended) is not silent either. Both still count among the open cases
+            of the signal's base.
 
     Raises:
         ValidationError: a setting is unknown or out of its range (a share outside 0
@@ -224,8 +226,8 @@ class SignalConfig(Checked):
     ping_pong_cases: int = Field(default=2, ge=1)
     unresolved_answers: frozenset[str] = frozenset({"no"})
     resolution_field: str = "resolved"
-    rework_window: timedelta = timedelta(days=30)
-    repeat_window: timedelta | None = timedelta(days=30)
+    rework_window: timedelta = Field(default=timedelta(days=30), gt=timedelta(0))
+    repeat_window: timedelta | None = Field(default=timedelta(days=30), gt=timedelta(0))
     repeat_radius_m: float = Field(default=100.0, gt=0)
     hollow_share: Share = 0.3
     misrouting_share: Share = 0.3

@@ -342,6 +342,15 @@ def _apply_deadline(facts: CaseFacts, deadline: Mapping[str, Any] | None) -> Non
             handling.due_at = due_at
     elif clock == SIGN_FOR_CLOCK:
         _apply_sign_for(facts, started, due_at)
+    beside = deadline.get("beside")
+    if beside is not None and beside["clock"] == HANDLING_CLOCK:
+        # The handling clock runs from the dispatch, beside the sign-for clock: a case
+        # never signed for is due when that clock would have run out.
+        handling, begun = facts.handling, beside["started_at"]
+        if handling is None or handling.started != begun:
+            facts.handling = Handling(
+                facts.lead_unit, begun, _instant(begun), _instant(beside["due_at"])
+            )
 
 
 def _apply_sign_for(facts: CaseFacts, started: str, due_at: datetime) -> None:

@@ -372,9 +372,11 @@ def _walk(g: _Gathered, events: Sequence[EventLike]) -> None:
     if category and area:
         g.reports[(category, area)].append((events[0].at, case_id, point))
     _ping_pong(g, case_id, returns)
-    if state not in FINAL_STATES and state not in config.not_silent_states:
+    if state not in FINAL_STATES:
+        # A case waiting on the reporter is in the base of open cases, never silent.
         paused = deadline is not None and deadline.get("paused_at") is not None
-        _silence(g, unit or NO_GROUP, case_id, None if paused else last_act)
+        waits = paused or state in config.not_silent_states
+        _silence(g, unit or NO_GROUP, case_id, None if waits else last_act)
 
 
 def _due(deadline: Mapping[str, Any] | None) -> datetime | None:
@@ -428,7 +430,7 @@ def _silence(g: _Gathered, unit: str, case_id: str, last_act: datetime | None) -
     tally = g.silent[unit]
     tally.base += 1
     if last_act is None:
-        return  # a paused clock: the case waits on the reporter or a decided suspension
+        return  # the case waits on the reporter (or a decided suspension)
     zone = ZoneInfo(g.period.timezone)
     quiet = _working_days(
         last_act.astimezone(zone).date(), g.as_of.astimezone(zone).date(), g.config

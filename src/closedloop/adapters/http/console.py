@@ -72,6 +72,19 @@ def error_page(request: Request, error: ClosedLoopError) -> Response:
     return page(request, "error.html", error.status, error=error, actor=None)
 
 
+async def _form(request: Request) -> dict[str, str]:
+    """The submitted form, its line breaks back to LF.
+
+    A browser sends every line break of a text area as CRLF (the HTML form submission
+    rules), and the engine refuses a carriage return in text, so the console turns CRLF
+    and a lone CR back into the LF that was typed.
+    """
+    return {
+        k: str(v).replace("\r\n", "\n").replace("\r", "\n")
+        for k, v in (await request.form()).items()
+    }
+
+
 def _payload(schema: dict[str, Any], form: dict[str, str]) -> dict[str, Any]:
     """The trigger's payload from a form, each value converted as its schema says."""
     payload: dict[str, Any] = {}
@@ -185,7 +198,7 @@ def console_router(engine: Engine, identities: Identities, config: ConsoleConfig
     @router.post("/cases/{case_id}/fire/{trigger}")
     async def fire_form(request: Request, case_id: str, trigger: str) -> Response:
         actor = identities.required(request)
-        form = {k: str(v) for k, v in (await request.form()).items()}
+        form = await _form(request)
         schema = engine.workflow.payload_schema(trigger)
         version = form.pop("version", "")
         try:
@@ -212,7 +225,7 @@ def console_router(engine: Engine, identities: Identities, config: ConsoleConfig
     @router.post("/report")
     async def report(request: Request) -> Response:
         actor = identities.required(request)
-        form = {k: str(v).strip() for k, v in (await request.form()).items()}
+        form = {k: v.strip() for k, v in (await _form(request)).items()}
         location = {k: form[k] for k in ("address", "area") if form.get(k)}
         try:
             case = engine.report(
