@@ -190,6 +190,15 @@ def test_a_posted_request_comes_back_through_get_without_the_contact(http: Any, 
         assert not any(secret in text for text in everything)
 
 
+def test_a_web_client_s_line_breaks_are_kept_as_typed(http: Any, city: City) -> None:
+    # A web client's text area sends CRLF; the case keeps the LF that was typed.
+    answer = post(http, description="路灯不亮\r\n从昨晚开始\r亮一下就灭")
+    assert answer.status_code == 200, answer.text
+    [created] = answer.json()
+    stored = city.engine.get(created["service_request_id"], viewer=DISPATCHER)
+    assert stored.description == "路灯不亮\n从昨晚开始\n亮一下就灭"
+
+
 def test_requests_are_found_by_id_code_status_and_dates(http: Any, city: City) -> None:
     first = post(http).json()[0]["service_request_id"]
     city.clock.advance(timedelta(hours=1))

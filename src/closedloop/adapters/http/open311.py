@@ -117,7 +117,13 @@ class Open311Service:
     # -- POST requests ------------------------------------------------------------------
 
     def create(self, client: str, form: Mapping[str, str]) -> dict[str, object]:
-        """POST requests: report a case from the form (api_key already checked)."""
+        """POST requests: report a case from the form (api_key already checked).
+
+        Line breaks come as the client's form sent them: a web client's text area sends
+        CRLF (the HTML form submission rules), which the engine would refuse as a
+        control character, so CRLF and a lone CR are read as the LF that was typed.
+        """
+        form = {key: value.replace("\r\n", "\n").replace("\r", "\n") for key, value in form.items()}
         code = self._known_service(form.get("service_code"))
         location = _location(form)
         description = form.get("description", "").strip() or self._name(code)
