@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from closedloop.adapters.sqlalchemy import SQLStore
-from tests.integration.cli_runs import assert_one_line_error, run_all
+from tests.integration.cli_runs import run_all
 from tests.unit.test_metrics_signals import run
 
 
@@ -48,9 +48,19 @@ def test_signals_lists_each_flagged_subject_with_its_reason_and_cases(database: 
     assert len(everything.stdout.splitlines()) > 1 + 7
 
 
-def test_signals_refuses_a_period_it_cannot_read(database: Path) -> None:
-    (ran,) = run_all(database.parent, ("signals", "--db", database, "--period", "last week"))
-    assert_one_line_error(ran, "--period: write FIRST..LAST")
+def test_signals_refuses_a_period_it_cannot_read_as_a_usage_error(database: Path) -> None:
+    runs = run_all(
+        database.parent,
+        ("signals", "--db", database, "--period", "last week"),
+        ("board", "--db", database, "--period", "2026-13-01"),
+    )
+    for ran, why in zip(runs, ("Invalid isoformat string", "month must be in 1..12"), strict=True):
+        assert ran.returncode == 2, ran
+        said = " ".join(ran.stderr.replace("│", " ").split())
+        assert "Invalid value for '--period'" in said, said
+        assert why in said, said
+        assert "write FIRST..LAST (dates, both included) or one DATE" in said, said
+        assert "Traceback" not in ran.stderr
 
 
 def test_a_reversed_period_is_a_usage_error_that_says_so(database: Path) -> None:

@@ -34,14 +34,19 @@ def period_of(text: str, timezone: str) -> Period:
     """``FIRST..LAST`` or a single ``DATE`` (ISO dates) as whole local days.
 
     Raises:
-        typer.BadParameter: ``LAST`` is before ``FIRST`` (a usage error, exit status 2).
+        typer.BadParameter: the text is not such a period, or ``LAST`` is before
+            ``FIRST`` (a usage error, exit status 2).
     """
     first_text, dots, last_text = text.partition("..")
     try:
         first = date.fromisoformat(first_text.strip())
         last = date.fromisoformat(last_text.strip()) if dots else first
-    except ValueError:
-        fail(f"--period: write {PERIOD_FORM}, not {text!r}")
+    except ValueError as problem:
+        raise typer.BadParameter(
+            f"{text!r} is not a period ({problem}); write {PERIOD_FORM}, such as "
+            "2026-03-02..2026-03-08",
+            param_hint="'--period'",
+        ) from None
     if last < first:
         raise typer.BadParameter(
             f"{text!r} is reversed: {last} is before {first}; write the earlier day first",
