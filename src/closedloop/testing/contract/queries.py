@@ -265,6 +265,26 @@ class CaseSelectionContract(StoreFixtures):
         assert spread.facet_counts(CaseFilter.of(area="D1"), "warning_level") == {
             "none": 2, "red": 1, None: 1}  # fmt: skip
 
+    def test_a_workflow_selects_its_own_cases_in_every_read(self, spread: Any) -> None:
+        # One store may hold several workflows' cases; an engine reads its own only.
+        add(spread, "p1", at=T0 + 7 * DAY, workflow="permits", lead_unit="water")
+        add(spread, "p2", at=T0 + 8 * DAY, workflow="permits", state="assigned")
+        ours, theirs = CaseFilter(workflow="contract"), CaseFilter(workflow="permits")
+        assert self._where(spread, ours) == ["a", "b", "c", "d", "e", "f", "g"]
+        assert self._where(spread, theirs) == ["p1", "p2"]
+        assert self._where(spread, CaseFilter()) == ["a", "b", "c", "d", "e", "f", "g", "p1", "p2"]
+        assert spread.count_selected(ours) == 7
+        assert spread.count_selected(theirs) == 2
+        assert spread.facet_counts(ours, "state") == {"reported": 4, "assigned": 2, "closed": 1}
+        assert spread.facet_counts(theirs, "state") == {"reported": 1, "assigned": 1}
+        assert spread.facet_counts(CaseFilter(), "lead_unit") == {
+            "water": 3, "roads": 2, "parks": 2, None: 2}  # fmt: skip
+        first = spread.select_cases(theirs, order="newest", limit=1)
+        assert [c.id for c in first.cases] == ["p2"]
+        rest = spread.select_cases(theirs, order="newest", limit=5, after=first.next_cursor)
+        assert [c.id for c in rest.cases] == ["p1"]
+        assert rest.next_cursor is None
+
     def test_contacts_of_found_cases_come_in_one_read(self, spread: Any) -> None:
         found = spread.contacts_of(["a", "c", "nobody"])
         assert sorted(found) == ["a", "c"]
