@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from closedloop.adapters.sqlalchemy import SQLStore
-from tests.integration.cli_runs import run_all
+from tests.integration.cli_runs import assert_one_line_error, run_all
 from tests.unit.test_metrics_signals import run
 
 
@@ -61,6 +61,15 @@ def test_signals_refuses_a_period_it_cannot_read_as_a_usage_error(database: Path
         assert why in said, said
         assert "write FIRST..LAST (dates, both included) or one DATE" in said, said
         assert "Traceback" not in ran.stderr
+
+
+def test_a_misspelt_time_zone_is_told_the_closest_names(database: Path) -> None:
+    (ran,) = run_all(
+        database.parent,
+        ("signals", "--db", database, "--period", "2026-01-05", "--timezone", "Asia/Shangai"),
+    )
+    assert_one_line_error(ran, "unknown time zone 'Asia/Shangai'; use an IANA zone name")
+    assert "closest: Asia/Shanghai" in ran.stderr
 
 
 def test_a_reversed_period_is_a_usage_error_that_says_so(database: Path) -> None:

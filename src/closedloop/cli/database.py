@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from difflib import get_close_matches
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import typer
 from rich.console import Console
@@ -131,7 +132,9 @@ def zone_of(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        fail(f"unknown time zone {name!r}")
+        closest = get_close_matches(name, sorted(available_timezones()), n=3)
+        hint = f"closest: {', '.join(closest)}" if closest else "e.g. Asia/Shanghai, UTC"
+        fail(f"unknown time zone {name!r}; use an IANA zone name ({hint})")
 
 
 @db_app.command("upgrade")
