@@ -49,7 +49,7 @@ SECTIONS: tuple[tuple[str, type[BaseModel]], ...] = (
 BUILTINS = {
     "routable": "the case can be routed: the responsibility list answers for its category "
     "and area, or the payload names a known `unit` (with a `reason` when it overrides "
-    "the list); named `co_units` are known",
+    "the list); named `co_units` are known, and named only with the `unit`",
     "routing_disputed": "no unit is named and the list's answer needs arbitration",
     "another_unit": "the payload's `unit` is not the unit that returned the case, and it "
     "and the `co_units` are known",

@@ -368,6 +368,21 @@ def test_a_dispatch_by_the_list_refuses_an_unknown_co_unit_too() -> None:
     assert unchanged(engine, case) == before
 
 
+def test_co_units_named_without_the_unit_are_refused_not_dropped() -> None:
+    # Routed by the list, the list decides the co-units: naming some without the unit
+    # would have them dropped without a word.
+    engine, _ = engine_at(local(2026, 2, 10, 9))
+    case = classified(engine, "01.01", "D1.S1.C1.G01")
+    before = unchanged(engine, case)
+    with pytest.raises(GuardRejected, match=r"'routable': co_units are named together with"):
+        engine.trigger(case.id, "dispatch", by=DISPATCHER, co_units=["YS-ROADS"])
+    assert unchanged(engine, case) == before
+    named = engine.trigger(
+        case.id, "dispatch", by=DISPATCHER, unit="YS-WATER", co_units=["YS-ROADS"]
+    )
+    assert (named.lead_unit, named.co_units) == ("YS-WATER", ("YS-ROADS",))
+
+
 def test_an_sla_row_for_a_category_the_catalogue_does_not_list_is_refused() -> None:
     data = yaml.safe_load(workflows.standard_yaml())
     handling = next(clock for clock in data["clocks"] if clock["name"] == "handling")

@@ -108,6 +108,13 @@ def _routable(ctx: Context) -> str | None:
     except ClosedLoopError as exc:
         return f"the responsibility list cannot route this case: {exc}"
     if unit is None:
+        if ctx.payload.get("co_units"):
+            # Without a unit the list decides the co-units too: named ones would be
+            # dropped without a word.
+            return (
+                "co_units are named together with the unit (with a reason when it "
+                "differs from the list's); without a unit the list decides the co-units"
+            )
         if routing is not None:
             return None
         if ctx.services.responsibilities is None:
