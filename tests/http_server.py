@@ -38,3 +38,18 @@ def serving(app: Any) -> Iterator[str]:
         server.should_exit = True
         thread.join(timeout=10)
         sock.close()
+
+
+def from_headers(request: Any) -> Any:
+    """The test hosts' login: the actor named by ``X-Actor``, with the comma-separated
+    roles of ``X-Roles`` and units of ``X-Units``; ``None`` without ``X-Actor``."""
+    from closedloop import Actor
+
+    who = request.headers.get("x-actor")
+    if not who:
+        return None
+
+    def names(header: str) -> frozenset[str]:
+        return frozenset(p.strip() for p in request.headers.get(header, "").split(",") if p)
+
+    return Actor(who, roles=names("x-roles"), units=names("x-units"))

@@ -11,7 +11,7 @@ import pytest
 from closedloop import Actor, Engine, workflows
 from closedloop.adapters.memory import InMemoryStore
 from closedloop.testing import ManualClock
-from tests.http_server import serving
+from tests.http_server import from_headers, serving
 
 pytest.importorskip("fastapi")
 httpx = pytest.importorskip("httpx")
@@ -29,18 +29,6 @@ OTHER_CITIZEN = {"X-Actor": "citizen-8"}
 DISPATCHER = {"X-Actor": "disp-1", "X-Roles": "dispatcher"}
 WATER = {"X-Actor": "water-1", "X-Units": "water"}
 LIMIT = 4096
-
-
-def from_headers(request: Any) -> Actor | None:
-    """The test host's login: three headers."""
-    who = request.headers.get("x-actor")
-    if not who:
-        return None
-
-    def names(header: str) -> frozenset[str]:
-        return frozenset(p.strip() for p in request.headers.get(header, "").split(",") if p)
-
-    return Actor(who, roles=names("x-roles"), units=names("x-units"))
 
 
 class Host:

@@ -11,7 +11,7 @@ import pytest
 from closedloop import Actor, Engine, workflows
 from closedloop.adapters.memory import InMemoryStore
 from closedloop.engine.duties import CategoryCatalog
-from tests.http_server import serving
+from tests.http_server import from_headers, serving
 from tests.integration.test_privacy import with_retention
 
 pytest.importorskip("fastapi")
@@ -25,12 +25,6 @@ BOB = {"X-Actor": "citizen-bob"}
 DISPATCHER = {"X-Actor": "disp-1", "X-Roles": "dispatcher"}
 CATEGORIES = CategoryCatalog.from_dict({"categories": [{"code": "03", "name": "路灯"}]})
 BODY = {"description": "Lamp out on Elm St", "contact": {"phone": "13812345678"}}
-
-
-def from_headers(request: Any) -> Actor | None:
-    who = request.headers.get("x-actor")
-    roles = frozenset(r for r in request.headers.get("x-roles", "").split(",") if r)
-    return Actor(who, roles=roles) if who else None
 
 
 @pytest.fixture

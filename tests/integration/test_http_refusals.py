@@ -15,7 +15,7 @@ from closedloop import Actor, Engine, workflows
 from closedloop.adapters.memory import InMemoryStore
 from closedloop.engine.duties import CategoryCatalog
 from closedloop.testing import ManualClock
-from tests.http_server import serving
+from tests.http_server import from_headers, serving
 
 pytest.importorskip("fastapi")
 httpx = pytest.importorskip("httpx")
@@ -34,15 +34,6 @@ DISPATCHER = {"X-Actor": "disp-1", "X-Roles": "dispatcher"}
 CATEGORIES = CategoryCatalog.from_dict(
     {"categories": [{"code": "03", "name": "道路交通"}, {"code": "03.01", "name": "路灯"}]}
 )
-
-
-def from_headers(request: Any) -> Actor | None:
-    """The test host's login: two headers."""
-    who = request.headers.get("x-actor")
-    if not who:
-        return None
-    roles = frozenset(r for r in request.headers.get("x-roles", "").split(",") if r)
-    return Actor(who, roles=roles)
 
 
 class Host:
