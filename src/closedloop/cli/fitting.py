@@ -54,12 +54,13 @@ def check_store(store: CaseQueries, workflow: Workflow) -> None:
         StoreError: the database cannot be read.
     """
     own = CaseFilter(workflow=workflow.name)
-    if not store.count_selected(own):
+    ours = store.count_selected(own)
+    if not ours:
         if store.count_selected(CaseFilter()):  # cases, none of them this workflow's
             check_case(store.select_cases(CaseFilter(), limit=1).cases[0], workflow)
         return
     states = [state.name for state in workflow.states]
-    if store.count_selected(replace(own, states=tuple(states))) < store.count_selected(own):
+    if store.count_selected(replace(own, states=tuple(states))) < ours:
         _find_undeclared(store, own, workflow, set(states))
     open_states = tuple(state.name for state in workflow.states if not state.final)
     samples = [store.select_cases(own, limit=SAMPLE).cases]
