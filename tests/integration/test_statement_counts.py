@@ -21,7 +21,7 @@ from sqlalchemy import create_engine, event
 from closedloop import Engine, workflows
 from closedloop.adapters.sqlalchemy import SQLStore, queries
 from closedloop.testing import ManualClock
-from tests.cast import CITIZEN, DISPATCHER
+from tests.cast import CITIZEN, DISPATCHER, WATER
 from tests.conftest import postgres_url
 
 
@@ -63,6 +63,12 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SQLStore]:
     opened.close()
 
 
+def twin(store: SQLStore) -> SQLStore:
+    """Another store on the same tables, as another process would open."""
+    mapped = store.engine.get_execution_options().get("schema_translate_map")
+    return SQLStore(store.engine.url, schema=None if mapped is None else mapped[None])
+
+
 def test_a_report_is_one_transaction_of_two_statements_or_one_on_postgresql(
     store: SQLStore,
 ) -> None:
@@ -84,9 +90,32 @@ def test_a_trigger_that_reschedules_and_notifies_is_one_transaction(store: SQLSt
     engine.trigger(case.id, "classify", by=DISPATCHER, category="01.02", urgency="normal")
     counted = Counted(store)
     dispatch = counted.of(lambda: engine.trigger(case.id, "dispatch", by=DISPATCHER, unit="water"))
-    # Read the case with its head and contact; update it (with its timers' earliest
-    # instant); append its event; queue its notification. PostgreSQL updates the case
-    # and appends its event in one statement.
+    # The case as this store committed it is not read again: update it (with its
+    # timers' earliest instant) where it still holds that version and text; append its
+    # event; queue its notification. PostgreSQL updates the case and appends its event
+    # in one statement.
+    if store.engine.dialect.name == "postgresql":
+        assert dispatch == (1, 1, 2)
+        assert [s.split()[0] for s in counted.statements] == ["WITH", "INSERT"]
+    else:
+        assert dispatch == (1, 1, 3)
+        assert [s.split()[0] for s in counted.statements] == ["UPDATE", "INSERT", "INSERT"]
+    assert engine.verify(case.id).ok
+
+
+def test_a_trigger_reads_a_case_its_store_has_not_seen_with_one_statement(
+    store: SQLStore,
+) -> None:
+    engine = Engine(workflows.standard(), store=store, clock=ManualClock())
+    case = engine.report(CITIZEN, description="Pipe burst", location={"area": "310101"})
+    engine.trigger(case.id, "classify", by=DISPATCHER, category="01.02", urgency="normal")
+    other = twin(store)  # another process's store: it holds no case yet
+    elsewhere = Engine(workflows.standard(), store=other, clock=ManualClock())
+    counted = Counted(other)
+    dispatch = counted.of(
+        lambda: elsewhere.trigger(case.id, "dispatch", by=DISPATCHER, unit="water")
+    )
+    # Read the case with its head and contact, then write as above.
     if store.engine.dialect.name == "postgresql":
         assert dispatch == (1, 1, 3)
         assert [s.split()[0] for s in counted.statements] == ["SELECT", "WITH", "INSERT"]
@@ -98,6 +127,36 @@ def test_a_trigger_that_reschedules_and_notifies_is_one_transaction(store: SQLSt
             "INSERT",
             "INSERT",
         ]
+    assert elsewhere.get(case.id, viewer=DISPATCHER).state == "assigned"
+    assert engine.verify(case.id).ok
+
+
+def test_a_trigger_on_a_case_changed_elsewhere_reads_it_and_fires_once_on_it(
+    store: SQLStore,
+) -> None:
+    engine = Engine(workflows.standard(), store=store, clock=ManualClock())
+    case = engine.report(CITIZEN, description="Pipe burst", location={"area": "310101"})
+    other = twin(store)  # another process moves the case on
+    elsewhere = Engine(workflows.standard(), store=other, clock=ManualClock())
+    elsewhere.trigger(case.id, "classify", by=DISPATCHER, category="01.02", urgency="normal")
+    counted = Counted(store)
+    # This store holds the case as reported, where dispatch is not allowed: refused on
+    # the case it holds (before any statement), the command runs again on the case
+    # read, where it is.
+    dispatch = counted.of(lambda: engine.trigger(case.id, "dispatch", by=DISPATCHER, unit="water"))
+    assert dispatch[:2] == (1, 1)
+    assert counted.statements[0].startswith("SELECT")
+    # Moved on elsewhere again: a cancel is allowed on the case as held too, so the
+    # first try writes, where the case no longer holds the version it expects. Its
+    # guarded UPDATE matches nothing (nothing of it is written, and it is rolled
+    # back), and the command runs again on the case read.
+    elsewhere.trigger(case.id, "accept", by=WATER)
+    cancel = counted.of(lambda: engine.trigger(case.id, "cancel", by=CITIZEN, reason="Dup"))
+    assert cancel[:2] == (2, 1)
+    events = engine.history(case.id)
+    assert [e.trigger for e in events] == ["report", "classify", "dispatch", "accept", "cancel"]
+    assert [e.seq for e in events] == [1, 2, 3, 4, 5]
+    assert engine.verify(case.id).ok
 
 
 def test_a_tick_that_applies_one_timer_claims_applies_and_finds_nothing_left(

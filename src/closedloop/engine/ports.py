@@ -345,6 +345,31 @@ class ErasureFinish(Protocol):
 
 
 @runtime_checkable
+class RecentCases(Protocol):
+    """A :class:`CaseTransaction` that can hand out a case as this process last read or
+    committed it, without reading the database (optional; the SQL store's can).
+
+    ``Engine.trigger`` reads the case it fires on with :meth:`recent_case`. Such a
+    case is not checked when it is read: the guarded UPDATE that writes it is the
+    check (its ``WHERE version = :expected`` matches no row when another writer
+    changed the case since), and a case read so and not written is checked at commit.
+    Because the case may be out of date, the engine takes any refusal of a command
+    that read one (the trigger not allowed from its state, a stale version, a guard)
+    as possibly due to that, and runs the command once more with :meth:`get_case`:
+    a command is never refused on the strength of a case from memory.
+    """
+
+    def recent_case(self, case_id: str) -> tuple[Case | None, bool]:
+        """The case (as :meth:`CaseTransaction.get_case` gives it), and whether it came
+        from memory rather than from the database.
+
+        Raises:
+            StoreError: the transaction has ended, or the backend failed.
+        """
+        ...
+
+
+@runtime_checkable
 class Savepoints(Protocol):
     """A :class:`CaseTransaction` that can roll part of its work back (optional).
 

@@ -14,7 +14,7 @@ import random
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import date, datetime, timedelta
-from typing import Any, Unpack
+from typing import Any, Unpack, cast
 
 from closedloop.engine import arguments, audit, checkpoints, idempotency, inputs, integrity
 from closedloop.engine.access import can_see, events_shown, shown_as
@@ -49,6 +49,7 @@ from closedloop.engine.ports import (
     EventsByTime,
     Notifier,
     OutboxMessage,
+    RecentCases,
     WorkCalendar,
 )
 from closedloop.engine.reading import Criteria, Reader, checked_criteria, sight_of
@@ -141,6 +142,7 @@ class Engine:
             directory = responsibilities.directory
         services = Services(responsibilities, directory, default, workflow.route_at)
         self._writer = CaseWriter(workflow, timekeeper, services)
+        self._recent_kinds: dict[type, bool] = {}  # transaction type: offers RecentCases
         self._writer.check_codes(
             {
                 f"clocks[{i}] ({clock.name}).sla[{j}].category": row.category
@@ -279,23 +281,29 @@ class Engine:
         by = arguments.actor(by, "by")
         expected_version = arguments.version(expected_version, "expected_version")
         digest = idempotency.keyed(idempotency_key, "trigger", case_id, name, by.id, payload)
-        try:
-            with self._store.transaction() as tx:
-                first = idempotency.first_result(tx, idempotency_key, digest)
-                if first is not None:
-                    return self._shown_read(first, by, tx.get_contact(first.id))
-                case = self._visible(tx, case_id, by)
-                if expected_version is not None and expected_version != case.version:
-                    raise ConcurrentModification(case_id, expected_version, case.version)
-                new = self._writer.fire(tx, case, name, by=by, payload=payload, now=self._now())
-                idempotency.remember(tx, idempotency_key, digest, new)
-                contact = tx.get_contact(case_id)
-                tx.commit()
-        except ClosedLoopError as refusal:
-            # A sender with the same key may have committed between our reads.
-            first, contact = idempotency.settled(self._store, idempotency_key, digest, refusal)
-            return self._shown_read(first, by, contact)
-        return self._shown(new, by, contact)
+        recent = True  # the case may come from memory (RecentCases), checked as written
+        while True:
+            from_memory = False
+            try:
+                with self._store.transaction() as tx:
+                    first = idempotency.first_result(tx, idempotency_key, digest)
+                    if first is not None:
+                        return self._shown_read(first, by, tx.get_contact(first.id))
+                    case, from_memory = self._visible_recent(tx, case_id, by, recent)
+                    if expected_version is not None and expected_version != case.version:
+                        raise ConcurrentModification(case_id, expected_version, case.version)
+                    new = self._writer.fire(tx, case, name, by=by, payload=payload, now=self._now())
+                    idempotency.remember(tx, idempotency_key, digest, new)
+                    contact = tx.get_contact(case_id)
+                    tx.commit()
+            except ClosedLoopError as refusal:
+                if from_memory:
+                    recent = False  # the case read may be out of date: read it and again
+                    continue
+                # A sender with the same key may have committed between our reads.
+                first, contact = idempotency.settled(self._store, idempotency_key, digest, refusal)
+                return self._shown_read(first, by, contact)
+            return self._shown(new, by, contact)
 
     def check_payload_keys(self, name: str, payload: Mapping[str, object]) -> None:
         """Refuse the keys of ``payload`` that are not fields of the trigger ``name``, as
@@ -849,6 +857,27 @@ class Engine:
         with arguments.reading(f"case {case_id!r}", case_id):
             case = tx.get_case(case_id)
         return case if case is None or case.workflow == self._workflow.name else None
+
+    def _visible_recent(
+        self, tx: CaseTransaction, case_id: str, actor: Actor, recent: bool
+    ) -> tuple[Case, bool]:
+        """:meth:`_visible`, read from memory when ``recent`` and the transaction can
+        (:class:`~closedloop.engine.ports.RecentCases`); and whether it was."""
+        kind = type(tx)
+        offers = self._recent_kinds.get(kind)
+        if offers is None:
+            offers = self._recent_kinds[kind] = isinstance(tx, RecentCases)
+        if not (recent and offers):
+            return self._visible(tx, case_id, actor), False
+        with arguments.reading(f"case {case_id!r}", case_id):
+            case, from_memory = cast(RecentCases, tx).recent_case(case_id)
+        if case is None or case.workflow != self._workflow.name:
+            case = None
+        if case is None or not can_see(self._workflow, case, actor):
+            if from_memory:  # refused on the strength of memory: read it
+                return self._visible(tx, case_id, actor), False
+            raise CaseNotFound(str(case_id))
+        return case, from_memory
 
     def _visible(self, tx: CaseTransaction, case_id: str, actor: Actor) -> Case:
         case = self._stored(tx, case_id)

@@ -158,6 +158,11 @@ UPDATE_CASE = update(cases).where(
     cases.c.id == bindparam("case_id"), cases.c.version == bindparam("expected")
 )
 
+RECENT_CASE = UPDATE_CASE.where(STORED_BODY.element == bindparam("held_body", type_=Text()))
+"""The guarded UPDATE of a case read from memory (``RecentRows``): its version and the
+text its row held then, so that a row changed outside closedloop without a new version
+(an edit by hand, a damaged body) is not written over unseen."""
+
 CLAIMED_CASE = update(cases).where(
     cases.c.id == bindparam("case_id"),
     cases.c.version == bindparam("expected"),
@@ -247,5 +252,6 @@ def prefixed(prefix: str, values: dict[str, Any]) -> dict[str, Any]:
 
 
 UPDATE_WITH_EVENT = WithEvent(UPDATE_CASE)
+RECENT_WITH_EVENT = WithEvent(RECENT_CASE)
 CLAIMED_WITH_EVENT = WithEvent(CLAIMED_CASE)
 ADD_WITH_EVENT = AddedWithEvent()

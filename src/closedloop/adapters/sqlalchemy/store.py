@@ -20,6 +20,7 @@ from closedloop.adapters.sqlalchemy.engines import (
 )
 from closedloop.adapters.sqlalchemy.failures import retrying, translated
 from closedloop.adapters.sqlalchemy.provisioning import prepare as prepare_schema
+from closedloop.adapters.sqlalchemy.recent import RecentRows
 from closedloop.adapters.sqlalchemy.schema import cases
 from closedloop.adapters.sqlalchemy.transaction import SQLTransaction
 from closedloop.adapters.store_base import check_claim
@@ -88,6 +89,7 @@ class SQLStore(CaseQueries, ShownCases, EventStream, EventsByTime, SQLCheckpoint
         )
         self._base = engine
         self._idle = IdleConnections(engine)
+        self._recent = RecentRows()  # the rows its transactions read or committed lately
         if schema is not None and engine.dialect.name != "postgresql":
             self.close()
             raise StoreError("a schema (schema=, --schema) is only available on PostgreSQL")
@@ -117,7 +119,7 @@ class SQLStore(CaseQueries, ShownCases, EventStream, EventsByTime, SQLCheckpoint
             read_only: The transaction only reads. It then takes no write lock on
                 SQLite and reads one consistent snapshot on both backends.
         """
-        return SQLTransaction(self._engine, self._idle, read_only=read_only)
+        return SQLTransaction(self._engine, self._idle, read_only=read_only, recent=self._recent)
 
     def case_ids(self) -> list[str]:
         """Every case id, oldest first."""
@@ -129,6 +131,7 @@ class SQLStore(CaseQueries, ShownCases, EventStream, EventsByTime, SQLCheckpoint
         merged, so they are merged here (once per purge, not per case). The cases the
         queries built lately from stored bodies are dropped too (``rows.BuiltCases``)."""
         rows.built_cases.clear()
+        self._recent.clear()
         if self._engine.dialect.name == "sqlite":
             self._write("merge the search index", lambda c: c.execute(sql.MERGE_SEARCH_TEXT))
 

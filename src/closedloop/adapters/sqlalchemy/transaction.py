@@ -25,6 +25,7 @@ from closedloop.adapters.sqlalchemy import statements as sql
 from closedloop.adapters.sqlalchemy.engines import IdleConnections, begin, prepared
 from closedloop.adapters.sqlalchemy.failures import is_busy, translated
 from closedloop.adapters.sqlalchemy.prepared import Composed, Outcome
+from closedloop.adapters.sqlalchemy.recent import RecentRow, RecentRows
 from closedloop.adapters.store_base import StoreTransaction, check_claim
 from closedloop.engine import audit
 from closedloop.engine.integrity import indexed_values
@@ -49,6 +50,8 @@ _PREPARED: tuple[ClauseElement | Composed, ...] = (
     sql.CLAIMED_CASE,
     sql.ADD_OUTBOX,
     sql.UPDATE_WITH_EVENT,
+    sql.RECENT_CASE,
+    sql.RECENT_WITH_EVENT,
     sql.CLAIMED_WITH_EVENT,
     sql.ADD_WITH_EVENT,
 )
@@ -63,10 +66,18 @@ class SQLTransaction(StoreTransaction):
     :class:`~closedloop.adapters.store_base.StoreTransaction`'s; this class writes.
     """
 
-    def __init__(self, engine: Engine, idle: IdleConnections, *, read_only: bool = False) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        idle: IdleConnections,
+        *,
+        read_only: bool = False,
+        recent: RecentRows | None = None,
+    ) -> None:
         super().__init__(read_only=read_only)
         self._engine = engine
         self._idle = idle
+        self._recent = recent
         self._connection: Connection | None = None
         self._transaction: RootTransaction | None = None
         self._writing = False
@@ -80,15 +91,43 @@ class SQLTransaction(StoreTransaction):
         self._written: dict[str, tuple[Case, dict[str, Any]]] = {}
         self._held: list[_Held] | None = None  # writes held back (in batched_writes)
         self._held_cases: set[str] = set()  # the cases with an UPDATE among them
+        # The cases read from memory (recent_case) at these versions, not yet written.
+        self._unverified: dict[str, int] = {}
 
     # -- reads -----------------------------------------------------------------------
 
     def get_case(self, case_id: str) -> Case | None:
         """The stored case (contact data not included), or ``None``."""
+        if self._unverified.pop(case_id, None) is not None:
+            # Read from memory and not written yet: the row as it stands replaces it.
+            for held in (self._versions, self._stored, self._texts):
+                held.pop(case_id, None)
         with self._errors("read a case", case_id):
             read = prepared(self._engine, sql.CASE, ())  # every command's first statement
             row = read.run(self._conn(), {"case_id": case_id}).first()
         return None if row is None else self._read(case_id, row)
+
+    def recent_case(self, case_id: str) -> tuple[Case | None, bool]:
+        """The case as this store's transactions last read or committed it, without a
+        statement, when that row is held and the case was not read in this transaction
+        yet (then ``True``); else as :meth:`get_case` reads it (and ``False``). See
+        :class:`~closedloop.engine.ports.RecentCases`: the case's guarded UPDATE checks
+        it, and a case read so and not written is checked at commit."""
+        row = None
+        if self._recent is not None and case_id not in self._stored:
+            row = self._recent.get(case_id)
+        if row is None:
+            return self.get_case(case_id), False
+        if self._finished:
+            raise StoreError("this transaction has already ended")
+        self._versions.setdefault(case_id, row.version)
+        self._contacts[case_id] = row.contact
+        self._heads[case_id] = row.head
+        case = rows.built_cases.case(row.text, row.version)
+        self._stored[case_id] = case
+        self._texts[case_id] = row.text
+        self._unverified[case_id] = row.version
+        return case, True
 
     def get_cases(self, case_ids: Sequence[str]) -> dict[str, Case]:
         """The stored cases among ``case_ids`` by id, read with their heads and
@@ -114,7 +153,15 @@ class SQLTransaction(StoreTransaction):
             self._stored[case_id] = case
             if isinstance(row.body, str):
                 self._texts[case_id] = row.body
+                self._hold(case_id, row.body, row.version)
         return case
+
+    def _hold(self, case_id: str, text: str, version: int) -> None:
+        """Hold the case's row as read (before this transaction wrote the case) or as
+        committed, for :meth:`recent_case`."""
+        if self._recent is not None and case_id in self._contacts:
+            head, contact = self._heads.get(case_id), self._contacts[case_id]
+            self._recent.put(case_id, RecentRow(text, version, head, contact))
 
     def get_contact(self, case_id: str) -> ReporterContact | None:
         """The reporter's contact data for the case, or ``None``."""
@@ -189,15 +236,22 @@ class SQLTransaction(StoreTransaction):
             return
         stale = _conflict(case.id, expected_version)
         params, text = self._update_params(case, expected_version, next_timer_at, claim)
+        held = self._held_body(case.id, expected_version, claim)
+        if held is not None:
+            params["held_body"] = held
         with self._errors("update a case", case.id, conflict=stale, duplicate=stale):
             if self._engine.dialect.name == "postgresql":
                 # One round trip: the event is inserted only if the guard matched.
                 params.update(sql.prefixed(sql.EVENT_PARAM, rows.event_values(event)))
                 both = sql.UPDATE_WITH_EVENT if claim is None else sql.CLAIMED_WITH_EVENT
+                if held is not None:
+                    both = sql.RECENT_WITH_EVENT
                 if self._write(both, params).rowcount != 1:
                     self._refused(case.id, expected_version, claim)
             else:
                 guard = sql.UPDATE_CASE if claim is None else sql.CLAIMED_CASE
+                if held is not None:
+                    guard = sql.RECENT_CASE
                 if self._write(guard, params).rowcount != 1:
                     self._refused(case.id, expected_version, claim)
                 self._write(sql.ADD_EVENT, rows.event_values(event))
@@ -218,10 +272,23 @@ class SQLTransaction(StoreTransaction):
             self._send()  # its earlier UPDATE goes first, alone
         params, text = self._update_params(case, expected_version, next_timer_at, claim)
         statement = sql.UPDATE_CASE if claim is None else sql.CLAIMED_CASE
+        held = self._held_body(case.id, expected_version, claim)
+        if held is not None:
+            params["held_body"], statement = held, sql.RECENT_CASE
         check = _Check(case.id, expected_version, case.version, claim)
         self._held += [(statement, params, check), (sql.ADD_EVENT, rows.event_values(event), None)]
         self._held_cases.add(case.id)
         self._updated(case, expected_version, event, text, "body" in params)
+
+    def _held_body(
+        self, case_id: str, expected_version: int, claim: TimerClaim | None
+    ) -> str | None:
+        """The text the case's row held when it was read from memory at
+        ``expected_version`` and not written since (:meth:`recent_case`), which its
+        guarded UPDATE checks too; ``None`` for a case read from the database."""
+        if claim is None and self._unverified.get(case_id) == expected_version:
+            return self._texts.get(case_id)
+        return None
 
     def _update_params(
         self,
@@ -249,6 +316,8 @@ class SQLTransaction(StoreTransaction):
         self._versions[case.id] = case.version
         self._heads[case.id] = event.hash
         self._stored[case.id] = case
+        if self._unverified.get(case.id) == expected_version:
+            del self._unverified[case.id]  # the guarded UPDATE checked it
         if set_body or self._texts.get(case.id) == text:
             self._texts[case.id] = text
         else:
@@ -498,13 +567,14 @@ class SQLTransaction(StoreTransaction):
             dict(self._heads),
             dict(self._texts),
             dict(self._written),
+            dict(self._unverified),
         )
 
     def _restore(self, remembered: tuple[dict[str, Any], ...]) -> None:
-        versions, read_versions, stored, contacts, heads, texts, written = remembered
+        versions, read_versions, stored, contacts, heads, texts, written, unverified = remembered
         self._versions, self._read_versions, self._stored = versions, read_versions, stored
         self._contacts, self._heads = contacts, heads
-        self._texts, self._written = texts, written
+        self._texts, self._written, self._unverified = texts, written, unverified
 
     # -- end -------------------------------------------------------------------------
 
@@ -512,6 +582,8 @@ class SQLTransaction(StoreTransaction):
         try:
             if self._held:
                 self._send()
+            if self._unverified and not self._writing:
+                self._check_reads(self._conn())  # read from memory, written nowhere
             if self._transaction is not None:
                 if self._writing and self._connection is not None:
                     self._check_reads(self._connection)
@@ -529,6 +601,9 @@ class SQLTransaction(StoreTransaction):
             text = self._texts.get(case_id)
             if text is not None:
                 rows.built_cases.keep(text, case, data)
+                self._hold(case_id, text, case.version)
+            elif self._recent is not None:
+                self._recent.drop(case_id)
 
     def _rollback(self) -> None:
         try:
@@ -615,8 +690,9 @@ class SQLTransaction(StoreTransaction):
         self._begin(connection, write=True)
 
     def _check_reads(self, connection: Connection) -> None:
-        """Every case read before writing must still be at the version read."""
-        unchecked = self._read_versions
+        """Every case read before writing, or read from memory and not written, must
+        still be at the version read."""
+        unchecked = {**self._read_versions, **self._unverified}
         if not unchecked:
             return
         with translated("check what was read"):
