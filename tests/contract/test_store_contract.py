@@ -21,6 +21,7 @@ from closedloop.testing.contract import (
     CheckpointContract,
     EventsByTimeContract,
     EventStreamContract,
+    RecentCasesContract,
 )
 from closedloop.testing.contract import base as contract
 from tests.conftest import Backend, StoreFactory
@@ -56,6 +57,14 @@ def sql_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stor
     first = backend.fresh()
     yield lambda: backend.reopen(first)
     backend.close()
+
+
+class TestSQLRecentCases(RecentCasesContract):
+    """The SQL store hands out the rows it holds and checks them as they are written."""
+
+    @pytest.fixture
+    def make_store(self, sql_factory: StoreFactory) -> StoreFactory:
+        return sql_factory
 
 
 class TestSQLEventStream(EventStreamContract):

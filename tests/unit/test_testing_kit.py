@@ -148,6 +148,7 @@ def test_the_storage_page_names_every_contract_suite_a_store_may_add() -> None:
         "CheckpointContract",
         "EventStreamContract",
         "EventsByTimeContract",
+        "RecentCasesContract",
     ]
     page = (Path(__file__).resolve().parents[2] / "docs" / "storage.md").read_text("utf-8")
     assert "CaseStoreContract" in page

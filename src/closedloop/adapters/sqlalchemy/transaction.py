@@ -159,9 +159,13 @@ class SQLTransaction(StoreTransaction):
     def _hold(self, case_id: str, text: str, version: int) -> None:
         """Hold the case's row as read (before this transaction wrote the case) or as
         committed, for :meth:`recent_case`."""
-        if self._recent is not None and case_id in self._contacts:
-            head, contact = self._heads.get(case_id), self._contacts[case_id]
+        if self._recent is None:
+            return
+        if case_id in self._contacts and case_id in self._heads:
+            head, contact = self._heads[case_id], self._contacts[case_id]
             self._recent.put(case_id, RecentRow(text, version, head, contact))
+        else:
+            self._recent.drop(case_id)  # not known whole: the held row is out of date
 
     def get_contact(self, case_id: str) -> ReporterContact | None:
         """The reporter's contact data for the case, or ``None``."""

@@ -28,7 +28,9 @@ Stores that also answer the case queries (``find_cases``, ``count_cases``) add
 (``events_between``, the :class:`~closedloop.engine.ports.EventsByTime` port) add
 :class:`EventsByTimeContract`; stores whose transactions read and write many cases at a
 time (the :class:`~closedloop.engine.ports.CaseBatches` port) add
-:class:`CaseBatchContract`; stores that keep signed checkpoints (the
+:class:`CaseBatchContract`; stores whose transactions hand out cases from memory (the
+:class:`~closedloop.engine.ports.RecentCases` port) add :class:`RecentCasesContract`;
+stores that keep signed checkpoints (the
 :class:`~closedloop.engine.ports.CheckpointStore` port) add :class:`CheckpointContract`.
 For pytest's detailed assertion messages, call
 ``pytest.register_assert_rewrite("closedloop.testing.contract")`` in a ``conftest.py``
@@ -45,6 +47,7 @@ from closedloop.testing.contract.cases import CaseContract
 from closedloop.testing.contract.checkpoints import CheckpointContract
 from closedloop.testing.contract.outbox import OutboxContract
 from closedloop.testing.contract.queries import CaseQueryContract
+from closedloop.testing.contract.recent import RecentCasesContract
 from closedloop.testing.contract.streams import EventsByTimeContract, EventStreamContract
 from closedloop.testing.contract.timers import DuePointContract
 
@@ -64,5 +67,6 @@ __all__ = [
     "EventStreamContract",
     "EventsByTimeContract",
     "OutboxContract",
+    "RecentCasesContract",
     "StoreFixtures",
 ]

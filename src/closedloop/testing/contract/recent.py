@@ -1,0 +1,91 @@
+"""Contract: recent cases: a case handed out from memory is checked when it is written."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from closedloop.engine.ports import CaseStore, CaseTransaction, RecentCases
+from closedloop.errors import ConcurrentModification
+from closedloop.testing.contract.base import (
+    StoreFactory,
+    StoreFixtures,
+    add,
+    commit,
+    read,
+    revise,
+)
+
+
+def _recent(tx: CaseTransaction) -> RecentCases:
+    assert isinstance(tx, RecentCases), "the store's transactions are not RecentCases"
+    return tx
+
+
+def _version(store: CaseStore, case_id: str) -> int | None:
+    case = read(store, lambda tx: tx.get_case(case_id))
+    return None if case is None else case.version
+
+
+def commit_after(tx: CaseTransaction, write: Callable[[], object]) -> None:
+    """Make ``write`` in ``tx`` and commit it."""
+    write()
+    tx.commit()
+
+
+class RecentCasesContract(StoreFixtures):
+    """The optional :class:`~closedloop.engine.ports.RecentCases` port: ``recent_case``
+    gives the case ``get_case`` would, or one from memory that the store checks as it is
+    written (the update fails) or, when not written, at commit. The suite changes the
+    case through a second store object over the same database (``make_store`` as a
+    fixture, or ``reopen_store``): the store's own memory must not hide that change."""
+
+    def test_a_case_is_handed_out_as_get_case_gives_it(self, store: CaseStore) -> None:
+        case, event = add(store, "c1")
+        new, _ = revise(case, event, state="classified")
+        commit(store, lambda tx: tx.update_case(new, 1, _))
+        for _ in range(2):  # once as committed, once as read
+            recent, _from_memory = read(store, lambda tx: _recent(tx).recent_case("c1"))
+            assert recent == read(store, lambda tx: tx.get_case("c1"))
+            assert recent is not None
+            assert recent.version == 2
+        assert read(store, lambda tx: _recent(tx).recent_case("nope"))[0] is None
+
+    def test_an_update_of_a_case_changed_elsewhere_fails_and_writes_nothing(
+        self, stores: StoreFactory
+    ) -> None:
+        store, other = stores(), stores()
+        case, event = add(store, "c1")
+        assert read(store, lambda tx: tx.get_case("c1")) is not None  # seen here
+        moved, moved_event = revise(case, event, state="classified")
+        commit(other, lambda tx: tx.update_case(moved, 1, moved_event))
+        with store.transaction() as tx:
+            held, _ = _recent(tx).recent_case("c1")
+            assert held is not None
+            if held.version == 1:  # from memory, out of date: its update must fail
+                stale, stale_event = revise(held, event, state="cancelled")
+                with pytest.raises(ConcurrentModification):  # at the update or at commit
+                    commit_after(tx, lambda: tx.update_case(stale, 1, stale_event))
+        assert _version(store, "c1") == 2
+        assert [e.trigger for e in read(store, lambda tx: tx.get_events("c1"))] == [
+            "report",
+            "revise",
+        ]
+
+    def test_a_case_handed_out_and_not_written_is_checked_at_commit(
+        self, stores: StoreFactory
+    ) -> None:
+        store, other = stores(), stores()
+        case, event = add(store, "c1")
+        second, second_event = add(store, "c2")
+        moved, moved_event = revise(case, event, state="classified")
+        with store.transaction() as tx:
+            held, _ = _recent(tx).recent_case("c1")
+            assert held is not None
+            commit(other, lambda tx2: tx2.update_case(moved, 1, moved_event))
+            later, later_event = revise(second, second_event, state="classified")
+            if held.version == 1:  # from memory, out of date: the commit must fail
+                with pytest.raises(ConcurrentModification):
+                    commit_after(tx, lambda: tx.update_case(later, 1, later_event))
+                assert _version(store, "c2") == 1
