@@ -191,3 +191,9 @@ def read(store: CaseStore, action: Callable[[CaseTransaction], Any]) -> Any:
     """Run ``action`` in a transaction that is left without committing."""
     with store.transaction() as tx:
         return action(tx)
+
+
+def version_of(store: CaseStore, case_id: str) -> int | None:
+    """The stored version of the case, or ``None`` when there is no such case."""
+    case = read(store, lambda tx: tx.get_case(case_id))
+    return None if case is None else case.version

@@ -17,6 +17,7 @@ from closedloop.testing.contract.base import (
     message,
     revise,
     timed,
+    version_of,
 )
 
 
@@ -32,12 +33,6 @@ def _batched(store: CaseStore, *writes: Callable[[CaseTransaction], object]) -> 
             for write in writes:
                 write(tx)
         tx.commit()
-
-
-def _version(store: CaseStore, case_id: str) -> int | None:
-    with store.transaction(read_only=True) as tx:
-        case = tx.get_case(case_id)
-    return None if case is None else case.version
 
 
 def _seqs(store: CaseStore, case_id: str) -> list[int]:
@@ -78,7 +73,7 @@ class CaseBatchContract(StoreFixtures):
                     assert tx.get_case(case.id) == again  # a read sees what was held back
             tx.commit()
         for case, _ in firsts:
-            assert _version(store, case.id) == 3
+            assert version_of(store, case.id) == 3
             assert _seqs(store, case.id) == [1, 2, 3]
         assert store.next_due_at() == T0 + LEASE
         sent = store.claim_outbox(T0, owner="w", lease=LEASE, limit=10)
@@ -103,7 +98,7 @@ class CaseBatchContract(StoreFixtures):
                 lambda tx: tx.update_case(stale, 1, stale_event),
             )
         assert (raised.value.case_id, raised.value.expected) == ("c1", 1)
-        assert _version(store, "c0") == 1
+        assert version_of(store, "c0") == 1
         assert _seqs(store, "c0") == [1]
 
     def test_a_stale_write_fails_on_its_own_check_whatever_the_others_set(
@@ -127,8 +122,8 @@ class CaseBatchContract(StoreFixtures):
         with pytest.raises(ConcurrentModification) as raised:
             read_one_then_batch()
         assert (raised.value.case_id, raised.value.expected) == ("c1", 1)
-        assert (_version(store, "c0"), _seqs(store, "c0")) == (1, [1])
-        assert (_version(store, "c1"), _seqs(store, "c1")) == (2, [1, 2])
+        assert (version_of(store, "c0"), _seqs(store, "c0")) == (1, [1])
+        assert (version_of(store, "c1"), _seqs(store, "c1")) == (2, [1, 2])
 
     def test_a_transaction_whose_batch_failed_cannot_commit(self, store: CaseStore) -> None:
         (case, event), (other, other_event) = [timed(store, f"c{k}", T0) for k in range(2)]
@@ -148,7 +143,7 @@ class CaseBatchContract(StoreFixtures):
             with pytest.raises(StoreError, match="cannot commit"):
                 tx.commit()
         for case_id in ("c0", "c1"):
-            assert (_version(store, case_id), _seqs(store, case_id)) == (1, [1])
+            assert (version_of(store, case_id), _seqs(store, case_id)) == (1, [1])
         again, again_event = revise(other, other_event, description="the next command")
         commit(store, lambda tx: tx.update_case(again, 1, again_event))
         assert _seqs(store, "c1") == [1, 2]
@@ -160,6 +155,6 @@ class CaseBatchContract(StoreFixtures):
         later, moved = revise(case, event)
         with pytest.raises(LeaseLost):
             _batched(store, lambda tx: tx.update_case(later, 1, moved, claim=stale))
-        assert _version(store, "c0") == 1
+        assert version_of(store, "c0") == 1
         still = T0 + LEASE + timedelta(seconds=1)  # w2's lease holds: nothing ended it
         assert store.claim_due(still, owner="w3", lease=LEASE, limit=1) == []

@@ -15,17 +15,13 @@ from closedloop.testing.contract.base import (
     commit,
     read,
     revise,
+    version_of,
 )
 
 
 def _recent(tx: CaseTransaction) -> RecentCases:
     assert isinstance(tx, RecentCases), "the store's transactions are not RecentCases"
     return tx
-
-
-def _version(store: CaseStore, case_id: str) -> int | None:
-    case = read(store, lambda tx: tx.get_case(case_id))
-    return None if case is None else case.version
 
 
 def commit_after(tx: CaseTransaction, write: Callable[[], object]) -> None:
@@ -67,7 +63,7 @@ class RecentCasesContract(StoreFixtures):
                 stale, stale_event = revise(held, event, state="cancelled")
                 with pytest.raises(ConcurrentModification):  # at the update or at commit
                     commit_after(tx, lambda: tx.update_case(stale, 1, stale_event))
-        assert _version(store, "c1") == 2
+        assert version_of(store, "c1") == 2
         assert [e.trigger for e in read(store, lambda tx: tx.get_events("c1"))] == [
             "report",
             "revise",
@@ -88,4 +84,4 @@ class RecentCasesContract(StoreFixtures):
             if held.version == 1:  # from memory, out of date: the commit must fail
                 with pytest.raises(ConcurrentModification):
                     commit_after(tx, lambda: tx.update_case(later, 1, later_event))
-                assert _version(store, "c2") == 1
+                assert version_of(store, "c2") == 1
