@@ -51,6 +51,11 @@ class Duration:
     working: bool = False
     written: str | None = field(default=None, compare=False, repr=False)
     """The text it was parsed from, kept so that it is stored and shown as written."""
+    _natural: timedelta | None = field(default=None, init=False, compare=False, repr=False)
+    """The natural length, once asked for (a clock counts the same few durations on
+    every command, and computing it from the fraction is costly)."""
+    _hash: int | None = field(default=None, init=False, compare=False, repr=False)
+    """The hash, once asked for (hashing the fraction is costly)."""
 
     @classmethod
     def parse(cls, text: str) -> Duration:
@@ -99,7 +104,18 @@ class Duration:
 
     def as_timedelta(self) -> timedelta:
         """The natural length, counting a day as 24 hours."""
-        return _length(self.amount, self.unit)
+        length = self._natural
+        if length is None:
+            length = _length(self.amount, self.unit)
+            object.__setattr__(self, "_natural", length)
+        return length
+
+    def __hash__(self) -> int:
+        found = self._hash
+        if found is None:
+            found = hash((self.amount, self.unit, self.working))
+            object.__setattr__(self, "_hash", found)
+        return found
 
     def as_written(self) -> str:
         """The text it was parsed from, or its normal form when it was computed."""
