@@ -275,9 +275,13 @@ class Timekeeper:
         from the due instant."""
         extra = Duration.parse(after)
         try:
-            return self._counted(deadline, _allowed(deadline).plus(extra))
-        except ValidationError:  # units differ: count from the due instant itself
-            return self._counting(deadline).add(deadline.due_at, extra).astimezone(UTC)
+            allowed = _allowed(deadline)
+            if (allowed.unit, allowed.working) == (extra.unit, extra.working):
+                return self._counted(deadline, _summed(allowed, extra))
+        except ValidationError:
+            pass
+        # Units differ: count from the due instant itself.
+        return self._counting(deadline).add(deadline.due_at, extra).astimezone(UTC)
 
     # -- corrected calendars ---------------------------------------------------------------
 
@@ -548,6 +552,13 @@ def _scaled(allowed: Duration, fraction: float) -> Duration:
     """The part of ``allowed`` at which a clock warns: the same few limits and fractions
     come back on every command, and scaling by a float's exact fraction is costly."""
     return allowed.scaled(fraction)
+
+
+@lru_cache(maxsize=256)
+def _summed(allowed: Duration, extra: Duration) -> Duration:
+    """``allowed`` plus ``extra``, of the same unit: the same few limits and rungs come
+    back on every command, and the sum keeps its natural length once counted."""
+    return allowed.plus(extra)
 
 
 def _unmarked(deadline: Deadline) -> Deadline:
