@@ -48,9 +48,9 @@ class _Unlike(Exception):
 def reads_back(case: Case, stored: Case | None = None) -> bool:
     """Whether ``case`` (its contact data aside) is what reading its stored JSON gives.
 
-    ``stored`` is a case of the same id that passed this check before: the parts
-    ``case`` shares with it (the very same objects) are not checked again, except its
-    dicts, which are the only mutable parts of a case.
+    ``stored`` is a case of the same id that passed this check before (or was read
+    from its JSON): the parts ``case`` shares with it (the very same objects) are not
+    checked again, except its dicts, which are the only mutable parts of a case.
     """
     try:
         _check_case(case, stored)
