@@ -213,7 +213,13 @@ def changes(before: Case | None, after: Case) -> dict[str, JSON]:
         return body(after)
     old = body(before)
     new = _body_after(before, old, after)
-    return {key: value for key, value in new.items() if differs(old.get(key), value)}
+    # Most values are the very same objects as before: told apart without a call.
+    found = old.get
+    return {
+        key: value
+        for key, value in new.items()
+        if value is not (was := found(key)) and differs(was, value)
+    }
 
 
 def _body_after(before: Case, old: dict[str, JSON], after: Case) -> dict[str, JSON]:
@@ -223,8 +229,9 @@ def _body_after(before: Case, old: dict[str, JSON], after: Case) -> dict[str, JS
     found = _kept(after)
     if found is not None:
         return found
-    was, now = before.__dict__, after.__dict__
-    kept = {name for name in _BODY_FIELDS if was.get(name) is now.get(name)}
+    was = before.__dict__.get
+    kept = {name for name, value in after.__dict__.items() if was(name, _NONE) is value}
+    kept &= _BODY_FIELDS
     if not kept.issuperset(RECORD_FIELDS):
         kept.discard("attributes")  # the records are written inside the attributes
     kept.difference_update(RECORD_FIELDS)
@@ -235,6 +242,8 @@ def _body_after(before: Case, old: dict[str, JSON], after: Case) -> dict[str, JS
 
 
 _BODY_FIELDS = frozenset(Case.model_fields) - BODY_EXCLUDE
+_NONE = object()
+"""Held by no field."""
 
 
 def seal(

@@ -21,7 +21,7 @@ from closedloop.engine.deadlines import Timekeeper
 from closedloop.engine.definition import TransitionSpec, Workflow
 from closedloop.engine.inputs import NewReport
 from closedloop.engine.kinds import EngineTrigger
-from closedloop.engine.model import JSON, AuditEvent, Case, replaced
+from closedloop.engine.model import JSON, AuditEvent, Case, given, replaced
 from closedloop.engine.validation import SETTABLE_FIELDS
 from closedloop.errors import GuardRejected
 
@@ -104,7 +104,8 @@ def apply_transition(
     if transition.merges_into is not None:
         update["merged_into"] = ctx.payload[transition.merges_into]
     new = changed(case, update)
-    new = replaced(new, {"deadline": timekeeper.after(case, new, transition, ctx.now)})
+    # ``new`` is this command's own copy, held by nobody else: its clock is set in place.
+    new = given(new, "deadline", timekeeper.after(case, new, transition, ctx.now))
     new = timekeeper.subtask_clocks(new)
     reason = ctx.payload.get("reason")
     return record(

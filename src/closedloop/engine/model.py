@@ -131,8 +131,9 @@ def replaced(value: V, update: Mapping[str, Any]) -> V:
     copied = object.__new__(type(value))
     fields = value.__dict__.copy()
     fields.update(update)
+    extra = value.__pydantic_extra__
     _set(copied, "__dict__", fields)
-    _set(copied, "__pydantic_extra__", _copy_extra(value.__pydantic_extra__))
+    _set(copied, "__pydantic_extra__", None if extra is None else dict(extra))
     _set(copied, "__pydantic_fields_set__", value.__pydantic_fields_set__ | update.keys())
     _set(copied, "__pydantic_private__", None)
     return copied
