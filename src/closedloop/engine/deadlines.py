@@ -28,7 +28,7 @@ from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from closedloop.engine.calendars.working import WorkingCalendar
+from closedloop.engine.calendars.working import NaturalCalendar, WorkingCalendar
 from closedloop.engine.definition import ClockSpec, SlaRow, TransitionSpec, Workflow
 from closedloop.engine.durations import Duration
 from closedloop.engine.hierarchy import covers
@@ -243,8 +243,11 @@ class Timekeeper:
             return self._marked(replaced(deadline, {"provisional": True}))
 
     def _marked(self, deadline: Deadline) -> Deadline:
+        calendar = self.calendar(deadline.calendar)
+        if type(calendar) is NaturalCalendar:
+            return _unmarked(deadline)  # natural time needs no holiday data
         horizon = max([deadline.due_at, *(at for _, _, at in self._instants(deadline))])
-        stand_in = _stand_in(self.calendar(deadline.calendar))
+        stand_in = _stand_in(calendar)
         missing = () if stand_in is None else stand_in.fallback_days(deadline.started_at, horizon)
         if not missing:
             return _unmarked(deadline)
@@ -265,6 +268,9 @@ class Timekeeper:
     def _counted(self, deadline: Deadline, amount: Duration) -> datetime:
         """``amount`` counted from the clock's start, shifted by the time spent paused."""
         calendar = self._counting(deadline)
+        if not deadline.paused_seconds and type(calendar) is NaturalCalendar:
+            # Natural time advanced by nothing is the same instant.
+            return calendar.add(deadline.started_at, amount).astimezone(UTC)
         paused = timedelta(seconds=deadline.paused_seconds)
         counted = calendar.advance(calendar.add(deadline.started_at, amount), paused)
         return counted.astimezone(UTC)  # calendars answer in their zone; cases keep UTC
