@@ -232,11 +232,17 @@ def _body_after(before: Case, old: dict[str, JSON], after: Case) -> dict[str, JS
     was = before.__dict__.get
     kept = {name for name, value in after.__dict__.items() if was(name, _NONE) is value}
     kept &= _BODY_FIELDS
+    encoded = None
     if not kept.issuperset(RECORD_FIELDS):
         kept.discard("attributes")  # the records are written inside the attributes
+    if "attributes" not in kept:
+        # The records ``after`` shares with ``before`` are written as ``old`` has them.
+        written = old.get("attributes")
+        if isinstance(written, dict):
+            encoded = {name: written[name] for name in _FROZEN_RECORDS & kept if name in written}
     kept.difference_update(RECORD_FIELDS)
     data = dict(old)
-    data.update(to_stored(after, exclude=BODY_EXCLUDE | kept))
+    data.update(to_stored(after, exclude=BODY_EXCLUDE | kept, encoded=encoded))
     _keep(after, data)
     return data
 
@@ -244,6 +250,9 @@ def _body_after(before: Case, old: dict[str, JSON], after: Case) -> dict[str, JS
 _BODY_FIELDS = frozenset(Case.model_fields) - BODY_EXCLUDE
 _NONE = object()
 """Held by no field."""
+_FROZEN_RECORDS = frozenset(RECORD_FIELDS) - {"extension_request", "suspension_request"}
+"""The records whose stored form never changes while the record is the same object (a
+request's extra fields are a dict)."""
 
 
 def seal(
