@@ -47,9 +47,7 @@ def messages(
     """
     result: list[OutboxMessage] = []
     values: dict[str, str] | None = None
-    for index, rule in enumerate(workflow.notifications):
-        if event.trigger not in rule.events:
-            continue
+    for index, rule in workflow.notifications_on(event.trigger):
         escalating = event.trigger in (EngineTrigger.ESCALATE, EngineTrigger.SUBTASK_ESCALATE)
         targets = [*rule.to, *(extra_targets if escalating else ())]
         for recipient in dict.fromkeys(_recipients(case, event, targets, directory)):
