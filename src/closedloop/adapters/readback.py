@@ -130,6 +130,14 @@ def _compiled(spec: Spec, plans: dict[type, Plan]) -> Check:
     if spec is _ANY:
         return _check_data
     parts = {kind: _part(kind, sub, plans) for kind, sub in spec.items()}
+    optional = types.NoneType in parts  # ``None`` reads back as it is
+    kinds = [kind for kind in parts if kind is not types.NoneType]
+    if len(kinds) == 1:  # most fields: one type, or it or ``None``
+        (kind,) = kinds
+        part = parts[kind]
+        if part is _CHECKS.get(kind) and (kind, optional) in _LEAVES:
+            return _LEAVES[kind, optional]
+        return _one(kind, part, optional)
 
     def check(value: Any) -> None:
         part = parts.get(type(value), _refused)
@@ -165,8 +173,105 @@ def _part(kind: type, spec: Spec | None, plans: dict[type, Plan]) -> Check | Non
     return None  # integers, booleans, None and dates read back as they are
 
 
+def _one(kind: type, part: Check | None, optional: bool) -> Check:
+    """The check of a value of exactly ``kind`` (or ``None``, when ``optional``)."""
+    if part is None:
+        if optional:
+
+            def plain_or_none(value: Any) -> None:
+                if value is not None and type(value) is not kind:
+                    raise _Unlike
+
+            return plain_or_none
+
+        def plain(value: Any) -> None:
+            if type(value) is not kind:
+                raise _Unlike
+
+        return plain
+    checked = part
+    if optional:
+
+        def checked_or_none(value: Any) -> None:
+            if value is not None:
+                if type(value) is not kind:
+                    raise _Unlike
+                checked(value)
+
+        return checked_or_none
+
+    def checked_kind(value: Any) -> None:
+        if type(value) is not kind:
+            raise _Unlike
+        checked(value)
+
+    return checked_kind
+
+
 def _refused(value: Any) -> None:
     raise _Unlike
+
+
+# The checks of the most common fields, each in one call.
+
+
+def _a_text(value: Any) -> None:
+    if type(value) is not str:
+        raise _Unlike
+    if not value.isascii():
+        _text(value)
+
+
+def _a_text_or_none(value: Any) -> None:
+    if value is not None:
+        if type(value) is not str:
+            raise _Unlike
+        if not value.isascii():
+            _text(value)
+
+
+def _an_instant(value: Any) -> None:
+    if type(value) is not datetime or value.tzinfo is not UTC:
+        raise _Unlike
+
+
+def _an_instant_or_none(value: Any) -> None:
+    if value is not None and (type(value) is not datetime or value.tzinfo is not UTC):
+        raise _Unlike
+
+
+def _a_float(value: Any) -> None:
+    if type(value) is not float or not math.isfinite(value):
+        raise _Unlike
+
+
+def _a_float_or_none(value: Any) -> None:
+    if value is not None and (type(value) is not float or not math.isfinite(value)):
+        raise _Unlike
+
+
+def _a_duration(value: Any) -> None:
+    if type(value) is not Duration or value.written is None:
+        raise _Unlike
+
+
+def _a_duration_or_none(value: Any) -> None:
+    if value is not None and (type(value) is not Duration or value.written is None):
+        raise _Unlike
+
+
+_LEAVES: dict[tuple[type, bool], Check] = {
+    (str, False): _a_text,
+    (str, True): _a_text_or_none,
+    (datetime, False): _an_instant,
+    (datetime, True): _an_instant_or_none,
+    (float, False): _a_float,
+    (float, True): _a_float_or_none,
+    (Duration, False): _a_duration,
+    (Duration, True): _a_duration_or_none,
+}
+"""The check of a value of exactly one of these types (or ``None``), as the generic
+check of its spec makes it."""
 
 
 def _check_data(value: Any) -> None:
