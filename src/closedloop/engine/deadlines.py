@@ -86,14 +86,7 @@ class Timekeeper:
             return None
         clock = self._workflow.clock(state.clock)
         limit, calendar = _limit(clock, case)
-        draft = Deadline(
-            clock=clock.name,
-            calendar=calendar or self._default,
-            started_at=now,
-            limit=limit,
-            due_at=now,
-            warn_at=now,
-        )
+        draft = _draft(clock.name, calendar or self._default, now, limit, now)
         return self._scheduled(draft, now)
 
     def after(
@@ -155,14 +148,7 @@ class Timekeeper:
             if self._workflow.transition(clock.starts).dest != case.state:
                 continue
             limit, calendar = _limit(clock, case)
-            draft = Deadline(
-                clock=clock.name,
-                calendar=calendar or self._default,
-                started_at=fresh.started_at,
-                limit=limit,
-                due_at=now,
-                warn_at=now,
-            )
+            draft = _draft(clock.name, calendar or self._default, fresh.started_at, limit, now)
             return self._scheduled(draft, now)
         return None
 
@@ -551,6 +537,56 @@ class Timekeeper:
         if step.supervise:
             updates["supervised"] = True
         return EngineTrigger.ESCALATE, updates, {"level": point.level, "notify": list(step.notify)}
+
+
+def _draft(
+    clock: str, calendar: str, started_at: datetime, limit: Duration, now: datetime
+) -> Deadline:
+    """A clock started at ``started_at``, due and warning at ``now`` until it is
+    scheduled: ``Deadline(clock=..., calendar=..., started_at=..., limit=...,
+    due_at=now, warn_at=now)``. Values of the exact types validation gives back as they
+    are (text, a duration, instants in UTC) make it without validating them; any
+    other is validated."""
+    if (
+        type(clock) is str
+        and type(calendar) is str
+        and type(limit) is Duration
+        and type(started_at) is datetime
+        and started_at.tzinfo is UTC
+        and type(now) is datetime
+        and now.tzinfo is UTC
+    ):
+        fields = dict(_DRAFT)
+        fields.update(
+            clock=clock,
+            calendar=calendar,
+            started_at=started_at,
+            limit=limit,
+            due_at=now,
+            warn_at=now,
+        )
+        made = object.__new__(Deadline)
+        object.__setattr__(made, "__dict__", fields)
+        object.__setattr__(made, "__pydantic_extra__", None)
+        object.__setattr__(made, "__pydantic_fields_set__", set(_DRAFT_GIVEN))
+        object.__setattr__(made, "__pydantic_private__", None)
+        return made
+    return Deadline(
+        clock=clock,
+        calendar=calendar,
+        started_at=started_at,
+        limit=limit,
+        due_at=now,
+        warn_at=now,
+    )
+
+
+_DRAFT_GIVEN = frozenset({"clock", "calendar", "started_at", "limit", "due_at", "warn_at"})
+_DRAFT: dict[str, Any] = {
+    name: None if name in _DRAFT_GIVEN else info.get_default(call_default_factory=True)
+    for name, info in Deadline.model_fields.items()
+}
+"""Every field of a deadline in order, each not given at its default (all immutable)."""
 
 
 @lru_cache(maxsize=256)
