@@ -207,7 +207,12 @@ class Timekeeper:
             warning = "yellow" if warn <= now else "none"
         elif now < warn:
             warning = "none"
-        fallback = self._counting(deadline).fallback_days(deadline.started_at, due)
+        counting = self._counting(deadline)
+        fallback = (
+            ()  # natural time needs no holiday data (its instants are aware ones)
+            if type(counting) is NaturalCalendar
+            else counting.fallback_days(deadline.started_at, due)
+        )
         return replaced(
             deadline,
             {"due_at": due, "warn_at": warn, "warning": warning, "fallback_days": fallback},
@@ -255,8 +260,12 @@ class Timekeeper:
         """``amount`` counted from the clock's start, shifted by the time spent paused."""
         calendar = self._counting(deadline)
         if not deadline.paused_seconds and type(calendar) is NaturalCalendar:
-            # Natural time advanced by nothing is the same instant.
-            return calendar.add(deadline.started_at, amount).astimezone(UTC)
+            # Natural time advanced by nothing is the same instant; from a plain instant
+            # in UTC, it is the natural length later (what the calendar's steps give).
+            start, length = deadline.started_at, amount.as_timedelta()
+            if type(start) is datetime and start.tzinfo is UTC and length >= _ZERO:
+                return start + length
+            return calendar.add(start, amount).astimezone(UTC)
         paused = timedelta(seconds=deadline.paused_seconds)
         counted = calendar.advance(calendar.add(deadline.started_at, amount), paused)
         return counted.astimezone(UTC)  # calendars answer in their zone; cases keep UTC
@@ -580,6 +589,8 @@ def _draft(
         warn_at=now,
     )
 
+
+_ZERO = timedelta(0)
 
 _DRAFT_GIVEN = frozenset({"clock", "calendar", "started_at", "limit", "due_at", "warn_at"})
 _DRAFT: dict[str, Any] = {
