@@ -70,20 +70,19 @@ _EVENT_FIELDS = frozenset(AuditEvent.model_fields)
 def _plain_fields(event: AuditEvent) -> bool:
     """Whether the fields of ``event`` other than its payload and changes read back from
     JSON as they are, and it has no sealed fields."""
-    at = event.at
+    at, role, source, reason = event.at, event.role, event.from_state, event.reason
     return (
         not event.sealed
         and type(at) is datetime
         and at.tzinfo is UTC
         and type(event.seq) is int
-        and all(
-            type(text) is str
-            for text in (event.case_id, event.actor, event.trigger, event.to_state)
-        )
-        and all(
-            text is None or type(text) is str
-            for text in (event.role, event.from_state, event.reason)
-        )
+        and type(event.case_id) is str
+        and type(event.actor) is str
+        and type(event.trigger) is str
+        and type(event.to_state) is str
+        and (role is None or type(role) is str)
+        and (source is None or type(source) is str)
+        and (reason is None or type(reason) is str)
         and type(event.prev_hash) is str
         and type(event.hash) is str
     )
