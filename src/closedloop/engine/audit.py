@@ -147,8 +147,11 @@ def _same(one: object, other: object) -> bool:
     must not pass for the other)."""
     if one is other:
         return True
-    if type(one) is not type(other):
+    kind = type(one)
+    if kind is not type(other):
         return False
+    if kind in _PLAIN:
+        return one == other
     # The parts of a copy are mostly the very same objects (text, numbers): told apart
     # from the others here, without a call each.
     if isinstance(one, dict):
@@ -172,6 +175,10 @@ def _same(one: object, other: object) -> bool:
         assert isinstance(other, float)
         return one == other and (one != 0.0 or math.copysign(1.0, one) == math.copysign(1.0, other))
     return one == other
+
+
+_PLAIN = frozenset({str, int, bool, type(None), datetime})
+"""Types whose equal values are the same (no parts to compare, no sign of zero)."""
 
 
 def _keep(case: Case, data: dict[str, JSON]) -> None:
