@@ -501,9 +501,10 @@ def to_stored(
     attributes = data.get("attributes")
     if not isinstance(attributes, dict):
         return data
+    fields = case.__dict__
     for name in RECORD_FIELDS:
-        value = getattr(case, name)
-        if value is None or value == ():
+        value = fields[name]
+        if value is None or (isinstance(value, tuple) and not value):
             continue
         if encoded is not None and name in encoded:
             attributes[name] = encoded[name]
