@@ -33,7 +33,7 @@ from closedloop.engine.definition import ClockSpec, SlaRow, TransitionSpec, Work
 from closedloop.engine.durations import Duration
 from closedloop.engine.hierarchy import covers
 from closedloop.engine.kinds import SUBTASK_TIMERS, EngineTrigger, TimerKind
-from closedloop.engine.model import Case, Deadline, Subtask, assembled, replaced
+from closedloop.engine.model import Case, Deadline, Subtask, assembled, given, replaced
 from closedloop.engine.ports import DuePoint, WorkCalendar
 from closedloop.errors import CalendarNotCovered, UnknownName, ValidationError
 
@@ -136,7 +136,10 @@ class Timekeeper:
         if begun is not None:
             fresh = self._scheduled(replaced(fresh, {"started_at": begun}), now)
         beside = self._beside(fresh, new, now)
-        return replaced(fresh, {"previous": kept, "beside": beside})
+        # ``fresh`` was made a moment ago for this case and nobody else holds it: its
+        # links are set on it in place (as ``replaced`` would set them on a copy).
+        given(fresh, "previous", kept)
+        return given(fresh, "beside", beside)
 
     def _beside(self, fresh: Deadline, case: Case, now: datetime) -> Deadline | None:
         """The clock that ``starts`` on entering ``case.state`` and runs beside the
