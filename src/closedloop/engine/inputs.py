@@ -393,7 +393,7 @@ _SIZED = json.JSONEncoder(default=str, ensure_ascii=False)
 
 
 def _check_shape(raw: Any, errors: Errors) -> None:
-    if not isinstance(raw, Mapping):
+    if type(raw) is not dict and not isinstance(raw, Mapping):
         errors.append(("<payload>", "must be a mapping of field names to values"))
         return
     problem = _shape_problem(raw, 1)
@@ -409,13 +409,17 @@ def _check_shape(raw: Any, errors: Errors) -> None:
         errors.append(("<payload>", f"is {size} bytes; at most {MAX_PAYLOAD_BYTES} allowed"))
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+"""Types none of whose values is a container (told without asking the ``Mapping`` ABC)."""
+
+
 def _shape_problem(node: Any, depth: int) -> str | None:
     """The first problem of the shape of ``node`` (at ``depth``) and its parts, parents
     before their children: nested too deep, or a mapping with a key that is not text."""
     if depth > MAX_PAYLOAD_DEPTH:
         return f"is nested deeper than {MAX_PAYLOAD_DEPTH} levels"
     children: Iterable[Any]
-    if isinstance(node, Mapping):
+    if type(node) is dict or isinstance(node, Mapping):
         if not all(isinstance(k, str) for k in node):
             return "has a key that is not text"
         children = node.values()
@@ -425,7 +429,7 @@ def _shape_problem(node: Any, depth: int) -> str | None:
         return None
     deepest = depth >= MAX_PAYLOAD_DEPTH  # then even a plain value is too deep
     for child in children:
-        if deepest or isinstance(child, Mapping | list | tuple):
+        if deepest or (type(child) not in _SCALARS and isinstance(child, Mapping | list | tuple)):
             problem = _shape_problem(child, depth + 1)
             if problem is not None:
                 return problem
