@@ -36,8 +36,16 @@ _PATTERN = re.compile(
 _SECONDS: dict[Unit, int] = {"minutes": 60, "hours": 3600, "days": 86400}
 
 
+class _Computed:
+    """Room for what a duration computes once: not fields, no part of its value."""
+
+    __slots__ = ("_hash", "_natural")
+    _hash: int
+    _natural: timedelta
+
+
 @dataclass(frozen=True, slots=True)
-class Duration:
+class Duration(_Computed):
     """An amount of time in one unit, natural or counted in working time.
 
     Args:
@@ -51,11 +59,6 @@ class Duration:
     working: bool = False
     written: str | None = field(default=None, compare=False, repr=False)
     """The text it was parsed from, kept so that it is stored and shown as written."""
-    _natural: timedelta | None = field(default=None, init=False, compare=False, repr=False)
-    """The natural length, once asked for (a clock counts the same few durations on
-    every command, and computing it from the fraction is costly)."""
-    _hash: int | None = field(default=None, init=False, compare=False, repr=False)
-    """The hash, once asked for (hashing the fraction is costly)."""
 
     @classmethod
     def parse(cls, text: str) -> Duration:
@@ -104,18 +107,23 @@ class Duration:
 
     def as_timedelta(self) -> timedelta:
         """The natural length, counting a day as 24 hours."""
-        length = self._natural
-        if length is None:
+        # Kept once computed: a clock counts the same few durations on every command,
+        # and computing the length from the fraction is costly.
+        try:
+            return self._natural
+        except AttributeError:
             length = _length(self.amount, self.unit)
             object.__setattr__(self, "_natural", length)
-        return length
+            return length
 
     def __hash__(self) -> int:
-        found = self._hash
-        if found is None:
+        # As the dataclass hashes it (its compared fields), kept once computed.
+        try:
+            return self._hash
+        except AttributeError:
             found = hash((self.amount, self.unit, self.working))
             object.__setattr__(self, "_hash", found)
-        return found
+            return found
 
     def as_written(self) -> str:
         """The text it was parsed from, or its normal form when it was computed."""
