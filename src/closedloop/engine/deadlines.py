@@ -203,14 +203,14 @@ class Timekeeper:
     def _timed(self, deadline: Deadline, now: datetime) -> Deadline:
         allowed = _allowed(deadline)
         fraction = self._workflow.clock(deadline.clock).warn_at
-        due = self._counted(deadline, allowed)
-        warn = self._counted(deadline, _scaled(allowed, fraction))
+        counting = self._counting(deadline)
+        due = self._counted(deadline, allowed, counting)
+        warn = self._counted(deadline, _scaled(allowed, fraction), counting)
         warning = deadline.warning
         if now < due and warning == "red":
             warning = "yellow" if warn <= now else "none"
         elif now < warn:
             warning = "none"
-        counting = self._counting(deadline)
         fallback = (
             ()  # natural time needs no holiday data (its instants are aware ones)
             if type(counting) is NaturalCalendar
@@ -259,9 +259,13 @@ class Timekeeper:
             return _stand_in(calendar) or calendar
         return calendar
 
-    def _counted(self, deadline: Deadline, amount: Duration) -> datetime:
-        """``amount`` counted from the clock's start, shifted by the time spent paused."""
-        calendar = self._counting(deadline)
+    def _counted(
+        self, deadline: Deadline, amount: Duration, calendar: WorkCalendar | None = None
+    ) -> datetime:
+        """``amount`` counted from the clock's start, shifted by the time spent paused
+        (on ``calendar``, the one :meth:`_counting` gives, when the caller has it)."""
+        if calendar is None:
+            calendar = self._counting(deadline)
         if not deadline.paused_seconds and type(calendar) is NaturalCalendar:
             # Natural time advanced by nothing is the same instant; from a plain instant
             # in UTC, it is the natural length later (what the calendar's steps give).
