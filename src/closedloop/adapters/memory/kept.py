@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 
 from closedloop.adapters.readback import reads_back
 from closedloop.engine.audit import hashed_json, same_body
-from closedloop.engine.model import AuditEvent, Case, replaced, unshared
+from closedloop.engine.model import AuditEvent, Case, unshared
 
 
 def kept_case(case: Case, stored: Case | None) -> Case:
@@ -58,9 +58,13 @@ def kept_event(event: AuditEvent) -> AuditEvent:
     hashed = hashed_json(event)
     if hashed is None or not _plain_fields(event):
         return AuditEvent.model_validate_json(event.model_dump_json())
-    payload, changes = hashed["payload"], hashed["changes"]
-    kept = replaced(event, {"payload": payload, "changes": changes})
+    fields = event.__dict__.copy()
+    fields["payload"], fields["changes"] = hashed["payload"], hashed["changes"]
+    kept = object.__new__(type(event))
+    object.__setattr__(kept, "__dict__", fields)
+    object.__setattr__(kept, "__pydantic_extra__", None)
     object.__setattr__(kept, "__pydantic_fields_set__", set(_EVENT_FIELDS))
+    object.__setattr__(kept, "__pydantic_private__", None)
     return kept
 
 
