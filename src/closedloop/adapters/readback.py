@@ -18,7 +18,6 @@ import math
 import types
 from collections.abc import Callable
 from datetime import UTC, datetime
-from functools import cache
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel
@@ -49,9 +48,9 @@ class _Unlike(Exception):
 def reads_back(case: Case, stored: Case | None = None) -> bool:
     """Whether ``case`` (its contact data aside) is what reading its stored JSON gives.
 
-    ``stored`` is a case of the same id that passed this check before: the parts
-    ``case`` shares with it (the very same objects) are not checked again, except its
-    dicts, which are the only mutable parts of a case.
+    ``stored`` is a case of the same id that passed this check before (or was read
+    from its JSON): the parts ``case`` shares with it (the very same objects) are not
+    checked again, except its dicts, which are the only mutable parts of a case.
     """
     try:
         _check_case(case, stored)
@@ -61,16 +60,17 @@ def reads_back(case: Case, stored: Case | None = None) -> bool:
 
 
 def _check_case(case: Case, stored: Case | None) -> None:
-    specs, defaults = _plan(Case)
+    checks, defaults = _CASE
     given = case.__pydantic_fields_set__
     before = {} if stored is None else stored.__dict__
     for name, value in case.__dict__.items():
         if name == "contact":
             continue
         if name not in given:
-            _check_default(name, value, defaults)
+            if value is not defaults.get(name, _NONE):
+                _check_default(name, value, defaults)
         elif name in _MUTABLE or value is not before.get(name, _NONE):
-            _check(value, specs[name], True)
+            checks[name](value)
 
 
 def _check_default(name: str, value: Any, defaults: dict[str, Any]) -> None:
@@ -82,43 +82,196 @@ def _check_default(name: str, value: Any, defaults: dict[str, Any]) -> None:
         raise _Unlike
 
 
-def _check_model(model: BaseModel, given_only: bool) -> None:
-    specs, defaults = _plan(type(model))
-    given = model.__pydantic_fields_set__
-    for name, value in model.__dict__.items():
-        if given_only and name not in given:
-            _check_default(name, value, defaults)
-        else:
-            _check(value, specs[name], given_only)
-    extra = model.__pydantic_extra__
-    if extra:
-        if given_only and not given.issuperset(extra):
-            raise _Unlike
-        for key, item in extra.items():
-            _check_key(key)
-            _check_data(item)
+Check = Callable[[Any], None]
+"""Checks that a value reads back as it is (raises :class:`_Unlike` otherwise)."""
+
+Plan = tuple[dict[str, Check], dict[str, Any]]
+"""The check of each field of a model, and the default of each field that has one."""
 
 
-def _check(value: Any, spec: Spec, given_only: bool) -> None:
+def _model_check(kind: type[BaseModel], plans: dict[type, Plan]) -> Check:
+    """The check of a model of ``kind``: each field it was given checked against its
+    annotation, each other field its default, and extra fields as free-form data.
+    ``plans`` holds the plans made so far (a model may hold one of its own kind)."""
+    if kind not in plans:
+        checks: dict[str, Check] = {}
+        fields = kind.model_fields
+        defaults = {
+            name: info.get_default(call_default_factory=True)
+            for name, info in fields.items()
+            if not info.is_required()
+        }
+        plans[kind] = (checks, defaults)
+        checks.update(
+            {name: _compiled(_spec(info.annotation), plans) for name, info in fields.items()}
+        )
+    checks, defaults = plans[kind]
+
+    def check(model: BaseModel) -> None:
+        given = model.__pydantic_fields_set__
+        for name, value in model.__dict__.items():
+            if name in given:
+                checks[name](value)
+            elif value is not defaults.get(name, _NONE):
+                _check_default(name, value, defaults)
+        extra = model.__pydantic_extra__
+        if extra:
+            if not given.issuperset(extra):
+                raise _Unlike
+            for key, item in extra.items():
+                _check_key(key)
+                _check_data(item)
+
+    return check
+
+
+def _compiled(spec: Spec, plans: dict[type, Plan]) -> Check:
+    """The check of a value of ``spec``: of one of its exact types, each part checked."""
     if spec is _ANY:
-        _check_data(value)
-        return
-    kind = type(value)
-    if kind not in spec:
+        return _check_data
+    parts = {kind: _part(kind, sub, plans) for kind, sub in spec.items()}
+    optional = types.NoneType in parts  # ``None`` reads back as it is
+    kinds = [kind for kind in parts if kind is not types.NoneType]
+    if len(kinds) == 1:  # most fields: one type, or it or ``None``
+        (kind,) = kinds
+        part = parts[kind]
+        if part is _CHECKS.get(kind) and (kind, optional) in _LEAVES:
+            return _LEAVES[kind, optional]
+        return _one(kind, part, optional)
+
+    def check(value: Any) -> None:
+        part = parts.get(type(value), _refused)
+        if part is not None:
+            part(value)
+
+    return check
+
+
+def _part(kind: type, spec: Spec | None, plans: dict[type, Plan]) -> Check | None:
+    """The check of a value of exactly ``kind`` (``None``: it reads back as it is)."""
+    if kind in _CHECKS:
+        return _CHECKS[kind]
+    if kind is tuple and spec is not None:
+        item_check = _compiled(spec, plans)
+
+        def items(value: tuple[Any, ...]) -> None:
+            for item in value:
+                item_check(item)
+
+        return items
+    if kind is dict and spec is not None:
+        value_check = _compiled(spec, plans)
+
+        def entries(value: dict[Any, Any]) -> None:
+            for key, item in value.items():
+                _check_key(key)
+                value_check(item)
+
+        return entries
+    if issubclass(kind, BaseModel):
+        return _model_check(kind, plans)
+    return None  # integers, booleans, None and dates read back as they are
+
+
+def _one(kind: type, part: Check | None, optional: bool) -> Check:
+    """The check of a value of exactly ``kind`` (or ``None``, when ``optional``)."""
+    if part is None:
+        if optional:
+
+            def plain_or_none(value: Any) -> None:
+                if value is not None and type(value) is not kind:
+                    raise _Unlike
+
+            return plain_or_none
+
+        def plain(value: Any) -> None:
+            if type(value) is not kind:
+                raise _Unlike
+
+        return plain
+    checked = part
+    if optional:
+
+        def checked_or_none(value: Any) -> None:
+            if value is not None:
+                if type(value) is not kind:
+                    raise _Unlike
+                checked(value)
+
+        return checked_or_none
+
+    def checked_kind(value: Any) -> None:
+        if type(value) is not kind:
+            raise _Unlike
+        checked(value)
+
+    return checked_kind
+
+
+def _refused(value: Any) -> None:
+    raise _Unlike
+
+
+# The checks of the most common fields, each in one call.
+
+
+def _a_text(value: Any) -> None:
+    if type(value) is not str:
         raise _Unlike
-    check = _CHECKS.get(kind)
-    if check is not None:
-        check(value)
-    elif kind is tuple:
-        for item in value:
-            _check(item, spec[tuple], given_only)
-    elif kind is dict:
-        for key, item in value.items():
-            _check_key(key)
-            _check(item, spec[dict], given_only)
-    elif issubclass(kind, BaseModel):
-        _check_model(value, given_only)
-    # integers, booleans, None and dates read back as they are
+    if not value.isascii():
+        _text(value)
+
+
+def _a_text_or_none(value: Any) -> None:
+    if value is not None:
+        if type(value) is not str:
+            raise _Unlike
+        if not value.isascii():
+            _text(value)
+
+
+def _an_instant(value: Any) -> None:
+    if type(value) is not datetime or value.tzinfo is not UTC:
+        raise _Unlike
+
+
+def _an_instant_or_none(value: Any) -> None:
+    if value is not None and (type(value) is not datetime or value.tzinfo is not UTC):
+        raise _Unlike
+
+
+def _a_float(value: Any) -> None:
+    if type(value) is not float or not math.isfinite(value):
+        raise _Unlike
+
+
+def _a_float_or_none(value: Any) -> None:
+    if value is not None and (type(value) is not float or not math.isfinite(value)):
+        raise _Unlike
+
+
+def _a_duration(value: Any) -> None:
+    if type(value) is not Duration or value.written is None:
+        raise _Unlike
+
+
+def _a_duration_or_none(value: Any) -> None:
+    if value is not None and (type(value) is not Duration or value.written is None):
+        raise _Unlike
+
+
+_LEAVES: dict[tuple[type, bool], Check] = {
+    (str, False): _a_text,
+    (str, True): _a_text_or_none,
+    (datetime, False): _an_instant,
+    (datetime, True): _an_instant_or_none,
+    (float, False): _a_float,
+    (float, True): _a_float_or_none,
+    (Duration, False): _a_duration,
+    (Duration, True): _a_duration_or_none,
+}
+"""The check of a value of exactly one of these types (or ``None``), as the generic
+check of its spec makes it."""
 
 
 def _check_data(value: Any) -> None:
@@ -177,19 +330,6 @@ _CHECKS: dict[type, Callable[[Any], None]] = {
 }
 
 
-@cache
-def _plan(kind: type[BaseModel]) -> tuple[dict[str, Spec], dict[str, Any]]:
-    """The spec of each field of ``kind``, and the default of each field that has one."""
-    fields = kind.model_fields
-    specs = {name: _spec(info.annotation) for name, info in fields.items()}
-    defaults = {
-        name: info.get_default(call_default_factory=True)
-        for name, info in fields.items()
-        if not info.is_required()
-    }
-    return specs, defaults
-
-
 def _spec(annotation: Any) -> Spec:
     if annotation is Any:
         return _ANY
@@ -213,3 +353,14 @@ def _spec(annotation: Any) -> Spec:
     if origin is None and isinstance(annotation, type) and annotation is not object:
         return {annotation: None}
     return {}  # anything else takes the round trip
+
+
+def _case_plan() -> Plan:
+    plans: dict[type, Plan] = {}
+    _model_check(Case, plans)
+    return plans[Case]
+
+
+_CASE = _case_plan()
+"""The check of each field of a case (and, within them, of the models they hold), made
+once from the fields' annotations."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Self
 
@@ -49,7 +49,8 @@ def check_case(case: Case, event: AuditEvent) -> None:
     if case.deadline is not None:
         instants.update(due_at=case.deadline.due_at, warn_at=case.deadline.warn_at)
     for name, value in instants.items():
-        utc(value, f"case.{name}")
+        if type(value) is not datetime or value.tzinfo is not UTC:  # else in UTC already
+            utc(value, f"case.{name}")
     utc(event.at, "event.at")
 
 

@@ -147,8 +147,11 @@ def _same(one: object, other: object) -> bool:
     must not pass for the other)."""
     if one is other:
         return True
-    if type(one) is not type(other):
+    kind = type(one)
+    if kind is not type(other):
         return False
+    if kind in _PLAIN:
+        return one == other
     # The parts of a copy are mostly the very same objects (text, numbers): told apart
     # from the others here, without a call each.
     if isinstance(one, dict):
@@ -172,6 +175,10 @@ def _same(one: object, other: object) -> bool:
         assert isinstance(other, float)
         return one == other and (one != 0.0 or math.copysign(1.0, one) == math.copysign(1.0, other))
     return one == other
+
+
+_PLAIN = frozenset({str, int, bool, type(None), datetime})
+"""Types whose equal values are the same (no parts to compare, no sign of zero)."""
 
 
 def _keep(case: Case, data: dict[str, JSON]) -> None:
@@ -213,7 +220,13 @@ def changes(before: Case | None, after: Case) -> dict[str, JSON]:
         return body(after)
     old = body(before)
     new = _body_after(before, old, after)
-    return {key: value for key, value in new.items() if differs(old.get(key), value)}
+    # Most values are the very same objects as before: told apart without a call.
+    found = old.get
+    return {
+        key: value
+        for key, value in new.items()
+        if value is not (was := found(key)) and differs(was, value)
+    }
 
 
 def _body_after(before: Case, old: dict[str, JSON], after: Case) -> dict[str, JSON]:
@@ -223,18 +236,30 @@ def _body_after(before: Case, old: dict[str, JSON], after: Case) -> dict[str, JS
     found = _kept(after)
     if found is not None:
         return found
-    was, now = before.__dict__, after.__dict__
-    kept = {name for name in _BODY_FIELDS if was.get(name) is now.get(name)}
+    was = before.__dict__.get
+    kept = {name for name, value in after.__dict__.items() if was(name, _NONE) is value}
+    kept &= _BODY_FIELDS
+    encoded = None
     if not kept.issuperset(RECORD_FIELDS):
         kept.discard("attributes")  # the records are written inside the attributes
+    if "attributes" not in kept:
+        # The records ``after`` shares with ``before`` are written as ``old`` has them.
+        written = old.get("attributes")
+        if isinstance(written, dict):
+            encoded = {name: written[name] for name in _FROZEN_RECORDS & kept if name in written}
     kept.difference_update(RECORD_FIELDS)
     data = dict(old)
-    data.update(to_stored(after, exclude=BODY_EXCLUDE | kept))
+    data.update(to_stored(after, exclude=BODY_EXCLUDE | kept, encoded=encoded))
     _keep(after, data)
     return data
 
 
 _BODY_FIELDS = frozenset(Case.model_fields) - BODY_EXCLUDE
+_NONE = object()
+"""Held by no field."""
+_FROZEN_RECORDS = frozenset(RECORD_FIELDS) - {"extension_request", "suspension_request"}
+"""The records whose stored form never changes while the record is the same object (a
+request's extra fields are a dict)."""
 
 
 def seal(

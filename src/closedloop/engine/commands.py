@@ -7,7 +7,7 @@ comes back.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from functools import cache
 from typing import Annotated, Any, cast
@@ -21,7 +21,7 @@ from closedloop.engine.deadlines import Timekeeper
 from closedloop.engine.definition import TransitionSpec, Workflow
 from closedloop.engine.inputs import NewReport
 from closedloop.engine.kinds import EngineTrigger
-from closedloop.engine.model import JSON, AuditEvent, Case, replaced
+from closedloop.engine.model import JSON, AuditEvent, Case, given, replaced
 from closedloop.engine.validation import SETTABLE_FIELDS
 from closedloop.errors import GuardRejected
 
@@ -104,7 +104,8 @@ def apply_transition(
     if transition.merges_into is not None:
         update["merged_into"] = ctx.payload[transition.merges_into]
     new = changed(case, update)
-    new = replaced(new, {"deadline": timekeeper.after(case, new, transition, ctx.now)})
+    # ``new`` is this command's own copy, held by nobody else: its clock is set in place.
+    new = given(new, "deadline", timekeeper.after(case, new, transition, ctx.now))
     new = timekeeper.subtask_clocks(new)
     reason = ctx.payload.get("reason")
     return record(
@@ -130,7 +131,7 @@ def changed(case: Case, update: Mapping[str, object]) -> Case:
             validating the whole case reports it.
     """
     try:
-        checked = {name: _field_adapter(name).validate_python(v) for name, v in update.items()}
+        checked = {name: _field_validator(name)(v) for name, v in update.items()}
     except (PydanticValidationError, KeyError):
         Case.model_validate({**dict(case), **update})  # raises, naming the field
         raise
@@ -138,13 +139,17 @@ def changed(case: Case, update: Mapping[str, object]) -> Case:
 
 
 @cache
-def _field_adapter(name: str) -> TypeAdapter[object]:
-    """Validates one field of :class:`Case` as the model does."""
+def _field_validator(name: str) -> Callable[[object], object]:
+    """Validates one field of :class:`Case` as the model does (its adapter's validator,
+    called without the adapter's own step for its options, none of which is used)."""
     info = Case.model_fields[name]
     form: object = info.annotation
     if info.metadata:
         form = Annotated[(info.annotation, *info.metadata)]
-    return TypeAdapter(cast("type[object]", form))
+    validate: Callable[[object], object] = TypeAdapter(
+        cast("type[object]", form)
+    ).validator.validate_python
+    return validate
 
 
 def record(

@@ -28,12 +28,12 @@ from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from closedloop.engine.calendars.working import WorkingCalendar
+from closedloop.engine.calendars.working import NaturalCalendar, WorkingCalendar
 from closedloop.engine.definition import ClockSpec, SlaRow, TransitionSpec, Workflow
 from closedloop.engine.durations import Duration
 from closedloop.engine.hierarchy import covers
 from closedloop.engine.kinds import SUBTASK_TIMERS, EngineTrigger, TimerKind
-from closedloop.engine.model import Case, Deadline, Subtask, assembled, replaced
+from closedloop.engine.model import Case, Deadline, Subtask, assembled, given, replaced
 from closedloop.engine.ports import DuePoint, WorkCalendar
 from closedloop.errors import CalendarNotCovered, UnknownName, ValidationError
 
@@ -86,14 +86,7 @@ class Timekeeper:
             return None
         clock = self._workflow.clock(state.clock)
         limit, calendar = _limit(clock, case)
-        draft = Deadline(
-            clock=clock.name,
-            calendar=calendar or self._default,
-            started_at=now,
-            limit=limit,
-            due_at=now,
-            warn_at=now,
-        )
+        draft = _draft(clock.name, calendar or self._default, now, limit, now)
         return self._scheduled(draft, now)
 
     def after(
@@ -143,7 +136,10 @@ class Timekeeper:
         if begun is not None:
             fresh = self._scheduled(replaced(fresh, {"started_at": begun}), now)
         beside = self._beside(fresh, new, now)
-        return replaced(fresh, {"previous": kept, "beside": beside})
+        # ``fresh`` was made a moment ago for this case and nobody else holds it: its
+        # links are set on it in place (as ``replaced`` would set them on a copy).
+        given(fresh, "previous", kept)
+        return given(fresh, "beside", beside)
 
     def _beside(self, fresh: Deadline, case: Case, now: datetime) -> Deadline | None:
         """The clock that ``starts`` on entering ``case.state`` and runs beside the
@@ -155,14 +151,7 @@ class Timekeeper:
             if self._workflow.transition(clock.starts).dest != case.state:
                 continue
             limit, calendar = _limit(clock, case)
-            draft = Deadline(
-                clock=clock.name,
-                calendar=calendar or self._default,
-                started_at=fresh.started_at,
-                limit=limit,
-                due_at=now,
-                warn_at=now,
-            )
+            draft = _draft(clock.name, calendar or self._default, fresh.started_at, limit, now)
             return self._scheduled(draft, now)
         return None
 
@@ -214,14 +203,19 @@ class Timekeeper:
     def _timed(self, deadline: Deadline, now: datetime) -> Deadline:
         allowed = _allowed(deadline)
         fraction = self._workflow.clock(deadline.clock).warn_at
-        due = self._counted(deadline, allowed)
-        warn = self._counted(deadline, _scaled(allowed, fraction))
+        counting = self._counting(deadline)
+        due = self._counted(deadline, allowed, counting)
+        warn = self._counted(deadline, _scaled(allowed, fraction), counting)
         warning = deadline.warning
         if now < due and warning == "red":
             warning = "yellow" if warn <= now else "none"
         elif now < warn:
             warning = "none"
-        fallback = self._counting(deadline).fallback_days(deadline.started_at, due)
+        fallback = (
+            ()  # natural time needs no holiday data (its instants are aware ones)
+            if type(counting) is NaturalCalendar
+            else counting.fallback_days(deadline.started_at, due)
+        )
         return replaced(
             deadline,
             {"due_at": due, "warn_at": warn, "warning": warning, "fallback_days": fallback},
@@ -243,8 +237,11 @@ class Timekeeper:
             return self._marked(replaced(deadline, {"provisional": True}))
 
     def _marked(self, deadline: Deadline) -> Deadline:
+        calendar = self.calendar(deadline.calendar)
+        if type(calendar) is NaturalCalendar:
+            return _unmarked(deadline)  # natural time needs no holiday data
         horizon = max([deadline.due_at, *(at for _, _, at in self._instants(deadline))])
-        stand_in = _stand_in(self.calendar(deadline.calendar))
+        stand_in = _stand_in(calendar)
         missing = () if stand_in is None else stand_in.fallback_days(deadline.started_at, horizon)
         if not missing:
             return _unmarked(deadline)
@@ -262,9 +259,20 @@ class Timekeeper:
             return _stand_in(calendar) or calendar
         return calendar
 
-    def _counted(self, deadline: Deadline, amount: Duration) -> datetime:
-        """``amount`` counted from the clock's start, shifted by the time spent paused."""
-        calendar = self._counting(deadline)
+    def _counted(
+        self, deadline: Deadline, amount: Duration, calendar: WorkCalendar | None = None
+    ) -> datetime:
+        """``amount`` counted from the clock's start, shifted by the time spent paused
+        (on ``calendar``, the one :meth:`_counting` gives, when the caller has it)."""
+        if calendar is None:
+            calendar = self._counting(deadline)
+        if not deadline.paused_seconds and type(calendar) is NaturalCalendar:
+            # Natural time advanced by nothing is the same instant; from a plain instant
+            # in UTC, it is the natural length later (what the calendar's steps give).
+            start, length = deadline.started_at, amount.as_timedelta()
+            if type(start) is datetime and start.tzinfo is UTC and length >= _ZERO:
+                return start + length
+            return calendar.add(start, amount).astimezone(UTC)
         paused = timedelta(seconds=deadline.paused_seconds)
         counted = calendar.advance(calendar.add(deadline.started_at, amount), paused)
         return counted.astimezone(UTC)  # calendars answer in their zone; cases keep UTC
@@ -275,9 +283,13 @@ class Timekeeper:
         from the due instant."""
         extra = Duration.parse(after)
         try:
-            return self._counted(deadline, _allowed(deadline).plus(extra))
-        except ValidationError:  # units differ: count from the due instant itself
-            return self._counting(deadline).add(deadline.due_at, extra).astimezone(UTC)
+            allowed = _allowed(deadline)
+            if (allowed.unit, allowed.working) == (extra.unit, extra.working):
+                return self._counted(deadline, _summed(allowed, extra))
+        except ValidationError:
+            pass
+        # Units differ: count from the due instant itself.
+        return self._counting(deadline).add(deadline.due_at, extra).astimezone(UTC)
 
     # -- corrected calendars ---------------------------------------------------------------
 
@@ -543,11 +555,70 @@ class Timekeeper:
         return EngineTrigger.ESCALATE, updates, {"level": point.level, "notify": list(step.notify)}
 
 
+def _draft(
+    clock: str, calendar: str, started_at: datetime, limit: Duration, now: datetime
+) -> Deadline:
+    """A clock started at ``started_at``, due and warning at ``now`` until it is
+    scheduled: ``Deadline(clock=..., calendar=..., started_at=..., limit=...,
+    due_at=now, warn_at=now)``. Values of the exact types validation gives back as they
+    are (text, a duration, instants in UTC) make it without validating them; any
+    other is validated."""
+    if (
+        type(clock) is str
+        and type(calendar) is str
+        and type(limit) is Duration
+        and type(started_at) is datetime
+        and started_at.tzinfo is UTC
+        and type(now) is datetime
+        and now.tzinfo is UTC
+    ):
+        fields = dict(_DRAFT)
+        fields.update(
+            clock=clock,
+            calendar=calendar,
+            started_at=started_at,
+            limit=limit,
+            due_at=now,
+            warn_at=now,
+        )
+        made = object.__new__(Deadline)
+        object.__setattr__(made, "__dict__", fields)
+        object.__setattr__(made, "__pydantic_extra__", None)
+        object.__setattr__(made, "__pydantic_fields_set__", set(_DRAFT_GIVEN))
+        object.__setattr__(made, "__pydantic_private__", None)
+        return made
+    return Deadline(
+        clock=clock,
+        calendar=calendar,
+        started_at=started_at,
+        limit=limit,
+        due_at=now,
+        warn_at=now,
+    )
+
+
+_ZERO = timedelta(0)
+
+_DRAFT_GIVEN = frozenset({"clock", "calendar", "started_at", "limit", "due_at", "warn_at"})
+_DRAFT: dict[str, Any] = {
+    name: None if name in _DRAFT_GIVEN else info.get_default(call_default_factory=True)
+    for name, info in Deadline.model_fields.items()
+}
+"""Every field of a deadline in order, each not given at its default (all immutable)."""
+
+
 @lru_cache(maxsize=256)
 def _scaled(allowed: Duration, fraction: float) -> Duration:
     """The part of ``allowed`` at which a clock warns: the same few limits and fractions
     come back on every command, and scaling by a float's exact fraction is costly."""
     return allowed.scaled(fraction)
+
+
+@lru_cache(maxsize=256)
+def _summed(allowed: Duration, extra: Duration) -> Duration:
+    """``allowed`` plus ``extra``, of the same unit: the same few limits and rungs come
+    back on every command, and the sum keeps its natural length once counted."""
+    return allowed.plus(extra)
 
 
 def _unmarked(deadline: Deadline) -> Deadline:

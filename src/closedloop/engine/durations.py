@@ -36,8 +36,16 @@ _PATTERN = re.compile(
 _SECONDS: dict[Unit, int] = {"minutes": 60, "hours": 3600, "days": 86400}
 
 
+class _Computed:
+    """Room for what a duration computes once: not fields, no part of its value."""
+
+    __slots__ = ("_hash", "_natural")
+    _hash: int
+    _natural: timedelta
+
+
 @dataclass(frozen=True, slots=True)
-class Duration:
+class Duration(_Computed):
     """An amount of time in one unit, natural or counted in working time.
 
     Args:
@@ -99,7 +107,23 @@ class Duration:
 
     def as_timedelta(self) -> timedelta:
         """The natural length, counting a day as 24 hours."""
-        return _length(self.amount, self.unit)
+        # Kept once computed: a clock counts the same few durations on every command,
+        # and computing the length from the fraction is costly.
+        try:
+            return self._natural
+        except AttributeError:
+            length = _length(self.amount, self.unit)
+            object.__setattr__(self, "_natural", length)
+            return length
+
+    def __hash__(self) -> int:
+        # As the dataclass hashes it (its compared fields), kept once computed.
+        try:
+            return self._hash
+        except AttributeError:
+            found = hash((self.amount, self.unit, self.working))
+            object.__setattr__(self, "_hash", found)
+            return found
 
     def as_written(self) -> str:
         """The text it was parsed from, or its normal form when it was computed."""

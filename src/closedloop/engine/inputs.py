@@ -14,7 +14,7 @@ import json
 import math
 import re
 import unicodedata
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -288,10 +288,13 @@ def _media_ref(item: Mapping[str, Any], where: str, errors: Errors) -> dict[str,
 def unknown_fields(transition: TransitionSpec, names: Iterable[str]) -> Errors:
     """One error for each of ``names`` that is not a field of ``transition``, listing
     the fields it has."""
+    unknown = set(names).difference(transition.fields)
+    if not unknown:
+        return []
     allowed = ", ".join(sorted(transition.fields)) or "none"
     return [
         (name, f"is not a field of {transition.name!r}; fields: {allowed}")
-        for name in sorted(set(names) - set(transition.fields))
+        for name in sorted(unknown)
     ]
 
 
@@ -390,16 +393,13 @@ _SIZED = json.JSONEncoder(default=str, ensure_ascii=False)
 
 
 def _check_shape(raw: Any, errors: Errors) -> None:
-    if not isinstance(raw, Mapping):
+    if type(raw) is not dict and not isinstance(raw, Mapping):
         errors.append(("<payload>", "must be a mapping of field names to values"))
         return
-    for depth, node in _walk(raw, 1):
-        if depth > MAX_PAYLOAD_DEPTH:
-            errors.append(("<payload>", f"is nested deeper than {MAX_PAYLOAD_DEPTH} levels"))
-            return
-        if isinstance(node, Mapping) and not all(isinstance(k, str) for k in node):
-            errors.append(("<payload>", "has a key that is not text"))
-            return
+    problem = _shape_problem(raw, 1)
+    if problem is not None:
+        errors.append(("<payload>", problem))
+        return
     try:
         size = len(_SIZED.encode(raw).encode("utf-8", "replace"))
     except (TypeError, ValueError):
@@ -409,14 +409,31 @@ def _check_shape(raw: Any, errors: Errors) -> None:
         errors.append(("<payload>", f"is {size} bytes; at most {MAX_PAYLOAD_BYTES} allowed"))
 
 
-def _walk(node: Any, depth: int) -> Iterator[tuple[int, Any]]:
-    yield depth, node
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+"""Types none of whose values is a container (told without asking the ``Mapping`` ABC)."""
+
+
+def _shape_problem(node: Any, depth: int) -> str | None:
+    """The first problem of the shape of ``node`` (at ``depth``) and its parts, parents
+    before their children: nested too deep, or a mapping with a key that is not text."""
     if depth > MAX_PAYLOAD_DEPTH:
-        return
-    children = node.values() if isinstance(node, Mapping) else node
-    if isinstance(node, Mapping | list | tuple):
-        for child in children:
-            yield from _walk(child, depth + 1)
+        return f"is nested deeper than {MAX_PAYLOAD_DEPTH} levels"
+    children: Iterable[Any]
+    if type(node) is dict or isinstance(node, Mapping):
+        if not all(isinstance(k, str) for k in node):
+            return "has a key that is not text"
+        children = node.values()
+    elif isinstance(node, list | tuple):
+        children = node
+    else:
+        return None
+    deepest = depth >= MAX_PAYLOAD_DEPTH  # then even a plain value is too deep
+    for child in children:
+        if deepest or (type(child) not in _SCALARS and isinstance(child, Mapping | list | tuple)):
+            problem = _shape_problem(child, depth + 1)
+            if problem is not None:
+                return problem
+    return None
 
 
 def _show(value: Any) -> str:

@@ -131,8 +131,9 @@ def replaced(value: V, update: Mapping[str, Any]) -> V:
     copied = object.__new__(type(value))
     fields = value.__dict__.copy()
     fields.update(update)
+    extra = value.__pydantic_extra__
     _set(copied, "__dict__", fields)
-    _set(copied, "__pydantic_extra__", _copy_extra(value.__pydantic_extra__))
+    _set(copied, "__pydantic_extra__", None if extra is None else dict(extra))
     _set(copied, "__pydantic_fields_set__", value.__pydantic_fields_set__ | update.keys())
     _set(copied, "__pydantic_private__", None)
     return copied
@@ -481,24 +482,33 @@ BODY_EXCLUDE = frozenset({"contact", "version"})
 event's sequence number is the version)."""
 
 
-def to_stored(case: Case, *, exclude: Iterable[str] = ()) -> dict[str, JSON]:
+def to_stored(
+    case: Case, *, exclude: Iterable[str] = (), encoded: Mapping[str, JSON] | None = None
+) -> dict[str, JSON]:
     """The case as stores keep it and its audit trail hashes it: JSON data with the
     engine's records (:data:`RECORD_FIELDS`) inside ``attributes``, each written with
     only the fields it was given, as cases have always been stored.
 
     ``Case.model_dump(mode="json")`` shows the records as fields of their own; this is
     the stored form, read back by :func:`from_stored`.
+
+    ``encoded``: the stored form of some of the case's records, by name, known already
+    (a command's new case holds the very same records as the case it changed); they are
+    written as given, not encoded again. Nobody changes them.
     """
     data = case.model_dump(mode="json", exclude={*RECORD_FIELDS, *exclude})
     _unmarked(data.get("deadline"))
     attributes = data.get("attributes")
     if not isinstance(attributes, dict):
         return data
+    fields = case.__dict__
     for name in RECORD_FIELDS:
-        value = getattr(case, name)
-        if value is None or value == ():
+        value = fields[name]
+        if value is None or (isinstance(value, tuple) and not value):
             continue
-        if isinstance(value, tuple):
+        if encoded is not None and name in encoded:
+            attributes[name] = encoded[name]
+        elif isinstance(value, tuple):
             attributes[name] = [
                 _given(item) if isinstance(item, _Record) else item for item in value
             ]

@@ -18,6 +18,7 @@ from __future__ import annotations
 import html
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, tzinfo
+from functools import lru_cache
 from string import Template
 from typing import Any
 
@@ -47,9 +48,7 @@ def messages(
     """
     result: list[OutboxMessage] = []
     values: dict[str, str] | None = None
-    for index, rule in enumerate(workflow.notifications):
-        if event.trigger not in rule.events:
-            continue
+    for index, rule in workflow.notifications_on(event.trigger):
         escalating = event.trigger in (EngineTrigger.ESCALATE, EngineTrigger.SUBTASK_ESCALATE)
         targets = [*rule.to, *(extra_targets if escalating else ())]
         for recipient in dict.fromkeys(_recipients(case, event, targets, directory)):
@@ -77,8 +76,8 @@ def _message(
         channel=rule.channel,
         recipient=recipient,
         payload=MessageBody(
-            subject=Template(spec.subject).substitute(values),  # a header: never HTML
-            body=Template(spec.body).substitute(shown),
+            subject=_substituted(spec.subject, values),  # a header: never HTML
+            body=_substituted(spec.body, shown),
             format=spec.format,
             data={
                 **{k: values[k] for k in ("case_id", "event", "state", "seq")},
@@ -88,6 +87,36 @@ def _message(
         next_attempt_at=now,
         created_at=now,
     )
+
+
+def _substituted(text: str, values: Mapping[str, str]) -> str:
+    """``Template(text).substitute(values)``, from the template's parts found once."""
+    parts = _parts(text)
+    if parts is None:  # not a valid template: substitute says why
+        return Template(text).substitute(values)
+    pieces, tail = parts
+    return "".join([literal + str(values[name]) for literal, name in pieces]) + tail
+
+
+@lru_cache(maxsize=256)
+def _parts(text: str) -> tuple[tuple[tuple[str, str], ...], str] | None:
+    """The template's text before each of its names, in order, and the text after the
+    last, as ``Template.substitute`` reads them (``$$`` a dollar sign); ``None`` when it
+    has an invalid placeholder."""
+    pieces: list[tuple[str, str]] = []
+    literal, last = "", 0
+    for match in Template.pattern.finditer(text):
+        literal += text[last : match.start()]
+        last = match.end()
+        name = match.group("named") or match.group("braced")
+        if name is not None:
+            pieces.append((literal, name))
+            literal = ""
+        elif match.group("escaped") is not None:
+            literal += Template.delimiter
+        else:
+            return None
+    return tuple(pieces), literal + text[last:]
 
 
 def _recipients(

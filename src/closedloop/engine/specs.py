@@ -351,6 +351,18 @@ class WorkflowSpec(_Definition):
         """The transitions whose sources include ``state``, in declaration order."""
         return tuple(t for t in self.transitions if state in t.source)
 
+    def notifications_on(self, event: str) -> tuple[tuple[int, NotificationRule], ...]:
+        """The notification rules for ``event``, each with its position, in order."""
+        return self._notifications_on.get(event, ())
+
+    @cached_property
+    def _notifications_on(self) -> dict[str, tuple[tuple[int, NotificationRule], ...]]:
+        found: dict[str, list[tuple[int, NotificationRule]]] = {}
+        for index, rule in enumerate(self.notifications):
+            for event in dict.fromkeys(rule.events):
+                found.setdefault(event, []).append((index, rule))
+        return {event: tuple(rules) for event, rules in found.items()}
+
     @cached_property
     def _states(self) -> dict[str, StateSpec]:
         return {s.name: s for s in self.states}

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 
 from closedloop.adapters.readback import reads_back
 from closedloop.engine.audit import hashed_json, same_body
-from closedloop.engine.model import AuditEvent, Case, replaced, unshared
+from closedloop.engine.model import AuditEvent, Case, unshared
 
 
 def kept_case(case: Case, stored: Case | None) -> Case:
@@ -58,9 +58,13 @@ def kept_event(event: AuditEvent) -> AuditEvent:
     hashed = hashed_json(event)
     if hashed is None or not _plain_fields(event):
         return AuditEvent.model_validate_json(event.model_dump_json())
-    payload, changes = hashed["payload"], hashed["changes"]
-    kept = replaced(event, {"payload": payload, "changes": changes})
+    fields = event.__dict__.copy()
+    fields["payload"], fields["changes"] = hashed["payload"], hashed["changes"]
+    kept = object.__new__(type(event))
+    object.__setattr__(kept, "__dict__", fields)
+    object.__setattr__(kept, "__pydantic_extra__", None)
     object.__setattr__(kept, "__pydantic_fields_set__", set(_EVENT_FIELDS))
+    object.__setattr__(kept, "__pydantic_private__", None)
     return kept
 
 
@@ -70,20 +74,19 @@ _EVENT_FIELDS = frozenset(AuditEvent.model_fields)
 def _plain_fields(event: AuditEvent) -> bool:
     """Whether the fields of ``event`` other than its payload and changes read back from
     JSON as they are, and it has no sealed fields."""
-    at = event.at
+    at, role, source, reason = event.at, event.role, event.from_state, event.reason
     return (
         not event.sealed
         and type(at) is datetime
         and at.tzinfo is UTC
         and type(event.seq) is int
-        and all(
-            type(text) is str
-            for text in (event.case_id, event.actor, event.trigger, event.to_state)
-        )
-        and all(
-            text is None or type(text) is str
-            for text in (event.role, event.from_state, event.reason)
-        )
+        and type(event.case_id) is str
+        and type(event.actor) is str
+        and type(event.trigger) is str
+        and type(event.to_state) is str
+        and (role is None or type(role) is str)
+        and (source is None or type(source) is str)
+        and (reason is None or type(reason) is str)
         and type(event.prev_hash) is str
         and type(event.hash) is str
     )

@@ -165,36 +165,55 @@ class MemoryRecords:
         # reads back from its JSON row, as a database would give it back: checked once,
         # not on every read, and never the object the command still holds (cases and
         # events were copied so when they were staged, see ``kept``).
-        cases, events = staged.cases, staged.events
+        cases, events, added = staged.cases, staged.events, staged.added
+        # (A command stages no contact data, key, message or erasure mostly: nothing is
+        # done for those it lacks.)
         try:
-            contacts = {
-                case.id: _checked(contact)
-                for case, contact in staged.added.values()
-                if contact is not None
-            }
-            records = {key: _checked(record) for key, record in staged.idempotency.items()}
-            outbox = {m.id: m.model_dump_json() for m in staged.outbox.values()}
-            erased = {
-                key: [_checked(e) for e in erasure.events]
-                for key, erasure in staged.erasures.items()
-            }
+            contacts = (
+                {
+                    case.id: _checked(contact)
+                    for case, contact in added.values()
+                    if contact is not None
+                }
+                if added
+                else {}
+            )
+            records = (
+                {key: _checked(record) for key, record in staged.idempotency.items()}
+                if staged.idempotency
+                else {}
+            )
+            outbox = (
+                {m.id: m.model_dump_json() for m in staged.outbox.values()} if staged.outbox else {}
+            )
+            erased = (
+                {
+                    key: [_checked(e) for e in erasure.events]
+                    for key, erasure in staged.erasures.items()
+                }
+                if staged.erasures
+                else {}
+            )
         except PydanticSerializationError as exc:
             raise StoreError(f"cannot store a value that is not JSON data: {exc}") from None
         with self._lock:
             self._check(staged)
-            self._contacts.update(contacts)
-            for case, _ in staged.added.values():
-                self.events[case.id] = []
+            if added:
+                self._contacts.update(contacts)
+                for case, _ in added.values():
+                    self.events[case.id] = []
             self._cases.update(cases)
             for case_id, rendered in events.items():
                 self.events[case_id].extend(rendered)
-            self._idempotency.update(records)
+            if records:
+                self._idempotency.update(records)
             for case_id, at in staged.timers.items():
                 self._due.set_next(case_id, at, self._cases[case_id].workflow)
             for case_id, lease in staged.leases.items():
                 self._due.set_lease(case_id, lease)
-            pending = (m.id for m in staged.outbox.values() if m.status == "pending")
-            self._outbox.put(outbox, pending)
+            if outbox:
+                pending = (m.id for m in staged.outbox.values() if m.status == "pending")
+                self._outbox.put(outbox, pending)
             for case_id, erasure in staged.erasures.items():
                 self._erase(case_id, erased[case_id], erasure.outbox, erasure.contact)
 

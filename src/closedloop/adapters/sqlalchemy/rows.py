@@ -90,6 +90,8 @@ class BuiltCases:
 
     def __init__(self) -> None:
         self._kept: OrderedDict[tuple[str, int], tuple[Case, dict[str, Any] | None]] = OrderedDict()
+        self._by_version: dict[tuple[str, int], Case] = {}
+        """The kept cases by case id and version (the one kept last of each)."""
         self._lock = threading.Lock()
 
     def case(
@@ -126,8 +128,16 @@ class BuiltCases:
         data, which a body never holds, or a value that would read back as another
         (:func:`~closedloop.adapters.readback.reads_back`: an instant not in UTC, a
         list where the model has a tuple, ``1`` for ``True``). ``case`` is
-        :func:`as_read`'s copy, made when it was written: nobody else holds it."""
-        if case.contact is None and reads_back(case):
+        :func:`as_read`'s copy, made when it was written: nobody else holds it.
+
+        The parts ``case`` shares with the case kept at the version before (the very
+        same objects: the command read that one and changed some of its fields) read
+        back as they are already, and are not checked again."""
+        if case.contact is not None:
+            return
+        with self._lock:
+            before = self._by_version.get((case.id, case.version - 1))
+        if reads_back(case, before):
             self._put((body, case.version), (case, data))
 
     def kept(self) -> dict[tuple[str, int], Case]:
@@ -139,13 +149,19 @@ class BuiltCases:
         """Drop every kept case (after an erasure: their bodies may hold erased text)."""
         with self._lock:
             self._kept.clear()
+            self._by_version.clear()
 
     def _put(self, key: tuple[str, int], entry: tuple[Case, dict[str, Any] | None]) -> None:
+        case = entry[0]
         with self._lock:
             self._kept[key] = entry
             self._kept.move_to_end(key)
+            self._by_version[(case.id, case.version)] = case
             while len(self._kept) > self.KEEP:
-                self._kept.popitem(last=False)  # the least recently used
+                _, (gone, _) = self._kept.popitem(last=False)  # the least recently used
+                version = (gone.id, gone.version)
+                if self._by_version.get(version) is gone:
+                    del self._by_version[version]
 
 
 def as_read(case: Case, data: Mapping[str, Any]) -> Case:

@@ -107,8 +107,9 @@ class NaturalCalendar:
             NaiveDatetime: ``start`` has no time zone.
             ValidationError: the duration is negative.
         """
-        _not_negative(duration.as_timedelta(), "duration")
-        return self.advance(start, duration.as_timedelta())
+        length = duration.as_timedelta()
+        _not_negative(length, "duration")
+        return self.advance(start, length)
 
     def working_time(self, start: datetime, end: datetime) -> timedelta:
         """The elapsed time from ``start`` to ``end``; zero if ``end`` is not later.
