@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from closedloop import Engine, workflows
-from closedloop.adapters.sqlalchemy import SQLStore
+from closedloop.adapters.sqlalchemy import HEAD_REVISION, SQLStore
 from closedloop.cli.report import BOARD_COLUMNS, HANDLING_COLUMNS, THREE_RATES_COLUMNS, cells
 from closedloop.engine.calendars import chinese_office_hours
 from closedloop.metrics import Period, compute, supervision_board, to_csv
@@ -292,6 +292,29 @@ def test_database_commands(tmp_path: Path) -> None:
         assert "unavailable" in ran.stderr or "not installed" in ran.stderr
     assert_one_line_error(no_file, "no SQLite database at")
     assert not (tmp_path / "missing.db").exists()
+
+
+def test_a_database_a_later_closedloop_upgraded_is_refused_in_one_line(tmp_path: Path) -> None:
+    SQLStore(f"sqlite:///{tmp_path / 'later.db'}").close()
+    with sqlite3.connect(tmp_path / "later.db") as connection:
+        connection.execute("UPDATE closedloop_alembic_version SET version_num = '9999'")
+    connection.close()
+    listed, upgraded = run_all(
+        tmp_path, ("cases", "--db", "later.db"), ("db", "upgrade", "later.db")
+    )
+    for ran in (listed, upgraded):
+        assert_one_line_error(
+            ran,
+            f"is at schema revision '9999', newer than this closedloop knows (its newest is "
+            f"'{HEAD_REVISION}')",
+            "install the closedloop version that upgraded it, or restore a backup",
+        )
+        assert "db upgrade" not in ran.stderr
+    with sqlite3.connect(tmp_path / "later.db") as connection:
+        assert connection.execute(
+            "SELECT version_num FROM closedloop_alembic_version"
+        ).fetchall() == [("9999",)]
+    connection.close()
 
 
 def test_usage_errors_exit_with_status_2(tmp_path: Path) -> None:

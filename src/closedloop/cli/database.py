@@ -164,9 +164,9 @@ def db_upgrade(
     schema: SchemaOption = None,
 ) -> None:
     """Create or migrate the closedloop tables to the newest revision."""
-    from closedloop.adapters.sqlalchemy import upgrade  # slow to import: only when needed
+    from closedloop.adapters.sqlalchemy.migrate import migrate  # slow: only when needed
 
-    revision = upgrade(database_url(url), schema=schema)
+    revision = migrate(database_url(url), schema=schema).after
     console().print(f"closedloop schema at revision {revision}", markup=False)
 
 
