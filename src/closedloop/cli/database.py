@@ -163,11 +163,20 @@ def db_upgrade(
     url: Url,
     schema: SchemaOption = None,
 ) -> None:
-    """Create or migrate the closedloop tables to the newest revision."""
+    """Create or migrate the closedloop tables to the newest revision; says which it did.
+
+    Stop every process of the previous closedloop first."""
     from closedloop.adapters.sqlalchemy.migrate import migrate  # slow: only when needed
 
-    revision = migrate(database_url(url), schema=schema).after
-    console().print(f"closedloop schema at revision {revision}", markup=False)
+    before, after = migrate(database_url(url), schema=schema)
+    where = f" in schema {schema!r}" if schema else ""
+    if before is None:
+        said = f"closedloop tables created{where} at revision {after} (there were none)"
+    elif before == after:
+        said = f"closedloop schema{where} already at revision {after}: nothing to do"
+    else:
+        said = f"closedloop schema{where} upgraded from revision {before} to {after}"
+    console().print(said, markup=False)
 
 
 @case_app.command("show")
