@@ -62,6 +62,7 @@ def test_dead_letters_are_listed_and_requeued_one_or_all(tmp_path: Path) -> None
     assert "gone (it answered 410)" in lines[0]
     assert "answered HTTP 500" in lines[1]
     assert listed.stderr == "2 dead letters\n"
+    assert as_json.stderr == ""
     shown = [json.loads(line) for line in as_json.stdout.splitlines()]
     assert [(m["id"], m["status"], m["event"]) for m in shown] == [
         (disabled, "disabled", "dispatch"),
@@ -88,6 +89,25 @@ def test_dead_letters_are_listed_and_requeued_one_or_all(tmp_path: Path) -> None
         assert sorted(channel.received) == sorted([disabled, dead])
     finally:
         store.close()
+
+
+def test_a_list_cut_by_the_limit_says_more_dead_letters_exist(tmp_path: Path) -> None:
+    db = tmp_path / "cases.db"
+    disabled, dead = given_up(db)
+    one, two, as_json = run_all(
+        tmp_path,
+        ("outbox", "dead", db, "--limit", "1"),
+        ("outbox", "dead", db, "--limit", "2"),
+        ("outbox", "dead", db, "--limit", "1", "--json"),
+    )
+    assert [line.split("  ")[0] for line in one.stdout.splitlines()] == [disabled]
+    assert (
+        one.stderr == "1 dead letter shown, the oldest; more exist (a larger --limit lists them)\n"
+    )
+    assert [line.split("  ")[0] for line in two.stdout.splitlines()] == [disabled, dead]
+    assert two.stderr == "2 dead letters\n"
+    assert [json.loads(line)["id"] for line in as_json.stdout.splitlines()] == [disabled]
+    assert as_json.stderr == one.stderr
 
 
 def test_requeue_needs_one_id_or_all(tmp_path: Path) -> None:

@@ -49,9 +49,11 @@ def dead(
     """List the dead letters (dead or disabled notifications), oldest first."""
     store = open_store(url, schema)
     try:
-        letters = store.dead_letters(limit=limit)
+        letters = store.dead_letters(limit=limit + 1)  # one more: whether the limit cut
     finally:
         store.close()
+    cut = len(letters) > limit
+    letters = letters[:limit]
     out = console()
     for message in letters:
         if as_json:
@@ -63,11 +65,14 @@ def dead(
             out.print(json.dumps(shown, ensure_ascii=False), markup=False)
         else:
             out.print(_line(message), markup=False)
-    if not as_json:
-        count = len(letters)
+    count = len(letters)
+    said = f"{count} dead {'letter' if count == 1 else 'letters'}"
+    if cut:
         console(stderr=True).print(
-            f"{count} dead {'letter' if count == 1 else 'letters'}", markup=False
+            f"{said} shown, the oldest; more exist (a larger --limit lists them)", markup=False
         )
+    elif not as_json:
+        console(stderr=True).print(said, markup=False)
 
 
 @outbox_app.command("requeue")
