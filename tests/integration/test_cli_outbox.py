@@ -112,9 +112,20 @@ def test_a_list_cut_by_the_limit_says_more_dead_letters_exist(tmp_path: Path) ->
 
 def test_requeue_needs_one_id_or_all(tmp_path: Path) -> None:
     db = tmp_path / "cases.db"
-    given_up(db)
-    neither, missing_db = run_all(
-        tmp_path, ("outbox", "requeue", db), ("outbox", "dead", tmp_path / "none.db")
+    disabled, _ = given_up(db)
+    neither, both, missing_db = run_all(
+        tmp_path,
+        ("outbox", "requeue", db),
+        ("outbox", "requeue", db, disabled, "--all"),
+        ("outbox", "dead", tmp_path / "none.db"),
     )
-    assert_one_line_error(neither, "give the id of one dead letter, or --all")
+    for ran, said in (
+        (neither, "give the id of one dead letter, or --all for every one (closedloop"),
+        (both, "give the id of one dead letter, or --all for every one, not both"),
+    ):
+        assert ran.returncode == 2, ran  # a usage error, as docs/cli.md says
+        shown = " ".join(ran.stderr.replace("│", " ").split())
+        assert f"Invalid value for 'MESSAGE_ID' / '--all': {said}" in shown, shown
+        assert "Traceback" not in ran.stderr
+    assert run(tmp_path, "outbox", "dead", db).stderr == "2 dead letters\n"  # none re-queued
     assert_one_line_error(missing_db, "no SQLite database at")

@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 
 from closedloop.cli.database import SchemaOption, open_store
-from closedloop.cli.failures import fail, reported
+from closedloop.cli.failures import reported
 from closedloop.cli.output import console
 from closedloop.engine.ports import OutboxMessage
 from closedloop.errors import MessageNotFound
@@ -88,8 +88,15 @@ def requeue(
     schema: SchemaOption = None,
 ) -> None:
     """Put a dead letter (or --all of them) back in the outbox, due now, attempts reset."""
-    if (message_id is None) == (not every):
-        fail("give the id of one dead letter, or --all (closedloop outbox dead lists them)")
+    if (message_id is None) == (not every):  # a usage error: exit status 2
+        raise typer.BadParameter(
+            "give the id of one dead letter, or --all for every one, not both "
+            "(closedloop outbox dead lists them)"
+            if every
+            else "give the id of one dead letter, or --all for every one "
+            "(closedloop outbox dead lists them)",
+            param_hint="'MESSAGE_ID' / '--all'",
+        )
     store = open_store(url, schema)
     now = datetime.now(UTC)
     try:
