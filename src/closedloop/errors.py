@@ -26,7 +26,8 @@ class                                                   status  why
 ClosedLoopError, DefinitionError, MissingDependency,    500     the server's set-up or
 WorkflowMismatch, HostCodeUnusable, NotifierUnusable,           data is wrong; the
 TimeError, CalendarNotCovered, StoreError,                      client cannot fix it
-DamagedRecord, CheckpointRefused
+DamagedRecord, CheckpointRefused, SchemaTooNew,
+DowngradeRefused
 InvalidWorkflow, InvalidResponsibilityList,             422     a submitted definition
 InvalidDirectory, UnknownName                                   or name is unusable
 CaseError, TransitionNotAllowed, GuardRejected,         409     the case's current state
@@ -591,6 +592,52 @@ class CheckpointRefused(StoreError):
         super().__init__(
             "refusing to sign a checkpoint over trails that lost their signed heads: "
             + "; ".join(self.problems)
+        )
+
+
+class SchemaTooNew(StoreError):
+    """The database's closedloop schema is at a revision this closedloop does not know:
+    a newer closedloop upgraded it. closedloop does not downgrade a schema.
+
+    ``found`` is the database's revision, ``known`` the newest this closedloop knows,
+    ``schema`` the PostgreSQL schema, when one was named.
+    """
+
+    status = 500
+    title = "Schema newer than the code"
+
+    def __init__(self, found: str, known: str, schema: str | None = None) -> None:
+        self.found = found
+        self.known = known
+        self.schema = schema
+        where = f" (schema {schema!r})" if schema else ""
+        super().__init__(
+            f"the database{where} is at schema revision {found!r}, newer than this "
+            f"closedloop knows (its newest is {known!r}): install the closedloop version "
+            "that upgraded it, or restore a backup made before the upgrade (closedloop "
+            "does not downgrade a schema)"
+        )
+
+
+class DowngradeRefused(StoreError):
+    """An upgrade was asked for a revision older than the database's: closedloop does
+    not downgrade a schema; nothing was changed.
+
+    ``found`` is the database's revision, ``requested`` the one asked for.
+    """
+
+    status = 500
+    title = "Downgrade refused"
+
+    def __init__(self, found: str, requested: str, schema: str | None = None) -> None:
+        self.found = found
+        self.requested = requested
+        self.schema = schema
+        where = f" (schema {schema!r})" if schema else ""
+        super().__init__(
+            f"the database{where} is at schema revision {found!r}, later than the "
+            f"revision {requested!r} asked for: downgrades are not supported (ask for "
+            f"{found!r} or a later revision); nothing was changed"
         )
 
 

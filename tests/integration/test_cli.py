@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from closedloop import Engine, workflows
-from closedloop.adapters.sqlalchemy import SQLStore
+from closedloop.adapters.sqlalchemy import HEAD_REVISION, SQLStore, upgrade
 from closedloop.cli.report import BOARD_COLUMNS, HANDLING_COLUMNS, THREE_RATES_COLUMNS, cells
 from closedloop.engine.calendars import chinese_office_hours
 from closedloop.metrics import Period, compute, supervision_board, to_csv
@@ -283,7 +283,9 @@ def test_database_commands(tmp_path: Path) -> None:
         ("case", "show", "case-00001", "--db", tmp_path / "missing.db"),
     )
     assert fresh.returncode == 0, fresh.stderr
-    assert "closedloop schema at revision" in fresh.stdout
+    assert (
+        fresh.stdout == f"closedloop tables created at revision {HEAD_REVISION} (there were none)\n"
+    )
     shown = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
     assert fresh.stdout.strip() in shown, "docs/cli.md shows another revision than the head"
     assert (tmp_path / "fresh.db").is_file()
@@ -292,6 +294,53 @@ def test_database_commands(tmp_path: Path) -> None:
         assert "unavailable" in ran.stderr or "not installed" in ran.stderr
     assert_one_line_error(no_file, "no SQLite database at")
     assert not (tmp_path / "missing.db").exists()
+
+
+def test_db_upgrade_says_whether_it_created_upgraded_or_found_the_schema_current(
+    tmp_path: Path,
+) -> None:
+    upgrade(f"sqlite:///{tmp_path / 'old.db'}", revision="0008")
+    SQLStore(f"sqlite:///{tmp_path / 'current.db'}").close()
+    old, current, new = run_all(
+        tmp_path,
+        ("db", "upgrade", "old.db"),
+        ("db", "upgrade", "current.db"),
+        ("db", "upgrade", "new.db"),
+    )
+    for ran in (old, current, new):
+        assert ran.returncode == 0, ran
+    assert old.stdout == f"closedloop schema upgraded from revision 0008 to {HEAD_REVISION}\n"
+    assert (
+        current.stdout == f"closedloop schema already at revision {HEAD_REVISION}: nothing to do\n"
+    )
+    assert (
+        new.stdout == f"closedloop tables created at revision {HEAD_REVISION} (there were none)\n"
+    )
+    shown = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
+    assert current.stdout.strip() in shown, "docs/cli.md shows another revision than the head"
+
+
+def test_a_database_a_later_closedloop_upgraded_is_refused_in_one_line(tmp_path: Path) -> None:
+    SQLStore(f"sqlite:///{tmp_path / 'later.db'}").close()
+    with sqlite3.connect(tmp_path / "later.db") as connection:
+        connection.execute("UPDATE closedloop_alembic_version SET version_num = '9999'")
+    connection.close()
+    listed, upgraded = run_all(
+        tmp_path, ("cases", "--db", "later.db"), ("db", "upgrade", "later.db")
+    )
+    for ran in (listed, upgraded):
+        assert_one_line_error(
+            ran,
+            f"is at schema revision '9999', newer than this closedloop knows (its newest is "
+            f"'{HEAD_REVISION}')",
+            "install the closedloop version that upgraded it, or restore a backup",
+        )
+        assert "db upgrade" not in ran.stderr
+    with sqlite3.connect(tmp_path / "later.db") as connection:
+        assert connection.execute(
+            "SELECT version_num FROM closedloop_alembic_version"
+        ).fetchall() == [("9999",)]
+    connection.close()
 
 
 def test_usage_errors_exit_with_status_2(tmp_path: Path) -> None:

@@ -62,6 +62,7 @@ def test_dead_letters_are_listed_and_requeued_one_or_all(tmp_path: Path) -> None
     assert "gone (it answered 410)" in lines[0]
     assert "answered HTTP 500" in lines[1]
     assert listed.stderr == "2 dead letters\n"
+    assert as_json.stderr == ""
     shown = [json.loads(line) for line in as_json.stdout.splitlines()]
     assert [(m["id"], m["status"], m["event"]) for m in shown] == [
         (disabled, "disabled", "dispatch"),
@@ -90,11 +91,41 @@ def test_dead_letters_are_listed_and_requeued_one_or_all(tmp_path: Path) -> None
         store.close()
 
 
+def test_a_list_cut_by_the_limit_says_more_dead_letters_exist(tmp_path: Path) -> None:
+    db = tmp_path / "cases.db"
+    disabled, dead = given_up(db)
+    one, two, as_json = run_all(
+        tmp_path,
+        ("outbox", "dead", db, "--limit", "1"),
+        ("outbox", "dead", db, "--limit", "2"),
+        ("outbox", "dead", db, "--limit", "1", "--json"),
+    )
+    assert [line.split("  ")[0] for line in one.stdout.splitlines()] == [disabled]
+    assert (
+        one.stderr == "1 dead letter shown, the oldest; more exist (a larger --limit lists them)\n"
+    )
+    assert [line.split("  ")[0] for line in two.stdout.splitlines()] == [disabled, dead]
+    assert two.stderr == "2 dead letters\n"
+    assert [json.loads(line)["id"] for line in as_json.stdout.splitlines()] == [disabled]
+    assert as_json.stderr == one.stderr
+
+
 def test_requeue_needs_one_id_or_all(tmp_path: Path) -> None:
     db = tmp_path / "cases.db"
-    given_up(db)
-    neither, missing_db = run_all(
-        tmp_path, ("outbox", "requeue", db), ("outbox", "dead", tmp_path / "none.db")
+    disabled, _ = given_up(db)
+    neither, both, missing_db = run_all(
+        tmp_path,
+        ("outbox", "requeue", db),
+        ("outbox", "requeue", db, disabled, "--all"),
+        ("outbox", "dead", tmp_path / "none.db"),
     )
-    assert_one_line_error(neither, "give the id of one dead letter, or --all")
+    for ran, said in (
+        (neither, "give the id of one dead letter, or --all for every one (closedloop"),
+        (both, "give the id of one dead letter, or --all for every one, not both"),
+    ):
+        assert ran.returncode == 2, ran  # a usage error, as docs/cli.md says
+        shown = " ".join(ran.stderr.replace("│", " ").split())
+        assert f"Invalid value for 'MESSAGE_ID' / '--all': {said}" in shown, shown
+        assert "Traceback" not in ran.stderr
+    assert run(tmp_path, "outbox", "dead", db).stderr == "2 dead letters\n"  # none re-queued
     assert_one_line_error(missing_db, "no SQLite database at")

@@ -17,7 +17,7 @@ import typer
 from sqlalchemy import create_engine, text
 
 from closedloop import Actor, Engine, workflows
-from closedloop.adapters.sqlalchemy import SQLStore
+from closedloop.adapters.sqlalchemy import HEAD_REVISION, SQLStore
 from closedloop.cli import app
 from tests.conftest import postgres_url
 from tests.integration.cli_runs import assert_one_line_error, run_all
@@ -63,6 +63,10 @@ def test_commands_read_the_cases_of_the_schema_db_upgrade_made(tmp_path: Path) -
         )
         (upgraded,) = run_all(tmp_path, ("db", "upgrade", url, "--schema", schema))
         assert upgraded.returncode == 0, upgraded
+        assert upgraded.stdout == (
+            f"closedloop tables created in schema '{schema}' at revision {HEAD_REVISION} "
+            "(there were none)\n"
+        )
         store = SQLStore(url, schema=schema, create_schema=False)
         engine = Engine(workflows.standard(), store=store)
         case = engine.report(Actor("citizen-1"), description="Lamp out", location="3 Oak Rd")

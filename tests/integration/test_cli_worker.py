@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -25,10 +26,13 @@ from typing import IO, ClassVar
 from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from closedloop import Actor, Engine, workflows
 from closedloop.adapters.sqlalchemy import SQLStore
 from closedloop.testing import ManualClock
+from tests.conftest import postgres_url
 from tests.integration.cli_runs import Ran, assert_one_line_error, environment
 
 STOP_WITHIN = 5.0
@@ -368,3 +372,39 @@ def test_worker_says_how_many_notifications_were_not_delivered(tmp_path: Path) -
         f"(list them: closedloop outbox dead {db})"
     ) in err.splitlines()
     assert "0 notifications delivered" in err
+
+
+@pytest.mark.external_service
+def test_worker_never_prints_the_database_password(tmp_path: Path) -> None:
+    # The test server trusts local connections, so it accepts any password in the URL.
+    base = make_url(postgres_url())
+    url = base.set(password="hunter2secret").render_as_string(hide_password=False)
+    schema = f"w_{uuid.uuid4().hex[:12]}"
+    SQLStore(url, schema=schema).close()
+    try:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "closedloop.cli", "worker", url, "--schema", schema,
+             "--interval", "0.2"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, encoding="utf-8",
+            env=environment(),
+        )  # fmt: skip
+        assert worker.stderr is not None
+        lines = lines_of(worker.stderr)
+        try:
+            started = lines.get(timeout=60)
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            worker.wait(timeout=STOP_WITHIN + 5)
+        shown = make_url(url).render_as_string(hide_password=True)  # postgres:***@...
+        assert ":***@" in shown
+        assert started == f"closedloop worker: running on {shown} (stop with Ctrl-C or SIGTERM)\n"
+        rest = [lines.get(timeout=60)]
+        while "stopped:" not in rest[-1]:
+            rest.append(lines.get(timeout=60))
+        assert worker.returncode == 0, rest
+        assert "hunter2secret" not in started + "".join(rest)
+    finally:
+        engine = create_engine(postgres_url())
+        with engine.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        engine.dispose()

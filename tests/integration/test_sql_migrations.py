@@ -25,7 +25,7 @@ from closedloop.adapters.sqlalchemy.schema import (
 from closedloop.engine.case_query import CaseFilter, Party
 from closedloop.engine.integrity import column_problems
 from closedloop.engine.model import Case, Duplicate, Location
-from closedloop.errors import StoreError
+from closedloop.errors import DowngradeRefused, SchemaTooNew, StoreError
 from closedloop.testing.contract.base import (
     LEASE,
     T0,
@@ -204,6 +204,40 @@ def test_a_database_at_another_revision_is_refused(tmp_path: Path) -> None:
     engine.dispose()
     with pytest.raises(StoreError, match="revision '0000'"):
         SQLStore(url)
+
+
+def test_a_database_a_later_closedloop_upgraded_is_refused_as_newer(
+    database: tuple[str, str | None],
+) -> None:
+    url, schema = database
+    upgrade(url, schema=schema)
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+    if schema is not None:
+        engine = engine.execution_options(schema_translate_map={None: schema})
+    with engine.begin() as connection:
+        connection.execute(update(version_table).values(version_num="9999"))
+    engine.dispose()
+    for refused in (lambda: SQLStore(url, schema=schema), lambda: upgrade(url, schema=schema)):
+        with pytest.raises(SchemaTooNew) as caught:
+            refused()
+        assert (caught.value.found, caught.value.known) == ("9999", HEAD_REVISION)
+        assert "newer than this closedloop knows" in str(caught.value)
+        assert "restore a backup made before the upgrade" in str(caught.value)
+
+
+def test_upgrading_to_a_revision_older_than_the_databases_is_refused(
+    database: tuple[str, str | None],
+) -> None:
+    url, schema = database
+    assert upgrade(url, schema=schema, revision="0008") == "0008"
+    with pytest.raises(DowngradeRefused) as caught:
+        upgrade(url, schema=schema, revision="0005")
+    assert (caught.value.found, caught.value.requested) == ("0008", "0005")
+    assert "downgrades are not supported" in str(caught.value)
+    with pytest.raises(StoreError, match="there is no schema revision '0004'"):
+        upgrade(url, schema=schema, revision="0004")
+    assert upgrade(url, schema=schema, revision="0008") == "0008"  # where it is: a no-op
+    assert upgrade(url, schema=schema) == HEAD_REVISION
 
 
 def test_foreign_tables_without_a_revision_are_refused(tmp_path: Path) -> None:

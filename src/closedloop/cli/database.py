@@ -11,6 +11,7 @@ from datetime import datetime
 from difflib import get_close_matches
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
+from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import typer
@@ -60,6 +61,25 @@ SchemaOption = Annotated[
 def database_url(text: str) -> str:
     """``text`` as a URL: a plain path becomes a SQLite URL."""
     return text if "://" in text else f"sqlite:///{Path(text)}"
+
+
+def shown_url(text: str) -> str:
+    """``text`` as the command line prints it: a URL's password as ``***``, never in
+    clear (a worker's startup line goes to logs); a plain path unchanged."""
+    parts = urlsplit(text)
+    netloc = parts.netloc
+    if "@" in netloc:
+        user, host = netloc.rsplit("@", 1)
+        if ":" in user:
+            netloc = f"{user.split(':', 1)[0]}:***@{host}"
+    query = "&".join(
+        f"{name}=***" if name.lower() == "password" else pair
+        for pair in parts.query.split("&")
+        for name in [pair.split("=", 1)[0]]
+    )
+    if "://" not in text or (netloc, query) == (parts.netloc, parts.query):
+        return text
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
 def open_store(text: str, schema: str | None = None) -> SQLStore:
@@ -143,11 +163,20 @@ def db_upgrade(
     url: Url,
     schema: SchemaOption = None,
 ) -> None:
-    """Create or migrate the closedloop tables to the newest revision."""
-    from closedloop.adapters.sqlalchemy import upgrade  # slow to import: only when needed
+    """Create or migrate the closedloop tables to the newest revision; says which it did.
 
-    revision = upgrade(database_url(url), schema=schema)
-    console().print(f"closedloop schema at revision {revision}", markup=False)
+    Stop every process of the previous closedloop first."""
+    from closedloop.adapters.sqlalchemy.migrate import migrate  # slow: only when needed
+
+    before, after = migrate(database_url(url), schema=schema)
+    where = f" in schema {schema!r}" if schema else ""
+    if before is None:
+        said = f"closedloop tables created{where} at revision {after} (there were none)"
+    elif before == after:
+        said = f"closedloop schema{where} already at revision {after}: nothing to do"
+    else:
+        said = f"closedloop schema{where} upgraded from revision {before} to {after}"
+    console().print(said, markup=False)
 
 
 @case_app.command("show")

@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 
 from closedloop.cli.database import SchemaOption, open_store
-from closedloop.cli.failures import fail, reported
+from closedloop.cli.failures import reported
 from closedloop.cli.output import console
 from closedloop.engine.ports import OutboxMessage
 from closedloop.errors import MessageNotFound
@@ -49,9 +49,11 @@ def dead(
     """List the dead letters (dead or disabled notifications), oldest first."""
     store = open_store(url, schema)
     try:
-        letters = store.dead_letters(limit=limit)
+        letters = store.dead_letters(limit=limit + 1)  # one more: whether the limit cut
     finally:
         store.close()
+    cut = len(letters) > limit
+    letters = letters[:limit]
     out = console()
     for message in letters:
         if as_json:
@@ -63,11 +65,14 @@ def dead(
             out.print(json.dumps(shown, ensure_ascii=False), markup=False)
         else:
             out.print(_line(message), markup=False)
-    if not as_json:
-        count = len(letters)
+    count = len(letters)
+    said = f"{count} dead {'letter' if count == 1 else 'letters'}"
+    if cut:
         console(stderr=True).print(
-            f"{count} dead {'letter' if count == 1 else 'letters'}", markup=False
+            f"{said} shown, the oldest; more exist (a larger --limit lists them)", markup=False
         )
+    elif not as_json:
+        console(stderr=True).print(said, markup=False)
 
 
 @outbox_app.command("requeue")
@@ -83,8 +88,15 @@ def requeue(
     schema: SchemaOption = None,
 ) -> None:
     """Put a dead letter (or --all of them) back in the outbox, due now, attempts reset."""
-    if (message_id is None) == (not every):
-        fail("give the id of one dead letter, or --all (closedloop outbox dead lists them)")
+    if (message_id is None) == (not every):  # a usage error: exit status 2
+        raise typer.BadParameter(
+            "give the id of one dead letter, or --all for every one, not both "
+            "(closedloop outbox dead lists them)"
+            if every
+            else "give the id of one dead letter, or --all for every one "
+            "(closedloop outbox dead lists them)",
+            param_hint="'MESSAGE_ID' / '--all'",
+        )
     store = open_store(url, schema)
     now = datetime.now(UTC)
     try:

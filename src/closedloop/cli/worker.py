@@ -37,6 +37,7 @@ from closedloop.cli.database import (
     calendars_engine,
     checkpoint_key_of,
     open_store,
+    shown_url,
     workflow_of,
     zone_of,
 )
@@ -176,7 +177,7 @@ def worker(
         engine = _engine(store, loaded, zone, lease, channels, key)
         running = _worker(engine, interval, checkpoint_every, purge_every)
         _on_signals(running)
-        say(f"running on {url} (stop with Ctrl-C or SIGTERM)")
+        say(f"running on {shown_url(url)} (stop with Ctrl-C or SIGTERM)")
         running.run()
     finally:
         store.close()
@@ -244,7 +245,7 @@ def failure_line(running: Worker, url: str) -> str | None:
     parts = [f"{n} {many if n != 1 else one}" for n, many, one in counts if n]
     if not parts:
         return None
-    listing = f"list them: closedloop outbox dead {url}"
+    listing = f"list them: closedloop outbox dead {shown_url(url)}"
     return f"notifications not delivered: {', '.join(parts)} ({listing})"
 
 

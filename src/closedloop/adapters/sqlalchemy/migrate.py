@@ -9,17 +9,30 @@ as ``closedloop db upgrade URL [--schema NAME]``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import URL, Engine
 
 from closedloop.adapters.sqlalchemy.engines import make_engine
 from closedloop.adapters.sqlalchemy.failures import translated
-from closedloop.adapters.sqlalchemy.provisioning import current_revision, lock_and_create_schema
-from closedloop.errors import StoreError
+from closedloop.adapters.sqlalchemy.provisioning import (
+    REVISIONS,
+    check_known,
+    current_revision,
+    lock_and_create_schema,
+)
+from closedloop.errors import DowngradeRefused, StoreError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 """The directory of the shipped Alembic environment and revisions."""
+
+
+class Migrated(NamedTuple):
+    """What :func:`migrate` found and left: the revision before (``None`` when the
+    database had no closedloop tables) and after."""
+
+    before: str | None
+    after: str | None
 
 
 def upgrade(
@@ -29,6 +42,7 @@ def upgrade(
 
     Safe to run from several processes at once (on PostgreSQL they take turns), and a
     no-op on a database already there, including one a ``SQLStore`` created itself.
+    Stop every process of the previous closedloop first: see ``docs/storage.md``.
 
     Args:
         url_or_engine: The database, as for ``SQLStore``.
@@ -36,10 +50,20 @@ def upgrade(
         revision: The target revision; the newest by default.
 
     Raises:
-        StoreError: Alembic is not installed, or a migration failed; nothing was
-            changed.
+        SchemaTooNew: a later closedloop upgraded the database already.
+        DowngradeRefused: ``revision`` is older than the database's.
+        StoreError: Alembic is not installed, ``revision`` is not one closedloop
+            ships, or a migration failed; nothing was changed.
         StoreUnavailable: the database cannot be reached.
     """
+    return migrate(url_or_engine, schema=schema, revision=revision).after
+
+
+def migrate(
+    url_or_engine: str | URL | Engine, *, schema: str | None = None, revision: str = "head"
+) -> Migrated:
+    """:func:`upgrade`, telling the revision before as well: whether the tables were
+    created, upgraded, or already there. Raises as :func:`upgrade` does."""
     command, config = _alembic()
     engine, owned = make_engine(url_or_engine, busy_timeout=30.0, synchronous="FULL")
     if schema is not None:
@@ -53,12 +77,29 @@ def upgrade(
             connection.begin(),
         ):
             lock_and_create_schema(connection, schema)
+            before = current_revision(connection, schema)
+            _check_target(before, revision, schema)
             config.attributes.update(connection=connection, schema=schema)
             command.upgrade(config, revision)
-            return current_revision(connection, schema)
+            return Migrated(before, current_revision(connection, schema))
     finally:
         if owned:
             engine.dispose()
+
+
+def _check_target(before: str | None, revision: str, schema: str | None) -> None:
+    """Refuse a database a later closedloop upgraded, a revision closedloop does not
+    ship, and a target older than the database (Alembic would do nothing, silently)."""
+    check_known(before, schema)
+    if revision in ("head", "heads"):
+        return
+    if revision not in REVISIONS:
+        raise StoreError(
+            f"there is no schema revision {revision!r}: this closedloop ships "
+            f"{', '.join(REVISIONS)} (or give 'head', the newest)"
+        )
+    if before is not None and REVISIONS.index(revision) < REVISIONS.index(before):
+        raise DowngradeRefused(before, revision, schema)
 
 
 def _alembic() -> tuple[Any, Any]:

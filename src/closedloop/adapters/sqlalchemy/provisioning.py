@@ -8,6 +8,8 @@ exactly as running the migrations would; a later ``upgrade`` starts from there.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from sqlalchemy import Connection, Engine, func, insert, inspect, select
 from sqlalchemy.schema import CreateSchema
 
@@ -19,7 +21,15 @@ from closedloop.adapters.sqlalchemy.schema import (
     tally_ddl,
     version_table,
 )
-from closedloop.errors import StoreError
+from closedloop.errors import SchemaTooNew, StoreError
+
+REVISIONS = tuple(
+    sorted(
+        path.name.split("_", 1)[0]
+        for path in (Path(__file__).with_name("migrations") / "versions").glob("[0-9]*_*.py")
+    )
+)
+"""The schema revisions this closedloop ships, oldest first (the last is the head)."""
 
 _LOCK_KEY = 0x636C6F7365646C  # "closedl": serialises schema work of concurrent processes
 
@@ -44,11 +54,30 @@ def current_revision(connection: Connection, schema: str | None) -> str | None:
     return revision
 
 
+def check_known(revision: str | None, schema: str | None) -> None:
+    """Refuse a recorded revision this closedloop did not ship.
+
+    Raises:
+        SchemaTooNew: a later closedloop upgraded the database.
+        StoreError: the revision is not one closedloop ever shipped.
+    """
+    if revision is None or revision in REVISIONS:
+        return
+    if revision > HEAD_REVISION:
+        raise SchemaTooNew(revision, HEAD_REVISION, schema)
+    where = f" (schema {schema!r})" if schema else ""
+    raise StoreError(
+        f"the database{where} records schema revision {revision!r}, which closedloop "
+        f"never shipped (it knows {', '.join(REVISIONS)}); it was not made by closedloop"
+    )
+
+
 def prepare(engine: Engine, schema: str | None, *, create: bool) -> None:
     """Make sure the database holds the schema this code expects.
 
     Raises:
-        StoreError: the database is at another revision (run ``upgrade``), holds some
+        SchemaTooNew: a later closedloop upgraded the database.
+        StoreError: the database is at an older revision (run ``upgrade``), holds some
             of our tables but records no revision, or is empty and ``create`` is false.
         StoreUnavailable: the database cannot be reached.
     """
@@ -72,6 +101,7 @@ def prepare(engine: Engine, schema: str | None, *, create: bool) -> None:
 def _check_empty(
     connection: Connection, schema: str | None, revision: str | None, create: bool
 ) -> None:
+    check_known(revision, schema)
     where = f" (schema {schema!r})" if schema else ""
     if revision is not None:
         raise StoreError(
