@@ -356,7 +356,8 @@ class RecentCases(Protocol):
     Because the case may be out of date, the engine takes any refusal of a command
     that read one (the trigger not allowed from its state, a stale version, a guard)
     as possibly due to that, and runs the command once more with :meth:`get_case`:
-    a command is never refused on the strength of a case from memory.
+    a command is never refused on the strength of a case from memory. A ``StoreError``
+    is not run again (the commit may have happened as the connection failed).
     """
 
     def recent_case(self, case_id: str) -> tuple[Case | None, bool]:

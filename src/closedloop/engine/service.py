@@ -297,8 +297,11 @@ class Engine:
                     contact = tx.get_contact(case_id)
                     tx.commit()
             except ClosedLoopError as refusal:
-                if from_memory:
-                    recent = False  # the case read may be out of date: read it and again
+                # Refused on a case from memory, which may be out of date: read it and
+                # run again. Not on a store's failure, after which the commit may have
+                # happened (a connection lost as it committed): that is the caller's.
+                if from_memory and not isinstance(refusal, StoreError):
+                    recent = False
                     continue
                 # A sender with the same key may have committed between our reads.
                 first, contact = idempotency.settled(self._store, idempotency_key, digest, refusal)
