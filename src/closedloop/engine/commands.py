@@ -190,8 +190,12 @@ def record(
     reason: str | None,
     prev_hash: str,
 ) -> tuple[Case, AuditEvent]:
-    """Give ``new`` the next version and time, and seal the event that records the change."""
-    new = replaced(new, {"version": old.version + 1, "updated_at": now})
+    """Give ``new`` the next version and time, and seal the event that records the change.
+
+    ``new`` is a copy made for this change that nobody else holds yet (every caller
+    makes it from ``old`` a moment before): its version and time are set in place.
+    """
+    new = given(given(new, "version", old.version + 1), "updated_at", now)
     event = audit.seal(
         case_id=old.id,
         seq=new.version,
