@@ -45,6 +45,42 @@ def test_an_invalid_update_is_reported_as_validating_the_whole_case_reports_it()
     assert made.value.errors()[0]["loc"] == ("subtasks", 0, "unit")
 
 
+@pytest.mark.parametrize(
+    "update",
+    [
+        {"state": "assigned", "waiting_on": None, "urgency": "high"},
+        {"counters": {"returns": True, "reworks": 2}, "attributes": {"result": [1, "x"]}},
+        {"counters": {"returns": 1.0}, "attributes": {}},
+    ],
+)
+def test_plain_updates_are_kept_as_validating_them_keeps_them(update: dict[str, Any]) -> None:
+    case, _ = new_case("c1")
+    made = changed(case, update)
+    whole = Case.model_validate({**dict(case), **update})
+    for name in update:
+        assert getattr(made, name) == getattr(whole, name)
+        assert type(getattr(made, name)) is type(getattr(whole, name))
+    assert made.counters == whole.counters
+    assert [type(v) for v in made.counters.values()] == [int] * len(made.counters)
+    if "attributes" in update:
+        assert made.attributes is not update["attributes"]  # a copy, as validation makes
+
+
+@pytest.mark.parametrize(
+    "update",
+    [{"state": None}, {"attributes": {1: "x"}}, {"counters": {"returns": "many"}}],
+)
+def test_a_bad_plain_update_is_reported_as_validating_the_whole_case_reports_it(
+    update: dict[str, Any],
+) -> None:
+    case, _ = new_case("c1")
+    with pytest.raises(PydanticValidationError) as whole:
+        Case.model_validate({**dict(case), **update})
+    with pytest.raises(PydanticValidationError) as made:
+        changed(case, update)
+    assert made.value.errors() == whole.value.errors()
+
+
 def test_the_memory_store_gives_back_values_as_json_data() -> None:
     store = InMemoryStore()
     case, event = new_case("c1")

@@ -112,6 +112,24 @@ def test_oversized_and_deep_payloads_are_refused(engine: Engine) -> None:
 
 
 @pytest.mark.parametrize(
+    "payload",
+    [
+        {"reason": "\x01" * 2731},  # 6 bytes each escaped: 16,386 + 12
+        {"reason": "\U0001f600" * 4096},  # 4 bytes each: 16,384 + 12
+        {f"f{n:04}": 10**12 for n in range(1000)},  # unknown fields, 20 bytes each
+        {f"f{n:04}": None for n in range(1400)},
+    ],
+)
+def test_a_payload_of_plain_values_over_the_size_limit_is_refused(
+    engine: Engine, payload: dict[str, Any]
+) -> None:
+    case = new_case(engine)
+    with pytest.raises(ValidationError, match="at most 16384 allowed"):
+        engine.trigger(case.id, "reject", by=DISPATCHER, **payload)
+    assert engine.get(case.id, viewer=DISPATCHER).version == 1
+
+
+@pytest.mark.parametrize(
     ("description", "message"),
     [
         ("x" * 4001, "is 4001 characters long; at most 4000 allowed"),

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from functools import cache
-from typing import Annotated, Any, cast
+from typing import Annotated, Any, TypeGuard, cast
 
 from pydantic import TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
@@ -149,7 +149,33 @@ def _field_validator(name: str) -> Callable[[object], object]:
     validate: Callable[[object], object] = TypeAdapter(
         cast("type[object]", form)
     ).validator.validate_python
+    if info.metadata:
+        return validate
+    # The values a command most often sets are of the exact types validation keeps:
+    # they are given as validation gives them (the same text, a dict's shallow copy)
+    # without calling it; any other value is validated.
+    if form is str:
+        return lambda value: value if type(value) is str else validate(value)
+    if form == str | None:
+        return lambda value: value if value is None or type(value) is str else validate(value)
+    if form == dict[str, Any]:
+        return lambda value: dict(value) if _text_keys(value) else validate(value)
+    if form == dict[str, int]:
+        return lambda value: dict(value) if _counts(value) else validate(value)
     return validate
+
+
+def _text_keys(value: object) -> TypeGuard[dict[str, Any]]:
+    """Whether ``value`` is a dict whose keys are all exactly text."""
+    return type(value) is dict and all(type(key) is str for key in value)
+
+
+def _counts(value: object) -> TypeGuard[dict[str, int]]:
+    """Whether ``value`` is a dict of text keys to exact integers (``True`` is not one:
+    validation makes it ``1``)."""
+    return type(value) is dict and all(
+        type(key) is str and type(item) is int for key, item in value.items()
+    )
 
 
 def record(
@@ -164,8 +190,12 @@ def record(
     reason: str | None,
     prev_hash: str,
 ) -> tuple[Case, AuditEvent]:
-    """Give ``new`` the next version and time, and seal the event that records the change."""
-    new = replaced(new, {"version": old.version + 1, "updated_at": now})
+    """Give ``new`` the next version and time, and seal the event that records the change.
+
+    ``new`` is a copy made for this change that nobody else holds yet (every caller
+    makes it from ``old`` a moment before): its version and time are set in place.
+    """
+    new = given(given(new, "version", old.version + 1), "updated_at", now)
     event = audit.seal(
         case_id=old.id,
         seq=new.version,

@@ -400,6 +400,8 @@ def _check_shape(raw: Any, errors: Errors) -> None:
     if problem is not None:
         errors.append(("<payload>", problem))
         return
+    if _within_size(raw):
+        return  # its encoding could not reach the limit: not encoded to be measured
     try:
         size = len(_SIZED.encode(raw).encode("utf-8", "replace"))
     except (TypeError, ValueError):
@@ -407,6 +409,33 @@ def _check_shape(raw: Any, errors: Errors) -> None:
         return
     if size > MAX_PAYLOAD_BYTES:
         errors.append(("<payload>", f"is {size} bytes; at most {MAX_PAYLOAD_BYTES} allowed"))
+
+
+def _within_size(raw: Any) -> bool:
+    """Whether ``raw`` is a dict of text keys to plain values (text, whole numbers,
+    floats, booleans, ``None``, each of exactly that type) whose encoding surely stays
+    within :data:`MAX_PAYLOAD_BYTES`: a character takes at most 6 bytes (an escape;
+    else at most 4 in UTF-8), a whole number a digit for every 3 bits and its sign, a
+    float, ``true``, ``false`` or ``null`` at most 24. Such a payload always encodes,
+    so nothing is lost by not encoding it."""
+    if type(raw) is not dict:
+        return False
+    bound = 2
+    for key, value in raw.items():
+        kind = type(value)
+        if type(key) is not str:
+            return False
+        if kind is str:
+            bound += 6 * (len(key) + len(value)) + 8
+        elif kind is int:
+            bound += 6 * len(key) + value.bit_length() // 3 + 8
+        elif kind is float or kind is bool or value is None:
+            bound += 6 * len(key) + 30
+        else:
+            return False
+        if bound > MAX_PAYLOAD_BYTES:
+            return False
+    return True
 
 
 _SCALARS = frozenset({str, int, float, bool, type(None)})
