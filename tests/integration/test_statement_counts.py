@@ -20,6 +20,7 @@ from sqlalchemy import create_engine, event
 
 from closedloop import Engine, workflows
 from closedloop.adapters.sqlalchemy import SQLStore, queries
+from closedloop.errors import ValidationError
 from closedloop.testing import ManualClock
 from tests.cast import CITIZEN, DISPATCHER, WATER
 from tests.conftest import postgres_url
@@ -405,3 +406,32 @@ def test_a_text_search_reads_spans_of_the_time_index_and_the_text_index_only_whe
     assert [case.description for case in find(DISPATCHER, text="pothole").cases] == [
         "pothole and manhole"
     ]
+
+
+def test_a_store_holds_as_many_rows_as_asked_and_none_at_zero(tmp_path: Path) -> None:
+    for held, reads in ((1, [False, True]), (0, [True, True])):
+        store = SQLStore(f"sqlite:///{tmp_path / f'held{held}.db'}", held_rows=held)
+        engine = Engine(workflows.standard(), store=store, clock=ManualClock())
+        first = engine.report(CITIZEN, description="Pipe burst", location={"area": "310101"})
+        last = engine.report(CITIZEN, description="Lamp out", location={"area": "310101"})
+        counted = Counted(store)
+        read = []
+        for case in (last, first):  # the store holds the last one it wrote, if any
+            counted.of(
+                lambda c=case, e=engine: e.trigger(
+                    c.id, "classify", by=DISPATCHER, category="01.02", urgency="normal"
+                )
+            )
+            read.append(counted.statements[0].startswith("SELECT"))
+        assert read == reads, held
+        assert engine.verify(first.id).ok
+        store.close()
+
+
+@pytest.mark.parametrize("held", [-1, 2.5, True, "4096"])
+def test_a_store_refuses_a_number_of_held_rows_that_is_not_a_whole_count(
+    tmp_path: Path, held: object
+) -> None:
+    with pytest.raises(ValidationError, match="held_rows"):
+        SQLStore(f"sqlite:///{tmp_path / 'cases.db'}", held_rows=held)  # type: ignore[arg-type]
+    assert not (tmp_path / "cases.db").exists()

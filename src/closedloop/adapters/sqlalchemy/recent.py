@@ -32,14 +32,15 @@ class RecentRow(NamedTuple):
 
 
 class RecentRows:
-    """The rows of the cases read or committed lately, by case id, at most :attr:`KEEP`
-    of them: when full, the one used least recently goes. Shared by the threads of a
-    store; a lock keeps it exact (held for lookups only). A row older than the one
-    held for its case never replaces it."""
+    """The rows of the cases read or committed lately, by case id, at most ``keep`` of
+    them (:attr:`KEEP` by default): when full, the one used least recently goes. Shared
+    by the threads of a store; a lock keeps it exact (held for lookups only). A row
+    older than the one held for its case never replaces it."""
 
     KEEP = 4096
 
-    def __init__(self) -> None:
+    def __init__(self, keep: int = KEEP) -> None:
+        self._keep = keep
         self._rows: OrderedDict[str, RecentRow] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -59,7 +60,7 @@ class RecentRows:
                 return
             self._rows[case_id] = row
             self._rows.move_to_end(case_id)
-            if len(self._rows) > self.KEEP:
+            if len(self._rows) > self._keep:
                 self._rows.popitem(last=False)
 
     def drop(self, case_id: str) -> None:

@@ -38,7 +38,7 @@ from closedloop.engine.ports import (
     ShownCases,
     TimerClaim,
 )
-from closedloop.errors import MessageNotFound, StoreError
+from closedloop.errors import MessageNotFound, StoreError, ValidationError
 
 T = TypeVar("T")
 
@@ -67,9 +67,13 @@ class SQLStore(CaseQueries, ShownCases, EventStream, EventsByTime, SQLCheckpoint
             value is refused, on either backend.
         retries: How many times a claim or finish runs before a serialization
             failure or deadlock is given up on (PostgreSQL).
+        held_rows: How many cases' rows (body, version, chain head, contact data) the
+            store holds from its transactions' reads and commits, so that a trigger on
+            one of them need not read it (its write checks it); ``0`` holds none.
 
     Raises:
-        ValidationError: ``synchronous`` is neither ``"FULL"`` nor ``"NORMAL"``.
+        ValidationError: ``synchronous`` is neither ``"FULL"`` nor ``"NORMAL"``, or
+            ``held_rows`` is not a whole number from 0.
         StoreUnavailable: the database cannot be reached.
         StoreError: the URL is unusable, or the schema is of another revision.
     """
@@ -83,13 +87,20 @@ class SQLStore(CaseQueries, ShownCases, EventStream, EventsByTime, SQLCheckpoint
         busy_timeout: float = 30.0,
         synchronous: Synchronous = "FULL",
         retries: int = 5,
+        held_rows: int = RecentRows.KEEP,
     ) -> None:
+        if type(held_rows) is not int or held_rows < 0:
+            raise ValidationError(
+                [("held_rows", f"must be a whole number from 0, not {held_rows!r}")],
+                subject="SQLStore",
+            )
         engine, self._owned = make_engine(
             url_or_engine, busy_timeout=busy_timeout, synchronous=synchronous
         )
         self._base = engine
         self._idle = IdleConnections(engine)
-        self._recent = RecentRows()  # the rows its transactions read or committed lately
+        # The rows its transactions read or committed lately (none held: not asked).
+        self._recent = RecentRows(held_rows) if held_rows else None
         if schema is not None and engine.dialect.name != "postgresql":
             self.close()
             raise StoreError("a schema (schema=, --schema) is only available on PostgreSQL")
@@ -131,7 +142,8 @@ class SQLStore(CaseQueries, ShownCases, EventStream, EventsByTime, SQLCheckpoint
         merged, so they are merged here (once per purge, not per case). The cases the
         queries built lately from stored bodies are dropped too (``rows.BuiltCases``)."""
         rows.built_cases.clear()
-        self._recent.clear()
+        if self._recent is not None:
+            self._recent.clear()
         if self._engine.dialect.name == "sqlite":
             self._write("merge the search index", lambda c: c.execute(sql.MERGE_SEARCH_TEXT))
 
