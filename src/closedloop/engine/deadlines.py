@@ -563,6 +563,14 @@ def _draft(
     due_at=now, warn_at=now)``. Values of the exact types validation gives back as they
     are (text, a duration, instants in UTC) make it without validating them; any
     other is validated."""
+    values = {
+        "clock": clock,
+        "calendar": calendar,
+        "started_at": started_at,
+        "limit": limit,
+        "due_at": now,
+        "warn_at": now,
+    }
     if (
         type(clock) is str
         and type(calendar) is str
@@ -573,28 +581,14 @@ def _draft(
         and now.tzinfo is UTC
     ):
         fields = dict(_DRAFT)
-        fields.update(
-            clock=clock,
-            calendar=calendar,
-            started_at=started_at,
-            limit=limit,
-            due_at=now,
-            warn_at=now,
-        )
+        fields.update(values)
         made = object.__new__(Deadline)
         object.__setattr__(made, "__dict__", fields)
         object.__setattr__(made, "__pydantic_extra__", None)
         object.__setattr__(made, "__pydantic_fields_set__", set(_DRAFT_GIVEN))
         object.__setattr__(made, "__pydantic_private__", None)
         return made
-    return Deadline(
-        clock=clock,
-        calendar=calendar,
-        started_at=started_at,
-        limit=limit,
-        due_at=now,
-        warn_at=now,
-    )
+    return Deadline.model_validate(values)
 
 
 _ZERO = timedelta(0)
