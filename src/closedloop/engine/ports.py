@@ -362,7 +362,9 @@ class RecentCases(Protocol):
 
     def recent_case(self, case_id: str) -> tuple[Case | None, bool]:
         """The case (as :meth:`CaseTransaction.get_case` gives it), and whether it came
-        from memory rather than from the database.
+        from memory rather than from the database: true whenever it may be out of date,
+        since the engine runs a refused command again only then. A case this
+        transaction wrote is handed out as written.
 
         Raises:
             StoreError: the transaction has ended, or the backend failed.
