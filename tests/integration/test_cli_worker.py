@@ -17,7 +17,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -32,7 +31,7 @@ from sqlalchemy.engine import make_url
 from closedloop import Actor, Engine, workflows
 from closedloop.adapters.sqlalchemy import SQLStore
 from closedloop.testing import ManualClock
-from tests.conftest import postgres_url
+from tests.conftest import new_schema, postgres_url
 from tests.integration.cli_runs import Ran, assert_one_line_error, environment
 
 STOP_WITHIN = 5.0
@@ -379,7 +378,7 @@ def test_worker_never_prints_the_database_password(tmp_path: Path) -> None:
     # The test server trusts local connections, so it accepts any password in the URL.
     base = make_url(postgres_url())
     url = base.set(password="hunter2secret").render_as_string(hide_password=False)
-    schema = f"w_{uuid.uuid4().hex[:12]}"
+    schema = new_schema("w")
     SQLStore(url, schema=schema).close()
     try:
         worker = subprocess.Popen(
