@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -62,7 +62,7 @@ class Backend:
             self._files += 1
             url = f"sqlite:///{self._tmp / f'cases-{self._files}.db'}"
             return self._open(url, None)
-        return self._open(self._url, f"t_{uuid.uuid4().hex[:12]}")
+        return self._open(self._url, new_schema())
 
     def reopen(self, store: CaseStore) -> CaseStore:
         if self.name == "memory":
@@ -81,6 +81,49 @@ class Backend:
     def close(self) -> None:
         for store in self._made:
             store.close()  # type: ignore[attr-defined]
+
+
+_MADE_SCHEMAS: list[str] = []
+"""The PostgreSQL schemas this test process made (dropped when its session ends)."""
+
+
+def new_schema(prefix: str = "t") -> str:
+    """A new PostgreSQL schema name for one test, dropped with everything in it when the
+    test session ends (see :func:`_drop_made_schemas`)."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    _MADE_SCHEMAS.append(name)
+    return name
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _drop_made_schemas() -> Iterator[None]:
+    """Drop the schemas this process's tests made with :func:`new_schema`, so that a
+    developer's database does not fill up with them from run to run. Each process of a
+    parallel run drops its own, which no other process uses."""
+    yield
+    url = os.environ.get(POSTGRES_URL_VAR)
+    if url and _MADE_SCHEMAS:
+        drop_schemas(url, _MADE_SCHEMAS)
+        _MADE_SCHEMAS.clear()
+
+
+def drop_schemas(url: str, schemas: Sequence[str], *, at_once: int = 20) -> None:
+    """Drop the PostgreSQL ``schemas``, ``at_once`` to a statement. Schemas still locked
+    by a connection a test left open are left behind rather than waited for."""
+    from sqlalchemy import create_engine, exc, text
+
+    engine = create_engine(url)
+    try:
+        for start in range(0, len(schemas), at_once):
+            names = ", ".join(f'"{name}"' for name in schemas[start : start + at_once])
+            try:
+                with engine.begin() as connection:
+                    connection.execute(text("SET LOCAL lock_timeout = '5s'"))
+                    connection.execute(text(f"DROP SCHEMA IF EXISTS {names} CASCADE"))
+            except exc.OperationalError:
+                continue  # still in use: left for the server's owner
+    finally:
+        engine.dispose()
 
 
 @pytest.fixture(

@@ -1,12 +1,15 @@
-"""Real servers on 127.0.0.1 for channel tests: an HTTP receiver and an SMTP receiver.
+"""Real servers on 127.0.0.1 for channel tests: an HTTP receiver and an SMTP receiver;
+and a TCP relay that can stop answering, as a hung database server does.
 
-Both run in a thread of the test process, bind port 0 (the kernel picks a free port)
-and record what they received, so a test asserts on what actually crossed a socket.
+Each runs in threads of the test process, binds port 0 (the kernel picks a free port)
+and records what it received, so a test asserts on what actually crossed a socket.
 """
 
 from __future__ import annotations
 
+import contextlib
 import email
+import socket
 import threading
 from collections import deque
 from collections.abc import Iterable
@@ -158,3 +161,55 @@ class SMTPReceiver:
 
     def close(self) -> None:
         self._controller.stop()
+
+
+class FreezingRelay:
+    """A TCP relay on 127.0.0.1 to ``host:port`` that can :meth:`freeze`: from then on it
+    keeps every connection open and passes nothing on either way, as a server that hangs
+    (or a network path that drops packets) does. ``stuck`` is set once a client sends
+    something that will never be answered."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self._target = (host, port)
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self._listener.getsockname()[1]
+        self.frozen = threading.Event()
+        self.stuck = threading.Event()
+        self._sockets: list[socket.socket] = [self._listener]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def freeze(self) -> None:
+        self.frozen.set()
+
+    def close(self) -> None:
+        for sock in self._sockets:
+            with contextlib.suppress(OSError):
+                sock.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return  # closed
+            server = socket.create_connection(self._target)
+            self._sockets += [client, server]
+            for source, sink, asks in ((client, server, True), (server, client, False)):
+                threading.Thread(target=self._pump, args=(source, sink, asks), daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket, asks: bool) -> None:
+        while True:
+            try:
+                data = source.recv(65536)
+            except OSError:
+                return
+            if not data:
+                return
+            if self.frozen.is_set():
+                if asks:
+                    self.stuck.set()
+                continue  # swallowed: the other side waits for ever
+            try:
+                sink.sendall(data)
+            except OSError:
+                return

@@ -8,7 +8,6 @@ matches. Without a checkpoint that verifies; with one it does not.
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 
 import pytest
@@ -23,7 +22,7 @@ from closedloop.engine import audit
 from closedloop.errors import CheckpointRefused, StoreError
 from closedloop.testing import ManualClock
 from tests.cast import CITIZEN, DISPATCHER, WATER
-from tests.conftest import postgres_url
+from tests.conftest import new_schema, postgres_url
 
 KEY = b"a host key of thirty-two bytes!!"
 
@@ -32,7 +31,7 @@ KEY = b"a host key of thirty-two bytes!!"
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> SQLStore:
     if request.param == "sqlite":
         return SQLStore(f"sqlite:///{tmp_path / 'anchored.db'}")
-    return SQLStore(postgres_url(), schema=f"t_{uuid.uuid4().hex[:12]}")
+    return SQLStore(postgres_url(), schema=new_schema())
 
 
 def engine_on(store: SQLStore | InMemoryStore, key: bytes | None = KEY) -> Engine:

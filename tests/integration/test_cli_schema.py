@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import inspect
 import json
-import uuid
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -19,7 +18,7 @@ from sqlalchemy import create_engine, text
 from closedloop import Actor, Engine, workflows
 from closedloop.adapters.sqlalchemy import HEAD_REVISION, SQLStore
 from closedloop.cli import app
-from tests.conftest import postgres_url
+from tests.conftest import new_schema, postgres_url
 from tests.integration.cli_runs import assert_one_line_error, run_all
 
 
@@ -52,7 +51,7 @@ def test_every_command_that_opens_a_database_takes_schema() -> None:
 @pytest.mark.external_service
 def test_commands_read_the_cases_of_the_schema_db_upgrade_made(tmp_path: Path) -> None:
     url = postgres_url()
-    schema = f"cli_{uuid.uuid4().hex[:12]}"
+    schema = new_schema("cli")
     try:
         # Before the tables exist: refused in one line naming the command that makes them.
         (missing,) = run_all(tmp_path, ("cases", "--db", url, "--schema", schema))

@@ -17,7 +17,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -32,8 +31,9 @@ from sqlalchemy.engine import make_url
 from closedloop import Actor, Engine, workflows
 from closedloop.adapters.sqlalchemy import SQLStore
 from closedloop.testing import ManualClock
-from tests.conftest import postgres_url
+from tests.conftest import new_schema, postgres_url
 from tests.integration.cli_runs import Ran, assert_one_line_error, environment
+from tests.loopback import FreezingRelay
 
 STOP_WITHIN = 5.0
 DISPATCHER = Actor("disp-1", roles=frozenset({"dispatcher"}))
@@ -379,7 +379,7 @@ def test_worker_never_prints_the_database_password(tmp_path: Path) -> None:
     # The test server trusts local connections, so it accepts any password in the URL.
     base = make_url(postgres_url())
     url = base.set(password="hunter2secret").render_as_string(hide_password=False)
-    schema = f"w_{uuid.uuid4().hex[:12]}"
+    schema = new_schema("w")
     SQLStore(url, schema=schema).close()
     try:
         worker = subprocess.Popen(
@@ -408,3 +408,44 @@ def test_worker_never_prints_the_database_password(tmp_path: Path) -> None:
         with engine.begin() as connection:
             connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
         engine.dispose()
+
+
+@pytest.mark.external_service
+def test_a_second_sigterm_stops_a_worker_whose_database_stopped_answering() -> None:
+    # The worker reaches PostgreSQL through a relay that then stops passing anything on,
+    # as a hung server does: the first SIGTERM cannot finish the statement in hand, the
+    # second stops the worker anyway.
+    base = make_url(postgres_url())
+    relay = FreezingRelay(base.host or "127.0.0.1", base.port or 5432)
+    url = base.set(host="127.0.0.1", port=relay.port).render_as_string(hide_password=False)
+    schema = new_schema("w")
+    SQLStore(url, schema=schema).close()
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "closedloop.cli", "worker", url, "--schema", schema,
+         "--interval", "0.1"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, encoding="utf-8",
+        env=environment(),
+    )  # fmt: skip
+    try:
+        assert worker.stderr is not None
+        lines = lines_of(worker.stderr)
+        assert "running on" in lines.get(timeout=60)
+        relay.freeze()
+        assert relay.stuck.wait(timeout=60), "the worker never asked the database again"
+        worker.send_signal(signal.SIGTERM)
+        assert lines.get(timeout=60) == (
+            "closedloop worker: SIGTERM: finishing the item in hand, then stopping "
+            "(send it again to stop at once)\n"
+        )
+        assert worker.poll() is None  # still waiting on the database
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=60) == 128 + signal.SIGTERM
+        assert lines.get(timeout=60) == (
+            "closedloop worker: SIGTERM again: stopping at once; "
+            "the item in hand is left to its lease\n"
+        )
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+        relay.close()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import multiprocessing
 import time
-import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from itertools import count
@@ -24,7 +23,7 @@ from closedloop.adapters.sqlalchemy import SQLStore
 from closedloop.adapters.sqlalchemy.schema import outbox
 from closedloop.testing import ManualClock
 from tests.cast import CITIZEN, DISPATCHER
-from tests.conftest import postgres_url
+from tests.conftest import new_schema, postgres_url
 
 SPAWN = multiprocessing.get_context("forkserver")
 SPAWN.set_forkserver_preload(["closedloop.adapters.sqlalchemy", "closedloop.engine.service"])
@@ -110,4 +109,4 @@ def test_four_tickers_on_a_sqlite_file_give_the_events_of_one(tmp_path: Path) ->
 @pytest.mark.external_service
 def test_four_tickers_on_postgresql_give_the_events_of_one() -> None:
     url = postgres_url()
-    compare((url, f"t_{uuid.uuid4().hex[:12]}"), (url, f"t_{uuid.uuid4().hex[:12]}"))
+    compare((url, new_schema()), (url, new_schema()))

@@ -7,7 +7,6 @@ prints that as its one error line. Never a ``ValueError`` or a pydantic error.
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,7 @@ from closedloop.adapters.sqlalchemy.schema import case_events, cases
 from closedloop.errors import DamagedRecord, StoreError
 from closedloop.testing import ManualClock
 from tests.cast import CITIZEN, DISPATCHER
-from tests.conftest import postgres_url
+from tests.conftest import new_schema, postgres_url
 from tests.integration.cli_runs import assert_one_line_error, run
 
 
@@ -27,7 +26,7 @@ from tests.integration.cli_runs import assert_one_line_error, run
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> SQLStore:
     if request.param == "sqlite":
         return SQLStore(f"sqlite:///{tmp_path / 'damaged.db'}")
-    return SQLStore(postgres_url(), schema=f"t_{uuid.uuid4().hex[:12]}")
+    return SQLStore(postgres_url(), schema=new_schema())
 
 
 def classified(store: SQLStore) -> tuple[Engine, str]:

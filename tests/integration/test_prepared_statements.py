@@ -6,7 +6,6 @@ PostgreSQL, and compares what the driver received and what the rows hold afterwa
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -22,7 +21,7 @@ from closedloop.adapters.sqlalchemy.prepared import Prepared
 from closedloop.adapters.sqlalchemy.schema import Instant, cases
 from closedloop.engine.case_query import CaseFilter
 from closedloop.errors import StoreError
-from tests.conftest import postgres_url
+from tests.conftest import new_schema, postgres_url
 
 AT = datetime(2026, 3, 2, 17, 30, 15, 123456, tzinfo=timezone(timedelta(hours=8)))
 """An instant given in Beijing time: stored in UTC, whichever way it is written."""
@@ -44,7 +43,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SQLStore]:
     if request.param == "sqlite":
         opened = SQLStore(f"sqlite:///{tmp_path / 'cases.db'}")
     else:
-        opened = SQLStore(postgres_url(), schema=f"t_{uuid.uuid4().hex[:12]}")
+        opened = SQLStore(postgres_url(), schema=new_schema())
     notes.metadata.create_all(opened.engine)  # in the store's schema, as its own tables
     yield opened
     opened.close()

@@ -8,7 +8,6 @@ the index the query can use at any size.
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -26,7 +25,7 @@ from closedloop.adapters.sqlalchemy.schema import cases
 from closedloop.engine.case_query import CaseFilter
 from closedloop.engine.reading import Reader
 from closedloop.testing.contract.base import T0, add, deadline
-from tests.conftest import postgres_url
+from tests.conftest import new_schema, postgres_url
 
 DAY = timedelta(days=1)
 WORKFLOW = workflows.standard()
@@ -40,7 +39,7 @@ def explained(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Connec
     if request.param == "sqlite":
         url, schema = f"sqlite:///{tmp_path / 'plans.db'}", None
     else:
-        url, schema = postgres_url(), f"p_{uuid.uuid4().hex[:12]}"
+        url, schema = postgres_url(), new_schema("p")
     store = SQLStore(url, schema=schema)
     for n in range(60):
         unit = ("water", "roads", "parks")[n % 3]

@@ -15,7 +15,6 @@ import os
 import random
 import signal
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,7 @@ from closedloop.adapters.sqlalchemy.schema import outbox
 from closedloop.adapters.sqlalchemy.transaction import SQLTransaction
 from closedloop.testing import ManualClock
 from tests.cast import CITIZEN, DISPATCHER, WATER
-from tests.conftest import postgres_url
+from tests.conftest import new_schema, postgres_url
 
 # Worker processes come from a fork server that imported closedloop once: each starts in
 # a fraction of the time a fresh interpreter takes, and none inherits an open database.
@@ -115,7 +114,7 @@ def consistent(engine: Engine, case_ids: list[str]) -> int:
 def database(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str | None]:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'crash.db'}", None
-    return postgres_url(), f"t_{uuid.uuid4().hex[:12]}"
+    return postgres_url(), new_schema()
 
 
 def _run_until_killed(database: tuple[str, str | None], ids: list[str], die_at: str | None) -> None:

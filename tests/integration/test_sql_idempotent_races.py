@@ -10,7 +10,6 @@ succeeded would be a wrong answer.
 from __future__ import annotations
 
 import multiprocessing
-import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from closedloop import ConcurrentModification, Engine, workflows
 from closedloop.adapters.sqlalchemy import SQLStore
 from closedloop.testing import ManualClock
 from tests.cast import CITIZEN, DISPATCHER, WATER
-from tests.conftest import postgres_url
+from tests.conftest import new_schema, postgres_url
 
 SPAWN = multiprocessing.get_context("forkserver")
 SPAWN.set_forkserver_preload(["closedloop.adapters.sqlalchemy", "closedloop.engine.service"])
@@ -74,7 +73,7 @@ def sender(url: str, schema: str | None, case_ids: list[str], start: Any) -> Cou
 def database(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str | None]:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'retries.db'}", None
-    return postgres_url(), f"t_{uuid.uuid4().hex[:12]}"
+    return postgres_url(), new_schema()
 
 
 def test_a_raced_keyed_retry_always_returns_the_first_result(

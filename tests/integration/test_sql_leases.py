@@ -24,7 +24,7 @@ from closedloop.adapters.sqlalchemy.schema import outbox
 from closedloop.engine.ports import TimerClaim
 from closedloop.errors import LeaseLost
 from closedloop.testing.contract.base import LEASE, T0, commit, message, new_case, revise, timed
-from tests.conftest import postgres_url
+from tests.conftest import new_schema, postgres_url
 
 # Worker processes come from a fork server that imported closedloop once: each starts in
 # a fraction of the time a fresh interpreter takes, and none inherits an open database.
@@ -61,7 +61,7 @@ def sweep_worker(url: str, schema: str, start: float) -> int:
 
 @pytest.mark.external_service
 def test_four_sweepers_apply_the_due_timers_of_1000_cases_exactly_once() -> None:
-    url, schema = postgres_url(), f"t_{uuid.uuid4().hex[:12]}"
+    url, schema = postgres_url(), new_schema()
     store = SQLStore(url, schema=schema)
     with store.transaction() as tx:  # one transaction: setting up is not what is tested
         for case_id in (f"case-{c}" for c in range(1000)):
@@ -102,7 +102,7 @@ def doomed_worker(url: str, schema: str | None, claimed: multiprocessing.Queue[s
 def database(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str | None]:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'leases.db'}", None
-    return postgres_url(), f"t_{uuid.uuid4().hex[:12]}"
+    return postgres_url(), new_schema()
 
 
 def test_a_killed_holder_is_taken_over_and_its_late_acknowledgement_discarded(

@@ -3,7 +3,6 @@ the schema a store creates by itself."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 from pathlib import Path
 
@@ -36,7 +35,7 @@ from closedloop.testing.contract.base import (
     read,
     revise,
 )
-from tests.conftest import postgres_url
+from tests.conftest import new_schema, postgres_url
 
 alembic = pytest.importorskip("alembic")
 
@@ -51,7 +50,7 @@ from alembic.script import ScriptDirectory  # noqa: E402
 def database(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str | None]:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'migrated.db'}", None
-    return postgres_url(), f"t_{uuid.uuid4().hex[:12]}"
+    return postgres_url(), new_schema()
 
 
 def differences(url: str, schema: str | None) -> list[object]:
@@ -123,7 +122,7 @@ def test_migrated_and_store_made_databases_keep_the_derived_columns_alike(
     found = []
     for made_by in ("upgrade", "store"):
         named = url if schema is not None else url.replace(".db", f"_{made_by}.db")
-        where = None if schema is None else f"{schema}_{made_by}"
+        where = None if schema is None else new_schema(f"{schema}_{made_by}")
         if made_by == "upgrade":
             upgrade(named, schema=where)
         else:

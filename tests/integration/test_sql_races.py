@@ -9,7 +9,6 @@ from __future__ import annotations
 import multiprocessing
 import random
 import threading
-import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -25,7 +24,7 @@ from closedloop.engine.case_query import CaseFilter
 from closedloop.testing import ManualClock
 from closedloop.testing.contract.base import T0, add, new_case
 from tests.cast import CITIZEN, DISPATCHER, WATER
-from tests.conftest import postgres_url
+from tests.conftest import new_schema, postgres_url
 
 # Worker processes come from a fork server that imported closedloop once: each starts in
 # a fraction of the time a fresh interpreter takes, and none inherits an open database.
@@ -55,7 +54,7 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str |
     """A URL and schema of an empty database, on each SQL backend."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'race.db'}", None
-    return postgres_url(), f"t_{uuid.uuid4().hex[:12]}"
+    return postgres_url(), new_schema()
 
 
 def test_two_connections_at_version_3_have_one_winner_and_one_audit_event(
@@ -108,7 +107,7 @@ def accept_worker(url: str, schema: str, case_ids: list[str], slots: list[int]) 
 
 @pytest.mark.external_service
 def test_postgres_accept_race_has_one_winner_per_case() -> None:
-    url, schema = postgres_url(), f"t_{uuid.uuid4().hex[:12]}"
+    url, schema = postgres_url(), new_schema()
     engine = open_engine(url, schema)
     case_ids = [assigned_case(engine).id for _ in range(100)]
     attempts = list(range(1000))

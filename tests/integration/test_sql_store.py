@@ -6,7 +6,6 @@ import json
 import logging
 import socket
 import sqlite3
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,7 @@ from closedloop.errors import StoreError, StoreUnavailable, ValidationError
 from closedloop.testing import ManualClock
 from closedloop.testing.contract.base import T0, add, deadline, read
 from tests.cast import CITIZEN, DISPATCHER
-from tests.conftest import postgres_url
+from tests.conftest import new_schema, postgres_url
 
 
 def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path: Path) -> None:
@@ -187,7 +186,7 @@ def test_serialization_failures_and_deadlocks_are_retried_a_bounded_number_of_ti
 
 @pytest.mark.external_service
 def test_postgres_tables_live_in_the_given_schema() -> None:
-    schema = f"t_{uuid.uuid4().hex[:12]}"
+    schema = new_schema()
     store = SQLStore(postgres_url(), schema=schema)
     add(store, "c1")
     with store.engine.connect() as connection:

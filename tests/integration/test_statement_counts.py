@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from datetime import timedelta
@@ -23,7 +22,7 @@ from closedloop.adapters.sqlalchemy import SQLStore, queries
 from closedloop.errors import ValidationError
 from closedloop.testing import ManualClock
 from tests.cast import CITIZEN, DISPATCHER, WATER
-from tests.conftest import postgres_url
+from tests.conftest import new_schema, postgres_url
 
 
 class Counted:
@@ -59,7 +58,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SQLStore]:
     if request.param == "sqlite":
         opened = SQLStore(f"sqlite:///{tmp_path / 'cases.db'}")
     else:
-        opened = SQLStore(postgres_url(), schema=f"t_{uuid.uuid4().hex[:12]}")
+        opened = SQLStore(postgres_url(), schema=new_schema())
     yield opened
     opened.close()
 
@@ -259,7 +258,7 @@ def test_a_claim_inside_a_transaction_lasts_from_its_commit_and_not_after_a_roll
 
 @pytest.mark.external_service
 def test_reading_a_case_on_postgresql_keeps_the_statements_the_server_prepared() -> None:
-    store = SQLStore(postgres_url(), schema=f"t_{uuid.uuid4().hex[:12]}")
+    store = SQLStore(postgres_url(), schema=new_schema())
     try:
         engine = Engine(workflows.standard(), store=store, clock=ManualClock())
         ids = [engine.report(CITIZEN, description="Leak", location="Gate").id for _ in range(7)]

@@ -27,6 +27,7 @@ from closedloop.engine.model import Deadline, to_stored
 from closedloop.engine.ports import CaseStore
 from closedloop.engine.ticking import TimerFailure
 from closedloop.errors import UnknownName, ValidationError
+from closedloop.metrics.facts import summarize
 from closedloop.testing import ManualClock
 from tests.cast import CITIZEN, DISPATCHER, WATER
 
@@ -280,3 +281,54 @@ def test_a_case_on_a_calendar_the_engine_lacks_is_a_stuck_timer_with_its_reason(
     clock.set(due + timedelta(minutes=10))
     assert reporting.tick().applied == 1  # the lease ran out; the engine with it applies it
     assert [e.trigger for e in reporting.history(case.id)] == ["report", "warn"]
+
+
+def test_a_correction_moves_the_handling_clock_beside_a_case_not_yet_signed_for(
+    store: CaseStore,
+) -> None:
+    # The handling clock runs from the dispatch, beside the sign-for clock (on the
+    # engine's office hours): a case never signed for is due when it runs out, so a
+    # corrected calendar must move it although the sign-for clock does not move.
+    first = dict(CN_2027, years={2027: {"holidays": ["2027-02-06..2027-02-13"]}})
+    clock = ManualClock(local(2027, 2, 10, 10))  # Wednesday, inside the Spring Festival
+    engine = Engine(
+        handling_on_cn("2 working days"),
+        store=store,
+        clock=clock,
+        calendars={"cn": cn(HolidayTable.from_dict(first))},
+    )
+    case = engine.report(CITIZEN, description="井盖缺失 manhole cover missing")
+    engine.trigger(case.id, "classify", by=DISPATCHER, category="01.01")
+    engine.trigger(case.id, "dispatch", by=DISPATCHER, unit="water")
+    deadline = engine.get(case.id, viewer=DISPATCHER).deadline
+    assert deadline is not None
+    assert deadline.beside is not None
+    assert (deadline.clock, deadline.beside.clock) == ("sign_for", "handling")
+    sign_for_due = deadline.due_at
+    # Working days after 02-10: 15 and 16, so due at the end of the 16th.
+    assert deadline.beside.due_at == local(2027, 2, 17)
+
+    clock.set(local(2027, 2, 12, 9))
+    corrected = cn(HolidayTable.from_dict(CN_2027))  # Sunday 02-14 is a working day
+    assert engine.recompute_deadlines(since=date(2027, 2, 14), calendar=corrected) == (case.id,)
+    deadline = engine.get(case.id, viewer=DISPATCHER).deadline
+    assert deadline is not None
+    assert deadline.beside is not None
+    assert deadline.due_at == sign_for_due
+    assert deadline.beside.due_at == local(2027, 2, 16)  # now 14 and 15
+    event = engine.history(case.id)[-1]
+    assert (event.trigger, event.payload["old_due_at"], event.payload["new_due_at"]) == (
+        "deadline_recomputed",
+        sign_for_due.isoformat(),
+        sign_for_due.isoformat(),
+    )
+    assert (event.payload["old_beside_due_at"], event.payload["new_beside_due_at"]) == (
+        "2027-02-16T16:00:00+00:00",
+        "2027-02-15T16:00:00+00:00",
+    )
+    facts = summarize(engine.history(case.id), as_of=local(2027, 2, 20))
+    assert facts is not None
+    assert facts.handling is not None
+    assert facts.handling.due_at == local(2027, 2, 16)
+    assert engine.recompute_deadlines(since=date(2027, 2, 14), calendar="cn") == ()
+    assert engine.verify(case.id).ok

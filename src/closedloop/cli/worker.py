@@ -4,7 +4,9 @@ The worker ticks the engine (warnings, breaches, escalations, expiry actions) an
 delivers notifications, then sleeps until the next due timer or the interval, whichever
 comes first (the loop is :class:`closedloop.Worker`). SIGTERM or SIGINT asks it to
 stop: it finishes the item in hand (a timer being applied, a notification being sent,
-each under its lease), claims nothing more, and exits. Claims go one notification at a
+each under its lease), claims nothing more, and exits. A second signal stops it at once,
+even while it waits on a database server that does not answer (exit status 128 plus
+the signal's number); the item in hand is then left to its lease. Claims go one notification at a
 time, so stopping never waits on more than one send; a worker killed outright loses
 nothing either, since its leases run out and another worker takes the items over.
 
@@ -278,8 +280,13 @@ def _worker(
 
 def _on_signals(running: Worker) -> None:
     def stop(signum: int, frame: FrameType | None) -> None:
-        if not running.stopping.is_set():
-            say(f"{signal.Signals(signum).name}: finishing the item in hand, then stopping")
+        name = signal.Signals(signum).name
+        if running.stopping.is_set():
+            # Asked again: the item in hand may be waiting on a database that does not
+            # answer. Nothing is committed half-way; its lease runs out.
+            say(f"{name} again: stopping at once; the item in hand is left to its lease")
+            raise SystemExit(128 + signum)
+        say(f"{name}: finishing the item in hand, then stopping (send it again to stop at once)")
         running.stop()
 
     signal.signal(signal.SIGTERM, stop)

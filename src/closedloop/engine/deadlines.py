@@ -306,7 +306,10 @@ class Timekeeper:
     def touches(self, deadline: Deadline, since: date, calendar: str | None) -> bool:
         """Whether the deadline's computation counted days from ``since`` (local date)
         on ``calendar`` (any calendar when ``None``): it is provisional, or its start,
-        due time or a due point still ahead lies on or after that day."""
+        due time or a due point still ahead lies on or after that day; or the clock
+        running beside it (:attr:`Deadline.beside`) does."""
+        if deadline.beside is not None and self.touches(deadline.beside, since, calendar):
+            return True
         if calendar is not None and deadline.calendar != calendar:
             return False
         if deadline.provisional:
@@ -319,10 +322,14 @@ class Timekeeper:
         return latest.astimezone(zone).date() >= since
 
     def recomputed(self, deadline: Deadline, now: datetime) -> Deadline:
-        """The deadline counted again on the calendars as they are now. Warnings fired
-        and rungs climbed stay: nothing is taken back, and nothing fires twice."""
+        """The deadline counted again on the calendars as they are now, and the clock
+        running beside it with it. Warnings fired and rungs climbed stay: nothing is
+        taken back, and nothing fires twice."""
         again = self._scheduled(deadline, now)
-        return replaced(again, {"warning": deadline.warning})
+        beside = deadline.beside
+        if beside is not None:
+            beside = replaced(self._scheduled(beside, now), {"warning": beside.warning})
+        return replaced(again, {"warning": deadline.warning, "beside": beside})
 
     def timers(self, deadline: Deadline) -> dict[str, str]:
         """The deadline's pending timers, by name (``breach``, ``escalation.2``), as ISO

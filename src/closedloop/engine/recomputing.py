@@ -7,8 +7,10 @@ again on the calendars as they are now, each case in a transaction of its own. W
 due point moves, or a provisional clock becomes definite, the writer records a
 ``deadline_recomputed`` event by the system with the old timers (derived from the
 case on the calendars as they were) and the new ones, and stores the case's new
-earliest timer instant. Warnings fired and rungs climbed stay as they were:
-nothing is taken back, and nothing fires twice.
+earliest timer instant. A clock running beside the case's (the handling clock from
+the dispatch, beside the sign-for clock) is counted again with it, and the event then
+gives its old and new due instants too. Warnings fired and rungs climbed stay as they
+were: nothing is taken back, and nothing fires twice.
 """
 
 from __future__ import annotations
@@ -74,20 +76,24 @@ class Recount:
                 new_timers = self._clocks.timers(new)
                 if old_timers == new_timers and _marks(case.deadline) == _marks(new):
                     continue
+                payload: dict[str, object] = {
+                    "since": since.isoformat(),
+                    "calendar": new.calendar,
+                    "old_due_at": case.deadline.due_at.isoformat(),
+                    "new_due_at": new.due_at.isoformat(),
+                    "old_timers": old_timers,
+                    "new_timers": new_timers,
+                    "provisional": new.provisional,
+                }
+                if case.deadline.beside is not None and new.beside is not None:
+                    payload["old_beside_due_at"] = case.deadline.beside.due_at.isoformat()
+                    payload["new_beside_due_at"] = new.beside.due_at.isoformat()
                 self._writer.mark(
                     tx,
                     case,
                     trigger=EngineTrigger.DEADLINE_RECOMPUTED,
                     updates={"deadline": new},
-                    payload={
-                        "since": since.isoformat(),
-                        "calendar": new.calendar,
-                        "old_due_at": case.deadline.due_at.isoformat(),
-                        "new_due_at": new.due_at.isoformat(),
-                        "old_timers": old_timers,
-                        "new_timers": new_timers,
-                        "provisional": new.provisional,
-                    },
+                    payload=payload,
                     now=now,
                 )
                 tx.commit()
@@ -131,10 +137,12 @@ def _named(points: Sequence[DuePoint]) -> dict[str, str]:
 
 
 def _marks(deadline: Deadline) -> tuple[object, ...]:
+    """What a recount may move in a deadline, the clock beside it included."""
     return (
         deadline.due_at,
         deadline.warn_at,
         deadline.provisional,
         deadline.provisional_reason,
         deadline.fallback_days,
+        None if deadline.beside is None else _marks(deadline.beside),
     )

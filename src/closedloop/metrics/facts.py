@@ -351,6 +351,8 @@ def _apply_deadline(facts: CaseFacts, deadline: Mapping[str, Any] | None) -> Non
             facts.handling = Handling(
                 facts.lead_unit, begun, _instant(begun), _instant(beside["due_at"])
             )
+        else:  # counted again (a corrected calendar): the due instant it has now
+            handling.due_at = _instant(beside["due_at"])
 
 
 def _apply_sign_for(facts: CaseFacts, started: str, due_at: datetime) -> None:
