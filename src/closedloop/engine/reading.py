@@ -119,6 +119,9 @@ def _within(turn: Turn, sight: Party) -> bool:
     )
 
 
+_CRITERIA = tuple(sorted(Criteria.__required_keys__ | Criteria.__optional_keys__))
+
+
 def checked_criteria(workflow: Workflow, criteria: Mapping[str, object]) -> Criteria:
     """``criteria`` as those of :meth:`closedloop.Engine.find`, with their names and
     their closed sets of values checked: a misspelt criterion or state would otherwise
@@ -132,7 +135,7 @@ def checked_criteria(workflow: Workflow, criteria: Mapping[str, object]) -> Crit
         ValidationError: a name that is not a criterion, or a state or warning level
             that does not exist; each named, with what is allowed.
     """
-    known = sorted(Criteria.__required_keys__ | Criteria.__optional_keys__)
+    known = _CRITERIA
     problems = [
         (name, f"is not a criterion; criteria: {', '.join(known)}")
         for name in criteria
@@ -143,14 +146,17 @@ def checked_criteria(workflow: Workflow, criteria: Mapping[str, object]) -> Crit
     states: tuple[object, ...] = ()
     if isinstance(state, str):
         states = (state,)
-    elif isinstance(state, Iterable) and not isinstance(state, bytes | Mapping):
+    elif (
+        state is not None and isinstance(state, Iterable) and not isinstance(state, bytes | Mapping)
+    ):
         states = checked["state"] = tuple(state)
-    declared = sorted(s.name for s in workflow.states)
-    problems += [
-        ("state", f"unknown state {name!r}; known: {', '.join(declared)}")
-        for name in states
-        if isinstance(name, str) and name not in declared
-    ]
+    if states:
+        declared = sorted(s.name for s in workflow.states)
+        problems += [
+            ("state", f"unknown state {name!r}; known: {', '.join(declared)}")
+            for name in states
+            if isinstance(name, str) and name not in declared
+        ]
     level, levels = checked.get("warning_level"), get_args(Warning)
     if level is not None and level not in levels:
         problems.append(
