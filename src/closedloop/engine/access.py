@@ -114,9 +114,17 @@ def shown_with(
 ) -> dict[str, Any]:
     """:func:`shown_as`, given the roles ``viewer`` holds on ``case``."""
     shown = contact_as(workflow, held, contact)
-    if sees_reporters(workflow, held):
-        return {"contact": shown}
-    update: dict[str, Any] = {"contact": shown}
+    return _shown(case, viewer, shown, reporters=sees_reporters(workflow, held))
+
+
+def _shown(
+    case: Case, viewer: Actor, contact: ReporterContact | None, *, reporters: bool
+) -> dict[str, Any]:
+    """:func:`shown_with`, given the contact data as the viewer may see it and whether
+    they see other reporters (:func:`sees_reporters`)."""
+    if reporters:
+        return {"contact": contact}
+    update: dict[str, Any] = {"contact": contact}
     if case.reporter_id != viewer.id:
         update["reporter_id"] = HIDDEN
         update["contact"] = None
@@ -195,15 +203,7 @@ class Viewing:
             return None
         if contact is not None and not full:
             contact = masked(contact)
-        if reporters:
-            return {"contact": contact}
-        update: dict[str, Any] = {"contact": contact}
-        if case.reporter_id != viewer.id:
-            update["reporter_id"] = HIDDEN
-            update["contact"] = None
-        if any(entry.reporter != viewer.id for entry in case.duplicates):
-            update["duplicates"] = tuple(e for e in case.duplicates if e.reporter == viewer.id)
-        return update
+        return _shown(case, viewer, contact, reporters=reporters)
 
     def relation(self, case: Case) -> tuple[frozenset[str], bool, bool, bool]:
         """The roles the viewer holds on ``case`` (:func:`roles_on`); whether they see
