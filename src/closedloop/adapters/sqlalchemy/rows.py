@@ -148,14 +148,16 @@ class BuiltCases:
         engine), the case a query built from that row at that version, a copy of its
         own, with the row's contact data; ``None`` where none is held (see
         :meth:`hold`)."""
+        found: list[tuple[Case, ReporterContact | None] | None] = []
         with self._lock:
             rows = self._rows.get(database)
             if rows is None:
                 return [None] * len(stored)
-            found = [rows.get(key) for key in stored]
-            for key, held in zip(stored, found, strict=True):
+            for key in stored:
+                held = rows.get(key)
                 if held is not None:
                     rows.move_to_end(key)  # used now: the last to go
+                found.append(held)
         return [None if held is None else (unshared(held[0]), held[1]) for held in found]
 
     def hold(
