@@ -104,11 +104,23 @@ HAND_FACETS = "SELECT state, count(*) FROM closedloop_cases GROUP BY state"
 class Filled:
     """One filled database with its store and engine, and a plain engine beside them."""
 
-    def __init__(self, url: str, size: int, label: str) -> None:
+    def __init__(self, url: str, size: int, label: str, *, filled: bool = False) -> None:
         self.label, self.size = label, size
-        SQLStore(url).close()  # the tables
-        self.load_seconds = bulk.fill(url, size, start=START, spread=timedelta(days=90))
+        self.load_seconds: float | None = None
         self.plain: SQLEngine = create_engine(url)
+        if not filled:
+            self._fill(url)
+        self.store = SQLStore(url)
+        clock = ManualClock(START + timedelta(days=1))
+        self.engine = Engine(
+            workflows.standard(), store=self.store, clock=clock, calendar=NaturalCalendar()
+        )
+        assert self.engine.inbox(MEMBER).cases
+        assert self.engine.find(DISPATCHER, text=NEEDLE).cases
+
+    def _fill(self, url: str) -> None:
+        SQLStore(url).close()  # the tables
+        self.load_seconds = bulk.fill(url, self.size, start=START, spread=timedelta(days=90))
         spread = SPREAD_POSTGRES if self.plain.dialect.name == "postgresql" else SPREAD_SQLITE
         with self.plain.begin() as connection:
             connection.execute(text(spread))
@@ -118,13 +130,6 @@ class Filled:
         vacuum = "VACUUM ANALYZE" if self.plain.dialect.name == "postgresql" else "ANALYZE"
         with self.plain.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
             connection.execute(text(f"{vacuum} closedloop_cases"))
-        self.store = SQLStore(url)
-        clock = ManualClock(START + timedelta(days=1))
-        self.engine = Engine(
-            workflows.standard(), store=self.store, clock=clock, calendar=NaturalCalendar()
-        )
-        assert self.engine.inbox(MEMBER).cases
-        assert self.engine.find(DISPATCHER, text=NEEDLE).cases
 
     def hand(self, sql: str) -> Callable[[], object]:
         def run() -> object:
@@ -203,20 +208,33 @@ def main() -> None:
     parser.add_argument("--million", action="store_true", help="1,000,000 cases instead")
     parser.add_argument("--calls", type=int, default=20, help="calls per measure and repeat")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        metavar="FILE",
+        help="the SQLite file to measure: filled when it does not exist, and kept, so a "
+        "later run with the same FILE (and --cases) skips the loader",
+    )
     args = parser.parse_args()
     size = 1_000_000 if args.million else args.cases
     table: list[Row] = []
     notes: list[str] = []
     with ExitStack() as stack:
         folder = Path(stack.enter_context(tempfile.TemporaryDirectory()))
-        places = [("SQLite file", f"sqlite:///{folder / 'cases.db'}")]
+        file = args.keep or folder / "cases.db"
+        kept = args.keep is not None and args.keep.exists()
+        places = [("SQLite file", f"sqlite:///{file}", kept)]
         url = os.environ.get("CLOSEDLOOP_TEST_POSTGRES_URL")
         if url:
-            places.append(("PostgreSQL", stack.enter_context(fresh_schema(url))))
-        for label, where in places:
-            filled = Filled(where, size, label)
+            places.append(("PostgreSQL", stack.enter_context(fresh_schema(url)), False))
+        for label, where, done in places:
+            filled = Filled(where, size, label, filled=done)
             try:
-                notes.append(f"{label}: bulk loader, {size:,} cases in {filled.load_seconds:.1f} s")
+                if filled.load_seconds is None:
+                    notes.append(f"{label}: {size:,} cases filled by an earlier run")
+                else:
+                    loaded = f"{filled.load_seconds:.1f} s"
+                    notes.append(f"{label}: bulk loader, {size:,} cases in {loaded}")
                 table += rows(filled, args.calls, args.repeats)
             finally:
                 filled.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from closedloop.engine.definition import TransitionSpec, Workflow
+from closedloop.engine.definition import RoleKind, TransitionSpec, Workflow
 from closedloop.engine.model import Actor, AuditEvent, Case, ReporterContact
 from closedloop.engine.privacy import masked
 
@@ -114,9 +114,17 @@ def shown_with(
 ) -> dict[str, Any]:
     """:func:`shown_as`, given the roles ``viewer`` holds on ``case``."""
     shown = contact_as(workflow, held, contact)
-    if sees_reporters(workflow, held):
-        return {"contact": shown}
-    update: dict[str, Any] = {"contact": shown}
+    return _shown(case, viewer, shown, reporters=sees_reporters(workflow, held))
+
+
+def _shown(
+    case: Case, viewer: Actor, contact: ReporterContact | None, *, reporters: bool
+) -> dict[str, Any]:
+    """:func:`shown_with`, given the contact data as the viewer may see it and whether
+    they see other reporters (:func:`sees_reporters`)."""
+    if reporters:
+        return {"contact": contact}
+    update: dict[str, Any] = {"contact": contact}
     if case.reporter_id != viewer.id:
         update["reporter_id"] = HIDDEN
         update["contact"] = None
@@ -159,3 +167,69 @@ def _event_shown(event: AuditEvent, others: set[str], own: str) -> AuditEvent:
     if changes is not event.changes:
         update["changes"] = changes
     return event.model_copy(update=update) if update else event
+
+
+class Viewing:
+    """What one viewer is shown of each case of a page, as :func:`roles_on`,
+    :func:`sees_through` and :func:`shown_with` work it out, with what depends only on
+    how the viewer relates to a case (its reporter, a member of its lead unit, of a
+    co-unit) worked out once per relation: the roles held, whether they see the case,
+    its contact data in full, its other reporters. A page's cases mostly share one
+    relation; per case there are three comparisons left, and a case merged into by
+    reports is checked against the viewer's own."""
+
+    __slots__ = ("_by_relation", "_names", "_own", "_viewer", "_workflow")
+
+    def __init__(self, workflow: Workflow, viewer: Actor) -> None:
+        self._workflow = workflow
+        self._viewer = viewer
+        self._names = workflow.role_names
+        self._own = self._names["global"] & viewer.roles
+        self._by_relation: dict[
+            tuple[bool, bool, bool], tuple[frozenset[str], bool, bool, bool]
+        ] = {}
+
+    def sees(self, case: Case) -> bool:
+        """:func:`can_see`."""
+        viewer = self._viewer
+        return self.relation(case)[1] or any(d.reporter == viewer.id for d in case.duplicates)
+
+    def shown(self, case: Case, contact: ReporterContact | None) -> dict[str, Any] | None:
+        """:func:`shown_with` of ``case`` and its stored ``contact``, or ``None`` when the
+        viewer may not see the case (:func:`can_see`)."""
+        _, sees, full, reporters = self.relation(case)
+        viewer = self._viewer
+        if not sees and not any(entry.reporter == viewer.id for entry in case.duplicates):
+            return None
+        if contact is not None and not full:
+            contact = masked(contact)
+        return _shown(case, viewer, contact, reporters=reporters)
+
+    def relation(self, case: Case) -> tuple[frozenset[str], bool, bool, bool]:
+        """The roles the viewer holds on ``case`` (:func:`roles_on`); whether they see
+        it through them (:func:`sees_through` but for its duplicates); whether they are
+        shown its contact data in full (:func:`contact_as`) and its other reporters
+        (:func:`sees_reporters`)."""
+        viewer = self._viewer
+        lead = case.lead_unit
+        key = (
+            viewer.id == case.reporter_id,
+            lead is not None and lead in viewer.units,
+            not viewer.units.isdisjoint(case.co_units),
+        )
+        found = self._by_relation.get(key)
+        if found is None:
+            names, workflow = self._names, self._workflow
+            held = self._own
+            kinds: tuple[RoleKind, ...] = ("reporter", "lead_unit", "co_unit")
+            for related, kind in zip(key, kinds, strict=True):
+                if related:
+                    held = held | names[kind]
+            sees = any(
+                workflow.role(name).kind != "global" or workflow.role(name).sees_all
+                for name in held
+            )
+            full = bool(held & workflow.full_contact_roles)
+            found = (held, sees, full, sees_reporters(workflow, held))
+            self._by_relation[key] = found
+        return found

@@ -432,8 +432,9 @@ def unshared(case: Case, update: Mapping[str, Any] | None = None) -> Case:
     """
     fields = case.__dict__.copy()
     fields["counters"] = dict(fields["counters"])
-    fields["attributes"] = thawed(fields["attributes"])
-    for name in ("extension_request", "suspension_request"):
+    attributes = fields["attributes"]
+    fields["attributes"] = thawed(attributes) if attributes else {}
+    for name in _REQUESTS:
         request = fields[name]
         if request is not None and request.__pydantic_extra__:
             request = replaced(request, {})
@@ -443,12 +444,17 @@ def unshared(case: Case, update: Mapping[str, Any] | None = None) -> Case:
     if update:
         fields.update(update)
         given.update(update)
-    copied = object.__new__(type(case))
+    copied = _new(type(case))
     _set(copied, "__dict__", fields)
-    _set(copied, "__pydantic_extra__", _copy_extra(case.__pydantic_extra__))
+    extra = case.__pydantic_extra__
+    _set(copied, "__pydantic_extra__", None if extra is None else dict(extra))
     _set(copied, "__pydantic_fields_set__", given)
     _set(copied, "__pydantic_private__", None)
     return copied
+
+
+_REQUESTS = ("extension_request", "suspension_request")
+_new = object.__new__
 
 
 def unshared_event(event: AuditEvent) -> AuditEvent:

@@ -14,9 +14,9 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
-from typing import Any, TypedDict, cast, get_args
+from typing import TypedDict, cast, get_args
 
-from closedloop.engine.access import roles_on, sees_through, shown_with
+from closedloop.engine.access import Viewing
 from closedloop.engine.case_query import (
     CaseFilter,
     CasePage,
@@ -27,7 +27,7 @@ from closedloop.engine.case_query import (
     check_order,
 )
 from closedloop.engine.definition import Workflow
-from closedloop.engine.model import Actor, Case, ReporterContact, Warning, given, unshared
+from closedloop.engine.model import Actor, Case, ReporterContact, Warning, unshared
 from closedloop.engine.ports import CaseQueries, CaseStore, ShownCases
 from closedloop.errors import StoreError, ValidationError
 
@@ -119,6 +119,9 @@ def _within(turn: Turn, sight: Party) -> bool:
     )
 
 
+_CRITERIA = tuple(sorted(Criteria.__required_keys__ | Criteria.__optional_keys__))
+
+
 def checked_criteria(workflow: Workflow, criteria: Mapping[str, object]) -> Criteria:
     """``criteria`` as those of :meth:`closedloop.Engine.find`, with their names and
     their closed sets of values checked: a misspelt criterion or state would otherwise
@@ -132,7 +135,7 @@ def checked_criteria(workflow: Workflow, criteria: Mapping[str, object]) -> Crit
         ValidationError: a name that is not a criterion, or a state or warning level
             that does not exist; each named, with what is allowed.
     """
-    known = sorted(Criteria.__required_keys__ | Criteria.__optional_keys__)
+    known = _CRITERIA
     problems = [
         (name, f"is not a criterion; criteria: {', '.join(known)}")
         for name in criteria
@@ -143,14 +146,17 @@ def checked_criteria(workflow: Workflow, criteria: Mapping[str, object]) -> Crit
     states: tuple[object, ...] = ()
     if isinstance(state, str):
         states = (state,)
-    elif isinstance(state, Iterable) and not isinstance(state, bytes | Mapping):
+    elif (
+        state is not None and isinstance(state, Iterable) and not isinstance(state, bytes | Mapping)
+    ):
         states = checked["state"] = tuple(state)
-    declared = sorted(s.name for s in workflow.states)
-    problems += [
-        ("state", f"unknown state {name!r}; known: {', '.join(declared)}")
-        for name in states
-        if isinstance(name, str) and name not in declared
-    ]
+    if states:
+        declared = sorted(s.name for s in workflow.states)
+        problems += [
+            ("state", f"unknown state {name!r}; known: {', '.join(declared)}")
+            for name in states
+            if isinstance(name, str) and name not in declared
+        ]
     level, levels = checked.get("warning_level"), get_args(Warning)
     if level is not None and level not in levels:
         problems.append(
@@ -164,11 +170,15 @@ def checked_criteria(workflow: Workflow, criteria: Mapping[str, object]) -> Crit
 class Reader:
     """Answers :meth:`closedloop.Engine.find`, ``count``, ``inbox`` and ``facets``."""
 
+    KEEP = 256
+    """The filters kept (see :meth:`criteria`)."""
+
     def __init__(self, workflow: Workflow, store: CaseStore) -> None:
         self._workflow = workflow
         self._store = store
         self._answering: CaseQueries | None = None  # the store, once it was checked
         self._shows: ShownCases | None = None  # the store, when it reads contacts along
+        self._filters: dict[tuple[object, ...], CaseFilter] = {}  # see criteria()
 
     def criteria(
         self,
@@ -195,10 +205,25 @@ class Reader:
         """The filter of the host's criteria, narrowed to the cases of this workflow and
         to what ``viewer`` may see.
 
+        A filter is worked out once for the same viewer and criteria, and kept (at most
+        :attr:`KEEP` of them, then all are dropped at once): a screen asked again reuses it.
+
         Raises:
             ValidationError: a criterion is malformed.
             NaiveDatetime: an instant has no time zone.
         """
+        asked: tuple[object, ...] = (
+            viewer, waiting_on, state, lead_unit, co_unit, reporter, area, category, channel,
+            reported_from, reported_before, updated_from, updated_before, warning_level,
+            overdue_at, supervised, merged_into, text,
+        )  # fmt: skip
+        key: tuple[object, ...] | None = asked
+        try:
+            found = self._filters.get(asked)
+        except TypeError:  # a criterion that cannot be a key (a list of states)
+            key, found = None, None
+        if found is not None:
+            return found
         where = CaseFilter.of(
             state,
             lead_unit,
@@ -221,7 +246,12 @@ class Reader:
         sight = sight_of(self._workflow, viewer)
         if sight is not None and turns is not None and all(_within(t, sight) for t in turns):
             sight = None  # each turn already requires a relation the viewer sees through
-        return replace(where, turns=turns, sight=sight, workflow=self._workflow.name)
+        where = replace(where, turns=turns, sight=sight, workflow=self._workflow.name)
+        if key is not None:
+            if len(self._filters) >= self.KEEP:
+                self._filters.clear()  # one step, whichever thread gets here
+            self._filters[key] = where
+        return where
 
     def find(
         self, viewer: Actor, where: CaseFilter, *, order: str, after: str | None, limit: int
@@ -235,29 +265,28 @@ class Reader:
         else:
             page = queries.select_cases(where, order=order, after=after, limit=limit)
         # The store's filter already holds to what the viewer may see; checked again here.
-        workflow = self._workflow
-        seen = []
-        for case in page.cases:
-            held = roles_on(workflow, case, viewer)
-            if sees_through(workflow, case, viewer, held):
-                seen.append((case, held))
-        if known is None:
-            known = queries.contacts_of([case.id for case, _ in seen])
         # Each case shown is a copy of its own, with the contact data as the viewer may
         # see it: the cases of a ``ShownCases`` page are copies made for this caller
         # already, and are given their contact data in place; a ``select_cases`` page
         # may hold the objects a store keeps (the in-memory store's), and is copied.
-        if self._shows is not None:
-            shown = tuple(
-                _given(case, shown_with(workflow, case, viewer, held, known.get(case.id)))
-                for case, held in seen
-            )
-        else:
-            shown = tuple(
-                unshared(case, shown_with(workflow, case, viewer, held, known.get(case.id)))
-                for case, held in seen
-            )
-        return CasePage(shown, page.next_cursor)
+        viewing = Viewing(self._workflow, viewer)
+        shown: list[Case] = []
+        if known is not None:
+            for case in page.cases:
+                update = viewing.shown(case, known.get(case.id))
+                if update is not None:  # a copy made for this caller: set in place (as
+                    # closedloop.engine.model.given sets a field)
+                    case.__dict__.update(update)
+                    case.__pydantic_fields_set__.update(update)
+                    shown.append(case)
+            return CasePage(tuple(shown), page.next_cursor)
+        seen = [case for case in page.cases if viewing.sees(case)]
+        known = queries.contacts_of([case.id for case in seen])
+        for case in seen:
+            update = viewing.shown(case, known.get(case.id))
+            if update is not None:  # always: seen above
+                shown.append(unshared(case, update))
+        return CasePage(tuple(shown), page.next_cursor)
 
     def count(self, where: CaseFilter) -> int:
         """How many cases ``where`` selects."""
@@ -280,10 +309,3 @@ class Reader:
         self._shows = self._store if isinstance(self._store, ShownCases) else None
         self._answering = self._store
         return self._store
-
-
-def _given(case: Case, fields: dict[str, Any]) -> Case:
-    """``case``, a copy made for this caller, with ``fields`` set in place."""
-    for name, value in fields.items():
-        given(case, name, value)
-    return case

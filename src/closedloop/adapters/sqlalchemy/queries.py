@@ -163,10 +163,13 @@ def select_shown(
     order = check_order(order)
     shape, values = (None, {}) if after is None else _cursor(order, decode_cursor(after, order))
     found: Sequence[Any]
+    keyed = _keyed_page(where, connection.dialect.name)
     if _searched_in_time(where, order):
         found = _search(connection, where, order, shape, values, limit + 1, contacts)
     else:
-        statement = _pages.statement(connection.engine, where, order, shape, limit + 1, contacts)
+        statement = _pages.statement(
+            connection.engine, where, order, shape, limit + 1, contacts and not keyed
+        )
         found = statement.run(connection, values).all()
     page = found[:limit]
     cursor = None
@@ -178,7 +181,9 @@ def select_shown(
         else:
             at = last.updated_at if order == "updated" else last.reported_at
             cursor = encode_cursor(order, [_read_instant(at).isoformat(), last.row_id])
-    shown = tuple(rows.built_cases.case(row.body, row.version, noted=False) for row in page)
+    if keyed:
+        return _held_page(connection, page, cursor)
+    shown = tuple(rows.built_cases.cases([(row.body, row.version) for row in page]))
     held = {}
     if contacts:
         held = {
@@ -187,6 +192,45 @@ def select_shown(
             if row.contact_of is not None
         }
     return CasePage(shown, cursor), held
+
+
+def _held_page(
+    connection: Connection, page: Sequence[Any], cursor: str | None
+) -> tuple[CasePage, dict[str, ReporterContact]]:
+    """The page of the row ids and versions of ``page`` (a :func:`_keyed` statement's
+    rows), with their contact data: the cases built from those rows at those versions
+    while kept (:meth:`rows.BuiltCases.by_row`), the other rows read, in one statement,
+    and their cases built (and kept) from them."""
+    engine = connection.engine
+    hits = rows.built_cases.by_row(engine, [(row.row_id, row.version) for row in page])
+    missing = [row.row_id for row, hit in zip(page, hits, strict=True) if hit is None]
+    read = {}
+    if missing:
+        held = reporter_contacts
+        query = (
+            select(cases.c.row_id, cases.c.id, cast(cases.c.body, Text).label("body"))
+            .add_columns(cases.c.version, held.c.case_id.label("contact_of"))
+            .add_columns(held.c.name, held.c.phone, held.c.email)
+            .select_from(cases.outerjoin(held, held.c.case_id == cases.c.id))
+            .where(cases.c.row_id.in_(missing))
+        )
+        read = {row.row_id: row for row in connection.execute(query)}
+    shown: list[Any] = []
+    known: dict[str, ReporterContact] = {}
+    for row, hit in zip(page, hits, strict=True):
+        if hit is None:
+            stored = read[row.row_id]  # in the same snapshot as the page
+            case = rows.built_cases.case(stored.body, stored.version, noted=False)
+            contact = None
+            if stored.contact_of is not None:
+                contact = ReporterContact(name=stored.name, phone=stored.phone, email=stored.email)
+            rows.built_cases.hold(engine, row.row_id, stored.body, stored.version, contact)
+        else:
+            case, contact = hit
+        shown.append(case)
+        if contact is not None:
+            known[case.id] = contact
+    return CasePage(tuple(shown), cursor), known
 
 
 FIRST_SPAN = 128
@@ -402,11 +446,16 @@ def shown_query(
     A filter with several turns (an inbox: the unit's cases, the member's own reports
     awaiting confirmation) reads each turn's page from its own index in order, stopping
     at ``limit`` rows, and sorts the union of those pages: an OR of the turns would read
-    every case of them and sort them all.
+    every case of them and sort them all. On SQLite the statement reads the row id,
+    version and sort keys of each case of the page, no body and no contact data (a sort
+    copies every value it carries, and most of a page's cases are kept already, see
+    :func:`_held_page`).
     """
     turns = where.turns
     if turns is not None and len(turns) > 1 and _apart(turns):
-        each = (replace(where, turns=(turn,)) for turn in turns)
+        each = [replace(where, turns=(turn,)) for turn in turns]
+        if dialect == "sqlite":
+            return _keyed(each, order, shape, limit)
         pages = (_page(one, order, shape, limit, dialect).subquery() for one in each)
         page = union_all(*(select(one) for one in pages)).subquery("page")
     elif contacts:
@@ -419,16 +468,44 @@ def shown_query(
         query = query.add_columns(
             held.c.case_id.label("contact_of"), held.c.name, held.c.phone, held.c.email
         ).select_from(page.outerjoin(held, held.c.case_id == page.c.id))
-    keys: list[ColumnElement[Any]]
+    return query.order_by(*_keys(page, order)).limit(limit)
+
+
+def _keyed(
+    each: Sequence[CaseFilter], order: Order, shape: str | None, limit: int
+) -> Select[tuple[object, ...]]:
+    """SQLite: the page of the union of the pages of ``each`` (one turn each) in
+    ``order``: the row ids, versions and sort keys alone (see :func:`shown_query`)."""
+    pages = (_page(one, order, shape, limit, "sqlite", narrow=True).subquery() for one in each)
+    union = union_all(*(select(one) for one in pages)).subquery()
+    return select(*union.c).order_by(*_keys(union, order)).limit(limit)
+
+
+_order_columns: dict[Order, tuple[ColumnElement[Any], ...]] = {
+    "urgent": (urgency_rank.label("rank"), cases.c.due_at),
+    "oldest": (cases.c.reported_at,),
+    "newest": (cases.c.reported_at,),
+    "updated": (cases.c.updated_at,),
+}
+"""The columns a page's order sorts on, before the row id."""
+
+
+def _keys(page: Any, order: Order) -> list[ColumnElement[Any]]:
+    """The sort keys of ``order`` on the columns of ``page`` (a page's subquery)."""
     if order == "urgent":
-        keys = [page.c.rank, page.c.due_at, page.c.row_id]
-    elif order == "newest":
-        keys = [page.c.reported_at.desc(), page.c.row_id.desc()]
-    elif order == "updated":
-        keys = [page.c.updated_at, page.c.row_id]
-    else:
-        keys = [page.c.reported_at, page.c.row_id]
-    return query.order_by(*keys).limit(limit)
+        return [page.c.rank, page.c.due_at, page.c.row_id]
+    if order == "newest":
+        return [page.c.reported_at.desc(), page.c.row_id.desc()]
+    if order == "updated":
+        return [page.c.updated_at, page.c.row_id]
+    return [page.c.reported_at, page.c.row_id]
+
+
+def _keyed_page(where: CaseFilter, dialect: str) -> bool:
+    """Whether the page statement of ``where`` reads row ids and versions alone (see
+    :func:`shown_query`)."""
+    turns = where.turns
+    return dialect == "sqlite" and turns is not None and len(turns) > 1 and _apart(turns)
 
 
 def _apart(turns: Sequence[Turn]) -> bool:
@@ -456,12 +533,16 @@ def _page(
     dialect: str,
     *,
     spanned: bool = False,
+    narrow: bool = False,
 ) -> Select[tuple[object, ...]]:
     # PostgreSQL: the body as its stored text, as SQLite gives it, to be decoded only
     # when no case built from that text is kept (see rows.BuiltCases).
     body = cast(cases.c.body, Text).label("body") if dialect == "postgresql" else cases.c.body
-    query = select(cases.c.row_id, cases.c.id, body, cases.c.version, cases.c.reported_at)
-    query = query.add_columns(urgency_rank.label("rank"), cases.c.due_at, cases.c.updated_at)
+    if narrow:  # the row's version and the keys of the order alone (see _keyed)
+        query = select(cases.c.row_id, cases.c.version, *_order_columns[order])
+    else:
+        query = select(cases.c.row_id, cases.c.id, body, cases.c.version, cases.c.reported_at)
+        query = query.add_columns(urgency_rank.label("rank"), cases.c.due_at, cases.c.updated_at)
     if spanned and where.text is not None:
         # Along the span, not through every match of the text: the search tests each row
         # of the span against the matches (SQLite: ``row_id + 0`` is no index's key).

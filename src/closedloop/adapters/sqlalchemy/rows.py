@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import threading
+import weakref
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pydantic import BaseModel
@@ -92,6 +93,11 @@ class BuiltCases:
         self._kept: OrderedDict[tuple[str, int], tuple[Case, dict[str, Any] | None]] = OrderedDict()
         self._by_version: dict[tuple[str, int], Case] = {}
         """The kept cases by case id and version (the one kept last of each)."""
+        self._rows: weakref.WeakKeyDictionary[
+            Any, OrderedDict[tuple[int, int], tuple[Case, ReporterContact | None]]
+        ] = weakref.WeakKeyDictionary()
+        """The cases and contact data of the rows the queries read, by database, row id
+        and version (see :meth:`by_row`)."""
         self._lock = threading.Lock()
 
     def case(
@@ -120,6 +126,65 @@ class BuiltCases:
         if data is not None and noted:
             audit.note_body(copy, data)
         return copy
+
+    def cases(self, stored: Sequence[tuple[Any, int]]) -> list[Case]:
+        """The cases stored as each body text and version of ``stored``, as :meth:`case`
+        gives them to a query (not noted), with one look at the kept cases for all."""
+        kept = self._kept
+        with self._lock:
+            found = [kept.get(key) if isinstance(key[0], str) else None for key in stored]
+            for key, entry in zip(stored, found, strict=True):
+                if entry is not None:
+                    kept.move_to_end(key)  # used now: the last to go
+        return [
+            self.case(body, version, noted=False) if entry is None else unshared(entry[0])
+            for (body, version), entry in zip(stored, found, strict=True)
+        ]
+
+    def by_row(
+        self, database: object, stored: Sequence[tuple[int, int]]
+    ) -> list[tuple[Case, ReporterContact | None] | None]:
+        """For each row id and version of ``stored`` in ``database`` (the store's
+        engine), the case a query built from that row at that version, a copy of its
+        own, with the row's contact data; ``None`` where none is held (see
+        :meth:`hold`)."""
+        found: list[tuple[Case, ReporterContact | None] | None] = []
+        with self._lock:
+            rows = self._rows.get(database)
+            if rows is None:
+                return [None] * len(stored)
+            for key in stored:
+                held = rows.get(key)
+                if held is not None:
+                    rows.move_to_end(key)  # used now: the last to go
+                found.append(held)
+        return [None if held is None else (unshared(held[0]), held[1]) for held in found]
+
+    def hold(
+        self,
+        database: object,
+        row_id: int,
+        body: str,
+        version: int,
+        contact: ReporterContact | None,
+    ) -> None:
+        """Note that row ``row_id`` of ``database`` held ``body`` and ``contact`` at
+        ``version``, just read, and its case was built and kept: :meth:`by_row` finds
+        that case. A row's version is the whole of it: every change of a case's body or
+        contact data writes a new one (an erasure too, which drops them all, see
+        :meth:`clear`). At most :attr:`KEEP` rows per database; when full, the one used
+        least recently goes."""
+        with self._lock:
+            built = self._kept.get((body, version))
+            if built is None:  # not kept (it went already): not held either
+                return
+            rows = self._rows.get(database)
+            if rows is None:
+                rows = self._rows.setdefault(database, OrderedDict())
+            rows[(row_id, version)] = (built[0], contact)
+            rows.move_to_end((row_id, version))
+            while len(rows) > self.KEEP:
+                rows.popitem(last=False)
 
     def keep(self, body: str, case: Case, data: dict[str, Any]) -> None:
         """Keep ``case``, whose stored body ``data`` a committed transaction of this
@@ -150,6 +215,7 @@ class BuiltCases:
         with self._lock:
             self._kept.clear()
             self._by_version.clear()
+            self._rows.clear()
 
     def _put(self, key: tuple[str, int], entry: tuple[Case, dict[str, Any] | None]) -> None:
         case = entry[0]
