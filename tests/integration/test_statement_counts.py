@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, event
 
-from closedloop import Engine, workflows
+from closedloop import Case, Engine, workflows
 from closedloop.adapters.sqlalchemy import SQLStore, queries
 from closedloop.errors import ValidationError
 from closedloop.testing import ManualClock
@@ -138,15 +138,24 @@ class RoundTrips:
 
 
 @pytest.mark.external_service
-def test_a_trigger_on_a_held_case_on_postgresql_is_one_round_trip(tmp_path: Path) -> None:
+def test_a_report_and_a_trigger_on_a_held_case_on_postgresql_are_one_round_trip_each(
+    tmp_path: Path,
+) -> None:
     store = SQLStore(postgres_url(), schema=f"t_{uuid.uuid4().hex[:12]}")
     trips = RoundTrips(store, tmp_path / "libpq.trace")
     try:
         engine = Engine(workflows.standard(), store=store, clock=ManualClock())
-        case = engine.report(CITIZEN, description="Pipe burst", location={"area": "310101"})
-        # Its one statement, sent outside a transaction block: PostgreSQL runs it as a
-        # transaction of its own, without BEGIN or COMMIT. So does a trigger that
-        # queues a notification (dispatch), which the same statement inserts.
+        reported: list[Case] = []
+        report = trips.of(
+            lambda: reported.append(
+                engine.report(CITIZEN, description="Pipe burst", location={"area": "310101"})
+            )
+        )
+        case = reported[0]
+        # A report's one statement, and a trigger's, sent outside a transaction block:
+        # PostgreSQL runs it as a transaction of its own, without BEGIN or COMMIT. So
+        # does a trigger that queues a notification (dispatch), which the same statement
+        # inserts.
         classify = trips.of(
             lambda: engine.trigger(
                 case.id, "classify", by=DISPATCHER, category="01.02", urgency="normal"
@@ -155,7 +164,7 @@ def test_a_trigger_on_a_held_case_on_postgresql_is_one_round_trip(tmp_path: Path
         dispatch = trips.of(
             lambda: engine.trigger(case.id, "dispatch", by=DISPATCHER, unit="water")
         )
-        for sent in (classify, dispatch):
+        for sent in (report, classify, dispatch):
             assert [m for m in sent if m in ("Query", "Sync")] == ["Sync"]
             assert "Execute" in sent
         # A case the store does not hold is read first, in a transaction: BEGIN, the

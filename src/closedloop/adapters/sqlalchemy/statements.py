@@ -253,7 +253,8 @@ class AddedWithEvent:
 
     The case's values come under their column names, the contact's (when the case has
     contact data) as ``contact_<column>`` (its ``case_id`` is the new case's), the
-    event's as ``event_<column>``.
+    event's as ``event_<column>``, and those of the notifications it queues, if any, as
+    ``outbox<n>_<column>``.
     """
 
     def compose(self, keys: tuple[str, ...]) -> Insert:
@@ -263,6 +264,8 @@ class AddedWithEvent:
         }
         added = insert(cases).values(values).returning(cases.c.id).cte("added")
         statement = _event_after(added, keys)
+        for queued in _outbox_after(added, keys):
+            statement = statement.add_cte(queued)
         contact = [
             name.removeprefix(CONTACT_PARAM)
             for name in keys

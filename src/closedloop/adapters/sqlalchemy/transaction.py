@@ -217,7 +217,13 @@ class SQLTransaction(StoreTransaction):
                         sql.prefixed(sql.CONTACT_PARAM, rows.contact_values(case.id, contact))
                     )
                 values.update(sql.prefixed(sql.EVENT_PARAM, rows.event_values(event)))
-                self._write(sql.ADD_WITH_EVENT, values)
+                if self._connection is None and self._pending is None:
+                    # The transaction's first statement: sent with what follows it.
+                    self._pending = _Pending(
+                        sql.ADD_WITH_EVENT, values, "add a case", case.id, 0, []
+                    )
+                else:
+                    self._write(sql.ADD_WITH_EVENT, values)
             else:
                 self._write(sql.ADD_CASE, values)
                 if contact is not None:
@@ -256,7 +262,9 @@ class SQLTransaction(StoreTransaction):
                 if claim is None and self._connection is None and self._pending is None:
                     # The transaction's first statement: sent with what follows it
                     # (see _Pending), its guard checked then.
-                    self._pending = _Pending(both, params, case.id, expected_version, [])
+                    self._pending = _Pending(
+                        both, params, "update a case", case.id, expected_version, []
+                    )
                 elif self._write(both, params).rowcount != 1:
                     self._refused(case.id, expected_version, claim)
             else:
@@ -652,7 +660,7 @@ class SQLTransaction(StoreTransaction):
         if pending.outbox:
             params = {**params, **sql.outbox_params(pending.outbox)}
         stale = _conflict(pending.case_id, pending.expected)
-        with self._errors("update a case", pending.case_id, conflict=stale, duplicate=stale):
+        with self._errors(pending.action, pending.case_id, conflict=stale, duplicate=stale):
             matched = self._execute(connection, pending.statement, params).rowcount
         if matched != 1:
             self._refused(pending.case_id, pending.expected, None)
@@ -812,15 +820,18 @@ class _Check(NamedTuple):
 
 
 class _Pending(NamedTuple):
-    """PostgreSQL: the guarded write of a case (with its event), the transaction's first
-    statement, not sent yet. It goes before anything else the transaction sends, or at
-    its commit; the notifications queued in between are inserted by the same statement
-    (:class:`~closedloop.adapters.sqlalchemy.statements.WithEvent`). A trigger on a case
-    the store holds so sends one statement, and when nothing else follows it, that
-    statement is the whole transaction (see :meth:`SQLTransaction._commit_alone`)."""
+    """PostgreSQL: the write of a case (a new one, or a guarded update) with its event,
+    the transaction's first statement, not sent yet. It goes before anything else the
+    transaction sends, or at its commit; the notifications queued in between are
+    inserted by the same statement (:class:`~closedloop.adapters.sqlalchemy.statements.
+    WithEvent`, :class:`~closedloop.adapters.sqlalchemy.statements.AddedWithEvent`). A
+    report, or a trigger on a case the store holds, so sends one statement, and when
+    nothing else follows it, that statement is the whole transaction (see
+    :meth:`SQLTransaction._commit_alone`)."""
 
     statement: Composed
     params: dict[str, Any]
+    action: str  # for its errors: "add a case", "update a case"
     case_id: str
     expected: int
     outbox: list[dict[str, Any]]
