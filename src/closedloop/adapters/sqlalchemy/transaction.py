@@ -653,17 +653,23 @@ class SQLTransaction(StoreTransaction):
 
     def _send_pending(self, connection: Connection) -> None:
         """Send the pending write (with the notifications queued after it); check that
-        its guard matched."""
+        its guard matched. When it fails, the transaction cannot commit: the write was
+        taken as made (its case is this transaction's from then on), so nothing made
+        after it may be kept without it."""
         pending, self._pending = self._pending, None
         assert pending is not None
         params = pending.params
         if pending.outbox:
             params = {**params, **sql.outbox_params(pending.outbox)}
         stale = _conflict(pending.case_id, pending.expected)
-        with self._errors(pending.action, pending.case_id, conflict=stale, duplicate=stale):
-            matched = self._execute(connection, pending.statement, params).rowcount
-        if matched != 1:
-            self._refused(pending.case_id, pending.expected, None)
+        try:
+            with self._errors(pending.action, pending.case_id, conflict=stale, duplicate=stale):
+                matched = self._execute(connection, pending.statement, params).rowcount
+            if matched != 1:
+                self._refused(pending.case_id, pending.expected, None)
+        except BaseException:
+            self._spoiled = True
+            raise
 
     def _keep_written(self) -> None:
         """Keep the cases this transaction wrote, now committed, as the cases their rows'
