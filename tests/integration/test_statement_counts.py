@@ -195,6 +195,31 @@ def test_a_report_and_a_trigger_on_a_held_case_on_postgresql_are_one_round_trip_
     trips.close()
 
 
+@pytest.mark.external_service
+def test_a_trigger_on_an_engine_with_an_isolation_level_of_its_own_begins_and_commits(
+    tmp_path: Path,
+) -> None:
+    # The host's engine asks for REPEATABLE READ: the write is not sent outside a
+    # transaction block, where the server's default level would apply.
+    pooled = create_engine(postgres_url(), isolation_level="REPEATABLE READ", hide_parameters=True)
+    store = SQLStore(pooled, schema=f"t_{uuid.uuid4().hex[:12]}")
+    trips = RoundTrips(store, tmp_path / "libpq.trace")
+    try:
+        engine = Engine(workflows.standard(), store=store, clock=ManualClock())
+        case = engine.report(CITIZEN, description="Pipe burst", location={"area": "310101"})
+        classify = trips.of(
+            lambda: engine.trigger(
+                case.id, "classify", by=DISPATCHER, category="01.02", urgency="normal"
+            )
+        )
+        assert [m for m in classify if m in ("Query", "Sync")] == ["Query", "Sync", "Query"]
+        assert [e.trigger for e in engine.history(case.id)] == ["report", "classify"]
+    finally:
+        store.close()
+        pooled.dispose()
+    trips.close()
+
+
 def test_a_trigger_reads_a_case_its_store_has_not_seen_with_one_statement(
     store: SQLStore,
 ) -> None:
