@@ -18,9 +18,10 @@ from closedloop import Engine, workflows
 from closedloop.adapters.sqlalchemy import SQLStore, rows
 from closedloop.adapters.sqlalchemy.schema import cases
 from closedloop.engine import audit, model
-from closedloop.errors import ConcurrentModification
+from closedloop.engine.ports import CaseTransaction
+from closedloop.errors import ConcurrentModification, StoreError
 from closedloop.testing import ManualClock
-from closedloop.testing.contract.base import T0, new_case, revise
+from closedloop.testing.contract.base import T0, message, new_case, revise
 from tests.cast import CITIZEN, DISPATCHER
 from tests.conftest import Backend
 
@@ -213,3 +214,40 @@ def test_readers_in_threads_share_a_full_cache_within_its_bound() -> None:
         thread.join(timeout=60)
     assert failures == []
     assert len(kept.kept()) == kept.KEEP
+
+
+def test_a_stale_first_write_is_refused_by_commit_at_the_latest_and_writes_nothing(
+    store: SQLStore,
+) -> None:
+    # On PostgreSQL a transaction's first write waits to go with what follows it (its
+    # notifications, in one statement): a stale one is refused when it is sent, at the
+    # next statement or at the commit, and nothing of it or after it is written.
+    engine = Engine(workflows.standard(), store=store, clock=ManualClock(T0))
+    case = engine.report(CITIZEN, description="Pipe burst on Renmin Road")
+    other = engine.report(CITIZEN, description="Lamp out")
+    with store.transaction(read_only=True) as tx:
+        stored, head = tx.get_case(case.id), tx.get_events(case.id)[-1]
+    assert stored is not None
+    new, event = revise(stored, head, description="stale")
+
+    def stale_write(tx: CaseTransaction) -> None:
+        tx.update_case(new, 7, event)  # the case is at version 1
+        tx.add_outbox([message("m-stale", case.id)])
+        tx.commit()
+
+    with store.transaction() as tx, pytest.raises(ConcurrentModification):
+        stale_write(tx)
+    if store.engine.dialect.name == "postgresql":
+        with store.transaction() as tx:
+            tx.update_case(new, 7, event)
+            tx.add_outbox([message("m-stale", case.id)])
+            with pytest.raises(ConcurrentModification):
+                tx.get_case(other.id)  # sends the write first
+            # Its write taken as made, and refused: nothing after it may be kept.
+            with pytest.raises(StoreError, match="cannot commit"):
+                tx.commit()
+    with store.transaction(read_only=True) as tx:
+        assert tx.get_case(case.id) == stored
+        assert [e.seq for e in tx.get_events(case.id)] == [1]
+        assert tx.outbox_of(case.id) == []
+    assert _kept_versions(case.id) == [1]

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, event
 
-from closedloop import Engine, workflows
+from closedloop import Case, Engine, workflows
 from closedloop.adapters.sqlalchemy import SQLStore, queries
 from closedloop.errors import ValidationError
 from closedloop.testing import ManualClock
@@ -92,15 +92,131 @@ def test_a_trigger_that_reschedules_and_notifies_is_one_transaction(store: SQLSt
     dispatch = counted.of(lambda: engine.trigger(case.id, "dispatch", by=DISPATCHER, unit="water"))
     # The case as this store committed it is not read again: update it (with its
     # timers' earliest instant) where it still holds that version and text; append its
-    # event; queue its notification. PostgreSQL updates the case and appends its event
-    # in one statement.
+    # event; queue its notification. PostgreSQL does all three in one statement.
     if store.engine.dialect.name == "postgresql":
-        assert dispatch == (1, 1, 2)
-        assert [s.split()[0] for s in counted.statements] == ["WITH", "INSERT"]
+        assert dispatch == (1, 1, 1)
+        assert [s.split()[0] for s in counted.statements] == ["WITH"]
     else:
         assert dispatch == (1, 1, 3)
         assert [s.split()[0] for s in counted.statements] == ["UPDATE", "INSERT", "INSERT"]
     assert engine.verify(case.id).ok
+    with store.transaction(read_only=True) as tx:
+        queued = tx.outbox_of(case.id)
+    assert [(m.event, m.recipient, m.status) for m in queued] == [
+        ("dispatch", "unit:water", "pending")
+    ]
+
+
+class RoundTrips:
+    """What a store's PostgreSQL connections send, as libpq traces it: a round trip
+    ends with each simple ``Query`` (psycopg's ``BEGIN`` and ``COMMIT``) or ``Sync`` (a
+    statement with parameters) the client sends, and waits for the server's answer."""
+
+    def __init__(self, store: SQLStore, path: Path) -> None:
+        self._file = path.open("w+")
+        event.listen(store.engine, "connect", self._trace)
+        store.engine.pool.dispose()  # connections from now on are traced
+
+    def _trace(self, dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.pgconn.trace(self._file.fileno())
+
+    def of(self, command: Callable[[], object]) -> list[str]:
+        """The messages the client sent while running ``command``, by name."""
+        self._file.seek(0)
+        self._file.truncate()
+        command()
+        self._file.flush()
+        self._file.seek(0)
+        # Each line: [timestamp] direction length message-name details, tab-separated.
+        sent = [line.split("\t") for line in self._file.read().splitlines()]
+        return [fields[fields.index("F") + 2].split()[0] for fields in sent if "F" in fields]
+
+    def close(self) -> None:
+        """Close the trace (once the store's connections are closed)."""
+        self._file.close()
+
+
+@pytest.mark.external_service
+def test_a_report_and_a_trigger_on_a_held_case_on_postgresql_are_one_round_trip_each(
+    tmp_path: Path,
+) -> None:
+    store = SQLStore(postgres_url(), schema=f"t_{uuid.uuid4().hex[:12]}")
+    trips = RoundTrips(store, tmp_path / "libpq.trace")
+    try:
+        engine = Engine(workflows.standard(), store=store, clock=ManualClock())
+        reported: list[Case] = []
+        report = trips.of(
+            lambda: reported.append(
+                engine.report(CITIZEN, description="Pipe burst", location={"area": "310101"})
+            )
+        )
+        case = reported[0]
+        # A report's one statement, and a trigger's, sent outside a transaction block:
+        # PostgreSQL runs it as a transaction of its own, without BEGIN or COMMIT. So
+        # does a trigger that queues a notification (dispatch), which the same statement
+        # inserts.
+        classify = trips.of(
+            lambda: engine.trigger(
+                case.id, "classify", by=DISPATCHER, category="01.02", urgency="normal"
+            )
+        )
+        dispatch = trips.of(
+            lambda: engine.trigger(case.id, "dispatch", by=DISPATCHER, unit="water")
+        )
+        for sent in (report, classify, dispatch):
+            assert [m for m in sent if m in ("Query", "Sync")] == ["Sync"]
+            assert "Execute" in sent
+        # A case the store does not hold is read first, in a transaction: BEGIN, the
+        # read, the write (accept notifies nobody), COMMIT.
+        other = twin(store)
+        try:
+            elsewhere = Engine(workflows.standard(), store=other, clock=ManualClock())
+            trips_elsewhere = RoundTrips(other, tmp_path / "elsewhere.trace")
+            accept = trips_elsewhere.of(lambda: elsewhere.trigger(case.id, "accept", by=WATER))
+            assert [m for m in accept if m in ("Query", "Sync")] == [
+                "Query",
+                "Sync",
+                "Sync",
+                "Query",
+            ]
+        finally:
+            other.close()
+            trips_elsewhere.close()
+        assert [e.trigger for e in engine.history(case.id)] == [
+            "report",
+            "classify",
+            "dispatch",
+            "accept",
+        ]
+        assert engine.verify(case.id).ok
+    finally:
+        store.close()
+    trips.close()
+
+
+@pytest.mark.external_service
+def test_a_trigger_on_an_engine_with_an_isolation_level_of_its_own_begins_and_commits(
+    tmp_path: Path,
+) -> None:
+    # The host's engine asks for REPEATABLE READ: the write is not sent outside a
+    # transaction block, where the server's default level would apply.
+    pooled = create_engine(postgres_url(), isolation_level="REPEATABLE READ", hide_parameters=True)
+    store = SQLStore(pooled, schema=f"t_{uuid.uuid4().hex[:12]}")
+    trips = RoundTrips(store, tmp_path / "libpq.trace")
+    try:
+        engine = Engine(workflows.standard(), store=store, clock=ManualClock())
+        case = engine.report(CITIZEN, description="Pipe burst", location={"area": "310101"})
+        classify = trips.of(
+            lambda: engine.trigger(
+                case.id, "classify", by=DISPATCHER, category="01.02", urgency="normal"
+            )
+        )
+        assert [m for m in classify if m in ("Query", "Sync")] == ["Query", "Sync", "Query"]
+        assert [e.trigger for e in engine.history(case.id)] == ["report", "classify"]
+    finally:
+        store.close()
+        pooled.dispose()
+    trips.close()
 
 
 def test_a_trigger_reads_a_case_its_store_has_not_seen_with_one_statement(

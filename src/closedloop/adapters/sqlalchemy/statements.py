@@ -179,6 +179,35 @@ EVENT_PARAM = "event_"
 """The prefix of an event column's parameter in a statement that also writes the event."""
 CONTACT_PARAM = "contact_"
 """The prefix of a contact column's parameter in :data:`ADD_WITH_EVENT`."""
+OUTBOX_PARAM = "outbox{}_"
+"""The prefix of the parameter of a column of the ``n``-th outbox message (from 0) in a
+statement that also writes the case (``OUTBOX_PARAM.format(n)``)."""
+
+
+def outbox_params(messages: list[dict[str, Any]]) -> dict[str, Any]:
+    """The outbox rows ``messages`` as the parameters of a statement that writes them
+    with their case (see :class:`WithEvent`)."""
+    params: dict[str, Any] = {}
+    for n, values in enumerate(messages):
+        params.update(prefixed(OUTBOX_PARAM.format(n), values))
+    return params
+
+
+def _outbox_after(written: Any, keys: tuple[str, ...]) -> list[Any]:
+    """The INSERTs of the outbox messages whose values are the ``outbox<n>_`` keys, each
+    run once for each row ``written`` returns (as CTEs: run, though nothing reads them)."""
+    found: list[Any] = []
+    n = 0
+    while True:
+        prefix = OUTBOX_PARAM.format(n)
+        columns = [name.removeprefix(prefix) for name in keys if name.startswith(prefix)]
+        if not columns:
+            return found
+        row = select(
+            *(bindparam(prefix + name, type_=outbox.c[name].type) for name in columns)
+        ).select_from(written)
+        found.append(insert(outbox).from_select(columns, row).cte(f"queued{n}"))
+        n += 1
 
 
 def _event_after(written: Any, keys: tuple[str, ...]) -> Insert:
@@ -198,8 +227,10 @@ class WithEvent:
     closedloop_case_events (...) SELECT ... FROM moved``: the event is inserted only when
     the guard matched the case's row, so the statement's row count (1 or 0) says whether
     it did, and the database hears one statement where it would hear two. The UPDATE
-    sets the columns its parameters name; the event's values come as ``event_<column>``.
-    Built once per set of parameter names (see :func:`~closedloop.adapters.sqlalchemy.
+    sets the columns its parameters name; the event's values come as ``event_<column>``,
+    and those of the notifications the change queues, when there are any, as
+    ``outbox<n>_<column>``: each is inserted, as the event is, only when the guard
+    matched. Built once per set of parameter names (see :func:`~closedloop.adapters.sqlalchemy.
     engines.prepared`).
     """
 
@@ -209,7 +240,11 @@ class WithEvent:
     def compose(self, keys: tuple[str, ...]) -> Insert:
         """The statement for parameters named ``keys``."""
         sets = {name: bindparam(name, type_=cases.c[name].type) for name in keys if name in cases.c}
-        return _event_after(self.guard.values(sets).returning(cases.c.id).cte("moved"), keys)
+        moved = self.guard.values(sets).returning(cases.c.id).cte("moved")
+        statement = _event_after(moved, keys)
+        for queued in _outbox_after(moved, keys):
+            statement = statement.add_cte(queued)
+        return statement
 
 
 class AddedWithEvent:
@@ -218,7 +253,8 @@ class AddedWithEvent:
 
     The case's values come under their column names, the contact's (when the case has
     contact data) as ``contact_<column>`` (its ``case_id`` is the new case's), the
-    event's as ``event_<column>``.
+    event's as ``event_<column>``, and those of the notifications it queues, if any, as
+    ``outbox<n>_<column>``.
     """
 
     def compose(self, keys: tuple[str, ...]) -> Insert:
@@ -228,6 +264,8 @@ class AddedWithEvent:
         }
         added = insert(cases).values(values).returning(cases.c.id).cte("added")
         statement = _event_after(added, keys)
+        for queued in _outbox_after(added, keys):
+            statement = statement.add_cte(queued)
         contact = [
             name.removeprefix(CONTACT_PARAM)
             for name in keys

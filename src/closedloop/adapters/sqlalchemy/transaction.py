@@ -93,6 +93,9 @@ class SQLTransaction(StoreTransaction):
         self._held_cases: set[str] = set()  # the cases with an UPDATE among them
         # The cases read from memory (recent_case) at these versions, not yet written.
         self._unverified: dict[str, int] = {}
+        # PostgreSQL: a case's write not sent yet (see _update_case), with the
+        # notifications queued after it, sent with it.
+        self._pending: _Pending | None = None
 
     # -- reads -----------------------------------------------------------------------
 
@@ -214,7 +217,13 @@ class SQLTransaction(StoreTransaction):
                         sql.prefixed(sql.CONTACT_PARAM, rows.contact_values(case.id, contact))
                     )
                 values.update(sql.prefixed(sql.EVENT_PARAM, rows.event_values(event)))
-                self._write(sql.ADD_WITH_EVENT, values)
+                if self._connection is None and self._pending is None:
+                    # The transaction's first statement: sent with what follows it.
+                    self._pending = _Pending(
+                        sql.ADD_WITH_EVENT, values, "add a case", case.id, 0, []
+                    )
+                else:
+                    self._write(sql.ADD_WITH_EVENT, values)
             else:
                 self._write(sql.ADD_CASE, values)
                 if contact is not None:
@@ -250,7 +259,13 @@ class SQLTransaction(StoreTransaction):
                 both = sql.UPDATE_WITH_EVENT if claim is None else sql.CLAIMED_WITH_EVENT
                 if held is not None:
                     both = sql.RECENT_WITH_EVENT
-                if self._write(both, params).rowcount != 1:
+                if claim is None and self._connection is None and self._pending is None:
+                    # The transaction's first statement: sent with what follows it
+                    # (see _Pending), its guard checked then.
+                    self._pending = _Pending(
+                        both, params, "update a case", case.id, expected_version, []
+                    )
+                elif self._write(both, params).rowcount != 1:
                     self._refused(case.id, expected_version, claim)
             else:
                 guard = sql.UPDATE_CASE if claim is None else sql.CLAIMED_CASE
@@ -399,6 +414,9 @@ class SQLTransaction(StoreTransaction):
     def _add_outbox(self, messages: Sequence[OutboxMessage]) -> None:
         if self._held is not None:
             self._held += [(sql.ADD_OUTBOX, rows.outbox_values(m), None) for m in messages]
+            return
+        if self._pending is not None:  # written with the case, when its guard matches
+            self._pending.outbox.extend(rows.outbox_values(m) for m in messages)
             return
         first = messages[0]
         clash = _conflict(first.case_id or first.id, 0)
@@ -586,16 +604,72 @@ class SQLTransaction(StoreTransaction):
         try:
             if self._held:
                 self._send()
-            if self._unverified and not self._writing:
-                self._check_reads(self._conn())  # read from memory, written nowhere
-            if self._transaction is not None:
-                if self._writing and self._connection is not None:
-                    self._check_reads(self._connection)
-                with translated("commit"):
-                    self._transaction.commit()
+            if self._pending is not None and not self._unverified and self._connection is None:
+                self._commit_alone()  # the transaction's one statement, and its commit
+            else:
+                if self._unverified and not self._writing:
+                    self._check_reads(self._conn())  # read from memory, written nowhere
+                if self._pending is not None:
+                    self._conn()  # begins, sending the pending write
+                if self._transaction is not None:
+                    if self._writing and self._connection is not None:
+                        self._check_reads(self._connection)
+                    with translated("commit"):
+                        self._transaction.commit()
         finally:
             self._close()
         self._keep_written()
+
+    def _commit_alone(self) -> None:
+        """Send the pending write, this transaction's only statement, and commit.
+
+        With psycopg, and unless the engine asks for an isolation level or a read-only
+        or deferrable mode of its own, the statement is sent outside a transaction
+        block: PostgreSQL runs it as a transaction of its own (atomic, and committed as
+        durably as by ``COMMIT`` once it returns), one round trip instead of three
+        (``BEGIN``, the statement, ``COMMIT``). Its guard failing writes nothing at all,
+        since its event and notifications are inserted only when it matched."""
+        with translated("connect"):
+            connection = self._idle.take(self._engine, read_only=False)
+            self._connection = connection
+            self._begin(connection, write=True)  # sends nothing yet
+        driver: Any = connection.connection.driver_connection
+        alone = self._engine.dialect.driver == "psycopg" and (
+            driver.isolation_level is None and driver.read_only is None and not driver.deferrable
+        )
+        if alone:
+            driver.autocommit = True
+        try:
+            self._send_pending(connection)
+        finally:
+            if alone:
+                try:
+                    driver.autocommit = False
+                except Exception:  # broken (lost, or interrupted mid-statement): not reused
+                    connection.invalidate()
+        assert self._transaction is not None
+        with translated("commit"):
+            self._transaction.commit()  # alone: sends nothing, the statement committed
+
+    def _send_pending(self, connection: Connection) -> None:
+        """Send the pending write (with the notifications queued after it); check that
+        its guard matched. When it fails, the transaction cannot commit: the write was
+        taken as made (its case is this transaction's from then on), so nothing made
+        after it may be kept without it."""
+        pending, self._pending = self._pending, None
+        assert pending is not None
+        params = pending.params
+        if pending.outbox:
+            params = {**params, **sql.outbox_params(pending.outbox)}
+        stale = _conflict(pending.case_id, pending.expected)
+        try:
+            with self._errors(pending.action, pending.case_id, conflict=stale, duplicate=stale):
+                matched = self._execute(connection, pending.statement, params).rowcount
+            if matched != 1:
+                self._refused(pending.case_id, pending.expected, None)
+        except BaseException:
+            self._spoiled = True
+            raise
 
     def _keep_written(self) -> None:
         """Keep the cases this transaction wrote, now committed, as the cases their rows'
@@ -610,6 +684,7 @@ class SQLTransaction(StoreTransaction):
                 self._recent.drop(case_id)
 
     def _rollback(self) -> None:
+        self._pending = None  # never sent
         try:
             if self._transaction is not None and self._transaction.is_active:
                 if self._read_only and self._engine.dialect.name == "postgresql":
@@ -680,6 +755,8 @@ class SQLTransaction(StoreTransaction):
             connection = self._idle.take(self._engine, read_only=self._read_only)
             self._connection = connection
             self._begin(connection, write=write)
+        if self._pending is not None:
+            self._send_pending(connection)  # the transaction's first write goes first
         return connection
 
     def _begin(self, connection: Connection, *, write: bool) -> None:
@@ -746,6 +823,24 @@ class _Check(NamedTuple):
     expected: int
     version: int  # the version it writes
     claim: TimerClaim | None
+
+
+class _Pending(NamedTuple):
+    """PostgreSQL: the write of a case (a new one, or a guarded update) with its event,
+    the transaction's first statement, not sent yet. It goes before anything else the
+    transaction sends, or at its commit; the notifications queued in between are
+    inserted by the same statement (:class:`~closedloop.adapters.sqlalchemy.statements.
+    WithEvent`, :class:`~closedloop.adapters.sqlalchemy.statements.AddedWithEvent`). A
+    report, or a trigger on a case the store holds, so sends one statement, and when
+    nothing else follows it, that statement is the whole transaction (see
+    :meth:`SQLTransaction._commit_alone`)."""
+
+    statement: Composed
+    params: dict[str, Any]
+    action: str  # for its errors: "add a case", "update a case"
+    case_id: str
+    expected: int
+    outbox: list[dict[str, Any]]
 
 
 _Held = tuple[Executable, dict[str, Any], _Check | None]
