@@ -140,7 +140,7 @@ class RoundTrips:
 def test_a_report_and_a_trigger_on_a_held_case_on_postgresql_are_one_round_trip_each(
     tmp_path: Path,
 ) -> None:
-    store = SQLStore(postgres_url(), schema=f"t_{uuid.uuid4().hex[:12]}")
+    store = SQLStore(postgres_url(), schema=new_schema())
     trips = RoundTrips(store, tmp_path / "libpq.trace")
     try:
         engine = Engine(workflows.standard(), store=store, clock=ManualClock())
@@ -201,7 +201,7 @@ def test_a_trigger_on_an_engine_with_an_isolation_level_of_its_own_begins_and_co
     # The host's engine asks for REPEATABLE READ: the write is not sent outside a
     # transaction block, where the server's default level would apply.
     pooled = create_engine(postgres_url(), isolation_level="REPEATABLE READ", hide_parameters=True)
-    store = SQLStore(pooled, schema=f"t_{uuid.uuid4().hex[:12]}")
+    store = SQLStore(pooled, schema=new_schema())
     trips = RoundTrips(store, tmp_path / "libpq.trace")
     try:
         engine = Engine(workflows.standard(), store=store, clock=ManualClock())
