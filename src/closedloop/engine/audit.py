@@ -205,7 +205,10 @@ def _kept(case: Case) -> dict[str, JSON] | None:
     return found[1]
 
 
-_KEPT_BODIES = 64
+_KEPT_BODIES = 256
+"""How many bodies, and hashed events, are kept: a tick reads its batch's cases (100
+by default) before it changes the first, and sends their events after the last, so
+each batch needs twice its size."""
 _BODIES: OrderedDict[int, tuple[Case, dict[str, JSON]]] = OrderedDict()
 """The bodies of recent cases by the case's id(), least recently used first; the case is
 kept with its body so the id cannot be reused while the entry lives."""
@@ -321,7 +324,7 @@ def seal(
     # copy encoding made of them (JSON data as they are), the kept data the values.
     fields["changes"], data["changes"] = data["changes"], fields["changes"]
     if len(_HASHED) >= _KEPT_BODIES:
-        _HASHED.clear()
+        del _HASHED[next(iter(_HASHED))]  # the oldest: a batch's first events stay
     _HASHED[id(event)] = (event, data, written_at_once)
     return event
 
