@@ -35,6 +35,7 @@ from closedloop.engine.model import (
     RECORD_FIELDS,
     AuditEvent,
     Case,
+    Deadline,
     Seal,
     assembled,
     from_stored,
@@ -251,10 +252,40 @@ def _body_after(before: Case, old: dict[str, JSON], after: Case) -> dict[str, JS
         if isinstance(written, dict):
             encoded = {name: written[name] for name in _FROZEN_RECORDS & kept if name in written}
     kept.difference_update(RECORD_FIELDS)
+    # A clock that only warned or climbed a rung: its stored form is the one before with
+    # those values, taken as they are (text, a whole number), not encoded again.
+    deadline = _marked_deadline(before.deadline, after.deadline, old.get("deadline"))
+    if deadline is not None:
+        kept.add("deadline")
     data = dict(old)
     data.update(to_stored(after, exclude=BODY_EXCLUDE | kept, encoded=encoded))
+    if deadline is not None:
+        data["deadline"] = deadline
     _keep(after, data)
     return data
+
+
+def _marked_deadline(
+    before: Deadline | None, after: Deadline | None, stored: JSON
+) -> dict[str, JSON] | None:
+    """The stored form of ``after`` when it is ``before`` (stored as ``stored``) with
+    only its warning level or rung changed; ``None`` otherwise (it is encoded then)."""
+    if before is None or after is None or before is after or type(stored) is not dict:
+        return None
+    if type(after) is not Deadline or type(before) is not Deadline:
+        return None
+    was = before.__dict__
+    marked: dict[str, JSON] = {}
+    for name, value in after.__dict__.items():
+        if value is not was[name]:
+            if name not in _MARKS or type(value) is not _MARKS[name] or name not in stored:
+                return None
+            marked[name] = value
+    return {**stored, **marked}
+
+
+_MARKS: dict[str, type] = {"warning": str, "escalation": int}
+"""The fields of a deadline its timers change, with the exact type each is stored as."""
 
 
 _BODY_FIELDS = frozenset(Case.model_fields) - BODY_EXCLUDE
