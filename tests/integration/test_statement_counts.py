@@ -187,13 +187,19 @@ def test_a_tick_that_applies_one_timer_claims_applies_and_finds_nothing_left(
     assert engine.history(engine.store.case_ids()[0])[-1].trigger == "warn"
 
 
+def reported(store: SQLStore, count: int) -> tuple[Engine, ManualClock]:
+    """An engine on ``store`` with ``count`` cases reported, and its clock."""
+    clock = ManualClock()
+    engine = Engine(workflows.standard(), store=store, clock=clock)
+    for n in range(count):
+        engine.report(CITIZEN, description=f"Pipe burst {n}", location={"area": "310101"})
+    return engine, clock
+
+
 def test_a_tick_that_applies_three_timers_reads_and_writes_their_cases_at_once(
     store: SQLStore,
 ) -> None:
-    clock = ManualClock()
-    engine = Engine(workflows.standard(), store=store, clock=clock)
-    for n in range(3):
-        engine.report(CITIZEN, description=f"Pipe burst {n}", location={"area": "310101"})
+    engine, clock = reported(store, 3)
     due = engine.next_due_at()
     assert due is not None
     clock.set(due)  # the three classify clocks' warnings
@@ -220,10 +226,7 @@ def test_a_tick_that_applies_three_timers_reads_and_writes_their_cases_at_once(
 def test_a_tick_on_cases_changed_elsewhere_applies_each_timer_once_on_the_case_read(
     store: SQLStore,
 ) -> None:
-    clock = ManualClock()
-    engine = Engine(workflows.standard(), store=store, clock=clock)
-    for n in range(3):
-        engine.report(CITIZEN, description=f"Pipe burst {n}", location={"area": "310101"})
+    engine, clock = reported(store, 3)
     warn = engine.next_due_at()
     assert warn is not None
     other = twin(store)  # another process applies the warnings: this store holds the reports
@@ -247,10 +250,7 @@ def test_a_tick_on_cases_changed_elsewhere_applies_each_timer_once_on_the_case_r
 def test_a_tick_claims_each_batch_after_the_first_in_the_transaction_of_the_one_before(
     store: SQLStore,
 ) -> None:
-    clock = ManualClock()
-    engine = Engine(workflows.standard(), store=store, clock=clock)
-    for n in range(4):
-        engine.report(CITIZEN, description=f"Pipe burst {n}", location={"area": "310101"})
+    engine, clock = reported(store, 4)
     due = engine.next_due_at()
     assert due is not None
     clock.set(due)  # the four classify clocks' warnings
