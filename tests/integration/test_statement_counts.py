@@ -302,26 +302,32 @@ def test_a_tick_that_applies_one_timer_claims_applies_and_finds_nothing_left(
     assert engine.history(engine.store.case_ids()[0])[-1].trigger == "warn"
 
 
+def reported(store: SQLStore, count: int) -> tuple[Engine, ManualClock]:
+    """An engine on ``store`` with ``count`` cases reported, and its clock."""
+    clock = ManualClock()
+    engine = Engine(workflows.standard(), store=store, clock=clock)
+    for n in range(count):
+        engine.report(CITIZEN, description=f"Pipe burst {n}", location={"area": "310101"})
+    return engine, clock
+
+
 def test_a_tick_that_applies_three_timers_reads_and_writes_their_cases_at_once(
     store: SQLStore,
 ) -> None:
-    clock = ManualClock()
-    engine = Engine(workflows.standard(), store=store, clock=clock)
-    for n in range(3):
-        engine.report(CITIZEN, description=f"Pipe burst {n}", location={"area": "310101"})
+    engine, clock = reported(store, 3)
     due = engine.next_due_at()
     assert due is not None
     clock.set(due)  # the three classify clocks' warnings
     counted = Counted(store)
     tick = counted.of(engine.tick)
-    # The claim of the three; one transaction for the batch: read the three cases with
-    # one SELECT, update them with one UPDATE (run for each), append their events with
-    # one INSERT (run for each), and claim the next batch, which finds nothing.
-    assert tick == (2, 2, 6)
+    # The claim of the three; one transaction for the batch: the three cases as this
+    # store committed them (no SELECT: each UPDATE checks its row's version and text
+    # too), update them with one UPDATE (run for each), append their events with one
+    # INSERT (run for each), and claim the next batch, which finds nothing.
+    assert tick == (2, 2, 5)
     assert [s.split()[0] for s in counted.statements] == [
         "SELECT",
         "UPDATE",
-        "SELECT",
         "UPDATE",
         "INSERT",
         "SELECT",
@@ -332,13 +338,34 @@ def test_a_tick_that_applies_three_timers_reads_and_writes_their_cases_at_once(
         assert engine.verify(case_id).ok
 
 
+def test_a_tick_on_cases_changed_elsewhere_applies_each_timer_once_on_the_case_read(
+    store: SQLStore,
+) -> None:
+    engine, clock = reported(store, 3)
+    warn = engine.next_due_at()
+    assert warn is not None
+    other = twin(store)  # another process applies the warnings: this store holds the reports
+    elsewhere = Engine(workflows.standard(), store=other, clock=ManualClock(warn))
+    assert elsewhere.tick().applied == 3
+    breach = elsewhere.next_due_at()
+    assert breach is not None
+    clock.set(breach)
+    counted = Counted(store)
+    done = counted.of(engine.tick)
+    # The claim; the batch as held matches no row (each is a version on): rolled back,
+    # and applied again in one transaction, case by case on the cases read, each timer
+    # once; the next claim, in a transaction of its own, finds nothing.
+    assert done[:2] == (4, 3)
+    assert engine.tick().applied == 0
+    for case_id in engine.store.case_ids():
+        assert [e.trigger for e in engine.history(case_id)] == ["report", "warn", "breach"]
+        assert engine.verify(case_id).ok
+
+
 def test_a_tick_claims_each_batch_after_the_first_in_the_transaction_of_the_one_before(
     store: SQLStore,
 ) -> None:
-    clock = ManualClock()
-    engine = Engine(workflows.standard(), store=store, clock=clock)
-    for n in range(4):
-        engine.report(CITIZEN, description=f"Pipe burst {n}", location={"area": "310101"})
+    engine, clock = reported(store, 4)
     due = engine.next_due_at()
     assert due is not None
     clock.set(due)  # the four classify clocks' warnings

@@ -6,12 +6,13 @@ import itertools
 import json
 from datetime import UTC, datetime
 
-from closedloop import Case, Engine
+from closedloop import Case, Engine, workflows
 from closedloop.adapters.memory import InMemoryStore
 from closedloop.adapters.sqlalchemy import rows as sql_rows
 from closedloop.engine import audit
 from closedloop.engine.audit import GENESIS, body, replay
 from closedloop.engine.model import BODY_EXCLUDE, AuditEvent, replaced, to_stored
+from closedloop.testing import ManualClock
 from closedloop.testing.contract.base import new_case, revise
 from tests.cast import CITIZEN, DISPATCHER, STREET, WATER
 
@@ -232,3 +233,20 @@ def test_the_bodies_kept_are_those_used_last() -> None:
     assert audit.known_body(cases[0]) is first
     assert audit.known_body(cases[1]) is None  # the least recently used went
     assert len(audit._BODIES) == len(audit._WRITTEN) == audit._KEPT_BODIES
+
+
+def test_a_warned_or_breached_clock_is_recorded_as_encoding_the_case_gives_it() -> None:
+    clock = ManualClock()
+    engine = Engine(workflows.standard(), store=InMemoryStore(), clock=clock)
+    case = engine.report(CITIZEN, description="Pipe burst", location={"area": "310101"})
+    for trigger in ("warn", "breach"):
+        due = engine.next_due_at()
+        assert due is not None
+        clock.set(due)
+        assert engine.tick().applied == 1
+        event = engine.history(case.id)[-1]
+        assert event.trigger == trigger
+        stored = to_stored(engine.get(case.id, viewer=DISPATCHER), exclude=BODY_EXCLUDE)
+        assert json.dumps(event.changes["deadline"]) == json.dumps(stored["deadline"])
+        assert json.dumps(body(engine.get(case.id, viewer=DISPATCHER))) == json.dumps(stored)
+    assert engine.verify(case.id).ok

@@ -35,6 +35,7 @@ from closedloop.engine.model import (
     RECORD_FIELDS,
     AuditEvent,
     Case,
+    Deadline,
     Seal,
     assembled,
     from_stored,
@@ -205,7 +206,10 @@ def _kept(case: Case) -> dict[str, JSON] | None:
     return found[1]
 
 
-_KEPT_BODIES = 64
+_KEPT_BODIES = 256
+"""How many bodies, and hashed events, are kept: a tick reads its batch's cases (100
+by default) before it changes the first, and sends their events after the last, so
+each batch needs twice its size."""
 _BODIES: OrderedDict[int, tuple[Case, dict[str, JSON]]] = OrderedDict()
 """The bodies of recent cases by the case's id(), least recently used first; the case is
 kept with its body so the id cannot be reused while the entry lives."""
@@ -248,10 +252,40 @@ def _body_after(before: Case, old: dict[str, JSON], after: Case) -> dict[str, JS
         if isinstance(written, dict):
             encoded = {name: written[name] for name in _FROZEN_RECORDS & kept if name in written}
     kept.difference_update(RECORD_FIELDS)
+    # A clock that only warned or climbed a rung: its stored form is the one before with
+    # those values, taken as they are (text, a whole number), not encoded again.
+    deadline = _marked_deadline(before.deadline, after.deadline, old.get("deadline"))
+    if deadline is not None:
+        kept.add("deadline")
     data = dict(old)
     data.update(to_stored(after, exclude=BODY_EXCLUDE | kept, encoded=encoded))
+    if deadline is not None:
+        data["deadline"] = deadline
     _keep(after, data)
     return data
+
+
+def _marked_deadline(
+    before: Deadline | None, after: Deadline | None, stored: JSON
+) -> dict[str, JSON] | None:
+    """The stored form of ``after`` when it is ``before`` (stored as ``stored``) with
+    only its warning level or rung changed; ``None`` otherwise (it is encoded then)."""
+    if before is None or after is None or before is after or type(stored) is not dict:
+        return None
+    if type(after) is not Deadline or type(before) is not Deadline:
+        return None
+    was = before.__dict__
+    marked: dict[str, JSON] = {}
+    for name, value in after.__dict__.items():
+        if value is not was[name]:
+            if name not in _MARKS or type(value) is not _MARKS[name] or name not in stored:
+                return None
+            marked[name] = value
+    return {**stored, **marked}
+
+
+_MARKS: dict[str, type] = {"warning": str, "escalation": int}
+"""The fields of a deadline its timers change, with the exact type each is stored as."""
 
 
 _BODY_FIELDS = frozenset(Case.model_fields) - BODY_EXCLUDE
@@ -321,7 +355,7 @@ def seal(
     # copy encoding made of them (JSON data as they are), the kept data the values.
     fields["changes"], data["changes"] = data["changes"], fields["changes"]
     if len(_HASHED) >= _KEPT_BODIES:
-        _HASHED.clear()
+        del _HASHED[next(iter(_HASHED))]  # the oldest: a batch's first events stay
     _HASHED[id(event)] = (event, data, written_at_once)
     return event
 

@@ -494,13 +494,16 @@ class TimerSweep:
 def misfit(case: Case, workflow: Workflow) -> str | None:
     """Why ``workflow`` cannot handle ``case``; ``None`` when it can (as far as its name,
     states and clocks go)."""
-    states = {state.name for state in workflow.states}
-    clocks = {clock.name for clock in workflow.clocks}
-    if case.state not in states:
+    try:
+        workflow.state(case.state)
+    except KeyError:
         return f"it is in state {case.state!r}, which workflow {workflow.name!r} does not declare"
-    if case.deadline is not None and case.deadline.clock not in clocks:
+    if case.deadline is not None:
         clock = case.deadline.clock
-        return f"its clock {clock!r} is not a clock of workflow {workflow.name!r}"
+        try:
+            workflow.clock(clock)
+        except KeyError:
+            return f"its clock {clock!r} is not a clock of workflow {workflow.name!r}"
     if case.workflow != workflow.name:
         return "the workflows' names differ"
     return None

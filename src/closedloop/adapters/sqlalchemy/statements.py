@@ -169,6 +169,10 @@ CLAIMED_CASE = update(cases).where(
     cases.c.tick_token == bindparam("token"),
 )
 """The guarded UPDATE of a case a ticker claimed: the version and the lease's token."""
+CLAIMED_RECENT_CASE = CLAIMED_CASE.where(
+    STORED_BODY.element == bindparam("held_body", type_=Text())
+)
+"""The guarded UPDATE of a claimed case read from memory: the lease's token too."""
 LEASE_STATE = select(cases.c.version, cases.c.tick_token).where(cases.c.id == bindparam("case_id"))
 
 NO_LEASE = {"tick_owner": None, "tick_expires_at": None, "tick_token": None}

@@ -48,6 +48,7 @@ _PREPARED: tuple[ClauseElement | Composed, ...] = (
     sql.ADD_EVENT,
     sql.UPDATE_CASE,
     sql.CLAIMED_CASE,
+    sql.CLAIMED_RECENT_CASE,
     sql.ADD_OUTBOX,
     sql.UPDATE_WITH_EVENT,
     sql.RECENT_CASE,
@@ -121,6 +122,10 @@ class SQLTransaction(StoreTransaction):
             row = self._recent.get(case_id)
         if row is None:
             return self.get_case(case_id), False
+        return self._from_memory(case_id, row), True
+
+    def _from_memory(self, case_id: str, row: RecentRow) -> Case:
+        """The case in a held row, as read at its version, to be checked as written."""
         if self._finished:
             raise StoreError("this transaction has already ended")
         self._versions.setdefault(case_id, row.version)
@@ -130,13 +135,24 @@ class SQLTransaction(StoreTransaction):
         self._stored[case_id] = case
         self._texts[case_id] = row.text
         self._unverified[case_id] = row.version
-        return case, True
+        return case
 
     def get_cases(self, case_ids: Sequence[str]) -> dict[str, Case]:
         """The stored cases among ``case_ids`` by id, read with their heads and
-        contacts a few hundred at a statement (one for a tick's batch)."""
+        contacts a few hundred at a statement (one for a tick's batch). A case whose
+        row this store holds (:meth:`recent_case`) is taken from memory, and its
+        guarded UPDATE checks that row's version and text."""
         wanted = list(dict.fromkeys(case_ids))
         found: dict[str, Case] = {}
+        if self._recent is not None:
+            unread = []
+            for case_id in wanted:
+                held = None if case_id in self._stored else self._recent.get(case_id)
+                if held is None:
+                    unread.append(case_id)
+                else:
+                    found[case_id] = self._from_memory(case_id, held)
+            wanted = unread
         for start in range(0, len(wanted), _READ_AT_ONCE):
             chunk = wanted[start : start + _READ_AT_ONCE]
             with self._errors("read cases", None):
@@ -291,9 +307,10 @@ class SQLTransaction(StoreTransaction):
             self._send()  # its earlier UPDATE goes first, alone
         params, text = self._update_params(case, expected_version, next_timer_at, claim)
         statement = sql.UPDATE_CASE if claim is None else sql.CLAIMED_CASE
-        held = self._held_body(case.id, expected_version, claim)
+        held = self._held_body(case.id, expected_version, None)
         if held is not None:
-            params["held_body"], statement = held, sql.RECENT_CASE
+            params["held_body"] = held
+            statement = sql.RECENT_CASE if claim is None else sql.CLAIMED_RECENT_CASE
         check = _Check(case.id, expected_version, case.version, claim)
         self._held += [(statement, params, check), (sql.ADD_EVENT, rows.event_values(event), None)]
         self._held_cases.add(case.id)
