@@ -21,7 +21,8 @@ import hashlib
 import json
 import math
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -189,11 +190,17 @@ def _keep(case: Case, data: dict[str, JSON]) -> None:
     _BODIES[key] = (case, data)
     _BODIES.move_to_end(key)
     _WRITTEN[(case.id, case.version)] = data
-    if len(_BODIES) > _KEPT_BODIES:
-        _, (gone, body_gone) = _BODIES.popitem(last=False)
-        written = (gone.id, gone.version)
-        if _WRITTEN.get(written) is body_gone:
-            del _WRITTEN[written]
+    if len(_BODIES) > _keep_limit:
+        _drop_oldest_body()
+
+
+def _drop_oldest_body() -> None:
+    """Drop the body used least recently (with its entry by case id and version, unless
+    a later body took that)."""
+    _, (gone, body_gone) = _BODIES.popitem(last=False)
+    written = (gone.id, gone.version)
+    if _WRITTEN.get(written) is body_gone:
+        del _WRITTEN[written]
 
 
 def _kept(case: Case) -> dict[str, JSON] | None:
@@ -206,10 +213,33 @@ def _kept(case: Case) -> dict[str, JSON] | None:
     return found[1]
 
 
-_KEPT_BODIES = 256
-"""How many bodies, and hashed events, are kept: a tick reads its batch's cases (100
-by default) before it changes the first, and sends their events after the last, so
-each batch needs twice its size."""
+_KEPT_BODIES = 64
+"""How many bodies, and hashed events, are kept while no tick's batch needs more (see
+:func:`keeping`): a command needs a few. Every body kept is garbage the collector walks
+through, so more would slow commands down."""
+_keep_limit = _KEPT_BODIES
+"""How many are kept now."""
+
+
+@contextmanager
+def keeping(count: int) -> Iterator[None]:
+    """Keep at least ``count`` bodies and hashed events while the block runs: a tick
+    reads its batch's cases before it changes the first, and sends their events after
+    the last, so a batch needs twice its size. The least recently used go again at the
+    end, down to the usual number."""
+    global _keep_limit
+    before = _keep_limit
+    _keep_limit = max(before, count)
+    try:
+        yield
+    finally:
+        _keep_limit = before
+        while len(_BODIES) > _keep_limit:
+            _drop_oldest_body()
+        while len(_HASHED) > _keep_limit:
+            del _HASHED[next(iter(_HASHED))]
+
+
 _BODIES: OrderedDict[int, tuple[Case, dict[str, JSON]]] = OrderedDict()
 """The bodies of recent cases by the case's id(), least recently used first; the case is
 kept with its body so the id cannot be reused while the entry lives."""
@@ -354,7 +384,7 @@ def seal(
     # :func:`changes`), which nothing done to the event may change: the event takes the
     # copy encoding made of them (JSON data as they are), the kept data the values.
     fields["changes"], data["changes"] = data["changes"], fields["changes"]
-    if len(_HASHED) >= _KEPT_BODIES:
+    if len(_HASHED) >= _keep_limit:
         del _HASHED[next(iter(_HASHED))]  # the oldest: a batch's first events stay
     _HASHED[id(event)] = (event, data, written_at_once)
     return event

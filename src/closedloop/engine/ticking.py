@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum, StrEnum
 
+from closedloop.engine import audit
 from closedloop.engine.deadlines import Timekeeper
 from closedloop.engine.definition import Workflow
 from closedloop.engine.kinds import TimerKind
@@ -204,7 +205,8 @@ class TimerSweep:
             swept.update(c.case_id for c in ready)
             claims = None
             if ready:
-                outcomes, claims = self._apply(ready, at, then)
+                with audit.keeping(2 * len(ready)):
+                    outcomes, claims = self._apply(ready, at, then)
                 totals.update(outcomes)
         reasons = Counter(
             s.reason
