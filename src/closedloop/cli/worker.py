@@ -19,6 +19,7 @@ fits the stored cases (:mod:`closedloop.cli.fitting`).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -283,9 +284,14 @@ def _on_signals(running: Worker) -> None:
         name = signal.Signals(signum).name
         if running.stopping.is_set():
             # Asked again: the item in hand may be waiting on a database that does not
-            # answer. Nothing is committed half-way; its lease runs out.
+            # answer, and so would any cleanup. Nothing is committed half-way (the
+            # database drops the open transaction with the connection); its lease runs
+            # out. The process ends here, as a SIGKILL would end it.
             say(f"{name} again: stopping at once; the item in hand is left to its lease")
-            raise SystemExit(128 + signum)
+            for stream in (sys.stdout, sys.stderr):
+                with contextlib.suppress(OSError, ValueError):
+                    stream.flush()
+            os._exit(128 + signum)
         say(f"{name}: finishing the item in hand, then stopping (send it again to stop at once)")
         running.stop()
 
