@@ -424,7 +424,7 @@ def test_a_second_sigterm_stops_a_worker_whose_database_stopped_answering() -> N
         [sys.executable, "-m", "closedloop.cli", "worker", url, "--schema", schema,
          "--interval", "0.1"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, encoding="utf-8",
-        env=environment(),
+        env={**environment(), "PYTHONFAULTHANDLER": "1"},
     )  # fmt: skip
     try:
         assert worker.stderr is not None
@@ -439,7 +439,17 @@ def test_a_second_sigterm_stops_a_worker_whose_database_stopped_answering() -> N
         )
         assert worker.poll() is None  # still waiting on the database
         worker.send_signal(signal.SIGTERM)
-        assert worker.wait(timeout=60) == 128 + signal.SIGTERM
+        try:
+            worker.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            worker.send_signal(signal.SIGABRT)  # the fault handler prints where it waits
+            worker.wait(timeout=30)
+            time.sleep(1)
+            said = []
+            while not lines.empty():
+                said.append(lines.get())
+            pytest.fail("the worker did not stop:\n" + "".join(said))
+        assert worker.returncode == 128 + signal.SIGTERM
         assert lines.get(timeout=60) == (
             "closedloop worker: SIGTERM again: stopping at once; "
             "the item in hand is left to its lease\n"

@@ -133,15 +133,21 @@ def test_a_rung_in_an_uncovered_year_is_provisional_then_recounted(store: CaseSt
     assert engine.verify(case_id).ok
 
 
-def test_a_make_up_day_announced_late_moves_the_due_time(store: CaseStore) -> None:
+def before_the_make_up_day(store: CaseStore, clock: ManualClock) -> Engine:
+    """Two working days of handling on 2027's holidays as first announced: the Spring
+    Festival, without the make-up working day of Sunday 02-14."""
     first = dict(CN_2027, years={2027: {"holidays": ["2027-02-06..2027-02-13"]}})
-    clock = ManualClock(local(2027, 2, 10, 10))  # Wednesday, inside the Spring Festival
-    engine = Engine(
+    return Engine(
         handling_on_cn("2 working days"),
         store=store,
         clock=clock,
         calendars={"cn": cn(HolidayTable.from_dict(first))},
     )
+
+
+def test_a_make_up_day_announced_late_moves_the_due_time(store: CaseStore) -> None:
+    clock = ManualClock(local(2027, 2, 10, 10))  # Wednesday, inside the Spring Festival
+    engine = before_the_make_up_day(store, clock)
     case_id = signed_for(engine)
     deadline = engine.get(case_id, viewer=DISPATCHER).deadline
     assert deadline is not None
@@ -289,14 +295,8 @@ def test_a_correction_moves_the_handling_clock_beside_a_case_not_yet_signed_for(
     # The handling clock runs from the dispatch, beside the sign-for clock (on the
     # engine's office hours): a case never signed for is due when it runs out, so a
     # corrected calendar must move it although the sign-for clock does not move.
-    first = dict(CN_2027, years={2027: {"holidays": ["2027-02-06..2027-02-13"]}})
     clock = ManualClock(local(2027, 2, 10, 10))  # Wednesday, inside the Spring Festival
-    engine = Engine(
-        handling_on_cn("2 working days"),
-        store=store,
-        clock=clock,
-        calendars={"cn": cn(HolidayTable.from_dict(first))},
-    )
+    engine = before_the_make_up_day(store, clock)
     case = engine.report(CITIZEN, description="井盖缺失 manhole cover missing")
     engine.trigger(case.id, "classify", by=DISPATCHER, category="01.01")
     engine.trigger(case.id, "dispatch", by=DISPATCHER, unit="water")

@@ -25,6 +25,7 @@ import os
 import signal
 import socket
 import sys
+import threading
 from datetime import timedelta
 from types import FrameType
 from typing import Annotated
@@ -280,20 +281,39 @@ def _worker(
 
 
 def _on_signals(running: Worker) -> None:
+    """Stop ``running`` at the first SIGTERM or SIGINT, and the process at once at the
+    second.
+
+    A handler runs in the main thread between two steps of whatever it was doing, so it
+    takes no lock the worker may hold: the worker's own wait on its stopping event
+    holds that event's lock for a moment as it wakes, and a handler that set the event
+    there would wait on itself for ever. A thread sets it once the handler has returned;
+    the signals are counted in a list, and the lines go to stderr's descriptor directly.
+    """
+    asked: list[int] = []
+
     def stop(signum: int, frame: FrameType | None) -> None:
+        asked.append(signum)
         name = signal.Signals(signum).name
-        if running.stopping.is_set():
+        if len(asked) > 1:
             # Asked again: the item in hand may be waiting on a database that does not
             # answer, and so would any cleanup. Nothing is committed half-way (the
             # database drops the open transaction with the connection); its lease runs
             # out. The process ends here, as a SIGKILL would end it.
-            say(f"{name} again: stopping at once; the item in hand is left to its lease")
-            for stream in (sys.stdout, sys.stderr):
-                with contextlib.suppress(OSError, ValueError):
-                    stream.flush()
+            _tell(f"{name} again: stopping at once; the item in hand is left to its lease")
             os._exit(128 + signum)
-        say(f"{name}: finishing the item in hand, then stopping (send it again to stop at once)")
-        running.stop()
+        _tell(f"{name}: finishing the item in hand, then stopping (send it again to stop at once)")
+        threading.Thread(target=running.stop, name="closedloop-stop", daemon=True).start()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+
+
+def _tell(message: str) -> None:
+    """:func:`say`, from a signal handler: written to stderr's descriptor, past the
+    buffered stream (whose lock the interrupted code may hold), after what the stream
+    holds already."""
+    with contextlib.suppress(OSError, RuntimeError, ValueError):
+        sys.stderr.flush()
+    with contextlib.suppress(OSError):
+        os.write(2, f"closedloop worker: {message}\n".encode())
