@@ -219,21 +219,25 @@ _KEPT_BODIES = 64
 through, so more would slow commands down."""
 _keep_limit = _KEPT_BODIES
 """How many are kept now."""
+_asked: list[int] = []
+"""The numbers the batches running now asked to keep (see :func:`keeping`)."""
 
 
 @contextmanager
 def keeping(count: int) -> Iterator[None]:
     """Keep at least ``count`` bodies and hashed events while the block runs: a tick
     reads its batch's cases before it changes the first, and sends their events after
-    the last, so a batch needs twice its size. The least recently used go again at the
-    end, down to the usual number."""
+    the last, so a batch needs twice its size. Once no batch asks for more, the least
+    recently used go again, down to the usual number (ticks in other threads keep
+    theirs while they run)."""
     global _keep_limit
-    before = _keep_limit
-    _keep_limit = max(before, count)
+    _asked.append(count)
+    _keep_limit = max([_KEPT_BODIES, *_asked])
     try:
         yield
     finally:
-        _keep_limit = before
+        _asked.remove(count)
+        _keep_limit = max([_KEPT_BODIES, *_asked])
         while len(_BODIES) > _keep_limit:
             _drop_oldest_body()
         while len(_HASHED) > _keep_limit:
