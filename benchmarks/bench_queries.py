@@ -249,6 +249,10 @@ def fresh_schema(url: str) -> Iterator[str]:
     with plain.begin() as connection:
         connection.execute(text(f"CREATE SCHEMA {schema}"))
     try:
+        # The store's tables made in the new schema by name: made through the search
+        # path, a store would find tables of the database's ``public`` schema (which
+        # the path includes, for pg_trgm) and use those instead.
+        SQLStore(url, schema=schema).close()
         yield str(make_url(url).update_query_dict({"options": f"-csearch_path={schema},public"}))
     finally:
         with plain.begin() as connection:
