@@ -23,6 +23,7 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    CompoundSelect,
     Connection,
     Engine,
     Integer,
@@ -43,6 +44,8 @@ from sqlalchemy import (
     union_all,
 )
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.sql.expression import UnaryExpression
+from sqlalchemy.sql.operators import custom_op
 
 from closedloop.adapters.sqlalchemy import leases, rows, tally
 from closedloop.adapters.sqlalchemy.prepared import Prepared
@@ -82,7 +85,7 @@ def conditions(where: CaseFilter, dialect: str) -> list[ColumnElement[bool]]:
     if where.states is not None:
         found.append(_among(cases.c.state, where.states))
     if where.workflow is not None:  # a filter on the walk of the query's own index
-        found.append(leases.of_workflow(where.workflow))
+        found.append(_of_workflow(where.workflow, dialect))
     for field, wanted in (
         (cases.c.lead_unit, where.lead_unit),
         (cases.c.reporter_id, where.reporter),
@@ -171,6 +174,9 @@ def select_shown(
             connection.engine, where, order, shape, limit + 1, contacts and not keyed
         )
         found = statement.run(connection, values).all()
+        if keyed:  # each turn's page in order: their union sorted here (see _keyed)
+            found = sorted(found, key=_sort_keys[order], reverse=order == "newest")
+            del found[limit + 1 :]
     page = found[:limit]
     cursor = None
     if len(found) > limit:
@@ -384,7 +390,10 @@ class _Pages:
         return self._kept_or(engine, ("few", needle, few), lambda _: _few_query(needle, few))
 
     def _kept_or(
-        self, engine: Engine, key: tuple[Any, ...], build: Callable[[str], Select[Any]]
+        self,
+        engine: Engine,
+        key: tuple[Any, ...],
+        build: Callable[[str], Select[Any] | CompoundSelect[tuple[object, ...]]],
     ) -> Prepared:
         with self._lock:
             kept = self._kept.get(engine)
@@ -438,7 +447,7 @@ def shown_query(
     *,
     contacts: bool,
     spanned: bool = False,
-) -> Select[tuple[object, ...]]:
+) -> Select[tuple[object, ...]] | CompoundSelect[tuple[object, ...]]:
     """The statement of one page of ``limit`` rows on ``dialect``, its cases' contact
     data joined with ``contacts``; after a cursor of ``shape`` (see :func:`_cursor`),
     whose key it takes as parameters, or from the first case when ``shape`` is ``None``.
@@ -473,12 +482,29 @@ def shown_query(
 
 def _keyed(
     each: Sequence[CaseFilter], order: Order, shape: str | None, limit: int
-) -> Select[tuple[object, ...]]:
-    """SQLite: the page of the union of the pages of ``each`` (one turn each) in
-    ``order``: the row ids, versions and sort keys alone (see :func:`shown_query`)."""
+) -> CompoundSelect[tuple[object, ...]]:
+    """SQLite: the pages of ``each`` (one turn each) in ``order``, the row ids, versions
+    and sort keys alone (see :func:`shown_query`), one after the other: the caller
+    sorts their union (:data:`_sort_keys`). SQLite would merge them sorted only after
+    sorting each page again (it does not know a subquery's rows come in order), which
+    costs more than sorting a few rows' keys in Python."""
     pages = (_page(one, order, shape, limit, "sqlite", narrow=True).subquery() for one in each)
-    union = union_all(*(select(one) for one in pages)).subquery()
-    return select(*union.c).order_by(*_keys(union, order)).limit(limit)
+    return union_all(*(select(one) for one in pages))
+
+
+def _due_key(row: Any) -> tuple[Any, ...]:
+    # As SQLite sorts them: a missing instant (NULL) first.
+    return (row.rank, row.due_at is not None, row.due_at, row.row_id)
+
+
+_sort_keys: dict[Order, Callable[[Any], tuple[Any, ...]]] = {
+    "urgent": _due_key,
+    "oldest": lambda row: (row.reported_at, row.row_id),
+    "newest": lambda row: (row.reported_at, row.row_id),  # reversed
+    "updated": lambda row: (row.updated_at, row.row_id),
+}
+"""The sort key of a row of a :func:`_keyed` statement in each order, as SQLite sorts
+it (its instants are the stored text, in order as text)."""
 
 
 _order_columns: dict[Order, tuple[ColumnElement[Any], ...]] = {
@@ -678,6 +704,15 @@ def _read_instant(value: datetime | str) -> datetime:
         if value.tzinfo is None:
             value = value.replace(tzinfo=UTC)
     return utc(value, "a stored instant")
+
+
+def _of_workflow(workflow: str, dialect: str) -> ColumnElement[bool]:
+    """:func:`leases.of_workflow`; on SQLite as ``+workflow = :name``, which no index
+    serves either and costs each row read less than a concatenation."""
+    if dialect != "sqlite":
+        return leases.of_workflow(workflow)
+    name = UnaryExpression(cases.c.workflow, operator=custom_op("+"), type_=cases.c.workflow.type)
+    return name == workflow
 
 
 def _among(column: ColumnElement[str], values: Sequence[str]) -> ColumnElement[bool]:

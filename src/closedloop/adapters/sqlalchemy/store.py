@@ -404,12 +404,15 @@ class SQLStore(CaseQueries, ShownCases, EventStream, EventsByTime, SQLCheckpoint
     # -- internals -------------------------------------------------------------------
 
     def _read(self, action: str, work: Callable[[Connection], T]) -> T:
-        with (
-            translated(action),
-            connect(self._engine, read_only=True) as connection,
-            begin(connection, write=False),
-        ):
-            return work(connection)
+        # On a connection the store's transactions keep between them (SQLite): a
+        # checkout from the pool costs a page more than its BEGIN.
+        with translated(action):
+            connection = self._idle.take(self._engine, read_only=True)
+            try:
+                with begin(connection, write=False):
+                    return work(connection)
+            finally:
+                self._idle.give_back(connection)
 
     def _write(self, action: str, work: Callable[[Connection], T]) -> T:
         def attempt() -> T:
