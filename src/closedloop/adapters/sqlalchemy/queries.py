@@ -19,6 +19,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import (
@@ -63,6 +64,7 @@ from closedloop.engine.case_query import (
     Facet,
     Order,
     Party,
+    Show,
     Turn,
     bad_cursor,
     check_facet,
@@ -150,6 +152,7 @@ def select_shown(
     after: str | None,
     limit: int,
     contacts: bool = True,
+    show: Show | None = None,
 ) -> tuple[CasePage, dict[str, ReporterContact]]:
     """One page of matching cases in ``order``, with the stored contact data of those
     that have any (with ``contacts``), from one statement (a text search in report-time
@@ -161,6 +164,10 @@ def select_shown(
     The statement is prepared once per filter, order, page size and kind of cursor (see
     :class:`_Pages`), and runs with the cursor's key as its parameters: a screen asked
     again, or for its next page, costs the database's work and the cases' reading.
+
+    With ``show`` (see ``ShownCases.select_shown``), the page holds each case as
+    ``show`` shows it with its contact data; a case kept from an earlier page goes to
+    ``show`` as it is kept, which copies it once.
     """
     check_page(limit)
     order = check_order(order)
@@ -175,7 +182,7 @@ def select_shown(
         )
         found = statement.run(connection, values).all()
         if keyed:  # each turn's page in order: their union sorted here (see _keyed)
-            found = sorted(found, key=_sort_keys[order], reverse=order == "newest")
+            found = _sorted(found, order)
             del found[limit + 1 :]
     page = found[:limit]
     cursor = None
@@ -188,7 +195,7 @@ def select_shown(
             at = last.updated_at if order == "updated" else last.reported_at
             cursor = encode_cursor(order, [_read_instant(at).isoformat(), last.row_id])
     if keyed:
-        return _held_page(connection, page, cursor)
+        return _held_page(connection, page, cursor, show)
     shown = tuple(rows.built_cases.cases([(row.body, row.version) for row in page]))
     held = {}
     if contacts:
@@ -197,18 +204,23 @@ def select_shown(
             for row in page
             if row.contact_of is not None
         }
-    return CasePage(shown, cursor), held
+    if show is None:
+        return CasePage(shown, cursor), held
+    own = [show(case, held.get(case.id), True) for case in shown]  # the copies made above
+    return CasePage(tuple(case for case in own if case is not None), cursor), {}
 
 
 def _held_page(
-    connection: Connection, page: Sequence[Any], cursor: str | None
+    connection: Connection, page: Sequence[Any], cursor: str | None, show: Show | None
 ) -> tuple[CasePage, dict[str, ReporterContact]]:
     """The page of the row ids and versions of ``page`` (a :func:`_keyed` statement's
     rows), with their contact data: the cases built from those rows at those versions
     while kept (:meth:`rows.BuiltCases.by_row`), the other rows read, in one statement,
-    and their cases built (and kept) from them."""
+    and their cases built (and kept) from them. With ``show``, the cases as it shows
+    them: a kept case goes to it uncopied (it makes the caller's copy)."""
     engine = connection.engine
-    hits = rows.built_cases.by_row(engine, [(row.row_id, row.version) for row in page])
+    keys = list(map(_ROW_VERSION, page))
+    hits = rows.built_cases.by_row(engine, keys, copied=show is None)
     missing = [row.row_id for row, hit in zip(page, hits, strict=True) if hit is None]
     read = {}
     if missing:
@@ -233,6 +245,11 @@ def _held_page(
             rows.built_cases.hold(engine, row.row_id, stored.body, stored.version, contact)
         else:
             case, contact = hit
+        if show is not None:  # a kept case (hit) goes uncopied: show copies it
+            seen = show(case, contact, hit is None)
+            if seen is not None:
+                shown.append(seen)
+            continue
         shown.append(case)
         if contact is not None:
             known[case.id] = contact
@@ -492,19 +509,23 @@ def _keyed(
     return union_all(*(select(one) for one in pages))
 
 
-def _due_key(row: Any) -> tuple[Any, ...]:
-    # As SQLite sorts them: a missing instant (NULL) first.
-    return (row.rank, row.due_at is not None, row.due_at, row.row_id)
+def _sorted(found: Sequence[Any], order: Order) -> list[Any]:
+    """The rows of a :func:`_keyed` statement (row id, version, then the order's
+    columns) in ``order``, as SQLite sorts them: its instants are the stored text, in
+    order as text, and a missing due instant (NULL) comes first. Only final cases (rank
+    3) have none, all of them; should a rank hold both, the rows are sorted again with
+    the missing instants first."""
+    if order != "urgent":
+        return sorted(found, key=_BY_INSTANT, reverse=order == "newest")
+    try:
+        return sorted(found, key=_BY_URGENCY)
+    except TypeError:  # a missing due instant beside a due one in the same rank
+        return sorted(found, key=lambda row: (row[2], row[3] is not None, row[3], row[0]))
 
 
-_sort_keys: dict[Order, Callable[[Any], tuple[Any, ...]]] = {
-    "urgent": _due_key,
-    "oldest": lambda row: (row.reported_at, row.row_id),
-    "newest": lambda row: (row.reported_at, row.row_id),  # reversed
-    "updated": lambda row: (row.updated_at, row.row_id),
-}
-"""The sort key of a row of a :func:`_keyed` statement in each order, as SQLite sorts
-it (its instants are the stored text, in order as text)."""
+_ROW_VERSION = itemgetter(0, 1)  # of a _keyed statement's row
+_BY_URGENCY = itemgetter(2, 3, 0)  # rank, due instant, row id
+_BY_INSTANT = itemgetter(2, 0)  # report time or last change, row id
 
 
 _order_columns: dict[Order, tuple[ColumnElement[Any], ...]] = {
