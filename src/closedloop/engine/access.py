@@ -197,13 +197,22 @@ class Viewing:
     def shown(self, case: Case, contact: ReporterContact | None) -> dict[str, Any] | None:
         """:func:`shown_with` of ``case`` and its stored ``contact``, or ``None`` when the
         viewer may not see the case (:func:`can_see`)."""
-        _, sees, full, reporters = self.relation(case)
         viewer = self._viewer
+        lead, units = case.lead_unit, viewer.units
+        key = (  # as relation() has it, looked up here: this runs for every case of a page
+            viewer.id == case.reporter_id,
+            lead is not None and lead in units,
+            not units.isdisjoint(case.co_units),
+        )
+        found = self._by_relation.get(key)
+        _, sees, full, reporters = self.relation(case) if found is None else found
         if not sees and not any(entry.reporter == viewer.id for entry in case.duplicates):
             return None
         if contact is not None and not full:
             contact = masked(contact)
-        return _shown(case, viewer, contact, reporters=reporters)
+        if reporters:
+            return {"contact": contact}
+        return _shown(case, viewer, contact, reporters=False)
 
     def relation(self, case: Case) -> tuple[frozenset[str], bool, bool, bool]:
         """The roles the viewer holds on ``case`` (:func:`roles_on`); whether they see

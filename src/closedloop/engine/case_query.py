@@ -11,14 +11,14 @@ from __future__ import annotations
 import base64
 import json
 import unicodedata
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal, cast
 
 from closedloop.engine.clock import utc
 from closedloop.engine.hierarchy import covers, is_code
-from closedloop.engine.model import JSON, Case, Warning
+from closedloop.engine.model import JSON, Case, ReporterContact, Warning
 from closedloop.errors import ValidationError
 
 MAX_PAGE = 1000
@@ -36,6 +36,12 @@ Facet = Literal["state", "lead_unit", "warning_level"]
 """What ``facets`` counts cases by."""
 
 FACETS: tuple[Facet, ...] = ("state", "lead_unit", "warning_level")
+
+Show = Callable[[Case, ReporterContact | None, bool], Case | None]
+"""How a reader shows each case of a page (see ``ShownCases.select_shown``): given the
+case, its stored contact data and whether the case is the caller's own copy (else it
+is one the store keeps, which must not change), the case as shown, a copy the caller
+may change, or ``None`` to leave it out."""
 
 URGENCY_RANK = {"red": 0, "yellow": 1, "none": 2}
 """The rank of a warning level in the urgent order; a final case (no clock) ranks 3."""

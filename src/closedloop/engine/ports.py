@@ -14,7 +14,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from closedloop.engine.case_query import CaseFilter, CasePage, Facet, Order
+from closedloop.engine.case_query import CaseFilter, CasePage, Facet, Order, Show
 from closedloop.engine.durations import Duration
 from closedloop.engine.kinds import TimerKind
 from closedloop.engine.model import Actor, AuditEvent, Case, Instant, ReporterContact, Unit
@@ -659,11 +659,17 @@ class ShownCases(Protocol):
         order: Order = "oldest",
         after: str | None = None,
         limit: int = 50,
+        show: Show | None = None,
     ) -> tuple[CasePage, dict[str, ReporterContact]]:
         """The page :meth:`CaseQueries.select_cases` returns, and the stored contact
         data of its cases (cases without any left out). The engine masks it before
         anyone sees it. Each case of the page is the caller's own: a copy nobody else
         holds (the engine sets its contact data in place).
+
+        With ``show``, each case goes through it with its contact data (as a copy of
+        the caller's own, or as a case the store keeps when it keeps one: then
+        ``show`` makes the copy, once); the page holds what it returns, in order, and
+        the contact data returned is empty.
 
         Raises:
             ValidationError: ``limit`` is out of range, or ``after`` is not a cursor this

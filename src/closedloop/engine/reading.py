@@ -259,27 +259,33 @@ class Reader:
         """One page of the cases ``where`` selects, each shown as ``viewer`` may see it."""
         queries = self._queries()
         order = check_order(order)
-        known: dict[str, ReporterContact] | None = None
-        if self._shows is not None:  # the page and its contact data in one read
-            page, known = self._shows.select_shown(where, order=order, after=after, limit=limit)
-        else:
-            page = queries.select_cases(where, order=order, after=after, limit=limit)
         # The store's filter already holds to what the viewer may see; checked again here.
         # Each case shown is a copy of its own, with the contact data as the viewer may
-        # see it: the cases of a ``ShownCases`` page are copies made for this caller
-        # already, and are given their contact data in place; a ``select_cases`` page
-        # may hold the objects a store keeps (the in-memory store's), and is copied.
+        # see it: a ``ShownCases`` store hands each case of the page to ``show`` with its
+        # contact data, as a copy made for this caller (given its contact data in place)
+        # or as a case it keeps (copied once, with it); a ``select_cases`` page may hold
+        # the objects a store keeps (the in-memory store's), and is copied.
         viewing = Viewing(self._workflow, viewer)
+        if self._shows is not None:  # the page and its contact data in one read
+
+            def show(case: Case, contact: ReporterContact | None, own: bool) -> Case | None:
+                update = viewing.shown(case, contact)
+                if update is None:
+                    return None
+                if not own:
+                    return unshared(case, update)
+                # A copy made for this caller: set in place (as
+                # closedloop.engine.model.given sets a field).
+                case.__dict__.update(update)
+                case.__pydantic_fields_set__.update(update)
+                return case
+
+            page, _ = self._shows.select_shown(
+                where, order=order, after=after, limit=limit, show=show
+            )
+            return page
+        page = queries.select_cases(where, order=order, after=after, limit=limit)
         shown: list[Case] = []
-        if known is not None:
-            for case in page.cases:
-                update = viewing.shown(case, known.get(case.id))
-                if update is not None:  # a copy made for this caller: set in place (as
-                    # closedloop.engine.model.given sets a field)
-                    case.__dict__.update(update)
-                    case.__pydantic_fields_set__.update(update)
-                    shown.append(case)
-            return CasePage(tuple(shown), page.next_cursor)
         seen = [case for case in page.cases if viewing.sees(case)]
         known = queries.contacts_of([case.id for case in seen])
         for case in seen:

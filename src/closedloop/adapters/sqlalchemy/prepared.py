@@ -31,6 +31,7 @@ from __future__ import annotations
 from collections import namedtuple
 from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, Protocol
 
 from sqlalchemy import Connection, CursorResult, Dialect, Engine
@@ -152,7 +153,9 @@ class Prepared:
             if description is None:
                 return Ran(cursor.rowcount)
             rows = self._row_class(description)
-            return Ran(cursor.rowcount, rows._fields, [rows(*row) for row in cursor.fetchall()])
+            # Each driver row made one of ``rows`` without its Python-level constructor.
+            made = list(map(partial(tuple.__new__, rows), cursor.fetchall()))
+            return Ran(cursor.rowcount, rows._fields, made)
         except BaseException as exc:
             # Translated (and the connection invalidated when it is lost) as execute does.
             connection._handle_dbapi_exception(exc, self.sql, params, cursor, None)

@@ -19,10 +19,12 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    CompoundSelect,
     Connection,
     Engine,
     Integer,
@@ -43,6 +45,8 @@ from sqlalchemy import (
     union_all,
 )
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.sql.expression import UnaryExpression
+from sqlalchemy.sql.operators import custom_op
 
 from closedloop.adapters.sqlalchemy import leases, rows, tally
 from closedloop.adapters.sqlalchemy.prepared import Prepared
@@ -60,6 +64,7 @@ from closedloop.engine.case_query import (
     Facet,
     Order,
     Party,
+    Show,
     Turn,
     bad_cursor,
     check_facet,
@@ -82,7 +87,7 @@ def conditions(where: CaseFilter, dialect: str) -> list[ColumnElement[bool]]:
     if where.states is not None:
         found.append(_among(cases.c.state, where.states))
     if where.workflow is not None:  # a filter on the walk of the query's own index
-        found.append(leases.of_workflow(where.workflow))
+        found.append(_of_workflow(where.workflow, dialect))
     for field, wanted in (
         (cases.c.lead_unit, where.lead_unit),
         (cases.c.reporter_id, where.reporter),
@@ -147,6 +152,7 @@ def select_shown(
     after: str | None,
     limit: int,
     contacts: bool = True,
+    show: Show | None = None,
 ) -> tuple[CasePage, dict[str, ReporterContact]]:
     """One page of matching cases in ``order``, with the stored contact data of those
     that have any (with ``contacts``), from one statement (a text search in report-time
@@ -158,6 +164,10 @@ def select_shown(
     The statement is prepared once per filter, order, page size and kind of cursor (see
     :class:`_Pages`), and runs with the cursor's key as its parameters: a screen asked
     again, or for its next page, costs the database's work and the cases' reading.
+
+    With ``show`` (see ``ShownCases.select_shown``), the page holds each case as
+    ``show`` shows it with its contact data; a case kept from an earlier page goes to
+    ``show`` as it is kept, which copies it once.
     """
     check_page(limit)
     order = check_order(order)
@@ -171,6 +181,9 @@ def select_shown(
             connection.engine, where, order, shape, limit + 1, contacts and not keyed
         )
         found = statement.run(connection, values).all()
+        if keyed:  # each turn's page in order: their union sorted here (see _keyed)
+            found = _sorted(found, order)
+            del found[limit + 1 :]
     page = found[:limit]
     cursor = None
     if len(found) > limit:
@@ -182,7 +195,7 @@ def select_shown(
             at = last.updated_at if order == "updated" else last.reported_at
             cursor = encode_cursor(order, [_read_instant(at).isoformat(), last.row_id])
     if keyed:
-        return _held_page(connection, page, cursor)
+        return _held_page(connection, page, cursor, show)
     shown = tuple(rows.built_cases.cases([(row.body, row.version) for row in page]))
     held = {}
     if contacts:
@@ -191,18 +204,23 @@ def select_shown(
             for row in page
             if row.contact_of is not None
         }
-    return CasePage(shown, cursor), held
+    if show is None:
+        return CasePage(shown, cursor), held
+    own = [show(case, held.get(case.id), True) for case in shown]  # the copies made above
+    return CasePage(tuple(case for case in own if case is not None), cursor), {}
 
 
 def _held_page(
-    connection: Connection, page: Sequence[Any], cursor: str | None
+    connection: Connection, page: Sequence[Any], cursor: str | None, show: Show | None
 ) -> tuple[CasePage, dict[str, ReporterContact]]:
     """The page of the row ids and versions of ``page`` (a :func:`_keyed` statement's
     rows), with their contact data: the cases built from those rows at those versions
     while kept (:meth:`rows.BuiltCases.by_row`), the other rows read, in one statement,
-    and their cases built (and kept) from them."""
+    and their cases built (and kept) from them. With ``show``, the cases as it shows
+    them: a kept case goes to it uncopied (it makes the caller's copy)."""
     engine = connection.engine
-    hits = rows.built_cases.by_row(engine, [(row.row_id, row.version) for row in page])
+    keys = list(map(_ROW_VERSION, page))
+    hits = rows.built_cases.by_row(engine, keys, copied=show is None)
     missing = [row.row_id for row, hit in zip(page, hits, strict=True) if hit is None]
     read = {}
     if missing:
@@ -227,6 +245,11 @@ def _held_page(
             rows.built_cases.hold(engine, row.row_id, stored.body, stored.version, contact)
         else:
             case, contact = hit
+        if show is not None:  # a kept case (hit) goes uncopied: show copies it
+            seen = show(case, contact, hit is None)
+            if seen is not None:
+                shown.append(seen)
+            continue
         shown.append(case)
         if contact is not None:
             known[case.id] = contact
@@ -384,7 +407,10 @@ class _Pages:
         return self._kept_or(engine, ("few", needle, few), lambda _: _few_query(needle, few))
 
     def _kept_or(
-        self, engine: Engine, key: tuple[Any, ...], build: Callable[[str], Select[Any]]
+        self,
+        engine: Engine,
+        key: tuple[Any, ...],
+        build: Callable[[str], Select[Any] | CompoundSelect[tuple[object, ...]]],
     ) -> Prepared:
         with self._lock:
             kept = self._kept.get(engine)
@@ -438,7 +464,7 @@ def shown_query(
     *,
     contacts: bool,
     spanned: bool = False,
-) -> Select[tuple[object, ...]]:
+) -> Select[tuple[object, ...]] | CompoundSelect[tuple[object, ...]]:
     """The statement of one page of ``limit`` rows on ``dialect``, its cases' contact
     data joined with ``contacts``; after a cursor of ``shape`` (see :func:`_cursor`),
     whose key it takes as parameters, or from the first case when ``shape`` is ``None``.
@@ -473,12 +499,33 @@ def shown_query(
 
 def _keyed(
     each: Sequence[CaseFilter], order: Order, shape: str | None, limit: int
-) -> Select[tuple[object, ...]]:
-    """SQLite: the page of the union of the pages of ``each`` (one turn each) in
-    ``order``: the row ids, versions and sort keys alone (see :func:`shown_query`)."""
+) -> CompoundSelect[tuple[object, ...]]:
+    """SQLite: the pages of ``each`` (one turn each) in ``order``, the row ids, versions
+    and sort keys alone (see :func:`shown_query`), one after the other: the caller
+    sorts their union (:data:`_sort_keys`). SQLite would merge them sorted only after
+    sorting each page again (it does not know a subquery's rows come in order), which
+    costs more than sorting a few rows' keys in Python."""
     pages = (_page(one, order, shape, limit, "sqlite", narrow=True).subquery() for one in each)
-    union = union_all(*(select(one) for one in pages)).subquery()
-    return select(*union.c).order_by(*_keys(union, order)).limit(limit)
+    return union_all(*(select(one) for one in pages))
+
+
+def _sorted(found: Sequence[Any], order: Order) -> list[Any]:
+    """The rows of a :func:`_keyed` statement (row id, version, then the order's
+    columns) in ``order``, as SQLite sorts them: its instants are the stored text, in
+    order as text, and a missing due instant (NULL) comes first. Only final cases (rank
+    3) have none, all of them; should a rank hold both, the rows are sorted again with
+    the missing instants first."""
+    if order != "urgent":
+        return sorted(found, key=_BY_INSTANT, reverse=order == "newest")
+    try:
+        return sorted(found, key=_BY_URGENCY)
+    except TypeError:  # a missing due instant beside a due one in the same rank
+        return sorted(found, key=lambda row: (row[2], row[3] is not None, row[3], row[0]))
+
+
+_ROW_VERSION = itemgetter(0, 1)  # of a _keyed statement's row
+_BY_URGENCY = itemgetter(2, 3, 0)  # rank, due instant, row id
+_BY_INSTANT = itemgetter(2, 0)  # report time or last change, row id
 
 
 _order_columns: dict[Order, tuple[ColumnElement[Any], ...]] = {
@@ -678,6 +725,15 @@ def _read_instant(value: datetime | str) -> datetime:
         if value.tzinfo is None:
             value = value.replace(tzinfo=UTC)
     return utc(value, "a stored instant")
+
+
+def _of_workflow(workflow: str, dialect: str) -> ColumnElement[bool]:
+    """:func:`leases.of_workflow`; on SQLite as ``+workflow = :name``, which no index
+    serves either and costs each row read less than a concatenation."""
+    if dialect != "sqlite":
+        return leases.of_workflow(workflow)
+    name = UnaryExpression(cases.c.workflow, operator=custom_op("+"), type_=cases.c.workflow.type)
+    return name == workflow
 
 
 def _among(column: ColumnElement[str], values: Sequence[str]) -> ColumnElement[bool]:

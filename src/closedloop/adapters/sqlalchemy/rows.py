@@ -142,12 +142,13 @@ class BuiltCases:
         ]
 
     def by_row(
-        self, database: object, stored: Sequence[tuple[int, int]]
+        self, database: object, stored: Sequence[tuple[int, int]], *, copied: bool = True
     ) -> list[tuple[Case, ReporterContact | None] | None]:
         """For each row id and version of ``stored`` in ``database`` (the store's
         engine), the case a query built from that row at that version, a copy of its
-        own, with the row's contact data; ``None`` where none is held (see
-        :meth:`hold`)."""
+        own (without ``copied``: the kept case itself, which the caller copies before
+        anyone else sees it), with the row's contact data; ``None`` where none is held
+        (see :meth:`hold`)."""
         found: list[tuple[Case, ReporterContact | None] | None] = []
         with self._lock:
             rows = self._rows.get(database)
@@ -158,6 +159,8 @@ class BuiltCases:
                 if held is not None:
                     rows.move_to_end(key)  # used now: the last to go
                 found.append(held)
+        if not copied:
+            return found
         return [None if held is None else (unshared(held[0]), held[1]) for held in found]
 
     def hold(

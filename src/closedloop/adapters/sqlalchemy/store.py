@@ -24,7 +24,7 @@ from closedloop.adapters.sqlalchemy.recent import RecentRows
 from closedloop.adapters.sqlalchemy.schema import cases
 from closedloop.adapters.sqlalchemy.transaction import SQLTransaction
 from closedloop.adapters.store_base import check_claim
-from closedloop.engine.case_query import CaseFilter, CasePage, Facet, Order
+from closedloop.engine.case_query import CaseFilter, CasePage, Facet, Order, Show
 from closedloop.engine.clock import utc
 from closedloop.engine.model import AuditEvent, ReporterContact
 from closedloop.engine.ports import (
@@ -226,9 +226,11 @@ class SQLStore(CaseQueries, ShownCases, EventStream, EventsByTime, SQLCheckpoint
         order: Order = "oldest",
         after: str | None = None,
         limit: int = 50,
+        show: Show | None = None,
     ) -> tuple[CasePage, dict[str, ReporterContact]]:
         """The page :meth:`select_cases` returns and its cases' contact data, from one
-        statement.
+        statement; with ``show``, its cases as ``show`` shows them (see
+        ``ShownCases.select_shown``).
 
         Raises:
             ValidationError: ``limit`` is out of range or ``after`` is not a cursor.
@@ -236,7 +238,9 @@ class SQLStore(CaseQueries, ShownCases, EventStream, EventsByTime, SQLCheckpoint
         """
         return self._read(
             "find cases",
-            lambda c: queries.select_shown(c, where, order=order, after=after, limit=limit),
+            lambda c: queries.select_shown(
+                c, where, order=order, after=after, limit=limit, show=show
+            ),
         )
 
     def count_selected(self, where: CaseFilter) -> int:
@@ -404,12 +408,15 @@ class SQLStore(CaseQueries, ShownCases, EventStream, EventsByTime, SQLCheckpoint
     # -- internals -------------------------------------------------------------------
 
     def _read(self, action: str, work: Callable[[Connection], T]) -> T:
-        with (
-            translated(action),
-            connect(self._engine, read_only=True) as connection,
-            begin(connection, write=False),
-        ):
-            return work(connection)
+        # On a connection the store's transactions keep between them (SQLite): a
+        # checkout from the pool costs a page more than its BEGIN.
+        with translated(action):
+            connection = self._idle.take(self._engine, read_only=True)
+            try:
+                with begin(connection, write=False):
+                    return work(connection)
+            finally:
+                self._idle.give_back(connection)
 
     def _write(self, action: str, work: Callable[[Connection], T]) -> T:
         def attempt() -> T:
