@@ -504,7 +504,7 @@ class Timekeeper:
 
     def _subtask_effect(
         self, case: Case, point: DuePoint
-    ) -> tuple[EngineTrigger, dict[str, Any], dict[str, Any]]:
+    ) -> tuple[str, dict[str, Any], dict[str, Any]]:
         """What a subtask timer does: the subtask's warning, breach or rung, recorded."""
         payload: dict[str, Any] = {}
         tasks = []
@@ -528,15 +528,14 @@ class Timekeeper:
             tasks.append(task)
         assert "unit" in payload  # the sweep fires only live points
         trigger = {
-            TimerKind.SUBTASK_WARNING: EngineTrigger.SUBTASK_WARN,
-            TimerKind.SUBTASK_BREACH: EngineTrigger.SUBTASK_BREACH,
-        }.get(point.kind, EngineTrigger.SUBTASK_ESCALATE)
+            TimerKind.SUBTASK_WARNING: _SUBTASK_WARN,
+            TimerKind.SUBTASK_BREACH: _SUBTASK_BREACH,
+        }.get(point.kind, _SUBTASK_ESCALATE)
         return trigger, {"subtasks": tuple(tasks)}, payload
 
-    def effect(
-        self, case: Case, point: DuePoint
-    ) -> tuple[EngineTrigger, dict[str, Any], dict[str, Any]]:
-        """What firing ``point`` does: the audit trigger, the case updates, the payload."""
+    def effect(self, case: Case, point: DuePoint) -> tuple[str, dict[str, Any], dict[str, Any]]:
+        """What firing ``point`` does: the audit trigger (an :class:`EngineTrigger`'s
+        value, as plain text), the case updates, the payload."""
         if point.kind in SUBTASK_TIMERS:
             return self._subtask_effect(case, point)
         deadline = case.deadline
@@ -544,13 +543,13 @@ class Timekeeper:
         clock = self._workflow.clock(deadline.clock)
         if point.kind == TimerKind.WARNING:
             return (
-                EngineTrigger.WARN,
+                _WARN,
                 {"deadline": self._settled(replaced(deadline, {"warning": "yellow"}))},
                 {},
             )
         if point.kind == TimerKind.BREACH:
             return (
-                EngineTrigger.BREACH,
+                _BREACH,
                 {"deadline": self._settled(replaced(deadline, {"warning": "red"}))},
                 {},
             )
@@ -559,7 +558,7 @@ class Timekeeper:
         updates: dict[str, Any] = {"deadline": climbed}
         if step.supervise:
             updates["supervised"] = True
-        return EngineTrigger.ESCALATE, updates, {"level": point.level, "notify": list(step.notify)}
+        return _ESCALATE, updates, {"level": point.level, "notify": list(step.notify)}
 
 
 def _draft(
@@ -599,6 +598,16 @@ def _draft(
 
 
 _ZERO = timedelta(0)
+
+# The triggers a timer records, as plain text: the event keeps its trigger as it is
+# given, and the store's driver takes text as it is (a text enumeration's member it
+# first tries to adapt).
+_WARN = EngineTrigger.WARN.value
+_BREACH = EngineTrigger.BREACH.value
+_ESCALATE = EngineTrigger.ESCALATE.value
+_SUBTASK_WARN = EngineTrigger.SUBTASK_WARN.value
+_SUBTASK_BREACH = EngineTrigger.SUBTASK_BREACH.value
+_SUBTASK_ESCALATE = EngineTrigger.SUBTASK_ESCALATE.value
 
 _DRAFT_GIVEN = frozenset({"clock", "calendar", "started_at", "limit", "due_at", "warn_at"})
 _DRAFT: dict[str, Any] = {
