@@ -43,7 +43,7 @@ from datetime import datetime, timedelta
 from enum import Enum, StrEnum
 
 from closedloop.engine import audit
-from closedloop.engine.deadlines import Timekeeper
+from closedloop.engine.deadlines import Timekeeper, iso_text
 from closedloop.engine.definition import Workflow
 from closedloop.engine.kinds import TimerKind
 from closedloop.engine.model import SYSTEM, Case
@@ -484,7 +484,7 @@ class TimerSweep:
                 claim=claim,
             )
         trigger, updates, payload = self._clocks.effect(case, point)
-        payload["due_at"] = point.due_at.isoformat()
+        payload["due_at"] = iso_text(point.due_at)
         notify = self._clocks.escalation_targets(case, point)
         return self._writer.mark(
             tx,
