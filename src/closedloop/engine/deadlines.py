@@ -353,7 +353,10 @@ class Timekeeper:
             for kind, level, at in self._pending(deadline)
             if until is None or at <= until
         ]
-        made.extend(p for p in self.subtask_points(case) if until is None or p.due_at <= until)
+        if case.subtasks:
+            made.extend(p for p in self.subtask_points(case) if until is None or p.due_at <= until)
+        if len(made) < 2:
+            return made  # a tick mostly finds one
         return sorted(made, key=lambda p: (p.due_at, p.id))
 
     def counts(self, deadline: Deadline) -> bool:
@@ -375,7 +378,8 @@ class Timekeeper:
             return None
         # The instants alone: every command asks, and only the earliest is kept.
         instants = [at for _, _, at in self._pending(deadline)]
-        instants.extend(point.due_at for point in self.subtask_points(case))
+        if case.subtasks:
+            instants.extend(point.due_at for point in self.subtask_points(case))
         return min(instants).astimezone(UTC) if instants else None
 
     def _pending(self, deadline: Deadline) -> list[tuple[TimerKind, int, datetime]]:
