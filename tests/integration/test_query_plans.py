@@ -166,10 +166,22 @@ def test_a_ticks_claim_and_the_next_due_instant_read_the_next_timer_index(
     # An engine claims and asks for its own workflow's cases, along the same index.
     ours = earliest.where(leases.of_workflow(WORKFLOW.name))
     assert str(ours) == str(leases.next_due(WORKFLOW.name))
-    claims = (leases.due_cases(T0, 50), leases.due_cases(T0, 50, WORKFLOW.name))
-    for query in (*claims, earliest, ours):
-        found = "\n".join(str(row[-1]) for row in explained.execute(query).all())
+    due = {"now": T0, "limit": 50}
+    claims = [
+        (leases.due_cases(False), due),
+        (leases.due_cases(True), {**due, "workflow": WORKFLOW.name}),
+    ]
+    for query, values in [*claims, (earliest, {}), (ours, {})]:
+        found = "\n".join(str(row[-1]) for row in explained.execute(query, values).all())
         assert "ix_closedloop_cases_next_timer_at" in found, found
+    if explained.dialect.name == "sqlite":
+        # SQLite claims in one UPDATE whose subquery selects the due cases: the same walk.
+        for ours_only, values in ((False, due), (True, {**due, "workflow": WORKFLOW.name})):
+            claim = leases._CLAIM_AT_ONCE[ours_only]
+            lease = {"owner": "o", "expires_at": T0, "token": "t"}
+            found = prepared_plan(explained, claim, {**values, **lease}, explain=True)
+            assert "ix_closedloop_cases_next_timer_at" in found, found
+            assert "SCAN closedloop_cases" not in found, found
 
 
 def test_the_facet_tally_learns_whether_the_store_holds_one_workflow_from_an_index(
@@ -214,10 +226,19 @@ def test_a_text_search_reads_its_span_along_the_report_time_index(
         assert "Seq Scan" not in found, found
 
 
-def prepared_plan(connection: Connection, query: Any, values: dict[str, Any]) -> str:
-    """The plan of ``query`` run as the store runs it: prepared, with ``values``."""
+def prepared_plan(
+    connection: Connection, query: Any, values: dict[str, Any], *, explain: bool = False
+) -> str:
+    """The plan of ``query`` run as the store runs it: prepared, with ``values``
+    (``explain``: EXPLAIN written here, for a statement the connection does not
+    explain on its own, such as an UPDATE)."""
     engine = connection.engine.execution_options(**connection.get_execution_options())
-    found = Prepared(query, engine).run(connection, values).all()
+    statement = Prepared(query, engine)
+    if explain:
+        prefix = "EXPLAIN QUERY PLAN " if connection.dialect.name == "sqlite" else "EXPLAIN "
+        found = connection.exec_driver_sql(prefix + statement.sql, statement.parameters(values))
+        return "\n".join(str(row[-1]) for row in found.all())
+    found = statement.run(connection, values).all()
     return "\n".join(str(row[-1]) for row in found)
 
 

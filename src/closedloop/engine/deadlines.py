@@ -353,7 +353,10 @@ class Timekeeper:
             for kind, level, at in self._pending(deadline)
             if until is None or at <= until
         ]
-        made.extend(p for p in self.subtask_points(case) if until is None or p.due_at <= until)
+        if case.subtasks:
+            made.extend(p for p in self.subtask_points(case) if until is None or p.due_at <= until)
+        if len(made) < 2:
+            return made  # a tick mostly finds one
         return sorted(made, key=lambda p: (p.due_at, p.id))
 
     def counts(self, deadline: Deadline) -> bool:
@@ -375,7 +378,8 @@ class Timekeeper:
             return None
         # The instants alone: every command asks, and only the earliest is kept.
         instants = [at for _, _, at in self._pending(deadline)]
-        instants.extend(point.due_at for point in self.subtask_points(case))
+        if case.subtasks:
+            instants.extend(point.due_at for point in self.subtask_points(case))
         return min(instants).astimezone(UTC) if instants else None
 
     def _pending(self, deadline: Deadline) -> list[tuple[TimerKind, int, datetime]]:
@@ -504,7 +508,7 @@ class Timekeeper:
 
     def _subtask_effect(
         self, case: Case, point: DuePoint
-    ) -> tuple[EngineTrigger, dict[str, Any], dict[str, Any]]:
+    ) -> tuple[str, dict[str, Any], dict[str, Any]]:
         """What a subtask timer does: the subtask's warning, breach or rung, recorded."""
         payload: dict[str, Any] = {}
         tasks = []
@@ -528,15 +532,14 @@ class Timekeeper:
             tasks.append(task)
         assert "unit" in payload  # the sweep fires only live points
         trigger = {
-            TimerKind.SUBTASK_WARNING: EngineTrigger.SUBTASK_WARN,
-            TimerKind.SUBTASK_BREACH: EngineTrigger.SUBTASK_BREACH,
-        }.get(point.kind, EngineTrigger.SUBTASK_ESCALATE)
+            TimerKind.SUBTASK_WARNING: _SUBTASK_WARN,
+            TimerKind.SUBTASK_BREACH: _SUBTASK_BREACH,
+        }.get(point.kind, _SUBTASK_ESCALATE)
         return trigger, {"subtasks": tuple(tasks)}, payload
 
-    def effect(
-        self, case: Case, point: DuePoint
-    ) -> tuple[EngineTrigger, dict[str, Any], dict[str, Any]]:
-        """What firing ``point`` does: the audit trigger, the case updates, the payload."""
+    def effect(self, case: Case, point: DuePoint) -> tuple[str, dict[str, Any], dict[str, Any]]:
+        """What firing ``point`` does: the audit trigger (an :class:`EngineTrigger`'s
+        value, as plain text), the case updates, the payload."""
         if point.kind in SUBTASK_TIMERS:
             return self._subtask_effect(case, point)
         deadline = case.deadline
@@ -544,13 +547,13 @@ class Timekeeper:
         clock = self._workflow.clock(deadline.clock)
         if point.kind == TimerKind.WARNING:
             return (
-                EngineTrigger.WARN,
+                _WARN,
                 {"deadline": self._settled(replaced(deadline, {"warning": "yellow"}))},
                 {},
             )
         if point.kind == TimerKind.BREACH:
             return (
-                EngineTrigger.BREACH,
+                _BREACH,
                 {"deadline": self._settled(replaced(deadline, {"warning": "red"}))},
                 {},
             )
@@ -559,7 +562,7 @@ class Timekeeper:
         updates: dict[str, Any] = {"deadline": climbed}
         if step.supervise:
             updates["supervised"] = True
-        return EngineTrigger.ESCALATE, updates, {"level": point.level, "notify": list(step.notify)}
+        return _ESCALATE, updates, {"level": point.level, "notify": list(step.notify)}
 
 
 def _draft(
@@ -599,6 +602,16 @@ def _draft(
 
 
 _ZERO = timedelta(0)
+
+# The triggers a timer records, as plain text: the event keeps its trigger as it is
+# given, and the store's driver takes text as it is (a text enumeration's member it
+# first tries to adapt).
+_WARN = EngineTrigger.WARN.value
+_BREACH = EngineTrigger.BREACH.value
+_ESCALATE = EngineTrigger.ESCALATE.value
+_SUBTASK_WARN = EngineTrigger.SUBTASK_WARN.value
+_SUBTASK_BREACH = EngineTrigger.SUBTASK_BREACH.value
+_SUBTASK_ESCALATE = EngineTrigger.SUBTASK_ESCALATE.value
 
 _DRAFT_GIVEN = frozenset({"clock", "calendar", "started_at", "limit", "due_at", "warn_at"})
 _DRAFT: dict[str, Any] = {
@@ -679,7 +692,7 @@ def _lookup(attributes: Mapping[str, Any], path: str) -> Any:
 def _point(case_id: str, deadline: Deadline, kind: TimerKind, level: int, at: datetime) -> DuePoint:
     # The instant is part of the id: a moved deadline is a new timer, the old one cancelled.
     at = at.astimezone(UTC)
-    started, stamp = deadline.started_at.isoformat(), at.isoformat()
+    started, stamp = iso_text(deadline.started_at), iso_text(at)
     # Made from the case's own checked values (an aware instant, now in UTC): built
     # without validating them again, as every tick derives these for every case.
     return assembled(
@@ -693,6 +706,24 @@ def _point(case_id: str, deadline: Deadline, kind: TimerKind, level: int, at: da
             "due_at": at,
         },
     )
+
+
+def iso_text(at: datetime) -> str:
+    """``at.isoformat()``, put together from ready-made digits for an instant in UTC (a
+    tick writes a few for every timer, and ``isoformat`` formats each number anew)."""
+    year = _YEARS.get(at.year) if at.tzinfo is UTC and type(at) is datetime else None
+    if year is None:
+        return at.isoformat()
+    two = _TWO_DIGITS
+    text = f"{year}-{two[at.month]}-{two[at.day]}T{two[at.hour]}:{two[at.minute]}:{two[at.second]}"
+    if at.microsecond:
+        return f"{text}.{at.microsecond:06d}+00:00"
+    return f"{text}+00:00"
+
+
+_TWO_DIGITS = tuple(f"{n:02d}" for n in range(100))
+_YEARS = {year: str(year) for year in range(1970, 2200)}
+"""The years :func:`iso_text` puts together (four digits each); others are formatted."""
 
 
 def _unclocked(task: Subtask) -> bool:

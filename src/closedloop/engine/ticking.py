@@ -43,7 +43,7 @@ from datetime import datetime, timedelta
 from enum import Enum, StrEnum
 
 from closedloop.engine import audit
-from closedloop.engine.deadlines import Timekeeper
+from closedloop.engine.deadlines import Timekeeper, iso_text
 from closedloop.engine.definition import Workflow
 from closedloop.engine.kinds import TimerKind
 from closedloop.engine.model import SYSTEM, Case
@@ -182,7 +182,7 @@ class TimerSweep:
     ) -> TickReport:
         """Apply every timer due at ``at``, earliest first, until none is left (or until
         ``should_stop()`` answers ``True`` before a claim)."""
-        totals: Counter[TimerOutcome] = Counter()
+        totals = _Outcomes()
         swept: Counter[str] = Counter()
         then = _NextClaim(at, batch, should_stop, self._workflow.name)
         claims: list[TimerClaim] | None = None  # claimed along with the last batch
@@ -214,9 +214,9 @@ class TimerSweep:
             if s.last_tried_at == at and s.point.case_id in swept
         )
         return TickReport(
-            applied=totals[TimerOutcome.APPLIED],
-            stale=totals[TimerOutcome.STALE],
-            deferred=totals[TimerOutcome.DEFERRED],
+            applied=totals.applied,
+            stale=totals.stale,
+            deferred=totals.deferred,
             deferred_by=dict(reasons),
         )
 
@@ -241,10 +241,10 @@ class TimerSweep:
 
     def _apply(
         self, claims: Sequence[TimerClaim], now: datetime, then: _NextClaim
-    ) -> tuple[Counter[TimerOutcome], list[TimerClaim] | None]:
+    ) -> tuple[_Outcomes, list[TimerClaim] | None]:
         """Apply the timers of the claimed cases (in the order of their instants); with
         the claims of the next batch when they were made in the same transaction."""
-        totals: Counter[TimerOutcome] = Counter()
+        totals = _Outcomes()
         alone = list(claims)
         if len(claims) > 1:
             # A batch with a timer that failed before would likely fail again at once.
@@ -259,14 +259,14 @@ class TimerSweep:
                 with self._store.transaction() as tx:
                     if not isinstance(tx, Savepoints):
                         raise _NoSavepoints
-                    batch: Counter[TimerOutcome] = Counter()
+                    batch = _Outcomes()
                     for claim in claims:
                         if not self._sweep_saved(tx, tx, claim, now, batch):
                             alone.append(claim)  # another writer moved it: again, alone
                     tx.commit()
                     totals.update(batch)
             except (_NoSavepoints, ClosedLoopError):
-                totals.clear()
+                totals = _Outcomes()
                 alone = list(claims)
         for claim in alone:
             totals.update(self._case_alone(claim, now))
@@ -275,7 +275,7 @@ class TimerSweep:
 
     def _at_once(
         self, claims: Sequence[TimerClaim], now: datetime, then: _NextClaim
-    ) -> tuple[Counter[TimerOutcome], list[TimerClaim] | None] | None:
+    ) -> tuple[_Outcomes, list[TimerClaim] | None] | None:
         """Apply a batch in one transaction without savepoints, as long as nothing in it
         fails; ``None`` when something did (a refused expiry action, another writer, a
         lost lease, the store): nothing of the batch is written then, no timer is kept
@@ -285,7 +285,7 @@ class TimerSweep:
         ClaimsWithin`) the next batch is claimed after the batch's writes, in the same
         transaction: its claims come back with the outcomes (``None`` otherwise)."""
         stuck = dict(self._stuck)
-        totals: Counter[TimerOutcome] = Counter()
+        totals = _Outcomes()
         following: list[TimerClaim] | None = None
         stopping: Exception | None = None
         then.ask_ahead()  # not while the batch holds the store's locks
@@ -317,7 +317,7 @@ class TimerSweep:
         nested: Savepoints,
         claim: TimerClaim,
         now: datetime,
-        into: Counter[TimerOutcome],
+        into: _Outcomes,
     ) -> bool:
         """Sweep a claimed case of a batch inside a savepoint; ``False`` when another
         writer moved it (nothing of it is written then)."""
@@ -333,7 +333,7 @@ class TimerSweep:
             except (ConcurrentModification, LeaseLost):
                 return False
 
-    def _case_alone(self, claim: TimerClaim, now: datetime) -> Counter[TimerOutcome]:
+    def _case_alone(self, claim: TimerClaim, now: datetime) -> _Outcomes:
         """Apply a case's due timers in a transaction of their own, again after a race."""
         refused: set[str] = set()
         last: ClosedLoopError | None = None
@@ -357,7 +357,7 @@ class TimerSweep:
         due = self._due.get(claim.case_id, [])
         for point in due:
             self._failed(point, last or LeaseLost(claim.case_id), now)
-        return Counter({TimerOutcome.DEFERRED: max(len(due), 1)})
+        return _Outcomes(deferred=max(len(due), 1))
 
     def _sweep_case(
         self,
@@ -368,7 +368,7 @@ class TimerSweep:
         refused: set[str] | None = None,
         *,
         case: Case | None = None,
-    ) -> Counter[TimerOutcome]:
+    ) -> _Outcomes:
         """Apply the claimed case's due timers, earliest first, each as it stands now.
 
         The first write ends the claim; when nothing is written the claim is released
@@ -376,24 +376,25 @@ class TimerSweep:
         a later tick stays leased under the claim (``case``: the case as this
         transaction read it already).
         """
-        outcomes: Counter[TimerOutcome] = Counter()
+        outcomes = _Outcomes()
         if case is None:
             case = tx.get_case(claim.case_id)
         if case is None:
-            return Counter({TimerOutcome.STALE: 1})
+            return _Outcomes(stale=1)
         try:
             due = self._derived(case, claim, now)
         except _Unfit as unfit:
             # Nothing the engine could write: the case stays leased and is reported.
             self._due[case.id] = [unfit.point]
             self._failed(unfit.point, unfit.error, now)
-            return Counter({TimerOutcome.DEFERRED: 1})
+            return _Outcomes(deferred=1)
         self._due[case.id] = due
-        for point_id in [i for i, s in self._stuck.items() if s.point.case_id == case.id]:
-            if point_id not in {p.id for p in due}:
-                del self._stuck[point_id]  # the case no longer needs it
-        done = set(refused or ())
-        deferred = len(done & {p.id for p in due})
+        if self._stuck:
+            for point_id in [i for i, s in self._stuck.items() if s.point.case_id == case.id]:
+                if point_id not in {p.id for p in due}:
+                    del self._stuck[point_id]  # the case no longer needs it
+        done = set(refused) if refused else set()
+        deferred = len(done & {p.id for p in due}) if done else 0
         held: TimerClaim | None = claim  # the claim no write has ended yet
         current = due  # the case's due timers as it now stands
         while True:
@@ -404,9 +405,12 @@ class TimerSweep:
             done.add(point.id)  # looked at once per sweep, whatever comes of it
             # Until this case has a write to keep, a refusal undoes nothing worth a
             # savepoint: the caller starts the case again without the refused timer.
-            saved = nested is not None and outcomes[TimerOutcome.APPLIED] > 0
+            saved = nested is not None and outcomes.applied > 0
             try:
-                with nested.savepoint() if saved and nested is not None else _plain():
+                if saved and nested is not None:
+                    with nested.savepoint():
+                        new = self._fire_on(tx, case, point, now, held)
+                else:
                     new = self._fire_on(tx, case, point, now, held)
             except (ConcurrentModification, LeaseLost):
                 raise
@@ -416,12 +420,13 @@ class TimerSweep:
                 deferred += 1
                 self._failed(point, exc, now)
                 continue
-            self._stuck.pop(point.id, None)
-            outcomes[TimerOutcome.APPLIED] += 1
+            if self._stuck:
+                self._stuck.pop(point.id, None)
+            outcomes.applied += 1
             case, held = new, None
             next_at = self._writer.next_timer_at(case)  # as the write stored it
             current = [] if next_at is None or next_at > now else self._due_now(case, now)
-        outcomes[TimerOutcome.DEFERRED] += deferred
+        outcomes.deferred += deferred
         if held is None:
             if deferred:
                 tx.hold_claim(claim, version=case.version)  # the rest waits, leased
@@ -429,7 +434,7 @@ class TimerSweep:
             tx.release_claim(
                 held, version=case.version, next_timer_at=self._clocks.next_timer_at(case)
             )
-            outcomes[TimerOutcome.STALE] += 1
+            outcomes.stale += 1
         return outcomes
 
     def _derived(self, case: Case, claim: TimerClaim, now: datetime) -> list[DuePoint]:
@@ -479,7 +484,7 @@ class TimerSweep:
                 claim=claim,
             )
         trigger, updates, payload = self._clocks.effect(case, point)
-        payload["due_at"] = point.due_at.isoformat()
+        payload["due_at"] = iso_text(point.due_at)
         notify = self._clocks.escalation_targets(case, point)
         return self._writer.mark(
             tx,
@@ -586,6 +591,24 @@ class _NextClaim:
             self.at, owner=owner, lease=lease, limit=self.limit, workflow=self.workflow
         )
         return claims, None
+
+
+class _Outcomes:
+    """How many claimed timers came to each :class:`TimerOutcome` (counted as a tick
+    goes: plain numbers, not a ``Counter`` of the enumeration's members)."""
+
+    __slots__ = ("applied", "deferred", "stale")
+
+    def __init__(self, *, applied: int = 0, stale: int = 0, deferred: int = 0) -> None:
+        self.applied = applied
+        self.stale = stale
+        self.deferred = deferred
+
+    def update(self, other: _Outcomes) -> None:
+        """Add ``other``'s numbers to these."""
+        self.applied += other.applied
+        self.stale += other.stale
+        self.deferred += other.deferred
 
 
 class _NoSavepoints(Exception):

@@ -12,46 +12,85 @@ its later write then matches no row (the token changed) and is refused.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Select, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Dialect,
+    Integer,
+    Select,
+    String,
+    bindparam,
+    func,
+    or_,
+    select,
+    update,
+)
 
 from closedloop.adapters.sqlalchemy import rows
+from closedloop.adapters.sqlalchemy.engines import prepared
 from closedloop.adapters.sqlalchemy.schema import cases, outbox
 from closedloop.engine.model import assembled
 from closedloop.engine.ports import UNDELIVERED, OutboxMessage, OutboxStatus, TimerClaim
 
 PENDING = "pending"
-_CLAIM_COLUMNS = (
-    cases.c.id.label("case_id"),
-    cases.c.next_timer_at,
-    cases.c.tick_owner.label("owner"),
-    cases.c.tick_expires_at.label("expires_at"),
-    cases.c.tick_token.label("token"),
-)
 
 
-def of_workflow(workflow: str) -> ColumnElement[bool]:
+def of_workflow(workflow: str | ColumnElement[str]) -> ColumnElement[bool]:
     """The cases of ``workflow``, as a condition no index serves: the database filters
     the walk along the timer index with it, and never reads every case of the workflow
     through the index on the name (which a claim's order cannot use)."""
     return (cases.c.workflow + "") == workflow
 
 
-def due_cases(now: datetime, limit: int, workflow: str | None = None) -> Select[tuple[int]]:
-    """The row ids of up to ``limit`` cases with ``next_timer_at <= now`` and no live
-    lease (of ``workflow``, when given), earliest first, read through the index on
-    (next_timer_at, row_id). Due cases of other workflows are passed over on the way."""
+def due_cases(workflow: bool) -> Select[tuple[int]]:
+    """The row ids of up to ``:limit`` cases with ``next_timer_at <= :now`` and no live
+    lease (of ``:workflow`` when ``workflow``), earliest first, read through the index
+    on (next_timer_at, row_id). Due cases of other workflows are passed over on the
+    way. Built once for each: a tick claims a batch after each batch."""
+    now = bindparam("now", type_=cases.c.next_timer_at.type)
     free = or_(cases.c.tick_expires_at.is_(None), cases.c.tick_expires_at <= now)
-    ours = [] if workflow is None else [of_workflow(workflow)]
+    ours = [of_workflow(bindparam("workflow", type_=String))] if workflow else []
     return (
         select(cases.c.row_id)
         .where(cases.c.next_timer_at <= now, free, *ours)
         .order_by(cases.c.next_timer_at, cases.c.row_id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
+        .limit(bindparam("limit", type_=Integer))
     )
+
+
+_DUE = {ours: due_cases(ours).with_for_update(skip_locked=True) for ours in (False, True)}
+"""What a claim reads first where it locks the rows it claims (``FOR UPDATE SKIP
+LOCKED`` on PostgreSQL), by whether it claims one workflow's cases."""
+
+_LEASED = (
+    update(cases)
+    .where(cases.c.row_id.in_(bindparam("row_ids", expanding=True)))
+    .values(
+        tick_owner=bindparam("owner", type_=String),
+        tick_expires_at=bindparam("expires_at", type_=cases.c.tick_expires_at.type),
+        tick_token=bindparam("token", type_=String),
+    )
+    .returning(cases.c.row_id, cases.c.id, cases.c.next_timer_at)
+)
+"""The lease on the rows a claim read, as they stand now."""
+
+_CLAIM_AT_ONCE = {
+    ours: update(cases)
+    .where(cases.c.row_id.in_(due_cases(ours)))
+    .values(
+        tick_owner=bindparam("owner", type_=String),
+        tick_expires_at=bindparam("expires_at", type_=cases.c.tick_expires_at.type),
+        tick_token=bindparam("token", type_=String),
+    )
+    .returning(cases.c.row_id, cases.c.id, cases.c.next_timer_at)
+    for ours in (False, True)
+}
+"""A claim as one statement, where the transaction holds the database's only write lock
+(SQLite): nobody else claims between its read and its lease."""
 
 
 NEXT_DUE = select(func.min(cases.c.next_timer_at))
@@ -76,31 +115,64 @@ def claim_due(
     workflow: str | None = None,
 ) -> list[TimerClaim]:
     """Lease up to ``limit`` cases with ``next_timer_at <= now`` (of ``workflow``, when
-    given), earliest first."""
-    ids = connection.execute(due_cases(now, limit, workflow)).scalars().all()
-    if not ids:
-        return []
-    claimed = connection.execute(
-        update(cases)
-        .where(cases.c.row_id.in_(ids))
-        .values(tick_owner=owner, tick_expires_at=now + lease, tick_token=uuid.uuid4().hex)
-        .returning(cases.c.row_id, *_CLAIM_COLUMNS)
-    ).all()
-    ordered = sorted(claimed, key=lambda row: (row.next_timer_at, row.row_id))
+    given), earliest first.
+
+    On SQLite the claim is one prepared statement (see :mod:`.prepared`); elsewhere the
+    rows are read and locked first, then leased. Every claim of one call has the same
+    owner, expiry and token: they are the values written, not read back.
+    """
+    expires_at = now + lease
+    token = uuid.uuid4().hex
+    due: dict[str, Any] = {"now": now, "limit": limit}
+    if workflow is not None:
+        due["workflow"] = workflow
+    lease_values = {"owner": owner, "expires_at": expires_at, "token": token}
+    engine = connection.engine
+    if engine.dialect.name == "sqlite":
+        statement = _CLAIM_AT_ONCE[workflow is not None]
+        claimed: Sequence[Any] = (
+            prepared(engine, statement, ()).run(connection, {**due, **lease_values}).all()
+        )
+        instant = _read_instant(connection.dialect)
+        rows = [(instant(at), row_id, case_id) for row_id, case_id, at in claimed]
+    else:
+        ids = connection.execute(_DUE[workflow is not None], due).scalars().all()
+        if not ids:
+            return []
+        claimed = connection.execute(_LEASED, {"row_ids": ids, **lease_values}).all()
+        rows = [(at, row_id, case_id) for row_id, case_id, at in claimed]
+    rows.sort()
     # The columns' own values (instants read back aware, in UTC): not validated again.
     return [
         assembled(
             TimerClaim,
             {
-                "case_id": row.case_id,
-                "next_timer_at": row.next_timer_at,
-                "owner": row.owner,
-                "expires_at": row.expires_at,
-                "token": row.token,
+                "case_id": case_id,
+                "next_timer_at": at,
+                "owner": owner,
+                "expires_at": expires_at,
+                "token": token,
             },
         )
-        for row in ordered
+        for at, _, case_id in rows
     ]
+
+
+def _read_instant(dialect: Dialect) -> Callable[[Any], Any]:
+    """How an instant the driver gives back as it is becomes an aware one in UTC (as a
+    query's ``Instant`` column reads it)."""
+    found = _INSTANT_READERS.get(dialect.name)
+    if found is None:
+        process = cases.c.next_timer_at.type.dialect_impl(dialect).result_processor(dialect, None)
+        found = _INSTANT_READERS[dialect.name] = process or _as_it_is
+    return found
+
+
+_INSTANT_READERS: dict[str, Callable[[Any], Any]] = {}
+
+
+def _as_it_is(value: Any) -> Any:
+    return value
 
 
 def next_due_at(connection: Connection, workflow: str | None = None) -> datetime | None:
