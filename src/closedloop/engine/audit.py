@@ -107,34 +107,21 @@ def _in_order(data: dict[str, Any]) -> dict[str, JSON]:
         if type(key) is not str:
             raise _NotPlain
         value = data[key]
-        kind = type(value)
-        if kind in _SCALARS:
-            pass
-        elif kind is dict:
-            value = _in_order(value)
-        elif kind is list:
-            value = _list_in_order(value)
-        elif kind is not float or not (value == 0.0 or 1e-4 <= abs(value) < 1e16):
-            raise _NotPlain
-        copy[key] = value
+        copy[key] = value if type(value) in _SCALARS else _ordered(value)
     return copy
 
 
-def _list_in_order(data: list[Any]) -> list[JSON]:
-    """:func:`_in_order` for a list."""
-    copy: list[JSON] = []
-    for value in data:
-        kind = type(value)
-        if kind in _SCALARS:
-            pass
-        elif kind is dict:
-            value = _in_order(value)
-        elif kind is list:
-            value = _list_in_order(value)
-        elif kind is not float or not (value == 0.0 or 1e-4 <= abs(value) < 1e16):
-            raise _NotPlain
-        copy.append(value)
-    return copy
+def _ordered(value: Any) -> JSON:
+    """:func:`_in_order` for a value that is not text, a whole number, a boolean or
+    ``None``."""
+    kind = type(value)
+    if kind is dict:
+        return _in_order(value)
+    if kind is list:
+        return [item if type(item) in _SCALARS else _ordered(item) for item in value]
+    if kind is not float or not (value == 0.0 or 1e-4 <= abs(value) < 1e16):
+        raise _NotPlain
+    return value
 
 
 _SCALARS = frozenset({str, int, bool, type(None)})
@@ -441,18 +428,10 @@ def seal(
     with the bodies kept for the next command, nor with the data :func:`hashed_json`
     gives a store, so that what a holder of the event changes in it reaches neither.
     """
-    at = utc(at, "at")
-    if not sealed and _WRITES_ALIKE:
-        made = _plain_event(
-            case_id, seq, at, actor, role, trigger, from_state, to_state, payload, reason,
-            changes, prev_hash, written_at_once,
-        )  # fmt: skip
-        if made is not None:
-            return made
     fields: dict[str, Any] = {
         "case_id": case_id,
         "seq": seq,
-        "at": at,
+        "at": utc(at, "at"),
         "actor": actor,
         "role": role,
         "trigger": trigger,
@@ -465,6 +444,10 @@ def seal(
         "hash": "",
         "sealed": dict(sealed or {}),
     }
+    if not sealed and _WRITES_ALIKE:
+        made = _plain_event(fields, written_at_once)
+        if made is not None:
+            return made
     event = assembled(AuditEvent, fields)
     data = _hashed(event)
     # Not shown to anyone before its hash is in: set in place, not copied.
@@ -480,90 +463,60 @@ def seal(
     return event
 
 
-def _plain_event(
-    case_id: str,
-    seq: int,
-    at: datetime,
-    actor: str,
-    role: str | None,
-    trigger: str,
-    from_state: str | None,
-    to_state: str,
-    payload: dict[str, JSON],
-    reason: str | None,
-    changes: dict[str, JSON],
-    prev_hash: str,
-    written_at_once: bool,
-) -> AuditEvent | None:
-    """:func:`seal`'s event without sealed fields, its canonical JSON written by
-    pydantic-core from copies of its payload and changes with their keys in order (see
-    :func:`_in_order`), when every value is of a type that writes so: exactly text, a
-    whole number, an instant in UTC, or JSON data that :func:`_in_order` copies.
-    ``None`` otherwise (:func:`seal` then hashes the event as validation dumps it).
+def _plain_event(fields: dict[str, Any], written_at_once: bool) -> AuditEvent | None:
+    """:func:`seal`'s event of ``fields`` (none of them sealed), its canonical JSON
+    written by pydantic-core from copies of its payload and changes with their keys in
+    order (see :func:`_in_order`), when every value is of a type that writes so: exactly
+    text, a whole number, an instant in UTC, or JSON data that :func:`_in_order`
+    copies. ``None`` otherwise (:func:`seal` then hashes the event as validation dumps
+    it).
 
     The event takes the ordered copy of its changes (its dicts hold their keys in
     sorted order); the data :func:`hashed_json` gives a store keeps the changes as they
     came, in the order the body holds its fields, and a copy of the payload in its own
     order, of its own when it holds dicts or lists.
     """
+    at, role, source, reason = fields["at"], fields["role"], fields["from_state"], fields["reason"]
+    payload, changes = fields["payload"], fields["changes"]
     if not (
-        type(case_id) is str
-        and type(seq) is int
+        type(fields["case_id"]) is str
+        and type(fields["seq"]) is int
         and type(at) is datetime
         and at.tzinfo is UTC
-        and type(actor) is str
+        and type(fields["actor"]) is str
         and (role is None or type(role) is str)
-        and type(trigger) is str
-        and (from_state is None or type(from_state) is str)
-        and type(to_state) is str
-        and type(payload) is dict
+        and type(fields["trigger"]) is str
+        and (source is None or type(source) is str)
+        and type(fields["to_state"]) is str
         and (reason is None or type(reason) is str)
-        and type(changes) is dict
-        and type(prev_hash) is str
+        and type(fields["prev_hash"]) is str
     ):
         return None
     try:
-        ordered_changes = _in_order(changes)
-        ordered_payload = _in_order(payload)
+        ordered = _in_order(changes)
         text = to_json(
             {
-                "actor": actor,
+                "actor": fields["actor"],
                 "at": at,
-                "case_id": case_id,
-                "changes": ordered_changes,
-                "from_state": from_state,
-                "payload": ordered_payload,
-                "prev_hash": prev_hash,
+                "case_id": fields["case_id"],
+                "changes": ordered,
+                "from_state": source,
+                "payload": _in_order(payload),
+                "prev_hash": fields["prev_hash"],
                 "reason": reason,
                 "role": role,
-                "seq": seq,
-                "to_state": to_state,
-                "trigger": trigger,
+                "seq": fields["seq"],
+                "to_state": fields["to_state"],
+                "trigger": fields["trigger"],
             }
         )
     except (_NotPlain, TypeError, PydanticSerializationError):
         return None
-    event = assembled(
-        AuditEvent,
-        {
-            "case_id": case_id,
-            "seq": seq,
-            "at": at,
-            "actor": actor,
-            "role": role,
-            "trigger": trigger,
-            "from_state": from_state,
-            "to_state": to_state,
-            "payload": dict(payload),
-            "reason": reason,
-            "changes": ordered_changes,
-            "prev_hash": prev_hash,
-            "hash": hashlib.sha256(text).hexdigest(),
-            "sealed": {},
-        },
-    )
+    fields["changes"] = ordered
+    fields["hash"] = hashlib.sha256(text).hexdigest()
+    event = assembled(AuditEvent, fields)
     nested = any(type(value) is dict or type(value) is list for value in payload.values())
-    stored = {"payload": thawed(payload) if nested else dict(payload), "changes": dict(changes)}
+    stored = {"payload": thawed(payload) if nested else dict(payload), "changes": changes}
     _hashed_lately(event, stored, written_at_once)
     return event
 
