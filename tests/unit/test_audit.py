@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 from datetime import UTC, datetime
@@ -221,6 +222,53 @@ def test_a_sealed_event_shares_nothing_with_the_bodies_kept_for_the_next_command
     third, _ = revise(second_case, event, attributes={"tags": ["a", "b"], "deep": {"n": 1}})
     assert "attributes" not in audit.changes(second_case, third)
     assert audit.hashed_json(event) is None  # changed since it was sealed: encoded anew
+
+
+def test_an_event_hashes_the_json_that_json_dumps_writes_with_sorted_keys() -> None:
+    values = {
+        "small": 1e-07,
+        "least": 5e-324,
+        "edge": 1e-4,
+        "big": 1e16,
+        "huge": -1.5e300,
+        "zero": -0.0,
+        "whole": 2**70,
+        "text": 'é中"\\/\n\x00\x7f\u2028\U0001f600',
+        "nested": {"b": [1, {"d": 2.5, "c": None}, []], "a": True, "": {}},
+    }
+    plain = {k: v for k, v in values.items() if k not in ("small", "least", "big", "huge")}
+    at = datetime(2026, 1, 5, 9, 30, 0, 120000, tzinfo=UTC)
+    for payload, changes in [
+        ({}, {"z": plain, "a": [plain["nested"]]}),
+        ({"only": plain["nested"]}, {"z": plain}),
+        (plain, {"z": values, "a": [values["nested"]]}),
+        (values, {"z": plain}),
+    ]:
+        event = audit.seal(
+            case_id="c1",
+            seq=2,
+            at=at,
+            actor="host",
+            role=None,
+            trigger="revise",
+            from_state="reported",
+            to_state="reported",
+            payload=payload,
+            reason="why",
+            changes=changes,
+            prev_hash=GENESIS,
+        )
+        fields = {
+            **event.model_dump(mode="json", exclude={"hash", "sealed"}),
+            "payload": payload,
+        }
+        expected = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        assert fields["at"] == "2026-01-05T09:30:00.120000Z"
+        assert event.hash == hashlib.sha256(expected.encode("utf-8")).hexdigest()
+        assert audit.event_hash(event) == event.hash
+        assert list(event.payload) == list(payload)  # as given
+    canonical = json.dumps(values, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert audit.canonical_json(values) == canonical.encode("utf-8")
 
 
 def test_the_bodies_kept_are_those_used_last() -> None:
