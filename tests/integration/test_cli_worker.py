@@ -431,7 +431,7 @@ def test_a_second_sigterm_stops_a_worker_whose_database_stopped_answering() -> N
         lines = lines_of(worker.stderr)
         assert "running on" in lines.get(timeout=60)
         relay.freeze()
-        assert relay.stuck.wait(timeout=60), "the worker never asked the database again"
+        assert relay.stuck.wait(timeout=60), "the worker never waited on the database"
         worker.send_signal(signal.SIGTERM)
         assert lines.get(timeout=60) == (
             "closedloop worker: SIGTERM: finishing the item in hand, then stopping "
