@@ -1,7 +1,9 @@
 """An ASGI application served by uvicorn on 127.0.0.1, in a thread of the test process.
 
 The socket is bound before the server starts (port 0: the kernel picks a free port),
-so a test's first request never races the server's start.
+so a test's first request never races the server's start. Tests talk to it with
+``timeout=None``: the server runs in the test's own process and always answers, however
+long a loaded machine takes to get round to it.
 """
 
 from __future__ import annotations

@@ -166,8 +166,9 @@ class SMTPReceiver:
 class FreezingRelay:
     """A TCP relay on 127.0.0.1 to ``host:port`` that can :meth:`freeze`: from then on it
     keeps every connection open and passes nothing on either way, as a server that hangs
-    (or a network path that drops packets) does. ``stuck`` is set once a client sends
-    something that will never be answered."""
+    (or a network path that drops packets) does. ``stuck`` is set once a client waits for
+    an answer that will never come: it asked after the freeze, or it asked before and the
+    answer arrived after (the client, mid-statement, then never asks again)."""
 
     def __init__(self, host: str, port: int) -> None:
         self._target = (host, port)
@@ -194,10 +195,10 @@ class FreezingRelay:
                 return  # closed
             server = socket.create_connection(self._target)
             self._sockets += [client, server]
-            for source, sink, asks in ((client, server, True), (server, client, False)):
-                threading.Thread(target=self._pump, args=(source, sink, asks), daemon=True).start()
+            for source, sink in ((client, server), (server, client)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
 
-    def _pump(self, source: socket.socket, sink: socket.socket, asks: bool) -> None:
+    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
         while True:
             try:
                 data = source.recv(65536)
@@ -206,9 +207,10 @@ class FreezingRelay:
             if not data:
                 return
             if self.frozen.is_set():
-                if asks:
-                    self.stuck.set()
-                continue  # swallowed: the other side waits for ever
+                # A question, or the answer to one asked before the freeze: either way
+                # the client now waits for ever.
+                self.stuck.set()
+                continue  # swallowed
             try:
                 sink.sendall(data)
             except OSError:

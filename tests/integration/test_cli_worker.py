@@ -35,7 +35,9 @@ from tests.conftest import new_schema, postgres_url
 from tests.integration.cli_runs import Ran, assert_one_line_error, environment
 from tests.loopback import FreezingRelay
 
-STOP_WITHIN = 5.0
+STOPS_WITHIN = 60.0
+"""Seconds a worker may take to exit after SIGTERM: however loaded the machine, only a
+worker that went on working or ignored the signal takes this long."""
 DISPATCHER = Actor("disp-1", roles=frozenset({"dispatcher"}))
 
 
@@ -74,17 +76,17 @@ def lines_of(stream: IO[str]) -> queue.Queue[str]:
     return lines
 
 
-def stopped(worker: subprocess.Popen[str]) -> tuple[float, str]:
-    """Send SIGTERM; how long the worker took to exit, and its stderr."""
-    asked = time.monotonic()
+def stopped(worker: subprocess.Popen[str]) -> str:
+    """Send SIGTERM and wait for the worker to finish the item in hand and exit; its
+    stderr. What it did before stopping is what the tests check, not how long it took."""
     worker.send_signal(signal.SIGTERM)
     try:
-        worker.wait(timeout=STOP_WITHIN + 5)
+        worker.wait(timeout=STOPS_WITHIN)
     except subprocess.TimeoutExpired:
         worker.kill()
         raise
     assert worker.stderr is not None
-    return time.monotonic() - asked, worker.stderr.read()
+    return worker.stderr.read()
 
 
 def outbox(db: Path) -> dict[str, tuple[str, str, int, str | None]]:
@@ -130,8 +132,7 @@ def test_worker_delivers_a_due_warning_and_stops_on_sigterm(tmp_path: Path) -> N
             delivered.append(json.loads(lines.get(timeout=max(deadline - time.monotonic(), 0))))
         except queue.Empty:
             pytest.fail("the worker delivered no warning within a minute")
-    took, err = stopped(worker)
-    assert took < STOP_WITHIN
+    err = stopped(worker)
     assert worker.returncode == 0, err
     assert "stopped:" in err
     warning = next(d for d in delivered if d["event"] == "warn")
@@ -186,10 +187,9 @@ def test_sigterm_mid_send_finishes_the_claimed_notification_and_claims_no_more(
     if not SlowReceiver.first.wait(timeout=60):
         worker.kill()
         pytest.fail("the worker sent nothing within a minute")
-    took, err = stopped(worker)  # while the receiver still holds the first request
-    assert took < STOP_WITHIN
+    err = stopped(worker)  # while the receiver still holds the first request
     assert worker.returncode == 0, err
-    assert len(SlowReceiver.received) == 1
+    assert len(SlowReceiver.received) == 1  # it finished that send and began no other
     rows = outbox(db)
     in_hand = SlowReceiver.received[0]
     assert rows[in_hand][1:3] == ("delivered", 1)
@@ -250,7 +250,7 @@ def test_worker_delivers_through_the_hosts_channel_named_on_the_command_line(
     results = {
         name: (stopped(worker), worker) for name, worker in (("host", host), ("other", other))
     }
-    for (_, err), worker in results.values():
+    for err, worker in results.values():
         assert worker.returncode == 0, err
         assert "4 notifications delivered" in err
     received = [
@@ -289,7 +289,7 @@ def test_worker_signs_checkpoints_with_the_key_from_the_environment(tmp_path: Pa
             break
         assert time.monotonic() < deadline, "no checkpoint within a minute"
         time.sleep(0.2)
-    _, err = stopped(worker)
+    err = stopped(worker)
     assert worker.returncode == 0, err
     store = SQLStore(f"sqlite:///{db}")
     try:
@@ -365,7 +365,7 @@ def test_worker_says_how_many_notifications_were_not_delivered(tmp_path: Path) -
             break
         assert time.monotonic() < deadline, "four failed attempts not made within a minute"
         time.sleep(0.1)
-    _, err = stopped(worker)
+    err = stopped(worker)
     assert worker.returncode == 0, err
     assert (
         "closedloop worker: notifications not delivered: 4 failed attempts to retry "
@@ -394,7 +394,7 @@ def test_worker_never_prints_the_database_password(tmp_path: Path) -> None:
             started = lines.get(timeout=60)
         finally:
             worker.send_signal(signal.SIGTERM)
-            worker.wait(timeout=STOP_WITHIN + 5)
+            worker.wait(timeout=STOPS_WITHIN)
         shown = make_url(url).render_as_string(hide_password=True)  # postgres:***@...
         assert ":***@" in shown
         assert started == f"closedloop worker: running on {shown} (stop with Ctrl-C or SIGTERM)\n"
@@ -431,7 +431,7 @@ def test_a_second_sigterm_stops_a_worker_whose_database_stopped_answering() -> N
         lines = lines_of(worker.stderr)
         assert "running on" in lines.get(timeout=60)
         relay.freeze()
-        assert relay.stuck.wait(timeout=60), "the worker never asked the database again"
+        assert relay.stuck.wait(timeout=60), "the worker never waited on the database"
         worker.send_signal(signal.SIGTERM)
         assert lines.get(timeout=60) == (
             "closedloop worker: SIGTERM: finishing the item in hand, then stopping "

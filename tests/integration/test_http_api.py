@@ -52,7 +52,7 @@ def host() -> Host:
 
 @pytest.fixture(scope="module")
 def http(host: Host) -> Iterator[Any]:
-    with serving(host.app) as base, httpx.Client(base_url=base) as client:
+    with serving(host.app) as base, httpx.Client(base_url=base, timeout=None) as client:
         yield client
 
 
@@ -60,7 +60,7 @@ def http(host: Host) -> Iterator[Any]:
 def fresh() -> Iterator[tuple[Any, Host]]:
     """A host and client of its own, for a test whose figures count every case there is."""
     own = Host()
-    with serving(own.app) as base, httpx.Client(base_url=base) as client:
+    with serving(own.app) as base, httpx.Client(base_url=base, timeout=None) as client:
         yield client, own
 
 

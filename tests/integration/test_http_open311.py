@@ -71,7 +71,10 @@ def city() -> City:
 
 @pytest.fixture(scope="module")
 def http(city: City) -> Iterator[Any]:
-    with serving(city.app) as base, httpx.Client(base_url=base + "/open311/v2") as client:
+    with (
+        serving(city.app) as base,
+        httpx.Client(base_url=base + "/open311/v2", timeout=None) as client,
+    ):
         yield client
 
 
@@ -297,7 +300,10 @@ def test_an_unknown_resource_gets_the_spec_error_list(http: Any) -> None:
 
 def test_updates_follow_the_case_through_the_loop() -> None:
     city = City()  # its own clock: the hours it advances would move the shared city's
-    with serving(city.app) as base, httpx.Client(base_url=base + "/open311/v2") as http:
+    with (
+        serving(city.app) as base,
+        httpx.Client(base_url=base + "/open311/v2", timeout=None) as http,
+    ):
         _follow_the_loop(http, city)
 
 
@@ -384,7 +390,10 @@ def test_updates_read_only_the_events_of_the_window(tmp_path: Path) -> None:
 
 def test_an_asynchronous_city_answers_with_a_token() -> None:
     city = City(asynchronous=True)
-    with serving(city.app) as base, httpx.Client(base_url=base + "/open311/v2") as http:
+    with (
+        serving(city.app) as base,
+        httpx.Client(base_url=base + "/open311/v2", timeout=None) as http,
+    ):
         assert {s["type"] for s in http.get("/services.json").json()} == {"batch"}
         [answer] = post(http).json()
         assert "service_request_id" not in answer
@@ -401,7 +410,7 @@ def test_an_asynchronous_city_answers_with_a_token() -> None:
 def test_a_post_with_media_but_no_media_store_is_refused() -> None:
     engine = Engine(workflows.standard(), store=InMemoryStore())
     app = create_app(engine, open311=Open311Config(categories=CATEGORIES), api_keys=[KEY])
-    with serving(app) as base, httpx.Client(base_url=base + "/open311/v2") as http:
+    with serving(app) as base, httpx.Client(base_url=base + "/open311/v2", timeout=None) as http:
         answer = post(http, media_url="https://media.example.org/p-1.jpg")
         assert answer.status_code == 400
         assert answer.json()[0]["code"] == "media_url"

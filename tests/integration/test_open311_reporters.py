@@ -45,7 +45,7 @@ SUPERVISOR = Actor("sup-1", roles=frozenset({"supervisor"}))
 def open311(engine: Engine, **config: Any) -> Iterator[Any]:
     settings = Open311Config(categories=CATEGORIES, **config)
     app = create_app(engine, open311=settings, api_keys={KEY: "city-app"})
-    with serving(app) as base, httpx.Client(base_url=base + "/open311/v2") as client:
+    with serving(app) as base, httpx.Client(base_url=base + "/open311/v2", timeout=None) as client:
         yield client
 
 

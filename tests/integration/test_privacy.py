@@ -434,7 +434,7 @@ def test_the_worker_command_purges_on_a_schedule_and_refuses_without_rules(
                 break
         assert time.monotonic() < deadline, "nothing purged within a minute"
         time.sleep(0.2)
-    _, err = stopped(worker)
+    err = stopped(worker)
     assert worker.returncode == 0, err
     assert err.rstrip().endswith("0 notifications delivered, 1 case purged"), err
 
