@@ -2,8 +2,9 @@
 
 The socket is bound before the server starts (port 0: the kernel picks a free port),
 so a test's first request never races the server's start. Tests talk to it with
-``timeout=None``: the server runs in the test's own process and always answers, however
-long a loaded machine takes to get round to it.
+``timeout=ANSWERS_WITHIN``: the server runs in the test's own process and answers,
+however long a loaded machine takes to get round to it; only a server that hangs takes
+that long, and the test then fails instead of hanging the run.
 """
 
 from __future__ import annotations
@@ -14,6 +15,10 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+
+ANSWERS_WITHIN = 120.0
+"""Seconds a test waits for an answer of its own server (or a program it started to
+start): far beyond a loaded machine's slowest, reached only by one that hangs."""
 
 
 @contextmanager

@@ -12,6 +12,7 @@ import pytest
 
 from closedloop import Actor, Engine, workflows
 from closedloop.adapters.sqlalchemy import SQLStore
+from tests.http_server import ANSWERS_WITHIN
 from tests.integration.cli_runs import command, environment
 
 httpx = pytest.importorskip("httpx")
@@ -40,12 +41,14 @@ def test_serve_answers_open311_the_api_and_the_console_then_stops(tmp_path: Path
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        while True:  # however slowly serve starts, it answers or ends
+        given_up = time.monotonic() + ANSWERS_WITHIN
+        while True:  # however slowly serve starts, it answers or ends (or hangs)
             try:
                 services = httpx.get(f"{base}/open311/v2/services.json", timeout=2)
                 break
             except httpx.TransportError:
                 assert server.poll() is None, server.communicate()[1]
+                assert time.monotonic() < given_up, "serve neither answered nor ended"
                 time.sleep(0.1)
         assert "01.01" in [s["service_code"] for s in services.json()]  # the demo list's
         [shown] = httpx.get(f"{base}/open311/v2/requests/{case.id}.json").json()

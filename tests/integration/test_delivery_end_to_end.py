@@ -17,6 +17,7 @@ from closedloop.adapters.webhook import WebhookNotifier, verify
 from closedloop.engine.delivery import DeliveryReport, RetryPolicy
 from closedloop.testing import ManualClock
 from tests.cast import CITIZEN, DISPATCHER
+from tests.http_server import ANSWERS_WITHIN
 from tests.loopback import HANG, HTTPReceiver
 
 SECRET = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -117,9 +118,11 @@ def test_a_worker_killed_while_sending_is_taken_over_with_the_same_id(tmp_path: 
     )
     try:
         # However slowly the worker starts, it either reaches the receiver (which then
-        # holds the request) or ends.
+        # holds the request) or ends; only a hung one takes ANSWERS_WITHIN.
+        given_up = time.monotonic() + ANSWERS_WITHIN
         while not receiver.requests:
             assert doomed.poll() is None, "the first worker ended before reaching the receiver"
+            assert time.monotonic() < given_up, "the first worker hung before the receiver"
             time.sleep(0.05)
         doomed.send_signal(signal.SIGKILL)  # killed mid-send, its claim still held
         doomed.wait(timeout=10)

@@ -14,7 +14,7 @@ import pytest
 from closedloop import Engine, workflows
 from closedloop.adapters.sqlalchemy import SQLStore
 from closedloop.testing import ManualClock
-from tests.http_server import serving
+from tests.http_server import ANSWERS_WITHIN, serving
 
 pytest.importorskip("fastapi")
 httpx = pytest.importorskip("httpx")
@@ -115,7 +115,7 @@ def example_http(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     store = SQLStore(f"sqlite:///{tmp_path_factory.mktemp('example') / 'cases.db'}")
     app = load_example().create_app(Engine(workflows.standard(), store=store, clock=ManualClock()))
     try:
-        with serving(app) as base, httpx.Client(base_url=base, timeout=None) as client:
+        with serving(app) as base, httpx.Client(base_url=base, timeout=ANSWERS_WITHIN) as client:
             yield client
     finally:
         store.close()

@@ -11,7 +11,7 @@ import pytest
 from closedloop import Actor, Engine, workflows
 from closedloop.adapters.memory import InMemoryStore
 from closedloop.testing import ManualClock
-from tests.http_server import from_headers, serving
+from tests.http_server import ANSWERS_WITHIN, from_headers, serving
 
 pytest.importorskip("fastapi")
 httpx = pytest.importorskip("httpx")
@@ -52,7 +52,7 @@ def host() -> Host:
 
 @pytest.fixture(scope="module")
 def http(host: Host) -> Iterator[Any]:
-    with serving(host.app) as base, httpx.Client(base_url=base, timeout=None) as client:
+    with serving(host.app) as base, httpx.Client(base_url=base, timeout=ANSWERS_WITHIN) as client:
         yield client
 
 
@@ -60,7 +60,7 @@ def http(host: Host) -> Iterator[Any]:
 def fresh() -> Iterator[tuple[Any, Host]]:
     """A host and client of its own, for a test whose figures count every case there is."""
     own = Host()
-    with serving(own.app) as base, httpx.Client(base_url=base, timeout=None) as client:
+    with serving(own.app) as base, httpx.Client(base_url=base, timeout=ANSWERS_WITHIN) as client:
         yield client, own
 
 

@@ -11,7 +11,7 @@ import pytest
 from closedloop import Actor, Engine, workflows
 from closedloop.adapters.memory import InMemoryStore
 from closedloop.engine.duties import CategoryCatalog
-from tests.http_server import from_headers, serving
+from tests.http_server import ANSWERS_WITHIN, from_headers, serving
 from tests.integration.test_privacy import with_retention
 
 pytest.importorskip("fastapi")
@@ -34,7 +34,7 @@ def served() -> Iterator[tuple[Any, Engine]]:
     app = create_app(
         engine, open311=config, actor_from_request=from_headers, api_keys={KEY: "city-app"}
     )
-    with serving(app) as base, httpx.Client(base_url=base, timeout=None) as http:
+    with serving(app) as base, httpx.Client(base_url=base, timeout=ANSWERS_WITHIN) as http:
         yield http, engine
 
 
@@ -108,7 +108,10 @@ def test_a_token_answers_404_once_its_reporter_is_erased() -> None:
     config = Open311Config(categories=CATEGORIES, asynchronous=True)
     app = create_app(engine, open311=config, api_keys={KEY: "city-app"})
     form = {"api_key": KEY, "service_code": "03", "address_string": "Elm St 3"}
-    with serving(app) as base, httpx.Client(base_url=base + "/open311/v2", timeout=None) as http:
+    with (
+        serving(app) as base,
+        httpx.Client(base_url=base + "/open311/v2", timeout=ANSWERS_WITHIN) as http,
+    ):
         [answer] = http.post("/requests.json", data={**form, "phone": "13812345678"}).json()
         [found] = http.get(f"/tokens/{answer['token']}.json").json()
         case_id = found["service_request_id"]

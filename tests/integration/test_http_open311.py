@@ -17,7 +17,7 @@ from closedloop.adapters.memory import InMemoryStore
 from closedloop.adapters.sqlalchemy import SQLStore
 from closedloop.engine.duties import CategoryCatalog
 from closedloop.testing import ManualClock
-from tests.http_server import serving
+from tests.http_server import ANSWERS_WITHIN, serving
 
 pytest.importorskip("fastapi")
 httpx = pytest.importorskip("httpx")
@@ -73,7 +73,7 @@ def city() -> City:
 def http(city: City) -> Iterator[Any]:
     with (
         serving(city.app) as base,
-        httpx.Client(base_url=base + "/open311/v2", timeout=None) as client,
+        httpx.Client(base_url=base + "/open311/v2", timeout=ANSWERS_WITHIN) as client,
     ):
         yield client
 
@@ -302,7 +302,7 @@ def test_updates_follow_the_case_through_the_loop() -> None:
     city = City()  # its own clock: the hours it advances would move the shared city's
     with (
         serving(city.app) as base,
-        httpx.Client(base_url=base + "/open311/v2", timeout=None) as http,
+        httpx.Client(base_url=base + "/open311/v2", timeout=ANSWERS_WITHIN) as http,
     ):
         _follow_the_loop(http, city)
 
@@ -392,7 +392,7 @@ def test_an_asynchronous_city_answers_with_a_token() -> None:
     city = City(asynchronous=True)
     with (
         serving(city.app) as base,
-        httpx.Client(base_url=base + "/open311/v2", timeout=None) as http,
+        httpx.Client(base_url=base + "/open311/v2", timeout=ANSWERS_WITHIN) as http,
     ):
         assert {s["type"] for s in http.get("/services.json").json()} == {"batch"}
         [answer] = post(http).json()
@@ -410,7 +410,10 @@ def test_an_asynchronous_city_answers_with_a_token() -> None:
 def test_a_post_with_media_but_no_media_store_is_refused() -> None:
     engine = Engine(workflows.standard(), store=InMemoryStore())
     app = create_app(engine, open311=Open311Config(categories=CATEGORIES), api_keys=[KEY])
-    with serving(app) as base, httpx.Client(base_url=base + "/open311/v2", timeout=None) as http:
+    with (
+        serving(app) as base,
+        httpx.Client(base_url=base + "/open311/v2", timeout=ANSWERS_WITHIN) as http,
+    ):
         answer = post(http, media_url="https://media.example.org/p-1.jpg")
         assert answer.status_code == 400
         assert answer.json()[0]["code"] == "media_url"

@@ -15,7 +15,7 @@ from closedloop import Actor, Engine, workflows
 from closedloop.adapters.memory import InMemoryStore
 from closedloop.engine.duties import CategoryCatalog
 from closedloop.testing import ManualClock
-from tests.http_server import from_headers, serving
+from tests.http_server import ANSWERS_WITHIN, from_headers, serving
 
 pytest.importorskip("fastapi")
 httpx = pytest.importorskip("httpx")
@@ -56,7 +56,7 @@ def host() -> Host:
 
 @pytest.fixture(scope="module")
 def http(host: Host) -> Iterator[Any]:
-    with serving(host.app) as base, httpx.Client(base_url=base, timeout=None) as client:
+    with serving(host.app) as base, httpx.Client(base_url=base, timeout=ANSWERS_WITHIN) as client:
         yield client
 
 
@@ -205,7 +205,7 @@ def test_w3c_dates_in_every_form_the_spec_allows_are_read(http: Any, host: Host)
 
 def test_updates_are_filtered_by_request_id() -> None:
     own = Host()
-    with serving(own.app) as base, httpx.Client(base_url=base, timeout=None) as http:
+    with serving(own.app) as base, httpx.Client(base_url=base, timeout=ANSWERS_WITHIN) as http:
         first = post311(http).json()[0]["service_request_id"]
         own.clock.advance(minutes=1)
         second = post311(http).json()[0]["service_request_id"]
@@ -297,7 +297,7 @@ def test_a_console_integer_field_given_a_non_ascii_digit_is_the_form_s_error() -
     assert "days: {type: int}" in text
     engine = Engine(Workflow.from_dict(parse_yaml(text)), store=InMemoryStore())
     app = create_app(engine, actor_from_request=from_headers)
-    with serving(app) as base, httpx.Client(base_url=base, timeout=None) as http:
+    with serving(app) as base, httpx.Client(base_url=base, timeout=ANSWERS_WITHIN) as http:
         case_id = report(http)
         refused = http.post(
             f"/console/cases/{case_id}/fire/cancel?lang=en",

@@ -18,7 +18,7 @@ from closedloop.engine.duties import CategoryCatalog
 from closedloop.errors import ValidationError
 from closedloop.testing import ManualClock
 from tests.conftest import Backend
-from tests.http_server import serving
+from tests.http_server import ANSWERS_WITHIN, serving
 from tests.integration.test_privacy import database_text, with_retention
 
 pytest.importorskip("fastapi")
@@ -45,7 +45,10 @@ SUPERVISOR = Actor("sup-1", roles=frozenset({"supervisor"}))
 def open311(engine: Engine, **config: Any) -> Iterator[Any]:
     settings = Open311Config(categories=CATEGORIES, **config)
     app = create_app(engine, open311=settings, api_keys={KEY: "city-app"})
-    with serving(app) as base, httpx.Client(base_url=base + "/open311/v2", timeout=None) as client:
+    with (
+        serving(app) as base,
+        httpx.Client(base_url=base + "/open311/v2", timeout=ANSWERS_WITHIN) as client,
+    ):
         yield client
 
 
