@@ -669,7 +669,8 @@ class ShownCases(Protocol):
         With ``show``, each case goes through it with its contact data (as a copy of
         the caller's own, or as a case the store keeps when it keeps one: then
         ``show`` makes the copy, once); the page holds what it returns, in order, and
-        the contact data returned is empty.
+        the contact data returned is empty. A store may leave ``show`` out of its
+        signature: the engine then shows the page's cases itself.
 
         Raises:
             ValidationError: ``limit`` is out of range, or ``after`` is not a cursor this

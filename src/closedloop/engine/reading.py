@@ -10,6 +10,7 @@ workflow: each state's ``owner`` role, and what that role's kind relates to.
 
 from __future__ import annotations
 
+import inspect
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
@@ -178,6 +179,7 @@ class Reader:
         self._store = store
         self._answering: CaseQueries | None = None  # the store, once it was checked
         self._shows: ShownCases | None = None  # the store, when it reads contacts along
+        self._shows_each = False  # whether its select_shown takes ``show``
         self._filters: dict[tuple[object, ...], CaseFilter] = {}  # see criteria()
 
     def criteria(
@@ -266,26 +268,27 @@ class Reader:
         # or as a case it keeps (copied once, with it); a ``select_cases`` page may hold
         # the objects a store keeps (the in-memory store's), and is copied.
         viewing = Viewing(self._workflow, viewer)
-        if self._shows is not None:  # the page and its contact data in one read
+        if self._shows is not None and self._shows_each:  # the page and contacts in one read
 
             def show(case: Case, contact: ReporterContact | None, own: bool) -> Case | None:
                 update = viewing.shown(case, contact)
                 if update is None:
                     return None
-                if not own:
-                    return unshared(case, update)
-                # A copy made for this caller: set in place (as
-                # closedloop.engine.model.given sets a field).
-                case.__dict__.update(update)
-                case.__pydantic_fields_set__.update(update)
-                return case
+                return _set_in_place(case, update) if own else unshared(case, update)
 
             page, _ = self._shows.select_shown(
                 where, order=order, after=after, limit=limit, show=show
             )
             return page
-        page = queries.select_cases(where, order=order, after=after, limit=limit)
         shown: list[Case] = []
+        if self._shows is not None:  # a store whose select_shown takes no ``show``
+            page, known = self._shows.select_shown(where, order=order, after=after, limit=limit)
+            for case in page.cases:
+                update = viewing.shown(case, known.get(case.id))
+                if update is not None:
+                    shown.append(_set_in_place(case, update))
+            return CasePage(tuple(shown), page.next_cursor)
+        page = queries.select_cases(where, order=order, after=after, limit=limit)
         seen = [case for case in page.cases if viewing.sees(case)]
         known = queries.contacts_of([case.id for case in seen])
         for case in seen:
@@ -312,6 +315,20 @@ class Reader:
                 "implement closedloop.engine.ports.CaseQueries"
             )
         # Checked once: a protocol's isinstance costs more than a page's SQL.
-        self._shows = self._store if isinstance(self._store, ShownCases) else None
+        shows = self._store if isinstance(self._store, ShownCases) else None
+        # A host's store may implement the port as it stood before ``show`` (pages and
+        # their contact data only): still read so.
+        self._shows_each = (
+            shows is not None and "show" in inspect.signature(shows.select_shown).parameters
+        )
+        self._shows = shows
         self._answering = self._store
         return self._store
+
+
+def _set_in_place(case: Case, update: Mapping[str, object]) -> Case:
+    """``case``, a copy made for this caller, with the fields of ``update`` set in place
+    (as :func:`closedloop.engine.model.given` sets a field)."""
+    case.__dict__.update(update)
+    case.__pydantic_fields_set__.update(update)
+    return case
