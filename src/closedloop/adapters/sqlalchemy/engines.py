@@ -209,6 +209,34 @@ def prepared(
     return found
 
 
+class Statements:
+    """The statements a store's transactions run prepared (see :func:`prepared`), kept
+    by the store: a command looks each of its statements up here, without the engine's
+    weak mapping."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._kept: dict[_PreparedKey, Prepared] = {}
+
+    def get(
+        self,
+        statement: ClauseElement | Composed,
+        columns: tuple[str, ...],
+        encoded: tuple[str, ...] = (),
+    ) -> Prepared:
+        """:func:`prepared`'s ``statement`` for ``columns`` (``encoded`` given as is).
+
+        Raises:
+            StoreError: the statement cannot be prepared (see :class:`Prepared`).
+        """
+        key = (id(statement), columns, encoded)  # statements are module constants
+        found = self._kept.get(key)
+        if found is None:
+            found = prepared(self._engine, statement, columns, encoded=encoded)
+            self._kept[key] = found
+        return found
+
+
 class IdleConnections:
     """The SQLite connections a store's transactions ended on, kept for its next ones.
 
