@@ -856,11 +856,12 @@ class SQLTransaction(StoreTransaction):
     ) -> AbstractContextManager[None]:
         if case_id is None:
             return translated(action, conflict=conflict, duplicate=duplicate)
-        # A deadlock or serialization failure means another writer touched this case.
-        fallback = _conflict(case_id, self._versions.get(case_id, 0))
+        if conflict is None:
+            # A deadlock or serialization failure means another writer touched this case.
+            conflict = _conflict(case_id, self._versions.get(case_id, 0))
         return translated(
             action,
-            conflict=conflict or fallback,
+            conflict=conflict,
             duplicate=duplicate,
             missing=lambda: CaseNotFound(case_id),
         )
