@@ -209,6 +209,34 @@ def prepared(
     return found
 
 
+class Statements:
+    """The statements a store's transactions run prepared (see :func:`prepared`), kept
+    by the store: a command looks each of its statements up here, without the engine's
+    weak mapping."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._kept: dict[_PreparedKey, Prepared] = {}
+
+    def get(
+        self,
+        statement: ClauseElement | Composed,
+        columns: tuple[str, ...],
+        encoded: tuple[str, ...] = (),
+    ) -> Prepared:
+        """:func:`prepared`'s ``statement`` for ``columns`` (``encoded`` given as is).
+
+        Raises:
+            StoreError: the statement cannot be prepared (see :class:`Prepared`).
+        """
+        key = (id(statement), columns, encoded)  # statements are module constants
+        found = self._kept.get(key)
+        if found is None:
+            found = prepared(self._engine, statement, columns, encoded=encoded)
+            self._kept[key] = found
+        return found
+
+
 class IdleConnections:
     """The SQLite connections a store's transactions ended on, kept for its next ones.
 
@@ -243,7 +271,7 @@ class IdleConnections:
                 pid, pool, connection = self._kept.pop()  # atomic: threads never share one
             except IndexError:
                 break
-            if pid != os.getpid():
+            if pid != _pid:
                 # The parent's, inherited by a fork: never used nor let go here (freed,
                 # SQLAlchemy would hand its driver connection to this process's pool).
                 _INHERITED.append(connection)
@@ -267,10 +295,9 @@ class IdleConnections:
         if (
             len(self._kept) < self._keep
             and pool is engine.pool  # not disposed of while the connection was in use
-            and _idle(connection)
-            and _current(connection, engine)
+            and _idle(connection)  # whether it logs as the engine does is checked at take
         ):
-            self._kept.append((os.getpid(), pool, connection))
+            self._kept.append((_pid, pool, connection))
             return
         connection.close()
 
@@ -281,11 +308,22 @@ class IdleConnections:
                 pid, _, connection = self._kept.pop()
             except IndexError:
                 break
-            if pid == os.getpid():
+            if pid == _pid:
                 connection.close()
             else:
                 _INHERITED.append(connection)
 
+
+_pid = os.getpid()
+"""This process's id (a forked child's own, see :func:`_forked`)."""
+
+
+def _forked() -> None:
+    global _pid  # a child learns its own id once, not at every command
+    _pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_forked)
 
 _INHERITED: list[Connection] = []
 """Kept connections a forked child found, its parent's: held, never closed or freed."""

@@ -32,6 +32,7 @@ from collections import namedtuple
 from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import partial
+from operator import itemgetter
 from typing import Any, Protocol
 
 from sqlalchemy import Connection, CursorResult, Dialect, Engine
@@ -110,25 +111,52 @@ class Prepared:
             else:  # a constant written into the statement (``status == 'live'``)
                 value = processor(bind.value) if processor is not None else bind.value
                 self._steps.append((name, None, value, None))
+        # Without constants (a command's statements), each row's values are taken in
+        # one step and only those with a processor are processed.
+        keys = [key for _, key, _, _ in self._steps]
+        self._given: Callable[[Mapping[str, Any]], tuple[Any, ...]] | None = None
+        if keys and None not in keys:
+            taken = itemgetter(*keys)
+            self._given = taken if len(keys) > 1 else lambda values: (taken(values),)
+        self._processed = [
+            (n, processor)
+            for n, (_, _, _, processor) in enumerate(self._steps)
+            if processor is not None
+        ]
 
     def parameters(self, values: Mapping[str, Any]) -> Any:
         """The driver's parameters for one row of ``values`` (a tuple or a dict)."""
-        made = [
-            constant
-            if key is None
-            else values[key]
-            if processor is None
-            else processor(values[key])
-            for _, key, constant, processor in self._steps
-        ]
+        if self._given is not None:
+            made: Any = self._given(values)
+            if self._processed:
+                made = list(made)
+                for n, processor in self._processed:
+                    made[n] = processor(made[n])
+        else:
+            made = [
+                constant
+                if key is None
+                else values[key]
+                if processor is None
+                else processor(values[key])
+                for _, key, constant, processor in self._steps
+            ]
         if self._positional:
             return tuple(made)
         return dict(zip(self._names, made, strict=True))
 
     def run(
-        self, connection: Connection, values: Mapping[str, Any] | Sequence[Mapping[str, Any]]
+        self,
+        connection: Connection,
+        values: Mapping[str, Any] | Sequence[Mapping[str, Any]],
+        *,
+        listened: bool | None = None,
     ) -> Outcome:
         """Execute with one row of ``values``, or with each of several (executemany).
+
+        ``listened`` is :func:`listened_to` of ``connection`` when the caller found it
+        already (a transaction finds it once, when it begins); it is found here when
+        ``None``.
 
         Raises:
             sqlalchemy.exc.DBAPIError: the database refused (as ``execute`` raises it).
@@ -138,7 +166,11 @@ class Prepared:
             params = self.parameters(values)
         else:
             params = [self.parameters(v) for v in values]
-        if self._direct and _unobserved(connection):
+        if (
+            self._direct
+            and connection.in_transaction()
+            and not (listened_to(connection) if listened is None else listened)
+        ):
             return self._on_cursor(connection, params, many=many)
         return connection.exec_driver_sql(self.sql, params)
 
@@ -210,16 +242,18 @@ def _row_class(names: tuple[str, ...]) -> Any:
     return PreparedRow
 
 
-def _unobserved(connection: Connection) -> bool:
-    """Whether a statement may bypass SQLAlchemy on ``connection``: a transaction is
-    open, and no listener, no dialect hook and no statement log would miss it."""
-    if connection._echo or not connection.in_transaction():
-        return False
+def listened_to(connection: Connection) -> bool:
+    """Whether a statement bypassing SQLAlchemy on ``connection`` would be missed: by a
+    statement log, a cursor or error listener, or a dialect hook. A transaction asks
+    once, when it begins: a listener added while one is open (by another thread) may
+    miss that transaction's statements."""
+    if connection._echo:
+        return True
     dispatch = connection.dispatch
     if dispatch.before_cursor_execute or dispatch.after_cursor_execute:
-        return False
+        return True
     hooks = connection.dialect.dispatch
-    return not (hooks.do_execute or hooks.do_executemany or hooks.handle_error)
+    return bool(hooks.do_execute or hooks.do_executemany or hooks.handle_error)
 
 
 def _processor(bind: BindParameter[Any], dialect: Dialect) -> Processor:

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from typing import NamedTuple
+from collections.abc import Mapping
+from typing import Any, NamedTuple
 
 from closedloop.engine.model import ReporterContact
 
@@ -29,6 +30,10 @@ class RecentRow(NamedTuple):
     version: int
     head: str | None
     contact: ReporterContact | None
+    columns: Mapping[str, Any] | None = None
+    """The values of the row's queryable columns (``rows.case_written``), when the
+    transaction that wrote them kept its case: the next write of the case compares its
+    own with them, without computing them again from the case it read."""
 
 
 class RecentRows:

@@ -189,7 +189,7 @@ class BuiltCases:
             while len(rows) > self.KEEP:
                 rows.popitem(last=False)
 
-    def keep(self, body: str, case: Case, data: dict[str, Any]) -> None:
+    def keep(self, body: str, case: Case, data: dict[str, Any]) -> bool:
         """Keep ``case``, whose stored body ``data`` a committed transaction of this
         process wrote as the text ``body`` (at the case's version), as the case that
         text builds, unless it might not build exactly that case: it holds contact
@@ -200,13 +200,15 @@ class BuiltCases:
 
         The parts ``case`` shares with the case kept at the version before (the very
         same objects: the command read that one and changed some of its fields) read
-        back as they are already, and are not checked again."""
+        back as they are already, and are not checked again. Whether it was kept."""
         if case.contact is not None:
-            return
+            return False
         with self._lock:
             before = self._by_version.get((case.id, case.version - 1))
-        if reads_back(case, before):
-            self._put((body, case.version), (case, data))
+        if not reads_back(case, before):
+            return False
+        self._put((body, case.version), (case, data))
+        return True
 
     def kept(self) -> dict[tuple[str, int], Case]:
         """The cases kept now, by stored text and version (for checks)."""

@@ -13,6 +13,7 @@ from closedloop.adapters.sqlalchemy import statements as sql
 from closedloop.adapters.sqlalchemy.checkpoints import SQLCheckpoints
 from closedloop.adapters.sqlalchemy.engines import (
     IdleConnections,
+    Statements,
     Synchronous,
     begin,
     connect,
@@ -112,6 +113,7 @@ class SQLStore(CaseQueries, ShownCases, EventStream, EventsByTime, SQLCheckpoint
         )
         self._retries = max(1, retries)
         self._schema = schema
+        self._statements = Statements(self._engine)  # its transactions' own, prepared
         try:
             prepare_schema(self._engine, schema, create=create_schema)
         except BaseException:
@@ -130,7 +132,13 @@ class SQLStore(CaseQueries, ShownCases, EventStream, EventsByTime, SQLCheckpoint
             read_only: The transaction only reads. It then takes no write lock on
                 SQLite and reads one consistent snapshot on both backends.
         """
-        return SQLTransaction(self._engine, self._idle, read_only=read_only, recent=self._recent)
+        return SQLTransaction(
+            self._engine,
+            self._idle,
+            read_only=read_only,
+            recent=self._recent,
+            statements=self._statements,
+        )
 
     def case_ids(self) -> list[str]:
         """Every case id, oldest first."""

@@ -11,10 +11,10 @@ WithEvent`), and so are a new case's INSERTs.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 from sqlalchemy import Connection, Executable, RootTransaction
 from sqlalchemy import exc as sa_exc
@@ -22,9 +22,9 @@ from sqlalchemy.sql.expression import ClauseElement
 
 from closedloop.adapters.sqlalchemy import leases, rows
 from closedloop.adapters.sqlalchemy import statements as sql
-from closedloop.adapters.sqlalchemy.engines import IdleConnections, begin, prepared
+from closedloop.adapters.sqlalchemy.engines import IdleConnections, Statements, begin
 from closedloop.adapters.sqlalchemy.failures import is_busy, translated
-from closedloop.adapters.sqlalchemy.prepared import Composed, Outcome
+from closedloop.adapters.sqlalchemy.prepared import Composed, Outcome, listened_to
 from closedloop.adapters.sqlalchemy.recent import RecentRow, RecentRows
 from closedloop.adapters.store_base import StoreTransaction, check_claim
 from closedloop.engine import audit
@@ -57,6 +57,7 @@ _PREPARED: tuple[ClauseElement | Composed, ...] = (
     sql.ADD_WITH_EVENT,
 )
 """The writes every command makes, run as prepared statements."""
+_PREPARED_IDS = frozenset(map(id, _PREPARED))
 
 
 class SQLTransaction(StoreTransaction):
@@ -74,9 +75,14 @@ class SQLTransaction(StoreTransaction):
         *,
         read_only: bool = False,
         recent: RecentRows | None = None,
+        statements: Statements | None = None,
     ) -> None:
         super().__init__(read_only=read_only)
         self._engine = engine
+        self._statements = Statements(engine) if statements is None else statements
+        # Whether anything listens to the statements (see prepared.listened_to), found
+        # when the transaction begins.
+        self._listened = True
         self._idle = idle
         self._recent = recent
         self._connection: Connection | None = None
@@ -88,6 +94,8 @@ class SQLTransaction(StoreTransaction):
         self._heads: dict[str, str | None] = {}
         self._stored: dict[str, Case] = {}  # the case as its row holds it now
         self._texts: dict[str, str] = {}  # the body text its row holds now, when known
+        # The values its row's queryable columns hold now, when known (rows.case_written).
+        self._columns: dict[str, Mapping[str, Any]] = {}
         # The cases written (as they read back, see rows.as_read) and their bodies.
         self._written: dict[str, tuple[Case, dict[str, Any]]] = {}
         self._held: list[_Held] | None = None  # writes held back (in batched_writes)
@@ -104,11 +112,12 @@ class SQLTransaction(StoreTransaction):
         """The stored case (contact data not included), or ``None``."""
         if self._unverified.pop(case_id, None) is not None:
             # Read from memory and not written yet: the row as it stands replaces it.
-            for held in (self._versions, self._stored, self._texts):
+            for held in (self._versions, self._stored, self._texts, self._columns):
                 held.pop(case_id, None)
         with self._errors("read a case", case_id):
-            read = prepared(self._engine, sql.CASE, ())  # every command's first statement
-            row = read.run(self._conn(), {"case_id": case_id}).first()
+            read = self._statements.get(sql.CASE, ())  # every command's first statement
+            connection = self._conn()
+            row = read.run(connection, {"case_id": case_id}, listened=self._listened).first()
         return None if row is None else self._read(case_id, row)
 
     def recent_case(self, case_id: str) -> tuple[Case | None, bool]:
@@ -134,6 +143,10 @@ class SQLTransaction(StoreTransaction):
         case = rows.built_cases.case(row.text, row.version)
         self._stored[case_id] = case
         self._texts[case_id] = row.text
+        if row.columns is None:
+            self._columns.pop(case_id, None)
+        else:
+            self._columns[case_id] = row.columns
         self._unverified[case_id] = row.version
         return case
 
@@ -170,19 +183,22 @@ class SQLTransaction(StoreTransaction):
         case = rows.built_cases.case(row.body, row.version)
         if case_id not in self._stored:
             self._stored[case_id] = case
+            self._columns.pop(case_id, None)
             if isinstance(row.body, str):
                 self._texts[case_id] = row.body
                 self._hold(case_id, row.body, row.version)
         return case
 
-    def _hold(self, case_id: str, text: str, version: int) -> None:
+    def _hold(
+        self, case_id: str, text: str, version: int, columns: Mapping[str, Any] | None = None
+    ) -> None:
         """Hold the case's row as read (before this transaction wrote the case) or as
-        committed, for :meth:`recent_case`."""
+        committed (with its ``columns`` when known), for :meth:`recent_case`."""
         if self._recent is None:
             return
         if case_id in self._contacts and case_id in self._heads:
             head, contact = self._heads[case_id], self._contacts[case_id]
-            self._recent.put(case_id, RecentRow(text, version, head, contact))
+            self._recent.put(case_id, RecentRow(text, version, head, contact, columns))
         else:
             self._recent.drop(case_id)  # not known whole: the held row is out of date
 
@@ -224,8 +240,8 @@ class SQLTransaction(StoreTransaction):
         next_timer_at: datetime | None,
     ) -> None:
         exists = _conflict(case.id, 0)
-        values = rows.case_written(case)
-        values["next_timer_at"] = next_timer_at
+        columns = rows.case_written(case)
+        values = {**columns, "next_timer_at": next_timer_at}
         with self._errors("add a case", case.id, conflict=exists, duplicate=exists):
             if self._engine.dialect.name == "postgresql":  # one statement, one round trip
                 if contact is not None:
@@ -246,7 +262,8 @@ class SQLTransaction(StoreTransaction):
                     self._write(sql.ADD_CONTACT, rows.contact_values(case.id, contact))
                 self._write(sql.ADD_EVENT, rows.event_values(event))
         self._stored[case.id] = case
-        self._texts[case.id] = values["body"]
+        self._texts[case.id] = columns["body"]
+        self._columns[case.id] = columns
         self._wrote(case)
         self._contacts[case.id] = contact
         self._heads[case.id] = event.hash
@@ -264,7 +281,7 @@ class SQLTransaction(StoreTransaction):
             self._update_later(case, expected_version, event, next_timer_at, claim)
             return
         stale = _conflict(case.id, expected_version)
-        params, text = self._update_params(case, expected_version, next_timer_at, claim)
+        params, columns = self._update_params(case, expected_version, next_timer_at, claim)
         held = self._held_body(case.id, expected_version, claim)
         if held is not None:
             params["held_body"] = held
@@ -290,7 +307,7 @@ class SQLTransaction(StoreTransaction):
                 if self._write(guard, params).rowcount != 1:
                     self._refused(case.id, expected_version, claim)
                 self._write(sql.ADD_EVENT, rows.event_values(event))
-        self._updated(case, expected_version, event, text, "body" in params)
+        self._updated(case, expected_version, event, columns, "body" in params)
 
     def _update_later(
         self,
@@ -305,7 +322,7 @@ class SQLTransaction(StoreTransaction):
         assert self._held is not None
         if case.id in self._held_cases:
             self._send()  # its earlier UPDATE goes first, alone
-        params, text = self._update_params(case, expected_version, next_timer_at, claim)
+        params, columns = self._update_params(case, expected_version, next_timer_at, claim)
         statement = sql.UPDATE_CASE if claim is None else sql.CLAIMED_CASE
         held = self._held_body(case.id, expected_version, None)
         if held is not None:
@@ -314,7 +331,7 @@ class SQLTransaction(StoreTransaction):
         check = _Check(case.id, expected_version, case.version, claim)
         self._held += [(statement, params, check), (sql.ADD_EVENT, rows.event_values(event), None)]
         self._held_cases.add(case.id)
-        self._updated(case, expected_version, event, text, "body" in params)
+        self._updated(case, expected_version, event, columns, "body" in params)
 
     def _held_body(
         self, case_id: str, expected_version: int, claim: TimerClaim | None
@@ -332,23 +349,31 @@ class SQLTransaction(StoreTransaction):
         expected_version: int,
         next_timer_at: datetime | None,
         claim: TimerClaim | None,
-    ) -> tuple[dict[str, Any], str]:
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
         """The parameters of the guarded UPDATE of ``case`` (under ``claim``, if any),
-        and the text of its body (a parameter only when it changed)."""
-        values, text = self._changed_values(case, expected_version)
-        values["next_timer_at"] = next_timer_at
+        and the values of all its columns (the body a parameter only when it changed)."""
+        values, columns = self._changed_values(case, expected_version)
         params = {"case_id": case.id, "expected": expected_version, **values}
+        params["next_timer_at"] = next_timer_at
         if claim is not None:
             params.update(sql.NO_LEASE, token=claim.token)
-        return params, text
+        return params, columns
 
     def _updated(
-        self, case: Case, expected_version: int, event: AuditEvent, text: str, set_body: bool
+        self,
+        case: Case,
+        expected_version: int,
+        event: AuditEvent,
+        columns: dict[str, Any],
+        set_body: bool,
     ) -> None:
-        """Remember ``case`` as this transaction wrote it, with its event as the head, and
-        the text its row's body then holds: ``text`` when the UPDATE set it or the row
-        held it already; unknown otherwise (a body equal as data, not as text, is not
-        known to build ``case`` exactly)."""
+        """Remember ``case`` as this transaction wrote it, with its event as the head, the
+        values its row's columns then hold (``columns``), and the text its row's body
+        holds: ``columns``' when the UPDATE set it or the row held it already; unknown
+        otherwise (a body equal as data, not as text, is not known to build ``case``
+        exactly)."""
+        text: str = columns["body"]
+        self._columns[case.id] = columns
         self._versions[case.id] = case.version
         self._heads[case.id] = event.hash
         self._stored[case.id] = case
@@ -367,28 +392,34 @@ class SQLTransaction(StoreTransaction):
         data = audit.body(case)
         self._written[case.id] = (rows.as_read(case, data), data)
 
-    def _changed_values(self, case: Case, expected_version: int) -> tuple[dict[str, Any], str]:
+    def _changed_values(
+        self, case: Case, expected_version: int
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
         """The columns to set for ``case``: those whose values differ from the case as
         this transaction read or wrote it at ``expected_version`` (all of them when it
         did neither), types included (:func:`~closedloop.engine.audit.differs`: ``1``
-        changed to ``True`` is written), and the text of its body. SQLite rewrites the
-        entries of every index on a column an UPDATE sets, changed or not, so setting
-        only what changed spares most of them."""
-        values = rows.case_written(case)
-        del values["id"]  # the key is matched, not set
-        text: str = values["body"]
+        changed to ``True`` is written), and the values of all its columns (with the
+        text of its body). SQLite rewrites the entries of every index on a column an
+        UPDATE sets, changed or not, so setting only what changed spares most of them.
+        The values the row holds are those this transaction or the one that wrote it
+        last in this process computed, when known (see ``RecentRow.columns``)."""
+        columns = rows.case_written(case)
         before = self._stored.get(case.id)
         if before is None or before.version != expected_version:
-            return values, text
-        was = indexed_values(before)
+            values = dict(columns)
+            del values["id"]  # the key is matched, not set
+            return values, columns
+        was = self._columns.get(case.id)
+        if was is None:
+            was = indexed_values(before)
         changed = {
             name: value
-            for name, value in values.items()
-            if name != "body" and audit.differs(was.get(name), value)
+            for name, value in columns.items()
+            if name not in _MATCHED_OR_BODY and audit.differs(was.get(name), value)
         }
         if audit.differs(audit.body(before), audit.body(case)):  # both known to the audit
-            changed["body"] = text
-        return changed, text
+            changed["body"] = columns["body"]
+        return changed, columns
 
     def _put_idempotency(self, record: IdempotencyRecord) -> None:
         taken = _conflict(record.case_id, 0)
@@ -607,13 +638,17 @@ class SQLTransaction(StoreTransaction):
             dict(self._texts),
             dict(self._written),
             dict(self._unverified),
+            dict(self._columns),
         )
 
     def _restore(self, remembered: tuple[dict[str, Any], ...]) -> None:
-        versions, read_versions, stored, contacts, heads, texts, written, unverified = remembered
+        versions, read_versions, stored, contacts, heads, texts, written, unverified, columns = (
+            remembered
+        )
         self._versions, self._read_versions, self._stored = versions, read_versions, stored
         self._contacts, self._heads = contacts, heads
         self._texts, self._written, self._unverified = texts, written, unverified
+        self._columns = columns
 
     # -- end -------------------------------------------------------------------------
 
@@ -695,8 +730,11 @@ class SQLTransaction(StoreTransaction):
         for case_id, (case, data) in self._written.items():
             text = self._texts.get(case_id)
             if text is not None:
-                rows.built_cases.keep(text, case, data)
-                self._hold(case_id, text, case.version)
+                kept = rows.built_cases.keep(text, case, data)
+                # Its columns' values describe the case its text builds when it was kept.
+                self._hold(
+                    case_id, text, case.version, self._columns.get(case_id) if kept else None
+                )
             elif self._recent is not None:
                 self._recent.drop(case_id)
 
@@ -755,15 +793,15 @@ class SQLTransaction(StoreTransaction):
     def _execute(
         self, connection: Connection, statement: Executable | Composed, params: Any
     ) -> Outcome:
-        # A command's own writes run prepared (compiled once per engine); others as usual.
-        hot = next((known for known in _PREPARED if known is statement), None)
-        if hot is None or not params:
+        # A command's own writes run prepared (compiled once per store); others as usual.
+        if not params or id(statement) not in _PREPARED_IDS:
             assert isinstance(statement, Executable)  # a Composed one is always prepared
             return connection.execute(statement, params)
         first = params if isinstance(params, dict) else params[0]
         # The body comes as JSON text (rows.case_written): passed as it is.
-        statement_of = prepared(self._engine, hot, tuple(first), encoded=_ENCODED)
-        return statement_of.run(connection, params)
+        hot = cast("ClauseElement | Composed", statement)  # one of _PREPARED
+        statement_of = self._statements.get(hot, tuple(first), _ENCODED)
+        return statement_of.run(connection, params, listened=self._listened)
 
     def _open(self, *, write: bool) -> Connection:
         if self._finished:
@@ -779,8 +817,10 @@ class SQLTransaction(StoreTransaction):
     def _begin(self, connection: Connection, *, write: bool) -> None:
         # PostgreSQL runs one transaction throughout: its row locks and the guarded
         # UPDATE order writers. SQLite starts as a reader (no lock, a snapshot).
-        self._writing = write or connection.dialect.name != "sqlite"
+        sqlite = connection.dialect.name == "sqlite"
+        self._writing = write or not sqlite
         self._transaction = begin(connection, write=self._writing)
+        self._listened = not sqlite or listened_to(connection)
 
     def _restart_as_writer(self, connection: Connection) -> None:
         assert self._transaction is not None
@@ -816,15 +856,19 @@ class SQLTransaction(StoreTransaction):
     ) -> AbstractContextManager[None]:
         if case_id is None:
             return translated(action, conflict=conflict, duplicate=duplicate)
-        # A deadlock or serialization failure means another writer touched this case.
-        fallback = _conflict(case_id, self._versions.get(case_id, 0))
+        if conflict is None:
+            # A deadlock or serialization failure means another writer touched this case.
+            conflict = _conflict(case_id, self._versions.get(case_id, 0))
         return translated(
             action,
-            conflict=conflict or fallback,
+            conflict=conflict,
             duplicate=duplicate,
             missing=lambda: CaseNotFound(case_id),
         )
 
+
+_MATCHED_OR_BODY = frozenset({"id", "body"})
+"""The columns :meth:`SQLTransaction._changed_values` compares otherwise or never sets."""
 
 _ENCODED = ("body",)
 """The parameters a transaction passes encoded already: the case body's JSON text."""
