@@ -1,6 +1,7 @@
 """Every body the audit computes for a case (from the body of the case it changed,
-with the clocks stored before written as they were) is the case's stored form, as
-encoding the whole case writes it, key for key and in its order."""
+its unchanged fields and a clock that only warned taken as they were stored) is the
+case's stored form, as encoding the whole case writes it, key for key and in its
+order."""
 
 from __future__ import annotations
 

@@ -41,7 +41,6 @@ from closedloop.engine.model import (
     Seal,
     assembled,
     from_stored,
-    stored_clock,
     thawed,
     to_stored,
 )
@@ -354,10 +353,9 @@ def _body_after(before: Case, old: dict[str, JSON], after: Case) -> dict[str, JS
         if isinstance(written, dict):
             encoded = {name: written[name] for name in _FROZEN_RECORDS & kept if name in written}
     kept.difference_update(RECORD_FIELDS)
-    # A new clock: the parts of it that are clocks stored before (the clock the case
-    # left, kept for it to resume) are written as they were stored, not encoded again;
-    # a clock that only warned or climbed a rung is its stored form with those values.
-    deadline = _clock_after(before.deadline, after.deadline, old.get("deadline"))
+    # A clock that only warned or climbed a rung: its stored form is the one before with
+    # those values, taken as they are (text, a whole number), not encoded again.
+    deadline = _marked_deadline(before.deadline, after.deadline, old.get("deadline"))
     if deadline is not None:
         kept.add("deadline")
     data = dict(old)
@@ -368,23 +366,27 @@ def _body_after(before: Case, old: dict[str, JSON], after: Case) -> dict[str, JS
     return data
 
 
-def _clock_after(
+def _marked_deadline(
     before: Deadline | None, after: Deadline | None, stored: JSON
 ) -> dict[str, JSON] | None:
-    """The stored form of ``after``, the clock of a case whose clock was ``before``
-    (stored as ``stored``), made from the stored forms of ``before`` and the clocks it
-    holds (see :func:`stored_clock`); ``None`` when there is none to start from (it is
-    encoded then)."""
-    if before is None or after is None or type(stored) is not dict:
+    """The stored form of ``after`` when it is ``before`` (stored as ``stored``) with
+    only its warning level or rung changed; ``None`` otherwise (it is encoded then)."""
+    if before is None or after is None or before is after or type(stored) is not dict:
         return None
-    if before is after:
-        return stored
-    known = [(before, stored)]
-    for name in ("previous", "beside"):
-        clock, written = before.__dict__[name], stored.get(name)
-        if clock is not None and type(written) is dict:
-            known.append((clock, written))
-    return stored_clock(after, known)
+    if type(after) is not Deadline or type(before) is not Deadline:
+        return None
+    was = before.__dict__
+    marked: dict[str, JSON] = {}
+    for name, value in after.__dict__.items():
+        if value is not was[name]:
+            if name not in _MARKS or type(value) is not _MARKS[name] or name not in stored:
+                return None
+            marked[name] = value
+    return {**stored, **marked}
+
+
+_MARKS: dict[str, type] = {"warning": str, "escalation": int}
+"""The fields of a deadline its timers change, with the exact type each is stored as."""
 
 
 _BODY_FIELDS = frozenset(Case.model_fields) - BODY_EXCLUDE

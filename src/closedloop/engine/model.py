@@ -7,7 +7,7 @@ a transition can change is plain JSON-compatible data.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal, TypeVar
@@ -556,81 +556,6 @@ def _unmarked(deadline: JSON) -> None:
             del deadline["beside"]
         _unmarked(deadline.get("beside"))
         deadline = deadline.get("previous")
-
-
-def stored_clock(
-    clock: Deadline, known: Sequence[tuple[Deadline, dict[str, JSON]]]
-) -> dict[str, JSON] | None:
-    """The stored form of ``clock``, as :func:`to_stored` writes it within a case, made
-    from the stored forms of the clocks in ``known`` (each with the form
-    :func:`to_stored` wrote for it; nobody changes them): a clock of those is written as
-    its form, a clock that differs from one of them only in its warning level, its rung
-    or the clocks it resumes and runs beside as that form with those written over, any
-    other encoded without those clocks, which are then written so. ``None`` when a clock
-    in it is not exactly a :class:`Deadline` (:func:`to_stored` encodes it then)."""
-    if type(clock) is not Deadline:
-        return None
-    for was, data in known:
-        if clock is was:
-            return data
-    for was, data in known:
-        near = _near_clock(clock, was, data, known)
-        if near is not None:
-            return near
-    data = clock.model_dump(mode="json", exclude=_LINKS)
-    if data["provisional"] is False:
-        del data["provisional"]
-    if data["provisional_reason"] is None:
-        del data["provisional_reason"]
-    if data["expired_at"] is None:
-        del data["expired_at"]
-    previous, beside = clock.previous, clock.beside
-    if previous is None:
-        data["previous"] = None
-    else:
-        data["previous"] = written = stored_clock(previous, known)
-        if written is None:
-            return None
-    if beside is not None:
-        data["beside"] = written = stored_clock(beside, known)
-        if written is None:
-            return None
-    return data
-
-
-def _near_clock(
-    clock: Deadline,
-    was: Deadline,
-    data: dict[str, JSON],
-    known: Sequence[tuple[Deadline, dict[str, JSON]]],
-) -> dict[str, JSON] | None:
-    """The stored form of ``clock`` when it is ``was`` (stored as ``data``) with only its
-    warning level, its rung or its links changed; ``None`` otherwise."""
-    if type(data) is not dict or "previous" not in data:
-        return None
-    held = was.__dict__
-    changed: dict[str, JSON] = {}
-    for name, value in clock.__dict__.items():
-        if value is held[name]:
-            continue
-        if name in _LINKS:
-            if value is not None:
-                value = stored_clock(value, known)
-                if value is None:
-                    return None
-        elif name not in _MARKS or type(value) is not _MARKS[name] or name not in data:
-            return None
-        changed[name] = value
-    written = {**data, **changed}
-    if "beside" in written and written["beside"] is None:
-        del written["beside"]  # written only when set
-    return written
-
-
-_LINKS: set[str] = {"previous", "beside"}
-"""The fields of a clock that hold other clocks (nobody changes this set)."""
-_MARKS: dict[str, type] = {"warning": str, "escalation": int}
-"""The fields of a clock its timers change, with the exact type each is stored as."""
 
 
 def _given(record: _Record) -> JSON:
