@@ -23,7 +23,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from pydantic import BaseModel
 
 from closedloop.engine.durations import Duration
-from closedloop.engine.model import Case
+from closedloop.engine.model import Case, Deadline
 
 Spec = dict[type, Any]
 """The exact types a field may hold to read back as it is, each with the spec of its
@@ -69,8 +69,46 @@ def _check_case(case: Case, stored: Case | None) -> None:
         if name not in given:
             if value is not defaults.get(name, _NONE):
                 _check_default(name, value, defaults)
-        elif name in _MUTABLE or value is not before.get(name, _NONE):
+        elif name in _MUTABLE:
             checks[name](value)
+        elif value is not (was := before.get(name, _NONE)):
+            if name == "deadline" and type(was) is Deadline and type(value) is Deadline:
+                _check_clock(value, was)
+            else:
+                checks[name](value)
+
+
+def _check_clock(clock: Deadline, was: Deadline) -> None:
+    """Check ``clock``, a case's new clock, against ``was``, a clock of the case stored
+    before (which passed this check when that case was kept): the parts ``clock`` holds
+    in a field given in both that are the very same objects as ``was`` holds there
+    (every part of a clock is immutable) are not checked again, the others are. The
+    clock ``clock`` resumes is checked so against ``was`` (the clock a case leaves is
+    kept as it was, without the one it resumed), the clock beside it against the one
+    beside ``was``."""
+    if clock.__pydantic_extra__:
+        _CLOCK(clock)  # refused there: a clock has no extra fields
+        return
+    given = clock.__pydantic_fields_set__
+    known = was.__dict__
+    known_given = was.__pydantic_fields_set__
+    checks, defaults = _CLOCK_PLAN
+    for name, value in clock.__dict__.items():
+        if name not in given:
+            if value is not defaults.get(name, _NONE):
+                _check_default(name, value, defaults)
+            continue
+        held = known[name]
+        if value is held and name in known_given:
+            continue
+        if type(value) is Deadline:
+            if name == "previous":
+                _check_clock(value, was)
+                continue
+            if type(held) is Deadline:
+                _check_clock(value, held)
+                continue
+        checks[name](value)
 
 
 def _check_default(name: str, value: Any, defaults: dict[str, Any]) -> None:
@@ -355,12 +393,17 @@ def _spec(annotation: Any) -> Spec:
     return {}  # anything else takes the round trip
 
 
-def _case_plan() -> Plan:
+def _plans() -> dict[type, Plan]:
     plans: dict[type, Plan] = {}
     _model_check(Case, plans)
-    return plans[Case]
+    return plans
 
 
-_CASE = _case_plan()
+_PLANS = _plans()
+_CASE = _PLANS[Case]
 """The check of each field of a case (and, within them, of the models they hold), made
 once from the fields' annotations."""
+_CLOCK_PLAN = _PLANS[Deadline]
+"""The check of each field of a clock."""
+_CLOCK = _model_check(Deadline, _PLANS)
+"""The check of a whole clock."""
