@@ -134,7 +134,7 @@ def claim_due(
             prepared(engine, statement, ()).run(connection, {**due, **lease_values}).all()
         )
         instant = _read_instant(connection.dialect)
-        rows = [(instant(at), row_id, case_id) for row_id, case_id, at in claimed]
+        rows = [(_sqlite_instant(at, instant), row_id, case_id) for row_id, case_id, at in claimed]
     else:
         ids = connection.execute(_DUE[workflow is not None], due).scalars().all()
         if not ids:
@@ -169,6 +169,22 @@ def _read_instant(dialect: Dialect) -> Callable[[Any], Any]:
 
 
 _INSTANT_READERS: dict[str, Callable[[Any], Any]] = {}
+
+
+def _sqlite_instant(value: Any, read: Callable[[Any], Any]) -> Any:
+    """An instant as SQLite holds it, aware and in UTC: the text ``Instant`` writes
+    (``YYYY-MM-DD HH:MM:SS.ffffff``, in UTC) read directly, as ``read`` would give it
+    at a fraction of the cost (a claim reads one for every case); anything else by
+    ``read``."""
+    if type(value) is str and len(value) == _SQLITE_INSTANT_LENGTH and value[10] == " ":
+        try:
+            return datetime.fromisoformat(value + "+00:00")  # tzinfo: datetime.UTC itself
+        except ValueError:
+            pass  # not such a text after all: as ``read`` takes it
+    return read(value)
+
+
+_SQLITE_INSTANT_LENGTH = len("2026-01-01 00:00:00.000000")
 
 
 def _as_it_is(value: Any) -> Any:
