@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from closedloop.engine.model import Case, assembled, replaced, thawed, unshared
+from closedloop.engine.model import Case, assembled, thawed, unshared
 
 
 class _Blank(BaseModel):
@@ -36,7 +36,6 @@ class _Blank(BaseModel):
 
 
 _new = object.__new__
-_REQUESTS = ("extension_request", "suspension_request")
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -46,16 +45,12 @@ def handed(case: Case, update: Mapping[str, Any]) -> Case:
     values (counters, attributes, a pending request's extra fields), the fields of
     ``update`` replaced and counted as given."""
     fields = case.__dict__.copy()
+    if fields["extension_request"] is not None or fields["suspension_request"] is not None:
+        return unshared(case, update)  # a pending request: its extra fields copied there
     counters = fields["counters"]
     fields["counters"] = dict(counters) if counters else {}
     attributes = fields["attributes"]
     fields["attributes"] = thawed(attributes) if attributes else {}
-    for name in _REQUESTS:
-        request = fields[name]
-        if request is not None and request.__pydantic_extra__:
-            request = replaced(request, {})
-            object.__setattr__(request, "__pydantic_extra__", thawed(request.__pydantic_extra__))
-            fields[name] = request
     fields.update(update)
     made = _new(_Blank)
     made.__dict__ = fields
