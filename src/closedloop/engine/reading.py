@@ -32,7 +32,6 @@ from closedloop.engine.copies import handed
 from closedloop.engine.definition import Workflow
 from closedloop.engine.model import Actor, Case, ReporterContact, Warning
 from closedloop.engine.ports import CaseQueries, CaseStore, ShownCases
-from closedloop.engine.privacy import masked
 from closedloop.errors import StoreError, ValidationError
 
 
@@ -273,7 +272,7 @@ class Reader:
         viewing = Viewing(self._workflow, viewer)
         if self._shows is not None and self._shows_each:  # the page and contacts in one read
             page, _ = self._shows.select_shown(
-                where, order=order, after=after, limit=limit, show=_shower(viewing, viewer)
+                where, order=order, after=after, limit=limit, show=_shower(viewing)
             )
             return page
         shown: list[Case] = []
@@ -322,38 +321,14 @@ class Reader:
         return self._store
 
 
-def _shower(viewing: Viewing, viewer: Actor) -> Show:
+def _shower(viewing: Viewing) -> Show:
     """The ``show`` of ``viewing``: each case as :meth:`Viewing.shown` shows it, the
-    caller's own copy (see :data:`~closedloop.engine.case_query.Show`).
-
-    A page's cases are mostly seen by a viewer related to them alike (a member of
-    their lead unit), who sees other reporters: for those, what depends on the
-    relation is looked up by the relation's key, read from the case's fields as they
-    are (an attribute of a model costs several lookups), and the copy is made with the
-    contact data as the viewer may see it. Any other case is shown by
-    :meth:`Viewing.shown` itself."""
-    viewer_id, units = viewer.id, viewer.units
-    relations: dict[tuple[bool, bool, bool], tuple[bool, bool]] = {}
+    caller's own copy (see :data:`~closedloop.engine.case_query.Show`)."""
 
     def show(case: Case, contact: ReporterContact | None, own: bool) -> Case | None:
-        fields = case.__dict__
-        lead = fields["lead_unit"]
-        key = (  # as Viewing.relation has it
-            viewer_id == fields["reporter_id"],
-            lead is not None and lead in units,
-            not units.isdisjoint(fields["co_units"]),
-        )
-        found = relations.get(key)
-        if found is None:
-            _, sees, full, reporters = viewing.relation(case)
-            found = relations[key] = (sees and reporters, full)
-        plain, full = found
-        if not plain:  # not seen through the relation, or not shown other reporters
-            update = viewing.shown(case, contact)
-            if update is None:
-                return None
-        else:
-            update = {"contact": contact if contact is None or full else masked(contact)}
+        update = viewing.shown(case, contact)
+        if update is None:
+            return None
         return _set_in_place(case, update) if own else handed(case, update)
 
     return show
