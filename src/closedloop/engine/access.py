@@ -198,11 +198,14 @@ class Viewing:
         """:func:`shown_with` of ``case`` and its stored ``contact``, or ``None`` when the
         viewer may not see the case (:func:`can_see`)."""
         viewer = self._viewer
-        lead, units = case.lead_unit, viewer.units
-        key = (  # as relation() has it, looked up here: this runs for every case of a page
-            viewer.id == case.reporter_id,
+        # As relation() has it, looked up here: this runs for every case of a page, and
+        # the fields are read as they are held (an attribute of a model costs more).
+        fields, units = case.__dict__, viewer.units
+        lead = fields["lead_unit"]
+        key = (
+            viewer.id == fields["reporter_id"],
             lead is not None and lead in units,
-            not units.isdisjoint(case.co_units),
+            not units.isdisjoint(fields["co_units"]),
         )
         found = self._by_relation.get(key)
         _, sees, full, reporters = self.relation(case) if found is None else found

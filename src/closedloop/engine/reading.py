@@ -23,12 +23,14 @@ from closedloop.engine.case_query import (
     CasePage,
     Facet,
     Party,
+    Show,
     Turn,
     check_facet,
     check_order,
 )
+from closedloop.engine.copies import handed
 from closedloop.engine.definition import Workflow
-from closedloop.engine.model import Actor, Case, ReporterContact, Warning, unshared
+from closedloop.engine.model import Actor, Case, ReporterContact, Warning
 from closedloop.engine.ports import CaseQueries, CaseStore, ShownCases
 from closedloop.errors import StoreError, ValidationError
 
@@ -269,15 +271,8 @@ class Reader:
         # the objects a store keeps (the in-memory store's), and is copied.
         viewing = Viewing(self._workflow, viewer)
         if self._shows is not None and self._shows_each:  # the page and contacts in one read
-
-            def show(case: Case, contact: ReporterContact | None, own: bool) -> Case | None:
-                update = viewing.shown(case, contact)
-                if update is None:
-                    return None
-                return _set_in_place(case, update) if own else unshared(case, update)
-
             page, _ = self._shows.select_shown(
-                where, order=order, after=after, limit=limit, show=show
+                where, order=order, after=after, limit=limit, show=_shower(viewing)
             )
             return page
         shown: list[Case] = []
@@ -294,7 +289,7 @@ class Reader:
         for case in seen:
             update = viewing.shown(case, known.get(case.id))
             if update is not None:  # always: seen above
-                shown.append(unshared(case, update))
+                shown.append(handed(case, update))
         return CasePage(tuple(shown), page.next_cursor)
 
     def count(self, where: CaseFilter) -> int:
@@ -324,6 +319,19 @@ class Reader:
         self._shows = shows
         self._answering = self._store
         return self._store
+
+
+def _shower(viewing: Viewing) -> Show:
+    """The ``show`` of ``viewing``: each case as :meth:`Viewing.shown` shows it, the
+    caller's own copy (see :data:`~closedloop.engine.case_query.Show`)."""
+
+    def show(case: Case, contact: ReporterContact | None, own: bool) -> Case | None:
+        update = viewing.shown(case, contact)
+        if update is None:
+            return None
+        return _set_in_place(case, update) if own else handed(case, update)
+
+    return show
 
 
 def _set_in_place(case: Case, update: Mapping[str, object]) -> Case:
