@@ -33,7 +33,7 @@ from closedloop.engine.definition import ClockSpec, SlaRow, TransitionSpec, Work
 from closedloop.engine.durations import Duration
 from closedloop.engine.hierarchy import covers
 from closedloop.engine.kinds import SUBTASK_TIMERS, EngineTrigger, TimerKind
-from closedloop.engine.model import Case, Deadline, Subtask, assembled, given, replaced
+from closedloop.engine.model import Case, Deadline, Subtask, assembled, built, given, replaced
 from closedloop.engine.ports import DuePoint, WorkCalendar
 from closedloop.errors import CalendarNotCovered, UnknownName, ValidationError
 
@@ -592,12 +592,7 @@ def _draft(
     ):
         fields = dict(_DRAFT)
         fields.update(values)
-        made = object.__new__(Deadline)
-        object.__setattr__(made, "__dict__", fields)
-        object.__setattr__(made, "__pydantic_extra__", None)
-        object.__setattr__(made, "__pydantic_fields_set__", set(_DRAFT_GIVEN))
-        object.__setattr__(made, "__pydantic_private__", None)
-        return made
+        return built(Deadline, fields, None, set(_DRAFT_GIVEN))
     return Deadline.model_validate(values)
 
 

@@ -121,6 +121,9 @@ class _Value(BaseModel):
 V = TypeVar("V", bound=_Value)
 
 _set = object.__setattr__
+_new = object.__new__
+
+M = TypeVar("M", bound=BaseModel)
 
 
 def replaced(value: V, update: Mapping[str, Any]) -> V:
@@ -128,15 +131,54 @@ def replaced(value: V, update: Mapping[str, Any]) -> V:
     makes it (the updated fields count as given; nothing is validated: the engine passes
     values of the fields' types), without its generic copying. ``update`` names fields
     of the model only."""
-    copied = object.__new__(type(value))
     fields = value.__dict__.copy()
     fields.update(update)
     extra = value.__pydantic_extra__
-    _set(copied, "__dict__", fields)
-    _set(copied, "__pydantic_extra__", None if extra is None else dict(extra))
-    _set(copied, "__pydantic_fields_set__", value.__pydantic_fields_set__ | update.keys())
-    _set(copied, "__pydantic_private__", None)
-    return copied
+    return built(
+        type(value),
+        fields,
+        None if extra is None else dict(extra),
+        value.__pydantic_fields_set__ | update.keys(),
+    )
+
+
+class _Blank(BaseModel):
+    """A model without fields whose attributes are set as a plain object's: the shape
+    :func:`built` makes a value in before giving it its class."""
+
+    __setattr__ = object.__setattr__
+    __delattr__ = object.__delattr__
+
+
+def built(
+    kind: type[M], fields: dict[str, Any], extra: dict[str, Any] | None, given: set[str]
+) -> M:
+    """A ``kind`` holding ``fields``, ``extra`` fields and ``given`` as the fields given,
+    as pydantic's constructors leave a model, nothing validated.
+
+    A frozen model refuses plain assignment, and setting its four slots through
+    ``object.__setattr__`` (a call through a slot wrapper) costs more than the rest of
+    a copy together. So the value is made as a :class:`_Blank`, a model class of the
+    very same layout whose attributes are set as a plain object's are, then given its
+    class (``__class__`` assignment, which Python allows between classes of one
+    layout). Should ``kind`` not share the layout (Python refuses the assignment), the
+    slots are set one by one.
+    """
+    made = _new(_Blank)
+    made.__dict__ = fields
+    made.__pydantic_extra__ = extra
+    made.__pydantic_fields_set__ = given
+    made.__pydantic_private__ = None
+    try:
+        made.__class__ = kind  # type: ignore[assignment]
+    except TypeError:  # not of the layout
+        value = _new(kind)
+        _set(value, "__dict__", fields)
+        _set(value, "__pydantic_extra__", extra)
+        _set(value, "__pydantic_fields_set__", given)
+        _set(value, "__pydantic_private__", None)
+        return value
+    return made  # type: ignore[return-value]
 
 
 def given(value: V, name: str, item: Any) -> V:
@@ -148,21 +190,13 @@ def given(value: V, name: str, item: Any) -> V:
     return value
 
 
-M = TypeVar("M", bound=BaseModel)
-
-
 def assembled(kind: type[M], fields: dict[str, Any]) -> M:
     """A ``kind`` holding ``fields``, as ``kind.model_construct(**fields)`` makes it when
     ``fields`` gives every field of the model, in the model's order, each a value of its
     type (nothing is validated), without its generic work: for the values the engine
     makes many of (a tick's events, due points and claims). ``fields`` becomes the
     value's own."""
-    made = object.__new__(kind)
-    _set(made, "__dict__", fields)
-    _set(made, "__pydantic_extra__", None)
-    _set(made, "__pydantic_fields_set__", set(fields))
-    _set(made, "__pydantic_private__", None)
-    return made
+    return built(kind, fields, None, set(fields))
 
 
 def _copy_extra(extra: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -444,17 +478,11 @@ def unshared(case: Case, update: Mapping[str, Any] | None = None) -> Case:
     if update:
         fields.update(update)
         given.update(update)
-    copied = _new(type(case))
-    _set(copied, "__dict__", fields)
     extra = case.__pydantic_extra__
-    _set(copied, "__pydantic_extra__", None if extra is None else dict(extra))
-    _set(copied, "__pydantic_fields_set__", given)
-    _set(copied, "__pydantic_private__", None)
-    return copied
+    return built(type(case), fields, None if extra is None else dict(extra), given)
 
 
 _REQUESTS = ("extension_request", "suspension_request")
-_new = object.__new__
 
 
 def unshared_event(event: AuditEvent) -> AuditEvent:
@@ -466,12 +494,12 @@ def unshared_event(event: AuditEvent) -> AuditEvent:
     fields["payload"] = thawed(fields["payload"])
     fields["changes"] = thawed(fields["changes"])
     fields["sealed"] = dict(fields["sealed"])
-    copied = object.__new__(type(event))
-    _set(copied, "__dict__", fields)
-    _set(copied, "__pydantic_extra__", _copy_extra(event.__pydantic_extra__))
-    _set(copied, "__pydantic_fields_set__", set(event.__pydantic_fields_set__))
-    _set(copied, "__pydantic_private__", None)
-    return copied
+    return built(
+        type(event),
+        fields,
+        _copy_extra(event.__pydantic_extra__),
+        set(event.__pydantic_fields_set__),
+    )
 
 
 def thawed(value: Any) -> Any:

@@ -7,8 +7,7 @@ as itself.
 
 from __future__ import annotations
 
-from closedloop.engine.copies import made
-from closedloop.engine.model import ReporterContact
+from closedloop.engine.model import ReporterContact, assembled
 
 MIN_PHONE_DIGITS_SHOWN = 7
 """Below this many digits a phone number is masked whole (its last two would say too much)."""
@@ -51,7 +50,7 @@ def masked(contact: ReporterContact) -> ReporterContact:
     case."""
     fields = contact.__dict__
     name, phone, email = fields["name"], fields["phone"], fields["email"]
-    return made(
+    return assembled(
         ReporterContact,
         {
             "name": mask_name(name) if name else None,

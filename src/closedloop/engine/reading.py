@@ -28,9 +28,8 @@ from closedloop.engine.case_query import (
     check_facet,
     check_order,
 )
-from closedloop.engine.copies import handed
 from closedloop.engine.definition import Workflow
-from closedloop.engine.model import Actor, Case, ReporterContact, Warning
+from closedloop.engine.model import Actor, Case, ReporterContact, Warning, unshared
 from closedloop.engine.ports import CaseQueries, CaseStore, ShownCases
 from closedloop.errors import StoreError, ValidationError
 
@@ -289,7 +288,7 @@ class Reader:
         for case in seen:
             update = viewing.shown(case, known.get(case.id))
             if update is not None:  # always: seen above
-                shown.append(handed(case, update))
+                shown.append(unshared(case, update))
         return CasePage(tuple(shown), page.next_cursor)
 
     def count(self, where: CaseFilter) -> int:
@@ -329,7 +328,7 @@ def _shower(viewing: Viewing) -> Show:
         update = viewing.shown(case, contact)
         if update is None:
             return None
-        return _set_in_place(case, update) if own else handed(case, update)
+        return _set_in_place(case, update) if own else unshared(case, update)
 
     return show
 

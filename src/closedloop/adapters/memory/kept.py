@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 
 from closedloop.adapters.readback import reads_back
 from closedloop.engine.audit import hashed_json, same_body
-from closedloop.engine.model import AuditEvent, Case, unshared
+from closedloop.engine.model import AuditEvent, Case, built, unshared
 
 
 def kept_case(case: Case, stored: Case | None) -> Case:
@@ -60,12 +60,7 @@ def kept_event(event: AuditEvent) -> AuditEvent:
         return AuditEvent.model_validate_json(event.model_dump_json())
     fields = event.__dict__.copy()
     fields["payload"], fields["changes"] = hashed["payload"], hashed["changes"]
-    kept = object.__new__(type(event))
-    object.__setattr__(kept, "__dict__", fields)
-    object.__setattr__(kept, "__pydantic_extra__", None)
-    object.__setattr__(kept, "__pydantic_fields_set__", set(_EVENT_FIELDS))
-    object.__setattr__(kept, "__pydantic_private__", None)
-    return kept
+    return built(type(event), fields, None, set(_EVENT_FIELDS))
 
 
 _EVENT_FIELDS = frozenset(AuditEvent.model_fields)
